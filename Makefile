@@ -1,0 +1,43 @@
+# keyfleet — see README.md. `make run` starts the daemon; `make test` runs
+# every test (installing missing Debian packages when run as root).
+SHELL  := /bin/bash
+GO     ?= go
+BIN    := bin
+DATA   ?= var/keyfleet
+LISTEN ?= 127.0.0.1:8443
+# Packages with goroutines, locks or a server: tested under the race detector.
+RACE_PKGS := ./daemon/... ./api/... ./internal/...
+
+.PHONY: all build run test deps vet bench lint fuzz clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+run: build
+	@if [ ! -e $(DATA) ]; then $(BIN)/keyfleetd init --data $(DATA); echo; fi
+	@exec $(BIN)/keyfleetd serve --data $(DATA) --listen $(LISTEN) --log-format text
+
+deps:
+	@scripts/deps.sh
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
+
+test: deps build vet
+	$(GO) test -race -count=1 $(RACE_PKGS)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /daemon -e /api -e /internal)
+
+bench: build
+	scripts/bench.sh
+
+lint: vet
+
+fuzz:
+	scripts/fuzz.sh 60s
+
+clean:
+	rm -rf $(BIN)

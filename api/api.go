@@ -1,0 +1,334 @@
+// Package api holds the JSON wire types that keyfleetd serves and its clients
+// (the keyfleet CLI, the workstation agent, applications) send and receive.
+//
+// The types carry no logic. Every time is UTC in RFC 3339 form; every list is
+// paginated with [Page]; every error is an RFC 9457 [Problem].
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Version is the API path prefix this package describes.
+const Version = "v1"
+
+// Roles a principal can hold. See docs/security.md for what each may do.
+const (
+	RoleAdmin           = "admin"
+	RoleSecurityOfficer = "security_officer"
+	RoleHelpdesk        = "helpdesk"
+	RoleEnroller        = "enroller"
+	RoleAuditor         = "auditor"
+	RoleService         = "service"
+	RoleUser            = "user"
+)
+
+// AllRoles lists every role, most privileged first.
+var AllRoles = []string{RoleAdmin, RoleSecurityOfficer, RoleHelpdesk, RoleEnroller, RoleAuditor, RoleService, RoleUser}
+
+// User states.
+const (
+	UserActive   = "active"
+	UserDisabled = "disabled"
+)
+
+// User kinds: a person signs in and needs MFA; a service account is an
+// application that calls the API with a token.
+const (
+	KindPerson  = "person"
+	KindService = "service"
+)
+
+// User is a person or a service account.
+type User struct {
+	ID          string    `json:"id"`
+	Username    string    `json:"username"`
+	DisplayName string    `json:"display_name,omitempty"`
+	Email       string    `json:"email,omitempty"`
+	Kind        string    `json:"kind"`
+	Groups      []string  `json:"groups"`
+	Roles       []string  `json:"roles"`
+	Status      string    `json:"status"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// CreateUser is the body of POST /v1/users.
+type CreateUser struct {
+	Username    string   `json:"username"`
+	DisplayName string   `json:"display_name,omitempty"`
+	Email       string   `json:"email,omitempty"`
+	Kind        string   `json:"kind,omitempty"`
+	Groups      []string `json:"groups,omitempty"`
+	Roles       []string `json:"roles,omitempty"`
+}
+
+// UpdateUser is the body of PATCH /v1/users/{user}. Nil fields are left as
+// they are. Disabling a user is not an update: it needs a second approver
+// (POST /v1/users/{user}/disable).
+type UpdateUser struct {
+	DisplayName *string   `json:"display_name,omitempty"`
+	Email       *string   `json:"email,omitempty"`
+	Groups      *[]string `json:"groups,omitempty"`
+	Roles       *[]string `json:"roles,omitempty"`
+}
+
+// Factor states. pending → active ⇄ suspended → revoked (terminal).
+const (
+	FactorPending   = "pending"
+	FactorActive    = "active"
+	FactorSuspended = "suspended"
+	FactorRevoked   = "revoked"
+)
+
+// Factor is one authentication factor of a user. Secret material (a seed,
+// plugin state) is never part of it.
+type Factor struct {
+	ID          string          `json:"id"`
+	UserID      string          `json:"user_id"`
+	Kind        string          `json:"kind"`
+	Label       string          `json:"label,omitempty"`
+	State       string          `json:"state"`
+	DeviceID    string          `json:"device_id,omitempty"`
+	CreatedAt   time.Time       `json:"created_at"`
+	ActivatedAt *time.Time      `json:"activated_at,omitempty"`
+	LastUsedAt  *time.Time      `json:"last_used_at,omitempty"`
+	RevokedAt   *time.Time      `json:"revoked_at,omitempty"`
+	StateReason string          `json:"state_reason,omitempty"`
+	Public      json.RawMessage `json:"public,omitempty"`
+	Evidence    json.RawMessage `json:"evidence,omitempty"`
+}
+
+// UpdateFactor is the body of PATCH /v1/factors/{id}.
+type UpdateFactor struct {
+	Label *string `json:"label,omitempty"`
+}
+
+// StateChange is the optional body of suspend, resume, revoke, lost and
+// approval decisions: why the caller acts.
+type StateChange struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Device states.
+const (
+	DeviceInStock  = "in_stock"
+	DeviceAssigned = "assigned"
+	DeviceActive   = "active"
+	DeviceLost     = "lost"
+	DeviceRetired  = "retired"
+)
+
+// Device is one physical key and the factors on it.
+type Device struct {
+	ID        string    `json:"id"`
+	Vendor    string    `json:"vendor"`
+	Model     string    `json:"model,omitempty"`
+	Serial    string    `json:"serial"`
+	Firmware  string    `json:"firmware,omitempty"`
+	UserID    string    `json:"user_id,omitempty"`
+	State     string    `json:"state"`
+	FactorIDs []string  `json:"factor_ids"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Enrolment states.
+const (
+	EnrolmentOpen      = "open"
+	EnrolmentCompleted = "completed"
+	EnrolmentCancelled = "cancelled"
+	EnrolmentExpired   = "expired"
+)
+
+// Enrolment is a single-use, expiring challenge to register one factor of
+// a given kind for a user.
+type Enrolment struct {
+	ID        string    `json:"id"`
+	UserID    string    `json:"user_id"`
+	Kind      string    `json:"kind"`
+	State     string    `json:"state"`
+	Challenge []byte    `json:"challenge"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	FactorID  string    `json:"factor_id,omitempty"`
+	// Params are what the factor kind asks of the enrolling side (for PIV,
+	// the slot and the PIN and touch policies the policy requires).
+	Params json.RawMessage `json:"params,omitempty"`
+}
+
+// CreateEnrolment is the body of POST /v1/enrolments.
+type CreateEnrolment struct {
+	User string `json:"user"`
+	Kind string `json:"kind"`
+	// TTL is a Go duration ("15m"); empty means the daemon's default.
+	TTL string `json:"ttl,omitempty"`
+}
+
+// CompleteEnrolment is the body of POST /v1/enrolments/{id}/complete. The
+// payload's shape belongs to the factor kind.
+type CompleteEnrolment struct {
+	Label   string          `json:"label,omitempty"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// Token is an API bearer token's metadata. The secret is returned once, in
+// [CreatedToken], and stored only as a hash.
+type Token struct {
+	ID         string     `json:"id"`
+	UserID     string     `json:"user_id"`
+	Name       string     `json:"name"`
+	Roles      []string   `json:"roles"`
+	CreatedBy  string     `json:"created_by"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+}
+
+// CreateToken is the body of POST /v1/tokens.
+type CreateToken struct {
+	// User is the id or username the token acts as; empty means the caller.
+	User string `json:"user,omitempty"`
+	Name string `json:"name"`
+	// Roles narrow the user's roles; empty means all of them.
+	Roles []string `json:"roles,omitempty"`
+	// TTL is a Go duration ("720h"); empty means no expiry.
+	TTL string `json:"ttl,omitempty"`
+}
+
+// CreatedToken is the answer to POST /v1/tokens: the only time the secret
+// is shown.
+type CreatedToken struct {
+	Token  Token  `json:"token"`
+	Secret string `json:"secret"`
+}
+
+// Approval states.
+const (
+	ApprovalPending   = "pending"
+	ApprovalApproved  = "approved"
+	ApprovalDenied    = "denied"
+	ApprovalExpired   = "expired"
+	ApprovalCancelled = "cancelled"
+	ApprovalFailed    = "failed"
+)
+
+// Actions that need a second approver.
+const (
+	ActionFactorRevoke = "factor.revoke"
+	ActionFactorDelete = "factor.delete"
+	ActionUserResetMFA = "user.reset_mfa"
+	ActionUserDisable  = "user.disable"
+	ActionUserDelete   = "user.delete"
+)
+
+// Approval is a request for a sensitive action that a different principal
+// must approve before it executes.
+type Approval struct {
+	ID          string     `json:"id"`
+	Action      string     `json:"action"`
+	TargetType  string     `json:"target_type"`
+	TargetID    string     `json:"target_id"`
+	TargetName  string     `json:"target_name,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
+	State       string     `json:"state"`
+	RequestedBy Actor      `json:"requested_by"`
+	RequestedAt time.Time  `json:"requested_at"`
+	ExpiresAt   time.Time  `json:"expires_at"`
+	DecidedBy   *Actor     `json:"decided_by,omitempty"`
+	DecidedAt   *time.Time `json:"decided_at,omitempty"`
+	Comment     string     `json:"comment,omitempty"`
+	Error       string     `json:"error,omitempty"`
+}
+
+// Actor names who did something and how they proved it.
+type Actor struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	// Auth is how the actor authenticated: token, mtls, webauthn, system.
+	Auth    string `json:"auth,omitempty"`
+	TokenID string `json:"token_id,omitempty"`
+}
+
+// Target names what an audit event is about.
+type Target struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
+// AuditEvent is one record of the hash-chained audit log. Hash is
+// SHA-256(prev_hash ‖ seq ‖ body) where body is the canonical JSON of every
+// other field; see docs/audit.md.
+type AuditEvent struct {
+	Seq       uint64            `json:"seq"`
+	Time      time.Time         `json:"time"`
+	Actor     Actor             `json:"actor"`
+	Approver  *Actor            `json:"approver,omitempty"`
+	Action    string            `json:"action"`
+	Target    Target            `json:"target"`
+	Before    map[string]any    `json:"before,omitempty"`
+	After     map[string]any    `json:"after,omitempty"`
+	Reason    string            `json:"reason,omitempty"`
+	RequestID string            `json:"request_id,omitempty"`
+	Source    string            `json:"source,omitempty"`
+	Extra     map[string]string `json:"extra,omitempty"`
+	PrevHash  string            `json:"prev_hash"`
+	Hash      string            `json:"hash"`
+}
+
+// AuditVerification is the answer to GET /v1/audit/verify.
+type AuditVerification struct {
+	OK       bool   `json:"ok"`
+	Checked  uint64 `json:"checked"`
+	HeadSeq  uint64 `json:"head_seq"`
+	HeadHash string `json:"head_hash,omitempty"`
+	// BrokenAt is the sequence number of the first record that does not
+	// link to its predecessor; Problem says how.
+	BrokenAt uint64 `json:"broken_at,omitempty"`
+	Problem  string `json:"problem,omitempty"`
+}
+
+// Page is one page of a list. NextCursor is empty on the last page; pass it
+// as ?cursor= to get the next one.
+type Page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// Me is the answer to GET /v1/me: who the caller is.
+type Me struct {
+	User  User     `json:"user"`
+	Roles []string `json:"roles"`
+	Auth  string   `json:"auth"`
+	Token string   `json:"token_id,omitempty"`
+}
+
+// Accepted is the 202 answer to an action that needs a second approver.
+type Accepted struct {
+	Approval Approval `json:"approval"`
+	Message  string   `json:"message"`
+}
+
+// Problem is an RFC 9457 problem detail, served as application/problem+json.
+// Type is stable per failure (see docs/errors.md); clients branch on it.
+type Problem struct {
+	Type      string            `json:"type"`
+	Title     string            `json:"title"`
+	Status    int               `json:"status"`
+	Detail    string            `json:"detail,omitempty"`
+	Instance  string            `json:"instance,omitempty"`
+	RequestID string            `json:"request_id,omitempty"`
+	Fields    map[string]string `json:"fields,omitempty"`
+}
+
+// Error makes a Problem usable as a Go error on the client side.
+func (p *Problem) Error() string {
+	if p.Detail != "" {
+		return p.Detail
+	}
+	return p.Title
+}

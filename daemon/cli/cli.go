@@ -1,0 +1,195 @@
+// Package cli is keyfleetd's command line: init, serve and version.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyfleet/keyfleet/daemon"
+)
+
+// Run runs keyfleetd with args and returns the exit code: 0 ok, 1 error,
+// 2 usage error.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	root := &cobra.Command{
+		Use:           "keyfleetd",
+		Short:         "keyfleet's daemon: MFA lifecycle, attestation, policy and audit",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(initCmd(getenv), serveCmd(getenv), versionCmd())
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "keyfleetd: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) || isFlagError(err) {
+		return 2
+	}
+	return 1
+}
+
+type usageError struct{ error }
+
+func isFlagError(err error) bool {
+	for _, p := range []string{"unknown flag", "unknown command", "unknown shorthand", "flag needs an argument", "invalid argument", "accepts "} {
+		if strings.Contains(err.Error(), p) {
+			return true
+		}
+	}
+	return false
+}
+
+func initCmd(getenv func(string) string) *cobra.Command {
+	var o daemon.InitOptions
+	cmd := &cobra.Command{
+		Use:   "init --data DIR",
+		Short: "Create a data folder: keys, TLS certificate, store and the first admin token",
+		Long: `init creates DIR (mode 0700) with a 256-bit store encryption key and a separate
+sealing key (files 0600, unless KEYFLEET_STORE_KEY / KEYFLEET_SEAL_KEY hold them),
+a self-signed TLS certificate for localhost (unless --tls-cert/--tls-key give one),
+the encrypted store, and a bootstrap administrator whose token is written once,
+0600, to DIR/admin.token. It never overwrites an existing data folder.`,
+		Example: `  keyfleetd init --data /var/lib/keyfleet
+  KEYFLEET_STORE_KEY=$(openssl rand -hex 32) KEYFLEET_SEAL_KEY=$(openssl rand -hex 32) keyfleetd init --data ./var/keyfleet`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Dir == "" {
+				return usageError{errors.New("--data DIR is required: the folder to create")}
+			}
+			o.Getenv = getenv
+			res, err := daemon.Init(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			printInit(cmd.OutOrStdout(), res)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.Dir, "data", "", "data folder to create")
+	cmd.Flags().StringVar(&o.TLSCert, "tls-cert", "", "PEM certificate to serve instead of a self-signed one")
+	cmd.Flags().StringVar(&o.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	cmd.Flags().StringVar(&o.AdminUser, "admin", "admin", "username of the first administrator")
+	return cmd
+}
+
+func printInit(w io.Writer, r daemon.InitResult) {
+	keyLine := func(name, file, env string) {
+		if file == "" {
+			fmt.Fprintf(w, "  %-16s from %s (not written to disk)\n", name, env)
+			return
+		}
+		fmt.Fprintf(w, "  %-16s %s (0600)\n", name, file)
+	}
+	fmt.Fprintf(w, "keyfleetd: initialised %s\n", r.Dir)
+	keyLine("store key", r.StoreKeyFile, daemon.EnvStoreKey)
+	keyLine("sealing key", r.SealKeyFile, daemon.EnvSealKey)
+	fmt.Fprintf(w, "  %-16s %s\n  %-16s SHA-256 %s\n", "TLS certificate", r.TLSCert, "", r.TLSFingerprint)
+	fmt.Fprintf(w, "  %-16s %s (user %q, 0600): shown once; keep it safe, then delete the file\n", "admin token", r.AdminTokenFile, r.AdminUser)
+	fmt.Fprintf(w, "\nBack up the two keys apart from the data folder: without them the store cannot be read.\n")
+	fmt.Fprintf(w, "Next: keyfleetd serve --data %s\n", r.Dir)
+}
+
+func serveCmd(getenv func(string) string) *cobra.Command {
+	var dataDir, configFile, listen, logFormat, logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve --data DIR",
+		Short: "Serve the API over HTTPS until SIGINT or SIGTERM",
+		Long: `serve runs keyfleetd on a data folder made by init. Settings come from the
+config file (--config, default DIR/keyfleetd.yaml), then KEYFLEET_* environment
+variables, then flags; later sources win. On SIGINT or SIGTERM it stops taking
+connections, lets in-flight requests finish and closes the store cleanly.`,
+		Example: `  keyfleetd serve --data /var/lib/keyfleet
+  keyfleetd serve --data ./var/keyfleet --listen 127.0.0.1:9443 --log-format text`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var cfg daemon.Config
+			if err := loadConfig(&cfg, configFile, dataDir, getenv); err != nil {
+				return err
+			}
+			flagOverrides(cmd, &cfg, dataDir, listen, logFormat, logLevel)
+			srv, err := daemon.New(cfg, daemon.Options{Getenv: getenv, LogOut: cmd.ErrOrStderr()})
+			if err != nil {
+				return err
+			}
+			return srv.Run(cmd.Context(), func(addr string) { printReady(cmd.ErrOrStderr(), cfg.DataDir, addr) })
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data", "", "data folder made by 'keyfleetd init' (or KEYFLEET_DATA)")
+	f.StringVar(&configFile, "config", "", "YAML config file (default DIR/keyfleetd.yaml if present)")
+	f.StringVar(&listen, "listen", "", "HTTPS address (default 127.0.0.1:8443)")
+	f.StringVar(&logFormat, "log-format", "", "json or text")
+	f.StringVar(&logLevel, "log-level", "", "debug, info, warn or error")
+	return cmd
+}
+
+func loadConfig(cfg *daemon.Config, file, dataDir string, getenv func(string) string) error {
+	dir := dataDir
+	if dir == "" {
+		dir = getenv("KEYFLEET_DATA")
+	}
+	if file == "" && dir != "" {
+		if _, err := os.Stat(daemon.ConfigPath(dir)); err == nil {
+			file = daemon.ConfigPath(dir)
+		}
+	}
+	if file != "" {
+		if err := cfg.LoadFile(file); err != nil {
+			return err
+		}
+	}
+	return cfg.LoadEnv(getenv)
+}
+
+func flagOverrides(cmd *cobra.Command, cfg *daemon.Config, dataDir, listen, logFormat, logLevel string) {
+	set := func(name string, dst *string, v string) {
+		if cmd.Flags().Changed(name) {
+			*dst = v
+		}
+	}
+	set("data", &cfg.DataDir, dataDir)
+	set("listen", &cfg.Listen, listen)
+	set("log-format", &cfg.Log.Format, logFormat)
+	set("log-level", &cfg.Log.Level, logLevel)
+}
+
+func printReady(w io.Writer, dir, addr string) {
+	url := "https://" + addr
+	fmt.Fprintf(w, "\nkeyfleetd is ready at %s (Ctrl-C stops it)\n", url)
+	tokenFile := filepath.Join(dir, "admin.token")
+	if _, err := os.Stat(tokenFile); err == nil {
+		fmt.Fprintf(w, "The first admin token is in %s.\n", tokenFile)
+	}
+	fmt.Fprintf(w, "Next, in another terminal:\n")
+	fmt.Fprintf(w, "  bin/keyfleet login --server %s --token-file %s --ca %s\n", url, tokenFile, filepath.Join(dir, "tls", "cert.pem"))
+	fmt.Fprintf(w, "  bin/keyfleet users create alice --display-name 'Alice Example' --email alice@example.org --group engineering\n")
+	fmt.Fprintf(w, "  bin/keyfleet audit verify\n\n")
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			v := "devel"
+			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+				v = bi.Main.Version
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "keyfleetd %s\n", v)
+		},
+	}
+}

@@ -1,0 +1,184 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is keyfleetd's configuration. It comes from a YAML file, then the
+// environment (KEYFLEET_*), then flags; later sources win. The zero value
+// of every field but DataDir is a safe default (see Defaults).
+type Config struct {
+	// DataDir holds the store, keys, TLS material and the default config
+	// file (keyfleetd.yaml). Required.
+	DataDir string `yaml:"data"`
+	// Listen is the HTTPS address (default 127.0.0.1:8443).
+	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are PEM files; default the self-signed pair that
+	// init made under DataDir/tls.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	Log     struct {
+		Format string `yaml:"format"` // json (default) or text
+		Level  string `yaml:"level"`  // debug, info (default), warn, error
+	} `yaml:"log"`
+	// ApprovalTTL is how long a two-person request waits (default 24h).
+	ApprovalTTL Duration `yaml:"approval_ttl"`
+	// EnrolmentTTL is an enrolment's default lifetime (default 1h).
+	EnrolmentTTL Duration `yaml:"enrolment_ttl"`
+	// MaxBodyBytes limits API request bodies (default 1 MiB).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ShutdownTimeout bounds how long in-flight requests may finish after
+	// SIGINT or SIGTERM (default 15s).
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	Store           struct {
+		BlockCacheMB int64    `yaml:"block_cache_mb"`
+		IndexCacheMB int64    `yaml:"index_cache_mb"`
+		KeyRotation  Duration `yaml:"key_rotation"`
+	} `yaml:"store"`
+}
+
+// Duration is a time.Duration written as "15m" in YAML and the environment.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML reads "15m", "24h".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 30s, 15m or 24h", n.Line, n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML writes the duration as text.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Defaults fills every unset field.
+func (c *Config) Defaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defDur := func(d *Duration, v time.Duration) {
+		if d.Duration == 0 {
+			d.Duration = v
+		}
+	}
+	def(&c.Listen, "127.0.0.1:8443")
+	def(&c.TLSCert, filepath.Join(c.DataDir, "tls", "cert.pem"))
+	def(&c.TLSKey, filepath.Join(c.DataDir, "tls", "key.pem"))
+	def(&c.Log.Format, "json")
+	def(&c.Log.Level, "info")
+	defDur(&c.ApprovalTTL, 24*time.Hour)
+	defDur(&c.EnrolmentTTL, time.Hour)
+	defDur(&c.ShutdownTimeout, 15*time.Second)
+	defDur(&c.Store.KeyRotation, 10*24*time.Hour)
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.Store.BlockCacheMB == 0 {
+		c.Store.BlockCacheMB = 64
+	}
+	if c.Store.IndexCacheMB == 0 {
+		c.Store.IndexCacheMB = 32
+	}
+}
+
+// Validate reports every problem with c, each saying what to change.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.DataDir == "" {
+		bad("data: no data folder given; pass --data DIR (made by 'keyfleetd init --data DIR')")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen: %q is not host:port, like 127.0.0.1:8443", c.Listen)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		bad("log.format: %q must be json or text", c.Log.Format)
+	}
+	if _, ok := logLevels[c.Log.Level]; !ok {
+		bad("log.level: %q must be debug, info, warn or error", c.Log.Level)
+	}
+	if c.ApprovalTTL.Duration < time.Minute || c.ApprovalTTL.Duration > 30*24*time.Hour {
+		bad("approval_ttl: %s must be between 1m and 720h", c.ApprovalTTL)
+	}
+	if c.EnrolmentTTL.Duration < time.Minute || c.EnrolmentTTL.Duration > 7*24*time.Hour {
+		bad("enrolment_ttl: %s must be between 1m and 168h", c.EnrolmentTTL)
+	}
+	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
+		bad("max_body_bytes: %d must be between 1024 and 67108864", c.MaxBodyBytes)
+	}
+	if c.Store.BlockCacheMB < 0 || c.Store.IndexCacheMB < 0 {
+		bad("store: cache sizes cannot be negative")
+	}
+	if c.Store.KeyRotation.Duration < time.Hour {
+		bad("store.key_rotation: %s must be at least 1h", c.Store.KeyRotation)
+	}
+	return errors.Join(errs...)
+}
+
+// LoadFile reads a YAML config file into c. Unknown keys are errors, so a
+// misspelt setting is not silently ignored.
+func (c *Config) LoadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// envVars maps each environment variable to the setting it overrides.
+var envVars = map[string]func(c *Config, v string) error{
+	"KEYFLEET_DATA":          func(c *Config, v string) error { c.DataDir = v; return nil },
+	"KEYFLEET_LISTEN":        func(c *Config, v string) error { c.Listen = v; return nil },
+	"KEYFLEET_TLS_CERT":      func(c *Config, v string) error { c.TLSCert = v; return nil },
+	"KEYFLEET_TLS_KEY":       func(c *Config, v string) error { c.TLSKey = v; return nil },
+	"KEYFLEET_LOG_FORMAT":    func(c *Config, v string) error { c.Log.Format = v; return nil },
+	"KEYFLEET_LOG_LEVEL":     func(c *Config, v string) error { c.Log.Level = v; return nil },
+	"KEYFLEET_APPROVAL_TTL":  durEnv(func(c *Config) *Duration { return &c.ApprovalTTL }),
+	"KEYFLEET_ENROLMENT_TTL": durEnv(func(c *Config) *Duration { return &c.EnrolmentTTL }),
+	"KEYFLEET_MAX_BODY_BYTES": func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		c.MaxBodyBytes = n
+		return err
+	},
+}
+
+func durEnv(field func(*Config) *Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		field(c).Duration = d
+		return err
+	}
+}
+
+// LoadEnv applies KEYFLEET_* variables from getenv.
+func (c *Config) LoadEnv(getenv func(string) string) error {
+	var errs []error
+	for name, set := range envVars {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			if err := set(c, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

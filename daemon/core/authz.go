@@ -1,0 +1,181 @@
+package core
+
+import (
+	"slices"
+
+	"github.com/keyfleet/keyfleet/api"
+)
+
+// Action names a permission. Every API route maps to exactly one.
+type Action string
+
+// Permissions.
+const (
+	ReadSelf         Action = "self.read"
+	ReadUsers        Action = "users.read"
+	CreateUsers      Action = "users.create"
+	UpdateUsers      Action = "users.update"
+	EnableUsers      Action = "users.enable"
+	RequestUserMFA   Action = "users.request_reset_mfa"
+	RequestDisable   Action = "users.request_disable"
+	RequestDelete    Action = "users.request_delete"
+	ReadFactors      Action = "factors.read"
+	UpdateFactors    Action = "factors.update"
+	SuspendFactors   Action = "factors.suspend"
+	ResumeFactors    Action = "factors.resume"
+	RequestRevoke    Action = "factors.request_revoke"
+	RequestFactorDel Action = "factors.request_delete"
+	ReadDevices      Action = "devices.read"
+	ReportLost       Action = "devices.lost"
+	ReadEnrolments   Action = "enrolments.read"
+	CreateEnrolments Action = "enrolments.create"
+	CompleteEnrol    Action = "enrolments.complete"
+	CancelEnrolments Action = "enrolments.cancel"
+	ReadTokens       Action = "tokens.read"
+	CreateTokens     Action = "tokens.create"
+	RevokeTokens     Action = "tokens.revoke"
+	ReadApprovals    Action = "approvals.read"
+	DecideApprovals  Action = "approvals.decide"
+	CancelApprovals  Action = "approvals.cancel"
+	ReadAudit        Action = "audit.read"
+	VerifyAudit      Action = "audit.verify"
+)
+
+// Scope says how far a role's permission reaches.
+type Scope int
+
+// Scopes. The zero Scope grants nothing.
+const (
+	None Scope = iota
+	// Own: only records of the principal's own user (their factors,
+	// enrolments, tokens, requests).
+	Own
+	// All: every record.
+	All
+)
+
+// grants is the one permission table: role → action → scope. Anything not
+// listed is denied. docs/security.md renders it for people.
+var grants = map[string]map[Action]Scope{
+	api.RoleAdmin: allOf(All, ReadSelf, ReadUsers, CreateUsers, UpdateUsers, EnableUsers, RequestUserMFA,
+		RequestDisable, RequestDelete, ReadFactors, UpdateFactors, SuspendFactors, ResumeFactors,
+		RequestRevoke, RequestFactorDel, ReadDevices, ReportLost, ReadEnrolments, CreateEnrolments,
+		CompleteEnrol, CancelEnrolments, ReadTokens, CreateTokens, RevokeTokens, ReadApprovals,
+		DecideApprovals, CancelApprovals, ReadAudit, VerifyAudit),
+	api.RoleSecurityOfficer: merge(allOf(All, ReadSelf, ReadUsers, RequestUserMFA, RequestDisable, ReadFactors,
+		SuspendFactors, ResumeFactors, RequestRevoke, ReadDevices, ReportLost, ReadEnrolments,
+		ReadApprovals, DecideApprovals, ReadAudit, VerifyAudit),
+		allOf(Own, ReadTokens, RevokeTokens, CancelApprovals)),
+	api.RoleHelpdesk: merge(allOf(All, ReadSelf, ReadUsers, RequestUserMFA, ReadFactors, SuspendFactors,
+		ResumeFactors, RequestRevoke, ReadDevices, ReportLost, ReadEnrolments, CreateEnrolments,
+		CancelEnrolments, ReadApprovals),
+		allOf(Own, ReadTokens, RevokeTokens, CancelApprovals)),
+	api.RoleEnroller: merge(allOf(All, ReadSelf, ReadUsers, ReadFactors, ReadDevices, ReadEnrolments,
+		CreateEnrolments, CompleteEnrol, CancelEnrolments),
+		allOf(Own, ReadTokens, RevokeTokens)),
+	api.RoleAuditor: merge(allOf(All, ReadSelf, ReadUsers, ReadFactors, ReadDevices, ReadEnrolments,
+		ReadApprovals, ReadAudit, VerifyAudit),
+		allOf(Own, ReadTokens, RevokeTokens)),
+	api.RoleService: merge(allOf(All, ReadSelf), allOf(Own, ReadTokens)),
+	api.RoleUser: merge(allOf(All, ReadSelf),
+		allOf(Own, ReadFactors, UpdateFactors, SuspendFactors, ReadDevices, ReadEnrolments, CompleteEnrol,
+			ReadTokens, RevokeTokens)),
+}
+
+func allOf(s Scope, actions ...Action) map[Action]Scope {
+	m := make(map[Action]Scope, len(actions))
+	for _, a := range actions {
+		m[a] = s
+	}
+	return m
+}
+
+func merge(ms ...map[Action]Scope) map[Action]Scope {
+	out := map[Action]Scope{}
+	for _, m := range ms {
+		for a, s := range m {
+			out[a] = max(out[a], s)
+		}
+	}
+	return out
+}
+
+// ValidRole reports whether r is a known role.
+func ValidRole(r string) bool { return slices.Contains(api.AllRoles, r) }
+
+// Principal is who is acting: a user authenticated by a token (or, later,
+// mTLS or WebAuthn), with the roles the credential carries.
+type Principal struct {
+	UserID   string
+	Username string
+	Roles    []string
+	Auth     string // token, mtls, webauthn, system
+	TokenID  string
+}
+
+// System is the daemon acting on its own (expiry sweeps, bootstrap).
+var System = Principal{UserID: "system", Username: "keyfleetd", Roles: []string{api.RoleAdmin}, Auth: "system"}
+
+// Actor is the principal as audit records name it.
+func (p Principal) Actor() api.Actor {
+	return api.Actor{ID: p.UserID, Name: p.Username, Auth: p.Auth, TokenID: p.TokenID}
+}
+
+// Scope is the widest scope any of p's roles grants for a.
+func (p Principal) Scope(a Action) Scope {
+	s := None
+	for _, r := range p.Roles {
+		s = max(s, grants[r][a])
+	}
+	return s
+}
+
+// Can reports whether p may do a to a record owned by ownerID ("" for
+// records nobody owns).
+func (p Principal) Can(a Action, ownerID string) bool {
+	switch p.Scope(a) {
+	case All:
+		return true
+	case Own:
+		return ownerID != "" && ownerID == p.UserID
+	}
+	return false
+}
+
+// Allowed reports whether p may do a at all, to some record. The HTTP
+// layer checks it before a handler runs; the handler's Service call then
+// checks the record itself.
+func (p Principal) Allowed(a Action) bool { return p.Scope(a) != None }
+
+func (p Principal) authorize(a Action, ownerID string) error {
+	if p.Can(a, ownerID) {
+		return nil
+	}
+	if p.Scope(a) == Own {
+		return &ForbiddenError{Principal: p.Username, Action: a, Reason: "your role allows this only for your own records"}
+	}
+	return &ForbiddenError{Principal: p.Username, Action: a}
+}
+
+// ownFilter returns the user id a list must be narrowed to: "" when p may
+// see every record, p's own id when only their own.
+func (p Principal) ownFilter(a Action) (string, error) {
+	switch p.Scope(a) {
+	case All:
+		return "", nil
+	case Own:
+		return p.UserID, nil
+	}
+	return "", &ForbiddenError{Principal: p.Username, Action: a}
+}
+
+// approvers lists the roles that may decide a sensitive action.
+var approvers = map[string][]string{
+	api.ActionFactorRevoke: {api.RoleAdmin, api.RoleSecurityOfficer},
+	api.ActionFactorDelete: {api.RoleAdmin},
+	api.ActionUserResetMFA: {api.RoleAdmin, api.RoleSecurityOfficer},
+	api.ActionUserDisable:  {api.RoleAdmin, api.RoleSecurityOfficer},
+	api.ActionUserDelete:   {api.RoleAdmin},
+}
+
+func contains(s []string, v string) bool { return slices.Contains(s, v) }

@@ -1,0 +1,397 @@
+package core_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/seal"
+	"github.com/keyfleet/keyfleet/daemon/store"
+)
+
+// secretKind is a factor kind for tests: the payload is the secret, and
+// a "serial" field puts it on a device.
+type secretKind struct{}
+
+func (secretKind) Kind() string { return "test" }
+func (secretKind) EnrolParams(context.Context, core.User) (json.RawMessage, error) {
+	return json.RawMessage(`{"slot":"9a"}`), nil
+}
+func (secretKind) FinishEnrol(_ context.Context, e core.Enrolment, _ core.User, payload json.RawMessage) (*core.Enrolled, error) {
+	var p struct {
+		Secret, Serial string
+		Challenge      []byte
+		Pending        bool
+	}
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", core.ErrInvalid, err)
+	}
+	if !bytes.Equal(p.Challenge, e.Challenge) {
+		return nil, fmt.Errorf("%w: challenge does not match", core.ErrInvalid)
+	}
+	out := &core.Enrolled{Public: json.RawMessage(`{"alg":"test"}`), Secret: []byte(p.Secret), Pending: p.Pending}
+	if p.Serial != "" {
+		out.Device = &core.DeviceInfo{Vendor: "Test", Model: "T1", Serial: p.Serial, Firmware: "1.0.0"}
+	}
+	return out, nil
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type env struct {
+	t      *testing.T
+	svc    *core.Service
+	st     *store.Store
+	clock  *clock
+	admin  core.Principal
+	admin2 core.Principal
+	help   core.Principal
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	sl, _ := seal.New(make([]byte, 32))
+	c := &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
+	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []core.FactorKind{secretKind{}}, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, svc: svc, st: st, clock: c}
+	e.admin = e.principal(core.System, "root", api.RoleAdmin)
+	e.admin2 = e.principal(e.admin, "second", api.RoleAdmin)
+	e.help = e.principal(e.admin, "desk", api.RoleHelpdesk)
+	return e
+}
+
+func (e *env) principal(by core.Principal, name string, roles ...string) core.Principal {
+	e.t.Helper()
+	u, err := e.svc.CreateUser(context.Background(), by, api.CreateUser{Username: name, Roles: roles})
+	if err != nil {
+		e.t.Fatalf("creating %s: %v", name, err)
+	}
+	return core.Principal{UserID: u.ID, Username: name, Roles: roles, Auth: "token"}
+}
+
+// enrol gives user a new active factor, on a device when serial is set.
+func (e *env) enrol(user, serial string) core.Factor {
+	e.t.Helper()
+	ctx := context.Background()
+	en, err := e.svc.CreateEnrolment(ctx, e.admin, api.CreateEnrolment{User: user, Kind: "test"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	payload, _ := json.Marshal(map[string]any{"secret": "SEED-" + user, "serial": serial, "challenge": en.Challenge})
+	f, err := e.svc.CompleteEnrolment(ctx, e.admin, en.ID, api.CompleteEnrolment{Label: "key", Payload: payload})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return f
+}
+
+func (e *env) verifyChain() core.Verification {
+	e.t.Helper()
+	v, err := e.svc.VerifyAudit(context.Background(), e.admin)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if v.Break != nil {
+		e.t.Fatalf("audit chain broken: %v", v.Break)
+	}
+	return v
+}
+
+func TestFactorStateMachineAllowsOnlyItsTransitions(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.principal(e.admin, "alice")
+	f := e.enrol("alice", "")
+	steps := []struct {
+		name  string
+		do    func(id string) (core.Factor, error)
+		state string
+		err   error
+	}{
+		{"resuming an active factor is refused", func(id string) (core.Factor, error) { return e.svc.ResumeFactor(ctx, e.help, id, "") }, "", core.ErrIllegalTransition},
+		{"suspending an active factor works", func(id string) (core.Factor, error) { return e.svc.SuspendFactor(ctx, e.help, id, "lost?") }, api.FactorSuspended, nil},
+		{"suspending twice is refused", func(id string) (core.Factor, error) { return e.svc.SuspendFactor(ctx, e.help, id, "") }, "", core.ErrIllegalTransition},
+		{"resuming a suspended factor works", func(id string) (core.Factor, error) { return e.svc.ResumeFactor(ctx, e.help, id, "found") }, api.FactorActive, nil},
+		{"an unknown factor is not found", func(string) (core.Factor, error) { return e.svc.SuspendFactor(ctx, e.help, "fac_nope", "") }, "", core.ErrNotFound},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			before := e.st.AuditHead()
+			got, err := s.do(f.ID)
+			if !errors.Is(err, s.err) {
+				t.Fatalf("err = %v, want %v", err, s.err)
+			}
+			if s.err != nil {
+				if e.st.AuditHead() != before {
+					t.Fatal("a refused transition wrote an audit event")
+				}
+				return
+			}
+			if got.State != s.state {
+				t.Fatalf("state = %s, want %s", got.State, s.state)
+			}
+		})
+	}
+	e.verifyChain()
+}
+
+func TestRevocationNeedsASecondApprover(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.principal(e.admin, "bob")
+	f := e.enrol("bob", "")
+	a, err := e.svc.RequestFactorRevoke(ctx, e.help, f.ID, "left the company")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.svc.GetFactor(ctx, e.admin, f.ID); got.State != api.FactorActive {
+		t.Fatalf("factor is %s before approval", got.State)
+	}
+	if _, err := e.svc.RequestFactorRevoke(ctx, e.admin, f.ID, "again"); !errors.Is(err, core.ErrAlreadyExists) {
+		t.Fatalf("a duplicate request gave %v, want ErrAlreadyExists", err)
+	}
+	if _, err := e.svc.Approve(ctx, e.help, a.ID, ""); !errors.Is(err, core.ErrSelfApproval) && !errors.Is(err, core.ErrForbidden) {
+		t.Fatalf("helpdesk approving gave %v", err)
+	}
+	selfReq, _ := e.svc.RequestFactorRevoke(ctx, e.admin, e.enrol("bob", "").ID, "")
+	if _, err := e.svc.Approve(ctx, e.admin, selfReq.ID, ""); !errors.Is(err, core.ErrSelfApproval) {
+		t.Fatalf("self-approval gave %v, want ErrSelfApproval", err)
+	}
+	got, err := e.svc.Approve(ctx, e.admin, a.ID, "confirmed with HR")
+	if err != nil || got.State != api.ApprovalApproved {
+		t.Fatalf("approve = %+v, %v", got, err)
+	}
+	if f2, _ := e.svc.GetFactor(ctx, e.admin, f.ID); f2.State != api.FactorRevoked || f2.Secret != nil {
+		t.Fatalf("after approval the factor is %s with secret %v", f2.State, f2.Secret != nil)
+	}
+	if _, err := e.svc.Approve(ctx, e.admin2, a.ID, ""); !errors.Is(err, core.ErrApprovalClosed) {
+		t.Fatalf("double approval gave %v, want ErrApprovalClosed", err)
+	}
+	recs, _ := e.svc.ListAudit(ctx, e.admin, core.AuditFilter{TargetID: f.ID, Action: "factor.revoke"}, 10)
+	if len(recs) != 1 {
+		t.Fatalf("%d factor.revoke events, want 1", len(recs))
+	}
+	ev, _ := recs[0].Event()
+	if ev.Actor.ID != e.help.UserID || ev.Approver == nil || ev.Approver.ID != e.admin.UserID {
+		t.Fatalf("revoke event actor %v approver %v: want requester and approver", ev.Actor, ev.Approver)
+	}
+	e.verifyChain()
+}
+
+func TestApprovalsExpire(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.principal(e.admin, "carol")
+	a, err := e.svc.RequestUserAction(ctx, e.admin, "carol", api.ActionUserDisable, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(25 * time.Hour)
+	if _, err := e.svc.Approve(ctx, e.admin2, a.ID, ""); !errors.Is(err, core.ErrApprovalClosed) {
+		t.Fatalf("approving an expired request gave %v", err)
+	}
+	got, _ := e.svc.GetApproval(ctx, e.admin, a.ID)
+	if got.API(e.clock.Now()).State != api.ApprovalExpired {
+		t.Fatalf("state = %s, want expired", got.API(e.clock.Now()).State)
+	}
+	if u, _ := e.svc.GetUser(ctx, e.admin, "carol"); u.Status != api.UserActive {
+		t.Fatal("an expired request disabled the user")
+	}
+}
+
+func TestLostDeviceRevokesEveryFactorOnIt(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.principal(e.admin, "dave")
+	f1, f2 := e.enrol("dave", "123456"), e.enrol("dave", "123456")
+	other := e.enrol("dave", "999")
+	if f1.DeviceID == "" || f1.DeviceID != f2.DeviceID {
+		t.Fatalf("factors on one serial got devices %q and %q", f1.DeviceID, f2.DeviceID)
+	}
+	d, ids, err := e.svc.MarkDeviceLost(ctx, e.help, f1.DeviceID, "left on a train")
+	if err != nil || d.State != api.DeviceLost || len(ids) != 2 {
+		t.Fatalf("lost = %+v %v %v", d, ids, err)
+	}
+	for _, id := range []string{f1.ID, f2.ID} {
+		if f, _ := e.svc.GetFactor(ctx, e.admin, id); f.State != api.FactorRevoked {
+			t.Fatalf("factor %s on the lost key is %s", id, f.State)
+		}
+	}
+	if f, _ := e.svc.GetFactor(ctx, e.admin, other.ID); f.State != api.FactorActive {
+		t.Fatalf("factor on another key is %s", f.State)
+	}
+	if _, _, err := e.svc.MarkDeviceLost(ctx, e.help, f1.DeviceID, ""); !errors.Is(err, core.ErrIllegalTransition) {
+		t.Fatalf("marking lost twice gave %v", err)
+	}
+	en, _ := e.svc.CreateEnrolment(ctx, e.admin, api.CreateEnrolment{User: "dave", Kind: "test"})
+	payload, _ := json.Marshal(map[string]any{"serial": "123456", "challenge": en.Challenge})
+	if _, err := e.svc.CompleteEnrolment(ctx, e.admin, en.ID, api.CompleteEnrolment{Payload: payload}); !errors.Is(err, core.ErrInvalid) {
+		t.Fatalf("enrolling on a lost key gave %v", err)
+	}
+	e.verifyChain()
+}
+
+func TestEnrolmentsAreSingleUseAndExpire(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.principal(e.admin, "erin")
+	en, err := e.svc.CreateEnrolment(ctx, e.admin, api.CreateEnrolment{User: "erin", Kind: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := json.Marshal(map[string]any{"challenge": en.Challenge})
+	bad, _ := json.Marshal(map[string]any{"challenge": []byte("nope")})
+	if _, err := e.svc.CompleteEnrolment(ctx, e.admin, en.ID, api.CompleteEnrolment{Payload: bad}); !errors.Is(err, core.ErrInvalid) {
+		t.Fatalf("wrong challenge gave %v", err)
+	}
+	if _, err := e.svc.CompleteEnrolment(ctx, e.admin, en.ID, api.CompleteEnrolment{Payload: good}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CompleteEnrolment(ctx, e.admin, en.ID, api.CompleteEnrolment{Payload: good}); !errors.Is(err, core.ErrEnrolmentClosed) {
+		t.Fatalf("second completion gave %v", err)
+	}
+	late, _ := e.svc.CreateEnrolment(ctx, e.admin, api.CreateEnrolment{User: "erin", Kind: "test", TTL: "5m"})
+	e.clock.Add(6 * time.Minute)
+	good, _ = json.Marshal(map[string]any{"challenge": late.Challenge})
+	if _, err := e.svc.CompleteEnrolment(ctx, e.admin, late.ID, api.CompleteEnrolment{Payload: good}); !errors.Is(err, core.ErrEnrolmentClosed) {
+		t.Fatalf("expired completion gave %v", err)
+	}
+	if _, err := e.svc.CreateEnrolment(ctx, e.admin, api.CreateEnrolment{User: "erin", Kind: "sms"}); !errors.Is(err, core.ErrUnsupportedKind) {
+		t.Fatalf("unknown kind gave %v", err)
+	}
+}
+
+func TestTokensAuthenticateUntilRevokedOrExpired(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, boot, err := e.svc.Bootstrap(ctx, "boot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.svc.Authenticate(ctx, boot)
+	if err != nil || p.Username != "boot" || len(p.Roles) != 1 || p.Roles[0] != api.RoleAdmin {
+		t.Fatalf("bootstrap token: %+v %v", p, err)
+	}
+	if _, _, err := e.svc.Bootstrap(ctx, "boot"); !errors.Is(err, core.ErrAlreadyExists) {
+		t.Fatalf("second bootstrap gave %v", err)
+	}
+	_, shortSecret, _ := e.svc.CreateToken(ctx, p, api.CreateToken{User: "desk", Name: "ci", TTL: "1h"})
+	_, revSecret, _ := e.svc.CreateToken(ctx, p, api.CreateToken{User: "desk", Name: "old"})
+	tok, _ := e.svc.Authenticate(ctx, revSecret)
+	if _, err := e.svc.RevokeToken(ctx, e.admin, tok.TokenID); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(2 * time.Hour)
+	tampered := []byte(boot)
+	tampered[len(tampered)-1] ^= 1
+	tests := []struct {
+		name, secret string
+		want         error
+	}{
+		{"a garbage token is refused", "hello", core.ErrUnauthenticated},
+		{"a tampered token is refused", string(tampered), core.ErrUnauthenticated},
+		{"an expired token is refused", shortSecret, core.ErrTokenExpired},
+		{"a revoked token is refused", revSecret, core.ErrTokenRevoked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := e.svc.Authenticate(ctx, tt.secret); !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if _, _, err := e.svc.CreateToken(ctx, p, api.CreateToken{User: "desk", Name: "x", Roles: []string{api.RoleAdmin}}); !errors.Is(err, core.ErrInvalid) {
+		t.Fatalf("a token with a role its user lacks gave %v", err)
+	}
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		in   api.CreateUser
+	}{
+		{"an empty username", api.CreateUser{}},
+		{"a username with spaces", api.CreateUser{Username: "a b"}},
+		{"a username with capitals", api.CreateUser{Username: "Alice"}},
+		{"a username shaped like an id", api.CreateUser{Username: "usr_0000000000000000000000000a"}},
+		{"an unknown role", api.CreateUser{Username: "x", Roles: []string{"root"}}},
+		{"a person with the service role", api.CreateUser{Username: "x", Roles: []string{api.RoleService}}},
+		{"a bad email", api.CreateUser{Username: "x", Email: "not an email"}},
+		{"a bad group", api.CreateUser{Username: "x", Groups: []string{"Bad Group"}}},
+		{"an existing username", api.CreateUser{Username: "root"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e.st.AuditHead()
+			if _, err := e.svc.CreateUser(ctx, e.admin, tt.in); err == nil {
+				t.Fatal("accepted")
+			}
+			if e.st.AuditHead() != before {
+				t.Fatal("a refused request changed the audit log")
+			}
+		})
+	}
+}
+
+func TestUserResetAndDeleteThroughApproval(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.principal(e.admin, "frank")
+	f1, f2 := e.enrol("frank", "1"), e.enrol("frank", "")
+	a, err := e.svc.RequestUserAction(ctx, e.help, "frank", api.ActionUserResetMFA, "lost everything")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Approve(ctx, e.admin, a.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{f1.ID, f2.ID} {
+		if f, _ := e.svc.GetFactor(ctx, e.admin, id); f.State != api.FactorRevoked {
+			t.Fatalf("after reset factor %s is %s", id, f.State)
+		}
+	}
+	d, err := e.svc.RequestUserAction(ctx, e.admin, "frank", api.ActionUserDelete, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Approve(ctx, e.help, d.ID, ""); !errors.Is(err, core.ErrForbidden) {
+		t.Fatalf("helpdesk approving a delete gave %v", err)
+	}
+	if _, err := e.svc.Approve(ctx, e.admin2, d.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.GetUser(ctx, e.admin, "frank"); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("deleted user lookup gave %v", err)
+	}
+	if _, err := e.svc.GetFactor(ctx, e.admin, f1.ID); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("deleted user's factor lookup gave %v", err)
+	}
+	e.verifyChain()
+}

@@ -1,0 +1,138 @@
+package core
+
+import (
+	"context"
+
+	"github.com/keyfleet/keyfleet/api"
+)
+
+// GetDevice returns a device and the ids of the factors on it.
+func (s *Service) GetDevice(ctx context.Context, p Principal, id string) (Device, []string, error) {
+	var d Device
+	var ids []string
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		var err error
+		if d, err = tx.Device(id); err != nil {
+			return err
+		}
+		if err := p.authorize(ReadDevices, d.UserID); err != nil {
+			return err
+		}
+		ids, err = factorIDs(tx, d.ID)
+		return err
+	})
+	return d, ids, err
+}
+
+func factorIDs(tx ReadTx, deviceID string) ([]string, error) {
+	var ids []string
+	err := forEach(tx.Factors, FactorFilter{DeviceID: deviceID}, func(f Factor) error {
+		ids = append(ids, f.ID)
+		return nil
+	})
+	return ids, err
+}
+
+// ListDevices lists devices with the ids of the factors on each.
+func (s *Service) ListDevices(ctx context.Context, p Principal, f DeviceFilter, pg PageReq) ([]Device, map[string][]string, string, error) {
+	own, err := p.ownFilter(ReadDevices)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	var out []Device
+	ids := map[string][]string{}
+	var next string
+	err = s.store.View(ctx, func(tx ReadTx) error {
+		if f.UserID != "" {
+			u, err := lookupUser(tx, f.UserID)
+			if err != nil {
+				return err
+			}
+			f.UserID = u.ID
+		}
+		if own != "" {
+			f.UserID = own
+		}
+		if out, next, err = tx.Devices(f, pg.Clamp()); err != nil {
+			return err
+		}
+		for _, d := range out {
+			if ids[d.ID], err = factorIDs(tx, d.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, ids, next, err
+}
+
+// MarkDeviceLost marks a key lost and revokes every factor on it in the
+// same transaction. It acts at once, without a second approver: a lost key
+// may be in an attacker's hands, and revocation only removes access.
+func (s *Service) MarkDeviceLost(ctx context.Context, p Principal, id, reason string) (Device, []string, error) {
+	if err := validText("reason", reason, 500); err != nil {
+		return Device{}, nil, err
+	}
+	var d Device
+	var ids []string
+	err := s.store.Update(ctx, func(tx Tx) error {
+		var err error
+		if d, err = tx.Device(id); err != nil {
+			return err
+		}
+		if err := p.authorize(ReportLost, d.UserID); err != nil {
+			return err
+		}
+		if d.State == api.DeviceLost || d.State == api.DeviceRetired {
+			return &TransitionError{Kind: "device", ID: d.ID, From: d.State, Action: "mark lost", Hint: "its factors are already revoked"}
+		}
+		ev := s.eventCtx(ctx, p, reason)
+		ev.extra = map[string]string{"device_id": d.ID}
+		before := d.State
+		d.State, d.UpdatedAt = api.DeviceLost, s.now()
+		if err := tx.PutDevice(d); err != nil {
+			return err
+		}
+		if err := ev.audit(tx, "device.lost", targetRef{"device", d.ID, d.Vendor + " " + d.Serial},
+			map[string]any{"state": before}, map[string]any{"state": d.State}); err != nil {
+			return err
+		}
+		return forEach(tx.Factors, FactorFilter{DeviceID: d.ID}, func(f Factor) error {
+			ids = append(ids, f.ID)
+			if f.State == api.FactorRevoked {
+				return nil
+			}
+			return s.revokeFactor(tx, ev, f, "device reported lost")
+		})
+	})
+	return d, ids, err
+}
+
+// attachDevice finds or registers the physical key a new factor lives on.
+func (s *Service) attachDevice(tx Tx, ev *eventCtx, info DeviceInfo, userID string) (Device, error) {
+	d, err := tx.DeviceBySerial(info.Vendor, info.Serial)
+	switch {
+	case err == nil:
+		if d.State == api.DeviceLost || d.State == api.DeviceRetired {
+			return Device{}, invalid("device", "%s key %s is marked %s; a lost or retired key cannot carry new factors", d.Vendor, d.Serial, d.State)
+		}
+		if d.UserID != "" && d.UserID != userID {
+			return Device{}, invalid("device", "%s key %s belongs to another user; reset it and reassign it first", d.Vendor, d.Serial)
+		}
+	case isNotFound(err):
+		now := s.now()
+		d = Device{ID: newID(prefixDevice, now, s.cfg.Rand), Vendor: info.Vendor, Serial: info.Serial, CreatedAt: now}
+		if err := tx.InsertDevice(d); err != nil {
+			return Device{}, err
+		}
+	default:
+		return Device{}, err
+	}
+	before := d.State
+	d.Model, d.Firmware, d.UserID, d.State, d.UpdatedAt = info.Model, info.Firmware, userID, api.DeviceActive, s.now()
+	if err := tx.PutDevice(d); err != nil {
+		return Device{}, err
+	}
+	return d, ev.audit(tx, "device.assign", targetRef{"device", d.ID, d.Vendor + " " + d.Serial},
+		map[string]any{"state": before}, map[string]any{"state": d.State, "user_id": userID, "firmware": d.Firmware})
+}

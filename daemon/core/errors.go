@@ -1,0 +1,82 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Callers branch on them with errors.Is; the typed errors
+// below wrap them and carry detail. daemon/httpapi maps each to one
+// problem type and status.
+var (
+	ErrNotFound          = errors.New("not found")
+	ErrAlreadyExists     = errors.New("already exists")
+	ErrInvalid           = errors.New("invalid input")
+	ErrIllegalTransition = errors.New("illegal state transition")
+	ErrForbidden         = errors.New("forbidden")
+	ErrUnauthenticated   = errors.New("not authenticated")
+	ErrTokenExpired      = errors.New("token expired")
+	ErrTokenRevoked      = errors.New("token revoked")
+	ErrSelfApproval      = errors.New("requester cannot decide their own request")
+	ErrApprovalClosed    = errors.New("approval is no longer pending")
+	ErrEnrolmentClosed   = errors.New("enrolment is no longer open")
+	ErrUnsupportedKind   = errors.New("unsupported factor kind")
+	// ErrConflict: a transaction kept colliding with concurrent writes.
+	ErrConflict = errors.New("concurrent update")
+	// ErrUnavailable: the store cannot take writes (closed, or a write to
+	// disk failed and the daemon must be restarted).
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// ValidationError names the field that is wrong and why. It wraps ErrInvalid.
+type ValidationError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ValidationError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Reason) }
+func (e *ValidationError) Unwrap() error { return ErrInvalid }
+
+func invalid(field, format string, a ...any) error {
+	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, a...)}
+}
+
+// NotFoundError names what was looked for. It wraps ErrNotFound.
+type NotFoundError struct {
+	Kind string // "user", "factor", …
+	Ref  string
+}
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %q not found", e.Kind, e.Ref) }
+func (e *NotFoundError) Unwrap() error { return ErrNotFound }
+
+// TransitionError says which move from which state was refused and what is
+// allowed instead. It wraps ErrIllegalTransition.
+type TransitionError struct {
+	Kind, ID, From, Action string
+	Hint                   string
+}
+
+func (e *TransitionError) Error() string {
+	msg := fmt.Sprintf("cannot %s %s %s: it is %s", e.Action, e.Kind, e.ID, e.From)
+	if e.Hint != "" {
+		msg += "; " + e.Hint
+	}
+	return msg
+}
+func (e *TransitionError) Unwrap() error { return ErrIllegalTransition }
+
+// ForbiddenError says which permission the principal lacks. It wraps ErrForbidden.
+type ForbiddenError struct {
+	Principal string
+	Action    Action
+	Reason    string
+}
+
+func (e *ForbiddenError) Error() string {
+	if e.Reason != "" {
+		return fmt.Sprintf("%s may not %s: %s", e.Principal, e.Action, e.Reason)
+	}
+	return fmt.Sprintf("%s may not %s; ask an administrator for a role that allows it", e.Principal, e.Action)
+}
+func (e *ForbiddenError) Unwrap() error { return ErrForbidden }

@@ -1,0 +1,202 @@
+package core
+
+import (
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/keyfleet/keyfleet/api"
+)
+
+// User is a person or a service account. Usernames are unique and do not
+// change; everything else about a user can.
+type User struct {
+	ID          string    `json:"id"`
+	Username    string    `json:"username"`
+	DisplayName string    `json:"display_name,omitempty"`
+	Email       string    `json:"email,omitempty"`
+	Kind        string    `json:"kind"`
+	Groups      []string  `json:"groups,omitempty"`
+	Roles       []string  `json:"roles,omitempty"`
+	Status      string    `json:"status"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// API is the user's wire form.
+func (u User) API() api.User {
+	return api.User{
+		ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Email: u.Email,
+		Kind: u.Kind, Groups: nonNil(u.Groups), Roles: nonNil(u.Roles), Status: u.Status,
+		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
+	}
+}
+
+func (u User) summary() map[string]any {
+	return map[string]any{
+		"username": u.Username, "status": u.Status, "kind": u.Kind,
+		"groups": nonNil(u.Groups), "roles": nonNil(u.Roles),
+	}
+}
+
+// Factor is one authentication factor. Secret holds sealed secret material
+// (a seed, plugin state): it is opened only by the factor's kind and never
+// leaves the daemon.
+type Factor struct {
+	ID          string          `json:"id"`
+	UserID      string          `json:"user_id"`
+	Kind        string          `json:"kind"`
+	Label       string          `json:"label,omitempty"`
+	State       string          `json:"state"`
+	DeviceID    string          `json:"device_id,omitempty"`
+	CreatedAt   time.Time       `json:"created_at"`
+	ActivatedAt *time.Time      `json:"activated_at,omitempty"`
+	LastUsedAt  *time.Time      `json:"last_used_at,omitempty"`
+	RevokedAt   *time.Time      `json:"revoked_at,omitempty"`
+	StateReason string          `json:"state_reason,omitempty"`
+	Public      json.RawMessage `json:"public,omitempty"`
+	Evidence    json.RawMessage `json:"evidence,omitempty"`
+	Secret      []byte          `json:"secret,omitempty"`
+}
+
+// API is the factor's wire form, without its secret.
+func (f Factor) API() api.Factor {
+	return api.Factor{
+		ID: f.ID, UserID: f.UserID, Kind: f.Kind, Label: f.Label, State: f.State,
+		DeviceID: f.DeviceID, CreatedAt: f.CreatedAt, ActivatedAt: f.ActivatedAt,
+		LastUsedAt: f.LastUsedAt, RevokedAt: f.RevokedAt, StateReason: f.StateReason,
+		Public: f.Public, Evidence: f.Evidence,
+	}
+}
+
+func (f Factor) summary() map[string]any {
+	m := map[string]any{"state": f.State, "kind": f.Kind, "user_id": f.UserID}
+	if f.Label != "" {
+		m["label"] = f.Label
+	}
+	if f.DeviceID != "" {
+		m["device_id"] = f.DeviceID
+	}
+	return m
+}
+
+// Device is one physical key. Vendor and serial identify it.
+type Device struct {
+	ID        string    `json:"id"`
+	Vendor    string    `json:"vendor"`
+	Model     string    `json:"model,omitempty"`
+	Serial    string    `json:"serial"`
+	Firmware  string    `json:"firmware,omitempty"`
+	UserID    string    `json:"user_id,omitempty"`
+	State     string    `json:"state"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// API is the device's wire form; factorIDs are the factors on it.
+func (d Device) API(factorIDs []string) api.Device {
+	return api.Device{
+		ID: d.ID, Vendor: d.Vendor, Model: d.Model, Serial: d.Serial, Firmware: d.Firmware,
+		UserID: d.UserID, State: d.State, FactorIDs: nonNil(factorIDs),
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+	}
+}
+
+// Enrolment is a single-use, expiring challenge to register one factor.
+type Enrolment struct {
+	ID        string          `json:"id"`
+	UserID    string          `json:"user_id"`
+	Kind      string          `json:"kind"`
+	State     string          `json:"state"`
+	Challenge []byte          `json:"challenge"`
+	CreatedBy string          `json:"created_by"`
+	CreatedAt time.Time       `json:"created_at"`
+	ExpiresAt time.Time       `json:"expires_at"`
+	FactorID  string          `json:"factor_id,omitempty"`
+	Params    json.RawMessage `json:"params,omitempty"`
+}
+
+// API is the enrolment's wire form. An open enrolment past its expiry
+// reads as expired.
+func (e Enrolment) API(now time.Time) api.Enrolment {
+	return api.Enrolment{
+		ID: e.ID, UserID: e.UserID, Kind: e.Kind, State: e.stateAt(now), Challenge: e.Challenge,
+		CreatedBy: e.CreatedBy, CreatedAt: e.CreatedAt, ExpiresAt: e.ExpiresAt,
+		FactorID: e.FactorID, Params: e.Params,
+	}
+}
+
+func (e Enrolment) stateAt(now time.Time) string {
+	if e.State == api.EnrolmentOpen && !now.Before(e.ExpiresAt) {
+		return api.EnrolmentExpired
+	}
+	return e.State
+}
+
+// Token is an API bearer token. Only the SHA-256 of its secret is kept.
+type Token struct {
+	ID         string     `json:"id"`
+	UserID     string     `json:"user_id"`
+	Name       string     `json:"name"`
+	Roles      []string   `json:"roles"`
+	Hash       []byte     `json:"hash"`
+	CreatedBy  string     `json:"created_by"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+}
+
+// API is the token's wire form, without its hash.
+func (t Token) API() api.Token {
+	return api.Token{
+		ID: t.ID, UserID: t.UserID, Name: t.Name, Roles: nonNil(t.Roles), CreatedBy: t.CreatedBy,
+		CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt,
+	}
+}
+
+// Approval is a pending or decided request for a sensitive action.
+type Approval struct {
+	ID          string     `json:"id"`
+	Action      string     `json:"action"`
+	TargetType  string     `json:"target_type"`
+	TargetID    string     `json:"target_id"`
+	TargetName  string     `json:"target_name,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
+	State       string     `json:"state"`
+	RequestedBy api.Actor  `json:"requested_by"`
+	RequestedAt time.Time  `json:"requested_at"`
+	ExpiresAt   time.Time  `json:"expires_at"`
+	DecidedBy   *api.Actor `json:"decided_by,omitempty"`
+	DecidedAt   *time.Time `json:"decided_at,omitempty"`
+	Comment     string     `json:"comment,omitempty"`
+	Error       string     `json:"error,omitempty"`
+}
+
+// API is the approval's wire form. A pending approval past its expiry
+// reads as expired.
+func (a Approval) API(now time.Time) api.Approval {
+	out := api.Approval{
+		ID: a.ID, Action: a.Action, TargetType: a.TargetType, TargetID: a.TargetID,
+		TargetName: a.TargetName, Reason: a.Reason, State: a.stateAt(now),
+		RequestedBy: a.RequestedBy, RequestedAt: a.RequestedAt, ExpiresAt: a.ExpiresAt,
+		DecidedBy: a.DecidedBy, DecidedAt: a.DecidedAt, Comment: a.Comment, Error: a.Error,
+	}
+	return out
+}
+
+func (a Approval) stateAt(now time.Time) string {
+	if a.State == api.ApprovalPending && !now.Before(a.ExpiresAt) {
+		return api.ApprovalExpired
+	}
+	return a.State
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return slices.Clone(s)
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,169 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/keyfleet/keyfleet/daemon/audit"
+)
+
+// Sealer encrypts secret material before it reaches the store. aad binds a
+// sealed blob to its owner (a factor id), so blobs cannot be swapped.
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(sealed, aad []byte) ([]byte, error)
+}
+
+// FactorKind is one kind of factor (piv, fido2, or a plugin's kind) as the
+// lifecycle sees it.
+type FactorKind interface {
+	// Kind is the name factors of this kind carry.
+	Kind() string
+	// EnrolParams says what the enrolling side must do for u (for PIV: the
+	// slot and the PIN and touch policies required). It may return nil.
+	EnrolParams(ctx context.Context, u User) (json.RawMessage, error)
+	// FinishEnrol checks a completed enrolment's payload against its
+	// challenge. Errors wrapping ErrInvalid are shown to the caller.
+	FinishEnrol(ctx context.Context, e Enrolment, u User, payload json.RawMessage) (*Enrolled, error)
+}
+
+// Enrolled is what a kind returns for a completed enrolment.
+type Enrolled struct {
+	Public   json.RawMessage // public material, shown in the API
+	Evidence json.RawMessage // verified attestation evidence, shown in the API
+	Secret   []byte          // secret material, sealed before it is stored
+	Device   *DeviceInfo     // the physical key, if there is one
+	// Pending leaves the factor pending (e.g. until the user activates a
+	// key handed over sealed); otherwise it is active at once.
+	Pending bool
+}
+
+// DeviceInfo identifies a physical key.
+type DeviceInfo struct {
+	Vendor, Model, Serial, Firmware string
+}
+
+// Config configures a Service. The zero value of every field but Store and
+// Sealer is usable.
+type Config struct {
+	Store  Store
+	Sealer Sealer
+	Kinds  []FactorKind
+	// ApprovalTTL is how long a request waits for a second approver
+	// (default 24h).
+	ApprovalTTL time.Duration
+	// EnrolmentTTL is the default lifetime of an enrolment (default 1h);
+	// MaxEnrolmentTTL caps what a caller may ask for (default 7 days).
+	EnrolmentTTL    time.Duration
+	MaxEnrolmentTTL time.Duration
+	Now             func() time.Time // default time.Now
+	Rand            io.Reader        // default crypto/rand
+	Logger          *slog.Logger     // default discards
+}
+
+// Service is the domain. It is safe for concurrent use.
+type Service struct {
+	store  Store
+	sealer Sealer
+	kinds  map[string]FactorKind
+	cfg    Config
+	log    *slog.Logger
+
+	touches tokenTouch
+}
+
+// New validates cfg and returns a Service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Sealer == nil {
+		return nil, errors.New("core: Config.Store and Config.Sealer are required")
+	}
+	if cfg.ApprovalTTL == 0 {
+		cfg.ApprovalTTL = 24 * time.Hour
+	}
+	if cfg.EnrolmentTTL == 0 {
+		cfg.EnrolmentTTL = time.Hour
+	}
+	if cfg.MaxEnrolmentTTL == 0 {
+		cfg.MaxEnrolmentTTL = 7 * 24 * time.Hour
+	}
+	if cfg.ApprovalTTL < time.Minute || cfg.EnrolmentTTL < time.Minute || cfg.EnrolmentTTL > cfg.MaxEnrolmentTTL {
+		return nil, fmt.Errorf("core: approval TTL (%s) and enrolment TTL (%s) must be at least a minute, and the enrolment TTL at most %s", cfg.ApprovalTTL, cfg.EnrolmentTTL, cfg.MaxEnrolmentTTL)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = defaultRand
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{store: cfg.Store, sealer: cfg.Sealer, kinds: map[string]FactorKind{}, cfg: cfg, log: cfg.Logger,
+		touches: tokenTouch{last: map[string]time.Time{}}}
+	for _, k := range cfg.Kinds {
+		if _, dup := s.kinds[k.Kind()]; dup {
+			return nil, fmt.Errorf("core: factor kind %q registered twice", k.Kind())
+		}
+		s.kinds[k.Kind()] = k
+	}
+	return s, nil
+}
+
+// Kinds lists the registered factor kinds.
+func (s *Service) Kinds() []string {
+	out := make([]string, 0, len(s.kinds))
+	for k := range s.kinds {
+		out = append(out, k)
+	}
+	return out
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
+
+// RequestInfo is what audit records say about the request behind a change.
+type RequestInfo struct {
+	ID     string // request id
+	Source string // client address
+}
+
+type requestKey struct{}
+
+// WithRequest attaches request information to ctx for audit records.
+func WithRequest(ctx context.Context, ri RequestInfo) context.Context {
+	return context.WithValue(ctx, requestKey{}, ri)
+}
+
+func requestFrom(ctx context.Context) RequestInfo {
+	ri, _ := ctx.Value(requestKey{}).(RequestInfo)
+	return ri
+}
+
+// event starts an audit event for p acting on a target.
+func (s *Service) event(ctx context.Context, p Principal, action string, target targetRef) *audit.Event {
+	ri := requestFrom(ctx)
+	return &audit.Event{
+		Time: s.now(), Actor: p.Actor(), Action: action, Target: target.api(),
+		RequestID: ri.ID, Source: ri.Source,
+	}
+}
+
+type targetRef struct{ typ, id, name string }
+
+func userTarget(u User) targetRef     { return targetRef{"user", u.ID, u.Username} }
+func factorTarget(f Factor) targetRef { return targetRef{"factor", f.ID, f.Label} }
+
+func containsFold(q string, fields ...string) bool {
+	q = strings.ToLower(q)
+	for _, f := range fields {
+		if strings.Contains(strings.ToLower(f), q) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,88 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/core"
+)
+
+// Problem types. Each is a stable slug under /problems/; docs/errors.md
+// explains each one and what to do about it.
+const (
+	probBadRequest        = "bad-request"
+	probInvalidJSON       = "invalid-json"
+	probUnknownField      = "unknown-field"
+	probValidation        = "validation-failed"
+	probBodyTooLarge      = "body-too-large"
+	probUnauthenticated   = "unauthenticated"
+	probTokenExpired      = "token-expired"
+	probTokenRevoked      = "token-revoked"
+	probForbidden         = "forbidden"
+	probNotFound          = "not-found"
+	probAlreadyExists     = "already-exists"
+	probIllegalTransition = "illegal-transition"
+	probSelfApproval      = "self-approval"
+	probApprovalClosed    = "approval-closed"
+	probEnrolmentClosed   = "enrolment-closed"
+	probUnsupportedKind   = "unsupported-kind"
+	probUnavailable       = "unavailable"
+	probConflict          = "conflict"
+	probInternal          = "internal"
+	probMethod            = "method-not-allowed"
+)
+
+// problemOf is the one place an error becomes a status and a problem type.
+var problemOf = []struct {
+	err    error
+	status int
+	typ    string
+	title  string
+}{
+	{core.ErrInvalid, http.StatusBadRequest, probValidation, "The request is not valid"},
+	{core.ErrUnauthenticated, http.StatusUnauthorized, probUnauthenticated, "Not authenticated"},
+	{core.ErrTokenExpired, http.StatusUnauthorized, probTokenExpired, "The token has expired"},
+	{core.ErrTokenRevoked, http.StatusUnauthorized, probTokenRevoked, "The token was revoked"},
+	{core.ErrForbidden, http.StatusForbidden, probForbidden, "Not allowed"},
+	{core.ErrNotFound, http.StatusNotFound, probNotFound, "Not found"},
+	{core.ErrAlreadyExists, http.StatusConflict, probAlreadyExists, "Already exists"},
+	{core.ErrIllegalTransition, http.StatusConflict, probIllegalTransition, "Not possible in the current state"},
+	{core.ErrSelfApproval, http.StatusForbidden, probSelfApproval, "You cannot decide your own request"},
+	{core.ErrApprovalClosed, http.StatusConflict, probApprovalClosed, "The approval is no longer pending"},
+	{core.ErrEnrolmentClosed, http.StatusGone, probEnrolmentClosed, "The enrolment is no longer open"},
+	{core.ErrUnsupportedKind, http.StatusBadRequest, probUnsupportedKind, "Unsupported factor kind"},
+	{core.ErrConflict, http.StatusServiceUnavailable, probConflict, "Too many concurrent changes"},
+	{core.ErrUnavailable, http.StatusServiceUnavailable, probUnavailable, "The store is not available"},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, probUnavailable, "The request timed out"},
+}
+
+// apiError is an error the HTTP layer raises itself (bad JSON, too large).
+type apiError struct {
+	status int
+	typ    string
+	title  string
+	detail string
+}
+
+func (e *apiError) Error() string { return e.detail }
+
+func problemFor(err error) api.Problem {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return api.Problem{Type: "/problems/" + ae.typ, Title: ae.title, Status: ae.status, Detail: ae.detail}
+	}
+	for _, m := range problemOf {
+		if errors.Is(err, m.err) {
+			p := api.Problem{Type: "/problems/" + m.typ, Title: m.title, Status: m.status, Detail: err.Error()}
+			var ve *core.ValidationError
+			if errors.As(err, &ve) {
+				p.Fields = map[string]string{ve.Field: ve.Reason}
+			}
+			return p
+		}
+	}
+	return api.Problem{Type: "/problems/" + probInternal, Title: "Internal error", Status: http.StatusInternalServerError,
+		Detail: "keyfleetd could not complete the request; the daemon's log has the details under this request id"}
+}

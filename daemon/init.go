@@ -1,0 +1,217 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/seal"
+	"github.com/keyfleet/keyfleet/daemon/store"
+)
+
+// Environment variables that carry the two keys instead of files.
+const (
+	EnvStoreKey = "KEYFLEET_STORE_KEY"
+	EnvSealKey  = "KEYFLEET_SEAL_KEY"
+)
+
+// Paths under a data folder.
+func storeKeyPath(dir string) string   { return filepath.Join(dir, "keys", "store.key") }
+func sealKeyPath(dir string) string    { return filepath.Join(dir, "keys", "seal.key") }
+func storeDir(dir string) string       { return filepath.Join(dir, "store") }
+func adminTokenPath(dir string) string { return filepath.Join(dir, "admin.token") }
+
+// ConfigPath is the config file serve reads by default.
+func ConfigPath(dir string) string { return filepath.Join(dir, "keyfleetd.yaml") }
+
+// InitOptions configures Init.
+type InitOptions struct {
+	Dir string
+	// TLSCert and TLSKey name an existing certificate to use; empty makes a
+	// self-signed one for localhost.
+	TLSCert, TLSKey string
+	// AdminUser is the bootstrap administrator's username (default "admin").
+	AdminUser string
+	Getenv    func(string) string
+}
+
+// InitResult says what Init made and where.
+type InitResult struct {
+	Dir            string
+	StoreKeyFile   string // "" when the key came from the environment
+	SealKeyFile    string
+	TLSCert        string
+	TLSFingerprint string // SHA-256 of the certificate, colon hex
+	AdminUser      string
+	AdminTokenFile string
+}
+
+// Init creates a data folder: keys, TLS, the store, the first administrator
+// and its token (written once, 0600). It refuses a folder that exists and
+// is not empty, and leaves nothing behind if it fails.
+func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
+	if o.Dir == "" {
+		return res, errors.New("no data folder given: pass --data DIR")
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.AdminUser == "" {
+		o.AdminUser = "admin"
+	}
+	if err := makeDataDir(o.Dir); err != nil {
+		return res, err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(o.Dir)
+		}
+	}()
+	res = InitResult{Dir: o.Dir, AdminUser: o.AdminUser, AdminTokenFile: adminTokenPath(o.Dir)}
+	storeKey, f1, err := initKey(o.Getenv, EnvStoreKey, storeKeyPath(o.Dir))
+	if err != nil {
+		return res, err
+	}
+	sealKey, f2, err := initKey(o.Getenv, EnvSealKey, sealKeyPath(o.Dir))
+	if err != nil {
+		return res, err
+	}
+	res.StoreKeyFile, res.SealKeyFile = f1, f2
+	if res.TLSCert, res.TLSFingerprint, err = initTLS(o); err != nil {
+		return res, err
+	}
+	if err := os.WriteFile(ConfigPath(o.Dir), []byte(defaultConfigFile), 0o600); err != nil {
+		return res, fmt.Errorf("writing config: %w", err)
+	}
+	return res, bootstrap(ctx, o, storeKey, sealKey)
+}
+
+func makeDataDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case err == nil && len(entries) > 0:
+		return fmt.Errorf("%s already exists and is not empty; keyfleetd init never overwrites a data folder: serve it with 'keyfleetd serve --data %s', or choose a new folder", dir, dir)
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("checking %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// initKey takes a key from the environment or makes one and writes it to
+// path (0600). It returns the key and the file it wrote ("" for env).
+func initKey(getenv func(string) string, env, path string) ([]byte, string, error) {
+	if v := getenv(env); v != "" {
+		k, err := parseKey(v)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", env, err)
+		}
+		return k, "", nil
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, "", err
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+		return nil, "", fmt.Errorf("writing key: %w", err)
+	}
+	return k, path, nil
+}
+
+// parseKey reads a 32-byte key written as 64 hex digits or base64.
+func parseKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if k, err := hex.DecodeString(s); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	if k, err := base64.StdEncoding.DecodeString(s); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	return nil, errors.New("a key must be 32 bytes written as 64 hex digits or base64 (make one with: openssl rand -hex 32)")
+}
+
+// loadKey reads a key from the environment, else from its file.
+func loadKey(getenv func(string) string, env, path string) ([]byte, error) {
+	if v := getenv(env); v != "" {
+		k, err := parseKey(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", env, err)
+		}
+		return k, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no key at %s and %s is not set; was this folder made by 'keyfleetd init'?", path, env)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s is readable by other users (mode %o); run: chmod 600 %s", path, st.Mode().Perm(), path)
+	}
+	k, err := parseKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte) error {
+	st, err := store.Open(store.Options{Dir: storeDir(o.Dir), EncryptionKey: storeKey})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	sl, err := seal.New(sealKey)
+	if err != nil {
+		return err
+	}
+	svc, err := core.New(core.Config{Store: st, Sealer: sl})
+	if err != nil {
+		return err
+	}
+	_, secret, err := svc.Bootstrap(ctx, o.AdminUser)
+	if err != nil {
+		return fmt.Errorf("creating the first administrator: %w", err)
+	}
+	return os.WriteFile(adminTokenPath(o.Dir), []byte(secret+"\n"), 0o600)
+}
+
+// Fingerprint is the SHA-256 of DER bytes in colon hex, as browsers show it.
+func Fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	parts := make([]string, len(sum))
+	for i, b := range sum {
+		parts[i] = fmt.Sprintf("%02X", b)
+	}
+	return strings.Join(parts, ":")
+}
+
+const defaultConfigFile = `# keyfleetd configuration. Environment variables (KEYFLEET_*) and flags
+# override these settings; docs/operations.md lists them all.
+listen: 127.0.0.1:8443
+log:
+  format: json   # json or text
+  level: info    # debug, info, warn, error
+approval_ttl: 24h     # how long a two-person request waits for its approver
+enrolment_ttl: 1h     # default lifetime of an enrolment challenge
+max_body_bytes: 1048576
+shutdown_timeout: 15s
+store:
+  block_cache_mb: 64
+  index_cache_mb: 32
+  key_rotation: 240h  # Badger makes a new data key this often
+`

@@ -1,0 +1,231 @@
+// Package daemon wires keyfleetd together: configuration, the store, the
+// sealing key, the domain service, the HTTPS API and metrics, and a
+// graceful shutdown that finishes in-flight requests and closes the store.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/httpapi"
+	"github.com/keyfleet/keyfleet/daemon/seal"
+	"github.com/keyfleet/keyfleet/daemon/store"
+)
+
+var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+
+// Options are what a Server takes besides its Config.
+type Options struct {
+	Getenv func(string) string // default os.Getenv
+	LogOut io.Writer           // default os.Stderr
+	Kinds  []core.FactorKind   // factor kinds to enable
+}
+
+// Server is a configured keyfleetd.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	store *store.Store
+	svc   *core.Service
+	api   *httpapi.Handler
+	http  *http.Server
+}
+
+// NewLogger makes the daemon's slog logger from the log settings.
+func NewLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: logLevels[cfg.Log.Level]}
+	if cfg.Log.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// New validates cfg, opens the store and builds the API. Close (or Run)
+// releases the store.
+func New(cfg Config, o Options) (*Server, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.LogOut == nil {
+		o.LogOut = os.Stderr
+	}
+	s := &Server{cfg: cfg, log: NewLogger(cfg, o.LogOut)}
+	if err := s.open(o); err != nil {
+		return nil, err
+	}
+	if err := s.build(o); err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) open(o Options) error {
+	storeKey, err := loadKey(o.Getenv, EnvStoreKey, storeKeyPath(s.cfg.DataDir))
+	if err != nil {
+		return err
+	}
+	sealKey, err := loadKey(o.Getenv, EnvSealKey, sealKeyPath(s.cfg.DataDir))
+	if err != nil {
+		return err
+	}
+	sl, err := seal.New(sealKey)
+	if err != nil {
+		return err
+	}
+	s.store, err = store.Open(store.Options{
+		Dir: storeDir(s.cfg.DataDir), EncryptionKey: storeKey, Logger: s.log,
+		KeyRotation:  s.cfg.Store.KeyRotation.Duration,
+		BlockCacheMB: s.cfg.Store.BlockCacheMB, IndexCacheMB: s.cfg.Store.IndexCacheMB,
+	})
+	if err != nil {
+		return err
+	}
+	s.svc, err = core.New(core.Config{
+		Store: s.store, Sealer: sl, Kinds: o.Kinds, Logger: s.log,
+		ApprovalTTL: s.cfg.ApprovalTTL.Duration, EnrolmentTTL: s.cfg.EnrolmentTTL.Duration,
+	})
+	if err != nil {
+		s.store.Close()
+	}
+	return err
+}
+
+func (s *Server) build(o Options) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.registerStoreMetrics(reg)
+	h, err := httpapi.New(httpapi.Config{
+		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
+		Ready:   s.store.Ready,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+	})
+	if err != nil {
+		return err
+	}
+	s.api = h
+	cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+	if err != nil {
+		return fmt.Errorf("loading TLS certificate %s: %w", s.cfg.TLSCert, err)
+	}
+	s.http = &http.Server{
+		Handler:           h,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	return nil
+}
+
+func (s *Server) registerStoreMetrics(reg *prometheus.Registry) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "store", Name: "size_bytes",
+			Help: "On-disk size of the store (LSM tree and value log)."}, func() float64 { return float64(s.store.Size()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "audit", Name: "head_seq",
+			Help: "Sequence number of the last audit event."}, func() float64 { return float64(s.store.AuditHead().Seq) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "approvals", Name: "pending",
+			Help: "Requests waiting for a second approver."}, s.pendingApprovals),
+	)
+}
+
+func (s *Server) pendingApprovals() float64 {
+	as, _, err := s.svc.ListApprovals(context.Background(), core.System, api.ApprovalPending, core.PageReq{Limit: core.MaxPageSize})
+	if err != nil {
+		return -1
+	}
+	return float64(len(as))
+}
+
+// Service is the domain service (for tests and tools in this process).
+func (s *Server) Service() *core.Service { return s.svc }
+
+// Handler is the API handler.
+func (s *Server) Handler() *httpapi.Handler { return s.api }
+
+// Run serves HTTPS on the configured address until ctx is cancelled, then
+// shuts down gracefully. ready, if not nil, receives the bound address.
+func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		s.store.Close()
+		return fmt.Errorf("listening on %s: %w (is another keyfleetd running? pick another address with --listen)", s.cfg.Listen, err)
+	}
+	return s.Serve(ctx, ln, ready)
+}
+
+// Serve is Run on an existing listener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr string)) error {
+	chainCtx, stopChain := context.WithCancel(context.Background())
+	chainDone := make(chan struct{})
+	go func() { defer close(chainDone); s.checkChain(chainCtx) }()
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(tls.NewListener(ln, s.http.TLSConfig)) }()
+	s.log.Info("keyfleetd serving", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "audit_head", s.store.AuditHead().Seq)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	stopChain()
+	<-chainDone
+	return errors.Join(serveErr, s.shutdown())
+}
+
+// shutdown stops accepting, lets in-flight requests finish (bounded by
+// ShutdownTimeout), then closes the store so Badger flushes cleanly.
+func (s *Server) shutdown() error {
+	s.log.Info("keyfleetd shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Duration)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	if cerr := s.store.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("closing store: %w", cerr))
+	}
+	s.log.Info("keyfleetd stopped")
+	return err
+}
+
+// Close releases the store of a server that never ran.
+func (s *Server) Close() error { return s.store.Close() }
+
+// checkChain verifies the audit chain at start-up and logs the outcome.
+func (s *Server) checkChain(ctx context.Context) {
+	start := time.Now()
+	v, err := core.VerifyStore(ctx, s.store)
+	switch {
+	case errors.Is(err, context.Canceled):
+	case err != nil:
+		s.log.Error("audit chain check could not run", "err", err)
+	case v.Break != nil:
+		s.log.Error("AUDIT CHAIN BROKEN: records were changed outside keyfleetd", "seq", v.Break.Seq, "reason", v.Break.Reason)
+	default:
+		s.log.Info("audit chain intact", "events", v.Checked, "took_ms", time.Since(start).Milliseconds())
+	}
+}

@@ -1,0 +1,66 @@
+package store
+
+import (
+	"encoding/binary"
+	"strings"
+)
+
+// Key layout. Every key the store writes is built here.
+//
+//	u/<user id>                  user record (JSON)
+//	un/<username>                → user id (unique index; lists sort by it)
+//	f/<factor id>                factor record (JSON; secret already sealed)
+//	fu/<user id>/<factor id>     factors of a user
+//	fd/<device id>/<factor id>   factors on a device
+//	d/<device id>                device record
+//	ds/<vendor>\x00<serial>      → device id (unique index)
+//	e/<enrolment id>             enrolment record
+//	t/<token id>                 token record (hash only)
+//	a/<approval id>              approval record
+//	L/<seq, 8 bytes big-endian>  audit record (see daemon/audit)
+//	Lt/<target id>/<seq>         audit events about a target
+//	Lh                           audit chain head: seq (8) ‖ hash (32)
+//	meta/schema                  store schema version
+//
+// Ids begin with a type prefix and a time-ordered part, so primary keys
+// list in creation order.
+const (
+	pUser        = "u/"
+	pUsername    = "un/"
+	pFactor      = "f/"
+	pUserFactor  = "fu/"
+	pDevFactor   = "fd/"
+	pDevice      = "d/"
+	pDeviceSer   = "ds/"
+	pEnrolment   = "e/"
+	pToken       = "t/"
+	pApproval    = "a/"
+	pAudit       = "L/"
+	pAuditTarget = "Lt/"
+	kAuditHead   = "Lh"
+	kSchema      = "meta/schema"
+)
+
+func key(parts ...string) []byte { return []byte(strings.Join(parts, "")) }
+
+func userFactorKey(userID, factorID string) []byte { return key(pUserFactor, userID, "/", factorID) }
+func devFactorKey(devID, factorID string) []byte   { return key(pDevFactor, devID, "/", factorID) }
+func deviceSerialKey(vendor, serial string) []byte { return key(pDeviceSer, vendor, "\x00", serial) }
+
+func seqBytes(seq uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], seq)
+	return b[:]
+}
+
+func auditKey(seq uint64) []byte { return append([]byte(pAudit), seqBytes(seq)...) }
+
+func auditTargetKey(targetID string, seq uint64) []byte {
+	return append(key(pAuditTarget, targetID, "/"), seqBytes(seq)...)
+}
+
+// lastSegment returns what follows the last "/" of an index key.
+func lastSegment(k []byte) string {
+	s := string(k)
+	return s[strings.LastIndexByte(s, '/')+1:]
+}

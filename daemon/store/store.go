@@ -1,0 +1,323 @@
+// Package store implements core.Store on Badger v4, encrypted at rest.
+//
+// Writes are durable when Update returns: Badger runs with SyncWrites, so
+// each commit reaches the disk before it is acknowledged. Audit events are
+// chained at commit time under one lock (see Store.commit), so the chain
+// order is the commit order and a transaction that fails leaves no event.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/core"
+)
+
+var _ core.Store = (*Store)(nil)
+
+// schemaVersion is written at first open; a store from a newer keyfleet is
+// refused rather than misread.
+const schemaVersion = "1"
+
+// maxAttempts bounds retries of a transaction that collides with others.
+const maxAttempts = 16
+
+// Options configures Open. The zero value of each optional field is a
+// sensible default.
+type Options struct {
+	// Dir is the Badger folder. Empty with InMemory set keeps everything
+	// in memory (tests).
+	Dir      string
+	InMemory bool
+	// EncryptionKey is the 32-byte key Badger encrypts data at rest with.
+	// Required.
+	EncryptionKey []byte
+	// KeyRotation is how often Badger makes a new data key under the
+	// encryption key (default 10 days).
+	KeyRotation time.Duration
+	// BlockCacheMB and IndexCacheMB size Badger's caches (defaults 64 and
+	// 32; an encrypted store needs the block cache to avoid decrypting the
+	// same blocks again).
+	BlockCacheMB int64
+	IndexCacheMB int64
+	Logger       *slog.Logger
+	// beforeCommit is a fault-injection point for tests: it runs after a
+	// transaction's writes and audit events are staged and before commit.
+	beforeCommit func() error
+}
+
+// Store is core.Store on Badger.
+type Store struct {
+	db  *badger.DB
+	log *slog.Logger
+
+	chainMu sync.Mutex // orders commits that append audit events
+	head    audit.Head // guarded by chainMu
+
+	failMu sync.RWMutex
+	failed error // set when a write failed; the store then refuses writes
+
+	beforeCommit func() error
+}
+
+// Open opens (creating if needed) the store and reads the audit head.
+func Open(o Options) (*Store, error) {
+	if len(o.EncryptionKey) != 32 {
+		return nil, fmt.Errorf("store: the encryption key is %d bytes; it must be 32 (AES-256)", len(o.EncryptionKey))
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	db, err := badger.Open(badgerOptions(o))
+	if err != nil {
+		return nil, fmt.Errorf("opening store in %s: %w", o.Dir, err)
+	}
+	s := &Store{db: db, log: o.Logger, beforeCommit: o.beforeCommit}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func badgerOptions(o Options) badger.Options {
+	rot, block, index := o.KeyRotation, o.BlockCacheMB, o.IndexCacheMB
+	if rot == 0 {
+		rot = 10 * 24 * time.Hour
+	}
+	if block == 0 {
+		block = 64
+	}
+	if index == 0 {
+		index = 32
+	}
+	bo := badger.DefaultOptions(o.Dir).
+		WithInMemory(o.InMemory).
+		WithEncryptionKey(o.EncryptionKey).
+		WithEncryptionKeyRotationDuration(rot).
+		WithBlockCacheSize(block << 20).
+		WithIndexCacheSize(index << 20).
+		WithSyncWrites(true).
+		WithCompression(options.None). // compressing before encrypting adds nothing here and costs CPU
+		WithNumVersionsToKeep(1).
+		WithLogger(badgerLogger{o.Logger}).
+		WithMetricsEnabled(false)
+	if o.InMemory {
+		bo = bo.WithDir("").WithValueDir("")
+	}
+	return bo
+}
+
+func (s *Store) init() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(kSchema))
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			return txn.Set([]byte(kSchema), []byte(schemaVersion))
+		case err != nil:
+			return fmt.Errorf("reading store schema: %w", err)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if string(v) != schemaVersion {
+			return fmt.Errorf("store schema is version %s; this keyfleetd reads version %s: upgrade keyfleetd", v, schemaVersion)
+		}
+		h, err := readHead(txn)
+		s.head = h
+		return err
+	})
+}
+
+func readHead(txn *badger.Txn) (audit.Head, error) {
+	item, err := txn.Get([]byte(kAuditHead))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return audit.Head{}, nil
+	}
+	if err != nil {
+		return audit.Head{}, fmt.Errorf("reading audit head: %w", err)
+	}
+	var h audit.Head
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8+audit.HashSize {
+			return fmt.Errorf("audit head is %d bytes, want %d: the store is damaged", len(v), 8+audit.HashSize)
+		}
+		h.Seq = uint64FromBytes(v[:8])
+		copy(h.Hash[:], v[8:])
+		return nil
+	})
+	return h, err
+}
+
+func encodeHead(h audit.Head) []byte { return append(seqBytes(h.Seq), h.Hash[:]...) }
+
+// Close flushes and closes the store.
+func (s *Store) Close() error {
+	s.fail(core.ErrUnavailable)
+	return s.db.Close()
+}
+
+// Ready reports nil while the store takes writes.
+func (s *Store) Ready() error {
+	s.failMu.RLock()
+	defer s.failMu.RUnlock()
+	return s.failed
+}
+
+func (s *Store) fail(err error) {
+	s.failMu.Lock()
+	if s.failed == nil {
+		s.failed = err
+	}
+	s.failMu.Unlock()
+}
+
+// AuditHead is the last committed link of the chain.
+func (s *Store) AuditHead() audit.Head {
+	s.chainMu.Lock()
+	defer s.chainMu.Unlock()
+	return s.head
+}
+
+// Update runs fn in a transaction and commits it durably, retrying when it
+// collides with a concurrent transaction.
+func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
+	for range maxAttempts {
+		if err := s.Ready(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t := &tx{readTx: readTx{txn: s.db.NewTransaction(true)}}
+		err := fn(t)
+		if err == nil {
+			err = s.commit(t)
+		}
+		t.txn.Discard()
+		if !errors.Is(err, badger.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: gave up after %d attempts; try again", core.ErrConflict, maxAttempts)
+}
+
+// commit chains t's audit events after the current head and commits. The
+// lock is held across the commit so that a transaction that fails (a
+// conflict, a full disk) never leaves a gap in the chain, and so that the
+// chain order is the commit order.
+func (s *Store) commit(t *tx) error {
+	if s.beforeCommit != nil {
+		if err := s.beforeCommit(); err != nil {
+			return err
+		}
+	}
+	if len(t.events) == 0 {
+		return t.txn.Commit()
+	}
+	s.chainMu.Lock()
+	defer s.chainMu.Unlock()
+	chain := audit.Chain{Head: s.head}
+	for _, ev := range t.events {
+		rec, err := chain.Next(ev)
+		if err != nil {
+			return err
+		}
+		if err := t.txn.Set(auditKey(rec.Seq), rec.Marshal()); err != nil {
+			return err
+		}
+		if ev.Target.ID != "" {
+			if err := t.txn.Set(auditTargetKey(ev.Target.ID, rec.Seq), nil); err != nil {
+				return err
+			}
+		}
+	}
+	if err := t.txn.Set([]byte(kAuditHead), encodeHead(chain.Head)); err != nil {
+		return err
+	}
+	if err := t.txn.Commit(); err != nil {
+		if !errors.Is(err, badger.ErrConflict) {
+			// A failed write leaves the disk in an unknown state: stop
+			// taking writes until an operator restarts the daemon.
+			s.log.Error("store write failed; refusing further writes until restart", "err", err)
+			s.fail(fmt.Errorf("%w: a write to disk failed (%v); restart keyfleetd", core.ErrUnavailable, err))
+		}
+		return err
+	}
+	s.head = chain.Head
+	return nil
+}
+
+// View runs fn in a read-only snapshot.
+func (s *Store) View(ctx context.Context, fn func(core.ReadTx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(func(txn *badger.Txn) error { return fn(&readTx{txn: txn}) })
+}
+
+// AuditScan reads audit records with seq > after in key order.
+func (s *Store) AuditScan(ctx context.Context, after uint64, fn func(uint64, audit.Record) (bool, error)) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte(pAudit)
+		opts.PrefetchSize = 256
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Seek(auditKey(after + 1)); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			k := item.Key()
+			if len(k) != len(pAudit)+8 {
+				continue
+			}
+			seq := uint64FromBytes(k[len(pAudit):])
+			var cont bool
+			err := item.Value(func(v []byte) error {
+				r, err := audit.Unmarshal(v)
+				if err != nil {
+					return &audit.BreakError{Seq: seq, Reason: err.Error()}
+				}
+				cont, err = fn(seq, r)
+				return err
+			})
+			if err != nil || !cont {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Size reports the store's on-disk size in bytes (LSM tree and value log).
+func (s *Store) Size() int64 {
+	lsm, vlog := s.db.Size()
+	return lsm + vlog
+}
+
+func uint64FromBytes(b []byte) uint64 {
+	var n uint64
+	for _, c := range b[:8] {
+		n = n<<8 | uint64(c)
+	}
+	return n
+}
+
+// badgerLogger sends Badger's messages to slog.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(fmt.Sprintf(f, a...), "component", "badger") }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(fmt.Sprintf(f, a...), "component", "badger") }
+func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(fmt.Sprintf(f, a...), "component", "badger") }
+func (b badgerLogger) Debugf(f string, a ...any)   {}

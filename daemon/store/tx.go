@@ -1,0 +1,314 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/core"
+)
+
+type readTx struct{ txn *badger.Txn }
+
+type tx struct {
+	readTx
+	events []*audit.Event
+}
+
+var (
+	_ core.ReadTx = (*readTx)(nil)
+	_ core.Tx     = (*tx)(nil)
+)
+
+func get[T any](txn *badger.Txn, k []byte, kind, ref string) (T, error) {
+	var v T
+	item, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return v, &core.NotFoundError{Kind: kind, Ref: ref}
+	}
+	if err != nil {
+		return v, fmt.Errorf("reading %s %s: %w", kind, ref, err)
+	}
+	err = item.Value(func(b []byte) error { return json.Unmarshal(b, &v) })
+	if err != nil {
+		return v, fmt.Errorf("decoding %s %s: %w", kind, ref, err)
+	}
+	return v, nil
+}
+
+func getString(txn *badger.Txn, k []byte, kind, ref string) (string, error) {
+	item, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return "", &core.NotFoundError{Kind: kind, Ref: ref}
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading %s %s: %w", kind, ref, err)
+	}
+	v, err := item.ValueCopy(nil)
+	return string(v), err
+}
+
+func put(txn *badger.Txn, k []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", k, err)
+	}
+	return txn.Set(k, b)
+}
+
+func exists(txn *badger.Txn, k []byte) (bool, error) {
+	_, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// list pages through the records under prefix, starting after the cursor,
+// keeping those that match. load turns an index entry into a record and its
+// cursor value.
+func list[T any](txn *badger.Txn, prefix []byte, pg core.PageReq, load func(item *badger.Item) (T, string, error), match func(T) bool) ([]T, string, error) {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	opts.PrefetchValues = false
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	start := prefix
+	if pg.After != "" {
+		start = append(bytes.Clone(prefix), pg.After...)
+	}
+	var out []T
+	var last string
+	for it.Seek(start); it.Valid(); it.Next() {
+		v, cur, err := load(it.Item())
+		if err != nil {
+			return nil, "", err
+		}
+		if cur == pg.After {
+			continue
+		}
+		if !match(v) {
+			continue
+		}
+		if len(out) == pg.Limit {
+			return out, last, nil
+		}
+		out, last = append(out, v), cur
+	}
+	return out, "", nil
+}
+
+// loadValue decodes a primary record; its cursor is the key after prefix.
+func loadValue[T any](prefix string) func(*badger.Item) (T, string, error) {
+	return func(item *badger.Item) (T, string, error) {
+		var v T
+		err := item.Value(func(b []byte) error { return json.Unmarshal(b, &v) })
+		return v, string(item.Key()[len(prefix):]), err
+	}
+}
+
+// loadIndexed follows an index entry whose last key segment is a record id.
+func loadIndexed[T any](txn *badger.Txn, prefix, kind string, indexPrefix []byte) func(*badger.Item) (T, string, error) {
+	return func(item *badger.Item) (T, string, error) {
+		id := lastSegment(item.Key())
+		v, err := get[T](txn, key(prefix, id), kind, id)
+		return v, string(item.Key()[len(indexPrefix):]), err
+	}
+}
+
+func (r *readTx) User(id string) (core.User, error) {
+	return get[core.User](r.txn, key(pUser, id), "user", id)
+}
+
+func (r *readTx) UserByName(name string) (core.User, error) {
+	id, err := getString(r.txn, key(pUsername, name), "user", name)
+	if err != nil {
+		return core.User{}, err
+	}
+	return r.User(id)
+}
+
+func (r *readTx) Users(f core.UserFilter, pg core.PageReq) ([]core.User, string, error) {
+	load := func(item *badger.Item) (core.User, string, error) {
+		name := string(item.Key()[len(pUsername):])
+		u, err := r.UserByName(name)
+		return u, name, err
+	}
+	return list(r.txn, []byte(pUsername), pg, load, f.Match)
+}
+
+func (r *readTx) Factor(id string) (core.Factor, error) {
+	return get[core.Factor](r.txn, key(pFactor, id), "factor", id)
+}
+
+func (r *readTx) Factors(f core.FactorFilter, pg core.PageReq) ([]core.Factor, string, error) {
+	var prefix []byte
+	var load func(*badger.Item) (core.Factor, string, error)
+	switch {
+	case f.DeviceID != "":
+		prefix = key(pDevFactor, f.DeviceID, "/")
+		load = loadIndexed[core.Factor](r.txn, pFactor, "factor", prefix)
+	case f.UserID != "":
+		prefix = key(pUserFactor, f.UserID, "/")
+		load = loadIndexed[core.Factor](r.txn, pFactor, "factor", prefix)
+	default:
+		prefix = []byte(pFactor)
+		load = loadValue[core.Factor](pFactor)
+	}
+	return list(r.txn, prefix, pg, load, f.Match)
+}
+
+func (r *readTx) Device(id string) (core.Device, error) {
+	return get[core.Device](r.txn, key(pDevice, id), "device", id)
+}
+
+func (r *readTx) DeviceBySerial(vendor, serial string) (core.Device, error) {
+	id, err := getString(r.txn, deviceSerialKey(vendor, serial), "device", vendor+" "+serial)
+	if err != nil {
+		return core.Device{}, err
+	}
+	return r.Device(id)
+}
+
+func (r *readTx) Devices(f core.DeviceFilter, pg core.PageReq) ([]core.Device, string, error) {
+	return list(r.txn, []byte(pDevice), pg, loadValue[core.Device](pDevice), f.Match)
+}
+
+func (r *readTx) Enrolment(id string) (core.Enrolment, error) {
+	return get[core.Enrolment](r.txn, key(pEnrolment, id), "enrolment", id)
+}
+
+func (r *readTx) Enrolments(f core.EnrolmentFilter, pg core.PageReq) ([]core.Enrolment, string, error) {
+	return list(r.txn, []byte(pEnrolment), pg, loadValue[core.Enrolment](pEnrolment), f.Match)
+}
+
+func (r *readTx) Token(id string) (core.Token, error) {
+	return get[core.Token](r.txn, key(pToken, id), "token", id)
+}
+
+func (r *readTx) Tokens(f core.TokenFilter, pg core.PageReq) ([]core.Token, string, error) {
+	return list(r.txn, []byte(pToken), pg, loadValue[core.Token](pToken), f.Match)
+}
+
+func (r *readTx) Approval(id string) (core.Approval, error) {
+	return get[core.Approval](r.txn, key(pApproval, id), "approval", id)
+}
+
+func (r *readTx) Approvals(f core.ApprovalFilter, pg core.PageReq) ([]core.Approval, string, error) {
+	return list(r.txn, []byte(pApproval), pg, loadValue[core.Approval](pApproval), f.Match)
+}
+
+func (r *readTx) AuditRecord(seq uint64) (audit.Record, error) {
+	item, err := r.txn.Get(auditKey(seq))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return audit.Record{}, &core.NotFoundError{Kind: "audit event", Ref: fmt.Sprint(seq)}
+	}
+	if err != nil {
+		return audit.Record{}, err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return audit.Record{}, err
+	}
+	return audit.Unmarshal(v)
+}
+
+func (r *readTx) AuditByTarget(targetID string, after uint64, limit int) ([]uint64, error) {
+	prefix := key(pAuditTarget, targetID, "/")
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix, opts.PrefetchValues = prefix, false
+	it := r.txn.NewIterator(opts)
+	defer it.Close()
+	var out []uint64
+	for it.Seek(append(bytes.Clone(prefix), seqBytes(after+1)...)); it.Valid() && len(out) < limit; it.Next() {
+		k := it.Item().Key()
+		out = append(out, uint64FromBytes(k[len(prefix):]))
+	}
+	return out, nil
+}
+
+func (t *tx) InsertUser(u core.User) error {
+	ok, err := exists(t.txn, key(pUsername, u.Username))
+	if err != nil {
+		return err
+	}
+	if ok {
+		return fmt.Errorf("%w: username %q is taken", core.ErrAlreadyExists, u.Username)
+	}
+	if err := t.txn.Set(key(pUsername, u.Username), []byte(u.ID)); err != nil {
+		return err
+	}
+	return t.PutUser(u)
+}
+
+func (t *tx) PutUser(u core.User) error { return put(t.txn, key(pUser, u.ID), u) }
+
+func (t *tx) DeleteUser(u core.User) error {
+	if err := t.txn.Delete(key(pUsername, u.Username)); err != nil {
+		return err
+	}
+	return t.txn.Delete(key(pUser, u.ID))
+}
+
+func (t *tx) PutFactor(f core.Factor) error {
+	if err := t.txn.Set(userFactorKey(f.UserID, f.ID), nil); err != nil {
+		return err
+	}
+	if f.DeviceID != "" {
+		if err := t.txn.Set(devFactorKey(f.DeviceID, f.ID), nil); err != nil {
+			return err
+		}
+	}
+	return put(t.txn, key(pFactor, f.ID), f)
+}
+
+func (t *tx) DeleteFactor(f core.Factor) error {
+	if err := t.txn.Delete(userFactorKey(f.UserID, f.ID)); err != nil {
+		return err
+	}
+	if f.DeviceID != "" {
+		if err := t.txn.Delete(devFactorKey(f.DeviceID, f.ID)); err != nil {
+			return err
+		}
+	}
+	return t.txn.Delete(key(pFactor, f.ID))
+}
+
+func (t *tx) InsertDevice(d core.Device) error {
+	k := deviceSerialKey(d.Vendor, d.Serial)
+	ok, err := exists(t.txn, k)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return fmt.Errorf("%w: %s key %s is already registered", core.ErrAlreadyExists, d.Vendor, d.Serial)
+	}
+	if err := t.txn.Set(k, []byte(d.ID)); err != nil {
+		return err
+	}
+	return t.PutDevice(d)
+}
+
+func (t *tx) PutDevice(d core.Device) error { return put(t.txn, key(pDevice, d.ID), d) }
+
+func (t *tx) PutEnrolment(e core.Enrolment) error { return put(t.txn, key(pEnrolment, e.ID), e) }
+
+func (t *tx) DeleteEnrolment(e core.Enrolment) error { return t.txn.Delete(key(pEnrolment, e.ID)) }
+
+func (t *tx) PutToken(k core.Token) error { return put(t.txn, key(pToken, k.ID), k) }
+
+func (t *tx) DeleteToken(k core.Token) error { return t.txn.Delete(key(pToken, k.ID)) }
+
+func (t *tx) PutApproval(a core.Approval) error { return put(t.txn, key(pApproval, a.ID), a) }
+
+func (t *tx) Audit(ev *audit.Event) error {
+	if ev.Action == "" {
+		return errors.New("audit event without an action")
+	}
+	t.events = append(t.events, ev)
+	return nil
+}

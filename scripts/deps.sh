@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages keyfleet's tests need, when run as root and
+# one is missing. As another user it lists what is missing and carries on.
+set -euo pipefail
+
+packages=(
+  ca-certificates   # TLS roots for the Go module proxy
+  openssl           # key generation examples in the docs and tests
+  gcc libc6-dev     # cgo for the workstation agent
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing Debian packages: ${missing[*]} (run 'make test' as root, or: sudo apt-get install ${missing[*]})" >&2
+  exit 0
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
