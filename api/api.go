@@ -280,6 +280,13 @@ type AuditEvent struct {
 	Hash      string            `json:"hash"`
 }
 
+// AuditHead is the answer to GET /v1/audit/head: the last event's sequence
+// number and chain hash.
+type AuditHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
 // AuditVerification is the answer to GET /v1/audit/verify.
 type AuditVerification struct {
 	OK       bool   `json:"ok"`

@@ -71,6 +71,16 @@ func (s *Service) auditByTarget(ctx context.Context, f AuditFilter, limit int) (
 	return out, err
 }
 
+// AuditHead is the last link of the audit chain: its sequence number and
+// hash. Recording it elsewhere lets an auditor later prove the log up to
+// that point was not rewritten.
+func (s *Service) AuditHead(p Principal) (audit.Head, error) {
+	if err := p.authorize(ReadAudit, ""); err != nil {
+		return audit.Head{}, err
+	}
+	return s.store.AuditHead(), nil
+}
+
 // ExportAudit calls fn for every record after a sequence number, in order.
 func (s *Service) ExportAudit(ctx context.Context, p Principal, after uint64, fn func(audit.Record) error) error {
 	if err := p.authorize(ReadAudit, ""); err != nil {

@@ -120,10 +120,13 @@ func (s *Service) CancelEnrolment(ctx context.Context, p Principal, id string) (
 	var e Enrolment
 	err := s.store.Update(ctx, func(tx Tx) error {
 		var err error
-		if e, err = s.openEnrolment(tx, id); err != nil {
+		if e, err = tx.Enrolment(id); err != nil {
 			return err
 		}
 		if err := p.authorize(CancelEnrolments, e.UserID); err != nil {
+			return err
+		}
+		if e, err = s.openEnrolment(tx, id); err != nil {
 			return err
 		}
 		e.State = api.EnrolmentCancelled
@@ -181,10 +184,13 @@ func (s *Service) enrolmentFor(ctx context.Context, p Principal, id string) (Enr
 	var u User
 	err := s.store.View(ctx, func(tx ReadTx) error {
 		var err error
-		if e, err = s.openEnrolment(tx, id); err != nil {
+		if e, err = tx.Enrolment(id); err != nil {
 			return err
 		}
 		if err := p.authorize(CompleteEnrol, e.UserID); err != nil {
+			return err
+		}
+		if e, err = s.openEnrolment(tx, id); err != nil {
 			return err
 		}
 		u, err = tx.User(e.UserID)

@@ -56,6 +56,7 @@ func (h *Handler) register() {
 	h.route("POST /v1/approvals/{id}/cancel", core.CancelApprovals, h.decide(h.svc.CancelApproval))
 
 	h.route("GET /v1/audit", core.ReadAudit, h.listAudit)
+	h.route("GET /v1/audit/head", core.ReadAudit, h.auditHead)
 	h.route("GET /v1/audit/verify", core.VerifyAudit, h.verifyAudit)
 	h.routeStream("GET /v1/audit/export", core.ReadAudit, h.exportAudit)
 }
@@ -329,6 +330,11 @@ func (h *Handler) listAudit(r *http.Request, p core.Principal) (int, any, error)
 		out.NextCursor = strconv.FormatUint(recs[n-1].Seq, 10)
 	}
 	return http.StatusOK, out, nil
+}
+
+func (h *Handler) auditHead(r *http.Request, p core.Principal) (int, any, error) {
+	head, err := h.svc.AuditHead(p)
+	return http.StatusOK, api.AuditHead{Seq: head.Seq, Hash: audit.HexHash(head.Hash)}, err
 }
 
 func (h *Handler) verifyAudit(r *http.Request, p core.Principal) (int, any, error) {

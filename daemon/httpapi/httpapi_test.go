@@ -1,0 +1,338 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/httpapi"
+	"github.com/keyfleet/keyfleet/daemon/seal"
+	"github.com/keyfleet/keyfleet/daemon/store"
+)
+
+// syncBuffer collects log output from concurrent handlers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+type pubKind struct{}
+
+func (pubKind) Kind() string { return "test" }
+func (pubKind) EnrolParams(context.Context, core.User) (json.RawMessage, error) {
+	return nil, nil
+}
+func (pubKind) FinishEnrol(_ context.Context, _ core.Enrolment, _ core.User, p json.RawMessage) (*core.Enrolled, error) {
+	var in struct{ Serial string }
+	json.Unmarshal(p, &in)
+	return &core.Enrolled{Public: json.RawMessage(`{}`), Secret: []byte("TESTSEED"), Device: &core.DeviceInfo{Vendor: "Test", Serial: in.Serial}}, nil
+}
+
+type fixture struct {
+	t       *testing.T
+	srv     *httptest.Server
+	svc     *core.Service
+	st      *store.Store
+	h       *httpapi.Handler
+	logs    *syncBuffer
+	tokens  map[string]string // role → secret
+	users   map[string]string // role → user id
+	secrets []string
+	skew    *atomic.Int64 // added to the service's clock
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl, _ := seal.New(make([]byte, 32))
+	skew := &atomic.Int64{}
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []core.FactorKind{pubKind{}}, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	h, err := httpapi.New(httpapi.Config{Service: svc, Logger: slog.New(slog.NewJSONHandler(logs, nil)), MaxBodyBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, srv: httptest.NewTLSServer(h), svc: svc, st: st, h: h, logs: logs, skew: skew,
+		tokens: map[string]string{}, users: map[string]string{}}
+	t.Cleanup(func() { f.srv.Close(); st.Close() })
+	for _, role := range api.AllRoles {
+		kind := api.KindPerson
+		if role == api.RoleService {
+			kind = api.KindService
+		}
+		u, err := svc.CreateUser(context.Background(), core.System, api.CreateUser{Username: "as-" + strings.ReplaceAll(role, "_", "-"), Kind: kind, Roles: []string{role}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, secret, err := svc.CreateToken(context.Background(), core.System, api.CreateToken{User: u.ID, Name: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.tokens[role], f.users[role] = secret, u.ID
+		f.secrets = append(f.secrets, secret)
+	}
+	return f
+}
+
+// do sends a request as role ("" for none) and returns status and body.
+func (f *fixture) do(role, method, path, body string) (int, []byte) {
+	f.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, f.srv.URL+path, rd)
+	if role != "" {
+		req.Header.Set("Authorization", "Bearer "+f.tokens[role])
+	}
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, s := range f.secrets {
+		if bytes.Contains(b, []byte(s)) && !(method == "POST" && path == "/v1/tokens") {
+			f.t.Fatalf("%s %s answered with a token secret", method, path)
+		}
+	}
+	return resp.StatusCode, b
+}
+
+func (f *fixture) victim() (userID, factorID, deviceID string) {
+	f.t.Helper()
+	ctx := context.Background()
+	u, err := f.svc.CreateUser(ctx, core.System, api.CreateUser{Username: fmt.Sprintf("victim-%d", time.Now().UnixNano())})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	e, _ := f.svc.CreateEnrolment(ctx, core.System, api.CreateEnrolment{User: u.ID, Kind: "test"})
+	fac, err := f.svc.CompleteEnrolment(ctx, core.System, e.ID, api.CompleteEnrolment{Payload: json.RawMessage(fmt.Sprintf(`{"serial":%q}`, u.ID))})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return u.ID, fac.ID, fac.DeviceID
+}
+
+const (
+	admin, so, help, enr, aud, svc, usr = api.RoleAdmin, api.RoleSecurityOfficer, api.RoleHelpdesk, api.RoleEnroller, api.RoleAuditor, api.RoleService, api.RoleUser
+)
+
+func TestEveryRoleReachesOnlyWhatItMay(t *testing.T) {
+	f := newFixture(t)
+	uid, fid, did := f.victim()
+	apr, _ := f.svc.RequestUserAction(context.Background(), core.System, uid, api.ActionUserResetMFA, "")
+	enrol, _ := f.svc.CreateEnrolment(context.Background(), core.System, api.CreateEnrolment{User: uid, Kind: "test"})
+	tests := []struct {
+		group, method, path, body string
+		allowed                   []string
+	}{
+		{"self", "GET", "/v1/me", "", api.AllRoles},
+		{"read users", "GET", "/v1/users", "", []string{admin, so, help, enr, aud}},
+		{"read a user", "GET", "/v1/users/" + uid, "", []string{admin, so, help, enr, aud}},
+		{"create users", "POST", "/v1/users", `{"username":"newbie"}`, []string{admin}},
+		{"update users", "PATCH", "/v1/users/" + uid, `{"display_name":"V"}`, []string{admin}},
+		{"enable users", "POST", "/v1/users/" + uid + "/enable", "", []string{admin}},
+		{"request disable", "POST", "/v1/users/" + uid + "/disable", "", []string{admin, so}},
+		{"request reset", "POST", "/v1/users/" + uid + "/reset-mfa", "", []string{admin, so, help}},
+		{"request user delete", "DELETE", "/v1/users/" + uid, "", []string{admin}},
+		{"read factors", "GET", "/v1/factors", "", []string{admin, so, help, enr, aud, usr}},
+		{"read another's factor", "GET", "/v1/factors/" + fid, "", []string{admin, so, help, enr, aud}},
+		{"rename another's factor", "PATCH", "/v1/factors/" + fid, `{"label":"x"}`, []string{admin}},
+		{"suspend another's factor", "POST", "/v1/factors/" + fid + "/suspend", "", []string{admin, so, help}},
+		{"resume factors", "POST", "/v1/factors/" + fid + "/resume", "", []string{admin, so, help}},
+		{"request revoke", "POST", "/v1/factors/" + fid + "/revoke", "", []string{admin, so, help}},
+		{"request factor delete", "DELETE", "/v1/factors/" + fid, "", []string{admin}},
+		{"read devices", "GET", "/v1/devices", "", []string{admin, so, help, enr, aud, usr}},
+		{"read another's device", "GET", "/v1/devices/" + did, "", []string{admin, so, help, enr, aud}},
+		{"read enrolments", "GET", "/v1/enrolments", "", []string{admin, so, help, enr, aud, usr}},
+		{"create enrolments", "POST", "/v1/enrolments", fmt.Sprintf(`{"user":%q,"kind":"test"}`, uid), []string{admin, help, enr}},
+		{"complete another's enrolment", "POST", "/v1/enrolments/" + enrol.ID + "/complete", `{"payload":{"serial":"e1"}}`, []string{admin, enr}},
+		{"read tokens", "GET", "/v1/tokens", "", api.AllRoles},
+		{"create tokens", "POST", "/v1/tokens", `{"name":"x"}`, []string{admin}},
+		{"read approvals", "GET", "/v1/approvals", "", []string{admin, so, help, aud}},
+		{"decide approvals", "POST", "/v1/approvals/" + apr.ID + "/deny", "", []string{admin, so}},
+		{"read audit", "GET", "/v1/audit", "", []string{admin, so, aud}},
+		{"verify audit", "GET", "/v1/audit/verify", "", []string{admin, so, aud}},
+		{"export audit", "GET", "/v1/audit/export", "", []string{admin, so, aud}},
+		{"report lost", "POST", "/v1/devices/" + did + "/lost", "", []string{admin, so, help}},
+	}
+	for _, tt := range tests {
+		for _, role := range api.AllRoles {
+			want := slices.Contains(tt.allowed, role)
+			name := fmt.Sprintf("%s is %s to %s", role, map[bool]string{true: "allowed", false: "refused"}[want], tt.group)
+			t.Run(name, func(t *testing.T) {
+				status, body := f.do(role, tt.method, tt.path, tt.body)
+				denied := status == http.StatusForbidden && bytes.Contains(body, []byte("/problems/forbidden"))
+				if want == denied || status == http.StatusUnauthorized {
+					t.Fatalf("%s %s as %s: %d %s", tt.method, tt.path, role, status, body)
+				}
+			})
+		}
+	}
+	t.Run("no token is refused everywhere", func(t *testing.T) {
+		for _, r := range f.h.Routes() {
+			method, path, _ := strings.Cut(r.Pattern, " ")
+			if r.Action == "" {
+				continue
+			}
+			if status, _ := f.do("", method, strings.NewReplacer("{user}", "x", "{id}", "x").Replace(path), ""); status != http.StatusUnauthorized {
+				t.Errorf("%s without a token: %d", r.Pattern, status)
+			}
+		}
+	})
+}
+
+func TestBadInputIsRefusedClearlyAndChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	_, fid, _ := f.victim()
+	_, expired, _ := f.svc.CreateToken(ctx, core.System, api.CreateToken{User: f.users[admin], Name: "short", TTL: "1m"})
+	f.tokens["expired"] = expired
+	f.tokens["wrong"] = "kf_" + strings.Repeat("0", 26) + "_" + strings.Repeat("A", 43)
+	apr, _ := f.svc.RequestFactorRevoke(ctx, core.Principal{UserID: f.users[admin], Username: "as-admin", Roles: []string{admin}}, fid, "")
+	tests := []struct {
+		name, role, method, path, body string
+		status                          int
+		problem                         string
+	}{
+		{"malformed JSON", admin, "POST", "/v1/users", `{"username": "a"`, 400, "invalid-json"},
+		{"a JSON array instead of an object", admin, "POST", "/v1/users", `["a"]`, 400, "invalid-json"},
+		{"two objects in one body", admin, "POST", "/v1/users", `{"username":"a"}{"username":"b"}`, 400, "invalid-json"},
+		{"an oversized body", admin, "POST", "/v1/users", `{"username":"a","display_name":"` + strings.Repeat("x", 5000) + `"}`, 413, "body-too-large"},
+		{"an unknown field", admin, "POST", "/v1/users", `{"username":"a","is_admin":true}`, 400, "unknown-field"},
+		{"a wrongly typed field", admin, "POST", "/v1/users", `{"username":7}`, 400, "invalid-json"},
+		{"an invalid username", admin, "POST", "/v1/users", `{"username":"Robert'); DROP TABLE"}`, 400, "validation-failed"},
+		{"an empty body where one is needed", admin, "POST", "/v1/users", ``, 400, "invalid-json"},
+		{"a wrong token", "wrong", "GET", "/v1/me", "", 401, "unauthenticated"},
+		{"an expired token", "expired", "GET", "/v1/me", "", 401, "token-expired"},
+		{"a role without permission", usr, "POST", "/v1/users", `{"username":"a"}`, 403, "forbidden"},
+		{"an approval by the requester", admin, "POST", "/v1/approvals/" + apr.ID + "/approve", "", 403, "self-approval"},
+		{"a bad page size", admin, "GET", "/v1/users?limit=0", "", 400, "bad-request"},
+		{"an unknown route", admin, "GET", "/v1/nope", "", 404, "not-found"},
+		{"an unknown factor", admin, "POST", "/v1/factors/fac_nope/suspend", "", 404, "not-found"},
+	}
+	// Let the short token expire without waiting: it expires a minute from
+	// now, so move the service clock instead.
+	f.skew.Store(int64(2 * time.Minute))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			head := f.st.AuditHead()
+			status, body := f.do(tt.role, tt.method, tt.path, tt.body)
+			var p api.Problem
+			if err := json.Unmarshal(body, &p); err != nil {
+				t.Fatalf("answer is not a problem: %s", body)
+			}
+			if status != tt.status || p.Type != "/problems/"+tt.problem || p.Detail == "" || p.RequestID == "" {
+				t.Fatalf("got %d %+v, want %d %s", status, p, tt.status, tt.problem)
+			}
+			if f.st.AuditHead() != head {
+				t.Fatal("the refused request changed the store")
+			}
+		})
+	}
+	t.Run("a double approval is refused", func(t *testing.T) {
+		if status, body := f.do(so, "POST", "/v1/approvals/"+apr.ID+"/approve", ""); status != 200 {
+			t.Fatalf("first approval: %d %s", status, body)
+		}
+		head := f.st.AuditHead()
+		status, body := f.do(admin, "POST", "/v1/approvals/"+apr.ID+"/approve", "")
+		if status != 409 || !bytes.Contains(body, []byte("/problems/approval-closed")) || f.st.AuditHead() != head {
+			t.Fatalf("second approval: %d %s", status, body)
+		}
+	})
+	for _, s := range f.secrets {
+		if strings.Contains(f.logs.String(), s) || strings.Contains(f.logs.String(), "TESTSEED") {
+			t.Fatal("a secret reached the log")
+		}
+	}
+}
+
+func TestOpenAPIDocumentMatchesTheRoutes(t *testing.T) {
+	b, err := os.ReadFile("../../docs/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		OpenAPI string                            `yaml:"openapi"`
+		Paths   map[string]map[string]yaml.Node `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			if method == "parameters" {
+				continue
+			}
+			documented[strings.ToUpper(method)+" "+path] = true
+		}
+	}
+	f := newFixture(t)
+	h, _ := httpapi.New(httpapi.Config{Service: f.svc, Metrics: http.NotFoundHandler()})
+	served := map[string]bool{}
+	for _, r := range h.Routes() {
+		served[r.Pattern] = true
+		if !documented[r.Pattern] {
+			t.Errorf("%s is served but not in docs/openapi.yaml", r.Pattern)
+		}
+	}
+	for p := range documented {
+		if !served[p] {
+			t.Errorf("%s is in docs/openapi.yaml but not served", p)
+		}
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Errorf("openapi version %q", doc.OpenAPI)
+	}
+}
+
+func TestListsPaginate(t *testing.T) {
+	f := newFixture(t)
+	for i := range 7 {
+		f.svc.CreateUser(context.Background(), core.System, api.CreateUser{Username: fmt.Sprintf("page-%d", i)})
+	}
+	var seen []string
+	cursor := ""
+	for range 10 {
+		_, body := f.do(admin, "GET", "/v1/users?q=page-&limit=3&cursor="+cursor, "")
+		var pg api.Page[api.User]
+		json.Unmarshal(body, &pg)
+		for _, u := range pg.Items {
+			seen = append(seen, u.Username)
+		}
+		if cursor = pg.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if len(seen) != 7 || !slices.IsSorted(seen) {
+		t.Fatalf("pages gave %v", seen)
+	}
+}

@@ -1,0 +1,306 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/seal"
+)
+
+var testKey = bytes.Repeat([]byte{0x42}, 32)
+
+// seedKind stores the payload's seed as the factor's secret.
+type seedKind struct{}
+
+func (seedKind) Kind() string { return "seed" }
+func (seedKind) EnrolParams(context.Context, core.User) (json.RawMessage, error) {
+	return nil, nil
+}
+func (seedKind) FinishEnrol(_ context.Context, _ core.Enrolment, _ core.User, p json.RawMessage) (*core.Enrolled, error) {
+	var in struct{ Seed, Serial string }
+	if err := json.Unmarshal(p, &in); err != nil {
+		return nil, err
+	}
+	return &core.Enrolled{Secret: []byte(in.Seed), Public: json.RawMessage(`{"digits":6}`),
+		Device: &core.DeviceInfo{Vendor: "Yubico", Serial: in.Serial}}, nil
+}
+
+func openAt(t *testing.T, dir string, hook func() error) (*Store, *core.Service) {
+	t.Helper()
+	st, err := Open(Options{Dir: dir, EncryptionKey: testKey, beforeCommit: hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl, _ := seal.New(bytes.Repeat([]byte{0x17}, 32))
+	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []core.FactorKind{seedKind{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, svc
+}
+
+var admin = core.System
+
+func enrolSeed(t *testing.T, svc *core.Service, user, seed, serial string) core.Factor {
+	t.Helper()
+	ctx := context.Background()
+	e, err := svc.CreateEnrolment(ctx, admin, api.CreateEnrolment{User: user, Kind: "seed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(map[string]string{"seed": seed, "serial": serial})
+	f, err := svc.CompleteEnrolment(ctx, admin, e.ID, api.CompleteEnrolment{Payload: payload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func filesContaining(t *testing.T, dir string, needle []byte) []string {
+	t.Helper()
+	var hits []string
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, needle) {
+			hits = append(hits, path)
+		}
+		return nil
+	})
+	return hits
+}
+
+func decryptedDump(t *testing.T, dir string) []byte {
+	t.Helper()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithEncryptionKey(testKey).WithIndexCacheSize(1 << 20).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var dump bytes.Buffer
+	db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			dump.Write(it.Item().Key())
+			v, _ := it.Item().ValueCopy(nil)
+			dump.Write(v)
+		}
+		return nil
+	})
+	return dump.Bytes()
+}
+
+func TestNothingSensitiveIsReadableOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	st, svc := openAt(t, dir, nil)
+	ctx := context.Background()
+	const username, email, seed = "canary-username-q7", "canary-mail-q7@example.org", "CANARYSEEDQ7JBSWY3DPEHPK3PXP"
+	if _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: username, Email: email, DisplayName: "Canary Display Q7"}); err != nil {
+		t.Fatal(err)
+	}
+	enrolSeed(t, svc, username, seed, "31415926")
+	_, token, err := svc.CreateToken(ctx, admin, api.CreateToken{User: username, Name: "canary"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, needle := range []string{username, email, "Canary Display Q7", seed, token, "31415926"} {
+		if hits := filesContaining(t, dir, []byte(needle)); len(hits) > 0 {
+			t.Errorf("%q is readable in %v", needle, hits)
+		}
+	}
+	dump := decryptedDump(t, dir)
+	if !bytes.Contains(dump, []byte(username)) {
+		t.Fatal("the decrypted dump does not show the username: the test is not looking at the data")
+	}
+	for _, secret := range []string{seed, token} {
+		if bytes.Contains(dump, []byte(secret)) {
+			t.Errorf("even decrypted, the store shows a secret (%d bytes)", len(secret))
+		}
+	}
+}
+
+func TestAFailureBeforeCommitLeavesNeitherChangeNorAuditEvent(t *testing.T) {
+	var inject bool
+	st, svc := openAt(t, t.TempDir(), func() error {
+		if inject {
+			return errors.New("injected fault")
+		}
+		return nil
+	})
+	defer st.Close()
+	ctx := context.Background()
+	if _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	head := st.AuditHead()
+	inject = true
+	if _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: "ghost"}); err == nil {
+		t.Fatal("the injected fault did not surface")
+	}
+	inject = false
+	if st.AuditHead() != head {
+		t.Fatal("the failed transaction moved the audit head")
+	}
+	if _, err := svc.GetUser(ctx, admin, "ghost"); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("the failed transaction left its change: %v", err)
+	}
+	if recs, _ := svc.ListAudit(ctx, admin, core.AuditFilter{After: head.Seq}, 10); len(recs) != 0 {
+		t.Fatalf("the failed transaction left %d audit events", len(recs))
+	}
+	if _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	if st.AuditHead().Seq != head.Seq+1 {
+		t.Fatalf("next event is %d, want %d: the failure left a gap", st.AuditHead().Seq, head.Seq+1)
+	}
+	mustVerify(t, st, 0)
+}
+
+// mustVerify checks the chain and returns the break seq (0 if intact).
+func mustVerify(t *testing.T, st *Store, wantBreak uint64) *audit.BreakError {
+	t.Helper()
+	v, err := core.VerifyStore(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got uint64
+	if v.Break != nil {
+		got = v.Break.Seq
+	}
+	if got != wantBreak {
+		t.Fatalf("verify broke at %d (%v), want %d", got, v.Break, wantBreak)
+	}
+	return v.Break
+}
+
+func TestVerifyFindsTheFirstTamperedRecord(t *testing.T) {
+	raw := func(st *Store, seq uint64) []byte {
+		var v []byte
+		st.db.View(func(txn *badger.Txn) error {
+			item, err := txn.Get(auditKey(seq))
+			if err == nil {
+				v, err = item.ValueCopy(nil)
+			}
+			return err
+		})
+		return v
+	}
+	set := func(st *Store, seq uint64, v []byte) {
+		st.db.Update(func(txn *badger.Txn) error { return txn.Set(auditKey(seq), v) })
+	}
+	del := func(st *Store, seq uint64) {
+		st.db.Update(func(txn *badger.Txn) error { return txn.Delete(auditKey(seq)) })
+	}
+	tests := []struct {
+		name   string
+		tamper func(st *Store)
+		broken uint64
+		reason string
+	}{
+		{"an edited event body breaks at that event", func(st *Store) {
+			v := raw(st, 4)
+			set(st, 4, bytes.Replace(v, []byte("user-3"), []byte("user-X"), 1))
+		}, 4, "edited"},
+		{"a deleted event breaks where it was", func(st *Store) { del(st, 5) }, 5, "missing"},
+		{"two swapped events break at the first", func(st *Store) {
+			a, b := raw(st, 3), raw(st, 6)
+			set(st, 3, b)
+			set(st, 6, a)
+		}, 3, "moved"},
+		{"an event rewritten with a fresh hash breaks at the next", func(st *Store) {
+			r, _ := audit.Unmarshal(raw(st, 4))
+			body := bytes.Replace(r.Body, []byte("user-3"), []byte("user-X"), 1)
+			c := audit.Chain{Head: audit.Head{Seq: 3, Hash: r.Prev}}
+			var ev audit.Event
+			json.Unmarshal(body, &ev)
+			nr, _ := c.Next(&ev)
+			set(st, 4, nr.Marshal())
+		}, 5, "previous-hash"},
+		{"events cut off the end are caught by the head", func(st *Store) { del(st, 8) }, 8, "head"},
+		{"a truncated record breaks at that record", func(st *Store) { set(st, 2, []byte{1, 2, 3}) }, 2, "shorter"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, svc := openAt(t, t.TempDir(), nil)
+			defer st.Close()
+			for i := range 8 {
+				if _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: fmt.Sprintf("user-%d", i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mustVerify(t, st, 0)
+			tt.tamper(st)
+			be := mustVerify(t, st, tt.broken)
+			if !bytes.Contains([]byte(be.Reason), []byte(tt.reason)) {
+				t.Fatalf("reason %q does not say %q", be.Reason, tt.reason)
+			}
+		})
+	}
+}
+
+func TestConcurrentWritersKeepOneUnbrokenChain(t *testing.T) {
+	st, svc := openAt(t, t.TempDir(), nil)
+	defer st.Close()
+	const workers, each = 16, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				_, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: fmt.Sprintf("w%d-u%d", w, i)})
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := st.AuditHead().Seq; got != workers*each {
+		t.Fatalf("head is %d, want %d", got, workers*each)
+	}
+	mustVerify(t, st, 0)
+}
+
+func TestReopeningKeepsTheChainHead(t *testing.T) {
+	dir := t.TempDir()
+	st, svc := openAt(t, dir, nil)
+	svc.CreateUser(context.Background(), admin, api.CreateUser{Username: "kept"})
+	head := st.AuditHead()
+	st.Close()
+	st2, _ := openAt(t, dir, nil)
+	defer st2.Close()
+	if st2.AuditHead() != head {
+		t.Fatalf("head after reopen = %v, want %v", st2.AuditHead(), head)
+	}
+	if _, err := Open(Options{Dir: t.TempDir(), EncryptionKey: []byte("short")}); err == nil {
+		t.Fatal("a short key was accepted")
+	}
+}

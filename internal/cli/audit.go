@@ -1,0 +1,203 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/api/client"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) auditCmd() *cobra.Command {
+	cmd := group("audit", "Read, follow, verify and export the hash-chained audit log",
+		"  keyfleet audit list --action factor.revoke\n  keyfleet audit tail\n  keyfleet audit verify")
+	cmd.AddCommand(a.auditListCmd(), a.auditTailCmd(), a.auditVerifyCmd(), a.auditExportCmd())
+	return cmd
+}
+
+var auditHeader = []string{"SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "APPROVER", "REASON"}
+
+func auditRow(e api.AuditEvent) []string {
+	approver := "-"
+	if e.Approver != nil {
+		approver = actorName(*e.Approver)
+	}
+	return []string{strconv.FormatUint(e.Seq, 10), when(e.Time), actorName(e.Actor), e.Action,
+		e.Target.Type + " " + firstOf(e.Target.Name, e.Target.ID), approver, dash(e.Reason)}
+}
+
+func (a *app) auditListCmd() *cobra.Command {
+	var (
+		f client.AuditFilter
+		o listOpts
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List audit events in sequence order",
+		Example: `  keyfleet audit list --limit 20
+  keyfleet audit list --after 1200 --action user.disable -o json`,
+		Args: argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.cursor = strconv.FormatUint(f.After, 10)
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				items, next, err := collect(ctx, o, func(ctx context.Context, cur string, n int) (api.Page[api.AuditEvent], error) {
+					after, err := strconv.ParseUint(cur, 10, 64)
+					if err != nil {
+						return api.Page[api.AuditEvent]{}, fmt.Errorf("keyfleetd sent a bad audit cursor %q", cur)
+					}
+					f.After, f.Limit = after, n
+					return c.ListAudit(ctx, f)
+				})
+				if err != nil {
+					return err
+				}
+				return a.printAudit(items, next)
+			})
+		},
+	}
+	cmd.Flags().Uint64Var(&f.After, "after", 0, "only events after this sequence number")
+	cmd.Flags().StringVar(&f.Target, "target", "", "only events about this target id")
+	cmd.Flags().StringVar(&f.Actor, "actor", "", "only events by this actor id")
+	cmd.Flags().StringVar(&f.Action, "action", "", "only this action, e.g. factor.revoke")
+	cmd.Flags().IntVar(&o.limit, "limit", 100, "show at most this many")
+	cmd.Flags().BoolVar(&o.all, "all", false, "show everything, however long")
+	return cmd
+}
+
+func (a *app) printAudit(items []api.AuditEvent, next string) error {
+	err := a.emit(items, func() error {
+		rows := make([][]string, len(items))
+		for i, e := range items {
+			rows[i] = auditRow(e)
+		}
+		return a.table(auditHeader, rows)
+	})
+	if err == nil && next != "" {
+		a.note("note: more events remain; add --after %s to see the next ones, or --all", next)
+	}
+	return err
+}
+
+// printEventLine prints one event on one line: NDJSON with -o json.
+func (a *app) printEventLine(e api.AuditEvent) error {
+	if a.jsonOutput() {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encoding event %d: %w", e.Seq, err)
+		}
+		_, err = fmt.Fprintf(a.stdout, "%s\n", b)
+		return err
+	}
+	r := auditRow(e)
+	_, err := fmt.Fprintf(a.stdout, "%-6s %s  %-16s %-20s %-24s %s\n", r[0], r[1], r[2], r[3], r[4], r[6])
+	return err
+}
+
+func (a *app) auditVerifyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify",
+		Short: "Have keyfleetd walk the audit hash chain; exit 7 if it is broken",
+		Long: `verify asks keyfleetd to check every audit record's hash and its link to
+the previous one. It exits 0 if the chain is intact and 7 if it is broken,
+naming the first record that does not link.`,
+		Example: "  keyfleet audit verify\n  keyfleet audit verify -o json || alert-security-team",
+		Args:    argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				v, err := c.VerifyAudit(ctx)
+				if err != nil {
+					return err
+				}
+				return a.printVerification(v)
+			})
+		},
+	}
+}
+
+func (a *app) printVerification(v api.AuditVerification) error {
+	err := a.emit(v, func() error {
+		if v.OK {
+			fmt.Fprintf(a.stdout, "Audit chain intact: %d events checked; head seq %d, hash %s.\n", v.Checked, v.HeadSeq, dash(v.HeadHash))
+		}
+		return nil
+	})
+	if err != nil || v.OK {
+		return err
+	}
+	return &cliError{code: ExitAuditBroken,
+		err:  fmt.Errorf("audit chain broken at seq %d: %s (%d events checked)", v.BrokenAt, dash(v.Problem), v.Checked),
+		hint: "events from there on cannot be trusted; keep a copy of keyfleetd's data folder untouched and investigate"}
+}
+
+func (a *app) auditExportCmd() *cobra.Command {
+	var (
+		after uint64
+		out   string
+	)
+	cmd := &cobra.Command{
+		Use:   "export [--after SEQ] [--out FILE]",
+		Short: "Write the audit log as JSON lines, one event per line",
+		Example: `  keyfleet audit export --out audit-2024.jsonl
+  keyfleet audit export --after 5000 | gzip > audit-since-5000.jsonl.gz`,
+		Args: argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				if out == "" {
+					return c.ExportAudit(ctx, after, a.stdout)
+				}
+				return a.exportToFile(ctx, c, after, out)
+			})
+		},
+	}
+	cmd.Flags().Uint64Var(&after, "after", 0, "only events after this sequence number")
+	cmd.Flags().StringVar(&out, "out", "", "write to this new file (mode 0600) instead of standard output")
+	return cmd
+}
+
+func (a *app) exportToFile(ctx context.Context, c *client.Client, after uint64, out string) error {
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fail(fmt.Errorf("creating %s: %w", out, err), "choose a new file with --out")
+	}
+	err = c.ExportAudit(ctx, after, f)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fail(fmt.Errorf("writing %s: %w", out, cerr), "check the disk and try again")
+	}
+	if err != nil {
+		os.Remove(out)
+		return err
+	}
+	a.note("Audit events written to %s.", out)
+	return nil
+}
+
+func (a *app) auditTailCmd() *cobra.Command {
+	var o tailOpts
+	cmd := &cobra.Command{
+		Use:   "tail",
+		Short: "Print the latest audit events, then new ones as they happen",
+		Long: `tail prints the last --lines events, then asks keyfleetd for new ones every
+--interval until interrupted (Ctrl-C). With -o json it prints one JSON
+object per line. If keyfleetd goes away, tail warns and keeps trying.`,
+		Example: "  keyfleet audit tail\n  keyfleet audit tail --after 0 --interval 5s -o json | jq -c 'select(.action==\"factor.revoke\")'",
+		Args:    argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.interval <= 0 {
+				return usagef("--interval must be positive")
+			}
+			o.fromHead = !cmd.Flags().Changed("after")
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				return a.tail(ctx, c, o)
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&o.interval, "interval", time.Second, "how often to ask for new events")
+	cmd.Flags().Uint64Var(&o.after, "after", 0, "start after this sequence number instead of the last --lines events")
+	cmd.Flags().IntVar(&o.lines, "lines", 10, "how many past events to print first")
+	return cmd
+}

@@ -1,0 +1,185 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/keyfleet/keyfleet/api/client"
+)
+
+// Environment variables the CLI reads.
+const (
+	EnvConfig = "KEYFLEET_CONFIG"
+	EnvServer = "KEYFLEET_SERVER"
+	EnvToken  = "KEYFLEET_TOKEN"
+	EnvCA     = "KEYFLEET_CA"
+)
+
+// fileConfig is the configuration file that `keyfleet login` writes. It
+// holds a secret, so it is written 0600 in a 0700 folder.
+type fileConfig struct {
+	Server string `json:"server"`
+	Token  string `json:"token"`
+	CAPEM  string `json:"ca_pem,omitempty"`
+}
+
+// configPath returns $KEYFLEET_CONFIG, or config.json in the keyfleet
+// folder of the user's configuration directory. own says whether the
+// folder is keyfleet's own, whose mode login may tighten.
+func (a *app) configPath() (path string, own bool, err error) {
+	if p := a.env(EnvConfig); p != "" {
+		return p, false, nil
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", false, fail(fmt.Errorf("finding the configuration folder: %w", err),
+			"set "+EnvConfig+" to the path of the configuration file")
+	}
+	return filepath.Join(dir, "keyfleet", "config.json"), true, nil
+}
+
+// loadConfig reads the configuration file; a missing file is an empty
+// configuration.
+func (a *app) loadConfig() (fileConfig, string, error) {
+	var cfg fileConfig
+	path, _, err := a.configPath()
+	if err != nil {
+		return cfg, "", err
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, path, nil
+	}
+	if err != nil {
+		return cfg, path, fail(fmt.Errorf("reading %s: %w", path, err), "check its permissions, or set "+EnvConfig)
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return cfg, path, fail(fmt.Errorf("reading %s: %w", path, err), "run keyfleet login again to rewrite it")
+	}
+	a.warnLoosePermissions(path)
+	return cfg, path, nil
+}
+
+func (a *app) warnLoosePermissions(path string) {
+	st, err := os.Stat(path)
+	if err != nil || runtime.GOOS == "windows" || st.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	fmt.Fprintf(a.stderr, "warning: %s holds a token and is readable by others (mode %04o); run chmod 600 %s\n",
+		path, st.Mode().Perm(), path)
+}
+
+// saveConfig writes the configuration file atomically, 0600 in a 0700
+// folder.
+func (a *app) saveConfig(cfg fileConfig) (string, error) {
+	path, own, err := a.configPath()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fail(fmt.Errorf("creating %s: %w", dir, err), "check its parent's permissions, or set "+EnvConfig)
+	}
+	if own {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return "", fail(fmt.Errorf("securing %s: %w", dir, err), "make it yours with mode 0700")
+		}
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("encoding configuration: %w", err)
+	}
+	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
+		return "", fail(fmt.Errorf("writing %s: %w", path, err), "check the folder's permissions, or set "+EnvConfig)
+	}
+	return path, nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".config-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// clientConfig merges the configuration file and the environment.
+func (a *app) clientConfig() (client.Config, error) {
+	cfg, _, err := a.loadConfig()
+	if err != nil {
+		return client.Config{}, err
+	}
+	cc := client.Config{Server: cfg.Server, Token: cfg.Token, UserAgent: userAgent}
+	if cfg.CAPEM != "" {
+		cc.CAPEM = []byte(cfg.CAPEM)
+	}
+	if v := a.env(EnvServer); v != "" {
+		cc.Server = v
+	}
+	if v := a.env(EnvToken); v != "" {
+		cc.Token = strings.TrimSpace(v)
+	}
+	if v := a.env(EnvCA); v != "" {
+		if cc.CAPEM, err = readCA(v, EnvCA); err != nil {
+			return client.Config{}, err
+		}
+	}
+	if cc.Server == "" || cc.Token == "" {
+		return client.Config{}, &cliError{code: ExitAuth, err: errors.New("not logged in"),
+			hint: "run keyfleet login --server URL --token-file FILE, or set " + EnvServer + " and " + EnvToken}
+	}
+	return cc, nil
+}
+
+// userAgent identifies the CLI to the daemon.
+const userAgent = "keyfleet-cli"
+
+// client returns an API client configured from the file and environment.
+func (a *app) client() (*client.Client, error) {
+	cc, err := a.clientConfig()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cc)
+	if err != nil {
+		return nil, fail(err, "check "+EnvServer+", "+EnvToken+" and "+EnvCA+", or run keyfleet login again")
+	}
+	return c, nil
+}
+
+// readCA reads a PEM CA certificate file named by source (a flag or an
+// environment variable).
+func readCA(path, source string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fail(fmt.Errorf("reading CA certificate: %w", err),
+			"give "+source+" the certificate path that `keyfleetd init` printed")
+	}
+	if !strings.Contains(string(b), "-----BEGIN CERTIFICATE-----") {
+		return nil, fail(fmt.Errorf("%s holds no PEM certificate", path),
+			"give "+source+" the certificate path that `keyfleetd init` printed")
+	}
+	return b, nil
+}

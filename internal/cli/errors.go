@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/api/client"
+	"github.com/spf13/cobra"
+)
+
+// cliError is a failure with its exit code and what to do next. An empty
+// hint is filled in when the error is printed.
+type cliError struct {
+	code int
+	err  error
+	hint string
+}
+
+func (e *cliError) Error() string {
+	if e.hint == "" {
+		return e.err.Error()
+	}
+	return e.err.Error() + "; " + e.hint
+}
+
+func (e *cliError) Unwrap() error { return e.err }
+
+// usagef returns a usage error (exit 2).
+func usagef(format string, args ...any) *cliError {
+	return &cliError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// fail returns an error with exit code 1 and a hint.
+func fail(err error, hint string) *cliError {
+	return &cliError{code: ExitError, err: err, hint: hint}
+}
+
+// describe returns the exit code and the message for an error a command
+// returned.
+func describe(cmd *cobra.Command, err error) (int, string) {
+	var (
+		ce *cliError
+		te *client.TransportError
+		pr *api.Problem
+	)
+	switch {
+	case errors.As(err, &ce):
+		if ce.hint == "" && ce.code == ExitUsage {
+			ce.hint = fmt.Sprintf("run '%s --help'", cmd.CommandPath())
+		}
+		if ce.hint == "" {
+			return ce.code, ce.err.Error()
+		}
+		return ce.code, ce.err.Error() + "; " + ce.hint
+	case errors.As(err, &te):
+		return ExitUnreachable, te.Error()
+	case errors.As(err, &pr):
+		code, hint := problemAdvice(cmd, pr)
+		return code, problemText(pr) + "; " + hint
+	case errors.Is(err, context.Canceled):
+		return ExitError, "interrupted; run the command again to finish it"
+	}
+	return ExitError, fmt.Sprintf("%v; run '%s --help'", err, cmd.CommandPath())
+}
+
+// problemText is the daemon's account of a failure, with the fields it
+// complained about.
+func problemText(p *api.Problem) string {
+	s := p.Error()
+	if len(p.Fields) == 0 {
+		return s
+	}
+	names := make([]string, 0, len(p.Fields))
+	for k := range p.Fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = k + ": " + p.Fields[k]
+	}
+	return s + " (" + strings.Join(parts, ", ") + ")"
+}
+
+// problemAdvice maps a problem to an exit code and what to do next.
+func problemAdvice(cmd *cobra.Command, p *api.Problem) (int, string) {
+	noun := resource(cmd)
+	switch client.Slug(p) {
+	case client.SlugUnauthenticated:
+		return ExitAuth, "log in again: keyfleet login --server URL --token-file FILE"
+	case client.SlugTokenExpired, client.SlugTokenRevoked:
+		return ExitAuth, "ask an admin for a new token (keyfleet tokens create), then run keyfleet login"
+	case client.SlugForbidden:
+		return ExitAuth, "your roles do not allow this ('keyfleet whoami' shows them); ask an admin"
+	case client.SlugNotFound:
+		return ExitNotFound, fmt.Sprintf("check the id or name; 'keyfleet %s list' shows them", noun)
+	case client.SlugAlreadyExists:
+		return ExitConflict, fmt.Sprintf("choose another name, or see 'keyfleet %s list'", noun)
+	case client.SlugIllegalTransition:
+		return ExitConflict, fmt.Sprintf("check its current state with 'keyfleet %s show'", noun)
+	case client.SlugSelfApproval:
+		return ExitConflict, "a different admin must approve or deny it"
+	case client.SlugApprovalClosed:
+		return ExitConflict, "it was already decided, cancelled or expired; 'keyfleet approvals show ID' says which"
+	case client.SlugEnrolmentClosed:
+		return ExitConflict, "create a new one: keyfleet enrolments create --user USER --kind KIND"
+	case client.SlugUnsupportedKind:
+		return ExitError, "use a factor kind this keyfleetd supports (piv, fido2, totp or a plugin's kind)"
+	case client.SlugBadRequest, client.SlugInvalidJSON, client.SlugUnknownField,
+		client.SlugValidationFailed, client.SlugBodyTooLarge:
+		return ExitError, fmt.Sprintf("correct the input; '%s --help' describes it", cmd.CommandPath())
+	case client.SlugUnavailable:
+		return ExitError, "keyfleetd is not ready; try again shortly or check its logs"
+	}
+	if p.RequestID == "" {
+		return ExitError, "try again; if it persists, check keyfleetd's logs"
+	}
+	return ExitError, "try again; if it persists, look up request id " + p.RequestID + " in keyfleetd's logs"
+}
+
+// resource names the command group a command belongs to ("users").
+func resource(cmd *cobra.Command) string {
+	for c := cmd; c != nil && c.HasParent(); c = c.Parent() {
+		if !c.Parent().HasParent() && c.HasSubCommands() {
+			return c.Name()
+		}
+	}
+	return "users"
+}

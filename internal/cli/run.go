@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes that scripts can rely on.
+const (
+	ExitOK          = 0 // success, including a request handed to a second approver
+	ExitError       = 1 // any other failure
+	ExitUsage       = 2 // bad flags or arguments
+	ExitAuth        = 3 // not logged in, token refused, or role not allowed
+	ExitNotFound    = 4 // the user, factor, device, … does not exist
+	ExitConflict    = 5 // already exists, illegal transition, approval or enrolment closed, self-approval
+	ExitUnreachable = 6 // keyfleetd could not be reached or its certificate not trusted
+	ExitAuditBroken = 7 // audit verify found a broken hash chain
+)
+
+// Run executes the keyfleet command line args (without the program name)
+// and returns the exit code. Output goes to stdout, errors and notes to
+// stderr as "keyfleet: <what went wrong>; <what to do next>". env looks up
+// environment variables; nil means os.Getenv.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string) int {
+	if env == nil {
+		env = os.Getenv
+	}
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, env: env}
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	code, msg := describe(cmd, err)
+	fmt.Fprintf(stderr, "keyfleet: %s\n", msg)
+	return code
+}
+
+// app holds what every command shares: the streams, the environment and
+// the global flags.
+type app struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	env    func(string) string
+	output string
+}
+
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
+func (a *app) jsonOutput() bool { return a.output == outputJSON }
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "keyfleet",
+		Short: "Manage keyfleet users, factors, keys, approvals and audit from the command line",
+		Long:  rootLong,
+		Example: `  keyfleet login --server https://localhost:8443 --token-file var/keyfleet/admin.token --ca var/keyfleet/tls/cert.pem
+  keyfleet users create alice --display-name "Alice Liddell" --email alice@example.com --group eng
+  keyfleet factors list --user alice -o json`,
+		Args:              unknownSubcommand,
+		RunE:              showHelp,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if a.output != outputTable && a.output != outputJSON {
+				return usagef("unknown output format %q; use -o table or -o json", a.output)
+			}
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cliError{code: ExitUsage, err: err} })
+	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.whoamiCmd(), a.usersCmd(), a.factorsCmd(),
+		a.devicesCmd(), a.enrolmentsCmd(), a.approvalsCmd(), a.tokensCmd(), a.auditCmd())
+	return root
+}
+
+const rootLong = `keyfleet talks to a keyfleetd over its HTTPS API. Log in once with
+'keyfleet login'; the server, token and trusted certificate are saved in
+the configuration file (see 'keyfleet login --help').
+
+Output is a table for people; -o json prints the API's JSON for scripts.
+
+Environment:
+  KEYFLEET_CONFIG   path of the configuration file
+  KEYFLEET_SERVER   server URL, overriding the configuration file
+  KEYFLEET_TOKEN    bearer token, overriding the configuration file
+  KEYFLEET_CA       path of a PEM CA certificate, overriding the configuration file
+
+Exit codes:
+  0  ok (including an action handed to a second approver)
+  1  error
+  2  usage error (bad flags or arguments)
+  3  not authenticated or forbidden
+  4  not found
+  5  conflict or illegal state
+  6  keyfleetd unreachable or its certificate not trusted
+  7  audit chain verification failed`
+
+// group returns a command that only holds subcommands.
+func group(use, short, example string) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Example: example, Args: unknownSubcommand, RunE: showHelp}
+}
+
+func showHelp(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+
+// unknownSubcommand refuses arguments to a command that only holds
+// subcommands.
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	err := usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		err.hint = fmt.Sprintf("did you mean %q? run '%s --help'", s[0], cmd.CommandPath())
+	}
+	return err
+}
+
+// argNames returns a cobra.PositionalArgs that wants exactly the named
+// arguments.
+func argNames(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) < len(names):
+			return usagef("missing %s", strings.Join(names[len(args):], " "))
+		case len(args) > len(names):
+			return usagef("unexpected argument %q", args[len(names)])
+		}
+		return nil
+	}
+}

@@ -1,0 +1,250 @@
+package cli
+
+import (
+	"context"
+	"strings"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/api/client"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) usersCmd() *cobra.Command {
+	cmd := group("users", "Manage people and service accounts",
+		"  keyfleet users list --group eng\n  keyfleet users show alice")
+	cmd.AddCommand(a.usersCreateCmd(), a.usersListCmd(), a.usersShowCmd(), a.usersUpdateCmd(),
+		a.usersEnableCmd(), a.twoPersonCmd(userDisable), a.twoPersonCmd(userDelete),
+		a.twoPersonCmd(userResetMFA))
+	return cmd
+}
+
+var userHeader = []string{"USERNAME", "ID", "KIND", "STATUS", "ROLES", "GROUPS"}
+
+func userRow(u api.User) []string {
+	return []string{u.Username, u.ID, u.Kind, u.Status, list(u.Roles), list(u.Groups)}
+}
+
+func (a *app) printUser(u api.User) error {
+	return a.emit(u, func() error {
+		return a.fields("Username", u.Username, "ID", u.ID, "Display name", u.DisplayName,
+			"Email", u.Email, "Kind", u.Kind, "Status", u.Status, "Roles", list(u.Roles),
+			"Groups", list(u.Groups), "Created", when(u.CreatedAt), "Updated", when(u.UpdatedAt))
+	})
+}
+
+func (a *app) usersCreateCmd() *cobra.Command {
+	var in api.CreateUser
+	cmd := &cobra.Command{
+		Use:   "create USERNAME",
+		Short: "Create a person or a service account",
+		Example: `  keyfleet users create alice --display-name "Alice Liddell" --email alice@example.com --group eng --role user
+  keyfleet users create ci-bot --kind service --role service`,
+		Args: argNames("USERNAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if in.Kind != "" && in.Kind != api.KindPerson && in.Kind != api.KindService {
+				return usagef("--kind must be %s or %s, not %q", api.KindPerson, api.KindService, in.Kind)
+			}
+			in.Username = args[0]
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				u, err := c.CreateUser(ctx, in)
+				if err != nil {
+					return err
+				}
+				return a.printUser(u)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&in.DisplayName, "display-name", "", "full name")
+	f.StringVar(&in.Email, "email", "", "email address")
+	f.StringSliceVar(&in.Groups, "group", nil, "group to join (repeatable)")
+	f.StringSliceVar(&in.Roles, "role", nil, "role to hold (repeatable): "+list(api.AllRoles))
+	f.StringVar(&in.Kind, "kind", "", "person or service (default person)")
+	return cmd
+}
+
+func (a *app) usersListCmd() *cobra.Command {
+	var (
+		f client.UserFilter
+		o listOpts
+	)
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List users",
+		Example: "  keyfleet users list\n  keyfleet users list --role admin --status active -o json",
+		Args:    argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				items, next, err := collect(ctx, o, func(ctx context.Context, cur string, n int) (api.Page[api.User], error) {
+					f.Cursor, f.Limit = cur, n
+					return c.ListUsers(ctx, f)
+				})
+				if err != nil {
+					return err
+				}
+				return printList(a, items, next, "users", userHeader, userRow)
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&f.Query, "query", "q", "", "match username, display name or email")
+	cmd.Flags().StringVar(&f.Group, "group", "", "only members of this group")
+	cmd.Flags().StringVar(&f.Role, "role", "", "only holders of this role")
+	cmd.Flags().StringVar(&f.Status, "status", "", "only users in this status: active or disabled")
+	addListFlags(cmd, &o)
+	return cmd
+}
+
+func (a *app) usersShowCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "show USER",
+		Short:   "Show one user (by id or username)",
+		Example: "  keyfleet users show alice\n  keyfleet users show usr_01HV7 -o json",
+		Args:    argNames("USER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				u, err := c.GetUser(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				return a.printUser(u)
+			})
+		},
+	}
+}
+
+func (a *app) usersUpdateCmd() *cobra.Command {
+	var (
+		name, email   string
+		groups, roles []string
+	)
+	cmd := &cobra.Command{
+		Use:   "update USER",
+		Short: "Change a user's name, email, groups or roles",
+		Long: `update changes only the fields whose flags are given. --group and --role
+replace the whole list; --group "" empties it.`,
+		Example: `  keyfleet users update alice --email alice@new.example.com
+  keyfleet users update alice --group eng --group oncall --role user`,
+		Args: argNames("USER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := userUpdate(cmd, name, email, groups, roles)
+			if err != nil {
+				return err
+			}
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				u, err := c.UpdateUser(ctx, args[0], in)
+				if err != nil {
+					return err
+				}
+				return a.printUser(u)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&name, "display-name", "", "new full name")
+	cmd.Flags().StringVar(&email, "email", "", "new email address")
+	cmd.Flags().StringSliceVar(&groups, "group", nil, "groups, replacing the current ones (repeatable)")
+	cmd.Flags().StringSliceVar(&roles, "role", nil, "roles, replacing the current ones (repeatable)")
+	return cmd
+}
+
+// userUpdate builds the PATCH body from the flags that were given.
+func userUpdate(cmd *cobra.Command, name, email string, groups, roles []string) (api.UpdateUser, error) {
+	var in api.UpdateUser
+	changed := cmd.Flags().Changed
+	if changed("display-name") {
+		in.DisplayName = &name
+	}
+	if changed("email") {
+		in.Email = &email
+	}
+	if changed("group") {
+		g := nonEmpty(groups)
+		in.Groups = &g
+	}
+	if changed("role") {
+		r := nonEmpty(roles)
+		in.Roles = &r
+	}
+	if in == (api.UpdateUser{}) {
+		return in, usagef("nothing to update; give --display-name, --email, --group or --role")
+	}
+	return in, nil
+}
+
+func nonEmpty(s []string) []string {
+	out := []string{}
+	for _, v := range s {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (a *app) usersEnableCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "enable USER",
+		Short:   "Enable a disabled user",
+		Example: "  keyfleet users enable alice",
+		Args:    argNames("USER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				u, err := c.EnableUser(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				return a.printUser(u)
+			})
+		},
+	}
+}
+
+// twoPerson describes a command whose action needs a second approver.
+type twoPerson struct {
+	use, short, example string
+	call                func(c *client.Client, ctx context.Context, target, reason string) (api.Accepted, error)
+}
+
+var (
+	userDisable = twoPerson{"disable USER", "Ask for a user to be disabled (needs a second approver)",
+		`  keyfleet users disable bob --reason "left the company"`, (*client.Client).DisableUser}
+	userDelete = twoPerson{"delete USER", "Ask for a user to be deleted (needs a second approver)",
+		`  keyfleet users delete bob --reason "duplicate account"`, (*client.Client).DeleteUser}
+	userResetMFA = twoPerson{"reset-mfa USER", "Ask for all of a user's factors to be revoked (needs a second approver)",
+		`  keyfleet users reset-mfa alice --reason "lost phone and key; identity checked by helpdesk ticket 4711"`,
+		(*client.Client).ResetUserMFA}
+)
+
+func (a *app) twoPersonCmd(tp twoPerson) *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:     tp.use,
+		Short:   tp.short,
+		Long:    tp.short + ".\n\n" + twoPersonLong,
+		Example: tp.example,
+		Args:    argNames(strings.Fields(tp.use)[1]),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				acc, err := tp.call(c, ctx, args[0], reason)
+				if err != nil {
+					return err
+				}
+				return a.printAccepted(acc)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the approver and the audit log")
+	return cmd
+}
+
+const twoPersonLong = `Nothing changes yet: keyfleetd opens an approval request, and the action
+runs when a different admin approves it with 'keyfleet approvals approve ID'.
+The command prints the request's id and that command.`
+
+// withClient builds the client and runs f with the command's context.
+func (a *app) withClient(cmd *cobra.Command, f func(context.Context, *client.Client) error) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	return f(cmd.Context(), c)
+}
