@@ -32,8 +32,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 type pubKind struct{}
 
@@ -219,8 +223,8 @@ func TestBadInputIsRefusedClearlyAndChangesNothing(t *testing.T) {
 	apr, _ := f.svc.RequestFactorRevoke(ctx, core.Principal{UserID: f.users[admin], Username: "as-admin", Roles: []string{admin}}, fid, "")
 	tests := []struct {
 		name, role, method, path, body string
-		status                          int
-		problem                         string
+		status                         int
+		problem                        string
 	}{
 		{"malformed JSON", admin, "POST", "/v1/users", `{"username": "a"`, 400, "invalid-json"},
 		{"a JSON array instead of an object", admin, "POST", "/v1/users", `["a"]`, 400, "invalid-json"},
@@ -280,7 +284,7 @@ func TestOpenAPIDocumentMatchesTheRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var doc struct {
-		OpenAPI string                            `yaml:"openapi"`
+		OpenAPI string                          `yaml:"openapi"`
 		Paths   map[string]map[string]yaml.Node `yaml:"paths"`
 	}
 	if err := yaml.Unmarshal(b, &doc); err != nil {
