@@ -80,6 +80,14 @@ func (c *Client) VerifyAudit(ctx context.Context) (api.AuditVerification, error)
 	return v, err
 }
 
+// AuditHead calls GET /v1/audit/head: the last event's sequence number and
+// chain hash.
+func (c *Client) AuditHead(ctx context.Context) (api.AuditHead, error) {
+	var h api.AuditHead
+	_, err := c.do(ctx, http.MethodGet, "/v1/audit/head", nil, nil, &h)
+	return h, err
+}
+
 // ExportAudit calls GET /v1/audit/export and copies the NDJSON stream of
 // events after sequence number after (0 for all) to w.
 func (c *Client) ExportAudit(ctx context.Context, after uint64, w io.Writer) error {

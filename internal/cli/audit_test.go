@@ -40,6 +40,10 @@ func TestAuditTailPrintsTheLastEventsThenNewOnesUntilInterrupted(t *testing.T) {
 		log.add(a)
 	}
 	e.srv.Handle("GET /v1/audit", clienttest.Audit(log.all))
+	e.srv.Handle("GET /v1/audit/head", func(w http.ResponseWriter, r *http.Request) {
+		all := log.all()
+		clienttest.JSON(http.StatusOK, api.AuditHead{Seq: all[len(all)-1].Seq})(w, r)
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb syncBuffer
 	done := make(chan int)

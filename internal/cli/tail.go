@@ -92,29 +92,24 @@ func (a *app) printSince(ctx context.Context, c *client.Client, seq uint64) (uin
 	}
 }
 
-// lastEvents reads the log to its end and returns its last n events and
-// the head's sequence number. The API has no way to read backwards, so
-// this walks every page.
+// lastEvents returns the last n events and the head's sequence number.
 func lastEvents(ctx context.Context, c *client.Client, n int) ([]api.AuditEvent, uint64, error) {
-	var (
-		recent []api.AuditEvent
-		head   uint64
-	)
-	for {
-		start := head
-		pg, err := c.ListAudit(ctx, client.AuditFilter{After: head, Limit: maxPage})
-		if err != nil {
-			return nil, 0, err
-		}
-		for _, e := range pg.Items {
-			head = max(head, e.Seq)
+	head, err := c.AuditHead(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	after := uint64(0)
+	if head.Seq > uint64(max(n, 0)) {
+		after = head.Seq - uint64(n)
+	}
+	var recent []api.AuditEvent
+	for after < head.Seq {
+		pg, err := c.ListAudit(ctx, client.AuditFilter{After: after, Limit: maxPage})
+		if err != nil || len(pg.Items) == 0 {
+			return recent, head.Seq, err
 		}
 		recent = append(recent, pg.Items...)
-		if len(recent) > n {
-			recent = recent[len(recent)-max(n, 0):]
-		}
-		if _, more := client.NextAfter(pg); !more || head == start {
-			return recent, head, nil
-		}
+		after = pg.Items[len(pg.Items)-1].Seq
 	}
+	return recent, head.Seq, nil
 }
