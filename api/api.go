@@ -157,6 +157,10 @@ type Enrolment struct {
 	// Params are what the factor kind asks of the enrolling side (for PIV,
 	// the slot and the PIN and touch policies the policy requires).
 	Params json.RawMessage `json:"params,omitempty"`
+	// Display is what the kind shows the person enrolling, once: it is in
+	// the answer to POST /v1/enrolments only and never stored (a TOTP
+	// otpauth URI, for example).
+	Display map[string]string `json:"display,omitempty"`
 }
 
 // CreateEnrolment is the body of POST /v1/enrolments.

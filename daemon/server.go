@@ -24,6 +24,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
+	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
 
 var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
@@ -32,7 +33,7 @@ var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.Lev
 type Options struct {
 	Getenv func(string) string // default os.Getenv
 	LogOut io.Writer           // default os.Stderr
-	Kinds  []core.FactorKind   // factor kinds to enable
+	Kinds  []sdk.Factor        // factor kinds to enable
 }
 
 // Server is a configured keyfleetd.

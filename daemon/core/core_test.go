@@ -1,47 +1,19 @@
 package core_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/core/coretest"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
+	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
-
-// secretKind is a factor kind for tests: the payload is the secret, and
-// a "serial" field puts it on a device.
-type secretKind struct{}
-
-func (secretKind) Kind() string { return "test" }
-func (secretKind) EnrolParams(context.Context, core.User) (json.RawMessage, error) {
-	return json.RawMessage(`{"slot":"9a"}`), nil
-}
-func (secretKind) FinishEnrol(_ context.Context, e core.Enrolment, _ core.User, payload json.RawMessage) (*core.Enrolled, error) {
-	var p struct {
-		Secret, Serial string
-		Challenge      []byte
-		Pending        bool
-	}
-	if err := json.Unmarshal(payload, &p); err != nil {
-		return nil, fmt.Errorf("%w: payload: %v", core.ErrInvalid, err)
-	}
-	if !bytes.Equal(p.Challenge, e.Challenge) {
-		return nil, fmt.Errorf("%w: challenge does not match", core.ErrInvalid)
-	}
-	out := &core.Enrolled{Public: json.RawMessage(`{"alg":"test"}`), Secret: []byte(p.Secret), Pending: p.Pending}
-	if p.Serial != "" {
-		out.Device = &core.DeviceInfo{Vendor: "Test", Model: "T1", Serial: p.Serial, Firmware: "1.0.0"}
-	}
-	return out, nil
-}
 
 type clock struct {
 	mu sync.Mutex
@@ -74,7 +46,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { st.Close() })
 	sl, _ := seal.New(make([]byte, 32))
 	c := &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
-	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []core.FactorKind{secretKind{}}, Now: c.Now})
+	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []sdk.Factor{coretest.Kind{}}, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,11 +70,11 @@ func (e *env) principal(by core.Principal, name string, roles ...string) core.Pr
 func (e *env) enrol(user, serial string) core.Factor {
 	e.t.Helper()
 	ctx := context.Background()
-	en, err := e.svc.CreateEnrolment(ctx, e.admin, api.CreateEnrolment{User: user, Kind: "test"})
+	en, _, err := e.svc.CreateEnrolment(ctx, e.admin, api.CreateEnrolment{User: user, Kind: "test"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	payload, _ := json.Marshal(map[string]any{"secret": "SEED-" + user, "serial": serial, "challenge": en.Challenge})
+	payload := coretest.EnrolPayload(en.Challenge, "SEED-"+user, serial)
 	f, err := e.svc.CompleteEnrolment(ctx, e.admin, en.ID, api.CompleteEnrolment{Label: "key", Payload: payload})
 	if err != nil {
 		e.t.Fatal(err)
@@ -248,8 +220,8 @@ func TestLostDeviceRevokesEveryFactorOnIt(t *testing.T) {
 	if _, _, err := e.svc.MarkDeviceLost(ctx, e.help, f1.DeviceID, ""); !errors.Is(err, core.ErrIllegalTransition) {
 		t.Fatalf("marking lost twice gave %v", err)
 	}
-	en, _ := e.svc.CreateEnrolment(ctx, e.admin, api.CreateEnrolment{User: "dave", Kind: "test"})
-	payload, _ := json.Marshal(map[string]any{"serial": "123456", "challenge": en.Challenge})
+	en, _, _ := e.svc.CreateEnrolment(ctx, e.admin, api.CreateEnrolment{User: "dave", Kind: "test"})
+	payload := coretest.EnrolPayload(en.Challenge, "", "123456")
 	if _, err := e.svc.CompleteEnrolment(ctx, e.admin, en.ID, api.CompleteEnrolment{Payload: payload}); !errors.Is(err, core.ErrInvalid) {
 		t.Fatalf("enrolling on a lost key gave %v", err)
 	}
@@ -260,12 +232,12 @@ func TestEnrolmentsAreSingleUseAndExpire(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.principal(e.admin, "erin")
-	en, err := e.svc.CreateEnrolment(ctx, e.admin, api.CreateEnrolment{User: "erin", Kind: "test"})
+	en, _, err := e.svc.CreateEnrolment(ctx, e.admin, api.CreateEnrolment{User: "erin", Kind: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	good, _ := json.Marshal(map[string]any{"challenge": en.Challenge})
-	bad, _ := json.Marshal(map[string]any{"challenge": []byte("nope")})
+	good := coretest.EnrolPayload(en.Challenge, "s", "")
+	bad := coretest.EnrolPayload([]byte("nope"), "s", "")
 	if _, err := e.svc.CompleteEnrolment(ctx, e.admin, en.ID, api.CompleteEnrolment{Payload: bad}); !errors.Is(err, core.ErrInvalid) {
 		t.Fatalf("wrong challenge gave %v", err)
 	}
@@ -275,13 +247,13 @@ func TestEnrolmentsAreSingleUseAndExpire(t *testing.T) {
 	if _, err := e.svc.CompleteEnrolment(ctx, e.admin, en.ID, api.CompleteEnrolment{Payload: good}); !errors.Is(err, core.ErrEnrolmentClosed) {
 		t.Fatalf("second completion gave %v", err)
 	}
-	late, _ := e.svc.CreateEnrolment(ctx, e.admin, api.CreateEnrolment{User: "erin", Kind: "test", TTL: "5m"})
+	late, _, _ := e.svc.CreateEnrolment(ctx, e.admin, api.CreateEnrolment{User: "erin", Kind: "test", TTL: "5m"})
 	e.clock.Add(6 * time.Minute)
-	good, _ = json.Marshal(map[string]any{"challenge": late.Challenge})
+	good = coretest.EnrolPayload(late.Challenge, "s", "")
 	if _, err := e.svc.CompleteEnrolment(ctx, e.admin, late.ID, api.CompleteEnrolment{Payload: good}); !errors.Is(err, core.ErrEnrolmentClosed) {
 		t.Fatalf("expired completion gave %v", err)
 	}
-	if _, err := e.svc.CreateEnrolment(ctx, e.admin, api.CreateEnrolment{User: "erin", Kind: "sms"}); !errors.Is(err, core.ErrUnsupportedKind) {
+	if _, _, err := e.svc.CreateEnrolment(ctx, e.admin, api.CreateEnrolment{User: "erin", Kind: "sms"}); !errors.Is(err, core.ErrUnsupportedKind) {
 		t.Fatalf("unknown kind gave %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
 
 // GetDevice returns a device and the ids of the factors on it.
@@ -109,7 +110,7 @@ func (s *Service) MarkDeviceLost(ctx context.Context, p Principal, id, reason st
 }
 
 // attachDevice finds or registers the physical key a new factor lives on.
-func (s *Service) attachDevice(tx Tx, ev *eventCtx, info DeviceInfo, userID string) (Device, error) {
+func (s *Service) attachDevice(tx Tx, ev *eventCtx, info sdk.Device, userID string) (Device, error) {
 	d, err := tx.DeviceBySerial(info.Vendor, info.Serial)
 	switch {
 	case err == nil:

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,42 +11,44 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // CreateEnrolment opens a single-use, expiring challenge for a user to
-// register a factor of a kind. ttl 0 means the configured default.
-func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.CreateEnrolment) (Enrolment, error) {
-	kind, ok := s.kinds[in.Kind]
+// register a factor of a kind. It returns what the kind wants shown once
+// to the person enrolling (Display: never stored, may hold a secret such
+// as a TOTP URI).
+func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.CreateEnrolment) (Enrolment, map[string]string, error) {
+	k, ok := s.kinds[in.Kind]
 	if !ok {
-		return Enrolment{}, s.unsupported(in.Kind)
+		return Enrolment{}, nil, s.unsupported(in.Kind)
 	}
 	ttl, err := s.enrolmentTTL(in.TTL)
 	if err != nil {
-		return Enrolment{}, err
+		return Enrolment{}, nil, err
 	}
-	var e Enrolment
+	u, err := s.enrollable(ctx, p, in.User)
+	if err != nil {
+		return Enrolment{}, nil, err
+	}
+	now := s.now()
+	e := Enrolment{ID: newID(prefixEnrolment, now, s.cfg.Rand), UserID: u.ID, Kind: in.Kind, State: api.EnrolmentOpen,
+		Challenge: make([]byte, 32), CreatedBy: p.UserID, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	if _, err := io.ReadFull(s.cfg.Rand, e.Challenge); err != nil {
+		return Enrolment{}, nil, fmt.Errorf("making enrolment challenge: %w", err)
+	}
+	begun, err := k.BeginEnrol(ctx, sdk.BeginEnrolRequest{User: sdkUser(u), EnrolmentID: e.ID, Challenge: e.Challenge, Now: now})
+	if err != nil {
+		return Enrolment{}, nil, kindError(in.Kind, err)
+	}
+	if err := s.sealEnrolment(&e, begun); err != nil {
+		return Enrolment{}, nil, err
+	}
 	err = s.store.Update(ctx, func(tx Tx) error {
-		u, err := lookupUser(tx, in.User)
-		if err != nil {
+		if _, err := s.activeUser(tx, u.ID); err != nil {
 			return err
-		}
-		if err := p.authorize(CreateEnrolments, u.ID); err != nil {
-			return err
-		}
-		if u.Status != api.UserActive {
-			return &TransitionError{Kind: "user", ID: u.Username, From: u.Status, Action: "enrol a factor for", Hint: "enable the user first"}
-		}
-		params, err := kind.EnrolParams(ctx, u)
-		if err != nil {
-			return err
-		}
-		now := s.now()
-		e = Enrolment{ID: newID(prefixEnrolment, now, s.cfg.Rand), UserID: u.ID, Kind: in.Kind, State: api.EnrolmentOpen,
-			Challenge: make([]byte, 32), CreatedBy: p.UserID, CreatedAt: now, ExpiresAt: now.Add(ttl), Params: params}
-		if _, err := io.ReadFull(s.cfg.Rand, e.Challenge); err != nil {
-			return fmt.Errorf("making enrolment challenge: %w", err)
 		}
 		if err := tx.PutEnrolment(e); err != nil {
 			return err
@@ -53,7 +56,52 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 		return s.eventCtx(ctx, p, "").audit(tx, "enrolment.create", targetRef{"user", u.ID, u.Username}, nil,
 			map[string]any{"enrolment_id": e.ID, "kind": e.Kind, "expires_at": e.ExpiresAt})
 	})
-	return e, err
+	return e, begun.Display, err
+}
+
+// enrollable finds the user an enrolment is for and checks p may enrol them.
+func (s *Service) enrollable(ctx context.Context, p Principal, ref string) (User, error) {
+	var u User
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		var err error
+		if u, err = lookupUser(tx, ref); err != nil {
+			return err
+		}
+		if err := p.authorize(CreateEnrolments, u.ID); err != nil {
+			return err
+		}
+		_, err = s.activeUser(tx, u.ID)
+		return err
+	})
+	return u, err
+}
+
+func (s *Service) activeUser(tx ReadTx, id string) (User, error) {
+	u, err := tx.User(id)
+	if err == nil && u.Status != api.UserActive {
+		err = &TransitionError{Kind: "user", ID: u.Username, From: u.Status, Action: "enrol a factor for", Hint: "enable the user first"}
+	}
+	return u, err
+}
+
+// sealEnrolment keeps what BeginEnrol returned: params in the clear, state
+// sealed to this enrolment.
+func (s *Service) sealEnrolment(e *Enrolment, begun sdk.BeginEnrolResponse) error {
+	if len(begun.Params) > 0 {
+		b, err := json.Marshal(begun.Params)
+		if err != nil {
+			return err
+		}
+		e.Params = b
+	}
+	if len(begun.State) > 0 {
+		sealed, err := s.sealer.Seal(begun.State, []byte(e.ID))
+		if err != nil {
+			return fmt.Errorf("sealing enrolment state: %w", err)
+		}
+		e.Sealed = sealed
+	}
+	return nil
 }
 
 func (s *Service) unsupported(kind string) error {
@@ -161,9 +209,16 @@ func (s *Service) CompleteEnrolment(ctx context.Context, p Principal, id string,
 	if err != nil {
 		return Factor{}, err
 	}
-	res, err := s.kinds[e.Kind].FinishEnrol(ctx, e, u, in.Payload)
+	var state []byte
+	if len(e.Sealed) > 0 {
+		if state, err = s.sealer.Open(e.Sealed, []byte(e.ID)); err != nil {
+			return Factor{}, fmt.Errorf("opening enrolment state: %w", err)
+		}
+	}
+	res, err := s.kinds[e.Kind].FinishEnrol(ctx, sdk.FinishEnrolRequest{User: sdkUser(u), EnrolmentID: e.ID,
+		Challenge: e.Challenge, State: state, Response: in.Payload, Now: s.now()})
 	if err != nil {
-		return Factor{}, err
+		return Factor{}, kindError(e.Kind, err)
 	}
 	var f Factor
 	err = s.store.Update(ctx, func(tx Tx) error {
@@ -196,16 +251,16 @@ func (s *Service) enrolmentFor(ctx context.Context, p Principal, id string) (Enr
 		u, err = tx.User(e.UserID)
 		return err
 	})
-	if err == nil && s.kinds[e.Kind] == nil {
+	if _, ok := s.kinds[e.Kind]; err == nil && !ok {
 		err = s.unsupported(e.Kind)
 	}
 	return e, u, err
 }
 
-func (s *Service) storeEnrolled(ctx context.Context, tx Tx, p Principal, e Enrolment, label string, res *Enrolled) (Factor, error) {
+func (s *Service) storeEnrolled(ctx context.Context, tx Tx, p Principal, e Enrolment, label string, res sdk.FinishEnrolResponse) (Factor, error) {
 	now := s.now()
 	f := Factor{ID: newID(prefixFactor, now, s.cfg.Rand), UserID: e.UserID, Kind: e.Kind, Label: label,
-		State: api.FactorPending, CreatedAt: now, Public: res.Public, Evidence: res.Evidence}
+		State: api.FactorPending, CreatedAt: now, Public: jsonOrNil(res.Public), Evidence: jsonOrNil(res.Evidence)}
 	ev := s.eventCtx(ctx, p, "")
 	ev.extra = map[string]string{"enrolment_id": e.ID}
 	if res.Device != nil {
@@ -215,8 +270,8 @@ func (s *Service) storeEnrolled(ctx context.Context, tx Tx, p Principal, e Enrol
 		}
 		f.DeviceID = d.ID
 	}
-	if len(res.Secret) > 0 {
-		sealed, err := s.sealer.Seal(res.Secret, []byte(f.ID))
+	if len(res.State) > 0 {
+		sealed, err := s.sealer.Seal(res.State, []byte(f.ID))
 		if err != nil {
 			return Factor{}, fmt.Errorf("sealing factor secret: %w", err)
 		}
@@ -227,7 +282,7 @@ func (s *Service) storeEnrolled(ctx context.Context, tx Tx, p Principal, e Enrol
 			return Factor{}, err
 		}
 	}
-	e.State, e.FactorID = api.EnrolmentCompleted, f.ID
+	e.State, e.FactorID, e.Sealed = api.EnrolmentCompleted, f.ID, nil
 	if err := tx.PutEnrolment(e); err != nil {
 		return Factor{}, err
 	}

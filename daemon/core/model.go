@@ -114,6 +114,9 @@ type Enrolment struct {
 	ExpiresAt time.Time       `json:"expires_at"`
 	FactorID  string          `json:"factor_id,omitempty"`
 	Params    json.RawMessage `json:"params,omitempty"`
+	// Sealed is the kind's enrolment state, sealed to this enrolment and
+	// dropped when it completes.
+	Sealed []byte `json:"sealed,omitempty"`
 }
 
 // API is the enrolment's wire form. An open enrolment past its expiry

@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
 
 // Sealer encrypts secret material before it reaches the store. aad binds a
@@ -20,41 +20,14 @@ type Sealer interface {
 	Open(sealed, aad []byte) ([]byte, error)
 }
 
-// FactorKind is one kind of factor (piv, fido2, or a plugin's kind) as the
-// lifecycle sees it.
-type FactorKind interface {
-	// Kind is the name factors of this kind carry.
-	Kind() string
-	// EnrolParams says what the enrolling side must do for u (for PIV: the
-	// slot and the PIN and touch policies required). It may return nil.
-	EnrolParams(ctx context.Context, u User) (json.RawMessage, error)
-	// FinishEnrol checks a completed enrolment's payload against its
-	// challenge. Errors wrapping ErrInvalid are shown to the caller.
-	FinishEnrol(ctx context.Context, e Enrolment, u User, payload json.RawMessage) (*Enrolled, error)
-}
-
-// Enrolled is what a kind returns for a completed enrolment.
-type Enrolled struct {
-	Public   json.RawMessage // public material, shown in the API
-	Evidence json.RawMessage // verified attestation evidence, shown in the API
-	Secret   []byte          // secret material, sealed before it is stored
-	Device   *DeviceInfo     // the physical key, if there is one
-	// Pending leaves the factor pending (e.g. until the user activates a
-	// key handed over sealed); otherwise it is active at once.
-	Pending bool
-}
-
-// DeviceInfo identifies a physical key.
-type DeviceInfo struct {
-	Vendor, Model, Serial, Firmware string
-}
-
 // Config configures a Service. The zero value of every field but Store and
 // Sealer is usable.
 type Config struct {
 	Store  Store
 	Sealer Sealer
-	Kinds  []FactorKind
+	// Kinds are the factor kinds this daemon offers: built-in ones and
+	// plugins, behind one interface.
+	Kinds []sdk.Factor
 	// ApprovalTTL is how long a request waits for a second approver
 	// (default 24h).
 	ApprovalTTL time.Duration
@@ -71,7 +44,7 @@ type Config struct {
 type Service struct {
 	store  Store
 	sealer Sealer
-	kinds  map[string]FactorKind
+	kinds  map[string]kind
 	cfg    Config
 	log    *slog.Logger
 
@@ -104,13 +77,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{store: cfg.Store, sealer: cfg.Sealer, kinds: map[string]FactorKind{}, cfg: cfg, log: cfg.Logger,
+	s := &Service{store: cfg.Store, sealer: cfg.Sealer, kinds: map[string]kind{}, cfg: cfg, log: cfg.Logger,
 		touches: tokenTouch{last: map[string]time.Time{}}}
-	for _, k := range cfg.Kinds {
-		if _, dup := s.kinds[k.Kind()]; dup {
-			return nil, fmt.Errorf("core: factor kind %q registered twice", k.Kind())
+	for _, f := range cfg.Kinds {
+		if err := s.addKind(f); err != nil {
+			return nil, err
 		}
-		s.kinds[k.Kind()] = k
 	}
 	return s, nil
 }

@@ -21,9 +21,11 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/core/coretest"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
+	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
 
 // syncBuffer collects log output from concurrent handlers.
@@ -38,18 +40,6 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-type pubKind struct{}
-
-func (pubKind) Kind() string { return "test" }
-func (pubKind) EnrolParams(context.Context, core.User) (json.RawMessage, error) {
-	return nil, nil
-}
-func (pubKind) FinishEnrol(_ context.Context, _ core.Enrolment, _ core.User, p json.RawMessage) (*core.Enrolled, error) {
-	var in struct{ Serial string }
-	json.Unmarshal(p, &in)
-	return &core.Enrolled{Public: json.RawMessage(`{}`), Secret: []byte("TESTSEED"), Device: &core.DeviceInfo{Vendor: "Test", Serial: in.Serial}}, nil
-}
 
 type fixture struct {
 	t       *testing.T
@@ -73,7 +63,7 @@ func newFixture(t *testing.T) *fixture {
 	sl, _ := seal.New(make([]byte, 32))
 	skew := &atomic.Int64{}
 	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []core.FactorKind{pubKind{}}, Now: now})
+	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []sdk.Factor{coretest.Kind{}}, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,8 +126,8 @@ func (f *fixture) victim() (userID, factorID, deviceID string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	e, _ := f.svc.CreateEnrolment(ctx, core.System, api.CreateEnrolment{User: u.ID, Kind: "test"})
-	fac, err := f.svc.CompleteEnrolment(ctx, core.System, e.ID, api.CompleteEnrolment{Payload: json.RawMessage(fmt.Sprintf(`{"serial":%q}`, u.ID))})
+	e, _, _ := f.svc.CreateEnrolment(ctx, core.System, api.CreateEnrolment{User: u.ID, Kind: "test"})
+	fac, err := f.svc.CompleteEnrolment(ctx, core.System, e.ID, api.CompleteEnrolment{Payload: coretest.EnrolPayload(e.Challenge, "TESTSEED", u.ID)})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -152,7 +142,7 @@ func TestEveryRoleReachesOnlyWhatItMay(t *testing.T) {
 	f := newFixture(t)
 	uid, fid, did := f.victim()
 	apr, _ := f.svc.RequestUserAction(context.Background(), core.System, uid, api.ActionUserResetMFA, "")
-	enrol, _ := f.svc.CreateEnrolment(context.Background(), core.System, api.CreateEnrolment{User: uid, Kind: "test"})
+	enrol, _, _ := f.svc.CreateEnrolment(context.Background(), core.System, api.CreateEnrolment{User: uid, Kind: "test"})
 	tests := []struct {
 		group, method, path, body string
 		allowed                   []string

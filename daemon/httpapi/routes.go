@@ -223,8 +223,10 @@ func (h *Handler) createEnrolment(r *http.Request, p core.Principal) (int, any, 
 	if err := decode(r, &in, false); err != nil {
 		return 0, nil, err
 	}
-	e, err := h.svc.CreateEnrolment(r.Context(), p, in)
-	return http.StatusCreated, e.API(time.Now()), err
+	e, display, err := h.svc.CreateEnrolment(r.Context(), p, in)
+	out := e.API(time.Now())
+	out.Display = display
+	return http.StatusCreated, out, err
 }
 
 func (h *Handler) getEnrolment(r *http.Request, p core.Principal) (int, any, error) {

@@ -17,26 +17,12 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/core/coretest"
 	"github.com/keyfleet/keyfleet/daemon/seal"
+	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
 
 var testKey = bytes.Repeat([]byte{0x42}, 32)
-
-// seedKind stores the payload's seed as the factor's secret.
-type seedKind struct{}
-
-func (seedKind) Kind() string { return "seed" }
-func (seedKind) EnrolParams(context.Context, core.User) (json.RawMessage, error) {
-	return nil, nil
-}
-func (seedKind) FinishEnrol(_ context.Context, _ core.Enrolment, _ core.User, p json.RawMessage) (*core.Enrolled, error) {
-	var in struct{ Seed, Serial string }
-	if err := json.Unmarshal(p, &in); err != nil {
-		return nil, err
-	}
-	return &core.Enrolled{Secret: []byte(in.Seed), Public: json.RawMessage(`{"digits":6}`),
-		Device: &core.DeviceInfo{Vendor: "Yubico", Serial: in.Serial}}, nil
-}
 
 func openAt(t *testing.T, dir string, hook func() error) (*Store, *core.Service) {
 	t.Helper()
@@ -45,7 +31,7 @@ func openAt(t *testing.T, dir string, hook func() error) (*Store, *core.Service)
 		t.Fatal(err)
 	}
 	sl, _ := seal.New(bytes.Repeat([]byte{0x17}, 32))
-	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []core.FactorKind{seedKind{}}})
+	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []sdk.Factor{coretest.Kind{}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,11 +43,11 @@ var admin = core.System
 func enrolSeed(t *testing.T, svc *core.Service, user, seed, serial string) core.Factor {
 	t.Helper()
 	ctx := context.Background()
-	e, err := svc.CreateEnrolment(ctx, admin, api.CreateEnrolment{User: user, Kind: "seed"})
+	e, _, err := svc.CreateEnrolment(ctx, admin, api.CreateEnrolment{User: user, Kind: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload, _ := json.Marshal(map[string]string{"seed": seed, "serial": serial})
+	payload := coretest.EnrolPayload(e.Challenge, seed, serial)
 	f, err := svc.CompleteEnrolment(ctx, admin, e.ID, api.CompleteEnrolment{Payload: payload})
 	if err != nil {
 		t.Fatal(err)
