@@ -16,7 +16,7 @@ import (
 func (a *app) auditCmd() *cobra.Command {
 	cmd := group("audit", "Read, follow, verify and export the hash-chained audit log",
 		"  keyfleet audit list --action factor.revoke\n  keyfleet audit tail\n  keyfleet audit verify")
-	cmd.AddCommand(a.auditListCmd(), a.auditTailCmd(), a.auditVerifyCmd(), a.auditExportCmd())
+	cmd.AddCommand(a.auditListCmd(), a.auditTailCmd(), a.auditVerifyCmd(), a.auditHeadCmd(), a.auditExportCmd())
 	return cmd
 }
 
@@ -114,6 +114,30 @@ naming the first record that does not link.`,
 					return err
 				}
 				return a.printVerification(v)
+			})
+		},
+	}
+}
+
+func (a *app) auditHeadCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "head",
+		Short: "Print the last audit event's sequence number and chain hash",
+		Long: `head prints where the audit chain ends now. Record it somewhere keyfleet
+cannot write (a ticket, a notebook, another system): a later chain that does
+not pass through this hash at this sequence number was rewritten.`,
+		Example: "  keyfleet audit head\n  keyfleet audit head -o json >> audit-heads.jsonl",
+		Args:    argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				h, err := c.AuditHead(ctx)
+				if err != nil {
+					return err
+				}
+				return a.emit(h, func() error {
+					_, err := fmt.Fprintf(a.stdout, "seq %d  hash %s\n", h.Seq, dash(h.Hash))
+					return err
+				})
 			})
 		},
 	}
