@@ -30,6 +30,7 @@ vet:
 test: deps build vet
 	$(GO) test -race -count=1 $(RACE_PKGS)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /daemon -e /api -e /internal)
+	scripts/fuzz.sh 3s
 
 bench: build
 	scripts/bench.sh
