@@ -1,0 +1,73 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigSourcesLayerFileThenEnvironment(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "k.yaml")
+	os.WriteFile(file, []byte("listen: 127.0.0.1:9000\napproval_ttl: 2h\nlog:\n  format: text\n"), 0o600)
+	var c Config
+	if err := c.LoadFile(file); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"KEYFLEET_LISTEN": "127.0.0.1:9100", "KEYFLEET_ENROLMENT_TTL": "20m"}
+	if err := c.LoadEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	c.DataDir = "/tmp/x"
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9100" || c.ApprovalTTL.Duration != 2*time.Hour || c.EnrolmentTTL.Duration != 20*time.Minute || c.Log.Format != "text" {
+		t.Fatalf("layered config = %+v", c)
+	}
+	if c.TLSCert != "/tmp/x/tls/cert.pem" || c.Store.BlockCacheMB != 64 {
+		t.Fatalf("defaults not filled: %+v", c)
+	}
+}
+
+func TestBadConfigIsRefusedWithWhatToChange(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"a misspelt key names its line", "listen: 127.0.0.1:1\napprovl_ttl: 1h\n", "line 2"},
+		{"a bad duration names its line", "approval_ttl: soon\n", "line 1"},
+		{"a bad address says the form", "listen: nowhere\n", "host:port"},
+		{"an unknown log format lists the choices", "log:\n  format: xml\n", "json or text"},
+		{"a too short approval window gives the range", "approval_ttl: 10s\n", "between 1m and 720h"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "k.yaml")
+			os.WriteFile(file, []byte(tt.yaml), 0o600)
+			c := Config{DataDir: "/tmp/x"}
+			err := c.LoadFile(file)
+			if err == nil {
+				c.Defaults()
+				err = c.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestKeysAreParsedFromHexOrBase64Only(t *testing.T) {
+	for _, good := range []string{strings.Repeat("ab", 32), "q83vq83vq83vq83vq83vq83vq83vq83vq83vq83vq80="} {
+		if _, err := parseKey(good); err != nil {
+			t.Errorf("parseKey(%q): %v", good, err)
+		}
+	}
+	for _, bad := range []string{"", "abcd", strings.Repeat("zz", 32)} {
+		if _, err := parseKey(bad); err == nil || strings.Contains(err.Error(), bad) && bad != "" {
+			t.Errorf("parseKey(%q) = %v: want an error that does not echo the key", bad, err)
+		}
+	}
+}
