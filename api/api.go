@@ -52,6 +52,9 @@ type User struct {
 	Status      string    `json:"status"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// LockedUntil is set while too many failed verifications lock the
+	// user out.
+	LockedUntil *time.Time `json:"locked_until,omitempty"`
 }
 
 // CreateUser is the body of POST /v1/users.
@@ -98,6 +101,9 @@ type Factor struct {
 	StateReason string          `json:"state_reason,omitempty"`
 	Public      json.RawMessage `json:"public,omitempty"`
 	Evidence    json.RawMessage `json:"evidence,omitempty"`
+	// LockedUntil is set while too many failed verifications lock the
+	// factor.
+	LockedUntil *time.Time `json:"locked_until,omitempty"`
 }
 
 // UpdateFactor is the body of PATCH /v1/factors/{id}.
@@ -322,6 +328,66 @@ type Me struct {
 type Accepted struct {
 	Approval Approval `json:"approval"`
 	Message  string   `json:"message"`
+}
+
+// BeginVerify is the body of POST /v1/verify/begin: an application asks to
+// verify a user, optionally only with some factor kinds.
+type BeginVerify struct {
+	User  string   `json:"user"`
+	Kinds []string `json:"kinds,omitempty"`
+}
+
+// Verification is the answer to POST /v1/verify/begin: what to ask the
+// user for, per factor they may answer with.
+type Verification struct {
+	ID        string               `json:"id"`
+	UserID    string               `json:"user_id"`
+	ExpiresAt time.Time            `json:"expires_at"`
+	Factors   []VerificationFactor `json:"factors"`
+}
+
+// VerificationFactor is one factor the user may answer with. Prompt is the
+// kind's challenge (WebAuthn request options, a PIV challenge), or absent
+// when the kind needs none (TOTP: ask for the code).
+type VerificationFactor struct {
+	FactorID string          `json:"factor_id"`
+	Kind     string          `json:"kind"`
+	Label    string          `json:"label,omitempty"`
+	Inputs   []string        `json:"inputs,omitempty"`
+	Prompt   json.RawMessage `json:"prompt,omitempty"`
+}
+
+// FinishVerify is the body of POST /v1/verify/finish.
+type FinishVerify struct {
+	ID       string          `json:"id"`
+	FactorID string          `json:"factor_id"`
+	Response json.RawMessage `json:"response"`
+}
+
+// VerifyResult is the answer to POST /v1/verify/finish. A wrong answer is
+// OK false with no detail beyond "invalid".
+type VerifyResult struct {
+	OK       bool   `json:"ok"`
+	UserID   string `json:"user_id"`
+	FactorID string `json:"factor_id,omitempty"`
+	Kind     string `json:"kind,omitempty"`
+}
+
+// MFAStatus is the answer to GET /v1/users/{user}/mfa-status.
+type MFAStatus struct {
+	UserID string `json:"user_id"`
+	// MustEnrol is true when the user has to enrol a factor now (at
+	// first login, say).
+	MustEnrol bool `json:"must_enrol"`
+	// Status is compliant, grace or non_compliant.
+	Status     string     `json:"status"`
+	GraceUntil *time.Time `json:"grace_until,omitempty"`
+	Reasons    []string   `json:"reasons,omitempty"`
+	NextSteps  []string   `json:"next_steps,omitempty"`
+	// AllowedKinds are the kinds the user may enrol and verify with.
+	AllowedKinds  []string   `json:"allowed_kinds"`
+	ActiveFactors []Factor   `json:"active_factors"`
+	LockedUntil   *time.Time `json:"locked_until,omitempty"`
 }
 
 // Problem is an RFC 9457 problem detail, served as application/problem+json.

@@ -91,8 +91,8 @@ func (s *Service) ExportAudit(ctx context.Context, p Principal, after uint64, fn
 	})
 }
 
-// Verification is the outcome of walking the audit chain.
-type Verification struct {
+// ChainReport is the outcome of walking the audit chain.
+type ChainReport struct {
 	Checked uint64
 	Head    audit.Head
 	Break   *audit.BreakError // nil when the chain is intact
@@ -100,15 +100,15 @@ type Verification struct {
 
 // VerifyAudit walks the whole chain from the first record and checks every
 // link and the stored head. A broken chain is a result, not an error.
-func (s *Service) VerifyAudit(ctx context.Context, p Principal) (Verification, error) {
+func (s *Service) VerifyAudit(ctx context.Context, p Principal) (ChainReport, error) {
 	if err := p.authorize(VerifyAudit, ""); err != nil {
-		return Verification{}, err
+		return ChainReport{}, err
 	}
 	return VerifyStore(ctx, s.store)
 }
 
 // VerifyStore walks a store's audit chain. keyfleetd uses it at start-up.
-func VerifyStore(ctx context.Context, st Store) (Verification, error) {
+func VerifyStore(ctx context.Context, st Store) (ChainReport, error) {
 	head := st.AuditHead()
 	var v audit.Verifier
 	err := st.AuditScan(ctx, 0, func(key uint64, r audit.Record) (bool, error) {
@@ -120,7 +120,7 @@ func VerifyStore(ctx context.Context, st Store) (Verification, error) {
 	if err == nil {
 		err = v.Finish(head)
 	}
-	out := Verification{Checked: v.Checked(), Head: head}
+	out := ChainReport{Checked: v.Checked(), Head: head}
 	var be *audit.BreakError
 	if errors.As(err, &be) {
 		out.Break = be

@@ -37,6 +37,9 @@ const (
 	ReadApprovals    Action = "approvals.read"
 	DecideApprovals  Action = "approvals.decide"
 	CancelApprovals  Action = "approvals.cancel"
+	VerifyUsers      Action = "verify.use"
+	ReadMFAStatus    Action = "users.mfa_status"
+	UnlockUsers      Action = "users.unlock"
 	ReadAudit        Action = "audit.read"
 	VerifyAudit      Action = "audit.verify"
 )
@@ -61,24 +64,24 @@ var grants = map[string]map[Action]Scope{
 		RequestDisable, RequestDelete, ReadFactors, UpdateFactors, SuspendFactors, ResumeFactors,
 		RequestRevoke, RequestFactorDel, ReadDevices, ReportLost, ReadEnrolments, CreateEnrolments,
 		CompleteEnrol, CancelEnrolments, ReadTokens, CreateTokens, RevokeTokens, ReadApprovals,
-		DecideApprovals, CancelApprovals, ReadAudit, VerifyAudit),
-	api.RoleSecurityOfficer: merge(allOf(All, ReadSelf, ReadUsers, RequestUserMFA, RequestDisable, ReadFactors,
+		DecideApprovals, CancelApprovals, ReadAudit, VerifyAudit, VerifyUsers, ReadMFAStatus, UnlockUsers),
+	api.RoleSecurityOfficer: merge(allOf(All, ReadSelf, ReadUsers, RequestUserMFA, RequestDisable, ReadFactors, ReadMFAStatus, UnlockUsers,
 		SuspendFactors, ResumeFactors, RequestRevoke, ReadDevices, ReportLost, ReadEnrolments,
 		ReadApprovals, DecideApprovals, ReadAudit, VerifyAudit),
 		allOf(Own, ReadTokens, RevokeTokens, CancelApprovals)),
-	api.RoleHelpdesk: merge(allOf(All, ReadSelf, ReadUsers, RequestUserMFA, ReadFactors, SuspendFactors,
+	api.RoleHelpdesk: merge(allOf(All, ReadSelf, ReadUsers, RequestUserMFA, ReadFactors, SuspendFactors, ReadMFAStatus, UnlockUsers,
 		ResumeFactors, RequestRevoke, ReadDevices, ReportLost, ReadEnrolments, CreateEnrolments,
 		CancelEnrolments, ReadApprovals),
 		allOf(Own, ReadTokens, RevokeTokens, CancelApprovals)),
 	api.RoleEnroller: merge(allOf(All, ReadSelf, ReadUsers, ReadFactors, ReadDevices, ReadEnrolments,
 		CreateEnrolments, CompleteEnrol, CancelEnrolments),
 		allOf(Own, ReadTokens, RevokeTokens)),
-	api.RoleAuditor: merge(allOf(All, ReadSelf, ReadUsers, ReadFactors, ReadDevices, ReadEnrolments,
+	api.RoleAuditor: merge(allOf(All, ReadSelf, ReadUsers, ReadFactors, ReadDevices, ReadEnrolments, ReadMFAStatus,
 		ReadApprovals, ReadAudit, VerifyAudit),
 		allOf(Own, ReadTokens, RevokeTokens)),
-	api.RoleService: merge(allOf(All, ReadSelf), allOf(Own, ReadTokens)),
+	api.RoleService: merge(allOf(All, ReadSelf, VerifyUsers, ReadMFAStatus), allOf(Own, ReadTokens)),
 	api.RoleUser: merge(allOf(All, ReadSelf),
-		allOf(Own, ReadFactors, UpdateFactors, SuspendFactors, ReadDevices, ReadEnrolments, CompleteEnrol,
+		allOf(Own, ReadMFAStatus, ReadFactors, UpdateFactors, SuspendFactors, ReadDevices, ReadEnrolments, CompleteEnrol,
 			ReadTokens, RevokeTokens)),
 }
 

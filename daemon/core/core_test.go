@@ -82,7 +82,7 @@ func (e *env) enrol(user, serial string) core.Factor {
 	return f
 }
 
-func (e *env) verifyChain() core.Verification {
+func (e *env) verifyChain() core.ChainReport {
 	e.t.Helper()
 	v, err := e.svc.VerifyAudit(context.Background(), e.admin)
 	if err != nil {

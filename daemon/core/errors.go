@@ -21,6 +21,13 @@ var (
 	ErrApprovalClosed    = errors.New("approval is no longer pending")
 	ErrEnrolmentClosed   = errors.New("enrolment is no longer open")
 	ErrUnsupportedKind   = errors.New("unsupported factor kind")
+	// ErrLocked: too many failed verifications; the user or factor is
+	// locked until a time or until an administrator unlocks it.
+	ErrLocked = errors.New("locked after too many failed verifications")
+	// ErrNoUsableFactor: the user has no active factor to verify with.
+	ErrNoUsableFactor = errors.New("no usable factor")
+	// ErrVerificationClosed: the verification was finished or expired.
+	ErrVerificationClosed = errors.New("verification is no longer open")
 	// ErrConflict: a transaction kept colliding with concurrent writes.
 	ErrConflict = errors.New("concurrent update")
 	// ErrUnavailable: the store cannot take writes (closed, or a write to

@@ -21,6 +21,11 @@ type User struct {
 	Status      string    `json:"status"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// Failures counts failed verifications across the user's factors
+	// since the last success; LockedUntil is set when they reach the
+	// limit.
+	Failures    int        `json:"failures,omitempty"`
+	LockedUntil *time.Time `json:"locked_until,omitempty"`
 }
 
 // API is the user's wire form.
@@ -28,7 +33,7 @@ func (u User) API() api.User {
 	return api.User{
 		ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Email: u.Email,
 		Kind: u.Kind, Groups: nonNil(u.Groups), Roles: nonNil(u.Roles), Status: u.Status,
-		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
+		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, LockedUntil: u.LockedUntil,
 	}
 }
 
@@ -57,6 +62,8 @@ type Factor struct {
 	Public      json.RawMessage `json:"public,omitempty"`
 	Evidence    json.RawMessage `json:"evidence,omitempty"`
 	Secret      []byte          `json:"secret,omitempty"`
+	Failures    int             `json:"failures,omitempty"`
+	LockedUntil *time.Time      `json:"locked_until,omitempty"`
 }
 
 // API is the factor's wire form, without its secret.
@@ -65,7 +72,7 @@ func (f Factor) API() api.Factor {
 		ID: f.ID, UserID: f.UserID, Kind: f.Kind, Label: f.Label, State: f.State,
 		DeviceID: f.DeviceID, CreatedAt: f.CreatedAt, ActivatedAt: f.ActivatedAt,
 		LastUsedAt: f.LastUsedAt, RevokedAt: f.RevokedAt, StateReason: f.StateReason,
-		Public: f.Public, Evidence: f.Evidence,
+		Public: f.Public, Evidence: f.Evidence, LockedUntil: f.LockedUntil,
 	}
 }
 
@@ -203,3 +210,20 @@ func nonNil(s []string) []string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Verification is a begun verification: a challenge per factor the user
+// may answer with, single use, expiring.
+type Verification struct {
+	ID        string                        `json:"id"`
+	UserID    string                        `json:"user_id"`
+	CreatedBy string                        `json:"created_by"`
+	CreatedAt time.Time                     `json:"created_at"`
+	ExpiresAt time.Time                     `json:"expires_at"`
+	Factors   map[string]VerificationFactor `json:"factors"`
+}
+
+// VerificationFactor is one factor's part of a verification.
+type VerificationFactor struct {
+	Kind   string `json:"kind"`
+	Sealed []byte `json:"sealed,omitempty"` // the kind's session, sealed to the verification
+}

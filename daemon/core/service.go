@@ -35,7 +35,14 @@ type Config struct {
 	// MaxEnrolmentTTL caps what a caller may ask for (default 7 days).
 	EnrolmentTTL    time.Duration
 	MaxEnrolmentTTL time.Duration
-	Now             func() time.Time // default time.Now
+	// MaxFailures is how many failed verifications lock a factor, or a
+	// user across factors (default 5); LockoutFor is how long (default
+	// 15m). VerifyTTL is how long a begun verification may be finished
+	// (default 5m).
+	MaxFailures int
+	LockoutFor  time.Duration
+	VerifyTTL   time.Duration
+	Now         func() time.Time // default time.Now
 	Rand            io.Reader        // default crypto/rand
 	Logger          *slog.Logger     // default discards
 }
@@ -67,6 +74,18 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.ApprovalTTL < time.Minute || cfg.EnrolmentTTL < time.Minute || cfg.EnrolmentTTL > cfg.MaxEnrolmentTTL {
 		return nil, fmt.Errorf("core: approval TTL (%s) and enrolment TTL (%s) must be at least a minute, and the enrolment TTL at most %s", cfg.ApprovalTTL, cfg.EnrolmentTTL, cfg.MaxEnrolmentTTL)
+	}
+	if cfg.MaxFailures == 0 {
+		cfg.MaxFailures = 5
+	}
+	if cfg.LockoutFor == 0 {
+		cfg.LockoutFor = 15 * time.Minute
+	}
+	if cfg.VerifyTTL == 0 {
+		cfg.VerifyTTL = 5 * time.Minute
+	}
+	if cfg.MaxFailures < 1 || cfg.LockoutFor < time.Second || cfg.VerifyTTL < 10*time.Second {
+		return nil, fmt.Errorf("core: max failures (%d) must be at least 1, lockout (%s) at least 1s, verify TTL (%s) at least 10s", cfg.MaxFailures, cfg.LockoutFor, cfg.VerifyTTL)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

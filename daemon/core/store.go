@@ -50,6 +50,7 @@ type ReadTx interface {
 	// oldest first, after the given seq.
 	AuditByTarget(targetID string, after uint64, limit int) ([]uint64, error)
 	AuditRecord(seq uint64) (audit.Record, error)
+	Verification(id string) (Verification, error)
 }
 
 // Tx is a read-write transaction.
@@ -69,6 +70,9 @@ type Tx interface {
 	PutToken(t Token) error
 	DeleteToken(t Token) error
 	PutApproval(a Approval) error
+	// PutVerification keeps a begun verification until it expires.
+	PutVerification(v Verification) error
+	DeleteVerification(v Verification) error
 	// Audit appends ev to the audit chain as part of this transaction and
 	// assigns ev.Seq at commit.
 	Audit(ev *audit.Event) error

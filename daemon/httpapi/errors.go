@@ -31,7 +31,9 @@ const (
 	probUnavailable       = "unavailable"
 	probConflict          = "conflict"
 	probInternal          = "internal"
-	probMethod            = "method-not-allowed"
+	probLocked            = "locked"
+	probNoUsableFactor    = "no-usable-factor"
+	probVerifyClosed      = "verification-closed"
 )
 
 // problemOf is the one place an error becomes a status and a problem type.
@@ -53,6 +55,9 @@ var problemOf = []struct {
 	{core.ErrApprovalClosed, http.StatusConflict, probApprovalClosed, "The approval is no longer pending"},
 	{core.ErrEnrolmentClosed, http.StatusGone, probEnrolmentClosed, "The enrolment is no longer open"},
 	{core.ErrUnsupportedKind, http.StatusBadRequest, probUnsupportedKind, "Unsupported factor kind"},
+	{core.ErrLocked, http.StatusTooManyRequests, probLocked, "Locked after too many failed verifications"},
+	{core.ErrNoUsableFactor, http.StatusConflict, probNoUsableFactor, "No usable factor"},
+	{core.ErrVerificationClosed, http.StatusGone, probVerifyClosed, "The verification is no longer open"},
 	{core.ErrConflict, http.StatusServiceUnavailable, probConflict, "Too many concurrent changes"},
 	{core.ErrUnavailable, http.StatusServiceUnavailable, probUnavailable, "The store is not available"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, probUnavailable, "The request timed out"},

@@ -176,6 +176,10 @@ func TestEveryRoleReachesOnlyWhatItMay(t *testing.T) {
 		{"verify audit", "GET", "/v1/audit/verify", "", []string{admin, so, aud}},
 		{"export audit", "GET", "/v1/audit/export", "", []string{admin, so, aud}},
 		{"report lost", "POST", "/v1/devices/" + did + "/lost", "", []string{admin, so, help}},
+		{"read another's MFA status", "GET", "/v1/users/" + uid + "/mfa-status", "", []string{admin, so, help, aud, svc}},
+		{"unlock users", "POST", "/v1/users/" + uid + "/unlock", "", []string{admin, so, help}},
+		{"begin verifications", "POST", "/v1/verify/begin", fmt.Sprintf(`{"user":%q}`, uid), []string{admin, svc}},
+		{"finish verifications", "POST", "/v1/verify/finish", `{"id":"ver_x","factor_id":"fac_x","response":{}}`, []string{admin, svc}},
 	}
 	for _, tt := range tests {
 		for _, role := range api.AllRoles {

@@ -26,6 +26,11 @@ func (h *Handler) register() {
 	h.route("POST /v1/users/{user}/disable", core.RequestDisable, h.userRequest(api.ActionUserDisable))
 	h.route("POST /v1/users/{user}/reset-mfa", core.RequestUserMFA, h.userRequest(api.ActionUserResetMFA))
 	h.route("DELETE /v1/users/{user}", core.RequestDelete, h.userRequest(api.ActionUserDelete))
+	h.route("GET /v1/users/{user}/mfa-status", core.ReadMFAStatus, h.mfaStatus)
+	h.route("POST /v1/users/{user}/unlock", core.UnlockUsers, h.unlockUser)
+
+	h.route("POST /v1/verify/begin", core.VerifyUsers, h.beginVerify)
+	h.route("POST /v1/verify/finish", core.VerifyUsers, h.finishVerify)
 
 	h.route("GET /v1/factors", core.ReadFactors, h.listFactors)
 	h.route("GET /v1/factors/{id}", core.ReadFactors, h.getFactor)
@@ -129,6 +134,38 @@ func (h *Handler) userRequest(action string) handlerFunc {
 		}
 		return accepted(a)
 	}
+}
+
+func (h *Handler) mfaStatus(r *http.Request, p core.Principal) (int, any, error) {
+	st, err := h.svc.MFAStatus(r.Context(), p, r.PathValue("user"))
+	return http.StatusOK, st, err
+}
+
+func (h *Handler) unlockUser(r *http.Request, p core.Principal) (int, any, error) {
+	var in api.StateChange
+	if err := decode(r, &in, true); err != nil {
+		return 0, nil, err
+	}
+	u, err := h.svc.UnlockUser(r.Context(), p, r.PathValue("user"), in.Reason)
+	return http.StatusOK, u.API(), err
+}
+
+func (h *Handler) beginVerify(r *http.Request, p core.Principal) (int, any, error) {
+	var in api.BeginVerify
+	if err := decode(r, &in, false); err != nil {
+		return 0, nil, err
+	}
+	v, err := h.svc.BeginVerify(r.Context(), p, in)
+	return http.StatusCreated, v, err
+}
+
+func (h *Handler) finishVerify(r *http.Request, p core.Principal) (int, any, error) {
+	var in api.FinishVerify
+	if err := decode(r, &in, false); err != nil {
+		return 0, nil, err
+	}
+	res, err := h.svc.FinishVerify(r.Context(), p, in)
+	return http.StatusOK, res, err
 }
 
 func (h *Handler) listFactors(r *http.Request, p core.Principal) (int, any, error) {

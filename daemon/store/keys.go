@@ -17,6 +17,7 @@ import (
 //	e/<enrolment id>             enrolment record
 //	t/<token id>                 token record (hash only)
 //	a/<approval id>              approval record
+//	v/<verification id>          begun verification (expires with a Badger TTL)
 //	L/<seq, 8 bytes big-endian>  audit record (see daemon/audit)
 //	Lt/<target id>/<seq>         audit events about a target
 //	Lh                           audit chain head: seq (8) ‖ hash (32)
@@ -35,6 +36,7 @@ const (
 	pEnrolment   = "e/"
 	pToken       = "t/"
 	pApproval    = "a/"
+	pVerify      = "v/"
 	pAudit       = "L/"
 	pAuditTarget = "Lt/"
 	kAuditHead   = "Lh"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -304,6 +305,23 @@ func (t *tx) PutToken(k core.Token) error { return put(t.txn, key(pToken, k.ID),
 func (t *tx) DeleteToken(k core.Token) error { return t.txn.Delete(key(pToken, k.ID)) }
 
 func (t *tx) PutApproval(a core.Approval) error { return put(t.txn, key(pApproval, a.ID), a) }
+
+func (r *readTx) Verification(id string) (core.Verification, error) {
+	return get[core.Verification](r.txn, key(pVerify, id), "verification", id)
+}
+
+// PutVerification stores v with a Badger TTL, so verifications nobody
+// finished vanish on their own.
+func (t *tx) PutVerification(v core.Verification) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	ttl := time.Until(v.ExpiresAt) + time.Minute
+	return t.txn.SetEntry(badger.NewEntry(key(pVerify, v.ID), b).WithTTL(max(ttl, time.Minute)))
+}
+
+func (t *tx) DeleteVerification(v core.Verification) error { return t.txn.Delete(key(pVerify, v.ID)) }
 
 func (t *tx) Audit(ev *audit.Event) error {
 	if ev.Action == "" {

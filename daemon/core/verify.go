@@ -1,0 +1,291 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/plugins/sdk"
+)
+
+const prefixVerification = "ver_"
+
+// BeginVerify starts verifying a user for an application: one challenge
+// per active factor of the accepted kinds. Errors: ErrNotFound,
+// ErrLocked, ErrNoUsableFactor, *ForbiddenError.
+func (s *Service) BeginVerify(ctx context.Context, p Principal, in api.BeginVerify) (api.Verification, error) {
+	if err := p.authorize(VerifyUsers, ""); err != nil {
+		return api.Verification{}, err
+	}
+	u, factors, err := s.verifiable(ctx, in)
+	if err != nil {
+		return api.Verification{}, err
+	}
+	now := s.now()
+	v := Verification{ID: newID(prefixVerification, now, s.cfg.Rand), UserID: u.ID, CreatedBy: p.UserID,
+		CreatedAt: now, ExpiresAt: now.Add(s.cfg.VerifyTTL), Factors: map[string]VerificationFactor{}}
+	out := api.Verification{ID: v.ID, UserID: u.ID, ExpiresAt: v.ExpiresAt, Factors: []api.VerificationFactor{}}
+	for _, f := range factors {
+		vf, af, err := s.beginFactor(ctx, u, f, v.ID, now)
+		if err != nil {
+			return api.Verification{}, err
+		}
+		v.Factors[f.ID], out.Factors = vf, append(out.Factors, af)
+	}
+	err = s.store.Update(ctx, func(tx Tx) error { return tx.PutVerification(v) })
+	return out, err
+}
+
+// verifiable finds the user and the factors they may verify with now.
+func (s *Service) verifiable(ctx context.Context, in api.BeginVerify) (User, []Factor, error) {
+	var u User
+	var out []Factor
+	now := s.now()
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		var err error
+		if u, err = lookupUser(tx, in.User); err != nil {
+			return err
+		}
+		if u.Status != api.UserActive {
+			return &TransitionError{Kind: "user", ID: u.Username, From: u.Status, Action: "verify", Hint: "a disabled user cannot sign in"}
+		}
+		if locked(u.LockedUntil, now) {
+			return fmt.Errorf("%w: %s until %s; an administrator can unlock sooner", ErrLocked, u.Username, u.LockedUntil.Format(time.RFC3339))
+		}
+		return forEach(tx.Factors, FactorFilter{UserID: u.ID, State: api.FactorActive}, func(f Factor) error {
+			if _, ok := s.kinds[f.Kind]; ok && !locked(f.LockedUntil, now) && (len(in.Kinds) == 0 || slices.Contains(in.Kinds, f.Kind)) {
+				out = append(out, f)
+			}
+			return nil
+		})
+	})
+	if err == nil && len(out) == 0 {
+		err = fmt.Errorf("%w: %s has no active, unlocked factor of the accepted kinds; they must enrol one (GET /v1/users/%s/mfa-status)", ErrNoUsableFactor, u.Username, u.Username)
+	}
+	return u, out, err
+}
+
+func locked(until *time.Time, now time.Time) bool { return until != nil && now.Before(*until) }
+
+func (s *Service) beginFactor(ctx context.Context, u User, f Factor, vid string, now time.Time) (VerificationFactor, api.VerificationFactor, error) {
+	k := s.kinds[f.Kind]
+	state, err := s.openSecret(f)
+	if err != nil {
+		return VerificationFactor{}, api.VerificationFactor{}, err
+	}
+	challenge := make([]byte, 32)
+	if _, err := io.ReadFull(s.cfg.Rand, challenge); err != nil {
+		return VerificationFactor{}, api.VerificationFactor{}, err
+	}
+	res, err := k.BeginVerify(ctx, sdk.BeginVerifyRequest{User: sdkUser(u), FactorID: f.ID, State: state, Challenge: challenge, Now: now})
+	if err != nil {
+		return VerificationFactor{}, api.VerificationFactor{}, kindError(f.Kind, err)
+	}
+	vf := VerificationFactor{Kind: f.Kind}
+	if len(res.Session) > 0 {
+		if vf.Sealed, err = s.sealer.Seal(res.Session, []byte(vid+"/"+f.ID)); err != nil {
+			return VerificationFactor{}, api.VerificationFactor{}, err
+		}
+	}
+	af := api.VerificationFactor{FactorID: f.ID, Kind: f.Kind, Label: f.Label, Prompt: jsonOrNil(res.Prompt)}
+	for _, in := range k.info.VerifyInputs {
+		af.Inputs = append(af.Inputs, in.Name)
+	}
+	return vf, af, nil
+}
+
+func (s *Service) openSecret(f Factor) ([]byte, error) {
+	if len(f.Secret) == 0 {
+		return nil, nil
+	}
+	b, err := s.sealer.Open(f.Secret, []byte(f.ID))
+	if err != nil {
+		return nil, fmt.Errorf("opening factor %s state: %w", f.ID, err)
+	}
+	return b, nil
+}
+
+// FinishVerify checks a user's answer. A wrong answer is not an error: the
+// result is OK false, with no detail, and counts towards lockout. The
+// verification is single use. Errors: ErrNotFound (unknown verification),
+// ErrVerificationClosed, ErrLocked, ErrInvalid (factor not in it).
+func (s *Service) FinishVerify(ctx context.Context, p Principal, in api.FinishVerify) (api.VerifyResult, error) {
+	if err := p.authorize(VerifyUsers, ""); err != nil {
+		return api.VerifyResult{}, err
+	}
+	var res api.VerifyResult
+	err := s.store.Update(ctx, func(tx Tx) error {
+		v, vf, err := s.openVerification(tx, p, in)
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteVerification(v); err != nil {
+			return err
+		}
+		res, err = s.checkAnswer(ctx, tx, p, v, vf, in)
+		return err
+	})
+	return res, err
+}
+
+func (s *Service) openVerification(tx Tx, p Principal, in api.FinishVerify) (Verification, VerificationFactor, error) {
+	v, err := tx.Verification(in.ID)
+	if err != nil || v.CreatedBy != p.UserID {
+		return Verification{}, VerificationFactor{}, &NotFoundError{Kind: "verification", Ref: in.ID}
+	}
+	if !s.now().Before(v.ExpiresAt) {
+		return Verification{}, VerificationFactor{}, fmt.Errorf("%w: verification %s expired; begin a new one", ErrVerificationClosed, v.ID)
+	}
+	vf, ok := v.Factors[in.FactorID]
+	if !ok {
+		return Verification{}, VerificationFactor{}, invalid("factor_id", "%q is not one of the factors offered by verification %s", in.FactorID, v.ID)
+	}
+	return v, vf, nil
+}
+
+// checkAnswer runs the kind's check inside the transaction, so that two
+// racing answers with the same code see each other's state (replay).
+func (s *Service) checkAnswer(ctx context.Context, tx Tx, p Principal, v Verification, vf VerificationFactor, in api.FinishVerify) (api.VerifyResult, error) {
+	res := api.VerifyResult{UserID: v.UserID, FactorID: in.FactorID, Kind: vf.Kind}
+	u, err := tx.User(v.UserID)
+	if err != nil {
+		return res, err
+	}
+	f, err := tx.Factor(in.FactorID)
+	if err != nil {
+		return res, err
+	}
+	now := s.now()
+	if locked(u.LockedUntil, now) || locked(f.LockedUntil, now) {
+		return res, fmt.Errorf("%w: try again later or ask an administrator to unlock", ErrLocked)
+	}
+	if f.State != api.FactorActive || u.Status != api.UserActive {
+		return res, s.recordVerify(ctx, tx, p, &u, &f, sdk.FinishVerifyResponse{Reason: "factor or user not active"})
+	}
+	out, err := s.runFinish(ctx, u, f, v, vf, in.Response, now)
+	if err != nil {
+		return res, err
+	}
+	res.OK = out.OK
+	return res, s.recordVerify(ctx, tx, p, &u, &f, out)
+}
+
+func (s *Service) runFinish(ctx context.Context, u User, f Factor, v Verification, vf VerificationFactor, response []byte, now time.Time) (sdk.FinishVerifyResponse, error) {
+	state, err := s.openSecret(f)
+	if err != nil {
+		return sdk.FinishVerifyResponse{}, err
+	}
+	var session []byte
+	if len(vf.Sealed) > 0 {
+		if session, err = s.sealer.Open(vf.Sealed, []byte(v.ID+"/"+f.ID)); err != nil {
+			return sdk.FinishVerifyResponse{}, err
+		}
+	}
+	out, err := s.kinds[f.Kind].FinishVerify(ctx, sdk.FinishVerifyRequest{User: sdkUser(u), FactorID: f.ID,
+		State: state, Session: session, Response: response, Now: now})
+	if err != nil {
+		kerr := kindError(f.Kind, err)
+		if !isInvalid(kerr) {
+			return sdk.FinishVerifyResponse{}, kerr
+		}
+		// A malformed answer counts as a wrong one: no probing for free.
+		return sdk.FinishVerifyResponse{Reason: "malformed response"}, nil
+	}
+	return out, nil
+}
+
+// recordVerify applies a verification's outcome: last use and new state
+// on success; failure counters and lockouts otherwise; and audits it.
+func (s *Service) recordVerify(ctx context.Context, tx Tx, p Principal, u *User, f *Factor, out sdk.FinishVerifyResponse) error {
+	now := s.now()
+	ev := s.eventCtx(ctx, p, "")
+	ev.extra = map[string]string{"user_id": u.ID, "kind": f.Kind}
+	if out.OK {
+		return s.verified(tx, ev, u, f, out.State, now)
+	}
+	ev.extra["reason"] = out.Reason
+	if out.Suspicious {
+		ev.extra["suspicious"] = "true"
+	}
+	f.Failures++
+	u.Failures++
+	if err := ev.audit(tx, "factor.verify_failed", factorTarget(*f), nil, map[string]any{"failures": f.Failures}); err != nil {
+		return err
+	}
+	if f.Failures >= s.cfg.MaxFailures && !locked(f.LockedUntil, now) {
+		f.LockedUntil = ptr(now.Add(s.cfg.LockoutFor))
+		if err := ev.audit(tx, "factor.lockout", factorTarget(*f), nil, map[string]any{"locked_until": *f.LockedUntil}); err != nil {
+			return err
+		}
+	}
+	if u.Failures >= s.cfg.MaxFailures && !locked(u.LockedUntil, now) {
+		u.LockedUntil = ptr(now.Add(s.cfg.LockoutFor))
+		if err := ev.audit(tx, "user.lockout", userTarget(*u), nil, map[string]any{"locked_until": *u.LockedUntil}); err != nil {
+			return err
+		}
+	}
+	if err := tx.PutFactor(*f); err != nil {
+		return err
+	}
+	return tx.PutUser(*u)
+}
+
+func (s *Service) verified(tx Tx, ev *eventCtx, u *User, f *Factor, newState []byte, now time.Time) error {
+	f.LastUsedAt, f.Failures, f.LockedUntil = &now, 0, nil
+	if newState != nil {
+		sealed, err := s.sealer.Seal(newState, []byte(f.ID))
+		if err != nil {
+			return err
+		}
+		f.Secret = sealed
+	}
+	if err := tx.PutFactor(*f); err != nil {
+		return err
+	}
+	if u.Failures > 0 || u.LockedUntil != nil {
+		u.Failures, u.LockedUntil = 0, nil
+		if err := tx.PutUser(*u); err != nil {
+			return err
+		}
+	}
+	return ev.audit(tx, "factor.verify", factorTarget(*f), nil, map[string]any{"outcome": "success"})
+}
+
+// UnlockUser clears a user's lockout and those of all their factors.
+func (s *Service) UnlockUser(ctx context.Context, p Principal, ref, reason string) (User, error) {
+	if err := validText("reason", reason, 500); err != nil {
+		return User{}, err
+	}
+	var u User
+	err := s.store.Update(ctx, func(tx Tx) error {
+		var err error
+		if u, err = lookupUser(tx, ref); err != nil {
+			return err
+		}
+		if err := p.authorize(UnlockUsers, u.ID); err != nil {
+			return err
+		}
+		u.Failures, u.LockedUntil = 0, nil
+		if err := tx.PutUser(u); err != nil {
+			return err
+		}
+		err = forEach(tx.Factors, FactorFilter{UserID: u.ID}, func(f Factor) error {
+			if f.Failures == 0 && f.LockedUntil == nil {
+				return nil
+			}
+			f.Failures, f.LockedUntil = 0, nil
+			return tx.PutFactor(f)
+		})
+		if err != nil {
+			return err
+		}
+		return s.eventCtx(ctx, p, reason).audit(tx, "user.unlock", userTarget(u), nil, nil)
+	})
+	return u, err
+}
+
+func isInvalid(err error) bool { return errors.Is(err, ErrInvalid) }

@@ -1,0 +1,143 @@
+package core_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/core"
+)
+
+func answer(secret string) json.RawMessage {
+	b, _ := json.Marshal(map[string]string{"secret": secret})
+	return b
+}
+
+func TestVerificationSucceedsOnceAndRecordsUse(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	app := e.principal(e.admin, "app", api.RoleAdmin)
+	e.principal(e.admin, "gina")
+	f := e.enrol("gina", "")
+	v, err := e.svc.BeginVerify(ctx, app, api.BeginVerify{User: "gina"})
+	if err != nil || len(v.Factors) != 1 || v.Factors[0].FactorID != f.ID {
+		t.Fatalf("begin = %+v, %v", v, err)
+	}
+	res, err := e.svc.FinishVerify(ctx, app, api.FinishVerify{ID: v.ID, FactorID: f.ID, Response: answer("SEED-gina")})
+	if err != nil || !res.OK {
+		t.Fatalf("finish = %+v, %v", res, err)
+	}
+	if got, _ := e.svc.GetFactor(ctx, e.admin, f.ID); got.LastUsedAt == nil {
+		t.Fatal("a successful verification did not record last use")
+	}
+	if _, err := e.svc.FinishVerify(ctx, app, api.FinishVerify{ID: v.ID, FactorID: f.ID, Response: answer("SEED-gina")}); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("finishing a verification twice gave %v", err)
+	}
+	other := e.principal(e.admin, "other-app", api.RoleAdmin)
+	v2, _ := e.svc.BeginVerify(ctx, app, api.BeginVerify{User: "gina"})
+	if _, err := e.svc.FinishVerify(ctx, other, api.FinishVerify{ID: v2.ID, FactorID: f.ID, Response: answer("SEED-gina")}); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("another application finishing a verification gave %v", err)
+	}
+	if _, err := e.svc.BeginVerify(ctx, app, api.BeginVerify{User: "gina", Kinds: []string{"totp"}}); !errors.Is(err, core.ErrNoUsableFactor) {
+		t.Fatalf("asking for a kind the user lacks gave %v", err)
+	}
+	e.verifyChain()
+}
+
+func TestWrongAnswersLockTheFactorAndUserUntilUnlocked(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	app := e.principal(e.admin, "app", api.RoleAdmin)
+	e.principal(e.admin, "hank")
+	f := e.enrol("hank", "")
+	for i := range 5 {
+		v, err := e.svc.BeginVerify(ctx, app, api.BeginVerify{User: "hank"})
+		if err != nil {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+		res, err := e.svc.FinishVerify(ctx, app, api.FinishVerify{ID: v.ID, FactorID: f.ID, Response: answer("guess")})
+		if err != nil || res.OK {
+			t.Fatalf("wrong answer %d gave %+v, %v", i, res, err)
+		}
+	}
+	if _, err := e.svc.BeginVerify(ctx, app, api.BeginVerify{User: "hank"}); !errors.Is(err, core.ErrLocked) {
+		t.Fatalf("after 5 failures begin gave %v, want ErrLocked", err)
+	}
+	recs, _ := e.svc.ListAudit(ctx, e.admin, core.AuditFilter{Action: "user.lockout"}, 10)
+	if len(recs) != 1 {
+		t.Fatalf("%d user.lockout events, want 1", len(recs))
+	}
+	if _, err := e.svc.UnlockUser(ctx, e.help, "hank", "called the helpdesk"); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := e.svc.BeginVerify(ctx, app, api.BeginVerify{User: "hank"})
+	if res, err := e.svc.FinishVerify(ctx, app, api.FinishVerify{ID: v.ID, FactorID: f.ID, Response: answer("SEED-hank")}); err != nil || !res.OK {
+		t.Fatalf("after unlock the right answer gave %+v, %v", res, err)
+	}
+	e.verifyChain()
+}
+
+func TestLockoutsExpireByTime(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	app := e.principal(e.admin, "app", api.RoleAdmin)
+	e.principal(e.admin, "ivy")
+	f := e.enrol("ivy", "")
+	for range 5 {
+		v, _ := e.svc.BeginVerify(ctx, app, api.BeginVerify{User: "ivy"})
+		e.svc.FinishVerify(ctx, app, api.FinishVerify{ID: v.ID, FactorID: f.ID, Response: json.RawMessage(`"not even an object"`)})
+	}
+	if _, err := e.svc.BeginVerify(ctx, app, api.BeginVerify{User: "ivy"}); !errors.Is(err, core.ErrLocked) {
+		t.Fatalf("malformed answers did not count as failures: %v", err)
+	}
+	e.clock.Add(16 * time.Minute)
+	if _, err := e.svc.BeginVerify(ctx, app, api.BeginVerify{User: "ivy"}); err != nil {
+		t.Fatalf("after the lockout window begin gave %v", err)
+	}
+}
+
+func TestRacingAnswersToOneVerificationSucceedAtMostOnce(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	app := e.principal(e.admin, "app", api.RoleAdmin)
+	e.principal(e.admin, "jo")
+	f := e.enrol("jo", "")
+	v, _ := e.svc.BeginVerify(ctx, app, api.BeginVerify{User: "jo"})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := e.svc.FinishVerify(ctx, app, api.FinishVerify{ID: v.ID, FactorID: f.ID, Response: answer("SEED-jo")})
+			if err == nil && res.OK {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 1 {
+		t.Fatalf("%d racing answers succeeded, want exactly 1", ok)
+	}
+}
+
+func TestMFAStatusSaysWhoMustEnrol(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.principal(e.admin, "kim")
+	st, err := e.svc.MFAStatus(ctx, e.help, "kim")
+	if err != nil || !st.MustEnrol || len(st.ActiveFactors) != 0 {
+		t.Fatalf("before enrolment: %+v %v", st, err)
+	}
+	e.enrol("kim", "")
+	if st, _ = e.svc.MFAStatus(ctx, e.help, "kim"); st.MustEnrol || len(st.ActiveFactors) != 1 {
+		t.Fatalf("after enrolment: %+v", st)
+	}
+}
