@@ -43,8 +43,8 @@ type Config struct {
 	LockoutFor  time.Duration
 	VerifyTTL   time.Duration
 	Now         func() time.Time // default time.Now
-	Rand            io.Reader        // default crypto/rand
-	Logger          *slog.Logger     // default discards
+	Rand        io.Reader        // default crypto/rand
+	Logger      *slog.Logger     // default discards
 }
 
 // Service is the domain. It is safe for concurrent use.
