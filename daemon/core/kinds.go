@@ -57,7 +57,7 @@ func kindError(kind string, err error) error {
 		return fmt.Errorf("%w: %s: %v", ErrInvalid, kind, err)
 	case errors.Is(err, sdk.ErrUnsupported):
 		return fmt.Errorf("%w: %s: %v", ErrUnsupportedKind, kind, err)
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, sdk.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%w: the %s factor kind did not answer in time; try again", ErrUnavailable, kind)
 	}
 	return fmt.Errorf("factor kind %s: %w", kind, err)

@@ -11,7 +11,10 @@
 // read from the plugin's clock, so results do not depend on where the
 // plugin runs and tests can pin it.
 //
-// This package does no I/O and never logs.
+// The interface and its types do no I/O and never log. [Serve] is the one
+// function that does: it runs the plugin's side of the gRPC protocol, and
+// the package's gRPC shims (grpc_server.go, grpc_client.go) keep protobuf
+// out of the author's code. The conformance suite is in package sdktest.
 package sdk
 
 import (
@@ -167,4 +170,8 @@ var (
 	ErrInvalidState = errors.New("invalid factor state")
 	// ErrUnsupported: the kind does not support this operation.
 	ErrUnsupported = errors.New("not supported by this factor kind")
+	// ErrUnavailable: the kind cannot answer now and the caller may try
+	// again (a plugin crashed, hung past its timeout or is restarting, or
+	// a service the kind depends on is down). The daemon answers 503.
+	ErrUnavailable = errors.New("factor kind unavailable")
 )

@@ -1,0 +1,72 @@
+// Command testplugin is a factor plugin for the host's tests. Its
+// verification response picks a behaviour: "crash" exits the process
+// mid-call, "hang" never answers, "log" writes a log line, "ok" succeeds
+// and anything else fails. Build flags set its kind and protocol version:
+//
+//	go build -ldflags "-X main.kind=flaky -X main.protocol=1"
+package main
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/keyfleet/keyfleet/plugins/sdk"
+)
+
+var (
+	kind     = "flaky"
+	protocol = "1"
+)
+
+type factor struct{}
+
+func (factor) Describe(context.Context) (sdk.Info, error) {
+	return sdk.Info{Kind: kind, DisplayName: "Flaky test factor", Version: "0.0.1"}, nil
+}
+
+func (factor) BeginEnrol(context.Context, sdk.BeginEnrolRequest) (sdk.BeginEnrolResponse, error) {
+	return sdk.BeginEnrolResponse{}, sdk.ErrUnsupported
+}
+
+func (factor) FinishEnrol(context.Context, sdk.FinishEnrolRequest) (sdk.FinishEnrolResponse, error) {
+	return sdk.FinishEnrolResponse{}, sdk.ErrUnsupported
+}
+
+func (factor) BeginVerify(context.Context, sdk.BeginVerifyRequest) (sdk.BeginVerifyResponse, error) {
+	return sdk.BeginVerifyResponse{}, nil
+}
+
+func (factor) FinishVerify(_ context.Context, req sdk.FinishVerifyRequest) (sdk.FinishVerifyResponse, error) {
+	switch string(req.Response) {
+	case "crash":
+		os.Exit(3)
+	case "hang":
+		time.Sleep(time.Hour)
+	case "log":
+		sdk.Logger().Info("hello from the plugin", "pid", os.Getpid())
+		return sdk.FinishVerifyResponse{OK: true}, nil
+	case "ok":
+		return sdk.FinishVerifyResponse{OK: true, State: append(req.State, '+')}, nil
+	}
+	return sdk.FinishVerifyResponse{Reason: "not ok"}, nil
+}
+
+func main() {
+	v, _ := strconv.Atoi(protocol)
+	if v == sdk.ProtocolVersion {
+		sdk.Serve(factor{})
+		return
+	}
+	// An incompatible plugin: serves the same set under another version.
+	hs := sdk.Handshake
+	hs.ProtocolVersion = uint(v)
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  hs,
+		VersionedPlugins: map[int]plugin.PluginSet{v: sdk.PluginSets(factor{})[sdk.ProtocolVersion]},
+		GRPCServer:       plugin.DefaultGRPCServer,
+	})
+}
