@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/keyfleet/keyfleet/plugins/host"
 )
 
 // Config is keyfleetd's configuration. It comes from a YAML file, then the
@@ -41,7 +43,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may finish after
 	// SIGINT or SIGTERM (default 15s).
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
-	Store           struct {
+	// Plugins are the factor plugins to load, each pinned by SHA-256
+	// (docs/plugins.md). The zero value loads none.
+	Plugins host.Config `yaml:"plugins"`
+	Store   struct {
 		BlockCacheMB int64    `yaml:"block_cache_mb"`
 		IndexCacheMB int64    `yaml:"index_cache_mb"`
 		KeyRotation  Duration `yaml:"key_rotation"`
@@ -123,6 +128,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.BlockCacheMB < 0 || c.Store.IndexCacheMB < 0 {
 		bad("store: cache sizes cannot be negative")
+	}
+	if err := c.Plugins.Validate(); err != nil {
+		bad("plugins: %v", err)
 	}
 	if c.Store.KeyRotation.Duration < time.Hour {
 		bad("store.key_rotation: %s must be at least 1h", c.Store.KeyRotation)

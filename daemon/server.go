@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
+	"github.com/keyfleet/keyfleet/plugins/host"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
 
@@ -38,12 +40,14 @@ type Options struct {
 
 // Server is a configured keyfleetd.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	store *store.Store
-	svc   *core.Service
-	api   *httpapi.Handler
-	http  *http.Server
+	cfg     Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	store   *store.Store
+	plugins *host.Host
+	svc     *core.Service
+	api     *httpapi.Handler
+	http    *http.Server
 }
 
 // NewLogger makes the daemon's slog logger from the log settings.
@@ -68,12 +72,12 @@ func New(cfg Config, o Options) (*Server, error) {
 	if o.LogOut == nil {
 		o.LogOut = os.Stderr
 	}
-	s := &Server{cfg: cfg, log: NewLogger(cfg, o.LogOut)}
+	s := &Server{cfg: cfg, log: NewLogger(cfg, o.LogOut), reg: prometheus.NewRegistry()}
 	if err := s.open(o); err != nil {
 		return nil, err
 	}
 	if err := s.build(o); err != nil {
-		s.store.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -100,18 +104,38 @@ func (s *Server) open(o Options) error {
 	if err != nil {
 		return err
 	}
+	kinds, events, err := s.loadPlugins()
+	if err != nil {
+		s.Close()
+		return err
+	}
 	s.svc, err = core.New(core.Config{
-		Store: s.store, Sealer: sl, Kinds: o.Kinds, Logger: s.log,
+		Store: s.store, Sealer: sl, Kinds: append(slices.Clip(o.Kinds), kinds...), Logger: s.log,
 		ApprovalTTL: s.cfg.ApprovalTTL.Duration, EnrolmentTTL: s.cfg.EnrolmentTTL.Duration,
 	})
 	if err != nil {
-		s.store.Close()
+		s.Close()
+		return err
 	}
-	return err
+	events.attach(s.svc)
+	return nil
+}
+
+// loadPlugins starts the pinned factor plugins. A refused plugin is logged
+// and audited, and the daemon runs without it.
+func (s *Server) loadPlugins() ([]sdk.Factor, *pluginEvents, error) {
+	events := &pluginEvents{}
+	h, err := host.New(s.cfg.Plugins, host.Options{Logger: s.log.With("component", "plugins"), Events: events, Registerer: s.reg})
+	if err != nil {
+		return nil, nil, err
+	}
+	s.plugins = h
+	kinds, err := h.Load(context.Background())
+	return kinds, events, err
 }
 
 func (s *Server) build(o Options) error {
-	reg := prometheus.NewRegistry()
+	reg := s.reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.registerStoreMetrics(reg)
 	h, err := httpapi.New(httpapi.Config{
@@ -169,7 +193,7 @@ func (s *Server) Handler() *httpapi.Handler { return s.api }
 func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
-		s.store.Close()
+		s.Close()
 		return fmt.Errorf("listening on %s: %w (is another keyfleetd running? pick another address with --listen)", s.cfg.Listen, err)
 	}
 	return s.Serve(ctx, ln, ready)
@@ -206,15 +230,27 @@ func (s *Server) shutdown() error {
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	if cerr := s.store.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("closing store: %w", cerr))
+	if cerr := s.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
 	}
 	s.log.Info("keyfleetd stopped")
 	return err
 }
 
-// Close releases the store of a server that never ran.
-func (s *Server) Close() error { return s.store.Close() }
+// Close stops the plugins and closes the store (Run and Serve call it when
+// they end; call it for a server that never ran).
+func (s *Server) Close() error {
+	var err error
+	if s.plugins != nil {
+		err = s.plugins.Close()
+	}
+	if s.store != nil {
+		if cerr := s.store.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing store: %w", cerr))
+		}
+	}
+	return err
+}
 
 // checkChain verifies the audit chain at start-up and logs the outcome.
 func (s *Server) checkChain(ctx context.Context) {
