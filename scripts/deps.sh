@@ -7,6 +7,10 @@ packages=(
   ca-certificates   # TLS roots for the Go module proxy
   openssl           # key generation examples in the docs and tests
   gcc libc6-dev     # cgo for the workstation agent
+  pcscd libpcsclite-dev pkg-config   # PC/SC daemon and headers (piv-go)
+  vsmartcard-vpcd   # the virtual reader keyfleet-vkey plugs into
+  pcsc-tools        # pcsc_scan, for looking at the virtual card by hand
+  yubico-piv-tool opensc   # second and third PIV clients in the vkey end-to-end tests
 )
 
 missing=()

@@ -1,0 +1,234 @@
+// Package vkeytest runs the real PC/SC stack for tests: a private pcscd
+// whose readers are vpcd slots on loopback ports, and virtual YubiKeys
+// (package vkey) plugged into them.
+//
+// Only one pcscd can run on a machine (it owns /run/pcscd/pcscd.comm), and
+// go test runs packages in parallel processes, so StartPCSCD takes a
+// machine-wide file lock that it holds until Stop: test binaries that need
+// PC/SC take turns. Start one PCSCD per test binary, in TestMain.
+package vkeytest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/keyfleet/keyfleet/agent/vkey"
+)
+
+// Paths of the Debian packages pcscd and vsmartcard-vpcd.
+const (
+	vpcdDriver = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
+	pcscSocket = "/run/pcscd/pcscd.comm"
+	lockPath   = "/tmp/keyfleet-pcscd.lock"
+)
+
+// ErrNotInstalled: pcscd or vpcd is missing (make test installs them).
+var ErrNotInstalled = errors.New("pcscd and vsmartcard-vpcd are not installed (run make deps as root, or apt-get install pcscd vsmartcard-vpcd)")
+
+// ErrBusy: another pcscd, not started by this package, owns the socket.
+var ErrBusy = errors.New("another pcscd is running on this machine")
+
+// ReaderName is the friendly name of the private reader. ykman lists only
+// readers whose name contains "Yubico" or "YubiKey".
+const ReaderName = "Yubico YubiKey OTP+FIDO+CCID (keyfleet vkey)"
+
+// Slot is one place for a card: its PC/SC reader name and the loopback
+// port the card connects to.
+type Slot struct {
+	Reader string
+	Port   int
+}
+
+// PCSCD is a private pcscd with one vpcd reader. A vpcd reader has two
+// slots, on its port and the next one. (Several vpcd readers in one pcscd
+// stall its polling thread: Debian's vpcd 0.8 blocks in accept. Two slots
+// of one reader do not.)
+type PCSCD struct {
+	Slots []Slot
+	cmd   *exec.Cmd
+	dir   string
+	lock  *os.File
+	done  chan error
+}
+
+// StartPCSCD starts pcscd with one vpcd reader (two slots) and waits until
+// its socket answers. Errors wrap ErrNotInstalled or ErrBusy, or are the
+// start's.
+func StartPCSCD() (*PCSCD, error) {
+	bin, err := exec.LookPath("pcscd")
+	if err != nil {
+		if bin, err = exec.LookPath("/usr/sbin/pcscd"); err != nil {
+			return nil, ErrNotInstalled
+		}
+	}
+	if _, err := os.Stat(vpcdDriver); err != nil {
+		return nil, ErrNotInstalled
+	}
+	lock, err := takeLock()
+	if err != nil {
+		return nil, err
+	}
+	p := &PCSCD{lock: lock, done: make(chan error, 1)}
+	if err := p.start(bin); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+func takeLock() (*os.File, error) {
+	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", lockPath, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", lockPath, err)
+	}
+	return f, nil
+}
+
+func (p *PCSCD) start(bin string) error {
+	if socketAnswers() {
+		return ErrBusy
+	}
+	os.Remove(pcscSocket) // stale, from a pcscd that was killed
+	dir, err := os.MkdirTemp("", "keyfleet-pcscd-")
+	if err != nil {
+		return err
+	}
+	p.dir = dir
+	if err := p.writeConfig(); err != nil {
+		return err
+	}
+	p.cmd = exec.Command(bin, "-f", "-c", dir)
+	if logPath := os.Getenv("KEYFLEET_PCSCD_LOG"); logPath != "" {
+		// Debugging: pcscd logs every APDU and its reader activity.
+		p.cmd.Args = append(p.cmd.Args, "-a", "-d")
+		if f, err := os.Create(logPath); err == nil {
+			p.cmd.Stdout, p.cmd.Stderr = f, f
+			defer f.Close()
+		}
+	}
+	if err := p.cmd.Start(); err != nil {
+		return fmt.Errorf("starting pcscd: %w", err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	return p.waitReady(5 * time.Second)
+}
+
+func (p *PCSCD) writeConfig() error {
+	port, err := freePortPair()
+	if err != nil {
+		return err
+	}
+	conf := fmt.Sprintf("FRIENDLYNAME \"%s\"\nDEVICENAME /dev/null:%d\nLIBPATH %s\nCHANNELID %d\n",
+		ReaderName, port, vpcdDriver, port)
+	p.Slots = []Slot{{ReaderName + " 00 00", port}, {ReaderName + " 00 01", port + 1}}
+	return os.WriteFile(filepath.Join(p.dir, "vpcd"), []byte(conf), 0o600)
+}
+
+// freePortPair finds a free port P with P+1 free too: each vpcd entry
+// opens two slots, on its port and the next one.
+func freePortPair() (int, error) {
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		l2.Close()
+		return port, nil
+	}
+	return 0, errors.New("no free pair of loopback ports")
+}
+
+func socketAnswers() bool {
+	c, err := net.DialTimeout("unix", pcscSocket, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+func (p *PCSCD) waitReady(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.done:
+			p.done <- err
+			return fmt.Errorf("pcscd exited at start: %v", err)
+		default:
+		}
+		if socketAnswers() {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not a fixed wait
+	}
+	return errors.New("pcscd did not open its socket within 5 s")
+}
+
+// Stop ends pcscd, waits for it, removes its configuration and releases
+// the machine-wide lock.
+func (p *PCSCD) Stop() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+	if p.dir != "" {
+		os.RemoveAll(p.dir)
+	}
+	if p.lock != nil {
+		syscall.Flock(int(p.lock.Fd()), syscall.LOCK_UN)
+		p.lock.Close()
+	}
+}
+
+// Plug connects card to slot i (0 or 1), waits until vpcd has asked it
+// for its ATR (the reader has seen it), and serves it until the returned
+// function is called (which waits for the card to be unplugged).
+//
+// Waiting matters: a card plugged into a slot whose previous card left
+// moments ago is otherwise reported present on the old, closed connection,
+// and a client that connects then fails (piv-go's Open then leaks an
+// exclusive handle).
+func (p *PCSCD) Plug(card *vkey.Card, i int) (unplug func(), err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	before := card.ATRRequests()
+	go func() {
+		defer close(done)
+		card.Serve(ctx, fmt.Sprintf("127.0.0.1:%d", p.Slots[i].Port))
+	}()
+	unplug = func() {
+		cancel()
+		<-done
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for card.ATRRequests() == before {
+		if time.Now().After(deadline) {
+			unplug()
+			return nil, fmt.Errorf("vpcd did not ask the card in %q for its ATR within 10 s", p.Slots[i].Reader)
+		}
+		time.Sleep(2 * time.Millisecond) // polling interval
+	}
+	return unplug, nil
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyfleet/keyfleet/agent/vkey"
+	"github.com/keyfleet/keyfleet/agent/vkey/vkeytest"
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/api/client"
+	"github.com/keyfleet/keyfleet/daemon"
+	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
+	"github.com/keyfleet/keyfleet/plugins/sdk"
+)
+
+var (
+	pcsc       *vkeytest.PCSCD
+	pcscReason string
+)
+
+func TestMain(m *testing.M) {
+	p, err := vkeytest.StartPCSCD()
+	if err != nil {
+		pcscReason = err.Error()
+	}
+	pcsc = p
+	code := m.Run()
+	if pcsc != nil {
+		pcsc.Stop()
+	}
+	os.Exit(code)
+}
+
+// testDaemon is a real keyfleetd (the daemon package, served on loopback
+// in this process) with the piv kind trusting roots.
+type testDaemon struct {
+	addr, dir, tokenFile, caFile string
+	admin                        *client.Client
+}
+
+func startDaemon(t *testing.T, roots ...*x509.Certificate) *testDaemon {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "data")
+	res, err := daemon.Init(context.Background(), daemon.InitOptions{Dir: dir, Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kind, err := pivkind.New(pivkind.Config{Roots: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := daemon.New(daemon.Config{DataDir: dir}, daemon.Options{Kinds: []sdk.Factor{kind}, LogOut: io.Discard, Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+	d := &testDaemon{addr: "https://" + ln.Addr().String(), dir: dir, tokenFile: res.AdminTokenFile, caFile: res.TLSCert}
+	d.admin = d.client(t, res.AdminTokenFile)
+	return d
+}
+
+func (d *testDaemon) client(t *testing.T, tokenFile string) *client.Client {
+	t.Helper()
+	tok, _ := os.ReadFile(tokenFile)
+	ca, _ := os.ReadFile(d.caFile)
+	c, err := client.New(client.Config{Server: d.addr, Token: strings.TrimSpace(string(tok)), CAPEM: ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// enrollerToken makes a user with the enroller role and writes its token.
+func (d *testDaemon) enrollerToken(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := d.admin.CreateUser(ctx, api.CreateUser{Username: "itdesk", Roles: []string{"enroller"}}); err != nil {
+		t.Fatal(err)
+	}
+	ct, err := d.admin.CreateToken(ctx, api.CreateToken{User: "itdesk", Name: "desk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "enroller.token")
+	os.WriteFile(path, []byte(ct.Secret), 0o600)
+	return path
+}
+
+func plug(t *testing.T, o vkey.Options) *vkey.Card {
+	t.Helper()
+	if pcsc == nil {
+		t.Skipf("skipping the PC/SC end-to-end test: %s", pcscReason)
+	}
+	card, err := vkey.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unplug, err := pcsc.Plug(card, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unplug)
+	return card
+}
+
+func agentRun(t *testing.T, d *testDaemon, token string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	all := append([]string{"provision", "--server", d.addr, "--token-file", token, "--ca", d.caFile, "--reader", pcsc.Slots[0].Reader}, args...)
+	code := run(context.Background(), all, &out, &errb, func(string) string { return "" })
+	return out.String(), errb.String(), code
+}
+
+func TestProvisionPIVEndToEnd(t *testing.T) {
+	ca, _ := vkey.NewCA(nil)
+	card := plug(t, vkey.Options{CA: ca, Serial: 40000001})
+	d := startDaemon(t, ca.Root())
+	token := d.enrollerToken(t)
+	if _, err := d.admin.CreateUser(context.Background(), api.CreateUser{Username: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	pinFile := filepath.Join(t.TempDir(), "pin")
+	os.WriteFile(pinFile, []byte("24681357\n"), 0o600)
+	before, start := card.APDUs(), time.Now()
+	out, errOut, code := agentRun(t, d, token, "--user", "alice", "--pin-file", pinFile)
+	if code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	t.Logf("provisioned one virtual key in %v with %d APDUs", time.Since(start).Round(time.Millisecond), card.APDUs()-before)
+	if !strings.Contains(out, "provisioned YubiKey 40000001") || strings.Contains(out+errOut, "24681357") {
+		t.Fatalf("output %q", out)
+	}
+	checkFactor(t, d, "alice", "active")
+	// The same key again: it is no longer factory fresh.
+	_, errOut, code = agentRun(t, d, token, "--user", "alice")
+	if code != 1 || !strings.Contains(errOut, "--reset") {
+		t.Fatalf("a provisioned key without --reset: exit %d: %s", code, errOut)
+	}
+}
+
+func checkFactor(t *testing.T, d *testDaemon, user, state string) {
+	t.Helper()
+	pg, err := d.admin.ListFactors(context.Background(), client.FactorFilter{User: user})
+	if err != nil || len(pg.Items) != 1 {
+		t.Fatalf("factors of %s: %+v %v", user, pg, err)
+	}
+	f := pg.Items[0]
+	var ev struct {
+		Serial uint32 `json:"serial"`
+	}
+	json.Unmarshal(f.Evidence, &ev)
+	if f.Kind != "piv" || f.State != state || f.DeviceID == "" || ev.Serial != 40000001 {
+		t.Fatalf("factor %+v", f)
+	}
+}
+
+func TestProvisionHandoverLeavesThePINToActivate(t *testing.T) {
+	ca, _ := vkey.NewCA(nil)
+	plug(t, vkey.Options{CA: ca, Serial: 40000001})
+	d := startDaemon(t, ca.Root())
+	token := d.enrollerToken(t)
+	d.admin.CreateUser(context.Background(), api.CreateUser{Username: "bob"})
+	out, errOut, code := agentRun(t, d, token, "--user", "bob")
+	if code != 0 || !strings.Contains(out, "hand-over PIN") {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	checkFactor(t, d, "bob", "pending")
+}
+
+func TestProvisionRejectsAnUntrustedKey(t *testing.T) {
+	plug(t, vkey.Options{CA: mustCA(t)})
+	d := startDaemon(t) // trusts Yubico only, not the virtual CA
+	token := d.enrollerToken(t)
+	d.admin.CreateUser(context.Background(), api.CreateUser{Username: "carol"})
+	_, errOut, code := agentRun(t, d, token, "--user", "carol", "--reset")
+	if code != 1 || !strings.Contains(errOut, "untrusted") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	pg, _ := d.admin.ListFactors(context.Background(), client.FactorFilter{User: "carol"})
+	if len(pg.Items) != 0 {
+		t.Fatalf("a rejected key left a factor: %+v", pg.Items)
+	}
+}
+
+func TestDevicesListsTheVirtualKey(t *testing.T) {
+	plug(t, vkey.Options{CA: mustCA(t), Serial: 40000077, FormFactor: 0x03})
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"devices"}, &out, &errb, os.Getenv); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "serial 40000077") || !strings.Contains(out.String(), "firmware 5.7.4") {
+		t.Fatalf("devices: %s", out.String())
+	}
+}
+
+func mustCA(t *testing.T) *vkey.CA {
+	ca, err := vkey.NewCA(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
