@@ -6,9 +6,9 @@ BIN    := bin
 DATA   ?= var/keyfleet
 LISTEN ?= 127.0.0.1:8443
 # Packages with goroutines, locks or a server: tested under the race detector.
-RACE_PKGS := ./daemon/... ./api/... ./internal/...
+RACE_PKGS := ./daemon/... ./api/... ./internal/... ./plugins/... ./docs/... ./agent/...
 
-.PHONY: all build run test deps vet bench lint fuzz clean
+.PHONY: all build run test deps vet bench lint fuzz generate clean
 
 all: build
 
@@ -29,7 +29,7 @@ vet:
 
 test: deps build vet
 	$(GO) test -race -count=1 $(RACE_PKGS)
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /daemon -e /api -e /internal)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /daemon -e /api -e /internal -e /plugins -e /docs -e /agent)
 	scripts/fuzz.sh 3s
 
 bench: build
@@ -39,6 +39,10 @@ lint: vet
 
 fuzz:
 	scripts/fuzz.sh 60s
+
+# Regenerates the plugin protocol's Go code (committed) from its .proto.
+generate:
+	scripts/generate.sh
 
 clean:
 	rm -rf $(BIN)

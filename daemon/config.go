@@ -43,6 +43,14 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may finish after
 	// SIGINT or SIGTERM (default 15s).
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Attestation configures which attestation roots keyfleetd trusts
+	// besides the built-in Yubico set.
+	Attestation struct {
+		// PIVRoots are PEM files of extra PIV attestation roots (a test
+		// CA, a virtual key's CA from 'keyfleet-vkey ca export'). Never
+		// trusted unless listed here.
+		PIVRoots []string `yaml:"piv_roots"`
+	} `yaml:"attestation"`
 	// Plugins are the factor plugins to load, each pinned by SHA-256
 	// (docs/plugins.md). The zero value loads none.
 	Plugins host.Config `yaml:"plugins"`
@@ -163,6 +171,10 @@ var envVars = map[string]func(c *Config, v string) error{
 	"KEYFLEET_LOG_LEVEL":     func(c *Config, v string) error { c.Log.Level = v; return nil },
 	"KEYFLEET_APPROVAL_TTL":  durEnv(func(c *Config) *Duration { return &c.ApprovalTTL }),
 	"KEYFLEET_ENROLMENT_TTL": durEnv(func(c *Config) *Duration { return &c.EnrolmentTTL }),
+	"KEYFLEET_PIV_ROOTS": func(c *Config, v string) error {
+		c.Attestation.PIVRoots = strings.Split(v, ",")
+		return nil
+	},
 	"KEYFLEET_MAX_BODY_BYTES": func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		c.MaxBodyBytes = n

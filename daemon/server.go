@@ -6,6 +6,7 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -21,8 +22,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/attest"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
+	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/plugins/host"
@@ -104,13 +107,18 @@ func (s *Server) open(o Options) error {
 	if err != nil {
 		return err
 	}
+	builtin, err := s.builtinKinds(o)
+	if err != nil {
+		s.Close()
+		return err
+	}
 	kinds, events, err := s.loadPlugins()
 	if err != nil {
 		s.Close()
 		return err
 	}
 	s.svc, err = core.New(core.Config{
-		Store: s.store, Sealer: sl, Kinds: append(slices.Clip(o.Kinds), kinds...), Logger: s.log,
+		Store: s.store, Sealer: sl, Kinds: append(builtin, kinds...), Logger: s.log,
 		ApprovalTTL: s.cfg.ApprovalTTL.Duration, EnrolmentTTL: s.cfg.EnrolmentTTL.Duration,
 	})
 	if err != nil {
@@ -119,6 +127,31 @@ func (s *Server) open(o Options) error {
 	}
 	events.attach(s.svc)
 	return nil
+}
+
+// builtinKinds are the kinds keyfleetd has without plugins (piv), unless
+// Options.Kinds replaces them (tests).
+func (s *Server) builtinKinds(o Options) ([]sdk.Factor, error) {
+	if o.Kinds != nil {
+		return slices.Clip(o.Kinds), nil
+	}
+	var roots []*x509.Certificate
+	for _, file := range s.cfg.Attestation.PIVRoots {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("attestation.piv_roots: %w", err)
+		}
+		certs, err := attest.ParseCertificates(b)
+		if err != nil {
+			return nil, fmt.Errorf("attestation.piv_roots: %s: %w", file, err)
+		}
+		roots = append(roots, certs...)
+	}
+	k, err := pivkind.New(pivkind.Config{Roots: roots})
+	if err != nil {
+		return nil, err
+	}
+	return []sdk.Factor{k}, nil
 }
 
 // loadPlugins starts the pinned factor plugins. A refused plugin is logged
