@@ -104,6 +104,10 @@ type Factor struct {
 	// LockedUntil is set while too many failed verifications lock the
 	// factor.
 	LockedUntil *time.Time `json:"locked_until,omitempty"`
+	// RecoveryCodes are in the answer to the enrolment that created a
+	// user's first factor, and nowhere else: ten single-use codes to keep
+	// somewhere safe.
+	RecoveryCodes []string `json:"recovery_codes,omitempty"`
 }
 
 // UpdateFactor is the body of PATCH /v1/factors/{id}.
@@ -115,6 +119,10 @@ type UpdateFactor struct {
 // approval decisions: why the caller acts.
 type StateChange struct {
 	Reason string `json:"reason,omitempty"`
+	// ReplacementPlanned (revoke and delete of a factor only) says a
+	// replacement factor is planned, so the user's last active factor may
+	// go; without it the policy refuses to remove the last one.
+	ReplacementPlanned bool `json:"replacement_planned,omitempty"`
 }
 
 // Device states.
@@ -252,6 +260,9 @@ type Approval struct {
 	DecidedAt   *time.Time `json:"decided_at,omitempty"`
 	Comment     string     `json:"comment,omitempty"`
 	Error       string     `json:"error,omitempty"`
+	// Params are what the action will do, for the approver to check (an
+	// exemption's end, a policy version's hash and weaker changes).
+	Params map[string]string `json:"params,omitempty"`
 }
 
 // Actor names who did something and how they proved it.
@@ -388,6 +399,19 @@ type MFAStatus struct {
 	AllowedKinds  []string   `json:"allowed_kinds"`
 	ActiveFactors []Factor   `json:"active_factors"`
 	LockedUntil   *time.Time `json:"locked_until,omitempty"`
+	// PolicyVersion is the policy version the answer comes from (0: only
+	// the built-in rules). Deadline is when the requirements the user
+	// falls short of are (or were) due; ExemptUntil is set while an
+	// exemption makes the user compliant.
+	PolicyVersion int        `json:"policy_version"`
+	Deadline      *time.Time `json:"deadline,omitempty"`
+	ExemptUntil   *time.Time `json:"exempt_until,omitempty"`
+	// ReasonDetails are Reasons with their codes and factors.
+	ReasonDetails []PolicyReason `json:"reason_details,omitempty"`
+	// StaleFactors and VulnerableFactors are factor ids: unused for longer
+	// than the policy allows, and on hardware with a known advisory.
+	StaleFactors      []string `json:"stale_factors,omitempty"`
+	VulnerableFactors []string `json:"vulnerable_factors,omitempty"`
 }
 
 // Problem is an RFC 9457 problem detail, served as application/problem+json.
@@ -408,4 +432,156 @@ func (p *Problem) Error() string {
 		return p.Detail
 	}
 	return p.Title
+}
+
+// Recovery case states.
+const (
+	CaseOpen      = "open"
+	CaseConfirmed = "confirmed"
+	CaseClosed    = "closed"
+	CaseExpired   = "expired"
+	CaseCancelled = "cancelled"
+)
+
+// Identity-confirmation methods a recovery case records.
+const (
+	MethodFactor        = "factor"
+	MethodRecoveryCode  = "recovery_code"
+	MethodHelpdeskCheck = "helpdesk_check"
+)
+
+// ActionRecoveryIdentity is the approval a helpdesk identity check needs.
+const ActionRecoveryIdentity = "recovery.identity"
+
+// RecoveryCase is a user's recovery after losing a factor.
+type RecoveryCase struct {
+	ID            string     `json:"id"`
+	UserID        string     `json:"user_id"`
+	Username      string     `json:"username"`
+	Reason        string     `json:"reason"`
+	State         string     `json:"state"`
+	OpenedBy      Actor      `json:"opened_by"`
+	OpenedAt      time.Time  `json:"opened_at"`
+	ExpiresAt     time.Time  `json:"expires_at"`
+	LostFactorIDs []string   `json:"lost_factor_ids"`
+	Suspended     bool       `json:"suspended,omitempty"`
+	Method        string     `json:"method,omitempty"`
+	MethodDetail  string     `json:"method_detail,omitempty"`
+	ConfirmedBy   *Actor     `json:"confirmed_by,omitempty"`
+	ApprovedBy    *Actor     `json:"approved_by,omitempty"`
+	ConfirmedAt   *time.Time `json:"confirmed_at,omitempty"`
+	PassID        string     `json:"pass_id,omitempty"`
+	NewFactorID   string     `json:"new_factor_id,omitempty"`
+	ClosedAt      *time.Time `json:"closed_at,omitempty"`
+}
+
+// OpenRecovery is the body of POST /v1/recovery.
+type OpenRecovery struct {
+	User   string `json:"user"`
+	Reason string `json:"reason"`
+	// LostFactors are the factors the user lost; empty means every active
+	// factor. They are revoked when the replacement is enrolled.
+	LostFactors []string `json:"lost_factors,omitempty"`
+	// Suspend suspends the lost factors now rather than at the end.
+	Suspend bool `json:"suspend,omitempty"`
+	// LostDevice marks this device lost now, revoking every factor on it.
+	LostDevice string `json:"lost_device,omitempty"`
+}
+
+// RecoveryFactorAnswer is the body of POST /v1/recovery/{id}/verify/finish.
+type RecoveryFactorAnswer struct {
+	VerificationID string          `json:"verification_id"`
+	FactorID       string          `json:"factor_id"`
+	Response       json.RawMessage `json:"response"`
+}
+
+// RecoveryCodeAnswer is the body of POST /v1/recovery/{id}/code.
+type RecoveryCodeAnswer struct {
+	Code string `json:"code"`
+}
+
+// IdentityCheck is the body of POST /v1/recovery/{id}/identity-check: how
+// the helpdesk confirmed who the user is. A second principal approves it.
+type IdentityCheck struct {
+	Method string `json:"method"` // in_person_id, video_call_manager, callback_known_number, other
+	Detail string `json:"detail"`
+}
+
+// IssuePass is the body of POST /v1/recovery/{id}/pass.
+type IssuePass struct {
+	TTL          string `json:"ttl,omitempty"` // Go duration; default 1h, 10m to 8h
+	Uses         int    `json:"uses,omitempty"`
+	HardwareOnly bool   `json:"hardware_only,omitempty"`
+	Attended     bool   `json:"attended,omitempty"`
+}
+
+// IssuedPass is the answer to POST /v1/recovery/{id}/pass: the only time
+// the code is shown.
+type IssuedPass struct {
+	PassID       string    `json:"pass_id"`
+	Code         string    `json:"code"`
+	UserID       string    `json:"user_id"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	Uses         int       `json:"uses"`
+	HardwareOnly bool      `json:"hardware_only,omitempty"`
+	Attended     bool      `json:"attended,omitempty"`
+}
+
+// RedeemPass is the body of POST /v1/passes/redeem.
+type RedeemPass struct {
+	Code string `json:"code"`
+}
+
+// RedeemedPass is the answer to POST /v1/passes/redeem: a token that can
+// only enrol a factor for the pass's user, until the pass expires.
+type RedeemedPass struct {
+	Token     string    `json:"token"`
+	UserID    string    `json:"user_id"`
+	Username  string    `json:"username"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Kinds     []string  `json:"kinds"`
+}
+
+// RecoveryCodesIssued is the answer to POST /v1/me/recovery-codes: the
+// only time the codes are shown.
+type RecoveryCodesIssued struct {
+	Codes []string `json:"codes"`
+}
+
+// BreakGlassStatus is the answer to GET /v1/breakglass.
+type BreakGlassStatus struct {
+	SetID     string     `json:"set_id"`
+	Shares    int        `json:"shares"`
+	Threshold int        `json:"threshold"`
+	CreatedAt time.Time  `json:"created_at"`
+	UsedAt    *time.Time `json:"used_at,omitempty"`
+	// NeedsRotation is true after a use: the credential is single use.
+	NeedsRotation bool `json:"needs_rotation"`
+}
+
+// BreakGlassUse is the body of POST /v1/breakglass/session.
+type BreakGlassUse struct {
+	Shares   []string `json:"shares"`
+	Duration string   `json:"duration,omitempty"` // default 1h
+	Reason   string   `json:"reason"`
+}
+
+// BreakGlassSession is the answer to POST /v1/breakglass/session.
+type BreakGlassSession struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// BreakGlassRotate is the body of POST /v1/breakglass/rotate.
+type BreakGlassRotate struct {
+	Shares    int `json:"shares,omitempty"`    // default 5
+	Threshold int `json:"threshold,omitempty"` // default 3
+}
+
+// BreakGlassShares is the answer to POST /v1/breakglass/rotate: the new
+// shares, shown once, one per holder.
+type BreakGlassShares struct {
+	SetID     string   `json:"set_id"`
+	Threshold int      `json:"threshold"`
+	Shares    []string `json:"shares"`
 }

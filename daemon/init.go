@@ -15,6 +15,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
+	"github.com/keyfleet/keyfleet/internal/sharefile"
 )
 
 // Environment variables that carry the two keys instead of files.
@@ -40,7 +41,10 @@ type InitOptions struct {
 	TLSCert, TLSKey string
 	// AdminUser is the bootstrap administrator's username (default "admin").
 	AdminUser string
-	Getenv    func(string) string
+	// BreakGlassShares and BreakGlassThreshold split the break-glass
+	// credential (defaults 5 and 3).
+	BreakGlassShares, BreakGlassThreshold int
+	Getenv                                func(string) string
 }
 
 // InitResult says what Init made and where.
@@ -52,6 +56,9 @@ type InitResult struct {
 	TLSFingerprint string // SHA-256 of the certificate, colon hex
 	AdminUser      string
 	AdminTokenFile string
+	// BreakGlassFiles hold one break-glass share each, for separate holders.
+	BreakGlassFiles     []string
+	BreakGlassThreshold int
 }
 
 // Init creates a data folder: keys, TLS, the store, the first administrator
@@ -91,7 +98,8 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 	if err := os.WriteFile(ConfigPath(o.Dir), []byte(defaultConfigFile), 0o600); err != nil {
 		return res, fmt.Errorf("writing config: %w", err)
 	}
-	return res, bootstrap(ctx, o, storeKey, sealKey)
+	res.BreakGlassFiles, res.BreakGlassThreshold, err = bootstrap(ctx, o, storeKey, sealKey)
+	return res, err
 }
 
 func makeDataDir(dir string) error {
@@ -169,25 +177,33 @@ func loadKey(getenv func(string) string, env, path string) ([]byte, error) {
 	return k, nil
 }
 
-func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte) error {
+func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte) ([]string, int, error) {
 	st, err := store.Open(store.Options{Dir: storeDir(o.Dir), EncryptionKey: storeKey})
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	defer st.Close()
 	sl, err := seal.New(sealKey)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	svc, err := core.New(core.Config{Store: st, Sealer: sl})
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	_, secret, err := svc.Bootstrap(ctx, o.AdminUser)
 	if err != nil {
-		return fmt.Errorf("creating the first administrator: %w", err)
+		return nil, 0, fmt.Errorf("creating the first administrator: %w", err)
 	}
-	return os.WriteFile(adminTokenPath(o.Dir), []byte(secret+"\n"), 0o600)
+	if err := os.WriteFile(adminTokenPath(o.Dir), []byte(secret+"\n"), 0o600); err != nil {
+		return nil, 0, err
+	}
+	bg, shares, err := svc.InitBreakGlass(ctx, o.BreakGlassShares, o.BreakGlassThreshold)
+	if err != nil {
+		return nil, 0, fmt.Errorf("making the break-glass credential: %w", err)
+	}
+	files, err := sharefile.Write(filepath.Join(o.Dir, "breakglass"), bg.SetID, bg.Threshold, shares)
+	return files, bg.Threshold, err
 }
 
 // Fingerprint is the SHA-256 of DER bytes in colon hex, as browsers show it.

@@ -39,6 +39,7 @@ const (
 	SlugUnsupportedKind   = "unsupported-kind"
 	SlugUnavailable       = "unavailable"
 	SlugInternal          = "internal"
+	SlugPolicyViolation   = "policy-violation"
 )
 
 // statusSlugs names the failure of an answer that carried no problem type

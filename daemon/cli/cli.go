@@ -82,6 +82,8 @@ the encrypted store, and a bootstrap administrator whose token is written once,
 	cmd.Flags().StringVar(&o.TLSCert, "tls-cert", "", "PEM certificate to serve instead of a self-signed one")
 	cmd.Flags().StringVar(&o.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	cmd.Flags().StringVar(&o.AdminUser, "admin", "admin", "username of the first administrator")
+	cmd.Flags().IntVar(&o.BreakGlassShares, "breakglass-shares", 5, "how many break-glass shares to make, one per holder")
+	cmd.Flags().IntVar(&o.BreakGlassThreshold, "breakglass-threshold", 3, "how many shares open a break-glass session")
 	return cmd
 }
 
@@ -98,7 +100,12 @@ func printInit(w io.Writer, r daemon.InitResult) {
 	keyLine("sealing key", r.SealKeyFile, daemon.EnvSealKey)
 	fmt.Fprintf(w, "  %-16s %s\n  %-16s SHA-256 %s\n", "TLS certificate", r.TLSCert, "", r.TLSFingerprint)
 	fmt.Fprintf(w, "  %-16s %s (user %q, 0600): shown once; keep it safe, then delete the file\n", "admin token", r.AdminTokenFile, r.AdminUser)
-	fmt.Fprintf(w, "\nBack up the two keys apart from the data folder: without them the store cannot be read.\n")
+	fmt.Fprintf(w, "  %-16s %d shares, any %d open one emergency session:\n", "break-glass", len(r.BreakGlassFiles), r.BreakGlassThreshold)
+	for _, f := range r.BreakGlassFiles {
+		fmt.Fprintf(w, "  %-16s %s\n", "", f)
+	}
+	fmt.Fprintf(w, "\nGive each break-glass share to a different holder, then delete the files.\n")
+	fmt.Fprintf(w, "Back up the two keys apart from the data folder: without them the store cannot be read.\n")
 	fmt.Fprintf(w, "Next: keyfleetd serve --data %s\n", r.Dir)
 }
 

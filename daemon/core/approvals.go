@@ -15,7 +15,8 @@ type request struct {
 	action string
 	perm   Action
 	target targetRef
-	owner  string // the user the action is about
+	owner  string            // the user the action is about
+	params map[string]string // Approval.Params
 }
 
 // RequestFactorRevoke asks for a factor to be revoked. Errors: ErrNotFound,
@@ -32,6 +33,22 @@ func (s *Service) RequestFactorDelete(ctx context.Context, p Principal, id, reas
 }
 
 func (s *Service) requestFactor(ctx context.Context, p Principal, id, action string, perm Action, reason string) (Approval, error) {
+	return s.requestRemoval(ctx, p, id, action, perm, reason, false)
+}
+
+// RequestFactorRemoval asks for a factor to be revoked
+// (api.ActionFactorRevoke) or deleted (api.ActionFactorDelete).
+// replacementPlanned lets the user's last active factor go; without it the
+// request is refused with ErrPolicyViolation (the built-in invariant).
+func (s *Service) RequestFactorRemoval(ctx context.Context, p Principal, id, action, reason string, replacementPlanned bool) (Approval, error) {
+	perm, ok := map[string]Action{api.ActionFactorRevoke: RequestRevoke, api.ActionFactorDelete: RequestFactorDel}[action]
+	if !ok {
+		return Approval{}, invalid("action", "%q is not a factor removal", action)
+	}
+	return s.requestRemoval(ctx, p, id, action, perm, reason, replacementPlanned)
+}
+
+func (s *Service) requestRemoval(ctx context.Context, p Principal, id, action string, perm Action, reason string, planned bool) (Approval, error) {
 	return s.request(ctx, p, reason, func(tx Tx) (request, error) {
 		f, err := tx.Factor(id)
 		if err != nil {
@@ -40,7 +57,14 @@ func (s *Service) requestFactor(ctx context.Context, p Principal, id, action str
 		if action == api.ActionFactorRevoke && f.State == api.FactorRevoked {
 			return request{}, &TransitionError{Kind: "factor", ID: f.ID, From: f.State, Action: "revoke", Hint: moveHints[f.State]}
 		}
-		return request{action: action, perm: perm, target: factorTarget(f), owner: f.UserID}, nil
+		if err := s.checkRemoval(tx, f, planned); err != nil {
+			return request{}, err
+		}
+		r := request{action: action, perm: perm, target: factorTarget(f), owner: f.UserID}
+		if planned {
+			r.params = map[string]string{paramReplacementPlanned: "true"}
+		}
+		return r, nil
 	})
 }
 
@@ -75,27 +99,56 @@ func (s *Service) request(ctx context.Context, p Principal, reason string, resol
 		if err != nil {
 			return err
 		}
-		if err := p.authorize(r.perm, r.owner); err != nil {
-			return err
-		}
-		if err := s.noDuplicate(tx, r); err != nil {
-			return err
-		}
-		now := s.now()
-		a = Approval{
-			ID: newID(prefixApproval, now, s.cfg.Rand), Action: r.action,
-			TargetType: r.target.typ, TargetID: r.target.id, TargetName: r.target.name,
-			Reason: reason, State: api.ApprovalPending, RequestedBy: p.Actor(),
-			RequestedAt: now, ExpiresAt: now.Add(s.cfg.ApprovalTTL),
-		}
-		if err := tx.PutApproval(a); err != nil {
-			return err
-		}
-		ev := s.eventCtx(ctx, p, reason)
-		ev.extra = map[string]string{"approval_id": a.ID, "requested_action": a.Action}
-		return ev.audit(tx, "approval.request", r.target, nil, map[string]any{"state": a.State, "expires_at": a.ExpiresAt})
+		a, err = s.requestTx(ctx, tx, p, reason, r)
+		return err
 	})
 	return a, err
+}
+
+// requestTx records a request inside a transaction the caller runs.
+func (s *Service) requestTx(ctx context.Context, tx Tx, p Principal, reason string, r request) (Approval, error) {
+	if err := p.authorize(r.perm, r.owner); err != nil {
+		return Approval{}, err
+	}
+	if err := s.noDuplicate(tx, r); err != nil {
+		return Approval{}, err
+	}
+	now := s.now()
+	a := Approval{
+		ID: newID(prefixApproval, now, s.cfg.Rand), Action: r.action,
+		TargetType: r.target.typ, TargetID: r.target.id, TargetName: r.target.name,
+		Reason: reason, State: api.ApprovalPending, RequestedBy: p.Actor(),
+		RequestedAt: now, ExpiresAt: now.Add(s.cfg.ApprovalTTL), Params: r.params,
+	}
+	if err := tx.PutApproval(a); err != nil {
+		return Approval{}, err
+	}
+	ev := s.eventCtx(ctx, p, reason)
+	ev.extra = map[string]string{"approval_id": a.ID, "requested_action": a.Action}
+	if err := ev.audit(tx, "approval.request", r.target, nil, map[string]any{"state": a.State, "expires_at": a.ExpiresAt}); err != nil {
+		return Approval{}, err
+	}
+	if p.breakGlass() {
+		return s.breakGlassApprove(ctx, tx, p, a)
+	}
+	return a, nil
+}
+
+// breakGlassApprove carries out a request made in a break-glass session at
+// once: the one emergency path past the two-person rule, audited as such.
+func (s *Service) breakGlassApprove(ctx context.Context, tx Tx, p Principal, a Approval) (Approval, error) {
+	now := s.now()
+	a.State, a.DecidedBy, a.DecidedAt, a.Comment = api.ApprovalApproved, ptr(p.Actor()), &now, "break-glass session: no second approver"
+	if err := s.execute(ctx, tx, p, a); err != nil {
+		return Approval{}, err
+	}
+	if err := tx.PutApproval(a); err != nil {
+		return Approval{}, err
+	}
+	ev := s.eventCtx(ctx, p, a.Comment)
+	ev.extra = map[string]string{"approval_id": a.ID, "requested_action": a.Action}
+	return a, ev.audit(tx, "approval.approve", targetRef{a.TargetType, a.TargetID, a.TargetName},
+		map[string]any{"state": api.ApprovalPending}, map[string]any{"state": a.State})
 }
 
 func (s *Service) noDuplicate(tx Tx, r request) error {
@@ -169,6 +222,9 @@ func (s *Service) Approve(ctx context.Context, p Principal, id, comment string) 
 		// The target moved on since the request: close it so it does not
 		// linger, and say why.
 		return s.fail(ctx, p, id, err)
+	}
+	if err == nil {
+		s.afterApproved(ctx, a)
 	}
 	return a, err
 }
@@ -245,9 +301,16 @@ func (s *Service) execute(ctx context.Context, tx Tx, p Principal, a Approval) e
 	ev := &eventCtx{s: s, ctx: ctx, p: requester(a), approver: ptr(p.Actor()), reason: a.Reason,
 		extra: map[string]string{"approval_id": a.ID}}
 	switch a.Action {
+	case api.ActionPolicyApply:
+		return s.applyApproved(tx, ev, a)
+	case api.ActionRecoveryIdentity:
+		return s.confirmByApproval(ctx, tx, p, a)
 	case api.ActionFactorRevoke, api.ActionFactorDelete:
 		f, err := tx.Factor(a.TargetID)
 		if err != nil {
+			return err
+		}
+		if err := s.checkRemoval(tx, f, a.Params[paramReplacementPlanned] == "true"); err != nil {
 			return err
 		}
 		if a.Action == api.ActionFactorDelete {
@@ -266,6 +329,8 @@ func (s *Service) execute(ctx context.Context, tx Tx, p Principal, a Approval) e
 		return s.deleteUser(ctx, tx, ev, u)
 	case api.ActionUserResetMFA:
 		return s.resetMFA(ctx, tx, ev, u)
+	case api.ActionUserExempt:
+		return s.grantExemption(tx, ev, u, a)
 	}
 	return fmt.Errorf("approval %s: unknown action %q", a.ID, a.Action)
 }

@@ -11,37 +11,47 @@ type Action string
 
 // Permissions.
 const (
-	ReadSelf         Action = "self.read"
-	ReadUsers        Action = "users.read"
-	CreateUsers      Action = "users.create"
-	UpdateUsers      Action = "users.update"
-	EnableUsers      Action = "users.enable"
-	RequestUserMFA   Action = "users.request_reset_mfa"
-	RequestDisable   Action = "users.request_disable"
-	RequestDelete    Action = "users.request_delete"
-	ReadFactors      Action = "factors.read"
-	UpdateFactors    Action = "factors.update"
-	SuspendFactors   Action = "factors.suspend"
-	ResumeFactors    Action = "factors.resume"
-	RequestRevoke    Action = "factors.request_revoke"
-	RequestFactorDel Action = "factors.request_delete"
-	ReadDevices      Action = "devices.read"
-	ReportLost       Action = "devices.lost"
-	ReadEnrolments   Action = "enrolments.read"
-	CreateEnrolments Action = "enrolments.create"
-	CompleteEnrol    Action = "enrolments.complete"
-	CancelEnrolments Action = "enrolments.cancel"
-	ReadTokens       Action = "tokens.read"
-	CreateTokens     Action = "tokens.create"
-	RevokeTokens     Action = "tokens.revoke"
-	ReadApprovals    Action = "approvals.read"
-	DecideApprovals  Action = "approvals.decide"
-	CancelApprovals  Action = "approvals.cancel"
-	VerifyUsers      Action = "verify.use"
-	ReadMFAStatus    Action = "users.mfa_status"
-	UnlockUsers      Action = "users.unlock"
-	ReadAudit        Action = "audit.read"
-	VerifyAudit      Action = "audit.verify"
+	ReadSelf           Action = "self.read"
+	ReadUsers          Action = "users.read"
+	CreateUsers        Action = "users.create"
+	UpdateUsers        Action = "users.update"
+	EnableUsers        Action = "users.enable"
+	RequestUserMFA     Action = "users.request_reset_mfa"
+	RequestDisable     Action = "users.request_disable"
+	RequestDelete      Action = "users.request_delete"
+	ReadFactors        Action = "factors.read"
+	UpdateFactors      Action = "factors.update"
+	SuspendFactors     Action = "factors.suspend"
+	ResumeFactors      Action = "factors.resume"
+	RequestRevoke      Action = "factors.request_revoke"
+	RequestFactorDel   Action = "factors.request_delete"
+	ReadDevices        Action = "devices.read"
+	ReportLost         Action = "devices.lost"
+	ReadEnrolments     Action = "enrolments.read"
+	CreateEnrolments   Action = "enrolments.create"
+	CompleteEnrol      Action = "enrolments.complete"
+	CancelEnrolments   Action = "enrolments.cancel"
+	ReadTokens         Action = "tokens.read"
+	CreateTokens       Action = "tokens.create"
+	RevokeTokens       Action = "tokens.revoke"
+	ReadApprovals      Action = "approvals.read"
+	DecideApprovals    Action = "approvals.decide"
+	CancelApprovals    Action = "approvals.cancel"
+	VerifyUsers        Action = "verify.use"
+	ReadMFAStatus      Action = "users.mfa_status"
+	UnlockUsers        Action = "users.unlock"
+	ManageRecovery     Action = "recovery.manage"
+	ReadRecovery       Action = "recovery.read"
+	ClearRecovery      Action = "recovery.clear_lock"
+	ReadBreakGlass     Action = "breakglass.read"
+	RotateBreakGlass   Action = "breakglass.rotate"
+	RegenRecoveryCodes Action = "recovery_codes.regenerate"
+	ReadAudit          Action = "audit.read"
+	VerifyAudit        Action = "audit.verify"
+	ReadPolicy         Action = "policy.read"
+	ApplyPolicy        Action = "policy.apply"
+	ReadReports        Action = "reports.read"
+	RequestExempt      Action = "users.request_exempt"
 )
 
 // Scope says how far a role's permission reaches.
@@ -60,29 +70,48 @@ const (
 // grants is the one permission table: role → action → scope. Anything not
 // listed is denied. docs/security.md renders it for people.
 var grants = map[string]map[Action]Scope{
-	api.RoleAdmin: allOf(All, ReadSelf, ReadUsers, CreateUsers, UpdateUsers, EnableUsers, RequestUserMFA,
+	api.RoleAdmin: allOf(All, ReadSelf, RegenRecoveryCodes, ReadUsers, CreateUsers, UpdateUsers, EnableUsers, RequestUserMFA,
 		RequestDisable, RequestDelete, ReadFactors, UpdateFactors, SuspendFactors, ResumeFactors,
 		RequestRevoke, RequestFactorDel, ReadDevices, ReportLost, ReadEnrolments, CreateEnrolments,
 		CompleteEnrol, CancelEnrolments, ReadTokens, CreateTokens, RevokeTokens, ReadApprovals,
-		DecideApprovals, CancelApprovals, ReadAudit, VerifyAudit, VerifyUsers, ReadMFAStatus, UnlockUsers),
+		DecideApprovals, CancelApprovals, ReadAudit, VerifyAudit, VerifyUsers, ReadMFAStatus, UnlockUsers,
+		ReadPolicy, ApplyPolicy, ReadReports, RequestExempt, ManageRecovery, ReadRecovery, ClearRecovery,
+		ReadBreakGlass, RotateBreakGlass),
 	api.RoleSecurityOfficer: merge(allOf(All, ReadSelf, ReadUsers, RequestUserMFA, RequestDisable, ReadFactors, ReadMFAStatus, UnlockUsers,
 		SuspendFactors, ResumeFactors, RequestRevoke, ReadDevices, ReportLost, ReadEnrolments,
-		ReadApprovals, DecideApprovals, ReadAudit, VerifyAudit),
+		ReadApprovals, DecideApprovals, ReadAudit, VerifyAudit, ReadPolicy, ApplyPolicy, ReadReports, RequestExempt,
+		ManageRecovery, ReadRecovery, ClearRecovery, ReadBreakGlass),
 		allOf(Own, ReadTokens, RevokeTokens, CancelApprovals)),
 	api.RoleHelpdesk: merge(allOf(All, ReadSelf, ReadUsers, RequestUserMFA, ReadFactors, SuspendFactors, ReadMFAStatus, UnlockUsers,
 		ResumeFactors, RequestRevoke, ReadDevices, ReportLost, ReadEnrolments, CreateEnrolments,
-		CancelEnrolments, ReadApprovals),
+		CancelEnrolments, ReadApprovals, ReadPolicy, ReadReports, RequestExempt, ManageRecovery, ReadRecovery),
 		allOf(Own, ReadTokens, RevokeTokens, CancelApprovals)),
 	api.RoleEnroller: merge(allOf(All, ReadSelf, ReadUsers, ReadFactors, ReadDevices, ReadEnrolments,
 		CreateEnrolments, CompleteEnrol, CancelEnrolments),
 		allOf(Own, ReadTokens, RevokeTokens)),
 	api.RoleAuditor: merge(allOf(All, ReadSelf, ReadUsers, ReadFactors, ReadDevices, ReadEnrolments, ReadMFAStatus,
-		ReadApprovals, ReadAudit, VerifyAudit),
+		ReadApprovals, ReadAudit, VerifyAudit, ReadPolicy, ReadReports, ReadRecovery, ReadBreakGlass),
 		allOf(Own, ReadTokens, RevokeTokens)),
 	api.RoleService: merge(allOf(All, ReadSelf, VerifyUsers, ReadMFAStatus), allOf(Own, ReadTokens)),
 	api.RoleUser: merge(allOf(All, ReadSelf),
 		allOf(Own, ReadMFAStatus, ReadFactors, UpdateFactors, SuspendFactors, ReadDevices, ReadEnrolments, CompleteEnrol,
-			ReadTokens, RevokeTokens)),
+			CreateEnrolments, CancelEnrolments,
+			ReadTokens, RevokeTokens, RegenRecoveryCodes)),
+	// rolePass is what a redeemed temporary access pass carries: enrol a
+	// factor for its own user, nothing else. Not assignable.
+	rolePass: merge(allOf(All, ReadSelf), allOf(Own, CreateEnrolments, CompleteEnrol, ReadEnrolments, ReadFactors, RegenRecoveryCodes)),
+}
+
+// Pseudo-roles that credentials carry but no user can be given.
+const (
+	rolePass       = "pass"
+	roleBreakGlass = "breakglass"
+)
+
+func init() {
+	// A break-glass session can do what an admin can, without a second
+	// approver (see request in approvals.go), and nothing else.
+	grants[roleBreakGlass] = grants[api.RoleAdmin]
 }
 
 func allOf(s Scope, actions ...Action) map[Action]Scope {
@@ -112,9 +141,15 @@ type Principal struct {
 	UserID   string
 	Username string
 	Roles    []string
-	Auth     string // token, mtls, webauthn, system
+	Auth     string // token, mtls, webauthn, pass, breakglass, system
 	TokenID  string
+	// PassID is set when the principal is a redeemed temporary access
+	// pass: it may only enrol a factor for its user.
+	PassID string
 }
+
+// breakGlass reports whether p is a break-glass session.
+func (p Principal) breakGlass() bool { return p.Auth == "breakglass" }
 
 // System is the daemon acting on its own (expiry sweeps, bootstrap).
 var System = Principal{UserID: "system", Username: "keyfleetd", Roles: []string{api.RoleAdmin}, Auth: "system"}
@@ -179,6 +214,11 @@ var approvers = map[string][]string{
 	api.ActionUserResetMFA: {api.RoleAdmin, api.RoleSecurityOfficer},
 	api.ActionUserDisable:  {api.RoleAdmin, api.RoleSecurityOfficer},
 	api.ActionUserDelete:   {api.RoleAdmin},
+	api.ActionPolicyApply:  {api.RoleAdmin, api.RoleSecurityOfficer},
+	api.ActionUserExempt:   {api.RoleAdmin, api.RoleSecurityOfficer},
+	// A helpdesk identity check is approved by someone other than the
+	// helpdesk user who recorded it.
+	api.ActionRecoveryIdentity: {api.RoleAdmin, api.RoleSecurityOfficer},
 }
 
 func contains(s []string, v string) bool { return slices.Contains(s, v) }

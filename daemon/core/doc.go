@@ -13,7 +13,8 @@
 // plugins look the same). It does no network I/O.
 //
 // Sensitive actions (revoking or deleting a factor, resetting a user's MFA,
-// disabling or deleting a user) never act at once: they create an
+// disabling or deleting a user, exempting a user from the policy, applying
+// a policy that weakens a requirement) never act at once: they create an
 // [Approval] that a different principal with the right role approves, and
 // approval executes the action in the same transaction that records it.
 package core

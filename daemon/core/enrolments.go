@@ -29,7 +29,7 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 	if err != nil {
 		return Enrolment{}, nil, err
 	}
-	u, err := s.enrollable(ctx, p, in.User)
+	u, err := s.enrollable(ctx, p, in.User, in.Kind)
 	if err != nil {
 		return Enrolment{}, nil, err
 	}
@@ -60,7 +60,7 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 }
 
 // enrollable finds the user an enrolment is for and checks p may enrol them.
-func (s *Service) enrollable(ctx context.Context, p Principal, ref string) (User, error) {
+func (s *Service) enrollable(ctx context.Context, p Principal, ref, kind string) (User, error) {
 	var u User
 	err := s.store.View(ctx, func(tx ReadTx) error {
 		var err error
@@ -68,6 +68,9 @@ func (s *Service) enrollable(ctx context.Context, p Principal, ref string) (User
 			return err
 		}
 		if err := p.authorize(CreateEnrolments, u.ID); err != nil {
+			return err
+		}
+		if err := s.checkPassEnrolment(tx, p, kind); err != nil {
 			return err
 		}
 		_, err = s.activeUser(tx, u.ID)
@@ -220,6 +223,10 @@ func (s *Service) CompleteEnrolment(ctx context.Context, p Principal, id string,
 	if err != nil {
 		return Factor{}, kindError(e.Kind, err)
 	}
+	codes, plain, err := s.firstRecoveryCodes(ctx, u.ID)
+	if err != nil {
+		return Factor{}, err
+	}
 	var f Factor
 	err = s.store.Update(ctx, func(tx Tx) error {
 		// Re-read inside the write: a second completion racing this one
@@ -228,8 +235,17 @@ func (s *Service) CompleteEnrolment(ctx context.Context, p Principal, id string,
 		if err != nil {
 			return err
 		}
-		f, err = s.storeEnrolled(ctx, tx, p, e, in.Label, res)
-		return err
+		// The policy sees the verified evidence before anything is stored.
+		if err := s.checkEnrolment(tx, e.UserID, e.Kind, res.Evidence); err != nil {
+			return err
+		}
+		if f, err = s.storeEnrolled(ctx, tx, p, e, in.Label, res); err != nil {
+			return err
+		}
+		if err := s.afterEnrol(ctx, tx, p, &f, codes, plain); err != nil {
+			return err
+		}
+		return s.noteEvaluation(ctx, tx, e.UserID)
 	})
 	return f, err
 }

@@ -23,7 +23,13 @@ func (s *Service) eventCtx(ctx context.Context, p Principal, reason string) *eve
 
 func (e *eventCtx) audit(tx Tx, action string, t targetRef, before, after map[string]any) error {
 	ev := e.s.event(e.ctx, e.p, action, t)
-	ev.Approver, ev.Reason, ev.Before, ev.After, ev.Extra = e.approver, e.reason, before, after, e.extra
+	ev.Approver, ev.Reason, ev.Before, ev.After = e.approver, e.reason, before, after
+	for k, v := range e.extra {
+		if ev.Extra == nil {
+			ev.Extra = map[string]string{}
+		}
+		ev.Extra[k] = v
+	}
 	return tx.Audit(ev)
 }
 

@@ -26,6 +26,10 @@ type User struct {
 	// limit.
 	Failures    int        `json:"failures,omitempty"`
 	LockedUntil *time.Time `json:"locked_until,omitempty"`
+	// RecoveryFailures counts wrong answers in recovery cases; at the
+	// limit RecoveryLocked stops recovery until an administrator clears it.
+	RecoveryFailures int  `json:"recovery_failures,omitempty"`
+	RecoveryLocked   bool `json:"recovery_locked,omitempty"`
 }
 
 // API is the user's wire form.
@@ -64,6 +68,9 @@ type Factor struct {
 	Secret      []byte          `json:"secret,omitempty"`
 	Failures    int             `json:"failures,omitempty"`
 	LockedUntil *time.Time      `json:"locked_until,omitempty"`
+	// RecoveryCodes are set (never stored) on the factor that a user's
+	// first enrolment created: the codes, to be shown once.
+	RecoveryCodes []string `json:"-"`
 }
 
 // API is the factor's wire form, without its secret.
@@ -72,7 +79,7 @@ func (f Factor) API() api.Factor {
 		ID: f.ID, UserID: f.UserID, Kind: f.Kind, Label: f.Label, State: f.State,
 		DeviceID: f.DeviceID, CreatedAt: f.CreatedAt, ActivatedAt: f.ActivatedAt,
 		LastUsedAt: f.LastUsedAt, RevokedAt: f.RevokedAt, StateReason: f.StateReason,
-		Public: f.Public, Evidence: f.Evidence, LockedUntil: f.LockedUntil,
+		Public: f.Public, Evidence: f.Evidence, LockedUntil: f.LockedUntil, RecoveryCodes: f.RecoveryCodes,
 	}
 }
 
@@ -155,6 +162,11 @@ type Token struct {
 	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	// Purpose is empty for API tokens, "pass" for a redeemed temporary
+	// access pass (PassID names it) and "breakglass" for a break-glass
+	// session.
+	Purpose string `json:"purpose,omitempty"`
+	PassID  string `json:"pass_id,omitempty"`
 }
 
 // API is the token's wire form, without its hash.
@@ -181,6 +193,9 @@ type Approval struct {
 	DecidedAt   *time.Time `json:"decided_at,omitempty"`
 	Comment     string     `json:"comment,omitempty"`
 	Error       string     `json:"error,omitempty"`
+	// Params are what the action will do, shown to the approver and read
+	// when it executes (see policy.go).
+	Params map[string]string `json:"params,omitempty"`
 }
 
 // API is the approval's wire form. A pending approval past its expiry
@@ -190,7 +205,7 @@ func (a Approval) API(now time.Time) api.Approval {
 		ID: a.ID, Action: a.Action, TargetType: a.TargetType, TargetID: a.TargetID,
 		TargetName: a.TargetName, Reason: a.Reason, State: a.stateAt(now),
 		RequestedBy: a.RequestedBy, RequestedAt: a.RequestedAt, ExpiresAt: a.ExpiresAt,
-		DecidedBy: a.DecidedBy, DecidedAt: a.DecidedAt, Comment: a.Comment, Error: a.Error,
+		DecidedBy: a.DecidedBy, DecidedAt: a.DecidedAt, Comment: a.Comment, Error: a.Error, Params: a.Params,
 	}
 	return out
 }

@@ -55,7 +55,8 @@ type Service struct {
 	cfg    Config
 	log    *slog.Logger
 
-	touches tokenTouch
+	touches  tokenTouch
+	policies policyCache
 }
 
 // New validates cfg and returns a Service.
@@ -138,10 +139,16 @@ func requestFrom(ctx context.Context) RequestInfo {
 // event starts an audit event for p acting on a target.
 func (s *Service) event(ctx context.Context, p Principal, action string, target targetRef) *audit.Event {
 	ri := requestFrom(ctx)
-	return &audit.Event{
+	ev := &audit.Event{
 		Time: s.now(), Actor: p.Actor(), Action: action, Target: target.api(),
 		RequestID: ri.ID, Source: ri.Source,
 	}
+	if p.breakGlass() {
+		// Every action in a break-glass session says so, for the sinks
+		// to raise it as high severity.
+		ev.Extra = map[string]string{"breakglass": "true"}
+	}
+	return ev
 }
 
 type targetRef struct{ typ, id, name string }

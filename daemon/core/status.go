@@ -5,14 +5,17 @@ import (
 	"slices"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/policy"
 )
 
-// MFAStatus answers "must this user enrol?" for applications: whether the
-// user has to enrol now, the kinds they may use, and their active factors
-// (no secrets).
+// MFAStatus answers "must this user enrol?" for applications, from the
+// policy's decision: status, deadline, reasons, next steps, the kinds the
+// user may verify with, and their active factors (no secrets). Rules that
+// apply to the user for the first time are recorded, so their deadlines
+// start now.
 func (s *Service) MFAStatus(ctx context.Context, p Principal, ref string) (api.MFAStatus, error) {
 	var u User
-	var active []Factor
+	var e evaluation
 	err := s.store.View(ctx, func(tx ReadTx) error {
 		var err error
 		if u, err = lookupUser(tx, ref); err != nil {
@@ -21,24 +24,47 @@ func (s *Service) MFAStatus(ctx context.Context, p Principal, ref string) (api.M
 		if err := p.authorize(ReadMFAStatus, u.ID); err != nil {
 			return err
 		}
-		active, _, err = tx.Factors(FactorFilter{UserID: u.ID, State: api.FactorActive}, PageReq{Limit: MaxPageSize})
+		e, err = s.evaluateUser(tx, u, s.now())
 		return err
 	})
 	if err != nil {
 		return api.MFAStatus{}, err
 	}
-	kinds := s.Kinds()
-	slices.Sort(kinds)
-	st := api.MFAStatus{UserID: u.ID, AllowedKinds: kinds, ActiveFactors: []api.Factor{}, LockedUntil: u.LockedUntil}
-	for _, f := range active {
-		st.ActiveFactors = append(st.ActiveFactors, f.API())
+	if len(e.decision.NewlyApplied) > 0 {
+		err = s.store.Update(ctx, func(tx Tx) error { return s.recordFirstApplied(ctx, tx, u, e.version, e.decision) })
+		if err != nil {
+			return api.MFAStatus{}, err
+		}
 	}
-	st.MustEnrol = u.Kind == api.KindPerson && len(active) == 0
-	st.Status = "compliant"
-	if st.MustEnrol {
-		st.Status = "non_compliant"
-		st.Reasons = []string{u.Username + " has no active factor"}
-		st.NextSteps = []string{"enrol a factor: a hardware key with keyfleet-agent, or another enabled kind"}
+	return s.statusOf(u, e), nil
+}
+
+func (s *Service) statusOf(u User, e evaluation) api.MFAStatus {
+	d := e.decision
+	st := api.MFAStatus{UserID: u.ID, MustEnrol: d.MustEnrol, Status: string(d.Status), AllowedKinds: s.allowedKinds(d),
+		ActiveFactors: []api.Factor{}, LockedUntil: u.LockedUntil, PolicyVersion: e.version, NextSteps: d.NextSteps,
+		GraceUntil: timePtr(d.GraceUntil), Deadline: timePtr(d.Deadline), ExemptUntil: timePtr(d.ExemptUntil),
+		StaleFactors: d.Stale, VulnerableFactors: d.Vulnerable}
+	for _, f := range e.subject.Factors {
+		if f.State == api.FactorActive {
+			st.ActiveFactors = append(st.ActiveFactors, f.API())
+		}
 	}
-	return st, nil
+	for _, r := range d.Reasons {
+		st.Reasons = append(st.Reasons, r.Message)
+		st.ReasonDetails = append(st.ReasonDetails, api.PolicyReason(r))
+	}
+	return st
+}
+
+// allowedKinds are the registered kinds the decision accepts, sorted.
+func (s *Service) allowedKinds(d policy.Decision) []string {
+	out := []string{}
+	for _, k := range s.Kinds() {
+		if d.AcceptableKinds == nil || slices.Contains(d.AcceptableKinds, k) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

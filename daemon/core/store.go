@@ -51,6 +51,8 @@ type ReadTx interface {
 	AuditByTarget(targetID string, after uint64, limit int) ([]uint64, error)
 	AuditRecord(seq uint64) (audit.Record, error)
 	Verification(id string) (Verification, error)
+	PolicyReadTx
+	RecoveryReadTx
 }
 
 // Tx is a read-write transaction.
@@ -73,6 +75,8 @@ type Tx interface {
 	// PutVerification keeps a begun verification until it expires.
 	PutVerification(v Verification) error
 	DeleteVerification(v Verification) error
+	PolicyTx
+	RecoveryTx
 	// Audit appends ev to the audit chain as part of this transaction and
 	// assigns ev.Seq at commit.
 	Audit(ev *audit.Event) error

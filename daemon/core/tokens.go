@@ -75,7 +75,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 	var u User
 	err := s.store.View(ctx, func(tx ReadTx) error {
 		var err error
-		if t, err = tx.Token(id); err != nil {
+		if t, err = tx.Token(id); err != nil || t.Purpose == purposeBreakGlass {
 			return err
 		}
 		u, err = tx.User(t.UserID)
@@ -89,13 +89,22 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 	case t.RevokedAt != nil:
 		return Principal{}, fmt.Errorf("%w: token %s was revoked on %s; ask an administrator for a new one", ErrTokenRevoked, t.ID, t.RevokedAt.Format(time.DateOnly))
 	case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
+		s.expired(ctx, t)
 		return Principal{}, fmt.Errorf("%w: token %s expired on %s; ask an administrator for a new one", ErrTokenExpired, t.ID, t.ExpiresAt.Format(time.RFC3339))
+	case t.Purpose == purposeBreakGlass:
+		return breakGlassPrincipal(t), nil
 	case u.Status != api.UserActive:
 		return Principal{}, &ForbiddenError{Principal: u.Username, Action: ReadSelf, Reason: "the user is disabled"}
 	}
-	roles := slices.DeleteFunc(slices.Clone(t.Roles), func(r string) bool { return !slices.Contains(u.Roles, r) })
 	s.touch(ctx, t.ID, now)
-	return Principal{UserID: u.ID, Username: u.Username, Roles: roles, Auth: "token", TokenID: t.ID}, nil
+	p := Principal{UserID: u.ID, Username: u.Username, Auth: "token", TokenID: t.ID}
+	if t.Purpose == purposePass {
+		// A pass token carries only the pass role, whatever its user holds.
+		p.Roles, p.Auth, p.PassID = []string{rolePass}, "pass", t.PassID
+		return p, nil
+	}
+	p.Roles = slices.DeleteFunc(slices.Clone(t.Roles), func(r string) bool { return !slices.Contains(u.Roles, r) })
+	return p, nil
 }
 
 // touch records a token's last use, at most once a minute per token. It is

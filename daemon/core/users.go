@@ -300,6 +300,9 @@ func (s *Service) deleteUser(ctx context.Context, tx Tx, ev *eventCtx, u User) e
 	if err := forEach(tx.Enrolments, EnrolmentFilter{UserID: u.ID}, tx.DeleteEnrolment); err != nil {
 		return err
 	}
+	if err := tx.DeletePolicyState(u.ID); err != nil {
+		return err
+	}
 	if err := tx.DeleteUser(u); err != nil {
 		return err
 	}

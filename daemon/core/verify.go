@@ -21,9 +21,19 @@ func (s *Service) BeginVerify(ctx context.Context, p Principal, in api.BeginVeri
 	if err := p.authorize(VerifyUsers, ""); err != nil {
 		return api.Verification{}, err
 	}
+	return s.beginVerify(ctx, p, in, nil)
+}
+
+// beginVerify is BeginVerify without the permission check, leaving out the
+// factors in exclude (a recovery case's lost factors).
+func (s *Service) beginVerify(ctx context.Context, p Principal, in api.BeginVerify, exclude []string) (api.Verification, error) {
 	u, factors, err := s.verifiable(ctx, in)
 	if err != nil {
 		return api.Verification{}, err
+	}
+	factors = slices.DeleteFunc(factors, func(f Factor) bool { return slices.Contains(exclude, f.ID) })
+	if len(factors) == 0 {
+		return api.Verification{}, fmt.Errorf("%w: %s has no other active factor to prove who they are with; use a recovery code or a helpdesk identity check", ErrNoUsableFactor, u.Username)
 	}
 	now := s.now()
 	v := Verification{ID: newID(prefixVerification, now, s.cfg.Rand), UserID: u.ID, CreatedBy: p.UserID,
@@ -56,12 +66,17 @@ func (s *Service) verifiable(ctx context.Context, in api.BeginVerify) (User, []F
 		if locked(u.LockedUntil, now) {
 			return fmt.Errorf("%w: %s until %s; an administrator can unlock sooner", ErrLocked, u.Username, u.LockedUntil.Format(time.RFC3339))
 		}
-		return forEach(tx.Factors, FactorFilter{UserID: u.ID, State: api.FactorActive}, func(f Factor) error {
+		err = forEach(tx.Factors, FactorFilter{UserID: u.ID, State: api.FactorActive}, func(f Factor) error {
 			if _, ok := s.kinds[f.Kind]; ok && !locked(f.LockedUntil, now) && (len(in.Kinds) == 0 || slices.Contains(in.Kinds, f.Kind)) {
 				out = append(out, f)
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		out, err = s.verifiableKinds(tx, u, out)
+		return err
 	})
 	if err == nil && len(out) == 0 {
 		err = fmt.Errorf("%w: %s has no active, unlocked factor of the accepted kinds; they must enrol one (GET /v1/users/%s/mfa-status)", ErrNoUsableFactor, u.Username, u.Username)
@@ -117,6 +132,12 @@ func (s *Service) FinishVerify(ctx context.Context, p Principal, in api.FinishVe
 	if err := p.authorize(VerifyUsers, ""); err != nil {
 		return api.VerifyResult{}, err
 	}
+	return s.finishVerify(ctx, p, in, nil)
+}
+
+// finishVerify is FinishVerify without the permission check; after, if not
+// nil, runs in the same transaction with the outcome.
+func (s *Service) finishVerify(ctx context.Context, p Principal, in api.FinishVerify, after func(tx Tx, res api.VerifyResult) error) (api.VerifyResult, error) {
 	var res api.VerifyResult
 	err := s.store.Update(ctx, func(tx Tx) error {
 		v, vf, err := s.openVerification(tx, p, in)
@@ -126,8 +147,10 @@ func (s *Service) FinishVerify(ctx context.Context, p Principal, in api.FinishVe
 		if err := tx.DeleteVerification(v); err != nil {
 			return err
 		}
-		res, err = s.checkAnswer(ctx, tx, p, v, vf, in)
-		return err
+		if res, err = s.checkAnswer(ctx, tx, p, v, vf, in); err != nil || after == nil {
+			return err
+		}
+		return after(tx, res)
 	})
 	return res, err
 }
@@ -166,12 +189,19 @@ func (s *Service) checkAnswer(ctx context.Context, tx Tx, p Principal, v Verific
 	if f.State != api.FactorActive || u.Status != api.UserActive {
 		return res, s.recordVerify(ctx, tx, p, &u, &f, sdk.FinishVerifyResponse{Reason: "factor or user not active"})
 	}
+	// The policy may have changed since the verification began.
+	if err := s.checkVerification(tx, u, f.Kind); err != nil {
+		return res, err
+	}
 	out, err := s.runFinish(ctx, u, f, v, vf, in.Response, now)
 	if err != nil {
 		return res, err
 	}
 	res.OK = out.OK
-	return res, s.recordVerify(ctx, tx, p, &u, &f, out)
+	if err := s.recordVerify(ctx, tx, p, &u, &f, out); err != nil || !out.OK {
+		return res, err
+	}
+	return res, s.noteEvaluation(ctx, tx, u.ID)
 }
 
 func (s *Service) runFinish(ctx context.Context, u User, f Factor, v Verification, vf VerificationFactor, response []byte, now time.Time) (sdk.FinishVerifyResponse, error) {

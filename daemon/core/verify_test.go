@@ -132,6 +132,7 @@ func TestMFAStatusSaysWhoMustEnrol(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.principal(e.admin, "kim")
+	e.applyPolicy(e.admin, minimalPolicy)
 	st, err := e.svc.MFAStatus(ctx, e.help, "kim")
 	if err != nil || !st.MustEnrol || len(st.ActiveFactors) != 0 {
 		t.Fatalf("before enrolment: %+v %v", st, err)

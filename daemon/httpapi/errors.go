@@ -32,8 +32,10 @@ const (
 	probConflict          = "conflict"
 	probInternal          = "internal"
 	probLocked            = "locked"
+	probRateLimited       = "rate-limited"
 	probNoUsableFactor    = "no-usable-factor"
 	probVerifyClosed      = "verification-closed"
+	probPolicyViolation   = "policy-violation"
 )
 
 // problemOf is the one place an error becomes a status and a problem type.
@@ -44,6 +46,7 @@ var problemOf = []struct {
 	title  string
 }{
 	{core.ErrInvalid, http.StatusBadRequest, probValidation, "The request is not valid"},
+	{core.ErrPolicyViolation, http.StatusUnprocessableEntity, probPolicyViolation, "Refused by the policy"},
 	{core.ErrUnauthenticated, http.StatusUnauthorized, probUnauthenticated, "Not authenticated"},
 	{core.ErrTokenExpired, http.StatusUnauthorized, probTokenExpired, "The token has expired"},
 	{core.ErrTokenRevoked, http.StatusUnauthorized, probTokenRevoked, "The token was revoked"},
@@ -84,6 +87,9 @@ func problemFor(err error) api.Problem {
 			var ve *core.ValidationError
 			if errors.As(err, &ve) {
 				p.Fields = map[string]string{ve.Field: ve.Reason}
+			}
+			if f := policyFields(err); f != nil {
+				p.Fields = f
 			}
 			return p
 		}

@@ -54,6 +54,7 @@ type Handler struct {
 	maxBody int64
 	routes  []Route
 	metrics *httpMetrics
+	limiter *attemptLimiter
 }
 
 // New returns the API handler with every route registered.
@@ -70,7 +71,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Ready == nil {
 		cfg.Ready = func() error { return nil }
 	}
-	h := &Handler{svc: cfg.Service, log: cfg.Logger, mux: http.NewServeMux(), maxBody: cfg.MaxBodyBytes}
+	h := &Handler{svc: cfg.Service, log: cfg.Logger, mux: http.NewServeMux(), maxBody: cfg.MaxBodyBytes,
+		limiter: &attemptLimiter{perMin: 10}}
 	m, err := newHTTPMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err

@@ -37,8 +37,8 @@ func (h *Handler) register() {
 	h.route("PATCH /v1/factors/{id}", core.UpdateFactors, h.renameFactor)
 	h.route("POST /v1/factors/{id}/suspend", core.SuspendFactors, h.factorMove(h.svc.SuspendFactor))
 	h.route("POST /v1/factors/{id}/resume", core.ResumeFactors, h.factorMove(h.svc.ResumeFactor))
-	h.route("POST /v1/factors/{id}/revoke", core.RequestRevoke, h.factorRequest(h.svc.RequestFactorRevoke))
-	h.route("DELETE /v1/factors/{id}", core.RequestFactorDel, h.factorRequest(h.svc.RequestFactorDelete))
+	h.route("POST /v1/factors/{id}/revoke", core.RequestRevoke, h.factorRequest(api.ActionFactorRevoke))
+	h.route("DELETE /v1/factors/{id}", core.RequestFactorDel, h.factorRequest(api.ActionFactorDelete))
 
 	h.route("GET /v1/devices", core.ReadDevices, h.listDevices)
 	h.route("GET /v1/devices/{id}", core.ReadDevices, h.getDevice)
@@ -64,6 +64,8 @@ func (h *Handler) register() {
 	h.route("GET /v1/audit/head", core.ReadAudit, h.auditHead)
 	h.route("GET /v1/audit/verify", core.VerifyAudit, h.verifyAudit)
 	h.routeStream("GET /v1/audit/export", core.ReadAudit, h.exportAudit)
+	h.registerPolicy()
+	h.registerRecovery()
 }
 
 func (h *Handler) me(r *http.Request, p core.Principal) (int, any, error) {
@@ -206,13 +208,13 @@ func (h *Handler) factorMove(fn factorMoveFunc) handlerFunc {
 	}
 }
 
-func (h *Handler) factorRequest(fn func(ctx context.Context, p core.Principal, id, reason string) (core.Approval, error)) handlerFunc {
+func (h *Handler) factorRequest(action string) handlerFunc {
 	return func(r *http.Request, p core.Principal) (int, any, error) {
 		var in api.StateChange
 		if err := decode(r, &in, true); err != nil {
 			return 0, nil, err
 		}
-		a, err := fn(r.Context(), p, r.PathValue("id"), in.Reason)
+		a, err := h.svc.RequestFactorRemoval(r.Context(), p, r.PathValue("id"), action, in.Reason, in.ReplacementPlanned)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -18,10 +18,20 @@ import (
 //	t/<token id>                 token record (hash only)
 //	a/<approval id>              approval record
 //	v/<verification id>          begun verification (expires with a Badger TTL)
+//	rc/<user id>                 a user's recovery codes (argon2id hashes)
+//	rk/<case id>                 recovery case
+//	tp/<pass id>                 temporary access pass (SHA-256 of the code)
+//	tph/<hex sha256 of code>     → pass id
+//	bg                           the current break-glass verifier
 //	L/<seq, 8 bytes big-endian>  audit record (see daemon/audit)
 //	Lt/<target id>/<seq>         audit events about a target
 //	Lh                           audit chain head: seq (8) ‖ hash (32)
 //	meta/schema                  store schema version
+//	pv/<version, 10 digits>      policy version (document, who applied it, approval)
+//	pol/current                  → current policy version number (decimal)
+//	pd/<approval id>             weakening policy document awaiting approval
+//	fa/<user id>                 rule name → when it first applied to the user
+//	x/<user id>/<exemption id>   approved exemption (id = its approval's id)
 //
 // Ids begin with a type prefix and a time-ordered part, so primary keys
 // list in creation order.
@@ -37,10 +47,21 @@ const (
 	pToken       = "t/"
 	pApproval    = "a/"
 	pVerify      = "v/"
+	pRecCodes    = "rc/"
+	pRecCase     = "rk/"
+	pPass        = "tp/"
+	pPassHash    = "tph/"
+	kBreakGlass  = "bg"
 	pAudit       = "L/"
 	pAuditTarget = "Lt/"
 	kAuditHead   = "Lh"
 	kSchema      = "meta/schema"
+
+	pPolicyVersion = "pv/"
+	kPolicyHead    = "pol/current"
+	pPolicyDraft   = "pd/"
+	pFirstApplied  = "fa/"
+	pExemption     = "x/"
 )
 
 func key(parts ...string) []byte { return []byte(strings.Join(parts, "")) }

@@ -113,6 +113,8 @@ func problemAdvice(cmd *cobra.Command, p *api.Problem) (int, string) {
 	case client.SlugBadRequest, client.SlugInvalidJSON, client.SlugUnknownField,
 		client.SlugValidationFailed, client.SlugBodyTooLarge:
 		return ExitError, fmt.Sprintf("correct the input; '%s --help' describes it", cmd.CommandPath())
+	case client.SlugPolicyViolation:
+		return ExitConflict, "the policy refuses this; the reasons above say what it needs ('keyfleet policy show' prints it)"
 	case client.SlugUnavailable:
 		return ExitError, "keyfleetd is not ready; try again shortly or check its logs"
 	}

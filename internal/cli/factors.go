@@ -13,7 +13,7 @@ import (
 func (a *app) factorsCmd() *cobra.Command {
 	cmd := group("factors", "Manage users' factors: keys, authenticators and apps",
 		"  keyfleet factors list --user alice\n  keyfleet factors suspend fac_01HV7 --reason \"left at home\"")
-	cmd.AddCommand(a.factorsListCmd(), a.factorsShowCmd(),
+	cmd.AddCommand(a.factorsListCmd(), a.factorsShowCmd(), a.addTOTPCmd(),
 		a.factorStateCmd("suspend", "Suspend an active factor; it stops working until resumed",
 			`  keyfleet factors suspend fac_01HV7 --reason "key left at home"`, (*client.Client).SuspendFactor),
 		a.factorStateCmd("resume", "Resume a suspended factor",

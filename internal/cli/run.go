@@ -86,6 +86,8 @@ func (a *app) rootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cliError{code: ExitUsage, err: err} })
 	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.whoamiCmd(), a.usersCmd(), a.factorsCmd(),
 		a.devicesCmd(), a.enrolmentsCmd(), a.approvalsCmd(), a.tokensCmd(), a.auditCmd())
+	root.AddCommand(a.policyCmd(), a.reportCmd())
+	root.AddCommand(a.recoveryCmd(), a.breakglassCmd())
 	return root
 }
 

@@ -1,10 +1,13 @@
 package totp
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"image/png"
 	"io"
 	"time"
 
@@ -52,8 +55,9 @@ type codeResponse struct {
 	Code string `json:"code"`
 }
 
-// BeginEnrol generates a seed. Display carries "uri" (otpauth://) and
-// "secret" (base32), shown once; Params carry the public parameters.
+// BeginEnrol generates a seed. Display carries "uri" (otpauth://),
+// "secret" (base32) and "qr_png" (the URI as a base64 PNG QR code for
+// authenticator apps), shown once; Params carry the public parameters.
 // Returns sdk.ErrInvalidRequest for options it does not accept.
 func (f Factor) BeginEnrol(_ context.Context, req sdk.BeginEnrolRequest) (sdk.BeginEnrolResponse, error) {
 	p, err := parseOptions(req.Options)
@@ -74,8 +78,12 @@ func (f Factor) BeginEnrol(_ context.Context, req sdk.BeginEnrolRequest) (sdk.Be
 	if err != nil {
 		return sdk.BeginEnrolResponse{}, fmt.Errorf("totp: encoding state: %w", err)
 	}
+	qr, err := qrPNG(key)
+	if err != nil {
+		return sdk.BeginEnrolResponse{}, err
+	}
 	return sdk.BeginEnrolResponse{
-		Display: map[string]string{"uri": key.URL(), "secret": key.Secret()},
+		Display: map[string]string{"uri": key.URL(), "secret": key.Secret(), "qr_png": qr},
 		Params:  p.public(),
 		State:   st,
 	}, nil
@@ -172,4 +180,17 @@ func Code(seed, algorithm string, digits, period int, t time.Time) (string, erro
 		return "", err
 	}
 	return st.code(uint64(t.Unix()) / uint64(period))
+}
+
+// qrPNG renders the otpauth URI as a 256-pixel PNG QR code, base64.
+func qrPNG(key *otp.Key) (string, error) {
+	img, err := key.Image(256, 256)
+	if err != nil {
+		return "", fmt.Errorf("totp: drawing the QR code: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return "", fmt.Errorf("totp: encoding the QR code: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(buf.Bytes()), nil
 }

@@ -1,0 +1,18 @@
+package client
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/keyfleet/keyfleet/api"
+)
+
+// RedeemPass exchanges a temporary access pass's code for a short-lived
+// token restricted to enrolling a factor for its user. The client's own
+// token is not needed (the code is the credential). Errors are *Error
+// (a wrong, used or expired code is 4xx).
+func (c *Client) RedeemPass(ctx context.Context, code string) (api.RedeemedPass, error) {
+	var out api.RedeemedPass
+	_, err := c.do(ctx, http.MethodPost, "/v1/passes/redeem", nil, api.RedeemPass{Code: code}, &out)
+	return out, err
+}

@@ -1,0 +1,24 @@
+package client
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/keyfleet/keyfleet/api"
+)
+
+// BeginVerify asks the daemon for a challenge per factor a user may
+// answer with (POST /v1/verify/begin; role service or admin).
+func (c *Client) BeginVerify(ctx context.Context, in api.BeginVerify) (api.Verification, error) {
+	var out api.Verification
+	_, err := c.do(ctx, http.MethodPost, "/v1/verify/begin", nil, in, &out)
+	return out, err
+}
+
+// FinishVerify sends the user's answer (POST /v1/verify/finish). A wrong
+// answer is OK false, not an error.
+func (c *Client) FinishVerify(ctx context.Context, in api.FinishVerify) (api.VerifyResult, error) {
+	var out api.VerifyResult
+	_, err := c.do(ctx, http.MethodPost, "/v1/verify/finish", nil, in, &out)
+	return out, err
+}

@@ -1,0 +1,292 @@
+package core
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/shamir"
+
+	"github.com/keyfleet/keyfleet/api"
+)
+
+// Break-glass: a 256-bit secret split with Shamir's secret sharing into N
+// shares, any M of which open one admin session that needs no second
+// approver. Only a verifier of the secret is stored. The credential is
+// single use: after a session it must be rotated.
+const (
+	purposeBreakGlass     = "breakglass"
+	breakGlassUser        = "breakglass"
+	shareVersion          = "kfbg1"
+	breakGlassDefaultTTL  = time.Hour
+	breakGlassMaxTTL      = 4 * time.Hour
+	breakGlassMinShares   = 2
+	breakGlassMaxShares   = 16
+	defaultBreakGlassN    = 5
+	defaultBreakGlassM    = 3
+	breakGlassSecretBytes = 32
+)
+
+func breakGlassVerifier(setID string, secret []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte("keyfleet-breakglass-v1:" + setID + ":"))
+	h.Write(secret)
+	return h.Sum(nil)
+}
+
+func breakGlassPrincipal(t Token) Principal {
+	return Principal{UserID: breakGlassUser, Username: "break-glass", Roles: []string{roleBreakGlass}, Auth: "breakglass", TokenID: t.ID}
+}
+
+// newBreakGlass makes a secret, splits it and returns the record to store
+// and the shares to hand out.
+func (s *Service) newBreakGlass(p Principal, n, m int) (BreakGlass, []string, error) {
+	if n == 0 && m == 0 {
+		n, m = defaultBreakGlassN, defaultBreakGlassM
+	}
+	if n < breakGlassMinShares || n > breakGlassMaxShares || m < 2 || m > n {
+		return BreakGlass{}, nil, invalid("shares", "%d shares with a threshold of %d is not possible: use 2-16 shares and a threshold from 2 to the number of shares", n, m)
+	}
+	secret := make([]byte, breakGlassSecretBytes)
+	if _, err := io.ReadFull(s.cfg.Rand, secret); err != nil {
+		return BreakGlass{}, nil, err
+	}
+	parts, err := shamir.Split(secret, n, m)
+	if err != nil {
+		return BreakGlass{}, nil, fmt.Errorf("splitting the break-glass secret: %w", err)
+	}
+	now := s.now()
+	setID := strings.TrimPrefix(newID("bgs_", now, s.cfg.Rand), "bgs_")[:16]
+	shares := make([]string, len(parts))
+	for i, part := range parts {
+		shares[i] = strings.Join([]string{shareVersion, setID, fmt.Sprint(i + 1), base64.RawURLEncoding.EncodeToString(part)}, ".")
+	}
+	bg := BreakGlass{SetID: setID, Verifier: breakGlassVerifier(setID, secret), Shares: n, Threshold: m, CreatedAt: now, CreatedBy: p.Actor()}
+	return bg, shares, nil
+}
+
+// InitBreakGlass makes the first break-glass credential (keyfleetd init).
+// It fails with ErrAlreadyExists when one exists.
+func (s *Service) InitBreakGlass(ctx context.Context, n, m int) (BreakGlass, []string, error) {
+	bg, shares, err := s.newBreakGlass(System, n, m)
+	if err != nil {
+		return BreakGlass{}, nil, err
+	}
+	err = s.store.Update(ctx, func(tx Tx) error {
+		if _, err := tx.BreakGlass(); err == nil {
+			return fmt.Errorf("%w: a break-glass credential exists; rotate it instead", ErrAlreadyExists)
+		} else if !isNotFound(err) {
+			return err
+		}
+		if err := tx.PutBreakGlass(bg); err != nil {
+			return err
+		}
+		return s.eventCtx(ctx, System, "keyfleetd init").audit(tx, "breakglass.create", targetRef{"breakglass", bg.SetID, ""}, nil,
+			map[string]any{"shares": bg.Shares, "threshold": bg.Threshold})
+	})
+	return bg, shares, err
+}
+
+// RotateBreakGlass replaces the credential with a new set of shares; the
+// old shares stop working at once.
+func (s *Service) RotateBreakGlass(ctx context.Context, p Principal, n, m int) (BreakGlass, []string, error) {
+	if err := p.authorize(RotateBreakGlass, ""); err != nil {
+		return BreakGlass{}, nil, err
+	}
+	bg, shares, err := s.newBreakGlass(p, n, m)
+	if err != nil {
+		return BreakGlass{}, nil, err
+	}
+	err = s.store.Update(ctx, func(tx Tx) error {
+		old, err := tx.BreakGlass()
+		if err != nil && !isNotFound(err) {
+			return err
+		}
+		if err := tx.PutBreakGlass(bg); err != nil {
+			return err
+		}
+		return s.eventCtx(ctx, p, "").audit(tx, "breakglass.rotate", targetRef{"breakglass", bg.SetID, ""},
+			map[string]any{"set_id": old.SetID, "used": old.UsedAt != nil}, map[string]any{"set_id": bg.SetID, "shares": bg.Shares, "threshold": bg.Threshold})
+	})
+	return bg, shares, err
+}
+
+// BreakGlassStatus says whether the credential was used and needs rotating.
+func (s *Service) BreakGlassStatus(ctx context.Context, p Principal) (api.BreakGlassStatus, error) {
+	if err := p.authorize(ReadBreakGlass, ""); err != nil {
+		return api.BreakGlassStatus{}, err
+	}
+	var bg BreakGlass
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		var err error
+		bg, err = tx.BreakGlass()
+		return err
+	})
+	return api.BreakGlassStatus{SetID: bg.SetID, Shares: bg.Shares, Threshold: bg.Threshold, CreatedAt: bg.CreatedAt,
+		UsedAt: bg.UsedAt, NeedsRotation: bg.UsedAt != nil}, err
+}
+
+var errBadShares = errors.New("the shares do not open the break-glass credential")
+
+// parseShares decodes shares and checks they belong to one set.
+func parseShares(shares []string) (string, [][]byte, error) {
+	var setID string
+	var parts [][]byte
+	for i, sh := range shares {
+		f := strings.Split(strings.TrimSpace(sh), ".")
+		if len(f) != 4 || f[0] != shareVersion {
+			return "", nil, invalid("shares", "share %d is not a keyfleet break-glass share (kfbg1.<set>.<n>.<data>)", i+1)
+		}
+		if setID != "" && f[1] != setID {
+			return "", nil, invalid("shares", "share %d belongs to set %s, the others to %s", i+1, f[1], setID)
+		}
+		setID = f[1]
+		b, err := base64.RawURLEncoding.DecodeString(f[3])
+		if err != nil || len(b) != breakGlassSecretBytes+1 {
+			return "", nil, invalid("shares", "share %d is damaged", i+1)
+		}
+		parts = append(parts, b)
+	}
+	return setID, parts, nil
+}
+
+// UseBreakGlass opens a break-glass session with M shares. It is loudly
+// audited, single use, and time-boxed.
+func (s *Service) UseBreakGlass(ctx context.Context, in api.BreakGlassUse) (api.BreakGlassSession, error) {
+	ttl, err := breakGlassTTL(in.Duration)
+	if err != nil {
+		return api.BreakGlassSession{}, err
+	}
+	if in.Reason == "" {
+		return api.BreakGlassSession{}, invalid("reason", "is required: say what emergency this is")
+	}
+	setID, parts, err := parseShares(in.Shares)
+	if err != nil {
+		return api.BreakGlassSession{}, err
+	}
+	var out api.BreakGlassSession
+	var opened bool
+	err = s.store.Update(ctx, func(tx Tx) error {
+		bg, err := tx.BreakGlass()
+		if err != nil {
+			return err
+		}
+		if opened, err = s.openBreakGlass(ctx, tx, &bg, setID, parts, in.Reason); err != nil || !opened {
+			return err
+		}
+		out, err = s.startBreakGlass(ctx, tx, &bg, ttl, in.Reason)
+		return err
+	})
+	if err == nil && !opened {
+		err = fmt.Errorf("%w: %v; the attempt was recorded", ErrUnauthenticated, errBadShares)
+	}
+	return out, err
+}
+
+func breakGlassTTL(in string) (time.Duration, error) {
+	if in == "" {
+		return breakGlassDefaultTTL, nil
+	}
+	d, err := time.ParseDuration(in)
+	if err != nil || d < time.Minute || d > breakGlassMaxTTL {
+		return 0, invalid("duration", "%q must be a duration from 1m to %s", in, breakGlassMaxTTL)
+	}
+	return d, nil
+}
+
+// openBreakGlass checks the shares against the stored verifier. A failure
+// is audited in the same transaction, which then commits.
+func (s *Service) openBreakGlass(ctx context.Context, tx Tx, bg *BreakGlass, setID string, parts [][]byte, reason string) (bool, error) {
+	fail := func(why string) (bool, error) {
+		bg.Failures++
+		if err := tx.PutBreakGlass(*bg); err != nil {
+			return false, err
+		}
+		ev := s.eventCtx(ctx, System, reason)
+		ev.extra = map[string]string{"reason": why}
+		return false, ev.audit(tx, "breakglass.failed", targetRef{"breakglass", bg.SetID, ""}, nil, map[string]any{"failures": bg.Failures})
+	}
+	switch {
+	case setID != bg.SetID:
+		return fail("shares from set " + setID + ", not the current set (rotated?)")
+	case bg.UsedAt != nil:
+		return fail("the credential was already used; rotate it")
+	case len(parts) < bg.Threshold:
+		return fail(fmt.Sprintf("%d shares given, %d needed", len(parts), bg.Threshold))
+	}
+	secret, err := shamir.Combine(parts)
+	if err != nil || subtle.ConstantTimeCompare(breakGlassVerifier(bg.SetID, secret), bg.Verifier) != 1 {
+		return fail("the shares do not combine to the credential")
+	}
+	return true, nil
+}
+
+func (s *Service) startBreakGlass(ctx context.Context, tx Tx, bg *BreakGlass, ttl time.Duration, reason string) (api.BreakGlassSession, error) {
+	u := User{ID: breakGlassUser, Username: "break-glass"}
+	t, secret, err := s.mintToken(u, "break-glass session", []string{roleBreakGlass}, ttl, System.UserID)
+	if err != nil {
+		return api.BreakGlassSession{}, err
+	}
+	t.Purpose = purposeBreakGlass
+	now := s.now()
+	bg.UsedAt, bg.UsedBy = &now, t.ID
+	if err := tx.PutToken(t); err != nil {
+		return api.BreakGlassSession{}, err
+	}
+	if err := tx.PutBreakGlass(*bg); err != nil {
+		return api.BreakGlassSession{}, err
+	}
+	ev := s.eventCtx(ctx, breakGlassPrincipal(t), reason)
+	ev.extra = map[string]string{"token_id": t.ID}
+	err = ev.audit(tx, "breakglass.start", targetRef{"breakglass", bg.SetID, ""}, nil, map[string]any{"expires_at": *t.ExpiresAt})
+	return api.BreakGlassSession{Token: secret, ExpiresAt: *t.ExpiresAt}, err
+}
+
+// EndBreakGlass ends the caller's break-glass session early.
+func (s *Service) EndBreakGlass(ctx context.Context, p Principal) error {
+	if !p.breakGlass() {
+		return &ForbiddenError{Principal: p.Username, Action: "breakglass.end", Reason: "only a break-glass session can end itself"}
+	}
+	return s.store.Update(ctx, func(tx Tx) error {
+		t, err := tx.Token(p.TokenID)
+		if err != nil {
+			return err
+		}
+		return s.endBreakGlass(ctx, tx, t, "ended by the holder")
+	})
+}
+
+func (s *Service) endBreakGlass(ctx context.Context, tx Tx, t Token, why string) error {
+	if t.RevokedAt != nil {
+		return nil
+	}
+	t.RevokedAt = ptr(s.now())
+	if err := tx.PutToken(t); err != nil {
+		return err
+	}
+	return s.eventCtx(ctx, breakGlassPrincipal(t), why).audit(tx, "breakglass.end", targetRef{"token", t.ID, ""}, nil, nil)
+}
+
+// expired notes the end of a break-glass session the first time its token
+// is presented after it ran out.
+func (s *Service) expired(ctx context.Context, t Token) {
+	if t.Purpose != purposeBreakGlass || t.RevokedAt != nil {
+		return
+	}
+	err := s.store.Update(ctx, func(tx Tx) error {
+		cur, err := tx.Token(t.ID)
+		if err != nil {
+			return err
+		}
+		return s.endBreakGlass(ctx, tx, cur, "time ran out")
+	})
+	if err != nil {
+		s.log.Warn("recording the end of a break-glass session", "token_id", t.ID, "err", err)
+	}
+}

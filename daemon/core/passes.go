@@ -1,0 +1,296 @@
+package core
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/keyfleet/keyfleet/api"
+)
+
+const (
+	prefixPass     = "tap_"
+	purposePass    = "pass"
+	passDefaultTTL = time.Hour
+	passMinTTL     = 10 * time.Minute
+	passMaxTTL     = 8 * time.Hour
+	passCodeBytes  = 13 // 100 bits, written as four groups of five
+)
+
+// passHash is what the store keeps of a pass code. Codes carry 100 random
+// bits, so a fast hash is enough; the index on it finds the pass.
+func passHash(code string) []byte {
+	sum := sha256.Sum256([]byte("keyfleet-pass-v1:" + normalizeCode(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(code)), "kfp-"))))
+	return sum[:]
+}
+
+func (s *Service) newPassCode() (string, error) {
+	b := make([]byte, passCodeBytes)
+	if _, err := io.ReadFull(s.cfg.Rand, b); err != nil {
+		return "", err
+	}
+	raw := idEncoding.EncodeToString(b)[:20]
+	return "kfp-" + raw[:5] + "-" + raw[5:10] + "-" + raw[10:15] + "-" + raw[15:], nil
+}
+
+func passTTL(in string) (time.Duration, error) {
+	if in == "" {
+		return passDefaultTTL, nil
+	}
+	d, err := time.ParseDuration(in)
+	if err != nil || d < passMinTTL || d > passMaxTTL {
+		return 0, invalid("ttl", "%q must be a duration from %s to %s", in, passMinTTL, passMaxTTL)
+	}
+	return d, nil
+}
+
+// IssuePass issues the temporary access pass of a confirmed recovery case.
+// The code is returned once; issuing again replaces an unused pass.
+func (s *Service) IssuePass(ctx context.Context, p Principal, caseID string, in api.IssuePass) (api.IssuedPass, error) {
+	if err := p.authorize(ManageRecovery, ""); err != nil {
+		return api.IssuedPass{}, err
+	}
+	ttl, err := passTTL(in.TTL)
+	if err != nil {
+		return api.IssuedPass{}, err
+	}
+	if in.Uses == 0 {
+		in.Uses = 1
+	}
+	if in.Uses < 1 || in.Uses > 5 {
+		return api.IssuedPass{}, invalid("uses", "%d must be from 1 to 5", in.Uses)
+	}
+	code, err := s.newPassCode()
+	if err != nil {
+		return api.IssuedPass{}, err
+	}
+	var out api.IssuedPass
+	err = s.store.Update(ctx, func(tx Tx) error {
+		c, err := s.confirmedCase(tx, caseID)
+		if err != nil {
+			return err
+		}
+		if err := s.replacePass(tx, c.PassID); err != nil {
+			return err
+		}
+		now := s.now()
+		pass := AccessPass{ID: newID(prefixPass, now, s.cfg.Rand), UserID: c.UserID, CaseID: c.ID, Hash: passHash(code),
+			CreatedBy: p.Actor(), CreatedAt: now, ExpiresAt: earlier(now.Add(ttl), c.ExpiresAt), UsesLeft: in.Uses,
+			HardwareOnly: in.HardwareOnly, Attended: in.Attended}
+		c.PassID = pass.ID
+		if err := tx.PutAccessPass(pass); err != nil {
+			return err
+		}
+		if err := tx.PutRecoveryCase(c); err != nil {
+			return err
+		}
+		out = api.IssuedPass{PassID: pass.ID, Code: code, UserID: c.UserID, ExpiresAt: pass.ExpiresAt, Uses: pass.UsesLeft,
+			HardwareOnly: pass.HardwareOnly, Attended: pass.Attended}
+		ev := s.eventCtx(ctx, p, "")
+		ev.extra = map[string]string{"case_id": c.ID, "pass_id": pass.ID}
+		return ev.audit(tx, "pass.issue", targetRef{"user", c.UserID, c.Username}, nil,
+			map[string]any{"expires_at": pass.ExpiresAt, "uses": pass.UsesLeft, "hardware_only": pass.HardwareOnly, "attended": pass.Attended})
+	})
+	return out, err
+}
+
+func (s *Service) confirmedCase(tx ReadTx, id string) (RecoveryCase, error) {
+	c, err := tx.RecoveryCase(id)
+	if err != nil {
+		return RecoveryCase{}, err
+	}
+	if st := c.stateAt(s.now()); st != api.CaseConfirmed {
+		return RecoveryCase{}, &TransitionError{Kind: "recovery case", ID: c.ID, From: st, Action: "issue a pass for",
+			Hint: "confirm the user's identity first: another factor, a recovery code, or an approved helpdesk check"}
+	}
+	return c, nil
+}
+
+// replacePass revokes a case's earlier pass, if any.
+func (s *Service) replacePass(tx Tx, id string) error {
+	if id == "" {
+		return nil
+	}
+	old, err := tx.AccessPass(id)
+	if err != nil {
+		return err
+	}
+	if old.RevokedAt == nil {
+		old.RevokedAt = ptr(s.now())
+		return tx.PutAccessPass(old)
+	}
+	return nil
+}
+
+// RedeemPass turns a pass code into a token that can only enrol a factor
+// for the pass's user, until the pass expires. An attended pass can only
+// be redeemed by an enroller (p is that enroller; zero when unauthenticated).
+func (s *Service) RedeemPass(ctx context.Context, p Principal, code string) (api.RedeemedPass, error) {
+	var out api.RedeemedPass
+	err := s.store.Update(ctx, func(tx Tx) error {
+		pass, u, err := s.usablePass(tx, code)
+		if err != nil {
+			return err
+		}
+		if pass.Attended && !p.Can(CompleteEnrol, pass.UserID) {
+			return &ForbiddenError{Principal: "this pass", Action: CompleteEnrol, Reason: "it is for an attended enrolment: an enroller must redeem it at the desk"}
+		}
+		now := s.now()
+		t, secret, err := s.mintToken(u, "access pass "+pass.ID, []string{rolePass}, pass.ExpiresAt.Sub(now), u.ID)
+		if err != nil {
+			return err
+		}
+		t.Purpose, t.PassID = purposePass, pass.ID
+		pass.RedeemedAt = &now
+		if err := tx.PutToken(t); err != nil {
+			return err
+		}
+		if err := tx.PutAccessPass(pass); err != nil {
+			return err
+		}
+		out = api.RedeemedPass{Token: secret, UserID: u.ID, Username: u.Username, ExpiresAt: pass.ExpiresAt, Kinds: s.passKinds(pass)}
+		ev := s.eventCtx(ctx, Principal{UserID: u.ID, Username: u.Username, Auth: "pass"}, "")
+		ev.extra = map[string]string{"pass_id": pass.ID, "case_id": pass.CaseID, "token_id": t.ID}
+		return ev.audit(tx, "pass.redeem", userTarget(u), nil, nil)
+	})
+	return out, err
+}
+
+// usablePass finds the pass for a code: unknown, revoked, used up and
+// expired passes all read as "not valid", so a guess learns nothing.
+func (s *Service) usablePass(tx ReadTx, code string) (AccessPass, User, error) {
+	notValid := fmt.Errorf("%w: the access pass is not valid (wrong, used, or expired); ask the helpdesk for a new one", ErrUnauthenticated)
+	pass, err := tx.AccessPassByHash(passHash(code))
+	if err != nil {
+		return AccessPass{}, User{}, notValid
+	}
+	if pass.RevokedAt != nil || pass.RedeemedAt != nil || pass.UsesLeft < 1 || !s.now().Before(pass.ExpiresAt) {
+		return AccessPass{}, User{}, notValid
+	}
+	u, err := tx.User(pass.UserID)
+	if err != nil || u.Status != api.UserActive {
+		return AccessPass{}, User{}, notValid
+	}
+	return pass, u, nil
+}
+
+func (s *Service) passKinds(p AccessPass) []string {
+	var out []string
+	for name, k := range s.kinds {
+		if !p.HardwareOnly || k.info.Hardware {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// checkPassEnrolment refuses, for a pass principal, a kind the pass does
+// not allow.
+func (s *Service) checkPassEnrolment(tx ReadTx, p Principal, kind string) error {
+	if p.PassID == "" {
+		return nil
+	}
+	pass, err := tx.AccessPass(p.PassID)
+	if err != nil {
+		return err
+	}
+	if pass.RevokedAt != nil || pass.UsesLeft < 1 {
+		return fmt.Errorf("%w: the access pass was used or revoked; ask the helpdesk for a new one", ErrTokenRevoked)
+	}
+	if pass.HardwareOnly && !s.kinds[kind].info.Hardware {
+		return &ForbiddenError{Principal: p.Username, Action: CreateEnrolments, Reason: fmt.Sprintf("this access pass allows only hardware keys, not %s", kind)}
+	}
+	return nil
+}
+
+// afterEnrol keeps a user's first recovery codes and, when a pass enrolled
+// the factor, uses the pass up and closes its recovery case.
+func (s *Service) afterEnrol(ctx context.Context, tx Tx, p Principal, f *Factor, codes *RecoveryCodes, plain []string) error {
+	if codes != nil {
+		_, err := tx.RecoveryCodes(f.UserID)
+		switch {
+		case isNotFound(err):
+			if err := tx.PutRecoveryCodes(*codes); err != nil {
+				return err
+			}
+			f.RecoveryCodes = plain
+			if err := s.eventCtx(ctx, p, "").audit(tx, "recovery_codes.create", targetRef{"user", f.UserID, ""}, nil, map[string]any{"codes": len(plain)}); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		}
+	}
+	if p.PassID == "" {
+		return nil
+	}
+	return s.usePass(ctx, tx, p, *f)
+}
+
+func (s *Service) usePass(ctx context.Context, tx Tx, p Principal, f Factor) error {
+	pass, err := tx.AccessPass(p.PassID)
+	if err != nil {
+		return err
+	}
+	if pass.UsesLeft < 1 || pass.RevokedAt != nil {
+		return fmt.Errorf("%w: the access pass was used up; ask the helpdesk for a new one", ErrTokenRevoked)
+	}
+	pass.UsesLeft--
+	if err := tx.PutAccessPass(pass); err != nil {
+		return err
+	}
+	if pass.UsesLeft == 0 {
+		t, err := tx.Token(p.TokenID)
+		if err != nil {
+			return err
+		}
+		t.RevokedAt = ptr(s.now())
+		if err := tx.PutToken(t); err != nil {
+			return err
+		}
+	}
+	if pass.CaseID == "" {
+		return nil
+	}
+	return s.closeCase(ctx, tx, p, pass.CaseID, f)
+}
+
+// closeCase ends a recovery case when the replacement is enrolled: the
+// lost factors are revoked now.
+func (s *Service) closeCase(ctx context.Context, tx Tx, p Principal, caseID string, f Factor) error {
+	c, err := tx.RecoveryCase(caseID)
+	if err != nil {
+		return err
+	}
+	ev := s.eventCtx(ctx, p, "recovery: replacement enrolled")
+	ev.extra = map[string]string{"case_id": c.ID, "new_factor_id": f.ID}
+	for _, id := range c.LostFactorIDs {
+		lost, err := tx.Factor(id)
+		if isNotFound(err) || (err == nil && lost.State == api.FactorRevoked) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.revokeFactor(tx, ev, lost, "lost; replaced through recovery case "+c.ID); err != nil {
+			return err
+		}
+	}
+	before := c.summary()
+	now := s.now()
+	c.State, c.NewFactorID, c.ClosedAt = api.CaseClosed, f.ID, &now
+	if err := tx.PutRecoveryCase(c); err != nil {
+		return err
+	}
+	return s.caseEvent(ctx, tx, p, c, "recovery.close", before)
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,235 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/attest"
+	"github.com/keyfleet/keyfleet/policy"
+)
+
+// policyUser maps a user for the policy.
+func policyUser(u User) policy.User {
+	return policy.User{ID: u.ID, Username: u.Username, Groups: u.Groups, Roles: u.Roles, Kind: u.Kind, CreatedAt: u.CreatedAt}
+}
+
+// evidenceView decodes stored evidence without the certificate chain and
+// key bytes, which the policy does not read: the outer fields shadow the
+// embedded ones, so their base64 is never decoded.
+type evidenceView struct {
+	attest.Evidence
+	Chain        json.RawMessage `json:"chain,omitempty"`
+	PublicKey    json.RawMessage `json:"public_key"`
+	CredentialID json.RawMessage `json:"credential_id,omitempty"`
+}
+
+// decodeEvidence reads the attest.Evidence a factor kind stored; nil when
+// there is none or it is not evidence (a plugin's own JSON).
+func decodeEvidence(raw json.RawMessage) *attest.Evidence {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var v evidenceView
+	if err := json.Unmarshal(raw, &v); err != nil || v.Format == "" {
+		return nil
+	}
+	return &v.Evidence
+}
+
+// policyFactor maps a factor: its evidence, and Hardware from its kind.
+func (s *Service) policyFactor(f Factor) policy.Factor {
+	return policy.Factor{ID: f.ID, Kind: f.Kind, State: f.State, CreatedAt: f.CreatedAt, ActivatedAt: f.ActivatedAt,
+		LastUsedAt: f.LastUsedAt, Evidence: decodeEvidence(f.Evidence), Hardware: s.kinds[f.Kind].info.Hardware}
+}
+
+func (s *Service) policyFactors(fs []Factor) []policy.Factor {
+	out := make([]policy.Factor, len(fs))
+	for i, f := range fs {
+		out[i] = s.policyFactor(f)
+	}
+	return out
+}
+
+func policyExemptions(xs []Exemption) []policy.Exemption {
+	out := make([]policy.Exemption, len(xs))
+	for i, x := range xs {
+		out[i] = policy.Exemption{UserID: x.UserID, Reason: x.Reason, Until: x.Until}
+	}
+	return out
+}
+
+// loadSubject reads what evaluating one user needs.
+func loadSubject(tx ReadTx, u User) (PolicySubject, error) {
+	sub := PolicySubject{User: u}
+	err := forEach(tx.Factors, FactorFilter{UserID: u.ID}, func(f Factor) error {
+		sub.Factors = append(sub.Factors, f)
+		return nil
+	})
+	if err != nil {
+		return sub, err
+	}
+	if sub.FirstApplied, err = tx.FirstApplied(u.ID); err != nil {
+		return sub, err
+	}
+	sub.Exemptions, err = tx.Exemptions(u.ID)
+	return sub, err
+}
+
+func (s *Service) evaluate(doc *policy.Document, sub PolicySubject, now time.Time) policy.Decision {
+	return policy.Evaluate(doc, policyUser(sub.User), s.policyFactors(sub.Factors), sub.FirstApplied,
+		policyExemptions(sub.Exemptions), now)
+}
+
+// evaluation is one user's decision and what it was made from.
+type evaluation struct {
+	version  int
+	subject  PolicySubject
+	decision policy.Decision
+}
+
+// evaluateUser evaluates a user against the current policy in tx.
+func (s *Service) evaluateUser(tx ReadTx, u User, now time.Time) (evaluation, error) {
+	n, doc, err := s.currentPolicy(tx)
+	if err != nil {
+		return evaluation{}, err
+	}
+	sub, err := loadSubject(tx, u)
+	if err != nil {
+		return evaluation{}, err
+	}
+	return evaluation{version: n, subject: sub, decision: s.evaluate(doc, sub, now)}, nil
+}
+
+// noteEvaluation evaluates a user inside a write and records the rules
+// that apply to them for the first time (their deadlines start).
+func (s *Service) noteEvaluation(ctx context.Context, tx Tx, userID string) error {
+	u, err := tx.User(userID)
+	if err != nil {
+		return err
+	}
+	ev, err := s.evaluateUser(tx, u, s.now())
+	if err != nil {
+		return err
+	}
+	return s.recordFirstApplied(ctx, tx, u, ev.version, ev.decision)
+}
+
+// recordFirstApplied merges d.NewlyApplied into the user's first-applied
+// times, re-read inside tx so a concurrent evaluation is not overwritten,
+// and audits the rules that started (deadlines count from them).
+func (s *Service) recordFirstApplied(ctx context.Context, tx Tx, u User, version int, d policy.Decision) error {
+	if len(d.NewlyApplied) == 0 {
+		return nil
+	}
+	cur, err := tx.FirstApplied(u.ID)
+	if err != nil {
+		return err
+	}
+	m := maps.Clone(cur)
+	if m == nil {
+		m = map[string]time.Time{}
+	}
+	var started []string
+	for rule, t := range d.NewlyApplied {
+		if _, ok := m[rule]; !ok {
+			m[rule] = t
+			started = append(started, rule)
+		}
+	}
+	if len(started) == 0 {
+		return nil
+	}
+	slices.Sort(started)
+	if err := tx.PutFirstApplied(u.ID, m); err != nil {
+		return err
+	}
+	ev := s.event(ctx, System, "policy.rules_applied", userTarget(u))
+	ev.After = map[string]any{"rules": started, "status": string(d.Status), "policy_version": version}
+	if !d.Deadline.IsZero() {
+		ev.After["deadline"] = d.Deadline
+	}
+	return tx.Audit(ev)
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// checkEnrolment refuses a new factor the policy does not accept, with
+// every reason. It runs after the kind verified the enrolment (so the
+// evidence is verified) and before anything is stored.
+func (s *Service) checkEnrolment(tx ReadTx, userID, kind string, evidence []byte) error {
+	u, err := tx.User(userID)
+	if err != nil {
+		return err
+	}
+	_, doc, err := s.currentPolicy(tx)
+	if err != nil {
+		return err
+	}
+	f := policy.Factor{Kind: kind, State: api.FactorActive, Evidence: decodeEvidence(evidence), Hardware: s.kinds[kind].info.Hardware}
+	if err := policy.CheckEnrolment(doc, policyUser(u), f); err != nil {
+		return fmt.Errorf("%w: enrolment refused: %w; enrol a key the policy accepts ('keyfleet policy show' lists the requirements)", ErrPolicyViolation, err)
+	}
+	return nil
+}
+
+// checkVerification refuses a verification with a kind the policy does
+// not accept for the user.
+func (s *Service) checkVerification(tx ReadTx, u User, kind string) error {
+	_, doc, err := s.currentPolicy(tx)
+	if err != nil {
+		return err
+	}
+	if err := policy.CheckVerification(doc, policyUser(u), kind); err != nil {
+		return fmt.Errorf("%w: %w; verify with another factor (GET /v1/users/%s/mfa-status lists the acceptable kinds)", ErrPolicyViolation, err, u.Username)
+	}
+	return nil
+}
+
+// verifiableKinds keeps the factors whose kind the policy accepts for
+// verification. When it drops them all, it says why.
+func (s *Service) verifiableKinds(tx ReadTx, u User, fs []Factor) ([]Factor, error) {
+	var out []Factor
+	var refused error
+	for _, f := range fs {
+		if err := s.checkVerification(tx, u, f.Kind); err != nil {
+			refused = err
+			continue
+		}
+		out = append(out, f)
+	}
+	if len(out) == 0 && refused != nil {
+		return nil, refused
+	}
+	return out, nil
+}
+
+// checkRemoval is the built-in invariant: a person's last active factor
+// goes only when a replacement is planned.
+func (s *Service) checkRemoval(tx ReadTx, f Factor, replacementPlanned bool) error {
+	u, err := tx.User(f.UserID)
+	if err != nil {
+		return err
+	}
+	var fs []Factor
+	err = forEach(tx.Factors, FactorFilter{UserID: u.ID}, func(x Factor) error {
+		fs = append(fs, x)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := policy.CanRemove(policyUser(u), s.policyFactors(fs), f.ID, replacementPlanned); err != nil {
+		return fmt.Errorf("%w: %w; enrol another factor first, or ask again with replacement_planned when a replacement is arranged", ErrPolicyViolation, err)
+	}
+	return nil
+}

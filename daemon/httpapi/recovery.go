@@ -1,0 +1,216 @@
+package httpapi
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/core"
+)
+
+// registerRecovery adds recovery cases, temporary access passes, recovery
+// codes and break-glass.
+func (h *Handler) registerRecovery() {
+	h.route("POST /v1/recovery", core.ManageRecovery, h.openRecovery)
+	h.route("GET /v1/recovery", core.ReadRecovery, h.listRecovery)
+	h.route("GET /v1/recovery/{id}", core.ReadRecovery, h.getRecovery)
+	h.route("POST /v1/recovery/{id}/verify/begin", core.ManageRecovery, h.recoveryVerifyBegin)
+	h.route("POST /v1/recovery/{id}/verify/finish", core.ManageRecovery, h.recoveryVerifyFinish)
+	h.route("POST /v1/recovery/{id}/code", core.ManageRecovery, h.recoveryCode)
+	h.route("POST /v1/recovery/{id}/identity-check", core.ManageRecovery, h.identityCheck)
+	h.route("POST /v1/recovery/{id}/pass", core.ManageRecovery, h.issuePass)
+	h.route("POST /v1/recovery/{id}/cancel", core.ManageRecovery, h.cancelRecovery)
+	h.route("POST /v1/users/{user}/recovery-unlock", core.ClearRecovery, h.recoveryUnlock)
+	h.route("POST /v1/me/recovery-codes", core.RegenRecoveryCodes, h.regenerateCodes)
+	h.public("POST /v1/passes/redeem", h.redeemPass)
+
+	h.route("GET /v1/breakglass", core.ReadBreakGlass, h.breakGlassStatus)
+	h.route("POST /v1/breakglass/rotate", core.RotateBreakGlass, h.rotateBreakGlass)
+	h.public("POST /v1/breakglass/session", h.useBreakGlass)
+	h.route("DELETE /v1/breakglass/session", core.ReadSelf, h.endBreakGlass)
+}
+
+func (h *Handler) openRecovery(r *http.Request, p core.Principal) (int, any, error) {
+	var in api.OpenRecovery
+	if err := decode(r, &in, false); err != nil {
+		return 0, nil, err
+	}
+	c, err := h.svc.OpenRecovery(r.Context(), p, in)
+	return http.StatusCreated, c.API(time.Now()), err
+}
+
+func (h *Handler) listRecovery(r *http.Request, p core.Principal) (int, any, error) {
+	pg, err := pageReq(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	q := r.URL.Query()
+	cs, next, err := h.svc.ListRecovery(r.Context(), p, core.RecoveryFilter{UserID: q.Get("user"), State: q.Get("state")}, pg)
+	now := time.Now()
+	return http.StatusOK, page(cs, next, func(c core.RecoveryCase) api.RecoveryCase { return c.API(now) }), err
+}
+
+func (h *Handler) getRecovery(r *http.Request, p core.Principal) (int, any, error) {
+	c, err := h.svc.GetRecovery(r.Context(), p, r.PathValue("id"))
+	return http.StatusOK, c.API(time.Now()), err
+}
+
+func (h *Handler) recoveryVerifyBegin(r *http.Request, p core.Principal) (int, any, error) {
+	v, err := h.svc.BeginRecoveryVerify(r.Context(), p, r.PathValue("id"))
+	return http.StatusCreated, v, err
+}
+
+func (h *Handler) recoveryVerifyFinish(r *http.Request, p core.Principal) (int, any, error) {
+	var in api.RecoveryFactorAnswer
+	if err := decode(r, &in, false); err != nil {
+		return 0, nil, err
+	}
+	c, err := h.svc.FinishRecoveryVerify(r.Context(), p, r.PathValue("id"), in)
+	return http.StatusOK, c.API(time.Now()), err
+}
+
+func (h *Handler) recoveryCode(r *http.Request, p core.Principal) (int, any, error) {
+	var in api.RecoveryCodeAnswer
+	if err := decode(r, &in, false); err != nil {
+		return 0, nil, err
+	}
+	c, err := h.svc.ConfirmWithRecoveryCode(r.Context(), p, r.PathValue("id"), in.Code)
+	return http.StatusOK, c.API(time.Now()), err
+}
+
+func (h *Handler) identityCheck(r *http.Request, p core.Principal) (int, any, error) {
+	var in api.IdentityCheck
+	if err := decode(r, &in, false); err != nil {
+		return 0, nil, err
+	}
+	a, err := h.svc.RequestIdentityCheck(r.Context(), p, r.PathValue("id"), in)
+	if err != nil {
+		return 0, nil, err
+	}
+	return accepted(a)
+}
+
+func (h *Handler) issuePass(r *http.Request, p core.Principal) (int, any, error) {
+	var in api.IssuePass
+	if err := decode(r, &in, true); err != nil {
+		return 0, nil, err
+	}
+	pass, err := h.svc.IssuePass(r.Context(), p, r.PathValue("id"), in)
+	return http.StatusCreated, pass, err
+}
+
+func (h *Handler) cancelRecovery(r *http.Request, p core.Principal) (int, any, error) {
+	var in api.StateChange
+	if err := decode(r, &in, true); err != nil {
+		return 0, nil, err
+	}
+	c, err := h.svc.CancelRecovery(r.Context(), p, r.PathValue("id"), in.Reason)
+	return http.StatusOK, c.API(time.Now()), err
+}
+
+func (h *Handler) recoveryUnlock(r *http.Request, p core.Principal) (int, any, error) {
+	var in api.StateChange
+	if err := decode(r, &in, true); err != nil {
+		return 0, nil, err
+	}
+	u, err := h.svc.ClearRecoveryLock(r.Context(), p, r.PathValue("user"), in.Reason)
+	return http.StatusOK, u.API(), err
+}
+
+func (h *Handler) regenerateCodes(r *http.Request, p core.Principal) (int, any, error) {
+	codes, err := h.svc.RegenerateRecoveryCodes(r.Context(), p, "")
+	return http.StatusCreated, api.RecoveryCodesIssued{Codes: codes}, err
+}
+
+func (h *Handler) redeemPass(r *http.Request) (int, any, error) {
+	var in api.RedeemPass
+	if err := decode(r, &in, false); err != nil {
+		return 0, nil, err
+	}
+	var p core.Principal
+	if r.Header.Get("Authorization") != "" {
+		var err error
+		if p, err = h.authenticate(r); err != nil {
+			return 0, nil, err
+		}
+	}
+	out, err := h.svc.RedeemPass(r.Context(), p, in.Code)
+	return http.StatusCreated, out, err
+}
+
+func (h *Handler) breakGlassStatus(r *http.Request, p core.Principal) (int, any, error) {
+	st, err := h.svc.BreakGlassStatus(r.Context(), p)
+	return http.StatusOK, st, err
+}
+
+func (h *Handler) rotateBreakGlass(r *http.Request, p core.Principal) (int, any, error) {
+	var in api.BreakGlassRotate
+	if err := decode(r, &in, true); err != nil {
+		return 0, nil, err
+	}
+	bg, shares, err := h.svc.RotateBreakGlass(r.Context(), p, in.Shares, in.Threshold)
+	return http.StatusCreated, api.BreakGlassShares{SetID: bg.SetID, Threshold: bg.Threshold, Shares: shares}, err
+}
+
+func (h *Handler) useBreakGlass(r *http.Request) (int, any, error) {
+	var in api.BreakGlassUse
+	if err := decode(r, &in, false); err != nil {
+		return 0, nil, err
+	}
+	sess, err := h.svc.UseBreakGlass(r.Context(), in)
+	return http.StatusCreated, sess, err
+}
+
+func (h *Handler) endBreakGlass(r *http.Request, p core.Principal) (int, any, error) {
+	return http.StatusNoContent, nil, h.svc.EndBreakGlass(r.Context(), p)
+}
+
+// public registers a route that needs no token (a pass or break-glass
+// shares are the credential). Each client address gets a few attempts a
+// minute, so guessing is slow as well as audited.
+func (h *Handler) public(pattern string, fn func(r *http.Request) (int, any, error)) {
+	h.routes = append(h.routes, Route{pattern, "public"})
+	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if !h.limiter.allow(clientIP(r.RemoteAddr), time.Now()) {
+			w.Header().Set("Retry-After", "60")
+			h.fail(w, r, &apiError{http.StatusTooManyRequests, probRateLimited, "Too many attempts",
+				"too many attempts from this address; wait a minute and try again"})
+			return
+		}
+		status, body, err := fn(r)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		writeJSON(w, status, body)
+	})
+}
+
+func clientIP(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}
+
+// attemptLimiter allows a fixed number of attempts per client address in
+// each minute.
+type attemptLimiter struct {
+	mu      sync.Mutex
+	perMin  int
+	window  time.Time
+	counted map[string]int
+}
+
+func (l *attemptLimiter) allow(client string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.window) >= time.Minute || l.counted == nil {
+		l.window, l.counted = now, map[string]int{}
+	}
+	l.counted[client]++
+	return l.counted[client] <= l.perMin
+}

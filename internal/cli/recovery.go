@@ -1,0 +1,363 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/api/client"
+	"github.com/keyfleet/keyfleet/internal/sharefile"
+)
+
+func (a *app) recoveryCmd() *cobra.Command {
+	cmd := group("recovery", "Help a user who lost a factor back in, after proving who they are",
+		`  keyfleet recovery open --user alice --reason "key lost on a train" --suspend
+  keyfleet recovery code rcv_06h1… 7k2qp-x9m4d
+  keyfleet recovery pass rcv_06h1… --ttl 30m`)
+	cmd.AddCommand(a.recoveryOpenCmd(), a.recoveryListCmd(), a.recoveryShowCmd(), a.recoveryCodeCmd(),
+		a.recoveryCheckCmd(), a.recoveryPassCmd(), a.recoveryCancelCmd(), a.recoveryUnlockCmd(), a.recoveryCodesCmd())
+	return cmd
+}
+
+func (a *app) printCase(c api.RecoveryCase) error {
+	return a.emit(c, func() error {
+		return a.fields("Case", c.ID, "User", c.Username, "State", c.State, "Reason", c.Reason,
+			"Lost factors", list(c.LostFactorIDs), "Identity by", dash(c.Method), "Detail", dash(c.MethodDetail),
+			"Opened", when(c.OpenedAt), "Expires", when(c.ExpiresAt), "Pass", dash(c.PassID), "New factor", dash(c.NewFactorID))
+	})
+}
+
+func (a *app) caseCall(use, short, example string, args []string, run func(ctx context.Context, c *client.Client, args []string) (api.RecoveryCase, error)) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Example: example, Args: argNames(args...),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				rc, err := run(ctx, c, args)
+				if err != nil {
+					return err
+				}
+				return a.printCase(rc)
+			})
+		},
+	}
+}
+
+func (a *app) recoveryOpenCmd() *cobra.Command {
+	var in api.OpenRecovery
+	cmd := a.caseCall("open --user NAME --reason TEXT", "Open a recovery case (helpdesk)",
+		`  keyfleet recovery open --user alice --reason "key stolen" --suspend
+  keyfleet recovery open --user bob --reason "left at home, travelling" --lost fac_06h1…`, nil,
+		func(ctx context.Context, c *client.Client, _ []string) (api.RecoveryCase, error) {
+			if in.User == "" || in.Reason == "" {
+				return api.RecoveryCase{}, usagef("--user and --reason are required")
+			}
+			return c.OpenRecovery(ctx, in)
+		})
+	f := cmd.Flags()
+	f.StringVar(&in.User, "user", "", "the user who lost a factor")
+	f.StringVar(&in.Reason, "reason", "", "what happened")
+	f.StringSliceVar(&in.LostFactors, "lost", nil, "the lost factor (repeatable; default every factor)")
+	f.BoolVar(&in.Suspend, "suspend", false, "suspend the lost factors now, not when the replacement is enrolled")
+	f.StringVar(&in.LostDevice, "lost-device", "", "mark this device lost now (revokes every factor on it)")
+	return cmd
+}
+
+func (a *app) recoveryListCmd() *cobra.Command {
+	var user, state string
+	cmd := &cobra.Command{
+		Use: "list", Short: "List recovery cases", Args: argNames(),
+		Example: "  keyfleet recovery list --state open",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				pg, err := c.ListRecovery(ctx, user, state, "", 500)
+				if err != nil {
+					return err
+				}
+				return printList(a, pg.Items, pg.NextCursor, "recovery cases",
+					[]string{"CASE", "USER", "STATE", "METHOD", "OPENED", "REASON"},
+					func(c api.RecoveryCase) []string {
+						return []string{c.ID, c.Username, c.State, dash(c.Method), when(c.OpenedAt), c.Reason}
+					})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&user, "user", "", "only this user's cases")
+	cmd.Flags().StringVar(&state, "state", "", "only in this state: open, confirmed, closed, cancelled")
+	return cmd
+}
+
+func (a *app) recoveryShowCmd() *cobra.Command {
+	return a.caseCall("show CASE", "Show a recovery case", "  keyfleet recovery show rcv_06h1…", []string{"CASE"},
+		func(ctx context.Context, c *client.Client, args []string) (api.RecoveryCase, error) {
+			return c.GetRecovery(ctx, args[0])
+		})
+}
+
+func (a *app) recoveryCodeCmd() *cobra.Command {
+	return a.caseCall("code CASE CODE", "Confirm identity with one of the user's recovery codes (used up)",
+		"  keyfleet recovery code rcv_06h1… 7k2qp-x9m4d", []string{"CASE", "CODE"},
+		func(ctx context.Context, c *client.Client, args []string) (api.RecoveryCase, error) {
+			return c.RecoveryCode(ctx, args[0], args[1])
+		})
+}
+
+func (a *app) recoveryCheckCmd() *cobra.Command {
+	var in api.IdentityCheck
+	cmd := &cobra.Command{
+		Use:   "identity-check CASE --method M --detail TEXT",
+		Short: "Record how you confirmed the user's identity; a security officer or admin approves it",
+		Example: `  keyfleet recovery identity-check rcv_06h1… --method in_person_id --detail "passport seen, ends 1234"
+  keyfleet recovery identity-check rcv_06h1… --method video_call_manager --detail "call with manager Bea"`,
+		Args: argNames("CASE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				acc, err := c.IdentityCheck(ctx, args[0], in)
+				if err != nil {
+					return err
+				}
+				return a.printAccepted(acc)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&in.Method, "method", "", "in_person_id, video_call_manager, callback_known_number or other")
+	cmd.Flags().StringVar(&in.Detail, "detail", "", "what was checked")
+	return cmd
+}
+
+func (a *app) recoveryPassCmd() *cobra.Command {
+	var in api.IssuePass
+	cmd := &cobra.Command{
+		Use:   "pass CASE",
+		Short: "Issue the temporary access pass of a confirmed case (shown once)",
+		Example: `  keyfleet recovery pass rcv_06h1…
+  keyfleet recovery pass rcv_06h1… --ttl 30m --hardware-only --attended`,
+		Args: argNames("CASE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				pass, err := c.IssuePass(ctx, args[0], in)
+				if err != nil {
+					return err
+				}
+				return a.emit(pass, func() error {
+					fmt.Fprintf(a.stdout, "Temporary access pass (shown once, valid until %s, %d use):\n\n  %s\n\n", when(pass.ExpiresAt), pass.Uses, pass.Code)
+					fmt.Fprintf(a.stdout, "The user enrols a new factor with: keyfleet-agent enroll --code %s\n", pass.Code)
+					return nil
+				})
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&in.TTL, "ttl", "", "lifetime, 10m to 8h (default 1h)")
+	f.IntVar(&in.Uses, "uses", 0, "how many factors it may enrol (default 1)")
+	f.BoolVar(&in.HardwareOnly, "hardware-only", false, "only hardware keys may be enrolled with it")
+	f.BoolVar(&in.Attended, "attended", false, "only an enroller at the desk may redeem it")
+	return cmd
+}
+
+func (a *app) recoveryCancelCmd() *cobra.Command {
+	var reason string
+	cmd := a.caseCall("cancel CASE", "Cancel a recovery case", "  keyfleet recovery cancel rcv_06h1… --reason \"key found\"", []string{"CASE"},
+		func(ctx context.Context, c *client.Client, args []string) (api.RecoveryCase, error) {
+			return c.CancelRecovery(ctx, args[0], reason)
+		})
+	cmd.Flags().StringVar(&reason, "reason", "", "why")
+	return cmd
+}
+
+func (a *app) recoveryUnlockCmd() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use: "unlock USER", Short: "Clear a user's recovery lock after repeated failures (admin, security officer)",
+		Example: "  keyfleet recovery unlock alice --reason \"identity confirmed in person\"",
+		Args:    argNames("USER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				u, err := c.RecoveryUnlock(ctx, args[0], reason)
+				if err != nil {
+					return err
+				}
+				return a.printUser(u)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why")
+	return cmd
+}
+
+func (a *app) recoveryCodesCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "codes", Short: "Replace your own recovery codes with ten new ones (shown once)",
+		Example: "  keyfleet recovery codes > my-recovery-codes.txt",
+		Args:    argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				codes, err := c.RegenerateRecoveryCodes(ctx)
+				if err != nil {
+					return err
+				}
+				return a.emit(api.RecoveryCodesIssued{Codes: codes}, func() error {
+					fmt.Fprintf(a.stdout, "Your recovery codes (each works once; the old ones no longer work):\n\n  %s\n\n", strings.Join(codes, "\n  "))
+					return nil
+				})
+			})
+		},
+	}
+}
+
+func (a *app) breakglassCmd() *cobra.Command {
+	cmd := group("breakglass", "The emergency admin session opened by several share holders together",
+		"  keyfleet breakglass status\n  keyfleet breakglass use --share s1.txt --share s2.txt --share s3.txt --reason \"all admins locked out\"")
+	cmd.AddCommand(a.breakglassStatusCmd(), a.breakglassUseCmd(), a.breakglassEndCmd(), a.breakglassRotateCmd())
+	return cmd
+}
+
+func (a *app) breakglassStatusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "status", Short: "Show the break-glass credential and whether it must be rotated", Args: argNames(),
+		Example: "  keyfleet breakglass status",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				st, err := c.BreakGlassStatus(ctx)
+				if err != nil {
+					return err
+				}
+				return a.emit(st, func() error {
+					state := "ready"
+					if st.NeedsRotation {
+						state = "USED, NOT ROTATED: run 'keyfleet breakglass rotate'"
+					}
+					return a.fields("Set", st.SetID, "Shares", fmt.Sprintf("%d, any %d open a session", st.Shares, st.Threshold),
+						"Created", when(st.CreatedAt), "Used", whenp(st.UsedAt), "State", state)
+				})
+			})
+		},
+	}
+}
+
+func (a *app) breakglassUseCmd() *cobra.Command {
+	var files []string
+	var server, ca string
+	var in api.BreakGlassUse
+	cmd := &cobra.Command{
+		Use:   "use --share FILE --share FILE … --reason TEXT",
+		Short: "Open a break-glass session with enough shares; it is loudly audited and single use",
+		Long: `use combines the shares' holders' files into one emergency admin session that
+needs no second approver. Every action in it is audited as break-glass, the
+credential cannot be used again until it is rotated, and the session ends
+after --duration (default 1h). The session's token is saved as the CLI's
+login, so the next commands act with it; 'keyfleet breakglass end' ends it.`,
+		Example: `  keyfleet breakglass use --share /media/usb1/share-1-of-5.txt --share share-3-of-5.txt --share share-4-of-5.txt --reason "all admins locked out"`,
+		Args:    argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, f := range files {
+				sh, err := sharefile.Read(f)
+				if err != nil {
+					return usagef("reading share: %v", err)
+				}
+				in.Shares = append(in.Shares, sh)
+			}
+			return a.useBreakGlass(cmd, in, server, ca)
+		},
+	}
+	cmd.Flags().StringVar(&server, "server", "", "keyfleetd's URL (default: the saved login's)")
+	cmd.Flags().StringVar(&ca, "ca", "", "keyfleetd's certificate (default: the saved login's)")
+	cmd.Flags().StringSliceVar(&files, "share", nil, "a share file (repeat for each holder)")
+	cmd.Flags().StringVar(&in.Reason, "reason", "", "the emergency")
+	cmd.Flags().StringVar(&in.Duration, "duration", "", "how long the session lasts (default 1h, at most 4h)")
+	return cmd
+}
+
+func (a *app) breakglassEndCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "end", Short: "End the break-glass session now", Args: argNames(),
+		Example: "  keyfleet breakglass end",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				if err := c.EndBreakGlass(ctx); err != nil {
+					return err
+				}
+				a.note("break-glass session ended; log in again with your own token")
+				return nil
+			})
+		},
+	}
+}
+
+func (a *app) breakglassRotateCmd() *cobra.Command {
+	var in api.BreakGlassRotate
+	var dir string
+	cmd := &cobra.Command{
+		Use: "rotate --out DIR", Short: "Replace the break-glass credential; the old shares stop working", Args: argNames(),
+		Example: "  keyfleet breakglass rotate --out ./new-shares --shares 5 --threshold 3",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return usagef("--out DIR is required: each new share is written to its own file there")
+			}
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				out, err := c.RotateBreakGlass(ctx, in)
+				if err != nil {
+					return err
+				}
+				files, err := sharefile.Write(dir, out.SetID, out.Threshold, out.Shares)
+				if err != nil {
+					return fmt.Errorf("writing shares (the credential was rotated; rotate again once %s is writable): %w", dir, err)
+				}
+				fmt.Fprintf(a.stdout, "New break-glass set %s: any %d of these open a session. Give each to a different holder, then delete the files:\n", out.SetID, out.Threshold)
+				for _, f := range files {
+					fmt.Fprintf(a.stdout, "  %s\n", filepath.Clean(f))
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().IntVar(&in.Shares, "shares", 0, "how many shares (default 5)")
+	cmd.Flags().IntVar(&in.Threshold, "threshold", 0, "how many open a session (default 3)")
+	cmd.Flags().StringVar(&dir, "out", "", "folder for the new share files")
+	return cmd
+}
+
+// useBreakGlass opens the session without a token and saves its token as
+// the CLI's login.
+func (a *app) useBreakGlass(cmd *cobra.Command, in api.BreakGlassUse, server, caFile string) error {
+	cfg, _, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	if server != "" {
+		cfg.Server = server
+	}
+	if caFile != "" {
+		pem, err := readCA(caFile, "--ca")
+		if err != nil {
+			return err
+		}
+		cfg.CAPEM = string(pem)
+	}
+	if cfg.Server == "" {
+		return usagef("no server: pass --server URL (and --ca FILE), or log in once first")
+	}
+	cc := client.Config{Server: cfg.Server, UserAgent: userAgent}
+	if cfg.CAPEM != "" {
+		cc.CAPEM = []byte(cfg.CAPEM)
+	}
+	c, err := client.New(cc)
+	if err != nil {
+		return err
+	}
+	sess, err := c.UseBreakGlass(cmd.Context(), in)
+	if err != nil {
+		return err
+	}
+	cfg.Token = sess.Token
+	path, err := a.saveConfig(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "BREAK-GLASS SESSION OPEN until %s.\nEvery action is audited as break-glass and acts without a second approver.\n", when(sess.ExpiresAt))
+	fmt.Fprintf(a.stdout, "Its token is saved in %s; 'keyfleet breakglass end' ends it. Rotate the credential afterwards: 'keyfleet breakglass rotate'.\n", path)
+	return nil
+}
