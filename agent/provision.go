@@ -189,3 +189,6 @@ func setUp(tok PIVToken, spec KeySpec, s secrets, challenge []byte) (api.PIVEnro
 	}
 	return api.PIVEnrolment{SlotCert: slot.Raw, DeviceCert: dev.Raw, PublicKey: spki, Signature: sig}, nil
 }
+
+// RandomPIN draws a PIN of n digits, for a sealed hand-over.
+func RandomPIN(n int) (string, error) { return randomDigits(rand.Reader, n) }

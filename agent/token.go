@@ -64,6 +64,8 @@ type PIVToken interface {
 	// SignDigest signs a SHA-256 digest with the slot key (the PIN is
 	// given when the policy needs it); touch may be awaited.
 	SignDigest(slot string, pub crypto.PublicKey, pin string, digest []byte) ([]byte, error)
+	// PublicKey reads the slot's public key (metadata, firmware 5.3+).
+	PublicKey(slot string) (crypto.PublicKey, error)
 	Close() error
 }
 

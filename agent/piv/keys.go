@@ -76,6 +76,21 @@ func (t *Token) SignDigest(name string, pub crypto.PublicKey, pin string, digest
 	return sig, mapErr(err)
 }
 
+// PublicKey reads the slot's public key from its metadata (INS F7).
+// Hardware quirk: firmware before 5.3 has no metadata command; those keys
+// answer "not found" and cannot be verified without the certificate.
+func (t *Token) PublicKey(name string) (crypto.PublicKey, error) {
+	slot, err := slotFor(name)
+	if err != nil {
+		return nil, err
+	}
+	ki, err := t.yk.KeyInfo(slot)
+	if err != nil {
+		return nil, fmt.Errorf("reading the key in slot %s (firmware 5.3 or later is needed): %w", name, mapErr(err))
+	}
+	return ki.PublicKey, nil
+}
+
 // mapErr turns piv-go's PIN errors into the agent's.
 func mapErr(err error) error {
 	var ae piv.AuthErr

@@ -75,7 +75,7 @@ func startDaemon(t *testing.T, roots ...*x509.Certificate) *testDaemon {
 	return d
 }
 
-func (d *testDaemon) client(t *testing.T, tokenFile string) *client.Client {
+func (d *testDaemon) client(t testing.TB, tokenFile string) *client.Client {
 	t.Helper()
 	tok, _ := os.ReadFile(tokenFile)
 	ca, _ := os.ReadFile(d.caFile)
@@ -87,7 +87,7 @@ func (d *testDaemon) client(t *testing.T, tokenFile string) *client.Client {
 }
 
 // enrollerToken makes a user with the enroller role and writes its token.
-func (d *testDaemon) enrollerToken(t *testing.T) string {
+func (d *testDaemon) enrollerToken(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := d.admin.CreateUser(ctx, api.CreateUser{Username: "itdesk", Roles: []string{"enroller"}}); err != nil {
@@ -102,7 +102,7 @@ func (d *testDaemon) enrollerToken(t *testing.T) string {
 	return path
 }
 
-func plug(t *testing.T, o vkey.Options) *vkey.Card {
+func plug(t testing.TB, o vkey.Options) *vkey.Card {
 	t.Helper()
 	if pcsc == nil {
 		t.Skipf("skipping the PC/SC end-to-end test: %s", pcscReason)

@@ -15,8 +15,12 @@ import (
 )
 
 const usage = `usage:
-  keyfleet-agent devices                     list connected YubiKeys
-  keyfleet-agent provision --user NAME --piv provision a key for a user (IT desk)
+  keyfleet-agent devices                                  list connected YubiKeys
+  keyfleet-agent provision --user NAME [--piv] [--fido2]  provision a key for a user (IT desk)
+  keyfleet-agent provision --batch users.csv [--fido2]    provision keys for a list of users
+  keyfleet-agent enroll --code CODE [--piv] [--fido2]     enrol your own key with a one-time code
+  keyfleet-agent activate                                 replace a hand-over PIN, activate the factor
+  keyfleet-agent verify --user NAME                       prove possession of an enrolled key
 Run a command with -h for its flags.`
 
 // opener is swapped by tests; the default speaks PC/SC.
@@ -33,6 +37,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = devices(stdout)
 	case "provision":
 		err = provision(ctx, args[1:], stdout, stderr, getenv)
+	case "enroll", "enrol":
+		err = enroll(ctx, args[1:], stdout, stderr, getenv)
+	case "activate":
+		err = activate(ctx, args[1:], stdout, stderr, getenv)
+	case "verify":
+		err = verify(ctx, args[1:], stdout, stderr, getenv)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return 0
@@ -76,69 +86,10 @@ func devices(stdout io.Writer) error {
 	return nil
 }
 
-type provisionFlags struct {
-	server, tokenFile, caFile, user, pinFile, label, reader string
-	piv, reset                                              bool
-}
-
-func parseProvision(args []string, stderr io.Writer, getenv func(string) string) (provisionFlags, error) {
-	var f provisionFlags
-	fs := flag.NewFlagSet("keyfleet-agent provision", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&f.server, "server", getenv("KEYFLEET_SERVER"), "keyfleetd URL (or KEYFLEET_SERVER)")
-	fs.StringVar(&f.tokenFile, "token-file", getenv("KEYFLEET_TOKEN_FILE"), "file holding an enroller token (or KEYFLEET_TOKEN_FILE)")
-	fs.StringVar(&f.caFile, "ca", getenv("KEYFLEET_CA"), "PEM file of the daemon's TLS certificate authority")
-	fs.StringVar(&f.user, "user", "", "user to provision the key for (required)")
-	fs.BoolVar(&f.piv, "piv", true, "provision the PIV applet")
-	fs.BoolVar(&f.reset, "reset", false, "wipe the key's PIV applet first (its keys are lost)")
-	fs.StringVar(&f.pinFile, "pin-file", "", "file whose first line is the user's PIN; without it a random hand-over PIN is printed once")
-	fs.StringVar(&f.label, "label", "", "label of the new factor")
-	fs.StringVar(&f.reader, "reader", "", "PC/SC reader (default: the only YubiKey)")
-	if err := fs.Parse(args); err != nil {
-		return f, err
+func daemonClient(f commonFlags) (*client.Client, error) {
+	if f.server == "" || f.tokenFile == "" {
+		return nil, errors.New("give --server and --token-file (or KEYFLEET_SERVER and KEYFLEET_TOKEN_FILE)")
 	}
-	if f.user == "" || f.server == "" || f.tokenFile == "" {
-		return f, errors.New("provision needs --user, --server and --token-file")
-	}
-	return f, nil
-}
-
-func provision(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	f, err := parseProvision(args, stderr, getenv)
-	if err != nil {
-		return err
-	}
-	d, err := daemonClient(f)
-	if err != nil {
-		return err
-	}
-	pin, err := readPIN(f.pinFile)
-	if err != nil {
-		return err
-	}
-	tok, err := openOne(f.reader)
-	if err != nil {
-		return err
-	}
-	defer tok.Close()
-	res, err := agent.ProvisionPIV(ctx, d, tok, agent.ProvisionOptions{User: f.user, PIN: pin, Reset: f.reset, Label: f.label})
-	if err != nil {
-		return err
-	}
-	printResult(stdout, f.user, res)
-	return nil
-}
-
-func printResult(w io.Writer, user string, res agent.ProvisionResult) {
-	fmt.Fprintf(w, "provisioned YubiKey %d (firmware %s) for %s: factor %s, state %s\n",
-		res.Device.Serial, res.Device.Firmware, user, res.Factor.ID, res.Factor.State)
-	if res.HandoverPIN != "" {
-		fmt.Fprintf(w, "hand-over PIN (shown once; the user replaces it with keyfleet-agent activate): %s\n", res.HandoverPIN)
-	}
-	fmt.Fprintf(w, "PUK (shown once; seal it or discard it): %s\n", res.PUK)
-}
-
-func daemonClient(f provisionFlags) (*client.Client, error) {
 	tok, err := os.ReadFile(f.tokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("reading the token: %w", err)

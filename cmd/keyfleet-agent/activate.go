@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/keyfleet/keyfleet/agent"
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/api/client"
+)
+
+// ErrNoActivation: the daemon client lacks the activation calls.
+var ErrNoActivation = errors.New("this keyfleetd client cannot activate factors yet (POST /v1/factors/{id}/activate is missing): ask an administrator to activate the factor")
+
+// activator returns the client's activation calls when it has them.
+// They are asserted at run time so the agent builds against a client
+// that does not have them yet.
+var activator = defaultActivator
+
+func defaultActivator(c *client.Client) (agent.Activator, error) {
+	if a, ok := any(c).(agent.Activator); ok {
+		return a, nil
+	}
+	return nil, ErrNoActivation
+}
+
+// activate: the user replaces the hand-over PIN on each of their pending
+// hardware factors and proves possession, with their own token.
+func activate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var c commonFlags
+	fs := newFlagSet("activate", stderr)
+	c.register(fs, getenv, true)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	d, err := daemonClient(c)
+	if err != nil {
+		return err
+	}
+	pending, err := pendingFactors(ctx, d)
+	if err != nil {
+		return err
+	}
+	act, err := activator(d)
+	if err != nil {
+		return err
+	}
+	for _, f := range pending {
+		if err := activateOne(ctx, act, c, f, stdout, stderr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func pendingFactors(ctx context.Context, d *client.Client) ([]api.Factor, error) {
+	me, err := d.Me(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pg, err := d.ListFactors(ctx, client.FactorFilter{User: me.User.ID})
+	if err != nil {
+		return nil, err
+	}
+	var out []api.Factor
+	for _, f := range pg.Items {
+		if f.State == api.FactorPending && (f.Kind == "piv" || f.Kind == "fido2") {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("you have no pending key to activate")
+	}
+	return out, nil
+}
+
+func activateOne(ctx context.Context, act agent.Activator, c commonFlags, f api.Factor, stdout, stderr io.Writer) error {
+	keys, closeKeys, err := optionalKeys(c.keyFlags, f.Kind == "piv", f.Kind == "fido2")
+	if err != nil {
+		return err
+	}
+	defer closeKeys()
+	fmt.Fprintf(stderr, "Activating your %s factor %s.\n", f.Kind, f.ID)
+	old, err := readSecret(stderr, "Hand-over PIN (from the sealed letter): ")
+	if err != nil {
+		return err
+	}
+	pin, err := newPIN(stderr, "your")
+	if err != nil {
+		return err
+	}
+	out, err := agent.Activate(ctx, act, f, keys, agent.ActivateOptions{HandoverPIN: old, NewPIN: pin, Origin: c.origin, Touch: touchPrompt(stderr)})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "activated %s factor %s: state %s\n", out.Kind, out.ID, out.State)
+	return nil
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/keyfleet/keyfleet/agent"
+)
+
+type provisionFlags struct {
+	commonFlags
+	user, pinFile, label, batch, results, journal string
+	piv, fido2, reset, askPIN                     bool
+}
+
+func parseProvision(args []string, stderr io.Writer, getenv func(string) string) (provisionFlags, error) {
+	var f provisionFlags
+	fs := newFlagSet("provision", stderr)
+	f.register(fs, getenv, true)
+	fs.StringVar(&f.user, "user", "", "user to provision the key for")
+	fs.BoolVar(&f.piv, "piv", true, "provision the PIV applet (--piv=false to skip it)")
+	fs.BoolVar(&f.fido2, "fido2", false, "also register a FIDO2 credential for the daemon's relying party")
+	fs.BoolVar(&f.reset, "reset", false, "wipe the key's PIV applet first (its keys are lost)")
+	fs.StringVar(&f.pinFile, "pin-file", "", "file whose first line is the user's PIN; without it (or --ask-pin) a random hand-over PIN is printed once")
+	fs.BoolVar(&f.askPIN, "ask-pin", false, "let the user type their PIN at the desk (no echo)")
+	fs.StringVar(&f.label, "label", "", "label of the new factors")
+	fs.StringVar(&f.batch, "batch", "", "CSV of users (column user, optional label) to provision one key each")
+	fs.StringVar(&f.results, "results", "", "results CSV of a batch (default: BATCH.results.csv)")
+	fs.StringVar(&f.journal, "journal", "", "journal of a batch, to resume it (default: BATCH.journal)")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if (f.user == "") == (f.batch == "") {
+		return f, errors.New("provision needs --user NAME or --batch users.csv")
+	}
+	if !f.piv && !f.fido2 {
+		return f, errors.New("nothing to provision: give --piv, --fido2 or both")
+	}
+	return f, nil
+}
+
+func provision(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	f, err := parseProvision(args, stderr, getenv)
+	if err != nil {
+		return err
+	}
+	d, err := daemonClient(f.commonFlags)
+	if err != nil {
+		return err
+	}
+	if f.batch != "" {
+		return runBatch(ctx, d, f, stdout, stderr)
+	}
+	pin, err := deskPIN(f, stderr)
+	if err != nil {
+		return err
+	}
+	out, err := provisionOne(ctx, d, f, f.user, pin, stderr)
+	printOutcome(stdout, f.user, out)
+	return err
+}
+
+// deskPIN is the PIN typed at the desk, or "" for a random hand-over PIN.
+func deskPIN(f provisionFlags, stderr io.Writer) (string, error) {
+	if f.askPIN {
+		return newPIN(stderr, "user's")
+	}
+	return readPIN(f.pinFile)
+}
+
+// outcome is one key's provisioning, as shown and journalled.
+type outcome struct {
+	serial      uint32
+	firmware    string
+	piv, fido2  string // factor ids
+	states      []string
+	handoverPIN string
+	puk         string
+}
+
+// provisionOne provisions the PIV and FIDO2 applets of the key in front
+// of the operator for user. pin "" draws a hand-over PIN for both.
+func provisionOne(ctx context.Context, d agent.Daemon, f provisionFlags, user, pin string, stderr io.Writer) (outcome, error) {
+	var out outcome
+	if f.piv {
+		tok, err := openOne(f.reader)
+		if err != nil {
+			return out, err
+		}
+		res, err := agent.ProvisionPIV(ctx, d, tok, agent.ProvisionOptions{User: user, PIN: pin, Reset: f.reset, Label: f.label})
+		tok.Close()
+		out.serial, out.firmware, out.handoverPIN, out.puk = res.Device.Serial, res.Device.Firmware, res.HandoverPIN, res.PUK
+		if err != nil {
+			return out, err
+		}
+		out.piv, out.states = res.Factor.ID, append(out.states, "piv "+res.Factor.State)
+		if pin == "" {
+			pin = res.HandoverPIN
+		}
+	}
+	if f.fido2 {
+		return provisionFIDO2(ctx, d, f, user, pin, out, stderr)
+	}
+	return out, nil
+}
+
+func provisionFIDO2(ctx context.Context, d agent.Daemon, f provisionFlags, user, pin string, out outcome, stderr io.Writer) (outcome, error) {
+	handover := pin == "" || pin == out.handoverPIN
+	if pin == "" {
+		var err error
+		if pin, err = agent.RandomPIN(8); err != nil {
+			return out, err
+		}
+		out.handoverPIN = pin
+	}
+	tok, err := openFIDO2(f.keyFlags)
+	if err != nil {
+		return out, err
+	}
+	defer tok.Close()
+	res, err := agent.ProvisionFIDO2(ctx, d, tok, agent.FIDO2Options{User: user, Label: f.label, PIN: pin, Handover: handover, Touch: touchPrompt(stderr)})
+	if err != nil {
+		return out, fmt.Errorf("fido2: %w", err)
+	}
+	out.fido2, out.states = res.Factor.ID, append(out.states, "fido2 "+res.Factor.State)
+	return out, nil
+}
+
+func printOutcome(w io.Writer, user string, o outcome) {
+	if o.piv != "" {
+		fmt.Fprintf(w, "provisioned YubiKey %d (firmware %s) for %s: factor %s, state %s\n", o.serial, o.firmware, user, o.piv, o.states[0])
+	}
+	if o.fido2 != "" {
+		fmt.Fprintf(w, "registered FIDO2 credential for %s: factor %s, state %s\n", user, o.fido2, o.states[len(o.states)-1])
+	}
+	if o.handoverPIN != "" && (o.piv != "" || o.fido2 != "") {
+		fmt.Fprintf(w, "hand-over PIN (shown once; the user replaces it with keyfleet-agent activate): %s\n", o.handoverPIN)
+	}
+	if o.puk != "" && o.piv != "" {
+		fmt.Fprintf(w, "PUK (shown once; seal it or discard it): %s\n", o.puk)
+	}
+}
