@@ -585,3 +585,23 @@ type BreakGlassShares struct {
 	Threshold int      `json:"threshold"`
 	Shares    []string `json:"shares"`
 }
+
+// SinkStatus is one event sink's delivery state (GET /v1/events/sinks).
+type SinkStatus struct {
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	Disabled bool   `json:"disabled,omitempty"`
+	// LastDelivered is the sink's cursor: every event up to it was
+	// delivered or filtered out.
+	LastDelivered uint64 `json:"last_delivered"`
+	Head          uint64 `json:"head"`
+	Lag           uint64 `json:"lag"`
+	// Delivered and Failures count events and failed attempts since the
+	// daemon started.
+	Delivered   uint64     `json:"delivered"`
+	Failures    uint64     `json:"failures"`
+	Retrying    bool       `json:"retrying"`
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	DeadLetters int        `json:"dead_letters"`
+}

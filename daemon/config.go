@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/plugins/host"
 )
 
@@ -50,7 +52,34 @@ type Config struct {
 		// CA, a virtual key's CA from 'keyfleet-vkey ca export'). Never
 		// trusted unless listed here.
 		PIVRoots []string `yaml:"piv_roots"`
+		// FIDO2Roots are PEM files of extra FIDO attestation roots.
+		FIDO2Roots []string `yaml:"fido2_roots"`
 	} `yaml:"attestation"`
+	// FIDO2 configures the built-in fido2 kind (security keys, passkeys).
+	FIDO2 struct {
+		Disabled bool `yaml:"disabled"`
+		// RPID is the WebAuthn relying party: the host people reach
+		// keyfleet at, or a registrable suffix (default: web.origin's host).
+		RPID   string `yaml:"rp_id"`
+		RPName string `yaml:"rp_name"`
+		// Origins accepted in clientDataJSON (default: web.origin).
+		Origins               []string `yaml:"origins"`
+		RequireAttestation    bool     `yaml:"require_attestation"`
+		UserVerification      string   `yaml:"user_verification"` // required, preferred (default), discouraged
+		EnterpriseAttestation bool     `yaml:"enterprise_attestation"`
+	} `yaml:"fido2"`
+	// Web configures the dashboard and self-service pages.
+	Web struct {
+		Disabled bool `yaml:"disabled"`
+		// Origin is the exact origin browsers use (default
+		// https://localhost:<listen port>).
+		Origin string `yaml:"origin"`
+		// Insecure drops the Secure cookie flag: only for tests on
+		// http://localhost.
+		Insecure bool `yaml:"insecure"`
+	} `yaml:"web"`
+	// Events configures the event sinks (docs/events.md).
+	Events events.Config `yaml:"events"`
 	// Plugins are the factor plugins to load, each pinned by SHA-256
 	// (docs/plugins.md). The zero value loads none.
 	Plugins host.Config `yaml:"plugins"`
@@ -98,6 +127,18 @@ func (c *Config) Defaults() {
 	defDur(&c.EnrolmentTTL, time.Hour)
 	defDur(&c.ShutdownTimeout, 15*time.Second)
 	defDur(&c.Store.KeyRotation, 10*24*time.Hour)
+	if c.Web.Origin == "" {
+		if _, port, err := net.SplitHostPort(c.Listen); err == nil {
+			c.Web.Origin = "https://localhost:" + port
+		}
+	}
+	if u, err := url.Parse(c.Web.Origin); err == nil && c.FIDO2.RPID == "" {
+		c.FIDO2.RPID = u.Hostname()
+	}
+	if len(c.FIDO2.Origins) == 0 && c.Web.Origin != "" {
+		c.FIDO2.Origins = []string{c.Web.Origin}
+	}
+	def(&c.FIDO2.RPName, "keyfleet")
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
 	}

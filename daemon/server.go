@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,10 +26,13 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/attest"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
+	fido2kind "github.com/keyfleet/keyfleet/daemon/kinds/fido2"
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
+	"github.com/keyfleet/keyfleet/daemon/web"
 	"github.com/keyfleet/keyfleet/plugins/host"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
@@ -49,8 +54,12 @@ type Server struct {
 	store   *store.Store
 	plugins *host.Host
 	svc     *core.Service
+	events  *events.Manager
 	api     *httpapi.Handler
 	http    *http.Server
+	// notify wakes the event sinks after a commit; set once the manager
+	// exists (the store is opened first).
+	notify atomic.Pointer[func()]
 }
 
 // NewLogger makes the daemon's slog logger from the log settings.
@@ -100,7 +109,7 @@ func (s *Server) open(o Options) error {
 		return err
 	}
 	s.store, err = store.Open(store.Options{
-		Dir: storeDir(s.cfg.DataDir), EncryptionKey: storeKey, Logger: s.log,
+		Dir: storeDir(s.cfg.DataDir), EncryptionKey: storeKey, Logger: s.log, AfterAudit: s.afterAudit,
 		KeyRotation:  s.cfg.Store.KeyRotation.Duration,
 		BlockCacheMB: s.cfg.Store.BlockCacheMB, IndexCacheMB: s.cfg.Store.IndexCacheMB,
 	})
@@ -112,7 +121,7 @@ func (s *Server) open(o Options) error {
 		s.Close()
 		return err
 	}
-	kinds, events, err := s.loadPlugins()
+	kinds, pev, err := s.loadPlugins()
 	if err != nil {
 		s.Close()
 		return err
@@ -125,33 +134,62 @@ func (s *Server) open(o Options) error {
 		s.Close()
 		return err
 	}
-	events.attach(s.svc)
+	pev.attach(s.svc)
 	return nil
 }
 
-// builtinKinds are the kinds keyfleetd has without plugins (piv), unless
-// Options.Kinds replaces them (tests).
+func (s *Server) afterAudit() {
+	if f := s.notify.Load(); f != nil {
+		(*f)()
+	}
+}
+
+// builtinKinds are the kinds keyfleetd has without plugins (piv, and
+// fido2 unless turned off), unless Options.Kinds replaces them (tests).
 func (s *Server) builtinKinds(o Options) ([]sdk.Factor, error) {
 	if o.Kinds != nil {
 		return slices.Clip(o.Kinds), nil
 	}
-	var roots []*x509.Certificate
-	for _, file := range s.cfg.Attestation.PIVRoots {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("attestation.piv_roots: %w", err)
-		}
-		certs, err := attest.ParseCertificates(b)
-		if err != nil {
-			return nil, fmt.Errorf("attestation.piv_roots: %s: %w", file, err)
-		}
-		roots = append(roots, certs...)
-	}
-	k, err := pivkind.New(pivkind.Config{Roots: roots})
+	pivRoots, err := readRoots("attestation.piv_roots", s.cfg.Attestation.PIVRoots)
 	if err != nil {
 		return nil, err
 	}
-	return []sdk.Factor{k}, nil
+	piv, err := pivkind.New(pivkind.Config{Roots: pivRoots})
+	if err != nil {
+		return nil, err
+	}
+	kinds := []sdk.Factor{piv}
+	if s.cfg.FIDO2.Disabled {
+		return kinds, nil
+	}
+	fidoRoots, err := readRoots("attestation.fido2_roots", s.cfg.Attestation.FIDO2Roots)
+	if err != nil {
+		return nil, err
+	}
+	f := s.cfg.FIDO2
+	fido, err := fido2kind.New(fido2kind.Config{RPID: f.RPID, RPDisplayName: f.RPName, Origins: f.Origins, Roots: fidoRoots,
+		RequireAttestation: f.RequireAttestation, UserVerification: f.UserVerification, EnterpriseAttestation: f.EnterpriseAttestation})
+	if err != nil {
+		return nil, fmt.Errorf("fido2: %w", err)
+	}
+	return append(kinds, fido), nil
+}
+
+// readRoots reads PEM files of extra attestation roots.
+func readRoots(setting string, files []string) ([]*x509.Certificate, error) {
+	var roots []*x509.Certificate
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", setting, err)
+		}
+		certs, err := attest.ParseCertificates(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", setting, file, err)
+		}
+		roots = append(roots, certs...)
+	}
+	return roots, nil
 }
 
 // loadPlugins starts the pinned factor plugins. A refused plugin is logged
@@ -171,21 +209,29 @@ func (s *Server) build(o Options) error {
 	reg := s.reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.registerStoreMetrics(reg)
+	if err := s.buildEvents(reg); err != nil {
+		return err
+	}
 	h, err := httpapi.New(httpapi.Config{
 		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Ready:   s.store.Ready,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Events:  s.events,
 	})
 	if err != nil {
 		return err
 	}
 	s.api = h
+	handler, err := s.withPages(h)
+	if err != nil {
+		return err
+	}
 	cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
 	if err != nil {
 		return fmt.Errorf("loading TLS certificate %s: %w", s.cfg.TLSCert, err)
 	}
 	s.http = &http.Server{
-		Handler:           h,
+		Handler:           handler,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -194,6 +240,58 @@ func (s *Server) build(o Options) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	return nil
+}
+
+// buildEvents makes the event sinks' manager; it wakes after every commit
+// that appended audit events.
+func (s *Server) buildEvents(reg prometheus.Registerer) error {
+	m, err := events.New(s.cfg.Events, events.Options{
+		Source: s.store, Cursors: s.store, Registerer: reg, Logger: s.log.With("component", "events"),
+		Groups: func(ctx context.Context, id string) ([]string, error) {
+			u, err := s.svc.GetUser(ctx, core.System, id)
+			if errors.Is(err, core.ErrNotFound) {
+				return nil, nil
+			}
+			return u.Groups, err
+		},
+		DeadLetters: deadLetters{s.svc},
+	})
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	s.events = m
+	notify := m.Notify
+	s.notify.Store(&notify)
+	return nil
+}
+
+// deadLetters audits a batch a sink gave up on.
+type deadLetters struct{ svc *core.Service }
+
+func (d deadLetters) ReportDeadLetter(ctx context.Context, dl events.DeadLetter) error {
+	return d.svc.RecordEvent(ctx, events.ActionDeadLetter, "event_sink", dl.Sink, map[string]string{
+		"from_seq": fmt.Sprint(dl.FromSeq), "to_seq": fmt.Sprint(dl.ToSeq), "attempts": fmt.Sprint(dl.Attempts), "error": dl.Error})
+}
+
+// withPages puts the dashboard and self-service pages beside the API: /v1/
+// and the probes go to the API, everything else to the pages.
+func (s *Server) withPages(apiHandler http.Handler) (http.Handler, error) {
+	if s.cfg.Web.Disabled {
+		return apiHandler, nil
+	}
+	pages, err := web.New(web.Config{Service: s.svc, Logger: s.log.With("component", "web"), Origin: s.cfg.Web.Origin,
+		RPID: s.cfg.FIDO2.RPID, Secure: !s.cfg.Web.Insecure})
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch p := r.URL.Path; {
+		case strings.HasPrefix(p, "/v1/"), p == "/healthz", p == "/readyz", p == "/metrics":
+			apiHandler.ServeHTTP(w, r)
+		default:
+			pages.ServeHTTP(w, r)
+		}
+	}), nil
 }
 
 func (s *Server) registerStoreMetrics(reg *prometheus.Registry) {
@@ -237,6 +335,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	chainCtx, stopChain := context.WithCancel(context.Background())
 	chainDone := make(chan struct{})
 	go func() { defer close(chainDone); s.checkChain(chainCtx) }()
+	eventsCtx, stopEvents := context.WithCancel(context.Background())
+	eventsDone := make(chan struct{})
+	go func() {
+		defer close(eventsDone)
+		if err := s.events.Run(eventsCtx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("event sinks stopped", "err", err)
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(tls.NewListener(ln, s.http.TLSConfig)) }()
 	s.log.Info("keyfleetd serving", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "audit_head", s.store.AuditHead().Seq)
@@ -250,6 +356,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	}
 	stopChain()
 	<-chainDone
+	// The sinks stop first: their live streams end, so the HTTP shutdown
+	// does not wait on them.
+	stopEvents()
+	<-eventsDone
 	return errors.Join(serveErr, s.shutdown())
 }
 

@@ -46,6 +46,7 @@ const (
 	ReadBreakGlass     Action = "breakglass.read"
 	RotateBreakGlass   Action = "breakglass.rotate"
 	RegenRecoveryCodes Action = "recovery_codes.regenerate"
+	ReplayEvents       Action = "events.replay"
 	ReadAudit          Action = "audit.read"
 	VerifyAudit        Action = "audit.verify"
 	ReadPolicy         Action = "policy.read"
@@ -70,7 +71,7 @@ const (
 // grants is the one permission table: role → action → scope. Anything not
 // listed is denied. docs/security.md renders it for people.
 var grants = map[string]map[Action]Scope{
-	api.RoleAdmin: allOf(All, ReadSelf, RegenRecoveryCodes, ReadUsers, CreateUsers, UpdateUsers, EnableUsers, RequestUserMFA,
+	api.RoleAdmin: allOf(All, ReadSelf, RegenRecoveryCodes, ReplayEvents, ReadUsers, CreateUsers, UpdateUsers, EnableUsers, RequestUserMFA,
 		RequestDisable, RequestDelete, ReadFactors, UpdateFactors, SuspendFactors, ResumeFactors,
 		RequestRevoke, RequestFactorDel, ReadDevices, ReportLost, ReadEnrolments, CreateEnrolments,
 		CompleteEnrol, CancelEnrolments, ReadTokens, CreateTokens, RevokeTokens, ReadApprovals,
@@ -80,7 +81,7 @@ var grants = map[string]map[Action]Scope{
 	api.RoleSecurityOfficer: merge(allOf(All, ReadSelf, ReadUsers, RequestUserMFA, RequestDisable, ReadFactors, ReadMFAStatus, UnlockUsers,
 		SuspendFactors, ResumeFactors, RequestRevoke, ReadDevices, ReportLost, ReadEnrolments,
 		ReadApprovals, DecideApprovals, ReadAudit, VerifyAudit, ReadPolicy, ApplyPolicy, ReadReports, RequestExempt,
-		ManageRecovery, ReadRecovery, ClearRecovery, ReadBreakGlass),
+		ManageRecovery, ReadRecovery, ClearRecovery, ReadBreakGlass, ReplayEvents),
 		allOf(Own, ReadTokens, RevokeTokens, CancelApprovals)),
 	api.RoleHelpdesk: merge(allOf(All, ReadSelf, ReadUsers, RequestUserMFA, ReadFactors, SuspendFactors, ReadMFAStatus, UnlockUsers,
 		ResumeFactors, RequestRevoke, ReadDevices, ReportLost, ReadEnrolments, CreateEnrolments,

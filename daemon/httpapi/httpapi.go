@@ -37,6 +37,9 @@ type Config struct {
 	Ready func() error
 	// Metrics serves /metrics; nil leaves it out.
 	Metrics http.Handler
+	// Events serves the live event stream and sink status; nil leaves
+	// those routes out.
+	Events EventsAPI
 }
 
 // Route is one registered route: its pattern and the permission it needs
@@ -80,6 +83,7 @@ func New(cfg Config) (*Handler, error) {
 	h.metrics = m
 	h.probes(cfg)
 	h.register()
+	h.registerEvents(cfg.Events)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &apiError{http.StatusNotFound, probNotFound, "Not found",
 			fmt.Sprintf("there is no route %s %s; the API is documented in docs/openapi.yaml", r.Method, r.URL.Path)})

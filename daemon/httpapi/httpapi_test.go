@@ -22,6 +22,7 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/core/coretest"
+	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
@@ -308,7 +309,7 @@ func TestOpenAPIDocumentMatchesTheRoutes(t *testing.T) {
 		}
 	}
 	f := newFixture(t)
-	h, _ := httpapi.New(httpapi.Config{Service: f.svc, Metrics: http.NotFoundHandler()})
+	h, _ := httpapi.New(httpapi.Config{Service: f.svc, Metrics: http.NotFoundHandler(), Events: noEvents{}})
 	served := map[string]bool{}
 	for _, r := range h.Routes() {
 		served[r.Pattern] = true
@@ -348,3 +349,10 @@ func TestListsPaginate(t *testing.T) {
 		t.Fatalf("pages gave %v", seen)
 	}
 }
+
+// noEvents stands in for the event sinks where only routes matter.
+type noEvents struct{}
+
+func (noEvents) SSEHandler() http.Handler                     { return http.NotFoundHandler() }
+func (noEvents) Status() []events.SinkStatus                  { return nil }
+func (noEvents) Replay(context.Context, string, uint64) error { return nil }

@@ -23,6 +23,8 @@ import (
 //	tp/<pass id>                 temporary access pass (SHA-256 of the code)
 //	tph/<hex sha256 of code>     → pass id
 //	bg                           the current break-glass verifier
+//	ec/<sink>                    event sink cursor: last delivered seq (8 bytes)
+//	ed/<sink>/<unix nanos, 8 B>  event sink dead letter (JSON)
 //	L/<seq, 8 bytes big-endian>  audit record (see daemon/audit)
 //	Lt/<target id>/<seq>         audit events about a target
 //	Lh                           audit chain head: seq (8) ‖ hash (32)
@@ -52,6 +54,8 @@ const (
 	pPass        = "tp/"
 	pPassHash    = "tph/"
 	kBreakGlass  = "bg"
+	pSinkCursor  = "ec/"
+	pDeadLetter  = "ed/"
 	pAudit       = "L/"
 	pAuditTarget = "Lt/"
 	kAuditHead   = "Lh"

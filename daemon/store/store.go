@@ -49,6 +49,9 @@ type Options struct {
 	BlockCacheMB int64
 	IndexCacheMB int64
 	Logger       *slog.Logger
+	// AfterAudit, if set, runs after every commit that appended audit
+	// events, outside the store's locks (the event sinks wake on it).
+	AfterAudit func()
 	// beforeCommit is a fault-injection point for tests: it runs after a
 	// transaction's writes and audit events are staged and before commit.
 	beforeCommit func() error
@@ -66,6 +69,7 @@ type Store struct {
 	failed error // set when a write failed; the store then refuses writes
 
 	beforeCommit func() error
+	afterAudit   func()
 }
 
 // Open opens (creating if needed) the store and reads the audit head.
@@ -80,7 +84,7 @@ func Open(o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening store in %s: %w", o.Dir, err)
 	}
-	s := &Store{db: db, log: o.Logger, beforeCommit: o.beforeCommit}
+	s := &Store{db: db, log: o.Logger, beforeCommit: o.beforeCommit, afterAudit: o.AfterAudit}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, err
@@ -204,6 +208,9 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 			err = s.commit(t)
 		}
 		t.txn.Discard()
+		if err == nil && len(t.events) > 0 && s.afterAudit != nil {
+			s.afterAudit()
+		}
 		if !errors.Is(err, badger.ErrConflict) {
 			return err
 		}

@@ -1,0 +1,274 @@
+package web
+
+import (
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/core"
+)
+
+// overviewLimit bounds what the overview reads to draw adoption over
+// time; past it the chart covers the first users only (the report's
+// numbers still cover everyone).
+const overviewLimit = 5000
+
+type overview struct {
+	Report    *api.ComplianceReport
+	Groups    barChart
+	Trend     lineChart
+	Pending   []core.Approval
+	NearDays  int
+	ReportErr string
+}
+
+func (h *handler) overview(rq *request) error {
+	d := overview{NearDays: 14}
+	if rq.p.Allowed(core.ReadReports) {
+		rep, err := h.svc.ComplianceReport(rq.ctx, rq.p, "", 14*24*time.Hour)
+		if err != nil {
+			_, d.ReportErr = h.describe(rq, err)
+		} else {
+			d.Report, d.Groups = &rep, newBarChart(byGroup(rep.ByGroup))
+		}
+	}
+	if rq.p.Allowed(core.ReadUsers) && rq.p.Allowed(core.ReadFactors) {
+		users, _, err := h.svc.ListUsers(rq.ctx, rq.p, core.UserFilter{}, core.PageReq{Limit: core.MaxPageSize})
+		if err != nil {
+			return err
+		}
+		factors, err := h.allFactors(rq, core.FactorFilter{})
+		if err != nil {
+			return err
+		}
+		d.Trend = newLineChart(adoptionOverTime(users, factors, h.now(), 12))
+	}
+	if rq.p.Allowed(core.ReadApprovals) {
+		as, _, err := h.svc.ListApprovals(rq.ctx, rq.p, api.ApprovalPending, core.PageReq{Limit: 20})
+		if err != nil {
+			return err
+		}
+		d.Pending = as
+	}
+	h.render(rq, http.StatusOK, "overview", "Overview", d)
+	return nil
+}
+
+// allFactors pages through factors, up to overviewLimit.
+func (h *handler) allFactors(rq *request, f core.FactorFilter) ([]core.Factor, error) {
+	var out []core.Factor
+	pg := core.PageReq{Limit: core.MaxPageSize}
+	for len(out) < overviewLimit {
+		fs, next, err := h.svc.ListFactors(rq.ctx, rq.p, f, pg)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fs...)
+		if next == "" {
+			break
+		}
+		pg.After = next
+	}
+	return out, nil
+}
+
+type userRow struct {
+	User   core.User
+	Status api.MFAStatus
+}
+
+type usersPage struct {
+	Query, Group, Status, Compliance, Next string
+	Rows                                   []userRow
+	Compliances                            []string
+}
+
+// usersList searches users; the compliance filter applies to the page
+// read (50 users), since compliance is evaluated per user.
+func (h *handler) usersList(rq *request) error {
+	q := rq.r.URL.Query()
+	d := usersPage{Query: q.Get("q"), Group: q.Get("group"), Status: q.Get("status"), Compliance: q.Get("compliance"),
+		Compliances: []string{"compliant", "grace", "non_compliant"}}
+	f := core.UserFilter{Query: d.Query, Group: d.Group, Status: d.Status}
+	users, next, err := h.svc.ListUsers(rq.ctx, rq.p, f, core.PageReq{After: q.Get("after"), Limit: 50})
+	if err != nil {
+		return err
+	}
+	d.Next = next
+	for _, u := range users {
+		row := userRow{User: u}
+		if rq.p.Allowed(core.ReadMFAStatus) {
+			row.Status, _ = h.svc.MFAStatus(rq.ctx, rq.p, u.ID)
+		}
+		if d.Compliance == "" || row.Status.Status == d.Compliance {
+			d.Rows = append(d.Rows, row)
+		}
+	}
+	h.render(rq, http.StatusOK, "users", "Users", d)
+	return nil
+}
+
+type userPage struct {
+	User        core.User
+	Status      api.MFAStatus
+	StatusErr   string
+	Factors     []core.Factor
+	Devices     []core.Device
+	Enrolments  []core.Enrolment
+	Approvals   []core.Approval
+	Audit       []audit.Event
+	Code        string
+	CodeExpires time.Time
+	KeyKind     string
+}
+
+func (h *handler) userDetail(rq *request) error {
+	d, err := h.loadUserPage(rq, rq.r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	h.render(rq, http.StatusOK, "user", d.User.Username, d)
+	return nil
+}
+
+func (h *handler) loadUserPage(rq *request, ref string) (userPage, error) {
+	u, err := h.svc.GetUser(rq.ctx, rq.p, ref)
+	if err != nil {
+		return userPage{}, err
+	}
+	d := userPage{User: u, KeyKind: h.cfg.KeyKind}
+	if rq.p.Allowed(core.ReadMFAStatus) {
+		if d.Status, err = h.svc.MFAStatus(rq.ctx, rq.p, u.ID); err != nil {
+			_, d.StatusErr = h.describe(rq, err)
+		}
+	}
+	page := core.PageReq{Limit: core.MaxPageSize}
+	if d.Factors, _, err = h.svc.ListFactors(rq.ctx, rq.p, core.FactorFilter{UserID: u.ID}, page); err != nil {
+		return d, err
+	}
+	if d.Devices, _, _, err = h.svc.ListDevices(rq.ctx, rq.p, core.DeviceFilter{UserID: u.ID}, page); err != nil {
+		return d, err
+	}
+	if rq.p.Allowed(core.ReadEnrolments) {
+		d.Enrolments, _, _ = h.svc.ListEnrolments(rq.ctx, rq.p, core.EnrolmentFilter{UserID: u.ID, State: api.EnrolmentOpen}, page)
+	}
+	d.Approvals = h.approvalsAbout(rq, u.ID, d.Factors)
+	d.Audit = h.auditFor(rq, core.AuditFilter{TargetID: u.ID}, 50)
+	return d, nil
+}
+
+// approvalsAbout lists pending requests about a user or their factors.
+func (h *handler) approvalsAbout(rq *request, userID string, fs []core.Factor) []core.Approval {
+	if !rq.p.Allowed(core.ReadApprovals) {
+		return nil
+	}
+	as, _, err := h.svc.ListApprovals(rq.ctx, rq.p, api.ApprovalPending, core.PageReq{Limit: core.MaxPageSize})
+	if err != nil {
+		return nil
+	}
+	return slices.DeleteFunc(as, func(a core.Approval) bool {
+		return a.TargetID != userID && !slices.ContainsFunc(fs, func(f core.Factor) bool { return f.ID == a.TargetID })
+	})
+}
+
+// auditFor reads audit events the principal may see; none when it may not.
+func (h *handler) auditFor(rq *request, f core.AuditFilter, limit int) []audit.Event {
+	if !rq.p.Allowed(core.ReadAudit) {
+		return nil
+	}
+	recs, err := h.svc.ListAudit(rq.ctx, rq.p, f, limit)
+	if err != nil {
+		return nil
+	}
+	out := make([]audit.Event, 0, len(recs))
+	for _, r := range recs {
+		if ev, err := r.Event(); err == nil {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// backToUser ends an action on a user's page.
+func (rq *request) backToUser(userID, flash string) error {
+	return rq.redirect("/admin/users/"+userID, flash)
+}
+
+func (h *handler) factorAction(rq *request) error {
+	id, reason := rq.r.PathValue("id"), rq.r.PostFormValue("reason")
+	var f core.Factor
+	var err error
+	switch rq.r.PathValue("action") {
+	case "suspend":
+		f, err = h.svc.SuspendFactor(rq.ctx, rq.p, id, reason)
+	case "resume":
+		f, err = h.svc.ResumeFactor(rq.ctx, rq.p, id, reason)
+	default:
+		return &pageError{Status: http.StatusNotFound, Msg: "There is no such action on a factor."}
+	}
+	if err != nil {
+		return err
+	}
+	return rq.backToUser(f.UserID, "Factor "+f.Label+" is now "+f.State+".")
+}
+
+// requestRevoke asks for a factor to be revoked; a second person approves.
+func (h *handler) requestRevoke(rq *request) error {
+	id := rq.r.PathValue("id")
+	a, err := h.svc.RequestFactorRevoke(rq.ctx, rq.p, id, rq.r.PostFormValue("reason"))
+	if err != nil {
+		return err
+	}
+	f, err := h.svc.GetFactor(rq.ctx, rq.p, id)
+	if err != nil {
+		return err
+	}
+	return rq.backToUser(f.UserID, "Revocation requested (approval "+a.ID+"). A second administrator or security officer must approve it.")
+}
+
+func (h *handler) requestReset(rq *request) error {
+	a, err := h.svc.RequestUserAction(rq.ctx, rq.p, rq.r.PathValue("id"), api.ActionUserResetMFA, rq.r.PostFormValue("reason"))
+	if err != nil {
+		return err
+	}
+	return rq.backToUser(a.TargetID, "Reset of every factor requested (approval "+a.ID+"). A second person must approve it.")
+}
+
+func (h *handler) unlock(rq *request) error {
+	u, err := h.svc.UnlockUser(rq.ctx, rq.p, rq.r.PathValue("id"), rq.r.PostFormValue("reason"))
+	if err != nil {
+		return err
+	}
+	return rq.backToUser(u.ID, u.Username+" is unlocked.")
+}
+
+func (h *handler) deviceLost(rq *request) error {
+	d, _, err := h.svc.MarkDeviceLost(rq.ctx, rq.p, rq.r.PathValue("id"), rq.r.PostFormValue("reason"))
+	if err != nil {
+		return err
+	}
+	msg := "Key " + d.Serial + " is marked lost; its factors are revoked."
+	if rq.r.PostFormValue("back") == "devices" || d.UserID == "" {
+		return rq.redirect("/admin/devices", msg)
+	}
+	return rq.backToUser(d.UserID, msg)
+}
+
+// createCode opens a security-key enrolment for a user and shows its code
+// once, for the administrator to hand over.
+func (h *handler) createCode(rq *request) error {
+	ttl := rq.r.PostFormValue("ttl")
+	e, _, err := h.svc.CreateEnrolment(rq.ctx, rq.p, api.CreateEnrolment{User: rq.r.PathValue("id"), Kind: h.cfg.KeyKind, TTL: ttl})
+	if err != nil {
+		return err
+	}
+	d, err := h.loadUserPage(rq, e.UserID)
+	if err != nil {
+		return err
+	}
+	d.Code, d.CodeExpires = EnrolmentCode(e), e.ExpiresAt
+	h.render(rq, http.StatusOK, "user", d.User.Username, d)
+	return nil
+}

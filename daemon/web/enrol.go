@@ -1,0 +1,126 @@
+package web
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/core"
+)
+
+// An enrolment code is what an administrator hands a new user for their
+// first sign-in: the enrolment's id and its challenge, "enr_….<base64url>".
+// It is single use and expires with the enrolment; the challenge (32
+// random bytes) makes it unguessable.
+
+// EnrolmentCode formats the code for an enrolment.
+func EnrolmentCode(e core.Enrolment) string {
+	return e.ID + "." + base64.RawURLEncoding.EncodeToString(e.Challenge)
+}
+
+var errBadCode = &pageError{Status: http.StatusBadRequest,
+	Msg: "That enrolment code is not valid, was already used or has expired. Ask your administrator for a new one."}
+
+// redeemCode finds the open security-key enrolment a code names.
+func (h *handler) redeemCode(rq *request, code string) (core.Enrolment, error) {
+	id, chal, ok := strings.Cut(strings.TrimSpace(code), ".")
+	want, err := base64.RawURLEncoding.DecodeString(chal)
+	if !ok || err != nil || !strings.HasPrefix(id, "enr_") || len(id) > 64 {
+		return core.Enrolment{}, errBadCode
+	}
+	// Reading the enrolment is the daemon's own look-up: the visitor is not
+	// anyone yet, and only a matching challenge lets them go on.
+	e, err := h.svc.GetEnrolment(rq.ctx, core.System, id)
+	if err != nil || subtle.ConstantTimeCompare(e.Challenge, want) != 1 ||
+		e.API(h.now()).State != api.EnrolmentOpen || e.Kind != h.cfg.KeyKind {
+		return core.Enrolment{}, errBadCode
+	}
+	return e, nil
+}
+
+// codeHolder is the principal of someone who proved an enrolment code: the
+// user it was made for, with the self-service role only, authenticated by
+// the code.
+func codeHolder(e core.Enrolment) core.Principal {
+	return core.Principal{UserID: e.UserID, Roles: []string{api.RoleUser}, Auth: "enrolment_code"}
+}
+
+func (h *handler) welcomePage(rq *request) error {
+	if rq.fresh {
+		h.issue(rq)
+	}
+	h.render(rq, http.StatusOK, "welcome", "First sign-in", nil)
+	return nil
+}
+
+// welcomeBegin checks a code and answers the creation options.
+func (h *handler) welcomeBegin(rq *request) error {
+	var in struct {
+		Code string `json:"code"`
+	}
+	if err := readJSON(rq, &in); err != nil {
+		return err
+	}
+	e, err := h.redeemCode(rq, in.Code)
+	if err != nil {
+		return err
+	}
+	return h.offerCreation(rq, e)
+}
+
+// offerCreation remembers an enrolment in the session and answers its
+// WebAuthn creation options.
+func (h *handler) offerCreation(rq *request, e core.Enrolment) error {
+	var params map[string]string
+	if err := json.Unmarshal(e.Params, &params); err != nil || params[api.FIDO2ParamOptions] == "" {
+		return &pageError{Status: http.StatusConflict, Msg: "This enrolment carries no security-key options. Ask your administrator for a new code."}
+	}
+	rq.sess.Pending = &Pending{Purpose: purposeEnrol, UserID: e.UserID, EnrolmentID: e.ID, Expires: e.ExpiresAt}
+	writeJSON(rq.w, http.StatusOK, map[string]any{"options": json.RawMessage(params[api.FIDO2ParamOptions])})
+	return nil
+}
+
+type newKey struct {
+	Label      string          `json:"label"`
+	Credential json.RawMessage `json:"credential"`
+}
+
+// finishCreation completes the pending enrolment with the browser's
+// registration, as p.
+func (h *handler) finishCreation(rq *request, p core.Principal) (core.Factor, error) {
+	var in newKey
+	if err := readJSON(rq, &in); err != nil {
+		return core.Factor{}, err
+	}
+	pend := rq.sess.Pending
+	rq.sess.Pending = nil
+	if pend == nil || pend.Purpose != purposeEnrol || pend.UserID != p.UserID || !h.now().Before(pend.Expires) {
+		return core.Factor{}, &pageError{Status: http.StatusConflict, Msg: "That registration has expired or was already used. Start again."}
+	}
+	if strings.TrimSpace(in.Label) == "" {
+		in.Label = "Security key"
+	}
+	return h.svc.CompleteEnrolment(rq.ctx, p, pend.EnrolmentID, api.CompleteEnrolment{Label: in.Label, Payload: in.Credential})
+}
+
+func (h *handler) welcomeFinish(rq *request) error {
+	pend := rq.sess.Pending
+	if pend == nil {
+		return errBadCode
+	}
+	e := core.Enrolment{UserID: pend.UserID}
+	f, err := h.finishCreation(rq, codeHolder(e))
+	if err != nil {
+		return err
+	}
+	u, err := h.svc.GetUser(rq.ctx, codeHolder(e), f.UserID)
+	if err != nil {
+		return err
+	}
+	rq.sess.Flash = "Your key is registered. Sign in with it now."
+	writeJSON(rq.w, http.StatusOK, map[string]string{"redirect": signInURL(u.Username)})
+	return nil
+}

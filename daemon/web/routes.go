@@ -1,0 +1,58 @@
+package web
+
+import (
+	"io/fs"
+	"net/http"
+)
+
+// routes lists every page and action with who may reach it. Every POST
+// checks the CSRF token; the sensitive ones also need a step-up.
+func (h *handler) routes() {
+	static, _ := fs.Sub(staticFS, "static")
+	files := http.FileServerFS(static)
+	h.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(files)))
+
+	h.handle("GET /", anyone, (*handler).home)
+	h.handle("GET /signin", anyone, (*handler).signInPage)
+	h.handle("POST /signin/begin", anyone|jsonAPI, (*handler).signInBegin)
+	h.handle("POST /signin/finish", anyone|jsonAPI, (*handler).signInFinish)
+	h.handle("GET /welcome", anyone, (*handler).welcomePage)
+	h.handle("POST /welcome/begin", anyone|jsonAPI, (*handler).welcomeBegin)
+	h.handle("POST /welcome/finish", anyone|jsonAPI, (*handler).welcomeFinish)
+	h.handle("POST /signout", member, (*handler).signOut)
+	h.handle("POST /stepup/begin", member|jsonAPI, (*handler).stepUpBegin)
+	h.handle("POST /stepup/finish", member|jsonAPI, (*handler).stepUpFinish)
+
+	h.handle("GET /me", member, (*handler).mePage)
+	h.handle("POST /me/keys/begin", member|stepUp|jsonAPI, (*handler).keyBegin)
+	h.handle("POST /me/keys/finish", member|jsonAPI, (*handler).keyFinish)
+	h.handle("POST /me/totp", member|stepUp, (*handler).totpBegin)
+	h.handle("POST /me/totp/confirm", member, (*handler).totpConfirm)
+	h.handle("POST /me/factors/{id}/rename", member, (*handler).renameOwn)
+	h.handle("POST /me/factors/{id}/remove", member|stepUp, (*handler).removeOwn)
+
+	h.handle("GET /admin", staff, (*handler).overview)
+	h.handle("GET /admin/users", staff, (*handler).usersList)
+	h.handle("GET /admin/users/{id}", staff, (*handler).userDetail)
+	h.handle("POST /admin/users/{id}/enrolment", staff, (*handler).createCode)
+	h.handle("POST /admin/users/{id}/unlock", staff, (*handler).unlock)
+	h.handle("POST /admin/users/{id}/reset", staff|stepUp, (*handler).requestReset)
+	h.handle("POST /admin/factors/{id}/revoke", staff|stepUp, (*handler).requestRevoke)
+	h.handle("POST /admin/factors/{id}/{action}", staff, (*handler).factorAction)
+	h.handle("POST /admin/devices/{id}/lost", staff|stepUp, (*handler).deviceLost)
+	h.handle("GET /admin/devices", staff, (*handler).devices)
+	h.handle("GET /admin/approvals", staff, (*handler).approvals)
+	h.handle("POST /admin/approvals/{id}/{decision}", staff|stepUp, (*handler).decide)
+	h.handle("GET /admin/policy", staff, (*handler).policy)
+	h.handle("POST /admin/policy/dry-run", staff, (*handler).dryRun)
+	h.handle("POST /admin/policy/apply", staff|stepUp, (*handler).applyPolicy)
+	h.handle("GET /admin/audit", staff, (*handler).auditLog)
+}
+
+// cacheFor lets browsers keep the embedded static files for an hour.
+func cacheFor(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		next.ServeHTTP(w, r)
+	})
+}

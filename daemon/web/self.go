@@ -1,0 +1,169 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/core"
+)
+
+// self is the signed-in user acting on their own records. Everyone may
+// look after their own factors, whatever their other roles: the user
+// role, which grants only their own records, is added.
+func (rq *request) self() core.Principal {
+	p := rq.p
+	if !slices.Contains(p.Roles, api.RoleUser) {
+		p.Roles = append(slices.Clip(p.Roles), api.RoleUser)
+	}
+	return p
+}
+
+// selfEnrol is the principal that opens an enrolment for the signed-in
+// user's own new factor. The user role does not grant creating
+// enrolments, even for oneself (core.CreateEnrolments has no Own scope
+// for it yet), so until it does the pages open the user's own enrolment
+// as the user with the enroller role, and only ever for rq.user. Audit
+// records name the user as the actor.
+func (rq *request) selfEnrol() core.Principal {
+	p := rq.self()
+	if p.Can(core.CreateEnrolments, p.UserID) {
+		return p
+	}
+	p.Roles = []string{api.RoleEnroller}
+	return p
+}
+
+type mePage struct {
+	Status    api.MFAStatus
+	StatusErr string
+	Factors   []core.Factor
+	Devices   []core.Device
+	CanRevoke bool
+	TOTP      bool
+	KeyKind   string
+	Requested string
+}
+
+func (h *handler) mePage(rq *request) error {
+	p := rq.self()
+	d := mePage{KeyKind: h.cfg.KeyKind, CanRevoke: p.Can(core.RequestRevoke, p.UserID)}
+	_, d.TOTP = h.svc.KindInfo(h.cfg.TOTPKind)
+	st, err := h.svc.MFAStatus(rq.ctx, p, p.UserID)
+	if err != nil {
+		_, d.StatusErr = h.describe(rq, err)
+	}
+	d.Status = st
+	fs, _, err := h.svc.ListFactors(rq.ctx, p, core.FactorFilter{UserID: p.UserID}, core.PageReq{Limit: core.MaxPageSize})
+	if err != nil {
+		return err
+	}
+	d.Factors = slices.DeleteFunc(fs, func(f core.Factor) bool { return f.State == api.FactorRevoked })
+	if d.Devices, _, _, err = h.svc.ListDevices(rq.ctx, p, core.DeviceFilter{UserID: p.UserID}, core.PageReq{Limit: core.MaxPageSize}); err != nil {
+		return err
+	}
+	h.render(rq, http.StatusOK, "me", "My keys", d)
+	return nil
+}
+
+// keyBegin opens an enrolment of a security key for the user themselves.
+func (h *handler) keyBegin(rq *request) error {
+	e, _, err := h.svc.CreateEnrolment(rq.ctx, rq.selfEnrol(), api.CreateEnrolment{User: rq.user.ID, Kind: h.cfg.KeyKind})
+	if err != nil {
+		return err
+	}
+	return h.offerCreation(rq, e)
+}
+
+func (h *handler) keyFinish(rq *request) error {
+	f, err := h.finishCreation(rq, rq.self())
+	if err != nil {
+		return err
+	}
+	rq.sess.Flash = "Registered " + f.Label + "."
+	writeJSON(rq.w, http.StatusOK, map[string]string{"redirect": "/me"})
+	return nil
+}
+
+type totpPage struct {
+	EnrolmentID string
+	QR          qrCode
+	Secret      string
+	Error       string
+	Label       string
+}
+
+// totpBegin opens a TOTP enrolment and shows its seed once, as a QR code
+// and as text for typing in.
+func (h *handler) totpBegin(rq *request) error {
+	e, display, err := h.svc.CreateEnrolment(rq.ctx, rq.selfEnrol(), api.CreateEnrolment{User: rq.user.ID, Kind: h.cfg.TOTPKind})
+	if err != nil {
+		return err
+	}
+	qr, err := newQR(display["uri"])
+	if err != nil {
+		return err
+	}
+	h.render(rq, http.StatusOK, "totp", "Add an authenticator app",
+		totpPage{EnrolmentID: e.ID, QR: qr, Secret: display["secret"], Label: "Authenticator app"})
+	return nil
+}
+
+// totpConfirm completes the enrolment with a first code from the app.
+func (h *handler) totpConfirm(rq *request) error {
+	id, code, label := rq.r.PostFormValue("enrolment"), rq.r.PostFormValue("code"), rq.r.PostFormValue("label")
+	payload, _ := json.Marshal(map[string]string{"code": code})
+	_, err := h.svc.CompleteEnrolment(rq.ctx, rq.self(), id, api.CompleteEnrolment{Label: label, Payload: payload})
+	if err != nil {
+		status, msg := h.describe(rq, err)
+		h.render(rq, status, "totp", "Add an authenticator app", totpPage{EnrolmentID: id, Error: msg, Label: label})
+		return nil
+	}
+	return rq.redirect("/me", "Your authenticator app is added.")
+}
+
+func (h *handler) renameOwn(rq *request) error {
+	label := rq.r.PostFormValue("label")
+	f, err := h.svc.GetFactor(rq.ctx, rq.self(), rq.r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if f.UserID != rq.user.ID {
+		return &pageError{Status: http.StatusForbidden, Msg: "You can rename only your own factors here."}
+	}
+	if _, err := h.svc.RenameFactor(rq.ctx, rq.self(), f.ID, api.UpdateFactor{Label: &label}); err != nil {
+		return err
+	}
+	return rq.redirect("/me", "Renamed to "+label+".")
+}
+
+// removeOwn asks for one of the user's own factors to be revoked; a
+// second person approves it. Without that permission, the user can
+// suspend it, which takes it out of use at once.
+func (h *handler) removeOwn(rq *request) error {
+	p := rq.self()
+	f, err := h.svc.GetFactor(rq.ctx, p, rq.r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if f.UserID != rq.user.ID {
+		return &pageError{Status: http.StatusForbidden, Msg: "You can remove only your own factors here."}
+	}
+	if !p.Can(core.RequestRevoke, f.UserID) {
+		if _, err := h.svc.SuspendFactor(rq.ctx, p, f.ID, "removal asked by its owner"); err != nil {
+			return err
+		}
+		return rq.redirect("/me", "Suspended "+f.Label+": it no longer works. Ask your helpdesk to remove it for good.")
+	}
+	a, err := h.svc.RequestFactorRevoke(rq.ctx, p, f.ID, "removal asked by its owner")
+	if err != nil {
+		return err
+	}
+	return rq.redirect("/me", "Removal requested (approval "+a.ID+"): another administrator must approve it.")
+}
+
+func signInURL(username string) string {
+	return "/signin?" + url.Values{"user": {username}}.Encode()
+}

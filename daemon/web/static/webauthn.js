@@ -1,0 +1,131 @@
+// keyfleet pages: the WebAuthn ceremonies (sign-in, step-up, first
+// enrolment, registering a key). No inline script: the CSP allows only
+// this file. Every request carries the session's CSRF token.
+"use strict";
+(function () {
+  const csrf = () => document.querySelector('meta[name="csrf"]').content;
+  const live = (msg) => { const el = document.getElementById("live"); if (el) el.textContent = msg; };
+
+  const b64u = {
+    decode(s) {
+      const b = atob(s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4));
+      return Uint8Array.from(b, (c) => c.charCodeAt(0)).buffer;
+    },
+    encode(buf) {
+      let s = "";
+      new Uint8Array(buf).forEach((x) => { s += String.fromCharCode(x); });
+      return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    },
+  };
+
+  // Options arrive as WebAuthn's JSON forms (base64url binary fields).
+  function creationOptions(o) {
+    if (window.PublicKeyCredential && PublicKeyCredential.parseCreationOptionsFromJSON) {
+      return PublicKeyCredential.parseCreationOptionsFromJSON(o);
+    }
+    const out = Object.assign({}, o, { challenge: b64u.decode(o.challenge), user: Object.assign({}, o.user, { id: b64u.decode(o.user.id) }) });
+    out.excludeCredentials = (o.excludeCredentials || []).map((c) => Object.assign({}, c, { id: b64u.decode(c.id) }));
+    return out;
+  }
+  function requestOptions(o) {
+    if (window.PublicKeyCredential && PublicKeyCredential.parseRequestOptionsFromJSON) {
+      return PublicKeyCredential.parseRequestOptionsFromJSON(o);
+    }
+    const out = Object.assign({}, o, { challenge: b64u.decode(o.challenge) });
+    out.allowCredentials = (o.allowCredentials || []).map((c) => Object.assign({}, c, { id: b64u.decode(c.id) }));
+    return out;
+  }
+  function credentialJSON(c) {
+    if (typeof c.toJSON === "function") return c.toJSON();
+    const r = c.response, out = { id: c.id, rawId: b64u.encode(c.rawId), type: c.type, clientExtensionResults: c.getClientExtensionResults(), response: { clientDataJSON: b64u.encode(r.clientDataJSON) } };
+    if (r.attestationObject) { out.response.attestationObject = b64u.encode(r.attestationObject); out.response.transports = r.getTransports ? r.getTransports() : []; }
+    if (r.authenticatorData) { out.response.authenticatorData = b64u.encode(r.authenticatorData); out.response.signature = b64u.encode(r.signature); if (r.userHandle) out.response.userHandle = b64u.encode(r.userHandle); }
+    if (c.authenticatorAttachment) out.authenticatorAttachment = c.authenticatorAttachment;
+    return out;
+  }
+
+  async function post(url, body) {
+    const res = await fetch(url, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() }, body: JSON.stringify(body || {}) });
+    const data = await res.json().catch(() => ({ error: "The server did not answer. Try again." }));
+    if (!res.ok) throw new Error(data.error || "Refused.");
+    return data;
+  }
+
+  // verify runs begin → navigator.credentials.get → finish. With several
+  // keys, the user picks one (each has its own challenge).
+  async function verify(prefix, body, chooser) {
+    const begun = await post(prefix + "/begin", body);
+    let f = begun.factors[0];
+    if (begun.factors.length > 1 && chooser) f = await choose(chooser, begun.factors);
+    live("Touch your security key (" + (f.label || "key") + ").");
+    const cred = await navigator.credentials.get({ publicKey: requestOptions(f.options) });
+    return post(prefix + "/finish", { factor_id: f.factor_id, credential: credentialJSON(cred) });
+  }
+
+  function choose(box, factors) {
+    return new Promise((resolve) => {
+      box.hidden = false;
+      box.textContent = "";
+      const p = document.createElement("p");
+      p.textContent = "Which key do you have with you?";
+      box.appendChild(p);
+      factors.forEach((f) => {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.textContent = f.label || f.factor_id;
+        b.addEventListener("click", () => { box.hidden = true; resolve(f); });
+        box.appendChild(b);
+      });
+      box.querySelector("button").focus();
+    });
+  }
+
+  async function register(prefix, body, label) {
+    const begun = await post(prefix + "/begin", body);
+    live("Touch your security key to register it.");
+    const cred = await navigator.credentials.create({ publicKey: creationOptions(begun.options) });
+    return post(prefix + "/finish", { label: label, credential: credentialJSON(cred) });
+  }
+
+  async function stepUp() {
+    await verify("/stepup", {});
+    document.querySelector('meta[name="stepped-up"]').content = "yes";
+  }
+
+  const flows = {
+    signin: (form) => verify("/signin", { username: form.username.value.trim() }, form.querySelector(".choices")),
+    welcome: (form) => register("/welcome", { code: form.code.value.trim() }, form.label.value),
+    register: async (form) => {
+      if (document.querySelector('meta[name="stepped-up"]').content !== "yes") await stepUp();
+      return register("/me/keys", {}, form.label.value);
+    },
+  };
+
+  function guard(form, run) {
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const button = form.querySelector("button[type=submit]");
+      if (button) button.disabled = true;
+      try {
+        const out = await run(form);
+        if (out && out.redirect) window.location.assign(out.redirect);
+      } catch (err) {
+        live(err && err.name === "NotAllowedError" ? "The key did not answer or the request was cancelled. Try again." : (err.message || String(err)));
+      } finally {
+        if (button) button.disabled = false;
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    document.querySelectorAll("form[data-webauthn]").forEach((form) => guard(form, flows[form.dataset.webauthn]));
+    // Sensitive forms: confirm with the key first, then submit for real.
+    document.querySelectorAll("form.needs-stepup").forEach((form) => {
+      form.addEventListener("submit", async (ev) => {
+        if (document.querySelector('meta[name="stepped-up"]').content === "yes") return;
+        ev.preventDefault();
+        try { await stepUp(); form.submit(); } catch (err) { live("Confirmation with your key failed: " + (err.message || err)); }
+      });
+    });
+  });
+})();
