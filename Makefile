@@ -5,6 +5,8 @@ GO     ?= go
 BIN    := bin
 DATA   ?= var/keyfleet
 LISTEN ?= 127.0.0.1:8443
+# The browser tests write screenshots of the main pages here.
+export KEYFLEET_SCREENSHOTS ?= $(CURDIR)/var/screenshots
 # Packages with goroutines, locks or a server: tested under the race detector.
 RACE_PKGS := ./daemon/... ./api/... ./internal/... ./plugins/... ./docs/... ./agent/...
 
