@@ -1,6 +1,7 @@
 package client
 
 import (
+	"encoding/json"
 	"context"
 	"net/http"
 
@@ -81,4 +82,23 @@ func (c *Client) ReportDeviceLost(ctx context.Context, id, reason string) (api.D
 	var d api.Device
 	_, err := c.do(ctx, http.MethodPost, p("/v1/devices/%s/lost", id), nil, api.StateChange{Reason: reason}, &d)
 	return d, err
+}
+
+// BeginActivation calls POST /v1/factors/{id}/activate/begin: the
+// challenge a pending factor's key must answer.
+func (c *Client) BeginActivation(ctx context.Context, factorID string) (api.VerificationFactor, error) {
+	var out api.VerificationFactor
+	_, err := c.do(ctx, http.MethodPost, p("/v1/factors/%s/activate/begin", factorID), nil, nil, &out)
+	return out, err
+}
+
+// ActivateFactor calls POST /v1/factors/{id}/activate with the key's
+// answer; the factor becomes active.
+func (c *Client) ActivateFactor(ctx context.Context, factorID string, response json.RawMessage) (api.Factor, error) {
+	var out api.Factor
+	body := struct {
+		Response json.RawMessage `json:"response"`
+	}{response}
+	_, err := c.do(ctx, http.MethodPost, p("/v1/factors/%s/activate", factorID), nil, body, &out)
+	return out, err
 }

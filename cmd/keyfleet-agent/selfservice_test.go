@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyfleet/keyfleet/agent"
 	agentfido2 "github.com/keyfleet/keyfleet/agent/fido2"
 	"github.com/keyfleet/keyfleet/agent/vkey"
 	"github.com/keyfleet/keyfleet/api"
@@ -24,40 +23,6 @@ import (
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
-
-// fakeActivator stands in for POST /v1/factors/{id}/activate[/begin],
-// which the daemon does not have yet: it checks the answer with the fido2
-// kind against the credential the factor's public material names.
-type fakeActivator struct {
-	t         *testing.T
-	challenge []byte
-	cred      string
-}
-
-func (a *fakeActivator) BeginActivation(_ context.Context, id string) (api.VerificationFactor, error) {
-	a.challenge = make([]byte, 32)
-	rand.Read(a.challenge)
-	prompt, _ := json.Marshal(api.FIDO2RequestOptions{Challenge: a.challenge, RPID: "keyfleet.test", UserVerification: "preferred",
-		AllowCredentials: []api.FIDO2CredentialDescriptor{{Type: "public-key", ID: mustB64(a.t, a.cred)}}})
-	return api.VerificationFactor{FactorID: id, Kind: "fido2", Prompt: prompt}, nil
-}
-
-func (a *fakeActivator) ActivateFactor(_ context.Context, id string, resp json.RawMessage) (api.Factor, error) {
-	var as api.FIDO2Assertion
-	if err := json.Unmarshal(resp, &as); err != nil || as.ID != a.cred || !strings.Contains(string(as.Response.ClientDataJSON), "webauthn.get") {
-		a.t.Fatalf("activation answer %s", resp)
-	}
-	return api.Factor{ID: id, Kind: "fido2", State: api.FactorActive}, nil
-}
-
-func mustB64(t *testing.T, s string) api.B64URL {
-	var b api.B64URL
-	q, _ := json.Marshal(s)
-	if err := b.UnmarshalJSON(q); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 func TestActivateReplacesTheHandoverPIN(t *testing.T) {
 	fca, _ := agentfido2.NewCA()
@@ -79,10 +44,6 @@ func TestActivateReplacesTheHandoverPIN(t *testing.T) {
 	ct, _ := d.admin.CreateToken(ctx, api.CreateToken{User: "ivy", Name: "laptop"})
 	userToken := filepath.Join(t.TempDir(), "ivy.token")
 	os.WriteFile(userToken, []byte(ct.Secret), 0o600)
-	activator = func(*client.Client) (agent.Activator, error) {
-		return &fakeActivator{t: t, cred: pub.CredentialID}, nil
-	}
-	t.Cleanup(func() { activator = defaultActivator })
 	// A wrong hand-over PIN first: the retries are shown, the PIN is not.
 	out, errOut, code = agentCmd(t, d, userToken, "00000000\n13572468\n13572468\n", "activate", "--soft-fido2", soft)
 	if code != 1 || !strings.Contains(errOut, "7 tries left") || strings.Contains(out+errOut, "13572468") {
@@ -95,6 +56,9 @@ func TestActivateReplacesTheHandoverPIN(t *testing.T) {
 	key, _ := agentfido2.NewSoft(agentfido2.SoftOptions{Path: soft})
 	if err := key.ChangePIN("13572468", "24681357"); err != nil {
 		t.Fatalf("the new PIN is not on the key: %v", err)
+	}
+	if f, _ := d.admin.GetFactor(ctx, pg.Items[0].ID); f.State != api.FactorActive || f.LastUsedAt == nil {
+		t.Fatalf("after activation keyfleetd has the factor %s", f.State)
 	}
 }
 

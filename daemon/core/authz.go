@@ -47,6 +47,7 @@ const (
 	RotateBreakGlass   Action = "breakglass.rotate"
 	RegenRecoveryCodes Action = "recovery_codes.regenerate"
 	ReplayEvents       Action = "events.replay"
+	ActivateFactors    Action = "factors.activate"
 	ReadAudit          Action = "audit.read"
 	VerifyAudit        Action = "audit.verify"
 	ReadPolicy         Action = "policy.read"
@@ -71,7 +72,7 @@ const (
 // grants is the one permission table: role → action → scope. Anything not
 // listed is denied. docs/security.md renders it for people.
 var grants = map[string]map[Action]Scope{
-	api.RoleAdmin: allOf(All, ReadSelf, RegenRecoveryCodes, ReplayEvents, ReadUsers, CreateUsers, UpdateUsers, EnableUsers, RequestUserMFA,
+	api.RoleAdmin: allOf(All, ReadSelf, RegenRecoveryCodes, ReplayEvents, ActivateFactors, ReadUsers, CreateUsers, UpdateUsers, EnableUsers, RequestUserMFA,
 		RequestDisable, RequestDelete, ReadFactors, UpdateFactors, SuspendFactors, ResumeFactors,
 		RequestRevoke, RequestFactorDel, ReadDevices, ReportLost, ReadEnrolments, CreateEnrolments,
 		CompleteEnrol, CancelEnrolments, ReadTokens, CreateTokens, RevokeTokens, ReadApprovals,
@@ -96,7 +97,7 @@ var grants = map[string]map[Action]Scope{
 	api.RoleService: merge(allOf(All, ReadSelf, VerifyUsers, ReadMFAStatus), allOf(Own, ReadTokens)),
 	api.RoleUser: merge(allOf(All, ReadSelf),
 		allOf(Own, ReadMFAStatus, ReadFactors, UpdateFactors, SuspendFactors, ReadDevices, ReadEnrolments, CompleteEnrol,
-			CreateEnrolments, CancelEnrolments,
+			CreateEnrolments, CancelEnrolments, ActivateFactors,
 			ReadTokens, RevokeTokens, RegenRecoveryCodes)),
 	// rolePass is what a redeemed temporary access pass carries: enrol a
 	// factor for its own user, nothing else. Not assignable.

@@ -130,7 +130,16 @@ func (s *Service) attachDevice(tx Tx, ev *eventCtx, info sdk.Device, userID stri
 		return Device{}, err
 	}
 	before := d.State
-	d.Model, d.Firmware, d.UserID, d.State, d.UpdatedAt = info.Model, info.Firmware, userID, api.DeviceActive, s.now()
+	// A key seen before keeps the model it was first reported as (the PIV
+	// applet names the product line; a FIDO2 AAGUID label is vaguer); a
+	// firmware reading replaces the old one only when there is one.
+	if d.Model == "" {
+		d.Model = info.Model
+	}
+	if info.Firmware != "" {
+		d.Firmware = info.Firmware
+	}
+	d.UserID, d.State, d.UpdatedAt = userID, api.DeviceActive, s.now()
 	if err := tx.PutDevice(d); err != nil {
 		return Device{}, err
 	}

@@ -39,7 +39,11 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 	if _, err := io.ReadFull(s.cfg.Rand, e.Challenge); err != nil {
 		return Enrolment{}, nil, fmt.Errorf("making enrolment challenge: %w", err)
 	}
-	begun, err := k.BeginEnrol(ctx, sdk.BeginEnrolRequest{User: sdkUser(u), EnrolmentID: e.ID, Challenge: e.Challenge, Now: now})
+	opts, err := s.enrolOptions(ctx, u.ID, in.Kind)
+	if err != nil {
+		return Enrolment{}, nil, err
+	}
+	begun, err := k.BeginEnrol(ctx, sdk.BeginEnrolRequest{User: sdkUser(u), EnrolmentID: e.ID, Challenge: e.Challenge, Options: opts, Now: now})
 	if err != nil {
 		return Enrolment{}, nil, kindError(in.Kind, err)
 	}
@@ -306,4 +310,27 @@ func (s *Service) storeEnrolled(ctx context.Context, tx Tx, p Principal, e Enrol
 		return Factor{}, err
 	}
 	return f, ev.audit(tx, "factor.enrol", factorTarget(f), nil, f.summary())
+}
+
+// enrolOptions tells a kind about the user's existing factors of that kind:
+// any whose public material names a "credential_id" is listed in
+// "exclude_credentials" (comma-separated), so the same authenticator is
+// not registered twice.
+func (s *Service) enrolOptions(ctx context.Context, userID, kind string) (map[string]string, error) {
+	var ids []string
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		return forEach(tx.Factors, FactorFilter{UserID: userID, Kind: kind}, func(f Factor) error {
+			var pub struct {
+				CredentialID string `json:"credential_id"`
+			}
+			if f.State != api.FactorRevoked && json.Unmarshal(f.Public, &pub) == nil && pub.CredentialID != "" {
+				ids = append(ids, pub.CredentialID)
+			}
+			return nil
+		})
+	})
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return map[string]string{"exclude_credentials": strings.Join(ids, ",")}, nil
 }

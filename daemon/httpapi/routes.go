@@ -38,6 +38,8 @@ func (h *Handler) register() {
 	h.route("POST /v1/factors/{id}/suspend", core.SuspendFactors, h.factorMove(h.svc.SuspendFactor))
 	h.route("POST /v1/factors/{id}/resume", core.ResumeFactors, h.factorMove(h.svc.ResumeFactor))
 	h.route("POST /v1/factors/{id}/revoke", core.RequestRevoke, h.factorRequest(api.ActionFactorRevoke))
+	h.route("POST /v1/factors/{id}/activate/begin", core.ActivateFactors, h.beginActivation)
+	h.route("POST /v1/factors/{id}/activate", core.ActivateFactors, h.activateFactor)
 	h.route("DELETE /v1/factors/{id}", core.RequestFactorDel, h.factorRequest(api.ActionFactorDelete))
 
 	h.route("GET /v1/devices", core.ReadDevices, h.listDevices)
@@ -220,6 +222,22 @@ func (h *Handler) factorRequest(action string) handlerFunc {
 		}
 		return accepted(a)
 	}
+}
+
+func (h *Handler) beginActivation(r *http.Request, p core.Principal) (int, any, error) {
+	vf, err := h.svc.BeginActivation(r.Context(), p, r.PathValue("id"))
+	return http.StatusCreated, vf, err
+}
+
+func (h *Handler) activateFactor(r *http.Request, p core.Principal) (int, any, error) {
+	var in struct {
+		Response json.RawMessage `json:"response"`
+	}
+	if err := decode(r, &in, false); err != nil {
+		return 0, nil, err
+	}
+	f, err := h.svc.ActivateFactor(r.Context(), p, r.PathValue("id"), in.Response)
+	return http.StatusOK, f.API(), err
 }
 
 func (h *Handler) listDevices(r *http.Request, p core.Principal) (int, any, error) {
