@@ -346,6 +346,8 @@ type Accepted struct {
 type BeginVerify struct {
 	User  string   `json:"user"`
 	Kinds []string `json:"kinds,omitempty"`
+	// FactorID asks for one factor only (the one the user picked).
+	FactorID string `json:"factor_id,omitempty"`
 }
 
 // Verification is the answer to POST /v1/verify/begin: what to ask the

@@ -67,7 +67,8 @@ func (s *Service) verifiable(ctx context.Context, in api.BeginVerify) (User, []F
 			return fmt.Errorf("%w: %s until %s; an administrator can unlock sooner", ErrLocked, u.Username, u.LockedUntil.Format(time.RFC3339))
 		}
 		err = forEach(tx.Factors, FactorFilter{UserID: u.ID, State: api.FactorActive}, func(f Factor) error {
-			if _, ok := s.kinds[f.Kind]; ok && !locked(f.LockedUntil, now) && (len(in.Kinds) == 0 || slices.Contains(in.Kinds, f.Kind)) {
+			if _, ok := s.kinds[f.Kind]; ok && !locked(f.LockedUntil, now) && (len(in.Kinds) == 0 || slices.Contains(in.Kinds, f.Kind)) &&
+				(in.FactorID == "" || in.FactorID == f.ID) {
 				out = append(out, f)
 			}
 			return nil
