@@ -30,8 +30,10 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 
 test: deps build vet
-	$(GO) test -race -count=1 $(RACE_PKGS)
+	$(GO) test -race -count=1 $$($(GO) list $(RACE_PKGS) | grep -v /daemon/web)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /daemon -e /api -e /internal -e /plugins -e /docs -e /agent)
+	# The browser tests drive Chromium: alone, so that nothing else loads the two cores.
+	$(GO) test -count=1 ./daemon/web/...
 	scripts/fuzz.sh 3s
 
 bench: build

@@ -62,7 +62,7 @@ const noAttestation = `(() => {
 
 func (b *browser) do(steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		b.t.Fatalf("browser: %v (page: %s)", err, b.text("main"))
@@ -78,7 +78,7 @@ func (b *browser) text(sel string) string {
 
 func eval[T any](b *browser, js string) T {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
 	if err != nil {
@@ -90,7 +90,7 @@ func eval[T any](b *browser, js string) T {
 // waitPath waits until the tab shows a page under path.
 func (b *browser) waitPath(path string) {
 	b.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(45 * time.Second)
 	for time.Now().Before(deadline) {
 		if loc := eval[string](b, "location.pathname"); strings.HasPrefix(loc, path) {
 			b.do(chromedp.WaitVisible("main"))
@@ -143,7 +143,7 @@ func (b *browser) shot(name string) {
 	if dir == "" {
 		dir = filepath.Join("..", "..", "docs", "screenshots")
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
