@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -176,6 +177,9 @@ func flagOverrides(cmd *cobra.Command, cfg *daemon.Config, dataDir, listen, logF
 func printReady(w io.Writer, dir, addr string) {
 	url := "https://" + addr
 	fmt.Fprintf(w, "\nkeyfleetd is ready at %s (Ctrl-C stops it)\n", url)
+	if _, port, err := net.SplitHostPort(addr); err == nil {
+		fmt.Fprintf(w, "The dashboard is at https://localhost:%s/ (trust %s in the browser first).\n", port, filepath.Join(dir, "tls", "cert.pem"))
+	}
 	tokenFile := filepath.Join(dir, "admin.token")
 	if _, err := os.Stat(tokenFile); err == nil {
 		fmt.Fprintf(w, "The first admin token is in %s.\n", tokenFile)
