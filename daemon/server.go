@@ -209,14 +209,22 @@ func (s *Server) build(o Options) error {
 	reg := s.reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.registerStoreMetrics(reg)
-	if err := s.buildEvents(reg); err != nil {
+	err := s.buildEvents(reg)
+	if err != nil {
+		return err
+	}
+	var roots httpapi.AttestRoots
+	if roots.PIV, err = readRoots("attestation.piv_roots", s.cfg.Attestation.PIVRoots); err != nil {
+		return err
+	}
+	if roots.FIDO2, err = readRoots("attestation.fido2_roots", s.cfg.Attestation.FIDO2Roots); err != nil {
 		return err
 	}
 	h, err := httpapi.New(httpapi.Config{
 		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Ready:   s.store.Ready,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Events:  s.events,
+		Events:  s.events, AttestRoots: roots,
 	})
 	if err != nil {
 		return err

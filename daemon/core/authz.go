@@ -48,6 +48,7 @@ const (
 	RegenRecoveryCodes Action = "recovery_codes.regenerate"
 	ReplayEvents       Action = "events.replay"
 	ActivateFactors    Action = "factors.activate"
+	VerifyAttestation  Action = "attest.verify"
 	ReadAudit          Action = "audit.read"
 	VerifyAudit        Action = "audit.verify"
 	ReadPolicy         Action = "policy.read"
@@ -72,7 +73,8 @@ const (
 // grants is the one permission table: role → action → scope. Anything not
 // listed is denied. docs/security.md renders it for people.
 var grants = map[string]map[Action]Scope{
-	api.RoleAdmin: allOf(All, ReadSelf, RegenRecoveryCodes, ReplayEvents, ActivateFactors, ReadUsers, CreateUsers, UpdateUsers, EnableUsers, RequestUserMFA,
+	api.RoleAdmin: allOf(All, ReadSelf, RegenRecoveryCodes, ReplayEvents, ActivateFactors, VerifyAttestation,
+		ReadUsers, CreateUsers, UpdateUsers, EnableUsers, RequestUserMFA,
 		RequestDisable, RequestDelete, ReadFactors, UpdateFactors, SuspendFactors, ResumeFactors,
 		RequestRevoke, RequestFactorDel, ReadDevices, ReportLost, ReadEnrolments, CreateEnrolments,
 		CompleteEnrol, CancelEnrolments, ReadTokens, CreateTokens, RevokeTokens, ReadApprovals,
@@ -88,7 +90,7 @@ var grants = map[string]map[Action]Scope{
 		ResumeFactors, RequestRevoke, ReadDevices, ReportLost, ReadEnrolments, CreateEnrolments,
 		CancelEnrolments, ReadApprovals, ReadPolicy, ReadReports, RequestExempt, ManageRecovery, ReadRecovery),
 		allOf(Own, ReadTokens, RevokeTokens, CancelApprovals)),
-	api.RoleEnroller: merge(allOf(All, ReadSelf, ReadUsers, ReadFactors, ReadDevices, ReadEnrolments,
+	api.RoleEnroller: merge(allOf(All, ReadSelf, ReadUsers, ReadFactors, ReadDevices, ReadEnrolments, VerifyAttestation,
 		CreateEnrolments, CompleteEnrol, CancelEnrolments),
 		allOf(Own, ReadTokens, RevokeTokens)),
 	api.RoleAuditor: merge(allOf(All, ReadSelf, ReadUsers, ReadFactors, ReadDevices, ReadEnrolments, ReadMFAStatus,

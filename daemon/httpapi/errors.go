@@ -33,6 +33,7 @@ const (
 	probInternal          = "internal"
 	probLocked            = "locked"
 	probRateLimited       = "rate-limited"
+	probAttestation       = "attestation-refused"
 	probNoUsableFactor    = "no-usable-factor"
 	probVerifyClosed      = "verification-closed"
 	probPolicyViolation   = "policy-violation"

@@ -40,6 +40,8 @@ type Config struct {
 	// Events serves the live event stream and sink status; nil leaves
 	// those routes out.
 	Events EventsAPI
+	// AttestRoots are extra attestation roots for POST /v1/attest/verify.
+	AttestRoots AttestRoots
 }
 
 // Route is one registered route: its pattern and the permission it needs
@@ -84,6 +86,7 @@ func New(cfg Config) (*Handler, error) {
 	h.probes(cfg)
 	h.register()
 	h.registerEvents(cfg.Events)
+	h.registerAttest(cfg.AttestRoots)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &apiError{http.StatusNotFound, probNotFound, "Not found",
 			fmt.Sprintf("there is no route %s %s; the API is documented in docs/openapi.yaml", r.Method, r.URL.Path)})

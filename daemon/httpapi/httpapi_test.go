@@ -183,6 +183,7 @@ func TestEveryRoleReachesOnlyWhatItMay(t *testing.T) {
 		{"clear recovery locks", "POST", "/v1/users/" + uid + "/recovery-unlock", "", []string{admin, so}},
 		{"read break-glass status", "GET", "/v1/breakglass", "", []string{admin, so, aud}},
 		{"rotate break-glass", "POST", "/v1/breakglass/rotate", "", []string{admin}},
+		{"verify attestation", "POST", "/v1/attest/verify", `{"format":"piv"}`, []string{admin, enr}},
 		{"unlock users", "POST", "/v1/users/" + uid + "/unlock", "", []string{admin, so, help}},
 		{"begin verifications", "POST", "/v1/verify/begin", fmt.Sprintf(`{"user":%q}`, uid), []string{admin, svc}},
 		{"finish verifications", "POST", "/v1/verify/finish", `{"id":"ver_x","factor_id":"fac_x","response":{}}`, []string{admin, svc}},
@@ -356,3 +357,26 @@ type noEvents struct{}
 func (noEvents) SSEHandler() http.Handler                     { return http.NotFoundHandler() }
 func (noEvents) Status() []events.SinkStatus                  { return nil }
 func (noEvents) Replay(context.Context, string, uint64) error { return nil }
+
+func TestAttestationIsCheckedAgainstTheDaemonsRoots(t *testing.T) {
+	f := newFixture(t)
+	read := func(name string) string {
+		b, err := os.ReadFile("../../testdata/attest/piv/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	body := func(slot, dev string) string {
+		b, _ := json.Marshal(api.AttestRequest{Format: "piv", SlotCert: read(slot), DeviceCert: read(dev)})
+		return string(b)
+	}
+	status, out := f.do(enr, "POST", "/v1/attest/verify", body("ovh-fw574-9a-slot.pem", "ovh-fw574-f9-device.pem"))
+	if status != 200 || !bytes.Contains(out, []byte(`"serial":32718477`)) {
+		t.Fatalf("a real pair: %d %s", status, out)
+	}
+	status, out = f.do(enr, "POST", "/v1/attest/verify", body("ovh-fw574-9a-slot.pem", "ovh-fw435-f9-device.pem"))
+	if status != 422 || !bytes.Contains(out, []byte("/problems/attestation-refused")) {
+		t.Fatalf("a cross-device pair: %d %s", status, out)
+	}
+}

@@ -87,7 +87,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.whoamiCmd(), a.usersCmd(), a.factorsCmd(),
 		a.devicesCmd(), a.enrolmentsCmd(), a.approvalsCmd(), a.tokensCmd(), a.auditCmd())
 	root.AddCommand(a.policyCmd(), a.reportCmd())
-	root.AddCommand(a.recoveryCmd(), a.breakglassCmd(), a.eventsCmd())
+	root.AddCommand(a.recoveryCmd(), a.breakglassCmd(), a.eventsCmd(), a.attestCmd())
 	return root
 }
 
