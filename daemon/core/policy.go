@@ -83,10 +83,12 @@ type PolicyReadTx interface {
 	FirstApplied(userID string) (map[string]time.Time, error)
 	// Exemptions lists a user's approved exemptions, expired ones too.
 	Exemptions(userID string) ([]Exemption, error)
-	// PolicySubjects pages through every user in id order with their
-	// factors, first-applied times and exemptions. p.Limit is not
-	// clamped: bulk evaluation reads large pages.
-	PolicySubjects(p PageReq) ([]PolicySubject, string, error)
+	// ScanPolicyFacts calls fn with every user whose id sorts after
+	// after ("" for all), in id order, with their policy facts as stored,
+	// until fn returns an error, which it returns. fn owns what it is
+	// given. The store keeps the facts with the records they come from,
+	// in the same transactions (see policy_facts.go).
+	ScanPolicyFacts(after string, fn func(PolicyFactsRecord) error) error
 }
 
 // PolicyTx writes them.

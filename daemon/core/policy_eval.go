@@ -14,9 +14,7 @@ import (
 )
 
 // policyUser maps a user for the policy.
-func policyUser(u User) policy.User {
-	return policy.User{ID: u.ID, Username: u.Username, Groups: u.Groups, Roles: u.Roles, Kind: u.Kind, CreatedAt: u.CreatedAt}
-}
+func policyUser(u User) policy.User { return policyUserOf(UserFactsOf(u)) }
 
 // evidenceView decodes stored evidence without the certificate chain and
 // key bytes, which the policy does not read: the outer fields shadow the
@@ -41,11 +39,9 @@ func decodeEvidence(raw json.RawMessage) *attest.Evidence {
 	return &v.Evidence
 }
 
-// policyFactor maps a factor: its evidence, and Hardware from its kind.
-func (s *Service) policyFactor(f Factor) policy.Factor {
-	return policy.Factor{ID: f.ID, Kind: f.Kind, State: f.State, CreatedAt: f.CreatedAt, ActivatedAt: f.ActivatedAt,
-		LastUsedAt: f.LastUsedAt, Evidence: decodeEvidence(f.Evidence), Hardware: s.kinds[f.Kind].info.Hardware}
-}
+// policyFactor maps a factor through its facts, as bulk evaluation reads
+// them from the store: its evidence, and Hardware from its kind.
+func (s *Service) policyFactor(f Factor) policy.Factor { return s.policyFactorOf(FactsOf(f)) }
 
 func (s *Service) policyFactors(fs []Factor) []policy.Factor {
 	out := make([]policy.Factor, len(fs))
@@ -88,6 +84,7 @@ func (s *Service) evaluate(doc *policy.Document, sub PolicySubject, now time.Tim
 // evaluation is one user's decision and what it was made from.
 type evaluation struct {
 	version  int
+	user     UserFacts
 	subject  PolicySubject
 	decision policy.Decision
 }
@@ -102,7 +99,7 @@ func (s *Service) evaluateUser(tx ReadTx, u User, now time.Time) (evaluation, er
 	if err != nil {
 		return evaluation{}, err
 	}
-	return evaluation{version: n, subject: sub, decision: s.evaluate(doc, sub, now)}, nil
+	return evaluation{version: n, user: UserFactsOf(u), subject: sub, decision: s.evaluate(doc, sub, now)}, nil
 }
 
 // noteEvaluation evaluates a user inside a write and records the rules
@@ -116,13 +113,13 @@ func (s *Service) noteEvaluation(ctx context.Context, tx Tx, userID string) erro
 	if err != nil {
 		return err
 	}
-	return s.recordFirstApplied(ctx, tx, u, ev.version, ev.decision)
+	return s.recordFirstApplied(ctx, tx, UserFactsOf(u), ev.version, ev.decision)
 }
 
 // recordFirstApplied merges d.NewlyApplied into the user's first-applied
 // times, re-read inside tx so a concurrent evaluation is not overwritten,
 // and audits the rules that started (deadlines count from them).
-func (s *Service) recordFirstApplied(ctx context.Context, tx Tx, u User, version int, d policy.Decision) error {
+func (s *Service) recordFirstApplied(ctx context.Context, tx Tx, u UserFacts, version int, d policy.Decision) error {
 	if len(d.NewlyApplied) == 0 {
 		return nil
 	}
@@ -148,7 +145,7 @@ func (s *Service) recordFirstApplied(ctx context.Context, tx Tx, u User, version
 	if err := tx.PutFirstApplied(u.ID, m); err != nil {
 		return err
 	}
-	ev := s.event(ctx, System, "policy.rules_applied", userTarget(u))
+	ev := s.event(ctx, System, "policy.rules_applied", targetRef{"user", u.ID, u.Username})
 	ev.After = map[string]any{"rules": started, "status": string(d.Status), "policy_version": version}
 	if !d.Deadline.IsZero() {
 		ev.After["deadline"] = d.Deadline
@@ -175,7 +172,7 @@ func (s *Service) checkEnrolment(tx ReadTx, userID, kind string, evidence []byte
 	if err != nil {
 		return err
 	}
-	f := policy.Factor{Kind: kind, State: api.FactorActive, Evidence: decodeEvidence(evidence), Hardware: s.kinds[kind].info.Hardware}
+	f := policy.Factor{Kind: kind, State: api.FactorActive, Evidence: policyEvidence(decodeEvidence(evidence)), Hardware: s.kinds[kind].info.Hardware}
 	if err := policy.CheckEnrolment(doc, policyUser(u), f); err != nil {
 		return fmt.Errorf("%w: enrolment refused: %w; enrol a key the policy accepts ('keyfleet policy show' lists the requirements)", ErrPolicyViolation, err)
 	}

@@ -2,129 +2,76 @@ package core
 
 import (
 	"context"
-	"runtime"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/policy"
 )
 
-// bulkChunk is how many users bulk evaluation reads per snapshot and
-// writes per transaction: memory stays flat however many users there are.
+// bulkChunk is how many users whose deadlines start are recorded per
+// write transaction.
 const bulkChunk = 1000
-
-// chunk is one page of users read from one snapshot.
-type chunk struct {
-	version int
-	doc     *policy.Document
-	subs    []PolicySubject
-	err     error
-}
-
-// eachChunk calls fn with every user, a chunk at a time, each chunk read
-// from one snapshot with the policy current in it. The next chunk is read
-// while fn works on this one: decoding records and evaluating them are
-// about equal halves of the work.
-func (s *Service) eachChunk(ctx context.Context, fn func(version int, doc *policy.Document, subs []PolicySubject) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	chunks := make(chan chunk, 1)
-	go s.readChunks(ctx, chunks)
-	for c := range chunks {
-		if c.err != nil {
-			return c.err
-		}
-		if err := fn(c.version, c.doc, c.subs); err != nil {
-			return err
-		}
-	}
-	return ctx.Err()
-}
-
-// readChunks sends every chunk, then closes out; it stops early when ctx
-// is done or a read fails (the failure is the last chunk sent).
-func (s *Service) readChunks(ctx context.Context, out chan<- chunk) {
-	defer close(out)
-	after := ""
-	for {
-		var c chunk
-		var next string
-		c.err = s.store.View(ctx, func(tx ReadTx) error {
-			var err error
-			if c.version, c.doc, err = s.currentPolicy(tx); err != nil {
-				return err
-			}
-			c.subs, next, err = tx.PolicySubjects(PageReq{After: after, Limit: bulkChunk})
-			return err
-		})
-		select {
-		case out <- c:
-		case <-ctx.Done():
-			return
-		}
-		if c.err != nil || next == "" {
-			return
-		}
-		after = next
-	}
-}
-
-// evaluateAll evaluates a chunk on every CPU: policy.Evaluate is pure and
-// the service's kinds are read-only.
-func (s *Service) evaluateAll(doc *policy.Document, subs []PolicySubject, now time.Time) []policy.Decision {
-	out := make([]policy.Decision, len(subs))
-	workers := min(runtime.GOMAXPROCS(0), max(len(subs)/64, 1))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(subs); i += workers {
-				out[i] = s.evaluate(doc, subs[i], now)
-			}
-		}()
-	}
-	wg.Wait()
-	return out
-}
 
 // reevaluateAll evaluates every user against the current policy and
 // records the rules that apply to each for the first time, with an audit
-// event per user whose deadline started.
+// event per user whose deadline started. Users are read from one
+// snapshot; the new first-applied times are merged inside each write (see
+// recordFirstApplied), so concurrent evaluations are not overwritten.
 func (s *Service) reevaluateAll(ctx context.Context) (api.Reevaluation, error) {
 	var out api.Reevaluation
+	var version int
+	var doc *policy.Document
+	var started []evaluation
 	now := s.now()
-	err := s.eachChunk(ctx, func(version int, doc *policy.Document, subs []PolicySubject) error {
-		var started []evaluation
-		for i, d := range s.evaluateAll(doc, subs, now) {
-			sub := subs[i]
-			out.Users++
-			switch d.Status {
-			case policy.StatusGrace:
-				out.Grace++
-			case policy.StatusNonCompliant:
-				out.NonCompliant++
-			}
-			if len(d.NewlyApplied) > 0 {
-				started = append(started, evaluation{version: version, subject: sub, decision: d})
-			}
-		}
-		if len(started) == 0 {
-			return nil
-		}
+	record := func() error {
 		out.Started += len(started)
-		return s.store.Update(ctx, func(tx Tx) error {
+		err := s.store.Update(ctx, func(tx Tx) error {
 			for _, e := range started {
-				if err := s.recordFirstApplied(ctx, tx, e.subject.User, e.version, e.decision); err != nil {
+				if err := s.recordFirstApplied(ctx, tx, e.user, e.version, e.decision); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
+		started = started[:0]
+		return err
+	}
+	err := s.runBulk(ctx, bulkPass{
+		read: s.readStore(func(tx ReadTx) (err error) {
+			version, doc, err = s.currentPolicy(tx)
+			return err
+		}),
+		eval: func(_ int, sub *bulkSubject) {
+			sub.d = policy.Evaluate(doc, sub.user, sub.factors, sub.facts.FirstApplied, sub.facts.Exemptions, now)
+		},
+		collect: func(subs []bulkSubject) error {
+			for i := range subs {
+				d := subs[i].d
+				out.Users++
+				out.Grace += boolInt(d.Status == policy.StatusGrace)
+				out.NonCompliant += boolInt(d.Status == policy.StatusNonCompliant)
+				if len(d.NewlyApplied) > 0 {
+					started = append(started, evaluation{version: version, user: subs[i].facts.User, decision: d})
+				}
+			}
+			if len(started) < bulkChunk {
+				return nil
+			}
+			return record()
+		},
 	})
+	if err == nil && len(started) > 0 {
+		err = record()
+	}
 	return out, err
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Reevaluate re-evaluates every user against the current policy, as
@@ -161,24 +108,39 @@ func (s *Service) DryRunPolicy(ctx context.Context, p Principal, in api.PolicyDo
 	if err != nil {
 		return api.PolicyDryRun{}, err
 	}
-	var before, after policy.Tally
-	now := s.now()
-	err = s.eachChunk(ctx, func(_ int, cur *policy.Document, subs []PolicySubject) error {
-		for _, sub := range subs {
-			pu, pf, ex := policyUser(sub.User), s.policyFactors(sub.Factors), policyExemptions(sub.Exemptions)
-			d0 := policy.Evaluate(cur, pu, pf, sub.FirstApplied, ex, now)
-			d1 := policy.Evaluate(doc, pu, pf, sub.FirstApplied, ex, now)
-			before.Add(pu, pf, d0)
-			after.Add(pu, pf, d1)
-			out.Users++
-			if d0.Status != d1.Status {
-				noteChange(&out, sub.User, d0, d1)
-			}
-		}
-		return nil
-	})
-	out.Before, out.After = apiCounts(before.Compliance().Counts), apiCounts(after.Compliance().Counts)
+	before, after, err := s.dryRunUsers(ctx, doc, &out)
+	out.Before, out.After = apiCounts(before.Counts), apiCounts(after.Counts)
 	return out, err
+}
+
+// dryRunUsers evaluates every user against the current document and doc,
+// counting both and noting each user whose status changes.
+func (s *Service) dryRunUsers(ctx context.Context, doc *policy.Document, out *api.PolicyDryRun) (before, after policy.Compliance, err error) {
+	var cur *policy.Document
+	t0, t1 := newTallies(), newTallies()
+	now := s.now()
+	err = s.runBulk(ctx, bulkPass{
+		read: s.readStore(func(tx ReadTx) (err error) {
+			_, cur, err = s.currentPolicy(tx)
+			return err
+		}),
+		eval: func(w int, sub *bulkSubject) {
+			sub.d = policy.Evaluate(cur, sub.user, sub.factors, sub.facts.FirstApplied, sub.facts.Exemptions, now)
+			sub.d2 = policy.Evaluate(doc, sub.user, sub.factors, sub.facts.FirstApplied, sub.facts.Exemptions, now)
+			t0[w].Add(sub.user, sub.factors, sub.d)
+			t1[w].Add(sub.user, sub.factors, sub.d2)
+		},
+		collect: func(subs []bulkSubject) error {
+			for i := range subs {
+				out.Users++
+				if subs[i].d.Status != subs[i].d2.Status {
+					noteChange(out, subs[i].facts.User, subs[i].d, subs[i].d2)
+				}
+			}
+			return nil
+		},
+	})
+	return t0.merged(), t1.merged(), err
 }
 
 func apiCounts(c policy.Counts) api.ComplianceCounts {
@@ -206,21 +168,30 @@ func (s *Service) ComplianceReport(ctx context.Context, p Principal, group strin
 	now := s.now()
 	out := api.ComplianceReport{GeneratedAt: now, Group: group, NearDays: int(near.Hours() / 24),
 		NonCompliant: []api.ReportUser{}, NearDeadline: []api.ReportUser{}}
-	var t policy.Tally
-	err := s.eachChunk(ctx, func(version int, doc *policy.Document, subs []PolicySubject) error {
-		out.PolicyVersion = version
-		for _, sub := range subs {
-			if group != "" && !slices.Contains(sub.User.Groups, group) {
-				continue
+	ts := newTallies()
+	var doc *policy.Document
+	err := s.runBulk(ctx, bulkPass{
+		read: s.readStore(func(tx ReadTx) (err error) {
+			out.PolicyVersion, doc, err = s.currentPolicy(tx)
+			return err
+		}),
+		eval: func(w int, sub *bulkSubject) {
+			if sub.skip = group != "" && !slices.Contains(sub.user.Groups, group); sub.skip {
+				return
 			}
-			pu, pf := policyUser(sub.User), s.policyFactors(sub.Factors)
-			d := policy.Evaluate(doc, pu, pf, sub.FirstApplied, policyExemptions(sub.Exemptions), now)
-			t.Add(pu, pf, d)
-			listUser(&out, sub.User, d, now.Add(near))
-		}
-		return nil
+			sub.d = policy.Evaluate(doc, sub.user, sub.factors, sub.facts.FirstApplied, sub.facts.Exemptions, now)
+			ts[w].Add(sub.user, sub.factors, sub.d)
+		},
+		collect: func(subs []bulkSubject) error {
+			for i := range subs {
+				if !subs[i].skip {
+					listUser(&out, subs[i].facts.User, subs[i].d, now.Add(near))
+				}
+			}
+			return nil
+		},
 	})
-	c := t.Compliance()
+	c := ts.merged()
 	out.Overall, out.KindsInUse, out.PrivilegedShort = apiCounts(c.Counts), c.KindsInUse, c.PrivilegedShort
 	out.ByGroup, out.ByRole = apiCountsMap(c.ByGroup), apiCountsMap(c.ByRole)
 	return out, err
@@ -236,7 +207,7 @@ func apiCountsMap(m map[string]policy.Counts) map[string]api.ComplianceCounts {
 
 // noteChange counts a user whose status a dry run changes, and lists them
 // while there is room.
-func noteChange(out *api.PolicyDryRun, u User, d0, d1 policy.Decision) {
+func noteChange(out *api.PolicyDryRun, u UserFacts, d0, d1 policy.Decision) {
 	out.Changed++
 	out.Transitions[string(d0.Status)+"->"+string(d1.Status)]++
 	if len(out.ChangedUsers) >= api.MaxListedUsers {
@@ -249,7 +220,7 @@ func noteChange(out *api.PolicyDryRun, u User, d0, d1 policy.Decision) {
 
 // listUser adds a non-compliant user, or one in grace whose deadline is
 // before nearBy, to the report's lists.
-func listUser(out *api.ComplianceReport, u User, d policy.Decision, nearBy time.Time) {
+func listUser(out *api.ComplianceReport, u UserFacts, d policy.Decision, nearBy time.Time) {
 	var l *[]api.ReportUser
 	switch {
 	case d.Status == policy.StatusNonCompliant:

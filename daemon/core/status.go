@@ -31,7 +31,7 @@ func (s *Service) MFAStatus(ctx context.Context, p Principal, ref string) (api.M
 		return api.MFAStatus{}, err
 	}
 	if len(e.decision.NewlyApplied) > 0 {
-		err = s.store.Update(ctx, func(tx Tx) error { return s.recordFirstApplied(ctx, tx, u, e.version, e.decision) })
+		err = s.store.Update(ctx, func(tx Tx) error { return s.recordFirstApplied(ctx, tx, UserFactsOf(u), e.version, e.decision) })
 		if err != nil {
 			return api.MFAStatus{}, err
 		}

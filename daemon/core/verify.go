@@ -153,7 +153,22 @@ func (s *Service) finishVerify(ctx context.Context, p Principal, in api.FinishVe
 		}
 		return after(tx, res)
 	})
+	if err == nil && res.OK {
+		s.notePolicy(ctx, res.UserID)
+	}
 	return res, err
+}
+
+// notePolicy records the rules that now apply to a user, after a
+// verification. It runs in its own transaction: evaluating reads all of
+// the user's factors, and doing that inside the verification would make
+// two verifications of the same user's different factors collide. It
+// writes only when a rule applies for the first time.
+func (s *Service) notePolicy(ctx context.Context, userID string) {
+	err := s.store.Update(ctx, func(tx Tx) error { return s.noteEvaluation(ctx, tx, userID) })
+	if err != nil {
+		s.log.Warn("recording the policy rules that apply", "user_id", userID, "err", err)
+	}
 }
 
 func (s *Service) openVerification(tx Tx, p Principal, in api.FinishVerify) (Verification, VerificationFactor, error) {
@@ -199,10 +214,7 @@ func (s *Service) checkAnswer(ctx context.Context, tx Tx, p Principal, v Verific
 		return res, err
 	}
 	res.OK = out.OK
-	if err := s.recordVerify(ctx, tx, p, &u, &f, out); err != nil || !out.OK {
-		return res, err
-	}
-	return res, s.noteEvaluation(ctx, tx, u.ID)
+	return res, s.recordVerify(ctx, tx, p, &u, &f, out)
 }
 
 func (s *Service) runFinish(ctx context.Context, u User, f Factor, v Verification, vf VerificationFactor, response []byte, now time.Time) (sdk.FinishVerifyResponse, error) {

@@ -34,6 +34,14 @@ import (
 //	pd/<approval id>             weakening policy document awaiting approval
 //	fa/<user id>                 rule name → when it first applied to the user
 //	x/<user id>/<exemption id>   approved exemption (id = its approval's id)
+//	pf/<user id>                 the user's policy facts (binary; facts.go)
+//	pf/<user id>\x00a            copy of fa/<user id>, binary
+//	pf/<user id>\x00f<factor id> the factor's policy facts (binary)
+//	pf/<user id>\x00x<exem. id>  copy of the exemption's reason and end
+//
+// The pf/ records are an index: written and deleted with the records they
+// copy, in the same transaction, and rebuilt from them when a store of
+// schema 1 is opened (migrate.go).
 //
 // Ids begin with a type prefix and a time-ordered part, so primary keys
 // list in creation order.
@@ -66,6 +74,7 @@ const (
 	pPolicyDraft   = "pd/"
 	pFirstApplied  = "fa/"
 	pExemption     = "x/"
+	pPolicyFacts   = "pf/"
 )
 
 func key(parts ...string) []byte { return []byte(strings.Join(parts, "")) }

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,104 +83,6 @@ func scanPrefix(txn *badger.Txn, prefix []byte, values bool, fn func(*badger.Ite
 	return nil
 }
 
-// PolicySubjects reads a page of users and, for them all at once, their
-// factor index entries and exemptions in one ordered pass each: users,
-// the fu/ index and the x/ records all sort by user id.
-func (r *readTx) PolicySubjects(pg core.PageReq) ([]core.PolicySubject, string, error) {
-	users, next, err := r.userPage(pg)
-	if err != nil || len(users) == 0 {
-		return nil, next, err
-	}
-	first, last := users[0].ID, users[len(users)-1].ID
-	factorIDs, err := r.idsByUser(pUserFactor, first, last)
-	if err != nil {
-		return nil, "", err
-	}
-	exemptions, err := r.exemptionsBetween(first, last)
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]core.PolicySubject, len(users))
-	for i, u := range users {
-		s := core.PolicySubject{User: u, Exemptions: exemptions[u.ID]}
-		for _, id := range factorIDs[u.ID] {
-			f, err := r.Factor(id)
-			if err != nil {
-				return nil, "", err
-			}
-			s.Factors = append(s.Factors, f)
-		}
-		if s.FirstApplied, err = r.FirstApplied(u.ID); err != nil {
-			return nil, "", err
-		}
-		out[i] = s
-	}
-	return out, next, nil
-}
-
-// userPage reads up to pg.Limit user records in id order after pg.After.
-func (r *readTx) userPage(pg core.PageReq) ([]core.User, string, error) {
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = []byte(pUser)
-	it := r.txn.NewIterator(opts)
-	defer it.Close()
-	start := []byte(pUser)
-	if pg.After != "" {
-		start = key(pUser, pg.After, "\x00")
-	}
-	var out []core.User
-	for it.Seek(start); it.Valid(); it.Next() {
-		if len(out) == pg.Limit {
-			return out, out[len(out)-1].ID, nil
-		}
-		var u core.User
-		if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &u) }); err != nil {
-			return nil, "", fmt.Errorf("decoding user %s: %w", it.Item().Key(), err)
-		}
-		out = append(out, u)
-	}
-	return out, "", nil
-}
-
-// idsByUser walks an index prefix/<user id>/<id> from the first user to
-// the last and groups the ids by user.
-func (r *readTx) idsByUser(prefix, first, last string) (map[string][]string, error) {
-	out := map[string][]string{}
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix, opts.PrefetchValues = []byte(prefix), false
-	it := r.txn.NewIterator(opts)
-	defer it.Close()
-	end := key(prefix, last, "/\xff")
-	for it.Seek(key(prefix, first, "/")); it.Valid(); it.Next() {
-		k := it.Item().Key()
-		if bytes.Compare(k, end) > 0 {
-			break
-		}
-		user, id, ok := bytes.Cut(k[len(prefix):], []byte("/"))
-		if ok {
-			out[string(user)] = append(out[string(user)], string(id))
-		}
-	}
-	return out, nil
-}
-
-func (r *readTx) exemptionsBetween(first, last string) (map[string][]core.Exemption, error) {
-	out := map[string][]core.Exemption{}
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = []byte(pExemption)
-	it := r.txn.NewIterator(opts)
-	defer it.Close()
-	end := key(pExemption, last, "/\xff")
-	for it.Seek(key(pExemption, first, "/")); it.Valid() && bytes.Compare(it.Item().Key(), end) <= 0; it.Next() {
-		var x core.Exemption
-		if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &x) }); err != nil {
-			return nil, fmt.Errorf("decoding exemption %s: %w", it.Item().Key(), err)
-		}
-		out[x.UserID] = append(out[x.UserID], x)
-	}
-	return out, nil
-}
-
 func (t *tx) InsertPolicyVersion(v core.PolicyVersion) error {
 	ok, err := exists(t.txn, policyVersionKey(v.Version))
 	if err != nil {
@@ -204,11 +105,27 @@ func (t *tx) DeletePolicyDraft(approvalID string) error {
 	return t.txn.Delete(key(pPolicyDraft, approvalID))
 }
 
+// PutFirstApplied writes the times and their copy in the policy facts.
 func (t *tx) PutFirstApplied(userID string, m map[string]time.Time) error {
-	return put(t.txn, key(pFirstApplied, userID), m)
+	return putFirstAppliedRecords(t.txn, userID, m)
 }
 
+func putFirstAppliedRecords(s setter, userID string, m map[string]time.Time) error {
+	if err := s.Set(factsSubKey(userID, tagFirstApplied, ""), encodeFirstApplied(m)); err != nil {
+		return err
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encoding first-applied times of %s: %w", userID, err)
+	}
+	return s.Set(key(pFirstApplied, userID), b)
+}
+
+// PutExemption writes the exemption and its copy in the policy facts.
 func (t *tx) PutExemption(x core.Exemption) error {
+	if err := t.txn.Set(factsSubKey(x.UserID, tagExemption, x.ID), encodeExemption(x.Reason, x.Until)); err != nil {
+		return err
+	}
 	return put(t.txn, exemptionKey(x.UserID, x.ID), x)
 }
 
@@ -221,6 +138,12 @@ func (t *tx) DeletePolicyState(userID string) error {
 		if err := t.txn.Delete(exemptionKey(userID, x.ID)); err != nil {
 			return err
 		}
+		if err := t.txn.Delete(factsSubKey(userID, tagExemption, x.ID)); err != nil {
+			return err
+		}
+	}
+	if err := t.txn.Delete(factsSubKey(userID, tagFirstApplied, "")); err != nil {
+		return err
 	}
 	return t.txn.Delete(key(pFirstApplied, userID))
 }

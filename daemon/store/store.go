@@ -24,8 +24,9 @@ import (
 var _ core.Store = (*Store)(nil)
 
 // schemaVersion is written at first open; a store from a newer keyfleet is
-// refused rather than misread.
-const schemaVersion = "1"
+// refused rather than misread. Version 2 added the policy facts index
+// (pf/): a store of version 1 is upgraded at open (migrate.go).
+const schemaVersion = "2"
 
 // maxAttempts bounds retries of a transaction that collides with others.
 const maxAttempts = 16
@@ -121,6 +122,9 @@ func badgerOptions(o Options) badger.Options {
 }
 
 func (s *Store) init() error {
+	if err := s.upgrade(); err != nil {
+		return err
+	}
 	return s.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(kSchema))
 		switch {

@@ -246,29 +246,27 @@ func (t *tx) InsertUser(u core.User) error {
 	return t.PutUser(u)
 }
 
-func (t *tx) PutUser(u core.User) error { return put(t.txn, key(pUser, u.ID), u) }
+// PutUser writes the user and their policy facts.
+func (t *tx) PutUser(u core.User) error { return putUserRecords(t.txn, u) }
 
 func (t *tx) DeleteUser(u core.User) error {
 	if err := t.txn.Delete(key(pUsername, u.Username)); err != nil {
 		return err
 	}
+	if err := t.txn.Delete(userFactsKey(u.ID)); err != nil {
+		return err
+	}
 	return t.txn.Delete(key(pUser, u.ID))
 }
 
-func (t *tx) PutFactor(f core.Factor) error {
-	if err := t.txn.Set(userFactorKey(f.UserID, f.ID), nil); err != nil {
-		return err
-	}
-	if f.DeviceID != "" {
-		if err := t.txn.Set(devFactorKey(f.DeviceID, f.ID), nil); err != nil {
-			return err
-		}
-	}
-	return put(t.txn, key(pFactor, f.ID), f)
-}
+// PutFactor writes the factor, its indexes and its policy facts.
+func (t *tx) PutFactor(f core.Factor) error { return putFactorRecords(t.txn, f) }
 
 func (t *tx) DeleteFactor(f core.Factor) error {
 	if err := t.txn.Delete(userFactorKey(f.UserID, f.ID)); err != nil {
+		return err
+	}
+	if err := t.txn.Delete(factsSubKey(f.UserID, tagFactor, f.ID)); err != nil {
 		return err
 	}
 	if f.DeviceID != "" {
