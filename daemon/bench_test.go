@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -43,10 +44,7 @@ func benchDaemon(b *testing.B) (string, *http.Client, string) {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, nil) }()
 	b.Cleanup(func() { cancel(); <-done })
-	pem, _ := os.ReadFile(filepath.Join(dir, "tls", "cert.pem"))
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64}}
+	hc := tlsClient(b, dir)
 	tok, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
 	return "https://" + ln.Addr().String(), hc, strings.TrimSpace(string(tok))
 }
@@ -137,4 +135,20 @@ func BenchmarkAuditChainCheck(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(len(recs[n/2].Body)), "body-bytes")
+}
+
+// tlsClient trusts the daemon's self-signed certificate.
+func tlsClient(b *testing.B, dir string) *http.Client {
+	b.Helper()
+	pem, err := os.ReadFile(filepath.Join(dir, "tls", "cert.pem"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64}}
+}
+
+func pemOf(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
