@@ -25,6 +25,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/attest"
+	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
@@ -59,7 +60,8 @@ type Server struct {
 	http    *http.Server
 	// notify wakes the event sinks after a commit; set once the manager
 	// exists (the store is opened first).
-	notify atomic.Pointer[func()]
+	notify   atomic.Pointer[func()]
+	counters *auditCounters
 }
 
 // NewLogger makes the daemon's slog logger from the log settings.
@@ -85,6 +87,7 @@ func New(cfg Config, o Options) (*Server, error) {
 		o.LogOut = os.Stderr
 	}
 	s := &Server{cfg: cfg, log: NewLogger(cfg, o.LogOut), reg: prometheus.NewRegistry()}
+	s.counters = newAuditCounters(s.reg)
 	if err := s.open(o); err != nil {
 		return nil, err
 	}
@@ -138,10 +141,11 @@ func (s *Server) open(o Options) error {
 	return nil
 }
 
-func (s *Server) afterAudit() {
+func (s *Server) afterAudit(evs []*audit.Event) {
 	if f := s.notify.Load(); f != nil {
 		(*f)()
 	}
+	s.counters.count(evs)
 }
 
 // builtinKinds are the kinds keyfleetd has without plugins (piv, and

@@ -87,6 +87,14 @@ func TestTOTPThroughThePluginAndTheVerificationAPI(t *testing.T) {
 		t.Fatalf("after five failures begin answered %d, want 429", status)
 	}
 
+	metrics := d.get("", "/metrics")
+	for _, want := range []string{`keyfleet_verifications_total{kind="totp",outcome="ok"} 1`,
+		`keyfleet_verifications_total{kind="totp",outcome="failed"}`, `keyfleet_lockouts_total{what="user"} 1`,
+		`keyfleet_enrolments_total{kind="totp"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
 	var v api.AuditVerification
 	d.call(admin, "GET", "/v1/audit/verify", nil, &v)
 	if !v.OK {
@@ -110,7 +118,9 @@ func TestTOTPThroughThePluginAndTheVerificationAPI(t *testing.T) {
 func (d *daemon) get(token, path string) string {
 	d.t.Helper()
 	req, _ := http.NewRequest("GET", d.url+path, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := d.http.Do(req)
 	if err != nil {
 		d.t.Fatal(err)

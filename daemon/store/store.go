@@ -51,8 +51,9 @@ type Options struct {
 	IndexCacheMB int64
 	Logger       *slog.Logger
 	// AfterAudit, if set, runs after every commit that appended audit
-	// events, outside the store's locks (the event sinks wake on it).
-	AfterAudit func()
+	// events, with those events, outside the store's locks (the event
+	// sinks wake on it; metrics count it).
+	AfterAudit func(events []*audit.Event)
 	// beforeCommit is a fault-injection point for tests: it runs after a
 	// transaction's writes and audit events are staged and before commit.
 	beforeCommit func() error
@@ -70,7 +71,7 @@ type Store struct {
 	failed error // set when a write failed; the store then refuses writes
 
 	beforeCommit func() error
-	afterAudit   func()
+	afterAudit   func([]*audit.Event)
 }
 
 // Open opens (creating if needed) the store and reads the audit head.
@@ -213,7 +214,7 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 		}
 		t.txn.Discard()
 		if err == nil && len(t.events) > 0 && s.afterAudit != nil {
-			s.afterAudit()
+			s.afterAudit(t.events)
 		}
 		if !errors.Is(err, badger.ErrConflict) {
 			return err
