@@ -64,7 +64,11 @@ type severityRule struct {
 
 // severityRules are tried in order; the first that matches wins.
 var severityRules = []severityRule{
-	{SeverityHigh, []string{"break_glass.*", "*.break_glass", "*.break_glass_*"}, nil},
+	{SeverityHigh, []string{"breakglass.*"}, nil},
+	// Every action taken in a break-glass session carries extra.breakglass.
+	{SeverityHigh, []string{"*"}, func(ev api.AuditEvent) bool { return ev.Extra["breakglass"] == "true" }},
+	// A replayed code or a sign counter that went backwards (a cloned key?).
+	{SeverityHigh, []string{"factor.verify_failed"}, func(ev api.AuditEvent) bool { return ev.Extra["suspicious"] == "true" }},
 	{SeverityHigh, []string{"*.lockout", "*.locked", "lockout.*"}, nil},
 	{SeverityHigh, []string{"*.attestation_failed", "attestation.fail*", "*.counter_regression", "*.sign_count_regression", "*.clone_suspected"}, nil},
 	{SeverityHigh, []string{"device.lost", "audit.*", ActionDeadLetter}, nil},
@@ -73,7 +77,7 @@ var severityRules = []severityRule{
 		return ev.Extra["attestation"] == "failed" || ev.Extra["sign_count"] == "regressed"
 	}},
 	{SeverityWarning, []string{"factor.revoke", "factor.delete", "factor.suspend", "user.disable", "user.delete", "user.reset_mfa", "token.revoke"}, nil},
-	{SeverityWarning, []string{"approval.deny", "approval.fail", "approval.expire", "*.fail", "*.failed", "*.denied", "*.reject*"}, nil},
+	{SeverityWarning, []string{"approval.deny", "approval.fail", "approval.expire", "*.fail", "*.failed", "*.denied", "*.reject*", "*.verify_failed"}, nil},
 	{SeverityWarning, []string{"*.verify"}, func(ev api.AuditEvent) bool { return ev.Extra["outcome"] != "" && ev.Extra["outcome"] != "ok" }},
 	{SeverityInfo, []string{"*.verify", "*.read", "*.list", "*.view"}, nil},
 }
@@ -83,8 +87,9 @@ var severityRules = []severityRule{
 // sink and every replay. action is usually ev.Action; it is a parameter so
 // callers can classify an action before an event exists.
 //
-//   - high: break-glass use, lockouts, attestation failures and sign-counter
-//     regressions, a lost device, approval of an action that removes MFA
+//   - high: break-glass use (breakglass.* and every action in a session),
+//     lockouts, attestation failures, sign-counter regressions and replayed
+//     codes (suspicious failed verifications), a lost device, approval of an action that removes MFA
 //     (factor revoke or delete, MFA reset, user disable or delete), any
 //     audit-chain event (audit.*), and undeliverable events
 //     (events.dead_letter).

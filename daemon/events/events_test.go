@@ -24,7 +24,12 @@ func TestSeverity(t *testing.T) {
 		ev   api.AuditEvent
 		want string
 	}{
-		{"break-glass use is high", api.AuditEvent{Action: "break_glass.use"}, events.SeverityHigh},
+		{"opening a break-glass session is high", api.AuditEvent{Action: "breakglass.start"}, events.SeverityHigh},
+		{"a failed break-glass attempt is high", api.AuditEvent{Action: "breakglass.failed"}, events.SeverityHigh},
+		{"any action in a break-glass session is high", api.AuditEvent{Action: "user.create", Extra: map[string]string{"breakglass": "true"}}, events.SeverityHigh},
+		{"a replayed code or counter regression is high", api.AuditEvent{Action: "factor.verify_failed", Extra: map[string]string{"suspicious": "true"}}, events.SeverityHigh},
+		{"a plain wrong code is a warning", api.AuditEvent{Action: "factor.verify_failed", Extra: map[string]string{"reason": "wrong code"}}, events.SeverityWarning},
+		{"locking recovery is high", api.AuditEvent{Action: "recovery.locked"}, events.SeverityHigh},
 		{"a lockout is high", api.AuditEvent{Action: "user.lockout"}, events.SeverityHigh},
 		{"an attestation failure is high", api.AuditEvent{Action: "enrolment.attestation_failed"}, events.SeverityHigh},
 		{"a sign-counter regression is high", api.AuditEvent{Action: "factor.counter_regression"}, events.SeverityHigh},
