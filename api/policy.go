@@ -184,4 +184,18 @@ type ComplianceReport struct {
 	NonCompliant []ReportUser `json:"non_compliant"`
 	NearDeadline []ReportUser `json:"near_deadline"`
 	Truncated    bool         `json:"truncated,omitempty"`
+	// RecoveryCodes counts users by their unused recovery codes.
+	RecoveryCodes RecoveryCodeCounts `json:"recovery_codes"`
+	// BreakGlass is the break-glass credential's state; NeedsRotation
+	// reads "used, not rotated".
+	BreakGlass *BreakGlassStatus `json:"break_glass,omitempty"`
+}
+
+// RecoveryCodeCounts counts users by how many unused recovery codes they
+// hold (users who never enrolled have none).
+type RecoveryCodeCounts struct {
+	WithCodes   int `json:"with_codes"`
+	Low         int `json:"low"` // 1 or 2 left: they should regenerate
+	AllUsed     int `json:"all_used"`
+	UnusedTotal int `json:"unused_total"`
 }

@@ -191,6 +191,9 @@ func (s *Service) ComplianceReport(ctx context.Context, p Principal, group strin
 			return nil
 		},
 	})
+	if err == nil {
+		err = s.recoveryReport(ctx, &out)
+	}
 	c := ts.merged()
 	out.Overall, out.KindsInUse, out.PrivilegedShort = apiCounts(c.Counts), c.KindsInUse, c.PrivilegedShort
 	out.ByGroup, out.ByRole = apiCountsMap(c.ByGroup), apiCountsMap(c.ByRole)
@@ -236,4 +239,34 @@ func listUser(out *api.ComplianceReport, u UserFacts, d policy.Decision, nearBy 
 	}
 	*l = append(*l, api.ReportUser{UserID: u.ID, Username: u.Username, Status: string(d.Status),
 		Deadline: timePtr(d.Deadline), Reasons: reasonTexts(d)})
+}
+
+// recoveryReport adds recovery-code counts and the break-glass state.
+func (s *Service) recoveryReport(ctx context.Context, out *api.ComplianceReport) error {
+	return s.store.View(ctx, func(tx ReadTx) error {
+		err := tx.EachRecoveryCodes(func(rc RecoveryCodes) error {
+			n := rc.Remaining()
+			out.RecoveryCodes.UnusedTotal += n
+			switch {
+			case n == 0:
+				out.RecoveryCodes.AllUsed++
+			case n <= 2:
+				out.RecoveryCodes.Low++
+				out.RecoveryCodes.WithCodes++
+			default:
+				out.RecoveryCodes.WithCodes++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		bg, err := tx.BreakGlass()
+		if isNotFound(err) {
+			return nil
+		}
+		out.BreakGlass = &api.BreakGlassStatus{SetID: bg.SetID, Shares: bg.Shares, Threshold: bg.Threshold,
+			CreatedAt: bg.CreatedAt, UsedAt: bg.UsedAt, NeedsRotation: bg.UsedAt != nil}
+		return err
+	})
 }

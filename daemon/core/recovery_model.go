@@ -124,6 +124,8 @@ type RecoveryReadTx interface {
 	// AccessPassByHash finds a pass by the SHA-256 of its code.
 	AccessPassByHash(hash []byte) (AccessPass, error)
 	BreakGlass() (BreakGlass, error)
+	// EachRecoveryCodes calls fn for every user's recovery codes.
+	EachRecoveryCodes(fn func(RecoveryCodes) error) error
 }
 
 // RecoveryTx writes recovery records.

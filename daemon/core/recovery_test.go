@@ -217,6 +217,13 @@ func TestBreakGlassOpensOneTimeBoxedSessionWithoutASecondApprover(t *testing.T) 
 	if !st.NeedsRotation {
 		t.Fatal("after use the status does not ask for rotation")
 	}
+	rep, err := e.svc.ComplianceReport(ctx, e.admin, "", 14*24*time.Hour)
+	if err != nil || rep.BreakGlass == nil || !rep.BreakGlass.NeedsRotation {
+		t.Fatalf("the compliance report does not say break-glass was used and not rotated: %+v %v", rep.BreakGlass, err)
+	}
+	if rep.RecoveryCodes.WithCodes != 1 || rep.RecoveryCodes.UnusedTotal != 10 {
+		t.Fatalf("recovery codes in the report: %+v", rep.RecoveryCodes)
+	}
 	e.clock.Add(31 * time.Minute)
 	if _, err := e.svc.Authenticate(ctx, sess.Token); !errors.Is(err, core.ErrTokenExpired) {
 		t.Fatalf("a session past its time gave %v", err)

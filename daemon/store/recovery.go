@@ -2,6 +2,9 @@ package store
 
 import (
 	"encoding/hex"
+	"encoding/json"
+
+	"github.com/dgraph-io/badger/v4"
 
 	"github.com/keyfleet/keyfleet/daemon/core"
 )
@@ -48,3 +51,20 @@ func (t *tx) PutAccessPass(p core.AccessPass) error {
 }
 
 func (t *tx) PutBreakGlass(b core.BreakGlass) error { return put(t.txn, []byte(kBreakGlass), b) }
+
+func (r *readTx) EachRecoveryCodes(fn func(core.RecoveryCodes) error) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte(pRecCodes)
+	it := r.txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		var rc core.RecoveryCodes
+		if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rc) }); err != nil {
+			return err
+		}
+		if err := fn(rc); err != nil {
+			return err
+		}
+	}
+	return nil
+}

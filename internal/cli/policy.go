@@ -364,6 +364,11 @@ func (a *app) printCompliance(r api.ComplianceReport) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "Admins and security officers short of two hardware keys: %d.\n", r.PrivilegedShort)
+	rc := r.RecoveryCodes
+	fmt.Fprintf(a.stdout, "Recovery codes: %d users hold some (%d with 1 or 2 left), %d used them all.\n", rc.WithCodes, rc.Low, rc.AllUsed)
+	if bg := r.BreakGlass; bg != nil && bg.NeedsRotation {
+		fmt.Fprintf(a.stdout, "BREAK-GLASS USED, NOT ROTATED (used %s): run 'keyfleet breakglass rotate'.\n", whenp(bg.UsedAt))
+	}
 	for _, l := range []struct {
 		title string
 		users []api.ReportUser
