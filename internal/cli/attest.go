@@ -130,8 +130,8 @@ func (a *app) attestWebAuthnCmd() *cobra.Command {
 	var f attestFlags
 	var file string
 	cmd := &cobra.Command{
-		Use:   "webauthn --file FILE",
-		Short: "Verify a WebAuthn registration (JSON with attestationObject, clientDataJSON, challenge, origin, rpId)",
+		Use:     "webauthn --file FILE",
+		Short:   "Verify a WebAuthn registration (JSON with attestationObject, clientDataJSON, challenge, origin, rpId)",
 		Example: "  keyfleet attest webauthn --file registration.json --at 2023-01-01T00:00:00Z",
 		Args:    argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
