@@ -23,7 +23,7 @@ func newAuditCounters(reg prometheus.Registerer) *auditCounters {
 		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keyfleet", Name: "verifications_total",
 			Help: "Factor verifications, by kind and outcome (ok, failed)."}, []string{"kind", "outcome"}),
 		enrolments: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keyfleet", Name: "enrolments_total",
-			Help: "Factors enrolled, by kind."}, []string{"kind"}),
+			Help: "Enrolments finished, by kind and outcome (ok, refused: the key's attestation or the policy)."}, []string{"kind", "outcome"}),
 		lockouts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keyfleet", Name: "lockouts_total",
 			Help: "Lockouts after repeated failures, by what was locked (user, factor, recovery)."}, []string{"what"}),
 	}
@@ -41,7 +41,9 @@ func (c *auditCounters) count(evs []*audit.Event) {
 			c.verifications.WithLabelValues(ev.Extra["kind"], "failed").Inc()
 		case "factor.enrol":
 			kind, _ := ev.After["kind"].(string)
-			c.enrolments.WithLabelValues(kind).Inc()
+			c.enrolments.WithLabelValues(kind, "ok").Inc()
+		case "enrolment.refused":
+			c.enrolments.WithLabelValues(ev.Extra["kind"], "refused").Inc()
 		case "user.lockout":
 			c.lockouts.WithLabelValues("user").Inc()
 		case "factor.lockout":

@@ -90,7 +90,7 @@ func TestTOTPThroughThePluginAndTheVerificationAPI(t *testing.T) {
 	metrics := d.get("", "/metrics")
 	for _, want := range []string{`keyfleet_verifications_total{kind="totp",outcome="ok"} 1`,
 		`keyfleet_verifications_total{kind="totp",outcome="failed"}`, `keyfleet_lockouts_total{what="user"} 1`,
-		`keyfleet_enrolments_total{kind="totp"} 1`} {
+		`keyfleet_enrolments_total{kind="totp",outcome="ok"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics has no %s", want)
 		}

@@ -242,6 +242,13 @@ func TestEnrolmentsAreSingleUseAndExpire(t *testing.T) {
 	if _, err := e.svc.CompleteEnrolment(ctx, e.admin, en.ID, api.CompleteEnrolment{Payload: bad}); !errors.Is(err, core.ErrInvalid) {
 		t.Fatalf("wrong challenge gave %v", err)
 	}
+	refused, _ := e.svc.ListAudit(ctx, e.admin, core.AuditFilter{Action: "enrolment.refused"}, 10)
+	if len(refused) != 1 {
+		t.Fatalf("%d enrolment.refused events after a refused key, want 1", len(refused))
+	}
+	if ev, _ := refused[0].Event(); ev.Extra["attestation"] != "failed" || ev.Extra["enrolment_id"] != en.ID {
+		t.Fatalf("the refusal event says %v", ev.Extra)
+	}
 	if _, err := e.svc.CompleteEnrolment(ctx, e.admin, en.ID, api.CompleteEnrolment{Payload: good}); err != nil {
 		t.Fatal(err)
 	}

@@ -225,7 +225,8 @@ func (s *Service) CompleteEnrolment(ctx context.Context, p Principal, id string,
 	res, err := s.kinds[e.Kind].FinishEnrol(ctx, sdk.FinishEnrolRequest{User: sdkUser(u), EnrolmentID: e.ID,
 		Challenge: e.Challenge, State: state, Response: in.Payload, Now: s.now()})
 	if err != nil {
-		return Factor{}, kindError(e.Kind, err)
+		err = kindError(e.Kind, err)
+		return Factor{}, s.refused(ctx, p, e, u, "attestation", err)
 	}
 	codes, plain, err := s.firstRecoveryCodes(ctx, u.ID)
 	if err != nil {
@@ -251,7 +252,33 @@ func (s *Service) CompleteEnrolment(ctx context.Context, p Principal, id string,
 		}
 		return s.noteEvaluation(ctx, tx, e.UserID)
 	})
+	if errors.Is(err, ErrPolicyViolation) {
+		err = s.refused(ctx, p, e, u, "policy", err)
+	}
 	return f, err
+}
+
+// refused audits an enrolment whose key was turned away (a bad or
+// untrusted attestation, a key the policy does not allow), so the trail
+// and the event sinks see attempts, not only successes. The enrolment
+// stays open for another key. It returns cause.
+func (s *Service) refused(ctx context.Context, p Principal, e Enrolment, u User, stage string, cause error) error {
+	if !errors.Is(cause, ErrInvalid) && !errors.Is(cause, ErrPolicyViolation) {
+		return cause // not the key's fault: an outage, a plugin crash
+	}
+	extra := map[string]string{"enrolment_id": e.ID, "kind": e.Kind, "stage": stage, "reason": cause.Error()}
+	if stage == "attestation" {
+		extra["attestation"] = "failed"
+	}
+	err := s.store.Update(ctx, func(tx Tx) error {
+		ev := s.eventCtx(ctx, p, "")
+		ev.extra = extra
+		return ev.audit(tx, "enrolment.refused", userTarget(u), nil, nil)
+	})
+	if err != nil {
+		s.log.Warn("auditing a refused enrolment", "enrolment_id", e.ID, "err", err)
+	}
+	return cause
 }
 
 func (s *Service) enrolmentFor(ctx context.Context, p Principal, id string) (Enrolment, User, error) {
