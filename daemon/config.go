@@ -78,6 +78,12 @@ type Config struct {
 		// http://localhost.
 		Insecure bool `yaml:"insecure"`
 	} `yaml:"web"`
+	// BreakGlass bounds emergency sessions (docs/recovery.md).
+	BreakGlass struct {
+		// MaxSession is the longest a break-glass session may last
+		// (default 4h, at most 24h).
+		MaxSession Duration `yaml:"max_session"`
+	} `yaml:"breakglass"`
 	// Events configures the event sinks (docs/events.md).
 	Events events.Config `yaml:"events"`
 	// Plugins are the factor plugins to load, each pinned by SHA-256
@@ -127,6 +133,7 @@ func (c *Config) Defaults() {
 	defDur(&c.EnrolmentTTL, time.Hour)
 	defDur(&c.ShutdownTimeout, 15*time.Second)
 	defDur(&c.Store.KeyRotation, 10*24*time.Hour)
+	defDur(&c.BreakGlass.MaxSession, 4*time.Hour)
 	if c.Web.Origin == "" {
 		if _, port, err := net.SplitHostPort(c.Listen); err == nil {
 			c.Web.Origin = "https://localhost:" + port
@@ -180,6 +187,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Plugins.Validate(); err != nil {
 		bad("plugins: %v", err)
+	}
+	if d := c.BreakGlass.MaxSession.Duration; d < time.Minute || d > 24*time.Hour {
+		bad("breakglass.max_session: %s must be between 1m and 24h", c.BreakGlass.MaxSession)
 	}
 	if c.Store.KeyRotation.Duration < time.Hour {
 		bad("store.key_rotation: %s must be at least 1h", c.Store.KeyRotation)

@@ -132,6 +132,7 @@ func (s *Server) open(o Options) error {
 	s.svc, err = core.New(core.Config{
 		Store: s.store, Sealer: sl, Kinds: append(builtin, kinds...), Logger: s.log,
 		ApprovalTTL: s.cfg.ApprovalTTL.Duration, EnrolmentTTL: s.cfg.EnrolmentTTL.Duration,
+		BreakGlassMax: s.cfg.BreakGlass.MaxSession.Duration,
 	})
 	if err != nil {
 		s.Close()
@@ -347,6 +348,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	chainCtx, stopChain := context.WithCancel(context.Background())
 	chainDone := make(chan struct{})
 	go func() { defer close(chainDone); s.checkChain(chainCtx) }()
+	sweepDone := make(chan struct{})
+	go func() { defer close(sweepDone); s.sweep(chainCtx) }()
 	eventsCtx, stopEvents := context.WithCancel(context.Background())
 	eventsDone := make(chan struct{})
 	go func() {
@@ -368,11 +371,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	}
 	stopChain()
 	<-chainDone
+	<-sweepDone
 	// The sinks stop first: their live streams end, so the HTTP shutdown
 	// does not wait on them.
 	stopEvents()
 	<-eventsDone
 	return errors.Join(serveErr, s.shutdown())
+}
+
+// sweep ends break-glass sessions whose time ran out, every half minute,
+// so their end is audited even if nobody presents the token again.
+func (s *Server) sweep(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		if err := s.svc.SweepBreakGlass(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("ending an expired break-glass session", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // shutdown stops accepting, lets in-flight requests finish (bounded by

@@ -25,7 +25,6 @@ const (
 	breakGlassUser        = "breakglass"
 	shareVersion          = "kfbg1"
 	breakGlassDefaultTTL  = time.Hour
-	breakGlassMaxTTL      = 4 * time.Hour
 	breakGlassMinShares   = 2
 	breakGlassMaxShares   = 16
 	defaultBreakGlassN    = 5
@@ -159,7 +158,7 @@ func parseShares(shares []string) (string, [][]byte, error) {
 // UseBreakGlass opens a break-glass session with M shares. It is loudly
 // audited, single use, and time-boxed.
 func (s *Service) UseBreakGlass(ctx context.Context, in api.BreakGlassUse) (api.BreakGlassSession, error) {
-	ttl, err := breakGlassTTL(in.Duration)
+	ttl, err := s.breakGlassTTL(in.Duration)
 	if err != nil {
 		return api.BreakGlassSession{}, err
 	}
@@ -189,15 +188,38 @@ func (s *Service) UseBreakGlass(ctx context.Context, in api.BreakGlassUse) (api.
 	return out, err
 }
 
-func breakGlassTTL(in string) (time.Duration, error) {
+func (s *Service) breakGlassTTL(in string) (time.Duration, error) {
 	if in == "" {
-		return breakGlassDefaultTTL, nil
+		return min(breakGlassDefaultTTL, s.cfg.BreakGlassMax), nil
 	}
 	d, err := time.ParseDuration(in)
-	if err != nil || d < time.Minute || d > breakGlassMaxTTL {
-		return 0, invalid("duration", "%q must be a duration from 1m to %s", in, breakGlassMaxTTL)
+	if err != nil || d < time.Minute || d > s.cfg.BreakGlassMax {
+		return 0, invalid("duration", "%q must be a duration from 1m to %s (breakglass.max_session)", in, s.cfg.BreakGlassMax)
 	}
 	return d, nil
+}
+
+// SweepBreakGlass ends a break-glass session whose time ran out, so its
+// end is audited even if nobody presents its token again. keyfleetd runs
+// it every half minute.
+func (s *Service) SweepBreakGlass(ctx context.Context) error {
+	return s.store.Update(ctx, func(tx Tx) error {
+		bg, err := tx.BreakGlass()
+		if isNotFound(err) || (err == nil && bg.UsedBy == "") {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		t, err := tx.Token(bg.UsedBy)
+		if isNotFound(err) || (err == nil && (t.RevokedAt != nil || t.ExpiresAt == nil || s.now().Before(*t.ExpiresAt))) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return s.endBreakGlass(ctx, tx, t, "time ran out")
+	})
 }
 
 // openBreakGlass checks the shares against the stored verifier. A failure

@@ -224,8 +224,17 @@ func TestBreakGlassOpensOneTimeBoxedSessionWithoutASecondApprover(t *testing.T) 
 	if rep.RecoveryCodes.WithCodes != 1 || rep.RecoveryCodes.UnusedTotal != 10 {
 		t.Fatalf("recovery codes in the report: %+v", rep.RecoveryCodes)
 	}
+	if _, err := use(shares[1:4], "5h"); !errors.Is(err, core.ErrInvalid) {
+		t.Fatalf("a session longer than the limit gave %v", err)
+	}
 	e.clock.Add(31 * time.Minute)
-	if _, err := e.svc.Authenticate(ctx, sess.Token); !errors.Is(err, core.ErrTokenExpired) {
+	if err := e.svc.SweepBreakGlass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ended, _ := e.svc.ListAudit(ctx, e.admin, core.AuditFilter{Action: "breakglass.end"}, 10); len(ended) != 1 {
+		t.Fatalf("the sweep wrote %d breakglass.end events, want 1", len(ended))
+	}
+	if _, err := e.svc.Authenticate(ctx, sess.Token); !errors.Is(err, core.ErrTokenRevoked) && !errors.Is(err, core.ErrTokenExpired) {
 		t.Fatalf("a session past its time gave %v", err)
 	}
 	_, fresh, err := e.svc.RotateBreakGlass(ctx, e.admin, 0, 0)

@@ -42,9 +42,12 @@ type Config struct {
 	MaxFailures int
 	LockoutFor  time.Duration
 	VerifyTTL   time.Duration
-	Now         func() time.Time // default time.Now
-	Rand        io.Reader        // default crypto/rand
-	Logger      *slog.Logger     // default discards
+	// BreakGlassMax is the longest a break-glass session may last
+	// (default 4h, at most 24h).
+	BreakGlassMax time.Duration
+	Now           func() time.Time // default time.Now
+	Rand          io.Reader        // default crypto/rand
+	Logger        *slog.Logger     // default discards
 }
 
 // Service is the domain. It is safe for concurrent use.
@@ -84,6 +87,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.VerifyTTL == 0 {
 		cfg.VerifyTTL = 5 * time.Minute
+	}
+	if cfg.BreakGlassMax == 0 {
+		cfg.BreakGlassMax = 4 * time.Hour
+	}
+	if cfg.BreakGlassMax < time.Minute || cfg.BreakGlassMax > 24*time.Hour {
+		return nil, fmt.Errorf("core: the break-glass session limit (%s) must be from 1m to 24h", cfg.BreakGlassMax)
 	}
 	if cfg.MaxFailures < 1 || cfg.LockoutFor < time.Second || cfg.VerifyTTL < 10*time.Second {
 		return nil, fmt.Errorf("core: max failures (%d) must be at least 1, lockout (%s) at least 1s, verify TTL (%s) at least 10s", cfg.MaxFailures, cfg.LockoutFor, cfg.VerifyTTL)
