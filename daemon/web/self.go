@@ -22,19 +22,8 @@ func (rq *request) self() core.Principal {
 }
 
 // selfEnrol is the principal that opens an enrolment for the signed-in
-// user's own new factor. The user role does not grant creating
-// enrolments, even for oneself (core.CreateEnrolments has no Own scope
-// for it yet), so until it does the pages open the user's own enrolment
-// as the user with the enroller role, and only ever for rq.user. Audit
-// records name the user as the actor.
-func (rq *request) selfEnrol() core.Principal {
-	p := rq.self()
-	if p.Can(core.CreateEnrolments, p.UserID) {
-		return p
-	}
-	p.Roles = []string{api.RoleEnroller}
-	return p
-}
+// user's own new factor: the user role may enrol its own factors.
+func (rq *request) selfEnrol() core.Principal { return rq.self() }
 
 type mePage struct {
 	Status    api.MFAStatus
