@@ -139,9 +139,11 @@ func (b *browser) csrf() string {
 // shot writes a screenshot of the whole page to the screenshots folder.
 func (b *browser) shot(name string) {
 	b.t.Helper()
+	// make test names the folder (var/screenshots); the README's copies in
+	// docs/screenshots are refreshed by hand from there.
 	dir := os.Getenv("KEYFLEET_SCREENSHOTS")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "docs", "screenshots")
+		dir = filepath.Join(os.TempDir(), "keyfleet-screenshots")
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
 	defer cancel()
