@@ -607,3 +607,27 @@ type SinkStatus struct {
 	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
 	DeadLetters int        `json:"dead_letters"`
 }
+
+// ImportUsers is the body of POST /v1/users/import: users to create, or
+// to update when the username exists. Every row is checked first; one bad
+// row changes nothing.
+type ImportUsers struct {
+	Users  []CreateUser `json:"users"`
+	DryRun bool         `json:"dry_run,omitempty"`
+}
+
+// ImportResult is the answer to POST /v1/users/import.
+type ImportResult struct {
+	Created   int  `json:"created"`
+	Updated   int  `json:"updated"`
+	Unchanged int  `json:"unchanged"`
+	DryRun    bool `json:"dry_run,omitempty"`
+}
+
+// ImportRowError is one bad row of an import (Row counts from 1 in the
+// order given). Problem.Fields carries them as "row N: field".
+type ImportRowError struct {
+	Row    int    `json:"row"`
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}

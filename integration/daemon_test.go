@@ -399,3 +399,33 @@ func TestInitRefusesToOverwriteAndTakesKeysFromTheEnvironment(t *testing.T) {
 		t.Fatalf("serve without the env key: %v %s", err, out)
 	}
 }
+
+func TestUsersImportFromCSVThroughTheCLI(t *testing.T) {
+	dir := initData(t)
+	d := start(t, dir)
+	k := newCLI(t)
+	k.login(d, filepath.Join(dir, "admin.token"))
+	csvFile := filepath.Join(t.TempDir(), "staff.csv")
+	os.WriteFile(csvFile, []byte("username,display_name,email,groups,roles\nada,Ada L,ada@example.org,eng;oncall,user\nbea,,,sales,\n"), 0o600)
+	if out := k.must("users", "import", csvFile, "--dry-run"); !strings.Contains(out, "2 created") {
+		t.Fatalf("dry run: %s", out)
+	}
+	if code, _, _ := k.run("users", "show", "ada"); code != cli.ExitNotFound {
+		t.Fatal("the dry run created ada")
+	}
+	k.must("users", "import", csvFile)
+	var ada api.User
+	json.Unmarshal([]byte(k.must("users", "show", "ada", "-o", "json")), &ada)
+	if ada.DisplayName != "Ada L" || len(ada.Groups) != 2 {
+		t.Fatalf("imported ada: %+v", ada)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.csv")
+	os.WriteFile(bad, []byte("username,email\ncyd,cyd@example.org\nNot OK,\n"), 0o600)
+	code, _, errb := k.run("users", "import", bad)
+	if code != cli.ExitError || !strings.Contains(errb, "row 2") {
+		t.Fatalf("a bad file: exit %d %s", code, errb)
+	}
+	if code, _, _ := k.run("users", "show", "cyd"); code != cli.ExitNotFound {
+		t.Fatal("a file with a bad row created its good rows")
+	}
+}

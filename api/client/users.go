@@ -78,3 +78,10 @@ func (c *Client) ResetUserMFA(ctx context.Context, user, reason string) (api.Acc
 func (c *Client) DeleteUser(ctx context.Context, user, reason string) (api.Accepted, error) {
 	return c.accepted(ctx, http.MethodDelete, p("/v1/users/%s", user), api.StateChange{Reason: reason})
 }
+
+// ImportUsers calls POST /v1/users/import.
+func (c *Client) ImportUsers(ctx context.Context, in api.ImportUsers) (api.ImportResult, error) {
+	var out api.ImportResult
+	_, err := c.do(ctx, http.MethodPost, "/v1/users/import", nil, in, &out)
+	return out, err
+}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/keyfleet/keyfleet/api"
@@ -86,7 +87,14 @@ func problemFor(err error) api.Problem {
 		if errors.Is(err, m.err) {
 			p := api.Problem{Type: "/problems/" + m.typ, Title: m.title, Status: m.status, Detail: err.Error()}
 			var ve *core.ValidationError
-			if errors.As(err, &ve) {
+			var ie *core.ImportError
+			switch {
+			case errors.As(err, &ie):
+				p.Fields = map[string]string{}
+				for _, r := range ie.Rows {
+					p.Fields[fmt.Sprintf("row %d: %s", r.Row, r.Field)] = r.Reason
+				}
+			case errors.As(err, &ve):
 				p.Fields = map[string]string{ve.Field: ve.Reason}
 			}
 			if f := policyFields(err); f != nil {

@@ -20,6 +20,7 @@ func (h *Handler) register() {
 
 	h.route("GET /v1/users", core.ReadUsers, h.listUsers)
 	h.route("POST /v1/users", core.CreateUsers, h.createUser)
+	h.route("POST /v1/users/import", core.CreateUsers, h.importUsers)
 	h.route("GET /v1/users/{user}", core.ReadSelf, h.getUser)
 	h.route("PATCH /v1/users/{user}", core.UpdateUsers, h.updateUser)
 	h.route("POST /v1/users/{user}/enable", core.EnableUsers, h.enableUser)
@@ -96,6 +97,15 @@ func (h *Handler) createUser(r *http.Request, p core.Principal) (int, any, error
 	}
 	u, err := h.svc.CreateUser(r.Context(), p, in)
 	return http.StatusCreated, u.API(), err
+}
+
+func (h *Handler) importUsers(r *http.Request, p core.Principal) (int, any, error) {
+	var in api.ImportUsers
+	if err := decode(r, &in, false); err != nil {
+		return 0, nil, err
+	}
+	res, err := h.svc.ImportUsers(r.Context(), p, in)
+	return http.StatusOK, res, err
 }
 
 func (h *Handler) getUser(r *http.Request, p core.Principal) (int, any, error) {

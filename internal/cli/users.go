@@ -14,7 +14,7 @@ func (a *app) usersCmd() *cobra.Command {
 		"  keyfleet users list --group eng\n  keyfleet users show alice")
 	cmd.AddCommand(a.usersCreateCmd(), a.usersListCmd(), a.usersShowCmd(), a.usersUpdateCmd(),
 		a.usersEnableCmd(), a.twoPersonCmd(userDisable), a.twoPersonCmd(userDelete),
-		a.twoPersonCmd(userResetMFA), a.usersExemptCmd())
+		a.twoPersonCmd(userResetMFA), a.usersExemptCmd(), a.usersImportCmd())
 	return cmd
 }
 
