@@ -3,6 +3,7 @@ package daemon
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/audit"
 )
 
@@ -51,5 +52,49 @@ func (c *auditCounters) count(evs []*audit.Event) {
 		case "recovery.locked":
 			c.lockouts.WithLabelValues("recovery").Inc()
 		}
+	}
+}
+
+// complianceGauges publish the compliance report by group: refreshed from a
+// bulk evaluation every few minutes, not on each scrape.
+type complianceGauges struct {
+	adoption, users, nonCompliant, grace, stale, vulnerable *prometheus.GaugeVec
+}
+
+func newComplianceGauges(reg prometheus.Registerer) *complianceGauges {
+	g := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "compliance", Name: name,
+			Help: help + " The group label is empty for everyone."}, []string{"group"})
+	}
+	c := &complianceGauges{
+		adoption:     g("adoption_ratio", "Share of users with at least one active factor."),
+		users:        g("users", "Users the policy covers."),
+		nonCompliant: g("non_compliant_users", "Users past their enrolment deadline."),
+		grace:        g("grace_users", "Users short of a requirement but within their deadline."),
+		stale:        g("stale_factors", "Active factors unused longer than the policy allows."),
+		vulnerable:   g("vulnerable_factors", "Active factors on hardware with a known advisory."),
+	}
+	reg.MustRegister(c.adoption, c.users, c.nonCompliant, c.grace, c.stale, c.vulnerable)
+	return c
+}
+
+func (c *complianceGauges) set(r api.ComplianceReport) {
+	c.adoption.Reset()
+	c.users.Reset()
+	c.nonCompliant.Reset()
+	c.grace.Reset()
+	c.stale.Reset()
+	c.vulnerable.Reset()
+	put := func(group string, n api.ComplianceCounts) {
+		c.adoption.WithLabelValues(group).Set(n.Adoption)
+		c.users.WithLabelValues(group).Set(float64(n.Users))
+		c.nonCompliant.WithLabelValues(group).Set(float64(n.NonCompliant))
+		c.grace.WithLabelValues(group).Set(float64(n.Grace))
+		c.stale.WithLabelValues(group).Set(float64(n.StaleFactors))
+		c.vulnerable.WithLabelValues(group).Set(float64(n.VulnerableFactors))
+	}
+	put("", r.Overall)
+	for g, n := range r.ByGroup {
+		put(g, n)
 	}
 }

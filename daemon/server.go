@@ -60,8 +60,9 @@ type Server struct {
 	http    *http.Server
 	// notify wakes the event sinks after a commit; set once the manager
 	// exists (the store is opened first).
-	notify   atomic.Pointer[func()]
-	counters *auditCounters
+	notify     atomic.Pointer[func()]
+	counters   *auditCounters
+	compliance *complianceGauges
 }
 
 // NewLogger makes the daemon's slog logger from the log settings.
@@ -88,6 +89,7 @@ func New(cfg Config, o Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: NewLogger(cfg, o.LogOut), reg: prometheus.NewRegistry()}
 	s.counters = newAuditCounters(s.reg)
+	s.compliance = newComplianceGauges(s.reg)
 	if err := s.open(o); err != nil {
 		return nil, err
 	}
@@ -380,13 +382,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 }
 
 // sweep ends break-glass sessions whose time ran out, every half minute,
-// so their end is audited even if nobody presents the token again.
+// so their end is audited even if nobody presents the token again, and
+// refreshes the compliance gauges every five minutes.
 func (s *Server) sweep(ctx context.Context) {
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
-	for {
+	for i := 0; ; i++ {
 		if err := s.svc.SweepBreakGlass(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("ending an expired break-glass session", "err", err)
+		}
+		if i%10 == 0 {
+			s.refreshCompliance(ctx)
 		}
 		select {
 		case <-ctx.Done():
@@ -394,6 +400,17 @@ func (s *Server) sweep(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+func (s *Server) refreshCompliance(ctx context.Context) {
+	r, err := s.svc.ComplianceReport(ctx, core.System, "", 14*24*time.Hour)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("refreshing the compliance gauges", "err", err)
+		}
+		return
+	}
+	s.compliance.set(r)
 }
 
 // shutdown stops accepting, lets in-flight requests finish (bounded by
