@@ -199,3 +199,18 @@ type RecoveryCodeCounts struct {
 	AllUsed     int `json:"all_used"`
 	UnusedTotal int `json:"unused_total"`
 }
+
+// ReportFactor is one factor in a stale or vulnerable factors report.
+type ReportFactor struct {
+	UserID     string     `json:"user_id"`
+	Username   string     `json:"username"`
+	FactorID   string     `json:"factor_id"`
+	Kind       string     `json:"kind"`
+	Model      string     `json:"model,omitempty"`
+	Serial     uint32     `json:"serial,omitempty"`
+	Firmware   string     `json:"firmware,omitempty"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	// Why is the policy's reason in words (the advisory, or how long the
+	// factor has not been used).
+	Why string `json:"why"`
+}

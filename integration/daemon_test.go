@@ -419,6 +419,12 @@ func TestUsersImportFromCSVThroughTheCLI(t *testing.T) {
 	if ada.DisplayName != "Ada L" || len(ada.Groups) != 2 {
 		t.Fatalf("imported ada: %+v", ada)
 	}
+	if out := k.must("report", "adoption", "-o", "csv"); !strings.Contains(out, "SCOPE,USERS,ADOPTION") || !strings.Contains(out, "group eng,") {
+		t.Fatalf("report adoption -o csv: %s", out)
+	}
+	if out := k.must("report", "vulnerable"); !strings.Contains(out, "USERNAME") {
+		t.Fatalf("report vulnerable: %s", out)
+	}
 	bad := filepath.Join(t.TempDir(), "bad.csv")
 	os.WriteFile(bad, []byte("username,email\ncyd,cyd@example.org\nNot OK,\n"), 0o600)
 	code, _, errb := k.run("users", "import", bad)

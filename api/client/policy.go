@@ -109,3 +109,13 @@ func (c *Client) ComplianceReport(ctx context.Context, group string, nearDays in
 	_, err := c.do(ctx, http.MethodGet, "/v1/reports/compliance", q, nil, &r)
 	return r, err
 }
+
+// FactorReport calls GET /v1/reports/factors: which is "stale" or
+// "vulnerable"; group "" means everyone.
+func (c *Client) FactorReport(ctx context.Context, which, group string) ([]api.ReportFactor, error) {
+	q := query("group", group)
+	q.Set("which", which)
+	var out api.Page[api.ReportFactor]
+	_, err := c.do(ctx, http.MethodGet, "/v1/reports/factors", q, nil, &out)
+	return out.Items, err
+}

@@ -494,6 +494,17 @@ func TestBulkReevaluationAndTheComplianceReport(t *testing.T) {
 	if rep.Overall.Users != 9 || rep.Overall.Compliant != 2 || rep.Overall.VulnerableFactors != 1 {
 		t.Fatalf("overall = %+v", rep.Overall)
 	}
+	aud := core.Principal{UserID: "aud", Username: "aud", Roles: []string{api.RoleAuditor}}
+	vuln, err := e.svc.FactorReport(ctx, aud, core.ReportVulnerable, "")
+	if err != nil || len(vuln) != 1 || vuln[0].Username != "h2" || vuln[0].Firmware != "5.4.3" || vuln[0].Why == "" {
+		t.Fatalf("vulnerable factors = %+v, %v", vuln, err)
+	}
+	if none, _ := e.svc.FactorReport(ctx, aud, core.ReportVulnerable, "sales"); len(none) != 0 {
+		t.Fatalf("vulnerable factors in sales = %+v", none)
+	}
+	if _, err := e.svc.FactorReport(ctx, aud, "broken", ""); !errors.Is(err, core.ErrInvalid) {
+		t.Fatalf("an unknown report gave %v", err)
+	}
 	if _, err := e.svc.ComplianceReport(ctx, e.principal(e.admin, "enr", api.RoleEnroller), "", 0); !errors.Is(err, core.ErrForbidden) {
 		t.Fatalf("an enroller reading the report gave %v", err)
 	}

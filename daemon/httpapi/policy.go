@@ -26,6 +26,7 @@ func (h *Handler) registerPolicy() {
 	h.route("GET /v1/policy/diff", core.ReadPolicy, h.diffPolicy)
 	h.route("POST /v1/users/{user}/exemptions", core.RequestExempt, h.requestExemption)
 	h.route("GET /v1/reports/compliance", core.ReadReports, h.complianceReport)
+	h.route("GET /v1/reports/factors", core.ReadReports, h.factorReport)
 }
 
 // policyBody reads a policy document: the YAML itself (Content-Type
@@ -171,6 +172,12 @@ func (h *Handler) complianceReport(r *http.Request, p core.Principal) (int, any,
 	}
 	rep, err := h.svc.ComplianceReport(r.Context(), p, r.URL.Query().Get("group"), near)
 	return http.StatusOK, rep, err
+}
+
+func (h *Handler) factorReport(r *http.Request, p core.Principal) (int, any, error) {
+	q := r.URL.Query()
+	items, err := h.svc.FactorReport(r.Context(), p, q.Get("which"), q.Get("group"))
+	return http.StatusOK, api.Page[api.ReportFactor]{Items: items}, err
 }
 
 // policyFields names what the policy found wrong: every problem of a

@@ -25,8 +25,10 @@ func (a *app) policyCmd() *cobra.Command {
 }
 
 func (a *app) reportCmd() *cobra.Command {
-	cmd := group("report", "Compliance reports", "  keyfleet report compliance --group eng")
-	cmd.AddCommand(a.reportComplianceCmd())
+	cmd := group("report", "Compliance reports (table, -o json, or -o csv)", "  keyfleet report compliance --group eng\n  keyfleet report vulnerable -o csv")
+	cmd.AddCommand(a.reportComplianceCmd(), a.reportAdoptionCmd(), a.reportDeadlinesCmd(),
+		a.reportFactorsCmd("stale", "Active factors unused for longer than the policy allows"),
+		a.reportFactorsCmd("vulnerable", "Active factors on hardware with a known advisory (EUCLEAK, ROCA, …)"))
 	return cmd
 }
 

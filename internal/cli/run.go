@@ -58,6 +58,8 @@ type app struct {
 const (
 	outputTable = "table"
 	outputJSON  = "json"
+	// outputCSV is for the report commands; others print their table.
+	outputCSV = "csv"
 )
 
 func (a *app) jsonOutput() bool { return a.output == outputJSON }
@@ -76,13 +78,13 @@ func (a *app) rootCmd() *cobra.Command {
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 		PersistentPreRunE: func(*cobra.Command, []string) error {
-			if a.output != outputTable && a.output != outputJSON {
-				return usagef("unknown output format %q; use -o table or -o json", a.output)
+			if a.output != outputTable && a.output != outputJSON && a.output != outputCSV {
+				return usagef("unknown output format %q; use -o table, -o json, or -o csv for reports", a.output)
 			}
 			return nil
 		},
 	}
-	root.PersistentFlags().StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
+	root.PersistentFlags().StringVarP(&a.output, "output", "o", outputTable, "output format: table, json, or csv (reports)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cliError{code: ExitUsage, err: err} })
 	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.whoamiCmd(), a.usersCmd(), a.factorsCmd(),
 		a.devicesCmd(), a.enrolmentsCmd(), a.approvalsCmd(), a.tokensCmd(), a.auditCmd())

@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/api/client"
+)
+
+// rows prints a report as a table, or as CSV with -o csv.
+func (a *app) rows(header []string, rows [][]string) error {
+	if a.output != outputCSV {
+		return a.table(header, rows)
+	}
+	w := csv.NewWriter(a.stdout)
+	w.Write(header)
+	w.WriteAll(rows)
+	return w.Error()
+}
+
+func (a *app) reportAdoptionCmd() *cobra.Command {
+	var grp string
+	cmd := &cobra.Command{
+		Use:     "adoption [--group G]",
+		Short:   "Adoption and compliance by group and by role, and the factor kinds in use",
+		Example: "  keyfleet report adoption\n  keyfleet report adoption -o csv > adoption.csv",
+		Args:    argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				r, err := c.ComplianceReport(ctx, grp, -1)
+				if err != nil {
+					return err
+				}
+				return a.emit(r, func() error {
+					rows := [][]string{countsRow("everyone", r.Overall)}
+					rows = append(rows, scopeRows("group ", r.ByGroup)...)
+					rows = append(rows, scopeRows("role ", r.ByRole)...)
+					return a.rows(countsHeader, rows)
+				})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&grp, "group", "", "only members of this group")
+	return cmd
+}
+
+func scopeRows(prefix string, m map[string]api.ComplianceCounts) [][]string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out [][]string
+	for _, k := range keys {
+		out = append(out, countsRow(prefix+k, m[k]))
+	}
+	return out
+}
+
+func (a *app) reportDeadlinesCmd() *cobra.Command {
+	var grp string
+	var near int
+	cmd := &cobra.Command{
+		Use:     "deadlines [--group G] [--near-days N]",
+		Short:   "Users past their enrolment deadline, and those whose deadline is near",
+		Example: "  keyfleet report deadlines --near-days 7\n  keyfleet report deadlines -o csv",
+		Args:    argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				r, err := c.ComplianceReport(ctx, grp, near)
+				if err != nil {
+					return err
+				}
+				return a.emit(r, func() error {
+					var rows [][]string
+					for _, u := range r.NonCompliant {
+						rows = append(rows, deadlineRow("past", u))
+					}
+					for _, u := range r.NearDeadline {
+						rows = append(rows, deadlineRow("near", u))
+					}
+					return a.rows([]string{"STATUS", "USERNAME", "USER ID", "DEADLINE"}, rows)
+				})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&grp, "group", "", "only members of this group")
+	cmd.Flags().IntVar(&near, "near-days", 14, "a deadline within this many days is near")
+	return cmd
+}
+
+func deadlineRow(status string, u api.ReportUser) []string {
+	return []string{status, u.Username, u.UserID, whenp(u.Deadline)}
+}
+
+func (a *app) reportFactorsCmd(which, short string) *cobra.Command {
+	var grp string
+	cmd := &cobra.Command{
+		Use:     which + " [--group G]",
+		Short:   short,
+		Example: fmt.Sprintf("  keyfleet report %s\n  keyfleet report %s --group eng -o csv", which, which),
+		Args:    argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				items, err := c.FactorReport(ctx, which, grp)
+				if err != nil {
+					return err
+				}
+				return a.emit(items, func() error {
+					rows := make([][]string, 0, len(items))
+					for _, f := range items {
+						serial := ""
+						if f.Serial != 0 {
+							serial = strconv.FormatUint(uint64(f.Serial), 10)
+						}
+						rows = append(rows, []string{f.Username, f.FactorID, f.Kind, f.Model, serial, f.Firmware, whenp(f.LastUsedAt), f.Why})
+					}
+					return a.rows([]string{"USERNAME", "FACTOR", "KIND", "MODEL", "SERIAL", "FIRMWARE", "LAST USED", "WHY"}, rows)
+				})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&grp, "group", "", "only members of this group")
+	return cmd
+}
