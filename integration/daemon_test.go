@@ -435,3 +435,23 @@ func TestUsersImportFromCSVThroughTheCLI(t *testing.T) {
 		t.Fatal("a file with a bad row created its good rows")
 	}
 }
+
+func TestPIVEnrolmentsAskForWhatThePolicyRequires(t *testing.T) {
+	dir := initData(t)
+	d := start(t, dir)
+	k := newCLI(t)
+	k.login(d, filepath.Join(dir, "admin.token"))
+	doc := filepath.Join(t.TempDir(), "policy.yaml")
+	os.WriteFile(doc, []byte("version: 1\nrules:\n  - name: everyone\n    match: {everyone: true}\n    require:\n      piv:\n        pin_policies: [always]\n        touch_policies: [always]\n"), 0o600)
+	k.must("policy", "apply", doc, "--yes")
+	k.must("users", "create", "pia")
+	var en api.Enrolment
+	if code := d.call(adminToken(t, dir), "POST", "/v1/enrolments", api.CreateEnrolment{User: "pia", Kind: "piv"}, &en); code != 201 {
+		t.Fatalf("PIV enrolment answered %d", code)
+	}
+	var params map[string]string
+	json.Unmarshal(en.Params, &params)
+	if params["pin_policy"] != "always" || params["touch_policy"] != "always" {
+		t.Fatalf("the enrolment asks for %v, not what the policy requires", params)
+	}
+}

@@ -78,3 +78,50 @@ func CanRemove(u User, factors []Factor, factorID string, replacementPlanned boo
 	return &RemovalError{UserID: u.ID, FactorID: factorID, Message: fmt.Sprintf(
 		"factor %s is the last active factor of %s; removing it needs an approved replacement plan", factorID, who(u))}
 }
+
+// pinPreference and touchPreference order PIV policies from the one a
+// person finds easiest to live with; EnrolOptions picks the first one
+// the policy accepts.
+var (
+	pinPreference   = []string{"once", "always", "never"}
+	touchPreference = []string{"always", "cached", "never"}
+)
+
+// EnrolOptions says what a key enrolled for the user must be generated
+// with, so that CheckEnrolment will accept it: for PIV the PIN and touch
+// policies ("pin_policy", "touch_policy"); nil when the policy asks
+// nothing of the kind. The keys match the PIV kind's enrolment options.
+func EnrolOptions(doc *Document, u User, kind string) map[string]string {
+	if doc == nil || kind != "piv" {
+		return nil
+	}
+	rules := doc.matching(u)
+	if len(rules) == 0 {
+		return nil
+	}
+	req, _ := combine(rules)
+	out := map[string]string{}
+	if p := firstAccepted(pinPreference, req.PINPolicies); p != "" {
+		out["pin_policy"] = p
+	}
+	if t := firstAccepted(touchPreference, req.TouchPolicies); t != "" {
+		out["touch_policy"] = t
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// firstAccepted is the first of prefs in accepted (empty: anything goes).
+func firstAccepted(prefs, accepted []string) string {
+	if len(accepted) == 0 {
+		return ""
+	}
+	for _, p := range prefs {
+		if slices.Contains(accepted, p) {
+			return p
+		}
+	}
+	return accepted[0]
+}

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
+	"github.com/keyfleet/keyfleet/policy"
 )
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
@@ -39,7 +41,7 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 	if _, err := io.ReadFull(s.cfg.Rand, e.Challenge); err != nil {
 		return Enrolment{}, nil, fmt.Errorf("making enrolment challenge: %w", err)
 	}
-	opts, err := s.enrolOptions(ctx, u.ID, in.Kind)
+	opts, err := s.enrolOptions(ctx, u, in.Kind)
 	if err != nil {
 		return Enrolment{}, nil, err
 	}
@@ -339,14 +341,22 @@ func (s *Service) storeEnrolled(ctx context.Context, tx Tx, p Principal, e Enrol
 	return f, ev.audit(tx, "factor.enrol", factorTarget(f), nil, f.summary())
 }
 
-// enrolOptions tells a kind about the user's existing factors of that kind:
-// any whose public material names a "credential_id" is listed in
+// enrolOptions tells a kind what the enrolment must produce: what the
+// policy asks of keys of that kind for this user (PIV PIN and touch
+// policies), and the user's existing factors of that kind: any whose
+// public material names a "credential_id" is listed in
 // "exclude_credentials" (comma-separated), so the same authenticator is
 // not registered twice.
-func (s *Service) enrolOptions(ctx context.Context, userID, kind string) (map[string]string, error) {
+func (s *Service) enrolOptions(ctx context.Context, u User, kind string) (map[string]string, error) {
 	var ids []string
+	opts := map[string]string{}
 	err := s.store.View(ctx, func(tx ReadTx) error {
-		return forEach(tx.Factors, FactorFilter{UserID: userID, Kind: kind}, func(f Factor) error {
+		_, doc, err := s.currentPolicy(tx)
+		if err != nil {
+			return err
+		}
+		maps.Copy(opts, policy.EnrolOptions(doc, policyUser(u), kind))
+		return forEach(tx.Factors, FactorFilter{UserID: u.ID, Kind: kind}, func(f Factor) error {
 			var pub struct {
 				CredentialID string `json:"credential_id"`
 			}
@@ -356,8 +366,11 @@ func (s *Service) enrolOptions(ctx context.Context, userID, kind string) (map[st
 			return nil
 		})
 	})
-	if err != nil || len(ids) == 0 {
+	if len(ids) > 0 {
+		opts["exclude_credentials"] = strings.Join(ids, ",")
+	}
+	if err != nil || len(opts) == 0 {
 		return nil, err
 	}
-	return map[string]string{"exclude_credentials": strings.Join(ids, ",")}, nil
+	return opts, nil
 }
