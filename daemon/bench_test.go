@@ -140,13 +140,21 @@ func BenchmarkAuditChainCheck(b *testing.B) {
 // tlsClient trusts the daemon's self-signed certificate.
 func tlsClient(b *testing.B, dir string) *http.Client {
 	b.Helper()
-	pem, err := os.ReadFile(filepath.Join(dir, "tls", "cert.pem"))
+	hc, err := tlsClientFor(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return hc
+}
+
+func tlsClientFor(dir string) (*http.Client, error) {
+	pem, err := os.ReadFile(filepath.Join(dir, "tls", "cert.pem"))
+	if err != nil {
+		return nil, err
+	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64}}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64}}, nil
 }
 
 func pemOf(der []byte) []byte {

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"time"
 
 	"github.com/keyfleet/keyfleet/daemon/audit"
 )
@@ -75,6 +76,9 @@ type Tx interface {
 	// PutVerification keeps a begun verification until it expires.
 	PutVerification(v Verification) error
 	DeleteVerification(v Verification) error
+	// UseVerification marks a verification finished, until it would have
+	// expired anyway, and reports whether it was fresh (not used before).
+	UseVerification(id string, until time.Time) (bool, error)
 	PolicyTx
 	RecoveryTx
 	// Audit appends ev to the audit chain as part of this transaction and

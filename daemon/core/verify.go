@@ -2,10 +2,13 @@ package core
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
@@ -46,8 +49,44 @@ func (s *Service) beginVerify(ctx context.Context, p Principal, in api.BeginVeri
 		}
 		v.Factors[f.ID], out.Factors = vf, append(out.Factors, af)
 	}
-	err = s.store.Update(ctx, func(tx Tx) error { return tx.PutVerification(v) })
+	// Nothing is stored: the verification travels sealed in its own id,
+	// and finishing it marks it used (single use) in the same write.
+	out.ID, err = s.sealVerification(v)
 	return out, err
+}
+
+// verificationAAD binds a sealed verification to its purpose.
+const verificationAAD = "keyfleet-verification"
+
+// sealVerification encodes v as an opaque id: "ver_" and the sealed JSON.
+func (s *Service) sealVerification(v Verification) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	sealed, err := s.sealer.Seal(b, []byte(verificationAAD))
+	if err != nil {
+		return "", fmt.Errorf("sealing the verification: %w", err)
+	}
+	return prefixVerification + base64.RawURLEncoding.EncodeToString(sealed), nil
+}
+
+// openVerificationID reverses sealVerification; false for anything else.
+func (s *Service) openVerificationID(id string) (Verification, bool) {
+	raw, ok := strings.CutPrefix(id, prefixVerification)
+	if !ok {
+		return Verification{}, false
+	}
+	sealed, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil {
+		return Verification{}, false
+	}
+	b, err := s.sealer.Open(sealed, []byte(verificationAAD))
+	if err != nil {
+		return Verification{}, false
+	}
+	var v Verification
+	return v, json.Unmarshal(b, &v) == nil
 }
 
 // verifiable finds the user and the factors they may verify with now.
@@ -145,8 +184,12 @@ func (s *Service) finishVerify(ctx context.Context, p Principal, in api.FinishVe
 		if err != nil {
 			return err
 		}
-		if err := tx.DeleteVerification(v); err != nil {
+		fresh, err := tx.UseVerification(v.ID, v.ExpiresAt)
+		if err != nil {
 			return err
+		}
+		if !fresh {
+			return &NotFoundError{Kind: "verification", Ref: "(already finished)"}
 		}
 		if res, err = s.checkAnswer(ctx, tx, p, v, vf, in); err != nil || after == nil {
 			return err
@@ -172,16 +215,16 @@ func (s *Service) notePolicy(ctx context.Context, userID string) {
 }
 
 func (s *Service) openVerification(tx Tx, p Principal, in api.FinishVerify) (Verification, VerificationFactor, error) {
-	v, err := tx.Verification(in.ID)
-	if err != nil || v.CreatedBy != p.UserID {
-		return Verification{}, VerificationFactor{}, &NotFoundError{Kind: "verification", Ref: in.ID}
+	v, ok := s.openVerificationID(in.ID)
+	if !ok || v.CreatedBy != p.UserID {
+		return Verification{}, VerificationFactor{}, &NotFoundError{Kind: "verification", Ref: shortRef(in.ID)}
 	}
 	if !s.now().Before(v.ExpiresAt) {
-		return Verification{}, VerificationFactor{}, fmt.Errorf("%w: verification %s expired; begin a new one", ErrVerificationClosed, v.ID)
+		return Verification{}, VerificationFactor{}, fmt.Errorf("%w: the verification expired; begin a new one", ErrVerificationClosed)
 	}
 	vf, ok := v.Factors[in.FactorID]
 	if !ok {
-		return Verification{}, VerificationFactor{}, invalid("factor_id", "%q is not one of the factors offered by verification %s", in.FactorID, v.ID)
+		return Verification{}, VerificationFactor{}, invalid("factor_id", "%q is not one of the factors this verification offered", in.FactorID)
 	}
 	return v, vf, nil
 }
@@ -332,3 +375,11 @@ func (s *Service) UnlockUser(ctx context.Context, p Principal, ref, reason strin
 }
 
 func isInvalid(err error) bool { return errors.Is(err, ErrInvalid) }
+
+// shortRef keeps error messages short when an id is a long sealed blob.
+func shortRef(id string) string {
+	if len(id) > 24 {
+		return id[:24] + "…"
+	}
+	return id
+}

@@ -17,7 +17,8 @@ import (
 //	e/<enrolment id>             enrolment record
 //	t/<token id>                 token record (hash only)
 //	a/<approval id>              approval record
-//	v/<verification id>          begun verification (expires with a Badger TTL)
+//	v/<verification id>          begun activation (expires with a Badger TTL)
+//	vu/<verification id>         a finished verification (single use; Badger TTL)
 //	rc/<user id>                 a user's recovery codes (argon2id hashes)
 //	rk/<case id>                 recovery case
 //	tp/<pass id>                 temporary access pass (SHA-256 of the code)
@@ -57,6 +58,7 @@ const (
 	pToken       = "t/"
 	pApproval    = "a/"
 	pVerify      = "v/"
+	pVerifyUsed  = "vu/"
 	pRecCodes    = "rc/"
 	pRecCase     = "rk/"
 	pPass        = "tp/"

@@ -321,6 +321,19 @@ func (t *tx) PutVerification(v core.Verification) error {
 
 func (t *tx) DeleteVerification(v core.Verification) error { return t.txn.Delete(key(pVerify, v.ID)) }
 
+// UseVerification writes a used-marker that lives until the verification
+// would have expired; two racing finishes both read it absent and write
+// it, so one of them conflicts, retries, and finds it.
+func (t *tx) UseVerification(id string, until time.Time) (bool, error) {
+	k := key(pVerifyUsed, id)
+	used, err := exists(t.txn, k)
+	if err != nil || used {
+		return false, err
+	}
+	ttl := max(time.Until(until)+time.Minute, time.Minute)
+	return true, t.txn.SetEntry(badger.NewEntry(k, nil).WithTTL(ttl))
+}
+
 func (t *tx) Audit(ev *audit.Event) error {
 	if ev.Action == "" {
 		return errors.New("audit event without an action")
