@@ -101,6 +101,21 @@ func (b *browser) waitPath(path string) {
 	b.t.Fatalf("never reached %s; page says: %s", path, b.text("main"))
 }
 
+// waitURL polls until the address holds part (a query after a form's GET),
+// so a step does not run against the page the navigation is leaving.
+func (b *browser) waitURL(part string) {
+	b.t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for time.Now().Before(deadline) {
+		if loc := eval[string](b, "location.href"); strings.Contains(loc, part) && eval[string](b, "document.readyState") == "complete" {
+			b.do(chromedp.WaitVisible("main"))
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.t.Fatalf("never reached a page with %q; page says: %s", part, b.text("main"))
+}
+
 // welcome registers a first key with an enrolment code.
 func (b *browser) welcome(code string) {
 	b.t.Helper()
@@ -144,6 +159,10 @@ func (b *browser) shot(name string) {
 	dir := os.Getenv("KEYFLEET_SCREENSHOTS")
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "keyfleet-screenshots")
+	}
+	// A navigation still in flight can stall a screenshot: wait it out.
+	for deadline := time.Now().Add(30 * time.Second); eval[string](b, "document.readyState") != "complete" && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
 	defer cancel()
@@ -217,7 +236,7 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("carol should not be compliant: %+v %v", st, err)
 		}
 		b.do(chromedp.Navigate(e.url+"/admin/users"), chromedp.SetValue("#compliance", st.Status), chromedp.Click(".filters button"))
-		b.waitPath("/admin/users")
+		b.waitURL("compliance=")
 		b.shot("users")
 		b.do(chromedp.Click(`a[href="/admin/users/` + carol.ID + `"]`))
 		b.waitPath("/admin/users/" + carol.ID)
