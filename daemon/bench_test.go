@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,21 +31,13 @@ func benchDaemon(b *testing.B) (string, *http.Client, string) {
 	if _, err := daemon.Init(context.Background(), daemon.InitOptions{Dir: dir}); err != nil {
 		b.Fatal(err)
 	}
-	srv, err := daemon.New(daemon.Config{DataDir: dir}, daemon.Options{LogOut: io.Discard})
+	url, hc, stop, err := serve(dir, daemon.Config{DataDir: dir}, daemon.Options{LogOut: io.Discard})
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, nil) }()
-	b.Cleanup(func() { cancel(); <-done })
-	hc := tlsClient(b, dir)
+	b.Cleanup(stop)
 	tok, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
-	return "https://" + ln.Addr().String(), hc, strings.TrimSpace(string(tok))
+	return url, hc, strings.TrimSpace(string(tok))
 }
 
 func send(hc *http.Client, token, method, url string, body []byte) (int, error) {

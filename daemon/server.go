@@ -63,6 +63,9 @@ type Server struct {
 	notify     atomic.Pointer[func()]
 	counters   *auditCounters
 	compliance *complianceGauges
+	// roots are the configured extra attestation roots, read once at
+	// start-up for the built-in kinds and POST /v1/attest/verify.
+	roots httpapi.AttestRoots
 }
 
 // NewLogger makes the daemon's slog logger from the log settings.
@@ -154,14 +157,17 @@ func (s *Server) afterAudit(evs []*audit.Event) {
 // builtinKinds are the kinds keyfleetd has without plugins (piv, and
 // fido2 unless turned off), unless Options.Kinds replaces them (tests).
 func (s *Server) builtinKinds(o Options) ([]sdk.Factor, error) {
+	var err error
+	if s.roots.PIV, err = readRoots("attestation.piv_roots", s.cfg.Attestation.PIVRoots); err != nil {
+		return nil, err
+	}
+	if s.roots.FIDO2, err = readRoots("attestation.fido2_roots", s.cfg.Attestation.FIDO2Roots); err != nil {
+		return nil, err
+	}
 	if o.Kinds != nil {
 		return slices.Clip(o.Kinds), nil
 	}
-	pivRoots, err := readRoots("attestation.piv_roots", s.cfg.Attestation.PIVRoots)
-	if err != nil {
-		return nil, err
-	}
-	piv, err := pivkind.New(pivkind.Config{Roots: pivRoots})
+	piv, err := pivkind.New(pivkind.Config{Roots: s.roots.PIV})
 	if err != nil {
 		return nil, err
 	}
@@ -169,12 +175,8 @@ func (s *Server) builtinKinds(o Options) ([]sdk.Factor, error) {
 	if s.cfg.FIDO2.Disabled {
 		return kinds, nil
 	}
-	fidoRoots, err := readRoots("attestation.fido2_roots", s.cfg.Attestation.FIDO2Roots)
-	if err != nil {
-		return nil, err
-	}
 	f := s.cfg.FIDO2
-	fido, err := fido2kind.New(fido2kind.Config{RPID: f.RPID, RPDisplayName: f.RPName, Origins: f.Origins, Roots: fidoRoots,
+	fido, err := fido2kind.New(fido2kind.Config{RPID: f.RPID, RPDisplayName: f.RPName, Origins: f.Origins, Roots: s.roots.FIDO2,
 		RequireAttestation: f.RequireAttestation, UserVerification: f.UserVerification, EnterpriseAttestation: f.EnterpriseAttestation})
 	if err != nil {
 		return nil, fmt.Errorf("fido2: %w", err)
@@ -220,18 +222,11 @@ func (s *Server) build(o Options) error {
 	if err != nil {
 		return err
 	}
-	var roots httpapi.AttestRoots
-	if roots.PIV, err = readRoots("attestation.piv_roots", s.cfg.Attestation.PIVRoots); err != nil {
-		return err
-	}
-	if roots.FIDO2, err = readRoots("attestation.fido2_roots", s.cfg.Attestation.FIDO2Roots); err != nil {
-		return err
-	}
 	h, err := httpapi.New(httpapi.Config{
 		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Ready:   s.store.Ready,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Events:  s.events, AttestRoots: roots,
+		Events:  s.events, AttestRoots: s.roots,
 	})
 	if err != nil {
 		return err

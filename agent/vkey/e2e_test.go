@@ -78,21 +78,14 @@ func plugOnly(tb testing.TB, i int, o vkey.Options) *vkey.Card {
 	return card
 }
 
-// openWhenReady polls until pcscd has seen the card in reader (its reader
-// poll runs every 400 ms).
+// openWhenReady opens the card in reader once pcscd has seen it.
 func openWhenReady(tb testing.TB, reader string) *piv.YubiKey {
 	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		yk, err := piv.Open(reader)
-		if err == nil {
-			return yk
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("the virtual key in %q did not appear: %v", reader, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
+	yk, err := vkeytest.OpenWhenReady(reader)
+	if err != nil {
+		tb.Fatal(err)
 	}
+	return yk
 }
 
 func TestPIVGoEndToEnd(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"github.com/go-piv/piv-go/v2/piv"
 	"io"
 	"net"
 	"os"
@@ -117,18 +116,12 @@ func plug(t testing.TB, o vkey.Options) *vkey.Card {
 		t.Fatal(err)
 	}
 	t.Cleanup(unplug)
-	// pcscd notices the card on its next reader poll (every 400 ms): wait
-	// until a PC/SC client can open it, as the agent will.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		yk, err := piv.Open(pcsc.Slots[0].Reader)
-		if err == nil {
-			yk.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the virtual key did not appear: %v", err)
-		}
+	// Wait until a PC/SC client can open it, as the agent will.
+	yk, err := vkeytest.OpenWhenReady(pcsc.Slots[0].Reader)
+	if err != nil {
+		t.Fatal(err)
 	}
+	yk.Close()
 	return card
 }
 

@@ -78,33 +78,43 @@ func (s *Service) MarkDeviceLost(ctx context.Context, p Principal, id, reason st
 	var ids []string
 	err := s.store.Update(ctx, func(tx Tx) error {
 		var err error
-		if d, err = tx.Device(id); err != nil {
-			return err
+		d, ids, err = s.markLost(ctx, tx, p, id, reason)
+		return err
+	})
+	return d, ids, err
+}
+
+// markLost marks a device lost and revokes every factor on it, inside the
+// caller's transaction (a recovery case opens in the same one).
+func (s *Service) markLost(ctx context.Context, tx Tx, p Principal, id, reason string) (Device, []string, error) {
+	d, err := tx.Device(id)
+	if err != nil {
+		return Device{}, nil, err
+	}
+	if err := p.authorize(ReportLost, d.UserID); err != nil {
+		return Device{}, nil, err
+	}
+	if d.State == api.DeviceLost || d.State == api.DeviceRetired {
+		return Device{}, nil, &TransitionError{Kind: "device", ID: d.ID, From: d.State, Action: "mark lost", Hint: "its factors are already revoked"}
+	}
+	ev := s.eventCtx(ctx, p, reason)
+	ev.extra = map[string]string{"device_id": d.ID}
+	before := d.State
+	d.State, d.UpdatedAt = api.DeviceLost, s.now()
+	if err := tx.PutDevice(d); err != nil {
+		return Device{}, nil, err
+	}
+	if err := ev.audit(tx, "device.lost", targetRef{"device", d.ID, d.Vendor + " " + d.Serial},
+		map[string]any{"state": before}, map[string]any{"state": d.State}); err != nil {
+		return Device{}, nil, err
+	}
+	var ids []string
+	err = forEach(tx.Factors, FactorFilter{DeviceID: d.ID}, func(f Factor) error {
+		ids = append(ids, f.ID)
+		if f.State == api.FactorRevoked {
+			return nil
 		}
-		if err := p.authorize(ReportLost, d.UserID); err != nil {
-			return err
-		}
-		if d.State == api.DeviceLost || d.State == api.DeviceRetired {
-			return &TransitionError{Kind: "device", ID: d.ID, From: d.State, Action: "mark lost", Hint: "its factors are already revoked"}
-		}
-		ev := s.eventCtx(ctx, p, reason)
-		ev.extra = map[string]string{"device_id": d.ID}
-		before := d.State
-		d.State, d.UpdatedAt = api.DeviceLost, s.now()
-		if err := tx.PutDevice(d); err != nil {
-			return err
-		}
-		if err := ev.audit(tx, "device.lost", targetRef{"device", d.ID, d.Vendor + " " + d.Serial},
-			map[string]any{"state": before}, map[string]any{"state": d.State}); err != nil {
-			return err
-		}
-		return forEach(tx.Factors, FactorFilter{DeviceID: d.ID}, func(f Factor) error {
-			ids = append(ids, f.ID)
-			if f.State == api.FactorRevoked {
-				return nil
-			}
-			return s.revokeFactor(tx, ev, f, "device reported lost")
-		})
+		return s.revokeFactor(tx, ev, f, "device reported lost")
 	})
 	return d, ids, err
 }

@@ -31,11 +31,6 @@ func (s *Service) OpenRecovery(ctx context.Context, p Principal, in api.OpenReco
 	if err := validText("reason", in.Reason, 500); err != nil {
 		return RecoveryCase{}, err
 	}
-	if in.LostDevice != "" {
-		if _, _, err := s.MarkDeviceLost(ctx, p, in.LostDevice, "recovery: "+in.Reason); err != nil {
-			return RecoveryCase{}, err
-		}
-	}
 	var c RecoveryCase
 	err := s.store.Update(ctx, func(tx Tx) error {
 		u, err := lookupUser(tx, in.User)
@@ -44,6 +39,11 @@ func (s *Service) OpenRecovery(ctx context.Context, p Principal, in api.OpenReco
 		}
 		if u.RecoveryLocked {
 			return recoveryLocked(u)
+		}
+		// The lost key is marked in the case's own transaction: a case that
+		// cannot open leaves the device as it was.
+		if err := s.lostDevice(ctx, tx, p, u, in); err != nil {
+			return err
 		}
 		lost, err := lostFactors(tx, u.ID, in.LostFactors)
 		if err != nil {
@@ -63,6 +63,21 @@ func (s *Service) OpenRecovery(ctx context.Context, p Principal, in api.OpenReco
 		return s.caseEvent(ctx, tx, p, c, "recovery.open", nil)
 	})
 	return c, err
+}
+
+func (s *Service) lostDevice(ctx context.Context, tx Tx, p Principal, u User, in api.OpenRecovery) error {
+	if in.LostDevice == "" {
+		return nil
+	}
+	d, err := tx.Device(in.LostDevice)
+	if err != nil {
+		return err
+	}
+	if d.UserID != u.ID {
+		return invalid("lost_device", "device %s is not %s's", d.ID, u.Username)
+	}
+	_, _, err = s.markLost(ctx, tx, p, d.ID, "recovery: "+in.Reason)
+	return err
 }
 
 func recoveryLocked(u User) error {

@@ -263,3 +263,37 @@ func TestBreakGlassOpensOneTimeBoxedSessionWithoutASecondApprover(t *testing.T) 
 	}
 	e.verifyChain()
 }
+
+func TestARecoveryCaseThatCannotOpenLeavesTheLostDeviceAlone(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.principal(e.admin, "owner")
+	e.principal(e.admin, "other")
+	f := e.enrol("owner", "777")
+	head := e.st.AuditHead()
+	tests := []struct {
+		name string
+		in   api.OpenRecovery
+	}{
+		{"an unknown user", api.OpenRecovery{User: "nobody", Reason: "lost", LostDevice: f.DeviceID}},
+		{"another user's device", api.OpenRecovery{User: "other", Reason: "lost", LostDevice: f.DeviceID}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := e.svc.OpenRecovery(ctx, e.help, tt.in); err == nil {
+				t.Fatal("the case opened")
+			}
+			if d, _, _ := e.svc.GetDevice(ctx, e.admin, f.DeviceID); d.State != api.DeviceActive || e.st.AuditHead() != head {
+				t.Fatalf("the refused case changed the device to %s", d.State)
+			}
+		})
+	}
+	c, err := e.svc.OpenRecovery(ctx, e.help, api.OpenRecovery{User: "owner", Reason: "stolen", LostDevice: f.DeviceID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.svc.GetFactor(ctx, e.admin, f.ID); got.State != api.FactorRevoked || len(c.LostFactorIDs) != 0 {
+		t.Fatalf("after the case the factor is %s and the case lists %v", got.State, c.LostFactorIDs)
+	}
+	e.verifyChain()
+}

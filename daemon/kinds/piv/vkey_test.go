@@ -52,15 +52,9 @@ func TestEnrolAVirtualKeyThroughPCSC(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unplug()
-	// pcscd notices a card on its next reader poll (every 400 ms): poll.
-	var yk *piv.YubiKey
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if yk, err = piv.Open(pcsc.Slots[0].Reader); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the virtual key did not appear: %v", err)
-		}
+	yk, err := vkeytest.OpenWhenReady(pcsc.Slots[0].Reader)
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer yk.Close()
 	f, _ := New(Config{Roots: []*x509.Certificate{ca.Root()}})
