@@ -81,12 +81,16 @@ func (a *slogAdapter) With(args ...any) hclog.Logger {
 
 func (a *slogAdapter) Name() string { return a.name }
 
+// Named is how go-plugin gets the logger for a plugin's stderr lines,
+// and the only place it calls it. The named logger reports itself off, so
+// that go-plugin's own line parser (which panics on some input) never
+// runs; the lines reach pluginStderr instead, through ClientConfig.Stderr.
 func (a *slogAdapter) Named(name string) hclog.Logger {
 	c := *a
 	if c.name != "" {
 		name = c.name + "." + name
 	}
-	c.name = name
+	c.name, c.level = name, hclog.Off
 	return &c
 }
 

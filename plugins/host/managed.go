@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os/exec"
 	"sync"
 	"time"
 
@@ -114,7 +113,8 @@ func (m *managed) start() (*proc, error) {
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.PluginSets(nil),
-		Cmd:              exec.Command(m.path),
+		Cmd:              pluginCommand(m.path),
+		Stderr:           newPluginStderr(m.log),
 		SecureConfig:     &plugin.SecureConfig{Checksum: m.sum, Hash: sha256.New()},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,

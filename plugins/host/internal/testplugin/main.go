@@ -1,13 +1,15 @@
 // Command testplugin is a factor plugin for the host's tests. Its
 // verification response picks a behaviour: "crash" exits the process
-// mid-call, "hang" never answers, "log" writes a log line, "ok" succeeds
-// and anything else fails. Build flags set its kind and protocol version:
+// mid-call, "hang" never answers, "log" writes a log line, "badlog" writes
+// malformed log lines straight to the host's pipe, "pid" succeeds with its
+// process id as state, "ok" succeeds and anything else fails. Build flags set its kind and protocol version:
 //
 //	go build -ldflags "-X main.kind=flaky -X main.protocol=1"
 package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"time"
@@ -49,6 +51,15 @@ func (factor) FinishVerify(_ context.Context, req sdk.FinishVerifyRequest) (sdk.
 	case "log":
 		sdk.Logger().Info("hello from the plugin", "pid", os.Getpid())
 		return sdk.FinishVerifyResponse{OK: true}, nil
+	case "badlog":
+		// File descriptor 2 is still the pipe to the host; os.Stderr was
+		// pointed elsewhere by the SDK.
+		raw := os.NewFile(2, "host-stderr")
+		fmt.Fprint(raw, "{\"@message\":1,\"@level\":\"error\"}\n{\"@level\":[]}\n{\"@timestamp\":false,\"@message\":\"bad time\"}\n")
+		fmt.Fprint(raw, "{\"@message\":\"after the bad lines\",\"@level\":\"warn\"}\n")
+		return sdk.FinishVerifyResponse{OK: true}, nil
+	case "pid":
+		return sdk.FinishVerifyResponse{OK: true, State: []byte(strconv.Itoa(os.Getpid()))}, nil
 	case "ok":
 		return sdk.FinishVerifyResponse{OK: true, State: append(req.State, '+')}, nil
 	}
