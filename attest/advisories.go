@@ -1,6 +1,9 @@
 package attest
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // Advisory names a published vulnerability that affects the attested
 // hardware. attest only reports advisories; policy decides what to do.
@@ -25,9 +28,17 @@ func (r AdvisoryRule) Affects(d DeviceFacts) bool { return r.affects(d) }
 
 // DeviceFacts are the attested facts the advisory table is matched on.
 type DeviceFacts struct {
-	Vendor     string
-	Firmware   Version
-	FormFactor byte // YubiKey form factor byte; 0 when unknown
+	Vendor string
+	// Model is Evidence.Model ("YubiKey Bio - FIDO Edition"); may be empty.
+	Model string
+	// Firmware is the exact firmware; zero when unknown.
+	Firmware Version
+	// FirmwareRange bounds the firmware when the exact version is unknown
+	// (FIDO2: the AAGUID pins a range). A rule matches on a range only when
+	// every version in it is affected; a range that straddles a fix decides
+	// nothing.
+	FirmwareRange VersionRange
+	FormFactor    byte // YubiKey form factor byte; 0 when unknown
 	// KeyAlgorithm is Evidence.KeyAlgorithm of a key generated on the device.
 	KeyAlgorithm string
 }
@@ -43,13 +54,13 @@ var advisoryRules = []AdvisoryRule{
 		URL:      "https://www.yubico.com/support/security-advisories/ysa-2024-03/",
 		Affected: "YubiKey 5 series (including FIPS and CSPN) and Security Key series below firmware 5.7.0; YubiKey Bio series below 5.7.2",
 		affects: func(d DeviceFacts) bool {
-			if d.Vendor != vendorYubico || d.Firmware.Major != 5 {
+			if d.Vendor != vendorYubico || d.major() != 5 {
 				return false
 			}
-			if isBio(d.FormFactor) {
-				return d.Firmware.Less(Version{5, 7, 2})
+			if isBio(d.FormFactor) || strings.HasPrefix(d.Model, "YubiKey Bio") {
+				return d.firmwareBelow(Version{5, 7, 2})
 			}
-			return d.Firmware.Less(Version{5, 7, 0})
+			return d.firmwareBelow(Version{5, 7, 0})
 		},
 	},
 	{
@@ -65,6 +76,27 @@ var advisoryRules = []AdvisoryRule{
 				len(d.KeyAlgorithm) > 4 && d.KeyAlgorithm[:4] == "RSA-"
 		},
 	},
+}
+
+// major is the firmware's major version, exact or from the range; 0 when
+// unknown.
+func (d DeviceFacts) major() int {
+	if d.Firmware != (Version{}) {
+		return d.Firmware.Major
+	}
+	if d.FirmwareRange.Known() && d.FirmwareRange.Min.Major == d.FirmwareRange.Below.Major {
+		return d.FirmwareRange.Min.Major
+	}
+	return 0
+}
+
+// firmwareBelow reports whether the firmware is certainly older than v: the
+// exact version when known, else the whole range.
+func (d DeviceFacts) firmwareBelow(v Version) bool {
+	if d.Firmware != (Version{}) {
+		return d.Firmware.Less(v)
+	}
+	return d.FirmwareRange.Known() && !v.Less(d.FirmwareRange.Below)
 }
 
 // KnownAdvisories returns a copy of the built-in advisory table.

@@ -16,6 +16,12 @@ func TestAdvisoriesForMatchesTheAffectedFirmwareRanges(t *testing.T) {
 		{"a YubiKey 5 on 5.7.0 is fixed", DeviceFacts{Vendor: "Yubico", Firmware: Version{5, 7, 0}}, ""},
 		{"a YubiKey Bio on 5.7.1 is affected by EUCLEAK", DeviceFacts{Vendor: "Yubico", Firmware: Version{5, 7, 1}, FormFactor: 0x07}, "YSA-2024-03"},
 		{"another vendor's 5.4.3 is not matched", DeviceFacts{Vendor: "Other", Firmware: Version{5, 4, 3}}, ""},
+		{"a YubiKey 5 whose AAGUID pins 5.2 to 5.4 is affected by EUCLEAK", DeviceFacts{Vendor: "Yubico", FirmwareRange: VersionRange{Version{5, 2, 0}, Version{5, 5, 0}}}, "YSA-2024-03"},
+		{"a range ending at the fix is affected", DeviceFacts{Vendor: "Yubico", FirmwareRange: VersionRange{Version{5, 4, 0}, Version{5, 7, 0}}}, "YSA-2024-03"},
+		{"a range straddling the fix decides nothing", DeviceFacts{Vendor: "Yubico", FirmwareRange: VersionRange{Version{5, 4, 0}, Version{5, 8, 0}}}, ""},
+		{"a range from the fix on is not affected", DeviceFacts{Vendor: "Yubico", FirmwareRange: VersionRange{Version{5, 7, 0}, Version{5, 8, 0}}}, ""},
+		{"a YubiKey Bio by model on 5.7.0 to 5.7.1 is affected", DeviceFacts{Vendor: "Yubico", Model: "YubiKey Bio - FIDO Edition", FirmwareRange: VersionRange{Version{5, 7, 0}, Version{5, 7, 2}}}, "YSA-2024-03"},
+		{"no firmware at all decides nothing", DeviceFacts{Vendor: "Yubico", Model: "YubiKey 5 Series"}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,8 +14,9 @@
 //
 // The package is pure: it does no I/O, never logs, and keeps no mutable
 // global state. Every verification takes its clock from the caller
-// (PIVOptions.Time, FIDO2Expectation.Time); the only exception is documented
-// on [VerifyFIDO2]. Yubico's roots are built in (see [BuiltinPIVRoots] and
+// (PIVOptions.Time, FIDO2Expectation.Time); the only exception, go-webauthn's
+// vendor-root check for android-key and apple statements, is documented on
+// [VerifyFIDO2]. Yubico's roots are built in (see [BuiltinPIVRoots] and
 // [BuiltinFIDORoots]); any other root is trusted only when the caller passes
 // it.
 //

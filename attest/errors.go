@@ -20,7 +20,8 @@ var (
 	// device certificate given with it (the two come from different keys).
 	ErrDeviceMismatch = errors.New("slot and device certificates do not match")
 	// ErrExpired: a certificate of the chain is expired or not yet valid at
-	// the verification time.
+	// the verification time, or a signed timestamp in the statement (the
+	// SafetyNet response's timestampMs) is too far from it.
 	ErrExpired = errors.New("certificate outside its validity period")
 	// ErrKeyMismatch: the attested key is not the key the caller expected
 	// (or not the key of the CSR).

@@ -20,12 +20,15 @@ type Evidence struct {
 
 	// The device. For PIV these come from the slot certificate; never from
 	// the F9 certificate, which several devices can share.
-	Vendor     string `json:"vendor,omitempty"`
-	Model      string `json:"model,omitempty"`       // model line, e.g. "YubiKey 5", "YubiKey 5 FIPS"
-	Serial     uint32 `json:"serial,omitempty"`      // device serial; 0 when the device does not attest one
-	Firmware   string `json:"firmware,omitempty"`    // "5.7.4"
-	FormFactor string `json:"form_factor,omitempty"` // "USB-C Nano"; empty when not attested
-	FIPS       bool   `json:"fips"`                  // a FIPS-series device
+	Vendor   string `json:"vendor,omitempty"`
+	Model    string `json:"model,omitempty"`    // model line, e.g. "YubiKey 5", "YubiKey 5 FIPS"
+	Serial   uint32 `json:"serial,omitempty"`   // device serial; 0 when the device does not attest one
+	Firmware string `json:"firmware,omitempty"` // "5.7.4"
+	// FirmwareRange is set instead of Firmware when only a range is known:
+	// FIDO2 evidence whose AAGUID pins one (">=5.2.0 <5.5.0").
+	FirmwareRange string `json:"firmware_range,omitempty"`
+	FormFactor    string `json:"form_factor,omitempty"` // "USB-C Nano"; empty when not attested
+	FIPS          bool   `json:"fips"`                  // a FIPS-series device
 
 	// The PIV slot and its policies.
 	PINPolicy   string `json:"pin_policy,omitempty"`   // never, once, always, match-once, match-always

@@ -48,15 +48,22 @@ type FIDO2Expectation struct {
 // and returns its evidence. attestationObject and clientDataJSON are the raw
 // bytes from the AuthenticatorAttestationResponse.
 //
-// Formats: packed and fido-u2f are verified here; tpm, android-key, apple
-// and android-safetynet statements are checked by go-webauthn's protocol
+// Formats: packed, fido-u2f, tpm and android-safetynet are verified here;
+// android-key and apple statements are checked by go-webauthn's protocol
 // package; none is accepted as unattested. Whenever the statement carries a
 // certificate chain, the chain is then verified at exp.Time to Yubico's FIDO
-// roots plus exp.Roots; only then is the AAGUID attested.
+// roots plus exp.Roots; only then is the AAGUID attested. When the chain
+// ends at one of Yubico's built-in roots and the AAGUID is in the built-in
+// Yubico table (KnownYubicoAAGUIDs), the evidence names the model, the
+// firmware range the AAGUID pins, and the advisories that range decides.
 //
-// Clock: go-webauthn's format checks for tpm (AIK certificate) and
-// android-safetynet (response timestamp) compare with the wall clock; every
-// other check uses exp.Time.
+// Clock: every check uses exp.Time, including the TPM AIK certificate's
+// validity and the SafetyNet response's timestampMs (within SafetyNetMaxAge
+// before and SafetyNetMaxSkew after exp.Time). The one exception is
+// go-webauthn's own vendor-root check for android-key and apple (see
+// verifyDelegated).
+//
+// SafetyNet: a response with ctsProfileMatch false is always rejected.
 //
 // Errors (all *Error): ErrInvalidOptions, ErrMalformed, ErrChallengeMismatch,
 // ErrOriginMismatch, ErrClientData, ErrRPIDMismatch, ErrUnsupportedFormat,
@@ -77,7 +84,7 @@ func VerifyFIDO2(attestationObject, clientDataJSON []byte, exp FIDO2Expectation)
 		return nil, err
 	}
 	clientDataHash := sha256.Sum256(clientDataJSON)
-	typ, x5c, err := verifyStatement(att, clientDataHash[:], key)
+	typ, x5c, err := verifyStatement(att, clientDataHash[:], key, exp.Time)
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +100,7 @@ func VerifyFIDO2(attestationObject, clientDataJSON []byte, exp FIDO2Expectation)
 		if org := x5c[0].Subject.Organization; len(org) > 0 {
 			ev.Vendor = org[0]
 		}
+		applyYubicoModel(ev)
 	}
 	return ev, exp.Metadata.apply(ev, exp.Time)
 }

@@ -8,8 +8,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -31,7 +29,10 @@ var oidSAN = asn1.ObjectIdentifier{2, 5, 29, 17}
 
 // verifyStatement checks the attestation statement (WebAuthn §7.1 step 19)
 // and returns the attestation type and the statement's certificates.
-func verifyStatement(att *protocol.AttestationObject, clientDataHash []byte, key *credentialKey) (string, []*x509.Certificate, error) {
+//
+// Every time-dependent check uses at: the SafetyNet timestamp here, and the
+// validity of every certificate in verifyFIDOChain afterwards.
+func verifyStatement(att *protocol.AttestationObject, clientDataHash []byte, key *credentialKey, at time.Time) (string, []*x509.Certificate, error) {
 	switch att.Format {
 	case "none": // §8.7
 		if len(att.AttStatement) != 0 {
@@ -42,7 +43,11 @@ func verifyStatement(att *protocol.AttestationObject, clientDataHash []byte, key
 		return verifyPacked(att, clientDataHash, key)
 	case "fido-u2f":
 		return verifyU2F(att, clientDataHash, key)
-	case "tpm", "android-key", "apple", "android-safetynet":
+	case "tpm":
+		return verifyTPM(att, clientDataHash, key)
+	case "android-safetynet":
+		return verifySafetyNet(att, clientDataHash, at)
+	case "android-key", "apple":
 		return verifyDelegated(att, clientDataHash)
 	}
 	return "", nil, fail(ErrUnsupportedFormat, nil, "the attestation format %q is not supported", att.Format)
@@ -97,17 +102,24 @@ func checkPackedCert(c *x509.Certificate, aaguid []byte) error {
 	case c.BasicConstraintsValid && c.IsCA:
 		return fail(ErrInvalidAttestation, nil, "the attestation certificate is a CA certificate")
 	}
+	return checkAAGUIDExtension(c, aaguid, "attestation")
+}
+
+// checkAAGUIDExtension checks id-fido-gen-ce-aaguid, when the certificate
+// has it: it must be non-critical and name the AAGUID of the authenticator
+// data (WebAuthn §8.2.1, §8.3.1). what names the certificate in errors.
+func checkAAGUIDExtension(c *x509.Certificate, aaguid []byte, what string) error {
 	for _, e := range c.Extensions {
 		if !e.Id.Equal(oidFIDOAAGUID) {
 			continue
 		}
 		var certAAGUID []byte
 		if _, err := asn1.Unmarshal(e.Value, &certAAGUID); err != nil || e.Critical {
-			return fail(ErrInvalidAttestation, err, "the attestation certificate's AAGUID extension is malformed or critical")
+			return fail(ErrInvalidAttestation, err, "the %s certificate's AAGUID extension is malformed or critical", what)
 		}
 		if !bytes.Equal(certAAGUID, aaguid) {
-			return fail(ErrInvalidAttestation, nil, "the attestation certificate is for AAGUID %s, the authenticator claims %s",
-				formatAAGUID(certAAGUID), formatAAGUID(aaguid))
+			return fail(ErrInvalidAttestation, nil, "the %s certificate is for AAGUID %s, the authenticator claims %s",
+				what, formatAAGUID(certAAGUID), formatAAGUID(aaguid))
 		}
 	}
 	return nil
@@ -147,20 +159,18 @@ func verifyU2F(att *protocol.AttestationObject, clientDataHash []byte, key *cred
 	return AttestationBasic, certs, nil
 }
 
-// verifyDelegated runs go-webauthn's verification procedure for tpm (§8.3),
-// android-key (§8.4), android-safetynet (§8.5) and apple (§8.8), without
-// metadata; the chain is verified afterwards against our roots.
+// verifyDelegated runs go-webauthn's verification procedure for
+// android-key (§8.4) and apple (§8.8), without metadata; the chain is
+// verified afterwards against our roots at the caller's time.
+//
+// Clock: go-webauthn also checks these chains against its own vendor roots,
+// at the wall clock plus one year with the leaf's expiry ignored; an
+// intermediate that has expired by then fails here whatever exp.Time is.
 func verifyDelegated(att *protocol.AttestationObject, clientDataHash []byte) (string, []*x509.Certificate, error) {
 	if err := att.VerifyAttestation(clientDataHash, nil, protocol.AttestationPolicy{}, protocol.SignaturePolicy{}); err != nil {
 		return "", nil, fail(ErrInvalidAttestation, err, "the %s attestation statement does not verify", att.Format)
 	}
-	var certs []*x509.Certificate
-	var err error
-	if att.Format == "android-safetynet" {
-		certs, err = safetyNetCerts(att.AttStatement["response"])
-	} else {
-		certs, err = parseX5C(att.AttStatement["x5c"], false)
-	}
+	certs, err := parseX5C(att.AttStatement["x5c"], false)
 	if err != nil {
 		return "", nil, err
 	}
@@ -198,29 +208,6 @@ func parseX5C(v any, u2fFix bool) ([]*x509.Certificate, error) {
 		certs = append(certs, c)
 	}
 	return certs, nil
-}
-
-// safetyNetCerts reads the x5c header of a SafetyNet JWS (RFC 7515 §4.1.6:
-// standard base64 DER certificates).
-func safetyNetCerts(v any) ([]*x509.Certificate, error) {
-	resp, _ := v.([]byte)
-	header, _, _ := strings.Cut(string(resp), ".")
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(header, "="))
-	var h struct {
-		X5C []string `json:"x5c"`
-	}
-	if err != nil || json.Unmarshal(raw, &h) != nil || len(h.X5C) == 0 {
-		return nil, fail(ErrMalformed, err, "the SafetyNet response has no readable certificate header")
-	}
-	list := make([]any, len(h.X5C))
-	for i, s := range h.X5C {
-		der, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			return nil, fail(ErrMalformed, err, "certificate %d of the SafetyNet header is not base64", i+1)
-		}
-		list[i] = der
-	}
-	return parseX5C(list, false)
 }
 
 // verifyFIDOChain verifies x5c (leaf first) to the trusted roots at

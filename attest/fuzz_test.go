@@ -88,7 +88,7 @@ func verifyAttestationObjectOnly(attObj []byte, rpID string) (*Evidence, error) 
 	if err != nil {
 		return nil, err
 	}
-	typ, x5c, err := verifyStatement(att, make([]byte, 32), key)
+	typ, x5c, err := verifyStatement(att, make([]byte, 32), key, vectorTime)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"strings"
 	"time"
@@ -108,22 +109,30 @@ func verifyMDSHeader(header string, root *x509.Certificate, at time.Time) (crypt
 	return certs[0].PublicKey, h.Alg, nil
 }
 
-// verifyJWS checks an ES256 or RS256 JWS signature (RFC 7518 §3.3, §3.4).
+// verifyJWS checks the metadata blob's signature.
 func verifyJWS(pub crypto.PublicKey, alg, signed string, sig []byte) error {
-	digest := sha256.Sum256([]byte(signed))
-	ok := false
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		if alg == "ES256" && len(sig) == 64 {
-			ok = ecdsa.Verify(k, digest[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:]))
-		}
-	case *rsa.PublicKey:
-		ok = alg == "RS256" && rsa.VerifyPKCS1v15(k, crypto.SHA256, digest[:], sig) == nil
-	}
-	if !ok {
-		return fail(ErrInvalidAttestation, nil, "the metadata blob signature (%s) does not verify", alg)
+	if err := verifyJWSSignature(pub, alg, signed, sig); err != nil {
+		return fail(ErrInvalidAttestation, err, "the metadata blob signature (%s) does not verify", alg)
 	}
 	return nil
+}
+
+// verifyJWSSignature checks an ES256 or RS256 JWS signature (RFC 7518
+// §3.3, §3.4).
+func verifyJWSSignature(pub crypto.PublicKey, alg, signed string, sig []byte) error {
+	digest := sha256.Sum256([]byte(signed))
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if alg == "ES256" && len(sig) == 64 &&
+			ecdsa.Verify(k, digest[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+			return nil
+		}
+	case *rsa.PublicKey:
+		if alg == "RS256" {
+			return rsa.VerifyPKCS1v15(k, crypto.SHA256, digest[:], sig)
+		}
+	}
+	return fmt.Errorf("%s signature by a %T key does not verify", alg, pub)
 }
 
 func indexMetadata(raw []byte) (*Metadata, error) {

@@ -19,6 +19,8 @@ var (
 	pemAttestationRoot1 []byte // Yubico Attestation Root 1 (firmware 5.7.4+)
 	//go:embed roots/yubico-intermediate.pem
 	pemIntermediates []byte // intermediates under Attestation Root 1
+	//go:embed roots/yubico-fido-attestation-b2-1.pem
+	pemFIDOB2 []byte // Yubico FIDO Attestation B2 1 (under Intermediate B 1; FIDO EE certificates from 2025)
 )
 
 const vendorYubico = "Yubico"
@@ -58,7 +60,7 @@ func mustParse(pemBytes []byte) []*x509.Certificate {
 // PIV chain cannot run through the FIDO issuer and the other way round.
 func yubicoIntermediates(applet string) []*x509.Certificate {
 	var out []*x509.Certificate
-	for _, c := range mustParse(pemIntermediates) {
+	for _, c := range concat(mustParse(pemIntermediates), mustParse(pemFIDOB2)) {
 		cn := c.Subject.CommonName
 		if strings.HasPrefix(cn, "Yubico Attestation Intermediate ") ||
 			strings.HasPrefix(cn, "Yubico "+applet+" Attestation ") {
