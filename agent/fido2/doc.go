@@ -1,5 +1,5 @@
 // Package fido2 implements the agent's FIDO2 token interfaces
-// (agent.FIDO2Token, agent.FIDO2Opener) twice:
+// (agent.FIDO2Token, agent.FIDO2Opener) three ways:
 //
 //   - Soft, a pure-Go software authenticator for tests and demos: packed
 //     attestation from a test CA (with the FIDO AAGUID extension and
@@ -7,11 +7,21 @@
 //     extensions), a PIN with retries, a global sign counter, resident and
 //     non-resident credentials, touch simulation and an optional state
 //     file. Its CA is trusted only where a daemon is configured to.
+//
 //   - Opener and Token, the go-libfido2 adapter for real USB keys (cgo; in
 //     libfido2*.go only). Build with -tags nolibfido2 where libfido2-dev is
 //     missing: the adapter then reports ErrNoLibfido2.
 //
+//   - CTAPToken, CTAP2's platform side over any transport, and
+//     PCSCOpener, which carries it in NFCCTAP_MSG APDUs through PC/SC
+//     (libpcsclite, cgo in pcsc_cgo.go): the FIDO applet of a key over
+//     NFC or CCID, and of the virtual key (agent/vkey). HIDThenPCSC
+//     prefers USB HID and falls back to PC/SC.
+//
+// Soft.CTAP is the authenticator's side of CTAP2 (getInfo, makeCredential,
+// getAssertion, clientPIN with PIN/UV auth protocols one and two); the
+// virtual key's FIDO applet calls it, so the software authenticator is
+// reachable through the real pcscd by the agent and by python-fido2.
 // Debian's libfido2 has no PC/SC transport and go-libfido2 opens devices
-// by path only, so the software authenticator cannot sit behind the
-// adapter: tests drive the agent's workflows through the interface.
+// by path only, so libfido2 itself never sees the virtual key.
 package fido2

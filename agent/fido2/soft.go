@@ -59,6 +59,7 @@ type Soft struct {
 	o       SoftOptions
 	st      softState
 	attKey  *ecdsa.PrivateKey
+	ctap    ctapSession // the CTAP transport's PIN protocol state
 	removed atomic.Bool // read without mu: OnTouch may pull the key
 }
 
@@ -274,15 +275,22 @@ func (s *Soft) PINRetries() (int, error) {
 
 // checkPIN verifies pin and counts a failure. Called with s.mu held.
 func (s *Soft) checkPIN(pin string) error {
+	if pin == "" && s.st.PINHash != nil && s.st.Retries > 0 {
+		return agent.ErrFIDO2PINRequired
+	}
+	return s.checkPINHash(pinHash(pin))
+}
+
+// checkPINHash verifies LEFT(SHA-256(PIN), 16), the form CTAP's clientPIN
+// sends (§6.5.5.7), and counts a failure. Called with s.mu held.
+func (s *Soft) checkPINHash(h []byte) error {
 	switch {
 	case s.st.PINHash == nil:
 		return errors.New("the key has no FIDO2 PIN yet")
 	case s.st.Retries == 0:
 		return agent.ErrPINBlocked
-	case pin == "":
-		return agent.ErrFIDO2PINRequired
 	}
-	if subtle.ConstantTimeCompare(pinHash(pin), s.st.PINHash) != 1 {
+	if subtle.ConstantTimeCompare(h, s.st.PINHash) != 1 {
 		s.st.Retries--
 		if err := s.save(); err != nil {
 			return err

@@ -48,38 +48,70 @@ func (s *Soft) MakeCredential(req agent.MakeCredentialRequest) (agent.Attestatio
 	if s.removed.Load() {
 		return agent.Attestation{}, agent.ErrKeyRemoved
 	}
-	if !slices.Contains(req.Algorithms, -7) && len(req.Algorithms) > 0 {
-		return agent.Attestation{}, errors.New("the key supports ES256 (-7) only")
+	if err := checkAlgorithms(req.Algorithms); err != nil {
+		return agent.Attestation{}, err
 	}
 	uv, err := s.userVerified(req.PIN, req.UV, true)
 	if err != nil {
 		return agent.Attestation{}, err
 	}
+	c, err := s.makeCredential(req, uv)
+	if err != nil {
+		return agent.Attestation{}, err
+	}
+	obj, err := ctap2.Marshal(map[string]any{"fmt": "packed", "attStmt": c.stmt, "authData": c.authData})
+	if err != nil {
+		return agent.Attestation{}, err
+	}
+	return agent.Attestation{CredentialID: c.id, AttestationObject: obj}, nil
+}
+
+// errAlgorithm: the request names no algorithm the key has.
+var errAlgorithm = errors.New("the key supports ES256 (-7) only")
+
+func checkAlgorithms(algs []int) error {
+	if !slices.Contains(algs, -7) && len(algs) > 0 {
+		return errAlgorithm
+	}
+	return nil
+}
+
+// credential is a new credential: its id, authenticator data and packed
+// attestation statement.
+type credential struct {
+	id, authData []byte
+	stmt         map[string]any
+}
+
+// makeCredential makes the credential once the user is verified (uv is
+// the UV flag): the exclude list, a touch, the key, the attestation.
+// Called with s.mu held.
+func (s *Soft) makeCredential(req agent.MakeCredentialRequest, uv byte) (credential, error) {
 	for _, id := range req.Exclude {
 		if _, ok := s.credentialKey(req.RPID, id); ok {
 			if err := s.touch(); err != nil { // CTAP: touch first, then CREDENTIAL_EXCLUDED
-				return agent.Attestation{}, err
+				return credential{}, err
 			}
-			return agent.Attestation{}, agent.ErrCredentialExcluded
+			return credential{}, agent.ErrCredentialExcluded
 		}
 	}
 	if err := s.touch(); err != nil {
-		return agent.Attestation{}, err
+		return credential{}, err
 	}
 	key, id, err := s.newCredential(req)
 	if err != nil {
-		return agent.Attestation{}, err
+		return credential{}, err
 	}
 	s.st.Counter++
 	authData, err := s.authData(req.RPID, flagUP|uv|flagAT, id, &key.PublicKey)
 	if err != nil {
-		return agent.Attestation{}, err
+		return credential{}, err
 	}
-	obj, err := s.attestationObject(authData, req.ClientDataHash, req.Enterprise && s.st.Enterprise)
+	stmt, err := s.attestationStatement(authData, req.ClientDataHash, req.Enterprise && s.st.Enterprise)
 	if err != nil {
-		return agent.Attestation{}, err
+		return credential{}, err
 	}
-	return agent.Attestation{CredentialID: id, AttestationObject: obj}, s.save()
+	return credential{id: id, authData: authData, stmt: stmt}, s.save()
 }
 
 // userVerified checks the PIN when one is given or verification is asked,
@@ -205,9 +237,9 @@ func coseKey(pub *ecdsa.PublicKey) ([]byte, error) {
 	return ctap2.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: raw[1:33], -3: raw[33:65]})
 }
 
-// attestationObject signs authData ‖ clientDataHash with the attestation
-// key (packed, §8.2) and wraps it as CBOR (§6.5.4).
-func (s *Soft) attestationObject(authData, clientDataHash []byte, enterprise bool) ([]byte, error) {
+// attestationStatement signs authData ‖ clientDataHash with the
+// attestation key (packed, WebAuthn §8.2).
+func (s *Soft) attestationStatement(authData, clientDataHash []byte, enterprise bool) (map[string]any, error) {
 	cert := s.st.AttCert
 	if enterprise {
 		cert = s.st.EntCert
@@ -216,8 +248,7 @@ func (s *Soft) attestationObject(authData, clientDataHash []byte, enterprise boo
 	if err != nil {
 		return nil, err
 	}
-	stmt := map[string]any{"alg": -7, "sig": sig, "x5c": [][]byte{cert}}
-	return ctap2.Marshal(map[string]any{"fmt": "packed", "attStmt": stmt, "authData": authData})
+	return map[string]any{"alg": -7, "sig": sig, "x5c": [][]byte{cert}}, nil
 }
 
 func sign(k *ecdsa.PrivateKey, msg []byte) ([]byte, error) {
@@ -237,15 +268,24 @@ func (s *Soft) GetAssertion(req agent.GetAssertionRequest) (agent.Assertion, err
 	if err != nil {
 		return agent.Assertion{}, err
 	}
+	return s.getAssertion(req, uv|flagUP)
+}
+
+// getAssertion signs once the user is verified; flags holds UV and UP
+// (without UP there is no touch: CTAP 2.1 §6.2.2 "up" option false).
+// Called with s.mu held.
+func (s *Soft) getAssertion(req agent.GetAssertionRequest, flags byte) (agent.Assertion, error) {
 	id, key, user := s.find(req.RPID, req.Allow)
 	if key == nil {
 		return agent.Assertion{}, agent.ErrNoCredential
 	}
-	if err := s.touch(); err != nil {
-		return agent.Assertion{}, err
+	if flags&flagUP != 0 {
+		if err := s.touch(); err != nil {
+			return agent.Assertion{}, err
+		}
 	}
 	s.st.Counter++
-	ad, _ := s.authData(req.RPID, flagUP|uv, nil, nil)
+	ad, _ := s.authData(req.RPID, flags, nil, nil)
 	sig, err := sign(key, append(bytes.Clone(ad), req.ClientDataHash...))
 	if err != nil {
 		return agent.Assertion{}, err

@@ -33,6 +33,9 @@ type Options struct {
 	// CA signs the card's F9 attestation certificate when a state is
 	// created. Required.
 	CA *CA
+	// FIDO2 answers the FIDO applet's CTAP2 requests; nil leaves the
+	// card without one (SELECT answers 6A82), as a PIV-only key.
+	FIDO2 FIDO2
 	// Store persists the state after every change (default: memory only).
 	Store Store
 	// Touch simulation.
@@ -91,6 +94,7 @@ const (
 	appletPIV
 	appletMgmt
 	appletOTP
+	appletFIDO
 )
 
 // session is what a card forgets on power off or reset.
@@ -184,11 +188,15 @@ var ATR = []byte{
 }
 
 // Reset forgets the session (selected applet, verified PIN, management
-// key authentication), as a power cycle does.
+// key authentication, the FIDO2 PIN token when the authenticator has a
+// PowerCycle method), as a power cycle does.
 func (c *Card) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sess = session{}
+	if pc, ok := c.opts.FIDO2.(interface{ PowerCycle() }); ok {
+		pc.PowerCycle() // the FIDO2 PIN token dies with the power too
+	}
 }
 
 func fwAtLeast(v [3]byte, major, minor, patch byte) bool {

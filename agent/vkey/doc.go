@@ -5,7 +5,7 @@
 //
 // A [Card] is the card itself: it takes command APDUs and returns response
 // APDUs (ISO/IEC 7816-4 short and extended forms, command chaining, GET
-// RESPONSE). It carries three applets:
+// RESPONSE). It carries up to four applets:
 //
 //   - PIV (NIST SP 800-73-4 part 2, with Yubico's extensions): PIN and PUK,
 //     the 3DES or AES management key, key generation (EC P-256, P-384,
@@ -15,6 +15,14 @@
 //   - Management (AID A000000527471117): version, and the device
 //     configuration (INS 1D) with serial, form factor and capabilities.
 //   - OTP (AID A0000005272001), only for the serial of firmware below 5.
+//   - FIDO2 (AID A0000006472F0001, CTAP 2.1 §11.3), when Options.FIDO2 is
+//     set: SELECT answers "FIDO_2_0" and NFCCTAP_MSG (CLA 80, INS 10)
+//     carries a CTAP2 request (command byte and CBOR) to the authenticator
+//     (agent/fido2's software one) and its response back.
+//
+// Selecting an applet starts a new security session, as on a YubiKey: the
+// verified PIN (PIN policy "once") and the management key authentication
+// last until the next SELECT, reset or power-off.
 //
 // Attestation is signed by the card's own attestation CA ([CA]), never by
 // Yubico: a verifier trusts it only when configured to. The certificates

@@ -14,7 +14,10 @@ var (
 )
 
 // Capability bits of the management applet's configuration (USB).
-const capPIV = 0x0010
+const (
+	capPIV   = 0x0010
+	capFIDO2 = 0x0200
+)
 
 // aidMatches accepts a full AID or a truncated one (ISO/IEC 7816-4
 // §5.3.1.1: selection by a right-truncated DF name); PIV clients send
@@ -29,23 +32,36 @@ func (c *Card) selectApplet(cmd command) response {
 	}
 	switch {
 	case aidMatches(aidPIV, cmd.data):
-		c.sess.applet = appletPIV
+		c.enter(appletPIV)
 		// Application property template (SP 800-73-4 part 2 §3.1.1).
 		return ok(tlv(0x61, concat(
 			tlv(0x4f, []byte{0x00, 0x00, 0x10, 0x00, 0x01, 0x00}),
 			tlv(0x79, tlv(0x4f, aidPIV[:5])),
 		)))
 	case aidMatches(aidMgmt, cmd.data):
-		c.sess.applet = appletMgmt
+		c.enter(appletMgmt)
 		// ykman reads the version from the text the management applet
 		// answers SELECT with.
 		return ok([]byte(c.versionString()))
+	case aidMatches(aidFIDO, cmd.data) && c.opts.FIDO2 != nil:
+		c.enter(appletFIDO)
+		return ok([]byte("FIDO_2_0")) // CTAP 2.1 §11.3.3: "U2F_V2" would offer CTAP1 too
 	case aidMatches(aidOTP, cmd.data):
-		c.sess.applet = appletOTP
+		c.enter(appletOTP)
 		v := c.st.Firmware
 		return ok([]byte{v[0], v[1], v[2], 0x01, 0x00, 0x00})
 	}
 	return status(swFileNotFound)
+}
+
+// enter makes applet the selected one with a fresh security status. A
+// YubiKey forgets the verified PIN and the management key authentication
+// whenever an applet is selected, the PIV applet again included: PIN
+// policy "once" means once per selection of the PIV applet, not once per
+// power-up (Yubico's PIV guide, "PIN policy"). A cached touch is a timer
+// on the key and survives.
+func (c *Card) enter(applet int) {
+	c.sess = session{applet: applet, touchUntil: c.sess.touchUntil}
 }
 
 func (c *Card) versionString() string {
@@ -65,7 +81,11 @@ func (c *Card) mgmt(cmd command) response {
 // then TLVs (01 USB capabilities, 02 serial, 03 enabled capabilities,
 // 04 form factor, 05 firmware).
 func (c *Card) deviceInfo() []byte {
-	caps := []byte{byte(capPIV >> 8), byte(capPIV & 0xff)}
+	capBits := uint16(capPIV)
+	if c.opts.FIDO2 != nil {
+		capBits |= capFIDO2
+	}
+	caps := binary.BigEndian.AppendUint16(nil, capBits)
 	serial := binary.BigEndian.AppendUint32(nil, c.st.Serial)
 	v := c.st.Firmware
 	body := concat(

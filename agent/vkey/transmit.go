@@ -18,7 +18,7 @@ func (c *Card) Transmit(apdu []byte) []byte {
 		return c.getResponse(cmd)
 	}
 	c.sess.pending = nil
-	if cmd.cla&^(claChainingBit|0x03) != 0 { // 0x03: logical channel bits, ignored
+	if cmd.cla&^(claChainingBit|0x03|claProprietary) != 0 { // 0x03: logical channel bits, ignored
 		return status(swClaNotSupported).bytes()
 	}
 	cmd, done := c.chain(cmd)
@@ -123,6 +123,8 @@ func (c *Card) dispatch(cmd command) response {
 		return c.mgmt(cmd)
 	case appletOTP:
 		return c.otp(cmd)
+	case appletFIDO:
+		return c.fido(cmd)
 	}
 	return status(swConditions)
 }

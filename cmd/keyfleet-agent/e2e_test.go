@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	agentfido2 "github.com/keyfleet/keyfleet/agent/fido2"
 	"github.com/keyfleet/keyfleet/agent/vkey"
 	"github.com/keyfleet/keyfleet/agent/vkey/vkeytest"
 	"github.com/keyfleet/keyfleet/api"
@@ -204,14 +205,37 @@ func TestProvisionRejectsAnUntrustedKey(t *testing.T) {
 	}
 }
 
-func TestDevicesListsTheVirtualKey(t *testing.T) {
-	plug(t, vkey.Options{CA: mustCA(t), Serial: 40000077, FormFactor: 0x03})
-	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"devices"}, &out, &errb, os.Getenv); code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
+func TestDevicesListsTheVirtualKeyAndItsApplets(t *testing.T) {
+	tests := []struct {
+		name    string
+		fido2   bool
+		applets string
+	}{
+		{"a PIV-only key", false, "applets piv,management\n"},
+		{"a key with a FIDO2 applet", true, "applets piv,management,fido2\n"},
 	}
-	if !strings.Contains(out.String(), "serial 40000077") || !strings.Contains(out.String(), "firmware 5.7.4") {
-		t.Fatalf("devices: %s", out.String())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := vkey.Options{CA: mustCA(t), Serial: 40000077, FormFactor: 0x03}
+			if tt.fido2 {
+				fca, _ := agentfido2.NewCA()
+				soft, err := agentfido2.NewSoft(agentfido2.SoftOptions{CA: fca, Serial: 40000077})
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.FIDO2 = soft
+			}
+			plug(t, o)
+			var out, errb bytes.Buffer
+			if code := run(context.Background(), []string{"devices"}, &out, &errb, os.Getenv); code != 0 {
+				t.Fatalf("exit %d: %s", code, errb.String())
+			}
+			for _, want := range []string{"serial 40000077", "firmware 5.7.4", "USB-C Keychain", tt.applets} {
+				if !strings.Contains(out.String(), want) {
+					t.Fatalf("devices printed no %q: %s", want, out.String())
+				}
+			}
+		})
 	}
 }
 

@@ -50,8 +50,9 @@ func TestProvisioningFailuresLeaveNothingBehind(t *testing.T) {
 			d.admin.CreateUser(ctx, api.CreateUser{Username: "erin"})
 			soft := softKey(t, fca, 40000003)
 			if tt.pull {
+				saved := fido2Opener
 				fido2Opener = agentfido2.SoftOpener{Key: pulledWhileBlinking(t, soft)}
-				t.Cleanup(func() { fido2Opener = agentfido2.Opener{} })
+				t.Cleanup(func() { fido2Opener = saved })
 				soft = ""
 			}
 			args := append([]string{"provision", "--reader", pcsc.Slots[0].Reader, "--user", "erin", "--pin-file", writePIN(t, "24681357")}, tt.args...)

@@ -129,3 +129,38 @@ func TestProvisionPIVAndFIDO2VerifyAndReportLost(t *testing.T) {
 		}
 	}
 }
+
+// TestProvisionAndVerifyFIDO2ThroughPCSC: without --soft-fido2 and
+// without USB HID keys, the agent reaches the virtual key's FIDO applet
+// through pcscd (CTAP2 in NFCCTAP_MSG APDUs), as it would an NFC key.
+func TestProvisionAndVerifyFIDO2ThroughPCSC(t *testing.T) {
+	ca, _ := vkey.NewCA(nil)
+	fca, _ := agentfido2.NewCA()
+	soft, err := agentfido2.NewSoft(agentfido2.SoftOptions{CA: fca, Serial: 40000003, Enterprise: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := plug(t, vkey.Options{CA: ca, Serial: 40000003, FIDO2: soft})
+	d := startBoth(t, kindsConfig{piv: pivkind.Config{Roots: []*x509.Certificate{ca.Root()}},
+		fido2: fido2kind.Config{Roots: []*x509.Certificate{fca.Root()}, RequireAttestation: true, EnterpriseAttestation: true}})
+	token := d.enrollerToken(t)
+	ctx := context.Background()
+	d.admin.CreateUser(ctx, api.CreateUser{Username: "erin"})
+	before, start := card.APDUs(), time.Now()
+	out, errOut, code := agentCmd(t, d, token, "", "provision", "--reader", pcsc.Slots[0].Reader, "--user", "erin", "--fido2", "--pin-file", writePIN(t, "24681357"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	t.Logf("provisioned one virtual key (PIV + FIDO2, both through pcscd) in %v with %d APDUs", time.Since(start).Round(time.Millisecond), card.APDUs()-before)
+	pg, _ := d.admin.ListFactors(ctx, client.FactorFilter{User: "erin"})
+	if len(pg.Items) != 2 || pg.Items[0].DeviceID == "" || pg.Items[0].DeviceID != pg.Items[1].DeviceID {
+		t.Fatalf("factors %+v: both applets of one key should be one device", pg.Items)
+	}
+	out, errOut, code = agentCmd(t, d, d.tokenFile, "24681357\n", "verify", "--user", "erin", "--kind", "fido2")
+	if code != 0 || !strings.Contains(out, "verified erin: fido2") || strings.Contains(out+errOut, "24681357") {
+		t.Fatalf("verify: exit %d: %s %s", code, out, errOut)
+	}
+	if soft.Counter() != 2 {
+		t.Fatalf("sign counter %d: the credential and the assertion should both have gone through the card", soft.Counter())
+	}
+}

@@ -7,8 +7,9 @@ import (
 	agentfido2 "github.com/keyfleet/keyfleet/agent/fido2"
 )
 
-// fido2Opener is swapped by tests; the default speaks USB HID (libfido2).
-var fido2Opener agent.FIDO2Opener = agentfido2.Opener{}
+// fido2Opener finds FIDO2 keys on USB HID (libfido2) and, when there are
+// none, through PC/SC (the FIDO applet over CCID or NFC; the virtual key).
+var fido2Opener agent.FIDO2Opener = agentfido2.HIDThenPCSC{HID: agentfido2.Opener{}, PCSC: agentfido2.PCSCOpener{}}
 
 // keyFlags choose the keys to use.
 type keyFlags struct {

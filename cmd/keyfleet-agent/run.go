@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/keyfleet/keyfleet/agent"
+	agentfido2 "github.com/keyfleet/keyfleet/agent/fido2"
 	agentpiv "github.com/keyfleet/keyfleet/agent/piv"
 	"github.com/keyfleet/keyfleet/api/client"
 )
@@ -60,6 +61,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	return 0
 }
 
+// devices lists every key: through PC/SC (piv-go), with the applets
+// that answer (piv, management, fido2), then FIDO2 keys on USB HID
+// (libfido2).
 func devices(stdout io.Writer) error {
 	readers, err := opener.Readers()
 	if err != nil {
@@ -72,18 +76,47 @@ func devices(stdout io.Writer) error {
 			continue // the empty second slot of a reader
 		}
 		info, err := tok.Info()
-		tok.Close()
+		tok.Close() // piv-go holds the card exclusively: free it for the FIDO2 probe
 		if err != nil {
 			return err
+		}
+		if _, err := agentfido2.ProbePCSC(r); err == nil {
+			info.Applets = append(info.Applets, "fido2")
 		}
 		found++
 		fmt.Fprintf(stdout, "%s\tserial %d\tfirmware %s\t%s\tapplets %s\n",
 			info.Reader, info.Serial, info.Firmware, info.FormFactor, strings.Join(info.Applets, ","))
 	}
+	found += hidDevices(stdout)
 	if found == 0 {
 		return agent.ErrNoKey
 	}
 	return nil
+}
+
+// hidDevices lists the FIDO2 keys libfido2 finds on USB HID (none on a
+// machine without USB, or in a build without libfido2).
+func hidDevices(stdout io.Writer) int {
+	hid := agentfido2.Opener{}
+	paths, err := hid.Devices()
+	if err != nil {
+		return 0
+	}
+	for _, p := range paths {
+		tok, err := hid.Open(p)
+		if err != nil {
+			fmt.Fprintf(stdout, "%s\tFIDO2 (USB HID)\tcannot open: %v\n", p, err)
+			continue
+		}
+		info, err := tok.Info()
+		tok.Close()
+		if err != nil {
+			fmt.Fprintf(stdout, "%s\tFIDO2 (USB HID)\tcannot read: %v\n", p, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s\tFIDO2 (USB HID)\t%s\taaguid %x\tversions %s\n", p, info.Product, info.AAGUID, strings.Join(info.Versions, ","))
+	}
+	return len(paths)
 }
 
 func daemonClient(f commonFlags) (*client.Client, error) {

@@ -13,12 +13,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyfleet/keyfleet/agent/fido2"
 	"github.com/keyfleet/keyfleet/agent/vkey"
 )
 
 const usage = `usage:
   keyfleet-vkey serve [flags]        plug a virtual YubiKey into vpcd
-  keyfleet-vkey ca export [flags]    write the attestation root certificate (PEM)
+  keyfleet-vkey ca export [flags]    write the attestation root certificate (PEM; --fido2 for the FIDO2 one)
 Run a command with -h for its flags.`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -57,8 +58,9 @@ func defaultDir() string {
 
 type serveFlags struct {
 	vpcd, state, ca, firmware, formFactor, touch, logLevel string
+	fido2State, fido2CA                                    string
 	serial                                                 uint
-	fips                                                   bool
+	fips, fido2                                            bool
 	touchTimeout                                           time.Duration
 }
 
@@ -76,6 +78,9 @@ func parseServe(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.touch, "touch", "approve", "simulated touch: approve, deny or timeout")
 	fs.DurationVar(&f.touchTimeout, "touch-timeout", 15*time.Second, "how long --touch timeout waits")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug logs every APDU's instruction and status (never its data)")
+	fs.BoolVar(&f.fido2, "fido2", true, "give the card a FIDO2 applet (CTAP2 over CCID); -fido2=false makes a PIV-only key")
+	fs.StringVar(&f.fido2State, "fido2-state", filepath.Join(defaultDir(), "fido2.json"), "FIDO2 applet state file (credentials, PIN), created when missing")
+	fs.StringVar(&f.fido2CA, "fido2-ca", filepath.Join(defaultDir(), "fido2-ca.pem"), "FIDO2 attestation CA file, created when missing")
 	return f, fs.Parse(args)
 }
 
@@ -91,6 +96,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	card, err := vkey.New(o)
 	if err != nil {
 		return err
+	}
+	if f.fido2 {
+		// The FIDO2 applet takes the card's own serial and firmware, so
+		// both applets attest as one key.
+		if o.FIDO2, err = f.fido2Applet(card, o.Touch); err != nil {
+			return err
+		}
+		if card, err = vkey.New(o); err != nil {
+			return err
+		}
 	}
 	fw := card.Firmware()
 	o.Logger.Info("virtual YubiKey ready", "serial", card.Serial(), "firmware",
@@ -136,6 +151,24 @@ func (f serveFlags) options(stderr io.Writer) (vkey.Options, error) {
 	}, nil
 }
 
+// fido2Applet opens (or makes) the software authenticator behind the
+// card's FIDO applet.
+func (f serveFlags) fido2Applet(card *vkey.Card, touch vkey.TouchMode) (*fido2.Soft, error) {
+	if err := os.MkdirAll(filepath.Dir(f.fido2CA), 0o700); err != nil {
+		return nil, err
+	}
+	ca, err := fido2.LoadOrCreateCA(f.fido2CA)
+	if err != nil {
+		return nil, err
+	}
+	soft, err := fido2.NewSoft(fido2.SoftOptions{CA: ca, Serial: card.Serial(), Firmware: card.Firmware(), Enterprise: true, Path: f.fido2State})
+	if err != nil {
+		return nil, err
+	}
+	soft.SetTouch(map[vkey.TouchMode]fido2.TouchMode{vkey.TouchApprove: fido2.TouchApprove, vkey.TouchDeny: fido2.TouchDeny, vkey.TouchTimeout: fido2.TouchTimeout}[touch])
+	return soft, nil
+}
+
 func loadCA(path string) (*vkey.CA, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
@@ -172,18 +205,38 @@ func formFactorNames() []string {
 func exportCA(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keyfleet-vkey ca export", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	caPath := fs.String("ca", filepath.Join(defaultDir(), "ca.pem"), "attestation CA file, created when missing")
+	caPath := fs.String("ca", filepath.Join(defaultDir(), "ca.pem"), "PIV attestation CA file, created when missing")
+	fido2CA := fs.String("fido2-ca", filepath.Join(defaultDir(), "fido2-ca.pem"), "FIDO2 attestation CA file, created when missing")
+	forFIDO2 := fs.Bool("fido2", false, "export the FIDO2 attestation root (for the daemon's fido2 roots) instead of the PIV one")
 	out := fs.String("out", "", "write the root certificate here (default standard output)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	ca, err := loadCA(*caPath)
+	root, err := exportRoot(*caPath, *fido2CA, *forFIDO2)
 	if err != nil {
 		return err
 	}
 	if *out == "" {
-		_, err = stdout.Write(ca.RootPEM())
+		_, err = stdout.Write(root)
 		return err
 	}
-	return os.WriteFile(*out, ca.RootPEM(), 0o644)
+	return os.WriteFile(*out, root, 0o644)
+}
+
+func exportRoot(pivCA, fido2CA string, forFIDO2 bool) ([]byte, error) {
+	if !forFIDO2 {
+		ca, err := loadCA(pivCA)
+		if err != nil {
+			return nil, err
+		}
+		return ca.RootPEM(), nil
+	}
+	if err := os.MkdirAll(filepath.Dir(fido2CA), 0o700); err != nil {
+		return nil, err
+	}
+	ca, err := fido2.LoadOrCreateCA(fido2CA)
+	if err != nil {
+		return nil, err
+	}
+	return ca.RootPEM(), nil
 }

@@ -35,6 +35,25 @@ func TestCAExportWritesTheRootAndKeepsIt(t *testing.T) {
 	}
 }
 
+func TestCAExportFIDO2WritesTheFIDO2Root(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	args := []string{"ca", "export", "--fido2", "--fido2-ca", filepath.Join(dir, "fido2-ca.pem"), "--ca", filepath.Join(dir, "ca.pem")}
+	if code := run(context.Background(), args, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	blk, _ := pem.Decode(out.Bytes())
+	if blk == nil || strings.Contains(out.String(), "PRIVATE KEY") {
+		t.Fatalf("export %q", out.String())
+	}
+	if c, err := x509.ParseCertificate(blk.Bytes); err != nil || !strings.Contains(c.Subject.CommonName, "FIDO") {
+		t.Fatalf("root %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca.pem")); err == nil {
+		t.Fatal("exporting the FIDO2 root made a PIV CA")
+	}
+}
+
 func TestServeRejectsBadFlags(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct {
@@ -58,20 +77,24 @@ func TestServeRejectsBadFlags(t *testing.T) {
 
 func TestServeCreatesStateAndStopsWithContext(t *testing.T) {
 	dir := t.TempDir()
+	fido2State := filepath.Join(dir, "fido2.json")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
 	var errb bytes.Buffer
 	state := filepath.Join(dir, "card.json")
 	go func() {
-		done <- run(ctx, []string{"serve", "--vpcd", "127.0.0.1:1", "--state", state, "--ca", filepath.Join(dir, "ca.pem"), "--serial", "1234567"}, &errb, &errb)
+		done <- run(ctx, []string{"serve", "--vpcd", "127.0.0.1:1", "--state", state, "--ca", filepath.Join(dir, "ca.pem"), "--serial", "1234567",
+			"--fido2-state", fido2State, "--fido2-ca", filepath.Join(dir, "fido2-ca.pem")}, &errb, &errb)
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if fi, err := os.Stat(state); err == nil && fi.Mode().Perm() == 0o600 {
+		fi, err := os.Stat(state)
+		fi2, err2 := os.Stat(fido2State)
+		if err == nil && err2 == nil && fi.Mode().Perm() == 0o600 && fi2.Mode().Perm() == 0o600 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no state file")
+			t.Fatal("no state files (card and FIDO2 applet)")
 		}
 		time.Sleep(5 * time.Millisecond) // polling interval
 	}
