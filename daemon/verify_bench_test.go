@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,7 +55,7 @@ var totpData struct {
 // totpFixtureFor serves the shared TOTP data with the given sinks.
 func totpFixtureFor(b *testing.B, n int, sinks []events.SinkConfig) *totpFixture {
 	b.Helper()
-	totpData.once.Do(func() { totpData.dir, totpData.f, totpData.err = buildTOTPData(n) })
+	totpData.once.Do(func() { totpData.dir, totpData.f, totpData.err = cachedTOTPData(n) })
 	if totpData.err != nil {
 		b.Fatal(totpData.err)
 	}
@@ -68,6 +69,63 @@ func totpFixtureFor(b *testing.B, n int, sinks []events.SinkConfig) *totpFixture
 	f := totpData.f
 	f.url, f.hc = url, hc
 	return &f
+}
+
+// benchDataEnv names a folder where the TOTP fixture is kept between runs
+// (for profiling; a run uses the current and the next time step of every
+// factor, so leave a minute between runs on the same data).
+const benchDataEnv = "KEYFLEET_BENCH_DATA"
+
+// benchProfileEnv names a file for a CPU profile of the measured part only.
+const benchProfileEnv = "KEYFLEET_BENCH_CPUPROFILE"
+
+type savedFixture struct {
+	Token                 string
+	Factors, Seeds, Users []string
+}
+
+func cachedTOTPData(n int) (string, totpFixture, error) {
+	keep := os.Getenv(benchDataEnv)
+	if keep == "" {
+		return buildTOTPData(n)
+	}
+	meta := filepath.Join(keep, "fixture.json")
+	if b, err := os.ReadFile(meta); err == nil {
+		var sf savedFixture
+		if err := json.Unmarshal(b, &sf); err != nil {
+			return "", totpFixture{}, err
+		}
+		return filepath.Join(keep, "data"), totpFixture{token: sf.Token, factors: sf.Factors, seeds: sf.Seeds, users: sf.Users, next: &atomic.Int64{}}, nil
+	}
+	dir, f, err := buildTOTPData(n)
+	if err != nil {
+		return "", f, err
+	}
+	if err := os.MkdirAll(keep, 0o700); err != nil {
+		return "", f, err
+	}
+	if err := os.Rename(dir, filepath.Join(keep, "data")); err != nil {
+		return "", f, err
+	}
+	b, _ := json.Marshal(savedFixture{Token: f.token, Factors: f.factors, Seeds: f.seeds, Users: f.users})
+	return filepath.Join(keep, "data"), f, os.WriteFile(meta, b, 0o600)
+}
+
+// profileCPU writes a CPU profile of the rest of b to the file named in
+// benchProfileEnv, if any.
+func profileCPU(b *testing.B) {
+	path := os.Getenv(benchProfileEnv)
+	if path == "" {
+		return
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { pprof.StopCPUProfile(); out.Close() })
 }
 
 func buildTOTPData(n int) (string, totpFixture, error) {
@@ -200,6 +258,7 @@ func BenchmarkAPIVerifyTOTP(b *testing.B) {
 			}
 			f := totpFixtureFor(b, factors, sinks)
 			b.SetParallelism(8) // 16 clients on 2 cores
+			profileCPU(b)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {

@@ -89,6 +89,9 @@ type PolicyReadTx interface {
 	// given. The store keeps the facts with the records they come from,
 	// in the same transactions (see policy_facts.go).
 	ScanPolicyFacts(after string, fn func(PolicyFactsRecord) error) error
+	// UserPolicyFacts reads one user's policy facts; *NotFoundError when
+	// the user has none.
+	UserPolicyFacts(userID string) (PolicyFacts, error)
 }
 
 // PolicyTx writes them.

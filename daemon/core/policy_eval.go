@@ -104,16 +104,24 @@ func (s *Service) evaluateUser(tx ReadTx, u User, now time.Time) (evaluation, er
 
 // noteEvaluation evaluates a user inside a write and records the rules
 // that apply to them for the first time (their deadlines start).
+//
+// It reads the user's compact policy facts (kept in the same transactions
+// as the records they come from), not their full factor records.
 func (s *Service) noteEvaluation(ctx context.Context, tx Tx, userID string) error {
-	u, err := tx.User(userID)
+	n, doc, err := s.currentPolicy(tx)
 	if err != nil {
 		return err
 	}
-	ev, err := s.evaluateUser(tx, u, s.now())
+	facts, err := tx.UserPolicyFacts(userID)
 	if err != nil {
 		return err
 	}
-	return s.recordFirstApplied(ctx, tx, UserFactsOf(u), ev.version, ev.decision)
+	factors := make([]policy.Factor, len(facts.Factors))
+	for i, f := range facts.Factors {
+		factors[i] = s.policyFactorOf(f)
+	}
+	d := policy.Evaluate(doc, policyUserOf(facts.User), factors, facts.FirstApplied, facts.Exemptions, s.now())
+	return s.recordFirstApplied(ctx, tx, facts.User, n, d)
 }
 
 // recordFirstApplied merges d.NewlyApplied into the user's first-applied

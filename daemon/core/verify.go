@@ -105,14 +105,23 @@ func (s *Service) verifiable(ctx context.Context, in api.BeginVerify) (User, []F
 		if locked(u.LockedUntil, now) {
 			return fmt.Errorf("%w: %s until %s; an administrator can unlock sooner", ErrLocked, u.Username, u.LockedUntil.Format(time.RFC3339))
 		}
-		err = forEach(tx.Factors, FactorFilter{UserID: u.ID, State: api.FactorActive}, func(f Factor) error {
-			if _, ok := s.kinds[f.Kind]; ok && !locked(f.LockedUntil, now) && (len(in.Kinds) == 0 || slices.Contains(in.Kinds, f.Kind)) &&
-				(in.FactorID == "" || in.FactorID == f.ID) {
+		usable := func(f Factor) error {
+			if _, ok := s.kinds[f.Kind]; ok && f.UserID == u.ID && f.State == api.FactorActive && !locked(f.LockedUntil, now) &&
+				(len(in.Kinds) == 0 || slices.Contains(in.Kinds, f.Kind)) && (in.FactorID == "" || in.FactorID == f.ID) {
 				out = append(out, f)
 			}
 			return nil
-		})
-		if err != nil {
+		}
+		if in.FactorID != "" {
+			// One factor named: read it alone rather than all the user's.
+			f, err := tx.Factor(in.FactorID)
+			if err != nil && !errors.As(err, new(*NotFoundError)) {
+				return err
+			}
+			if err == nil {
+				usable(f)
+			}
+		} else if err := forEach(tx.Factors, FactorFilter{UserID: u.ID, State: api.FactorActive}, usable); err != nil {
 			return err
 		}
 		out, err = s.verifiableKinds(tx, u, out)

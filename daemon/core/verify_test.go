@@ -142,3 +142,31 @@ func TestMFAStatusSaysWhoMustEnrol(t *testing.T) {
 		t.Fatalf("after enrolment: %+v", st)
 	}
 }
+
+func TestBeginningWithANamedFactorOffersOnlyThatUsersActiveFactor(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	app := e.principal(e.admin, "app", api.RoleAdmin)
+	e.principal(e.admin, "hana")
+	e.principal(e.admin, "ivan")
+	mine, theirs := e.enrol("hana", ""), e.enrol("ivan", "")
+	v, err := e.svc.BeginVerify(ctx, app, api.BeginVerify{User: "hana", FactorID: mine.ID})
+	if err != nil || len(v.Factors) != 1 || v.Factors[0].FactorID != mine.ID {
+		t.Fatalf("begin with hana's factor = %+v, %v", v, err)
+	}
+	for name, in := range map[string]api.BeginVerify{
+		"another user's factor":           {User: "hana", FactorID: theirs.ID},
+		"an unknown factor":               {User: "hana", FactorID: "fac_unknown"},
+		"a factor of a kind not accepted": {User: "hana", FactorID: mine.ID, Kinds: []string{"totp"}},
+	} {
+		if _, err := e.svc.BeginVerify(ctx, app, in); !errors.Is(err, core.ErrNoUsableFactor) {
+			t.Errorf("%s: err = %v, want ErrNoUsableFactor", name, err)
+		}
+	}
+	if _, err := e.svc.SuspendFactor(ctx, e.admin, mine.ID, "lost on a train"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.BeginVerify(ctx, app, api.BeginVerify{User: "hana", FactorID: mine.ID}); !errors.Is(err, core.ErrNoUsableFactor) {
+		t.Errorf("a suspended factor: err = %v, want ErrNoUsableFactor", err)
+	}
+}

@@ -46,7 +46,7 @@ func (s *Store) SetCursor(ctx context.Context, sink string, seq uint64) error {
 	if err := s.Ready(); err != nil {
 		return err
 	}
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(key(pSinkCursor, sink), seqBytes(seq)) })
+	return s.update(func(txn *badger.Txn) error { return txn.Set(key(pSinkCursor, sink), seqBytes(seq)) })
 }
 
 // AddDeadLetter durably records a batch a sink gave up on.
@@ -56,7 +56,7 @@ func (s *Store) AddDeadLetter(ctx context.Context, d events.DeadLetter) error {
 		return err
 	}
 	k := append(key(pDeadLetter, d.Sink, "/"), seqBytes(uint64(d.At.UnixNano()))...)
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(k, b) })
+	return s.update(func(txn *badger.Txn) error { return txn.Set(k, b) })
 }
 
 // DeadLetters lists a sink's dead letters, oldest first.

@@ -55,6 +55,40 @@ func (r *readTx) ScanPolicyFacts(after string, fn func(core.PolicyFactsRecord) e
 	return fn(cur)
 }
 
+// UserPolicyFacts reads one user's records of the pf/ index, the way
+// ScanPolicyFacts does for all of them.
+func (r *readTx) UserPolicyFacts(userID string) (core.PolicyFacts, error) {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = key(pPolicyFacts, userID)
+	opts.PrefetchValues = false
+	it := r.txn.NewIterator(opts)
+	defer it.Close()
+	var fb *factsBundle
+	for it.Seek(opts.Prefix); it.Valid(); it.Next() {
+		item := it.Item()
+		uid, sub, isSub := bytes.Cut(item.Key()[len(pPolicyFacts):], []byte{0})
+		if string(uid) != userID {
+			continue // another user whose id starts with this one's
+		}
+		tag, id := byte(tagUser), uid
+		switch {
+		case !isSub:
+			fb = &factsBundle{uid: userID}
+		case fb == nil || len(sub) == 0:
+			continue
+		default:
+			tag, id = sub[0], sub[1:]
+		}
+		if err := item.Value(func(v []byte) error { fb.add(tag, id, v); return nil }); err != nil {
+			return core.PolicyFacts{}, fmt.Errorf("reading %q: %w", item.Key(), err)
+		}
+	}
+	if fb == nil {
+		return core.PolicyFacts{}, &core.NotFoundError{Kind: "policy facts of user", Ref: userID}
+	}
+	return fb.Facts()
+}
+
 // factsBundle is one user's pf/ records, copied out of the store: a
 // sequence of tag, id and value (uvarint-length bytes each).
 type factsBundle struct {

@@ -91,23 +91,23 @@ func (t *tx) InsertPolicyVersion(v core.PolicyVersion) error {
 	if ok {
 		return fmt.Errorf("%w: policy version %d", core.ErrAlreadyExists, v.Version)
 	}
-	if err := put(t.txn, policyVersionKey(v.Version), v); err != nil {
+	if err := put(t.w, policyVersionKey(v.Version), v); err != nil {
 		return err
 	}
-	return t.txn.Set([]byte(kPolicyHead), []byte(strconv.Itoa(v.Version)))
+	return t.w.Set([]byte(kPolicyHead), []byte(strconv.Itoa(v.Version)))
 }
 
 func (t *tx) PutPolicyDraft(d core.PolicyDraft) error {
-	return put(t.txn, key(pPolicyDraft, d.ApprovalID), d)
+	return put(t.w, key(pPolicyDraft, d.ApprovalID), d)
 }
 
 func (t *tx) DeletePolicyDraft(approvalID string) error {
-	return t.txn.Delete(key(pPolicyDraft, approvalID))
+	return t.w.Delete(key(pPolicyDraft, approvalID))
 }
 
 // PutFirstApplied writes the times and their copy in the policy facts.
 func (t *tx) PutFirstApplied(userID string, m map[string]time.Time) error {
-	return putFirstAppliedRecords(t.txn, userID, m)
+	return putFirstAppliedRecords(t.w, userID, m)
 }
 
 func putFirstAppliedRecords(s setter, userID string, m map[string]time.Time) error {
@@ -123,10 +123,10 @@ func putFirstAppliedRecords(s setter, userID string, m map[string]time.Time) err
 
 // PutExemption writes the exemption and its copy in the policy facts.
 func (t *tx) PutExemption(x core.Exemption) error {
-	if err := t.txn.Set(factsSubKey(x.UserID, tagExemption, x.ID), encodeExemption(x.Reason, x.Until)); err != nil {
+	if err := t.w.Set(factsSubKey(x.UserID, tagExemption, x.ID), encodeExemption(x.Reason, x.Until)); err != nil {
 		return err
 	}
-	return put(t.txn, exemptionKey(x.UserID, x.ID), x)
+	return put(t.w, exemptionKey(x.UserID, x.ID), x)
 }
 
 func (t *tx) DeletePolicyState(userID string) error {
@@ -135,15 +135,15 @@ func (t *tx) DeletePolicyState(userID string) error {
 		return err
 	}
 	for _, x := range xs {
-		if err := t.txn.Delete(exemptionKey(userID, x.ID)); err != nil {
+		if err := t.w.Delete(exemptionKey(userID, x.ID)); err != nil {
 			return err
 		}
-		if err := t.txn.Delete(factsSubKey(userID, tagExemption, x.ID)); err != nil {
+		if err := t.w.Delete(factsSubKey(userID, tagExemption, x.ID)); err != nil {
 			return err
 		}
 	}
-	if err := t.txn.Delete(factsSubKey(userID, tagFirstApplied, "")); err != nil {
+	if err := t.w.Delete(factsSubKey(userID, tagFirstApplied, "")); err != nil {
 		return err
 	}
-	return t.txn.Delete(key(pFirstApplied, userID))
+	return t.w.Delete(key(pFirstApplied, userID))
 }

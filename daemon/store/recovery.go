@@ -38,19 +38,19 @@ func (r *readTx) BreakGlass() (core.BreakGlass, error) {
 }
 
 func (t *tx) PutRecoveryCodes(rc core.RecoveryCodes) error {
-	return put(t.txn, key(pRecCodes, rc.UserID), rc)
+	return put(t.w, key(pRecCodes, rc.UserID), rc)
 }
 
-func (t *tx) PutRecoveryCase(c core.RecoveryCase) error { return put(t.txn, key(pRecCase, c.ID), c) }
+func (t *tx) PutRecoveryCase(c core.RecoveryCase) error { return put(t.w, key(pRecCase, c.ID), c) }
 
 func (t *tx) PutAccessPass(p core.AccessPass) error {
-	if err := t.txn.Set(key(pPassHash, hex.EncodeToString(p.Hash)), []byte(p.ID)); err != nil {
+	if err := t.w.Set(key(pPassHash, hex.EncodeToString(p.Hash)), []byte(p.ID)); err != nil {
 		return err
 	}
-	return put(t.txn, key(pPass, p.ID), p)
+	return put(t.w, key(pPass, p.ID), p)
 }
 
-func (t *tx) PutBreakGlass(b core.BreakGlass) error { return put(t.txn, []byte(kBreakGlass), b) }
+func (t *tx) PutBreakGlass(b core.BreakGlass) error { return put(t.w, []byte(kBreakGlass), b) }
 
 func (r *readTx) EachRecoveryCodes(fn func(core.RecoveryCodes) error) error {
 	opts := badger.DefaultIteratorOptions

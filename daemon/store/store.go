@@ -1,9 +1,10 @@
 // Package store implements core.Store on Badger v4, encrypted at rest.
 //
-// Writes are durable when Update returns: Badger runs with SyncWrites, so
-// each commit reaches the disk before it is acknowledged. Audit events are
-// chained at commit time under one lock (see Store.commit), so the chain
-// order is the commit order and a transaction that fails leaves no event.
+// Writes are durable when Update returns: each commit reaches the disk
+// before it is acknowledged, and commits waiting at the same time share
+// one fsync (group commit, durable.go). Audit events are chained at commit
+// time under one lock (see Store.commit), so the chain order is the commit
+// order and a transaction that fails leaves no event.
 package store
 
 import (
@@ -66,6 +67,7 @@ type Store struct {
 
 	chainMu sync.Mutex // orders commits that append audit events
 	head    audit.Head // guarded by chainMu
+	sync    *syncer    // group commit: acknowledges writes once on disk
 
 	failMu sync.RWMutex
 	failed error // set when a write failed; the store then refuses writes
@@ -91,6 +93,15 @@ func Open(o Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	dir := o.Dir
+	if o.InMemory {
+		dir = ""
+	}
+	s.sync = newSyncer(func() error { return syncWALs(dir, db.Sync) }, s.head)
+	if err := syncWALs(dir, db.Sync); err != nil { // what init and an upgrade wrote
+		db.Close()
+		return nil, fmt.Errorf("syncing store in %s: %w", o.Dir, err)
+	}
 	return s, nil
 }
 
@@ -111,7 +122,7 @@ func badgerOptions(o Options) badger.Options {
 		WithEncryptionKeyRotationDuration(rot).
 		WithBlockCacheSize(block << 20).
 		WithIndexCacheSize(index << 20).
-		WithSyncWrites(true).
+		WithSyncWrites(false). // Update syncs, one fsync per group of commits (durable.go)
 		WithCompression(options.None). // compressing before encrypting adds nothing here and costs CPU
 		WithNumVersionsToKeep(1).
 		WithLogger(badgerLogger{o.Logger}).
@@ -190,12 +201,8 @@ func (s *Store) fail(err error) {
 	s.failMu.Unlock()
 }
 
-// AuditHead is the last committed link of the chain.
-func (s *Store) AuditHead() audit.Head {
-	s.chainMu.Lock()
-	defer s.chainMu.Unlock()
-	return s.head
-}
+// AuditHead is the last link of the chain that is on disk.
+func (s *Store) AuditHead() audit.Head { return s.sync.durableHead() }
 
 // Update runs fn in a transaction and commits it durably, retrying when it
 // collides with a concurrent transaction.
@@ -207,12 +214,16 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		t := &tx{readTx: readTx{txn: s.db.NewTransaction(true)}}
+		t := newTx(s.db.NewTransaction(true))
 		err := fn(t)
+		var n uint64
 		if err == nil {
-			err = s.commit(t)
+			n, err = s.commit(t)
 		}
 		t.txn.Discard()
+		if err == nil {
+			err = s.durable(n)
+		}
 		if err == nil && len(t.events) > 0 && s.afterAudit != nil {
 			s.afterAudit(t.events)
 		}
@@ -227,14 +238,20 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 // lock is held across the commit so that a transaction that fails (a
 // conflict, a full disk) never leaves a gap in the chain, and so that the
 // chain order is the commit order.
-func (s *Store) commit(t *tx) error {
+//
+// It returns the commit's number for durable: the commit is in Badger's
+// log, not yet necessarily on disk.
+func (s *Store) commit(t *tx) (uint64, error) {
 	if s.beforeCommit != nil {
 		if err := s.beforeCommit(); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if len(t.events) == 0 {
-		return t.txn.Commit()
+		if err := s.commitErr(t.txn.Commit()); err != nil || !t.w.wrote {
+			return 0, err // a transaction that wrote nothing waits for no sync (commit 0)
+		}
+		return s.sync.committedOne(nil), nil
 	}
 	s.chainMu.Lock()
 	defer s.chainMu.Unlock()
@@ -242,31 +259,65 @@ func (s *Store) commit(t *tx) error {
 	for _, ev := range t.events {
 		rec, err := chain.Next(ev)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		if err := t.txn.Set(auditKey(rec.Seq), rec.Marshal()); err != nil {
-			return err
+		if err := t.w.Set(auditKey(rec.Seq), rec.Marshal()); err != nil {
+			return 0, err
 		}
 		if ev.Target.ID != "" {
-			if err := t.txn.Set(auditTargetKey(ev.Target.ID, rec.Seq), nil); err != nil {
-				return err
+			if err := t.w.Set(auditTargetKey(ev.Target.ID, rec.Seq), nil); err != nil {
+				return 0, err
 			}
 		}
 	}
-	if err := t.txn.Set([]byte(kAuditHead), encodeHead(chain.Head)); err != nil {
-		return err
+	if err := t.w.Set([]byte(kAuditHead), encodeHead(chain.Head)); err != nil {
+		return 0, err
 	}
-	if err := t.txn.Commit(); err != nil {
-		if !errors.Is(err, badger.ErrConflict) {
-			// A failed write leaves the disk in an unknown state: stop
-			// taking writes until an operator restarts the daemon.
-			s.log.Error("store write failed; refusing further writes until restart", "err", err)
-			s.fail(fmt.Errorf("%w: a write to disk failed (%v); restart keyfleetd", core.ErrUnavailable, err))
-		}
-		return err
+	if err := s.commitErr(t.txn.Commit()); err != nil {
+		return 0, err
 	}
 	s.head = chain.Head
+	head := chain.Head
+	return s.sync.committedOne(&head), nil
+}
+
+// commitErr stops the store taking writes after a commit failed for any
+// reason but a conflict: the disk is then in an unknown state, and an
+// operator restarts the daemon.
+func (s *Store) commitErr(err error) error {
+	if err != nil && !errors.Is(err, badger.ErrConflict) {
+		s.log.Error("store write failed; refusing further writes until restart", "err", err)
+		s.fail(fmt.Errorf("%w: a write to disk failed (%v); restart keyfleetd", core.ErrUnavailable, err))
+	}
+	return err
+}
+
+// durable waits until commit n is on disk. A failed sync leaves the disk
+// in an unknown state, and the store refuses writes from then on.
+func (s *Store) durable(n uint64) error {
+	if err := s.sync.wait(n); err != nil {
+		s.log.Error("syncing the store to disk failed; refusing further writes until restart", "err", err)
+		s.fail(fmt.Errorf("%w: syncing to disk failed (%v); restart keyfleetd", core.ErrUnavailable, err))
+		return s.Ready()
+	}
 	return nil
+}
+
+// update runs fn in a Badger transaction outside the audit chain (sink
+// cursors, dead letters) and returns once it is durable.
+func (s *Store) update(fn func(*badger.Txn) error) error {
+	if err := s.Ready(); err != nil {
+		return err
+	}
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	if err := fn(txn); err != nil {
+		return err
+	}
+	if err := s.commitErr(txn.Commit()); err != nil {
+		return err
+	}
+	return s.durable(s.sync.committedOne(nil))
 }
 
 // View runs fn in a read-only snapshot.
@@ -277,8 +328,10 @@ func (s *Store) View(ctx context.Context, fn func(core.ReadTx) error) error {
 	return s.db.View(func(txn *badger.Txn) error { return fn(&readTx{txn: txn}) })
 }
 
-// AuditScan reads audit records with seq > after in key order.
+// AuditScan reads audit records with seq > after in key order, up to the
+// last one on disk.
 func (s *Store) AuditScan(ctx context.Context, after uint64, fn func(uint64, audit.Record) (bool, error)) error {
+	last := s.sync.durableHead().Seq
 	return s.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = []byte(pAudit)
@@ -295,6 +348,9 @@ func (s *Store) AuditScan(ctx context.Context, after uint64, fn func(uint64, aud
 				continue
 			}
 			seq := uint64FromBytes(k[len(pAudit):])
+			if seq > last {
+				return nil
+			}
 			var cont bool
 			err := item.Value(func(v []byte) error {
 				r, err := audit.Unmarshal(v)

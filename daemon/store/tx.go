@@ -17,8 +17,25 @@ type readTx struct{ txn *badger.Txn }
 
 type tx struct {
 	readTx
+	w      *wtxn // writes go through w; reads through readTx
 	events []*audit.Event
 }
+
+// wtxn is the write side of a transaction: Badger's, noting whether
+// anything was written, since a transaction that wrote nothing has nothing
+// to wait for a sync for.
+type wtxn struct {
+	*badger.Txn
+	wrote bool
+}
+
+func (w *wtxn) Set(k, v []byte) error { w.wrote = true; return w.Txn.Set(k, v) }
+
+func (w *wtxn) Delete(k []byte) error { w.wrote = true; return w.Txn.Delete(k) }
+
+func (w *wtxn) SetEntry(e *badger.Entry) error { w.wrote = true; return w.Txn.SetEntry(e) }
+
+func newTx(txn *badger.Txn) *tx { return &tx{readTx: readTx{txn: txn}, w: &wtxn{Txn: txn}} }
 
 var (
 	_ core.ReadTx = (*readTx)(nil)
@@ -53,7 +70,7 @@ func getString(txn *badger.Txn, k []byte, kind, ref string) (string, error) {
 	return string(v), err
 }
 
-func put(txn *badger.Txn, k []byte, v any) error {
+func put(txn setter, k []byte, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", k, err)
@@ -240,41 +257,41 @@ func (t *tx) InsertUser(u core.User) error {
 	if ok {
 		return fmt.Errorf("%w: username %q is taken", core.ErrAlreadyExists, u.Username)
 	}
-	if err := t.txn.Set(key(pUsername, u.Username), []byte(u.ID)); err != nil {
+	if err := t.w.Set(key(pUsername, u.Username), []byte(u.ID)); err != nil {
 		return err
 	}
 	return t.PutUser(u)
 }
 
 // PutUser writes the user and their policy facts.
-func (t *tx) PutUser(u core.User) error { return putUserRecords(t.txn, u) }
+func (t *tx) PutUser(u core.User) error { return putUserRecords(t.w, u) }
 
 func (t *tx) DeleteUser(u core.User) error {
-	if err := t.txn.Delete(key(pUsername, u.Username)); err != nil {
+	if err := t.w.Delete(key(pUsername, u.Username)); err != nil {
 		return err
 	}
-	if err := t.txn.Delete(userFactsKey(u.ID)); err != nil {
+	if err := t.w.Delete(userFactsKey(u.ID)); err != nil {
 		return err
 	}
-	return t.txn.Delete(key(pUser, u.ID))
+	return t.w.Delete(key(pUser, u.ID))
 }
 
 // PutFactor writes the factor, its indexes and its policy facts.
-func (t *tx) PutFactor(f core.Factor) error { return putFactorRecords(t.txn, f) }
+func (t *tx) PutFactor(f core.Factor) error { return putFactorRecords(t.w, f) }
 
 func (t *tx) DeleteFactor(f core.Factor) error {
-	if err := t.txn.Delete(userFactorKey(f.UserID, f.ID)); err != nil {
+	if err := t.w.Delete(userFactorKey(f.UserID, f.ID)); err != nil {
 		return err
 	}
-	if err := t.txn.Delete(factsSubKey(f.UserID, tagFactor, f.ID)); err != nil {
+	if err := t.w.Delete(factsSubKey(f.UserID, tagFactor, f.ID)); err != nil {
 		return err
 	}
 	if f.DeviceID != "" {
-		if err := t.txn.Delete(devFactorKey(f.DeviceID, f.ID)); err != nil {
+		if err := t.w.Delete(devFactorKey(f.DeviceID, f.ID)); err != nil {
 			return err
 		}
 	}
-	return t.txn.Delete(key(pFactor, f.ID))
+	return t.w.Delete(key(pFactor, f.ID))
 }
 
 func (t *tx) InsertDevice(d core.Device) error {
@@ -286,23 +303,23 @@ func (t *tx) InsertDevice(d core.Device) error {
 	if ok {
 		return fmt.Errorf("%w: %s key %s is already registered", core.ErrAlreadyExists, d.Vendor, d.Serial)
 	}
-	if err := t.txn.Set(k, []byte(d.ID)); err != nil {
+	if err := t.w.Set(k, []byte(d.ID)); err != nil {
 		return err
 	}
 	return t.PutDevice(d)
 }
 
-func (t *tx) PutDevice(d core.Device) error { return put(t.txn, key(pDevice, d.ID), d) }
+func (t *tx) PutDevice(d core.Device) error { return put(t.w, key(pDevice, d.ID), d) }
 
-func (t *tx) PutEnrolment(e core.Enrolment) error { return put(t.txn, key(pEnrolment, e.ID), e) }
+func (t *tx) PutEnrolment(e core.Enrolment) error { return put(t.w, key(pEnrolment, e.ID), e) }
 
-func (t *tx) DeleteEnrolment(e core.Enrolment) error { return t.txn.Delete(key(pEnrolment, e.ID)) }
+func (t *tx) DeleteEnrolment(e core.Enrolment) error { return t.w.Delete(key(pEnrolment, e.ID)) }
 
-func (t *tx) PutToken(k core.Token) error { return put(t.txn, key(pToken, k.ID), k) }
+func (t *tx) PutToken(k core.Token) error { return put(t.w, key(pToken, k.ID), k) }
 
-func (t *tx) DeleteToken(k core.Token) error { return t.txn.Delete(key(pToken, k.ID)) }
+func (t *tx) DeleteToken(k core.Token) error { return t.w.Delete(key(pToken, k.ID)) }
 
-func (t *tx) PutApproval(a core.Approval) error { return put(t.txn, key(pApproval, a.ID), a) }
+func (t *tx) PutApproval(a core.Approval) error { return put(t.w, key(pApproval, a.ID), a) }
 
 func (r *readTx) Verification(id string) (core.Verification, error) {
 	return get[core.Verification](r.txn, key(pVerify, id), "verification", id)
@@ -316,10 +333,10 @@ func (t *tx) PutVerification(v core.Verification) error {
 		return err
 	}
 	ttl := time.Until(v.ExpiresAt) + time.Minute
-	return t.txn.SetEntry(badger.NewEntry(key(pVerify, v.ID), b).WithTTL(max(ttl, time.Minute)))
+	return t.w.SetEntry(badger.NewEntry(key(pVerify, v.ID), b).WithTTL(max(ttl, time.Minute)))
 }
 
-func (t *tx) DeleteVerification(v core.Verification) error { return t.txn.Delete(key(pVerify, v.ID)) }
+func (t *tx) DeleteVerification(v core.Verification) error { return t.w.Delete(key(pVerify, v.ID)) }
 
 // UseVerification writes a used-marker that lives until the verification
 // would have expired; two racing finishes both read it absent and write
@@ -331,7 +348,7 @@ func (t *tx) UseVerification(id string, until time.Time) (bool, error) {
 		return false, err
 	}
 	ttl := max(time.Until(until)+time.Minute, time.Minute)
-	return true, t.txn.SetEntry(badger.NewEntry(k, nil).WithTTL(ttl))
+	return true, t.w.SetEntry(badger.NewEntry(k, nil).WithTTL(ttl))
 }
 
 func (t *tx) Audit(ev *audit.Event) error {

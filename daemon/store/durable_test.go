@@ -1,0 +1,140 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/core"
+)
+
+// gatedFlush wraps the store's sync so a test can hold it and count it.
+type gatedFlush struct {
+	real  func() error
+	gate  chan struct{} // receives once per flush while held; nil: open
+	calls atomic.Int64
+	fail  atomic.Bool
+}
+
+func (g *gatedFlush) flush() error {
+	g.calls.Add(1)
+	if g.gate != nil {
+		<-g.gate
+	}
+	if g.fail.Load() {
+		return errors.New("injected: the disk refused the sync")
+	}
+	return g.real()
+}
+
+func gate(st *Store) *gatedFlush {
+	g := &gatedFlush{real: st.sync.flush}
+	st.sync.flush = g.flush
+	return g
+}
+
+func TestAWriteIsAcknowledgedAndAuditedOnlyOnceOnDisk(t *testing.T) {
+	st, svc := openAt(t, t.TempDir(), nil)
+	defer st.Close()
+	g := gate(st)
+	g.gate = make(chan struct{})
+	before := st.AuditHead()
+	done := make(chan error, 1)
+	go func() {
+		_, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: "waiting"})
+		done <- err
+	}()
+	// The commit is in Badger's log; its sync is held.
+	for g.calls.Load() == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("the write returned (%v) before its sync ran", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if st.AuditHead() != before {
+		t.Error("the audit head moved before the sync")
+	}
+	var seen int
+	st.AuditScan(context.Background(), 0, func(uint64, audit.Record) (bool, error) { seen++; return true, nil })
+	if seen != int(before.Seq) {
+		t.Errorf("audit readers see %d events before the sync, want %d", seen, before.Seq)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the write returned (%v) while its sync was held", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	g.gate <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st.AuditHead().Seq != before.Seq+1 {
+		t.Errorf("head %d after the sync, want %d", st.AuditHead().Seq, before.Seq+1)
+	}
+	mustVerify(t, st, 0)
+}
+
+func TestConcurrentWritersShareSyncs(t *testing.T) {
+	st, svc := openAt(t, t.TempDir(), nil)
+	defer st.Close()
+	g := gate(st)
+	g.gate = make(chan struct{})
+	const writers = 32
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: fmt.Sprintf("g%d", i)})
+			errs <- err
+		}()
+	}
+	// Hold the first sync until every writer has committed and waits.
+	for st.sync.committed.Load() < writers {
+		time.Sleep(time.Millisecond)
+	}
+	close(g.gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := g.calls.Load(); n > 2 {
+		t.Errorf("%d writers took %d syncs; waiting writers must share one", writers, n)
+	}
+	if st.AuditHead().Seq != writers {
+		t.Errorf("head %d, want %d", st.AuditHead().Seq, writers)
+	}
+	mustVerify(t, st, 0)
+}
+
+func TestAFailedSyncStopsWrites(t *testing.T) {
+	st, svc := openAt(t, t.TempDir(), nil)
+	defer st.Close()
+	g := gate(st)
+	g.fail.Store(true)
+	ctx := context.Background()
+	if _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: "lost"}); !errors.Is(err, core.ErrUnavailable) {
+		t.Fatalf("a write whose sync failed: err = %v, want ErrUnavailable", err)
+	}
+	g.fail.Store(false)
+	if _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: "after"}); !errors.Is(err, core.ErrUnavailable) {
+		t.Fatalf("a write after a failed sync: err = %v, want ErrUnavailable until restart", err)
+	}
+	if st.Ready() == nil {
+		t.Error("the store reports ready after a failed sync")
+	}
+	if st.AuditHead().Seq != 0 {
+		t.Errorf("an event whose sync failed is visible to audit readers (head %d)", st.AuditHead().Seq)
+	}
+}
