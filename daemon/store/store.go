@@ -122,7 +122,7 @@ func badgerOptions(o Options) badger.Options {
 		WithEncryptionKeyRotationDuration(rot).
 		WithBlockCacheSize(block << 20).
 		WithIndexCacheSize(index << 20).
-		WithSyncWrites(false). // Update syncs, one fsync per group of commits (durable.go)
+		WithSyncWrites(false).         // Update syncs, one fsync per group of commits (durable.go)
 		WithCompression(options.None). // compressing before encrypting adds nothing here and costs CPU
 		WithNumVersionsToKeep(1).
 		WithLogger(badgerLogger{o.Logger}).
