@@ -378,7 +378,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 
 // sweep ends break-glass sessions whose time ran out, every half minute,
 // so their end is audited even if nobody presents the token again, and
-// refreshes the compliance gauges every five minutes.
+// every five minutes refreshes the compliance gauges and audits the
+// enrolment deadlines that passed.
 func (s *Server) sweep(ctx context.Context) {
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
@@ -388,6 +389,9 @@ func (s *Server) sweep(ctx context.Context) {
 		}
 		if i%10 == 0 {
 			s.refreshCompliance(ctx)
+			if _, err := s.svc.SweepDeadlines(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("auditing passed enrolment deadlines", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,69 @@
+package core_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyfleet/keyfleet/daemon/core"
+)
+
+func TestAPassedDeadlineIsAuditedOncePerDeadline(t *testing.T) {
+	e := newPolicyEnv(t)
+	ctx := context.Background()
+	cid, dee := e.person("cid", "eng"), e.person("dee", "eng")
+	e.applyPolicy(e.admin, strictPolicy)
+	start := e.clock.Now()
+	events := func(u core.User) []string {
+		recs, err := e.svc.ListAudit(ctx, e.admin, core.AuditFilter{TargetID: u.ID, Action: "policy.deadline_passed"}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range recs {
+			out = append(out, string(r.Body))
+		}
+		return out
+	}
+	if n, err := e.svc.SweepDeadlines(ctx); err != nil || n != 0 {
+		t.Fatalf("a sweep in the grace period recorded %d (%v), want 0", n, err)
+	}
+	if _, err := e.enrolKind("dee", "hwkey", "5.7.4"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(15 * 24 * time.Hour)
+	n, err := e.svc.SweepDeadlines(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// cid, and the admins whose built-in 14 days passed too; not dee.
+	if n != 3 || len(events(cid)) != 1 || len(events(dee)) != 0 {
+		t.Fatalf("the first sweep after the deadline recorded %d, cid %d events, dee %d", n, len(events(cid)), len(events(dee)))
+	}
+	body := events(cid)[0]
+	for _, want := range []string{`"deadline":"` + start.Add(14*24*time.Hour).Format(time.RFC3339), "engineering", "reasons"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the event lacks %s: %s", want, body)
+		}
+	}
+	if n, _ := e.svc.SweepDeadlines(ctx); n != 0 || len(events(cid)) != 1 {
+		t.Fatalf("a second sweep recorded %d more; a deadline is audited once", n)
+	}
+	// The marker does not disturb the policy: cid is still non-compliant
+	// from the same deadline, and enrolling makes them compliant.
+	st, _ := e.svc.MFAStatus(ctx, e.help, "cid")
+	if st.Status != "non_compliant" || !st.Deadline.Equal(start.Add(14*24*time.Hour)) {
+		t.Fatalf("status after the sweep = %+v", st)
+	}
+	if _, err := e.enrolKind("cid", "hwkey", "5.7.4"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ = e.svc.MFAStatus(ctx, e.help, "cid"); st.Status != "compliant" {
+		t.Fatalf("after enrolling: %+v", st)
+	}
+	if n, _ := e.svc.SweepDeadlines(ctx); n != 0 {
+		t.Fatalf("a sweep after cid enrolled recorded %d", n)
+	}
+	e.verifyChain()
+}
