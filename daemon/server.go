@@ -290,7 +290,7 @@ func (s *Server) withPages(apiHandler http.Handler) (http.Handler, error) {
 		return apiHandler, nil
 	}
 	pages, err := web.New(web.Config{Service: s.svc, Logger: s.log.With("component", "web"), Origin: s.cfg.Web.Origin,
-		RPID: s.cfg.FIDO2.RPID, Secure: !s.cfg.Web.Insecure})
+		RPID: s.cfg.FIDO2.RPID, Secure: !s.cfg.Web.Insecure, Events: s.events})
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
@@ -328,6 +328,9 @@ func (s *Server) Service() *core.Service { return s.svc }
 
 // Handler is the API handler.
 func (s *Server) Handler() *httpapi.Handler { return s.api }
+
+// Events is the event sinks' manager (for tests and tools in this process).
+func (s *Server) Events() *events.Manager { return s.events }
 
 // Run serves HTTPS on the configured address until ctx is cancelled, then
 // shuts down gracefully. ready, if not nil, receives the bound address.

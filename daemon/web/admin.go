@@ -22,6 +22,11 @@ type overview struct {
 	Pending   []core.Approval
 	NearDays  int
 	ReportErr string
+	// Sinks is the event sinks' health (ShowSinks: the reader may see it).
+	Sinks     []sinkView
+	ShowSinks bool
+	// BreakGlass is the break-glass credential's state (nil: not shown).
+	BreakGlass *breakGlassView
 }
 
 func (h *handler) overview(rq *request) error {
@@ -52,6 +57,8 @@ func (h *handler) overview(rq *request) error {
 		}
 		d.Pending = as
 	}
+	d.Sinks, d.ShowSinks = h.sinks(rq)
+	d.BreakGlass = h.breakGlass(rq)
 	h.render(rq, http.StatusOK, "overview", "Overview", d)
 	return nil
 }
@@ -122,6 +129,14 @@ type userPage struct {
 	Code        string
 	CodeExpires time.Time
 	KeyKind     string
+	// Cases are the user's recovery cases, newest first; Pass is a pass
+	// just issued, shown this once.
+	Cases      []caseView
+	Pass       *passShown
+	Exemptions []exemptionView
+	// Methods and TTLs fill the recovery forms' choices.
+	Methods [][2]string
+	TTLs    [][2]string
 }
 
 func (h *handler) userDetail(rq *request) error {
@@ -138,7 +153,7 @@ func (h *handler) loadUserPage(rq *request, ref string) (userPage, error) {
 	if err != nil {
 		return userPage{}, err
 	}
-	d := userPage{User: u, KeyKind: h.cfg.KeyKind}
+	d := userPage{User: u, KeyKind: h.cfg.KeyKind, Methods: identityMethods, TTLs: passTTLs}
 	if rq.p.Allowed(core.ReadMFAStatus) {
 		if d.Status, err = h.svc.MFAStatus(rq.ctx, rq.p, u.ID); err != nil {
 			_, d.StatusErr = h.describe(rq, err)
@@ -154,13 +169,22 @@ func (h *handler) loadUserPage(rq *request, ref string) (userPage, error) {
 	if rq.p.Allowed(core.ReadEnrolments) {
 		d.Enrolments, _, _ = h.svc.ListEnrolments(rq.ctx, rq.p, core.EnrolmentFilter{UserID: u.ID, State: api.EnrolmentOpen}, page)
 	}
-	d.Approvals = h.approvalsAbout(rq, u.ID, d.Factors)
+	var cs []core.RecoveryCase
+	if rq.p.Allowed(core.ReadRecovery) {
+		if cs, _, err = h.svc.ListRecovery(rq.ctx, rq.p, core.RecoveryFilter{UserID: u.ID}, page); err != nil {
+			return d, err
+		}
+	}
+	d.Approvals = h.approvalsAbout(rq, u.ID, d.Factors, cs)
+	d.Cases = h.recoveryCases(cs, d.Factors, d.Approvals)
+	d.Exemptions = h.exemptions(rq, u.ID)
 	d.Audit = h.auditFor(rq, core.AuditFilter{TargetID: u.ID}, 50)
 	return d, nil
 }
 
-// approvalsAbout lists pending requests about a user or their factors.
-func (h *handler) approvalsAbout(rq *request, userID string, fs []core.Factor) []core.Approval {
+// approvalsAbout lists pending requests about a user, their factors or
+// their recovery cases.
+func (h *handler) approvalsAbout(rq *request, userID string, fs []core.Factor, cs []core.RecoveryCase) []core.Approval {
 	if !rq.p.Allowed(core.ReadApprovals) {
 		return nil
 	}
@@ -169,7 +193,8 @@ func (h *handler) approvalsAbout(rq *request, userID string, fs []core.Factor) [
 		return nil
 	}
 	return slices.DeleteFunc(as, func(a core.Approval) bool {
-		return a.TargetID != userID && !slices.ContainsFunc(fs, func(f core.Factor) bool { return f.ID == a.TargetID })
+		return a.TargetID != userID && !slices.ContainsFunc(fs, func(f core.Factor) bool { return f.ID == a.TargetID }) &&
+			!slices.ContainsFunc(cs, func(c core.RecoveryCase) bool { return c.ID == a.TargetID })
 	})
 }
 

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -62,8 +64,53 @@ func (h *handler) beginKey(rq *request, user, purpose string) error {
 		out = append(out, keyChallenge{FactorID: f.FactorID, Label: f.Label, Options: f.Prompt})
 	}
 	rq.sess.Pending = pend
-	writeJSON(rq.w, http.StatusOK, map[string]any{"factors": out})
+	answer := map[string]any{"factors": out}
+	if opts, creds, ok := mergeRequests(out); ok {
+		answer["options"], answer["credentials"] = opts, creds
+	}
+	writeJSON(rq.w, http.StatusOK, answer)
 	return nil
+}
+
+// mergeRequests makes one WebAuthn request for a user's several keys, so
+// the browser asks once and whichever key is present answers: the
+// allowCredentials of every factor, and a map from credential id to
+// factor. It works only when the factors share one challenge; core
+// draws a challenge per factor today, so then (false) the user picks a
+// key, and each has its own ceremony (WebAuthn §5.5).
+func mergeRequests(fs []keyChallenge) (api.FIDO2RequestOptions, map[string]string, bool) {
+	if len(fs) < 2 {
+		return api.FIDO2RequestOptions{}, nil, false
+	}
+	var out api.FIDO2RequestOptions
+	creds := map[string]string{}
+	for i, f := range fs {
+		var o api.FIDO2RequestOptions
+		if json.Unmarshal(f.Options, &o) != nil || len(o.AllowCredentials) == 0 {
+			return api.FIDO2RequestOptions{}, nil, false
+		}
+		if i == 0 {
+			out = api.FIDO2RequestOptions{Challenge: o.Challenge, RPID: o.RPID, UserVerification: o.UserVerification}
+		} else if !bytes.Equal(o.Challenge, out.Challenge) || o.RPID != out.RPID {
+			return api.FIDO2RequestOptions{}, nil, false
+		}
+		out.Timeout = max(out.Timeout, o.Timeout)
+		out.UserVerification = stricterUV(out.UserVerification, o.UserVerification)
+		for _, c := range o.AllowCredentials {
+			creds[base64.RawURLEncoding.EncodeToString(c.ID)] = f.FactorID
+			out.AllowCredentials = append(out.AllowCredentials, c)
+		}
+	}
+	return out, creds, true
+}
+
+// stricterUV is the stricter of two userVerification requirements.
+func stricterUV(a, b string) string {
+	rank := map[string]int{"discouraged": 0, "": 1, "preferred": 1, "required": 2}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
 }
 
 // finishKey checks the browser's answer to the pending verification. The

@@ -18,8 +18,10 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/daemon/kinds/fido2"
 	"github.com/keyfleet/keyfleet/daemon/web"
+	"github.com/keyfleet/keyfleet/internal/sharefile"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 	totpkind "github.com/keyfleet/keyfleet/plugins/totp"
 )
@@ -32,6 +34,9 @@ type env struct {
 	url    string
 	svc    *core.Service
 	offset atomic.Int64 // the pages' clock runs this far ahead (step-up tests)
+	// shares are the break-glass shares keyfleetd init wrote.
+	shares []string
+	sinks  web.EventSinks
 }
 
 func (e *env) now() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) }
@@ -64,19 +69,33 @@ func startEnv(t *testing.T, exe string) (*env, *browser) {
 func (e *env) start(t *testing.T, roots []*x509.Certificate) http.Handler {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
-	if _, err := daemon.Init(context.Background(), daemon.InitOptions{Dir: dir}); err != nil {
+	res, err := daemon.Init(context.Background(), daemon.InitOptions{Dir: dir})
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range res.BreakGlassFiles {
+		sh, err := sharefile.Read(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.shares = append(e.shares, sh)
 	}
 	key, err := fido2.New(fido2.Config{RPID: "localhost", Origins: []string{e.url}, Roots: roots})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := daemon.New(daemon.Config{DataDir: dir}, daemon.Options{LogOut: io.Discard, Kinds: []sdk.Factor{key, totpkind.Factor{}}})
+	srv, err := daemon.New(daemon.Config{DataDir: dir, Events: sinks(t)}, daemon.Options{LogOut: io.Discard, Kinds: []sdk.Factor{key, totpkind.Factor{}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.svc = srv.Service()
-	pages, err := web.New(web.Config{Service: e.svc, Origin: e.url, Now: e.now})
+	t.Cleanup(func() { srv.Close() })
+	e.svc, e.sinks = srv.Service(), srv.Events()
+	// The sinks deliver as in keyfleetd (which runs them in Serve).
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Events().Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	pages, err := web.New(web.Config{Service: e.svc, Origin: e.url, Now: e.now, Events: srv.Events()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +104,26 @@ func (e *env) start(t *testing.T, roots []*x509.Certificate) http.Handler {
 		mux.Handle(p, srv.Handler())
 	}
 	mux.Handle("/", pages)
-	t.Cleanup(func() { srv.Close() })
 	return mux
+}
+
+// sinks are two event sinks for the overview's health panel: a file that
+// takes every event, and a webhook whose receiver is down (nothing listens
+// on the port), which fails and leaves dead letters.
+func sinks(t *testing.T) events.Config {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String() + "/hook"
+	ln.Close()
+	ms := func(n int) events.Duration { return events.Duration{Duration: time.Duration(n) * time.Millisecond} }
+	return events.Config{Sinks: []events.SinkConfig{
+		{Name: "audit-file", Type: events.TypeFile, File: &events.FileConfig{Path: filepath.Join(t.TempDir(), "audit.jsonl"), NoSync: true}},
+		{Name: "siem-webhook", Type: events.TypeWebhook, Retry: events.RetryConfig{Initial: ms(10), Max: ms(20), MaxAttempts: 2},
+			Webhook: &events.WebhookConfig{URL: down, Secret: "test-secret-0123456789", AllowHTTP: true, Timeout: ms(500)}},
+	}}
 }
 
 func (e *env) createUser(t *testing.T, name string, groups, roles []string) core.User {

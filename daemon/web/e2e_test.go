@@ -20,9 +20,10 @@ import (
 // user verification, presence simulated), as the WebAuthn domain of the
 // DevTools protocol provides.
 type browser struct {
-	t   *testing.T
-	ctx context.Context
-	url string
+	t    *testing.T
+	ctx  context.Context
+	url  string
+	auth webauthn.AuthenticatorID // the virtual key
 }
 
 func newBrowser(t *testing.T, exe, url string) *browser {
@@ -37,7 +38,7 @@ func newBrowser(t *testing.T, exe, url string) *browser {
 	if _, err := chromedp.Call(ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
 		t.Fatalf("enabling WebAuthn in Chromium: %v", err)
 	}
-	_, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
+	va, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
 		Protocol: webauthn.AuthenticatorProtocolCtap2, Transport: webauthn.AuthenticatorTransportUsb, HasResidentKey: true,
 		HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true}})
 	if err != nil {
@@ -52,7 +53,25 @@ func newBrowser(t *testing.T, exe, url string) *browser {
 	if err != nil {
 		t.Fatalf("installing the test hook: %v", err)
 	}
-	return &browser{t: t, ctx: ctx, url: url}
+	return &browser{t: t, ctx: ctx, url: url, auth: va.AuthenticatorID}
+}
+
+// loseKey removes a user's credentials from the virtual key, as if the
+// user lost the key that held them (the user handle is the user id).
+func (b *browser) loseKey(userID string) {
+	b.t.Helper()
+	creds, err := chromedp.Call(b.ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: b.auth})
+	if err != nil {
+		b.t.Fatalf("reading the virtual key: %v", err)
+	}
+	for _, c := range creds.Credentials {
+		if string(c.UserHandle) != userID {
+			continue
+		}
+		if _, err := chromedp.Call(b.ctx, webauthn.RemoveCredential, webauthn.RemoveCredentialParams{AuthenticatorID: b.auth, CredentialID: c.CredentialID}); err != nil {
+			b.t.Fatalf("removing a credential: %v", err)
+		}
+	}
 }
 
 const noAttestation = `(() => {
@@ -87,54 +106,91 @@ func eval[T any](b *browser, js string) T {
 	return v
 }
 
-// waitPath waits until the tab shows a page under path.
+// check evaluates a condition without failing: while a navigation is
+// under way the page's context may be gone, which reads as false.
+func (b *browser) check(js string) bool {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+	return err == nil && ok
+}
+
+// settle waits until js holds on a fully loaded page, then for main.
+func (b *browser) settle(js, what string) {
+	b.t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for time.Now().Before(deadline) {
+		if b.check(`document.readyState === "complete" && (` + js + `)`) {
+			b.do(chromedp.WaitVisible("main"))
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.t.Fatalf("never reached %s; page says: %s", what, b.text("main"))
+}
+
+// waitPath waits until the tab shows a loaded page under path.
 func (b *browser) waitPath(path string) {
 	b.t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for time.Now().Before(deadline) {
-		if loc := eval[string](b, "location.pathname"); strings.HasPrefix(loc, path) {
-			b.do(chromedp.WaitVisible("main"))
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	b.t.Fatalf("never reached %s; page says: %s", path, b.text("main"))
+	b.settle(`location.pathname.startsWith(`+jsString(path)+`)`, path)
 }
 
-// waitURL polls until the address holds part (a query after a form's GET),
-// so a step does not run against the page the navigation is leaving.
+// waitURL waits until the address holds part (a query after a form's
+// GET), so a step does not run against the page the navigation is leaving.
 func (b *browser) waitURL(part string) {
 	b.t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for time.Now().Before(deadline) {
-		if loc := eval[string](b, "location.href"); strings.Contains(loc, part) && eval[string](b, "document.readyState") == "complete" {
-			b.do(chromedp.WaitVisible("main"))
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	b.t.Fatalf("never reached a page with %q; page says: %s", part, b.text("main"))
+	b.settle(`location.href.includes(`+jsString(part)+`)`, "a page with "+part)
 }
 
-// welcome registers a first key with an enrolment code.
-func (b *browser) welcome(code string) {
+// submit clicks sel (a form's button) and waits for the page the form
+// leads to: a new document under path, fully loaded. The old document
+// carries a mark, so a form that comes back to the same address is not
+// mistaken for its own result.
+func (b *browser) submit(sel, path string) {
 	b.t.Helper()
-	b.do(chromedp.Navigate(b.url+"/welcome"), chromedp.SetValue("#code", code), chromedp.Click("#welcome button"))
+	eval[bool](b, "window.__kfLeaving = true")
+	b.do(chromedp.Click(sel))
+	b.settle(`!window.__kfLeaving && location.pathname.startsWith(`+jsString(path)+`)`, path+" after "+sel)
+}
+
+// welcome registers a key with an enrolment code or access pass. A first
+// key comes with recovery codes, shown once on the page: welcome returns
+// them (after the screenshot named shot, if any) and goes on to sign-in.
+func (b *browser) welcome(code string, shot ...string) []string {
+	b.t.Helper()
+	b.do(chromedp.Navigate(b.url+"/welcome"), chromedp.WaitVisible("#code"), chromedp.SetValue("#code", code))
+	eval[bool](b, "window.__kfLeaving = true")
+	b.do(chromedp.Click("#welcome button"))
+	b.settle(`location.pathname.startsWith("/signin") && !window.__kfLeaving || !document.getElementById("once").hidden`, "sign-in or recovery codes")
+	if !b.check(`location.pathname.startsWith("/welcome")`) {
+		return nil
+	}
+	codes := eval[[]string](b, `[...document.querySelectorAll("#first-codes li")].map(li => li.textContent)`)
+	if len(shot) > 0 {
+		b.shot(shot[0])
+	}
+	b.do(chromedp.Click("#continue"))
 	b.waitPath("/signin")
+	return codes
 }
 
 // signIn signs in with the keyboard alone: type the name, press Enter.
 func (b *browser) signIn(user, landing string) {
 	b.t.Helper()
-	b.do(chromedp.Navigate(b.url+"/signin"), chromedp.WaitVisible("#username"), chromedp.Clear("#username"),
-		chromedp.SendKeys("#username", user+"\r"))
-	b.waitPath(landing)
+	b.do(chromedp.Navigate(b.url + "/signin"))
+	b.settle(`location.pathname.startsWith("/")`, "a page")
+	if !b.check(`location.pathname.startsWith("/signin")`) {
+		b.t.Fatalf("signing in as %s: someone is signed in already (page: %s)", user, b.text("main"))
+	}
+	b.do(chromedp.WaitVisible("#username"), chromedp.Clear("#username"))
+	eval[bool](b, "window.__kfLeaving = true")
+	b.do(chromedp.SendKeys("#username", user+"\r"))
+	b.settle(`!window.__kfLeaving && location.pathname.startsWith(`+jsString(landing)+`)`, landing+" after signing in as "+user)
 }
 
 func (b *browser) signOut() {
 	b.t.Helper()
-	b.do(chromedp.Click("form.signout button"))
-	b.waitPath("/signin")
+	b.submit("form.signout button", "/signin")
 }
 
 // post sends a form post from the page's own script context, as a forged
@@ -198,7 +254,7 @@ func TestBrowser(t *testing.T) {
 	exe := chromium(t)
 	e, b := startEnv(t, exe)
 	ctx := context.Background()
-	e.createUser(t, "alice", []string{"sales"}, nil)
+	alice := e.createUser(t, "alice", []string{"sales"}, nil)
 	e.createUser(t, "admin1", nil, []string{api.RoleAdmin})
 	e.createUser(t, "officer", nil, []string{api.RoleSecurityOfficer})
 	e.createUser(t, "helpdesk1", nil, []string{api.RoleHelpdesk})
@@ -213,7 +269,9 @@ func TestBrowser(t *testing.T) {
 		b.t = t
 		b.do(chromedp.Navigate(e.url + "/welcome"))
 		b.shot("welcome")
-		b.welcome(e.code(t, "alice"))
+		if codes := b.welcome(e.code(t, "alice"), "welcome-codes"); len(codes) != 10 {
+			t.Fatalf("alice's first key came with %d recovery codes on the page, want 10: %q", len(codes), codes)
+		}
 		b.shot("signin")
 		b.signIn("alice", "/me")
 		if got := b.text("main"); !strings.Contains(got, "Security key") || !strings.Contains(got, "active") {
@@ -235,14 +293,13 @@ func TestBrowser(t *testing.T) {
 		if err != nil || st.Status == "compliant" {
 			t.Fatalf("carol should not be compliant: %+v %v", st, err)
 		}
-		b.do(chromedp.Navigate(e.url+"/admin/users"), chromedp.SetValue("#compliance", st.Status), chromedp.Click(".filters button"))
+		b.do(chromedp.Navigate(e.url+"/admin/users"), chromedp.SetValue("#compliance", st.Status))
+		b.submit(".filters button", "/admin/users")
 		b.waitURL("compliance=")
 		b.shot("users")
-		b.do(chromedp.Click(`a[href="/admin/users/` + carol.ID + `"]`))
-		b.waitPath("/admin/users/" + carol.ID)
-		b.do(chromedp.SetValue("#why-"+app.ID, "non-compliant: TOTP is not allowed for engineering"),
-			chromedp.Click(`form[action="/admin/factors/`+app.ID+`/revoke"] button`))
-		b.waitPath("/admin/users/" + carol.ID)
+		b.submit(`a[href="/admin/users/`+carol.ID+`"]`, "/admin/users/"+carol.ID)
+		b.do(chromedp.SetValue("#why-"+app.ID, "non-compliant: TOTP is not allowed for engineering"))
+		b.submit(`form[action="/admin/factors/`+app.ID+`/revoke"] button`, "/admin/users/"+carol.ID)
 		if got := b.text(".flash"); !strings.Contains(got, "Revocation requested") {
 			t.Fatalf("no confirmation of the request: %q / %s", got, b.text("main"))
 		}
@@ -284,8 +341,7 @@ func TestBrowser(t *testing.T) {
 		b.signIn("officer", "/admin")
 		b.do(chromedp.Navigate(e.url + "/admin/approvals"))
 		b.shot("approvals")
-		b.do(chromedp.Click(`form[action="/admin/approvals/` + approvalID + `/approve"] button`))
-		b.waitPath("/admin/approvals")
+		b.submit(`form[action="/admin/approvals/`+approvalID+`/approve"] button`, "/admin/approvals")
 		if got := b.text(".flash"); !strings.Contains(got, "approved") {
 			t.Fatalf("approval not confirmed: %q / %s", got, b.text("main"))
 		}
@@ -328,4 +384,6 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("first Tab focuses %q, want the skip link", cls)
 		}
 	})
+
+	recoveryScenarios(t, e, b, alice)
 }

@@ -56,7 +56,11 @@ func (h *handler) welcomePage(rq *request) error {
 	return nil
 }
 
-// welcomeBegin checks a code and answers the creation options.
+var errTooMany = &pageError{Status: http.StatusTooManyRequests,
+	Msg: "Too many attempts from this address. Wait a minute, then enter the code again carefully."}
+
+// welcomeBegin checks an enrolment code or a temporary access pass and
+// answers the creation options.
 func (h *handler) welcomeBegin(rq *request) error {
 	var in struct {
 		Code string `json:"code"`
@@ -64,21 +68,39 @@ func (h *handler) welcomeBegin(rq *request) error {
 	if err := readJSON(rq, &in); err != nil {
 		return err
 	}
-	e, err := h.redeemCode(rq, in.Code)
+	code := strings.TrimSpace(in.Code)
+	if code == "" {
+		return &pageError{Status: http.StatusBadRequest, Msg: "Enter the enrolment code or access pass you were given."}
+	}
+	if !h.attempts.allow(rq.r.RemoteAddr, h.now()) {
+		return errTooMany
+	}
+	if strings.HasPrefix(code, "enr_") {
+		e, err := h.redeemCode(rq, code)
+		if err != nil {
+			return err
+		}
+		return h.offerCreation(rq, e, viaCode)
+	}
+	g, err := h.passGrant(rq, code)
 	if err != nil {
 		return err
 	}
-	return h.offerCreation(rq, e)
+	e, _, err := h.svc.CreateEnrolment(rq.ctx, g.principal(), api.CreateEnrolment{User: g.UserID, Kind: h.cfg.KeyKind})
+	if err != nil {
+		return err
+	}
+	return h.offerCreation(rq, e, viaPass)
 }
 
 // offerCreation remembers an enrolment in the session and answers its
 // WebAuthn creation options.
-func (h *handler) offerCreation(rq *request, e core.Enrolment) error {
+func (h *handler) offerCreation(rq *request, e core.Enrolment, via string) error {
 	var params map[string]string
 	if err := json.Unmarshal(e.Params, &params); err != nil || params[api.FIDO2ParamOptions] == "" {
 		return &pageError{Status: http.StatusConflict, Msg: "This enrolment carries no security-key options. Ask your administrator for a new code."}
 	}
-	rq.sess.Pending = &Pending{Purpose: purposeEnrol, UserID: e.UserID, EnrolmentID: e.ID, Expires: e.ExpiresAt}
+	rq.sess.Pending = &Pending{Purpose: purposeEnrol, UserID: e.UserID, EnrolmentID: e.ID, Via: via, Expires: e.ExpiresAt}
 	writeJSON(rq.w, http.StatusOK, map[string]any{"options": json.RawMessage(params[api.FIDO2ParamOptions])})
 	return nil
 }
@@ -90,14 +112,14 @@ type newKey struct {
 
 // finishCreation completes the pending enrolment with the browser's
 // registration, as p.
-func (h *handler) finishCreation(rq *request, p core.Principal) (core.Factor, error) {
+func (h *handler) finishCreation(rq *request, p core.Principal, via string) (core.Factor, error) {
 	var in newKey
 	if err := readJSON(rq, &in); err != nil {
 		return core.Factor{}, err
 	}
 	pend := rq.sess.Pending
 	rq.sess.Pending = nil
-	if pend == nil || pend.Purpose != purposeEnrol || pend.UserID != p.UserID || !h.now().Before(pend.Expires) {
+	if pend == nil || pend.Purpose != purposeEnrol || pend.Via != via || pend.UserID != p.UserID || !h.now().Before(pend.Expires) {
 		return core.Factor{}, &pageError{Status: http.StatusConflict, Msg: "That registration has expired or was already used. Start again."}
 	}
 	if strings.TrimSpace(in.Label) == "" {
@@ -106,21 +128,38 @@ func (h *handler) finishCreation(rq *request, p core.Principal) (core.Factor, er
 	return h.svc.CompleteEnrolment(rq.ctx, p, pend.EnrolmentID, api.CompleteEnrolment{Label: in.Label, Payload: in.Credential})
 }
 
+// welcomeFinish completes a first enrolment. The recovery codes of a
+// user's first factor are in this answer only: the page shows them once.
 func (h *handler) welcomeFinish(rq *request) error {
 	pend := rq.sess.Pending
 	if pend == nil {
 		return errBadCode
 	}
-	e := core.Enrolment{UserID: pend.UserID}
-	f, err := h.finishCreation(rq, codeHolder(e))
+	p, desk := codeHolder(core.Enrolment{UserID: pend.UserID}), false
+	if pend.Via == viaPass {
+		g := rq.sess.Pass
+		if g == nil || g.UserID != pend.UserID || !h.now().Before(g.Expires) {
+			rq.sess.Pending = nil
+			return errBadPass
+		}
+		p, desk = g.principal(), g.Desk
+	}
+	f, err := h.finishCreation(rq, p, pend.Via)
 	if err != nil {
 		return err
 	}
-	u, err := h.svc.GetUser(rq.ctx, codeHolder(e), f.UserID)
-	if err != nil {
-		return err
+	h.log.Info("web first enrolment", "user_id", f.UserID, "factor_id", f.ID, "via", pend.Via, "request_id", rq.id)
+	out := map[string]any{"recovery_codes": f.RecoveryCodes}
+	if desk {
+		out["redirect"], rq.sess.Flash = "/welcome", "The key is registered for "+rq.sess.Pass.Username+". They can sign in with it now."
+		rq.sess.Pass = nil
+	} else {
+		u, err := h.svc.GetUser(rq.ctx, p, f.UserID)
+		if err != nil {
+			return err
+		}
+		out["redirect"], rq.sess.Flash = signInURL(u.Username), "Your key is registered. Sign in with it now."
 	}
-	rq.sess.Flash = "Your key is registered. Sign in with it now."
-	writeJSON(rq.w, http.StatusOK, map[string]string{"redirect": signInURL(u.Username)})
+	writeJSON(rq.w, http.StatusOK, out)
 	return nil
 }

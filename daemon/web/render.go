@@ -67,6 +67,11 @@ func permissions(p core.Principal) map[string]bool {
 		"lost":      p.Scope(core.ReportLost) == core.All,
 		"enrol":     p.Scope(core.CreateEnrolments) == core.All,
 		"reports":   p.Allowed(core.ReadReports),
+		"recovery":  p.Allowed(core.ReadRecovery),
+		"recover":   p.Allowed(core.ManageRecovery),
+		"clearlock": p.Allowed(core.ClearRecovery),
+		"exempt":    p.Allowed(core.RequestExempt),
+		"sinks":     p.Allowed(core.ReadAudit),
 	}
 }
 

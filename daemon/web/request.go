@@ -171,6 +171,8 @@ func (h *handler) describe(rq *request, err error) (int, string) {
 	case errors.Is(err, core.ErrAlreadyExists), errors.Is(err, core.ErrSelfApproval), errors.Is(err, core.ErrApprovalClosed),
 		errors.Is(err, core.ErrEnrolmentClosed), errors.Is(err, core.ErrVerificationClosed), errors.Is(err, core.ErrConflict):
 		return http.StatusConflict, sentence(err)
+	case errors.Is(err, core.ErrUnauthenticated), errors.Is(err, core.ErrTokenExpired), errors.Is(err, core.ErrTokenRevoked):
+		return http.StatusUnauthorized, sentence(err)
 	case errors.Is(err, core.ErrLocked):
 		return http.StatusTooManyRequests, sentence(err)
 	case errors.Is(err, core.ErrUnavailable):

@@ -34,6 +34,8 @@ type mePage struct {
 	TOTP      bool
 	KeyKind   string
 	Requested string
+	// CodesLeft is how many unused recovery codes the user has.
+	CodesLeft int
 }
 
 func (h *handler) mePage(rq *request) error {
@@ -50,6 +52,9 @@ func (h *handler) mePage(rq *request) error {
 		return err
 	}
 	d.Factors = slices.DeleteFunc(fs, func(f core.Factor) bool { return f.State == api.FactorRevoked })
+	if d.CodesLeft, err = h.svc.RecoveryCodesRemaining(rq.ctx, p.UserID); err != nil {
+		return err
+	}
 	if d.Devices, _, _, err = h.svc.ListDevices(rq.ctx, p, core.DeviceFilter{UserID: p.UserID}, core.PageReq{Limit: core.MaxPageSize}); err != nil {
 		return err
 	}
@@ -63,16 +68,16 @@ func (h *handler) keyBegin(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return h.offerCreation(rq, e)
+	return h.offerCreation(rq, e, viaSelf)
 }
 
 func (h *handler) keyFinish(rq *request) error {
-	f, err := h.finishCreation(rq, rq.self())
+	f, err := h.finishCreation(rq, rq.self(), viaSelf)
 	if err != nil {
 		return err
 	}
 	rq.sess.Flash = "Registered " + f.Label + "."
-	writeJSON(rq.w, http.StatusOK, map[string]string{"redirect": "/me"})
+	writeJSON(rq.w, http.StatusOK, map[string]any{"redirect": "/me", "recovery_codes": f.RecoveryCodes})
 	return nil
 }
 
@@ -155,4 +160,21 @@ func (h *handler) removeOwn(rq *request) error {
 
 func signInURL(username string) string {
 	return "/signin?" + url.Values{"user": {username}}.Encode()
+}
+
+// codesPage shows a new set of recovery codes, once.
+type codesPage struct {
+	Codes []string
+}
+
+// regenerateCodes replaces the user's recovery codes and shows the new
+// ones once; the old ones stop working. It needs a fresh step-up.
+func (h *handler) regenerateCodes(rq *request) error {
+	codes, err := h.svc.RegenerateRecoveryCodes(rq.ctx, rq.self(), "")
+	if err != nil {
+		return err
+	}
+	h.log.Info("web recovery codes regenerated", "user", rq.user.Username, "request_id", rq.id)
+	h.render(rq, http.StatusOK, "codes", "New recovery codes", codesPage{Codes: codes})
+	return nil
 }

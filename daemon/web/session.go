@@ -35,6 +35,9 @@ type Session struct {
 	SteppedUp time.Time
 	// Pending is a WebAuthn ceremony this browser started.
 	Pending *Pending
+	// Pass is a temporary access pass this browser redeemed: it may enrol
+	// keys for the pass's user until it expires or is used up.
+	Pass *PassGrant
 	// Flash is a one-time message shown on the next page.
 	Flash string
 }
@@ -46,13 +49,37 @@ type Pending struct {
 	VerifyID    string   // core verification id
 	FactorIDs   []string // the factors the verification offered
 	EnrolmentID string
-	Expires     time.Time
+	// Via is how a first enrolment was opened: viaCode (an enrolment
+	// code) or viaPass (a temporary access pass).
+	Via     string
+	Expires time.Time
+}
+
+// PassGrant is what the pages keep of a redeemed temporary access pass:
+// the principal core made of it, never the pass code or its token.
+type PassGrant struct {
+	UserID   string
+	Username string
+	TokenID  string
+	PassID   string
+	Roles    []string
+	// CodeHash is the SHA-256 of the pass code, so entering the same code
+	// again in this browser resumes the grant (a pass redeems once).
+	CodeHash [32]byte
+	// Desk is set when an enroller redeemed an attended pass: the
+	// enroller stays signed in afterwards.
+	Desk    bool
+	Expires time.Time
 }
 
 const (
 	purposeSignIn = "signin"
 	purposeStepUp = "stepup"
 	purposeEnrol  = "enrol"
+
+	viaCode = "code"
+	viaPass = "pass"
+	viaSelf = "self" // a signed-in user adding a key
 )
 
 // SignedIn reports whether the session belongs to a user.

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
 )
 
@@ -56,6 +57,15 @@ type Config struct {
 	// "fido2"); TOTPKind the authenticator-app kind (default "totp").
 	KeyKind  string
 	TOTPKind string
+	// Events reports the event sinks' health for the overview; nil shows
+	// no sink section (keyfleetd passes its events manager).
+	Events EventSinks
+}
+
+// EventSinks is what the overview needs of the event sinks
+// (*events.Manager implements it).
+type EventSinks interface {
+	Status() []api.SinkStatus
 }
 
 func (c *Config) defaults() error {
@@ -106,6 +116,8 @@ type handler struct {
 	cfg   Config
 	mux   *http.ServeMux
 	pages map[string]*template.Template
+	// attempts limits first sign-in codes and passes per client address.
+	attempts limiter
 }
 
 // New validates cfg and returns the handler for the dashboard and the

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -8,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyfleet/keyfleet/api"
 )
 
 func TestMemoryStoreDropsExpiredAndEvictsWhenFull(t *testing.T) {
@@ -93,5 +97,59 @@ func TestFormsWithoutTheTokenAreRefused(t *testing.T) {
 				t.Fatalf("status %d, want 403", rec.Code)
 			}
 		})
+	}
+}
+
+func TestSeveralKeysAreAskedForOnceOnlyWhenTheyShareAChallenge(t *testing.T) {
+	opts := func(challenge, cred, uv string) json.RawMessage {
+		b, _ := json.Marshal(api.FIDO2RequestOptions{Challenge: []byte(challenge), RPID: "keyfleet.test", Timeout: 60000,
+			AllowCredentials: []api.FIDO2CredentialDescriptor{{Type: "public-key", ID: []byte(cred)}}, UserVerification: uv})
+		return b
+	}
+	for _, tc := range []struct {
+		name  string
+		keys  []keyChallenge
+		merge bool
+	}{
+		{"one key needs no merging", []keyChallenge{{FactorID: "f1", Options: opts("c", "k1", "preferred")}}, false},
+		{"keys with one challenge are merged", []keyChallenge{{FactorID: "f1", Options: opts("c", "k1", "preferred")},
+			{FactorID: "f2", Options: opts("c", "k2", "required")}}, true},
+		{"keys with their own challenges are not", []keyChallenge{{FactorID: "f1", Options: opts("c1", "k1", "preferred")},
+			{FactorID: "f2", Options: opts("c2", "k2", "preferred")}}, false},
+		{"options that are not WebAuthn's are not", []keyChallenge{{FactorID: "f1", Options: json.RawMessage(`{}`)},
+			{FactorID: "f2", Options: json.RawMessage(`{}`)}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, creds, ok := mergeRequests(tc.keys)
+			if ok != tc.merge {
+				t.Fatalf("merged %v, want %v", ok, tc.merge)
+			}
+			if !ok {
+				return
+			}
+			if len(got.AllowCredentials) != 2 || got.UserVerification != "required" ||
+				creds[base64.RawURLEncoding.EncodeToString([]byte("k2"))] != "f2" {
+				t.Fatalf("merged %+v, credentials %v", got, creds)
+			}
+		})
+	}
+}
+
+func TestFirstSignInAttemptsAreLimitedPerAddress(t *testing.T) {
+	var l limiter
+	now := time.Now()
+	for i := range attemptsPerMinute {
+		if !l.allow("192.0.2.1:4000", now) {
+			t.Fatalf("attempt %d refused", i+1)
+		}
+	}
+	if l.allow("192.0.2.1:4001", now) {
+		t.Fatal("an attempt past the limit was allowed (another port, same address)")
+	}
+	if !l.allow("192.0.2.2:4000", now) {
+		t.Fatal("another address was refused")
+	}
+	if !l.allow("192.0.2.1:4000", now.Add(time.Minute)) {
+		t.Fatal("the next minute was refused")
 	}
 }

@@ -52,9 +52,18 @@
   }
 
   // verify runs begin → navigator.credentials.get → finish. With several
-  // keys, the user picks one (each has its own challenge).
+  // keys that share one challenge, one request lists them all and the key
+  // that answers picks the factor; otherwise the user picks a key (each
+  // has its own challenge).
   async function verify(prefix, body, chooser) {
     const begun = await post(prefix + "/begin", body);
+    if (begun.options && begun.credentials) {
+      live("Touch one of your security keys.");
+      const cred = await navigator.credentials.get({ publicKey: requestOptions(begun.options) });
+      const factor = begun.credentials[cred.id];
+      if (!factor) throw new Error("That key is not registered to you. Try another key.");
+      return post(prefix + "/finish", { factor_id: factor, credential: credentialJSON(cred) });
+    }
     let f = begun.factors[0];
     if (begun.factors.length > 1 && chooser) f = await choose(chooser, begun.factors);
     live("Touch your security key (" + (f.label || "key") + ").");
@@ -101,6 +110,21 @@
     },
   };
 
+  // showCodes shows recovery codes that came with a first key, once, in
+  // place of the form, with a link onwards; nothing keeps them.
+  function showCodes(form, codes, next) {
+    const box = document.getElementById("once");
+    if (!box) return false;
+    const list = box.querySelector("ol");
+    codes.forEach((c) => { const li = document.createElement("li"); li.textContent = c; list.appendChild(li); });
+    box.querySelector("a").href = next;
+    form.hidden = true;
+    box.hidden = false;
+    box.querySelector("h2").focus();
+    live("");
+    return true;
+  }
+
   function guard(form, run) {
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -108,6 +132,7 @@
       if (button) button.disabled = true;
       try {
         const out = await run(form);
+        if (out && out.recovery_codes && out.recovery_codes.length && showCodes(form, out.recovery_codes, out.redirect)) return;
         if (out && out.redirect) window.location.assign(out.redirect);
       } catch (err) {
         live(err && err.name === "NotAllowedError" ? "The key did not answer or the request was cancelled. Try again." : (err.message || String(err)));

@@ -1,0 +1,203 @@
+package web
+
+import (
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/core"
+)
+
+// Recovery cases on a user's page (docs/recovery.md): the helpdesk opens a
+// case, confirms the user's identity with a recovery code they read out or
+// records an identity check that a second officer approves, then issues a
+// temporary access pass, shown once. Every call goes through core as the
+// signed-in staff member, so core's permissions and rules decide.
+
+// caseView is a recovery case with what the page needs beside it.
+type caseView struct {
+	api.RecoveryCase
+	// Pending is the identity check waiting for a second officer, if any.
+	Pending *core.Approval
+	Lost    []string // labels of the lost factors
+}
+
+// identityMethods are the helpdesk checks core accepts, with their words.
+var identityMethods = [][2]string{
+	{"in_person_id", "Photo ID seen in person"},
+	{"video_call_manager", "Video call with their manager"},
+	{"callback_known_number", "Called back on a number on file"},
+	{"other", "Other (describe it)"},
+}
+
+// passTTLs are the pass lifetimes offered (core allows 10m to 8h).
+var passTTLs = [][2]string{{"30m", "30 minutes"}, {"1h", "1 hour"}, {"4h", "4 hours"}, {"8h", "8 hours"}}
+
+// recoveryCases shows a user's cases, newest first, with their pending
+// identity checks.
+func (h *handler) recoveryCases(cs []core.RecoveryCase, fs []core.Factor, pending []core.Approval) []caseView {
+	now := h.now()
+	out := make([]caseView, 0, len(cs))
+	for i := len(cs) - 1; i >= 0; i-- {
+		c := cs[i]
+		v := caseView{RecoveryCase: c.API(now)}
+		for _, a := range pending {
+			if a.Action == api.ActionRecoveryIdentity && a.TargetID == c.ID {
+				v.Pending = &a
+			}
+		}
+		for _, id := range c.LostFactorIDs {
+			v.Lost = append(v.Lost, factorName(fs, id))
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func factorName(fs []core.Factor, id string) string {
+	if i := slices.IndexFunc(fs, func(f core.Factor) bool { return f.ID == id }); i >= 0 && fs[i].Label != "" {
+		return fs[i].Label
+	}
+	return id
+}
+
+// openRecovery opens a case for the user: the lost factors (none ticked:
+// every factor that is not revoked), optionally suspended now, and
+// optionally a key marked lost, which revokes every factor on it.
+func (h *handler) openRecovery(rq *request) error {
+	if err := rq.r.ParseForm(); err != nil {
+		return &pageError{Status: http.StatusBadRequest, Msg: "The form was not understood. Reload the page and try again."}
+	}
+	in := api.OpenRecovery{User: rq.r.PathValue("id"), Reason: rq.r.PostFormValue("reason"), LostFactors: rq.r.PostForm["lost"],
+		Suspend: rq.r.PostFormValue("suspend") != "", LostDevice: rq.r.PostFormValue("lost_device")}
+	c, err := h.svc.OpenRecovery(rq.ctx, rq.p, in)
+	if err != nil {
+		return err
+	}
+	return rq.backToUser(c.UserID, "Recovery case "+c.ID+" is open. Confirm who the user is next: a recovery code they read out, or an identity check a second officer approves.")
+}
+
+// confirmWithCode checks a recovery code the user reads out.
+func (h *handler) confirmWithCode(rq *request) error {
+	c, err := h.svc.ConfirmWithRecoveryCode(rq.ctx, rq.p, rq.r.PathValue("id"), rq.r.PostFormValue("code"))
+	if err != nil {
+		return err
+	}
+	return rq.backToUser(c.UserID, "Identity confirmed with a recovery code. You can issue a temporary access pass now.")
+}
+
+// identityCheck records how the helpdesk checked who the user is; a
+// second officer approves it in the queue, which confirms the case.
+func (h *handler) identityCheck(rq *request) error {
+	id := rq.r.PathValue("id")
+	c, err := h.svc.GetRecovery(rq.ctx, rq.p, id)
+	if err != nil {
+		return err
+	}
+	a, err := h.svc.RequestIdentityCheck(rq.ctx, rq.p, id, api.IdentityCheck{Method: rq.r.PostFormValue("method"), Detail: rq.r.PostFormValue("detail")})
+	if err != nil {
+		return err
+	}
+	return rq.backToUser(c.UserID, "Identity check recorded (approval "+a.ID+"). A security officer or administrator other than you must approve it before a pass can be issued.")
+}
+
+type passShown struct {
+	CaseID string
+	Pass   api.IssuedPass
+}
+
+// issuePass issues the case's temporary access pass and shows it once:
+// it is not stored anywhere the pages can show it again.
+func (h *handler) issuePass(rq *request) error {
+	id := rq.r.PathValue("id")
+	pass, err := h.svc.IssuePass(rq.ctx, rq.p, id, issuePassForm(rq))
+	if err != nil {
+		return err
+	}
+	d, err := h.loadUserPage(rq, pass.UserID)
+	if err != nil {
+		return err
+	}
+	d.Pass = &passShown{CaseID: id, Pass: pass}
+	h.render(rq, http.StatusOK, "user", d.User.Username, d)
+	return nil
+}
+
+func (h *handler) cancelRecovery(rq *request) error {
+	c, err := h.svc.CancelRecovery(rq.ctx, rq.p, rq.r.PathValue("id"), rq.r.PostFormValue("reason"))
+	if err != nil {
+		return err
+	}
+	return rq.backToUser(c.UserID, "Recovery case "+c.ID+" is cancelled. Suspended factors stay suspended: resume or revoke them.")
+}
+
+func (h *handler) clearRecoveryLock(rq *request) error {
+	u, err := h.svc.ClearRecoveryLock(rq.ctx, rq.p, rq.r.PathValue("id"), "cleared from the dashboard")
+	if err != nil {
+		return err
+	}
+	return rq.backToUser(u.ID, "Recovery for "+u.Username+" is unlocked.")
+}
+
+// exemptionView is an approved exemption, read from its approval (the
+// exemption's id is its approval's id).
+type exemptionView struct {
+	ID          string
+	Until       string
+	Reason      string
+	RequestedBy string
+	ApprovedBy  string
+	Current     bool
+}
+
+// exemptionScan bounds how many approvals a user page reads to find the
+// user's exemptions.
+const exemptionScan = 5 * core.MaxPageSize
+
+// exemptions lists a user's approved exemptions, newest first, from the
+// approvals that granted them.
+func (h *handler) exemptions(rq *request, userID string) []exemptionView {
+	if !rq.p.Allowed(core.ReadApprovals) {
+		return nil
+	}
+	var out []exemptionView
+	pg := core.PageReq{Limit: core.MaxPageSize}
+	now := h.now()
+	for read := 0; read < exemptionScan; read += core.MaxPageSize {
+		as, next, err := h.svc.ListApprovals(rq.ctx, rq.p, api.ApprovalApproved, pg)
+		if err != nil {
+			return out
+		}
+		for _, a := range as {
+			if a.Action != api.ActionUserExempt || a.TargetID != userID {
+				continue
+			}
+			until, _ := time.Parse(time.RFC3339, a.Params["until"])
+			x := exemptionView{ID: a.ID, Until: when(until), Reason: a.Reason, RequestedBy: a.RequestedBy.Name, Current: until.After(now)}
+			if a.DecidedBy != nil {
+				x.ApprovedBy = a.DecidedBy.Name
+			}
+			out = append([]exemptionView{x}, out...)
+		}
+		if next == "" {
+			break
+		}
+		pg.After = next
+	}
+	return out
+}
+
+// requestExemption asks for the user to be exempt until a date; a second
+// person approves it.
+func (h *handler) requestExemption(rq *request) error {
+	until, err := time.Parse("2006-01-02", rq.r.PostFormValue("until"))
+	if err != nil {
+		return &pageError{Status: http.StatusBadRequest, Msg: "Give the date the exemption ends, like 2026-07-01."}
+	}
+	a, err := h.svc.RequestExemption(rq.ctx, rq.p, rq.r.PathValue("id"), api.CreateExemption{Until: until.UTC(), Reason: rq.r.PostFormValue("reason")})
+	if err != nil {
+		return err
+	}
+	return rq.backToUser(a.TargetID, "Exemption until "+when(until)+" requested (approval "+a.ID+"). A security officer or administrator other than you must approve it.")
+}
