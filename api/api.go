@@ -559,6 +559,10 @@ type BreakGlassStatus struct {
 	UsedAt    *time.Time `json:"used_at,omitempty"`
 	// NeedsRotation is true after a use: the credential is single use.
 	NeedsRotation bool `json:"needs_rotation"`
+	// SessionActive is true while the session opened with the credential
+	// runs; SessionEndsAt is when it ends (or ended) by itself.
+	SessionActive bool       `json:"session_active"`
+	SessionEndsAt *time.Time `json:"session_ends_at,omitempty"`
 }
 
 // BreakGlassUse is the body of POST /v1/breakglass/session.

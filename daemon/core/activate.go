@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/keyfleet/keyfleet/api"
 )
@@ -37,7 +38,11 @@ func (s *Service) BeginActivation(ctx context.Context, p Principal, factorID str
 	now := s.now()
 	v := Verification{ID: activationID(f.ID), UserID: u.ID, CreatedBy: p.UserID, CreatedAt: now,
 		ExpiresAt: now.Add(s.cfg.VerifyTTL), Factors: map[string]VerificationFactor{}}
-	vf, af, err := s.beginFactor(ctx, u, f, v.ID, now)
+	challenge := make([]byte, 32)
+	if _, err := io.ReadFull(s.cfg.Rand, challenge); err != nil {
+		return api.VerificationFactor{}, err
+	}
+	vf, af, err := s.beginFactor(ctx, u, f, v.ID, challenge, now)
 	if err != nil {
 		return api.VerificationFactor{}, err
 	}

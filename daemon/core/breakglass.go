@@ -121,14 +121,32 @@ func (s *Service) BreakGlassStatus(ctx context.Context, p Principal) (api.BreakG
 	if err := p.authorize(ReadBreakGlass, ""); err != nil {
 		return api.BreakGlassStatus{}, err
 	}
-	var bg BreakGlass
+	var out api.BreakGlassStatus
 	err := s.store.View(ctx, func(tx ReadTx) error {
-		var err error
-		bg, err = tx.BreakGlass()
-		return err
+		bg, err := tx.BreakGlass()
+		if err != nil {
+			return err
+		}
+		out = api.BreakGlassStatus{SetID: bg.SetID, Shares: bg.Shares, Threshold: bg.Threshold, CreatedAt: bg.CreatedAt,
+			UsedAt: bg.UsedAt, NeedsRotation: bg.UsedAt != nil}
+		if bg.UsedBy == "" {
+			return nil
+		}
+		t, err := tx.Token(bg.UsedBy)
+		if errors.As(err, new(*NotFoundError)) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out.SessionEndsAt = t.ExpiresAt
+		if t.RevokedAt != nil {
+			out.SessionEndsAt = t.RevokedAt
+		}
+		out.SessionActive = t.RevokedAt == nil && t.ExpiresAt != nil && s.now().Before(*t.ExpiresAt)
+		return nil
 	})
-	return api.BreakGlassStatus{SetID: bg.SetID, Shares: bg.Shares, Threshold: bg.Threshold, CreatedAt: bg.CreatedAt,
-		UsedAt: bg.UsedAt, NeedsRotation: bg.UsedAt != nil}, err
+	return out, err
 }
 
 var errBadShares = errors.New("the shares do not open the break-glass credential")

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
@@ -66,4 +67,23 @@ func (s *Service) grantExemption(tx Tx, ev *eventCtx, u User, a Approval) error 
 		return err
 	}
 	return ev.audit(tx, "user.exempt", userTarget(u), nil, map[string]any{"until": x.Until, "exemption_id": x.ID})
+}
+
+// ListExemptions lists a user's approved exemptions, newest first, expired
+// ones too, for whoever may read the user's MFA status.
+func (s *Service) ListExemptions(ctx context.Context, p Principal, ref string) ([]Exemption, error) {
+	var out []Exemption
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		u, err := lookupUser(tx, ref)
+		if err != nil {
+			return err
+		}
+		if err := p.authorize(ReadMFAStatus, u.ID); err != nil {
+			return err
+		}
+		out, err = tx.Exemptions(u.ID)
+		return err
+	})
+	slices.SortFunc(out, func(a, b Exemption) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	return out, err
 }

@@ -450,6 +450,13 @@ func TestExemptionsNeedASecondApprover(t *testing.T) {
 	if st.Status != "compliant" || st.ExemptUntil == nil || !st.ExemptUntil.Equal(until) || !strings.Contains(st.Reasons[0], "parental leave") {
 		t.Fatalf("after approval: %+v", st)
 	}
+	xs, err := e.svc.ListExemptions(ctx, e.help, "gus")
+	if err != nil || len(xs) != 1 || xs[0].Reason != "parental leave" || !xs[0].Until.Equal(until) || xs[0].ApprovedBy == nil {
+		t.Fatalf("gus's exemptions = %+v, %v", xs, err)
+	}
+	if _, err := e.svc.ListExemptions(ctx, e.principal(e.admin, "enr", api.RoleEnroller), "gus"); !errors.Is(err, core.ErrForbidden) {
+		t.Fatalf("an enroller listing exemptions gave %v", err)
+	}
 	e.clock.Add(31 * 24 * time.Hour)
 	if st, _ := e.svc.MFAStatus(ctx, e.help, "gus"); st.Status != "non_compliant" {
 		t.Fatalf("after the exemption ended gus is %s", st.Status)

@@ -214,8 +214,8 @@ func TestBreakGlassOpensOneTimeBoxedSessionWithoutASecondApprover(t *testing.T) 
 		t.Fatalf("a second use of the credential gave %v", err)
 	}
 	st, _ := e.svc.BreakGlassStatus(ctx, e.admin)
-	if !st.NeedsRotation {
-		t.Fatal("after use the status does not ask for rotation")
+	if !st.NeedsRotation || !st.SessionActive || st.SessionEndsAt == nil || !st.SessionEndsAt.Equal(sess.ExpiresAt) {
+		t.Fatalf("during the session the status is %+v", st)
 	}
 	rep, err := e.svc.ComplianceReport(ctx, e.admin, "", 14*24*time.Hour)
 	if err != nil || rep.BreakGlass == nil || !rep.BreakGlass.NeedsRotation {
@@ -233,6 +233,9 @@ func TestBreakGlassOpensOneTimeBoxedSessionWithoutASecondApprover(t *testing.T) 
 	}
 	if ended, _ := e.svc.ListAudit(ctx, e.admin, core.AuditFilter{Action: "breakglass.end"}, 10); len(ended) != 1 {
 		t.Fatalf("the sweep wrote %d breakglass.end events, want 1", len(ended))
+	}
+	if st, _ := e.svc.BreakGlassStatus(ctx, e.admin); st.SessionActive || !st.NeedsRotation {
+		t.Fatalf("after the session the status is %+v", st)
 	}
 	if _, err := e.svc.Authenticate(ctx, sess.Token); !errors.Is(err, core.ErrTokenRevoked) && !errors.Is(err, core.ErrTokenExpired) {
 		t.Fatalf("a session past its time gave %v", err)

@@ -42,8 +42,15 @@ func (s *Service) beginVerify(ctx context.Context, p Principal, in api.BeginVeri
 	v := Verification{ID: newID(prefixVerification, now, s.cfg.Rand), UserID: u.ID, CreatedBy: p.UserID,
 		CreatedAt: now, ExpiresAt: now.Add(s.cfg.VerifyTTL), Factors: map[string]VerificationFactor{}}
 	out := api.Verification{ID: v.ID, UserID: u.ID, ExpiresAt: v.ExpiresAt, Factors: []api.VerificationFactor{}}
+	// One challenge for every factor offered: a WebAuthn client can then
+	// ask for any of the user's keys in one request. Sharing it is safe
+	// because the verification is finished once, with one factor.
+	challenge := make([]byte, 32)
+	if _, err := io.ReadFull(s.cfg.Rand, challenge); err != nil {
+		return api.Verification{}, err
+	}
 	for _, f := range factors {
-		vf, af, err := s.beginFactor(ctx, u, f, v.ID, now)
+		vf, af, err := s.beginFactor(ctx, u, f, v.ID, challenge, now)
 		if err != nil {
 			return api.Verification{}, err
 		}
@@ -135,14 +142,10 @@ func (s *Service) verifiable(ctx context.Context, in api.BeginVerify) (User, []F
 
 func locked(until *time.Time, now time.Time) bool { return until != nil && now.Before(*until) }
 
-func (s *Service) beginFactor(ctx context.Context, u User, f Factor, vid string, now time.Time) (VerificationFactor, api.VerificationFactor, error) {
+func (s *Service) beginFactor(ctx context.Context, u User, f Factor, vid string, challenge []byte, now time.Time) (VerificationFactor, api.VerificationFactor, error) {
 	k := s.kinds[f.Kind]
 	state, err := s.openSecret(f)
 	if err != nil {
-		return VerificationFactor{}, api.VerificationFactor{}, err
-	}
-	challenge := make([]byte, 32)
-	if _, err := io.ReadFull(s.cfg.Rand, challenge); err != nil {
 		return VerificationFactor{}, api.VerificationFactor{}, err
 	}
 	res, err := k.BeginVerify(ctx, sdk.BeginVerifyRequest{User: sdkUser(u), FactorID: f.ID, State: state, Challenge: challenge, Now: now})

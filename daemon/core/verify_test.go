@@ -170,3 +170,30 @@ func TestBeginningWithANamedFactorOffersOnlyThatUsersActiveFactor(t *testing.T) 
 		t.Errorf("a suspended factor: err = %v, want ErrNoUsableFactor", err)
 	}
 }
+
+func TestAVerificationOffersOneChallengeForAllTheUsersFactors(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	app := e.principal(e.admin, "app", api.RoleAdmin)
+	e.principal(e.admin, "jun")
+	e.enrol("jun", "")
+	e.enrol("jun", "")
+	v, err := e.svc.BeginVerify(ctx, app, api.BeginVerify{User: "jun"})
+	if err != nil || len(v.Factors) != 2 {
+		t.Fatalf("begin = %+v, %v", v, err)
+	}
+	if string(v.Factors[0].Prompt) != string(v.Factors[1].Prompt) || len(v.Factors[0].Prompt) < 40 {
+		t.Fatalf("the factors got different challenges: %s and %s", v.Factors[0].Prompt, v.Factors[1].Prompt)
+	}
+	v2, _ := e.svc.BeginVerify(ctx, app, api.BeginVerify{User: "jun"})
+	if string(v2.Factors[0].Prompt) == string(v.Factors[0].Prompt) {
+		t.Fatal("two verifications got the same challenge")
+	}
+	// Answering with one factor finishes it for both.
+	if res, err := e.svc.FinishVerify(ctx, app, api.FinishVerify{ID: v.ID, FactorID: v.Factors[0].FactorID, Response: answer("SEED-jun")}); err != nil || !res.OK {
+		t.Fatalf("finish = %+v, %v", res, err)
+	}
+	if _, err := e.svc.FinishVerify(ctx, app, api.FinishVerify{ID: v.ID, FactorID: v.Factors[1].FactorID, Response: answer("SEED-jun")}); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("finishing with the other factor after: %v, want ErrNotFound", err)
+	}
+}

@@ -151,39 +151,24 @@ type exemptionView struct {
 	Current     bool
 }
 
-// exemptionScan bounds how many approvals a user page reads to find the
-// user's exemptions.
-const exemptionScan = 5 * core.MaxPageSize
-
-// exemptions lists a user's approved exemptions, newest first, from the
-// approvals that granted them.
+// exemptions lists the user's approved exemptions, newest first, for
+// those who may read the user's MFA status.
 func (h *handler) exemptions(rq *request, userID string) []exemptionView {
-	if !rq.p.Allowed(core.ReadApprovals) {
+	if !rq.p.Allowed(core.ReadMFAStatus) {
 		return nil
 	}
-	var out []exemptionView
-	pg := core.PageReq{Limit: core.MaxPageSize}
+	xs, err := h.svc.ListExemptions(rq.ctx, rq.p, userID)
+	if err != nil {
+		return nil
+	}
 	now := h.now()
-	for read := 0; read < exemptionScan; read += core.MaxPageSize {
-		as, next, err := h.svc.ListApprovals(rq.ctx, rq.p, api.ApprovalApproved, pg)
-		if err != nil {
-			return out
+	out := make([]exemptionView, 0, len(xs))
+	for _, x := range xs {
+		v := exemptionView{ID: x.ID, Until: when(x.Until), Reason: x.Reason, RequestedBy: x.RequestedBy.Name, Current: x.Until.After(now)}
+		if x.ApprovedBy != nil {
+			v.ApprovedBy = x.ApprovedBy.Name
 		}
-		for _, a := range as {
-			if a.Action != api.ActionUserExempt || a.TargetID != userID {
-				continue
-			}
-			until, _ := time.Parse(time.RFC3339, a.Params["until"])
-			x := exemptionView{ID: a.ID, Until: when(until), Reason: a.Reason, RequestedBy: a.RequestedBy.Name, Current: until.After(now)}
-			if a.DecidedBy != nil {
-				x.ApprovedBy = a.DecidedBy.Name
-			}
-			out = append([]exemptionView{x}, out...)
-		}
-		if next == "" {
-			break
-		}
-		pg.After = next
+		out = append(out, v)
 	}
 	return out
 }

@@ -226,12 +226,16 @@ func (a *app) breakglassStatusCmd() *cobra.Command {
 					return err
 				}
 				return a.emit(st, func() error {
-					state := "ready"
+					state, session := "ready", "none"
 					if st.NeedsRotation {
 						state = "USED, NOT ROTATED: run 'keyfleet breakglass rotate'"
+						session = "ended " + whenp(st.SessionEndsAt)
+					}
+					if st.SessionActive {
+						session = "OPEN until " + whenp(st.SessionEndsAt) + ": every action in it is audited as break-glass"
 					}
 					return a.fields("Set", st.SetID, "Shares", fmt.Sprintf("%d, any %d open a session", st.Shares, st.Threshold),
-						"Created", when(st.CreatedAt), "Used", whenp(st.UsedAt), "State", state)
+						"Created", when(st.CreatedAt), "Used", whenp(st.UsedAt), "State", state, "Session", session)
 				})
 			})
 		},

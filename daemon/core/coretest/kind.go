@@ -58,8 +58,11 @@ func (Kind) FinishEnrol(_ context.Context, req sdk.FinishEnrolRequest) (sdk.Fini
 }
 
 // BeginVerify needs no challenge.
-func (Kind) BeginVerify(context.Context, sdk.BeginVerifyRequest) (sdk.BeginVerifyResponse, error) {
-	return sdk.BeginVerifyResponse{}, nil
+// BeginVerify shows the challenge it was given, as a real kind puts it in
+// its prompt.
+func (Kind) BeginVerify(_ context.Context, req sdk.BeginVerifyRequest) (sdk.BeginVerifyResponse, error) {
+	prompt, err := json.Marshal(map[string][]byte{"challenge": req.Challenge})
+	return sdk.BeginVerifyResponse{Prompt: prompt}, err
 }
 
 // FinishVerify accepts the factor's own secret.
