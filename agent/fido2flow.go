@@ -19,6 +19,9 @@ type FIDO2Options struct {
 	Handover bool
 	// Touch is called before the key waits for a touch.
 	Touch func()
+	// Enrolment, if set, is an open fido2 enrolment to complete (one
+	// redeemed from an enrolment code); nil creates one for User.
+	Enrolment *api.Enrolment
 }
 
 // FIDO2Result is what the operator is shown.
@@ -49,9 +52,9 @@ func ProvisionFIDO2(ctx context.Context, d Daemon, tok FIDO2Token, o FIDO2Option
 			return FIDO2Result{Key: info}, fmt.Errorf("setting the key's FIDO2 PIN: %w", err)
 		}
 	}
-	e, err := d.CreateEnrolment(ctx, api.CreateEnrolment{User: o.User, Kind: "fido2"})
+	e, err := enrolmentFor(ctx, d, o.Enrolment, o.User, "fido2")
 	if err != nil {
-		return FIDO2Result{Key: info}, fmt.Errorf("creating the enrolment: %w", err)
+		return FIDO2Result{Key: info}, err
 	}
 	return completeFIDO2(ctx, d, tok, e, info, o)
 }

@@ -36,6 +36,9 @@ type ProvisionOptions struct {
 	Reset bool
 	Label string
 	Rand  io.Reader // default crypto/rand
+	// Enrolment, if set, is an open piv enrolment to complete (one
+	// redeemed from an enrolment code); nil creates one for User.
+	Enrolment *api.Enrolment
 }
 
 // ProvisionResult is what the operator is shown once.
@@ -67,9 +70,9 @@ func ProvisionPIV(ctx context.Context, d Daemon, tok PIVToken, o ProvisionOption
 	if err != nil {
 		return ProvisionResult{}, err
 	}
-	e, err := d.CreateEnrolment(ctx, api.CreateEnrolment{User: o.User, Kind: "piv"})
+	e, err := enrolmentFor(ctx, d, o.Enrolment, o.User, "piv")
 	if err != nil {
-		return ProvisionResult{}, fmt.Errorf("creating the enrolment: %w", err)
+		return ProvisionResult{}, err
 	}
 	spec, err := specFrom(e.Params)
 	if err != nil {
@@ -95,6 +98,22 @@ func ProvisionPIV(ctx context.Context, d Daemon, tok PIVToken, o ProvisionOption
 		return res, fmt.Errorf("completing the enrolment: %w", err)
 	}
 	return res, nil
+}
+
+// enrolmentFor is the enrolment to complete: the one given, which must be
+// of kind, or a new one for user.
+func enrolmentFor(ctx context.Context, d Daemon, given *api.Enrolment, user, kind string) (api.Enrolment, error) {
+	if given != nil {
+		if given.Kind != kind {
+			return api.Enrolment{}, fmt.Errorf("enrolment %s is for a %s factor, not %s", given.ID, given.Kind, kind)
+		}
+		return *given, nil
+	}
+	e, err := d.CreateEnrolment(ctx, api.CreateEnrolment{User: user, Kind: kind})
+	if err != nil {
+		return api.Enrolment{}, fmt.Errorf("creating the enrolment: %w", err)
+	}
+	return e, nil
 }
 
 func prepare(tok PIVToken, reset bool) (DeviceInfo, error) {

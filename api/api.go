@@ -175,6 +175,13 @@ type Enrolment struct {
 	// the answer to POST /v1/enrolments only and never stored (a TOTP
 	// otpauth URI, for example).
 	Display map[string]string `json:"display,omitempty"`
+	// Code is the enrolment code ([EnrolmentCode]) to hand the user, in
+	// the answer to POST /v1/enrolments only: they redeem it with
+	// keyfleet-agent enroll --code or on the web welcome page.
+	Code string `json:"code,omitempty"`
+	// CodeRedeemedAt is when the code was redeemed through
+	// POST /v1/enrolments/redeem (it works once).
+	CodeRedeemedAt *time.Time `json:"code_redeemed_at,omitempty"`
 }
 
 // CreateEnrolment is the body of POST /v1/enrolments.
@@ -542,6 +549,22 @@ type RedeemedPass struct {
 	Username  string    `json:"username"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Kinds     []string  `json:"kinds"`
+}
+
+// RedeemEnrolmentCode is the body of POST /v1/enrolments/redeem.
+type RedeemEnrolmentCode struct {
+	Code string `json:"code"`
+}
+
+// RedeemedEnrolment is the answer to POST /v1/enrolments/redeem: a token
+// that can only complete this one enrolment, for its user, until the
+// enrolment expires, and the enrolment to complete.
+type RedeemedEnrolment struct {
+	Token     string    `json:"token"`
+	UserID    string    `json:"user_id"`
+	Username  string    `json:"username"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Enrolment Enrolment `json:"enrolment"`
 }
 
 // RecoveryCodesIssued is the answer to POST /v1/me/recovery-codes: the

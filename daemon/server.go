@@ -45,6 +45,9 @@ type Options struct {
 	Getenv func(string) string // default os.Getenv
 	LogOut io.Writer           // default os.Stderr
 	Kinds  []sdk.Factor        // factor kinds to enable
+	// Now is the domain's clock: enrolment, pass, token and approval
+	// expiry (default time.Now). Tests move it to expire things.
+	Now func() time.Time
 }
 
 // Server is a configured keyfleetd.
@@ -137,7 +140,7 @@ func (s *Server) open(o Options) error {
 	s.svc, err = core.New(core.Config{
 		Store: s.store, Sealer: sl, Kinds: append(builtin, kinds...), Logger: s.log,
 		ApprovalTTL: s.cfg.ApprovalTTL.Duration, EnrolmentTTL: s.cfg.EnrolmentTTL.Duration,
-		BreakGlassMax: s.cfg.BreakGlass.MaxSession.Duration,
+		BreakGlassMax: s.cfg.BreakGlass.MaxSession.Duration, Now: o.Now,
 	})
 	if err != nil {
 		s.Close()

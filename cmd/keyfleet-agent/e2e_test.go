@@ -50,16 +50,27 @@ type testDaemon struct {
 
 func startDaemon(t *testing.T, roots ...*x509.Certificate) *testDaemon {
 	t.Helper()
+	kind, err := pivkind.New(pivkind.Config{Roots: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serve(t, daemon.Options{Kinds: []sdk.Factor{kind}})
+}
+
+// serve initialises a data directory and serves a keyfleetd with o on
+// loopback until the test ends. o.LogOut defaults to nowhere.
+func serve(t testing.TB, o daemon.Options) *testDaemon {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
 	res, err := daemon.Init(context.Background(), daemon.InitOptions{Dir: dir, Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kind, err := pivkind.New(pivkind.Config{Roots: roots})
-	if err != nil {
-		t.Fatal(err)
+	if o.LogOut == nil {
+		o.LogOut = io.Discard
 	}
-	srv, err := daemon.New(daemon.Config{DataDir: dir}, daemon.Options{Kinds: []sdk.Factor{kind}, LogOut: io.Discard, Getenv: func(string) string { return "" }})
+	o.Getenv = func(string) string { return "" }
+	srv, err := daemon.New(daemon.Config{DataDir: dir}, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,30 +3,48 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/keyfleet/keyfleet/agent"
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/api/client"
 )
 
-// passRedeemer is what enroll needs before it has a token.
-type passRedeemer interface {
+// codeRedeemer is what enroll needs before it has a token.
+type codeRedeemer interface {
 	RedeemPass(ctx context.Context, code string) (api.RedeemedPass, error)
+	RedeemEnrolmentCode(ctx context.Context, code string) (api.RedeemedEnrolment, error)
 }
 
-// enroll is the user's own enrolment with a temporary access pass: the
-// code is exchanged for a short-lived token that may only enrol for that
-// user, then the same flows as at the desk run with the user's own PIN.
+var _ codeRedeemer = (*client.Client)(nil)
+
+// grant is what a redeemed code allows: enrolling for one user until a
+// time, either any of some kinds (a temporary access pass) or the one
+// enrolment an administrator opened (an enrolment code).
+type grant struct {
+	token, userID, username string
+	expires                 time.Time
+	kinds                   []string       // a pass: the kinds it may enrol ("" or nil: any)
+	enrolment               *api.Enrolment // an enrolment code: the enrolment to complete
+}
+
+// enroll is the user's own enrolment with a one-time code: an enrolment
+// code from `keyfleet enrolments create` ("enr_….…") or a temporary access
+// pass from a recovery case ("kfp-…"). The code is exchanged for a
+// short-lived token that may only enrol for that user, then the same
+// flows as at the desk run with the user's own PIN.
 func enroll(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	var f provisionFlags
 	var code string
 	fs := newFlagSet("enroll", stderr)
 	f.register(fs, getenv, false)
-	fs.StringVar(&code, "code", "", "the one-time code from your administrator (required)")
-	fs.BoolVar(&f.piv, "piv", true, "enrol the key's PIV applet (--piv=false to skip it)")
-	fs.BoolVar(&f.fido2, "fido2", false, "enrol a FIDO2 credential")
+	fs.StringVar(&code, "code", "", "the one-time code from your administrator: an enrolment code (enr_….…) or an access pass (kfp-…) (required)")
+	fs.BoolVar(&f.piv, "piv", true, "enrol the key's PIV applet (--piv=false to skip it; an enrolment code decides)")
+	fs.BoolVar(&f.fido2, "fido2", false, "enrol a FIDO2 credential (an enrolment code decides)")
 	fs.BoolVar(&f.reset, "reset", false, "wipe the key's PIV applet first (its keys are lost)")
 	fs.StringVar(&f.label, "label", "", "label of the new factors")
 	if err := fs.Parse(args); err != nil {
@@ -39,32 +57,73 @@ func enroll(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	if err != nil {
 		return err
 	}
-	pass, err := anon.RedeemPass(ctx, code)
-	if err != nil {
-		return fmt.Errorf("redeeming the code (wrong, used or expired? ask your administrator for a new one): %w", err)
-	}
-	d, err := clientWithToken(f.commonFlags, pass.Token)
+	g, err := redeem(ctx, anon, code)
 	if err != nil {
 		return err
 	}
-	return enrollWith(ctx, d, f, pass, stdout, stderr)
+	if g.enrolment != nil {
+		if err := kindFromEnrolment(fs, &f, g.enrolment); err != nil {
+			return err
+		}
+	}
+	d, err := clientWithToken(f.commonFlags, g.token)
+	if err != nil {
+		return err
+	}
+	return enrollWith(ctx, d, f, g, stdout, stderr)
 }
 
-func enrollWith(ctx context.Context, d agent.Daemon, f provisionFlags, pass api.RedeemedPass, stdout, stderr io.Writer) error {
+// redeem exchanges either kind of code for a grant. The code itself is
+// never printed, not even in an error.
+func redeem(ctx context.Context, r codeRedeemer, code string) (grant, error) {
+	if api.IsEnrolmentCode(code) {
+		red, err := r.RedeemEnrolmentCode(ctx, code)
+		if err != nil {
+			return grant{}, fmt.Errorf("redeeming the enrolment code: %w", err)
+		}
+		return grant{token: red.Token, userID: red.UserID, username: red.Username, expires: red.ExpiresAt, enrolment: &red.Enrolment}, nil
+	}
+	pass, err := r.RedeemPass(ctx, code)
+	if err != nil {
+		return grant{}, fmt.Errorf("redeeming the access pass (wrong, used or expired? ask your administrator for a new one): %w", err)
+	}
+	return grant{token: pass.Token, userID: pass.UserID, username: pass.Username, expires: pass.ExpiresAt, kinds: pass.Kinds}, nil
+}
+
+// kindFromEnrolment sets --piv and --fido2 from an enrolment code's kind:
+// the code enrols one factor of that kind. A flag given on the command
+// line must agree.
+func kindFromEnrolment(fs *flag.FlagSet, f *provisionFlags, e *api.Enrolment) error {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	want := map[string]bool{"piv": e.Kind == "piv", "fido2": e.Kind == "fido2"}
+	if !want["piv"] && !want["fido2"] {
+		return fmt.Errorf("this enrolment code is for a %s factor, which keyfleet-agent does not enrol; ask your administrator for a piv or fido2 code", e.Kind)
+	}
+	for name, on := range map[string]bool{"piv": f.piv, "fido2": f.fido2} {
+		if set[name] && on != want[name] {
+			return fmt.Errorf("this enrolment code is for a %s key: run the command again without --%s", e.Kind, name)
+		}
+	}
+	f.piv, f.fido2, f.enrolment = want["piv"], want["fido2"], e
+	return nil
+}
+
+func enrollWith(ctx context.Context, d agent.Daemon, f provisionFlags, g grant, stdout, stderr io.Writer) error {
 	for _, k := range []struct {
 		on   bool
 		kind string
 	}{{f.piv, "piv"}, {f.fido2, "fido2"}} {
-		if k.on && len(pass.Kinds) > 0 && !slices.Contains(pass.Kinds, k.kind) {
-			return fmt.Errorf("your code does not allow enrolling a %s factor (it allows %v)", k.kind, pass.Kinds)
+		if k.on && len(g.kinds) > 0 && !slices.Contains(g.kinds, k.kind) {
+			return fmt.Errorf("your code does not allow enrolling a %s factor (it allows %v)", k.kind, g.kinds)
 		}
 	}
-	fmt.Fprintf(stderr, "Enrolling a key for %s (code valid until %s).\n", pass.Username, pass.ExpiresAt.Local().Format("15:04"))
+	fmt.Fprintf(stderr, "Enrolling a key for %s (code valid until %s).\n", g.username, g.expires.Local().Format("15:04"))
 	pin, err := newPIN(stderr, "key")
 	if err != nil {
 		return err
 	}
-	out, err := provisionOne(ctx, d, f, pass.UserID, pin, stderr)
-	printOutcome(stdout, pass.Username, out)
+	out, err := provisionOne(ctx, d, f, g.userID, pin, stderr)
+	printOutcome(stdout, g.username, out)
 	return err
 }

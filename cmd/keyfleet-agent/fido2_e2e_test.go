@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"io"
-	"net"
+
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,11 +32,12 @@ type kindsConfig struct {
 // startBoth is startDaemon with the piv and fido2 kinds.
 func startBoth(t testing.TB, kc kindsConfig) *testDaemon {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "data")
-	res, err := daemon.Init(context.Background(), daemon.InitOptions{Dir: dir, Getenv: func(string) string { return "" }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return serve(t, bothKinds(t, kc))
+}
+
+// bothKinds is the daemon options with the piv and fido2 kinds.
+func bothKinds(t testing.TB, kc kindsConfig) daemon.Options {
+	t.Helper()
 	pk, err := pivkind.New(kc.piv)
 	if err != nil {
 		t.Fatal(err)
@@ -47,21 +47,7 @@ func startBoth(t testing.TB, kc kindsConfig) *testDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := daemon.New(daemon.Config{DataDir: dir}, daemon.Options{Kinds: []sdk.Factor{pk, fk}, LogOut: io.Discard, Getenv: func(string) string { return "" }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, nil) }()
-	t.Cleanup(func() { cancel(); <-done })
-	d := &testDaemon{addr: "https://" + ln.Addr().String(), dir: dir, tokenFile: res.AdminTokenFile, caFile: res.TLSCert}
-	d.admin = d.client(t, res.AdminTokenFile)
-	return d
+	return daemon.Options{Kinds: []sdk.Factor{pk, fk}}
 }
 
 // softKey makes a software FIDO2 key with a state file.

@@ -7,12 +7,17 @@ import (
 	"io"
 
 	"github.com/keyfleet/keyfleet/agent"
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/api/client"
 )
 
 type provisionFlags struct {
 	commonFlags
 	user, pinFile, label, batch, results, journal string
 	piv, fido2, reset, askPIN                     bool
+	// enrolment is the one enrolment an enrolment code lets enroll
+	// complete (not a flag); nil creates enrolments as usual.
+	enrolment *api.Enrolment
 }
 
 func parseProvision(args []string, stderr io.Writer, getenv func(string) string) (provisionFlags, error) {
@@ -89,11 +94,11 @@ func provisionOne(ctx context.Context, d agent.Daemon, f provisionFlags, user, p
 		if err != nil {
 			return out, err
 		}
-		res, err := agent.ProvisionPIV(ctx, d, tok, agent.ProvisionOptions{User: user, PIN: pin, Reset: f.reset, Label: f.label})
+		res, err := agent.ProvisionPIV(ctx, d, tok, agent.ProvisionOptions{User: user, PIN: pin, Reset: f.reset, Label: f.label, Enrolment: f.enrolment})
 		tok.Close()
 		out.serial, out.firmware, out.handoverPIN, out.puk = res.Device.Serial, res.Device.Firmware, res.HandoverPIN, res.PUK
 		if err != nil {
-			return out, err
+			return out, closedHint(err, f, true)
 		}
 		out.piv, out.states = res.Factor.ID, append(out.states, "piv "+res.Factor.State)
 		if pin == "" {
@@ -120,12 +125,34 @@ func provisionFIDO2(ctx context.Context, d agent.Daemon, f provisionFlags, user,
 		return out, err
 	}
 	defer tok.Close()
-	res, err := agent.ProvisionFIDO2(ctx, d, tok, agent.FIDO2Options{User: user, Label: f.label, PIN: pin, Handover: handover, Touch: touchPrompt(stderr)})
+	res, err := agent.ProvisionFIDO2(ctx, d, tok, agent.FIDO2Options{User: user, Label: f.label, PIN: pin, Handover: handover,
+		Touch: touchPrompt(stderr), Enrolment: f.enrolment})
 	if err != nil {
-		return out, fmt.Errorf("fido2: %w", err)
+		return out, closedHint(fmt.Errorf("fido2: %w", err), f, false)
 	}
 	out.fido2, out.states = res.Factor.ID, append(out.states, "fido2 "+res.Factor.State)
 	return out, nil
+}
+
+// closedHint adds what to do when the daemon refused to complete an
+// enrolment because it closed (expired or was cancelled) while the key was
+// being set up, or, for an enrolment code, because the code's token
+// expired with it. keyfleetd kept nothing; the key itself was changed, so
+// a PIV applet needs --reset next time.
+func closedHint(err error, f provisionFlags, piv bool) error {
+	closed := client.IsProblem(err, client.SlugEnrolmentClosed) ||
+		(f.enrolment != nil && client.IsProblem(err, client.SlugTokenExpired, client.SlugTokenRevoked))
+	if !closed {
+		return err
+	}
+	again := "to provision it, run the same keyfleet-agent command again"
+	if f.enrolment != nil {
+		again = "ask your administrator for a new enrolment code, then run keyfleet-agent enroll --code NEW-CODE"
+	}
+	if piv {
+		again += " with --reset (the key's PIV applet was already changed)"
+	}
+	return fmt.Errorf("%w. keyfleetd kept nothing for this key; %s", err, again)
 }
 
 func printOutcome(w io.Writer, user string, o outcome) {

@@ -1,19 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	agentfido2 "github.com/keyfleet/keyfleet/agent/fido2"
 	"github.com/keyfleet/keyfleet/agent/vkey"
@@ -21,7 +15,6 @@ import (
 	"github.com/keyfleet/keyfleet/api/client"
 	fido2kind "github.com/keyfleet/keyfleet/daemon/kinds/fido2"
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
-	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
 
 func TestActivateReplacesTheHandoverPIN(t *testing.T) {
@@ -62,49 +55,6 @@ func TestActivateReplacesTheHandoverPIN(t *testing.T) {
 	}
 }
 
-func TestEnrollWithACodeAgainstAFakeDaemon(t *testing.T) {
-	fca, _ := agentfido2.NewCA()
-	kind, _ := fido2kind.New(fido2kind.Config{RPID: "keyfleet.test", Origins: []string{testOrigin}, Roots: []*x509.Certificate{fca.Root()}})
-	mux := http.NewServeMux()
-	srv := httptest.NewTLSServer(mux)
-	t.Cleanup(srv.Close)
-	challenge := make([]byte, 32)
-	rand.Read(challenge)
-	var enrolState []byte
-	mux.HandleFunc("POST /v1/passes/redeem", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "" {
-			t.Errorf("the code was sent with a token")
-		}
-		json.NewEncoder(w).Encode(api.RedeemedPass{Token: "kft_pass_1", UserID: "usr_jo", Username: "jo", ExpiresAt: time.Now().Add(time.Hour), Kinds: []string{"fido2"}})
-	})
-	mux.HandleFunc("POST /v1/enrolments", func(w http.ResponseWriter, r *http.Request) {
-		begun, _ := kind.BeginEnrol(r.Context(), sdkBegin("usr_jo", challenge))
-		enrolState = begun.State
-		params, _ := json.Marshal(begun.Params)
-		json.NewEncoder(w).Encode(api.Enrolment{ID: "enr_1", UserID: "usr_jo", Kind: "fido2", Challenge: challenge, Params: params})
-	})
-	mux.HandleFunc("POST /v1/enrolments/{id}/complete", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer kft_pass_1" {
-			t.Errorf("completed without the pass token")
-		}
-		var in api.CompleteEnrolment
-		json.NewDecoder(r.Body).Decode(&in)
-		if _, err := kind.FinishEnrol(r.Context(), sdkFinish(challenge, enrolState, in.Payload)); err != nil {
-			t.Errorf("finish: %v", err)
-		}
-		json.NewEncoder(w).Encode(api.Factor{ID: "fac_1", Kind: "fido2", State: api.FactorActive})
-	})
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
-	soft := softKey(t, fca, 40000006)
-	stdin, lineIn = strings.NewReader("97531864\n97531864\n"), nil
-	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"enroll", "--server", srv.URL, "--ca", ca, "--code", "ABCD-EFGH", "--piv=false", "--fido2", "--soft-fido2", soft}, &out, &errb, func(string) string { return "" })
-	if code != 0 || !strings.Contains(out.String(), "factor fac_1") || strings.Contains(out.String()+errb.String(), "97531864") {
-		t.Fatalf("exit %d: %s %s", code, out.String(), errb.String())
-	}
-}
-
 func TestBatchResumesWithoutProvisioningAKeyTwice(t *testing.T) {
 	ca, _ := vkey.NewCA(nil)
 	d := startBoth(t, kindsConfig{piv: pivkind.Config{Roots: []*x509.Certificate{ca.Root()}}})
@@ -136,12 +86,4 @@ func TestBatchResumesWithoutProvisioningAKeyTwice(t *testing.T) {
 	if len(pg.Items) != 1 || pg.Items[0].Label != "laptop key" {
 		t.Fatalf("kai's factors %+v", pg.Items)
 	}
-}
-
-func sdkBegin(user string, challenge []byte) sdk.BeginEnrolRequest {
-	return sdk.BeginEnrolRequest{User: sdk.User{ID: user, Username: "jo"}, Challenge: challenge}
-}
-
-func sdkFinish(challenge, state, payload []byte) sdk.FinishEnrolRequest {
-	return sdk.FinishEnrolRequest{Challenge: challenge, State: state, Response: payload}
 }

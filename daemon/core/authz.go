@@ -104,11 +104,16 @@ var grants = map[string]map[Action]Scope{
 	// rolePass is what a redeemed temporary access pass carries: enrol a
 	// factor for its own user, nothing else. Not assignable.
 	rolePass: merge(allOf(All, ReadSelf), allOf(Own, CreateEnrolments, CompleteEnrol, ReadEnrolments, ReadFactors, RegenRecoveryCodes)),
+	// roleEnrolment is what a redeemed enrolment code carries: complete
+	// the one enrolment the code named (Principal.EnrolmentID), for its
+	// own user, nothing else. Not assignable.
+	roleEnrolment: merge(allOf(All, ReadSelf), allOf(Own, CompleteEnrol)),
 }
 
 // Pseudo-roles that credentials carry but no user can be given.
 const (
 	rolePass       = "pass"
+	roleEnrolment  = "enrolment"
 	roleBreakGlass = "breakglass"
 )
 
@@ -145,11 +150,14 @@ type Principal struct {
 	UserID   string
 	Username string
 	Roles    []string
-	Auth     string // token, mtls, webauthn, pass, breakglass, system
+	Auth     string // token, mtls, webauthn, pass, enrolment_code, breakglass, system
 	TokenID  string
 	// PassID is set when the principal is a redeemed temporary access
 	// pass: it may only enrol a factor for its user.
 	PassID string
+	// EnrolmentID is set when the principal is a redeemed enrolment code:
+	// it may only complete that enrolment.
+	EnrolmentID string
 }
 
 // breakGlass reports whether p is a break-glass session.

@@ -144,7 +144,22 @@ func (s *Service) GetEnrolment(ctx context.Context, p Principal, id string) (Enr
 	if err != nil {
 		return Enrolment{}, err
 	}
-	return e, p.authorize(ReadEnrolments, e.UserID)
+	if err := p.authorize(ReadEnrolments, e.UserID); err != nil {
+		return Enrolment{}, err
+	}
+	return p.redactEnrolment(e), nil
+}
+
+// redactEnrolment drops the challenge of an enrolment p may only read: the
+// challenge is half of the enrolment code, so someone who could not open
+// or complete the enrolment (an auditor) must not be able to build the
+// code from what they read.
+func (p Principal) redactEnrolment(e Enrolment) Enrolment {
+	if !p.Can(CreateEnrolments, e.UserID) && !p.Can(CompleteEnrol, e.UserID) {
+		e.Challenge = nil
+	}
+	e.Sealed = nil
+	return e
 }
 
 // ListEnrolments lists enrolments, oldest first.
@@ -169,6 +184,9 @@ func (s *Service) ListEnrolments(ctx context.Context, p Principal, f EnrolmentFi
 		out, next, err = tx.Enrolments(f, pg.Clamp())
 		return err
 	})
+	for i := range out {
+		out[i] = p.redactEnrolment(out[i])
+	}
 	return out, next, err
 }
 
@@ -252,6 +270,9 @@ func (s *Service) CompleteEnrolment(ctx context.Context, p Principal, id string,
 		if err := s.afterEnrol(ctx, tx, p, &f, codes, plain); err != nil {
 			return err
 		}
+		if err := s.afterCodeEnrol(tx, p); err != nil {
+			return err
+		}
 		return s.noteEvaluation(ctx, tx, e.UserID)
 	})
 	if errors.Is(err, ErrPolicyViolation) {
@@ -292,6 +313,9 @@ func (s *Service) enrolmentFor(ctx context.Context, p Principal, id string) (Enr
 			return err
 		}
 		if err := p.authorize(CompleteEnrol, e.UserID); err != nil {
+			return err
+		}
+		if err := p.checkBoundEnrolment(e.ID); err != nil {
 			return err
 		}
 		if e, err = s.openEnrolment(tx, id); err != nil {

@@ -131,6 +131,9 @@ type Enrolment struct {
 	// Sealed is the kind's enrolment state, sealed to this enrolment and
 	// dropped when it completes.
 	Sealed []byte `json:"sealed,omitempty"`
+	// CodeRedeemedAt is when the enrolment code was exchanged for a token
+	// (RedeemEnrolmentCode); a code works once.
+	CodeRedeemedAt *time.Time `json:"code_redeemed_at,omitempty"`
 }
 
 // API is the enrolment's wire form. An open enrolment past its expiry
@@ -139,9 +142,12 @@ func (e Enrolment) API(now time.Time) api.Enrolment {
 	return api.Enrolment{
 		ID: e.ID, UserID: e.UserID, Kind: e.Kind, State: e.stateAt(now), Challenge: e.Challenge,
 		CreatedBy: e.CreatedBy, CreatedAt: e.CreatedAt, ExpiresAt: e.ExpiresAt,
-		FactorID: e.FactorID, Params: e.Params,
+		FactorID: e.FactorID, Params: e.Params, CodeRedeemedAt: e.CodeRedeemedAt,
 	}
 }
+
+// Code is the enrolment code to hand the user: see api.EnrolmentCode.
+func (e Enrolment) Code() string { return api.EnrolmentCode(e.ID, e.Challenge) }
 
 func (e Enrolment) stateAt(now time.Time) string {
 	if e.State == api.EnrolmentOpen && !now.Before(e.ExpiresAt) {
@@ -163,10 +169,12 @@ type Token struct {
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 	// Purpose is empty for API tokens, "pass" for a redeemed temporary
-	// access pass (PassID names it) and "breakglass" for a break-glass
-	// session.
-	Purpose string `json:"purpose,omitempty"`
-	PassID  string `json:"pass_id,omitempty"`
+	// access pass (PassID names it), "enrolment" for a redeemed enrolment
+	// code (EnrolmentID names the one enrolment it may complete) and
+	// "breakglass" for a break-glass session.
+	Purpose     string `json:"purpose,omitempty"`
+	PassID      string `json:"pass_id,omitempty"`
+	EnrolmentID string `json:"enrolment_id,omitempty"`
 }
 
 // API is the token's wire form, without its hash.

@@ -127,6 +127,10 @@ func (s *Service) Kinds() []string {
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
 
+// Now is the service's clock (Config.Now): what records' states, such as an
+// enrolment's expiry, are read against.
+func (s *Service) Now() time.Time { return s.now() }
+
 // RequestInfo is what audit records say about the request behind a change.
 type RequestInfo struct {
 	ID     string // request id

@@ -103,6 +103,11 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 		p.Roles, p.Auth, p.PassID = []string{rolePass}, "pass", t.PassID
 		return p, nil
 	}
+	if t.Purpose == purposeEnrolment {
+		// A redeemed enrolment code completes its one enrolment, nothing else.
+		p.Roles, p.Auth, p.EnrolmentID = []string{roleEnrolment}, "enrolment_code", t.EnrolmentID
+		return p, nil
+	}
 	p.Roles = slices.DeleteFunc(slices.Clone(t.Roles), func(r string) bool { return !slices.Contains(u.Roles, r) })
 	return p, nil
 }

@@ -380,3 +380,60 @@ func TestAttestationIsCheckedAgainstTheDaemonsRoots(t *testing.T) {
 		t.Fatalf("a cross-device pair: %d %s", status, out)
 	}
 }
+
+func TestAnEnrolmentCodeIsRedeemedWithoutATokenOnceAndRateLimited(t *testing.T) {
+	f := newFixture(t)
+	uid, _, _ := f.victim()
+	status, body := f.do(help, "POST", "/v1/enrolments", `{"user":"`+uid+`","kind":"test"}`)
+	var en api.Enrolment
+	if err := json.Unmarshal(body, &en); status != http.StatusCreated || err != nil || en.Code != api.EnrolmentCode(en.ID, en.Challenge) {
+		t.Fatalf("creating an enrolment: %d %s", status, body)
+	}
+	if _, body := f.do(help, "GET", "/v1/enrolments/"+en.ID, ""); bytes.Contains(body, []byte(`"code"`)) {
+		t.Fatalf("the code is shown again after creation: %s", body)
+	}
+	redeem := `{"code":"` + en.Code + `"}`
+	status, body = f.do("", "POST", "/v1/enrolments/redeem", redeem)
+	var red api.RedeemedEnrolment
+	if err := json.Unmarshal(body, &red); status != http.StatusCreated || err != nil || red.Enrolment.ID != en.ID || red.UserID != uid {
+		t.Fatalf("redeeming: %d %s", status, body)
+	}
+	f.secrets = append(f.secrets, red.Token)
+	complete := func(id string, challenge []byte) int {
+		b, _ := json.Marshal(api.CompleteEnrolment{Payload: coretest.EnrolPayload(challenge, "SEED", "")})
+		req, _ := http.NewRequest("POST", f.srv.URL+"/v1/enrolments/"+id+"/complete", bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+red.Token)
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	_, other := f.do(admin, "POST", "/v1/enrolments", `{"user":"`+uid+`","kind":"test"}`)
+	var en2 api.Enrolment
+	json.Unmarshal(other, &en2)
+	if got := complete(en2.ID, en2.Challenge); got != http.StatusForbidden {
+		t.Fatalf("the code's token completing another enrolment: %d", got)
+	}
+	if got := complete(en.ID, en.Challenge); got != http.StatusCreated {
+		t.Fatalf("the code's token completing its enrolment: %d", got)
+	}
+	// One attempt so far; the limit is 10 a minute per address, shared
+	// by every route that needs no token.
+	for i := 2; i <= 10; i++ {
+		status, body = f.do("", "POST", "/v1/enrolments/redeem", redeem)
+		var p api.Problem
+		json.Unmarshal(body, &p)
+		if status != http.StatusUnauthorized || p.Type != "/problems/unauthenticated" || !strings.Contains(p.Detail, "ask your administrator for a new one") {
+			t.Fatalf("attempt %d with a used code: %d %s", i, status, body)
+		}
+	}
+	if status, body = f.do("", "POST", "/v1/enrolments/redeem", redeem); status != http.StatusTooManyRequests {
+		t.Fatalf("the 11th attempt in a minute: %d %s", status, body)
+	}
+	code := strings.SplitN(en.Code, ".", 2)[1]
+	if logs := f.logs.String(); strings.Contains(logs, code) || strings.Contains(logs, red.Token) {
+		t.Fatalf("the log holds the code or its token: %s", logs)
+	}
+}

@@ -38,7 +38,7 @@ func (h *Handler) openRecovery(r *http.Request, p core.Principal) (int, any, err
 		return 0, nil, err
 	}
 	c, err := h.svc.OpenRecovery(r.Context(), p, in)
-	return http.StatusCreated, c.API(time.Now()), err
+	return http.StatusCreated, c.API(h.svc.Now()), err
 }
 
 func (h *Handler) listRecovery(r *http.Request, p core.Principal) (int, any, error) {
@@ -48,13 +48,13 @@ func (h *Handler) listRecovery(r *http.Request, p core.Principal) (int, any, err
 	}
 	q := r.URL.Query()
 	cs, next, err := h.svc.ListRecovery(r.Context(), p, core.RecoveryFilter{UserID: q.Get("user"), State: q.Get("state")}, pg)
-	now := time.Now()
+	now := h.svc.Now()
 	return http.StatusOK, page(cs, next, func(c core.RecoveryCase) api.RecoveryCase { return c.API(now) }), err
 }
 
 func (h *Handler) getRecovery(r *http.Request, p core.Principal) (int, any, error) {
 	c, err := h.svc.GetRecovery(r.Context(), p, r.PathValue("id"))
-	return http.StatusOK, c.API(time.Now()), err
+	return http.StatusOK, c.API(h.svc.Now()), err
 }
 
 func (h *Handler) recoveryVerifyBegin(r *http.Request, p core.Principal) (int, any, error) {
@@ -68,7 +68,7 @@ func (h *Handler) recoveryVerifyFinish(r *http.Request, p core.Principal) (int, 
 		return 0, nil, err
 	}
 	c, err := h.svc.FinishRecoveryVerify(r.Context(), p, r.PathValue("id"), in)
-	return http.StatusOK, c.API(time.Now()), err
+	return http.StatusOK, c.API(h.svc.Now()), err
 }
 
 func (h *Handler) recoveryCode(r *http.Request, p core.Principal) (int, any, error) {
@@ -77,7 +77,7 @@ func (h *Handler) recoveryCode(r *http.Request, p core.Principal) (int, any, err
 		return 0, nil, err
 	}
 	c, err := h.svc.ConfirmWithRecoveryCode(r.Context(), p, r.PathValue("id"), in.Code)
-	return http.StatusOK, c.API(time.Now()), err
+	return http.StatusOK, c.API(h.svc.Now()), err
 }
 
 func (h *Handler) identityCheck(r *http.Request, p core.Principal) (int, any, error) {
@@ -107,7 +107,7 @@ func (h *Handler) cancelRecovery(r *http.Request, p core.Principal) (int, any, e
 		return 0, nil, err
 	}
 	c, err := h.svc.CancelRecovery(r.Context(), p, r.PathValue("id"), in.Reason)
-	return http.StatusOK, c.API(time.Now()), err
+	return http.StatusOK, c.API(h.svc.Now()), err
 }
 
 func (h *Handler) recoveryUnlock(r *http.Request, p core.Principal) (int, any, error) {

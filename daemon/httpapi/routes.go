@@ -52,6 +52,7 @@ func (h *Handler) register() {
 	h.route("GET /v1/enrolments/{id}", core.ReadEnrolments, h.getEnrolment)
 	h.route("DELETE /v1/enrolments/{id}", core.CancelEnrolments, h.cancelEnrolment)
 	h.route("POST /v1/enrolments/{id}/complete", core.CompleteEnrol, h.completeEnrolment)
+	h.public("POST /v1/enrolments/redeem", h.redeemEnrolmentCode)
 
 	h.route("GET /v1/tokens", core.ReadTokens, h.listTokens)
 	h.route("POST /v1/tokens", core.CreateTokens, h.createToken)
@@ -281,7 +282,7 @@ func (h *Handler) listEnrolments(r *http.Request, p core.Principal) (int, any, e
 	}
 	q := r.URL.Query()
 	es, next, err := h.svc.ListEnrolments(r.Context(), p, core.EnrolmentFilter{UserID: q.Get("user"), State: q.Get("state")}, pg)
-	now := time.Now()
+	now := h.svc.Now()
 	return http.StatusOK, page(es, next, func(e core.Enrolment) api.Enrolment { return e.API(now) }), err
 }
 
@@ -291,19 +292,33 @@ func (h *Handler) createEnrolment(r *http.Request, p core.Principal) (int, any, 
 		return 0, nil, err
 	}
 	e, display, err := h.svc.CreateEnrolment(r.Context(), p, in)
-	out := e.API(time.Now())
+	out := e.API(h.svc.Now())
 	out.Display = display
+	if err == nil {
+		out.Code = e.Code()
+	}
+	return http.StatusCreated, out, err
+}
+
+// redeemEnrolmentCode exchanges an enrolment code for a token bound to
+// that enrolment (no token needed: the code is the credential).
+func (h *Handler) redeemEnrolmentCode(r *http.Request) (int, any, error) {
+	var in api.RedeemEnrolmentCode
+	if err := decode(r, &in, false); err != nil {
+		return 0, nil, err
+	}
+	out, err := h.svc.RedeemEnrolmentCode(r.Context(), in.Code)
 	return http.StatusCreated, out, err
 }
 
 func (h *Handler) getEnrolment(r *http.Request, p core.Principal) (int, any, error) {
 	e, err := h.svc.GetEnrolment(r.Context(), p, r.PathValue("id"))
-	return http.StatusOK, e.API(time.Now()), err
+	return http.StatusOK, e.API(h.svc.Now()), err
 }
 
 func (h *Handler) cancelEnrolment(r *http.Request, p core.Principal) (int, any, error) {
 	e, err := h.svc.CancelEnrolment(r.Context(), p, r.PathValue("id"))
-	return http.StatusOK, e.API(time.Now()), err
+	return http.StatusOK, e.API(h.svc.Now()), err
 }
 
 func (h *Handler) completeEnrolment(r *http.Request, p core.Principal) (int, any, error) {
@@ -344,13 +359,13 @@ func (h *Handler) listApprovals(r *http.Request, p core.Principal) (int, any, er
 		return 0, nil, err
 	}
 	as, next, err := h.svc.ListApprovals(r.Context(), p, r.URL.Query().Get("state"), pg)
-	now := time.Now()
+	now := h.svc.Now()
 	return http.StatusOK, page(as, next, func(a core.Approval) api.Approval { return a.API(now) }), err
 }
 
 func (h *Handler) getApproval(r *http.Request, p core.Principal) (int, any, error) {
 	a, err := h.svc.GetApproval(r.Context(), p, r.PathValue("id"))
-	return http.StatusOK, a.API(time.Now()), err
+	return http.StatusOK, a.API(h.svc.Now()), err
 }
 
 func (h *Handler) decide(fn func(ctx context.Context, p core.Principal, id, comment string) (core.Approval, error)) handlerFunc {
@@ -360,7 +375,7 @@ func (h *Handler) decide(fn func(ctx context.Context, p core.Principal, id, comm
 			return 0, nil, err
 		}
 		a, err := fn(r.Context(), p, r.PathValue("id"), in.Reason)
-		return http.StatusOK, a.API(time.Now()), err
+		return http.StatusOK, a.API(h.svc.Now()), err
 	}
 }
 

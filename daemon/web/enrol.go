@@ -2,7 +2,6 @@ package web
 
 import (
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -17,25 +16,23 @@ import (
 // random bytes) makes it unguessable.
 
 // EnrolmentCode formats the code for an enrolment.
-func EnrolmentCode(e core.Enrolment) string {
-	return e.ID + "." + base64.RawURLEncoding.EncodeToString(e.Challenge)
-}
+func EnrolmentCode(e core.Enrolment) string { return e.Code() }
 
 var errBadCode = &pageError{Status: http.StatusBadRequest,
 	Msg: "That enrolment code is not valid, was already used or has expired. Ask your administrator for a new one."}
 
-// redeemCode finds the open security-key enrolment a code names.
+// redeemCode finds the open security-key enrolment a code names. A code
+// already exchanged through the API (keyfleet-agent enroll) is refused.
 func (h *handler) redeemCode(rq *request, code string) (core.Enrolment, error) {
-	id, chal, ok := strings.Cut(strings.TrimSpace(code), ".")
-	want, err := base64.RawURLEncoding.DecodeString(chal)
-	if !ok || err != nil || !strings.HasPrefix(id, "enr_") || len(id) > 64 {
+	id, want, ok := api.ParseEnrolmentCode(code)
+	if !ok {
 		return core.Enrolment{}, errBadCode
 	}
 	// Reading the enrolment is the daemon's own look-up: the visitor is not
 	// anyone yet, and only a matching challenge lets them go on.
 	e, err := h.svc.GetEnrolment(rq.ctx, core.System, id)
 	if err != nil || subtle.ConstantTimeCompare(e.Challenge, want) != 1 ||
-		e.API(h.now()).State != api.EnrolmentOpen || e.Kind != h.cfg.KeyKind {
+		e.API(h.now()).State != api.EnrolmentOpen || e.CodeRedeemedAt != nil || e.Kind != h.cfg.KeyKind {
 		return core.Enrolment{}, errBadCode
 	}
 	return e, nil

@@ -204,3 +204,29 @@ func subcommands(help string) []string {
 	}
 	return names
 }
+
+func TestEnrolmentsCreatePrintsTheCodeAndWhatTheUserDoesWithIt(t *testing.T) {
+	en := api.Enrolment{ID: "enr_1", UserID: "usr_1", Kind: "piv", State: api.EnrolmentOpen, Challenge: []byte("0123456789abcdef0123456789abcdef"), ExpiresAt: t0}
+	en.Code = api.EnrolmentCode(en.ID, en.Challenge)
+	tests := []struct {
+		name       string
+		args       []string
+		wantStdout string
+	}{
+		{"as text, a Code line", []string{"enrolments", "create", "--user", "alice", "--kind", "piv"}, "Code:"},
+		{"as json, a code member", []string{"enrolments", "create", "--user", "alice", "--kind", "piv", "-o", "json"}, `"code": "` + en.Code + `"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.srv.Handle("POST /v1/enrolments", clienttest.JSON(201, en))
+			r := e.run(tt.args...)
+			if r.code != 0 || !strings.Contains(r.stdout, tt.wantStdout) || !strings.Contains(r.stdout, en.Code) {
+				t.Fatalf("exit %d: %s %s", r.code, r.stdout, r.stderr)
+			}
+			if !strings.Contains(r.stderr, "keyfleet-agent enroll --code CODE") || strings.Contains(r.stderr, en.Code) {
+				t.Fatalf("hint %q", r.stderr)
+			}
+		})
+	}
+}

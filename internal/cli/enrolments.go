@@ -23,11 +23,28 @@ func enrolmentRow(e api.Enrolment) []string {
 }
 
 func (a *app) printEnrolment(e api.Enrolment) error {
+	redeemed := ""
+	if e.CodeRedeemedAt != nil {
+		redeemed = when(*e.CodeRedeemedAt)
+	}
 	return a.emit(e, func() error {
 		return a.fields("ID", e.ID, "User", e.UserID, "Kind", e.Kind, "State", e.State,
 			"Created by", e.CreatedBy, "Created", when(e.CreatedAt), "Expires", when(e.ExpiresAt),
-			"Factor", e.FactorID, "Params", compact(e.Params))
+			"Factor", e.FactorID, "Params", compact(e.Params), "Code", e.Code, "Code redeemed", redeemed)
 	})
+}
+
+// codeHint tells the administrator what the user does with a new
+// enrolment's code. It goes to stderr: stdout stays the record.
+func (a *app) codeHint(e api.Enrolment) {
+	if e.Code == "" {
+		return
+	}
+	how := "keyfleet-agent enroll --code CODE"
+	if e.Kind == "fido2" {
+		how += ", or enters it on keyfleetd's web welcome page (/welcome)"
+	}
+	a.note("Hand the code to the user over a trusted channel; it works once, until %s. They run %s.", when(e.ExpiresAt), how)
 }
 
 func (a *app) enrolmentsListCmd() *cobra.Command {
@@ -66,7 +83,12 @@ func (a *app) enrolmentsCreateCmd() *cobra.Command {
 		Short: "Open a single-use enrolment for one factor of a user",
 		Long: `create opens a single-use challenge that the enrolling side (the IT desk or
 the user's workstation agent) completes with the new factor's attestation
-before it expires.`,
+before it expires.
+
+It prints the enrolment code (Code: enr_….…, "code" with -o json) to hand
+the user: they enrol their own key with 'keyfleet-agent enroll --code CODE'
+(or, for fido2, on the web welcome page). The code works once and expires
+with the enrolment.`,
 		Example: "  keyfleet enrolments create --user alice --kind piv\n  keyfleet enrolments create --user bob --kind totp --ttl 15m",
 		Args:    argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -83,7 +105,11 @@ before it expires.`,
 				if err != nil {
 					return err
 				}
-				return a.printEnrolment(e)
+				if err := a.printEnrolment(e); err != nil {
+					return err
+				}
+				a.codeHint(e)
+				return nil
 			})
 		},
 	}
