@@ -384,6 +384,16 @@ type FinishVerify struct {
 	Response json.RawMessage `json:"response"`
 }
 
+// CheckVerify is the body of POST /v1/verify: a response that needs no
+// challenge (a TOTP or HOTP code) checked in one call. The user must have
+// exactly one active factor of the accepted kinds, or FactorID names it.
+type CheckVerify struct {
+	User     string          `json:"user"`
+	Kinds    []string        `json:"kinds,omitempty"`
+	FactorID string          `json:"factor_id,omitempty"`
+	Response json.RawMessage `json:"response"`
+}
+
 // VerifyResult is the answer to POST /v1/verify/finish. A wrong answer is
 // OK false with no detail beyond "invalid".
 type VerifyResult struct {

@@ -78,6 +78,17 @@ type Config struct {
 		// http://localhost.
 		Insecure bool `yaml:"insecure"`
 	} `yaml:"web"`
+	// Verify tunes verification for applications (POST /v1/verify…).
+	Verify struct {
+		// MaxFailures wrong answers in a row lock a factor, and as many
+		// across a user's factors lock the user (default 5).
+		MaxFailures int `yaml:"max_failures"`
+		// Lockout is how long a lock lasts unless an admin clears it
+		// sooner (default 15m).
+		Lockout Duration `yaml:"lockout"`
+		// TTL is how long a begun verification may be finished (default 5m).
+		TTL Duration `yaml:"ttl"`
+	} `yaml:"verify"`
 	// BreakGlass bounds emergency sessions (docs/recovery.md).
 	BreakGlass struct {
 		// MaxSession is the longest a break-glass session may last
@@ -134,6 +145,11 @@ func (c *Config) Defaults() {
 	defDur(&c.ShutdownTimeout, 15*time.Second)
 	defDur(&c.Store.KeyRotation, 10*24*time.Hour)
 	defDur(&c.BreakGlass.MaxSession, 4*time.Hour)
+	defDur(&c.Verify.Lockout, 15*time.Minute)
+	defDur(&c.Verify.TTL, 5*time.Minute)
+	if c.Verify.MaxFailures == 0 {
+		c.Verify.MaxFailures = 5
+	}
 	if c.Web.Origin == "" {
 		if _, port, err := net.SplitHostPort(c.Listen); err == nil {
 			c.Web.Origin = "https://localhost:" + port
@@ -187,6 +203,15 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Plugins.Validate(); err != nil {
 		bad("plugins: %v", err)
+	}
+	if n := c.Verify.MaxFailures; n < 1 || n > 100 {
+		bad("verify.max_failures: %d must be between 1 and 100", n)
+	}
+	if d := c.Verify.Lockout.Duration; d < time.Second || d > 7*24*time.Hour {
+		bad("verify.lockout: %s must be between 1s and 168h", c.Verify.Lockout)
+	}
+	if d := c.Verify.TTL.Duration; d < 10*time.Second || d > time.Hour {
+		bad("verify.ttl: %s must be between 10s and 1h", c.Verify.TTL)
 	}
 	if d := c.BreakGlass.MaxSession.Duration; d < time.Minute || d > 24*time.Hour {
 		bad("breakglass.max_session: %s must be between 1m and 24h", c.BreakGlass.MaxSession)

@@ -27,7 +27,7 @@ func TestConfigSourcesLayerFileThenEnvironment(t *testing.T) {
 	if c.Listen != "127.0.0.1:9100" || c.ApprovalTTL.Duration != 2*time.Hour || c.EnrolmentTTL.Duration != 20*time.Minute || c.Log.Format != "text" {
 		t.Fatalf("layered config = %+v", c)
 	}
-	if c.TLSCert != "/tmp/x/tls/cert.pem" || c.Store.BlockCacheMB != 64 {
+	if c.TLSCert != "/tmp/x/tls/cert.pem" || c.Store.BlockCacheMB != 64 || c.Verify.MaxFailures != 5 || c.Verify.Lockout.Duration != 15*time.Minute {
 		t.Fatalf("defaults not filled: %+v", c)
 	}
 }
@@ -41,6 +41,8 @@ func TestBadConfigIsRefusedWithWhatToChange(t *testing.T) {
 		{"a bad address says the form", "listen: nowhere\n", "host:port"},
 		{"an unknown log format lists the choices", "log:\n  format: xml\n", "json or text"},
 		{"a too short approval window gives the range", "approval_ttl: 10s\n", "between 1m and 720h"},
+		{"a negative failure limit gives the range", "verify:\n  max_failures: -1\n", "verify.max_failures: -1 must be between 1 and 100"},
+		{"a lockout of a month gives the range", "verify:\n  lockout: 720h\n", "verify.lockout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

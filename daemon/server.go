@@ -141,6 +141,7 @@ func (s *Server) open(o Options) error {
 		Store: s.store, Sealer: sl, Kinds: append(builtin, kinds...), Logger: s.log,
 		ApprovalTTL: s.cfg.ApprovalTTL.Duration, EnrolmentTTL: s.cfg.EnrolmentTTL.Duration,
 		BreakGlassMax: s.cfg.BreakGlass.MaxSession.Duration, Now: o.Now,
+		MaxFailures: s.cfg.Verify.MaxFailures, LockoutFor: s.cfg.Verify.Lockout.Duration, VerifyTTL: s.cfg.Verify.TTL.Duration,
 	})
 	if err != nil {
 		s.Close()

@@ -225,8 +225,8 @@ func post(b *testing.B, f *totpFixture, path string, in, out any) {
 	}
 }
 
-// verifyOnce runs begin and finish for the next unused (factor, step).
-func (f *totpFixture) verifyOnce(b *testing.B) {
+// nextCode picks the next unused (factor, step) and its code.
+func (f *totpFixture) nextCode(b *testing.B) (factor, user, code string) {
 	i := int(f.next.Add(1) - 1)
 	n := len(f.factors)
 	if i >= 2*n {
@@ -234,7 +234,23 @@ func (f *totpFixture) verifyOnce(b *testing.B) {
 	}
 	factor, seed, user := f.factors[i%n], f.seeds[i%n], f.users[i%n]
 	at := time.Now().Add(time.Duration(i/n) * 30 * time.Second) // this step, then the next
-	code, _ := otptotp.GenerateCodeCustom(seed, at, otptotp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	code, _ = otptotp.GenerateCodeCustom(seed, at, otptotp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	return factor, user, code
+}
+
+// checkOnce checks the next fresh code in one call (POST /v1/verify).
+func (f *totpFixture) checkOnce(b *testing.B) {
+	factor, user, code := f.nextCode(b)
+	var res api.VerifyResult
+	post(b, f, "/v1/verify", api.CheckVerify{User: user, FactorID: factor, Response: json.RawMessage(`{"code":"` + code + `"}`)}, &res)
+	if !res.OK {
+		b.Fatalf("a fresh code for %s was refused", factor)
+	}
+}
+
+// verifyOnce runs begin and finish for the next unused (factor, step).
+func (f *totpFixture) verifyOnce(b *testing.B) {
+	factor, user, code := f.nextCode(b)
 	var v api.Verification
 	post(b, f, "/v1/verify/begin", api.BeginVerify{User: user, FactorID: factor}, &v)
 	var res api.VerifyResult
@@ -245,15 +261,25 @@ func (f *totpFixture) verifyOnce(b *testing.B) {
 }
 
 // BenchmarkAPIVerifyTOTP measures a TOTP verification through the HTTP
-// API (begin and finish, replay-protected, audited) from 16 clients,
-// without event sinks and with three (file, syslog TCP, HTTPS webhook),
-// beside pquerna/otp's own code check of the same kind.
+// API (replay-protected, audited) from 16 clients: begin and finish, and
+// the one-call check, without event sinks, and begin and finish with
+// three sinks (file, syslog TCP, HTTPS webhook), beside pquerna/otp's own
+// code check of the same kind.
 func BenchmarkAPIVerifyTOTP(b *testing.B) {
-	const factors = 1600 // 3,200 fresh codes in all: the two runs take -benchtime=1500x at most
-	for _, withSinks := range []bool{false, true} {
-		b.Run(fmt.Sprintf("sinks=%d", map[bool]int{false: 0, true: 3}[withSinks]), func(b *testing.B) {
+	const factors = 2400 // 4,800 fresh codes in all: the three runs take -benchtime=1500x at most
+	runs := []struct {
+		name  string
+		sinks bool
+		once  func(*totpFixture, *testing.B)
+	}{
+		{"begin-finish/sinks=0", false, (*totpFixture).verifyOnce},
+		{"one-call/sinks=0", false, (*totpFixture).checkOnce},
+		{"begin-finish/sinks=3", true, (*totpFixture).verifyOnce},
+	}
+	for _, run := range runs {
+		b.Run(run.name, func(b *testing.B) {
 			var sinks []events.SinkConfig
-			if withSinks {
+			if run.sinks {
 				sinks = threeSinks(b)
 			}
 			f := totpFixtureFor(b, factors, sinks)
@@ -262,7 +288,7 @@ func BenchmarkAPIVerifyTOTP(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					f.verifyOnce(b)
+					run.once(f, b)
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifications/s")

@@ -73,14 +73,23 @@ func TestTOTPThroughThePluginAndTheVerificationAPI(t *testing.T) {
 		status := d.call(app, "POST", "/v1/verify/finish", api.FinishVerify{ID: v.ID, FactorID: f.ID, Response: json.RawMessage(fmt.Sprintf(`{"code":%q}`, code))}, &res)
 		return status, res
 	}
+	check := func(code string) (int, api.VerifyResult) {
+		var res api.VerifyResult
+		status := d.call(app, "POST", "/v1/verify", api.CheckVerify{User: "pat", Response: json.RawMessage(fmt.Sprintf(`{"code":%q}`, code))}, &res)
+		return status, res
+	}
 	next, _ := totp.Code(seed, "SHA1", 6, 30, now.Add(30*time.Second))
-	if status, res := verify(next); status != 200 || !res.OK {
-		t.Fatalf("a good code: %d %+v", status, res)
+	if status, res := check(next); status != 200 || !res.OK || res.FactorID != f.ID {
+		t.Fatalf("a good code in one call: %d %+v", status, res)
 	}
+	// The same code again, by either path: the plugin's state refuses it.
 	if _, res := verify(next); res.OK {
-		t.Fatal("a replayed code was accepted")
+		t.Fatal("a code replayed through begin and finish was accepted")
 	}
-	for range 4 {
+	if _, res := check(next); res.OK {
+		t.Fatal("a code replayed in one call was accepted")
+	}
+	for range 3 {
 		verify("000000")
 	}
 	if status, _ := verify(next); status != http.StatusTooManyRequests {

@@ -61,6 +61,14 @@ func (c *Client) EnableUser(ctx context.Context, user string) (api.User, error) 
 	return u, err
 }
 
+// UnlockUser calls POST /v1/users/{user}/unlock: it clears the lockout of
+// the user and of all their factors after failed verifications.
+func (c *Client) UnlockUser(ctx context.Context, user, reason string) (api.User, error) {
+	var u api.User
+	_, err := c.do(ctx, http.MethodPost, p("/v1/users/%s/unlock", user), nil, api.StateChange{Reason: reason}, &u)
+	return u, err
+}
+
 // DisableUser calls POST /v1/users/{user}/disable, which only opens an
 // approval request.
 func (c *Client) DisableUser(ctx context.Context, user, reason string) (api.Accepted, error) {

@@ -22,3 +22,12 @@ func (c *Client) FinishVerify(ctx context.Context, in api.FinishVerify) (api.Ver
 	_, err := c.do(ctx, http.MethodPost, "/v1/verify/finish", nil, in, &out)
 	return out, err
 }
+
+// CheckVerify checks a code that needs no challenge (TOTP, HOTP) in one
+// call (POST /v1/verify). A wrong code is OK false, not an error; a kind
+// that answers a challenge is refused (use BeginVerify and FinishVerify).
+func (c *Client) CheckVerify(ctx context.Context, in api.CheckVerify) (api.VerifyResult, error) {
+	var out api.VerifyResult
+	_, err := c.do(ctx, http.MethodPost, "/v1/verify", nil, in, &out)
+	return out, err
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
 )
 
@@ -66,4 +67,47 @@ func TestAPassedDeadlineIsAuditedOncePerDeadline(t *testing.T) {
 		t.Fatalf("a sweep after cid enrolled recorded %d", n)
 	}
 	e.verifyChain()
+}
+
+func TestAVerificationStartsTheDeadlinesOfRulesThatNewlyApply(t *testing.T) {
+	e := newPolicyEnv(t)
+	ctx := context.Background()
+	app := e.principal(e.admin, "app", api.RoleAdmin)
+	kim := e.person("kim")
+	if _, err := e.enrolKind("kim", "hwkey", "5.7.4"); err != nil {
+		t.Fatal(err)
+	}
+	e.applyPolicy(e.admin, strictPolicy)
+	rulesApplied := func() []string {
+		recs, _ := e.svc.ListAudit(ctx, e.admin, core.AuditFilter{TargetID: kim.ID, Action: "policy.rules_applied"}, 10)
+		var out []string
+		for _, r := range recs {
+			out = append(out, string(r.Body))
+		}
+		return out
+	}
+	verify := func() {
+		t.Helper()
+		v, err := e.svc.BeginVerify(ctx, app, api.BeginVerify{User: "kim"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err := e.svc.FinishVerify(ctx, app, api.FinishVerify{ID: v.ID, FactorID: v.Factors[0].FactorID, Response: answer("SEED-kim")}); err != nil || !res.OK {
+			t.Fatalf("finish = %+v, %v", res, err)
+		}
+	}
+	verify()
+	verify()
+	if got := rulesApplied(); len(got) != 1 || strings.Contains(got[0], "engineering") {
+		t.Fatalf("before kim joins eng: %d rules_applied events %v", len(got), got)
+	}
+	eng := []string{"eng"}
+	if _, err := e.svc.UpdateUser(ctx, e.admin, "kim", api.UpdateUser{Groups: &eng}); err != nil {
+		t.Fatal(err)
+	}
+	verify()
+	got := rulesApplied()
+	if len(got) != 2 || !strings.Contains(got[1], "engineering") {
+		t.Fatalf("after kim joined eng, a verification did not start the engineering rule: %v", got)
+	}
 }

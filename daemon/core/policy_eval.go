@@ -189,15 +189,16 @@ func (s *Service) checkEnrolment(tx ReadTx, userID, kind string, evidence []byte
 
 // checkVerification refuses a verification with a kind the policy does
 // not accept for the user.
-func (s *Service) checkVerification(tx ReadTx, u User, kind string) error {
-	_, doc, err := s.currentPolicy(tx)
+// It returns the policy version it checked against.
+func (s *Service) checkVerification(tx ReadTx, u User, kind string) (int, error) {
+	n, doc, err := s.currentPolicy(tx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := policy.CheckVerification(doc, policyUser(u), kind); err != nil {
-		return fmt.Errorf("%w: %w; verify with another factor (GET /v1/users/%s/mfa-status lists the acceptable kinds)", ErrPolicyViolation, err, u.Username)
+		return n, fmt.Errorf("%w: %w; verify with another factor (GET /v1/users/%s/mfa-status lists the acceptable kinds)", ErrPolicyViolation, err, u.Username)
 	}
-	return nil
+	return n, nil
 }
 
 // verifiableKinds keeps the factors whose kind the policy accepts for
@@ -206,7 +207,7 @@ func (s *Service) verifiableKinds(tx ReadTx, u User, fs []Factor) ([]Factor, err
 	var out []Factor
 	var refused error
 	for _, f := range fs {
-		if err := s.checkVerification(tx, u, f.Kind); err != nil {
+		if _, err := s.checkVerification(tx, u, f.Kind); err != nil {
 			refused = err
 			continue
 		}

@@ -59,6 +59,7 @@ type Service struct {
 	log    *slog.Logger
 
 	touches  tokenTouch
+	noted    notedPolicy
 	policies policyCache
 }
 
@@ -107,7 +108,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{store: cfg.Store, sealer: cfg.Sealer, kinds: map[string]kind{}, cfg: cfg, log: cfg.Logger,
-		touches: tokenTouch{last: map[string]time.Time{}}}
+		touches: tokenTouch{last: map[string]time.Time{}}, noted: notedPolicy{m: map[string]string{}}}
 	for _, f := range cfg.Kinds {
 		if err := s.addKind(f); err != nil {
 			return nil, err

@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
@@ -191,6 +192,7 @@ func (s *Service) FinishVerify(ctx context.Context, p Principal, in api.FinishVe
 // nil, runs in the same transaction with the outcome.
 func (s *Service) finishVerify(ctx context.Context, p Principal, in api.FinishVerify, after func(tx Tx, res api.VerifyResult) error) (api.VerifyResult, error) {
 	var res api.VerifyResult
+	var noteKey string
 	err := s.store.Update(ctx, func(tx Tx) error {
 		v, vf, err := s.openVerification(tx, p, in)
 		if err != nil {
@@ -203,13 +205,63 @@ func (s *Service) finishVerify(ctx context.Context, p Principal, in api.FinishVe
 		if !fresh {
 			return &NotFoundError{Kind: "verification", Ref: "(already finished)"}
 		}
-		if res, err = s.checkAnswer(ctx, tx, p, v, vf, in); err != nil || after == nil {
+		if res, noteKey, err = s.checkAnswer(ctx, tx, p, v, vf, in); err != nil || after == nil {
 			return err
 		}
 		return after(tx, res)
 	})
 	if err == nil && res.OK {
-		s.notePolicy(ctx, res.UserID)
+		s.notePolicy(ctx, res.UserID, noteKey)
+	}
+	return res, err
+}
+
+// CheckVerify checks a response that needs no challenge (a TOTP or HOTP
+// code) in one call and one transaction: what BeginVerify and FinishVerify
+// do, without a verification to carry between them. It serves kinds whose
+// BeginVerify keeps no session; a kind that answers a challenge (PIV,
+// FIDO2) is refused with ErrInvalid, pointing at begin and finish. The
+// user must have one active factor of the accepted kinds, or in.FactorID
+// names it. Replay protection is the factor's own state (a TOTP factor's
+// last accepted step), updated in the same transaction. Errors are those
+// of BeginVerify and FinishVerify.
+func (s *Service) CheckVerify(ctx context.Context, p Principal, in api.CheckVerify) (api.VerifyResult, error) {
+	if err := p.authorize(VerifyUsers, ""); err != nil {
+		return api.VerifyResult{}, err
+	}
+	u, factors, err := s.verifiable(ctx, api.BeginVerify{User: in.User, Kinds: in.Kinds, FactorID: in.FactorID})
+	if err != nil {
+		return api.VerifyResult{}, err
+	}
+	if len(factors) > 1 {
+		return api.VerifyResult{}, invalid("factor_id", "%s has %d active factors of the accepted kinds; name the one that answers with factor_id, or narrow kinds", u.Username, len(factors))
+	}
+	f := factors[0]
+	now := s.now()
+	state, err := s.openSecret(f)
+	if err != nil {
+		return api.VerifyResult{}, err
+	}
+	challenge := make([]byte, 32)
+	if _, err := io.ReadFull(s.cfg.Rand, challenge); err != nil {
+		return api.VerifyResult{}, err
+	}
+	begun, err := s.kinds[f.Kind].BeginVerify(ctx, sdk.BeginVerifyRequest{User: sdkUser(u), FactorID: f.ID, State: state, Challenge: challenge, Now: now})
+	if err != nil {
+		return api.VerifyResult{}, kindError(f.Kind, err)
+	}
+	if len(begun.Session) > 0 {
+		return api.VerifyResult{}, invalid("kinds", "a %s factor answers a challenge; use POST /v1/verify/begin, then /v1/verify/finish", f.Kind)
+	}
+	var res api.VerifyResult
+	var key string
+	v := Verification{UserID: u.ID, CreatedBy: p.UserID, CreatedAt: now, ExpiresAt: now}
+	err = s.store.Update(ctx, func(tx Tx) error {
+		res, key, err = s.checkAnswer(ctx, tx, p, v, VerificationFactor{Kind: f.Kind}, api.FinishVerify{FactorID: f.ID, Response: in.Response})
+		return err
+	})
+	if err == nil && res.OK {
+		s.notePolicy(ctx, res.UserID, key)
 	}
 	return res, err
 }
@@ -218,12 +270,55 @@ func (s *Service) finishVerify(ctx context.Context, p Principal, in api.FinishVe
 // verification. It runs in its own transaction: evaluating reads all of
 // the user's factors, and doing that inside the verification would make
 // two verifications of the same user's different factors collide. It
-// writes only when a rule applies for the first time.
-func (s *Service) notePolicy(ctx context.Context, userID string) {
+// writes only when a rule applies for the first time, and it is skipped
+// when it already ran for the same policy version and the same user
+// attributes (see notedPolicy).
+func (s *Service) notePolicy(ctx context.Context, userID, key string) {
+	if s.noted.has(userID, key) {
+		return
+	}
 	err := s.store.Update(ctx, func(tx Tx) error { return s.noteEvaluation(ctx, tx, userID) })
 	if err != nil {
 		s.log.Warn("recording the policy rules that apply", "user_id", userID, "err", err)
+		return
 	}
+	s.noted.add(userID, key)
+}
+
+// notedPolicy remembers, per user, the policy version and user attributes
+// for which the rules that apply were last recorded. Which rules apply
+// depends on nothing else (policy.Match: groups, roles, user kind), and
+// recorded first-applied times are only ever forgotten with the user, so
+// noting again for the same key would find nothing new. It is bounded:
+// past maxNoted users it starts afresh, which costs one evaluation each.
+type notedPolicy struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+const maxNoted = 200_000
+
+func (n *notedPolicy) has(userID, key string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return key != "" && n.m[userID] == key
+}
+
+func (n *notedPolicy) add(userID, key string) {
+	if key == "" {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.m) >= maxNoted {
+		clear(n.m)
+	}
+	n.m[userID] = key
+}
+
+// noteKey names what decides which rules apply to u under version.
+func noteKey(version int, u User) string {
+	return fmt.Sprintf("%d\x00%s\x00%q\x00%q", version, u.Kind, u.Groups, u.Roles)
 }
 
 func (s *Service) openVerification(tx Tx, p Principal, in api.FinishVerify) (Verification, VerificationFactor, error) {
@@ -243,33 +338,35 @@ func (s *Service) openVerification(tx Tx, p Principal, in api.FinishVerify) (Ver
 
 // checkAnswer runs the kind's check inside the transaction, so that two
 // racing answers with the same code see each other's state (replay).
-func (s *Service) checkAnswer(ctx context.Context, tx Tx, p Principal, v Verification, vf VerificationFactor, in api.FinishVerify) (api.VerifyResult, error) {
+// It also returns the user's noteKey for notePolicy.
+func (s *Service) checkAnswer(ctx context.Context, tx Tx, p Principal, v Verification, vf VerificationFactor, in api.FinishVerify) (api.VerifyResult, string, error) {
 	res := api.VerifyResult{UserID: v.UserID, FactorID: in.FactorID, Kind: vf.Kind}
 	u, err := tx.User(v.UserID)
 	if err != nil {
-		return res, err
+		return res, "", err
 	}
 	f, err := tx.Factor(in.FactorID)
 	if err != nil {
-		return res, err
+		return res, "", err
 	}
 	now := s.now()
 	if locked(u.LockedUntil, now) || locked(f.LockedUntil, now) {
-		return res, fmt.Errorf("%w: try again later or ask an administrator to unlock", ErrLocked)
+		return res, "", fmt.Errorf("%w: try again later or ask an administrator to unlock", ErrLocked)
 	}
 	if f.State != api.FactorActive || u.Status != api.UserActive {
-		return res, s.recordVerify(ctx, tx, p, &u, &f, sdk.FinishVerifyResponse{Reason: "factor or user not active"})
+		return res, "", s.recordVerify(ctx, tx, p, &u, &f, sdk.FinishVerifyResponse{Reason: "factor or user not active"})
 	}
 	// The policy may have changed since the verification began.
-	if err := s.checkVerification(tx, u, f.Kind); err != nil {
-		return res, err
+	version, err := s.checkVerification(tx, u, f.Kind)
+	if err != nil {
+		return res, "", err
 	}
 	out, err := s.runFinish(ctx, u, f, v, vf, in.Response, now)
 	if err != nil {
-		return res, err
+		return res, "", err
 	}
 	res.OK = out.OK
-	return res, s.recordVerify(ctx, tx, p, &u, &f, out)
+	return res, noteKey(version, u), s.recordVerify(ctx, tx, p, &u, &f, out)
 }
 
 func (s *Service) runFinish(ctx context.Context, u User, f Factor, v Verification, vf VerificationFactor, response []byte, now time.Time) (sdk.FinishVerifyResponse, error) {

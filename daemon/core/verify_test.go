@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/core/coretest"
+	"github.com/keyfleet/keyfleet/daemon/seal"
+	"github.com/keyfleet/keyfleet/daemon/store"
+	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
 
 func answer(secret string) json.RawMessage {
@@ -195,5 +200,87 @@ func TestAVerificationOffersOneChallengeForAllTheUsersFactors(t *testing.T) {
 	}
 	if _, err := e.svc.FinishVerify(ctx, app, api.FinishVerify{ID: v.ID, FactorID: v.Factors[1].FactorID, Response: answer("SEED-jun")}); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("finishing with the other factor after: %v, want ErrNotFound", err)
+	}
+}
+
+// challengeKind answers a challenge: it keeps a session between begin and
+// finish, so it cannot be checked in one call.
+type challengeKind struct{ coretest.Kind }
+
+func (challengeKind) Describe(context.Context) (sdk.Info, error) {
+	return sdk.Info{Kind: "chal", DisplayName: "Challenge test factor"}, nil
+}
+
+func (challengeKind) BeginVerify(_ context.Context, req sdk.BeginVerifyRequest) (sdk.BeginVerifyResponse, error) {
+	return sdk.BeginVerifyResponse{Session: req.Challenge}, nil
+}
+
+func TestACodeIsCheckedInOneCall(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	app := e.principal(e.admin, "app", api.RoleAdmin)
+	e.principal(e.admin, "lee")
+	f := e.enrol("lee", "")
+	check := func(in api.CheckVerify) (api.VerifyResult, error) { return e.svc.CheckVerify(ctx, app, in) }
+	if res, err := check(api.CheckVerify{User: "lee", Response: answer("SEED-lee")}); err != nil || !res.OK || res.FactorID != f.ID {
+		t.Fatalf("the right code: %+v, %v", res, err)
+	}
+	if got, _ := e.svc.GetFactor(ctx, e.admin, f.ID); got.LastUsedAt == nil {
+		t.Fatal("a one-call check did not record last use")
+	}
+	for i := range 5 {
+		res, err := check(api.CheckVerify{User: "lee", Response: answer("wrong")})
+		if err != nil || res.OK {
+			t.Fatalf("wrong code %d: %+v, %v", i, res, err)
+		}
+	}
+	if _, err := check(api.CheckVerify{User: "lee", Response: answer("SEED-lee")}); !errors.Is(err, core.ErrLocked) && !errors.Is(err, core.ErrNoUsableFactor) {
+		t.Fatalf("after five wrong codes: %v, want a lockout", err)
+	}
+	if _, err := e.svc.UnlockUser(ctx, e.admin, "lee", "called the helpdesk"); err != nil {
+		t.Fatal(err)
+	}
+	second := e.enrol("lee", "")
+	if _, err := check(api.CheckVerify{User: "lee", Response: answer("SEED-lee")}); !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "factor_id") {
+		t.Fatalf("two factors and no factor_id: %v, want ErrInvalid naming factor_id", err)
+	}
+	if res, err := check(api.CheckVerify{User: "lee", FactorID: second.ID, Response: answer("SEED-lee")}); err != nil || !res.OK {
+		t.Fatalf("naming the factor: %+v, %v", res, err)
+	}
+	if _, err := e.svc.CheckVerify(ctx, e.principal(e.admin, "nobody"), api.CheckVerify{User: "lee", Response: answer("SEED-lee")}); !errors.Is(err, core.ErrForbidden) {
+		t.Fatalf("a user without the service role: %v", err)
+	}
+	e.verifyChain()
+}
+
+func TestAKindThatAnswersAChallengeIsNotCheckedInOneCall(t *testing.T) {
+	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sl, _ := seal.New(make([]byte, 32))
+	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []sdk.Factor{challengeKind{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := svc.CreateUser(ctx, core.System, api.CreateUser{Username: "mo"}); err != nil {
+		t.Fatal(err)
+	}
+	en, _, err := svc.CreateEnrolment(ctx, core.System, api.CreateEnrolment{User: "mo", Kind: "chal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CompleteEnrolment(ctx, core.System, en.ID, api.CompleteEnrolment{Payload: coretest.EnrolPayload(en.Challenge, "SEED-mo", "")}); err != nil {
+		t.Fatal(err)
+	}
+	head := st.AuditHead()
+	_, err = svc.CheckVerify(ctx, core.System, api.CheckVerify{User: "mo", Response: answer("SEED-mo")})
+	if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "/v1/verify/begin") {
+		t.Fatalf("a challenge kind in one call: %v, want ErrInvalid pointing at begin and finish", err)
+	}
+	if st.AuditHead() != head {
+		t.Error("a refused one-call check wrote an audit event")
 	}
 }

@@ -32,6 +32,7 @@ func (h *Handler) register() {
 
 	h.route("POST /v1/verify/begin", core.VerifyUsers, h.beginVerify)
 	h.route("POST /v1/verify/finish", core.VerifyUsers, h.finishVerify)
+	h.route("POST /v1/verify", core.VerifyUsers, h.checkVerify)
 
 	h.route("GET /v1/factors", core.ReadFactors, h.listFactors)
 	h.route("GET /v1/factors/{id}", core.ReadFactors, h.getFactor)
@@ -180,6 +181,15 @@ func (h *Handler) finishVerify(r *http.Request, p core.Principal) (int, any, err
 		return 0, nil, err
 	}
 	res, err := h.svc.FinishVerify(r.Context(), p, in)
+	return http.StatusOK, res, err
+}
+
+func (h *Handler) checkVerify(r *http.Request, p core.Principal) (int, any, error) {
+	var in api.CheckVerify
+	if err := decode(r, &in, false); err != nil {
+		return 0, nil, err
+	}
+	res, err := h.svc.CheckVerify(r.Context(), p, in)
 	return http.StatusOK, res, err
 }
 

@@ -13,7 +13,7 @@ func (a *app) usersCmd() *cobra.Command {
 	cmd := group("users", "Manage people and service accounts",
 		"  keyfleet users list --group eng\n  keyfleet users show alice")
 	cmd.AddCommand(a.usersCreateCmd(), a.usersListCmd(), a.usersShowCmd(), a.usersUpdateCmd(),
-		a.usersEnableCmd(), a.twoPersonCmd(userDisable), a.twoPersonCmd(userDelete),
+		a.usersEnableCmd(), a.usersUnlockCmd(), a.twoPersonCmd(userDisable), a.twoPersonCmd(userDelete),
 		a.twoPersonCmd(userResetMFA), a.usersExemptCmd(), a.usersImportCmd())
 	return cmd
 }
@@ -196,6 +196,34 @@ func (a *app) usersEnableCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+func (a *app) usersUnlockCmd() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "unlock USER --reason TEXT",
+		Short: "Clear a user's verification lockout, and their factors' (admin, security officer, helpdesk)",
+		Long: `unlock clears the lock that failed verifications put on a user and on
+their factors before it runs out by itself (verify.lockout in
+keyfleetd.yaml, 15 minutes by default). The unlock is audited with the
+reason.`,
+		Example: `  keyfleet users unlock alice --reason "called the helpdesk; identity checked"`,
+		Args:    argNames("USER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if reason == "" {
+				return usagef("--reason is required: say why the lock may go")
+			}
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				u, err := c.UnlockUser(ctx, args[0], reason)
+				if err != nil {
+					return err
+				}
+				return a.printUser(u)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why the lock may go (audited)")
+	return cmd
 }
 
 // twoPerson describes a command whose action needs a second approver.
