@@ -312,6 +312,10 @@ func (s *Server) registerStoreMetrics(reg *prometheus.Registry) {
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "store", Name: "size_bytes",
 			Help: "On-disk size of the store (LSM tree and value log)."}, func() float64 { return float64(s.store.Size()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "commits_total",
+			Help: "Write transactions acknowledged."}, func() float64 { c, _ := s.store.SyncStats(); return float64(c) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "syncs_total",
+			Help: "Syncs to disk; each makes every commit waiting for it durable."}, func() float64 { _, n := s.store.SyncStats(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "audit", Name: "head_seq",
 			Help: "Sequence number of the last audit event."}, func() float64 { return float64(s.store.AuditHead().Seq) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "approvals", Name: "pending",

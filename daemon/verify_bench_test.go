@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -292,6 +293,9 @@ func BenchmarkAPIVerifyTOTP(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifications/s")
+			if c, n := storeSyncs(f); n > 0 {
+				b.ReportMetric(c/n, "commits/sync")
+			}
 		})
 	}
 	b.Run("pquerna-validate", func(b *testing.B) {
@@ -332,4 +336,28 @@ func threeSinks(b *testing.B) []events.SinkConfig {
 		{Name: "syslog", Type: "syslog", Syslog: &events.SyslogConfig{Network: "tcp", Address: ln.Addr().String()}},
 		{Name: "webhook", Type: "webhook", Webhook: &events.WebhookConfig{URL: hook.URL, Secret: "0123456789abcdef0123456789abcdef", CAFile: caFile}},
 	}
+}
+
+// storeSyncs reads keyfleet_store_{commits,syncs}_total from /metrics.
+func storeSyncs(f *totpFixture) (commits, syncs float64) {
+	resp, err := f.hc.Get(f.url + "/metrics")
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		x, _ := strconv.ParseFloat(v, 64)
+		switch name {
+		case "keyfleet_store_commits_total":
+			commits = x
+		case "keyfleet_store_syncs_total":
+			syncs = x
+		}
+	}
+	return commits, syncs
 }

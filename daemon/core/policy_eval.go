@@ -196,27 +196,37 @@ func (s *Service) checkVerification(tx ReadTx, u User, kind string) (int, error)
 		return 0, err
 	}
 	if err := policy.CheckVerification(doc, policyUser(u), kind); err != nil {
-		return n, fmt.Errorf("%w: %w; verify with another factor (GET /v1/users/%s/mfa-status lists the acceptable kinds)", ErrPolicyViolation, err, u.Username)
+		return n, verificationRefused(u, err)
 	}
 	return n, nil
 }
 
+// verificationRefused says why the policy refuses a kind, and what to do.
+func verificationRefused(u User, err error) error {
+	return fmt.Errorf("%w: %w; verify with another factor (GET /v1/users/%s/mfa-status lists the acceptable kinds)", ErrPolicyViolation, err, u.Username)
+}
+
 // verifiableKinds keeps the factors whose kind the policy accepts for
-// verification. When it drops them all, it says why.
-func (s *Service) verifiableKinds(tx ReadTx, u User, fs []Factor) ([]Factor, error) {
+// verification. When it drops them all, it says why. It also returns the
+// policy version it checked against.
+func (s *Service) verifiableKinds(tx ReadTx, u User, fs []Factor) ([]Factor, int, error) {
+	version, doc, err := s.currentPolicy(tx)
+	if err != nil {
+		return nil, 0, err
+	}
 	var out []Factor
 	var refused error
 	for _, f := range fs {
-		if _, err := s.checkVerification(tx, u, f.Kind); err != nil {
-			refused = err
+		if err := policy.CheckVerification(doc, policyUser(u), f.Kind); err != nil {
+			refused = verificationRefused(u, err)
 			continue
 		}
 		out = append(out, f)
 	}
 	if len(out) == 0 && refused != nil {
-		return nil, refused
+		return nil, version, refused
 	}
-	return out, nil
+	return out, version, nil
 }
 
 // checkRemoval is the built-in invariant: a person's last active factor

@@ -101,44 +101,52 @@ func (s *Service) openVerificationID(id string) (Verification, bool) {
 func (s *Service) verifiable(ctx context.Context, in api.BeginVerify) (User, []Factor, error) {
 	var u User
 	var out []Factor
-	now := s.now()
 	err := s.store.View(ctx, func(tx ReadTx) error {
 		var err error
-		if u, err = lookupUser(tx, in.User); err != nil {
-			return err
-		}
-		if u.Status != api.UserActive {
-			return &TransitionError{Kind: "user", ID: u.Username, From: u.Status, Action: "verify", Hint: "a disabled user cannot sign in"}
-		}
-		if locked(u.LockedUntil, now) {
-			return fmt.Errorf("%w: %s until %s; an administrator can unlock sooner", ErrLocked, u.Username, u.LockedUntil.Format(time.RFC3339))
-		}
-		usable := func(f Factor) error {
-			if _, ok := s.kinds[f.Kind]; ok && f.UserID == u.ID && f.State == api.FactorActive && !locked(f.LockedUntil, now) &&
-				(len(in.Kinds) == 0 || slices.Contains(in.Kinds, f.Kind)) && (in.FactorID == "" || in.FactorID == f.ID) {
-				out = append(out, f)
-			}
-			return nil
-		}
-		if in.FactorID != "" {
-			// One factor named: read it alone rather than all the user's.
-			f, err := tx.Factor(in.FactorID)
-			if err != nil && !errors.As(err, new(*NotFoundError)) {
-				return err
-			}
-			if err == nil {
-				usable(f)
-			}
-		} else if err := forEach(tx.Factors, FactorFilter{UserID: u.ID, State: api.FactorActive}, usable); err != nil {
-			return err
-		}
-		out, err = s.verifiableKinds(tx, u, out)
+		u, out, _, err = s.verifiableIn(tx, in, s.now())
 		return err
 	})
+	return u, out, err
+}
+
+// verifiableIn is verifiable inside tx; it also returns the policy version
+// the factors were checked against.
+func (s *Service) verifiableIn(tx ReadTx, in api.BeginVerify, now time.Time) (User, []Factor, int, error) {
+	u, err := lookupUser(tx, in.User)
+	if err != nil {
+		return u, nil, 0, err
+	}
+	if u.Status != api.UserActive {
+		return u, nil, 0, &TransitionError{Kind: "user", ID: u.Username, From: u.Status, Action: "verify", Hint: "a disabled user cannot sign in"}
+	}
+	if locked(u.LockedUntil, now) {
+		return u, nil, 0, fmt.Errorf("%w: %s until %s; an administrator can unlock sooner", ErrLocked, u.Username, u.LockedUntil.Format(time.RFC3339))
+	}
+	var out []Factor
+	usable := func(f Factor) error {
+		if _, ok := s.kinds[f.Kind]; ok && f.UserID == u.ID && f.State == api.FactorActive && !locked(f.LockedUntil, now) &&
+			(len(in.Kinds) == 0 || slices.Contains(in.Kinds, f.Kind)) && (in.FactorID == "" || in.FactorID == f.ID) {
+			out = append(out, f)
+		}
+		return nil
+	}
+	if in.FactorID != "" {
+		// One factor named: read it alone rather than all the user's.
+		f, err := tx.Factor(in.FactorID)
+		if err != nil && !errors.As(err, new(*NotFoundError)) {
+			return u, nil, 0, err
+		}
+		if err == nil {
+			usable(f)
+		}
+	} else if err := forEach(tx.Factors, FactorFilter{UserID: u.ID, State: api.FactorActive}, usable); err != nil {
+		return u, nil, 0, err
+	}
+	out, version, err := s.verifiableKinds(tx, u, out)
 	if err == nil && len(out) == 0 {
 		err = fmt.Errorf("%w: %s has no active, unlocked factor of the accepted kinds; they must enrol one (GET /v1/users/%s/mfa-status)", ErrNoUsableFactor, u.Username, u.Username)
 	}
-	return u, out, err
+	return u, out, version, err
 }
 
 func locked(until *time.Time, now time.Time) bool { return until != nil && now.Before(*until) }
@@ -229,41 +237,50 @@ func (s *Service) CheckVerify(ctx context.Context, p Principal, in api.CheckVeri
 	if err := p.authorize(VerifyUsers, ""); err != nil {
 		return api.VerifyResult{}, err
 	}
-	u, factors, err := s.verifiable(ctx, api.BeginVerify{User: in.User, Kinds: in.Kinds, FactorID: in.FactorID})
-	if err != nil {
-		return api.VerifyResult{}, err
-	}
-	if len(factors) > 1 {
-		return api.VerifyResult{}, invalid("factor_id", "%s has %d active factors of the accepted kinds; name the one that answers with factor_id, or narrow kinds", u.Username, len(factors))
-	}
-	f := factors[0]
-	now := s.now()
-	state, err := s.openSecret(f)
-	if err != nil {
-		return api.VerifyResult{}, err
-	}
-	challenge := make([]byte, 32)
-	if _, err := io.ReadFull(s.cfg.Rand, challenge); err != nil {
-		return api.VerifyResult{}, err
-	}
-	begun, err := s.kinds[f.Kind].BeginVerify(ctx, sdk.BeginVerifyRequest{User: sdkUser(u), FactorID: f.ID, State: state, Challenge: challenge, Now: now})
-	if err != nil {
-		return api.VerifyResult{}, kindError(f.Kind, err)
-	}
-	if len(begun.Session) > 0 {
-		return api.VerifyResult{}, invalid("kinds", "a %s factor answers a challenge; use POST /v1/verify/begin, then /v1/verify/finish", f.Kind)
-	}
 	var res api.VerifyResult
 	var key string
-	v := Verification{UserID: u.ID, CreatedBy: p.UserID, CreatedAt: now, ExpiresAt: now}
-	err = s.store.Update(ctx, func(tx Tx) error {
-		res, key, err = s.checkAnswer(ctx, tx, p, v, VerificationFactor{Kind: f.Kind}, api.FinishVerify{FactorID: f.ID, Response: in.Response})
+	err := s.store.Update(ctx, func(tx Tx) error {
+		now := s.now()
+		u, factors, version, err := s.verifiableIn(tx, api.BeginVerify{User: in.User, Kinds: in.Kinds, FactorID: in.FactorID}, now)
+		if err != nil {
+			return err
+		}
+		if len(factors) > 1 {
+			return invalid("factor_id", "%s has %d active factors of the accepted kinds; name the one that answers with factor_id, or narrow kinds", u.Username, len(factors))
+		}
+		f := factors[0]
+		if err := s.challengeFree(ctx, u, f, now); err != nil {
+			return err
+		}
+		v := Verification{UserID: u.ID, CreatedBy: p.UserID, CreatedAt: now, ExpiresAt: now}
+		res, key, err = s.answer(ctx, tx, p, v, VerificationFactor{Kind: f.Kind}, u, f, in.Response, version)
 		return err
 	})
 	if err == nil && res.OK {
 		s.notePolicy(ctx, res.UserID, key)
 	}
 	return res, err
+}
+
+// challengeFree begins a verification of f and refuses it when the kind
+// keeps a session: its answer depends on a challenge the caller never saw.
+func (s *Service) challengeFree(ctx context.Context, u User, f Factor, now time.Time) error {
+	state, err := s.openSecret(f)
+	if err != nil {
+		return err
+	}
+	challenge := make([]byte, 32)
+	if _, err := io.ReadFull(s.cfg.Rand, challenge); err != nil {
+		return err
+	}
+	begun, err := s.kinds[f.Kind].BeginVerify(ctx, sdk.BeginVerifyRequest{User: sdkUser(u), FactorID: f.ID, State: state, Challenge: challenge, Now: now})
+	if err != nil {
+		return kindError(f.Kind, err)
+	}
+	if len(begun.Session) > 0 {
+		return invalid("kinds", "a %s factor answers a challenge; use POST /v1/verify/begin, then /v1/verify/finish", f.Kind)
+	}
+	return nil
 }
 
 // notePolicy records the rules that now apply to a user, after a
@@ -340,15 +357,23 @@ func (s *Service) openVerification(tx Tx, p Principal, in api.FinishVerify) (Ver
 // racing answers with the same code see each other's state (replay).
 // It also returns the user's noteKey for notePolicy.
 func (s *Service) checkAnswer(ctx context.Context, tx Tx, p Principal, v Verification, vf VerificationFactor, in api.FinishVerify) (api.VerifyResult, string, error) {
-	res := api.VerifyResult{UserID: v.UserID, FactorID: in.FactorID, Kind: vf.Kind}
 	u, err := tx.User(v.UserID)
 	if err != nil {
-		return res, "", err
+		return api.VerifyResult{UserID: v.UserID, FactorID: in.FactorID, Kind: vf.Kind}, "", err
 	}
 	f, err := tx.Factor(in.FactorID)
 	if err != nil {
-		return res, "", err
+		return api.VerifyResult{UserID: v.UserID, FactorID: in.FactorID, Kind: vf.Kind}, "", err
 	}
+	return s.answer(ctx, tx, p, v, vf, u, f, in.Response, -1)
+}
+
+// answer is checkAnswer with the user and factor read from tx; version is
+// the policy version the factor's kind was already checked against in tx,
+// or -1 to check it here (the policy may have changed since the
+// verification began).
+func (s *Service) answer(ctx context.Context, tx Tx, p Principal, v Verification, vf VerificationFactor, u User, f Factor, response []byte, version int) (api.VerifyResult, string, error) {
+	res := api.VerifyResult{UserID: u.ID, FactorID: f.ID, Kind: vf.Kind}
 	now := s.now()
 	if locked(u.LockedUntil, now) || locked(f.LockedUntil, now) {
 		return res, "", fmt.Errorf("%w: try again later or ask an administrator to unlock", ErrLocked)
@@ -356,12 +381,13 @@ func (s *Service) checkAnswer(ctx context.Context, tx Tx, p Principal, v Verific
 	if f.State != api.FactorActive || u.Status != api.UserActive {
 		return res, "", s.recordVerify(ctx, tx, p, &u, &f, sdk.FinishVerifyResponse{Reason: "factor or user not active"})
 	}
-	// The policy may have changed since the verification began.
-	version, err := s.checkVerification(tx, u, f.Kind)
-	if err != nil {
-		return res, "", err
+	if version < 0 {
+		var err error
+		if version, err = s.checkVerification(tx, u, f.Kind); err != nil {
+			return res, "", err
+		}
 	}
-	out, err := s.runFinish(ctx, u, f, v, vf, in.Response, now)
+	out, err := s.runFinish(ctx, u, f, v, vf, response, now)
 	if err != nil {
 		return res, "", err
 	}

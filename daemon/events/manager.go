@@ -41,6 +41,7 @@ type Manager struct {
 	sse     *sseHandler
 	closing chan struct{} // closed when Run ends: SSE streams finish
 	once    sync.Once
+	decoded decodedEvents
 }
 
 // Sentinel errors of [Manager.Replay].

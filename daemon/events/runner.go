@@ -116,9 +116,13 @@ func (r *runner) read(ctx context.Context, from uint64) ([]Event, uint64, error)
 	var batch []Event
 	last, n := from, 0
 	err := r.m.o.Source.AuditScan(ctx, from, func(key uint64, rec audit.Record) (bool, error) {
-		ev, err := FromRecord(rec)
-		if err != nil {
-			return false, err
+		ev, ok := r.m.decoded.get(key)
+		if !ok {
+			var err error
+			if ev, err = FromRecord(rec); err != nil {
+				return false, err
+			}
+			r.m.decoded.put(key, ev)
 		}
 		ok, err := r.match.match(ctx, ev)
 		if err != nil {

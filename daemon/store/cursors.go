@@ -41,12 +41,12 @@ func (s *Store) Cursor(ctx context.Context, sink string) (uint64, error) {
 	return seq, err
 }
 
-// SetCursor durably records the sink's progress.
+// SetCursor records the sink's progress. It does not wait for a sync of
+// its own: the next one (every write has one) makes it durable, and a
+// cursor lost to a crash before that only makes the sink deliver a few
+// events again, which at-least-once delivery allows (docs/events.md).
 func (s *Store) SetCursor(ctx context.Context, sink string, seq uint64) error {
-	if err := s.Ready(); err != nil {
-		return err
-	}
-	return s.update(func(txn *badger.Txn) error { return txn.Set(key(pSinkCursor, sink), seqBytes(seq)) })
+	return s.write(func(txn *badger.Txn) error { return txn.Set(key(pSinkCursor, sink), seqBytes(seq)) })
 }
 
 // AddDeadLetter durably records a batch a sink gave up on.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/keyfleet/keyfleet/daemon/audit"
 )
@@ -29,6 +30,10 @@ type syncer struct {
 	flush func() error
 
 	committed atomic.Uint64              // commits that returned, counted
+	syncs     atomic.Uint64              // syncs run
+	inflight  atomic.Int64               // writers in a transaction, not committed yet
+	ended     atomic.Uint64              // writers whose transaction ended, counted
+	kick      chan struct{}              // a writer committed (or gave up)
 	head      atomic.Pointer[audit.Head] // chain head after the last commit
 	durable   atomic.Pointer[audit.Head] // chain head known to be on disk
 
@@ -40,7 +45,7 @@ type syncer struct {
 }
 
 func newSyncer(flush func() error, head audit.Head) *syncer {
-	s := &syncer{flush: flush}
+	s := &syncer{flush: flush, kick: make(chan struct{}, 1)}
 	s.cond = sync.NewCond(&s.mu)
 	s.head.Store(&head)
 	s.durable.Store(&head)
@@ -70,11 +75,13 @@ func (s *syncer) wait(n uint64) error {
 			continue
 		}
 		s.running = true
+		s.mu.Unlock()
+		s.gather()
 		// Everything counted here committed before the sync starts, so
 		// the sync covers it.
 		target, head := s.committed.Load(), s.head.Load()
-		s.mu.Unlock()
 		err := s.flush()
+		s.syncs.Add(1)
 		s.mu.Lock()
 		s.running = false
 		if err != nil {
@@ -90,37 +97,101 @@ func (s *syncer) wait(n uint64) error {
 	return nil
 }
 
+// gatherFor bounds how long a sync waits for writers that are about to
+// commit, so that one sync covers them too.
+const gatherFor = 500 * time.Microsecond
+
+// gather lets writers already past their reads commit before the sync
+// starts: when others are committing, a short wait saves them a sync each.
+// It returns at once on a quiet store.
+//
+// It waits for the writers in a transaction when it starts, not for those
+// that begin later: under a steady load there always are some, and the
+// sync would otherwise always wait the whole gatherFor.
+func (s *syncer) gather() {
+	n := s.inflight.Load()
+	if n <= 0 {
+		return
+	}
+	goal := s.ended.Load() + uint64(n)
+	t := time.NewTimer(gatherFor)
+	defer t.Stop()
+	for s.ended.Load() < goal {
+		select {
+		case <-s.kick:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// begin and end bracket a writer's transaction, so that a sync can wait
+// for it (gather).
+func (s *syncer) begin() { s.inflight.Add(1) }
+
+func (s *syncer) end() {
+	s.inflight.Add(-1)
+	s.ended.Add(1)
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Stats reports how many commits were made durable by how many syncs.
+func (s *syncer) stats() (commits, syncs uint64) { return s.committed.Load(), s.syncs.Load() }
+
 // durableHead is the last audit link known to be on disk.
 func (s *syncer) durableHead() audit.Head { return *s.durable.Load() }
 
-// syncWALs makes Badger's logs durable: DB.Sync syncs the active
+// walSync makes Badger's logs durable: DB.Sync syncs the active
 // memtable's write-ahead log and the value log, but not the logs of
 // memtables that were retired (rotated out) since the last sync and are
 // still waiting to be flushed to tables. Those hold writes this sync must
 // cover too, so every memtable log in the folder is synced when there is
 // more than the active one. fsync writes back pages dirtied through
-// Badger's memory map as well.
-func syncWALs(dir string, dbSync func() error) error {
-	if err := dbSync(); err != nil {
+// Badger's memory map as well. The folder is listed again only when its
+// modification time says files may have come or gone. One sync runs at a time
+// (syncer), so walSync needs no lock.
+type walSync struct {
+	dir    string
+	dbSync func() error
+	seen   time.Time // the folder's modification time when last listed
+	listed time.Time // when that was
+	wals   []string  // the memtable logs then
+}
+
+func (w *walSync) sync() error {
+	if err := w.dbSync(); err != nil {
 		return err
 	}
-	if dir == "" {
+	if w.dir == "" {
 		return nil
 	}
-	entries, err := os.ReadDir(dir)
+	st, err := os.Stat(w.dir)
 	if err != nil {
 		return err
 	}
-	var wals []string
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".mem") {
-			wals = append(wals, filepath.Join(dir, e.Name()))
+	// A file made within the file system's clock tick of the last
+	// listing may leave the modification time as it was: list again until
+	// the time seen is a second older than the listing.
+	if !st.ModTime().Equal(w.seen) || w.listed.Sub(w.seen) < time.Second {
+		entries, err := os.ReadDir(w.dir)
+		if err != nil {
+			return err
 		}
+		w.wals = w.wals[:0]
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".mem") {
+				w.wals = append(w.wals, filepath.Join(w.dir, e.Name()))
+			}
+		}
+		w.seen, w.listed = st.ModTime(), time.Now()
 	}
-	if len(wals) < 2 {
+	if len(w.wals) < 2 {
 		return nil
 	}
-	for _, p := range wals {
+	for _, p := range w.wals {
 		f, err := os.OpenFile(p, os.O_RDWR, 0)
 		if os.IsNotExist(err) {
 			continue // flushed and removed meanwhile: its writes are in a table

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -136,5 +138,29 @@ func TestAFailedSyncStopsWrites(t *testing.T) {
 	}
 	if st.AuditHead().Seq != 0 {
 		t.Errorf("an event whose sync failed is visible to audit readers (head %d)", st.AuditHead().Seq)
+	}
+}
+
+func TestASyncFindsAMemtableLogMadeRightAfterTheLastListing(t *testing.T) {
+	dir := t.TempDir()
+	touch := func(name string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	touch("000001.mem")
+	dbSyncs := 0
+	w := &walSync{dir: dir, dbSync: func() error { dbSyncs++; return nil }}
+	if err := w.sync(); err != nil || len(w.wals) != 1 {
+		t.Fatalf("first sync: %v, logs %v", err, w.wals)
+	}
+	// A memtable rotates within the same file system clock tick.
+	touch("000002.mem")
+	if err := w.sync(); err != nil || len(w.wals) != 2 {
+		t.Fatalf("after a rotation: %v, logs %v; the retired log must be synced too", err, w.wals)
+	}
+	os.Remove(filepath.Join(dir, "000001.mem")) // flushed to a table
+	if err := w.sync(); err != nil || len(w.wals) != 1 || dbSyncs != 3 {
+		t.Fatalf("after the flush: %v, logs %v, %d DB syncs", err, w.wals, dbSyncs)
 	}
 }

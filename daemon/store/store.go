@@ -97,11 +97,12 @@ func Open(o Options) (*Store, error) {
 	if o.InMemory {
 		dir = ""
 	}
-	s.sync = newSyncer(func() error { return syncWALs(dir, db.Sync) }, s.head)
-	if err := syncWALs(dir, db.Sync); err != nil { // what init and an upgrade wrote
+	wals := &walSync{dir: dir, dbSync: db.Sync}
+	if err := wals.sync(); err != nil { // what init and an upgrade wrote
 		db.Close()
 		return nil, fmt.Errorf("syncing store in %s: %w", o.Dir, err)
 	}
+	s.sync = newSyncer(wals.sync, s.head)
 	return s, nil
 }
 
@@ -201,6 +202,11 @@ func (s *Store) fail(err error) {
 	s.failMu.Unlock()
 }
 
+// SyncStats reports how many commits were acknowledged and how many
+// syncs to disk that took (group commit shares one sync among the writers
+// waiting at the same time).
+func (s *Store) SyncStats() (commits, syncs uint64) { return s.sync.stats() }
+
 // AuditHead is the last link of the chain that is on disk.
 func (s *Store) AuditHead() audit.Head { return s.sync.durableHead() }
 
@@ -215,11 +221,13 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 			return err
 		}
 		t := newTx(s.db.NewTransaction(true))
+		s.sync.begin()
 		err := fn(t)
 		var n uint64
 		if err == nil {
 			n, err = s.commit(t)
 		}
+		s.sync.end()
 		t.txn.Discard()
 		if err == nil {
 			err = s.durable(n)
@@ -303,9 +311,18 @@ func (s *Store) durable(n uint64) error {
 	return nil
 }
 
-// update runs fn in a Badger transaction outside the audit chain (sink
-// cursors, dead letters) and returns once it is durable.
+// update runs fn in a Badger transaction outside the audit chain (dead
+// letters) and returns once it is durable.
 func (s *Store) update(fn func(*badger.Txn) error) error {
+	if err := s.write(fn); err != nil {
+		return err
+	}
+	return s.durable(s.sync.committed.Load())
+}
+
+// write is update without waiting for the sync: the commit is in Badger's
+// log, and on disk after the next sync.
+func (s *Store) write(fn func(*badger.Txn) error) error {
 	if err := s.Ready(); err != nil {
 		return err
 	}
@@ -317,7 +334,8 @@ func (s *Store) update(fn func(*badger.Txn) error) error {
 	if err := s.commitErr(txn.Commit()); err != nil {
 		return err
 	}
-	return s.durable(s.sync.committedOne(nil))
+	s.sync.committedOne(nil)
+	return nil
 }
 
 // View runs fn in a read-only snapshot.
