@@ -76,6 +76,15 @@ func (c *Client) IssuePass(ctx context.Context, id string, in api.IssuePass) (ap
 	return out, err
 }
 
+// IssueOnboardingPass calls POST /v1/users/{user}/pass: a temporary access
+// pass for a user with no active factor yet. The code is in the answer
+// once.
+func (c *Client) IssueOnboardingPass(ctx context.Context, user string, in api.IssuePass) (api.IssuedPass, error) {
+	var out api.IssuedPass
+	_, err := c.do(ctx, http.MethodPost, p("/v1/users/%s/pass", user), nil, in, &out)
+	return out, err
+}
+
 // CancelRecovery calls POST /v1/recovery/{id}/cancel.
 func (c *Client) CancelRecovery(ctx context.Context, id, reason string) (api.RecoveryCase, error) {
 	var out api.RecoveryCase

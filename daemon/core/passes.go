@@ -47,23 +47,30 @@ func passTTL(in string) (time.Duration, error) {
 	return d, nil
 }
 
+// passRequest checks what IssuePass and IssueOnboardingPass are asked for
+// and draws the code.
+func (s *Service) passRequest(in *api.IssuePass) (time.Duration, string, error) {
+	ttl, err := passTTL(in.TTL)
+	if err != nil {
+		return 0, "", err
+	}
+	if in.Uses == 0 {
+		in.Uses = 1
+	}
+	if in.Uses < 1 || in.Uses > 5 {
+		return 0, "", invalid("uses", "%d must be from 1 to 5", in.Uses)
+	}
+	code, err := s.newPassCode()
+	return ttl, code, err
+}
+
 // IssuePass issues the temporary access pass of a confirmed recovery case.
 // The code is returned once; issuing again replaces an unused pass.
 func (s *Service) IssuePass(ctx context.Context, p Principal, caseID string, in api.IssuePass) (api.IssuedPass, error) {
 	if err := p.authorize(ManageRecovery, ""); err != nil {
 		return api.IssuedPass{}, err
 	}
-	ttl, err := passTTL(in.TTL)
-	if err != nil {
-		return api.IssuedPass{}, err
-	}
-	if in.Uses == 0 {
-		in.Uses = 1
-	}
-	if in.Uses < 1 || in.Uses > 5 {
-		return api.IssuedPass{}, invalid("uses", "%d must be from 1 to 5", in.Uses)
-	}
-	code, err := s.newPassCode()
+	ttl, code, err := s.passRequest(&in)
 	if err != nil {
 		return api.IssuedPass{}, err
 	}
@@ -92,6 +99,54 @@ func (s *Service) IssuePass(ctx context.Context, p Principal, caseID string, in 
 		ev := s.eventCtx(ctx, p, "")
 		ev.extra = map[string]string{"case_id": c.ID, "pass_id": pass.ID}
 		return ev.audit(tx, "pass.issue", targetRef{"user", c.UserID, c.Username}, nil,
+			map[string]any{"expires_at": pass.ExpiresAt, "uses": pass.UsesLeft, "hardware_only": pass.HardwareOnly, "attended": pass.Attended})
+	})
+	return out, err
+}
+
+// IssueOnboardingPass issues a temporary access pass to a user who has no
+// active factor yet, so that they can register their first one (at the
+// self-service page's welcome, or with keyfleet-agent enroll). A user who
+// has a factor gets a pass only through a recovery case, which proves who
+// they are first. The code is returned once.
+func (s *Service) IssueOnboardingPass(ctx context.Context, p Principal, ref string, in api.IssuePass) (api.IssuedPass, error) {
+	ttl, code, err := s.passRequest(&in)
+	if err != nil {
+		return api.IssuedPass{}, err
+	}
+	var out api.IssuedPass
+	err = s.store.Update(ctx, func(tx Tx) error {
+		u, err := lookupUser(tx, ref)
+		if err != nil {
+			return err
+		}
+		if err := p.authorize(ManageRecovery, u.ID); err != nil {
+			return err
+		}
+		if u.Status != api.UserActive || u.Kind == api.KindService {
+			return &TransitionError{Kind: "user", ID: u.Username, From: u.Status, Action: "issue an onboarding pass for",
+				Hint: "only an active person enrols factors"}
+		}
+		active := 0
+		err = forEach(tx.Factors, FactorFilter{UserID: u.ID, State: api.FactorActive}, func(Factor) error { active++; return nil })
+		if err != nil {
+			return err
+		}
+		if active > 0 {
+			return &TransitionError{Kind: "user", ID: u.Username, From: "enrolled", Action: "issue an onboarding pass for",
+				Hint: fmt.Sprintf("%s has %d active factor(s); open a recovery case (keyfleet recovery open) to prove who they are, then issue its pass", u.Username, active)}
+		}
+		now := s.now()
+		pass := AccessPass{ID: newID(prefixPass, now, s.cfg.Rand), UserID: u.ID, Hash: passHash(code), CreatedBy: p.Actor(),
+			CreatedAt: now, ExpiresAt: now.Add(ttl), UsesLeft: in.Uses, HardwareOnly: in.HardwareOnly, Attended: in.Attended}
+		if err := tx.PutAccessPass(pass); err != nil {
+			return err
+		}
+		out = api.IssuedPass{PassID: pass.ID, Code: code, UserID: u.ID, ExpiresAt: pass.ExpiresAt, Uses: pass.UsesLeft,
+			HardwareOnly: pass.HardwareOnly, Attended: pass.Attended}
+		ev := s.eventCtx(ctx, p, "")
+		ev.extra = map[string]string{"pass_id": pass.ID, "purpose": "onboarding"}
+		return ev.audit(tx, "pass.issue", userTarget(u), nil,
 			map[string]any{"expires_at": pass.ExpiresAt, "uses": pass.UsesLeft, "hardware_only": pass.HardwareOnly, "attended": pass.Attended})
 	})
 	return out, err

@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -297,6 +298,39 @@ func TestARecoveryCaseThatCannotOpenLeavesTheLostDeviceAlone(t *testing.T) {
 	}
 	if got, _ := e.svc.GetFactor(ctx, e.admin, f.ID); got.State != api.FactorRevoked || len(c.LostFactorIDs) != 0 {
 		t.Fatalf("after the case the factor is %s and the case lists %v", got.State, c.LostFactorIDs)
+	}
+	e.verifyChain()
+}
+
+func TestAnOnboardingPassEnrolsAFirstFactorOnly(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.principal(e.admin, "nia")
+	if _, err := e.svc.IssueOnboardingPass(ctx, e.principal(e.admin, "enr", api.RoleEnroller), "nia", api.IssuePass{}); !errors.Is(err, core.ErrForbidden) {
+		t.Fatalf("an enroller issuing a pass: %v", err)
+	}
+	if _, err := e.svc.IssueOnboardingPass(ctx, e.help, "nia", api.IssuePass{TTL: "9h"}); !errors.Is(err, core.ErrInvalid) {
+		t.Fatalf("a pass of 9h: %v", err)
+	}
+	pass, err := e.svc.IssueOnboardingPass(ctx, e.help, "nia", api.IssuePass{TTL: "2h"})
+	if err != nil || pass.Code == "" || pass.Uses != 1 || !pass.ExpiresAt.Equal(e.clock.Now().Add(2*time.Hour)) {
+		t.Fatalf("pass = %+v, %v", pass, err)
+	}
+	f, err := e.redeemAndEnrol("nia", pass.Code)
+	if err != nil || f.State != api.FactorActive || len(f.RecoveryCodes) != 10 {
+		t.Fatalf("enrolling with the pass: %+v, %v", f, err)
+	}
+	if _, err := e.redeemAndEnrol("nia", pass.Code); !errors.Is(err, core.ErrUnauthenticated) {
+		t.Fatalf("the pass twice: %v", err)
+	}
+	// Nia has a factor now: another pass needs a recovery case.
+	_, err = e.svc.IssueOnboardingPass(ctx, e.help, "nia", api.IssuePass{})
+	if !errors.Is(err, core.ErrIllegalTransition) || !strings.Contains(err.Error(), "recovery case") {
+		t.Fatalf("a second onboarding pass: %v, want a refusal that points to a recovery case", err)
+	}
+	recs, _ := e.svc.ListAudit(ctx, e.admin, core.AuditFilter{Action: "pass.issue"}, 10)
+	if len(recs) != 1 || !strings.Contains(string(recs[0].Body), `"purpose":"onboarding"`) || strings.Contains(string(recs[0].Body), pass.Code) {
+		t.Fatalf("pass.issue events: %d %v", len(recs), recs)
 	}
 	e.verifyChain()
 }

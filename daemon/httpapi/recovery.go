@@ -21,6 +21,7 @@ func (h *Handler) registerRecovery() {
 	h.route("POST /v1/recovery/{id}/code", core.ManageRecovery, h.recoveryCode)
 	h.route("POST /v1/recovery/{id}/identity-check", core.ManageRecovery, h.identityCheck)
 	h.route("POST /v1/recovery/{id}/pass", core.ManageRecovery, h.issuePass)
+	h.route("POST /v1/users/{user}/pass", core.ManageRecovery, h.issueOnboardingPass)
 	h.route("POST /v1/recovery/{id}/cancel", core.ManageRecovery, h.cancelRecovery)
 	h.route("POST /v1/users/{user}/recovery-unlock", core.ClearRecovery, h.recoveryUnlock)
 	h.route("POST /v1/me/recovery-codes", core.RegenRecoveryCodes, h.regenerateCodes)
@@ -122,6 +123,15 @@ func (h *Handler) recoveryUnlock(r *http.Request, p core.Principal) (int, any, e
 func (h *Handler) regenerateCodes(r *http.Request, p core.Principal) (int, any, error) {
 	codes, err := h.svc.RegenerateRecoveryCodes(r.Context(), p, "")
 	return http.StatusCreated, api.RecoveryCodesIssued{Codes: codes}, err
+}
+
+func (h *Handler) issueOnboardingPass(r *http.Request, p core.Principal) (int, any, error) {
+	var in api.IssuePass
+	if err := decode(r, &in, true); err != nil {
+		return 0, nil, err
+	}
+	out, err := h.svc.IssueOnboardingPass(r.Context(), p, r.PathValue("user"), in)
+	return http.StatusCreated, out, err
 }
 
 func (h *Handler) redeemPass(r *http.Request) (int, any, error) {

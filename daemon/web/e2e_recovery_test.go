@@ -108,6 +108,32 @@ func recoveryScenarios(t *testing.T, e *env, b *browser, alice core.User) {
 		b.settle(`document.getElementById("live").textContent.includes("not valid")`, "the used pass refused")
 	})
 
+	t.Run("a new user gets an access pass for a first key and registers it", func(t *testing.T) {
+		b.t = t
+		nell, err := e.svc.CreateUser(ctx, core.System, api.CreateUser{Username: "nell", Groups: []string{"sales"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.signIn("helpdesk1", "/admin")
+		b.do(chromedp.Navigate(e.url + "/admin/users/" + nell.ID))
+		b.waitPath("/admin/users/" + nell.ID)
+		b.submit(`form[action="/admin/users/`+nell.ID+`/pass"] button`, "/admin/users/"+nell.ID+"/pass")
+		first := strings.TrimSpace(b.text("#access-pass"))
+		if !strings.HasPrefix(first, "kfp-") {
+			t.Fatalf("no access pass on the page: %q / %s", first, b.text("main"))
+		}
+		b.signOut()
+		if codes := b.welcome(first); len(codes) != 10 {
+			t.Fatalf("a first key registered with a pass showed %d recovery codes, want 10", len(codes))
+		}
+		b.signIn("nell", "/me")
+		fs, _, err := e.svc.ListFactors(ctx, core.System, core.FactorFilter{UserID: nell.ID}, core.PageReq{})
+		if err != nil || len(fs) != 1 || fs[0].State != api.FactorActive {
+			t.Fatalf("nell's factors after the pass: %+v %v", fs, err)
+		}
+		b.signOut()
+	})
+
 	t.Run("a user makes new recovery codes after confirming with the key", func(t *testing.T) {
 		b.t = t
 		e.offset.Store(int64(-6 * time.Minute)) // sign in 6 minutes "ago": the step-up is stale now

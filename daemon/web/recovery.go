@@ -124,6 +124,22 @@ func (h *handler) issuePass(rq *request) error {
 	return nil
 }
 
+// issueOnboardingPass issues a pass for the first key of a user who has
+// none, and shows it this once on their page.
+func (h *handler) issueOnboardingPass(rq *request) error {
+	pass, err := h.svc.IssueOnboardingPass(rq.ctx, rq.p, rq.r.PathValue("id"), issuePassForm(rq))
+	if err != nil {
+		return err
+	}
+	d, err := h.loadUserPage(rq, pass.UserID)
+	if err != nil {
+		return err
+	}
+	d.Pass = &passShown{Pass: pass}
+	h.render(rq, http.StatusOK, "user", d.User.Username, d)
+	return nil
+}
+
 func (h *handler) cancelRecovery(rq *request) error {
 	c, err := h.svc.CancelRecovery(rq.ctx, rq.p, rq.r.PathValue("id"), rq.r.PostFormValue("reason"))
 	if err != nil {

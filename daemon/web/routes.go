@@ -44,6 +44,7 @@ func (h *handler) routes() {
 	h.handle("POST /admin/recovery/{id}/code", staff|stepUp, (*handler).confirmWithCode)
 	h.handle("POST /admin/recovery/{id}/identity-check", staff|stepUp, (*handler).identityCheck)
 	h.handle("POST /admin/recovery/{id}/pass", staff|stepUp, (*handler).issuePass)
+	h.handle("POST /admin/users/{id}/pass", staff|stepUp, (*handler).issueOnboardingPass)
 	h.handle("POST /admin/recovery/{id}/cancel", staff, (*handler).cancelRecovery)
 	h.handle("POST /admin/factors/{id}/revoke", staff|stepUp, (*handler).requestRevoke)
 	h.handle("POST /admin/factors/{id}/{action}", staff, (*handler).factorAction)

@@ -142,20 +142,55 @@ func (a *app) recoveryPassCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return a.emit(pass, func() error {
-					fmt.Fprintf(a.stdout, "Temporary access pass (shown once, valid until %s, %d use):\n\n  %s\n\n", when(pass.ExpiresAt), pass.Uses, pass.Code)
-					fmt.Fprintf(a.stdout, "The user enrols a new factor with: keyfleet-agent enroll --code %s\n", pass.Code)
-					return nil
-				})
+				return a.printPass(pass)
 			})
 		},
 	}
+	passFlags(cmd, &in)
+	return cmd
+}
+
+// usersPassCmd issues an onboarding pass: a user's first factor.
+func (a *app) usersPassCmd() *cobra.Command {
+	var in api.IssuePass
+	cmd := &cobra.Command{
+		Use:   "pass USER",
+		Short: "Issue a temporary access pass for a user's first factor (shown once)",
+		Long: `pass issues a temporary access pass to a user who has no active factor yet:
+they type it on the self-service page's welcome screen, or give it to
+keyfleet-agent enroll --code, and register their first key. A user who has a
+factor gets a pass only through a recovery case (keyfleet recovery open).`,
+		Example: `  keyfleet users pass alice
+  keyfleet users pass alice --ttl 8h --hardware-only`,
+		Args: argNames("USER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				pass, err := c.IssueOnboardingPass(ctx, args[0], in)
+				if err != nil {
+					return err
+				}
+				return a.printPass(pass)
+			})
+		},
+	}
+	passFlags(cmd, &in)
+	return cmd
+}
+
+func (a *app) printPass(pass api.IssuedPass) error {
+	return a.emit(pass, func() error {
+		fmt.Fprintf(a.stdout, "Temporary access pass (shown once, valid until %s, %d use):\n\n  %s\n\n", when(pass.ExpiresAt), pass.Uses, pass.Code)
+		fmt.Fprintf(a.stdout, "The user enrols a factor with: keyfleet-agent enroll --code %s\n(or on the self-service page's welcome screen)\n", pass.Code)
+		return nil
+	})
+}
+
+func passFlags(cmd *cobra.Command, in *api.IssuePass) {
 	f := cmd.Flags()
 	f.StringVar(&in.TTL, "ttl", "", "lifetime, 10m to 8h (default 1h)")
 	f.IntVar(&in.Uses, "uses", 0, "how many factors it may enrol (default 1)")
 	f.BoolVar(&in.HardwareOnly, "hardware-only", false, "only hardware keys may be enrolled with it")
 	f.BoolVar(&in.Attended, "attended", false, "only an enroller at the desk may redeem it")
-	return cmd
 }
 
 func (a *app) recoveryCancelCmd() *cobra.Command {

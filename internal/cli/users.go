@@ -13,7 +13,7 @@ func (a *app) usersCmd() *cobra.Command {
 	cmd := group("users", "Manage people and service accounts",
 		"  keyfleet users list --group eng\n  keyfleet users show alice")
 	cmd.AddCommand(a.usersCreateCmd(), a.usersListCmd(), a.usersShowCmd(), a.usersUpdateCmd(),
-		a.usersEnableCmd(), a.usersUnlockCmd(), a.twoPersonCmd(userDisable), a.twoPersonCmd(userDelete),
+		a.usersEnableCmd(), a.usersUnlockCmd(), a.usersPassCmd(), a.twoPersonCmd(userDisable), a.twoPersonCmd(userDelete),
 		a.twoPersonCmd(userResetMFA), a.usersExemptCmd(), a.usersImportCmd())
 	return cmd
 }
