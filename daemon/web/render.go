@@ -86,6 +86,17 @@ var funcs = template.FuncMap{
 	"stateClass": func(s string) string {
 		return "state-" + strings.ReplaceAll(s, "_", "-")
 	},
+	"dotted": dotted,
+}
+
+// dotted lets a dotted name (an audit action) break after its dots and
+// nowhere else in a narrow column. Each part is escaped.
+func dotted(s string) template.HTML {
+	parts := strings.Split(s, ".")
+	for i, p := range parts {
+		parts[i] = template.HTMLEscapeString(p)
+	}
+	return template.HTML(strings.Join(parts, ".<wbr>"))
 }
 
 func when(t any) string {
