@@ -57,13 +57,18 @@ func benchFinish(b *testing.B, second bool) {
 	d := startBoth(b, kindsConfig{fido2: fido2kind.Config{Roots: []*x509.Certificate{fca.Root()}, RequireAttestation: true}})
 	ctx := context.Background()
 	key, _ := agentfido2.NewSoft(agentfido2.SoftOptions{CA: fca})
+	// The first factor lives on another key: an enrolment excludes the
+	// user's existing credentials, so one key cannot register twice.
+	firstKey, _ := agentfido2.NewSoft(agentfido2.SoftOptions{CA: fca})
 	jobs := make(chan job, b.N)
 	for i := 0; i < b.N; i++ {
 		user := fmt.Sprintf("tp%d", i)
 		d.admin.CreateUser(ctx, api.CreateUser{Username: user})
 		if second {
-			j := registration(b, d, key, user)
-			d.admin.CompleteEnrolment(ctx, j.id, api.CompleteEnrolment{Payload: j.body})
+			j := registration(b, d, firstKey, user)
+			if _, err := d.admin.CompleteEnrolment(ctx, j.id, api.CompleteEnrolment{Payload: j.body}); err != nil {
+				b.Fatal(err)
+			}
 		}
 		jobs <- registration(b, d, key, user)
 	}
@@ -92,8 +97,14 @@ func registration(b *testing.B, d *testDaemon, key agent.FIDO2Token, user string
 	if err != nil {
 		b.Fatal(err)
 	}
-	opts, _, _ := agent.CreationOptions(e.Params)
-	reg, _ := agent.Register(key, opts, agent.Ceremony{Origin: testOrigin})
+	opts, _, err := agent.CreationOptions(e.Params)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg, err := agent.Register(key, opts, agent.Ceremony{Origin: testOrigin})
+	if err != nil {
+		b.Fatal(err)
+	}
 	body, _ := json.Marshal(reg)
 	return job{e.ID, body}
 }
