@@ -55,6 +55,10 @@ const (
 	ApplyPolicy        Action = "policy.apply"
 	ReadReports        Action = "reports.read"
 	RequestExempt      Action = "users.request_exempt"
+	// RemoveOwnFactors lets a person remove their own factor: at once
+	// while the policy is still met without it, through approval when it
+	// would leave them short (Service.RemoveOwnFactor).
+	RemoveOwnFactors Action = "factors.remove_own"
 )
 
 // Scope says how far a role's permission reaches.
@@ -100,7 +104,7 @@ var grants = map[string]map[Action]Scope{
 	api.RoleUser: merge(allOf(All, ReadSelf),
 		allOf(Own, ReadMFAStatus, ReadFactors, UpdateFactors, SuspendFactors, ReadDevices, ReadEnrolments, CompleteEnrol,
 			CreateEnrolments, CancelEnrolments, ActivateFactors,
-			ReadTokens, RevokeTokens, RegenRecoveryCodes)),
+			ReadTokens, RevokeTokens, RegenRecoveryCodes, RemoveOwnFactors)),
 	// rolePass is what a redeemed temporary access pass carries: enrol a
 	// factor for its own user, nothing else. Not assignable.
 	rolePass: merge(allOf(All, ReadSelf), allOf(Own, CreateEnrolments, CompleteEnrol, ReadEnrolments, ReadFactors, RegenRecoveryCodes)),

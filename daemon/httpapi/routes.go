@@ -40,6 +40,7 @@ func (h *Handler) register() {
 	h.route("POST /v1/factors/{id}/suspend", core.SuspendFactors, h.factorMove(h.svc.SuspendFactor))
 	h.route("POST /v1/factors/{id}/resume", core.ResumeFactors, h.factorMove(h.svc.ResumeFactor))
 	h.route("POST /v1/factors/{id}/revoke", core.RequestRevoke, h.factorRequest(api.ActionFactorRevoke))
+	h.route("POST /v1/factors/{id}/remove", core.RemoveOwnFactors, h.removeOwnFactor)
 	h.route("POST /v1/factors/{id}/activate/begin", core.ActivateFactors, h.beginActivation)
 	h.route("POST /v1/factors/{id}/activate", core.ActivateFactors, h.activateFactor)
 	h.route("DELETE /v1/factors/{id}", core.RequestFactorDel, h.factorRequest(api.ActionFactorDelete))
@@ -136,6 +137,25 @@ func accepted(a core.Approval) (int, any, error) {
 		Message: fmt.Sprintf("%s needs a second approver: another authorised administrator runs 'keyfleet approvals approve %s' before %s",
 			a.Action, a.ID, a.ExpiresAt.Format(time.RFC3339)),
 	}, nil
+}
+
+// removeOwnFactor is a person removing their own factor: 200 with the
+// revoked factor while the policy is still met without it, else 202 with
+// the revoke request an administrator approves.
+func (h *Handler) removeOwnFactor(r *http.Request, p core.Principal) (int, any, error) {
+	var in api.StateChange
+	if err := decode(r, &in, true); err != nil {
+		return 0, nil, err
+	}
+	a, err := h.svc.RemoveOwnFactor(r.Context(), p, r.PathValue("id"), in.Reason)
+	if err != nil {
+		return 0, nil, err
+	}
+	if a.ID != "" {
+		return accepted(a)
+	}
+	f, err := h.svc.GetFactor(r.Context(), p, r.PathValue("id"))
+	return http.StatusOK, f.API(), err
 }
 
 func (h *Handler) userRequest(action string) handlerFunc {

@@ -40,7 +40,7 @@ type mePage struct {
 
 func (h *handler) mePage(rq *request) error {
 	p := rq.self()
-	d := mePage{KeyKind: h.cfg.KeyKind, CanRevoke: p.Can(core.RequestRevoke, p.UserID)}
+	d := mePage{KeyKind: h.cfg.KeyKind, CanRevoke: p.Can(core.RemoveOwnFactors, p.UserID) || p.Can(core.RequestRevoke, p.UserID)}
 	_, d.TOTP = h.svc.KindInfo(h.cfg.TOTPKind)
 	st, err := h.svc.MFAStatus(rq.ctx, p, p.UserID)
 	if err != nil {
@@ -133,9 +133,11 @@ func (h *handler) renameOwn(rq *request) error {
 	return rq.redirect("/me", "Renamed to "+label+".")
 }
 
-// removeOwn asks for one of the user's own factors to be revoked; a
-// second person approves it. Without that permission, the user can
-// suspend it, which takes it out of use at once.
+// removeOwn removes one of the user's own factors: at once while they
+// still meet the policy without it, otherwise as a revoke request that an
+// administrator approves. A principal without that permission (an admin
+// without the user role) asks for the revoke as an admin does; one with
+// neither can suspend it, which takes it out of use at once.
 func (h *handler) removeOwn(rq *request) error {
 	p := rq.self()
 	f, err := h.svc.GetFactor(rq.ctx, p, rq.r.PathValue("id"))
@@ -144,6 +146,16 @@ func (h *handler) removeOwn(rq *request) error {
 	}
 	if f.UserID != rq.user.ID {
 		return &pageError{Status: http.StatusForbidden, Msg: "You can remove only your own factors here."}
+	}
+	if p.Can(core.RemoveOwnFactors, f.UserID) {
+		a, err := h.svc.RemoveOwnFactor(rq.ctx, p, f.ID, "removed by its owner on the self-service page")
+		if err != nil {
+			return err
+		}
+		if a.ID == "" {
+			return rq.redirect("/me", "Removed "+f.Label+": it no longer works.")
+		}
+		return rq.redirect("/me", "Without "+f.Label+" you would fall short of the policy, so its removal waits for an administrator (approval "+a.ID+"). It keeps working until then.")
 	}
 	if !p.Can(core.RequestRevoke, f.UserID) {
 		if _, err := h.svc.SuspendFactor(rq.ctx, p, f.ID, "removal asked by its owner"); err != nil {

@@ -1,0 +1,77 @@
+package core
+
+import (
+	"context"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/policy"
+)
+
+// RemoveOwnFactor is a person removing one of their own factors. While the
+// policy is still met without it, the factor is revoked at once; when its
+// removal would leave them short of the policy (in grace or non-compliant),
+// it becomes a revoke request that an administrator or security officer
+// approves, as every removal of MFA that weakens someone does. It returns
+// the approval in that case, and a zero Approval when the factor was
+// revoked. Errors: ErrNotFound, *ForbiddenError (another user's factor),
+// *TransitionError (already revoked), ErrPolicyViolation (the last active
+// factor goes only with a planned replacement).
+func (s *Service) RemoveOwnFactor(ctx context.Context, p Principal, id, reason string) (Approval, error) {
+	if reason == "" {
+		reason = "removed by its owner"
+	}
+	if err := validText("reason", reason, 500); err != nil {
+		return Approval{}, err
+	}
+	var a Approval
+	err := s.store.Update(ctx, func(tx Tx) error {
+		f, err := tx.Factor(id)
+		if err != nil {
+			return err
+		}
+		if f.UserID != p.UserID {
+			return &ForbiddenError{Principal: p.Username, Action: RemoveOwnFactors, Reason: "it is another user's factor; ask an administrator to request its removal"}
+		}
+		if err := p.authorize(RemoveOwnFactors, f.UserID); err != nil {
+			return err
+		}
+		if f.State == api.FactorRevoked {
+			return &TransitionError{Kind: "factor", ID: f.ID, From: f.State, Action: "remove", Hint: moveHints[f.State]}
+		}
+		if err := s.checkRemoval(tx, f, false); err != nil {
+			return err
+		}
+		short, err := s.shortWithout(tx, f)
+		if err != nil {
+			return err
+		}
+		if short {
+			a, err = s.requestTx(ctx, tx, p, reason, request{action: api.ActionFactorRevoke, perm: RemoveOwnFactors,
+				target: factorTarget(f), owner: f.UserID})
+			return err
+		}
+		return s.revokeFactor(tx, s.eventCtx(ctx, p, reason), f, reason)
+	})
+	return a, err
+}
+
+// shortWithout reports whether f's user would fall short of the policy
+// (grace or non-compliant) without f.
+func (s *Service) shortWithout(tx ReadTx, f Factor) (bool, error) {
+	_, doc, err := s.currentPolicy(tx)
+	if err != nil {
+		return false, err
+	}
+	facts, err := tx.UserPolicyFacts(f.UserID)
+	if err != nil {
+		return false, err
+	}
+	factors := make([]policy.Factor, 0, len(facts.Factors))
+	for _, x := range facts.Factors {
+		if x.ID != f.ID {
+			factors = append(factors, s.policyFactorOf(x))
+		}
+	}
+	d := policy.Evaluate(doc, policyUserOf(facts.User), factors, facts.FirstApplied, facts.Exemptions, s.now())
+	return d.Status != policy.StatusCompliant, nil
+}
