@@ -56,6 +56,23 @@ func (c *Client) RevokeFactor(ctx context.Context, id, reason string) (api.Accep
 	return c.accepted(ctx, http.MethodPost, p("/v1/factors/%s/revoke", id), api.StateChange{Reason: reason})
 }
 
+// RemoveOwnFactor calls POST /v1/factors/{id}/remove: one's own factor is
+// revoked at once (the revoked factor is returned) while the policy is
+// still met without it; otherwise the answer is the approval request.
+func (c *Client) RemoveOwnFactor(ctx context.Context, id, reason string) (*api.Factor, *api.Accepted, error) {
+	var raw json.RawMessage
+	code, err := c.do(ctx, http.MethodPost, p("/v1/factors/%s/remove", id), nil, api.StateChange{Reason: reason}, &raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if code == http.StatusAccepted {
+		var a api.Accepted
+		return nil, &a, json.Unmarshal(raw, &a)
+	}
+	var f api.Factor
+	return &f, nil, json.Unmarshal(raw, &f)
+}
+
 // DeleteFactor calls DELETE /v1/factors/{id}, which only opens an approval
 // request.
 func (c *Client) DeleteFactor(ctx context.Context, id, reason string) (api.Accepted, error) {

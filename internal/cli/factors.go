@@ -22,7 +22,7 @@ func (a *app) factorsCmd() *cobra.Command {
 			`  keyfleet factors revoke fac_01HV7 --reason "key stolen"`, (*client.Client).RevokeFactor}),
 		a.twoPersonCmd(twoPerson{"delete ID", "Ask for a factor to be deleted (needs a second approver)",
 			`  keyfleet factors delete fac_01HV7 --reason "enrolled by mistake"`, (*client.Client).DeleteFactor}),
-		a.factorsRenameCmd())
+		a.factorsRenameCmd(), a.factorsRemoveCmd())
 	return cmd
 }
 
@@ -140,4 +140,33 @@ func (a *app) factorsRenameCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+func (a *app) factorsRemoveCmd() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove one of your own factors (at once while you still meet the policy; else it needs an approval)",
+		Long: `remove takes one of your own factors away. While you still meet the
+policy without it, it is revoked at once; when you would fall short, the
+answer is a revoke request that an administrator or security officer
+approves, and the factor keeps working until then. Your last active factor
+goes only with a replacement an administrator plans.`,
+		Example: `  keyfleet factors remove fac_01HV7 --reason "old phone"`,
+		Args:    argNames("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				f, acc, err := c.RemoveOwnFactor(ctx, args[0], reason)
+				if err != nil {
+					return err
+				}
+				if acc != nil {
+					return a.printAccepted(*acc)
+				}
+				return a.printFactor(*f)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (audited)")
+	return cmd
 }
