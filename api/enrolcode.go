@@ -6,9 +6,11 @@ import (
 )
 
 // An enrolment code is what an administrator hands a user so they can
-// enrol a key themselves: the enrolment's id and its challenge,
-// "enr_….<base64url of the challenge>". It is single use and expires with
-// the enrolment; the challenge (32 random bytes) makes it unguessable.
+// enrol a key themselves: the enrolment's id and a secret of its own (not
+// the enrolment's challenge, which other readers see),
+// "enr_….<base64url of the secret>". It is single use and expires with
+// the enrolment; the secret (24 random bytes) makes it unguessable, and
+// keyfleetd keeps only its SHA-256.
 // The web welcome page (POST /welcome/begin) and
 // `keyfleet-agent enroll --code` (POST /v1/enrolments/redeem) take it.
 
@@ -16,8 +18,8 @@ import (
 const EnrolmentCodePrefix = "enr_"
 
 // EnrolmentCode formats the code of an enrolment.
-func EnrolmentCode(id string, challenge []byte) string {
-	return id + "." + base64.RawURLEncoding.EncodeToString(challenge)
+func EnrolmentCode(id string, secret []byte) string {
+	return id + "." + base64.RawURLEncoding.EncodeToString(secret)
 }
 
 // IsEnrolmentCode reports whether s has the shape of an enrolment code
@@ -29,15 +31,15 @@ func IsEnrolmentCode(s string) bool {
 }
 
 // ParseEnrolmentCode splits an enrolment code into the enrolment id and
-// the challenge. ok is false when the code is malformed.
-func ParseEnrolmentCode(code string) (id string, challenge []byte, ok bool) {
-	id, chal, found := strings.Cut(strings.TrimSpace(code), ".")
-	if !found || !strings.HasPrefix(id, EnrolmentCodePrefix) || len(id) > 64 || chal == "" {
+// its secret. ok is false when the code is malformed.
+func ParseEnrolmentCode(code string) (id string, secret []byte, ok bool) {
+	id, enc, found := strings.Cut(strings.TrimSpace(code), ".")
+	if !found || !strings.HasPrefix(id, EnrolmentCodePrefix) || len(id) > 64 || enc == "" {
 		return "", nil, false
 	}
-	challenge, err := base64.RawURLEncoding.DecodeString(chal)
+	secret, err := base64.RawURLEncoding.DecodeString(enc)
 	if err != nil {
 		return "", nil, false
 	}
-	return id, challenge, true
+	return id, secret, true
 }

@@ -22,13 +22,13 @@ var errCodeNotValid = fmt.Errorf("%w: the enrolment code is not valid (wrong, us
 // once. Errors: ErrUnauthenticated for any code that is not an open,
 // unredeemed enrolment of an active user.
 func (s *Service) RedeemEnrolmentCode(ctx context.Context, code string) (api.RedeemedEnrolment, error) {
-	id, challenge, ok := api.ParseEnrolmentCode(code)
+	id, secret, ok := api.ParseEnrolmentCode(code)
 	if !ok {
 		return api.RedeemedEnrolment{}, errCodeNotValid
 	}
 	var out api.RedeemedEnrolment
 	err := s.store.Update(ctx, func(tx Tx) error {
-		e, u, err := s.redeemableEnrolment(tx, id, challenge)
+		e, u, err := s.redeemableEnrolment(tx, id, secret)
 		if err != nil {
 			return err
 		}
@@ -55,9 +55,9 @@ func (s *Service) RedeemEnrolmentCode(ctx context.Context, code string) (api.Red
 
 // redeemableEnrolment finds the open, unredeemed enrolment a code names,
 // of an active user, or errCodeNotValid.
-func (s *Service) redeemableEnrolment(tx ReadTx, id string, challenge []byte) (Enrolment, User, error) {
+func (s *Service) redeemableEnrolment(tx ReadTx, id string, secret []byte) (Enrolment, User, error) {
 	e, err := tx.Enrolment(id)
-	if err != nil || subtle.ConstantTimeCompare(e.Challenge, challenge) != 1 {
+	if err != nil || len(e.CodeHash) == 0 || subtle.ConstantTimeCompare(e.CodeHash, codeHash(secret)) != 1 {
 		return Enrolment{}, User{}, errCodeNotValid
 	}
 	if e.stateAt(s.now()) != api.EnrolmentOpen || e.CodeRedeemedAt != nil {
@@ -68,6 +68,24 @@ func (s *Service) redeemableEnrolment(tx ReadTx, id string, challenge []byte) (E
 		return Enrolment{}, User{}, errCodeNotValid
 	}
 	return e, u, nil
+}
+
+// CheckEnrolmentCode returns the open, unredeemed enrolment a code names,
+// for a page that lets its holder enrol without redeeming it for a token
+// (the web welcome page). Errors: ErrUnauthenticated for any code that
+// RedeemEnrolmentCode would refuse.
+func (s *Service) CheckEnrolmentCode(ctx context.Context, code string) (Enrolment, error) {
+	id, secret, ok := api.ParseEnrolmentCode(code)
+	if !ok {
+		return Enrolment{}, errCodeNotValid
+	}
+	var e Enrolment
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		var err error
+		e, _, err = s.redeemableEnrolment(tx, id, secret)
+		return err
+	})
+	return e, err
 }
 
 // checkBoundEnrolment refuses, for the principal of a redeemed enrolment

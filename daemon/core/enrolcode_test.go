@@ -16,7 +16,7 @@ import (
 // codeFor opens a "test" enrolment for user and returns it with its code.
 func (e *env) codeFor(user string) (core.Enrolment, string) {
 	e.t.Helper()
-	en, _, err := e.svc.CreateEnrolment(context.Background(), e.help, api.CreateEnrolment{User: user, Kind: "test", TTL: "30m"})
+	en, _, err := e.svc.CreateEnrolment(context.Background(), e.admin, api.CreateEnrolment{User: user, Kind: "test", TTL: "30m"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -134,11 +134,15 @@ func TestEveryUnusableEnrolmentCodeIsRefusedTheSameWayAndChangesNothing(t *testi
 		name  string
 		setup func(e *env, en core.Enrolment, code string) string // returns the code to try
 	}{
-		{"a wrong challenge", func(_ *env, en core.Enrolment, _ string) string {
-			return api.EnrolmentCode(en.ID, make([]byte, 32))
+		{"a wrong secret", func(_ *env, en core.Enrolment, _ string) string {
+			return api.EnrolmentCode(en.ID, make([]byte, 24))
 		}},
-		{"an unknown enrolment", func(_ *env, en core.Enrolment, _ string) string {
-			return api.EnrolmentCode("enr_0000000000000000000000000", en.Challenge)
+		{"the enrolment's challenge, which other readers see", func(_ *env, en core.Enrolment, _ string) string {
+			return api.EnrolmentCode(en.ID, en.Challenge)
+		}},
+		{"an unknown enrolment", func(_ *env, _ core.Enrolment, code string) string {
+			_, secret, _ := api.ParseEnrolmentCode(code)
+			return api.EnrolmentCode("enr_0000000000000000000000000", secret)
 		}},
 		{"a malformed code", func(_ *env, _ core.Enrolment, code string) string { return strings.ReplaceAll(code, ".", "") }},
 		{"an expired enrolment", func(e *env, _ core.Enrolment, code string) string { e.clock.Add(31 * time.Minute); return code }},
@@ -209,5 +213,33 @@ func TestEnrolmentChallengesAreHiddenFromReadersWhoCannotEnrol(t *testing.T) {
 		if err != nil || len(list) != 1 || (len(list[0].Challenge) > 0) != c.want || len(list[0].Sealed) > 0 {
 			t.Errorf("%s listed %+v (%v); want challenge shown = %v", c.who, list, err, c.want)
 		}
+	}
+}
+
+func TestOnlyACreatorWhoMayCompleteGetsACode(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.principal(e.admin, "adm", api.RoleAdmin)
+	// The helpdesk may open an enrolment for anyone, but not complete one:
+	// it gets no code, so it cannot finish the enrolment itself.
+	en, _, err := e.svc.CreateEnrolment(ctx, e.help, api.CreateEnrolment{User: "adm", Kind: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if en.Code() != "" || len(en.CodeHash) != 0 {
+		t.Fatalf("a helpdesk-created enrolment has a code %q", en.Code())
+	}
+	if got, _ := e.svc.GetEnrolment(ctx, e.admin, en.ID); got.Code() != "" {
+		t.Fatal("a stored enrolment gives its code out again")
+	}
+	for _, try := range []string{api.EnrolmentCode(en.ID, en.Challenge), api.EnrolmentCode(en.ID, make([]byte, 24))} {
+		if _, err := e.svc.RedeemEnrolmentCode(ctx, try); !errors.Is(err, core.ErrUnauthenticated) {
+			t.Fatalf("redeeming a code for a code-less enrolment: %v", err)
+		}
+	}
+	enr := e.principal(e.admin, "desk-enroller", api.RoleEnroller)
+	en2, _, err := e.svc.CreateEnrolment(ctx, enr, api.CreateEnrolment{User: "adm", Kind: "test"})
+	if err != nil || en2.Code() == "" {
+		t.Fatalf("an enroller's enrolment: code %q, %v", en2.Code(), err)
 	}
 }

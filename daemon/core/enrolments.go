@@ -52,6 +52,15 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 	if err := s.sealEnrolment(&e, begun); err != nil {
 		return Enrolment{}, nil, err
 	}
+	// A code hands on the power to complete this enrolment: only to a
+	// creator who holds it (an enroller or admin, not a helpdesk).
+	if p.Can(CompleteEnrol, u.ID) && p.EnrolmentID == "" {
+		secret := make([]byte, 24)
+		if _, err := io.ReadFull(s.cfg.Rand, secret); err != nil {
+			return Enrolment{}, nil, err
+		}
+		e.CodeHash, e.code = codeHash(secret), api.EnrolmentCode(e.ID, secret)
+	}
 	err = s.store.Update(ctx, func(tx Tx) error {
 		if _, err := s.activeUser(tx, u.ID); err != nil {
 			return err

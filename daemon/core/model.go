@@ -1,6 +1,7 @@
 package core
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"slices"
 	"time"
@@ -131,6 +132,12 @@ type Enrolment struct {
 	// Sealed is the kind's enrolment state, sealed to this enrolment and
 	// dropped when it completes.
 	Sealed []byte `json:"sealed,omitempty"`
+	// CodeHash is the SHA-256 of the enrolment code's secret; empty when
+	// the enrolment has no code (its creator may not complete enrolments
+	// for the user, so may not hand that power on). code is the code
+	// itself, only on the Enrolment CreateEnrolment returns.
+	CodeHash []byte `json:"code_hash,omitempty"`
+	code     string
 	// CodeRedeemedAt is when the enrolment code was exchanged for a token
 	// (RedeemEnrolmentCode); a code works once.
 	CodeRedeemedAt *time.Time `json:"code_redeemed_at,omitempty"`
@@ -146,8 +153,16 @@ func (e Enrolment) API(now time.Time) api.Enrolment {
 	}
 }
 
-// Code is the enrolment code to hand the user: see api.EnrolmentCode.
-func (e Enrolment) Code() string { return api.EnrolmentCode(e.ID, e.Challenge) }
+// Code is the enrolment code to hand the user (api.EnrolmentCode), on the
+// enrolment CreateEnrolment returned; empty anywhere else, and when the
+// creator may not hand out codes for the user.
+func (e Enrolment) Code() string { return e.code }
+
+// codeHash is what an enrolment keeps of its code's secret.
+func codeHash(secret []byte) []byte {
+	sum := sha256.Sum256(append([]byte("keyfleet-enrolment-code-v1:"), secret...))
+	return sum[:]
+}
 
 func (e Enrolment) stateAt(now time.Time) string {
 	if e.State == api.EnrolmentOpen && !now.Before(e.ExpiresAt) {

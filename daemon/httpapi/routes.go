@@ -324,9 +324,7 @@ func (h *Handler) createEnrolment(r *http.Request, p core.Principal) (int, any, 
 	e, display, err := h.svc.CreateEnrolment(r.Context(), p, in)
 	out := e.API(h.svc.Now())
 	out.Display = display
-	if err == nil {
-		out.Code = e.Code()
-	}
+	out.Code = e.Code()
 	return http.StatusCreated, out, err
 }
 

@@ -284,6 +284,11 @@ func (h *handler) deviceLost(rq *request) error {
 // createCode opens a security-key enrolment for a user and shows its code
 // once, for the administrator to hand over.
 func (h *handler) createCode(rq *request) error {
+	// A code lets its holder complete the enrolment: only those who may
+	// complete it themselves hand one out.
+	if !rq.p.Can(core.CompleteEnrol, rq.r.PathValue("id")) {
+		return &pageError{Status: http.StatusForbidden, Msg: "Your role may not hand out enrolment codes: they let their holder complete the enrolment. Ask an administrator or an enroller, or issue an access pass for a first key."}
+	}
 	ttl := rq.r.PostFormValue("ttl")
 	e, _, err := h.svc.CreateEnrolment(rq.ctx, rq.p, api.CreateEnrolment{User: rq.r.PathValue("id"), Kind: h.cfg.KeyKind, TTL: ttl})
 	if err != nil {

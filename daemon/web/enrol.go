@@ -1,7 +1,6 @@
 package web
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -24,15 +23,8 @@ var errBadCode = &pageError{Status: http.StatusBadRequest,
 // redeemCode finds the open security-key enrolment a code names. A code
 // already exchanged through the API (keyfleet-agent enroll) is refused.
 func (h *handler) redeemCode(rq *request, code string) (core.Enrolment, error) {
-	id, want, ok := api.ParseEnrolmentCode(code)
-	if !ok {
-		return core.Enrolment{}, errBadCode
-	}
-	// Reading the enrolment is the daemon's own look-up: the visitor is not
-	// anyone yet, and only a matching challenge lets them go on.
-	e, err := h.svc.GetEnrolment(rq.ctx, core.System, id)
-	if err != nil || subtle.ConstantTimeCompare(e.Challenge, want) != 1 ||
-		e.API(h.now()).State != api.EnrolmentOpen || e.CodeRedeemedAt != nil || e.Kind != h.cfg.KeyKind {
+	e, err := h.svc.CheckEnrolmentCode(rq.ctx, code)
+	if err != nil || e.Kind != h.cfg.KeyKind {
 		return core.Enrolment{}, errBadCode
 	}
 	return e, nil

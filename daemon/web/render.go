@@ -65,7 +65,7 @@ func permissions(p core.Principal) map[string]bool {
 		"revoke":    p.Allowed(core.RequestRevoke),
 		"reset":     p.Allowed(core.RequestUserMFA),
 		"lost":      p.Scope(core.ReportLost) == core.All,
-		"enrol":     p.Scope(core.CreateEnrolments) == core.All,
+		"enrol":     p.Scope(core.CreateEnrolments) == core.All && p.Scope(core.CompleteEnrol) == core.All,
 		"reports":   p.Allowed(core.ReadReports),
 		"recovery":  p.Allowed(core.ReadRecovery),
 		"recover":   p.Allowed(core.ManageRecovery),
