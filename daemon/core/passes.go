@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -127,14 +128,27 @@ func (s *Service) IssueOnboardingPass(ctx context.Context, p Principal, ref stri
 			return &TransitionError{Kind: "user", ID: u.Username, From: u.Status, Action: "issue an onboarding pass for",
 				Hint: "only an active person enrols factors"}
 		}
-		active := 0
-		err = forEach(tx.Factors, FactorFilter{UserID: u.ID, State: api.FactorActive}, func(Factor) error { active++; return nil })
+		// Any factor not revoked counts: one suspended (by the helpdesk,
+		// say) still says the user enrolled, and proving who they are is
+		// then a recovery case's job.
+		enrolled := 0
+		err = forEach(tx.Factors, FactorFilter{UserID: u.ID}, func(f Factor) error {
+			enrolled += boolInt(f.State != api.FactorRevoked)
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		if active > 0 {
+		if enrolled > 0 {
 			return &TransitionError{Kind: "user", ID: u.Username, From: "enrolled", Action: "issue an onboarding pass for",
-				Hint: fmt.Sprintf("%s has %d active factor(s); open a recovery case (keyfleet recovery open) to prove who they are, then issue its pass", u.Username, active)}
+				Hint: fmt.Sprintf("%s has %d factor(s) that are not revoked; open a recovery case (keyfleet recovery open) to prove who they are, then issue its pass", u.Username, enrolled)}
+		}
+		// A first factor for an account with any role beyond "user" is an
+		// administrator's decision, not the helpdesk's.
+		staff := slices.ContainsFunc(u.Roles, func(r string) bool { return r != api.RoleUser })
+		if staff && !slices.Contains(p.Roles, api.RoleAdmin) && !p.breakGlass() {
+			return &ForbiddenError{Principal: p.Username, Action: ManageRecovery,
+				Reason: fmt.Sprintf("%s holds the roles %s; only an administrator issues their first pass", u.Username, strings.Join(u.Roles, ", "))}
 		}
 		now := s.now()
 		pass := AccessPass{ID: newID(prefixPass, now, s.cfg.Rand), UserID: u.ID, Hash: passHash(code), CreatedBy: p.Actor(),

@@ -323,13 +323,31 @@ func TestAnOnboardingPassEnrolsAFirstFactorOnly(t *testing.T) {
 	if _, err := e.redeemAndEnrol("nia", pass.Code); !errors.Is(err, core.ErrUnauthenticated) {
 		t.Fatalf("the pass twice: %v", err)
 	}
+	// A suspended factor counts: suspending a user's keys is no way round
+	// a recovery case.
+	e.principal(e.admin, "ola")
+	olas := e.enrol("ola", "")
+	if _, err := e.svc.SuspendFactor(ctx, e.help, olas.ID, "key left at home"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.IssueOnboardingPass(ctx, e.help, "ola", api.IssuePass{}); !errors.Is(err, core.ErrIllegalTransition) {
+		t.Fatalf("a pass for a user whose only factor is suspended: %v", err)
+	}
+	// An account with a staff role gets its first pass from an admin only.
+	e.principal(e.admin, "new-desk", api.RoleHelpdesk)
+	if _, err := e.svc.IssueOnboardingPass(ctx, e.help, "new-desk", api.IssuePass{}); !errors.Is(err, core.ErrForbidden) {
+		t.Fatalf("the helpdesk issuing a first pass for a helpdesk account: %v", err)
+	}
+	if _, err := e.svc.IssueOnboardingPass(ctx, e.admin, "new-desk", api.IssuePass{}); err != nil {
+		t.Fatalf("an admin issuing it: %v", err)
+	}
 	// Nia has a factor now: another pass needs a recovery case.
 	_, err = e.svc.IssueOnboardingPass(ctx, e.help, "nia", api.IssuePass{})
 	if !errors.Is(err, core.ErrIllegalTransition) || !strings.Contains(err.Error(), "recovery case") {
 		t.Fatalf("a second onboarding pass: %v, want a refusal that points to a recovery case", err)
 	}
 	recs, _ := e.svc.ListAudit(ctx, e.admin, core.AuditFilter{Action: "pass.issue"}, 10)
-	if len(recs) != 1 || !strings.Contains(string(recs[0].Body), `"purpose":"onboarding"`) || strings.Contains(string(recs[0].Body), pass.Code) {
+	if len(recs) != 2 || !strings.Contains(string(recs[0].Body), `"purpose":"onboarding"`) || strings.Contains(string(recs[0].Body), pass.Code) {
 		t.Fatalf("pass.issue events: %d %v", len(recs), recs)
 	}
 	e.verifyChain()
