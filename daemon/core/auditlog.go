@@ -45,12 +45,18 @@ func (s *Service) ListAudit(ctx context.Context, p Principal, f AuditFilter, lim
 
 func (s *Service) auditByTarget(ctx context.Context, f AuditFilter, limit int) ([]audit.Record, error) {
 	var out []audit.Record
+	// Only what is on disk: the index may already name events of commits
+	// whose sync is still running (see store's group commit).
+	last := s.store.AuditHead().Seq
 	err := s.store.View(ctx, func(tx ReadTx) error {
 		seqs, err := tx.AuditByTarget(f.TargetID, f.After, MaxPageSize)
 		if err != nil {
 			return err
 		}
 		for _, seq := range seqs {
+			if seq > last {
+				break
+			}
 			r, err := tx.AuditRecord(seq)
 			if err != nil {
 				return err

@@ -88,8 +88,11 @@ func (s *Service) noteDeadline(ctx context.Context, tx Tx, userID string) (bool,
 		return false, err
 	}
 	facts, err := tx.UserPolicyFacts(userID)
-	if err != nil {
+	if isNotFound(err) {
 		return false, nil // deleted since the snapshot
+	}
+	if err != nil {
+		return false, err
 	}
 	factors := make([]policy.Factor, len(facts.Factors))
 	for i, f := range facts.Factors {

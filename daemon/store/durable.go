@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/core"
 )
 
 // Group commit. Badger runs without SyncWrites; instead, a writer whose
@@ -42,6 +43,7 @@ type syncer struct {
 	synced  uint64 // commits covered by a finished sync; guarded by mu
 	running bool   // a sync is in progress; guarded by mu
 	err     error  // a sync failed: nothing more is durable; guarded by mu
+	closed  bool   // the store is closing: no sync may start; guarded by mu
 }
 
 func newSyncer(flush func() error, head audit.Head) *syncer {
@@ -74,6 +76,9 @@ func (s *syncer) wait(n uint64) error {
 			s.cond.Wait()
 			continue
 		}
+		if s.closed {
+			return core.ErrUnavailable
+		}
 		s.running = true
 		s.mu.Unlock()
 		s.gather()
@@ -95,6 +100,18 @@ func (s *syncer) wait(n uint64) error {
 		s.cond.Broadcast()
 	}
 	return nil
+}
+
+// close stops syncs from starting and waits for the one under way, so
+// that the store can be closed under it.
+func (s *syncer) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for s.running {
+		s.cond.Wait()
+	}
+	s.cond.Broadcast()
 }
 
 // gatherFor bounds how long a sync waits for writers that are about to

@@ -164,3 +164,49 @@ func TestASyncFindsAMemtableLogMadeRightAfterTheLastListing(t *testing.T) {
 		t.Fatalf("after the flush: %v, logs %v, %d DB syncs", err, w.wals, dbSyncs)
 	}
 }
+
+func TestClosingDuringASyncWaitsForItAndFailsLaterWrites(t *testing.T) {
+	st, svc := openAt(t, t.TempDir(), nil)
+	g := gate(st)
+	g.gate = make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: "inflight"})
+		done <- err
+	}()
+	for g.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- st.Close() }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a sync was running", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(g.gate)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the write whose sync finished: %v", err)
+	}
+	if _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: "late"}); !errors.Is(err, core.ErrUnavailable) {
+		t.Fatalf("a write after Close: %v", err)
+	}
+}
+
+func TestAPanickingTransactionDoesNotHoldUpSyncs(t *testing.T) {
+	st, svc := openAt(t, t.TempDir(), nil)
+	defer st.Close()
+	func() {
+		defer func() { recover() }()
+		st.Update(context.Background(), func(core.Tx) error { panic("a bug in a transaction") })
+	}()
+	if n := st.sync.inflight.Load(); n != 0 {
+		t.Fatalf("%d writers still counted in a transaction after a panic", n)
+	}
+	if _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: "after"}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -181,9 +181,13 @@ func readHead(txn *badger.Txn) (audit.Head, error) {
 
 func encodeHead(h audit.Head) []byte { return append(seqBytes(h.Seq), h.Hash[:]...) }
 
-// Close flushes and closes the store.
+// Close flushes and closes the store. Writes still waiting for a sync
+// fail with core.ErrUnavailable; a sync under way finishes first.
 func (s *Store) Close() error {
 	s.fail(core.ErrUnavailable)
+	if s.sync != nil {
+		s.sync.close()
+	}
 	return s.db.Close()
 }
 
@@ -221,13 +225,16 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 			return err
 		}
 		t := newTx(s.db.NewTransaction(true))
-		s.sync.begin()
-		err := fn(t)
 		var n uint64
-		if err == nil {
-			n, err = s.commit(t)
-		}
-		s.sync.end()
+		err := func() error {
+			s.sync.begin()
+			defer s.sync.end() // even if fn panics: a sync must not wait for it
+			err := fn(t)
+			if err == nil {
+				n, err = s.commit(t)
+			}
+			return err
+		}()
 		t.txn.Discard()
 		if err == nil {
 			err = s.durable(n)

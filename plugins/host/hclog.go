@@ -49,6 +49,9 @@ func toSlog(l hclog.Level) slog.Level {
 }
 
 func (a *slogAdapter) Log(level hclog.Level, msg string, args ...any) {
+	if a.level == hclog.Off {
+		return // a silenced logger (see Named) writes nothing, whatever go-plugin asks
+	}
 	if level == hclog.Off || level == hclog.NoLevel {
 		level = hclog.Info
 	}
@@ -81,10 +84,11 @@ func (a *slogAdapter) With(args ...any) hclog.Logger {
 
 func (a *slogAdapter) Name() string { return a.name }
 
-// Named is how go-plugin gets the logger for a plugin's stderr lines,
-// and the only place it calls it. The named logger reports itself off, so
-// that go-plugin's own line parser (which panics on some input) never
-// runs; the lines reach pluginStderr instead, through ClientConfig.Stderr.
+// Named is how go-plugin gets the logger for a plugin's stderr lines (and
+// for its stdio relay, which keyfleet does not use). The named logger is
+// off, so that go-plugin's own line parser (which panics on some input)
+// never runs and nothing reaches the log twice; the lines reach
+// pluginStderr instead, through ClientConfig.Stderr.
 func (a *slogAdapter) Named(name string) hclog.Logger {
 	c := *a
 	if c.name != "" {

@@ -124,7 +124,11 @@ type BeginVerifyRequest struct {
 	User     User
 	FactorID string
 	State    []byte // the factor's state
-	// Challenge is 32 random bytes from the host, single use.
+	// Challenge is 32 random bytes from the host, fresh for each
+	// verification and finished once. It is not secret: every factor a
+	// verification offers gets the same one (so that a browser can ask
+	// for any of a user's security keys at once), and prompts show it.
+	// A kind that needs a secret keeps its own in Session.
 	Challenge []byte
 	Now       time.Time
 }
