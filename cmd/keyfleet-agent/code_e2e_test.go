@@ -83,8 +83,9 @@ func TestEnrollWithAnEnrolmentCodeEndToEnd(t *testing.T) {
 	if got, _ := d.admin.GetEnrolment(ctx, e.ID); got.State != api.EnrolmentCompleted || got.CodeRedeemedAt == nil {
 		t.Fatalf("enrolment after enroll: %+v", got)
 	}
-	// The same code again: refused, clearly, before the key is touched.
-	out2, errOut2, code := enrollCmd(t, d, pin+"\n"+pin+"\n", "--reader", pcsc.Slots[0].Reader, "--code", e.Code)
+	// The same code again, typed at the prompt this time (kept out of the
+	// process list): refused, clearly, before the key is touched.
+	out2, errOut2, code := enrollCmd(t, d, e.Code+"\n"+pin+"\n"+pin+"\n", "--reader", pcsc.Slots[0].Reader)
 	if code != 1 || !strings.Contains(errOut2, "the enrolment code is not valid (wrong, used or expired); ask your administrator for a new one") {
 		t.Fatalf("the code used twice: exit %d: %s %s", code, out2, errOut2)
 	}

@@ -42,7 +42,7 @@ func enroll(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	var code string
 	fs := newFlagSet("enroll", stderr)
 	f.register(fs, getenv, false)
-	fs.StringVar(&code, "code", "", "the one-time code from your administrator: an enrolment code (enr_….…) or an access pass (kfp-…) (required)")
+	fs.StringVar(&code, "code", "", "the one-time code from your administrator: an enrolment code (enr_….…) or an access pass (kfp-…); without it, enroll asks for it (not echoed, and not left in the process list or shell history)")
 	fs.BoolVar(&f.piv, "piv", true, "enrol the key's PIV applet (--piv=false to skip it; an enrolment code decides)")
 	fs.BoolVar(&f.fido2, "fido2", false, "enrol a FIDO2 credential (an enrolment code decides)")
 	fs.BoolVar(&f.reset, "reset", false, "wipe the key's PIV applet first (its keys are lost)")
@@ -50,8 +50,17 @@ func enroll(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if code == "" || f.server == "" {
-		return errors.New("enroll needs --code and --server")
+	if f.server == "" {
+		return errors.New("enroll needs --server (the keyfleetd address your administrator gave you)")
+	}
+	if code == "" {
+		var err error
+		if code, err = readSecret(stderr, "Enrolment code or access pass: "); err != nil {
+			return err
+		}
+		if code == "" {
+			return errors.New("no code given: type the code your administrator gave you, or pass it with --code")
+		}
 	}
 	anon, err := clientWithToken(f.commonFlags, "")
 	if err != nil {

@@ -20,8 +20,16 @@ import (
 // and nothing is acknowledged before it is on disk.
 //
 // Commits still happen one at a time in chain order (Store.commit), and
-// Badger appends them to its log in that order, so a crash loses at most
-// a suffix of unacknowledged commits: never a gap in the audit chain.
+// Badger appends them to its log in that order, so a crash of the process
+// (SIGKILL included: the page cache survives) loses nothing, and a power
+// cut loses at most unacknowledged commits. One limit: when Badger starts
+// a new write-ahead log (every 64 MB of writes) between two syncs and the
+// power fails before the next sync, the kernel may have written some of
+// the new log's pages but not the end of the old one; Badger replays each
+// log on its own, so unacknowledged commits at the end of the old log can
+// be missing while later unacknowledged ones survive. keyfleet audit
+// verify then reports the gap. Acknowledged commits are on disk in both
+// logs (walSync), so none of them is ever lost.
 // Audit readers (AuditScan, AuditHead, the event sinks) see only the
 // durable part of the chain; other reads may see a write up to one sync
 // before its writer is told it is durable, as they would see it a moment
