@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 
 	"github.com/keyfleet/keyfleet/api"
@@ -24,6 +25,7 @@ var errCodeNotValid = fmt.Errorf("%w: the enrolment code is not valid (wrong, us
 func (s *Service) RedeemEnrolmentCode(ctx context.Context, code string) (api.RedeemedEnrolment, error) {
 	id, secret, ok := api.ParseEnrolmentCode(code)
 	if !ok {
+		s.auditRefusedCode(ctx, "enrolment.code_refused")
 		return api.RedeemedEnrolment{}, errCodeNotValid
 	}
 	var out api.RedeemedEnrolment
@@ -50,6 +52,9 @@ func (s *Service) RedeemEnrolmentCode(ctx context.Context, code string) (api.Red
 		ev.extra = map[string]string{"enrolment_id": e.ID, "kind": e.Kind, "token_id": t.ID}
 		return ev.audit(tx, "enrolment.code_redeemed", userTarget(u), nil, nil)
 	})
+	if errors.Is(err, errCodeNotValid) {
+		s.auditRefusedCode(ctx, "enrolment.code_refused")
+	}
 	return out, err
 }
 

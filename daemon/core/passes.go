@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -225,13 +226,33 @@ func (s *Service) RedeemPass(ctx context.Context, p Principal, code string) (api
 		ev.extra = map[string]string{"pass_id": pass.ID, "case_id": pass.CaseID, "token_id": t.ID}
 		return ev.audit(tx, "pass.redeem", userTarget(u), nil, nil)
 	})
+	if errors.Is(err, errPassNotValid) {
+		s.auditRefusedCode(ctx, "pass.redeem_refused")
+	}
 	return out, err
+}
+
+// errPassNotValid is every refusal of a pass code.
+var errPassNotValid = fmt.Errorf("%w: the access pass is not valid (wrong, used, or expired); ask the helpdesk for a new one", ErrUnauthenticated)
+
+// auditRefusedCode records a refused pass or enrolment code (action): when
+// and from where, never what was typed. It runs in its own write, since
+// the refused one changes nothing. The tokenless endpoints' rate limit
+// bounds how many there can be.
+func (s *Service) auditRefusedCode(ctx context.Context, action string) {
+	anon := Principal{UserID: "anonymous", Username: "anonymous", Auth: "none"}
+	err := s.store.Update(ctx, func(tx Tx) error {
+		return s.eventCtx(ctx, anon, "").audit(tx, action, targetRef{}, nil, nil)
+	})
+	if err != nil {
+		s.log.Warn("auditing a refused code", "action", action, "err", err)
+	}
 }
 
 // usablePass finds the pass for a code: unknown, revoked, used up and
 // expired passes all read as "not valid", so a guess learns nothing.
 func (s *Service) usablePass(tx ReadTx, code string) (AccessPass, User, error) {
-	notValid := fmt.Errorf("%w: the access pass is not valid (wrong, used, or expired); ask the helpdesk for a new one", ErrUnauthenticated)
+	notValid := errPassNotValid
 	pass, err := tx.AccessPassByHash(passHash(code))
 	if err != nil {
 		return AccessPass{}, User{}, notValid

@@ -323,6 +323,9 @@ func TestAnOnboardingPassEnrolsAFirstFactorOnly(t *testing.T) {
 	if _, err := e.redeemAndEnrol("nia", pass.Code); !errors.Is(err, core.ErrUnauthenticated) {
 		t.Fatalf("the pass twice: %v", err)
 	}
+	if refused, _ := e.svc.ListAudit(ctx, e.admin, core.AuditFilter{Action: "pass.redeem_refused"}, 10); len(refused) != 1 || strings.Contains(string(refused[0].Body), pass.Code) {
+		t.Fatalf("the refused pass is not audited once, without its code: %v", refused)
+	}
 	// A suspended factor counts: suspending a user's keys is no way round
 	// a recovery case.
 	e.principal(e.admin, "ola")
