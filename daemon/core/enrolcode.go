@@ -82,6 +82,7 @@ func (s *Service) redeemableEnrolment(tx ReadTx, id string, secret []byte) (Enro
 func (s *Service) CheckEnrolmentCode(ctx context.Context, code string) (Enrolment, error) {
 	id, secret, ok := api.ParseEnrolmentCode(code)
 	if !ok {
+		s.auditRefusedCode(ctx, "enrolment.code_refused")
 		return Enrolment{}, errCodeNotValid
 	}
 	var e Enrolment
@@ -90,6 +91,9 @@ func (s *Service) CheckEnrolmentCode(ctx context.Context, code string) (Enrolmen
 		e, _, err = s.redeemableEnrolment(tx, id, secret)
 		return err
 	})
+	if errors.Is(err, errCodeNotValid) {
+		s.auditRefusedCode(ctx, "enrolment.code_refused")
+	}
 	return e, err
 }
 
