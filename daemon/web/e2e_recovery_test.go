@@ -134,6 +134,23 @@ func recoveryScenarios(t *testing.T, e *env, b *browser, alice core.User) {
 		b.signOut()
 	})
 
+	t.Run("a user removes a spare factor at once", func(t *testing.T) {
+		b.t = t
+		old := e.addTOTP(t, "nell", "Old phone")
+		b.signIn("nell", "/me")
+		b.submit(`form[action="/me/factors/`+old.ID+`/remove"] button`, "/me")
+		if got := b.text(".flash"); !strings.Contains(got, "Removed Old phone") {
+			t.Fatalf("no confirmation of the removal: %q / %s", got, b.text("main"))
+		}
+		if f, err := e.svc.GetFactor(ctx, core.System, old.ID); err != nil || f.State != api.FactorRevoked {
+			t.Fatalf("the spare factor after removal: %+v %v", f.State, err)
+		}
+		if as, _, _ := e.svc.ListApprovals(ctx, core.System, api.ApprovalPending, core.PageReq{}); len(as) != 0 {
+			t.Fatalf("a removal that leaves nell compliant opened %d approvals", len(as))
+		}
+		b.signOut()
+	})
+
 	t.Run("a user makes new recovery codes after confirming with the key", func(t *testing.T) {
 		b.t = t
 		e.offset.Store(int64(-6 * time.Minute)) // sign in 6 minutes "ago": the step-up is stale now
