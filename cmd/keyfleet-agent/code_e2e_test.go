@@ -188,19 +188,26 @@ type skewClock struct{ skew atomic.Int64 }
 func (c *skewClock) now() time.Time       { return time.Now().Add(time.Duration(c.skew.Load())) }
 func (c *skewClock) jump(d time.Duration) { c.skew.Add(int64(d)) }
 
-func TestAnEnrolmentThatExpiresMidProvisioningLeavesNothingAndSaysWhatToDo(t *testing.T) {
+// slowTouch plugs a virtual key and serves a daemon whose clock jumps two
+// hours, past any enrolment's expiry, the first time the key waits for a
+// touch: the key waits for one to sign the enrolment challenge (the
+// default policy asks for touch always), so the enrolment expires between
+// the agent's begin and its submit.
+func slowTouch(t *testing.T) *testDaemon {
+	t.Helper()
 	ca, _ := vkey.NewCA(nil)
 	clock := &skewClock{}
 	var once sync.Once
-	// The key waits for a touch to sign the enrolment challenge (the
-	// default policy asks for touch always): the daemon's clock jumps
-	// past the enrolment's expiry then, before the agent submits.
 	plug(t, vkey.Options{CA: ca, Serial: 40000001, OnTouch: func() { once.Do(func() { clock.jump(2 * time.Hour) }) }})
 	kind, err := pivkind.New(pivkind.Config{Roots: []*x509.Certificate{ca.Root()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := serve(t, daemon.Options{Kinds: []sdk.Factor{kind}, Now: clock.now})
+	return serve(t, daemon.Options{Kinds: []sdk.Factor{kind}, Now: clock.now})
+}
+
+func TestAnEnrolmentThatExpiresMidProvisioningLeavesNothingAndSaysWhatToDo(t *testing.T) {
+	d := slowTouch(t)
 	token := d.enrollerToken(t)
 	ctx := context.Background()
 	d.admin.CreateUser(ctx, api.CreateUser{Username: "pat"})
@@ -229,15 +236,7 @@ func TestAnEnrolmentThatExpiresMidProvisioningLeavesNothingAndSaysWhatToDo(t *te
 }
 
 func TestAnEnrolmentCodeThatExpiresMidEnrolmentSaysToAskForANewOne(t *testing.T) {
-	ca, _ := vkey.NewCA(nil)
-	clock := &skewClock{}
-	var once sync.Once
-	plug(t, vkey.Options{CA: ca, Serial: 40000001, OnTouch: func() { once.Do(func() { clock.jump(2 * time.Hour) }) }})
-	kind, err := pivkind.New(pivkind.Config{Roots: []*x509.Certificate{ca.Root()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := serve(t, daemon.Options{Kinds: []sdk.Factor{kind}, Now: clock.now})
+	d := slowTouch(t)
 	ctx := context.Background()
 	d.admin.CreateUser(ctx, api.CreateUser{Username: "quinn"})
 	e, err := d.admin.CreateEnrolment(ctx, api.CreateEnrolment{User: "quinn", Kind: "piv"})

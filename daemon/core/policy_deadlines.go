@@ -23,25 +23,14 @@ const deadlineNoted = "!deadline_passed"
 // inside the write that records them, so a user who enrolled meanwhile is
 // left alone.
 func (s *Service) SweepDeadlines(ctx context.Context) (int, error) {
-	var doc *policy.Document
 	var due []string
-	now := s.now()
-	err := s.runBulk(ctx, bulkPass{
-		read: s.readStore(func(tx ReadTx) (err error) {
-			_, doc, err = s.currentPolicy(tx)
-			return err
-		}),
-		eval: func(_ int, sub *bulkSubject) {
-			sub.d = policy.Evaluate(doc, sub.user, sub.factors, sub.facts.FirstApplied, sub.facts.Exemptions, now)
-		},
-		collect: func(subs []bulkSubject) error {
-			for i := range subs {
-				if deadlinePassed(subs[i].d, subs[i].facts.FirstApplied) {
-					due = append(due, subs[i].facts.User.ID)
-				}
+	err := s.evaluateEveryone(ctx, s.now(), func(_ int, subs []bulkSubject) error {
+		for i := range subs {
+			if deadlinePassed(subs[i].d, subs[i].facts.FirstApplied) {
+				due = append(due, subs[i].facts.User.ID)
 			}
-			return nil
-		},
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, err

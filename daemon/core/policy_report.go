@@ -20,8 +20,6 @@ const bulkChunk = 1000
 // recordFirstApplied), so concurrent evaluations are not overwritten.
 func (s *Service) reevaluateAll(ctx context.Context) (api.Reevaluation, error) {
 	var out api.Reevaluation
-	var version int
-	var doc *policy.Document
 	var started []evaluation
 	now := s.now()
 	record := func() error {
@@ -37,7 +35,34 @@ func (s *Service) reevaluateAll(ctx context.Context) (api.Reevaluation, error) {
 		started = started[:0]
 		return err
 	}
-	err := s.runBulk(ctx, bulkPass{
+	err := s.evaluateEveryone(ctx, now, func(version int, subs []bulkSubject) error {
+		for i := range subs {
+			d := subs[i].d
+			out.Users++
+			out.Grace += boolInt(d.Status == policy.StatusGrace)
+			out.NonCompliant += boolInt(d.Status == policy.StatusNonCompliant)
+			if len(d.NewlyApplied) > 0 {
+				started = append(started, evaluation{version: version, user: subs[i].facts.User, decision: d})
+			}
+		}
+		if len(started) < bulkChunk {
+			return nil
+		}
+		return record()
+	})
+	if err == nil && len(started) > 0 {
+		err = record()
+	}
+	return out, err
+}
+
+// evaluateEveryone is a bulk pass that evaluates every user against the
+// current policy, read in the pass's own snapshot, at now: collect gets
+// each batch in id order with the decisions in d, and the policy version.
+func (s *Service) evaluateEveryone(ctx context.Context, now time.Time, collect func(version int, subs []bulkSubject) error) error {
+	var version int
+	var doc *policy.Document
+	return s.runBulk(ctx, bulkPass{
 		read: s.readStore(func(tx ReadTx) (err error) {
 			version, doc, err = s.currentPolicy(tx)
 			return err
@@ -45,26 +70,8 @@ func (s *Service) reevaluateAll(ctx context.Context) (api.Reevaluation, error) {
 		eval: func(_ int, sub *bulkSubject) {
 			sub.d = policy.Evaluate(doc, sub.user, sub.factors, sub.facts.FirstApplied, sub.facts.Exemptions, now)
 		},
-		collect: func(subs []bulkSubject) error {
-			for i := range subs {
-				d := subs[i].d
-				out.Users++
-				out.Grace += boolInt(d.Status == policy.StatusGrace)
-				out.NonCompliant += boolInt(d.Status == policy.StatusNonCompliant)
-				if len(d.NewlyApplied) > 0 {
-					started = append(started, evaluation{version: version, user: subs[i].facts.User, decision: d})
-				}
-			}
-			if len(started) < bulkChunk {
-				return nil
-			}
-			return record()
-		},
+		collect: func(subs []bulkSubject) error { return collect(version, subs) },
 	})
-	if err == nil && len(started) > 0 {
-		err = record()
-	}
-	return out, err
 }
 
 func boolInt(b bool) int {
