@@ -83,11 +83,7 @@ func (s *Service) noteDeadline(ctx context.Context, tx Tx, userID string) (bool,
 	if err != nil {
 		return false, err
 	}
-	factors := make([]policy.Factor, len(facts.Factors))
-	for i, f := range facts.Factors {
-		factors[i] = s.policyFactorOf(f)
-	}
-	d := policy.Evaluate(doc, policyUserOf(facts.User), factors, facts.FirstApplied, facts.Exemptions, s.now())
+	d := s.decideFacts(doc, facts, "", s.now())
 	if !deadlinePassed(d, facts.FirstApplied) {
 		return false, nil
 	}

@@ -116,11 +116,7 @@ func (s *Service) noteEvaluation(ctx context.Context, tx Tx, userID string) erro
 	if err != nil {
 		return err
 	}
-	factors := make([]policy.Factor, len(facts.Factors))
-	for i, f := range facts.Factors {
-		factors[i] = s.policyFactorOf(f)
-	}
-	d := policy.Evaluate(doc, policyUserOf(facts.User), factors, facts.FirstApplied, facts.Exemptions, s.now())
+	d := s.decideFacts(doc, facts, "", s.now())
 	return s.recordFirstApplied(ctx, tx, facts.User, n, d)
 }
 

@@ -90,3 +90,15 @@ func (s *Service) policyFactorOf(f FactorFacts) policy.Factor {
 	return policy.Factor{ID: f.ID, Kind: f.Kind, State: f.State, CreatedAt: f.CreatedAt, ActivatedAt: f.ActivatedAt,
 		LastUsedAt: f.LastUsedAt, Evidence: f.Evidence, Hardware: s.kinds[f.Kind].info.Hardware}
 }
+
+// decideFacts evaluates one user's policy facts against doc at now,
+// leaving out the factor without (none when empty).
+func (s *Service) decideFacts(doc *policy.Document, facts PolicyFacts, without string, now time.Time) policy.Decision {
+	factors := make([]policy.Factor, 0, len(facts.Factors))
+	for _, f := range facts.Factors {
+		if f.ID != without {
+			factors = append(factors, s.policyFactorOf(f))
+		}
+	}
+	return policy.Evaluate(doc, policyUserOf(facts.User), factors, facts.FirstApplied, facts.Exemptions, now)
+}

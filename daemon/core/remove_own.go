@@ -66,12 +66,5 @@ func (s *Service) shortWithout(tx ReadTx, f Factor) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	factors := make([]policy.Factor, 0, len(facts.Factors))
-	for _, x := range facts.Factors {
-		if x.ID != f.ID {
-			factors = append(factors, s.policyFactorOf(x))
-		}
-	}
-	d := policy.Evaluate(doc, policyUserOf(facts.User), factors, facts.FirstApplied, facts.Exemptions, s.now())
-	return d.Status != policy.StatusCompliant, nil
+	return s.decideFacts(doc, facts, f.ID, s.now()).Status != policy.StatusCompliant, nil
 }
