@@ -139,6 +139,17 @@ type userPage struct {
 	TTLs    [][2]string
 }
 
+// Unenrolled reports whether the user has no factor that is not revoked:
+// only then may they get an access pass for a first key (core's rule).
+func (d userPage) Unenrolled() bool {
+	for _, f := range d.Factors {
+		if f.State != api.FactorRevoked {
+			return false
+		}
+	}
+	return true
+}
+
 func (h *handler) userDetail(rq *request) error {
 	d, err := h.loadUserPage(rq, rq.r.PathValue("id"))
 	if err != nil {
