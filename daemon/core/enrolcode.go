@@ -18,7 +18,7 @@ const purposeEnrolment = "enrolment"
 var errCodeNotValid = fmt.Errorf("%w: the enrolment code is not valid (wrong, used or expired); ask your administrator for a new one", ErrUnauthenticated)
 
 // RedeemEnrolmentCode turns an enrolment code (api.EnrolmentCode: the
-// enrolment's id and challenge) into a token that can only complete that
+// enrolment's id and its code's secret) into a token that can only complete that
 // enrolment, for its user, until the enrolment expires. A code works
 // once. Errors: ErrUnauthenticated for any code that is not an open,
 // unredeemed enrolment of an active user.

@@ -85,8 +85,9 @@ func (a *app) enrolmentsCreateCmd() *cobra.Command {
 the user's workstation agent) completes with the new factor's attestation
 before it expires.
 
-It prints the enrolment code (Code: enr_….…, "code" with -o json) to hand
-the user: they enrol their own key with 'keyfleet-agent enroll --code CODE'
+When your token may complete the enrolment too (admin, enroller; not a
+helpdesk), it prints the enrolment code (Code: enr_….…, "code" with -o
+json) to hand the user: they enrol their own key with 'keyfleet-agent enroll --code CODE'
 (or, for fido2, on the web welcome page). The code works once and expires
 with the enrolment.`,
 		Example: "  keyfleet enrolments create --user alice --kind piv\n  keyfleet enrolments create --user bob --kind totp --ttl 15m",
