@@ -400,9 +400,6 @@ func (s *Server) sweep(ctx context.Context) {
 		}
 		if i%10 == 0 {
 			s.refreshCompliance(ctx)
-			if _, err := s.svc.SweepDeadlines(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("auditing passed enrolment deadlines", "err", err)
-			}
 		}
 		select {
 		case <-ctx.Done():
@@ -412,13 +409,17 @@ func (s *Server) sweep(ctx context.Context) {
 	}
 }
 
+// refreshCompliance refreshes the compliance gauges and, from the same
+// evaluation of every user, audits the enrolment deadlines that passed.
 func (s *Server) refreshCompliance(ctx context.Context) {
-	r, err := s.svc.ComplianceReport(ctx, core.System, "", 14*24*time.Hour)
+	r, _, err := s.svc.ComplianceSweep(ctx, 14*24*time.Hour)
 	if err != nil {
 		if ctx.Err() == nil {
-			s.log.Warn("refreshing the compliance gauges", "err", err)
+			s.log.Warn("refreshing the compliance gauges and auditing passed deadlines", "err", err)
 		}
-		return
+		if r.GeneratedAt.IsZero() {
+			return
+		}
 	}
 	s.compliance.set(r)
 }

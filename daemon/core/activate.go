@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/keyfleet/keyfleet/api"
 )
@@ -38,8 +37,8 @@ func (s *Service) BeginActivation(ctx context.Context, p Principal, factorID str
 	now := s.now()
 	v := Verification{ID: activationID(f.ID), UserID: u.ID, CreatedBy: p.UserID, CreatedAt: now,
 		ExpiresAt: now.Add(s.cfg.VerifyTTL), Factors: map[string]VerificationFactor{}}
-	challenge := make([]byte, 32)
-	if _, err := io.ReadFull(s.cfg.Rand, challenge); err != nil {
+	challenge, err := s.newChallenge()
+	if err != nil {
 		return api.VerificationFactor{}, err
 	}
 	vf, af, err := s.beginFactor(ctx, u, f, v.ID, challenge, now)

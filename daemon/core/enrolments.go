@@ -36,11 +36,12 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 		return Enrolment{}, nil, err
 	}
 	now := s.now()
-	e := Enrolment{ID: newID(prefixEnrolment, now, s.cfg.Rand), UserID: u.ID, Kind: in.Kind, State: api.EnrolmentOpen,
-		Challenge: make([]byte, 32), CreatedBy: p.UserID, CreatedAt: now, ExpiresAt: now.Add(ttl)}
-	if _, err := io.ReadFull(s.cfg.Rand, e.Challenge); err != nil {
-		return Enrolment{}, nil, fmt.Errorf("making enrolment challenge: %w", err)
+	challenge, err := s.newChallenge()
+	if err != nil {
+		return Enrolment{}, nil, err
 	}
+	e := Enrolment{ID: newID(prefixEnrolment, now, s.cfg.Rand), UserID: u.ID, Kind: in.Kind, State: api.EnrolmentOpen,
+		Challenge: challenge, CreatedBy: p.UserID, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	opts, err := s.enrolOptions(ctx, u, in.Kind)
 	if err != nil {
 		return Enrolment{}, nil, err

@@ -18,23 +18,18 @@ const deadlineNoted = "!deadline_passed"
 // SweepDeadlines audits, once per deadline, every user whose enrolment
 // deadline has passed while they are still short of the policy: a
 // policy.deadline_passed event with the deadline, the rules and the
-// reasons. keyfleetd runs it every five minutes; it returns how many users
-// it recorded. Users are found in one snapshot and each is evaluated again
-// inside the write that records them, so a user who enrolled meanwhile is
-// left alone.
+// reasons. keyfleetd does it every five minutes with its compliance
+// gauges (ComplianceSweep); it returns how many users it recorded. Users
+// are found in one snapshot and each is evaluated again inside the write
+// that records them, so a user who enrolled meanwhile is left alone.
 func (s *Service) SweepDeadlines(ctx context.Context) (int, error) {
-	var due []string
-	err := s.evaluateEveryone(ctx, s.now(), func(_ int, subs []bulkSubject) error {
-		for i := range subs {
-			if deadlinePassed(subs[i].d, subs[i].facts.FirstApplied) {
-				due = append(due, subs[i].facts.User.ID)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
+	_, n, err := s.ComplianceSweep(ctx, 0)
+	return n, err
+}
+
+// recordDeadlines audits the passed deadlines of the users in due, each
+// evaluated again inside the write, a chunk of users per transaction.
+func (s *Service) recordDeadlines(ctx context.Context, due []string) (int, error) {
 	recorded := 0
 	for len(due) > 0 {
 		chunk := due[:min(len(due), bulkChunk)]

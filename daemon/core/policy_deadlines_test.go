@@ -111,3 +111,21 @@ func TestAVerificationStartsTheDeadlinesOfRulesThatNewlyApply(t *testing.T) {
 		t.Fatalf("after kim joined eng, a verification did not start the engineering rule: %v", got)
 	}
 }
+
+func TestTheComplianceSweepReportsAndAuditsPassedDeadlinesInOnePass(t *testing.T) {
+	e := newPolicyEnv(t)
+	ctx := context.Background()
+	e.person("cid", "eng")
+	e.applyPolicy(e.admin, strictPolicy)
+	e.clock.Add(15 * 24 * time.Hour)
+	rep, n, err := e.svc.ComplianceSweep(ctx, 14*24*time.Hour)
+	if err != nil || n != 3 || rep.Overall.Users == 0 || len(rep.NonCompliant) != 3 {
+		t.Fatalf("sweep: %d recorded, report %+v, %v; want cid and the two admins", n, rep.Overall, err)
+	}
+	if _, n, _ := e.svc.ComplianceSweep(ctx, 14*24*time.Hour); n != 0 {
+		t.Fatalf("a second sweep recorded %d", n)
+	}
+	if n, _ := e.svc.SweepDeadlines(ctx); n != 0 {
+		t.Fatalf("SweepDeadlines after the compliance sweep recorded %d", n)
+	}
+}

@@ -172,6 +172,31 @@ func (s *Service) ComplianceReport(ctx context.Context, p Principal, group strin
 	if err := p.authorize(ReadReports, ""); err != nil {
 		return api.ComplianceReport{}, err
 	}
+	return s.complianceReport(ctx, group, near, nil)
+}
+
+// ComplianceSweep is keyfleetd's periodic pass: the compliance report of
+// everyone (for the gauges) and, from the same evaluation, the audit of
+// enrolment deadlines that passed (as SweepDeadlines does). It returns
+// the report (zero when the evaluation failed) and how many deadlines it
+// recorded.
+func (s *Service) ComplianceSweep(ctx context.Context, near time.Duration) (api.ComplianceReport, int, error) {
+	var due []string
+	out, err := s.complianceReport(ctx, "", near, func(sub *bulkSubject) {
+		if deadlinePassed(sub.d, sub.facts.FirstApplied) {
+			due = append(due, sub.facts.User.ID)
+		}
+	})
+	if err != nil {
+		return api.ComplianceReport{}, 0, err
+	}
+	n, err := s.recordDeadlines(ctx, due)
+	return out, n, err
+}
+
+// complianceReport is ComplianceReport without the permission check;
+// each, if not nil, sees every user's decision, in id order.
+func (s *Service) complianceReport(ctx context.Context, group string, near time.Duration, each func(*bulkSubject)) (api.ComplianceReport, error) {
 	now := s.now()
 	out := api.ComplianceReport{GeneratedAt: now, Group: group, NearDays: int(near.Hours() / 24),
 		NonCompliant: []api.ReportUser{}, NearDeadline: []api.ReportUser{}}
@@ -193,6 +218,9 @@ func (s *Service) ComplianceReport(ctx context.Context, p Principal, group strin
 			for i := range subs {
 				if !subs[i].skip {
 					listUser(&out, subs[i].facts.User, subs[i].d, now.Add(near))
+					if each != nil {
+						each(&subs[i])
+					}
 				}
 			}
 			return nil

@@ -544,7 +544,7 @@ func TestAPersonRemovesTheirOwnFactorAtOnceOnlyWhileStillCompliant(t *testing.T)
 	second, _ := e.enrolKind("oli", "test", "")
 	third, _ := e.enrolKind("oli", "test", "")
 	// Three factors, one needed: the first goes at once.
-	if a, err := e.svc.RemoveOwnFactor(ctx, p, first.ID, ""); err != nil || a.ID != "" {
+	if f, a, err := e.svc.RemoveOwnFactor(ctx, p, first.ID, ""); err != nil || a.ID != "" || f.State != api.FactorRevoked {
 		t.Fatalf("removing a spare factor: approval %+v, %v; want it revoked at once", a, err)
 	}
 	if f, _ := e.svc.GetFactor(ctx, e.admin, first.ID); f.State != api.FactorRevoked {
@@ -553,13 +553,13 @@ func TestAPersonRemovesTheirOwnFactorAtOnceOnlyWhileStillCompliant(t *testing.T)
 	// Someone else's factor is refused.
 	e.person("pam")
 	pams, _ := e.enrolKind("pam", "test", "")
-	if _, err := e.svc.RemoveOwnFactor(ctx, p, pams.ID, ""); !errors.Is(err, core.ErrForbidden) {
+	if _, _, err := e.svc.RemoveOwnFactor(ctx, p, pams.ID, ""); !errors.Is(err, core.ErrForbidden) {
 		t.Fatalf("removing another user's factor: %v", err)
 	}
 	// Make the policy need two: removing one of the two left would make
 	// oli short, so it waits for an approval.
 	e.applyPolicy(e.admin, strings.Replace(strictPolicy, "      min_factors: 1\n      enroll_within: 30d", "      min_factors: 2\n      enroll_within: 30d", 1))
-	a, err := e.svc.RemoveOwnFactor(ctx, p, second.ID, "lost it")
+	_, a, err := e.svc.RemoveOwnFactor(ctx, p, second.ID, "lost it")
 	if err != nil || a.ID == "" || a.Action != api.ActionFactorRevoke || a.State != api.ApprovalPending {
 		t.Fatalf("removing a needed factor: %+v, %v; want a pending revoke request", a, err)
 	}
@@ -573,7 +573,7 @@ func TestAPersonRemovesTheirOwnFactorAtOnceOnlyWhileStillCompliant(t *testing.T)
 		t.Fatalf("after approval the factor is %s", f.State)
 	}
 	// The last one needs a replacement plan, which an administrator files.
-	if _, err := e.svc.RemoveOwnFactor(ctx, p, third.ID, ""); !errors.Is(err, core.ErrPolicyViolation) {
+	if _, _, err := e.svc.RemoveOwnFactor(ctx, p, third.ID, ""); !errors.Is(err, core.ErrPolicyViolation) {
 		t.Fatalf("removing the last factor: %v", err)
 	}
 	e.verifyChain()

@@ -12,20 +12,21 @@ import (
 // removal would leave them short of the policy (in grace or non-compliant),
 // it becomes a revoke request that an administrator or security officer
 // approves, as every removal of MFA that weakens someone does. It returns
-// the approval in that case, and a zero Approval when the factor was
-// revoked. Errors: ErrNotFound, *ForbiddenError (another user's factor),
+// the revoked factor, or the approval (and the factor as it stands). Errors: ErrNotFound, *ForbiddenError (another user's factor),
 // *TransitionError (already revoked), ErrPolicyViolation (the last active
 // factor goes only with a planned replacement).
-func (s *Service) RemoveOwnFactor(ctx context.Context, p Principal, id, reason string) (Approval, error) {
+func (s *Service) RemoveOwnFactor(ctx context.Context, p Principal, id, reason string) (Factor, Approval, error) {
 	if reason == "" {
 		reason = "removed by its owner"
 	}
 	if err := validText("reason", reason, 500); err != nil {
-		return Approval{}, err
+		return Factor{}, Approval{}, err
 	}
 	var a Approval
+	var f Factor
 	err := s.store.Update(ctx, func(tx Tx) error {
-		f, err := tx.Factor(id)
+		var err error
+		f, err = tx.Factor(id)
 		if err != nil {
 			return err
 		}
@@ -50,9 +51,13 @@ func (s *Service) RemoveOwnFactor(ctx context.Context, p Principal, id, reason s
 				target: factorTarget(f), owner: f.UserID})
 			return err
 		}
-		return s.revokeFactor(tx, s.eventCtx(ctx, p, reason), f, reason)
+		if err := s.revokeFactor(tx, s.eventCtx(ctx, p, reason), f, reason); err != nil {
+			return err
+		}
+		f, err = tx.Factor(id)
+		return err
 	})
-	return a, err
+	return f, a, err
 }
 
 // shortWithout reports whether f's user would fall short of the policy

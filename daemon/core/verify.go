@@ -46,8 +46,8 @@ func (s *Service) beginVerify(ctx context.Context, p Principal, in api.BeginVeri
 	// One challenge for every factor offered: a WebAuthn client can then
 	// ask for any of the user's keys in one request. Sharing it is safe
 	// because the verification is finished once, with one factor.
-	challenge := make([]byte, 32)
-	if _, err := io.ReadFull(s.cfg.Rand, challenge); err != nil {
+	challenge, err := s.newChallenge()
+	if err != nil {
 		return api.Verification{}, err
 	}
 	for _, f := range factors {
@@ -147,6 +147,16 @@ func (s *Service) verifiableIn(tx ReadTx, in api.BeginVerify, now time.Time) (Us
 		err = fmt.Errorf("%w: %s has no active, unlocked factor of the accepted kinds; they must enrol one (GET /v1/users/%s/mfa-status)", ErrNoUsableFactor, u.Username, u.Username)
 	}
 	return u, out, version, err
+}
+
+// newChallenge draws the 32 random bytes of an enrolment's or a
+// verification's challenge.
+func (s *Service) newChallenge() ([]byte, error) {
+	b := make([]byte, 32)
+	if _, err := io.ReadFull(s.cfg.Rand, b); err != nil {
+		return nil, fmt.Errorf("drawing a challenge: %w", err)
+	}
+	return b, nil
 }
 
 func locked(until *time.Time, now time.Time) bool { return until != nil && now.Before(*until) }
@@ -269,8 +279,8 @@ func (s *Service) challengeFree(ctx context.Context, u User, f Factor, now time.
 	if err != nil {
 		return err
 	}
-	challenge := make([]byte, 32)
-	if _, err := io.ReadFull(s.cfg.Rand, challenge); err != nil {
+	challenge, err := s.newChallenge()
+	if err != nil {
 		return err
 	}
 	begun, err := s.kinds[f.Kind].BeginVerify(ctx, sdk.BeginVerifyRequest{User: sdkUser(u), FactorID: f.ID, State: state, Challenge: challenge, Now: now})

@@ -147,15 +147,14 @@ func (h *Handler) removeOwnFactor(r *http.Request, p core.Principal) (int, any, 
 	if err := decode(r, &in, true); err != nil {
 		return 0, nil, err
 	}
-	a, err := h.svc.RemoveOwnFactor(r.Context(), p, r.PathValue("id"), in.Reason)
+	f, a, err := h.svc.RemoveOwnFactor(r.Context(), p, r.PathValue("id"), in.Reason)
 	if err != nil {
 		return 0, nil, err
 	}
 	if a.ID != "" {
 		return accepted(a)
 	}
-	f, err := h.svc.GetFactor(r.Context(), p, r.PathValue("id"))
-	return http.StatusOK, f.API(), err
+	return http.StatusOK, f.API(), nil
 }
 
 func (h *Handler) userRequest(action string) handlerFunc {

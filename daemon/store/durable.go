@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,7 +86,7 @@ func (s *syncer) wait(n uint64) error {
 			continue
 		}
 		if s.closed {
-			return core.ErrUnavailable
+			return errClosing
 		}
 		s.running = true
 		s.mu.Unlock()
@@ -109,6 +110,9 @@ func (s *syncer) wait(n uint64) error {
 	}
 	return nil
 }
+
+// errClosing refuses a write whose sync would start after Close.
+var errClosing = fmt.Errorf("%w: keyfleetd is shutting down; the write was not made durable, try again once it is back", core.ErrUnavailable)
 
 // close stops syncs from starting and waits for the one under way, so
 // that the store can be closed under it.

@@ -310,7 +310,11 @@ func (s *Store) commitErr(err error) error {
 // durable waits until commit n is on disk. A failed sync leaves the disk
 // in an unknown state, and the store refuses writes from then on.
 func (s *Store) durable(n uint64) error {
-	if err := s.sync.wait(n); err != nil {
+	err := s.sync.wait(n)
+	if errors.Is(err, errClosing) {
+		return err // not a disk failure: the store is closing
+	}
+	if err != nil {
 		s.log.Error("syncing the store to disk failed; refusing further writes until restart", "err", err)
 		s.fail(fmt.Errorf("%w: syncing to disk failed (%v); restart keyfleetd", core.ErrUnavailable, err))
 		return s.Ready()

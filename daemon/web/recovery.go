@@ -102,40 +102,33 @@ func (h *handler) identityCheck(rq *request) error {
 	return rq.backToUser(c.UserID, "Identity check recorded (approval "+a.ID+"). A security officer or administrator other than you must approve it before a pass can be issued.")
 }
 
-type passShown struct {
-	CaseID string
-	Pass   api.IssuedPass
-}
+// passShown is a pass just issued, shown on the user's page this once.
+type passShown struct{ Pass api.IssuedPass }
 
 // issuePass issues the case's temporary access pass and shows it once:
 // it is not stored anywhere the pages can show it again.
 func (h *handler) issuePass(rq *request) error {
-	id := rq.r.PathValue("id")
-	pass, err := h.svc.IssuePass(rq.ctx, rq.p, id, issuePassForm(rq))
-	if err != nil {
-		return err
-	}
-	d, err := h.loadUserPage(rq, pass.UserID)
-	if err != nil {
-		return err
-	}
-	d.Pass = &passShown{CaseID: id, Pass: pass}
-	h.render(rq, http.StatusOK, "user", d.User.Username, d)
-	return nil
+	pass, err := h.svc.IssuePass(rq.ctx, rq.p, rq.r.PathValue("id"), issuePassForm(rq))
+	return h.showPass(rq, passShown{Pass: pass}, err)
 }
 
 // issueOnboardingPass issues a pass for the first key of a user who has
 // none, and shows it this once on their page.
 func (h *handler) issueOnboardingPass(rq *request) error {
 	pass, err := h.svc.IssueOnboardingPass(rq.ctx, rq.p, rq.r.PathValue("id"), issuePassForm(rq))
+	return h.showPass(rq, passShown{Pass: pass}, err)
+}
+
+// showPass renders the user's page with a pass just issued (unless err).
+func (h *handler) showPass(rq *request, shown passShown, err error) error {
 	if err != nil {
 		return err
 	}
-	d, err := h.loadUserPage(rq, pass.UserID)
+	d, err := h.loadUserPage(rq, shown.Pass.UserID)
 	if err != nil {
 		return err
 	}
-	d.Pass = &passShown{Pass: pass}
+	d.Pass = &shown
 	h.render(rq, http.StatusOK, "user", d.User.Username, d)
 	return nil
 }

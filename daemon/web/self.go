@@ -148,7 +148,7 @@ func (h *handler) removeOwn(rq *request) error {
 		return &pageError{Status: http.StatusForbidden, Msg: "You can remove only your own factors here."}
 	}
 	if p.Can(core.RemoveOwnFactors, f.UserID) {
-		a, err := h.svc.RemoveOwnFactor(rq.ctx, p, f.ID, "removed by its owner on the self-service page")
+		_, a, err := h.svc.RemoveOwnFactor(rq.ctx, p, f.ID, "removed by its owner on the self-service page")
 		if err != nil {
 			return err
 		}
