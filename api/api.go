@@ -171,9 +171,12 @@ type Enrolment struct {
 	// Params are what the factor kind asks of the enrolling side (for PIV,
 	// the slot and the PIN and touch policies the policy requires).
 	Params json.RawMessage `json:"params,omitempty"`
-	// Display is what the kind shows the person enrolling, once: it is in
-	// the answer to POST /v1/enrolments only and never stored (a TOTP
-	// otpauth URI, for example).
+	// Display is what the kind shows the person enrolling (a TOTP otpauth
+	// URI, holding the seed): only to the person who will hold the
+	// factor. It is in the answer to POST /v1/enrolments when they made
+	// the enrolment themselves; when someone else made it for them, it is
+	// in the answer to the redemption of the enrolment code, and in the
+	// user's own GET of the open enrolment — never in the creator's.
 	Display map[string]string `json:"display,omitempty"`
 	// Code is the enrolment code ([EnrolmentCode]) to hand the user, in
 	// the answer to POST /v1/enrolments only: they redeem it with
@@ -220,7 +223,10 @@ type CreateToken struct {
 	Name string `json:"name"`
 	// Roles narrow the user's roles; empty means all of them.
 	Roles []string `json:"roles,omitempty"`
-	// TTL is a Go duration ("720h"); empty means no expiry.
+	// TTL is a Go duration ("12h"). A person's own token defaults to
+	// tokens.person_ttl and may not exceed tokens.max_person_ttl; a
+	// service account's token without one never expires and is flagged by
+	// the compliance report.
 	TTL string `json:"ttl,omitempty"`
 }
 
@@ -239,6 +245,9 @@ const (
 	ApprovalExpired   = "expired"
 	ApprovalCancelled = "cancelled"
 	ApprovalFailed    = "failed"
+	// ApprovalVoid: the requester was disabled or deleted before anyone
+	// decided, so the request closed without acting.
+	ApprovalVoid = "void"
 )
 
 // Actions that need a second approver.
@@ -248,6 +257,17 @@ const (
 	ActionUserResetMFA = "user.reset_mfa"
 	ActionUserDisable  = "user.disable"
 	ActionUserDelete   = "user.delete"
+	// ActionUserAccess changes a user's roles or groups in a way that
+	// grants privilege or weakens what the policy asks of them: a role
+	// beyond "user" granted, a role removed that leaves fewer than two
+	// people able to approve, a group or role left that a policy rule
+	// matches on. Params: grant_roles, remove_roles, remove_groups
+	// (comma-separated).
+	ActionUserAccess = "user.access"
+	// ActionRecoveryPass issues the temporary access pass of a recovery
+	// case for an account with a role beyond "user": a second officer
+	// approves, and the pass is shown to that approver only.
+	ActionRecoveryPass = "recovery.pass"
 )
 
 // Approval is a request for a sensitive action that a different principal
@@ -270,6 +290,9 @@ type Approval struct {
 	// Params are what the action will do, for the approver to check (an
 	// exemption's end, a policy version's hash and weaker changes).
 	Params map[string]string `json:"params,omitempty"`
+	// IssuedPass is in the answer to the approval of a recovery.pass
+	// request, and nowhere else: the pass, shown once to the approver.
+	IssuedPass *IssuedPass `json:"issued_pass,omitempty"`
 }
 
 // Actor names who did something and how they proved it.
@@ -346,6 +369,10 @@ type Me struct {
 type Accepted struct {
 	Approval Approval `json:"approval"`
 	Message  string   `json:"message"`
+	// User is the user as it stands now, when the request created or
+	// changed one in part (POST /v1/users with a privileged role: the
+	// user exists with the role "user" until the grant is approved).
+	User *User `json:"user,omitempty"`
 }
 
 // BeginVerify is the body of POST /v1/verify/begin: an application asks to
@@ -659,6 +686,10 @@ type ImportResult struct {
 	Updated   int  `json:"updated"`
 	Unchanged int  `json:"unchanged"`
 	DryRun    bool `json:"dry_run,omitempty"`
+	// Approvals are the requests the import made for what waits for a
+	// second person: roles beyond "user", and removals that weaken the
+	// policy's hold on a user (docs/security.md).
+	Approvals []string `json:"approvals,omitempty"`
 }
 
 // ImportRowError is one bad row of an import (Row counts from 1 in the

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/seal"
@@ -39,8 +40,14 @@ type InitOptions struct {
 	// TLSCert and TLSKey name an existing certificate to use; empty makes a
 	// self-signed one for localhost.
 	TLSCert, TLSKey string
-	// AdminUser is the bootstrap administrator's username (default "admin").
+	// AdminUser is the first founding administrator's username (default
+	// "admin"); Admins names further founding administrators. Each gets
+	// an onboarding pass for their first security key (DIR/bootstrap/,
+	// 0600); the first also gets a command-line token (DIR/admin.token)
+	// that expires after TokenTTL (default 24h).
 	AdminUser string
+	Admins    []string
+	TokenTTL  time.Duration
 	// BreakGlassShares and BreakGlassThreshold split the break-glass
 	// credential (defaults 5 and 3).
 	BreakGlassShares, BreakGlassThreshold int
@@ -56,6 +63,10 @@ type InitResult struct {
 	TLSFingerprint string // SHA-256 of the certificate, colon hex
 	AdminUser      string
 	AdminTokenFile string
+	// FounderPassFiles hold each founding administrator's onboarding pass
+	// (username → file), for their first security key.
+	FounderPassFiles map[string]string
+	TokenExpires     time.Time
 	// BreakGlassFiles hold one break-glass share each, for separate holders.
 	BreakGlassFiles     []string
 	BreakGlassThreshold int
@@ -98,7 +109,7 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 	if err := os.WriteFile(ConfigPath(o.Dir), []byte(defaultConfigFile), 0o600); err != nil {
 		return res, fmt.Errorf("writing config: %w", err)
 	}
-	res.BreakGlassFiles, res.BreakGlassThreshold, err = bootstrap(ctx, o, storeKey, sealKey)
+	err = bootstrap(ctx, o, storeKey, sealKey, &res)
 	return res, err
 }
 
@@ -177,33 +188,62 @@ func loadKey(getenv func(string) string, env, path string) ([]byte, error) {
 	return k, nil
 }
 
-func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte) ([]string, int, error) {
+// defaultBootstrapTokenTTL is how long the first admin's token lasts.
+const defaultBootstrapTokenTTL = 24 * time.Hour
+
+func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte, res *InitResult) error {
 	st, err := store.Open(store.Options{Dir: storeDir(o.Dir), EncryptionKey: storeKey})
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
 	defer st.Close()
 	sl, err := seal.New(sealKey)
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
 	svc, err := core.New(core.Config{Store: st, Sealer: sl})
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
-	_, secret, err := svc.Bootstrap(ctx, o.AdminUser)
+	if o.TokenTTL == 0 {
+		o.TokenTTL = defaultBootstrapTokenTTL
+	}
+	founders, secret, err := svc.Bootstrap(ctx, append([]string{o.AdminUser}, o.Admins...), o.TokenTTL)
 	if err != nil {
-		return nil, 0, fmt.Errorf("creating the first administrator: %w", err)
+		return fmt.Errorf("creating the founding administrators: %w", err)
 	}
 	if err := os.WriteFile(adminTokenPath(o.Dir), []byte(secret+"\n"), 0o600); err != nil {
-		return nil, 0, err
+		return err
+	}
+	res.TokenExpires = svc.Now().Add(o.TokenTTL)
+	if res.FounderPassFiles, err = writeFounderPasses(o.Dir, founders); err != nil {
+		return err
 	}
 	bg, shares, err := svc.InitBreakGlass(ctx, o.BreakGlassShares, o.BreakGlassThreshold)
 	if err != nil {
-		return nil, 0, fmt.Errorf("making the break-glass credential: %w", err)
+		return fmt.Errorf("making the break-glass credential: %w", err)
 	}
-	files, err := sharefile.Write(filepath.Join(o.Dir, "breakglass"), bg.SetID, bg.Threshold, shares)
-	return files, bg.Threshold, err
+	res.BreakGlassThreshold = bg.Threshold
+	res.BreakGlassFiles, err = sharefile.Write(filepath.Join(o.Dir, "breakglass"), bg.SetID, bg.Threshold, shares)
+	return err
+}
+
+// writeFounderPasses writes each founding admin's pass code to
+// DIR/bootstrap/USER.pass (0600), for them alone.
+func writeFounderPasses(dir string, founders []core.Founder) (map[string]string, error) {
+	folder := filepath.Join(dir, "bootstrap")
+	if err := os.MkdirAll(folder, 0o700); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, f := range founders {
+		path := filepath.Join(folder, f.User.Username+".pass")
+		if err := os.WriteFile(path, []byte(f.PassCode+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		out[f.User.Username] = path
+	}
+	return out, nil
 }
 
 // Fingerprint is the SHA-256 of DER bytes in colon hex, as browsers show it.

@@ -147,3 +147,21 @@ func (d *Document) matching(u User) []*Rule {
 	}
 	return out
 }
+
+// RulesLeft names the document's rules that select before but not after:
+// moving a user from before to after (out of a group, or a role) takes
+// those rules' requirements off them, which is a weakening. The built-in
+// privileged rule is not listed: it follows the privilege itself, and
+// leaving it means the privilege is gone too. doc may be nil (no rules).
+func RulesLeft(doc *Document, before, after User) []string {
+	if doc == nil {
+		return nil
+	}
+	var out []string
+	for _, r := range doc.Rules {
+		if r.Match.matches(before) && !r.Match.matches(after) {
+			out = append(out, r.Name)
+		}
+	}
+	return out
+}

@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -82,7 +84,9 @@ the encrypted store, and a bootstrap administrator whose token is written once,
 	cmd.Flags().StringVar(&o.Dir, "data", "", "data folder to create")
 	cmd.Flags().StringVar(&o.TLSCert, "tls-cert", "", "PEM certificate to serve instead of a self-signed one")
 	cmd.Flags().StringVar(&o.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
-	cmd.Flags().StringVar(&o.AdminUser, "admin", "admin", "username of the first administrator")
+	cmd.Flags().StringVar(&o.AdminUser, "admin", "admin", "username of the first founding administrator (gets the command-line token)")
+	cmd.Flags().StringSliceVar(&o.Admins, "admins", nil, "further founding administrators, comma-separated: each gets a pass for their first security key, so that two people can approve from day one")
+	cmd.Flags().DurationVar(&o.TokenTTL, "token-ttl", 24*time.Hour, "how long the first administrator's token lasts (then: keyfleet login with a key)")
 	cmd.Flags().IntVar(&o.BreakGlassShares, "breakglass-shares", 5, "how many break-glass shares to make, one per holder")
 	cmd.Flags().IntVar(&o.BreakGlassThreshold, "breakglass-threshold", 3, "how many shares open a break-glass session")
 	return cmd
@@ -100,7 +104,15 @@ func printInit(w io.Writer, r daemon.InitResult) {
 	keyLine("store key", r.StoreKeyFile, daemon.EnvStoreKey)
 	keyLine("sealing key", r.SealKeyFile, daemon.EnvSealKey)
 	fmt.Fprintf(w, "  %-16s %s\n  %-16s SHA-256 %s\n", "TLS certificate", r.TLSCert, "", r.TLSFingerprint)
-	fmt.Fprintf(w, "  %-16s %s (user %q, 0600): shown once; keep it safe, then delete the file\n", "admin token", r.AdminTokenFile, r.AdminUser)
+	fmt.Fprintf(w, "  %-16s %s (user %q, 0600, until %s): keep it safe, then delete the file\n", "admin token", r.AdminTokenFile, r.AdminUser, r.TokenExpires.Format(time.RFC3339))
+	names := make([]string, 0, len(r.FounderPassFiles))
+	for n := range r.FounderPassFiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-16s %s (for %s alone: their first security key, 72h, at /welcome or keyfleet-agent enroll --pass)\n", "founder pass", r.FounderPassFiles[n], n)
+	}
 	fmt.Fprintf(w, "  %-16s %d shares, any %d open one emergency session:\n", "break-glass", len(r.BreakGlassFiles), r.BreakGlassThreshold)
 	for _, f := range r.BreakGlassFiles {
 		fmt.Fprintf(w, "  %-16s %s\n", "", f)

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/shamir"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/proof"
 )
 
 // Break-glass: a 256-bit secret split with Shamir's secret sharing into N
@@ -40,7 +41,7 @@ func breakGlassVerifier(setID string, secret []byte) []byte {
 }
 
 func breakGlassPrincipal(t Token) Principal {
-	return Principal{UserID: breakGlassUser, Username: "break-glass", Roles: []string{roleBreakGlass}, Auth: "breakglass", TokenID: t.ID}
+	return Principal{UserID: breakGlassUser, Username: "break-glass", Roles: []string{roleBreakGlass}, Auth: "breakglass", TokenID: t.ID, sessionEnds: t.ExpiresAt}
 }
 
 // newBreakGlass makes a secret, splits it and returns the record to store
@@ -98,6 +99,10 @@ func (s *Service) RotateBreakGlass(ctx context.Context, p Principal, n, m int) (
 	if err := p.authorize(RotateBreakGlass, ""); err != nil {
 		return BreakGlass{}, nil, err
 	}
+	receipt, err := s.prove(ctx, p, RotateBinding(n, m))
+	if err != nil {
+		return BreakGlass{}, nil, err
+	}
 	bg, shares, err := s.newBreakGlass(p, n, m)
 	if err != nil {
 		return BreakGlass{}, nil, err
@@ -110,7 +115,9 @@ func (s *Service) RotateBreakGlass(ctx context.Context, p Principal, n, m int) (
 		if err := tx.PutBreakGlass(bg); err != nil {
 			return err
 		}
-		return s.eventCtx(ctx, p, "").audit(tx, "breakglass.rotate", targetRef{"breakglass", bg.SetID, ""},
+		ev := s.eventCtx(ctx, p, "")
+		receipt.note(ev)
+		return ev.audit(tx, "breakglass.rotate", targetRef{"breakglass", bg.SetID, ""},
 			map[string]any{"set_id": old.SetID, "used": old.UsedAt != nil}, map[string]any{"set_id": bg.SetID, "shares": bg.Shares, "threshold": bg.Threshold})
 	})
 	return bg, shares, err
@@ -329,4 +336,10 @@ func (s *Service) expired(ctx context.Context, t Token) {
 	if err != nil {
 		s.log.Warn("recording the end of a break-glass session", "token_id", t.ID, "err", err)
 	}
+}
+
+// RotateBinding is what a proof for rotating break-glass is bound to: the
+// number of shares and the threshold asked for (0: the defaults).
+func RotateBinding(n, m int) proof.Binding {
+	return proof.Binding{Action: proof.BreakGlassRotate, Details: map[string]string{"shares": fmt.Sprint(n), "threshold": fmt.Sprint(m)}}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/proof"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 	"github.com/keyfleet/keyfleet/policy"
 )
@@ -35,6 +36,10 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 	if err != nil {
 		return Enrolment{}, nil, err
 	}
+	receipt, err := s.proveAdding(ctx, p, u, in.Kind)
+	if err != nil {
+		return Enrolment{}, nil, err
+	}
 	now := s.now()
 	challenge, err := s.newChallenge()
 	if err != nil {
@@ -53,6 +58,10 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 	if err := s.sealEnrolment(&e, begun); err != nil {
 		return Enrolment{}, nil, err
 	}
+	display, err := s.holderDisplay(p, &e, begun.Display)
+	if err != nil {
+		return Enrolment{}, nil, err
+	}
 	// A code hands on the power to complete this enrolment: only to a
 	// creator who holds it (an enroller or admin, not a helpdesk).
 	if p.Can(CompleteEnrol, u.ID) && p.EnrolmentID == "" {
@@ -69,10 +78,69 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 		if err := tx.PutEnrolment(e); err != nil {
 			return err
 		}
-		return s.eventCtx(ctx, p, "").audit(tx, "enrolment.create", targetRef{"user", u.ID, u.Username}, nil,
+		if err := s.handleUser(tx, u.ID, p, handledEnrolled); err != nil {
+			return err
+		}
+		ev := s.eventCtx(ctx, p, "")
+		receipt.note(ev)
+		return ev.audit(tx, "enrolment.create", targetRef{"user", u.ID, u.Username}, nil,
 			map[string]any{"enrolment_id": e.ID, "kind": e.Kind, "expires_at": e.ExpiresAt})
 	})
-	return e, begun.Display, err
+	return e, display, err
+}
+
+// holderDisplay returns what the kind shows the person enrolling when p
+// is that person; otherwise it seals it into e for the user alone.
+func (s *Service) holderDisplay(p Principal, e *Enrolment, display map[string]string) (map[string]string, error) {
+	if len(display) == 0 || p.UserID == e.UserID {
+		return display, nil
+	}
+	b, err := json.Marshal(display)
+	if err != nil {
+		return nil, err
+	}
+	if e.SealedDisplay, err = s.sealer.Seal(b, []byte(e.ID+"/display")); err != nil {
+		return nil, fmt.Errorf("sealing what the enrolment shows its user: %w", err)
+	}
+	return nil, nil
+}
+
+// UserDisplay opens what an open enrolment shows its user (nil when
+// nothing is kept for them).
+func (s *Service) UserDisplay(e Enrolment) map[string]string {
+	if len(e.SealedDisplay) == 0 || e.stateAt(s.now()) != api.EnrolmentOpen {
+		return nil
+	}
+	b, err := s.sealer.Open(e.SealedDisplay, []byte(e.ID+"/display"))
+	var out map[string]string
+	if err != nil || json.Unmarshal(b, &out) != nil {
+		return nil
+	}
+	return out
+}
+
+// proveAdding asks a person adding a factor to their own account, when it
+// has one already, for a proof with an existing factor: a stolen token
+// alone cannot add an attacker's authenticator.
+func (s *Service) proveAdding(ctx context.Context, p Principal, u User, kind string) (proofReceipt, error) {
+	if p.UserID != u.ID || p.PassID != "" || p.EnrolmentID != "" || p.needsNoProof() {
+		return proofReceipt{}, nil
+	}
+	has := false
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		factors, _, err := tx.Factors(FactorFilter{UserID: u.ID, State: api.FactorActive}, PageReq{Limit: 1})
+		has = len(factors) > 0
+		return err
+	})
+	if err != nil || !has {
+		return proofReceipt{}, err
+	}
+	return s.prove(ctx, p, addBinding(u.ID, kind))
+}
+
+// addBinding is what a proof for adding a factor is bound to.
+func addBinding(userID, kind string) proof.Binding {
+	return proof.Binding{Action: proof.FactorAdd, Subject: userID, Details: map[string]string{"kind": kind}}
 }
 
 // enrollable finds the user an enrolment is for and checks p may enrol them.
@@ -156,6 +224,9 @@ func (s *Service) GetEnrolment(ctx context.Context, p Principal, id string) (Enr
 	}
 	if err := p.authorize(ReadEnrolments, e.UserID); err != nil {
 		return Enrolment{}, err
+	}
+	if p.UserID != e.UserID {
+		e.SealedDisplay = nil
 	}
 	return p.redactEnrolment(e), nil
 }
@@ -258,9 +329,15 @@ func (s *Service) CompleteEnrolment(ctx context.Context, p Principal, id string,
 		err = kindError(e.Kind, err)
 		return Factor{}, s.refused(ctx, p, e, u, "attestation", err)
 	}
-	codes, plain, err := s.firstRecoveryCodes(ctx, u.ID)
-	if err != nil {
-		return Factor{}, err
+	// First recovery codes go to the person who will hold them: not to an
+	// enroller completing someone else's enrolment at the desk (the user
+	// makes theirs later, with the new factor).
+	var codes *RecoveryCodes
+	var plain []string
+	if p.UserID == u.ID {
+		if codes, plain, err = s.firstRecoveryCodes(ctx, u.ID); err != nil {
+			return Factor{}, err
+		}
 	}
 	var f Factor
 	err = s.store.Update(ctx, func(tx Tx) error {
@@ -281,6 +358,9 @@ func (s *Service) CompleteEnrolment(ctx context.Context, p Principal, id string,
 			return err
 		}
 		if err := s.afterCodeEnrol(tx, p); err != nil {
+			return err
+		}
+		if err := s.handleUser(tx, e.UserID, p, handledEnrolled); err != nil {
 			return err
 		}
 		return s.noteEvaluation(ctx, tx, e.UserID)

@@ -99,6 +99,9 @@ type AccessPass struct {
 	Attended     bool       `json:"attended,omitempty"`
 	RedeemedAt   *time.Time `json:"redeemed_at,omitempty"`
 	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
+	// TokenID is the token the pass was redeemed for: it dies with the
+	// pass (revoked, replaced, its case cancelled, expired or closed).
+	TokenID string `json:"token_id,omitempty"`
 }
 
 // BreakGlass is the current break-glass credential: only a verifier of

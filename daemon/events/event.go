@@ -47,12 +47,6 @@ func FromRecord(r audit.Record) (Event, error) {
 	return Event{Schema: Schema, AuditEvent: ae, Severity: Severity(ae.Action, ae)}, nil
 }
 
-// destructive are the actions whose approval is itself a high-severity
-// event: they remove MFA from someone.
-var destructive = map[string]bool{
-	api.ActionFactorRevoke: true, api.ActionFactorDelete: true, api.ActionUserResetMFA: true,
-	api.ActionUserDisable: true, api.ActionUserDelete: true,
-}
 
 // severityRule maps actions matching any of patterns (path.Match globs over
 // the dotted action) to a severity, optionally only when match agrees.
@@ -72,12 +66,15 @@ var severityRules = []severityRule{
 	{SeverityHigh, []string{"*.lockout", "*.locked", "lockout.*"}, nil},
 	{SeverityHigh, []string{"*.attestation_failed", "attestation.fail*", "*.counter_regression", "*.sign_count_regression", "*.clone_suspected"}, nil},
 	{SeverityHigh, []string{"device.lost", "audit.*", ActionDeadLetter}, nil},
-	{SeverityHigh, []string{"approval.approve"}, func(ev api.AuditEvent) bool { return destructive[ev.Extra["requested_action"]] }},
+	// Every approval, and every change of privilege: a role granted or
+	// taken away, a token made for a service account, the founding admins.
+	{SeverityHigh, []string{"approval.approve"}, nil},
+	{SeverityHigh, []string{"*"}, func(ev api.AuditEvent) bool { return ev.Extra["privilege"] == "true" || ev.Extra["bootstrap"] == "true" }},
 	{SeverityHigh, []string{"*"}, func(ev api.AuditEvent) bool {
 		return ev.Extra["attestation"] == "failed" || ev.Extra["sign_count"] == "regressed"
 	}},
 	{SeverityWarning, []string{"factor.revoke", "factor.delete", "factor.suspend", "user.disable", "user.delete", "user.reset_mfa", "token.revoke"}, nil},
-	{SeverityWarning, []string{"approval.deny", "approval.fail", "approval.expire", "*.fail", "*.failed", "*.denied", "*.reject*", "*.verify_failed"}, nil},
+	{SeverityWarning, []string{"approval.deny", "approval.fail", "approval.void", "approval.expire", "*.fail", "*.failed", "*.denied", "*.reject*", "*.verify_failed"}, nil},
 	{SeverityWarning, []string{"*.verify"}, func(ev api.AuditEvent) bool { return ev.Extra["outcome"] != "" && ev.Extra["outcome"] != "ok" }},
 	{SeverityInfo, []string{"*.verify", "*.read", "*.list", "*.view"}, nil},
 }
@@ -88,6 +85,8 @@ var severityRules = []severityRule{
 // callers can classify an action before an event exists.
 //
 //   - high: break-glass use (breakglass.* and every action in a session),
+//     every approval, every change of privilege (extra.privilege: a role
+//     granted or removed, a service account's token; extra.bootstrap),
 //     lockouts, attestation failures, sign-counter regressions and replayed
 //     codes (suspicious failed verifications), a lost device, approval of an action that removes MFA
 //     (factor revoke or delete, MFA reset, user disable or delete), any

@@ -26,6 +26,8 @@ const (
 	probAlreadyExists     = "already-exists"
 	probIllegalTransition = "illegal-transition"
 	probSelfApproval      = "self-approval"
+	probNotIndependent    = "not-independent"
+	probProofRequired     = "proof-required"
 	probApprovalClosed    = "approval-closed"
 	probEnrolmentClosed   = "enrolment-closed"
 	probUnsupportedKind   = "unsupported-kind"
@@ -57,6 +59,8 @@ var problemOf = []struct {
 	{core.ErrAlreadyExists, http.StatusConflict, probAlreadyExists, "Already exists"},
 	{core.ErrIllegalTransition, http.StatusConflict, probIllegalTransition, "Not possible in the current state"},
 	{core.ErrSelfApproval, http.StatusForbidden, probSelfApproval, "You cannot decide your own request"},
+	{core.ErrNotIndependent, http.StatusForbidden, probNotIndependent, "The approver is not independent of the requester"},
+	{core.ErrProofRequired, http.StatusForbidden, probProofRequired, "A fresh proof with your own key is required"},
 	{core.ErrApprovalClosed, http.StatusConflict, probApprovalClosed, "The approval is no longer pending"},
 	{core.ErrEnrolmentClosed, http.StatusGone, probEnrolmentClosed, "The enrolment is no longer open"},
 	{core.ErrUnsupportedKind, http.StatusBadRequest, probUnsupportedKind, "Unsupported factor kind"},

@@ -166,7 +166,22 @@ func (h *Handler) authenticate(r *http.Request) (core.Principal, error) {
 	if !ok || secret == "" {
 		return core.Principal{}, fmt.Errorf("%w: send an API token as \"Authorization: Bearer <token>\" (keyfleet login saves one)", core.ErrUnauthenticated)
 	}
-	return h.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
+	p, err := h.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
+	if err != nil {
+		return core.Principal{}, err
+	}
+	return p, withProof(r, &p)
+}
+
+// withProof adds the Keyfleet-Proof header's proof, if any, to p.
+func withProof(r *http.Request, p *core.Principal) error {
+	hv := r.Header.Get(api.ProofHeader)
+	if hv == "" {
+		return nil
+	}
+	pr, err := core.DecodeProof(hv)
+	p.Proof = pr
+	return err
 }
 
 // ServeHTTP adds the request id, limits, logging and metrics around the mux.

@@ -98,8 +98,20 @@ func (h *Handler) issuePass(r *http.Request, p core.Principal) (int, any, error)
 	if err := decode(r, &in, true); err != nil {
 		return 0, nil, err
 	}
-	pass, err := h.svc.IssuePass(r.Context(), p, r.PathValue("id"), in)
-	return http.StatusCreated, pass, err
+	pass, a, err := h.svc.IssuePass(r.Context(), p, r.PathValue("id"), in)
+	return passAnswer(pass, a, err)
+}
+
+// passAnswer is 201 with an issued pass, or 202 with the request a
+// second officer approves (a staff account's pass goes to that approver).
+func passAnswer(pass api.IssuedPass, a core.Approval, err error) (int, any, error) {
+	if err != nil {
+		return 0, nil, err
+	}
+	if a.ID != "" {
+		return accepted(a)
+	}
+	return http.StatusCreated, pass, nil
 }
 
 func (h *Handler) cancelRecovery(r *http.Request, p core.Principal) (int, any, error) {
@@ -130,8 +142,7 @@ func (h *Handler) issueOnboardingPass(r *http.Request, p core.Principal) (int, a
 	if err := decode(r, &in, true); err != nil {
 		return 0, nil, err
 	}
-	out, err := h.svc.IssueOnboardingPass(r.Context(), p, r.PathValue("user"), in)
-	return http.StatusCreated, out, err
+	return passAnswer(h.svc.IssueOnboardingPass(r.Context(), p, r.PathValue("user"), in))
 }
 
 func (h *Handler) redeemPass(r *http.Request) (int, any, error) {

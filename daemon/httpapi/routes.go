@@ -72,6 +72,7 @@ func (h *Handler) register() {
 	h.routeStream("GET /v1/audit/export", core.ReadAudit, h.exportAudit)
 	h.registerPolicy()
 	h.registerRecovery()
+	h.registerProofs()
 }
 
 func (h *Handler) me(r *http.Request, p core.Principal) (int, any, error) {
@@ -98,8 +99,24 @@ func (h *Handler) createUser(r *http.Request, p core.Principal) (int, any, error
 	if err := decode(r, &in, false); err != nil {
 		return 0, nil, err
 	}
-	u, err := h.svc.CreateUser(r.Context(), p, in)
-	return http.StatusCreated, u.API(), err
+	u, a, err := h.svc.CreateUser(r.Context(), p, in)
+	return userAnswer(http.StatusCreated, u, a, err)
+}
+
+// userAnswer is the user, or 202 with the request for the part of the
+// change that waits for a second person (and the user as it stands).
+func userAnswer(status int, u core.User, a core.Approval, err error) (int, any, error) {
+	if err != nil {
+		return 0, nil, err
+	}
+	if a.ID != "" && a.State == api.ApprovalPending {
+		code, body, _ := accepted(a)
+		acc := body.(api.Accepted)
+		au := u.API()
+		acc.User = &au
+		return code, acc, nil
+	}
+	return status, u.API(), nil
 }
 
 func (h *Handler) importUsers(r *http.Request, p core.Principal) (int, any, error) {
@@ -121,8 +138,8 @@ func (h *Handler) updateUser(r *http.Request, p core.Principal) (int, any, error
 	if err := decode(r, &in, false); err != nil {
 		return 0, nil, err
 	}
-	u, err := h.svc.UpdateUser(r.Context(), p, r.PathValue("user"), in)
-	return http.StatusOK, u.API(), err
+	u, a, err := h.svc.UpdateUser(r.Context(), p, r.PathValue("user"), in)
+	return userAnswer(http.StatusOK, u, a, err)
 }
 
 func (h *Handler) enableUser(r *http.Request, p core.Principal) (int, any, error) {
@@ -340,7 +357,9 @@ func (h *Handler) redeemEnrolmentCode(r *http.Request) (int, any, error) {
 
 func (h *Handler) getEnrolment(r *http.Request, p core.Principal) (int, any, error) {
 	e, err := h.svc.GetEnrolment(r.Context(), p, r.PathValue("id"))
-	return http.StatusOK, e.API(h.svc.Now()), err
+	out := e.API(h.svc.Now())
+	out.Display = h.svc.UserDisplay(e) // set only for the user's own read
+	return http.StatusOK, out, err
 }
 
 func (h *Handler) cancelEnrolment(r *http.Request, p core.Principal) (int, any, error) {
