@@ -60,8 +60,8 @@ type Config struct {
 	// requests (default 7 days; see independence.go).
 	IndependenceWindow time.Duration
 	Now                func() time.Time // default time.Now
-	Rand          io.Reader        // default crypto/rand
-	Logger        *slog.Logger     // default discards
+	Rand               io.Reader        // default crypto/rand
+	Logger             *slog.Logger     // default discards
 }
 
 // Service is the domain. It is safe for concurrent use.

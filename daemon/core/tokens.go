@@ -478,4 +478,3 @@ func (s *Service) RevokeToken(ctx context.Context, p Principal, id string) (Toke
 	})
 	return t, err
 }
-

@@ -47,7 +47,6 @@ func FromRecord(r audit.Record) (Event, error) {
 	return Event{Schema: Schema, AuditEvent: ae, Severity: Severity(ae.Action, ae)}, nil
 }
 
-
 // severityRule maps actions matching any of patterns (path.Match globs over
 // the dotted action) to a severity, optionally only when match agrees.
 type severityRule struct {
@@ -69,7 +68,9 @@ var severityRules = []severityRule{
 	// Every approval, and every change of privilege: a role granted or
 	// taken away, a token made for a service account, the founding admins.
 	{SeverityHigh, []string{"approval.approve"}, nil},
-	{SeverityHigh, []string{"*"}, func(ev api.AuditEvent) bool { return ev.Extra["privilege"] == "true" || ev.Extra["bootstrap"] == "true" }},
+	{SeverityHigh, []string{"*"}, func(ev api.AuditEvent) bool {
+		return ev.Extra["privilege"] == "true" || ev.Extra["bootstrap"] == "true"
+	}},
 	{SeverityHigh, []string{"*"}, func(ev api.AuditEvent) bool {
 		return ev.Extra["attestation"] == "failed" || ev.Extra["sign_count"] == "regressed"
 	}},
