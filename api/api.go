@@ -623,6 +623,10 @@ type BreakGlassStatus struct {
 	// runs; SessionEndsAt is when it ends (or ended) by itself.
 	SessionActive bool       `json:"session_active"`
 	SessionEndsAt *time.Time `json:"session_ends_at,omitempty"`
+	// Holders are the people named at the last rotation; Uncollected
+	// those who have not collected their share yet.
+	Holders     []string `json:"holders,omitempty"`
+	Uncollected []string `json:"uncollected,omitempty"`
 }
 
 // BreakGlassUse is the body of POST /v1/breakglass/session.
@@ -638,10 +642,26 @@ type BreakGlassSession struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// BreakGlassRotate is the body of POST /v1/breakglass/rotate.
+// BreakGlassRotate is the body of POST /v1/breakglass/rotate: who holds
+// the new shares (one each, distinct active people) and how many of them
+// open a session. Rotating is two-person: the answer is 202 with the
+// request, and once a second administrator approves it each holder
+// collects their own share (POST /v1/breakglass/share) — nobody else ever
+// sees it.
 type BreakGlassRotate struct {
-	Shares    int `json:"shares,omitempty"`    // default 5
-	Threshold int `json:"threshold,omitempty"` // default 3
+	Holders   []string `json:"holders"`             // usernames, 2 to 16
+	Threshold int      `json:"threshold,omitempty"` // default: a majority
+}
+
+// ActionBreakGlassRotate is the approval a break-glass rotation needs.
+const ActionBreakGlassRotate = "breakglass.rotate"
+
+// BreakGlassShare is the answer to POST /v1/breakglass/share: the
+// caller's own share of the current credential, shown once.
+type BreakGlassShare struct {
+	SetID     string `json:"set_id"`
+	Threshold int    `json:"threshold"`
+	Share     string `json:"share"`
 }
 
 // BreakGlassShares is the answer to POST /v1/breakglass/rotate: the new

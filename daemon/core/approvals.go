@@ -372,6 +372,8 @@ func (s *Service) execute(ctx context.Context, tx Tx, p Principal, ap *Approval)
 		return s.confirmByApproval(ctx, tx, p, a)
 	case api.ActionUserAccess:
 		return s.changeAccess(tx, ev, a)
+	case api.ActionBreakGlassRotate:
+		return s.rotateApproved(tx, ev, a)
 	case api.ActionRecoveryPass:
 		issued, err := s.issueApprovedPass(ctx, tx, p, a)
 		ap.issued = &issued

@@ -248,6 +248,8 @@ var approvers = map[string][]string{
 	// The pass of a recovery case for an account with a role beyond
 	// "user" (passes.go).
 	api.ActionRecoveryPass: {api.RoleAdmin, api.RoleSecurityOfficer},
+	// A new break-glass credential (breakglass.go).
+	api.ActionBreakGlassRotate: {api.RoleAdmin},
 }
 
 func contains(s []string, v string) bool { return slices.Contains(s, v) }

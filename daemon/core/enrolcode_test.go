@@ -241,8 +241,15 @@ func TestOnlyACreatorWhoMayCompleteGetsACode(t *testing.T) {
 		}
 	}
 	enr := e.principal(e.admin, "desk-enroller", api.RoleEnroller)
-	en2, _, err := e.svc.CreateEnrolment(ctx, enr, api.CreateEnrolment{User: "adm", Kind: "test"})
+	e.principal(e.admin, "bea")
+	en2, _, err := e.svc.CreateEnrolment(ctx, enr, api.CreateEnrolment{User: "bea", Kind: "test"})
 	if err != nil || en2.Code() == "" {
 		t.Fatalf("an enroller's enrolment: code %q, %v", en2.Code(), err)
+	}
+	// An enrolment code for a staff account is never in someone else's
+	// hands: whoever redeemed it would hold a key of that account.
+	en3, _, err := e.svc.CreateEnrolment(ctx, enr, api.CreateEnrolment{User: "adm", Kind: "test"})
+	if err != nil || en3.Code() != "" {
+		t.Fatalf("an enroller's enrolment for an admin: code %q, %v; want none", en3.Code(), err)
 	}
 }

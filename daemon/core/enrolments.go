@@ -63,8 +63,10 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 		return Enrolment{}, nil, err
 	}
 	// A code hands on the power to complete this enrolment: only to a
-	// creator who holds it (an enroller or admin, not a helpdesk).
-	if p.Can(CompleteEnrol, u.ID) && p.EnrolmentID == "" {
+	// creator who holds it (an enroller or admin, not a helpdesk), and
+	// never for a staff account someone else enrols (whoever held the code
+	// would hold a key of that account).
+	if p.Can(CompleteEnrol, u.ID) && p.EnrolmentID == "" && (p.UserID == u.ID || !isStaff(u)) {
 		secret := make([]byte, 24)
 		if _, err := io.ReadFull(s.cfg.Rand, secret); err != nil {
 			return Enrolment{}, nil, err
@@ -440,7 +442,18 @@ func (s *Service) storeEnrolled(ctx context.Context, tx Tx, p Principal, e Enrol
 		}
 		f.Secret = sealed
 	}
-	if !res.Pending {
+	// A key someone else enrols on a staff account waits for its holder
+	// to activate it (BeginActivation), so the enroller never holds an
+	// active key of that account.
+	staffHandover := false
+	if p.UserID != e.UserID && !p.needsNoProof() {
+		u, err := tx.User(e.UserID)
+		if err != nil {
+			return Factor{}, err
+		}
+		staffHandover = isStaff(u)
+	}
+	if !res.Pending && !staffHandover {
 		if err := s.move(&f, "activate", ""); err != nil {
 			return Factor{}, err
 		}

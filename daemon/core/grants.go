@@ -249,3 +249,9 @@ func (e *eventCtx) privileged() {
 	}
 	e.extra["privilege"] = "true"
 }
+
+// isStaff reports whether a user holds any role beyond "user": such an
+// account's keys, passes and codes are never in someone else's hands.
+func isStaff(u User) bool {
+	return slices.ContainsFunc(u.Roles, func(r string) bool { return r != api.RoleUser })
+}

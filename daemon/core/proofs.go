@@ -80,7 +80,7 @@ func (s *Service) bindingFor(ctx context.Context, p Principal, in api.ProofReque
 		return proof.Binding{}, invalid("subject", "is %d bytes long; the limit is 200", len(in.Subject))
 	}
 	if in.Action != proof.ApprovalApprove && in.Action != proof.ApprovalDeny {
-		if in.Action == proof.TokenCreate || in.Action == proof.RecoveryCodesRegen {
+		if in.Action == proof.TokenCreate || in.Action == proof.RecoveryCodesRegen || in.Action == proof.BreakGlassShare {
 			in.Subject = p.UserID // always one's own
 		}
 		return ProofBinding(in.Action, in.Subject, in.Request)
@@ -306,7 +306,7 @@ func ProofBinding(action, subject string, body json.RawMessage) (proof.Binding, 
 	case proof.BreakGlassRotate:
 		var in api.BreakGlassRotate
 		err := decode(&in)
-		return RotateBinding(in.Shares, in.Threshold), err
+		return RotateBinding(in), err
 	case proof.PassIssue:
 		var in api.IssuePass
 		err := decode(&in)
@@ -319,7 +319,7 @@ func ProofBinding(action, subject string, body json.RawMessage) (proof.Binding, 
 		var in api.CreateEnrolment
 		err := decode(&in)
 		return addBinding(subject, in.Kind), err
-	case proof.FactorRemove, proof.RecoveryCodesRegen:
+	case proof.FactorRemove, proof.RecoveryCodesRegen, proof.BreakGlassShare:
 		return proof.Binding{Action: action, Subject: subject}, nil
 	}
 	return proof.Binding{}, invalid("action", "%q is proved with POST /v1/proofs only for its own kind of request", action)

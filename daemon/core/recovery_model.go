@@ -116,6 +116,10 @@ type BreakGlass struct {
 	UsedAt    *time.Time `json:"used_at,omitempty"`
 	UsedBy    string     `json:"used_by,omitempty"` // the session token id
 	Failures  int        `json:"failures,omitempty"`
+	// Holders are the usernames named at rotation; Held keeps each
+	// holder's share, sealed to them, until they collect it (by user id).
+	Holders []string          `json:"holders,omitempty"`
+	Held    map[string][]byte `json:"held,omitempty"`
 }
 
 // RecoveryReadTx reads recovery records. Getters return *NotFoundError.

@@ -241,10 +241,27 @@ func TestBreakGlassOpensOneTimeBoxedSessionWithoutASecondApprover(t *testing.T) 
 	if _, err := e.svc.Authenticate(ctx, sess.Token); !errors.Is(err, core.ErrTokenRevoked) && !errors.Is(err, core.ErrTokenExpired) {
 		t.Fatalf("a session past its time gave %v", err)
 	}
-	_, fresh, err := e.svc.RotateBreakGlass(ctx, e.people.Prove(e.admin, "breakglass.rotate", "", api.BreakGlassRotate{}), 0, 0)
-	if err != nil {
+	// Rotating is two-person, and each holder collects their own share.
+	rot := api.BreakGlassRotate{Holders: []string{"root", "second", "victor"}, Threshold: 2}
+	req, err := e.svc.RotateBreakGlass(ctx, e.people.Prove(e.admin, "breakglass.rotate", "", rot), rot)
+	if err != nil || req.State != api.ApprovalPending {
+		t.Fatal(req, err)
+	}
+	if _, err := e.approve(e.admin2, req.ID); err != nil {
 		t.Fatal(err)
 	}
+	var fresh []string
+	for _, holder := range []core.Principal{e.admin, e.admin2} {
+		sh, err := e.svc.CollectBreakGlassShare(ctx, e.people.Prove(holder, "breakglass.share", "", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh = append(fresh, sh.Share)
+		if _, err := e.svc.CollectBreakGlassShare(ctx, e.people.Prove(holder, "breakglass.share", "", nil)); !errors.Is(err, core.ErrForbidden) {
+			t.Fatalf("collecting a share twice gave %v", err)
+		}
+	}
+	fresh = append([]string{""}, fresh...)
 	if _, err := use(shares[:3], ""); !errors.Is(err, core.ErrInvalid) && !errors.Is(err, core.ErrUnauthenticated) {
 		t.Fatalf("shares from a rotated set gave %v", err)
 	}

@@ -16,6 +16,7 @@ const (
 	ApprovalDeny       = "approval.deny"
 	PolicyApply        = "policy.apply"
 	BreakGlassRotate   = "breakglass.rotate"
+	BreakGlassShare    = "breakglass.share"
 	PassIssue          = "pass.issue"
 	TokenCreate        = "token.create"
 	TokenLogin         = "token.login"
@@ -47,7 +48,8 @@ var Catalogue = map[string]Requirement{
 	ApprovalApprove:    {Hardware, "approve a request (and carry it out)"},
 	ApprovalDeny:       {Hardware, "deny a request"},
 	PolicyApply:        {Hardware, "apply or roll back a policy version"},
-	BreakGlassRotate:   {Hardware, "rotate the break-glass credential"},
+	BreakGlassRotate:   {Hardware, "ask for a new break-glass credential"},
+	BreakGlassShare:    {Hardware, "collect your own share of the break-glass credential"},
 	PassIssue:          {Hardware, "issue a temporary access pass for an account with a role beyond user"},
 	TokenCreate:        {Hardware, "create an API token that acts as yourself"},
 	TokenLogin:         {Hardware, "sign in from the command line (a new token of your own)"},
