@@ -255,6 +255,7 @@ func (s *Service) decide(ctx context.Context, p Principal, id, comment, state st
 	}
 	receipt, err := s.proveDecision(ctx, p, id, state, comment)
 	if err != nil {
+		s.auditRefusal(ctx, p, "approval.refused", targetRef{"approval", id, ""}, err)
 		return Approval{}, err
 	}
 	var a Approval
@@ -283,7 +284,44 @@ func (s *Service) decide(ctx context.Context, p Principal, id, comment, state st
 		return ev.audit(tx, decisionEvents[state], targetRef{a.TargetType, a.TargetID, a.TargetName},
 			map[string]any{"state": api.ApprovalPending}, map[string]any{"state": a.State})
 	})
+	if errors.Is(err, ErrNotIndependent) || errors.Is(err, ErrForbidden) {
+		s.auditRefusal(ctx, p, "approval.refused", targetRef{"approval", id, ""}, err)
+	}
 	return a, err
+}
+
+// auditRefusal records, in its own write, that p was refused a sensitive
+// action and why (the error's sentinel, never the request's content), so
+// that an attempt to act alone is in the trail even though it changed
+// nothing. Refusals for closed or missing records are not worth a record.
+func (s *Service) auditRefusal(ctx context.Context, p Principal, action string, t targetRef, cause error) {
+	why := refusalWords(cause)
+	if why == "" {
+		return
+	}
+	err := s.store.Update(ctx, func(tx Tx) error {
+		ev := s.eventCtx(ctx, p, "")
+		ev.extra = map[string]string{"refused": why}
+		return ev.audit(tx, action, t, nil, nil)
+	})
+	if err != nil {
+		s.log.Warn("auditing a refusal", "action", action, "err", err)
+	}
+}
+
+// refusalWords names what refused an attempt, for the audit trail.
+func refusalWords(err error) string {
+	switch {
+	case errors.Is(err, ErrSelfApproval):
+		return "self-approval"
+	case errors.Is(err, ErrNotIndependent):
+		return "not-independent"
+	case errors.Is(err, ErrProofRequired):
+		return "proof-required"
+	case errors.Is(err, ErrForbidden):
+		return "forbidden"
+	}
+	return ""
 }
 
 // proveDecision checks the decider's proof of this one decision: bound to

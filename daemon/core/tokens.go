@@ -265,8 +265,10 @@ func (s *Service) CreateToken(ctx context.Context, p Principal, in api.CreateTok
 			return Token{}, "", err
 		}
 	default:
-		return Token{}, "", &ForbiddenError{Principal: p.Username, Action: CreateTokens,
+		err := &ForbiddenError{Principal: p.Username, Action: CreateTokens,
 			Reason: "a token that acts as a person is made by that person, after proving one of their own security keys (keyfleet login); administrators make tokens for service accounts only"}
+		s.auditRefusal(ctx, p, "token.refused", userTarget(u), err)
+		return Token{}, "", err
 	}
 	return s.issueToken(ctx, p, u, in, receipt)
 }

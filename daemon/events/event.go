@@ -67,7 +67,7 @@ var severityRules = []severityRule{
 	{SeverityHigh, []string{"device.lost", "audit.*", ActionDeadLetter}, nil},
 	// Every approval, and every change of privilege: a role granted or
 	// taken away, a token made for a service account, the founding admins.
-	{SeverityHigh, []string{"approval.approve"}, nil},
+	{SeverityHigh, []string{"approval.approve", "approval.refused", "token.refused"}, nil},
 	{SeverityHigh, []string{"*"}, func(ev api.AuditEvent) bool {
 		return ev.Extra["privilege"] == "true" || ev.Extra["bootstrap"] == "true"
 	}},
