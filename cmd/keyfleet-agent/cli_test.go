@@ -212,3 +212,27 @@ func TestASavedTokenIsNeverSentToAnotherServer(t *testing.T) {
 func pemOf(s *httptest.Server) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})
 }
+
+func TestTheAgentCompletesItsCommandsAndFlags(t *testing.T) {
+	saved := opener
+	opener = touchedOpener{t}
+	t.Cleanup(func() { opener = saved })
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a bash script", []string{"completion", "bash"}, "__start_keyfleet-agent"},
+		{"a zsh script", []string{"completion", "zsh"}, "#compdef keyfleet-agent"},
+		{"a command", []string{"__complete", "prov"}, "provision"},
+		{"a flag", []string{"__complete", "provision", "--pin"}, "--pin-file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := runAgent(t, nil, tt.args...)
+			if code != exitOK || !strings.Contains(out, tt.want) {
+				t.Fatalf("exit %d, want %q in: %.300s %s", code, tt.want, out, errOut)
+			}
+		})
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/keyfleet/keyfleet/internal/clikit"
 )
 
 // Exit codes that scripts can rely on.
@@ -54,14 +56,16 @@ func (a *app) rootCmd() *cobra.Command {
 		Example: `  keyfleet-agent devices
   keyfleet-agent provision --user alice --fido2
   keyfleet-agent enroll --server https://keyfleet.example.com`,
-		Args:              unknownSubcommand,
-		RunE:              func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-		SilenceErrors:     true,
-		SilenceUsage:      true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		Args:          unknownSubcommand,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(a.devicesCmd(), a.provisionCmd(), a.enrollCmd(), a.activateCmd(), a.verifyCmd())
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	clikit.Standard(root)
 	return root
 }
 
