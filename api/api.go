@@ -664,13 +664,6 @@ type BreakGlassShare struct {
 	Share     string `json:"share"`
 }
 
-// BreakGlassShares is the answer to POST /v1/breakglass/rotate: the new
-// shares, shown once, one per holder.
-type BreakGlassShares struct {
-	SetID     string   `json:"set_id"`
-	Threshold int      `json:"threshold"`
-	Shares    []string `json:"shares"`
-}
 
 // SinkStatus is one event sink's delivery state (GET /v1/events/sinks).
 type SinkStatus struct {

@@ -118,10 +118,10 @@ func (c *Client) BreakGlassStatus(ctx context.Context) (api.BreakGlassStatus, er
 	return out, err
 }
 
-// RotateBreakGlass calls POST /v1/breakglass/rotate. The shares are in the
-// answer only.
-func (c *Client) RotateBreakGlass(ctx context.Context, in api.BreakGlassRotate) (api.BreakGlassShares, error) {
-	var out api.BreakGlassShares
+// RotateBreakGlass calls POST /v1/breakglass/rotate: a request a second
+// administrator approves; each holder then collects their own share.
+func (c *Client) RotateBreakGlass(ctx context.Context, in api.BreakGlassRotate) (api.Accepted, error) {
+	var out api.Accepted
 	_, err := c.do(ctx, http.MethodPost, "/v1/breakglass/rotate", nil, in, &out)
 	return out, err
 }

@@ -195,7 +195,9 @@ func (s *Service) rotateApproved(tx Tx, ev *eventCtx, a Approval) error {
 		map[string]any{"set_id": bg.SetID, "shares": bg.Shares, "threshold": bg.Threshold, "holders": holders})
 }
 
-func shareAAD(setID, userID string) []byte { return []byte("keyfleet-breakglass-share/" + setID + "/" + userID) }
+func shareAAD(setID, userID string) []byte {
+	return []byte("keyfleet-breakglass-share/" + setID + "/" + userID)
+}
 
 // CollectBreakGlassShare gives a holder their own share of the current
 // credential, once, with a fresh proof of their key. Errors:

@@ -29,6 +29,7 @@ func (h *Handler) registerRecovery() {
 
 	h.route("GET /v1/breakglass", core.ReadBreakGlass, h.breakGlassStatus)
 	h.route("POST /v1/breakglass/rotate", core.RotateBreakGlass, h.rotateBreakGlass)
+	h.route("POST /v1/breakglass/share", core.ReadSelf, h.collectShare)
 	h.public("POST /v1/breakglass/session", h.useBreakGlass)
 	h.route("DELETE /v1/breakglass/session", core.ReadSelf, h.endBreakGlass)
 }
@@ -171,8 +172,19 @@ func (h *Handler) rotateBreakGlass(r *http.Request, p core.Principal) (int, any,
 	if err := decode(r, &in, true); err != nil {
 		return 0, nil, err
 	}
-	bg, shares, err := h.svc.RotateBreakGlass(r.Context(), p, in.Shares, in.Threshold)
-	return http.StatusCreated, api.BreakGlassShares{SetID: bg.SetID, Threshold: bg.Threshold, Shares: shares}, err
+	a, err := h.svc.RotateBreakGlass(r.Context(), p, in)
+	if err != nil {
+		return 0, nil, err
+	}
+	if a.State == api.ApprovalPending {
+		return accepted(a)
+	}
+	return http.StatusOK, a.API(h.svc.Now()), nil
+}
+
+func (h *Handler) collectShare(r *http.Request, p core.Principal) (int, any, error) {
+	sh, err := h.svc.CollectBreakGlassShare(r.Context(), p)
+	return http.StatusCreated, sh, err
 }
 
 func (h *Handler) useBreakGlass(r *http.Request) (int, any, error) {

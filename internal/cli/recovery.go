@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -328,34 +327,25 @@ func (a *app) breakglassEndCmd() *cobra.Command {
 
 func (a *app) breakglassRotateCmd() *cobra.Command {
 	var in api.BreakGlassRotate
-	var dir string
 	cmd := &cobra.Command{
-		Use: "rotate --out DIR", Short: "Replace the break-glass credential; the old shares stop working", Args: argNames(),
-		Example: "  keyfleet breakglass rotate --out ./new-shares --shares 5 --threshold 3",
+		Use: "rotate --holders A,B,C", Short: "Ask for a new break-glass credential, one share per named holder (a second admin approves)", Args: argNames(),
+		Example: "  keyfleet breakglass rotate --holders alice,bob,carol --threshold 2",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dir == "" {
-				return usagef("--out DIR is required: each new share is written to its own file there")
+			if len(in.Holders) == 0 {
+				return usagef("--holders is required: the people who will each keep one share")
 			}
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				out, err := c.RotateBreakGlass(ctx, in)
 				if err != nil {
 					return err
 				}
-				files, err := sharefile.Write(dir, out.SetID, out.Threshold, out.Shares)
-				if err != nil {
-					return fmt.Errorf("writing shares (the credential was rotated; rotate again once %s is writable): %w", dir, err)
-				}
-				fmt.Fprintf(a.stdout, "New break-glass set %s: any %d of these open a session. Give each to a different holder, then delete the files:\n", out.SetID, out.Threshold)
-				for _, f := range files {
-					fmt.Fprintf(a.stdout, "  %s\n", filepath.Clean(f))
-				}
+				fmt.Fprintln(a.stdout, out.Message)
 				return nil
 			})
 		},
 	}
-	cmd.Flags().IntVar(&in.Shares, "shares", 0, "how many shares (default 5)")
-	cmd.Flags().IntVar(&in.Threshold, "threshold", 0, "how many open a session (default 3)")
-	cmd.Flags().StringVar(&dir, "out", "", "folder for the new share files")
+	cmd.Flags().StringSliceVar(&in.Holders, "holders", nil, "the people who each keep one share (usernames, comma-separated)")
+	cmd.Flags().IntVar(&in.Threshold, "threshold", 0, "how many shares open a session (default: a majority)")
 	return cmd
 }
 
