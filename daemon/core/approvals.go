@@ -129,7 +129,7 @@ func (s *Service) requestTx(ctx context.Context, tx Tx, p Principal, reason stri
 	if err := ev.audit(tx, "approval.request", r.target, nil, map[string]any{"state": a.State, "expires_at": a.ExpiresAt}); err != nil {
 		return Approval{}, err
 	}
-	if p.needsNoProof() {
+	if p.breakGlass() {
 		return s.breakGlassApprove(ctx, tx, p, a)
 	}
 	return a, nil
@@ -137,13 +137,9 @@ func (s *Service) requestTx(ctx context.Context, tx Tx, p Principal, reason stri
 
 // breakGlassApprove carries out a request made in a break-glass session at
 // once: the one emergency path past the two-person rule, audited as such.
-// The daemon's own requests (System: bootstrap, sweeps) run at once too.
 func (s *Service) breakGlassApprove(ctx context.Context, tx Tx, p Principal, a Approval) (Approval, error) {
 	now := s.now()
 	a.State, a.DecidedBy, a.DecidedAt, a.Comment = api.ApprovalApproved, ptr(p.Actor()), &now, "break-glass session: no second approver"
-	if p.isSystem() {
-		a.Comment = "keyfleetd itself: no second approver"
-	}
 	if err := s.execute(ctx, tx, p, &a); err != nil {
 		return Approval{}, err
 	}

@@ -46,9 +46,22 @@ func (c accessChange) params() map[string]string {
 }
 
 // splitAccess decides which part of moving cur to want (roles and groups)
-// happens at once. cur is the stored user (zero ID for a new one).
-func (s *Service) splitAccess(tx ReadTx, cur, want User) (accessChange, error) {
+// happens at once, for p. cur is the stored user (zero ID for a new one).
+// The daemon itself (System: keyfleetd init, a directory sync's own
+// bookkeeping, test kits) changes access at once.
+func (s *Service) splitAccess(tx ReadTx, p Principal, cur, want User) (accessChange, error) {
 	c := accessChange{next: want}
+	if p.isSystem() {
+		for _, r := range want.Roles {
+			if privilegedRole(r) && !slices.Contains(cur.Roles, r) {
+				if c.next.Grants == nil {
+					c.next.Grants = map[string]RoleGrant{}
+				}
+				c.next.Grants[r] = RoleGrant{By: System.Actor(), At: s.now()}
+			}
+		}
+		return c, nil
+	}
 	c.next.Roles = slices.Clone(cur.Roles)
 	for _, r := range want.Roles {
 		switch {

@@ -106,7 +106,7 @@ func (s *Service) importRow(ctx context.Context, tx Tx, p Principal, u User, row
 	if row.Kind != "" && row.Kind != cur.Kind {
 		return invalid("kind", "%s exists as a %s; the kind of a user cannot change", cur.Username, cur.Kind)
 	}
-	c, err := s.splitAccess(tx, cur, mergeImported(cur, u, row))
+	c, err := s.splitAccess(tx, p, cur, mergeImported(cur, u, row))
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func (s *Service) importRow(ctx context.Context, tx Tx, p Principal, u User, row
 
 // importNew creates a row's user; roles beyond "user" wait for approval.
 func (s *Service) importNew(ctx context.Context, tx Tx, p Principal, u User, out *api.ImportResult) error {
-	c, err := s.splitAccess(tx, User{Kind: u.Kind}, u)
+	c, err := s.splitAccess(tx, p, User{Kind: u.Kind}, u)
 	if err != nil {
 		return err
 	}

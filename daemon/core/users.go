@@ -106,7 +106,7 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, in api.CreateUser
 	}
 	var a Approval
 	err = s.store.Update(ctx, func(tx Tx) error {
-		c, err := s.splitAccess(tx, User{Kind: u.Kind}, u)
+		c, err := s.splitAccess(tx, p, User{Kind: u.Kind}, u)
 		if err != nil {
 			return err
 		}
@@ -223,7 +223,7 @@ func (s *Service) UpdateUser(ctx context.Context, p Principal, ref string, in ap
 		if err := applyUserUpdate(&want, in); err != nil {
 			return err
 		}
-		c, err := s.splitAccess(tx, cur, want)
+		c, err := s.splitAccess(tx, p, cur, want)
 		if err != nil {
 			return err
 		}

@@ -157,7 +157,7 @@ func populate(t *testing.T, st *Store, svc *core.Service) {
 	t.Helper()
 	ctx := context.Background()
 	for _, name := range []string{"ann", "bob", "cy", "dee"} {
-		if _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: name, Groups: []string{"eng"}}); err != nil {
+		if _, _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: name, Groups: []string{"eng"}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -128,7 +128,7 @@ func sinks(t *testing.T) events.Config {
 
 func (e *env) createUser(t *testing.T, name string, groups, roles []string) core.User {
 	t.Helper()
-	u, err := e.svc.CreateUser(context.Background(), core.System, api.CreateUser{Username: name, Groups: groups, Roles: roles})
+	u, _, err := e.svc.CreateUser(context.Background(), core.System, api.CreateUser{Username: name, Groups: groups, Roles: roles})
 	if err != nil {
 		t.Fatal(err)
 	}

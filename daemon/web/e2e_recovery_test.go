@@ -110,7 +110,7 @@ func recoveryScenarios(t *testing.T, e *env, b *browser, alice core.User) {
 
 	t.Run("a new user gets an access pass for a first key and registers it", func(t *testing.T) {
 		b.t = t
-		nell, err := e.svc.CreateUser(ctx, core.System, api.CreateUser{Username: "nell", Groups: []string{"sales"}})
+		nell, _, err := e.svc.CreateUser(ctx, core.System, api.CreateUser{Username: "nell", Groups: []string{"sales"}})
 		if err != nil {
 			t.Fatal(err)
 		}
