@@ -124,7 +124,10 @@ func (h *handler) dryRun(rq *request) error {
 }
 
 func (h *handler) applyPolicy(rq *request) error {
-	out, err := h.svc.ApplyPolicy(rq.ctx, rq.p, api.PolicyDocument{Document: rq.r.PostFormValue("document"), Comment: rq.r.PostFormValue("comment")})
+	// A form sends line breaks as CRLF; the proof was made over the text
+	// the page holds (LF).
+	doc := strings.ReplaceAll(rq.r.PostFormValue("document"), "\r\n", "\n")
+	out, err := h.svc.ApplyPolicy(rq.ctx, rq.p, api.PolicyDocument{Document: doc, Comment: rq.r.PostFormValue("comment")})
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ func recoveryScenarios(t *testing.T, e *env, b *browser, alice core.User) {
 		b.signIn("officer", "/admin")
 		b.do(chromedp.Navigate(e.url + "/admin/approvals"))
 		b.waitPath("/admin/approvals")
-		b.submit(`form[action="/admin/approvals/`+as[0].ID+`/approve"] button`, "/admin/approvals")
+		b.approve(as[0].ID, "passport number matches the HR record")
 		c, err := e.svc.GetRecovery(ctx, core.System, caseID)
 		if err != nil || c.State != api.CaseConfirmed || c.Method != api.MethodHelpdeskCheck || c.ApprovedBy == nil || c.ApprovedBy.Name != "officer" {
 			t.Fatalf("case after approval: %+v %v", c, err)
@@ -159,7 +159,7 @@ func recoveryScenarios(t *testing.T, e *env, b *browser, alice core.User) {
 		b.do(chromedp.Navigate(e.url + "/me"))
 		b.waitPath("/me")
 		if code := b.post("/me/recovery-codes", b.csrf()); code != 403 {
-			t.Fatalf("new codes without a step-up: status %d, want 403", code)
+			t.Fatalf("new codes without a proof of the key: status %d, want 403", code)
 		}
 		b.submit(`form[action="/me/recovery-codes"] button`, "/me/recovery-codes")
 		codes := eval[[]string](b, `[...document.querySelectorAll("#recovery-codes li")].map(li => li.textContent.trim())`)

@@ -33,6 +33,7 @@ type mePage struct {
 	CanRevoke bool
 	TOTP      bool
 	KeyKind   string
+	TOTPKind  string
 	Requested string
 	// CodesLeft is how many unused recovery codes the user has.
 	CodesLeft int
@@ -40,7 +41,7 @@ type mePage struct {
 
 func (h *handler) mePage(rq *request) error {
 	p := rq.self()
-	d := mePage{KeyKind: h.cfg.KeyKind, CanRevoke: p.Can(core.RemoveOwnFactors, p.UserID) || p.Can(core.RequestRevoke, p.UserID)}
+	d := mePage{KeyKind: h.cfg.KeyKind, TOTPKind: h.cfg.TOTPKind, CanRevoke: p.Can(core.RemoveOwnFactors, p.UserID) || p.Can(core.RequestRevoke, p.UserID)}
 	_, d.TOTP = h.svc.KindInfo(h.cfg.TOTPKind)
 	st, err := h.svc.MFAStatus(rq.ctx, p, p.UserID)
 	if err != nil {
