@@ -40,6 +40,26 @@ type Config struct {
 	ApprovalTTL Duration `yaml:"approval_ttl"`
 	// EnrolmentTTL is an enrolment's default lifetime (default 1h).
 	EnrolmentTTL Duration `yaml:"enrolment_ttl"`
+	// Tokens bounds a person's own tokens: PersonTTL when they name no
+	// lifetime (default 12h), MaxPersonTTL the longest they may ask for
+	// (default 168h). Service accounts' tokens are not bounded; one that
+	// never expires is flagged by the compliance report.
+	Tokens struct {
+		PersonTTL    Duration `yaml:"person_ttl"`
+		MaxPersonTTL Duration `yaml:"max_person_ttl"`
+	} `yaml:"tokens"`
+	// Approvals.IndependenceWindow is how long after one person acted on
+	// another's account (made it, asked a role for it, recovered it,
+	// enrolled a key or issued a pass for it) the two may not decide each
+	// other's requests (default 168h; docs/security.md).
+	Approvals struct {
+		IndependenceWindow Duration `yaml:"independence_window"`
+	} `yaml:"approvals"`
+	// Proofs.TTL is how long a proof's challenge may be answered
+	// (default 2m, 10s to 10m).
+	Proofs struct {
+		TTL Duration `yaml:"ttl"`
+	} `yaml:"proofs"`
 	// MaxBodyBytes limits API request bodies (default 1 MiB).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// ShutdownTimeout bounds how long in-flight requests may finish after
@@ -142,6 +162,10 @@ func (c *Config) Defaults() {
 	def(&c.Log.Level, "info")
 	defDur(&c.ApprovalTTL, 24*time.Hour)
 	defDur(&c.EnrolmentTTL, time.Hour)
+	defDur(&c.Tokens.PersonTTL, 12*time.Hour)
+	defDur(&c.Tokens.MaxPersonTTL, 7*24*time.Hour)
+	defDur(&c.Approvals.IndependenceWindow, 7*24*time.Hour)
+	defDur(&c.Proofs.TTL, 2*time.Minute)
 	defDur(&c.ShutdownTimeout, 15*time.Second)
 	defDur(&c.Store.KeyRotation, 10*24*time.Hour)
 	defDur(&c.BreakGlass.MaxSession, 4*time.Hour)
@@ -194,6 +218,18 @@ func (c *Config) Validate() error {
 	}
 	if c.EnrolmentTTL.Duration < time.Minute || c.EnrolmentTTL.Duration > 7*24*time.Hour {
 		bad("enrolment_ttl: %s must be between 1m and 168h", c.EnrolmentTTL)
+	}
+	if c.Tokens.MaxPersonTTL.Duration < time.Minute || c.Tokens.MaxPersonTTL.Duration > 90*24*time.Hour {
+		bad("tokens.max_person_ttl: %s must be between 1m and 2160h", c.Tokens.MaxPersonTTL)
+	}
+	if c.Tokens.PersonTTL.Duration < time.Minute || c.Tokens.PersonTTL.Duration > c.Tokens.MaxPersonTTL.Duration {
+		bad("tokens.person_ttl: %s must be between 1m and tokens.max_person_ttl (%s)", c.Tokens.PersonTTL, c.Tokens.MaxPersonTTL)
+	}
+	if c.Approvals.IndependenceWindow.Duration < 0 || c.Approvals.IndependenceWindow.Duration > 365*24*time.Hour {
+		bad("approvals.independence_window: %s must be between 0s and 8760h", c.Approvals.IndependenceWindow)
+	}
+	if c.Proofs.TTL.Duration < 10*time.Second || c.Proofs.TTL.Duration > 10*time.Minute {
+		bad("proofs.ttl: %s must be between 10s and 10m", c.Proofs.TTL)
 	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
 		bad("max_body_bytes: %d must be between 1024 and 67108864", c.MaxBodyBytes)

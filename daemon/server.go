@@ -144,6 +144,8 @@ func (s *Server) open(o Options) error {
 		ApprovalTTL: s.cfg.ApprovalTTL.Duration, EnrolmentTTL: s.cfg.EnrolmentTTL.Duration,
 		BreakGlassMax: s.cfg.BreakGlass.MaxSession.Duration, Now: o.Now,
 		MaxFailures: s.cfg.Verify.MaxFailures, LockoutFor: s.cfg.Verify.Lockout.Duration, VerifyTTL: s.cfg.Verify.TTL.Duration,
+		PersonTokenTTL: s.cfg.Tokens.PersonTTL.Duration, MaxPersonTokenTTL: s.cfg.Tokens.MaxPersonTTL.Duration,
+		IndependenceWindow: s.cfg.Approvals.IndependenceWindow.Duration, ProofTTL: s.cfg.Proofs.TTL.Duration,
 	})
 	if err != nil {
 		s.Close()
