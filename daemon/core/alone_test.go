@@ -514,3 +514,20 @@ func TestSecretsGoOnlyToTheirHolder(t *testing.T) {
 	}
 	_ = staff
 }
+
+func TestOneAdminCannotRevokeSomeonesKeysAndReEnrolThemAlone(t *testing.T) {
+	ae := newAloneEnv(t)
+	ctx := context.Background()
+	ae.principal(ae.admin, "cleo")
+	f := ae.enrol("cleo", "SN-CLEO")
+	// root marks cleo's only key lost (allowed at once: it only takes
+	// access away)…
+	if _, _, err := ae.svc.MarkDeviceLost(ctx, ae.admin, f.DeviceID, "says it was stolen"); err != nil {
+		t.Fatal(err)
+	}
+	// …but cannot then hand themselves a first-key pass for cleo: a user
+	// who ever had a factor proves who they are through a recovery case.
+	if _, _, err := ae.svc.IssueOnboardingPass(ctx, ae.admin, "cleo", api.IssuePass{}); !errors.Is(err, core.ErrIllegalTransition) {
+		t.Fatalf("an onboarding pass for a user whose keys root revoked: %v", err)
+	}
+}

@@ -220,8 +220,8 @@ func (s *Service) makePass(ctx context.Context, tx Tx, p Principal, userID, case
 			map[string]any{"expires_at": pass.ExpiresAt, "uses": pass.UsesLeft, "hardware_only": pass.HardwareOnly, "attended": pass.Attended})
 }
 
-// IssueOnboardingPass issues a temporary access pass to a user who has no
-// active factor yet, so that they can register their first one (at the
+// IssueOnboardingPass issues a temporary access pass to a user who has
+// never had a factor, so that they can register their first one (at the
 // self-service page's welcome, or with keyfleet-agent enroll). A user who
 // has a factor gets a pass only through a recovery case, which proves who
 // they are first. For an account with a role beyond "user" it is an
@@ -270,20 +270,20 @@ func (s *Service) onboardable(tx ReadTx, p Principal, ref string) (User, error) 
 		return User{}, &TransitionError{Kind: "user", ID: u.Username, From: u.Status, Action: "issue an onboarding pass for",
 			Hint: "only an active person enrols factors"}
 	}
-	// Any factor not revoked counts: one suspended (by the helpdesk,
-	// say) still says the user enrolled, and proving who they are is
-	// then a recovery case's job.
-	enrolled := 0
+	// Any factor the user ever had counts, revoked ones too: a user whose
+	// keys were all revoked (marked lost, say) proves who they are through
+	// a recovery case, or one admin could revoke and re-enrol someone alone.
+	had := 0
 	err = forEach(tx.Factors, FactorFilter{UserID: u.ID}, func(f Factor) error {
-		enrolled += boolInt(f.State != api.FactorRevoked)
+		had++
 		return nil
 	})
 	if err != nil {
 		return User{}, err
 	}
-	if enrolled > 0 {
+	if had > 0 {
 		return User{}, &TransitionError{Kind: "user", ID: u.Username, From: "enrolled", Action: "issue an onboarding pass for",
-			Hint: fmt.Sprintf("%s has %d factor(s) that are not revoked; open a recovery case (keyfleet recovery open) to prove who they are, then issue its pass", u.Username, enrolled)}
+			Hint: fmt.Sprintf("%s has had %d factor(s); open a recovery case (keyfleet recovery open) to prove who they are, then issue its pass", u.Username, had)}
 	}
 	// A first factor for an account with any role beyond "user" is an
 	// administrator's decision, not the helpdesk's.
