@@ -2,8 +2,11 @@ package core
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/audit"
 )
 
 // PrivilegedReport lists every account holding a role beyond "user" (and
@@ -73,4 +76,44 @@ func (s *Service) EverlastingServiceTokens(ctx context.Context, p Principal) (in
 		}
 	}
 	return n, err
+}
+
+// PrivilegeEvents returns the newest audit events (at most n, newest
+// first) that change or use privilege: approvals and refused attempts,
+// role grants and removals, service accounts' tokens, the founding admins
+// and break-glass. The overview lists them; it reads at most the last
+// privilegeScan events. Errors: *ForbiddenError.
+func (s *Service) PrivilegeEvents(ctx context.Context, p Principal, n int) ([]api.AuditEvent, error) {
+	if err := p.authorize(ReadAudit, ""); err != nil {
+		return nil, err
+	}
+	head := s.store.AuditHead().Seq
+	after := uint64(0)
+	if head > privilegeScan {
+		after = head - privilegeScan
+	}
+	var out []api.AuditEvent
+	err := s.store.AuditScan(ctx, after, func(_ uint64, r audit.Record) (bool, error) {
+		ae, err := r.API()
+		if err != nil {
+			return false, err
+		}
+		if privilegeEvent(ae) {
+			out = append(out, ae)
+		}
+		return true, nil
+	})
+	slices.Reverse(out)
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out, err
+}
+
+// privilegeScan bounds how far back PrivilegeEvents reads.
+const privilegeScan = 5000
+
+func privilegeEvent(ae api.AuditEvent) bool {
+	return ae.Extra["privilege"] == "true" || ae.Extra["bootstrap"] == "true" || ae.Extra["breakglass"] == "true" ||
+		strings.HasPrefix(ae.Action, "breakglass.") || ae.Action == "approval.approve" || strings.HasSuffix(ae.Action, ".refused")
 }

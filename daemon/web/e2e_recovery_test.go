@@ -194,6 +194,9 @@ func recoveryScenarios(t *testing.T, e *env, b *browser, alice core.User) {
 		if !strings.Contains(sinks, "audit-file") || !strings.Contains(sinks, "siem-webhook") || !strings.Contains(sinks, "failing") {
 			t.Fatalf("sink health: %q", sinks)
 		}
+		if priv := b.text("#privilege"); !strings.Contains(priv, "approval.refused (self-approval)") || !strings.Contains(priv, "breakglass.start") || !strings.Contains(priv, "approval.approve") {
+			t.Fatalf("the overview's privilege panel: %q", priv)
+		}
 		bg := b.text("#breakglass")
 		if !strings.Contains(bg, "used, not rotated") || !strings.Contains(bg, "session is open") || !strings.Contains(bg, "any 3 of 5") {
 			t.Fatalf("break-glass status: %q", bg)
