@@ -62,16 +62,8 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 	if err != nil {
 		return Enrolment{}, nil, err
 	}
-	// A code hands on the power to complete this enrolment: only to a
-	// creator who holds it (an enroller or admin, not a helpdesk), and
-	// never for a staff account someone else enrols (whoever held the code
-	// would hold a key of that account).
-	if p.Can(CompleteEnrol, u.ID) && p.EnrolmentID == "" && (p.isSystem() || p.UserID == u.ID || !isStaff(u)) {
-		secret := make([]byte, 24)
-		if _, err := io.ReadFull(s.cfg.Rand, secret); err != nil {
-			return Enrolment{}, nil, err
-		}
-		e.CodeHash, e.code = codeHash(secret), api.EnrolmentCode(e.ID, secret)
+	if err := s.codeFor(p, u, &e); err != nil {
+		return Enrolment{}, nil, err
 	}
 	err = s.store.Update(ctx, func(tx Tx) error {
 		if _, err := s.activeUser(tx, u.ID); err != nil {
@@ -89,6 +81,23 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 			map[string]any{"enrolment_id": e.ID, "kind": e.Kind, "expires_at": e.ExpiresAt})
 	})
 	return e, display, err
+}
+
+// codeFor gives e an enrolment code when p may hand one on. A code hands
+// on the power to complete this enrolment: only to a creator who holds it
+// (an enroller or admin, not a helpdesk), and never for a staff account
+// someone else enrols (whoever held the code would hold a key of that
+// account).
+func (s *Service) codeFor(p Principal, u User, e *Enrolment) error {
+	if !p.Can(CompleteEnrol, u.ID) || p.EnrolmentID != "" || !(p.isSystem() || p.UserID == u.ID || !isStaff(u)) {
+		return nil
+	}
+	secret := make([]byte, 24)
+	if _, err := io.ReadFull(s.cfg.Rand, secret); err != nil {
+		return err
+	}
+	e.CodeHash, e.code = codeHash(secret), api.EnrolmentCode(e.ID, secret)
+	return nil
 }
 
 // holderDisplay returns what the kind shows the person enrolling when p
