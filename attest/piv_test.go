@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"crypto/x509/pkix"
 	"errors"
 	"slices"
@@ -177,5 +178,40 @@ func TestTwoDevicesSharingOneF9CertificateKeepTheirOwnSerials(t *testing.T) {
 	b, errB := VerifyPIV(certVector(t, "piv/tamemycerts/resource_csr_5_7_4_standard.slot-ext3.1.pem"), ovh, PIVOptions{Time: vectorTime})
 	if errA != nil || errB != nil || a.Serial == b.Serial {
 		t.Fatalf("serials %d and %d (errors %v, %v)", a.Serial, b.Serial, errA, errB)
+	}
+}
+
+// TestAnF9CertificateIsNoDeviceIdentity: several keys carry one
+// byte-identical F9 certificate, on firmware 5.4.3 as on 5.7.4, so two
+// keys are told apart only by the serial in their slot certificates.
+func TestAnF9CertificateIsNoDeviceIdentity(t *testing.T) {
+	pairs := []struct {
+		name        string
+		f9a, slotA  string
+		f9b, slotB  string
+		serialA, sB uint32
+	}{
+		{"two 5.4.3 FIPS keys of docker's ceremony",
+			"docker-tuf/25515003_SlotF9Intermediate.pem", "docker-tuf/25515003_Slot9CAttestation.pem",
+			"docker-tuf/test-25516106_SlotF9Intermediate.pem", "docker-tuf/test-25516106_Slot9CAttestation.pem", 25515003, 25516106},
+		{"a 5.4.3 FIPS key of docker's and one of TameMyCerts'",
+			"docker-tuf/28751288_SlotF9Intermediate.pem", "docker-tuf/28751288_Slot9CAttestation.pem",
+			"tamemycerts/5_4_3_Once_Cached_UsbAKeychain_9a_FIPS_RSA_2048.f9-device.pem", "tamemycerts/5_4_3_Once_Cached_UsbAKeychain_9a_FIPS_RSA_2048.slot-ext3.11.pem", 28751288, 28989702},
+		{"two 5.7.4 keys of OVH and TameMyCerts",
+			"ovh-fw574-f9-device.pem", "ovh-fw574-9a-slot.pem",
+			"tamemycerts/resource_csr_5_7_4_standard.f9-device.pem", "tamemycerts/resource_csr_5_7_4_standard.slot-ext3.1.pem", 32718477, 33064031},
+	}
+	for _, p := range pairs {
+		t.Run(p.name, func(t *testing.T) {
+			devA, devB := mustParse(readVector(t, "piv/"+p.f9a))[0], mustParse(readVector(t, "piv/"+p.f9b))[0]
+			if !bytes.Equal(devA.Raw, devB.Raw) {
+				t.Fatal("the F9 certificates differ")
+			}
+			evA, errA := VerifyPIV(mustParse(readVector(t, "piv/"+p.slotA))[0], devA, PIVOptions{Time: vectorTime})
+			evB, errB := VerifyPIV(mustParse(readVector(t, "piv/"+p.slotB))[0], devB, PIVOptions{Time: vectorTime})
+			if errA != nil || errB != nil || evA.Serial != p.serialA || evB.Serial != p.sB {
+				t.Fatalf("serials %v / %v, errors %v / %v", evA, evB, errA, errB)
+			}
+		})
 	}
 }
