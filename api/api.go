@@ -190,6 +190,12 @@ type CreateEnrolment struct {
 	Kind string `json:"kind"`
 	// TTL is a Go duration ("15m"); empty means the daemon's default.
 	TTL string `json:"ttl,omitempty"`
+	// Options ask the kind for parameters of the new factor (TOTP:
+	// "algorithm" SHA1/SHA256/SHA512, "digits" 6/8, "period" 15-120,
+	// "issuer"; PIV: "pin_policy", "touch_policy"). The policy's own
+	// choices apply to what is left out; a value the policy does not
+	// accept for the user is refused.
+	Options map[string]string `json:"options,omitempty"`
 }
 
 // CompleteEnrolment is the body of POST /v1/enrolments/{id}/complete. The

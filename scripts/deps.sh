@@ -13,6 +13,7 @@ packages=(
   yubico-piv-tool opensc   # second and third PIV clients in the vkey end-to-end tests
   yubikey-manager   # ykman: Yubico's own client, in the vkey end-to-end tests
   python3-fido2     # CTAP2 over PC/SC: a real client for the vkey's FIDO2 applet
+  oathtool          # an independent TOTP implementation the integration tests check codes against
   libfido2-dev      # go-libfido2 (cgo), the agent's FIDO2 adapter for real keys
   chromium          # browser tests of the web pages (daemon/web), with its virtual WebAuthn key
 )
