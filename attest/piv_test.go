@@ -215,3 +215,20 @@ func TestAnF9CertificateIsNoDeviceIdentity(t *testing.T) {
 		})
 	}
 }
+
+// TestAKeysDeviceCertificateAloneTellsWhetherItsChainIsTrusted: the check
+// an agent makes before changing a key; a device certificate under an
+// unconfigured root is untrusted.
+func TestAKeysDeviceCertificateAloneTellsWhetherItsChainIsTrusted(t *testing.T) {
+	dev := mustParse(readVector(t, "piv/ovh-fw574-f9-device.pem"))[0]
+	fw, fips, err := VerifyPIVDevice(dev, PIVOptions{Time: vectorTime})
+	if err != nil || fw != "5.7.4" || fips {
+		t.Fatalf("a 5.7.4 key: firmware %q fips %v, %v", fw, fips, err)
+	}
+	if _, fips, err := VerifyPIVDevice(mustParse(readVector(t, "piv/docker-tuf/25515003_SlotF9Intermediate.pem"))[0], PIVOptions{Time: vectorTime}); err != nil || !fips {
+		t.Fatalf("a FIPS key: fips %v, %v", fips, err)
+	}
+	if _, _, err := VerifyPIVDevice(dev, PIVOptions{Time: vectorTime, ExcludeBuiltinRoots: true}); !errors.Is(err, ErrUntrustedChain) {
+		t.Fatalf("without Yubico's roots: %v", err)
+	}
+}
