@@ -125,8 +125,11 @@ func TestReturningSomeonesOnlyHardwareKeyWaitsForASecondPerson(t *testing.T) {
 		t.Fatalf("the returner approving their own request: %v", err)
 	}
 	for name, try := range map[string]func() error{
-		"wipe":   func() error { _, err := e.svc.ReportDeviceWipe(ctx, desk, onKey.DeviceID, ""); return err },
-		"assign": func() error { _, err := e.svc.AssignDevice(ctx, desk, onKey.DeviceID, api.AssignDevice{User: "root"}); return err },
+		"wipe": func() error { _, err := e.svc.ReportDeviceWipe(ctx, desk, onKey.DeviceID, ""); return err },
+		"assign": func() error {
+			_, err := e.svc.AssignDevice(ctx, desk, onKey.DeviceID, api.AssignDevice{User: "root"})
+			return err
+		},
 		"retire": func() error { _, err := e.svc.RetireDevice(ctx, desk, onKey.DeviceID, api.RetireDevice{}); return err },
 	} {
 		if err := try(); !errors.Is(err, core.ErrIllegalTransition) {

@@ -45,9 +45,9 @@ type Config struct {
 	// BreakGlassMax is the longest a break-glass session may last
 	// (default 4h, at most 24h).
 	BreakGlassMax time.Duration
-	Now func() time.Time // default time.Now
-	Rand           io.Reader        // default crypto/rand
-	Logger         *slog.Logger     // default discards
+	Now           func() time.Time // default time.Now
+	Rand          io.Reader        // default crypto/rand
+	Logger        *slog.Logger     // default discards
 }
 
 // Service is the domain. It is safe for concurrent use.
