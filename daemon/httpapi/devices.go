@@ -7,6 +7,16 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/core"
 )
 
+// deviceLifecycleRoutes serve the device lifecycle (docs/devices.md).
+func (h *Handler) deviceLifecycleRoutes() {
+	h.route("GET /v1/devices/inventory", core.ReadDevices, h.deviceInventory)
+	h.route("POST /v1/devices/{id}/return", core.ReturnDevices, h.returnDevice)
+	h.route("POST /v1/devices/{id}/wipe/check", core.WipeDevices, h.checkDeviceWipe)
+	h.route("POST /v1/devices/{id}/wipe", core.WipeDevices, h.deviceWiped)
+	h.route("POST /v1/devices/{id}/assign", core.AssignDevices, h.assignDevice)
+	h.route("POST /v1/devices/{id}/retire", core.RetireDevices, h.retireDevice)
+}
+
 func (h *Handler) deviceInventory(r *http.Request, p core.Principal) (int, any, error) {
 	rows, err := h.svc.DeviceInventory(r.Context(), p, r.URL.Query().Get("state"))
 	return http.StatusOK, rows, err

@@ -48,12 +48,7 @@ func (h *Handler) register() {
 	h.route("GET /v1/devices", core.ReadDevices, h.listDevices)
 	h.route("GET /v1/devices/{id}", core.ReadDevices, h.getDevice)
 	h.route("POST /v1/devices/{id}/lost", core.ReportLost, h.deviceLost)
-	h.route("GET /v1/devices/inventory", core.ReadDevices, h.deviceInventory)
-	h.route("POST /v1/devices/{id}/return", core.ReturnDevices, h.returnDevice)
-	h.route("POST /v1/devices/{id}/wipe/check", core.WipeDevices, h.checkDeviceWipe)
-	h.route("POST /v1/devices/{id}/wipe", core.WipeDevices, h.deviceWiped)
-	h.route("POST /v1/devices/{id}/assign", core.AssignDevices, h.assignDevice)
-	h.route("POST /v1/devices/{id}/retire", core.RetireDevices, h.retireDevice)
+	h.deviceLifecycleRoutes()
 
 	h.route("GET /v1/enrolments", core.ReadEnrolments, h.listEnrolments)
 	h.route("POST /v1/enrolments", core.CreateEnrolments, h.createEnrolment)
