@@ -125,27 +125,99 @@ type StateChange struct {
 	ReplacementPlanned bool `json:"replacement_planned,omitempty"`
 }
 
-// Device states.
+// Device states: in_stock → assigned → active → returned → (wipe
+// reported) in_stock → assigned again; lost from any live state; retired
+// and destroyed at the end. docs/devices.md draws the machine.
 const (
-	DeviceInStock  = "in_stock"
-	DeviceAssigned = "assigned"
-	DeviceActive   = "active"
-	DeviceLost     = "lost"
-	DeviceRetired  = "retired"
+	DeviceInStock   = "in_stock"
+	DeviceAssigned  = "assigned"
+	DeviceActive    = "active"
+	DeviceReturned  = "returned"
+	DeviceLost      = "lost"
+	DeviceRetired   = "retired"
+	DeviceDestroyed = "destroyed"
 )
 
 // Device is one physical key and the factors on it.
 type Device struct {
-	ID        string    `json:"id"`
-	Vendor    string    `json:"vendor"`
-	Model     string    `json:"model,omitempty"`
-	Serial    string    `json:"serial"`
-	Firmware  string    `json:"firmware,omitempty"`
-	UserID    string    `json:"user_id,omitempty"`
-	State     string    `json:"state"`
-	FactorIDs []string  `json:"factor_ids"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID        string   `json:"id"`
+	Vendor    string   `json:"vendor"`
+	Model     string   `json:"model,omitempty"`
+	Serial    string   `json:"serial"`
+	Firmware  string   `json:"firmware,omitempty"`
+	UserID    string   `json:"user_id,omitempty"`
+	State     string   `json:"state"`
+	FactorIDs []string `json:"factor_ids"`
+	// LastUserID is who had the key before it was returned.
+	LastUserID string     `json:"last_user_id,omitempty"`
+	ReturnedAt *time.Time `json:"returned_at,omitempty"`
+	// WipedAt is when an agent last reported wiping the key.
+	WipedAt   *time.Time `json:"wiped_at,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+// ReturnDevice is the body of POST /v1/devices/{id}/return.
+type ReturnDevice struct {
+	Reason string `json:"reason,omitempty"`
+	// ReplacementPlanned lets a key carrying the owner's last active
+	// factor come back, through approval, as for a factor removal.
+	ReplacementPlanned bool `json:"replacement_planned,omitempty"`
+}
+
+// DeviceReturn answers POST /v1/devices/{id}/return: the device (now
+// returned), the factors revoked at once, and the approvals asked for the
+// ones whose removal would leave the owner short of the policy.
+type DeviceReturn struct {
+	Device    Device     `json:"device"`
+	Revoked   []string   `json:"revoked"`
+	Approvals []Approval `json:"approvals"`
+}
+
+// AssignDevice is the body of POST /v1/devices/{id}/assign.
+type AssignDevice struct {
+	User   string `json:"user"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// RetireDevice is the body of POST /v1/devices/{id}/retire.
+type RetireDevice struct {
+	Reason string `json:"reason,omitempty"`
+	// Destroyed records the key as physically destroyed, not only
+	// retired.
+	Destroyed bool `json:"destroyed,omitempty"`
+}
+
+// InventoryRow counts the devices of one vendor, model, firmware and
+// state (GET /v1/devices/inventory).
+type InventoryRow struct {
+	Vendor   string `json:"vendor"`
+	Model    string `json:"model,omitempty"`
+	Firmware string `json:"firmware,omitempty"`
+	State    string `json:"state"`
+	Count    int    `json:"count"`
+}
+
+// Preflight is the body of POST /v1/enrolments/{id}/preflight: the key
+// the agent is about to set up, read before it changes anything.
+type Preflight struct {
+	Vendor   string `json:"vendor"`
+	Serial   string `json:"serial"`
+	Firmware string `json:"firmware,omitempty"`
+	// DeviceCert is the key's PIV attestation (F9) certificate, DER; the
+	// daemon checks it chains to a root it trusts.
+	DeviceCert []byte `json:"device_cert,omitempty"`
+}
+
+// PreflightResult says the enrolment can go ahead on that key: the
+// device as keyfleetd knows it (empty for a key it has never seen) and
+// what the enrolment asks of the key. A key that would be refused gets a
+// problem instead (409 device-unavailable, 422 policy-violation or
+// attestation-refused), before anything on it changes.
+type PreflightResult struct {
+	Device *Device         `json:"device,omitempty"`
+	Params json.RawMessage `json:"params,omitempty"`
+	Checks []string        `json:"checks"`
 }
 
 // Enrolment states.
@@ -193,6 +265,12 @@ type CreateEnrolment struct {
 	Kind string `json:"kind"`
 	// TTL is a Go duration ("15m"); empty means the daemon's default.
 	TTL string `json:"ttl,omitempty"`
+	// Options ask the kind for parameters of the new factor (TOTP:
+	// "algorithm" SHA1/SHA256/SHA512, "digits" 6/8, "period" 15-120,
+	// "issuer"; PIV: "pin_policy", "touch_policy"). The policy's own
+	// choices apply to what is left out; a value the policy does not
+	// accept for the user is refused.
+	Options map[string]string `json:"options,omitempty"`
 }
 
 // CompleteEnrolment is the body of POST /v1/enrolments/{id}/complete. The

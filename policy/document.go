@@ -74,7 +74,13 @@ type Requirements struct {
 	BlockAdvisories     []string
 	PINPolicies         []string // acceptable PIV PIN policies
 	TouchPolicies       []string // acceptable PIV touch policies
-	FIPSRequired        bool
+	// TOTP parameters an authenticator-app factor may have: algorithm
+	// ("SHA1", "SHA256", "SHA512"), code length ("6", "8") and time step
+	// in seconds ("15" to "120"), as decimal strings.
+	TOTPAlgorithms []string
+	TOTPDigits     []string
+	TOTPPeriods    []string
+	FIPSRequired   bool
 	// EnrollWithin is how long after the rule first applies the user has
 	// to comply; zero means at once.
 	EnrollWithin time.Duration

@@ -26,6 +26,7 @@ test_packages=(
   yubico-piv-tool opensc   # second and third PIV clients in the vkey end-to-end tests
   yubikey-manager   # ykman: Yubico's own client, in the vkey end-to-end tests
   python3-fido2     # CTAP2 over PC/SC: a real client for the vkey's FIDO2 applet
+  oathtool          # an independent TOTP implementation the integration tests check codes against
   chromium          # browser tests of the web pages (daemon/web), with its virtual WebAuthn key
 )
 

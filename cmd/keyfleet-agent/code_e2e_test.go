@@ -213,9 +213,9 @@ func TestAnEnrolmentThatExpiresMidProvisioningLeavesNothingAndSaysWhatToDo(t *te
 	d.admin.CreateUser(ctx, api.CreateUser{Username: "pat"})
 	pin := writePIN(t, "24681357")
 	out, errOut, code := agentRun(t, d, token, "--user", "pat", "--pin-file", pin)
-	for _, want := range []string{"is expired", "keyfleetd kept nothing for this key", "run the same keyfleet-agent command again with --reset"} {
-		if code != 1 || !strings.Contains(errOut, want) {
-			t.Fatalf("exit %d, want %q in: %s %s", code, want, out, errOut)
+	for _, want := range []string{"is expired", "put back to factory settings and keyfleetd kept nothing for this key", "run the same keyfleet-agent command again"} {
+		if code != 1 || !strings.Contains(errOut, want) || strings.Contains(errOut, "--reset") {
+			t.Fatalf("exit %d, want %q (and no --reset) in: %s %s", code, want, out, errOut)
 		}
 	}
 	if strings.Contains(out+errOut, "24681357") {
@@ -228,8 +228,8 @@ func TestAnEnrolmentThatExpiresMidProvisioningLeavesNothingAndSaysWhatToDo(t *te
 	if len(f.Items) != 0 || len(dev.Items) != 0 || len(en.Items) != 1 || en.Items[0].State != api.EnrolmentExpired {
 		t.Fatalf("after the expiry: factors %+v, devices %+v, enrolments %+v", f.Items, dev.Items, en.Items)
 	}
-	// Doing what the message says works.
-	if out, errOut, code := agentRun(t, d, token, "--user", "pat", "--pin-file", pin, "--reset"); code != 0 {
+	// Doing what the message says works: the key is factory fresh again.
+	if out, errOut, code := agentRun(t, d, token, "--user", "pat", "--pin-file", pin); code != 0 {
 		t.Fatalf("provisioning again: exit %d: %s %s", code, out, errOut)
 	}
 	checkFactor(t, d, "pat", "active")
@@ -244,7 +244,8 @@ func TestAnEnrolmentCodeThatExpiresMidEnrolmentSaysToAskForANewOne(t *testing.T)
 		t.Fatal(err)
 	}
 	_, errOut, code := enrollCmd(t, d, "24681357\n24681357\n", "--reader", pcsc.Slots[0].Reader, "--code", e.Code)
-	if code != 1 || !strings.Contains(errOut, "keyfleetd kept nothing for this key; ask your administrator for a new enrolment code, then run keyfleet-agent enroll --code NEW-CODE with --reset") {
+	if code != 1 || !strings.Contains(errOut, "keyfleetd kept nothing for this key; ask your administrator for a new enrolment code, then run keyfleet-agent enroll --code NEW-CODE") ||
+		strings.Contains(errOut, "--reset") {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	f, _ := d.admin.ListFactors(ctx, client.FactorFilter{User: "quinn"})

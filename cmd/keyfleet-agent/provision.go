@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -175,6 +176,12 @@ func closedHint(err error, f provisionFlags, piv bool) error {
 	again := "to provision it, run the same keyfleet-agent command again"
 	if f.enrolment != nil {
 		again = "ask your administrator for a new enrolment code, then run keyfleet-agent enroll --code NEW-CODE"
+	}
+	var re *agent.RefusedError
+	if errors.As(err, &re) && re.Restored {
+		// The advice of RefusedError is for a refusal; this one needs a
+		// new enrolment (or code), on a key that is factory fresh again.
+		return fmt.Errorf("%w. The key's PIV applet was put back to factory settings and keyfleetd kept nothing for this key; %s", re.Cause, again)
 	}
 	if piv {
 		again += " with --reset (the key's PIV applet was already changed)"

@@ -47,7 +47,7 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 	}
 	e := Enrolment{ID: newID(prefixEnrolment, now, s.cfg.Rand), UserID: u.ID, Kind: in.Kind, State: api.EnrolmentOpen,
 		Challenge: challenge, CreatedBy: p.UserID, CreatedAt: now, ExpiresAt: now.Add(ttl)}
-	opts, err := s.enrolOptions(ctx, u, in.Kind)
+	opts, err := s.enrolOptions(ctx, u, in.Kind, in.Options)
 	if err != nil {
 		return Enrolment{}, nil, err
 	}
@@ -75,10 +75,13 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 		if err := s.handleUser(tx, u.ID, p, handledEnrolled); err != nil {
 			return err
 		}
+		after := map[string]any{"enrolment_id": e.ID, "kind": e.Kind, "expires_at": e.ExpiresAt}
+		if len(in.Options) > 0 {
+			after["options"] = in.Options // parameters, never secrets (checkRequestedOptions)
+		}
 		ev := s.eventCtx(ctx, p, "")
 		receipt.note(ev)
-		return ev.audit(tx, "enrolment.create", targetRef{"user", u.ID, u.Username}, nil,
-			map[string]any{"enrolment_id": e.ID, "kind": e.Kind, "expires_at": e.ExpiresAt})
+		return ev.audit(tx, "enrolment.create", targetRef{"user", u.ID, u.Username}, nil, after)
 	})
 	return e, display, err
 }
@@ -359,7 +362,7 @@ func (s *Service) CompleteEnrolment(ctx context.Context, p Principal, id string,
 			return err
 		}
 		// The policy sees the verified evidence before anything is stored.
-		if err := s.checkEnrolment(tx, e.UserID, e.Kind, res.Evidence); err != nil {
+		if err := s.checkEnrolment(tx, e.UserID, e.Kind, res.Evidence, res.Public); err != nil {
 			return err
 		}
 		if f, err = s.storeEnrolled(ctx, tx, p, e, in.Label, res); err != nil {
@@ -478,12 +481,18 @@ func (s *Service) storeEnrolled(ctx context.Context, tx Tx, p Principal, e Enrol
 }
 
 // enrolOptions tells a kind what the enrolment must produce: what the
-// policy asks of keys of that kind for this user (PIV PIN and touch
-// policies), and the user's existing factors of that kind: any whose
-// public material names a "credential_id" is listed in
-// "exclude_credentials" (comma-separated), so the same authenticator is
-// not registered twice.
-func (s *Service) enrolOptions(ctx context.Context, u User, kind string) (map[string]string, error) {
+// policy asks of factors of that kind for this user (PIV PIN and touch
+// policies, TOTP parameters), overridden by what the creator asked for
+// (requested) where the policy accepts it, and the user's existing
+// factors of that kind: any whose public material names a
+// "credential_id" is listed in "exclude_credentials" (comma-separated),
+// so the same authenticator is not registered twice. Errors: ErrInvalid
+// for a malformed or reserved option, ErrPolicyViolation for a value the
+// policy does not accept.
+func (s *Service) enrolOptions(ctx context.Context, u User, kind string, requested map[string]string) (map[string]string, error) {
+	if err := checkRequestedOptions(requested); err != nil {
+		return nil, err
+	}
 	var ids []string
 	opts := map[string]string{}
 	err := s.store.View(ctx, func(tx ReadTx) error {
@@ -492,6 +501,10 @@ func (s *Service) enrolOptions(ctx context.Context, u User, kind string) (map[st
 			return err
 		}
 		maps.Copy(opts, policy.EnrolOptions(doc, policyUser(u), kind))
+		maps.Copy(opts, requested)
+		if err := policy.CheckEnrolOptions(doc, policyUser(u), kind, opts); err != nil {
+			return fmt.Errorf("%w: enrolment refused: %w; leave the option out to get what the policy asks", ErrPolicyViolation, err)
+		}
 		return forEach(tx.Factors, FactorFilter{UserID: u.ID, Kind: kind}, func(f Factor) error {
 			var pub struct {
 				CredentialID string `json:"credential_id"`

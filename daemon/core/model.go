@@ -128,6 +128,12 @@ type Device struct {
 	State     string    `json:"state"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// LastUserID is who had the key before it was returned; ReturnedAt
+	// and WipedAt are when it last came back and when an agent last
+	// reported wiping it.
+	LastUserID string     `json:"last_user_id,omitempty"`
+	ReturnedAt *time.Time `json:"returned_at,omitempty"`
+	WipedAt    *time.Time `json:"wiped_at,omitempty"`
 }
 
 // API is the device's wire form; factorIDs are the factors on it.
@@ -135,6 +141,7 @@ func (d Device) API(factorIDs []string) api.Device {
 	return api.Device{
 		ID: d.ID, Vendor: d.Vendor, Model: d.Model, Serial: d.Serial, Firmware: d.Firmware,
 		UserID: d.UserID, State: d.State, FactorIDs: nonNil(factorIDs),
+		LastUserID: d.LastUserID, ReturnedAt: d.ReturnedAt, WipedAt: d.WipedAt,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 	}
 }

@@ -48,12 +48,14 @@ func (h *Handler) register() {
 	h.route("GET /v1/devices", core.ReadDevices, h.listDevices)
 	h.route("GET /v1/devices/{id}", core.ReadDevices, h.getDevice)
 	h.route("POST /v1/devices/{id}/lost", core.ReportLost, h.deviceLost)
+	h.deviceLifecycleRoutes()
 
 	h.route("GET /v1/enrolments", core.ReadEnrolments, h.listEnrolments)
 	h.route("POST /v1/enrolments", core.CreateEnrolments, h.createEnrolment)
 	h.route("GET /v1/enrolments/{id}", core.ReadEnrolments, h.getEnrolment)
 	h.route("DELETE /v1/enrolments/{id}", core.CancelEnrolments, h.cancelEnrolment)
 	h.route("POST /v1/enrolments/{id}/complete", core.CompleteEnrol, h.completeEnrolment)
+	h.route("POST /v1/enrolments/{id}/preflight", core.CompleteEnrol, h.preflightEnrolment)
 	h.public("POST /v1/enrolments/redeem", h.redeemEnrolmentCode)
 
 	h.route("GET /v1/tokens", core.ReadTokens, h.listTokens)
@@ -303,7 +305,7 @@ func (h *Handler) listDevices(r *http.Request, p core.Principal) (int, any, erro
 		return 0, nil, err
 	}
 	q := r.URL.Query()
-	ds, ids, next, err := h.svc.ListDevices(r.Context(), p, core.DeviceFilter{UserID: q.Get("user"), State: q.Get("state")}, pg)
+	ds, ids, next, err := h.svc.ListDevices(r.Context(), p, core.DeviceFilter{UserID: q.Get("user"), State: q.Get("state"), Serial: q.Get("serial")}, pg)
 	return http.StatusOK, page(ds, next, func(d core.Device) api.Device { return d.API(ids[d.ID]) }), err
 }
 

@@ -185,7 +185,7 @@ type devicesPage struct {
 
 func (h *handler) devices(rq *request) error {
 	q := rq.r.URL.Query()
-	d := devicesPage{State: q.Get("state"), States: []string{api.DeviceInStock, api.DeviceAssigned, api.DeviceActive, api.DeviceLost, api.DeviceRetired}}
+	d := devicesPage{State: q.Get("state"), States: []string{api.DeviceInStock, api.DeviceAssigned, api.DeviceActive, api.DeviceReturned, api.DeviceLost, api.DeviceRetired, api.DeviceDestroyed}}
 	var err error
 	d.Devices, d.Factors, d.Next, err = h.svc.ListDevices(rq.ctx, rq.p, core.DeviceFilter{State: d.State}, core.PageReq{After: q.Get("after"), Limit: 100})
 	if err != nil {

@@ -153,3 +153,16 @@ func TestFirstSignInAttemptsAreLimitedPerAddress(t *testing.T) {
 		t.Fatal("the next minute was refused")
 	}
 }
+
+func TestTheTOTPPageSaysWhenTheAppMustMakeUnusualCodes(t *testing.T) {
+	tests := []struct{ params, want string }{
+		{`{"algorithm":"SHA1","digits":"6","period":"30"}`, ""},
+		{`{"algorithm":"SHA256","digits":"8","period":"60"}`, "8-digit codes with SHA256 every 60 seconds"},
+		{``, ""},
+	}
+	for _, tt := range tests {
+		if got := unusualTOTP([]byte(tt.params)); got != tt.want {
+			t.Errorf("unusualTOTP(%s) = %q, want %q", tt.params, got, tt.want)
+		}
+	}
+}
