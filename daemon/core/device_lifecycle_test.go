@@ -136,7 +136,7 @@ func TestReturningSomeonesOnlyHardwareKeyWaitsForASecondPerson(t *testing.T) {
 			t.Fatalf("%s while the revocation waits: %v", name, err)
 		}
 	}
-	if _, err := e.svc.Approve(ctx, e.admin2, ret.Approvals[0].ID, "ok"); err != nil {
+	if _, err := e.approve(e.admin2, ret.Approvals[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	if d, err := e.svc.ReportDeviceWipe(ctx, desk, onKey.DeviceID, ""); err != nil || d.State != api.DeviceInStock {
