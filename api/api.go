@@ -664,7 +664,6 @@ type BreakGlassShare struct {
 	Share     string `json:"share"`
 }
 
-
 // SinkStatus is one event sink's delivery state (GET /v1/events/sinks).
 type SinkStatus struct {
 	Name     string `json:"name"`
