@@ -2,7 +2,10 @@ package agent
 
 import (
 	"context"
+	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +50,10 @@ func (k Keys) answerPIV(prompt []byte) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.KeySHA256 != "" && !sameKey(pub, c.KeySHA256) {
+		// Another of the person's keys: let the one enrolled answer.
+		return nil, ErrNoAnswer
+	}
 	digest := sha256.Sum256(c.Challenge)
 	if k.Touch != nil {
 		k.Touch()
@@ -56,6 +63,17 @@ func (k Keys) answerPIV(prompt []byte) (json.RawMessage, error) {
 		return nil, fmt.Errorf("signing the challenge: %w", err)
 	}
 	return json.Marshal(api.PIVAssertion{Signature: sig})
+}
+
+// sameKey reports whether pub is the key whose SubjectPublicKeyInfo has
+// the hex SHA-256 want.
+func sameKey(pub crypto.PublicKey, want string) bool {
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return false
+	}
+	got := sha256.Sum256(spki)
+	return hex.EncodeToString(got[:]) == want
 }
 
 func (k Keys) answerFIDO2(prompt []byte) (json.RawMessage, error) {

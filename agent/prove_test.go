@@ -6,6 +6,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -39,6 +41,7 @@ var (
 
 func TestProveAnswersWithTheConnectedKeyOrACode(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	piv := &signingToken{key: key, pin: "123456"}
 	asked := 0
 	ask := func(vf api.VerificationFactor, input string) (string, error) { asked++; return "654321", nil }
@@ -54,6 +57,8 @@ func TestProveAnswersWithTheConnectedKeyOrACode(t *testing.T) {
 		{"a code answers a challenge that offers only an app", challengeOf(totpFactor), Keys{}, "fac_totp", nil, 1},
 		{"a code never stands in for a key the challenge asks for", challengeOf(pivFactor), Keys{}, "", ErrNoAnswer, 0},
 		{"a wrong PIN is the key's error", challengeOf(pivFactor), Keys{PIV: piv, PIN: "000000"}, "", &WrongPINError{}, 0},
+		{"of two PIV keys enrolled, the one connected answers its own factor", challengeOf(pivFor(other), pivFor(key)), Keys{PIV: piv, PIN: "123456"}, "fac_" + keyName(key), nil, 0},
+		{"a PIV key never signs for another key's factor", challengeOf(pivFor(other)), Keys{PIV: piv, PIN: "123456"}, "", ErrNoAnswer, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,6 +89,16 @@ func TestProveAnswersWithTheConnectedKeyOrACode(t *testing.T) {
 		t.Fatalf("a code answer is %s", p.Response)
 	}
 }
+
+// pivFor is a piv factor whose prompt names key.
+func pivFor(key *ecdsa.PrivateKey) api.VerificationFactor {
+	spki, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	id := sha256.Sum256(spki)
+	prompt, _ := json.Marshal(api.PIVChallenge{Challenge: make([]byte, 32), Slot: "9a", KeySHA256: hex.EncodeToString(id[:])})
+	return api.VerificationFactor{FactorID: "fac_" + keyName(key), Kind: "piv", Prompt: prompt}
+}
+
+func keyName(key *ecdsa.PrivateKey) string { return key.X.Text(16)[:8] }
 
 func TestParseChallengeRefusesWhatIsNotOne(t *testing.T) {
 	for _, in := range []string{``, `{}`, `{"id":"vrf_1","action":"x"}`, `[1,2]`, `{"id":"vrf_1","action":"x","factors":[]}`} {
