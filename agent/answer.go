@@ -20,7 +20,8 @@ type Keys struct {
 	FIDO2 FIDO2Token
 	// PIN is the key's PIN (PIV or FIDO2, as the challenge needs).
 	PIN string
-	// Origin is what FIDO2 assertions claim; default "https://" + rpId.
+	// Origin is what FIDO2 assertions claim; default the one keyfleetd's
+	// prompt names, else "https://" + rpId.
 	Origin string
 	Touch  func()
 }
@@ -82,6 +83,9 @@ func (k Keys) answerFIDO2(prompt []byte) (json.RawMessage, error) {
 		return nil, fmt.Errorf("reading the fido2 request options: %w", err)
 	}
 	origin := k.Origin
+	if origin == "" {
+		origin = opts.Origin
+	}
 	if origin == "" {
 		origin = "https://" + opts.RPID
 	}
