@@ -89,7 +89,7 @@ func (a *app) addTOTP(ctx context.Context, c *client.Client, me api.Me, o totpOp
 // handOverTOTP tells the creator of someone else's TOTP enrolment how its
 // user gets the seed, which only they see.
 func (a *app) handOverTOTP(en api.Enrolment) error {
-	if err := a.printEnrolment(en); err != nil || a.jsonOutput() {
+	if err := a.printEnrolment(en); err != nil {
 		return err
 	}
 	if en.Code == "" {
