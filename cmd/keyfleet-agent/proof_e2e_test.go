@@ -324,6 +324,12 @@ func TestKeyLoginGivesAWorkingTokenThatExpires(t *testing.T) {
 	}
 	code, out, errOut = bob.keyfleet("", "tokens", "create", "for-admin", "--user", "admin")
 	wantExit(t, "a token for someone else", code, cli.ExitAuth, out, errOut, "service accounts only")
+	// New recovery codes: with the key, not with the token alone.
+	if _, err := bob.api().RegenerateRecoveryCodes(context.Background()); !client.IsProofRequired(err) {
+		t.Fatalf("recovery codes with a token alone: %v", err)
+	}
+	code, out, errOut = bob.keyfleet("", "recovery", "codes")
+	wantExit(t, "new recovery codes", code, 0, out, errOut, "You are proving: recovery_codes.regenerate", "Your recovery codes")
 }
 
 func TestBreakGlassRotationThenEachHolderCollectsTheirOwnShare(t *testing.T) {
