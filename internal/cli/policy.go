@@ -28,7 +28,8 @@ func (a *app) reportCmd() *cobra.Command {
 	cmd := group("report", "Compliance reports (table, -o json, or -o csv)", "  keyfleet report compliance --group eng\n  keyfleet report vulnerable -o csv")
 	cmd.AddCommand(a.reportComplianceCmd(), a.reportAdoptionCmd(), a.reportDeadlinesCmd(),
 		a.reportFactorsCmd("stale", "Active factors unused for longer than the policy allows"),
-		a.reportFactorsCmd("vulnerable", "Active factors on hardware with a known advisory (EUCLEAK, ROCA, …)"))
+		a.reportFactorsCmd("vulnerable", "Active factors on hardware with a known advisory (EUCLEAK, ROCA, …)"),
+		a.reportPrivilegedCmd())
 	return cmd
 }
 
@@ -157,7 +158,11 @@ func (a *app) policyApplyCmd() *cobra.Command {
 asks for confirmation (skip it with --yes), then applies the file as the next
 policy version and re-evaluates every user. A file that weakens any
 requirement is not applied yet: keyfleetd opens an approval request and the
-command prints the command a different admin runs to approve it.`,
+command prints the command a different admin runs to approve it.
+
+Applying (or asking to apply) needs a fresh proof with your own security
+key, bound to this document: keyfleet-agent asks for the key's PIN and
+touch after you confirm.`,
 		Example: "  keyfleet policy apply policy.yaml --comment \"engineering needs hardware keys\"\n  keyfleet policy apply policy.yaml --yes",
 		Args:    argNames("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -178,7 +183,13 @@ command prints the command a different admin runs to approve it.`,
 				if err := a.confirm(yes, "Apply this policy?"); err != nil {
 					return err
 				}
-				res, err := c.ApplyPolicy(ctx, api.PolicyDocument{Document: doc, Comment: comment})
+				in := api.PolicyDocument{Document: doc, Comment: comment}
+				var res client.PolicyResult
+				err = a.withProof(ctx, c, proofOf(actPolicy, "", in), func(c *client.Client) error {
+					var err error
+					res, err = c.ApplyPolicy(ctx, in)
+					return err
+				})
 				if err != nil {
 					return err
 				}
@@ -230,7 +241,7 @@ func (a *app) policyRollbackCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "rollback VERSION",
 		Short:   "Make an earlier version's document current again (as a new version)",
-		Long:    "rollback applies an earlier version's document as the next version. A rollback that weakens the\npolicy needs a second approver, like any apply.",
+		Long:    "rollback applies an earlier version's document as the next version. A rollback that weakens the\npolicy needs a second approver, like any apply, and every rollback a fresh proof with your own key.",
 		Example: "  keyfleet policy rollback 3 --comment \"version 4 locked out the night shift\"",
 		Args:    argNames("VERSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -242,7 +253,13 @@ func (a *app) policyRollbackCmd() *cobra.Command {
 				return err
 			}
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				res, err := c.RollbackPolicy(ctx, api.PolicyRollback{Version: n, Comment: comment})
+				in := api.PolicyRollback{Version: n, Comment: comment}
+				var res client.PolicyResult
+				err := a.withProof(ctx, c, proofOf(actPolicy, "", in), func(c *client.Client) error {
+					var err error
+					res, err = c.RollbackPolicy(ctx, in)
+					return err
+				})
 				if err != nil {
 					return err
 				}
