@@ -19,6 +19,7 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/api/client"
 	"github.com/keyfleet/keyfleet/daemon"
+	"github.com/keyfleet/keyfleet/daemon/core"
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
@@ -51,6 +52,9 @@ func TestMain(m *testing.M) {
 type testDaemon struct {
 	addr, dir, tokenFile, caFile string
 	admin                        *client.Client
+	// svc is the daemon's domain, for tests that stand in for people who
+	// are not at this desk (the second approver of a departure, say).
+	svc *core.Service
 }
 
 func startDaemon(t *testing.T, roots ...*x509.Certificate) *testDaemon {
@@ -96,7 +100,7 @@ func serveInit(t testing.TB, o daemon.Options, in daemon.InitOptions) (*testDaem
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, nil) }()
 	t.Cleanup(func() { cancel(); <-done })
-	d := &testDaemon{addr: "https://" + ln.Addr().String(), dir: dir, tokenFile: res.AdminTokenFile, caFile: res.TLSCert}
+	d := &testDaemon{addr: "https://" + ln.Addr().String(), dir: dir, tokenFile: res.AdminTokenFile, caFile: res.TLSCert, svc: srv.Service()}
 	d.admin = d.client(t, res.AdminTokenFile)
 	return d, res
 }
