@@ -212,11 +212,12 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 	if s.closed.Load() {
 		return fmt.Errorf("%w: the store is closed", core.ErrUnavailable)
 	}
+	hot := map[rowKey]bool{}
 	for attempt := range maxAttempts {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		evs, err := s.attempt(ctx, fn)
+		evs, err := s.attempt(ctx, fn, hot)
 		if err == nil {
 			if len(evs) > 0 && s.afterAudit != nil {
 				s.afterAudit(evs)
@@ -225,6 +226,10 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 		}
 		if !retryable(err) {
 			return mapErr(err)
+		}
+		var ce *conflictError
+		if errors.As(err, &ce) {
+			hot[ce.rk] = true
 		}
 		pause(attempt)
 	}
@@ -239,12 +244,12 @@ func pause(attempt int) {
 }
 
 // attempt runs fn once in a new transaction and commits it.
-func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error) (evs []*audit.Event, err error) {
+func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[rowKey]bool) (evs []*audit.Event, err error) {
 	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return nil, err
 	}
-	t := newTx(ctx, s, ptx)
+	t := newTx(ctx, s, ptx, hot)
 	defer func() {
 		if err != nil {
 			ptx.Rollback(context.WithoutCancel(ctx))

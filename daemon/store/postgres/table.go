@@ -11,7 +11,7 @@ type table struct {
 	name string
 	cols []string
 
-	get, upsert, insert, update, del, delIf, validate string
+	get, getLock, upsert, insert, update, del, delIf, validate string
 }
 
 func newTable(name string, cols ...string) *table {
@@ -29,6 +29,7 @@ func newTable(name string, cols ...string) *table {
 	}
 	insert := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", name, strings.Join(all, ", "), strings.Join(ph, ", "))
 	t.get = "SELECT xmin::text, rec FROM " + name + " WHERE k = $1"
+	t.getLock = t.get + " FOR UPDATE"
 	t.upsert = insert + " ON CONFLICT (k) DO UPDATE SET " + strings.Join(set, ", ")
 	t.insert = insert + " ON CONFLICT DO NOTHING"
 	t.update = fmt.Sprintf("UPDATE %s SET %s WHERE k = $1 AND xmin::text = $%d", name, strings.Join(assign, ", "), len(all)+1)

@@ -39,7 +39,20 @@ type rowKey struct {
 type tracker struct {
 	reads map[rowKey]string // xmin as read; "" when the record was absent
 	wrote map[rowKey]bool
+	// hot are records an earlier attempt collided on: this attempt reads
+	// them FOR UPDATE, so that a record many write at once (a counter)
+	// is taken in turn instead of colliding again and again.
+	hot map[rowKey]bool
 }
+
+// conflictError names the record a collision was found on. It wraps
+// errConflict.
+type conflictError struct{ rk rowKey }
+
+func (e *conflictError) Error() string {
+	return errConflict.Error() + ": " + e.rk.t.name + " " + e.rk.k
+}
+func (e *conflictError) Unwrap() error { return errConflict }
 
 type readTx struct {
 	ctx   context.Context
@@ -61,9 +74,9 @@ var (
 	_ core.Tx     = (*tx)(nil)
 )
 
-func newTx(ctx context.Context, s *Store, ptx pgx.Tx) *tx {
+func newTx(ctx context.Context, s *Store, ptx pgx.Tx, hot map[rowKey]bool) *tx {
 	t := &tx{ptx: ptx}
-	t.readTx = readTx{ctx: ctx, s: s, q: ptx, track: &tracker{reads: map[rowKey]string{}, wrote: map[rowKey]bool{}}, err: &t.err}
+	t.readTx = readTx{ctx: ctx, s: s, q: ptx, track: &tracker{reads: map[rowKey]string{}, wrote: map[rowKey]bool{}, hot: hot}, err: &t.err}
 	return t
 }
 
@@ -96,7 +109,11 @@ func (r *readTx) noteRead(t *table, k, xmin string) {
 func (r *readTx) getRaw(t *table, k, kind, ref string) ([]byte, error) {
 	var xmin string
 	var sealed []byte
-	err := r.q.QueryRow(r.ctx, t.get, k).Scan(&xmin, &sealed)
+	sql := t.get
+	if r.track != nil && r.track.hot[rowKey{t, k}] {
+		sql = t.getLock
+	}
+	err := r.q.QueryRow(r.ctx, sql, k).Scan(&xmin, &sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		r.noteRead(t, k, "")
 		return nil, &core.NotFoundError{Kind: kind, Ref: ref}
@@ -148,7 +165,7 @@ func (t *tx) putRaw(tb *table, k string, plain []byte, cols ...any) error {
 		return t.fail(fmt.Errorf("writing %s %s: %w", tb.name, k, err))
 	}
 	if tag.RowsAffected() == 0 {
-		return t.fail(errConflict)
+		return t.fail(&conflictError{rk})
 	}
 	t.track.wrote[rk] = true
 	return nil
@@ -181,7 +198,7 @@ func (t *tx) del(tb *table, k string) error {
 	if wasRead && read != "" && !t.track.wrote[rk] {
 		tag, err = t.ptx.Exec(t.ctx, tb.delIf, k, read)
 		if err == nil && tag.RowsAffected() == 0 {
-			return t.fail(errConflict)
+			return t.fail(&conflictError{rk})
 		}
 	} else {
 		_, err = t.ptx.Exec(t.ctx, tb.del, k)
@@ -227,7 +244,7 @@ func (t *tx) validate() error {
 		}
 		for _, k := range byTable[tb] {
 			if now[k] != t.track.reads[rowKey{tb, k}] {
-				return errConflict
+				return &conflictError{rowKey{tb, k}}
 			}
 		}
 	}
