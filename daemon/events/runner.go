@@ -58,7 +58,9 @@ func (r *runner) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading dead letters: %w", err)
 	}
-	r.cursor, r.deadLetters = seq, len(dls)
+	r.mu.Lock()
+	r.cursor, r.deadLetters, r.stopped = seq, len(dls), nil
+	r.mu.Unlock()
 	return r.stopIfRewound(ctx, seq)
 }
 

@@ -84,3 +84,15 @@ func (b *box) index(kind string, parts ...string) []byte {
 	}
 	return h.Sum(nil)
 }
+
+// Seal seals plain as a record of table under key, as the store seals
+// its own (for what keyfleetd keeps beside the store: daemon/cluster).
+func (s *Store) Seal(table, key string, plain []byte) []byte { return s.box.seal(table, key, plain) }
+
+// Open opens what Seal sealed.
+func (s *Store) Open(table, key string, sealed []byte) ([]byte, error) {
+	return s.box.open(table, key, sealed)
+}
+
+// Index is the keyed hash of parts under kind.
+func (s *Store) Index(kind string, parts ...string) []byte { return s.box.index(kind, parts...) }
