@@ -121,9 +121,13 @@ type Config struct {
 	// (docs/plugins.md). The zero value loads none.
 	Plugins host.Config `yaml:"plugins"`
 	Store   struct {
-		BlockCacheMB int64    `yaml:"block_cache_mb"`
-		IndexCacheMB int64    `yaml:"index_cache_mb"`
-		KeyRotation  Duration `yaml:"key_rotation"`
+		// Backend is badger (default: the store in DATA/store) or
+		// postgres (several keyfleetd on one database; backend.go).
+		Backend      string         `yaml:"backend"`
+		Postgres     PostgresConfig `yaml:"postgres"`
+		BlockCacheMB int64          `yaml:"block_cache_mb"`
+		IndexCacheMB int64          `yaml:"index_cache_mb"`
+		KeyRotation  Duration       `yaml:"key_rotation"`
 	} `yaml:"store"`
 }
 
@@ -192,6 +196,7 @@ func (c *Config) Defaults() {
 	if c.Store.BlockCacheMB == 0 {
 		c.Store.BlockCacheMB = 64
 	}
+	def(&c.Store.Backend, BackendBadger)
 	if c.Store.IndexCacheMB == 0 {
 		c.Store.IndexCacheMB = 32
 	}
@@ -255,6 +260,7 @@ func (c *Config) Validate() error {
 	if c.Store.KeyRotation.Duration < time.Hour {
 		bad("store.key_rotation: %s must be at least 1h", c.Store.KeyRotation)
 	}
+	errs = append(errs, c.validateBackend()...)
 	return errors.Join(errs...)
 }
 
@@ -283,6 +289,8 @@ var envVars = map[string]func(c *Config, v string) error{
 	"KEYFLEET_LOG_LEVEL":     func(c *Config, v string) error { c.Log.Level = v; return nil },
 	"KEYFLEET_APPROVAL_TTL":  durEnv(func(c *Config) *Duration { return &c.ApprovalTTL }),
 	"KEYFLEET_ENROLMENT_TTL": durEnv(func(c *Config) *Duration { return &c.EnrolmentTTL }),
+	"KEYFLEET_STORE_BACKEND": func(c *Config, v string) error { c.Store.Backend = v; return nil },
+	"KEYFLEET_STORE_DSN":     func(c *Config, v string) error { c.Store.Postgres.DSN = v; return nil },
 	"KEYFLEET_PIV_ROOTS": func(c *Config, v string) error {
 		c.Attestation.PIVRoots = strings.Split(v, ",")
 		return nil

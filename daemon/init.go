@@ -15,7 +15,6 @@ import (
 
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/seal"
-	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/internal/sharefile"
 )
 
@@ -52,6 +51,10 @@ type InitOptions struct {
 	// credential (defaults 5 and 3).
 	BreakGlassShares, BreakGlassThreshold int
 	Getenv                                func(string) string
+	// PostgresDSN, if set, puts the store in that PostgreSQL database
+	// (store.backend: postgres) instead of DIR/store; the DSN goes to
+	// DIR/keys/postgres.dsn (0600).
+	PostgresDSN string
 }
 
 // InitResult says what Init made and where.
@@ -106,7 +109,7 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 	if res.TLSCert, res.TLSFingerprint, err = initTLS(o); err != nil {
 		return res, err
 	}
-	if err := os.WriteFile(ConfigPath(o.Dir), []byte(defaultConfigFile), 0o600); err != nil {
+	if err := os.WriteFile(ConfigPath(o.Dir), []byte(initConfigFile(o)), 0o600); err != nil {
 		return res, fmt.Errorf("writing config: %w", err)
 	}
 	err = bootstrap(ctx, o, storeKey, sealKey, &res)
@@ -192,7 +195,7 @@ func loadKey(getenv func(string) string, env, path string) ([]byte, error) {
 const defaultBootstrapTokenTTL = 24 * time.Hour
 
 func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte, res *InitResult) error {
-	st, err := store.Open(store.Options{Dir: storeDir(o.Dir), EncryptionKey: storeKey})
+	st, err := openInitStore(ctx, o, storeKey)
 	if err != nil {
 		return err
 	}

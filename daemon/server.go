@@ -26,6 +26,7 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/attest"
 	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/cluster"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
@@ -33,6 +34,7 @@ import (
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
+	"github.com/keyfleet/keyfleet/daemon/store/postgres"
 	"github.com/keyfleet/keyfleet/daemon/web"
 	"github.com/keyfleet/keyfleet/internal/version"
 	"github.com/keyfleet/keyfleet/plugins/host"
@@ -56,7 +58,10 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	reg     *prometheus.Registry
-	store   *store.Store
+	store   backend
+	badger  *store.Store    // set when store.backend is badger
+	pg      *postgres.Store // set when store.backend is postgres
+	elector *cluster.Elector
 	plugins *host.Host
 	svc     *core.Service
 	events  *events.Manager
@@ -64,9 +69,10 @@ type Server struct {
 	http    *http.Server
 	// notify wakes the event sinks after a commit; set once the manager
 	// exists (the store is opened first).
-	notify     atomic.Pointer[func()]
-	counters   *auditCounters
-	compliance *complianceGauges
+	notify      atomic.Pointer[func()]
+	counters    *auditCounters
+	compliance  *complianceGauges
+	leaderGauge prometheus.Gauge
 	// roots are the configured extra attestation roots, read once at
 	// start-up for the built-in kinds and POST /v1/attest/verify.
 	roots httpapi.AttestRoots
@@ -121,12 +127,7 @@ func (s *Server) open(o Options) error {
 	if err != nil {
 		return err
 	}
-	s.store, err = store.Open(store.Options{
-		Dir: storeDir(s.cfg.DataDir), EncryptionKey: storeKey, Logger: s.log, AfterAudit: s.afterAudit,
-		KeyRotation:  s.cfg.Store.KeyRotation.Duration,
-		BlockCacheMB: s.cfg.Store.BlockCacheMB, IndexCacheMB: s.cfg.Store.IndexCacheMB,
-	})
-	if err != nil {
+	if err := s.openBackend(storeKey); err != nil {
 		return err
 	}
 	builtin, err := s.builtinKinds(o)
@@ -298,7 +299,7 @@ func (s *Server) withPages(apiHandler http.Handler) (http.Handler, error) {
 		return apiHandler, nil
 	}
 	pages, err := web.New(web.Config{Service: s.svc, Logger: s.log.With("component", "web"), Origin: s.cfg.Web.Origin,
-		RPID: s.cfg.FIDO2.RPID, Secure: !s.cfg.Web.Insecure, Events: s.events})
+		RPID: s.cfg.FIDO2.RPID, Secure: !s.cfg.Web.Insecure, Events: s.events, Sessions: s.webSessions()})
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
@@ -313,13 +314,17 @@ func (s *Server) withPages(apiHandler http.Handler) (http.Handler, error) {
 }
 
 func (s *Server) registerStoreMetrics(reg *prometheus.Registry) {
+	if b := s.badger; b != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "store", Name: "size_bytes",
+				Help: "On-disk size of the store (LSM tree and value log)."}, func() float64 { return float64(b.Size()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "commits_total",
+				Help: "Write transactions acknowledged."}, func() float64 { c, _ := b.SyncStats(); return float64(c) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "syncs_total",
+				Help: "Syncs to disk; each makes every commit waiting for it durable."}, func() float64 { _, n := b.SyncStats(); return float64(n) }))
+	}
+	s.registerClusterMetrics(reg)
 	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "store", Name: "size_bytes",
-			Help: "On-disk size of the store (LSM tree and value log)."}, func() float64 { return float64(s.store.Size()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "commits_total",
-			Help: "Write transactions acknowledged."}, func() float64 { c, _ := s.store.SyncStats(); return float64(c) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "syncs_total",
-			Help: "Syncs to disk; each makes every commit waiting for it durable."}, func() float64 { _, n := s.store.SyncStats(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "audit", Name: "head_seq",
 			Help: "Sequence number of the last audit event."}, func() float64 { return float64(s.store.AuditHead().Seq) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "approvals", Name: "pending",
@@ -361,12 +366,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	chainDone := make(chan struct{})
 	go func() { defer close(chainDone); s.checkChain(chainCtx) }()
 	sweepDone := make(chan struct{})
-	go func() { defer close(sweepDone); s.sweep(chainCtx) }()
+	go func() { defer close(sweepDone); s.lead(chainCtx, s.leaderWork) }()
 	eventsCtx, stopEvents := context.WithCancel(context.Background())
 	eventsDone := make(chan struct{})
 	go func() {
 		defer close(eventsDone)
-		if err := s.events.Run(eventsCtx); err != nil && !errors.Is(err, context.Canceled) {
+		if err := s.runEvents(eventsCtx); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error("event sinks stopped", "err", err)
 		}
 	}()
@@ -404,6 +409,7 @@ func (s *Server) sweep(ctx context.Context) {
 		}
 		if i%10 == 0 {
 			s.refreshCompliance(ctx)
+			s.sweepStore(ctx)
 		}
 		select {
 		case <-ctx.Done():

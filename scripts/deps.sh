@@ -28,6 +28,7 @@ test_packages=(
   python3-fido2     # CTAP2 over PC/SC: a real client for the vkey's FIDO2 applet
   oathtool          # an independent TOTP implementation the integration tests check codes against
   chromium          # browser tests of the web pages (daemon/web), with its virtual WebAuthn key
+  postgresql        # the PostgreSQL store's tests start a private cluster (internal/pgtest); pg_dump for the dump test
 )
 
 case $mode in

@@ -33,6 +33,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(initCmd(getenv), serveCmd(getenv))
+	root.AddCommand(storeCmds(getenv)...)
 	clikit.Standard(root)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -91,6 +92,7 @@ the encrypted store, and a bootstrap administrator whose token is written once,
 	cmd.Flags().DurationVar(&o.TokenTTL, "token-ttl", 24*time.Hour, "how long the first administrator's token lasts (then: keyfleet login with a key)")
 	cmd.Flags().IntVar(&o.BreakGlassShares, "breakglass-shares", 5, "how many break-glass shares to make, one per holder")
 	cmd.Flags().IntVar(&o.BreakGlassThreshold, "breakglass-threshold", 3, "how many shares open a break-glass session")
+	cmd.Flags().StringVar(&o.PostgresDSN, "postgres", "", "keep the store in this PostgreSQL database (postgres://…) instead of DIR/store")
 	return cmd
 }
 

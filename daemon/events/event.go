@@ -34,8 +34,20 @@ const ActionDeadLetter = "events.dead_letter"
 // schema version and a severity. Its JSON is documented in docs/events.md.
 type Event struct {
 	Schema string `json:"schema"`
+	// ID is unique across restores of the store: the epoch and the seq
+	// (epoch.go). Empty for a source without epochs.
+	ID    string `json:"id,omitempty"`
+	Epoch string `json:"epoch,omitempty"`
 	api.AuditEvent
 	Severity string `json:"severity"`
+}
+
+// SetEpoch names the epoch the event was written in, and so its ID.
+func (e *Event) SetEpoch(epoch string) {
+	if epoch == "" {
+		return
+	}
+	e.Epoch, e.ID = epoch, fmt.Sprintf("%s-%d", epoch, e.Seq)
 }
 
 // FromRecord decodes an audit record into an Event.

@@ -74,6 +74,7 @@ type Store struct {
 
 	beforeCommit func() error
 	afterAudit   func([]*audit.Event)
+	epochs       epochList // epoch.go
 }
 
 // Open opens (creating if needed) the store and reads the audit head.
@@ -103,6 +104,10 @@ func Open(o Options) (*Store, error) {
 		return nil, fmt.Errorf("syncing store in %s: %w", o.Dir, err)
 	}
 	s.sync = newSyncer(wals.sync, s.head)
+	if err := s.loadEpochs(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
