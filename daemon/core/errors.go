@@ -33,6 +33,10 @@ var (
 	// ErrUnavailable: the store cannot take writes (closed, or a write to
 	// disk failed and the daemon must be restarted).
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrStorageFull: the store's disk has less free space than its
+	// reserve, so writes are refused until space returns; reads go on.
+	// Errors wrapping it wrap ErrUnavailable too.
+	ErrStorageFull = errors.New("storage full")
 )
 
 // ValidationError names the field that is wrong and why. It wraps ErrInvalid.
