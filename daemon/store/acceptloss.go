@@ -172,4 +172,3 @@ func (s *Store) RepairHead() (before, after audit.Head, err error) {
 	s.sync.durable.Store(&last)
 	return before, last, nil
 }
-

@@ -239,4 +239,3 @@ func rotation(o Options) time.Duration {
 	}
 	return o.KeyRotation
 }
-
