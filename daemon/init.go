@@ -80,6 +80,7 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 	defer func() {
 		if err != nil {
 			os.RemoveAll(o.Dir)
+			os.Remove(defaultCheckpointFile(o.Dir))
 		}
 	}()
 	res = InitResult{Dir: o.Dir, AdminUser: o.AdminUser, AdminTokenFile: adminTokenPath(o.Dir)}
@@ -187,6 +188,9 @@ func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte) ([]
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := initFaultChecks(o.Dir, st, sl); err != nil {
+		return nil, 0, err
+	}
 	svc, err := core.New(core.Config{Store: st, Sealer: sl})
 	if err != nil {
 		return nil, 0, err
@@ -203,7 +207,10 @@ func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte) ([]
 		return nil, 0, fmt.Errorf("making the break-glass credential: %w", err)
 	}
 	files, err := sharefile.Write(filepath.Join(o.Dir, "breakglass"), bg.SetID, bg.Threshold, shares)
-	return files, bg.Threshold, err
+	if err != nil {
+		return nil, 0, err
+	}
+	return files, bg.Threshold, firstCheckpoint(o.Dir, st, sl)
 }
 
 // Fingerprint is the SHA-256 of DER bytes in colon hex, as browsers show it.

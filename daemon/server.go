@@ -66,6 +66,10 @@ type Server struct {
 	notify     atomic.Pointer[func()]
 	counters   *auditCounters
 	compliance *complianceGauges
+	// anchor keeps the audit checkpoints; faultMetrics publish the fault
+	// states (faults.go).
+	anchor       *anchor
+	faultMetrics *faultMetrics
 	// roots are the configured extra attestation roots, read once at
 	// start-up for the built-in kinds and POST /v1/attest/verify.
 	roots httpapi.AttestRoots
@@ -96,6 +100,7 @@ func New(cfg Config, o Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: NewLogger(cfg, o.LogOut), reg: prometheus.NewRegistry()}
 	s.counters = newAuditCounters(s.reg)
 	s.compliance = newComplianceGauges(s.reg)
+	s.faultMetrics = newFaultMetrics()
 	if err := s.open(o); err != nil {
 		return nil, err
 	}
@@ -119,12 +124,16 @@ func (s *Server) open(o Options) error {
 	if err != nil {
 		return err
 	}
-	s.store, err = store.Open(store.Options{
-		Dir: storeDir(s.cfg.DataDir), EncryptionKey: storeKey, Logger: s.log, AfterAudit: s.afterAudit,
-		KeyRotation:  s.cfg.Store.KeyRotation.Duration,
-		BlockCacheMB: s.cfg.Store.BlockCacheMB, IndexCacheMB: s.cfg.Store.IndexCacheMB,
-	})
+	s.store, err = store.Open(storeOptions(s.cfg, storeKey, s.log, s.afterAudit))
 	if err != nil {
+		return err
+	}
+	if err := checkSealKey(context.Background(), s.store, sl, s.log); err != nil {
+		s.Close()
+		return err
+	}
+	if err := s.openAnchor(sl); err != nil {
+		s.Close()
 		return err
 	}
 	builtin, err := s.builtinKinds(o)
@@ -148,7 +157,7 @@ func (s *Server) open(o Options) error {
 		return err
 	}
 	pev.attach(s.svc)
-	return nil
+	return s.startCheckpoints()
 }
 
 func (s *Server) afterAudit(evs []*audit.Event) {
@@ -156,6 +165,9 @@ func (s *Server) afterAudit(evs []*audit.Event) {
 		(*f)()
 	}
 	s.counters.count(evs)
+	if s.anchor != nil && s.anchor.mgr != nil {
+		s.anchor.mgr.Notify()
+	}
 }
 
 // builtinKinds are the kinds keyfleetd has without plugins (piv, and
@@ -228,7 +240,7 @@ func (s *Server) build(o Options) error {
 	}
 	h, err := httpapi.New(httpapi.Config{
 		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
-		Ready:   s.store.Ready,
+		Ready: s.store.Ready, Checkpoints: s,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Events:  s.events, AttestRoots: s.roots,
 	})
@@ -321,6 +333,7 @@ func (s *Server) registerStoreMetrics(reg *prometheus.Registry) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "approvals", Name: "pending",
 			Help: "Requests waiting for a second approver."}, s.pendingApprovals),
 	)
+	s.registerFaultMetrics(reg)
 }
 
 func (s *Server) pendingApprovals() float64 {
@@ -358,6 +371,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	go func() { defer close(chainDone); s.checkChain(chainCtx) }()
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); s.sweep(chainCtx) }()
+	stopCheckpoints := s.runCheckpoints()
 	eventsCtx, stopEvents := context.WithCancel(context.Background())
 	eventsDone := make(chan struct{})
 	go func() {
@@ -380,6 +394,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	stopChain()
 	<-chainDone
 	<-sweepDone
+	stopCheckpoints() // its last checkpoint, before the store closes
 	// The sinks stop first: their live streams end, so the HTTP shutdown
 	// does not wait on them.
 	stopEvents()
