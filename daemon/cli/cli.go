@@ -1,4 +1,4 @@
-// Package cli is keyfleetd's command line: init, serve and version.
+// Package cli is keyfleetd's command line: init, serve, recover and version.
 package cli
 
 import (
@@ -30,6 +30,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(initCmd(getenv), serveCmd(getenv), versionCmd())
+	root.AddCommand(recoverCmd(getenv))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
