@@ -15,6 +15,7 @@ packages=(
   python3-fido2     # CTAP2 over PC/SC: a real client for the vkey's FIDO2 applet
   libfido2-dev      # go-libfido2 (cgo), the agent's FIDO2 adapter for real keys
   chromium          # browser tests of the web pages (daemon/web), with its virtual WebAuthn key
+  e2fsprogs         # mkfs.ext4: the store's full-disk tests on a small ext4 image
 )
 
 missing=()

@@ -88,7 +88,7 @@ func TestBytesFlippedInTheNewestLogAreRefusedNamingTheFileUntilTheLossIsAccepted
 		t.Fatal(err)
 	}
 	svc := serviceFor(t, st)
-	createUsers(t, svc, "w", 1500)
+	createUsers(t, svc, "w", 600)
 	head := st.AuditHead()
 	crashed := crashCopy(t, dir)
 	st.Close()
@@ -148,7 +148,7 @@ func TestADamagedOrTruncatedTableIsRefusedNamingTheFileNotACrash(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			createUsers(t, serviceFor(t, st), "t", 1500)
+			createUsers(t, serviceFor(t, st), "t", 600)
 			st.Close()
 			path, size := largestTable(t, dir)
 			tc.damage(t, path, size)

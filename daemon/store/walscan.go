@@ -69,14 +69,14 @@ func scanLog(b []byte, keyFor func(id uint64, baseIV []byte) (decryptFunc, error
 	if err != nil {
 		return res, err
 	}
-	stop, end, last, ok := replay(b, logHeaderSize, dec)
+	stop, end, last, ok := replay(b, logHeaderSize, dec, false)
 	res.End, res.LastSeq, res.HasSeq = int64(end), last, ok
 	resume, found := resync(b, stop, dec)
 	if !found {
 		return res, nil
 	}
 	res.Damaged, res.DamageAt, res.ResumeAt = true, int64(stop), int64(resume)
-	_, _, after, _ := replay(b, resume, dec)
+	_, _, after, _ := replay(b, resume, dec, true)
 	res.SeqAfter = after
 	return res, nil
 }
@@ -130,8 +130,10 @@ func parseEntry(b []byte, off int, dec decryptFunc) (walEntry, bool) {
 
 // replay walks entries from off as Badger's replay does. It returns where
 // it stopped, where the last complete transaction ends, and the last audit
-// sequence such a transaction wrote.
-func replay(b []byte, off int, dec decryptFunc) (stop, end int, lastSeq uint64, hasSeq bool) {
+// sequence such a transaction wrote. midway is set when off may fall
+// inside a transaction (after damage): the end of one whose start was
+// lost is then passed over.
+func replay(b []byte, off int, dec decryptFunc, midway bool) (stop, end int, lastSeq uint64, hasSeq bool) {
 	end = off
 	var txnTs uint64
 	var pending uint64
@@ -153,6 +155,8 @@ func replay(b []byte, off int, dec decryptFunc) (stop, end int, lastSeq uint64, 
 			if seq, ok := headSeq(e); ok {
 				pending, pendingOK = seq, true
 			}
+		case e.meta&bitFinTxn != 0 && txnTs == 0 && midway:
+			// the end of a transaction whose start was damaged
 		case e.meta&bitFinTxn != 0:
 			ts, err := strconv.ParseUint(string(e.value), 10, 64)
 			if err != nil || ts != txnTs {
