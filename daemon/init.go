@@ -179,7 +179,9 @@ func loadKey(getenv func(string) string, env, path string) ([]byte, error) {
 }
 
 func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte) ([]string, int, error) {
-	st, err := store.Open(store.Options{Dir: storeDir(o.Dir), EncryptionKey: storeKey})
+	// A few records: the smallest memtable, and no reserve, so that init
+	// runs on a small disk that serve is configured for.
+	st, err := store.Open(store.Options{Dir: storeDir(o.Dir), EncryptionKey: storeKey, MemTableSize: 1 << 20, Reserve: 1})
 	if err != nil {
 		return nil, 0, err
 	}
