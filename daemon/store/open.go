@@ -41,8 +41,9 @@ func memTableSize(o Options) int64 {
 // of the deeper levels running at the same time (each rewrites a slice of
 // a level before it deletes the old one). With the default 16 MiB
 // memtable that is 128 MiB and a fifth of the store. Measured under a
-// sustained 30 MB/s of random overwrites (reserve_measure_test.go), far
-// beyond keyfleet's load, Badger never needed more than 75% of it.
+// sustained 20-30 MB/s of random overwrites (reserve_measure_test.go),
+// far beyond keyfleet's load, Badger needed at most 73-84% of it (three
+// runs, up to a 480 MiB store).
 func DefaultReserve(storeSize, memTableSize int64) int64 {
 	return (numMemtables+numLevelZeroTables)*memTableSize + storeSize/5
 }
