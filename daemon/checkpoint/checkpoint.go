@@ -46,10 +46,13 @@ func (c Checkpoint) Head() (audit.Head, error) {
 	return h, nil
 }
 
-func (c Checkpoint) String() string {
-	s := fmt.Sprintf("seq %d (hash %.16s…, %s)", c.Seq, c.Hash, c.Time.UTC().Format(time.RFC3339))
+func (c Checkpoint) String() string { return fmt.Sprintf("at seq %d (%s)", c.Seq, c.about()) }
+
+// about says when it was signed, its hash and where it was found.
+func (c Checkpoint) about() string {
+	s := fmt.Sprintf("signed %s, hash %.16s…", c.Time.UTC().Format(time.RFC3339), c.Hash)
 	if c.Source != "" {
-		s += " from " + c.Source
+		s += ", from " + c.Source
 	}
 	return s
 }

@@ -36,13 +36,13 @@ type MismatchError struct {
 func (e *MismatchError) Error() string {
 	switch {
 	case e.Behind:
-		return fmt.Sprintf("the store's audit log ends at seq %d but the newest checkpoint, %s, was signed at seq %d: %d acknowledged events are missing (a damaged log replayed in part, or the store put back from an older copy)",
-			e.Head.Seq, e.Checkpoint, e.Checkpoint.Seq, e.Missing)
+		return fmt.Sprintf("the store's audit log ends at seq %d but the newest audit checkpoint is at seq %d (%s): %d acknowledged events are missing (a damaged log replayed in part, or the store put back from an older copy)",
+			e.Head.Seq, e.Checkpoint.Seq, e.Checkpoint.about(), e.Missing)
 	case e.Break != nil:
-		return fmt.Sprintf("the store's audit log matches the newest checkpoint, %s, but breaks after it: %v", e.Checkpoint, e.Break)
+		return fmt.Sprintf("the store's audit log matches the newest audit checkpoint %s but breaks after it: %v", e.Checkpoint, e.Break)
 	}
-	return fmt.Sprintf("the store's audit record %d is not the one the newest checkpoint, %s, signed: the log was rewritten from there or before",
-		e.Checkpoint.Seq, e.Checkpoint)
+	return fmt.Sprintf("the store's audit record %d is not the one the newest audit checkpoint (%s) signed: the log was rewritten from there or before",
+		e.Checkpoint.Seq, e.Checkpoint.about())
 }
 
 func (e *MismatchError) Unwrap() error { return ErrMismatch }
