@@ -5,7 +5,20 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/internal/version"
 )
+
+// registerBuildInfo publishes keyfleet_build_info: one series, value 1,
+// whose labels say which build is running (join on it in queries).
+func registerBuildInfo(reg prometheus.Registerer, v version.Info) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "keyfleet", Name: "build_info",
+		Help:        "Always 1; the labels name the running build: module version, commit, and Go toolchain.",
+		ConstLabels: prometheus.Labels{"version": v.Version, "revision": v.Revision, "goversion": v.GoVersion}})
+	g.Set(1)
+	reg.MustRegister(g)
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // auditCounters derive the daemon's domain metrics from the audit events
 // each commit appends: every verification, enrolment and lockout is an

@@ -34,6 +34,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/daemon/web"
+	"github.com/keyfleet/keyfleet/internal/version"
 	"github.com/keyfleet/keyfleet/plugins/host"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
@@ -100,6 +101,7 @@ func New(cfg Config, o Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: NewLogger(cfg, o.LogOut), reg: prometheus.NewRegistry()}
 	s.counters = newAuditCounters(s.reg)
 	s.compliance = newComplianceGauges(s.reg)
+	registerBuildInfo(s.reg, version.Get())
 	s.faultMetrics = newFaultMetrics()
 	if err := s.open(o); err != nil {
 		return nil, err
@@ -242,7 +244,7 @@ func (s *Server) build(o Options) error {
 		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Ready: s.store.Ready, Checkpoints: s,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Events:  s.events, AttestRoots: s.roots,
+		Events:  s.events, AttestRoots: s.roots, Build: ptr(version.Get()),
 	})
 	if err != nil {
 		return err

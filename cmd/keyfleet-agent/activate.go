@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/spf13/cobra"
+
 	"github.com/keyfleet/keyfleet/agent"
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/api/client"
@@ -26,16 +28,34 @@ func defaultActivator(c *client.Client) (agent.Activator, error) {
 	return nil, ErrNoActivation
 }
 
+// activateFlags are activate's flags: where keyfleetd is, and the keys.
+type activateFlags struct {
+	connFlags
+	keyFlags
+}
+
+func (a *app) activateCmd() *cobra.Command {
+	var f activateFlags
+	cmd := &cobra.Command{
+		Use:   "activate",
+		Short: "Replace the hand-over PIN of your pending keys and activate them (your own token)",
+		Long: `activate finds your pending hardware factors and, for each, asks for the
+hand-over PIN (from the sealed letter) and a new PIN, changes it on the key
+(a wrong hand-over PIN shows the retries left) and proves possession, which
+makes the factor active. It runs with your own token.`,
+		Example: "  keyfleet-agent activate --server https://keyfleet.example.com --token-file ~/keyfleet.token",
+		Args:    noArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return a.activate(cmd.Context(), f) },
+	}
+	f.connFlags.register(cmd.Flags(), true)
+	f.keyFlags.register(cmd.Flags())
+	return cmd
+}
+
 // activate: the user replaces the hand-over PIN on each of their pending
 // hardware factors and proves possession, with their own token.
-func activate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var c commonFlags
-	fs := newFlagSet("activate", stderr)
-	c.register(fs, getenv, true)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	d, err := daemonClient(c)
+func (a *app) activate(ctx context.Context, c activateFlags) error {
+	d, err := a.daemonClient(c.connFlags)
 	if err != nil {
 		return err
 	}
@@ -48,7 +68,7 @@ func activate(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	for _, f := range pending {
-		if err := activateOne(ctx, act, c, f, stdout, stderr); err != nil {
+		if err := activateOne(ctx, act, c.keyFlags, f, a.stdout, a.stderr); err != nil {
 			return err
 		}
 	}
@@ -76,8 +96,8 @@ func pendingFactors(ctx context.Context, d *client.Client) ([]api.Factor, error)
 	return out, nil
 }
 
-func activateOne(ctx context.Context, act agent.Activator, c commonFlags, f api.Factor, stdout, stderr io.Writer) error {
-	keys, closeKeys, err := optionalKeys(c.keyFlags, f.Kind == "piv", f.Kind == "fido2")
+func activateOne(ctx context.Context, act agent.Activator, c keyFlags, f api.Factor, stdout, stderr io.Writer) error {
+	keys, closeKeys, err := optionalKeys(c, f.Kind == "piv", f.Kind == "fido2")
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,5 @@
-// Package cli is keyfleetd's command line: init, serve, recover and version.
+// Package cli is keyfleetd's command line: init, serve, recover, version
+// and completion.
 package cli
 
 import (
@@ -9,12 +10,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/keyfleet/keyfleet/daemon"
+	"github.com/keyfleet/keyfleet/internal/clikit"
 )
 
 // Run runs keyfleetd with args and returns the exit code: 0 ok, 1 error,
@@ -29,8 +30,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(initCmd(getenv), serveCmd(getenv), versionCmd())
+	root.AddCommand(initCmd(getenv), serveCmd(getenv))
 	root.AddCommand(recoverCmd(getenv))
+	clikit.Standard(root)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -189,19 +191,4 @@ func printReady(w io.Writer, dir, addr string) {
 	fmt.Fprintf(w, "  bin/keyfleet login --server %s --token-file %s --ca %s\n", url, tokenFile, filepath.Join(dir, "tls", "cert.pem"))
 	fmt.Fprintf(w, "  bin/keyfleet users create alice --display-name 'Alice Example' --email alice@example.org --group engineering\n")
 	fmt.Fprintf(w, "  bin/keyfleet audit verify\n\n")
-}
-
-func versionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			v := "devel"
-			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-				v = bi.Main.Version
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "keyfleetd %s\n", v)
-		},
-	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/internal/version"
 )
 
 // Config configures the API handler.
@@ -45,6 +46,9 @@ type Config struct {
 	Events EventsAPI
 	// AttestRoots are extra attestation roots for POST /v1/attest/verify.
 	AttestRoots AttestRoots
+	// Build is the running binary's build, shown by GET /healthz when
+	// asked for JSON; nil shows only the status.
+	Build *version.Info
 }
 
 // Route is one registered route: its pattern and the permission it needs
@@ -111,6 +115,10 @@ func (h *Handler) Routes() []Route { return h.routes }
 
 func (h *Handler) probes(cfg Config) {
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if wantsJSON(r) {
+			writeJSON(w, http.StatusOK, health{Status: "ok", Info: cfg.Build})
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
@@ -131,6 +139,18 @@ func (h *Handler) probes(cfg Config) {
 		h.mux.Handle("GET /metrics", cfg.Metrics)
 		h.routes = append(h.routes, Route{"GET /metrics", ""})
 	}
+}
+
+// health is GET /healthz's JSON answer: the status and the build.
+type health struct {
+	Status string `json:"status"`
+	*version.Info
+}
+
+// wantsJSON says the probe's caller asked for JSON: ?format=json or an
+// Accept header naming application/json.
+func wantsJSON(r *http.Request) bool {
+	return r.URL.Query().Get("format") == "json" || strings.Contains(r.Header.Get("Accept"), "application/json")
 }
 
 // handlerFunc is an authenticated handler: it returns the status and body

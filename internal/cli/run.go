@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/keyfleet/keyfleet/internal/clikit"
 )
 
 // Exit codes that scripts can rely on.
@@ -72,11 +74,10 @@ func (a *app) rootCmd() *cobra.Command {
 		Example: `  keyfleet login --server https://localhost:8443 --token-file var/keyfleet/admin.token --ca var/keyfleet/tls/cert.pem
   keyfleet users create alice --display-name "Alice Liddell" --email alice@example.com --group eng
   keyfleet factors list --user alice -o json`,
-		Args:              unknownSubcommand,
-		RunE:              showHelp,
-		SilenceErrors:     true,
-		SilenceUsage:      true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		Args:          unknownSubcommand,
+		RunE:          showHelp,
+		SilenceErrors: true,
+		SilenceUsage:  true,
 		PersistentPreRunE: func(*cobra.Command, []string) error {
 			if a.output != outputTable && a.output != outputJSON && a.output != outputCSV {
 				return usagef("unknown output format %q; use -o table, -o json, or -o csv for reports", a.output)
@@ -90,6 +91,9 @@ func (a *app) rootCmd() *cobra.Command {
 		a.devicesCmd(), a.enrolmentsCmd(), a.approvalsCmd(), a.tokensCmd(), a.auditCmd())
 	root.AddCommand(a.policyCmd(), a.reportCmd())
 	root.AddCommand(a.recoveryCmd(), a.breakglassCmd(), a.eventsCmd(), a.attestCmd())
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	clikit.Standard(root)
 	return root
 }
 
