@@ -528,4 +528,3 @@ func TestAWrongSealingKeyIsRefusedAtStart(t *testing.T) {
 		t.Fatalf("a wrong sealing key was not refused clearly:\n%s", out)
 	}
 }
-
