@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/keyfleet/keyfleet/api"
@@ -26,13 +27,28 @@ func crashCopy(t *testing.T, dir string) string {
 	return dst
 }
 
+// createUsers creates n users from 8 writers (they share syncs).
 func createUsers(t *testing.T, svc *core.Service, prefix string, n int) {
 	t.Helper()
-	for i := range n {
-		if _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: fmt.Sprintf("%s%d", prefix, i),
-			DisplayName: strings.Repeat("d", 100)}); err != nil {
-			t.Fatal(err)
-		}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				if _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: fmt.Sprintf("%s%d", prefix, i),
+					DisplayName: strings.Repeat("d", 100)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
 
