@@ -59,6 +59,9 @@ type InitResult struct {
 	// BreakGlassFiles hold one break-glass share each, for separate holders.
 	BreakGlassFiles     []string
 	BreakGlassThreshold int
+	// CheckpointFile holds the first signed audit checkpoint;
+	// CheckpointNote, when set, says why it could not be written there.
+	CheckpointFile, CheckpointNote string
 }
 
 // Init creates a data folder: keys, TLS, the store, the first administrator
@@ -99,7 +102,8 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 	if err := os.WriteFile(ConfigPath(o.Dir), []byte(defaultConfigFile), 0o600); err != nil {
 		return res, fmt.Errorf("writing config: %w", err)
 	}
-	res.BreakGlassFiles, res.BreakGlassThreshold, err = bootstrap(ctx, o, storeKey, sealKey)
+	res.CheckpointFile = defaultCheckpointFile(o.Dir)
+	res.BreakGlassFiles, res.BreakGlassThreshold, res.CheckpointNote, err = bootstrap(ctx, o, storeKey, sealKey)
 	return res, err
 }
 
@@ -178,41 +182,44 @@ func loadKey(getenv func(string) string, env, path string) ([]byte, error) {
 	return k, nil
 }
 
-func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte) ([]string, int, error) {
+func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte) (files []string, threshold int, cpNote string, err error) {
 	// A few records: the smallest memtable, and no reserve, so that init
 	// runs on a small disk that serve is configured for.
 	st, err := store.Open(store.Options{Dir: storeDir(o.Dir), EncryptionKey: storeKey, MemTableSize: 1 << 20, Reserve: 1})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	defer st.Close()
 	sl, err := seal.New(sealKey)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	if err := initFaultChecks(o.Dir, st, sl); err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	svc, err := core.New(core.Config{Store: st, Sealer: sl})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	_, secret, err := svc.Bootstrap(ctx, o.AdminUser)
 	if err != nil {
-		return nil, 0, fmt.Errorf("creating the first administrator: %w", err)
+		return nil, 0, "", fmt.Errorf("creating the first administrator: %w", err)
 	}
 	if err := os.WriteFile(adminTokenPath(o.Dir), []byte(secret+"\n"), 0o600); err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	bg, shares, err := svc.InitBreakGlass(ctx, o.BreakGlassShares, o.BreakGlassThreshold)
 	if err != nil {
-		return nil, 0, fmt.Errorf("making the break-glass credential: %w", err)
+		return nil, 0, "", fmt.Errorf("making the break-glass credential: %w", err)
 	}
-	files, err := sharefile.Write(filepath.Join(o.Dir, "breakglass"), bg.SetID, bg.Threshold, shares)
+	files, err = sharefile.Write(filepath.Join(o.Dir, "breakglass"), bg.SetID, bg.Threshold, shares)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
-	return files, bg.Threshold, firstCheckpoint(o.Dir, st, sl)
+	if err := firstCheckpoint(o.Dir, st, sl); err != nil {
+		cpNote = err.Error()
+	}
+	return files, bg.Threshold, cpNote, nil
 }
 
 // Fingerprint is the SHA-256 of DER bytes in colon hex, as browsers show it.

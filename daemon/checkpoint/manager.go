@@ -47,6 +47,8 @@ type Manager struct {
 	hasLast bool
 	since   uint64
 	at      time.Time
+	// retryAt holds off the next attempt after one no place took.
+	retryAt time.Time
 }
 
 // New validates cfg and makes a Manager.
@@ -119,7 +121,7 @@ func (m *Manager) due() bool {
 	head := m.cfg.Head.AuditHead()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if head.Seq <= m.since {
+	if head.Seq <= m.since || m.cfg.Now().Before(m.retryAt) {
 		return false
 	}
 	return head.Seq-m.since >= m.cfg.Every || m.cfg.Now().Sub(m.at) >= m.cfg.Interval || !m.hasLast
@@ -150,6 +152,11 @@ func (m *Manager) write(ctx context.Context, places []Place) (Checkpoint, error)
 		if _, ok := p.(Events); ok {
 			since++ // its own audit.checkpoint event does not call for another
 		}
+	}
+	if took == 0 {
+		m.mu.Lock()
+		m.retryAt = m.cfg.Now().Add(min(m.cfg.Interval, 30*time.Second))
+		m.mu.Unlock()
 	}
 	if took > 0 {
 		m.mu.Lock()

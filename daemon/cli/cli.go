@@ -108,6 +108,11 @@ func printInit(w io.Writer, r daemon.InitResult) {
 	for _, f := range r.BreakGlassFiles {
 		fmt.Fprintf(w, "  %-16s %s\n", "", f)
 	}
+	if r.CheckpointNote == "" {
+		fmt.Fprintf(w, "  %-16s %s (signed; keep it outside the data folder)\n", "audit checkpoint", r.CheckpointFile)
+	} else {
+		fmt.Fprintf(w, "  %-16s not written: %s; set audit.checkpoint.file in the config to a writable file outside the data folder\n", "audit checkpoint", r.CheckpointNote)
+	}
 	fmt.Fprintf(w, "\nGive each break-glass share to a different holder, then delete the files.\n")
 	fmt.Fprintf(w, "Back up the two keys apart from the data folder: without them the store cannot be read.\n")
 	fmt.Fprintf(w, "Next: keyfleetd serve --data %s\n", r.Dir)

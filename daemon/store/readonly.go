@@ -40,7 +40,7 @@ func (s *Store) checkSpace() {
 	}
 	s.prepMu.Lock()
 	defer s.prepMu.Unlock()
-	s.reserve.Store(reserveFor(s.opts, s.Size()))
+	s.reserve.Store(reserveFor(s.opts, s.treeSize()))
 	if !s.readOnly.Load() {
 		s.space.check(s.prep.ensure(), false)
 		return
@@ -95,6 +95,16 @@ func (s *Store) reopenReadOnly(cause error) error {
 	}
 	s.db = db
 	return cause
+}
+
+// treeSize is the size of the store's tables, what compactions rewrite
+// (the value log is not used, and Badger counts its sparse file at its
+// full length).
+func (s *Store) treeSize() int64 {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	lsm, _ := s.db.Size()
+	return lsm
 }
 
 // SpaceStats reports the last measure of the store's free space.
