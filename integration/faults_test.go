@@ -405,7 +405,7 @@ func TestBytesFlippedInTheLogAreRefusedNamingTheFileAndTheAcceptedLossIsAudited(
 		t.Fatalf("recover without --accept-loss exited %d:\n%s", code, out)
 	}
 	out, code := keyfleetdRun(t, "recover", "--data", dir, "--accept-loss", "--reason", "test: flipped bytes")
-	if code != 0 || !strings.Contains(out, "recorded as audit event") || !strings.Contains(out, "newest checkpoint") {
+	if code != 0 || !strings.Contains(out, "recorded as audit event") || !strings.Contains(out, "newest audit checkpoint") {
 		t.Fatalf("recover --accept-loss exited %d:\n%s", code, out)
 	}
 

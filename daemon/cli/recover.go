@@ -64,7 +64,13 @@ func printRecover(w io.Writer, r daemon.RecoverResult, accepted bool) {
 		fmt.Fprintf(w, "keyfleetd: the store is intact and matches its newest audit checkpoint (head seq %d); nothing to recover\n", r.Head.Seq)
 		return
 	}
-	if r.Damage != nil {
+	switch {
+	case r.Damage != nil && accepted:
+		fmt.Fprintf(w, "damaged, in %s:\n", r.Damage.Dir)
+		for _, d := range r.Damage.Damages {
+			fmt.Fprintf(w, "  - %s\n", d)
+		}
+	case r.Damage != nil:
 		fmt.Fprintln(w, r.Damage.Error())
 	}
 	if r.Mismatch != nil {
