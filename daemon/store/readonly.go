@@ -14,6 +14,7 @@ func (s *Store) watchSpace() {
 		s.log.Error("the store was opened READ-ONLY: its disk has less free space than the reserve; reads work, writes are refused until space returns",
 			"dir", s.opts.Dir)
 	}
+	s.sizeReserve()
 	s.checkSpace()
 	s.watching.Add(1)
 	go func() {
@@ -25,11 +26,16 @@ func (s *Store) watchSpace() {
 			case <-s.stopWait:
 				return
 			case <-t.C:
+				s.sizeReserve()
 				s.checkSpace()
 			}
 		}
 	}()
 }
+
+// sizeReserve sizes the reserve for the store's size now (reading the
+// folder: done by the watch, not at every sync).
+func (s *Store) sizeReserve() { s.reserve.Store(reserveFor(s.opts, s.Size())) }
 
 // checkSpace prepares the write-ahead logs, measures the free space and
 // updates the state writes are refused in. A store opened read-only
@@ -40,7 +46,6 @@ func (s *Store) checkSpace() {
 	}
 	s.prepMu.Lock()
 	defer s.prepMu.Unlock()
-	s.reserve.Store(reserveFor(s.opts, s.treeSize()))
 	if !s.readOnly.Load() {
 		s.space.check(s.prep.ensure(), false)
 		return
@@ -95,16 +100,6 @@ func (s *Store) reopenReadOnly(cause error) error {
 	}
 	s.db = db
 	return cause
-}
-
-// treeSize is the size of the store's tables, what compactions rewrite
-// (the value log is not used, and Badger counts its sparse file at its
-// full length).
-func (s *Store) treeSize() int64 {
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	lsm, _ := s.db.Size()
-	return lsm
 }
 
 // SpaceStats reports the last measure of the store's free space.
