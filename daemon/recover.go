@@ -71,15 +71,7 @@ func Recover(ctx context.Context, cfg Config, o RecoverOptions) (RecoverResult, 
 		o.Now = time.Now
 	}
 	log := NewLogger(cfg, io.Discard)
-	storeKey, err := loadKey(o.Getenv, EnvStoreKey, storeKeyPath(cfg.DataDir))
-	if err != nil {
-		return RecoverResult{}, err
-	}
-	sealKey, err := loadKey(o.Getenv, EnvSealKey, sealKeyPath(cfg.DataDir))
-	if err != nil {
-		return RecoverResult{}, err
-	}
-	sl, err := seal.New(sealKey)
+	storeKey, sl, err := loadKeys(cfg, o.Getenv)
 	if err != nil {
 		return RecoverResult{}, err
 	}
@@ -118,6 +110,20 @@ func Recover(ctx context.Context, cfg Config, o RecoverOptions) (RecoverResult, 
 		return res, nil
 	}
 	return res, accept(ctx, st, sl, a, cp, o, &res)
+}
+
+// loadKeys reads the store key and the sealing key.
+func loadKeys(cfg Config, getenv func(string) string) ([]byte, *seal.Sealer, error) {
+	storeKey, err := loadKey(getenv, EnvStoreKey, storeKeyPath(cfg.DataDir))
+	if err != nil {
+		return nil, nil, err
+	}
+	sealKey, err := loadKey(getenv, EnvSealKey, sealKeyPath(cfg.DataDir))
+	if err != nil {
+		return nil, nil, err
+	}
+	sl, err := seal.New(sealKey)
+	return storeKey, sl, err
 }
 
 // accept records the loss and signs a checkpoint after it.
