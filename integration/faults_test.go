@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -526,5 +527,64 @@ func TestAWrongSealingKeyIsRefusedAtStart(t *testing.T) {
 	out := serveRefused(t, dir)
 	if !strings.Contains(out, "sealing key") || !strings.Contains(out, "KEYFLEET_SEAL_KEY") {
 		t.Fatalf("a wrong sealing key was not refused clearly:\n%s", out)
+	}
+}
+
+// witness keeps the newest checkpoint it is given, as a transparency
+// witness would, and refuses one that goes back.
+type witness struct {
+	mu   sync.Mutex
+	last []byte
+	seq  uint64
+}
+
+func (w *witness) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if r.Method == http.MethodGet {
+		if w.last == nil {
+			http.NotFound(rw, r)
+			return
+		}
+		rw.Write(w.last)
+		return
+	}
+	b, _ := io.ReadAll(r.Body)
+	var c struct{ Seq uint64 }
+	if json.Unmarshal(b, &c) != nil || c.Seq < w.seq {
+		http.Error(rw, "refused: it goes back", http.StatusConflict)
+		return
+	}
+	w.last, w.seq = b, c.Seq
+}
+
+func TestARollbackThatBringsItsOldCheckpointFileIsCaughtByTheWitness(t *testing.T) {
+	w := httptest.NewServer(&witness{})
+	defer w.Close()
+	dir := filepath.Join(t.TempDir(), "data")
+	initAt(t, dir, "shutdown_timeout: 15s", "shutdown_timeout: 15s\naudit:\n  checkpoint:\n    witness_url: "+w.URL)
+	token := adminToken(t, dir)
+	d := start(t, dir)
+	loadUsers(t, d, token, "a", 20)
+	stop(t, d)
+	// The attacker's copy: the store and the checkpoint file of that time.
+	old := t.TempDir()
+	for _, p := range []string{filepath.Join(dir, "store"), dir + ".checkpoint"} {
+		if out, err := exec.Command("cp", "-a", p, old).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v\n%s", err, out)
+		}
+	}
+	d = start(t, dir)
+	loadUsers(t, d, token, "b", 20) // say, a factor revoked: what the rollback would undo
+	stop(t, d)
+	os.RemoveAll(filepath.Join(dir, "store"))
+	for from, to := range map[string]string{"store": filepath.Join(dir, "store"), "data.checkpoint": dir + ".checkpoint"} {
+		if out, err := exec.Command("cp", "-a", filepath.Join(old, from), to).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v\n%s", err, out)
+		}
+	}
+	out := serveRefused(t, dir)
+	if !strings.Contains(out, "events are missing") || !strings.Contains(out, w.URL) {
+		t.Fatalf("the rollback was not caught by the witness's newer checkpoint:\n%s", out)
 	}
 }
