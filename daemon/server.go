@@ -158,8 +158,12 @@ func (s *Server) open(o Options) error {
 		s.Close()
 		return err
 	}
+	if err := s.startCheckpoints(); err != nil { // before anything records events concurrently
+		s.Close()
+		return err
+	}
 	pev.attach(s.svc)
-	return s.startCheckpoints()
+	return nil
 }
 
 func (s *Server) afterAudit(evs []*audit.Event) {
