@@ -87,11 +87,7 @@ type backend interface {
 // openBackend opens the configured store.
 func (s *Server) openBackend(storeKey []byte) error {
 	if s.cfg.Store.Backend != BackendPostgres {
-		st, err := store.Open(store.Options{
-			Dir: storeDir(s.cfg.DataDir), EncryptionKey: storeKey, Logger: s.log, AfterAudit: s.afterAudit,
-			KeyRotation:  s.cfg.Store.KeyRotation.Duration,
-			BlockCacheMB: s.cfg.Store.BlockCacheMB, IndexCacheMB: s.cfg.Store.IndexCacheMB,
-		})
+		st, err := store.Open(storeOptions(s.cfg, storeKey, s.log, s.afterAudit))
 		if err != nil {
 			return err
 		}

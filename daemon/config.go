@@ -128,7 +128,12 @@ type Config struct {
 		BlockCacheMB int64          `yaml:"block_cache_mb"`
 		IndexCacheMB int64          `yaml:"index_cache_mb"`
 		KeyRotation  Duration       `yaml:"key_rotation"`
+		// Space settings: the free-space reserve and the memtable size
+		// (faults.go, docs/operations.md).
+		StoreSpace `yaml:",inline"`
 	} `yaml:"store"`
+	// Audit configures the signed audit checkpoints (faults.go).
+	Audit AuditConfig `yaml:"audit"`
 }
 
 // Duration is a time.Duration written as "15m" in YAML and the environment.
@@ -200,6 +205,8 @@ func (c *Config) Defaults() {
 	if c.Store.IndexCacheMB == 0 {
 		c.Store.IndexCacheMB = 32
 	}
+	c.Store.StoreSpace.defaults()
+	c.Audit.defaults(c.DataDir)
 }
 
 // Validate reports every problem with c, each saying what to change.
@@ -261,6 +268,8 @@ func (c *Config) Validate() error {
 		bad("store.key_rotation: %s must be at least 1h", c.Store.KeyRotation)
 	}
 	errs = append(errs, c.validateBackend()...)
+	errs = append(errs, c.Store.StoreSpace.validate()...)
+	errs = append(errs, c.Audit.validate(c.DataDir)...)
 	return errors.Join(errs...)
 }
 

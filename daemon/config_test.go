@@ -30,6 +30,9 @@ func TestConfigSourcesLayerFileThenEnvironment(t *testing.T) {
 	if c.TLSCert != "/tmp/x/tls/cert.pem" || c.Store.BlockCacheMB != 64 || c.Verify.MaxFailures != 5 || c.Verify.Lockout.Duration != 15*time.Minute {
 		t.Fatalf("defaults not filled: %+v", c)
 	}
+	if cp := c.Audit.Checkpoint; cp.File != "/tmp/x.checkpoint" || cp.Every != 1000 || cp.OnMismatch != "refuse" || c.Store.MemTableMB != 16 {
+		t.Fatalf("fault defaults not filled: %+v %+v", cp, c.Store.StoreSpace)
+	}
 }
 
 func TestBadConfigIsRefusedWithWhatToChange(t *testing.T) {
@@ -43,6 +46,11 @@ func TestBadConfigIsRefusedWithWhatToChange(t *testing.T) {
 		{"a too short approval window gives the range", "approval_ttl: 10s\n", "between 1m and 720h"},
 		{"a negative failure limit gives the range", "verify:\n  max_failures: -1\n", "verify.max_failures: -1 must be between 1 and 100"},
 		{"a lockout of a month gives the range", "verify:\n  lockout: 720h\n", "verify.lockout"},
+		{"a checkpoint file inside the data folder is refused", "audit:\n  checkpoint:\n    file: /tmp/x/store/cp.json\n", "inside the data folder"},
+		{"an unknown mismatch choice lists the choices", "audit:\n  checkpoint:\n    on_mismatch: ignore\n", "refuse or warn"},
+		{"a witness that is not a URL", "audit:\n  checkpoint:\n    witness_url: witness.example.org\n", "https:// URL"},
+		{"a negative reserve", "store:\n  reserve_mb: -1\n", "cannot be negative"},
+		{"a memtable of 2 GiB gives the range", "store:\n  memtable_mb: 2048\n", "between 1 and 1024"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/seal"
+	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/internal/sharefile"
 )
 
@@ -73,6 +74,9 @@ type InitResult struct {
 	// BreakGlassFiles hold one break-glass share each, for separate holders.
 	BreakGlassFiles     []string
 	BreakGlassThreshold int
+	// CheckpointFile holds the first signed audit checkpoint;
+	// CheckpointNote, when set, says why it could not be written there.
+	CheckpointFile, CheckpointNote string
 }
 
 // Init creates a data folder: keys, TLS, the store, the first administrator
@@ -94,6 +98,7 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 	defer func() {
 		if err != nil {
 			os.RemoveAll(o.Dir)
+			os.Remove(defaultCheckpointFile(o.Dir))
 		}
 	}()
 	res = InitResult{Dir: o.Dir, AdminUser: o.AdminUser, AdminTokenFile: adminTokenPath(o.Dir)}
@@ -112,6 +117,7 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 	if err := os.WriteFile(ConfigPath(o.Dir), []byte(initConfigFile(o)), 0o600); err != nil {
 		return res, fmt.Errorf("writing config: %w", err)
 	}
+	res.CheckpointFile = defaultCheckpointFile(o.Dir)
 	err = bootstrap(ctx, o, storeKey, sealKey, &res)
 	return res, err
 }
@@ -204,6 +210,11 @@ func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte, res
 	if err != nil {
 		return err
 	}
+	if bst, ok := st.(*store.Store); ok {
+		if err := initFaultChecks(o.Dir, bst, sl); err != nil {
+			return err
+		}
+	}
 	svc, err := core.New(core.Config{Store: st, Sealer: sl})
 	if err != nil {
 		return err
@@ -227,8 +238,15 @@ func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte, res
 		return fmt.Errorf("making the break-glass credential: %w", err)
 	}
 	res.BreakGlassThreshold = bg.Threshold
-	res.BreakGlassFiles, err = sharefile.Write(filepath.Join(o.Dir, "breakglass"), bg.SetID, bg.Threshold, shares)
-	return err
+	if res.BreakGlassFiles, err = sharefile.Write(filepath.Join(o.Dir, "breakglass"), bg.SetID, bg.Threshold, shares); err != nil {
+		return err
+	}
+	if bst, ok := st.(*store.Store); ok {
+		if err := firstCheckpoint(o.Dir, bst, sl); err != nil {
+			res.CheckpointNote = err.Error()
+		}
+	}
+	return nil
 }
 
 // writeFounderPasses writes each founding admin's pass code to

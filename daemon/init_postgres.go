@@ -16,7 +16,9 @@ func postgresDSNPath(dir string) string { return filepath.Join(dir, "keys", "pos
 // DIR/keys/postgres.dsn.
 func openInitStore(ctx context.Context, o InitOptions, storeKey []byte) (backend, error) {
 	if o.PostgresDSN == "" {
-		return store.Open(store.Options{Dir: storeDir(o.Dir), EncryptionKey: storeKey})
+		// A few records: the smallest memtable, and no reserve, so that
+		// init runs on a small disk that serve is configured for.
+		return store.Open(store.Options{Dir: storeDir(o.Dir), EncryptionKey: storeKey, MemTableSize: 1 << 20, Reserve: 1})
 	}
 	if err := os.WriteFile(postgresDSNPath(o.Dir), []byte(o.PostgresDSN+"\n"), 0o600); err != nil {
 		return nil, err

@@ -73,6 +73,10 @@ type Server struct {
 	counters    *auditCounters
 	compliance  *complianceGauges
 	leaderGauge prometheus.Gauge
+	// anchor keeps the audit checkpoints; faultMetrics publish the fault
+	// states (faults.go).
+	anchor       *anchor
+	faultMetrics *faultMetrics
 	// roots are the configured extra attestation roots, read once at
 	// start-up for the built-in kinds and POST /v1/attest/verify.
 	roots httpapi.AttestRoots
@@ -104,6 +108,7 @@ func New(cfg Config, o Options) (*Server, error) {
 	s.counters = newAuditCounters(s.reg)
 	s.compliance = newComplianceGauges(s.reg)
 	registerBuildInfo(s.reg, version.Get())
+	s.faultMetrics = newFaultMetrics()
 	if err := s.open(o); err != nil {
 		return nil, err
 	}
@@ -130,6 +135,16 @@ func (s *Server) open(o Options) error {
 	if err := s.openBackend(storeKey); err != nil {
 		return err
 	}
+	if s.badger != nil { // PostgreSQL checks its store key at open; the sealing key's check value is kept by Badger
+		if err := checkSealKey(context.Background(), s.badger, sl, s.log); err != nil {
+			s.Close()
+			return err
+		}
+	}
+	if err := s.openAnchor(sl); err != nil {
+		s.Close()
+		return err
+	}
 	builtin, err := s.builtinKinds(o)
 	if err != nil {
 		s.Close()
@@ -152,6 +167,10 @@ func (s *Server) open(o Options) error {
 		s.Close()
 		return err
 	}
+	if err := s.startCheckpoints(); err != nil { // before anything records events concurrently
+		s.Close()
+		return err
+	}
 	pev.attach(s.svc)
 	return nil
 }
@@ -161,6 +180,9 @@ func (s *Server) afterAudit(evs []*audit.Event) {
 		(*f)()
 	}
 	s.counters.count(evs)
+	if s.anchor != nil && s.anchor.mgr != nil {
+		s.anchor.mgr.Notify()
+	}
 }
 
 // builtinKinds are the kinds keyfleetd has without plugins (piv, and
@@ -233,7 +255,7 @@ func (s *Server) build(o Options) error {
 	}
 	h, err := httpapi.New(httpapi.Config{
 		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
-		Ready:   s.store.Ready,
+		Ready: s.store.Ready, Checkpoints: s,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Events:  s.events, AttestRoots: s.roots, Build: ptr(version.Get()),
 	})
@@ -330,6 +352,7 @@ func (s *Server) registerStoreMetrics(reg *prometheus.Registry) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "approvals", Name: "pending",
 			Help: "Requests waiting for a second approver."}, s.pendingApprovals),
 	)
+	s.registerFaultMetrics(reg)
 }
 
 func (s *Server) pendingApprovals() float64 {
@@ -367,6 +390,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	go func() { defer close(chainDone); s.checkChain(chainCtx) }()
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); s.lead(chainCtx, s.leaderWork) }()
+	stopCheckpoints := s.runCheckpoints()
 	eventsCtx, stopEvents := context.WithCancel(context.Background())
 	eventsDone := make(chan struct{})
 	go func() {
@@ -389,6 +413,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	stopChain()
 	<-chainDone
 	<-sweepDone
+	stopCheckpoints() // its last checkpoint, before the store closes
 	// The sinks stop first: their live streams end, so the HTTP shutdown
 	// does not wait on them.
 	stopEvents()

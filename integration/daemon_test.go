@@ -82,6 +82,15 @@ func initData(t *testing.T, flags ...string) string {
 // /readyz answers.
 func start(t *testing.T, dir string) *daemon {
 	t.Helper()
+	d := launch(t, dir)
+	d.waitReady()
+	return d
+}
+
+// launch runs keyfleetd serve on a free loopback port and waits until it
+// serves, ready or not.
+func launch(t *testing.T, dir string) *daemon {
+	t.Helper()
 	cmd := exec.Command(keyfleetd, "serve", "--data", dir, "--listen", "127.0.0.1:0", "--log-format", "json")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -101,7 +110,6 @@ func start(t *testing.T, dir string) *daemon {
 		t.Fatalf("keyfleetd did not report its address\n%s", d.log())
 	}
 	d.http = clientFor(t, dir)
-	d.waitReady()
 	return d
 }
 

@@ -29,6 +29,7 @@ test_packages=(
   oathtool          # an independent TOTP implementation the integration tests check codes against
   chromium          # browser tests of the web pages (daemon/web), with its virtual WebAuthn key
   postgresql        # the PostgreSQL store's tests start a private cluster (internal/pgtest); pg_dump for the dump test
+  e2fsprogs         # mkfs.ext4: the store's full-disk tests on a small ext4 image
 )
 
 case $mode in

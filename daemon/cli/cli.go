@@ -1,5 +1,5 @@
-// Package cli is keyfleetd's command line: init, serve, version and
-// completion.
+// Package cli is keyfleetd's command line: init, serve, recover, version
+// and completion.
 package cli
 
 import (
@@ -34,6 +34,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root.SetErr(stderr)
 	root.AddCommand(initCmd(getenv), serveCmd(getenv))
 	root.AddCommand(storeCmds(getenv)...)
+	root.AddCommand(recoverCmd(getenv))
 	clikit.Standard(root)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -120,6 +121,11 @@ func printInit(w io.Writer, r daemon.InitResult) {
 	fmt.Fprintf(w, "  %-16s %d shares, any %d open one emergency session:\n", "break-glass", len(r.BreakGlassFiles), r.BreakGlassThreshold)
 	for _, f := range r.BreakGlassFiles {
 		fmt.Fprintf(w, "  %-16s %s\n", "", f)
+	}
+	if r.CheckpointNote == "" {
+		fmt.Fprintf(w, "  %-16s %s (signed; keep it outside the data folder)\n", "audit checkpoint", r.CheckpointFile)
+	} else {
+		fmt.Fprintf(w, "  %-16s not written: %s; set audit.checkpoint.file in the config to a writable file outside the data folder\n", "audit checkpoint", r.CheckpointNote)
 	}
 	fmt.Fprintf(w, "\nGive each break-glass share to a different holder, then delete the files.\n")
 	fmt.Fprintf(w, "Back up the two keys apart from the data folder: without them the store cannot be read.\n")

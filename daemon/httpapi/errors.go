@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
@@ -32,6 +33,7 @@ const (
 	probEnrolmentClosed   = "enrolment-closed"
 	probUnsupportedKind   = "unsupported-kind"
 	probUnavailable       = "unavailable"
+	probStorageFull       = "storage-full"
 	probConflict          = "conflict"
 	probInternal          = "internal"
 	probLocked            = "locked"
@@ -68,8 +70,20 @@ var problemOf = []struct {
 	{core.ErrNoUsableFactor, http.StatusConflict, probNoUsableFactor, "No usable factor"},
 	{core.ErrVerificationClosed, http.StatusGone, probVerifyClosed, "The verification is no longer open"},
 	{core.ErrConflict, http.StatusServiceUnavailable, probConflict, "Too many concurrent changes"},
+	{core.ErrStorageFull, http.StatusServiceUnavailable, probStorageFull, "Storage full: writes are refused until space returns"},
 	{core.ErrUnavailable, http.StatusServiceUnavailable, probUnavailable, "The store is not available"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, probUnavailable, "The request timed out"},
+}
+
+// retryAfter is how long the client should wait before trying again, for
+// an error that says (a *store.StorageFullError does); ok is false
+// otherwise.
+func retryAfter(err error) (seconds int, ok bool) {
+	var ra interface{ RetryAfter() time.Duration }
+	if !errors.As(err, &ra) {
+		return 0, false
+	}
+	return max(1, int(ra.RetryAfter().Seconds())), true
 }
 
 // apiError is an error the HTTP layer raises itself (bad JSON, too large).

@@ -36,6 +36,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Ready reports whether the daemon can serve (nil) for /readyz.
 	Ready func() error
+	// Checkpoints, if set, compares the audit log with its newest signed
+	// checkpoint for GET /v1/audit/verify.
+	Checkpoints CheckpointChecker
 	// Metrics serves /metrics; nil leaves it out.
 	Metrics http.Handler
 	// Events serves the live event stream and sink status; nil leaves
@@ -64,6 +67,15 @@ type Handler struct {
 	routes  []Route
 	metrics *httpMetrics
 	limiter *attemptLimiter
+	// checkpoints compares the audit log with its newest checkpoint; nil
+	// when none is configured.
+	checkpoints CheckpointChecker
+}
+
+// CheckpointChecker compares the audit log with the newest signed audit
+// checkpoint (daemon/checkpoint); nil when there is none yet.
+type CheckpointChecker interface {
+	CheckCheckpoint(ctx context.Context) *api.CheckpointCheck
 }
 
 // New returns the API handler with every route registered.
@@ -80,7 +92,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Ready == nil {
 		cfg.Ready = func() error { return nil }
 	}
-	h := &Handler{svc: cfg.Service, log: cfg.Logger, mux: http.NewServeMux(), maxBody: cfg.MaxBodyBytes,
+	h := &Handler{svc: cfg.Service, log: cfg.Logger, mux: http.NewServeMux(), maxBody: cfg.MaxBodyBytes, checkpoints: cfg.Checkpoints,
 		limiter: &attemptLimiter{perMin: 10}}
 	m, err := newHTTPMetrics(cfg.Registry)
 	if err != nil {
@@ -113,6 +125,9 @@ func (h *Handler) probes(cfg Config) {
 	h.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := cfg.Ready(); err != nil {
+			if secs, ok := retryAfter(err); ok {
+				w.Header().Set("Retry-After", strconv.Itoa(secs))
+			}
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "not ready: %v\n", err)
 			return
@@ -286,7 +301,13 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p.RequestID = info.id
 	}
 	p.Instance = r.URL.Path
-	if p.Status >= 500 {
+	if secs, ok := retryAfter(err); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	switch {
+	case errors.Is(err, core.ErrStorageFull): // the store logs the state once, loudly
+		h.log.Warn("request refused: storage full", "request_id", p.RequestID, "path", r.URL.Path)
+	case p.Status >= 500:
 		h.log.Error("request failed", "err", err, "request_id", p.RequestID, "path", r.URL.Path)
 	}
 	w.Header().Set("Content-Type", "application/problem+json")

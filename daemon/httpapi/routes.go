@@ -478,6 +478,11 @@ func (h *Handler) verifyAudit(r *http.Request, p core.Principal) (int, any, erro
 	if v.Break != nil {
 		out.BrokenAt, out.Problem = v.Break.Seq, v.Break.Reason
 	}
+	if h.checkpoints != nil {
+		if out.Checkpoint = h.checkpoints.CheckCheckpoint(r.Context()); out.Checkpoint != nil && !out.Checkpoint.OK {
+			out.OK = false
+		}
+	}
 	return http.StatusOK, out, nil
 }
 

@@ -22,7 +22,7 @@ var _ events.CursorStore = (*Store)(nil)
 // events.ErrNoCursor.
 func (s *Store) Cursor(ctx context.Context, sink string) (uint64, error) {
 	var seq uint64
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		item, err := txn.Get(key(pSinkCursor, sink))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return events.ErrNoCursor
@@ -64,7 +64,7 @@ func (s *Store) AddDeadLetter(ctx context.Context, d events.DeadLetter) error {
 func (s *Store) DeadLetters(ctx context.Context, sink string) ([]events.DeadLetter, error) {
 	var out []events.DeadLetter
 	prefix := key(pDeadLetter, sink, "/")
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = prefix
 		it := txn.NewIterator(opts)
