@@ -10,8 +10,8 @@ import (
 	agentpiv "github.com/keyfleet/keyfleet/agent/piv"
 	"github.com/keyfleet/keyfleet/agent/vkey"
 	"github.com/keyfleet/keyfleet/api"
-	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/api/client"
+	"github.com/keyfleet/keyfleet/daemon/core"
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
 )
 
@@ -30,7 +30,6 @@ func keyIsFresh(t *testing.T) bool {
 	}
 	return fresh
 }
-
 
 // TestAKeyPassesFromCarolToDave: the IT desk provisions a key for carol;
 // when she leaves (her account disabled by two admins) the key comes back,
