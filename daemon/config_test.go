@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,9 @@ func TestBadConfigIsRefusedWithWhatToChange(t *testing.T) {
 		{"a too short approval window gives the range", "approval_ttl: 10s\n", "between 1m and 720h"},
 		{"a negative failure limit gives the range", "verify:\n  max_failures: -1\n", "verify.max_failures: -1 must be between 1 and 100"},
 		{"a lockout of a month gives the range", "verify:\n  lockout: 720h\n", "verify.lockout"},
+		{"a proxy that is no address names its line", "listen: 127.0.0.1:1\ntrusted_proxies:\n  - 10.0.0.0/8\n  - proxy.internal\n", "line 4: trusted_proxies: \"proxy.internal\" is not an address"},
+		{"a range with host bits says which was meant", "trusted_proxies: [10.1.2.3/8]\n", "write 10.0.0.0/8 for the range, or 10.1.2.3/32 for the one address"},
+		{"trusting everyone is refused", "trusted_proxies: [\"::/0\"]\n", "trusts every address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,6 +62,30 @@ func TestBadConfigIsRefusedWithWhatToChange(t *testing.T) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestTrustedProxiesAreReadFromTheFileOrTheEnvironment(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "k.yaml")
+	os.WriteFile(file, []byte("trusted_proxies:\n  - 10.0.0.0/8\n  - 192.0.2.7\n  - 2001:db8::/32\n"), 0o600)
+	var c Config
+	if err := c.LoadFile(file); err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(c.trustedProxies())
+	if got != "[10.0.0.0/8 192.0.2.7/32 2001:db8::/32]" {
+		t.Fatalf("trusted proxies from the file = %s", got)
+	}
+	env := map[string]string{"KEYFLEET_TRUSTED_PROXIES": "172.16.0.0/12, ::1"}
+	if err := c.LoadEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c.trustedProxies()); got != "[172.16.0.0/12 ::1/128]" {
+		t.Fatalf("the environment did not replace the list: %s", got)
+	}
+	env["KEYFLEET_TRUSTED_PROXIES"] = "0.0.0.0/0"
+	if err := c.LoadEnv(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "trusts every address") {
+		t.Fatalf("KEYFLEET_TRUSTED_PROXIES=0.0.0.0/0: %v", err)
 	}
 }
 

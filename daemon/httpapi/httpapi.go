@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -22,7 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/clientaddr"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
 
 // Config configures the API handler.
@@ -42,6 +45,9 @@ type Config struct {
 	Events EventsAPI
 	// AttestRoots are extra attestation roots for POST /v1/attest/verify.
 	AttestRoots AttestRoots
+	// Limiter counts attempts on the routes that need no token; keyfleetd
+	// shares one with the web pages. Default: one of its own.
+	Limiter *ratelimit.Limiter
 }
 
 // Route is one registered route: its pattern and the permission it needs
@@ -59,7 +65,7 @@ type Handler struct {
 	maxBody int64
 	routes  []Route
 	metrics *httpMetrics
-	limiter *attemptLimiter
+	limiter *ratelimit.Limiter
 }
 
 // New returns the API handler with every route registered.
@@ -76,8 +82,14 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Ready == nil {
 		cfg.Ready = func() error { return nil }
 	}
-	h := &Handler{svc: cfg.Service, log: cfg.Logger, mux: http.NewServeMux(), maxBody: cfg.MaxBodyBytes,
-		limiter: &attemptLimiter{perMin: 10}}
+	if cfg.Limiter == nil {
+		l, err := ratelimit.New(ratelimit.Config{})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Limiter = l
+	}
+	h := &Handler{svc: cfg.Service, log: cfg.Logger, mux: http.NewServeMux(), maxBody: cfg.MaxBodyBytes, limiter: cfg.Limiter}
 	m, err := newHTTPMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err
@@ -177,15 +189,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	info := &reqInfo{id: rid}
+	source := clientaddr.Of(r)
 	ctx := context.WithValue(r.Context(), infoKey{}, info)
-	ctx = core.WithRequest(ctx, core.RequestInfo{ID: rid, Source: r.RemoteAddr})
+	ctx = core.WithRequest(ctx, core.RequestInfo{ID: rid, Source: source})
 	r = r.WithContext(ctx)
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	h.mux.ServeHTTP(sw, r)
 	h.metrics.observe(r.Method, r.Pattern, sw.status, time.Since(start))
 	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", sw.status, "duration_ms",
-		float64(time.Since(start).Microseconds()) / 1000, "request_id", rid, "source", r.RemoteAddr}
+		float64(time.Since(start).Microseconds()) / 1000, "request_id", rid, "source", source}
+	if peer, _, _ := net.SplitHostPort(r.RemoteAddr); peer != source {
+		attrs = append(attrs, "proxy", r.RemoteAddr)
+	}
 	if info.principal != "" {
 		attrs = append(attrs, "principal", info.principal)
 	}
@@ -253,6 +269,10 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p.Instance = r.URL.Path
 	if p.Status >= 500 {
 		h.log.Error("request failed", "err", err, "request_id", p.RequestID, "path", r.URL.Path)
+	}
+	var rl *rateLimitedError
+	if errors.As(err, &rl) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(rl.d.RetryAfter/time.Second)))
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(p.Status)

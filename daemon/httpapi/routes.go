@@ -12,6 +12,7 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
 
 // register lists every /v1 route and the permission it needs.
@@ -332,6 +333,9 @@ func (h *Handler) createEnrolment(r *http.Request, p core.Principal) (int, any, 
 func (h *Handler) redeemEnrolmentCode(r *http.Request) (int, any, error) {
 	var in api.RedeemEnrolmentCode
 	if err := decode(r, &in, false); err != nil {
+		return 0, nil, err
+	}
+	if err := h.attempt(r, ratelimit.CodeTarget(in.Code)); err != nil {
 		return 0, nil, err
 	}
 	out, err := h.svc.RedeemEnrolmentCode(r.Context(), in.Code)
