@@ -255,7 +255,7 @@ func (s *Server) build(o Options) error {
 	s.http = &http.Server{
 		// The client address is found once, for the API and the pages.
 		Handler:           clientaddr.Middleware(clientaddr.New(s.cfg.trustedProxies()), handler),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         serverTLS(cert),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -18,6 +18,7 @@ const (
 	probBadRequest        = "bad-request"
 	probInvalidJSON       = "invalid-json"
 	probUnknownField      = "unknown-field"
+	probDuplicateKey      = "duplicate-key"
 	probValidation        = "validation-failed"
 	probBodyTooLarge      = "body-too-large"
 	probUnauthenticated   = "unauthenticated"

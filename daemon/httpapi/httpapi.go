@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -279,21 +281,24 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	json.NewEncoder(w).Encode(p)
 }
 
-// decode reads a JSON body strictly: one object, no unknown fields, within
-// the size limit. An empty body decodes to the zero value when optional.
+// decode reads a JSON body strictly: one object, no unknown fields, no
+// key twice, keys in their fields' exact case (strictjson.go), within the
+// size limit. An empty body decodes to the zero value when optional.
 func decode(r *http.Request, v any, optional bool) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	body, err := io.ReadAll(r.Body)
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(v); err == nil && len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
+			return &apiError{http.StatusBadRequest, probInvalidJSON, "Malformed JSON", "the body has data after its JSON object; send exactly one object"}
+		}
+	}
 	var mbe *http.MaxBytesError
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
 	case err == nil:
-		if dec.More() {
-			return &apiError{http.StatusBadRequest, probInvalidJSON, "Malformed JSON", "the body has data after its JSON object; send exactly one object"}
-		}
-		return nil
+		return checkKeys(body, reflect.TypeOf(v))
 	case errors.Is(err, io.EOF) && optional:
 		return nil
 	case errors.Is(err, io.EOF):
