@@ -101,3 +101,16 @@ func TestKeysAreParsedFromHexOrBase64Only(t *testing.T) {
 		}
 	}
 }
+
+func TestTheConfigFileInitWritesLoads(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "k.yaml")
+	os.WriteFile(file, []byte(defaultConfigFile), 0o600)
+	c := Config{DataDir: "/tmp/x"}
+	if err := c.LoadFile(file); err != nil {
+		t.Fatal(err)
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil || len(c.TrustedProxies) != 0 {
+		t.Fatalf("the default file: %v, trusted proxies %v", err, c.TrustedProxies)
+	}
+}
