@@ -17,7 +17,8 @@ func TestAPlainUserCannotTellWhichUsernamesExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{"/v1/users/%s", "/v1/users/%s/mfa-status"} {
+	for _, path := range []string{"/v1/users/%s", "/v1/users/%s/mfa-status",
+		"/v1/factors?user=%s", "/v1/devices?user=%s", "/v1/enrolments?user=%s", "/v1/tokens?user=%s"} {
 		t.Run(path, func(t *testing.T) {
 			existing, eb := f.do(usr, "GET", fmt.Sprintf(path, u.Username), "")
 			byID, ib := f.do(usr, "GET", fmt.Sprintf(path, u.ID), "")
@@ -32,7 +33,7 @@ func TestAPlainUserCannotTellWhichUsernamesExist(t *testing.T) {
 			if status, body := f.do(usr, "GET", fmt.Sprintf(path, "as-user"), ""); status != http.StatusOK {
 				t.Fatalf("reading oneself: %d %s", status, body)
 			}
-			if status, _ := f.do(help, "GET", fmt.Sprintf(path, "nobody-by-this-name"), ""); status != http.StatusNotFound {
+			if status, _ := f.do(admin, "GET", fmt.Sprintf(path, "nobody-by-this-name"), ""); status != http.StatusNotFound {
 				t.Fatalf("a role that may read users is told %d for a missing name, want 404", status)
 			}
 		})
