@@ -287,6 +287,9 @@ approval_ttl: 24h     # how long a two-person request waits for its approver
 enrolment_ttl: 1h     # default lifetime of an enrolment challenge
 max_body_bytes: 1048576
 shutdown_timeout: 15s
+# Reverse proxies whose X-Forwarded-For or Forwarded header names the client
+# (for audit sources and rate limits); none: the client is the TCP peer.
+trusted_proxies: []   # e.g. [10.0.4.0/24, 192.0.2.7]
 store:
   block_cache_mb: 64
   index_cache_mb: 32

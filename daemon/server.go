@@ -27,11 +27,13 @@ import (
 	"github.com/keyfleet/keyfleet/attest"
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/cluster"
+	"github.com/keyfleet/keyfleet/daemon/clientaddr"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
 	fido2kind "github.com/keyfleet/keyfleet/daemon/kinds/fido2"
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/daemon/store/postgres"
@@ -253,17 +255,23 @@ func (s *Server) build(o Options) error {
 	if err != nil {
 		return err
 	}
+	// One limiter for the API's tokenless routes and the pages' first
+	// sign-in, so switching between them gains a guesser nothing.
+	limiter, err := ratelimit.New(ratelimit.Config{})
+	if err != nil {
+		return err
+	}
 	h, err := httpapi.New(httpapi.Config{
 		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Ready: s.store.Ready, Checkpoints: s,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Events:  s.events, AttestRoots: s.roots, Build: ptr(version.Get()),
+		Events:  s.events, AttestRoots: s.roots, Build: ptr(version.Get()), Limiter: limiter,
 	})
 	if err != nil {
 		return err
 	}
 	s.api = h
-	handler, err := s.withPages(h)
+	handler, err := s.withPages(h, limiter)
 	if err != nil {
 		return err
 	}
@@ -272,8 +280,9 @@ func (s *Server) build(o Options) error {
 		return fmt.Errorf("loading TLS certificate %s: %w", s.cfg.TLSCert, err)
 	}
 	s.http = &http.Server{
-		Handler:           handler,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		// The client address is found once, for the API and the pages.
+		Handler:           clientaddr.Middleware(clientaddr.New(s.cfg.trustedProxies()), handler),
+		TLSConfig:         serverTLS(cert),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -316,12 +325,12 @@ func (d deadLetters) ReportDeadLetter(ctx context.Context, dl events.DeadLetter)
 
 // withPages puts the dashboard and self-service pages beside the API: /v1/
 // and the probes go to the API, everything else to the pages.
-func (s *Server) withPages(apiHandler http.Handler) (http.Handler, error) {
+func (s *Server) withPages(apiHandler http.Handler, limiter *ratelimit.Limiter) (http.Handler, error) {
 	if s.cfg.Web.Disabled {
 		return apiHandler, nil
 	}
 	pages, err := web.New(web.Config{Service: s.svc, Logger: s.log.With("component", "web"), Origin: s.cfg.Web.Origin,
-		RPID: s.cfg.FIDO2.RPID, Secure: !s.cfg.Web.Insecure, Events: s.events, Sessions: s.webSessions()})
+		RPID: s.cfg.FIDO2.RPID, Secure: !s.cfg.Web.Insecure, Events: s.events, Sessions: s.webSessions(), Limiter: limiter})
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
 
 // Problem types. Each is a stable slug under /problems/; docs/errors.md
@@ -17,6 +18,7 @@ const (
 	probBadRequest        = "bad-request"
 	probInvalidJSON       = "invalid-json"
 	probUnknownField      = "unknown-field"
+	probDuplicateKey      = "duplicate-key"
 	probValidation        = "validation-failed"
 	probBodyTooLarge      = "body-too-large"
 	probUnauthenticated   = "unauthenticated"
@@ -96,10 +98,26 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.detail }
 
+// rateLimitedError is an attempt on a tokenless route that the limiter
+// refused: 429 with Retry-After.
+type rateLimitedError struct{ d ratelimit.Decision }
+
+func (e *rateLimitedError) Error() string {
+	wait := fmt.Sprintf("wait %d seconds and try again", int(e.d.RetryAfter/time.Second))
+	if e.d.ByTarget {
+		return "too many attempts on this account or code from all addresses together; " + wait
+	}
+	return "too many attempts from this address; " + wait
+}
+
 func problemFor(err error) api.Problem {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return api.Problem{Type: "/problems/" + ae.typ, Title: ae.title, Status: ae.status, Detail: ae.detail}
+	}
+	var rl *rateLimitedError
+	if errors.As(err, &rl) {
+		return api.Problem{Type: "/problems/" + probRateLimited, Title: "Too many attempts", Status: http.StatusTooManyRequests, Detail: rl.Error()}
 	}
 	for _, m := range problemOf {
 		if errors.Is(err, m.err) {

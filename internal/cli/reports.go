@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"sort"
 	"strconv"
@@ -11,17 +10,19 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/api/client"
+	"github.com/keyfleet/keyfleet/internal/csvsafe"
 )
 
-// rows prints a report as a table, or as CSV with -o csv.
+// rows prints a report as a table, or as CSV with -o csv; a cell that a
+// spreadsheet would run as a formula (a group named "=HYPERLINK(…)") is
+// written as text (internal/csvsafe).
 func (a *app) rows(header []string, rows [][]string) error {
 	if a.output != outputCSV {
 		return a.table(header, rows)
 	}
-	w := csv.NewWriter(a.stdout)
+	w := csvsafe.NewWriter(a.stdout)
 	w.Write(header)
-	w.WriteAll(rows)
-	return w.Error()
+	return w.WriteAll(rows)
 }
 
 func (a *app) reportAdoptionCmd() *cobra.Command {
