@@ -45,6 +45,10 @@ type InitOptions struct {
 	// credential (defaults 5 and 3).
 	BreakGlassShares, BreakGlassThreshold int
 	Getenv                                func(string) string
+	// ConfigFile is where to write the configuration file (default
+	// Dir/keyfleetd.yaml). A file already there is kept as it is (a
+	// packaged /etc/keyfleet/keyfleetd.yaml).
+	ConfigFile string
 }
 
 // InitResult says what Init made and where.
@@ -54,6 +58,7 @@ type InitResult struct {
 	SealKeyFile    string
 	TLSCert        string
 	TLSFingerprint string // SHA-256 of the certificate, colon hex
+	ConfigFile     string // the configuration file written or kept
 	AdminUser      string
 	AdminTokenFile string
 	// BreakGlassFiles hold one break-glass share each, for separate holders.
@@ -95,8 +100,8 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 	if res.TLSCert, res.TLSFingerprint, err = initTLS(o); err != nil {
 		return res, err
 	}
-	if err := os.WriteFile(ConfigPath(o.Dir), []byte(defaultConfigFile), 0o600); err != nil {
-		return res, fmt.Errorf("writing config: %w", err)
+	if res.ConfigFile, err = writeInitConfig(o); err != nil {
+		return res, err
 	}
 	res.BreakGlassFiles, res.BreakGlassThreshold, err = bootstrap(ctx, o, storeKey, sealKey)
 	return res, err
@@ -215,19 +220,3 @@ func Fingerprint(der []byte) string {
 	}
 	return strings.Join(parts, ":")
 }
-
-const defaultConfigFile = `# keyfleetd configuration. Environment variables (KEYFLEET_*) and flags
-# override these settings; docs/operations.md lists them all.
-listen: 127.0.0.1:8443
-log:
-  format: json   # json or text
-  level: info    # debug, info, warn, error
-approval_ttl: 24h     # how long a two-person request waits for its approver
-enrolment_ttl: 1h     # default lifetime of an enrolment challenge
-max_body_bytes: 1048576
-shutdown_timeout: 15s
-store:
-  block_cache_mb: 64
-  index_cache_mb: 32
-  key_rotation: 240h  # Badger makes a new data key this often
-`

@@ -30,7 +30,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(initCmd(getenv), serveCmd(getenv))
+	root.AddCommand(initCmd(getenv), serveCmd(getenv), defaultConfigCmd())
 	clikit.Standard(root)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -82,6 +82,7 @@ the encrypted store, and a bootstrap administrator whose token is written once,
 		},
 	}
 	cmd.Flags().StringVar(&o.Dir, "data", "", "data folder to create")
+	cmd.Flags().StringVar(&o.ConfigFile, "config", "", "where to write the config file (default DIR/keyfleetd.yaml); a file already there is kept")
 	cmd.Flags().StringVar(&o.TLSCert, "tls-cert", "", "PEM certificate to serve instead of a self-signed one")
 	cmd.Flags().StringVar(&o.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	cmd.Flags().StringVar(&o.AdminUser, "admin", "admin", "username of the first administrator")
@@ -102,6 +103,7 @@ func printInit(w io.Writer, r daemon.InitResult) {
 	keyLine("store key", r.StoreKeyFile, daemon.EnvStoreKey)
 	keyLine("sealing key", r.SealKeyFile, daemon.EnvSealKey)
 	fmt.Fprintf(w, "  %-16s %s\n  %-16s SHA-256 %s\n", "TLS certificate", r.TLSCert, "", r.TLSFingerprint)
+	fmt.Fprintf(w, "  %-16s %s\n", "config", r.ConfigFile)
 	fmt.Fprintf(w, "  %-16s %s (user %q, 0600): shown once; keep it safe, then delete the file\n", "admin token", r.AdminTokenFile, r.AdminUser)
 	fmt.Fprintf(w, "  %-16s %d shares, any %d open one emergency session:\n", "break-glass", len(r.BreakGlassFiles), r.BreakGlassThreshold)
 	for _, f := range r.BreakGlassFiles {
@@ -109,6 +111,10 @@ func printInit(w io.Writer, r daemon.InitResult) {
 	}
 	fmt.Fprintf(w, "\nGive each break-glass share to a different holder, then delete the files.\n")
 	fmt.Fprintf(w, "Back up the two keys apart from the data folder: without them the store cannot be read.\n")
+	if r.ConfigFile != daemon.ConfigPath(r.Dir) {
+		fmt.Fprintf(w, "Next: keyfleetd serve --data %s --config %s\n", r.Dir, r.ConfigFile)
+		return
+	}
 	fmt.Fprintf(w, "Next: keyfleetd serve --data %s\n", r.Dir)
 }
 
@@ -190,4 +196,23 @@ func printReady(w io.Writer, dir, addr string) {
 	fmt.Fprintf(w, "  bin/keyfleet login --server %s --token-file %s --ca %s\n", url, tokenFile, filepath.Join(dir, "tls", "cert.pem"))
 	fmt.Fprintf(w, "  bin/keyfleet users create alice --display-name 'Alice Example' --email alice@example.org --group engineering\n")
 	fmt.Fprintf(w, "  bin/keyfleet audit verify\n\n")
+}
+
+func defaultConfigCmd() *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "default-config",
+		Short: "Print the configuration file init writes: every setting at its default",
+		Long: `default-config prints the configuration file that 'keyfleetd init' writes,
+every setting at its default with a comment saying what it does. Packagers
+install it as /etc/keyfleet/keyfleetd.yaml; --data adds the data setting.`,
+		Example: `  keyfleetd default-config > keyfleetd.yaml
+  keyfleetd default-config --data /var/lib/keyfleet > /etc/keyfleet/keyfleetd.yaml`,
+		Args: cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprint(cmd.OutOrStdout(), daemon.DefaultConfigFile(dataDir))
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data", "", "data folder to name in the file")
+	return cmd
 }
