@@ -16,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,9 +68,12 @@ type Server struct {
 	notify     atomic.Pointer[func()]
 	counters   *auditCounters
 	compliance *complianceGauges
-	// roots are the configured extra attestation roots, read once at
-	// start-up for the built-in kinds and POST /v1/attest/verify.
-	roots httpapi.AttestRoots
+	// roots are the configured extra attestation roots for the built-in
+	// kinds and POST /v1/attest/verify, and cert the TLS certificate; both
+	// are replaced by Reload (reload.go).
+	roots    atomic.Pointer[httpapi.AttestRoots]
+	cert     atomic.Pointer[tls.Certificate]
+	reloadMu sync.Mutex
 }
 
 // NewLogger makes the daemon's slog logger from the log settings.
@@ -163,17 +167,15 @@ func (s *Server) afterAudit(evs []*audit.Event) {
 // builtinKinds are the kinds keyfleetd has without plugins (piv, and
 // fido2 unless turned off), unless Options.Kinds replaces them (tests).
 func (s *Server) builtinKinds(o Options) ([]sdk.Factor, error) {
-	var err error
-	if s.roots.PIV, err = readRoots("attestation.piv_roots", s.cfg.Attestation.PIVRoots); err != nil {
+	roots, err := loadRoots(s.cfg)
+	if err != nil {
 		return nil, err
 	}
-	if s.roots.FIDO2, err = readRoots("attestation.fido2_roots", s.cfg.Attestation.FIDO2Roots); err != nil {
-		return nil, err
-	}
+	s.roots.Store(&roots)
 	if o.Kinds != nil {
 		return slices.Clip(o.Kinds), nil
 	}
-	piv, err := pivkind.New(pivkind.Config{Roots: s.roots.PIV})
+	piv, err := pivkind.New(pivkind.Config{RootsFunc: func() []*x509.Certificate { return s.attestRoots().PIV }})
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +184,8 @@ func (s *Server) builtinKinds(o Options) ([]sdk.Factor, error) {
 		return kinds, nil
 	}
 	f := s.cfg.FIDO2
-	fido, err := fido2kind.New(fido2kind.Config{RPID: f.RPID, RPDisplayName: f.RPName, Origins: f.Origins, Roots: s.roots.FIDO2,
+	fido, err := fido2kind.New(fido2kind.Config{RPID: f.RPID, RPDisplayName: f.RPName, Origins: f.Origins,
+		RootsFunc:          func() []*x509.Certificate { return s.attestRoots().FIDO2 },
 		RequireAttestation: f.RequireAttestation, UserVerification: f.UserVerification, EnterpriseAttestation: f.EnterpriseAttestation})
 	if err != nil {
 		return nil, fmt.Errorf("fido2: %w", err)
@@ -232,7 +235,7 @@ func (s *Server) build(o Options) error {
 		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Ready:   s.store.Ready,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Events:  s.events, AttestRoots: s.roots, Build: ptr(version.Get()),
+		Events:  s.events, AttestRootsFunc: s.attestRoots, Build: ptr(version.Get()),
 	})
 	if err != nil {
 		return err
@@ -242,13 +245,14 @@ func (s *Server) build(o Options) error {
 	if err != nil {
 		return err
 	}
-	cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+	cert, err := loadCertificate(s.cfg)
 	if err != nil {
-		return fmt.Errorf("loading TLS certificate %s: %w", s.cfg.TLSCert, err)
+		return err
 	}
+	s.cert.Store(cert)
 	s.http = &http.Server{
 		Handler:           handler,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         &tls.Config{GetCertificate: s.certificate, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,

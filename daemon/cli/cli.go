@@ -30,7 +30,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(initCmd(getenv), serveCmd(getenv), defaultConfigCmd())
+	root.AddCommand(initCmd(getenv), serveCmd(getenv), checkConfigCmd(getenv), defaultConfigCmd())
 	clikit.Standard(root)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -126,7 +126,10 @@ func serveCmd(getenv func(string) string) *cobra.Command {
 		Long: `serve runs keyfleetd on a data folder made by init. Settings come from the
 config file (--config, default DIR/keyfleetd.yaml), then KEYFLEET_* environment
 variables, then flags; later sources win. On SIGINT or SIGTERM it stops taking
-connections, lets in-flight requests finish and closes the store cleanly.`,
+connections, lets in-flight requests finish and closes the store cleanly.
+On SIGHUP it reads the configuration again and applies the attestation
+roots, the event sinks and the TLS certificate without a restart (audited as
+config.reload, or config.reload_failed with nothing changed).`,
 		Example: `  keyfleetd serve --data /var/lib/keyfleet
   keyfleetd serve --data ./var/keyfleet --listen 127.0.0.1:9443 --log-format text`,
 		Args: cobra.NoArgs,
@@ -140,6 +143,13 @@ connections, lets in-flight requests finish and closes the store cleanly.`,
 			if err != nil {
 				return err
 			}
+			stop := reloadOnSIGHUP(cmd.Context(), srv, func() (daemon.Config, error) {
+				var cfg daemon.Config
+				err := loadConfig(&cfg, configFile, dataDir, getenv)
+				flagOverrides(cmd, &cfg, dataDir, listen, logFormat, logLevel)
+				return cfg, err
+			})
+			defer stop()
 			return srv.Run(cmd.Context(), func(addr string) { printReady(cmd.ErrOrStderr(), cfg.DataDir, addr) })
 		},
 	}
@@ -214,5 +224,46 @@ install it as /etc/keyfleet/keyfleetd.yaml; --data adds the data setting.`,
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data", "", "data folder to name in the file")
+	return cmd
+}
+
+func checkConfigCmd(getenv func(string) string) *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "check-config FILE",
+		Short: "Check a configuration file: every problem with its line and setting",
+		Long: `check-config reads FILE as serve would and reports every problem at once,
+one a line as FILE:LINE: setting: what is wrong: YAML syntax, unknown
+settings (with the nearest known name), values of the wrong kind, values out
+of range, invalid event sinks and plugins, and attestation root files that
+cannot be read. With --data (or KEYFLEET_DATA, or a data setting in the
+file) it also loads the TLS certificate. It exits 0 when the file is good
+and 1 otherwise; it changes nothing.`,
+		Example: `  keyfleetd check-config /etc/keyfleet/keyfleetd.yaml --data /var/lib/keyfleet
+  keyfleetd check-config var/keyfleet/keyfleetd.yaml`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{errors.New("check-config needs one FILE: the configuration file to check")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dataDir == "" {
+				dataDir = getenv("KEYFLEET_DATA")
+			}
+			err := daemon.CheckConfigFile(args[0], dataDir)
+			var ce daemon.ConfigErrors
+			if errors.As(err, &ce) {
+				fmt.Fprintln(cmd.ErrOrStderr(), ce.Error())
+				return fmt.Errorf("%s has %d problem(s); fix them and run keyfleetd check-config again", args[0], len(ce))
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data", "", "the data folder serve will be given (default $KEYFLEET_DATA)")
 	return cmd
 }
