@@ -233,6 +233,7 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, key string) {
 		return
 	}
 	fields := settingFields(t)
+	first := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		path := joinKey(key, k.Value)
@@ -241,6 +242,11 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, key string) {
 			w.bad(k, path, "unknown setting%s", suggest(k.Value, fields))
 			continue
 		}
+		if line, dup := first[k.Value]; dup {
+			w.bad(k, path, "set twice (first on line %d); keep one", line)
+			continue
+		}
+		first[k.Value] = k.Line
 		w.lines[path] = k.Line
 		w.node(v, f, path)
 	}

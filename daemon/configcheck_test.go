@@ -32,6 +32,7 @@ func TestCheckConfigNamesTheLineAndTheSetting(t *testing.T) {
 			[]string{`:3: events.sinks[0] (no spaces): name "no spaces"`}},
 		{"a relative plugin folder", "plugins:\n  dir: plugins\n", []string{`:2: plugins: dir "plugins" must be an absolute path`}},
 		{"a root file that is not there", "attestation:\n  piv_roots: [/nonexistent/root.pem]\n", []string{":2: attestation.piv_roots: open /nonexistent/root.pem"}},
+		{"a section given twice", "events:\n  poll_interval: 1s\nlisten: 127.0.0.1:8443\nevents:\n  sinks: []\n", []string{":4: events: set twice (first on line 1); keep one"}},
 		{"every problem at once, in line order", "listn: x\nverify:\n  ttl: soon\n  max_failures: many\n",
 			[]string{":1: listn", ":3: verify.ttl", ":4: verify.max_failures"}},
 	}

@@ -155,7 +155,12 @@ func loadRoots(cfg Config) (httpapi.AttestRoots, error) {
 }
 
 // attestRoots are the extra attestation roots trusted now.
-func (s *Server) attestRoots() httpapi.AttestRoots { return *s.roots.Load() }
+func (s *Server) attestRoots() httpapi.AttestRoots {
+	if r := s.roots.Load(); r != nil {
+		return *r
+	}
+	return httpapi.AttestRoots{}
+}
 
 // loadCertificate reads the TLS certificate and its key.
 func loadCertificate(cfg Config) (*tls.Certificate, error) {

@@ -68,6 +68,7 @@ type Server struct {
 	notify     atomic.Pointer[func()]
 	counters   *auditCounters
 	compliance *complianceGauges
+	chain      *chainGauge
 	// roots are the configured extra attestation roots for the built-in
 	// kinds and POST /v1/attest/verify, and cert the TLS certificate; both
 	// are replaced by Reload (reload.go).
@@ -101,7 +102,7 @@ func New(cfg Config, o Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: NewLogger(cfg, o.LogOut), reg: prometheus.NewRegistry()}
 	s.counters = newAuditCounters(s.reg)
 	s.compliance = newComplianceGauges(s.reg)
-	registerBuildInfo(s.reg, version.Get())
+	s.registerOpsMetrics()
 	if err := s.open(o); err != nil {
 		return nil, err
 	}
@@ -226,6 +227,7 @@ func (s *Server) loadPlugins() ([]sdk.Factor, *pluginEvents, error) {
 func (s *Server) build(o Options) error {
 	reg := s.reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.counters.zero(s.svc.Kinds())
 	s.registerStoreMetrics(reg)
 	err := s.buildEvents(reg)
 	if err != nil {
@@ -317,7 +319,7 @@ func (s *Server) withPages(apiHandler http.Handler) (http.Handler, error) {
 func (s *Server) registerStoreMetrics(reg *prometheus.Registry) {
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "store", Name: "size_bytes",
-			Help: "On-disk size of the store (LSM tree and value log)."}, func() float64 { return float64(s.store.Size()) }),
+			Help: "On-disk size of the store: every file in DATA/store, measured at each scrape."}, func() float64 { return dirSize(storeDir(s.cfg.DataDir)) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "commits_total",
 			Help: "Write transactions acknowledged."}, func() float64 { c, _ := s.store.SyncStats(); return float64(c) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "syncs_total",
@@ -471,8 +473,10 @@ func (s *Server) checkChain(ctx context.Context) {
 	case err != nil:
 		s.log.Error("audit chain check could not run", "err", err)
 	case v.Break != nil:
+		s.chain.set(true)
 		s.log.Error("AUDIT CHAIN BROKEN: records were changed outside keyfleetd", "seq", v.Break.Seq, "reason", v.Break.Reason)
 	default:
+		s.chain.set(false)
 		s.log.Info("audit chain intact", "events", v.Checked, "took_ms", time.Since(start).Milliseconds())
 	}
 }

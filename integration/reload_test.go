@@ -34,7 +34,8 @@ func TestSIGHUPReloadsRootsSinksAndTheCertificateWithoutARestart(t *testing.T) {
 	dir := initData(t)
 	work := t.TempDir()
 	oldSink, newSink := filepath.Join(work, "old.jsonl"), filepath.Join(work, "new.jsonl")
-	appendConfig(t, dir, fmt.Sprintf("events:\n  sinks:\n    - {name: siem, type: file, file: {path: %s}}\n", oldSink))
+	sinks := fmt.Sprintf("events:\n  sinks:\n    - {name: siem, type: file, file: {path: %s}}\n", oldSink)
+	writeConfig(t, dir, sinks)
 	d := start(t, dir)
 	token := adminToken(t, dir)
 	pid := d.cmd.Process.Pid
@@ -48,8 +49,7 @@ func TestSIGHUPReloadsRootsSinksAndTheCertificateWithoutARestart(t *testing.T) {
 	rootFile := filepath.Join(work, "root.pem")
 	os.WriteFile(rootFile, ca.RootPEM(), 0o644)
 	certFile, keyFile := newServerCert(t, work)
-	appendConfig(t, dir, fmt.Sprintf("attestation:\n  piv_roots: [%s]\ntls_cert: %s\ntls_key: %s\n", rootFile, certFile, keyFile))
-	setSink(t, dir, oldSink, newSink)
+	writeConfig(t, dir, strings.ReplaceAll(sinks, oldSink, newSink)+fmt.Sprintf("attestation:\n  piv_roots: [%s]\ntls_cert: %s\ntls_key: %s\n", rootFile, certFile, keyFile))
 
 	d.http = trusting(t, filepath.Join(dir, "tls", "cert.pem"), certFile)
 	d.cmd.Process.Signal(syscall.SIGHUP)
@@ -85,23 +85,12 @@ func TestSIGHUPReloadsRootsSinksAndTheCertificateWithoutARestart(t *testing.T) {
 	}
 }
 
-func appendConfig(t *testing.T, dir, text string) {
+// writeConfig replaces the configuration file init wrote.
+func writeConfig(t *testing.T, dir, text string) {
 	t.Helper()
-	f, err := os.OpenFile(filepath.Join(dir, "keyfleetd.yaml"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "keyfleetd.yaml"), []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	if _, err := f.WriteString(text); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func setSink(t *testing.T, dir, from, to string) {
-	t.Helper()
-	p := filepath.Join(dir, "keyfleetd.yaml")
-	b, _ := os.ReadFile(p)
-	os.WriteFile(p, []byte(strings.ReplaceAll(string(b), from, to)), 0o600)
 }
 
 func readFile(t *testing.T, p string) string {

@@ -27,6 +27,8 @@ test_packages=(
   yubikey-manager   # ykman: Yubico's own client, in the vkey end-to-end tests
   python3-fido2     # CTAP2 over PC/SC: a real client for the vkey's FIDO2 applet
   chromium          # browser tests of the web pages (daemon/web), with its virtual WebAuthn key
+  prometheus        # promtool: checks and unit-tests deploy/prometheus's alert rules
+  systemd           # systemd-analyze: verifies the packaged unit (deploy/)
 )
 
 case $mode in

@@ -103,6 +103,7 @@ func (m *Manager) newRunner(sc SinkConfig) (*runner, error) {
 		return nil, err
 	}
 	r := &runner{m: m, cfg: sc, sink: s, match: matcher{f: sc.Filter, groups: m.o.Groups}, kick: make(chan struct{}, 1)}
+	m.metrics.zero(sc.Name, sc.Type)
 	if err := r.load(context.Background()); err != nil {
 		s.close()
 		return nil, err

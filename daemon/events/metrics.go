@@ -76,3 +76,11 @@ func (x *metrics) forget(name, typ string) {
 	}
 	x.batchSeconds.DeleteLabelValues(name, typ)
 }
+
+// zero publishes a sink's counters at 0 from the start, so that rates and
+// alerts (a first dead letter) see them before the first event.
+func (x *metrics) zero(name, typ string) {
+	for _, v := range []*prometheus.CounterVec{x.delivered, x.failures, x.deadLetters} {
+		v.WithLabelValues(name, typ)
+	}
+}
