@@ -58,6 +58,8 @@ deps-run:
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy; run go mod tidy:"; $(GO) mod tidy -diff; exit 1; }
+	@$(GO) -C tools mod tidy -diff >/dev/null || { echo "tools/go.mod is not tidy; run go -C tools mod tidy:"; $(GO) -C tools mod tidy -diff; exit 1; }
 
 test: deps build vet
 	$(GO) test -race -count=1 $$($(GO) list $(RACE_PKGS) | grep -v /daemon/web)
