@@ -29,6 +29,7 @@ test_packages=(
   chromium          # browser tests of the web pages (daemon/web), with its virtual WebAuthn key
   prometheus        # promtool: checks and unit-tests deploy/prometheus's alert rules
   systemd           # systemd-analyze: verifies the packaged unit (deploy/)
+  jq oathtool       # the docs/cli.md examples the doc test runs (JSON, an authenticator app's codes)
 )
 
 case $mode in
