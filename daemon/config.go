@@ -1,10 +1,8 @@
 package daemon
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"net/url"
@@ -247,6 +245,7 @@ func (c *Config) Defaults() {
 		c.FIDO2.Origins = []string{c.Web.Origin}
 	}
 	def(&c.FIDO2.RPName, "keyfleet")
+	def(&c.FIDO2.UserVerification, "preferred")
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
@@ -302,7 +301,7 @@ func (c *Config) Validate() error {
 		bad("store: cache sizes cannot be negative")
 	}
 	if err := c.Plugins.Validate(); err != nil {
-		bad("plugins: %v", err)
+		errs = append(errs, err) // each says plugins: …
 	}
 	if n := c.Verify.MaxFailures; n < 1 || n > 100 {
 		bad("verify.max_failures: %d must be between 1 and 100", n)
@@ -330,16 +329,18 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// LoadFile reads a YAML config file into c. Unknown keys are errors, so a
-// misspelt setting is not silently ignored.
+// LoadFile reads a YAML config file into c. Unknown keys and values of the
+// wrong kind are errors (ConfigErrors, with line numbers), so a misspelt
+// setting is not silently ignored.
 func (c *Config) LoadFile(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("reading config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+	if _, errs := checkStructure(path, b); errs != nil {
+		return errs
+	}
+	if err := decodeStrict(b, c); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	return nil

@@ -40,8 +40,8 @@ func TestBadConfigIsRefusedWithWhatToChange(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"a misspelt key names its line", "listen: 127.0.0.1:1\napprovl_ttl: 1h\n", "line 2"},
-		{"a bad duration names its line", "approval_ttl: soon\n", "line 1"},
+		{"a misspelt key names its line", "listen: 127.0.0.1:1\napprovl_ttl: 1h\n", `k.yaml:2: approvl_ttl: unknown setting; did you mean "approval_ttl"?`},
+		{"a bad duration names its line", "approval_ttl: soon\n", `k.yaml:1: approval_ttl: "soon" is not a duration`},
 		{"a bad address says the form", "listen: nowhere\n", "host:port"},
 		{"an unknown log format lists the choices", "log:\n  format: xml\n", "json or text"},
 		{"a too short approval window gives the range", "approval_ttl: 10s\n", "between 1m and 720h"},

@@ -56,6 +56,10 @@ type InitOptions struct {
 	// (store.backend: postgres) instead of DIR/store; the DSN goes to
 	// DIR/keys/postgres.dsn (0600).
 	PostgresDSN string
+	// ConfigFile is where to write the configuration file (default
+	// Dir/keyfleetd.yaml). A file already there is kept as it is (a
+	// packaged /etc/keyfleet/keyfleetd.yaml).
+	ConfigFile string
 }
 
 // InitResult says what Init made and where.
@@ -65,6 +69,7 @@ type InitResult struct {
 	SealKeyFile    string
 	TLSCert        string
 	TLSFingerprint string // SHA-256 of the certificate, colon hex
+	ConfigFile     string // the configuration file written or kept
 	AdminUser      string
 	AdminTokenFile string
 	// FounderPassFiles hold each founding administrator's onboarding pass
@@ -114,8 +119,8 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 	if res.TLSCert, res.TLSFingerprint, err = initTLS(o); err != nil {
 		return res, err
 	}
-	if err := os.WriteFile(ConfigPath(o.Dir), []byte(initConfigFile(o)), 0o600); err != nil {
-		return res, fmt.Errorf("writing config: %w", err)
+	if res.ConfigFile, err = writeInitConfig(o); err != nil {
+		return res, err
 	}
 	res.CheckpointFile = defaultCheckpointFile(o.Dir)
 	err = bootstrap(ctx, o, storeKey, sealKey, &res)
@@ -276,22 +281,3 @@ func Fingerprint(der []byte) string {
 	}
 	return strings.Join(parts, ":")
 }
-
-const defaultConfigFile = `# keyfleetd configuration. Environment variables (KEYFLEET_*) and flags
-# override these settings; docs/operations.md lists them all.
-listen: 127.0.0.1:8443
-log:
-  format: json   # json or text
-  level: info    # debug, info, warn, error
-approval_ttl: 24h     # how long a two-person request waits for its approver
-enrolment_ttl: 1h     # default lifetime of an enrolment challenge
-max_body_bytes: 1048576
-shutdown_timeout: 15s
-# Reverse proxies whose X-Forwarded-For or Forwarded header names the client
-# (for audit sources and rate limits); none: the client is the TCP peer.
-trusted_proxies: []   # e.g. [10.0.4.0/24, 192.0.2.7]
-store:
-  block_cache_mb: 64
-  index_cache_mb: 32
-  key_rotation: 240h  # Badger makes a new data key this often
-`

@@ -16,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,8 +27,8 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/attest"
 	"github.com/keyfleet/keyfleet/daemon/audit"
-	"github.com/keyfleet/keyfleet/daemon/cluster"
 	"github.com/keyfleet/keyfleet/daemon/clientaddr"
+	"github.com/keyfleet/keyfleet/daemon/cluster"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
@@ -75,13 +76,17 @@ type Server struct {
 	counters    *auditCounters
 	compliance  *complianceGauges
 	leaderGauge prometheus.Gauge
+	chain       *chainGauge
 	// anchor keeps the audit checkpoints; faultMetrics publish the fault
 	// states (faults.go).
 	anchor       *anchor
 	faultMetrics *faultMetrics
-	// roots are the configured extra attestation roots, read once at
-	// start-up for the built-in kinds and POST /v1/attest/verify.
-	roots httpapi.AttestRoots
+	// roots are the configured extra attestation roots for the built-in
+	// kinds and POST /v1/attest/verify, and cert the TLS certificate; both
+	// are replaced by Reload (reload.go).
+	roots    atomic.Pointer[httpapi.AttestRoots]
+	cert     atomic.Pointer[tls.Certificate]
+	reloadMu sync.Mutex
 }
 
 // NewLogger makes the daemon's slog logger from the log settings.
@@ -109,7 +114,7 @@ func New(cfg Config, o Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: NewLogger(cfg, o.LogOut), reg: prometheus.NewRegistry()}
 	s.counters = newAuditCounters(s.reg)
 	s.compliance = newComplianceGauges(s.reg)
-	registerBuildInfo(s.reg, version.Get())
+	s.registerOpsMetrics()
 	s.faultMetrics = newFaultMetrics()
 	if err := s.open(o); err != nil {
 		return nil, err
@@ -190,17 +195,15 @@ func (s *Server) afterAudit(evs []*audit.Event) {
 // builtinKinds are the kinds keyfleetd has without plugins (piv, and
 // fido2 unless turned off), unless Options.Kinds replaces them (tests).
 func (s *Server) builtinKinds(o Options) ([]sdk.Factor, error) {
-	var err error
-	if s.roots.PIV, err = readRoots("attestation.piv_roots", s.cfg.Attestation.PIVRoots); err != nil {
+	roots, err := loadRoots(s.cfg)
+	if err != nil {
 		return nil, err
 	}
-	if s.roots.FIDO2, err = readRoots("attestation.fido2_roots", s.cfg.Attestation.FIDO2Roots); err != nil {
-		return nil, err
-	}
+	s.roots.Store(&roots)
 	if o.Kinds != nil {
 		return slices.Clip(o.Kinds), nil
 	}
-	piv, err := pivkind.New(pivkind.Config{Roots: s.roots.PIV})
+	piv, err := pivkind.New(pivkind.Config{RootsFunc: func() []*x509.Certificate { return s.attestRoots().PIV }})
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +212,8 @@ func (s *Server) builtinKinds(o Options) ([]sdk.Factor, error) {
 		return kinds, nil
 	}
 	f := s.cfg.FIDO2
-	fido, err := fido2kind.New(fido2kind.Config{RPID: f.RPID, RPDisplayName: f.RPName, Origins: f.Origins, Roots: s.roots.FIDO2,
+	fido, err := fido2kind.New(fido2kind.Config{RPID: f.RPID, RPDisplayName: f.RPName, Origins: f.Origins,
+		RootsFunc:          func() []*x509.Certificate { return s.attestRoots().FIDO2 },
 		RequireAttestation: f.RequireAttestation, UserVerification: f.UserVerification, EnterpriseAttestation: f.EnterpriseAttestation})
 	if err != nil {
 		return nil, fmt.Errorf("fido2: %w", err)
@@ -250,6 +254,7 @@ func (s *Server) loadPlugins() ([]sdk.Factor, *pluginEvents, error) {
 func (s *Server) build(o Options) error {
 	reg := s.reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.counters.zero(s.svc.Kinds())
 	s.registerStoreMetrics(reg)
 	err := s.buildEvents(reg)
 	if err != nil {
@@ -265,7 +270,7 @@ func (s *Server) build(o Options) error {
 		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Ready: s.store.Ready, Checkpoints: s,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Events:  s.events, AttestRoots: s.roots, Build: ptr(version.Get()), Limiter: limiter,
+		Events:  s.events, AttestRootsFunc: s.attestRoots, Build: ptr(version.Get()), Limiter: limiter,
 	})
 	if err != nil {
 		return err
@@ -275,14 +280,15 @@ func (s *Server) build(o Options) error {
 	if err != nil {
 		return err
 	}
-	cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+	cert, err := loadCertificate(s.cfg)
 	if err != nil {
-		return fmt.Errorf("loading TLS certificate %s: %w", s.cfg.TLSCert, err)
+		return err
 	}
+	s.cert.Store(cert)
 	s.http = &http.Server{
 		// The client address is found once, for the API and the pages.
 		Handler:           clientaddr.Middleware(clientaddr.New(s.cfg.trustedProxies()), handler),
-		TLSConfig:         serverTLS(cert),
+		TLSConfig:         serverTLS(s.certificate),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -509,8 +515,10 @@ func (s *Server) checkChain(ctx context.Context) {
 	case err != nil:
 		s.log.Error("audit chain check could not run", "err", err)
 	case v.Break != nil:
+		s.chain.set(true)
 		s.log.Error("AUDIT CHAIN BROKEN: records were changed outside keyfleetd", "seq", v.Break.Seq, "reason", v.Break.Reason)
 	default:
+		s.chain.set(false)
 		s.log.Info("audit chain intact", "events", v.Checked, "took_ms", time.Since(start).Milliseconds())
 	}
 }

@@ -23,10 +23,10 @@ import (
 // history of padding-oracle and timing attacks (Lucky Thirteen), and every
 // client that speaks TLS 1.2 also speaks GCM. TLS 1.3's suites are all
 // AEAD and are not configurable.
-func serverTLS(cert tls.Certificate) *tls.Config {
+func serverTLS(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
 	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   tls.VersionTLS12,
+		GetCertificate: getCert, // replaced on SIGHUP (reload.go)
+		MinVersion:     tls.VersionTLS12,
 		CipherSuites: []uint16{
 			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,

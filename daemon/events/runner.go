@@ -29,6 +29,10 @@ type runner struct {
 	sink  sink
 	match matcher
 	kick  chan struct{} // a replay moved the cursor
+	// stop ends the loop and done is closed when it has; both nil while
+	// the sink does not run (disabled, or Run has not started).
+	stop context.CancelFunc
+	done chan struct{}
 
 	mu          sync.Mutex
 	cursor      uint64

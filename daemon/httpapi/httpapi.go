@@ -27,8 +27,8 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/clientaddr"
 	"github.com/keyfleet/keyfleet/daemon/core"
-	"github.com/keyfleet/keyfleet/internal/version"
 	"github.com/keyfleet/keyfleet/daemon/ratelimit"
+	"github.com/keyfleet/keyfleet/internal/version"
 )
 
 // Config configures the API handler.
@@ -51,6 +51,9 @@ type Config struct {
 	Events EventsAPI
 	// AttestRoots are extra attestation roots for POST /v1/attest/verify.
 	AttestRoots AttestRoots
+	// AttestRootsFunc, when set, is asked for them at each request
+	// instead (keyfleetd reloads them on SIGHUP).
+	AttestRootsFunc func() AttestRoots
 	// Build is the running binary's build, shown by GET /healthz when
 	// asked for JSON; nil shows only the status.
 	Build *version.Info
@@ -116,7 +119,11 @@ func New(cfg Config) (*Handler, error) {
 	h.probes(cfg)
 	h.register()
 	h.registerEvents(cfg.Events)
-	h.registerAttest(cfg.AttestRoots)
+	roots := cfg.AttestRootsFunc
+	if roots == nil {
+		roots = func() AttestRoots { return cfg.AttestRoots }
+	}
+	h.registerAttest(roots)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &apiError{http.StatusNotFound, probNotFound, "Not found",
 			fmt.Sprintf("there is no route %s %s; the API is documented in docs/openapi.yaml", r.Method, r.URL.Path)})

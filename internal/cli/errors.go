@@ -75,8 +75,13 @@ func problemText(p *api.Problem) string {
 		return s
 	}
 	names := make([]string, 0, len(p.Fields))
-	for k := range p.Fields {
-		names = append(names, k)
+	for k, v := range p.Fields {
+		if !strings.Contains(s, k+": "+v) { // the detail already says it
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return s
 	}
 	sort.Strings(names)
 	parts := make([]string, len(names))

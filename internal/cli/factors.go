@@ -18,10 +18,11 @@ func (a *app) factorsCmd() *cobra.Command {
 			`  keyfleet factors suspend fac_01HV7 --reason "key left at home"`, (*client.Client).SuspendFactor),
 		a.factorStateCmd("resume", "Resume a suspended factor",
 			`  keyfleet factors resume fac_01HV7 --reason "key found"`, (*client.Client).ResumeFactor),
-		a.twoPersonCmd(twoPerson{"revoke ID", "Ask for a factor to be revoked for good (needs a second approver)",
-			`  keyfleet factors revoke fac_01HV7 --reason "key stolen"`, (*client.Client).RevokeFactor}),
-		a.twoPersonCmd(twoPerson{"delete ID", "Ask for a factor to be deleted (needs a second approver)",
-			`  keyfleet factors delete fac_01HV7 --reason "enrolled by mistake"`, (*client.Client).DeleteFactor}),
+		a.twoPersonCmd(twoPerson{use: "revoke ID", short: "Ask for a factor to be revoked for good (needs a second approver)",
+			example:  "  keyfleet factors revoke fac_01HV7 --reason \"key stolen\"\n  keyfleet factors revoke fac_01HV7 --reason \"phone stolen\" --replacement-planned",
+			withBody: (*client.Client).RevokeFactorWith}),
+		a.twoPersonCmd(twoPerson{use: "delete ID", short: "Ask for a factor to be deleted (needs a second approver)",
+			example: `  keyfleet factors delete fac_01HV7 --reason "enrolled by mistake"`, withBody: (*client.Client).DeleteFactorWith}),
 		a.factorsRenameCmd(), a.factorsRemoveCmd())
 	return cmd
 }

@@ -423,14 +423,15 @@ func (a *app) usersExemptCmd() *cobra.Command {
 		Short: "Ask for a user to be exempt from the policy until a date (needs a second approver)",
 		Long: `exempt asks for a time-boxed exemption: while it runs, the user counts as
 compliant (enrolment still accepts only keys the policy allows). --until
-takes a date (2026-07-01, midnight UTC) or an RFC 3339 time; --reason is
-required.
+takes a date (2026-07-01, midnight UTC), an RFC 3339 time, or a number of
+days from now (90d); --reason is required.
 
 ` + twoPersonLong,
-		Example: `  keyfleet users exempt alice --until 2026-07-01 --reason "parental leave; key ordered"`,
-		Args:    argNames("USER"),
+		Example: `  keyfleet users exempt alice --until 90d --reason "parental leave; key ordered"
+  keyfleet users exempt alice --until 2027-07-01 --reason "on a ship until July"`,
+		Args: argNames("USER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := parseUntil(until)
+			t, err := parseUntil(until, time.Now())
 			if err != nil {
 				return err
 			}
@@ -446,19 +447,24 @@ required.
 			})
 		},
 	}
-	cmd.Flags().StringVar(&until, "until", "", "when the exemption ends: 2026-07-01 or 2026-07-01T12:00:00Z")
+	cmd.Flags().StringVar(&until, "until", "", "when the exemption ends: 2026-07-01, 2026-07-01T12:00:00Z, or days from now like 90d")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, shown in the user's status and the audit log")
 	return cmd
 }
 
-func parseUntil(s string) (time.Time, error) {
+// parseUntil reads --until: a date (midnight UTC), an RFC 3339 time, or a
+// whole number of days after now ("90d").
+func parseUntil(s string, now time.Time) (time.Time, error) {
 	if s == "" {
-		return time.Time{}, usagef("--until is required: when the exemption ends, like 2026-07-01")
+		return time.Time{}, usagef("--until is required: when the exemption ends, like 2026-07-01 or 90d")
 	}
 	for _, layout := range []string{time.RFC3339, "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t.UTC(), nil
 		}
 	}
-	return time.Time{}, usagef("--until %q is not a date like 2026-07-01 or a time like 2026-07-01T12:00:00Z", s)
+	if n, err := strconv.Atoi(strings.TrimSuffix(s, "d")); err == nil && strings.HasSuffix(s, "d") && n > 0 {
+		return now.UTC().AddDate(0, 0, n).Truncate(time.Second), nil
+	}
+	return time.Time{}, usagef("--until %q is not a date like 2026-07-01, a time like 2026-07-01T12:00:00Z, or days from now like 90d", s)
 }

@@ -93,6 +93,15 @@ func TestPolicyAndReportCommandsPrintWhatTheDaemonAnswers(t *testing.T) {
 			[]string{"users", "exempt", "alice", "--until", "2030-07-01", "--reason", "leave"}, []string{"keyfleet approvals approve apr_3"},
 			`"until":"` + time.Date(2030, 7, 1, 0, 0, 0, 0, time.UTC).Format(time.RFC3339) + `","reason":"leave"`},
 	}
+	in90 := time.Now().UTC().AddDate(0, 0, 90).Format("2006-01-02")
+	tests = append(tests, struct {
+		name, route string
+		answer      any
+		args, want  []string
+		body        string
+	}{"users exempt takes days from now", "POST /v1/users/{user}/exemptions",
+		api.Accepted{Approval: api.Approval{ID: "apr_4", Action: api.ActionUserExempt, TargetType: "user", TargetName: "alice", ExpiresAt: t0}},
+		[]string{"users", "exempt", "alice", "--until", "90d", "--reason", "leave"}, []string{"apr_4"}, `"until":"` + in90})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -123,6 +132,8 @@ func TestPolicyCommandsRefuseBadArguments(t *testing.T) {
 		{"users", "exempt", "alice", "--reason", "x"},
 		{"users", "exempt", "alice", "--until", "next week", "--reason", "x"},
 		{"users", "exempt", "alice", "--until", "2030-01-01"},
+		{"users", "exempt", "alice", "--until", "0d", "--reason", "x"},
+		{"users", "exempt", "alice", "--until", "-5d", "--reason", "x"},
 		{"policy", "rollback", "zero"},
 	} {
 		if r := e.run(args...); r.code != cli.ExitUsage {

@@ -259,20 +259,24 @@ reason.`,
 type twoPerson struct {
 	use, short, example string
 	call                func(c *client.Client, ctx context.Context, target, reason string) (api.Accepted, error)
+	// withBody, when set, replaces call and adds --replacement-planned
+	// (a factor's revoke and delete).
+	withBody func(c *client.Client, ctx context.Context, target string, in api.StateChange) (api.Accepted, error)
 }
 
 var (
 	userDisable = twoPerson{"disable USER", "Ask for a user to be disabled (needs a second approver)",
-		`  keyfleet users disable bob --reason "left the company"`, (*client.Client).DisableUser}
+		`  keyfleet users disable bob --reason "left the company"`, (*client.Client).DisableUser, nil}
 	userDelete = twoPerson{"delete USER", "Ask for a user to be deleted (needs a second approver)",
-		`  keyfleet users delete bob --reason "duplicate account"`, (*client.Client).DeleteUser}
+		`  keyfleet users delete bob --reason "duplicate account"`, (*client.Client).DeleteUser, nil}
 	userResetMFA = twoPerson{"reset-mfa USER", "Ask for all of a user's factors to be revoked (needs a second approver)",
 		`  keyfleet users reset-mfa alice --reason "lost phone and key; identity checked by helpdesk ticket 4711"`,
-		(*client.Client).ResetUserMFA}
+		(*client.Client).ResetUserMFA, nil}
 )
 
 func (a *app) twoPersonCmd(tp twoPerson) *cobra.Command {
 	var reason string
+	var planned bool
 	cmd := &cobra.Command{
 		Use:     tp.use,
 		Short:   tp.short,
@@ -281,7 +285,13 @@ func (a *app) twoPersonCmd(tp twoPerson) *cobra.Command {
 		Args:    argNames(strings.Fields(tp.use)[1]),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				acc, err := tp.call(c, ctx, args[0], reason)
+				var acc api.Accepted
+				var err error
+				if tp.withBody != nil {
+					acc, err = tp.withBody(c, ctx, args[0], api.StateChange{Reason: reason, ReplacementPlanned: planned})
+				} else {
+					acc, err = tp.call(c, ctx, args[0], reason)
+				}
 				if err != nil {
 					return err
 				}
@@ -290,6 +300,9 @@ func (a *app) twoPersonCmd(tp twoPerson) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the approver and the audit log")
+	if tp.withBody != nil {
+		cmd.Flags().BoolVar(&planned, "replacement-planned", false, "a replacement is arranged: lets the user's last active factor go (the policy refuses it otherwise)")
+	}
 	return cmd
 }
 
