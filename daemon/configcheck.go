@@ -212,6 +212,8 @@ func (w *walker) node(n *yaml.Node, t reflect.Type, key string) {
 	switch {
 	case t.Name() == "Duration": // daemon's, events' and the plugin host's: "15m"
 		w.duration(n, key)
+	case scalarStruct(t): // written as one value (a proxy range), read by its own UnmarshalYAML
+		w.scalar(n, t, key)
 	case t.Kind() == reflect.Struct:
 		w.mapping(n, t, key)
 	case t.Kind() == reflect.Slice:
@@ -259,13 +261,20 @@ func joinKey(parent, k string) string {
 	return parent + "." + k
 }
 
-// settingFields maps each YAML name of t's fields to the field's type.
+// settingFields maps each YAML name of t's fields to the field's type;
+// an inline struct's settings are t's own.
 func settingFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if opts == "inline" && f.Type.Kind() == reflect.Struct {
+			for k, v := range settingFields(f.Type) {
+				out[k] = v
+			}
 			continue
 		}
 		if name == "" {
@@ -343,4 +352,12 @@ func editDistance(a, b string) int {
 		prev = cur
 	}
 	return prev[len(b)]
+}
+
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
+// scalarStruct reports whether t is a struct written as one value: it
+// reads itself (yaml.Unmarshaler), like a trusted proxy's range.
+func scalarStruct(t reflect.Type) bool {
+	return t.Kind() == reflect.Struct && t.Name() != "Duration" && reflect.PointerTo(t).Implements(unmarshalerType)
 }

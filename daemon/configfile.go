@@ -67,6 +67,30 @@ approval_ttl: 24h       # how long a two-person request waits for its approver (
 enrolment_ttl: 1h       # default lifetime of an enrolment challenge (1m to 168h)
 max_body_bytes: 1048576 # largest API request body (1024 to 67108864)
 shutdown_timeout: 15s   # how long in-flight requests may finish after SIGINT or SIGTERM
+trusted_proxies: []     # reverse proxies whose X-Forwarded-For/Forwarded name the client, e.g. [10.0.4.0/24, 192.0.2.7]; none: the TCP peer is the client (KEYFLEET_TRUSTED_PROXIES)
+
+# A person's own tokens (docs/security.md, "Tokens"). Service accounts'
+# tokens are not bounded; one without an expiry is flagged.
+tokens:
+  person_ttl: 12h       # a person's token when they name no lifetime (keyfleet login)
+  max_person_ttl: 168h  # the longest a person may ask for (at most 2160h)
+
+# The two-person rule (docs/security.md, "A different person").
+approvals:
+  independence_window: 168h  # after one person made, granted, recovered, enrolled for or passed another's account, the two may not decide each other's requests for this long
+
+# Fresh proofs of possession bound to one action (docs/security.md).
+proofs:
+  ttl: 2m               # how long a proof's challenge may be answered (10s to 10m)
+
+# Signed audit checkpoints kept outside the store (docs/operations.md, "Faults").
+audit:
+  checkpoint:
+    every: 1000         # a checkpoint at least every so many events
+    interval: 1m        # and every so long while events come (1s to 24h)
+    file: ""            # where the newest is kept, outside the data folder; empty: beside it, DATA.checkpoint
+    witness_url: ""     # an HTTPS witness that keeps checkpoints too; empty: none
+    on_mismatch: refuse # refuse to start, or warn and serve, when the store is behind its newest checkpoint
 
 # Attestation roots trusted besides Yubico's built-in set: PEM files (a test
 # CA, or a virtual key's from 'keyfleet-vkey ca export'). Never trusted unless
@@ -154,9 +178,18 @@ plugins:
   #   sha256: 0000000000000000000000000000000000000000000000000000000000000000   # sha256sum of the binary
   #   timeout: 5s         # each call; at most 5m
 
-# The Badger store.
+# The store: Badger in DATA/store (default), or PostgreSQL for several
+# keyfleetd on one database (docs/operations.md, "Choosing a backend").
 store:
+  backend: badger       # badger or postgres (KEYFLEET_STORE_BACKEND)
+  postgres:
+    dsn: ""             # postgres://… (prefer dsn_file; KEYFLEET_STORE_DSN)
+    dsn_file: ""        # a file (0600) holding the DSN
+    max_conns: 0        # each keyfleetd's connections; 0: 16
   block_cache_mb: 64    # Badger's block cache, in MiB
   index_cache_mb: 32    # Badger's index cache, in MiB
   key_rotation: 240h    # Badger makes a new data key this often (at least 1h)
+  reserve_mb: 0         # free space below which writes stop; 0: automatic (8 memtables and a fifth of the store)
+  memtable_mb: 16       # Badger's memtable size, in MiB (1 to 1024)
+  space_check: 1s       # how often free space is measured besides at every sync: how soon writes resume
 `

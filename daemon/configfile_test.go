@@ -77,10 +77,10 @@ func settingPaths(t reflect.Type, prefix string) []string {
 			ft = ft.Elem()
 		}
 		switch {
-		case ft.Name() == "Duration":
+		case ft.Name() == "Duration", scalarStruct(ft):
 		case ft.Kind() == reflect.Struct:
 			out = append(out, settingPaths(ft, p)...)
-		case ft.Kind() == reflect.Slice && (ft.Elem().Kind() == reflect.Struct || ft.Elem().Kind() == reflect.Pointer):
+		case ft.Kind() == reflect.Slice && !scalarStruct(ft.Elem()) && (ft.Elem().Kind() == reflect.Struct || ft.Elem().Kind() == reflect.Pointer):
 			out = append(out, settingPaths(ft.Elem(), p+"[]")...)
 		}
 	}
