@@ -40,7 +40,7 @@ func writeInitConfig(o InitOptions) (string, error) {
 			data = abs
 		}
 	}
-	if err := os.WriteFile(path, []byte(DefaultConfigFile(data)), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(postgresConfig(DefaultConfigFile(data), o)), 0o600); err != nil {
 		return "", fmt.Errorf("writing config: %w", err)
 	}
 	return path, nil

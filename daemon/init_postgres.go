@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"os"
 	"path/filepath"
 
@@ -26,14 +28,12 @@ func openInitStore(ctx context.Context, o InitOptions, storeKey []byte) (backend
 	return postgres.Open(ctx, postgres.Options{DSN: o.PostgresDSN, StoreKey: storeKey})
 }
 
-// initConfigFile is the config init writes: the default, with the
-// PostgreSQL backend when init was given a database.
-func initConfigFile(o InitOptions) string {
+// postgresConfig turns the default configuration file into one for the
+// PostgreSQL backend init was given.
+func postgresConfig(text string, o InitOptions) string {
 	if o.PostgresDSN == "" {
-		return defaultConfigFile
+		return text
 	}
-	return defaultConfigFile + `  backend: postgres   # several keyfleetd on one database (docs/operations.md)
-  postgres:
-    dsn_file: ` + postgresDSNPath(o.Dir) + `
-`
+	text = strings.Replace(text, "  backend: badger ", "  backend: postgres", 1)
+	return strings.Replace(text, "    dsn_file: \"\" ", "    dsn_file: "+strconv.Quote(postgresDSNPath(o.Dir)), 1)
 }

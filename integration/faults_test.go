@@ -76,7 +76,7 @@ func initAt(t *testing.T, dir string, config ...string) {
 
 // smallStore is the config of a store on a small disk: 2 MiB memtables,
 // a 12 MiB reserve, free space measured every 20 ms.
-var smallStore = []string{"  key_rotation: 240h", "  key_rotation: 240h\n  memtable_mb: 2\n  reserve_mb: 12\n  space_check: 20ms"}
+var smallStore = []string{"  reserve_mb: 0 ", "  reserve_mb: 12 ", "  memtable_mb: 16 ", "  memtable_mb: 2 ", "  space_check: 1s ", "  space_check: 20ms "}
 
 func freeOn(t *testing.T, dir string) uint64 {
 	t.Helper()
@@ -379,7 +379,7 @@ func lossEvents(t *testing.T, d *daemon, token string) []api.AuditEvent {
 
 func TestBytesFlippedInTheLogAreRefusedNamingTheFileAndTheAcceptedLossIsAudited(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	initAt(t, dir, "shutdown_timeout: 15s", "shutdown_timeout: 15s\naudit:\n  checkpoint:\n    every: 50")
+	initAt(t, dir, "    every: 1000 ", "    every: 50 ")
 	d := start(t, dir)
 	token := adminToken(t, dir)
 	loadUsers(t, d, token, "w", 1200)
@@ -428,7 +428,7 @@ func TestBytesFlippedInTheLogAreRefusedNamingTheFileAndTheAcceptedLossIsAudited(
 
 func TestADamagedTableIsRefusedNamingItNotACrash(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	initAt(t, dir, "  key_rotation: 240h", "  key_rotation: 240h\n  memtable_mb: 1")
+	initAt(t, dir, "  memtable_mb: 16 ", "  memtable_mb: 1 ")
 	d := start(t, dir)
 	token := adminToken(t, dir)
 	loadUsers(t, d, token, "t", 1200)
@@ -492,7 +492,7 @@ func TestAStoreCopiedBackUnderANewerCheckpointIsDetected(t *testing.T) {
 	// Served anyway when so configured: audit verify says what is wrong.
 	cfg := filepath.Join(dir, "keyfleetd.yaml")
 	b, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, append(b, []byte("audit:\n  checkpoint:\n    on_mismatch: warn\n")...), 0o600)
+	os.WriteFile(cfg, []byte(strings.Replace(string(b), "    on_mismatch: refuse ", "    on_mismatch: warn ", 1)), 0o600)
 	d = start(t, dir)
 	var v api.AuditVerification
 	if d.call(token, "GET", "/v1/audit/verify", nil, &v); v.OK || v.Checkpoint == nil || v.Checkpoint.OK || !strings.Contains(v.Checkpoint.Problem, "missing") {
@@ -562,7 +562,7 @@ func TestARollbackThatBringsItsOldCheckpointFileIsCaughtByTheWitness(t *testing.
 	w := httptest.NewServer(&witness{})
 	defer w.Close()
 	dir := filepath.Join(t.TempDir(), "data")
-	initAt(t, dir, "shutdown_timeout: 15s", "shutdown_timeout: 15s\naudit:\n  checkpoint:\n    witness_url: "+w.URL)
+	initAt(t, dir, "    witness_url: \"\" ", "    witness_url: "+w.URL+" ")
 	token := adminToken(t, dir)
 	d := start(t, dir)
 	loadUsers(t, d, token, "a", 20)

@@ -145,8 +145,9 @@ func setup(t *testing.T) (dirs []string, sinkFile, token string) {
 	}
 	sinkFile = filepath.Join(base, "events.jsonl")
 	cfg, _ := os.ReadFile(filepath.Join(d1, "keyfleetd.yaml"))
-	cfg = append(cfg, []byte(fmt.Sprintf("events:\n  poll_interval: 200ms\n  sinks:\n    - name: archive\n      type: file\n      batch_size: 20\n      file:\n        path: %s\n", sinkFile))...)
-	os.WriteFile(filepath.Join(d1, "keyfleetd.yaml"), cfg, 0o600)
+	text := strings.Replace(string(cfg), "  poll_interval: 1s ", "  poll_interval: 200ms ", 1)
+	text = strings.Replace(text, "  sinks: []", fmt.Sprintf("  sinks:\n    - name: archive\n      type: file\n      batch_size: 20\n      file:\n        path: %s\n  #", sinkFile), 1)
+	os.WriteFile(filepath.Join(d1, "keyfleetd.yaml"), []byte(text), 0o600)
 	dirs = []string{d1}
 	for _, name := range []string{"k2", "k3"} {
 		d := filepath.Join(base, name)
