@@ -234,6 +234,17 @@ func TestADryRunImportNamesNoRequestToApprove(t *testing.T) {
 	}
 }
 
+func TestEndingABreakGlassSessionSaysHowToSignInAgain(t *testing.T) {
+	// The session's token was the saved login; a person gets their own
+	// back with their key, as nobody hands out person tokens.
+	e := newEnv(t)
+	e.srv.Handle("DELETE /v1/breakglass/session", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	r := e.run("breakglass", "end")
+	if r.code != 0 || !strings.Contains(r.stderr, "break-glass session ended; sign in again with your key: keyfleet login --user NAME") {
+		t.Fatalf("exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
 func writeCSV(t *testing.T, text string) string {
 	path := filepath.Join(t.TempDir(), "users.csv")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
