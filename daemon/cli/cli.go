@@ -118,7 +118,7 @@ func printInit(w io.Writer, r daemon.InitResult) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-16s %s (for %s alone: their first security key, 72h, at /welcome or keyfleet-agent enroll --pass)\n", "founder pass", r.FounderPassFiles[n], n)
+		fmt.Fprintf(w, "  %-16s %s (for %s alone: their first security key, 72h, at /welcome or with keyfleet-agent enroll, which asks for it)\n", "founder pass", r.FounderPassFiles[n], n)
 	}
 	fmt.Fprintf(w, "  %-16s %d shares, any %d open one emergency session:\n", "break-glass", len(r.BreakGlassFiles), r.BreakGlassThreshold)
 	for _, f := range r.BreakGlassFiles {

@@ -222,6 +222,29 @@ func TestTwoPersonAnswersSayWhatWaits(t *testing.T) {
 	}
 }
 
+func TestADryRunImportNamesNoRequestToApprove(t *testing.T) {
+	// keyfleetd rolls a dry run back, the requests it would open with it:
+	// their ids name nothing, so the CLI says what would wait and no more.
+	e := newEnv(t)
+	e.srv.Handle("POST /v1/users/import", clienttest.JSON(200, api.ImportResult{Created: 1, DryRun: true, Approvals: []string{"apr_9"}}))
+	r := e.run("users", "import", writeCSV(t, "username,roles\nsock,security_officer\n"), "--dry-run")
+	if r.code != 0 || !strings.Contains(r.stdout, "1 change(s) would wait for a second person") ||
+		strings.Contains(r.stdout, "apr_9") || strings.Contains(r.stdout, "approvals approve") {
+		t.Fatalf("exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestEndingABreakGlassSessionSaysHowToSignInAgain(t *testing.T) {
+	// The session's token was the saved login; a person gets their own
+	// back with their key, as nobody hands out person tokens.
+	e := newEnv(t)
+	e.srv.Handle("DELETE /v1/breakglass/session", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	r := e.run("breakglass", "end")
+	if r.code != 0 || !strings.Contains(r.stderr, "break-glass session ended; sign in again with your key: keyfleet login --user NAME") {
+		t.Fatalf("exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
 func writeCSV(t *testing.T, text string) string {
 	path := filepath.Join(t.TempDir(), "users.csv")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {

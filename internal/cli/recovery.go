@@ -374,7 +374,7 @@ func (a *app) breakglassEndCmd() *cobra.Command {
 				if err := c.EndBreakGlass(ctx); err != nil {
 					return err
 				}
-				a.note("break-glass session ended; log in again with your own token")
+				a.note("break-glass session ended; sign in again with your key: keyfleet login --user NAME")
 				return nil
 			})
 		},
