@@ -63,7 +63,7 @@ func (s *Service) ImportUsers(ctx context.Context, p Principal, in api.ImportUse
 		return nil
 	})
 	if errors.Is(err, errDryRun) {
-		err = nil
+		err, out.Approvals = nil, nil // rolled back with the rest: nothing to approve
 	}
 	return out, err
 }
