@@ -292,7 +292,7 @@ func (a *app) policyDiffCmd() *cobra.Command {
 					for i, ch := range d.Changes {
 						rows[i] = []string{ch.Effect, dash(ch.Rule), ch.Field, dash(ch.Old), dash(ch.New)}
 					}
-					return a.table([]string{"EFFECT", "RULE", "FIELD", "OLD", "NEW"}, rows)
+					return a.rows([]string{"EFFECT", "RULE", "FIELD", "OLD", "NEW"}, rows)
 				})
 			})
 		},
