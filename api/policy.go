@@ -104,6 +104,22 @@ type PolicyDryRun struct {
 	// MaxListedUsers of them; Truncated says there are more.
 	ChangedUsers []PolicyUserChange `json:"changed_users"`
 	Truncated    bool               `json:"truncated,omitempty"`
+	// AdminsSignIn counts the administrators who could sign in with a
+	// security key before and after; Warnings say in words what would go
+	// wrong (no administrator left who can sign in).
+	AdminsSignIn AdminsSignIn `json:"admins_sign_in"`
+	Warnings     []string     `json:"warnings,omitempty"`
+}
+
+// AdminsSignIn counts administrators who could sign in with a security
+// key of a kind the policy accepts for them: under the current document
+// (Before), under the new one at once (After), and under the new one once
+// every rule's grace has run out (AfterGrace).
+type AdminsSignIn struct {
+	Admins     int `json:"admins"`
+	Before     int `json:"before"`
+	After      int `json:"after"`
+	AfterGrace int `json:"after_grace"`
 }
 
 // MaxListedUsers caps the user lists in dry runs and reports.

@@ -41,6 +41,7 @@ func Diff(old, new *Document) []Change {
 	var c changes
 	oldP, newP := old.privilegedRule().Require.EnrollWithin, new.privilegedRule().Require.EnrollWithin
 	c.window("", "privileged_enroll_within", oldP, newP, false)
+	c.selfService(old.SelfService, new.SelfService)
 	for _, nr := range new.Rules {
 		i := slices.IndexFunc(old.Rules, func(r Rule) bool { return r.Name == nr.Name })
 		if i < 0 {

@@ -39,7 +39,10 @@ type Document struct {
 	// PrivilegedEnrollWithin is the deadline of the built-in privileged
 	// rule (default DefaultPrivilegedEnrollWithin).
 	PrivilegedEnrollWithin time.Duration
-	Rules                  []Rule
+	// SelfService holds how people without a security key reach their
+	// own pages (selfservice.go).
+	SelfService SelfService
+	Rules       []Rule
 }
 
 // Rule applies requirements to the users it matches.

@@ -124,6 +124,7 @@ func (s *Service) DryRunPolicy(ctx context.Context, p Principal, in api.PolicyDo
 // counting both and noting each user whose status changes.
 func (s *Service) dryRunUsers(ctx context.Context, doc *policy.Document, out *api.PolicyDryRun) (before, after policy.Compliance, err error) {
 	var cur *policy.Document
+	var admins adminSignIn
 	t0, t1 := newTallies(), newTallies()
 	now := s.now()
 	err = s.runBulk(ctx, bulkPass{
@@ -143,10 +144,13 @@ func (s *Service) dryRunUsers(ctx context.Context, doc *policy.Document, out *ap
 				if subs[i].d.Status != subs[i].d2.Status {
 					noteChange(out, subs[i].facts.User, subs[i].d, subs[i].d2)
 				}
+				admins.add(cur, doc, subs[i].user, subs[i].factors, subs[i].facts.FirstApplied, now)
 			}
 			return nil
 		},
 	})
+	out.AdminsSignIn = api.AdminsSignIn{Admins: admins.admins, Before: admins.before, After: admins.now, AfterGrace: admins.last}
+	out.Warnings = admins.warnings()
 	return t0.merged(), t1.merged(), err
 }
 

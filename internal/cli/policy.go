@@ -130,6 +130,12 @@ func (a *app) printDryRun(dr api.PolicyDryRun) error {
 	}
 	fmt.Fprintf(a.stdout, "Compliant %d -> %d, in grace %d -> %d, non-compliant %d -> %d.\n", dr.Before.Compliant, dr.After.Compliant,
 		dr.Before.Grace, dr.After.Grace, dr.Before.NonCompliant, dr.After.NonCompliant)
+	if s := dr.AdminsSignIn; s.Admins > 0 {
+		fmt.Fprintf(a.stdout, "Administrators who can sign in with a security key: %d -> %d (%d once every grace has run out).\n", s.Before, s.After, s.AfterGrace)
+	}
+	for _, w := range dr.Warnings {
+		fmt.Fprintf(a.stdout, "WARNING: %s\n", w)
+	}
 	if len(dr.ChangedUsers) == 0 {
 		return nil
 	}
