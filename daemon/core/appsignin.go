@@ -2,11 +2,13 @@ package core
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/plugins/sdk"
 	"github.com/keyfleet/keyfleet/policy"
 )
 
@@ -15,10 +17,15 @@ import (
 // code and the second check the policy names (policy.AppSignInChecks,
 // today a recovery code). The pages run it; it is not an API route.
 
-// AppSignInRequest is the answer to a verification of the person's app
-// (BeginVerify with the app's kind) and the second check.
+// AppSignInRequest is an app sign-in: the person, the app's answer
+// ({"code": "123456"} for TOTP) and the second check.
 type AppSignInRequest struct {
-	Verify api.FinishVerify
+	User string
+	// Kinds are the app kinds the pages take (the TOTP kind); the answer
+	// is tried against each of the person's active factors of them, so a
+	// person with two apps need not say which one shows the code.
+	Kinds    []string
+	Response json.RawMessage
 	// Check names the second check (policy.SecondCheckRecoveryCode) and
 	// Code is what the person typed for it.
 	Check string
@@ -32,35 +39,31 @@ type AppSignInRequest struct {
 var errAppSignIn = fmt.Errorf("%w: the app's code or the second check was not accepted", ErrUnauthenticated)
 
 // AppSignIn checks an app sign-in: the app's answer (a wrong one counts
-// towards lockout, as any verification), then the second check (a wrong
-// recovery code counts towards the recovery lock; a right one is used
-// up). It refuses a person who holds an active security key: they sign
-// in with it. p is the pages' principal, which may verify users. It
+// towards lockout once, as any verification), then the second check (a
+// wrong recovery code counts towards the recovery lock; a right one is
+// used up). It refuses a person who holds an active security key: they
+// sign in with it. p is the pages' principal, which may verify users. It
 // returns the user and the recovery codes they have left; every refusal
 // is ErrUnauthenticated (wrapped), the reason being in the audit trail
-// (user.app_sign_in_refused). Errors besides: *ForbiddenError,
+// (user.app_sign_in_refused). Errors besides: *ForbiddenError, ErrLocked,
 // ErrUnavailable.
 func (s *Service) AppSignIn(ctx context.Context, p Principal, in AppSignInRequest) (User, int, error) {
 	if err := p.authorize(VerifyUsers, ""); err != nil {
 		return User{}, 0, err
 	}
-	v, ok := s.openVerificationID(in.Verify.ID)
-	if !ok {
-		return User{}, 0, errAppSignIn
-	}
-	u, rc, why, err := s.appSignInPrecheck(ctx, v.UserID, in.Check)
+	u, rc, why, err := s.appSignInPrecheck(ctx, in.User, in.Check)
 	if err != nil {
 		return User{}, 0, err
 	}
 	if why != "" {
-		s.refuseAppSignIn(ctx, p, v.UserID, why)
+		s.refuseAppSignIn(ctx, p, u.ID, why)
 		return User{}, 0, errAppSignIn
 	}
-	res, err := s.FinishVerify(ctx, p, in.Verify)
-	if err != nil && !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrVerificationClosed) && !errors.Is(err, ErrPolicyViolation) {
+	ok, err := s.verifyAnyApp(ctx, p, u.ID, in.Kinds, in.Response)
+	if errors.Is(err, ErrLocked) || errors.Is(err, ErrUnavailable) {
 		return User{}, 0, err
 	}
-	if err != nil || !res.OK || res.UserID != u.ID {
+	if err != nil || !ok {
 		return User{}, 0, errAppSignIn
 	}
 	matched := useRecoveryCode(&rc, in.Code, s.now()) // slow hash, outside the transaction
@@ -74,8 +77,39 @@ func (s *Service) AppSignIn(ctx context.Context, p Principal, in AppSignInReques
 	return u, left, nil
 }
 
+// verifyAnyApp checks a code-only answer against each of the user's
+// active factors of kinds, in one transaction: the first that accepts it
+// records a successful verification; when none does, one failure is
+// recorded (on the first), as for any wrong answer.
+func (s *Service) verifyAnyApp(ctx context.Context, p Principal, userID string, kinds []string, response []byte) (bool, error) {
+	ok := false
+	err := s.store.Update(ctx, func(tx Tx) error {
+		now := s.now()
+		u, factors, _, err := s.verifiableIn(tx, api.BeginVerify{User: userID, Kinds: kinds}, now)
+		if err != nil {
+			return err
+		}
+		v := Verification{UserID: u.ID, CreatedBy: p.UserID, CreatedAt: now, ExpiresAt: now}
+		for _, f := range factors {
+			if err := s.challengeFree(ctx, u, f, now); err != nil {
+				return err
+			}
+			out, err := s.runFinish(ctx, u, f, v, VerificationFactor{Kind: f.Kind}, response, now)
+			if err != nil {
+				return err
+			}
+			if out.OK {
+				ok = true
+				return s.recordVerify(ctx, tx, p, &u, &f, out)
+			}
+		}
+		return s.recordVerify(ctx, tx, p, &u, &factors[0], sdk.FinishVerifyResponse{Reason: "no app accepted the code"})
+	})
+	return ok, err
+}
+
 // appSignInPrecheck reads what an app sign-in needs; why names a refusal.
-func (s *Service) appSignInPrecheck(ctx context.Context, userID, check string) (User, RecoveryCodes, string, error) {
+func (s *Service) appSignInPrecheck(ctx context.Context, ref, check string) (User, RecoveryCodes, string, error) {
 	var u User
 	var rc RecoveryCodes
 	why := ""
@@ -84,7 +118,7 @@ func (s *Service) appSignInPrecheck(ctx context.Context, userID, check string) (
 		if err != nil {
 			return err
 		}
-		if u, err = tx.User(userID); err != nil {
+		if u, err = lookupUser(tx, ref); err != nil {
 			return err
 		}
 		switch {
@@ -158,6 +192,9 @@ func (s *Service) appSignInFailed(ctx context.Context, tx Tx, p Principal, u Use
 
 // refuseAppSignIn audits a refusal that changed nothing.
 func (s *Service) refuseAppSignIn(ctx context.Context, p Principal, userID, why string) {
+	if userID == "" {
+		return // no such user: nobody to name
+	}
 	err := s.store.Update(ctx, func(tx Tx) error {
 		u, err := tx.User(userID)
 		if err != nil {

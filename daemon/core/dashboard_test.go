@@ -196,12 +196,9 @@ func TestAPersonWithOnlyAnAppSignsInWithItsCodeAndTheSecondCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	app2 := e.enrol("tina", "") // a second app: either one's code signs her in
 	signIn := func(secret, code string) (core.User, int, error) {
-		v, err := e.svc.BeginVerify(ctx, pages, api.BeginVerify{User: "tina", Kinds: []string{"test"}})
-		if err != nil {
-			return core.User{}, 0, err
-		}
-		return e.svc.AppSignIn(ctx, pages, core.AppSignInRequest{Verify: api.FinishVerify{ID: v.ID, FactorID: app.ID, Response: answer(secret)},
+		return e.svc.AppSignIn(ctx, pages, core.AppSignInRequest{User: "tina", Kinds: []string{"test"}, Response: answer(secret),
 			Check: "recovery_code", Code: code})
 	}
 	if _, _, err := signIn("SEED-tina", codes[0]); !errors.Is(err, core.ErrUnauthenticated) {
@@ -224,6 +221,11 @@ func TestAPersonWithOnlyAnAppSignsInWithItsCodeAndTheSecondCheck(t *testing.T) {
 	}
 	if n, _ := e.svc.RecoveryCodesRemaining(ctx, tina.UserID); n != 10 {
 		t.Fatalf("a wrong app code used a recovery code: %d left", n)
+	}
+	f1, _ := e.svc.GetFactor(ctx, e.admin, app.ID)
+	f2, _ := e.svc.GetFactor(ctx, e.admin, app2.ID)
+	if f1.Failures+f2.Failures != 1 {
+		t.Fatalf("a wrong app code counts once: %d and %d failures", f1.Failures, f2.Failures)
 	}
 	u, left, err := signIn("SEED-tina", codes[0])
 	if err != nil || u.ID != tina.UserID || left != 9 {
