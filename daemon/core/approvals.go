@@ -247,6 +247,10 @@ func (s *Service) Deny(ctx context.Context, p Principal, id, comment string) (Ap
 // bound to this request (proofs.go), before anything else is checked in
 // the deciding transaction.
 func (s *Service) decide(ctx context.Context, p Principal, id, comment, state string) (Approval, error) {
+	if err := p.authorize(DecideApprovals, ""); err != nil {
+		s.auditRefusal(ctx, p, "approval.refused", targetRef{"approval", id, ""}, err)
+		return Approval{}, err
+	}
 	if strings.TrimSpace(comment) == "" {
 		return Approval{}, invalid("reason", "is required: say what you checked before deciding (the requester and the audit trail read it)")
 	}

@@ -208,3 +208,16 @@ func (s *Service) refuseAppSignIn(ctx context.Context, p Principal, userID, why 
 		s.log.Warn("auditing a refused app sign-in", "err", err)
 	}
 }
+
+// AppSignInChecks returns the second checks the current policy names for
+// app sign-in to self-service (nil: app sign-in is off). The sign-in page
+// reads it to say what it will ask; it is no secret.
+func (s *Service) AppSignInChecks(ctx context.Context) ([]string, error) {
+	var out []string
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		_, doc, err := s.currentPolicy(tx)
+		out = policy.AppSignInChecks(doc)
+		return err
+	})
+	return out, err
+}
