@@ -46,7 +46,7 @@ func Evaluate(doc *Document, u User, factors []Factor, firstApplied map[string]t
 	} else {
 		e.decideShortfall(&d)
 	}
-	if step := narrowingStep(kinds, later, from); step != "" {
+	if step := narrowingStep(kinds, later, from); step != "" && !holdsKind(factors, later) {
 		d.NextSteps = append(d.NextSteps, step)
 	}
 	return d

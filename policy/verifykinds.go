@@ -89,8 +89,14 @@ func CheckVerificationAt(doc *Document, u User, kind string, firstApplied map[st
 		Message: fmt.Sprintf("%s may not sign in with a %s factor; the policy accepts only %s", who(u), kind, orNothing(ok))}}}
 }
 
+// holdsKind reports whether an active factor has a kind in kinds.
+func holdsKind(fs []Factor, kinds []string) bool {
+	return slices.ContainsFunc(fs, func(f Factor) bool { return f.State == FactorActive && slices.Contains(kinds, f.Kind) })
+}
+
 // narrowingStep tells the user, while they may still sign in with kinds
-// that a rule in grace will stop accepting, when that ends.
+// that a rule in grace will stop accepting, when that ends (Evaluate says
+// it only to a user who holds no factor of the kinds accepted then).
 func narrowingStep(kinds, later []string, from time.Time) string {
 	if from.IsZero() {
 		return ""

@@ -52,6 +52,11 @@ func TestGraceHoldsAtSignInUntilTheRuleIsDue(t *testing.T) {
 		if !slices.Contains(dec.NextSteps, want) {
 			t.Fatalf("next steps %q lack %q", dec.NextSteps, want)
 		}
+		key := active("k1", "fido2", true, nil)
+		dec = policy.Evaluate(d, alice, []policy.Factor{totp("f1"), key}, map[string]time.Time{"everyone": *ago(10), "engineering": *ago(10)}, nil, now)
+		if slices.ContainsFunc(dec.NextSteps, func(s string) bool { return strings.HasPrefix(s, "Until ") }) {
+			t.Fatalf("a user who holds a key is told to get one: %q", dec.NextSteps)
+		}
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/attest"
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
 )
@@ -165,7 +166,7 @@ func (h *handler) modelRows(rq *request, fs []core.Factor) []modelRow {
 	if rq.p.Allowed(core.ReadReports) {
 		if vs, err := h.svc.FactorReport(rq.ctx, rq.p, core.ReportVulnerable, ""); err == nil {
 			for _, v := range vs {
-				advisory[v.Model+"\x00"+v.Firmware] = v.Why
+				advisory[v.Model+"\x00"+v.Firmware] = advisoryWords(v.Why)
 			}
 		}
 	}
@@ -190,4 +191,21 @@ func (h *handler) modelRows(rq *request, fs []core.Factor) []modelRow {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Model, b.Model), strings.Compare(a.Firmware, b.Firmware))
 	})
 	return out
+}
+
+// advisoryWords names the advisories a report's reason mentions, with
+// their short names ("YSA-2024-03 (EUCLEAK)"); the reason itself when it
+// names none.
+func advisoryWords(why string) string {
+	var out []string
+	for _, a := range attest.KnownAdvisories() {
+		if strings.Contains(why, a.ID) {
+			name, _, _ := strings.Cut(a.Summary, ":")
+			out = append(out, a.ID+" ("+name+")")
+		}
+	}
+	if len(out) == 0 {
+		return why
+	}
+	return strings.Join(out, ", ")
 }

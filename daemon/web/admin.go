@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
@@ -228,6 +229,7 @@ func (h *handler) loadUserPage(rq *request, ref string) (userPage, error) {
 			d.ActiveCount++
 		}
 	}
+	nameFactors(&d.Status, d.Factors)
 	if d.Devices, _, _, err = h.svc.ListDevices(rq.ctx, rq.p, core.DeviceFilter{UserID: u.ID}, page); err != nil {
 		return d, err
 	}
@@ -380,4 +382,26 @@ func (h *handler) createCode(rq *request) error {
 	d.Code, d.CodeExpires = EnrolmentCode(e), e.ExpiresAt
 	h.render(rq, http.StatusOK, "user", d.User.Username, d)
 	return nil
+}
+
+// nameFactors writes factors by their labels in a status's reasons and
+// next steps, which the policy writes with factor ids ("Replace factor
+// fac_… with one the policy accepts"): people know their factors by name.
+func nameFactors(st *api.MFAStatus, fs []core.Factor) {
+	var pairs []string
+	for _, f := range fs {
+		if f.Label != "" {
+			pairs = append(pairs, f.ID, "“"+f.Label+"”")
+		}
+	}
+	if len(pairs) == 0 {
+		return
+	}
+	r := strings.NewReplacer(pairs...)
+	for i, s := range st.Reasons {
+		st.Reasons[i] = r.Replace(s)
+	}
+	for i, s := range st.NextSteps {
+		st.NextSteps[i] = r.Replace(s)
+	}
 }

@@ -160,8 +160,12 @@ func policyPreview(p map[string]string) string {
 	if r := p["rollback_of"]; r != "" {
 		s = "Roll the policy back to version " + r + ", which weakens version " + p["base_version"]
 	}
-	if w := p["weaker_changes"]; w != "" {
-		s += ": " + w
+	switch w := p["weaker_changes"]; w {
+	case "", "0":
+	case "1":
+		s += " (1 requirement weaker)"
+	default:
+		s += " (" + w + " requirements weaker)"
 	}
 	return s + ". The dry run on the policy page shows whom it affects."
 }

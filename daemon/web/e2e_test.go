@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -233,8 +234,11 @@ func (b *browser) post(path, csrf string) int {
 	return eval[int](b, `fetch(`+jsString(path)+`, {method: "POST", body: new URLSearchParams({csrf: `+jsString(csrf)+`})}).then(r => r.status)`)
 }
 
+// jsString quotes s as a JavaScript string literal (JSON's, which also
+// escapes line breaks).
 func jsString(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 func (b *browser) csrf() string {
@@ -274,7 +278,7 @@ description: Browser test policy.
 rules:
   - name: everyone
     match: {everyone: true}
-    require: {min_factors: 1, allowed_kinds: [fido2, totp], enroll_within: 30d}
+    require: {min_factors: 1, allowed_kinds: [fido2, totp, yubikey], enroll_within: 30d}
   - name: engineering
     match: {groups: [eng]}
     require: {min_factors: 1, allowed_kinds: [fido2], enroll_within: 1d}
@@ -438,4 +442,6 @@ func TestBrowser(t *testing.T) {
 	})
 
 	recoveryScenarios(t, e, b, alice)
+	adminDayScenarios(t, e, b, carol)
+	appOnlyScenarios(t, e, b)
 }

@@ -70,6 +70,7 @@ func (h *handler) mePage(rq *request) error {
 	if err != nil {
 		return err
 	}
+	nameFactors(&d.Status, fs)
 	d.Factors = slices.DeleteFunc(fs, func(f core.Factor) bool { return f.State == api.FactorRevoked })
 	d.NoKey = true
 	for _, f := range d.Factors {
