@@ -24,8 +24,13 @@ type approvalView struct {
 	// Approvers may still decide it (nil when the reader may not see
 	// them); Mine: the reader asked for it.
 	Approvers []core.Approver
+	Listed    bool // Approvers was worked out (the first maxApproverLists)
 	Mine      bool
 }
+
+// maxApproverLists bounds the requests whose possible approvers one page
+// load works out: each reads the holders of the approving roles.
+const maxApproverLists = 25
 
 type approvalsPage struct {
 	Pending []approvalView
@@ -51,9 +56,12 @@ func (h *handler) loadApprovals(rq *request) (approvalsPage, error) {
 	if err != nil {
 		return d, err
 	}
-	for _, a := range pending {
+	for i, a := range pending {
 		v := h.approvalView(rq, a)
-		v.Approvers, _ = h.svc.Approvers(rq.ctx, rq.p, a.ID)
+		if i < maxApproverLists {
+			v.Approvers, _ = h.svc.Approvers(rq.ctx, rq.p, a.ID)
+			v.Listed = true
+		}
 		d.Pending = append(d.Pending, v)
 	}
 	all, _, err := h.svc.ListApprovals(rq.ctx, rq.p, "", core.PageReq{Limit: core.MaxPageSize})

@@ -147,13 +147,13 @@ func adminDayScenarios(t *testing.T, e *env, b *browser, carol core.User) {
 		if got := b.text("#audit-events"); !strings.Contains(got, "user.create") || !strings.Contains(got, "admin1") {
 			t.Fatalf("dana's events name the admin who made her: %s", got)
 		}
+		b.shot("audit")
 		b.do(chromedp.Navigate(e.url+"/admin/audit"), chromedp.SetValue("#f-sev", "high"), chromedp.SetValue("#f-since", "24h"))
 		b.submit(".filters button", "/admin/audit")
 		b.waitURL("severity=high")
 		if sev := eval[[]string](b, `[...document.querySelectorAll("#audit-events .sev")].map(s => s.textContent)`); len(sev) == 0 || slices.ContainsFunc(sev, func(s string) bool { return s != "high" }) {
 			t.Fatalf("severity high shows %v", sev)
 		}
-		b.shot("audit")
 		lines := strings.Split(strings.TrimSpace(b.fetch("/admin/audit/export?format=jsonl&user=dana")), "\n")
 		var first struct{ Schema, Action, Severity string }
 		if err := json.Unmarshal([]byte(lines[0]), &first); err != nil || first.Schema != "keyfleet.audit/v1" || first.Action != "user.create" || first.Severity == "" {
@@ -284,6 +284,9 @@ func adminDayScenarios(t *testing.T, e *env, b *browser, carol core.User) {
 				t.Fatalf("%s scrolls sideways at 390 px: %v", page, wide)
 			}
 		}
+		b.shot("phone-user-new")
+		b.do(chromedp.Navigate(e.url + "/admin/activity"))
+		b.waitPath("/admin/activity")
 		b.shot("phone-activity")
 		b.do(chromedp.EmulateViewport(1280, 900))
 		b.signOut()
