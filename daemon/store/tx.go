@@ -263,12 +263,22 @@ func (t *tx) InsertUser(u core.User) error {
 	return t.PutUser(u)
 }
 
-// PutUser writes the user and their policy facts.
-func (t *tx) PutUser(u core.User) error { return putUserRecords(t.w, u) }
+// PutUser writes the user, their policy facts and their directory link.
+func (t *tx) PutUser(u core.User) error {
+	if err := putUserRecords(t.w, u); err != nil {
+		return err
+	}
+	return putExternalIndex(t.w, u)
+}
 
 func (t *tx) DeleteUser(u core.User) error {
 	if err := t.w.Delete(key(pUsername, u.Username)); err != nil {
 		return err
+	}
+	if u.External != nil && u.External.ID != "" {
+		if err := t.w.Delete(externalKey(u.External.Source, u.External.ID)); err != nil {
+			return err
+		}
 	}
 	if err := t.w.Delete(userFactsKey(u.ID)); err != nil {
 		return err
