@@ -55,6 +55,10 @@ type ExternalLink struct {
 	// user: not filed again while it waits, nor once a person decided it,
 	// until what the source asks for changes.
 	RequestID string `json:"request_id,omitempty"`
+	// Attributes are what else the source says about the user that
+	// keyfleet keeps for it (a SCIM client's name parts, employee number,
+	// department): shown back to the source, never used for access.
+	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
 // DirectoryState is what keyfleet keeps about one source: its last sync

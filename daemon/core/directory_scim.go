@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/keyfleet/keyfleet/api"
 )
@@ -47,6 +48,28 @@ func scimUser(tx ReadTx, source, id string) (User, error) {
 		return User{}, &NotFoundError{Kind: "user", Ref: id}
 	}
 	return u, nil
+}
+
+// SCIMLookup finds a user of p's source by userName (any case) or, when
+// that is empty, by externalId. Errors: ErrNotFound.
+func (s *Service) SCIMLookup(ctx context.Context, p Principal, userName, externalID string) (User, error) {
+	source, err := sourceOf(p)
+	if err != nil {
+		return User{}, err
+	}
+	var u User
+	err = s.store.View(ctx, func(tx ReadTx) error {
+		if userName != "" {
+			u, err = tx.UserByName(strings.ToLower(userName))
+		} else {
+			u, err = tx.UserByExternal(source, externalID)
+		}
+		if err == nil {
+			u, err = scimUser(tx, source, u.ID)
+		}
+		return err
+	})
+	return u, err
 }
 
 // SCIMUsers lists the users of p's source that match, by username: those

@@ -27,6 +27,9 @@ type DirectoryEntry struct {
 	Roles  []string
 	// Disabled: the user is disabled in the directory.
 	Disabled bool
+	// Attributes are kept on the link (ExternalLink.Attributes): at most
+	// 32, each value at most 256 bytes.
+	Attributes map[string]string
 }
 
 // DirectorySource says how a sync treats its entries.
@@ -200,7 +203,10 @@ func (s *Service) createLinked(ctx context.Context, tx Tx, b *directoryBatch, e 
 	}
 	u := c.next
 	u.ID = newID(prefixUser, u.CreatedAt, s.cfg.Rand)
-	u.External = &ExternalLink{Source: b.source, ID: e.ExternalID, DN: e.DN, LinkedAt: u.CreatedAt}
+	if err := validAttributes(e.Attributes); err != nil {
+		return User{}, b.refuse(e.Username, "", api.ChangeSkipped, err)
+	}
+	u.External = &ExternalLink{Source: b.source, ID: e.ExternalID, DN: e.DN, LinkedAt: u.CreatedAt, Attributes: e.Attributes}
 	s.noteHandling(&u, b.p, handledCreated)
 	if err := tx.InsertUser(u); errors.Is(err, ErrAlreadyExists) {
 		return User{}, b.refuse(e.Username, "", api.ChangeConflict, err)
@@ -267,7 +273,7 @@ func (s *Service) reconcile(ctx context.Context, tx Tx, b *directoryBatch, cur U
 		}
 	}
 	link := *cur.External
-	link.DN, link.Gone = e.DN, false
+	link.DN, link.Gone, link.Attributes = e.DN, false, e.Attributes
 	if link.ID == "" {
 		link.ID = e.ExternalID // adopted: linked by hand, now by id
 	}
@@ -293,6 +299,9 @@ func (s *Service) entryProfile(want *User, e DirectoryEntry, b *directoryBatch) 
 		return b.refuse(want.Username, want.ID, api.ChangeSkipped, err)
 	}
 	want.DisplayName = e.DisplayName
+	if err := validAttributes(e.Attributes); err != nil {
+		return b.refuse(want.Username, want.ID, api.ChangeSkipped, err)
+	}
 	if err := validEmail(e.Email); err != nil && b.strict {
 		return err
 	}
@@ -344,14 +353,20 @@ func (s *Service) writeLink(ctx context.Context, tx Tx, b *directoryBatch, cur, 
 	if err := tx.PutUser(u); err != nil {
 		return err
 	}
-	if cur.External.ID != "" || u.External.ID == "" {
-		return nil // bookkeeping: the entry's DN, the request on file
-	}
 	ev := s.eventCtx(ctx, b.p, "")
-	ev.extra = map[string]string{"source": b.source, "external_id": u.External.ID}
-	b.note(u.Username, u.ID, api.ChangeUpdated, "linked to its directory entry")
-	b.rep.Updated++
-	return ev.audit(tx, "user.link", userTarget(u), nil, nil)
+	switch {
+	case cur.External.ID == "" && u.External.ID != "":
+		ev.extra = map[string]string{"source": b.source, "external_id": u.External.ID}
+		b.note(u.Username, u.ID, api.ChangeUpdated, "linked to its directory entry")
+		b.rep.Updated++
+		return ev.audit(tx, "user.link", userTarget(u), nil, nil)
+	case !maps.Equal(cur.External.Attributes, u.External.Attributes):
+		ev.extra = map[string]string{"source": b.source, "profile": "directory attributes"}
+		b.note(u.Username, u.ID, api.ChangeUpdated, "directory attributes")
+		b.rep.Updated++
+		return ev.audit(tx, "user.update", userTarget(u), cur.summary(), u.summary())
+	}
+	return nil // bookkeeping: the entry's DN, the request on file
 }
 
 // writeReconciled stores a changed user and audits the change.
@@ -422,7 +437,20 @@ func linkEqual(a, b *ExternalLink) bool {
 		return a == b
 	}
 	return a.Source == b.Source && a.ID == b.ID && a.DN == b.DN && a.Disabled == b.Disabled && a.Gone == b.Gone &&
-		a.RequestID == b.RequestID && slices.Equal(a.Suspended, b.Suspended)
+		a.RequestID == b.RequestID && slices.Equal(a.Suspended, b.Suspended) && maps.Equal(a.Attributes, b.Attributes)
+}
+
+// validAttributes bounds what a source may keep on a link.
+func validAttributes(attrs map[string]string) error {
+	if len(attrs) > 32 {
+		return invalid("attributes", "%d attributes; the limit is 32", len(attrs))
+	}
+	for k, v := range attrs {
+		if err := validText(k, v, 256); err != nil || len(k) > 128 {
+			return invalid(k, "must be at most 256 bytes without control characters")
+		}
+	}
+	return nil
 }
 
 // fileAccess files the part of a change that waits for approval, unless
