@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/keyfleet/keyfleet/daemon/directory"
 	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/plugins/host"
 )
@@ -120,7 +121,10 @@ type Config struct {
 	// Plugins are the factor plugins to load, each pinned by SHA-256
 	// (docs/plugins.md). The zero value loads none.
 	Plugins host.Config `yaml:"plugins"`
-	Store   struct {
+	// Directory brings users in from LDAP / Active Directory and serves
+	// SCIM 2.0 (docs/directory.md). The zero value does neither.
+	Directory directory.Config `yaml:"directory"`
+	Store     struct {
 		BlockCacheMB int64    `yaml:"block_cache_mb"`
 		IndexCacheMB int64    `yaml:"index_cache_mb"`
 		KeyRotation  Duration `yaml:"key_rotation"`
@@ -239,6 +243,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Plugins.Validate(); err != nil {
 		bad("plugins: %v", err)
+	}
+	if err := c.Directory.Validate(); err != nil {
+		bad("directory: %v", err)
 	}
 	if n := c.Verify.MaxFailures; n < 1 || n > 100 {
 		bad("verify.max_failures: %d must be between 1 and 100", n)

@@ -27,6 +27,7 @@ import (
 	"github.com/keyfleet/keyfleet/attest"
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/directory"
 	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
 	fido2kind "github.com/keyfleet/keyfleet/daemon/kinds/fido2"
@@ -70,6 +71,8 @@ type Server struct {
 	// roots are the configured extra attestation roots, read once at
 	// start-up for the built-in kinds and POST /v1/attest/verify.
 	roots httpapi.AttestRoots
+	// dir is the directory sync and SCIM service provider (directory.go).
+	dir *directory.Directory
 }
 
 // NewLogger makes the daemon's slog logger from the log settings.
@@ -230,11 +233,14 @@ func (s *Server) build(o Options) error {
 	if err != nil {
 		return err
 	}
+	if err := s.buildDirectory(); err != nil {
+		return err
+	}
 	h, err := httpapi.New(httpapi.Config{
 		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Ready:   s.store.Ready,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Events:  s.events, AttestRoots: s.roots, Build: ptr(version.Get()),
+		Events:  s.events, AttestRoots: s.roots, Build: ptr(version.Get()), Directory: s.dir,
 	})
 	if err != nil {
 		return err
@@ -244,6 +250,7 @@ func (s *Server) build(o Options) error {
 	if err != nil {
 		return err
 	}
+	handler = s.withSCIM(handler)
 	cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
 	if err != nil {
 		return fmt.Errorf("loading TLS certificate %s: %w", s.cfg.TLSCert, err)
@@ -362,6 +369,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	go func() { defer close(chainDone); s.checkChain(chainCtx) }()
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); s.sweep(chainCtx) }()
+	stopDirectory := s.runDirectory()
 	eventsCtx, stopEvents := context.WithCancel(context.Background())
 	eventsDone := make(chan struct{})
 	go func() {
@@ -384,6 +392,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	stopChain()
 	<-chainDone
 	<-sweepDone
+	stopDirectory()
 	// The sinks stop first: their live streams end, so the HTTP shutdown
 	// does not wait on them.
 	stopEvents()

@@ -46,6 +46,9 @@ type Config struct {
 	// Build is the running binary's build, shown by GET /healthz when
 	// asked for JSON; nil shows only the status.
 	Build *version.Info
+	// Directory runs directory syncs for /v1/directory; nil serves the
+	// status only.
+	Directory DirectoryAPI
 }
 
 // Route is one registered route: its pattern and the permission it needs
@@ -91,6 +94,7 @@ func New(cfg Config) (*Handler, error) {
 	h.register()
 	h.registerEvents(cfg.Events)
 	h.registerAttest(cfg.AttestRoots)
+	h.registerDirectory(cfg.Directory)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &apiError{http.StatusNotFound, probNotFound, "Not found",
 			fmt.Sprintf("there is no route %s %s; the API is documented in docs/openapi.yaml", r.Method, r.URL.Path)})
