@@ -305,7 +305,7 @@ func (s *Server) withPages(apiHandler http.Handler) (http.Handler, error) {
 		return apiHandler, nil
 	}
 	pages, err := web.New(web.Config{Service: s.svc, Logger: s.log.With("component", "web"), Origin: s.cfg.Web.Origin,
-		RPID: s.cfg.FIDO2.RPID, Secure: !s.cfg.Web.Insecure, Events: s.events})
+		RPID: s.cfg.FIDO2.RPID, Secure: !s.cfg.Web.Insecure, Events: s.events, Directory: s.dir})
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}

@@ -60,6 +60,15 @@ type Config struct {
 	// Events reports the event sinks' health for the overview; nil shows
 	// no sink section (keyfleetd passes its events manager).
 	Events EventSinks
+	// Directory reports the directory sources for the overview; nil
+	// shows no directory section.
+	Directory DirectoryStatus
+}
+
+// DirectoryStatus is what the overview needs of the directory sources
+// (*directory.Directory implements it).
+type DirectoryStatus interface {
+	Overview(ctx context.Context, p core.Principal) (api.DirectoryOverview, error)
 }
 
 // EventSinks is what the overview needs of the event sinks
