@@ -228,15 +228,29 @@ func (s *Service) createLinked(ctx context.Context, tx Tx, b *directoryBatch, e 
 			return User{}, err
 		}
 	}
+	if err := s.noteNewUser(ctx, tx, u); err != nil {
+		return User{}, err
+	}
 	if e.Disabled { // a SCIM client creating a user inactive
 		if err := s.disableLinked(ctx, tx, b, u, false, "created inactive by the SCIM client"); err != nil {
 			return User{}, err
 		}
+		return tx.User(u.ID)
 	}
-	if err := s.noteEvaluation(ctx, tx, u.ID); err != nil {
-		return User{}, err
+	return u, nil
+}
+
+// noteNewUser starts the policy's rules for a user just created: what
+// noteEvaluation does, from what is known of a new user (no factor, no
+// exemption, no rule applied yet) rather than read back from the store,
+// which in a large transaction costs a scan of its pending writes.
+func (s *Service) noteNewUser(ctx context.Context, tx Tx, u User) error {
+	n, doc, err := s.currentPolicy(tx)
+	if err != nil {
+		return err
 	}
-	return tx.User(u.ID)
+	facts := PolicyFacts{User: UserFactsOf(u)}
+	return s.recordFirstApplied(ctx, tx, facts.User, n, s.decideFacts(doc, facts, "", s.now()))
 }
 
 // access is the groups and roles the source gives a user now: the
@@ -540,6 +554,10 @@ func (b *directoryBatch) note(username, id, what, detail string) {
 	}
 	b.rep.Changes = append(b.rep.Changes, api.DirectoryChange{Username: username, UserID: id, What: what, Detail: detail})
 }
+
+// MergeSyncReport adds the counts and changes of part (one batch's) to
+// rep.
+func MergeSyncReport(rep *api.DirectorySyncReport, part api.DirectorySyncReport) { mergeReport(rep, part) }
 
 // mergeReport adds part's counts and changes to rep.
 func mergeReport(rep *api.DirectorySyncReport, part api.DirectorySyncReport) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -97,6 +98,7 @@ func NewSyncer(cfg LDAPConfig, svc *core.Service, o Options) (*Syncer, error) {
 }
 
 func newSyncer(cfg *LDAPConfig, svc *core.Service, rd reader, o Options) *Syncer {
+	o.defaults()
 	src := core.DirectorySource{Kind: api.DirectoryLDAP}
 	for _, g := range cfg.Groups {
 		src.ManagedGroups = append(src.ManagedGroups, g)
@@ -165,10 +167,8 @@ func (s *Syncer) run(ctx context.Context, req api.DirectorySync, rep *api.Direct
 	}
 	src := s.src
 	src.DryRun = req.DryRun
-	for chunk := range slices.Chunk(rd.entries, syncBatch) {
-		if err := s.svc.SyncDirectory(ctx, s.p, src, chunk, rep); err != nil {
-			return "", err
-		}
+	if err := s.apply(ctx, src, rd.entries, rep); err != nil {
+		return "", err
 	}
 	if err := s.svc.DisableLeavers(ctx, s.p, src, leavers, rep); err != nil {
 		return "", err
@@ -180,6 +180,41 @@ func (s *Syncer) run(ctx context.Context, req api.DirectorySync, rep *api.Direct
 		}
 	}
 	return rd.cursor, nil
+}
+
+// apply applies the entries a batch per transaction, on as many
+// goroutines as there are CPUs (each batch is its own users; the store
+// orders the commits). The first error stops the others; the batches
+// committed before it stay, each whole.
+func (s *Syncer) apply(ctx context.Context, src core.DirectorySource, entries []core.DirectoryEntry, rep *api.DirectorySyncReport) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan []core.DirectoryEntry)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range max(1, min(runtime.GOMAXPROCS(0), len(entries)/syncBatch)) {
+		wg.Go(func() {
+			for chunk := range work {
+				var part api.DirectorySyncReport
+				if err := s.svc.SyncDirectory(ctx, s.p, src, chunk, &part); err != nil {
+					cancel(err)
+					continue
+				}
+				mu.Lock()
+				core.MergeSyncReport(rep, part)
+				mu.Unlock()
+			}
+		})
+	}
+	for chunk := range slices.Chunk(entries, syncBatch) {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- chunk
+	}
+	close(work)
+	wg.Wait()
+	return context.Cause(ctx)
 }
 
 // read reads everything, or only what changed when asked and possible:
