@@ -557,7 +557,9 @@ func (b *directoryBatch) note(username, id, what, detail string) {
 
 // MergeSyncReport adds the counts and changes of part (one batch's) to
 // rep.
-func MergeSyncReport(rep *api.DirectorySyncReport, part api.DirectorySyncReport) { mergeReport(rep, part) }
+func MergeSyncReport(rep *api.DirectorySyncReport, part api.DirectorySyncReport) {
+	mergeReport(rep, part)
+}
 
 // mergeReport adds part's counts and changes to rep.
 func mergeReport(rep *api.DirectorySyncReport, part api.DirectorySyncReport) {
