@@ -28,6 +28,7 @@ test_packages=(
   python3-fido2     # CTAP2 over PC/SC: a real client for the vkey's FIDO2 applet
   oathtool          # an independent TOTP implementation the integration tests check codes against
   chromium          # browser tests of the web pages (daemon/web), with its virtual WebAuthn key
+  slapd ldap-utils  # OpenLDAP: the directory sync's tests run a private slapd and change it with ldapmodify
 )
 
 case $mode in

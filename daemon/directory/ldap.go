@@ -184,16 +184,22 @@ func (r *ldapReader) changes(ctx context.Context, cursor string) (read, bool, er
 	return read{entries: st.entries(r.cfg, changed), cursor: next, problems: st.problems, state: st}, true, nil
 }
 
-// regroup reads the memberships again when a group changed (or a changed
-// user may have joined one), and marks the users whose mapped groups
-// changed.
+// regroup reads the memberships again when a group changed, or a user is
+// new or has a new DN (groups name their members by DN), and marks the
+// users whose mapped groups changed.
 func (r *ldapReader) regroup(ctx context.Context, c *conn, st *dirState, groupFilter string, changed map[string]bool) error {
+	moved := false // a new user, or one whose DN changed: group members name DNs
+	for id := range changed {
+		if old := r.last.users[id]; old == nil || normDN(old.dn) != normDN(st.users[id].dn) {
+			moved = true
+		}
+	}
 	groupChanged := false
 	err := c.search(ctx, r.cfg.GroupBase, groupFilter, []string{"1.1"}, func(*ldap.Entry) error {
 		groupChanged = true
 		return nil
 	})
-	if err != nil || (!groupChanged && len(changed) == 0) {
+	if err != nil || (!groupChanged && !moved) {
 		return err
 	}
 	before := st.memberOf
