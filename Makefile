@@ -22,7 +22,7 @@ LDFLAGS    := $(shell scripts/ldflags.sh)
 GOBUILD     = $(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)'
 MANDIR     := man
 
-.PHONY: all build build-pure build-agent-if-possible run test deps deps-run vet bench lint fuzz generate man clean
+.PHONY: all build build-pure build-agent-if-possible run test deps deps-run vet bench lint fuzz generate man package clean
 
 all: build
 
@@ -58,6 +58,8 @@ deps-run:
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy; run go mod tidy:"; $(GO) mod tidy -diff; exit 1; }
+	@$(GO) -C tools mod tidy -diff >/dev/null || { echo "tools/go.mod is not tidy; run go -C tools mod tidy:"; $(GO) -C tools mod tidy -diff; exit 1; }
 
 test: deps build vet
 	$(GO) test -race -count=1 $$($(GO) list $(RACE_PKGS) | grep -v /daemon/web)
@@ -81,9 +83,14 @@ man: build
 	@for b in keyfleetd keyfleet keyfleet-agent keyfleet-vkey; do $(BIN)/$$b __man $(MANDIR) || exit 1; done
 	@echo "man pages: $$(ls $(MANDIR) | wc -l) in $(MANDIR)/ (man -l $(MANDIR)/keyfleet.1)"
 
+# Debian packages keyfleet and keyfleet-agent into dist/ (nfpm, pinned in
+# tools/go.mod; deploy/ holds the unit, maintainer scripts and nfpm files).
+package: build
+	scripts/package.sh
+
 # Regenerates the plugin protocol's Go code (committed) from its .proto.
 generate:
 	scripts/generate.sh
 
 clean:
-	rm -rf $(BIN) $(MANDIR)
+	rm -rf $(BIN) $(MANDIR) dist

@@ -435,6 +435,20 @@ type AuditVerification struct {
 	// link to its predecessor; Problem says how.
 	BrokenAt uint64 `json:"broken_at,omitempty"`
 	Problem  string `json:"problem,omitempty"`
+	// Checkpoint is the comparison with the newest signed audit
+	// checkpoint keyfleetd found (absent before the first). When it does
+	// not match, OK is false.
+	Checkpoint *CheckpointCheck `json:"checkpoint,omitempty"`
+}
+
+// CheckpointCheck is how the audit log compares with a signed checkpoint.
+type CheckpointCheck struct {
+	Seq     uint64    `json:"seq"`
+	Hash    string    `json:"hash"`
+	Time    time.Time `json:"time"`
+	Source  string    `json:"source,omitempty"`
+	OK      bool      `json:"ok"`
+	Problem string    `json:"problem,omitempty"`
 }
 
 // Page is one page of a list. NextCursor is empty on the last page; pass it

@@ -35,11 +35,12 @@ func (s *Server) withSCIM(next http.Handler) http.Handler {
 	})
 }
 
-// runDirectory starts the periodic LDAP sync; the function it returns
-// stops it and waits.
+// runDirectory starts the periodic LDAP sync, on the leader only when
+// several keyfleetd share a database; the function it returns stops it
+// and waits.
 func (s *Server) runDirectory() func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); s.dir.Run(ctx) }()
+	go func() { defer close(done); s.lead(ctx, s.dir.Run) }()
 	return func() { cancel(); <-done }
 }

@@ -52,6 +52,14 @@ type InitOptions struct {
 	// credential (defaults 5 and 3).
 	BreakGlassShares, BreakGlassThreshold int
 	Getenv                                func(string) string
+	// PostgresDSN, if set, puts the store in that PostgreSQL database
+	// (store.backend: postgres) instead of DIR/store; the DSN goes to
+	// DIR/keys/postgres.dsn (0600).
+	PostgresDSN string
+	// ConfigFile is where to write the configuration file (default
+	// Dir/keyfleetd.yaml). A file already there is kept as it is (a
+	// packaged /etc/keyfleet/keyfleetd.yaml).
+	ConfigFile string
 }
 
 // InitResult says what Init made and where.
@@ -61,6 +69,7 @@ type InitResult struct {
 	SealKeyFile    string
 	TLSCert        string
 	TLSFingerprint string // SHA-256 of the certificate, colon hex
+	ConfigFile     string // the configuration file written or kept
 	AdminUser      string
 	AdminTokenFile string
 	// FounderPassFiles hold each founding administrator's onboarding pass
@@ -70,6 +79,9 @@ type InitResult struct {
 	// BreakGlassFiles hold one break-glass share each, for separate holders.
 	BreakGlassFiles     []string
 	BreakGlassThreshold int
+	// CheckpointFile holds the first signed audit checkpoint;
+	// CheckpointNote, when set, says why it could not be written there.
+	CheckpointFile, CheckpointNote string
 }
 
 // Init creates a data folder: keys, TLS, the store, the first administrator
@@ -91,6 +103,7 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 	defer func() {
 		if err != nil {
 			os.RemoveAll(o.Dir)
+			os.Remove(defaultCheckpointFile(o.Dir))
 		}
 	}()
 	res = InitResult{Dir: o.Dir, AdminUser: o.AdminUser, AdminTokenFile: adminTokenPath(o.Dir)}
@@ -106,9 +119,10 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 	if res.TLSCert, res.TLSFingerprint, err = initTLS(o); err != nil {
 		return res, err
 	}
-	if err := os.WriteFile(ConfigPath(o.Dir), []byte(defaultConfigFile), 0o600); err != nil {
-		return res, fmt.Errorf("writing config: %w", err)
+	if res.ConfigFile, err = writeInitConfig(o); err != nil {
+		return res, err
 	}
+	res.CheckpointFile = defaultCheckpointFile(o.Dir)
 	err = bootstrap(ctx, o, storeKey, sealKey, &res)
 	return res, err
 }
@@ -192,7 +206,7 @@ func loadKey(getenv func(string) string, env, path string) ([]byte, error) {
 const defaultBootstrapTokenTTL = 24 * time.Hour
 
 func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte, res *InitResult) error {
-	st, err := store.Open(store.Options{Dir: storeDir(o.Dir), EncryptionKey: storeKey})
+	st, err := openInitStore(ctx, o, storeKey)
 	if err != nil {
 		return err
 	}
@@ -200,6 +214,11 @@ func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte, res
 	sl, err := seal.New(sealKey)
 	if err != nil {
 		return err
+	}
+	if bst, ok := st.(*store.Store); ok {
+		if err := initFaultChecks(o.Dir, bst, sl); err != nil {
+			return err
+		}
 	}
 	svc, err := core.New(core.Config{Store: st, Sealer: sl})
 	if err != nil {
@@ -224,8 +243,15 @@ func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte, res
 		return fmt.Errorf("making the break-glass credential: %w", err)
 	}
 	res.BreakGlassThreshold = bg.Threshold
-	res.BreakGlassFiles, err = sharefile.Write(filepath.Join(o.Dir, "breakglass"), bg.SetID, bg.Threshold, shares)
-	return err
+	if res.BreakGlassFiles, err = sharefile.Write(filepath.Join(o.Dir, "breakglass"), bg.SetID, bg.Threshold, shares); err != nil {
+		return err
+	}
+	if bst, ok := st.(*store.Store); ok {
+		if err := firstCheckpoint(o.Dir, bst, sl); err != nil {
+			res.CheckpointNote = err.Error()
+		}
+	}
+	return nil
 }
 
 // writeFounderPasses writes each founding admin's pass code to
@@ -255,19 +281,3 @@ func Fingerprint(der []byte) string {
 	}
 	return strings.Join(parts, ":")
 }
-
-const defaultConfigFile = `# keyfleetd configuration. Environment variables (KEYFLEET_*) and flags
-# override these settings; docs/operations.md lists them all.
-listen: 127.0.0.1:8443
-log:
-  format: json   # json or text
-  level: info    # debug, info, warn, error
-approval_ttl: 24h     # how long a two-person request waits for its approver
-enrolment_ttl: 1h     # default lifetime of an enrolment challenge
-max_body_bytes: 1048576
-shutdown_timeout: 15s
-store:
-  block_cache_mb: 64
-  index_cache_mb: 32
-  key_rotation: 240h  # Badger makes a new data key this often
-`

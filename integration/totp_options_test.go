@@ -50,6 +50,12 @@ func TestATOTPFactorWithSHA256EightDigitsAndAMinuteStepMatchesOathtool(t *testin
 	if code := d.call(admin, "POST", "/v1/enrolments", api.CreateEnrolment{User: "tess", Kind: "totp", Options: opts}, &en); code != 201 {
 		t.Fatalf("an enrolment with options answered %d", code)
 	}
+	// The seed goes only to tess: she redeems the enrolment code.
+	var red api.RedeemedEnrolment
+	if code := d.call("", "POST", "/v1/enrolments/redeem", api.RedeemEnrolmentCode{Code: en.Code}, &red); code != 201 {
+		t.Fatalf("redeeming tess's code answered %d", code)
+	}
+	en, holder := red.Enrolment, red.Token
 	for _, q := range []string{"algorithm=SHA256", "digits=8", "period=60"} {
 		if !strings.Contains(en.Display["uri"], q) {
 			t.Fatalf("the otpauth URI %q lacks %s", en.Display["uri"], q)
@@ -62,7 +68,7 @@ func TestATOTPFactorWithSHA256EightDigitsAndAMinuteStepMatchesOathtool(t *testin
 	}
 	var f api.Factor
 	body := api.CompleteEnrolment{Payload: json.RawMessage(fmt.Sprintf(`{"code":%q}`, first))}
-	if code := d.call(admin, "POST", "/v1/enrolments/"+en.ID+"/complete", body, &f); code != 201 || f.State != api.FactorActive {
+	if code := d.call(holder, "POST", "/v1/enrolments/"+en.ID+"/complete", body, &f); code != 201 || f.State != api.FactorActive {
 		t.Fatalf("completing with oathtool's code: %d %+v", code, f)
 	}
 	check := func(code string) bool {
@@ -84,19 +90,26 @@ func TestATOTPFactorWithSHA256EightDigitsAndAMinuteStepMatchesOathtool(t *testin
 // an app without any flag (oathtool answers the prompt), and an enrolment
 // asking SHA-1 against it is refused with the reason.
 func TestThePolicyChoosesTOTPParametersAndRefusesWeakerOnes(t *testing.T) {
-	d, dir := totpDaemon(t)
-	k := newCLI(t)
-	k.login(d, filepath.Join(dir, "admin.token"))
+	plugins, sum := pluginDir(t)
+	d, _, k, _ := founders(t, fmt.Sprintf("plugins:\n  dir: %s\n  plugins:\n    - name: keyfleet-plugin-totp\n      sha256: %s\n", plugins, sum))
 	doc := filepath.Join(t.TempDir(), "policy.yaml")
 	os.WriteFile(doc, []byte("version: 1\nrules:\n  - name: everyone\n    match: {everyone: true}\n    require:\n"+
 		"      totp: {algorithms: [SHA256], digits: [8], periods: [60]}\n"), 0o600)
-	k.must("policy", "apply", doc, "--yes")
+	k.must("policy", "apply", doc, "--yes") // proved with the admin's key
 	k.must("users", "create", "bea")
-
+	// The seed goes only to bea: the admin hands her an enrolment code and
+	// she adds the app with it.
+	_, out, errOut := k.run("factors", "add-totp", "--user", "bea", "-o", "json")
+	var en api.Enrolment
+	if err := json.Unmarshal([]byte(out), &en); err != nil || en.Code == "" {
+		t.Fatalf("add-totp for bea gave no enrolment code: %v\n%s%s", err, out, errOut)
+	}
 	stdin, codeOut := io.Pipe()
 	w := &oathWatcher{seedWatcher: seedWatcher{code: codeOut}, t: t}
 	var errb strings.Builder
-	status := cli.Run(t.Context(), []string{"factors", "add-totp", "--user", "bea"}, stdin, w, &errb, func(n string) string { return k.env[n] })
+	beaEnv := map[string]string{"KEYFLEET_CONFIG": filepath.Join(t.TempDir(), "bea.json")}
+	status := cli.Run(t.Context(), []string{"factors", "add-totp", "--code", en.Code, "--server", d.url, "--ca", filepath.Join(d.dir, "tls", "cert.pem")},
+		stdin, w, &errb, func(n string) string { return beaEnv[n] })
 	if status != 0 || !strings.Contains(w.out.String(), "The app must make 8-digit codes with SHA256 every 60 s") {
 		t.Fatalf("add-totp under the policy exited %d\n%s%s", status, w.out.String(), errb.String())
 	}

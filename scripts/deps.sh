@@ -28,6 +28,11 @@ test_packages=(
   python3-fido2     # CTAP2 over PC/SC: a real client for the vkey's FIDO2 applet
   oathtool          # an independent TOTP implementation the integration tests check codes against
   chromium          # browser tests of the web pages (daemon/web), with its virtual WebAuthn key
+  postgresql        # the PostgreSQL store's tests start a private cluster (internal/pgtest); pg_dump for the dump test
+  e2fsprogs         # mkfs.ext4: the store's full-disk tests on a small ext4 image
+  prometheus        # promtool: checks and unit-tests deploy/prometheus's alert rules
+  systemd           # systemd-analyze: verifies the packaged unit (deploy/)
+  jq oathtool       # the docs/cli.md examples the doc test runs (JSON, an authenticator app's codes)
   slapd ldap-utils  # OpenLDAP: the directory sync's tests run a private slapd and change it with ldapmodify
 )
 

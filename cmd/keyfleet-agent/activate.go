@@ -32,6 +32,8 @@ func defaultActivator(c *client.Client) (agent.Activator, error) {
 type activateFlags struct {
 	connFlags
 	keyFlags
+	// user is whose keys: empty for the caller's own.
+	user string
 }
 
 func (a *app) activateCmd() *cobra.Command {
@@ -42,13 +44,20 @@ func (a *app) activateCmd() *cobra.Command {
 		Long: `activate finds your pending hardware factors and, for each, asks for the
 hand-over PIN (from the sealed letter) and a new PIN, changes it on the key
 (a wrong hand-over PIN shows the retries left) and proves possession, which
-makes the factor active. It runs with your own token.`,
-		Example: "  keyfleet-agent activate --server https://keyfleet.example.com --token-file ~/keyfleet.token",
+makes the factor active. It runs with your own token.
+
+A person whose only key is still pending has no token yet (signing in
+needs an active key): they activate it at the desk, where an administrator
+runs 'keyfleet-agent activate --user NAME' with their token while the
+person types the hand-over PIN and their new one. Keys of an account with
+a role beyond user are activated by their holder only.`,
+		Example: "  keyfleet-agent activate --server https://keyfleet.example.com --token-file ~/keyfleet.token\n  keyfleet-agent activate --user ivy     # at the desk, with an administrator's token",
 		Args:    noArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return a.activate(cmd.Context(), f) },
 	}
 	f.connFlags.register(cmd.Flags(), true)
 	f.keyFlags.register(cmd.Flags())
+	cmd.Flags().StringVar(&f.user, "user", "", "activate this person's pending keys (an administrator at the desk; default: your own)")
 	return cmd
 }
 
@@ -59,7 +68,7 @@ func (a *app) activate(ctx context.Context, c activateFlags) error {
 	if err != nil {
 		return err
 	}
-	pending, err := pendingFactors(ctx, d)
+	pending, err := pendingFactors(ctx, d, c.user)
 	if err != nil {
 		return err
 	}
@@ -75,12 +84,19 @@ func (a *app) activate(ctx context.Context, c activateFlags) error {
 	return nil
 }
 
-func pendingFactors(ctx context.Context, d *client.Client) ([]api.Factor, error) {
-	me, err := d.Me(ctx)
-	if err != nil {
-		return nil, err
+// pendingFactors are user's pending keys ("" for the caller's own).
+func pendingFactors(ctx context.Context, d *client.Client, user string) ([]api.Factor, error) {
+	whose := "you have"
+	if user == "" {
+		me, err := d.Me(ctx)
+		if err != nil {
+			return nil, err
+		}
+		user = me.User.ID
+	} else {
+		whose = user + " has"
 	}
-	pg, err := d.ListFactors(ctx, client.FactorFilter{User: me.User.ID})
+	pg, err := d.ListFactors(ctx, client.FactorFilter{User: user})
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +107,7 @@ func pendingFactors(ctx context.Context, d *client.Client) ([]api.Factor, error)
 		}
 	}
 	if len(out) == 0 {
-		return nil, errors.New("you have no pending key to activate")
+		return nil, fmt.Errorf("%s no pending key to activate", whose)
 	}
 	return out, nil
 }

@@ -45,7 +45,7 @@ func TestProvisioningFailuresLeaveNothingBehind(t *testing.T) {
 			tt.card.CA = ca
 			plug(t, tt.card)
 			d := startBoth(t, tt.kinds)
-			token := d.enrollerToken(t)
+			token := d.deskToken(t)
 			ctx := context.Background()
 			d.admin.CreateUser(ctx, api.CreateUser{Username: "erin"})
 			soft := softKey(t, fca, 40000003)
@@ -156,7 +156,7 @@ func (n touchNever) GenerateKey(mk []byte, spec agent.KeySpec) (crypto.PublicKey
 func TestAWrongPINShowsTheRetriesLeft(t *testing.T) {
 	fca, _ := agentfido2.NewCA()
 	d := startBoth(t, kindsConfig{fido2: fido2kind.Config{Roots: []*x509.Certificate{fca.Root()}}})
-	token := d.enrollerToken(t)
+	token := d.deskToken(t)
 	d.admin.CreateUser(context.Background(), api.CreateUser{Username: "hana"})
 	soft := softKey(t, fca, 40000004)
 	if _, errOut, code := agentCmd(t, d, token, "", "provision", "--piv=false", "--fido2", "--soft-fido2", soft, "--user", "hana", "--pin-file", writePIN(t, "24681357")); code != 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -111,6 +112,9 @@ type outcome struct {
 	states      []string
 	handoverPIN string
 	puk         string
+	// codes are the first factor's recovery codes, which keyfleetd gives
+	// only to the person who will hold the key (enroll with their own code).
+	codes []string
 }
 
 // provisionOne provisions the PIV and FIDO2 applets of the key in front
@@ -129,6 +133,7 @@ func provisionOne(ctx context.Context, d agent.Daemon, f provisionFlags, user, p
 			return out, closedHint(err, f, true)
 		}
 		out.piv, out.states = res.Factor.ID, append(out.states, "piv "+res.Factor.State)
+		out.codes = append(out.codes, res.Factor.RecoveryCodes...)
 		if pin == "" {
 			pin = res.HandoverPIN
 		}
@@ -159,6 +164,7 @@ func provisionFIDO2(ctx context.Context, d agent.Daemon, f provisionFlags, user,
 		return out, closedHint(fmt.Errorf("fido2: %w", err), f, false)
 	}
 	out.fido2, out.states = res.Factor.ID, append(out.states, "fido2 "+res.Factor.State)
+	out.codes = append(out.codes, res.Factor.RecoveryCodes...)
 	return out, nil
 }
 
@@ -201,5 +207,8 @@ func printOutcome(w io.Writer, user string, o outcome) {
 	}
 	if o.puk != "" && o.piv != "" {
 		fmt.Fprintf(w, "PUK (shown once; seal it or discard it): %s\n", o.puk)
+	}
+	if len(o.codes) > 0 {
+		fmt.Fprintf(w, "recovery codes for %s (shown once; each works once: keep them safe, apart from the key):\n  %s\n", user, strings.Join(o.codes, "\n  "))
 	}
 }

@@ -12,10 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/vault/shamir"
-
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/proof"
+	"github.com/keyfleet/keyfleet/internal/shamir"
 )
 
 // Break-glass: a 256-bit secret split with Shamir's secret sharing into N
@@ -58,7 +57,7 @@ func (s *Service) newBreakGlass(p Principal, n, m int) (BreakGlass, []string, er
 	if _, err := io.ReadFull(s.cfg.Rand, secret); err != nil {
 		return BreakGlass{}, nil, err
 	}
-	parts, err := shamir.Split(secret, n, m)
+	parts, err := shamir.Split(secret, n, m, s.cfg.Rand)
 	if err != nil {
 		return BreakGlass{}, nil, fmt.Errorf("splitting the break-glass secret: %w", err)
 	}

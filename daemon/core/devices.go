@@ -45,7 +45,7 @@ func (s *Service) ListDevices(ctx context.Context, p Principal, f DeviceFilter, 
 	var next string
 	err = s.store.View(ctx, func(tx ReadTx) error {
 		if f.UserID != "" {
-			u, err := lookupUser(tx, f.UserID)
+			u, err := lookupFor(tx, p, ReadDevices, f.UserID)
 			if err != nil {
 				return err
 			}

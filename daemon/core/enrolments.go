@@ -267,7 +267,7 @@ func (s *Service) ListEnrolments(ctx context.Context, p Principal, f EnrolmentFi
 	var next string
 	err = s.store.View(ctx, func(tx ReadTx) error {
 		if f.UserID != "" {
-			u, err := lookupUser(tx, f.UserID)
+			u, err := lookupFor(tx, p, ReadEnrolments, f.UserID)
 			if err != nil {
 				return err
 			}

@@ -41,6 +41,10 @@ var (
 	// requester in fact (an account one made, granted, recovered or
 	// enrolled for the other). See docs/security.md.
 	ErrNotIndependent = errors.New("approver is not independent of the requester")
+	// ErrStorageFull: the store's disk has less free space than its
+	// reserve, so writes are refused until space returns; reads go on.
+	// Errors wrapping it wrap ErrUnavailable too.
+	ErrStorageFull = errors.New("storage full")
 )
 
 // ProofError says which action needed a proof and why the one sent (if

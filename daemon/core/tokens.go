@@ -445,7 +445,7 @@ func (s *Service) ListTokens(ctx context.Context, p Principal, userRef string, p
 	err = s.store.View(ctx, func(tx ReadTx) error {
 		f := TokenFilter{UserID: own}
 		if userRef != "" {
-			u, err := lookupUser(tx, userRef)
+			u, err := lookupFor(tx, p, ReadTokens, userRef)
 			if err != nil {
 				return err
 			}

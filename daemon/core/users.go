@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"net/mail"
 	"regexp"
 	"slices"
@@ -172,19 +173,29 @@ func lookupUser(tx ReadTx, ref string) (User, error) {
 	return tx.UserByName(ref)
 }
 
-// GetUser returns a user by id or username. Errors: ErrNotFound, *ForbiddenError.
+// lookupFor finds the user ref names for p, who needs a on them. To a
+// principal who may do a only to their own records, or not at all,
+// another user and a name nobody has read the same (*ForbiddenError): the
+// answer does not tell which usernames exist.
+func lookupFor(tx ReadTx, p Principal, a Action, ref string) (User, error) {
+	u, err := lookupUser(tx, ref)
+	if p.Scope(a) != All && (errors.Is(err, ErrNotFound) || err == nil && u.ID != p.UserID) {
+		return User{}, p.authorize(a, "")
+	}
+	return u, err
+}
+
+// GetUser returns a user by id or username. Errors: ErrNotFound (only to
+// a principal who may read other users), *ForbiddenError.
 func (s *Service) GetUser(ctx context.Context, p Principal, ref string) (User, error) {
 	var u User
 	err := s.store.View(ctx, func(tx ReadTx) error {
 		var err error
-		u, err = lookupUser(tx, ref)
+		u, err = lookupFor(tx, p, ReadUsers, ref)
 		return err
 	})
 	if err != nil {
 		return User{}, err
-	}
-	if !p.Can(ReadUsers, "") && u.ID != p.UserID {
-		return User{}, p.authorize(ReadUsers, "")
 	}
 	return u, nil
 }

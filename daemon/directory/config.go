@@ -33,11 +33,14 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
 // Config is the directory section of keyfleetd.yaml. The zero Config
-// reads no directory and serves no SCIM.
+// reads no directory (no LDAP URL) and serves no SCIM.
 type Config struct {
-	LDAP *LDAPConfig `yaml:"ldap,omitempty"`
-	SCIM *SCIMConfig `yaml:"scim,omitempty"`
+	LDAP LDAPConfig `yaml:"ldap"`
+	SCIM SCIMConfig `yaml:"scim"`
 }
+
+// LDAPEnabled reports whether an LDAP directory is configured.
+func (c *Config) LDAPEnabled() bool { return c.LDAP.URL != "" }
 
 // Directory flavours: what the defaults below assume.
 const (
@@ -189,16 +192,27 @@ func (c *LDAPConfig) Defaults() {
 	}
 }
 
-// Validate reports every problem with c, each saying what to change.
+// Defaults fills every unset field (the LDAP settings by flavour, also
+// while no URL turns the sync on).
+func (c *Config) Defaults() {
+	c.LDAP.Defaults()
+	if c.SCIM.MaxResults == 0 {
+		c.SCIM.MaxResults = 200
+	}
+}
+
+// Validate fills the defaults and reports every problem with c, each
+// saying what to change.
 func (c *Config) Validate() error {
+	c.Defaults()
 	var errs []error
-	if c.LDAP != nil {
-		c.LDAP.Defaults()
+	switch {
+	case c.LDAPEnabled():
 		errs = append(errs, c.LDAP.validate()...)
+	case c.LDAP.UserBase != "" || c.LDAP.BindDN != "" || len(c.LDAP.Groups)+len(c.LDAP.Roles) > 0:
+		errs = append(errs, errors.New("ldap.url: empty, so the other ldap settings do nothing; give the directory's URL (ldaps://host:636) or remove them"))
 	}
-	if c.SCIM != nil {
-		errs = append(errs, c.SCIM.validate()...)
-	}
+	errs = append(errs, c.SCIM.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -309,9 +323,6 @@ func (c *SCIMConfig) validate() []error {
 		if m.Role != "" && !personRole(m.Role) {
 			errs = append(errs, fmt.Errorf("scim.groups: %q: %q is not a role people hold", name, m.Role))
 		}
-	}
-	if c.MaxResults == 0 {
-		c.MaxResults = 200
 	}
 	if c.MaxResults < 1 || c.MaxResults > 1000 {
 		errs = append(errs, fmt.Errorf("scim.max_results: %d must be between 1 and 1000", c.MaxResults))

@@ -29,11 +29,11 @@ func New(cfg Config, svc *core.Service, baseURL string, o Options) (*Directory, 
 	}
 	o.defaults()
 	d := &Directory{cfg: cfg, svc: svc}
-	if cfg.LDAP != nil {
-		rd := &ldapReader{cfg: cfg.LDAP, now: o.Now, pageHook: o.PageHook}
-		d.sync = newSyncer(cfg.LDAP, svc, rd, o)
+	if d.cfg.LDAPEnabled() {
+		rd := &ldapReader{cfg: &d.cfg.LDAP, now: o.Now, pageHook: o.PageHook}
+		d.sync = newSyncer(&d.cfg.LDAP, svc, rd, o)
 	}
-	if cfg.SCIM != nil && cfg.SCIM.Enabled {
+	if cfg.SCIM.Enabled {
 		groups := map[string]scim.GroupMap{}
 		for name, m := range cfg.SCIM.Groups {
 			groups[name] = scim.GroupMap{Group: m.Group, Role: m.Role}

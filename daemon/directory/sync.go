@@ -88,13 +88,16 @@ func (o *Options) defaults() {
 
 // NewSyncer validates cfg and returns the sync of its source.
 func NewSyncer(cfg LDAPConfig, svc *core.Service, o Options) (*Syncer, error) {
-	c := Config{LDAP: &cfg}
+	c := Config{LDAP: cfg}
+	if !c.LDAPEnabled() {
+		return nil, errors.New("ldap.url: no directory URL (ldaps://host:636)")
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	o.defaults()
-	rd := &ldapReader{cfg: c.LDAP, now: o.Now, pageHook: o.PageHook}
-	return newSyncer(c.LDAP, svc, rd, o), nil
+	rd := &ldapReader{cfg: &c.LDAP, now: o.Now, pageHook: o.PageHook}
+	return newSyncer(&c.LDAP, svc, rd, o), nil
 }
 
 func newSyncer(cfg *LDAPConfig, svc *core.Service, rd reader, o Options) *Syncer {

@@ -57,7 +57,11 @@ type fixture struct {
 	people  *coretest.People
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { t.Helper(); return newFixtureWith(t, nil) }
+
+// newFixtureWith serves the API behind wrap (nil for none), as keyfleetd
+// serves it behind the client address middleware.
+func newFixtureWith(t *testing.T, wrap func(http.Handler) http.Handler) *fixture {
 	t.Helper()
 	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: make([]byte, 32)})
 	if err != nil {
@@ -75,7 +79,11 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, srv: httptest.NewTLSServer(h), svc: svc, st: st, h: h, logs: logs, skew: skew,
+	var served http.Handler = h
+	if wrap != nil {
+		served = wrap(h)
+	}
+	f := &fixture{t: t, srv: httptest.NewTLSServer(served), svc: svc, st: st, h: h, logs: logs, skew: skew,
 		tokens: map[string]string{}, users: map[string]string{}, people: coretest.NewPeople(t, svc)}
 	t.Cleanup(func() { f.srv.Close(); st.Close() })
 	for _, role := range api.AllRoles {

@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"net"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/clientaddr"
 	"github.com/keyfleet/keyfleet/daemon/core"
 )
 
@@ -151,6 +149,9 @@ func (h *Handler) redeemPass(r *http.Request) (int, any, error) {
 	if err := decode(r, &in, false); err != nil {
 		return 0, nil, err
 	}
+	if err := h.attempt(r, ""); err != nil {
+		return 0, nil, err
+	}
 	var p core.Principal
 	if r.Header.Get("Authorization") != "" {
 		var err error
@@ -192,6 +193,11 @@ func (h *Handler) useBreakGlass(r *http.Request) (int, any, error) {
 	if err := decode(r, &in, false); err != nil {
 		return 0, nil, err
 	}
+	// Per address only: the shares cannot be guessed, and a limit on the
+	// set would let anyone who knows its id hold the emergency path shut.
+	if err := h.attempt(r, ""); err != nil {
+		return 0, nil, err
+	}
 	sess, err := h.svc.UseBreakGlass(r.Context(), in)
 	return http.StatusCreated, sess, err
 }
@@ -200,18 +206,12 @@ func (h *Handler) endBreakGlass(r *http.Request, p core.Principal) (int, any, er
 	return http.StatusNoContent, nil, h.svc.EndBreakGlass(r.Context(), p)
 }
 
-// public registers a route that needs no token (a pass or break-glass
-// shares are the credential). Each client address gets a few attempts a
-// minute, so guessing is slow as well as audited.
+// public registers a route that needs no token (a pass, an enrolment code
+// or break-glass shares are the credential). Its handler calls attempt
+// before it tries the credential.
 func (h *Handler) public(pattern string, fn func(r *http.Request) (int, any, error)) {
 	h.routes = append(h.routes, Route{pattern, "public"})
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if !h.limiter.allow(clientIP(r.RemoteAddr), time.Now()) {
-			w.Header().Set("Retry-After", "60")
-			h.fail(w, r, &apiError{http.StatusTooManyRequests, probRateLimited, "Too many attempts",
-				"too many attempts from this address; wait a minute and try again"})
-			return
-		}
 		status, body, err := fn(r)
 		if err != nil {
 			h.fail(w, r, err)
@@ -221,29 +221,13 @@ func (h *Handler) public(pattern string, fn func(r *http.Request) (int, any, err
 	})
 }
 
-func clientIP(addr string) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
+// attempt counts one try of a credential by the request's client, aimed
+// at target ("" when the credential names no account before it is
+// checked), in the limiter the web pages share (docs/security.md). Errors:
+// *rateLimitedError when the attempt may not go ahead.
+func (h *Handler) attempt(r *http.Request, target string) error {
+	if d := h.limiter.Allow(clientaddr.Of(r), target); !d.OK {
+		return &rateLimitedError{d}
 	}
-	return host
-}
-
-// attemptLimiter allows a fixed number of attempts per client address in
-// each minute.
-type attemptLimiter struct {
-	mu      sync.Mutex
-	perMin  int
-	window  time.Time
-	counted map[string]int
-}
-
-func (l *attemptLimiter) allow(client string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.window) >= time.Minute || l.counted == nil {
-		l.window, l.counted = now, map[string]int{}
-	}
-	l.counted[client]++
-	return l.counted[client] <= l.perMin
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
 
 // register lists every /v1 route and the permission it needs.
@@ -353,6 +354,9 @@ func (h *Handler) redeemEnrolmentCode(r *http.Request) (int, any, error) {
 	if err := decode(r, &in, false); err != nil {
 		return 0, nil, err
 	}
+	if err := h.attempt(r, ratelimit.CodeTarget(in.Code)); err != nil {
+		return 0, nil, err
+	}
 	out, err := h.svc.RedeemEnrolmentCode(r.Context(), in.Code)
 	return http.StatusCreated, out, err
 }
@@ -427,13 +431,25 @@ func (h *Handler) decide(fn func(ctx context.Context, p core.Principal, id, comm
 	}
 }
 
-func auditFilter(r *http.Request) (core.AuditFilter, int, error) {
+// auditFilter reads the audit routes' query. after must be a sequence
+// number the log has reached: one past the head can only be a mistake (or
+// a cursor from a log restored to an earlier state), and is refused with
+// the head rather than answered with nothing.
+func (h *Handler) auditFilter(r *http.Request, p core.Principal) (core.AuditFilter, int, error) {
 	q := r.URL.Query()
 	f := core.AuditFilter{TargetID: q.Get("target"), ActorID: q.Get("actor"), Action: q.Get("action")}
 	if a := q.Get("after"); a != "" {
 		n, err := strconv.ParseUint(a, 10, 64)
 		if err != nil {
 			return f, 0, &apiError{http.StatusBadRequest, probBadRequest, "Bad query parameter", fmt.Sprintf("after=%q must be an audit sequence number", a)}
+		}
+		head, err := h.svc.AuditHead(p)
+		if err != nil {
+			return f, 0, err
+		}
+		if n > head.Seq {
+			return f, 0, &apiError{http.StatusBadRequest, probBadRequest, "Bad query parameter",
+				fmt.Sprintf("after=%d is past the last audit event (seq %d); use a seq or next_cursor the log gave you, or 0 for the start", n, head.Seq)}
 		}
 		f.After = n
 	}
@@ -442,7 +458,7 @@ func auditFilter(r *http.Request) (core.AuditFilter, int, error) {
 }
 
 func (h *Handler) listAudit(r *http.Request, p core.Principal) (int, any, error) {
-	f, limit, err := auditFilter(r)
+	f, limit, err := h.auditFilter(r, p)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -478,6 +494,11 @@ func (h *Handler) verifyAudit(r *http.Request, p core.Principal) (int, any, erro
 	if v.Break != nil {
 		out.BrokenAt, out.Problem = v.Break.Seq, v.Break.Reason
 	}
+	if h.checkpoints != nil {
+		if out.Checkpoint = h.checkpoints.CheckCheckpoint(r.Context()); out.Checkpoint != nil && !out.Checkpoint.OK {
+			out.OK = false
+		}
+	}
 	return http.StatusOK, out, nil
 }
 
@@ -486,7 +507,7 @@ func (h *Handler) verifyAudit(r *http.Request, p core.Principal) (int, any, erro
 // export (the last line is incomplete or the count is short) and the
 // daemon logs why.
 func (h *Handler) exportAudit(w http.ResponseWriter, r *http.Request, p core.Principal) error {
-	f, _, err := auditFilter(r)
+	f, _, err := h.auditFilter(r, p)
 	if err != nil {
 		return err
 	}

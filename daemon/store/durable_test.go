@@ -210,3 +210,23 @@ func TestAPanickingTransactionDoesNotHoldUpSyncs(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestASyncSyncsTheRetiredLogWhenBadgerTakesTheLogMadeAheadIntoUse(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("000001.mem", "entries")
+	write("000002.mem", "") // made ahead, empty
+	w := &walSync{dir: dir, dbSync: func() error { return nil }}
+	if err := w.sync(); err != nil || len(w.inUse) != 1 {
+		t.Fatalf("with a log made ahead: %v, in use %v; the empty one needs no sync", err, w.inUse)
+	}
+	// Badger rotates into the log made ahead: no new folder entry.
+	write("000002.mem", "entries")
+	if err := w.sync(); err != nil || len(w.inUse) != 2 {
+		t.Fatalf("after the rotation: %v, in use %v; the retired log must be synced too", err, w.inUse)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -292,5 +293,36 @@ func TestReopeningKeepsTheChainHead(t *testing.T) {
 	}
 	if _, err := Open(Options{Dir: t.TempDir(), EncryptionKey: []byte("short")}); err == nil {
 		t.Fatal("a short key was accepted")
+	}
+}
+
+func TestAScanAfterTheLastSequenceNumberFindsNothing(t *testing.T) {
+	st, svc := openAt(t, t.TempDir(), nil)
+	defer st.Close()
+	u, _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: "scanned"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := st.AuditHead().Seq
+	for _, after := range []uint64{head, head + 1, math.MaxUint64 - 1, math.MaxUint64} {
+		var seen []uint64
+		err := st.AuditScan(context.Background(), after, func(seq uint64, _ audit.Record) (bool, error) {
+			seen = append(seen, seq)
+			return true, nil
+		})
+		if err != nil || len(seen) != 0 {
+			t.Errorf("AuditScan after %d: %v %v, want nothing (the head is %d)", after, seen, err, head)
+		}
+		st.View(context.Background(), func(tx core.ReadTx) error {
+			if seqs, err := tx.AuditByTarget(u.ID, after, 10); err != nil || len(seqs) != 0 {
+				t.Errorf("AuditByTarget after %d: %v %v, want nothing", after, seqs, err)
+			}
+			return nil
+		})
+	}
+	var n int
+	st.AuditScan(context.Background(), head-1, func(uint64, audit.Record) (bool, error) { n++; return true, nil })
+	if n != 1 {
+		t.Fatalf("AuditScan after head-1 found %d records, want the last one", n)
 	}
 }

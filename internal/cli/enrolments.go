@@ -41,8 +41,11 @@ func (a *app) codeHint(e api.Enrolment) {
 		return
 	}
 	how := "keyfleet-agent enroll --code CODE"
-	if e.Kind == "fido2" {
+	switch e.Kind {
+	case "fido2":
 		how += ", or enters it on keyfleetd's web welcome page (/welcome)"
+	case "totp":
+		how = "keyfleet factors add-totp --code CODE --server URL (the seed is shown only to them)"
 	}
 	a.note("Hand the code to the user over a trusted channel; it works once, until %s. They run %s.", when(e.ExpiresAt), how)
 }

@@ -54,6 +54,11 @@ anything, and imports all rows in one transaction (at most 5,000).`,
 						verb = "Dry run, nothing changed: would import"
 					}
 					fmt.Fprintf(a.stdout, "%s %d rows: %d created, %d updated, %d unchanged.\n", verb, len(rows), res.Created, res.Updated, res.Unchanged)
+					if len(res.Approvals) > 0 {
+						fmt.Fprintf(a.stdout, "%d change(s) wait for a second person (roles beyond user, or leaving a stricter rule's group or role): %s\n",
+							len(res.Approvals), strings.Join(res.Approvals, ", "))
+						fmt.Fprintln(a.stdout, "A different person who may approve them runs, with their own key: keyfleet approvals approve ID --reason TEXT")
+					}
 					return nil
 				})
 			})

@@ -55,6 +55,10 @@ type app struct {
 	stderr io.Writer
 	env    func(string) string
 	output string
+	// agentFlag and agentExtra are --agent and --agent-arg: where
+	// keyfleet-agent is, and extra arguments for its prove command.
+	agentFlag  string
+	agentExtra []string
 }
 
 const (
@@ -86,6 +90,8 @@ func (a *app) rootCmd() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", outputTable, "output format: table, json, or csv (reports)")
+	root.PersistentFlags().StringVar(&a.agentFlag, "agent", "", "keyfleet-agent to prove actions with your key (default $"+EnvAgent+", beside keyfleet, or on PATH)")
+	root.PersistentFlags().StringArrayVar(&a.agentExtra, "agent-arg", nil, "extra argument for keyfleet-agent prove, e.g. --agent-arg=--reader=NAME (repeatable; also $"+EnvAgentArgs+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cliError{code: ExitUsage, err: err} })
 	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.whoamiCmd(), a.usersCmd(), a.factorsCmd(),
 		a.devicesCmd(), a.enrolmentsCmd(), a.approvalsCmd(), a.tokensCmd(), a.auditCmd())
@@ -109,12 +115,20 @@ Environment:
   KEYFLEET_SERVER   server URL, overriding the configuration file
   KEYFLEET_TOKEN    bearer token, overriding the configuration file
   KEYFLEET_CA       path of a PEM CA certificate, overriding the configuration file
+  KEYFLEET_AGENT    path of keyfleet-agent, which proves actions with your key
+  KEYFLEET_AGENT_ARGS  extra arguments for keyfleet-agent prove, split at spaces
+
+Approving, applying a policy, rotating break-glass, making your own token
+and the other sensitive actions need a fresh proof with your own security
+key: keyfleet asks keyfleetd for a challenge bound to that one action and
+runs 'keyfleet-agent prove' to answer it with the connected key (PIN asked
+without echo). 'keyfleet login --user NAME' signs in the same way.
 
 Exit codes:
   0  ok (including an action handed to a second approver)
   1  error
   2  usage error (bad flags or arguments)
-  3  not authenticated or forbidden
+  3  not authenticated, forbidden, or a fresh proof with your key is missing
   4  not found
   5  conflict or illegal state
   6  keyfleetd unreachable or its certificate not trusted

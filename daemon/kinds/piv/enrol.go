@@ -102,7 +102,7 @@ func (f *Factor) verifyAttestation(slot, dev *x509.Certificate, p api.PIVEnrolme
 		}
 		expected = k
 	}
-	ev, err := attest.VerifyPIV(slot, dev, attest.PIVOptions{Time: now, Roots: f.cfg.Roots, ExpectedPublicKey: expected})
+	ev, err := attest.VerifyPIV(slot, dev, attest.PIVOptions{Time: now, Roots: f.roots(), ExpectedPublicKey: expected})
 	if err != nil {
 		return nil, rejected("%v", err)
 	}
