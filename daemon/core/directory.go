@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -113,6 +114,11 @@ type DirectoryTx interface {
 	PutDirectoryGroup(g DirectoryGroup) error
 	DeleteDirectoryGroup(g DirectoryGroup) error
 }
+
+// ErrTxnTooLarge: a transaction holds more changes than the store takes
+// in one (Badger: a share of its memtable). A directory sync splits its
+// batch and tries again.
+var ErrTxnTooLarge = errors.New("too many changes for one transaction")
 
 // Permissions of directory sources.
 const (

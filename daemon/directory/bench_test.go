@@ -68,9 +68,15 @@ func (r *memReader) changes(context.Context, string) (read, bool, error) {
 
 func (r *memReader) commit(read) {}
 
-func benchSyncer(b *testing.B, rd reader) (*Syncer, *store.Store) {
+func benchSyncer(b testing.TB, rd reader) (*Syncer, *store.Store) {
+	return memSyncer(b, rd, store.Options{})
+}
+
+// memSyncer is a syncer of rd into a store on disk opened with o.
+func memSyncer(b testing.TB, rd reader, o store.Options) (*Syncer, *store.Store) {
 	b.Helper()
-	st, err := store.Open(store.Options{Dir: b.TempDir(), EncryptionKey: make([]byte, 32)})
+	o.Dir, o.EncryptionKey = b.TempDir(), make([]byte, 32)
+	st, err := store.Open(o)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -199,7 +199,7 @@ func (s *Syncer) apply(ctx context.Context, src core.DirectorySource, entries []
 		wg.Go(func() {
 			for chunk := range work {
 				var part api.DirectorySyncReport
-				if err := s.svc.SyncDirectory(ctx, s.p, src, chunk, &part); err != nil {
+				if err := s.applyChunk(ctx, src, chunk, &part); err != nil {
 					cancel(err)
 					continue
 				}
@@ -218,6 +218,20 @@ func (s *Syncer) apply(ctx context.Context, src core.DirectorySource, entries []
 	close(work)
 	wg.Wait()
 	return context.Cause(ctx)
+}
+
+// applyChunk applies one batch in one transaction, or in halves when the
+// store cannot take it whole (a small memtable).
+func (s *Syncer) applyChunk(ctx context.Context, src core.DirectorySource, chunk []core.DirectoryEntry, part *api.DirectorySyncReport) error {
+	err := s.svc.SyncDirectory(ctx, s.p, src, chunk, part)
+	if !errors.Is(err, core.ErrTxnTooLarge) || len(chunk) < 2 {
+		return err
+	}
+	half := len(chunk) / 2
+	if err := s.applyChunk(ctx, src, chunk[:half], part); err != nil {
+		return err
+	}
+	return s.applyChunk(ctx, src, chunk[half:], part)
 }
 
 // read reads everything, or only what changed when asked and possible:

@@ -36,7 +36,16 @@ func (w *wtxn) Set(k, v []byte) error {
 		return err
 	}
 	w.wrote = true
-	return w.Txn.Set(k, v)
+	return tooBig(w.Txn.Set(k, v))
+}
+
+// tooBig says so when a transaction outgrew what Badger takes in one
+// (a share of the memtable): core.ErrTxnTooLarge.
+func tooBig(err error) error {
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return fmt.Errorf("%w: %w", core.ErrTxnTooLarge, err)
+	}
+	return err
 }
 
 // checkSize refuses a value Badger would put in its value log, a file it
@@ -49,14 +58,14 @@ func (w *wtxn) checkSize(k, v []byte) error {
 	return nil
 }
 
-func (w *wtxn) Delete(k []byte) error { w.wrote = true; return w.Txn.Delete(k) }
+func (w *wtxn) Delete(k []byte) error { w.wrote = true; return tooBig(w.Txn.Delete(k)) }
 
 func (w *wtxn) SetEntry(e *badger.Entry) error {
 	if err := w.checkSize(e.Key, e.Value); err != nil {
 		return err
 	}
 	w.wrote = true
-	return w.Txn.SetEntry(e)
+	return tooBig(w.Txn.SetEntry(e))
 }
 
 func newTx(txn *badger.Txn, maxValue int) *tx {
