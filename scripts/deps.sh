@@ -33,6 +33,7 @@ test_packages=(
   prometheus        # promtool: checks and unit-tests deploy/prometheus's alert rules
   systemd           # systemd-analyze: verifies the packaged unit (deploy/)
   jq oathtool       # the docs/cli.md examples the doc test runs (JSON, an authenticator app's codes)
+  slapd ldap-utils  # OpenLDAP: the directory sync's tests run a private slapd and change it with ldapmodify
 )
 
 case $mode in
