@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +47,7 @@ type env struct {
 	secretFile string
 	reg        *prometheus.Registry
 	srv        *kfradius.Server
+	stop       func() // stops the listener (idempotent)
 }
 
 // newEnv starts the listener; tune, if not nil, adjusts its settings.
@@ -86,13 +88,16 @@ func newEnv(t *testing.T, tune func(*kfradius.Config, *kfradius.Options)) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.srv.Serve(ctx, conn) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("radius server: %v", err)
-		}
-		st.Close()
-	})
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("radius server: %v", err)
+			}
+		})
+	}
+	t.Cleanup(func() { e.stop(); st.Close() })
 	return e
 }
 
@@ -222,11 +227,14 @@ func signed(p *radius.Packet, key string) []byte {
 
 var errNoAnswer = errors.New("no answer")
 
-// exchange sends b from a socket bound to from ("" for any loopback
-// port) and waits briefly for one answer, which it checks and parses.
+// exchange sends b from a socket bound to from (an address, or
+// address:port, or "" for any loopback port) and waits briefly for one answer, which it checks and parses.
 func exchange(to string, from string, b []byte, secret string) (*radius.Packet, []byte, error) {
 	var laddr *net.UDPAddr
-	if from != "" {
+	switch {
+	case strings.Contains(from, ":"):
+		laddr, _ = net.ResolveUDPAddr("udp", from)
+	case from != "":
 		laddr = &net.UDPAddr{IP: net.ParseIP(from)}
 	}
 	raddr, _ := net.ResolveUDPAddr("udp", to)
