@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/keyfleet/keyfleet/daemon/events"
+	"github.com/keyfleet/keyfleet/daemon/radius"
 	"github.com/keyfleet/keyfleet/plugins/host"
 )
 
@@ -105,6 +106,12 @@ type Config struct {
 		IndexCacheMB int64    `yaml:"index_cache_mb"`
 		KeyRotation  Duration `yaml:"key_rotation"`
 	} `yaml:"store"`
+	// Radius is the RADIUS listener for VPNs and Wi-Fi (docs/radius.md);
+	// off unless enabled.
+	Radius radius.Config `yaml:"radius"`
+	// FirstLogin lets the login surfaces (RADIUS, PAM) answer a user who
+	// must enrol and has no factor with an access pass (docs/radius.md).
+	FirstLogin FirstLoginConfig `yaml:"first_login"`
 }
 
 // Duration is a time.Duration written as "15m" in YAML and the environment.
@@ -171,6 +178,7 @@ func (c *Config) Defaults() {
 	if c.Store.IndexCacheMB == 0 {
 		c.Store.IndexCacheMB = 32
 	}
+	c.loginDefaults()
 }
 
 // Validate reports every problem with c, each saying what to change.
@@ -219,6 +227,7 @@ func (c *Config) Validate() error {
 	if c.Store.KeyRotation.Duration < time.Hour {
 		bad("store.key_rotation: %s must be at least 1h", c.Store.KeyRotation)
 	}
+	errs = append(errs, c.validateLogin()...)
 	return errors.Join(errs...)
 }
 

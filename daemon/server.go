@@ -31,6 +31,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
 	fido2kind "github.com/keyfleet/keyfleet/daemon/kinds/fido2"
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
+	"github.com/keyfleet/keyfleet/daemon/radius"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/daemon/web"
@@ -69,6 +70,8 @@ type Server struct {
 	// roots are the configured extra attestation roots, read once at
 	// start-up for the built-in kinds and POST /v1/attest/verify.
 	roots httpapi.AttestRoots
+	// radius is the RADIUS listener; nil when it is off.
+	radius *radius.Server
 }
 
 // NewLogger makes the daemon's slog logger from the log settings.
@@ -230,12 +233,15 @@ func (s *Server) build(o Options) error {
 		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Ready:   s.store.Ready,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Events:  s.events, AttestRoots: s.roots,
+		Events:  s.events, AttestRoots: s.roots, FirstLogin: s.firstLogin(),
 	})
 	if err != nil {
 		return err
 	}
 	s.api = h
+	if err := s.buildRadius(reg); err != nil {
+		return err
+	}
 	handler, err := s.withPages(h)
 	if err != nil {
 		return err
@@ -353,6 +359,12 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 
 // Serve is Run on an existing listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr string)) error {
+	stopRadius, err := s.startRadius()
+	if err != nil {
+		ln.Close()
+		s.Close()
+		return err
+	}
 	chainCtx, stopChain := context.WithCancel(context.Background())
 	chainDone := make(chan struct{})
 	go func() { defer close(chainDone); s.checkChain(chainCtx) }()
@@ -377,6 +389,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
+	stopRadius() // its answers in flight commit before the store closes
 	stopChain()
 	<-chainDone
 	<-sweepDone

@@ -42,6 +42,8 @@ type Config struct {
 	Events EventsAPI
 	// AttestRoots are extra attestation roots for POST /v1/attest/verify.
 	AttestRoots AttestRoots
+	// FirstLogin turns on first-login passes for login surfaces.
+	FirstLogin FirstLogin
 }
 
 // Route is one registered route: its pattern and the permission it needs
@@ -87,6 +89,7 @@ func New(cfg Config) (*Handler, error) {
 	h.register()
 	h.registerEvents(cfg.Events)
 	h.registerAttest(cfg.AttestRoots)
+	h.registerLogin(cfg.FirstLogin)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &apiError{http.StatusNotFound, probNotFound, "Not found",
 			fmt.Sprintf("there is no route %s %s; the API is documented in docs/openapi.yaml", r.Method, r.URL.Path)})

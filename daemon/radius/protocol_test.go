@@ -101,7 +101,11 @@ func TestForgedAndStrayPacketsAreDroppedUnanswered(t *testing.T) {
 		{"a changed packet", "", tampered, "bad_message_authenticator"},
 		{"a packet from an address of no client", "127.0.0.2", signed(request(testSecret, "judy", code(seed, 0)), testSecret), "unknown_client"},
 		{"a truncated packet", "", good[:30], "malformed"},
-		{"an Accounting-Request", "", func() []byte { p := request(testSecret, "judy", ""); p.Code = radius.CodeAccountingRequest; return signed(p, testSecret) }(), "unsupported_code"},
+		{"an Accounting-Request", "", func() []byte {
+			p := request(testSecret, "judy", "")
+			p.Code = radius.CodeAccountingRequest
+			return signed(p, testSecret)
+		}(), "unsupported_code"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
