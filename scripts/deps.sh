@@ -15,6 +15,13 @@ packages=(
   python3-fido2     # CTAP2 over PC/SC: a real client for the vkey's FIDO2 applet
   libfido2-dev      # go-libfido2 (cgo), the agent's FIDO2 adapter for real keys
   chromium          # browser tests of the web pages (daemon/web), with its virtual WebAuthn key
+  freeradius-utils  # radclient and radtest: FreeRADIUS's clients in the RADIUS listener's tests
+  freeradius        # a real FreeRADIUS proxying to keyfleet in the RADIUS listener's tests
+  slapd             # a private OpenLDAP for the RADIUS listener's password-then-code tests
+  libpam0g-dev      # PAM's headers, to build pam_keyfleet.so
+  pamtester         # drives pam_keyfleet.so through Linux-PAM in its tests
+  openssh-server    # sshd on a loopback port: keyboard-interactive through pam_keyfleet.so
+  openssh-client    # ssh and ssh-keygen, answering sshd's prompt in the PAM tests
 )
 
 missing=()
