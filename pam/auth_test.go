@@ -159,4 +159,3 @@ func TestArgumentsAreCheckedAndTheTokenMustBeRootsAlone(t *testing.T) {
 		}
 	}
 }
-
