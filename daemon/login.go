@@ -85,6 +85,7 @@ func (s *Server) startRadius() (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("radius.listen %s: %w (another RADIUS server there? pick another address)", s.cfg.Radius.Listen, err)
 	}
+	s.radiusAddr.Store(conn.LocalAddr().String())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -96,10 +97,9 @@ func (s *Server) startRadius() (stop func(), err error) {
 	return func() { cancel(); <-done }, nil
 }
 
-// RadiusAddr is the RADIUS listener's configured address ("" when off).
+// RadiusAddr is the address the RADIUS listener is bound to, once Serve
+// started it ("" when it is off).
 func (s *Server) RadiusAddr() string {
-	if s.radius == nil {
-		return ""
-	}
-	return s.cfg.Radius.Listen
+	a, _ := s.radiusAddr.Load().(string)
+	return a
 }

@@ -70,8 +70,10 @@ type Server struct {
 	// roots are the configured extra attestation roots, read once at
 	// start-up for the built-in kinds and POST /v1/attest/verify.
 	roots httpapi.AttestRoots
-	// radius is the RADIUS listener; nil when it is off.
-	radius *radius.Server
+	// radius is the RADIUS listener, nil when it is off; radiusAddr is
+	// where it listens once serving.
+	radius     *radius.Server
+	radiusAddr atomic.Value
 }
 
 // NewLogger makes the daemon's slog logger from the log settings.
