@@ -102,7 +102,7 @@ func authentic(c *client, raw []byte) (*radius.Packet, error) {
 		return nil, err
 	}
 	if code := radius.Code(b[0]); code != radius.CodeAccessRequest && code != radius.CodeStatusServer {
-		return nil, fmt.Errorf("unsupported_code")
+		return nil, errUnsupportedCode
 	}
 	if err := checkMessageAuthenticator(b, c.secret); err != nil {
 		return nil, err

@@ -16,6 +16,9 @@ import (
 // keyfleet_radius_dropped_total.
 var (
 	errMalformed = errors.New("malformed")
+	// errUnsupportedCode: not an Access-Request or Status-Server (the
+	// listener serves no accounting).
+	errUnsupportedCode = errors.New("unsupported_code")
 	// errNoAuthenticator: no Message-Authenticator. Answering a request
 	// that carries none is what the BlastRADIUS forgery (CVE-2024-3596)
 	// needs, so such requests are dropped (RFC 3579 §3.2; the deployment

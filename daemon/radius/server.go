@@ -201,20 +201,23 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr string)) er
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	tidyCtx, stopTidy := context.WithCancel(ctx)
+	defer stopTidy()
 	tidied := make(chan struct{})
-	go func() { defer close(tidied); s.tidyEvery(ctx, 10*time.Second) }()
+	go func() { defer close(tidied); s.tidyEvery(tidyCtx, 10*time.Second) }()
 	s.log.Info("radius listening", "addr", conn.LocalAddr().String(), "clients", len(s.clients), "first_factor", s.cfg.FirstFactor)
 	var err error
 	for err == nil {
 		err = s.readOne(ctx, conn)
 	}
 	s.inflight.Wait()
-	if ctx.Err() == nil {
-		return err
-	}
+	stopTidy()
 	<-tidied
 	s.tidy(true) // what was held back is audited before the store closes
-	return nil
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // readOne reads a datagram and hands it to a worker; it returns an error
