@@ -60,7 +60,9 @@ func benchRadius(b *testing.B, secret string) kfradius.Config {
 
 var (
 	radiusSecret string
-	radiusConns  sync.Pool // *net.UDPConn, one per client goroutine at a time
+	// radiusConns keeps the clients' sockets between requests: one per
+	// client at a time.
+	radiusConns = make(chan *net.UDPConn, 64)
 )
 
 // radiusOnce sends the next fresh code in an Access-Request, signed with
@@ -77,15 +79,8 @@ func (f *totpFixture) radiusOnce(b *testing.B) {
 	at := time.Now().Add(time.Duration(i/n) * 30 * time.Second) // this step, then the next
 	code, _ := otptotp.GenerateCodeCustom(f.radiusSeeds[i%n], at, otptotp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 	req := accessRequest(f.radiusUsers[i%n], code)
-	conn, _ := radiusConns.Get().(*net.UDPConn)
-	if conn == nil {
-		raddr, _ := net.ResolveUDPAddr("udp", f.radiusAddr)
-		var err error
-		if conn, err = net.DialUDP("udp", nil, raddr); err != nil {
-			b.Fatal(err)
-		}
-	}
-	defer radiusConns.Put(conn)
+	conn := radiusConn(b, f.radiusAddr)
+	defer func() { radiusConns <- conn }()
 	if _, err := conn.Write(req); err != nil {
 		b.Fatal(err)
 	}
@@ -104,6 +99,24 @@ func (f *totpFixture) radiusOnce(b *testing.B) {
 		}
 		return
 	}
+}
+
+// radiusConn takes a socket connected to the listener at addr.
+func radiusConn(b *testing.B, addr string) *net.UDPConn {
+	select {
+	case c := <-radiusConns:
+		if c.RemoteAddr().String() == addr {
+			return c
+		}
+		c.Close() // from an earlier run's listener
+	default:
+	}
+	raddr, _ := net.ResolveUDPAddr("udp", addr)
+	c, err := net.DialUDP("udp", nil, raddr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
 }
 
 func accessRequest(user, code string) []byte {

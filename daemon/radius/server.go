@@ -223,9 +223,10 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 // readOne reads a datagram and hands it to a worker; it returns an error
 // only when the connection is gone.
 func (s *Server) readOne(ctx context.Context, conn net.PacketConn) error {
-	buf := make([]byte, radius.MaxPacketLength)
-	n, addr, err := conn.ReadFrom(buf)
+	buf := buffers.Get().(*[radius.MaxPacketLength]byte)
+	n, addr, err := conn.ReadFrom(buf[:])
 	if err != nil {
+		buffers.Put(buf)
 		if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 			return net.ErrClosed
 		}
@@ -235,17 +236,22 @@ func (s *Server) readOne(ctx context.Context, conn net.PacketConn) error {
 	select {
 	case s.slots <- struct{}{}:
 	default:
+		buffers.Put(buf)
 		s.metrics.drop("", "busy")
 		return nil
 	}
 	s.inflight.Add(1)
 	go func() {
 		defer s.inflight.Done()
-		defer func() { <-s.slots }()
+		defer func() { <-s.slots; buffers.Put(buf) }()
 		s.handle(context.WithoutCancel(ctx), conn, buf[:n], addr)
 	}()
 	return nil
 }
+
+// buffers holds datagram buffers between requests: a packet's parts are
+// copied out of it (radius.Parse, the reply) before it goes back.
+var buffers = sync.Pool{New: func() any { return new([radius.MaxPacketLength]byte) }}
 
 func (s *Server) tidyEvery(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
