@@ -10,7 +10,7 @@ export KEYFLEET_SCREENSHOTS ?= $(CURDIR)/var/screenshots
 # Packages with goroutines, locks or a server: tested under the race detector.
 RACE_PKGS := ./daemon/... ./api/... ./internal/... ./plugins/... ./docs/... ./agent/...
 
-.PHONY: all build run test deps vet bench lint fuzz generate clean pam install install-pam
+.PHONY: all build run test deps vet bench lint fuzz generate clean
 
 all: build
 
@@ -58,6 +58,8 @@ CC        ?= cc
 PAMDIR    ?= /lib/$(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/security
 HELPERDIR ?= /usr/libexec/keyfleet
 PAM_CFLAGS := -shared -fPIC -O2 -Wall -Wextra -Wformat=2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+
+.PHONY: pam install install-pam
 
 build: pam
 
