@@ -55,20 +55,7 @@ func TestKeyfleetdServesRADIUSFromItsConfigFile(t *testing.T) {
 			t.Errorf("keyfleetd: %v", err)
 		}
 	}()
-	svc := srv.Service()
-	if _, err := svc.CreateUser(ctx, core.System, api.CreateUser{Username: "vera"}); err != nil {
-		t.Fatal(err)
-	}
-	en, display, err := svc.CreateEnrolment(ctx, core.System, api.CreateEnrolment{User: "vera", Kind: "totp"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, _ := totp.Code(display["secret"], "SHA1", 6, 30, time.Now().Add(-30*time.Second))
-	body, _ := json.Marshal(map[string]string{"code": old})
-	if _, err := svc.CompleteEnrolment(ctx, core.System, en.ID, api.CompleteEnrolment{Payload: body}); err != nil {
-		t.Fatal(err)
-	}
-	now, _ := totp.Code(display["secret"], "SHA1", 6, 30, time.Now())
+	now := enrolTOTPUser(t, srv, "vera")
 	sf := filepath.Join(t.TempDir(), "s")
 	os.WriteFile(sf, []byte("a-long-shared-secret-for-the-vpn\n"), 0o600)
 	// The listener binds as Serve starts: poll until it answers.
@@ -87,4 +74,25 @@ func TestKeyfleetdServesRADIUSFromItsConfigFile(t *testing.T) {
 	if out, _ := cmd.CombinedOutput(); !strings.Contains(string(out), "Received Access-Accept") {
 		t.Fatalf("a fresh code through keyfleetd's listener:\n%s", out)
 	}
+}
+
+// enrolTOTPUser creates a user with a TOTP factor on srv and returns the
+// current step's code (the factor was enrolled with the previous one's).
+func enrolTOTPUser(t *testing.T, srv *daemon.Server, user string) string {
+	t.Helper()
+	ctx, svc := context.Background(), srv.Service()
+	if _, err := svc.CreateUser(ctx, core.System, api.CreateUser{Username: user}); err != nil {
+		t.Fatal(err)
+	}
+	en, display, err := svc.CreateEnrolment(ctx, core.System, api.CreateEnrolment{User: user, Kind: "totp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := totp.Code(display["secret"], "SHA1", 6, 30, time.Now().Add(-30*time.Second))
+	body, _ := json.Marshal(map[string]string{"code": old})
+	if _, err := svc.CompleteEnrolment(ctx, core.System, en.ID, api.CompleteEnrolment{Payload: body}); err != nil {
+		t.Fatal(err)
+	}
+	now, _ := totp.Code(display["secret"], "SHA1", 6, 30, time.Now())
+	return now
 }

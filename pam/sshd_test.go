@@ -35,40 +35,10 @@ func startSSHD(t *testing.T, service string, users ...string) *sshd {
 			t.Fatalf("ssh-keygen: %v %s", err, out)
 		}
 	}
-	pub, _ := os.ReadFile(s.clientKey + ".pub")
-	// sshd reads authorized keys as the user: a folder everyone may read,
-	// outside the test's own private one.
-	keys, err := os.MkdirTemp("", "keyfleet-sshd-keys-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(keys) })
-	os.Chmod(keys, 0o755)
-	for _, u := range users {
-		os.WriteFile(filepath.Join(keys, u), pub, 0o644)
-	}
+	conf := s.configure(t, users)
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // sshd's privilege separation folder
 		t.Fatal(err)
 	}
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	s.addr = l.Addr().String()
-	l.Close()
-	_, port, _ := net.SplitHostPort(s.addr)
-	conf := filepath.Join(s.dir, "sshd_config")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`Port %s
-ListenAddress 127.0.0.1
-HostKey %s/host_ed25519
-PidFile %s/sshd.pid
-AuthorizedKeysFile %s/%%u
-StrictModes no
-UsePAM yes
-PubkeyAuthentication yes
-KbdInteractiveAuthentication yes
-PasswordAuthentication no
-AuthenticationMethods publickey,keyboard-interactive
-PermitRootLogin no
-LogLevel VERBOSE
-`, port, s.dir, s.dir, keys)), 0o600)
 	link := filepath.Join(s.dir, service) // the PAM service's name
 	if err := os.Symlink(bin, link); err != nil {
 		t.Fatal(err)
@@ -89,6 +59,42 @@ LogLevel VERBOSE
 			t.Fatalf("sshd did not listen within 10s:\n%s", b)
 		}
 	}
+}
+
+// configure writes the server's config, and every user's authorized key
+// into a folder everyone may read (sshd reads it as the user).
+func (s *sshd) configure(t *testing.T, users []string) string {
+	t.Helper()
+	pub, _ := os.ReadFile(s.clientKey + ".pub")
+	keys, err := os.MkdirTemp("", "keyfleet-sshd-keys-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(keys) })
+	os.Chmod(keys, 0o755)
+	for _, u := range users {
+		os.WriteFile(filepath.Join(keys, u), pub, 0o644)
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	s.addr = l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(s.addr)
+	conf := filepath.Join(s.dir, "sshd_config")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`Port %s
+ListenAddress 127.0.0.1
+HostKey %s/host_ed25519
+PidFile %s/sshd.pid
+AuthorizedKeysFile %s/%%u
+StrictModes no
+UsePAM yes
+PubkeyAuthentication yes
+KbdInteractiveAuthentication yes
+PasswordAuthentication no
+AuthenticationMethods publickey,keyboard-interactive
+PermitRootLogin no
+LogLevel VERBOSE
+`, port, s.dir, s.dir, keys)), 0o600)
+	return conf
 }
 
 // login runs "echo signed-in" over ssh as user, with the public key and,
