@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,7 +92,11 @@ func totpFixtureFor(b *testing.B, n int, sinks []events.SinkConfig, radiusSecret
 // do; the measured part then does not pay for the first decryptions.
 func (f *totpFixture) warm(b *testing.B, admin string) {
 	seen := map[string]bool{}
-	for _, u := range f.users {
+	users := f.users
+	if f.radiusAddr != "" {
+		users = append(slices.Clip(users), f.radiusUsers...)
+	}
+	for _, u := range users {
 		if seen[u] {
 			continue
 		}
