@@ -159,3 +159,20 @@ func TestArgumentsAreCheckedAndTheTokenMustBeRootsAlone(t *testing.T) {
 		}
 	}
 }
+
+func TestTheCodeAndThePassStayOutOfTheLog(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	kf := &fakeKeyfleet{status: api.MFAStatus{ActiveFactors: []api.Factor{{}}}, factors: []api.VerificationFactor{phone}}
+	a := &Authenticator{Config: Config{Timeout: time.Second}, Client: kf, Conv: &script{answers: []string{"482913"}}, Log: log}
+	a.Authenticate(context.Background(), Login{User: "alice"})
+	a = &Authenticator{Config: Config{Timeout: time.Second, FirstLogin: true}, Client: &fakeKeyfleet{status: api.MFAStatus{MustEnrol: true, Status: "non_compliant"}},
+		Conv: &script{}, Log: log}
+	a.Authenticate(context.Background(), Login{User: "newbie"})
+	if strings.Contains(logs.String(), "482913") || strings.Contains(logs.String(), "kfp-") {
+		t.Fatalf("the log holds a code or a pass:\n%s", logs.String())
+	}
+	if len(kf.finished) != 1 || !strings.Contains(string(kf.finished[0].Response), "482913") {
+		t.Fatal("the code did not reach keyfleetd")
+	}
+}

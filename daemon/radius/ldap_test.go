@@ -3,12 +3,14 @@ package radius_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -219,5 +221,58 @@ func TestAnUnreachableDirectoryRefusesWithAClearMessage(t *testing.T) {
 	}
 	if ev := e.lastEvent(core.LoginRefused); ev.Extra["reason"] != "directory_unavailable" {
 		t.Fatalf("%+v", ev)
+	}
+}
+
+// syncBuffer collects log lines from concurrent requests.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestPasswordsCodesAndPassesStayOutOfLogsAndAudit(t *testing.T) {
+	logs := &syncBuffer{}
+	dir := startSlapd(t, map[string]string{"alice": "wonderland-7", "newbie": "first-day-at-work"})
+	e := newEnv(t, func(c *kfradius.Config, o *kfradius.Options) {
+		c.FirstFactor = kfradius.FirstFactorLDAP
+		c.LDAP = kfradius.LDAPConfig{URL: dir.url, BindDN: "uid={user},ou=people,dc=example,dc=org"}
+		o.FirstLogin = kfradius.FirstLogin{PassTTL: time.Hour}
+		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	e.applyPolicy(everyoneNow)
+	e.person("alice")
+	e.person("newbie")
+	_, seed := e.totpFactor("alice", "Phone")
+	good, wrong := code(seed, 0), "000000"
+	radclient(t, e.addr, testSecret, pap("alice", "wonderland-7"+good)...)
+	radclient(t, e.addr, testSecret, pap("alice", "wonderland-7"+wrong)...)
+	radclient(t, e.addr, testSecret, pap("alice", "not-her-password"+code(seed, 1))...)
+	pass := passRE.FindString(radclient(t, e.addr, testSecret, pap("newbie", "first-day-at-work")...).attrs["Reply-Message"])
+	if pass == "" {
+		t.Fatal("no first-login pass to look for")
+	}
+	var trail strings.Builder
+	recs, _ := e.svc.ListAudit(context.Background(), e.admin, core.AuditFilter{}, 500)
+	for _, r := range recs {
+		trail.Write(r.Body)
+	}
+	for _, secret := range []string{"wonderland-7", "not-her-password", "first-day-at-work", good, wrong, code(seed, 1), pass, testSecret} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the log holds %q", secret)
+		}
+		if strings.Contains(trail.String(), secret) {
+			t.Errorf("the audit trail holds %q", secret)
+		}
+	}
+	if !strings.Contains(logs.String(), `"answer":"accept"`) {
+		t.Fatalf("the log has no decisions at all:\n%s", logs.String())
 	}
 }
