@@ -1,7 +1,9 @@
 package pam_test
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -124,5 +126,27 @@ func TestPamtesterRefusesATokenFileOthersCanRead(t *testing.T) {
 	exec.Command("chmod", "644", k.tokenFile).Run()
 	if ok, out := pamtester(t, svc, "fred", code(seed, 0)); ok || !strings.Contains(out, "not set up right") {
 		t.Fatalf("a world-readable token file:\n%s", out)
+	}
+}
+
+func TestTheModuleRefusesAHelperOthersCouldHaveReplaced(t *testing.T) {
+	so, helper := module(t)
+	k := startKeyfleetd(t, false)
+	k.person("gail")
+	seed := k.totpFactor("gail", "Phone")
+	// A helper someone besides root may write could be swapped for one
+	// that says "success" to everyone.
+	writable := filepath.Join(t.TempDir(), "keyfleet-pam-helper")
+	b, err := os.ReadFile(helper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(writable, b, 0o775)
+	os.Chmod(writable, 0o775)
+	if ok, out := pamtester(t, pamService(t, so, k.args(writable)), "gail", code(seed, 0)); ok || strings.Contains(out, "keyfleet code") {
+		t.Fatalf("a group-writable helper was run:\n%s", out)
+	}
+	if ok, out := pamtester(t, pamService(t, so, k.args("relative/helper")), "gail", code(seed, 0)); ok {
+		t.Fatalf("a relative helper path was run:\n%s", out)
 	}
 }
