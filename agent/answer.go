@@ -2,7 +2,10 @@ package agent
 
 import (
 	"context"
+	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +20,8 @@ type Keys struct {
 	FIDO2 FIDO2Token
 	// PIN is the key's PIN (PIV or FIDO2, as the challenge needs).
 	PIN string
-	// Origin is what FIDO2 assertions claim; default "https://" + rpId.
+	// Origin is what FIDO2 assertions claim; default the one keyfleetd's
+	// prompt names, else "https://" + rpId.
 	Origin string
 	Touch  func()
 }
@@ -47,6 +51,10 @@ func (k Keys) answerPIV(prompt []byte) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.KeySHA256 != "" && !sameKey(pub, c.KeySHA256) {
+		// Another of the person's keys: let the one enrolled answer.
+		return nil, ErrNoAnswer
+	}
 	digest := sha256.Sum256(c.Challenge)
 	if k.Touch != nil {
 		k.Touch()
@@ -58,12 +66,26 @@ func (k Keys) answerPIV(prompt []byte) (json.RawMessage, error) {
 	return json.Marshal(api.PIVAssertion{Signature: sig})
 }
 
+// sameKey reports whether pub is the key whose SubjectPublicKeyInfo has
+// the hex SHA-256 want.
+func sameKey(pub crypto.PublicKey, want string) bool {
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return false
+	}
+	got := sha256.Sum256(spki)
+	return hex.EncodeToString(got[:]) == want
+}
+
 func (k Keys) answerFIDO2(prompt []byte) (json.RawMessage, error) {
 	var opts api.FIDO2RequestOptions
 	if err := json.Unmarshal(prompt, &opts); err != nil {
 		return nil, fmt.Errorf("reading the fido2 request options: %w", err)
 	}
 	origin := k.Origin
+	if origin == "" {
+		origin = opts.Origin
+	}
 	if origin == "" {
 		origin = "https://" + opts.RPID
 	}

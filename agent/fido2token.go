@@ -16,6 +16,10 @@ var (
 	ErrKeyRemoved = errors.New("the key was removed during the operation: insert it again and start over")
 	// ErrFIDO2PINRequired: the key has a PIN and none was given.
 	ErrFIDO2PINRequired = errors.New("the key already has a FIDO2 PIN: give it (or reset the key's FIDO2 application with ykman fido reset)")
+	// ErrPINAuthBlocked: three wrong PINs in a row; the key takes no PIN
+	// until it is unplugged and plugged in again (the retries left are
+	// kept: this is not ErrPINBlocked).
+	ErrPINAuthBlocked = errors.New("three wrong FIDO2 PINs in a row: remove the key, insert it again, then give the right PIN")
 	// ErrPINPolicy: the key refuses the new PIN (too short, too simple).
 	ErrPINPolicy = errors.New("the key refuses this PIN: choose a longer one (at least 4, with the policy's minimum)")
 	// ErrNoCredential: the key holds none of the credentials asked for.

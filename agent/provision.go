@@ -17,6 +17,10 @@ import (
 type Daemon interface {
 	CreateEnrolment(ctx context.Context, in api.CreateEnrolment) (api.Enrolment, error)
 	CompleteEnrolment(ctx context.Context, id string, in api.CompleteEnrolment) (api.Factor, error)
+	// PreflightEnrolment asks, before the key is changed, whether the
+	// enrolment can be completed on it.
+	PreflightEnrolment(ctx context.Context, id string, in api.Preflight) (api.PreflightResult, error)
+	CancelEnrolment(ctx context.Context, id string) (api.Enrolment, error)
 }
 
 // Factory defaults of a YubiKey's PIV applet.
@@ -56,48 +60,101 @@ func (r ProvisionResult) String() string {
 	return fmt.Sprintf("factor %s (%s) on key %d", r.Factor.ID, r.Factor.State, r.Device.Serial)
 }
 
-// ProvisionPIV provisions tok for a user: optional reset, new management
-// key (kept PIN-protected on the key), new PIN and PUK, key generation as
-// the daemon's enrolment asks, attestation and proof of possession, then
-// completion. Errors wrap ErrNotFactoryFresh, *WrongPINError, the token's
-// errors, or the daemon's (whose problem detail says why a key was
-// rejected).
+// ProvisionPIV provisions tok for a user. It reads the key and asks the
+// daemon first (PreflightPIV): nothing on the key changes unless the
+// daemon would accept it. Then optional reset, new management key (kept
+// PIN-protected on the key), new PIN and PUK, key generation as the
+// daemon's enrolment asks, attestation and proof of possession, and
+// completion. When setting up fails or the daemon refuses completion
+// after the key was changed, the key is put back to factory settings (it
+// was factory fresh, or reset by this run, before) so that the next run
+// needs no --reset. Errors wrap ErrNotFactoryFresh, ErrPreflight,
+// *RefusedError, *WrongPINError, the token's errors, or the daemon's
+// (whose problem detail says why a key was rejected).
 func ProvisionPIV(ctx context.Context, d Daemon, tok PIVToken, o ProvisionOptions) (ProvisionResult, error) {
 	if o.Rand == nil {
 		o.Rand = rand.Reader
 	}
-	info, err := prepare(tok, o.Reset)
+	e, info, err := preflightPIV(ctx, d, tok, o)
 	if err != nil {
-		return ProvisionResult{}, err
-	}
-	e, err := enrolmentFor(ctx, d, o.Enrolment, o.User, "piv")
-	if err != nil {
-		return ProvisionResult{}, err
-	}
-	spec, err := specFrom(e.Params)
-	if err != nil {
-		return ProvisionResult{}, err
+		return ProvisionResult{Device: info}, err
 	}
 	res := ProvisionResult{Device: info}
+	if err := prepare(tok, o.Reset); err != nil {
+		return res, err
+	}
 	secrets, err := newSecrets(o)
 	if err != nil {
 		return res, err
 	}
 	res.HandoverPIN, res.PUK = secrets.handover, secrets.puk
-	payload, err := setUp(tok, spec, secrets, e.Challenge)
+	res.Factor, err = setUpAndComplete(ctx, d, tok, e, secrets, o.Label)
 	if err != nil {
-		return res, err
+		res.HandoverPIN, res.PUK = "", "" // nothing to hand over
 	}
-	payload.Handover = secrets.handover != ""
+	return res, err
+}
+
+// preflightPIV reads the key (nothing changes), finds or opens the
+// enrolment and asks the daemon whether it can be completed on this key.
+// A refusal closes an enrolment this run opened.
+func preflightPIV(ctx context.Context, d Daemon, tok PIVToken, o ProvisionOptions) (api.Enrolment, DeviceInfo, error) {
+	info, err := tok.Info()
+	if err != nil {
+		return api.Enrolment{}, info, err
+	}
+	if !o.Reset {
+		if fresh, err := tok.IsFactoryFresh(); err != nil || !fresh {
+			return api.Enrolment{}, info, cmpOr(err, ErrNotFactoryFresh)
+		}
+	}
+	e, err := enrolmentFor(ctx, d, o.Enrolment, o.User, "piv")
+	if err != nil {
+		return api.Enrolment{}, info, err
+	}
+	if err := PreflightPIV(ctx, d, tok, e.ID, info); err != nil {
+		if o.Enrolment == nil {
+			_, _ = d.CancelEnrolment(ctx, e.ID) // opened for this key only
+		}
+		return api.Enrolment{}, info, err
+	}
+	return e, info, nil
+}
+
+func cmpOr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+// setUpAndComplete changes the key, then completes the enrolment; on a
+// failure after the first change it restores the key (see restore).
+func setUpAndComplete(ctx context.Context, d Daemon, tok PIVToken, e api.Enrolment, s secrets, label string) (api.Factor, error) {
+	spec, err := specFrom(e.Params)
+	if err != nil {
+		return api.Factor{}, err
+	}
+	payload, err := setUp(tok, spec, s, e.Challenge)
+	if err != nil {
+		return api.Factor{}, restore(tok, err)
+	}
+	payload.Handover = s.handover != ""
 	body, err := json.Marshal(payload)
 	if err != nil {
-		return res, err
+		return api.Factor{}, restore(tok, err)
 	}
-	res.Factor, err = d.CompleteEnrolment(ctx, e.ID, api.CompleteEnrolment{Label: o.Label, Payload: body})
-	if err != nil {
-		return res, fmt.Errorf("completing the enrolment: %w", err)
+	f, err := d.CompleteEnrolment(ctx, e.ID, api.CompleteEnrolment{Label: label, Payload: body})
+	switch {
+	case err == nil:
+		return f, nil
+	case refusedByDaemon(err):
+		return api.Factor{}, restore(tok, fmt.Errorf("completing the enrolment: %w", err))
 	}
-	return res, nil
+	// The answer did not come: the factor may exist. Leave the key as it
+	// is, so that a factor keyfleetd kept still works.
+	return api.Factor{}, fmt.Errorf("completing the enrolment: %w; keyfleetd's answer did not arrive, so the key was left as it is: "+
+		"check with 'keyfleet factors list --user %s' whether the factor exists; if not, run the command again with --reset", err, e.UserID)
 }
 
 // enrolmentFor is the enrolment to complete: the one given, which must be
@@ -116,20 +173,22 @@ func enrolmentFor(ctx context.Context, d Daemon, given *api.Enrolment, user, kin
 	return e, nil
 }
 
-func prepare(tok PIVToken, reset bool) (DeviceInfo, error) {
+// prepare resets the key when asked (the daemon accepted it first) and
+// checks it is factory fresh.
+func prepare(tok PIVToken, reset bool) error {
 	if reset {
 		if err := tok.Reset(); err != nil {
-			return DeviceInfo{}, fmt.Errorf("resetting the key: %w", err)
+			return fmt.Errorf("resetting the key: %w", err)
 		}
 	}
 	fresh, err := tok.IsFactoryFresh()
 	if err != nil {
-		return DeviceInfo{}, err
+		return err
 	}
 	if !fresh {
-		return DeviceInfo{}, ErrNotFactoryFresh
+		return ErrNotFactoryFresh
 	}
-	return tok.Info()
+	return nil
 }
 
 func specFrom(params []byte) (KeySpec, error) {

@@ -66,6 +66,9 @@ type PIVToken interface {
 	SignDigest(slot string, pub crypto.PublicKey, pin string, digest []byte) ([]byte, error)
 	// PublicKey reads the slot's public key (metadata, firmware 5.3+).
 	PublicKey(slot string) (crypto.PublicKey, error)
+	// DeviceCertificate reads the F9 device attestation certificate
+	// without changing anything (nil when the key has none).
+	DeviceCertificate() (*x509.Certificate, error)
 	Close() error
 }
 

@@ -125,27 +125,99 @@ type StateChange struct {
 	ReplacementPlanned bool `json:"replacement_planned,omitempty"`
 }
 
-// Device states.
+// Device states: in_stock → assigned → active → returned → (wipe
+// reported) in_stock → assigned again; lost from any live state; retired
+// and destroyed at the end. docs/devices.md draws the machine.
 const (
-	DeviceInStock  = "in_stock"
-	DeviceAssigned = "assigned"
-	DeviceActive   = "active"
-	DeviceLost     = "lost"
-	DeviceRetired  = "retired"
+	DeviceInStock   = "in_stock"
+	DeviceAssigned  = "assigned"
+	DeviceActive    = "active"
+	DeviceReturned  = "returned"
+	DeviceLost      = "lost"
+	DeviceRetired   = "retired"
+	DeviceDestroyed = "destroyed"
 )
 
 // Device is one physical key and the factors on it.
 type Device struct {
-	ID        string    `json:"id"`
-	Vendor    string    `json:"vendor"`
-	Model     string    `json:"model,omitempty"`
-	Serial    string    `json:"serial"`
-	Firmware  string    `json:"firmware,omitempty"`
-	UserID    string    `json:"user_id,omitempty"`
-	State     string    `json:"state"`
-	FactorIDs []string  `json:"factor_ids"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID        string   `json:"id"`
+	Vendor    string   `json:"vendor"`
+	Model     string   `json:"model,omitempty"`
+	Serial    string   `json:"serial"`
+	Firmware  string   `json:"firmware,omitempty"`
+	UserID    string   `json:"user_id,omitempty"`
+	State     string   `json:"state"`
+	FactorIDs []string `json:"factor_ids"`
+	// LastUserID is who had the key before it was returned.
+	LastUserID string     `json:"last_user_id,omitempty"`
+	ReturnedAt *time.Time `json:"returned_at,omitempty"`
+	// WipedAt is when an agent last reported wiping the key.
+	WipedAt   *time.Time `json:"wiped_at,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+// ReturnDevice is the body of POST /v1/devices/{id}/return.
+type ReturnDevice struct {
+	Reason string `json:"reason,omitempty"`
+	// ReplacementPlanned lets a key carrying the owner's last active
+	// factor come back, through approval, as for a factor removal.
+	ReplacementPlanned bool `json:"replacement_planned,omitempty"`
+}
+
+// DeviceReturn answers POST /v1/devices/{id}/return: the device (now
+// returned), the factors revoked at once, and the approvals asked for the
+// ones whose removal would leave the owner short of the policy.
+type DeviceReturn struct {
+	Device    Device     `json:"device"`
+	Revoked   []string   `json:"revoked"`
+	Approvals []Approval `json:"approvals"`
+}
+
+// AssignDevice is the body of POST /v1/devices/{id}/assign.
+type AssignDevice struct {
+	User   string `json:"user"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// RetireDevice is the body of POST /v1/devices/{id}/retire.
+type RetireDevice struct {
+	Reason string `json:"reason,omitempty"`
+	// Destroyed records the key as physically destroyed, not only
+	// retired.
+	Destroyed bool `json:"destroyed,omitempty"`
+}
+
+// InventoryRow counts the devices of one vendor, model, firmware and
+// state (GET /v1/devices/inventory).
+type InventoryRow struct {
+	Vendor   string `json:"vendor"`
+	Model    string `json:"model,omitempty"`
+	Firmware string `json:"firmware,omitempty"`
+	State    string `json:"state"`
+	Count    int    `json:"count"`
+}
+
+// Preflight is the body of POST /v1/enrolments/{id}/preflight: the key
+// the agent is about to set up, read before it changes anything.
+type Preflight struct {
+	Vendor   string `json:"vendor"`
+	Serial   string `json:"serial"`
+	Firmware string `json:"firmware,omitempty"`
+	// DeviceCert is the key's PIV attestation (F9) certificate, DER; the
+	// daemon checks it chains to a root it trusts.
+	DeviceCert []byte `json:"device_cert,omitempty"`
+}
+
+// PreflightResult says the enrolment can go ahead on that key: the
+// device as keyfleetd knows it (empty for a key it has never seen) and
+// what the enrolment asks of the key. A key that would be refused gets a
+// problem instead (409 device-unavailable, 422 policy-violation or
+// attestation-refused), before anything on it changes.
+type PreflightResult struct {
+	Device *Device         `json:"device,omitempty"`
+	Params json.RawMessage `json:"params,omitempty"`
+	Checks []string        `json:"checks"`
 }
 
 // Enrolment states.
@@ -171,9 +243,12 @@ type Enrolment struct {
 	// Params are what the factor kind asks of the enrolling side (for PIV,
 	// the slot and the PIN and touch policies the policy requires).
 	Params json.RawMessage `json:"params,omitempty"`
-	// Display is what the kind shows the person enrolling, once: it is in
-	// the answer to POST /v1/enrolments only and never stored (a TOTP
-	// otpauth URI, for example).
+	// Display is what the kind shows the person enrolling (a TOTP otpauth
+	// URI, holding the seed): only to the person who will hold the
+	// factor. It is in the answer to POST /v1/enrolments when they made
+	// the enrolment themselves; when someone else made it for them, it is
+	// in the answer to the redemption of the enrolment code, and in the
+	// user's own GET of the open enrolment — never in the creator's.
 	Display map[string]string `json:"display,omitempty"`
 	// Code is the enrolment code ([EnrolmentCode]) to hand the user, in
 	// the answer to POST /v1/enrolments only: they redeem it with
@@ -190,6 +265,12 @@ type CreateEnrolment struct {
 	Kind string `json:"kind"`
 	// TTL is a Go duration ("15m"); empty means the daemon's default.
 	TTL string `json:"ttl,omitempty"`
+	// Options ask the kind for parameters of the new factor (TOTP:
+	// "algorithm" SHA1/SHA256/SHA512, "digits" 6/8, "period" 15-120,
+	// "issuer"; PIV: "pin_policy", "touch_policy"). The policy's own
+	// choices apply to what is left out; a value the policy does not
+	// accept for the user is refused.
+	Options map[string]string `json:"options,omitempty"`
 }
 
 // CompleteEnrolment is the body of POST /v1/enrolments/{id}/complete. The
@@ -220,7 +301,10 @@ type CreateToken struct {
 	Name string `json:"name"`
 	// Roles narrow the user's roles; empty means all of them.
 	Roles []string `json:"roles,omitempty"`
-	// TTL is a Go duration ("720h"); empty means no expiry.
+	// TTL is a Go duration ("12h"). A person's own token defaults to
+	// tokens.person_ttl and may not exceed tokens.max_person_ttl; a
+	// service account's token without one never expires and is flagged by
+	// the compliance report.
 	TTL string `json:"ttl,omitempty"`
 }
 
@@ -239,6 +323,9 @@ const (
 	ApprovalExpired   = "expired"
 	ApprovalCancelled = "cancelled"
 	ApprovalFailed    = "failed"
+	// ApprovalVoid: the requester was disabled or deleted before anyone
+	// decided, so the request closed without acting.
+	ApprovalVoid = "void"
 )
 
 // Actions that need a second approver.
@@ -248,6 +335,17 @@ const (
 	ActionUserResetMFA = "user.reset_mfa"
 	ActionUserDisable  = "user.disable"
 	ActionUserDelete   = "user.delete"
+	// ActionUserAccess changes a user's roles or groups in a way that
+	// grants privilege or weakens what the policy asks of them: a role
+	// beyond "user" granted, a role removed that leaves fewer than two
+	// people able to approve, a group or role left that a policy rule
+	// matches on. Params: grant_roles, remove_roles, remove_groups
+	// (comma-separated).
+	ActionUserAccess = "user.access"
+	// ActionRecoveryPass issues the temporary access pass of a recovery
+	// case for an account with a role beyond "user": a second officer
+	// approves, and the pass is shown to that approver only.
+	ActionRecoveryPass = "recovery.pass"
 )
 
 // Approval is a request for a sensitive action that a different principal
@@ -270,6 +368,9 @@ type Approval struct {
 	// Params are what the action will do, for the approver to check (an
 	// exemption's end, a policy version's hash and weaker changes).
 	Params map[string]string `json:"params,omitempty"`
+	// IssuedPass is in the answer to the approval of a recovery.pass
+	// request, and nowhere else: the pass, shown once to the approver.
+	IssuedPass *IssuedPass `json:"issued_pass,omitempty"`
 }
 
 // Actor names who did something and how they proved it.
@@ -325,6 +426,20 @@ type AuditVerification struct {
 	// link to its predecessor; Problem says how.
 	BrokenAt uint64 `json:"broken_at,omitempty"`
 	Problem  string `json:"problem,omitempty"`
+	// Checkpoint is the comparison with the newest signed audit
+	// checkpoint keyfleetd found (absent before the first). When it does
+	// not match, OK is false.
+	Checkpoint *CheckpointCheck `json:"checkpoint,omitempty"`
+}
+
+// CheckpointCheck is how the audit log compares with a signed checkpoint.
+type CheckpointCheck struct {
+	Seq     uint64    `json:"seq"`
+	Hash    string    `json:"hash"`
+	Time    time.Time `json:"time"`
+	Source  string    `json:"source,omitempty"`
+	OK      bool      `json:"ok"`
+	Problem string    `json:"problem,omitempty"`
 }
 
 // Page is one page of a list. NextCursor is empty on the last page; pass it
@@ -346,6 +461,10 @@ type Me struct {
 type Accepted struct {
 	Approval Approval `json:"approval"`
 	Message  string   `json:"message"`
+	// User is the user as it stands now, when the request created or
+	// changed one in part (POST /v1/users with a privileged role: the
+	// user exists with the role "user" until the grant is approved).
+	User *User `json:"user,omitempty"`
 }
 
 // BeginVerify is the body of POST /v1/verify/begin: an application asks to
@@ -596,6 +715,10 @@ type BreakGlassStatus struct {
 	// runs; SessionEndsAt is when it ends (or ended) by itself.
 	SessionActive bool       `json:"session_active"`
 	SessionEndsAt *time.Time `json:"session_ends_at,omitempty"`
+	// Holders are the people named at the last rotation; Uncollected
+	// those who have not collected their share yet.
+	Holders     []string `json:"holders,omitempty"`
+	Uncollected []string `json:"uncollected,omitempty"`
 }
 
 // BreakGlassUse is the body of POST /v1/breakglass/session.
@@ -611,18 +734,26 @@ type BreakGlassSession struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// BreakGlassRotate is the body of POST /v1/breakglass/rotate.
+// BreakGlassRotate is the body of POST /v1/breakglass/rotate: who holds
+// the new shares (one each, distinct active people) and how many of them
+// open a session. Rotating is two-person: the answer is 202 with the
+// request, and once a second administrator approves it each holder
+// collects their own share (POST /v1/breakglass/share) — nobody else ever
+// sees it.
 type BreakGlassRotate struct {
-	Shares    int `json:"shares,omitempty"`    // default 5
-	Threshold int `json:"threshold,omitempty"` // default 3
+	Holders   []string `json:"holders"`             // usernames, 2 to 16
+	Threshold int      `json:"threshold,omitempty"` // default: a majority
 }
 
-// BreakGlassShares is the answer to POST /v1/breakglass/rotate: the new
-// shares, shown once, one per holder.
-type BreakGlassShares struct {
-	SetID     string   `json:"set_id"`
-	Threshold int      `json:"threshold"`
-	Shares    []string `json:"shares"`
+// ActionBreakGlassRotate is the approval a break-glass rotation needs.
+const ActionBreakGlassRotate = "breakglass.rotate"
+
+// BreakGlassShare is the answer to POST /v1/breakglass/share: the
+// caller's own share of the current credential, shown once.
+type BreakGlassShare struct {
+	SetID     string `json:"set_id"`
+	Threshold int    `json:"threshold"`
+	Share     string `json:"share"`
 }
 
 // SinkStatus is one event sink's delivery state (GET /v1/events/sinks).
@@ -659,6 +790,10 @@ type ImportResult struct {
 	Updated   int  `json:"updated"`
 	Unchanged int  `json:"unchanged"`
 	DryRun    bool `json:"dry_run,omitempty"`
+	// Approvals are the requests the import made for what waits for a
+	// second person: roles beyond "user", and removals that weaken the
+	// policy's hold on a user (docs/security.md).
+	Approvals []string `json:"approvals,omitempty"`
 }
 
 // ImportRowError is one bad row of an import (Row counts from 1 in the

@@ -116,13 +116,17 @@ type FIDO2CreationOptions struct {
 }
 
 // FIDO2RequestOptions is PublicKeyCredentialRequestOptionsJSON: the
-// "fido2" verification prompt.
+// "fido2" verification prompt. Origin is keyfleet's own member, as
+// params.origin is for an enrolment: the origin a client that is not a
+// browser (keyfleet-agent) puts in clientDataJSON, one keyfleetd accepts
+// (a browser claims its page's and ignores the member).
 type FIDO2RequestOptions struct {
 	Challenge        B64URL                      `json:"challenge"`
 	Timeout          int                         `json:"timeout,omitempty"`
 	RPID             string                      `json:"rpId"`
 	AllowCredentials []FIDO2CredentialDescriptor `json:"allowCredentials"`
 	UserVerification string                      `json:"userVerification"`
+	Origin           string                      `json:"origin,omitempty"`
 }
 
 // FIDO2AttestationResponse is AuthenticatorAttestationResponseJSON (the

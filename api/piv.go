@@ -27,10 +27,15 @@ type PIVEnrolment struct {
 	Handover bool `json:"handover,omitempty"`
 }
 
-// PIVChallenge is a "piv" verification prompt.
+// PIVChallenge is a "piv" verification prompt. KeySHA256 names the key
+// that must sign (hex SHA-256 of its DER SubjectPublicKeyInfo), so that a
+// person with several PIV keys answers with the one enrolled for this
+// factor and a key enrolled for another is not made to sign (a wrong
+// signature counts towards the lockout).
 type PIVChallenge struct {
 	Challenge []byte `json:"challenge"`
 	Slot      string `json:"slot"`
+	KeySHA256 string `json:"key_sha256,omitempty"`
 }
 
 // PIVAssertion answers a PIVChallenge.

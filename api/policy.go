@@ -189,6 +189,10 @@ type ComplianceReport struct {
 	// BreakGlass is the break-glass credential's state; NeedsRotation
 	// reads "used, not rotated".
 	BreakGlass *BreakGlassStatus `json:"break_glass,omitempty"`
+	// ServiceTokensWithoutExpiry counts live service-account tokens that
+	// never expire: each should name one (keyfleet report privileged
+	// lists them).
+	ServiceTokensWithoutExpiry int `json:"service_tokens_without_expiry"`
 }
 
 // RecoveryCodeCounts counts users by how many unused recovery codes they

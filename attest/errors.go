@@ -30,6 +30,11 @@ var (
 	// checks (bad signature, wrong certificate fields, failed integrity
 	// verdict).
 	ErrInvalidAttestation = errors.New("invalid attestation statement")
+	// ErrUnsupportedKey: the credential's public key is well formed but of
+	// a key type, curve or algorithm this package cannot use (an ML-DSA
+	// key of COSE key type AKP, an EC key on secp256k1): the key is not
+	// broken, keyfleet cannot check signatures made with it.
+	ErrUnsupportedKey = errors.New("unsupported key type")
 	// ErrUnsupportedFormat: the attestation format is not one this package
 	// verifies.
 	ErrUnsupportedFormat = errors.New("unsupported attestation format")

@@ -218,11 +218,16 @@ func checkAuthData(ad *protocol.AuthenticatorData, exp FIDO2Expectation) (*crede
 	return parseCredentialKey(ad.AttData.CredentialPublicKey)
 }
 
-// parseCredentialKey decodes an untrusted COSE key (RFC 9052 §7).
+// parseCredentialKey decodes an untrusted COSE key (RFC 9052 §7). A key
+// that is well formed CBOR but of a type this package cannot use is
+// ErrUnsupportedKey, not ErrMalformed.
 func parseCredentialKey(raw []byte) (*credentialKey, error) {
+	if err := supportedKeyType(raw); err != nil {
+		return nil, err
+	}
 	k, err := webauthncose.ParsePublicKey(raw)
 	if err != nil {
-		return nil, fail(ErrMalformed, err, "the credential public key is not a supported COSE key")
+		return nil, fail(ErrMalformed, err, "the credential public key is not a valid COSE key")
 	}
 	ck := &credentialKey{cose: k}
 	switch k := k.(type) {
@@ -239,12 +244,66 @@ func parseCredentialKey(raw []byte) (*credentialKey, error) {
 		}
 		ck.pub = ed25519.PublicKey(k.XCoord)
 	default:
-		err = fmt.Errorf("key type %T", k)
+		return nil, fail(ErrUnsupportedKey, nil, "the credential public key is a %T", k)
 	}
 	if err != nil {
 		return nil, fail(ErrMalformed, err, "the credential public key is not usable")
 	}
 	return ck, nil
+}
+
+// COSE key types (RFC 9053 §7, RFC 9964 §6) and curves (RFC 9053 §7.1).
+const (
+	coseKtyOKP = 1
+	coseKtyEC2 = 2
+	coseKtyRSA = 3
+	coseKtyAKP = 7
+)
+
+// coseCurve is the curve label of an EC2 or OKP key (for AKP keys the same
+// label holds the key bytes).
+type coseCurve struct {
+	Crv int64 `cbor:"-1,keyasint"`
+}
+
+// supportedKeyType reads the key type, algorithm and curve: ErrMalformed
+// when the CBOR does not say them, ErrUnsupportedKey for EC2 keys off
+// P-256/P-384/P-521, OKP keys other than Ed25519 (the curve is the same
+// label as AKP's key bytes, so it is read only for EC2 and OKP) and every
+// other key type.
+func supportedKeyType(raw []byte) error {
+	var h struct {
+		Kty int64 `cbor:"1,keyasint"`
+		Alg int64 `cbor:"3,keyasint"`
+	}
+	if err := webauthncbor.Unmarshal(raw, &h); err != nil || h.Kty == 0 {
+		return fail(ErrMalformed, err, "the credential public key is not a COSE key")
+	}
+	switch h.Kty {
+	case coseKtyEC2, coseKtyOKP:
+		var c coseCurve
+		if err := webauthncbor.Unmarshal(raw, &c); err != nil {
+			return fail(ErrMalformed, err, "the credential public key's curve does not parse")
+		}
+		if (h.Kty == coseKtyEC2 && (c.Crv < 1 || c.Crv > 3)) || (h.Kty == coseKtyOKP && c.Crv != 6) {
+			return fail(ErrUnsupportedKey, nil, "the credential public key is on COSE curve %d, which keyfleet does not verify (P-256, P-384, P-521, Ed25519)", c.Crv)
+		}
+		return nil
+	case coseKtyRSA:
+		return nil
+	}
+	return fail(ErrUnsupportedKey, nil, "the credential public key is %s, which keyfleet cannot verify signatures with yet; register a key with ES256, EdDSA or RS256", keyTypeName(h.Kty, h.Alg))
+}
+
+// keyTypeName says which key a COSE key type and algorithm make.
+func keyTypeName(kty, alg int64) string {
+	if kty == coseKtyAKP {
+		if name, ok := map[int64]string{-48: "ML-DSA-44", -49: "ML-DSA-65", -50: "ML-DSA-87"}[alg]; ok {
+			return fmt.Sprintf("an %s key (COSE key type AKP, algorithm %d)", name, alg)
+		}
+		return fmt.Sprintf("an AKP key with COSE algorithm %d", alg)
+	}
+	return fmt.Sprintf("a key of COSE key type %d (algorithm %d)", kty, alg)
 }
 
 // fido2Evidence fills the evidence every format shares.

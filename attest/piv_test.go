@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"crypto/x509/pkix"
 	"errors"
 	"slices"
@@ -177,5 +178,57 @@ func TestTwoDevicesSharingOneF9CertificateKeepTheirOwnSerials(t *testing.T) {
 	b, errB := VerifyPIV(certVector(t, "piv/tamemycerts/resource_csr_5_7_4_standard.slot-ext3.1.pem"), ovh, PIVOptions{Time: vectorTime})
 	if errA != nil || errB != nil || a.Serial == b.Serial {
 		t.Fatalf("serials %d and %d (errors %v, %v)", a.Serial, b.Serial, errA, errB)
+	}
+}
+
+// TestAnF9CertificateIsNoDeviceIdentity: several keys carry one
+// byte-identical F9 certificate, on firmware 5.4.3 as on 5.7.4, so two
+// keys are told apart only by the serial in their slot certificates.
+func TestAnF9CertificateIsNoDeviceIdentity(t *testing.T) {
+	pairs := []struct {
+		name        string
+		f9a, slotA  string
+		f9b, slotB  string
+		serialA, sB uint32
+	}{
+		{"two 5.4.3 FIPS keys of docker's ceremony",
+			"docker-tuf/25515003_SlotF9Intermediate.pem", "docker-tuf/25515003_Slot9CAttestation.pem",
+			"docker-tuf/test-25516106_SlotF9Intermediate.pem", "docker-tuf/test-25516106_Slot9CAttestation.pem", 25515003, 25516106},
+		{"a 5.4.3 FIPS key of docker's and one of TameMyCerts'",
+			"docker-tuf/28751288_SlotF9Intermediate.pem", "docker-tuf/28751288_Slot9CAttestation.pem",
+			"tamemycerts/5_4_3_Once_Cached_UsbAKeychain_9a_FIPS_RSA_2048.f9-device.pem", "tamemycerts/5_4_3_Once_Cached_UsbAKeychain_9a_FIPS_RSA_2048.slot-ext3.11.pem", 28751288, 28989702},
+		{"two 5.7.4 keys of OVH and TameMyCerts",
+			"ovh-fw574-f9-device.pem", "ovh-fw574-9a-slot.pem",
+			"tamemycerts/resource_csr_5_7_4_standard.f9-device.pem", "tamemycerts/resource_csr_5_7_4_standard.slot-ext3.1.pem", 32718477, 33064031},
+	}
+	for _, p := range pairs {
+		t.Run(p.name, func(t *testing.T) {
+			devA, devB := mustParse(readVector(t, "piv/"+p.f9a))[0], mustParse(readVector(t, "piv/"+p.f9b))[0]
+			if !bytes.Equal(devA.Raw, devB.Raw) {
+				t.Fatal("the F9 certificates differ")
+			}
+			evA, errA := VerifyPIV(mustParse(readVector(t, "piv/"+p.slotA))[0], devA, PIVOptions{Time: vectorTime})
+			evB, errB := VerifyPIV(mustParse(readVector(t, "piv/"+p.slotB))[0], devB, PIVOptions{Time: vectorTime})
+			if errA != nil || errB != nil || evA.Serial != p.serialA || evB.Serial != p.sB {
+				t.Fatalf("serials %v / %v, errors %v / %v", evA, evB, errA, errB)
+			}
+		})
+	}
+}
+
+// TestAKeysDeviceCertificateAloneTellsWhetherItsChainIsTrusted: the check
+// an agent makes before changing a key; a device certificate under an
+// unconfigured root is untrusted.
+func TestAKeysDeviceCertificateAloneTellsWhetherItsChainIsTrusted(t *testing.T) {
+	dev := mustParse(readVector(t, "piv/ovh-fw574-f9-device.pem"))[0]
+	fw, fips, err := VerifyPIVDevice(dev, PIVOptions{Time: vectorTime})
+	if err != nil || fw != "5.7.4" || fips {
+		t.Fatalf("a 5.7.4 key: firmware %q fips %v, %v", fw, fips, err)
+	}
+	if _, fips, err := VerifyPIVDevice(mustParse(readVector(t, "piv/docker-tuf/25515003_SlotF9Intermediate.pem"))[0], PIVOptions{Time: vectorTime}); err != nil || !fips {
+		t.Fatalf("a FIPS key: fips %v, %v", fips, err)
+	}
+	if _, _, err := VerifyPIVDevice(dev, PIVOptions{Time: vectorTime, ExcludeBuiltinRoots: true}); !errors.Is(err, ErrUntrustedChain) {
+		t.Fatalf("without Yubico's roots: %v", err)
 	}
 }

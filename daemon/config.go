@@ -1,11 +1,10 @@
 package daemon
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -41,8 +40,32 @@ type Config struct {
 	ApprovalTTL Duration `yaml:"approval_ttl"`
 	// EnrolmentTTL is an enrolment's default lifetime (default 1h).
 	EnrolmentTTL Duration `yaml:"enrolment_ttl"`
+	// Tokens bounds a person's own tokens: PersonTTL when they name no
+	// lifetime (default 12h), MaxPersonTTL the longest they may ask for
+	// (default 168h). Service accounts' tokens are not bounded; one that
+	// never expires is flagged by the compliance report.
+	Tokens struct {
+		PersonTTL    Duration `yaml:"person_ttl"`
+		MaxPersonTTL Duration `yaml:"max_person_ttl"`
+	} `yaml:"tokens"`
+	// Approvals.IndependenceWindow is how long after one person acted on
+	// another's account (made it, asked a role for it, recovered it,
+	// enrolled a key or issued a pass for it) the two may not decide each
+	// other's requests (default 168h; docs/security.md).
+	Approvals struct {
+		IndependenceWindow Duration `yaml:"independence_window"`
+	} `yaml:"approvals"`
+	// Proofs.TTL is how long a proof's challenge may be answered
+	// (default 2m, 10s to 10m).
+	Proofs struct {
+		TTL Duration `yaml:"ttl"`
+	} `yaml:"proofs"`
 	// MaxBodyBytes limits API request bodies (default 1 MiB).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For and
+	// Forwarded headers name the client (daemon/clientaddr). Default none:
+	// the client is the TCP peer.
+	TrustedProxies []Prefix `yaml:"trusted_proxies"`
 	// ShutdownTimeout bounds how long in-flight requests may finish after
 	// SIGINT or SIGTERM (default 15s).
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
@@ -102,10 +125,19 @@ type Config struct {
 	// (docs/plugins.md). The zero value loads none.
 	Plugins host.Config `yaml:"plugins"`
 	Store   struct {
-		BlockCacheMB int64    `yaml:"block_cache_mb"`
-		IndexCacheMB int64    `yaml:"index_cache_mb"`
-		KeyRotation  Duration `yaml:"key_rotation"`
+		// Backend is badger (default: the store in DATA/store) or
+		// postgres (several keyfleetd on one database; backend.go).
+		Backend      string         `yaml:"backend"`
+		Postgres     PostgresConfig `yaml:"postgres"`
+		BlockCacheMB int64          `yaml:"block_cache_mb"`
+		IndexCacheMB int64          `yaml:"index_cache_mb"`
+		KeyRotation  Duration       `yaml:"key_rotation"`
+		// Space settings: the free-space reserve and the memtable size
+		// (faults.go, docs/operations.md).
+		StoreSpace `yaml:",inline"`
 	} `yaml:"store"`
+	// Audit configures the signed audit checkpoints (faults.go).
+	Audit AuditConfig `yaml:"audit"`
 	// Radius is the RADIUS listener for VPNs and Wi-Fi (docs/radius.md);
 	// off unless enabled.
 	Radius radius.Config `yaml:"radius"`
@@ -130,6 +162,53 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML writes the duration as text.
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
+// Prefix is an address range, written "10.0.0.0/8" or as one address
+// ("192.0.2.7", "2001:db8::7") in YAML and the environment.
+type Prefix struct{ netip.Prefix }
+
+// UnmarshalYAML reads a range, naming the line of a bad one.
+func (p *Prefix) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parsePrefix(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: trusted_proxies: %w", n.Line, err)
+	}
+	*p = v
+	return nil
+}
+
+// MarshalYAML writes the range as text.
+func (p Prefix) MarshalYAML() (any, error) { return p.String(), nil }
+
+// parsePrefix reads a range or a single address. It refuses a range with
+// host bits set ("10.0.0.1/8" is either 10.0.0.0/8 or 10.0.0.1/32; guessing
+// could trust far more than meant) and one that trusts every address.
+func parsePrefix(s string) (Prefix, error) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return Prefix{netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())}, nil
+	}
+	p, err := netip.ParsePrefix(s)
+	switch {
+	case err != nil:
+		return Prefix{}, fmt.Errorf("%q is not an address or a range like 10.0.0.0/8 or 2001:db8::/32", s)
+	case p != p.Masked():
+		return Prefix{}, fmt.Errorf("%q has bits set past its length: write %s for the range, or %s for the one address",
+			s, p.Masked(), netip.PrefixFrom(p.Addr(), p.Addr().BitLen()))
+	case p.Bits() == 0:
+		return Prefix{}, fmt.Errorf("%q trusts every address, so anyone could choose the address they are audited and rate limited under; list your proxies", s)
+	}
+	return Prefix{p}, nil
+}
+
+// trustedProxies are the configured proxy ranges.
+func (c *Config) trustedProxies() []netip.Prefix {
+	out := make([]netip.Prefix, len(c.TrustedProxies))
+	for i, p := range c.TrustedProxies {
+		out[i] = p.Prefix
+	}
+	return out
+}
+
 // Defaults fills every unset field.
 func (c *Config) Defaults() {
 	def := func(s *string, v string) {
@@ -149,6 +228,10 @@ func (c *Config) Defaults() {
 	def(&c.Log.Level, "info")
 	defDur(&c.ApprovalTTL, 24*time.Hour)
 	defDur(&c.EnrolmentTTL, time.Hour)
+	defDur(&c.Tokens.PersonTTL, 12*time.Hour)
+	defDur(&c.Tokens.MaxPersonTTL, 7*24*time.Hour)
+	defDur(&c.Approvals.IndependenceWindow, 7*24*time.Hour)
+	defDur(&c.Proofs.TTL, 2*time.Minute)
 	defDur(&c.ShutdownTimeout, 15*time.Second)
 	defDur(&c.Store.KeyRotation, 10*24*time.Hour)
 	defDur(&c.BreakGlass.MaxSession, 4*time.Hour)
@@ -169,15 +252,19 @@ func (c *Config) Defaults() {
 		c.FIDO2.Origins = []string{c.Web.Origin}
 	}
 	def(&c.FIDO2.RPName, "keyfleet")
+	def(&c.FIDO2.UserVerification, "preferred")
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
 	if c.Store.BlockCacheMB == 0 {
 		c.Store.BlockCacheMB = 64
 	}
+	def(&c.Store.Backend, BackendBadger)
 	if c.Store.IndexCacheMB == 0 {
 		c.Store.IndexCacheMB = 32
 	}
+	c.Store.StoreSpace.defaults()
+	c.Audit.defaults(c.DataDir)
 	c.loginDefaults()
 }
 
@@ -203,6 +290,18 @@ func (c *Config) Validate() error {
 	if c.EnrolmentTTL.Duration < time.Minute || c.EnrolmentTTL.Duration > 7*24*time.Hour {
 		bad("enrolment_ttl: %s must be between 1m and 168h", c.EnrolmentTTL)
 	}
+	if c.Tokens.MaxPersonTTL.Duration < time.Minute || c.Tokens.MaxPersonTTL.Duration > 90*24*time.Hour {
+		bad("tokens.max_person_ttl: %s must be between 1m and 2160h", c.Tokens.MaxPersonTTL)
+	}
+	if c.Tokens.PersonTTL.Duration < time.Minute || c.Tokens.PersonTTL.Duration > c.Tokens.MaxPersonTTL.Duration {
+		bad("tokens.person_ttl: %s must be between 1m and tokens.max_person_ttl (%s)", c.Tokens.PersonTTL, c.Tokens.MaxPersonTTL)
+	}
+	if c.Approvals.IndependenceWindow.Duration < 0 || c.Approvals.IndependenceWindow.Duration > 365*24*time.Hour {
+		bad("approvals.independence_window: %s must be between 0s and 8760h", c.Approvals.IndependenceWindow)
+	}
+	if c.Proofs.TTL.Duration < 10*time.Second || c.Proofs.TTL.Duration > 10*time.Minute {
+		bad("proofs.ttl: %s must be between 10s and 10m", c.Proofs.TTL)
+	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
 		bad("max_body_bytes: %d must be between 1024 and 67108864", c.MaxBodyBytes)
 	}
@@ -210,7 +309,7 @@ func (c *Config) Validate() error {
 		bad("store: cache sizes cannot be negative")
 	}
 	if err := c.Plugins.Validate(); err != nil {
-		bad("plugins: %v", err)
+		errs = append(errs, err) // each says plugins: …
 	}
 	if n := c.Verify.MaxFailures; n < 1 || n > 100 {
 		bad("verify.max_failures: %d must be between 1 and 100", n)
@@ -224,23 +323,33 @@ func (c *Config) Validate() error {
 	if d := c.BreakGlass.MaxSession.Duration; d < time.Minute || d > 24*time.Hour {
 		bad("breakglass.max_session: %s must be between 1m and 24h", c.BreakGlass.MaxSession)
 	}
+	for _, p := range c.TrustedProxies {
+		if _, err := parsePrefix(p.String()); err != nil {
+			bad("trusted_proxies: %v", err)
+		}
+	}
 	if c.Store.KeyRotation.Duration < time.Hour {
 		bad("store.key_rotation: %s must be at least 1h", c.Store.KeyRotation)
 	}
+	errs = append(errs, c.validateBackend()...)
+	errs = append(errs, c.Store.StoreSpace.validate()...)
+	errs = append(errs, c.Audit.validate(c.DataDir)...)
 	errs = append(errs, c.validateLogin()...)
 	return errors.Join(errs...)
 }
 
-// LoadFile reads a YAML config file into c. Unknown keys are errors, so a
-// misspelt setting is not silently ignored.
+// LoadFile reads a YAML config file into c. Unknown keys and values of the
+// wrong kind are errors (ConfigErrors, with line numbers), so a misspelt
+// setting is not silently ignored.
 func (c *Config) LoadFile(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("reading config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+	if _, errs := checkStructure(path, b); errs != nil {
+		return errs
+	}
+	if err := decodeStrict(b, c); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	return nil
@@ -256,8 +365,21 @@ var envVars = map[string]func(c *Config, v string) error{
 	"KEYFLEET_LOG_LEVEL":     func(c *Config, v string) error { c.Log.Level = v; return nil },
 	"KEYFLEET_APPROVAL_TTL":  durEnv(func(c *Config) *Duration { return &c.ApprovalTTL }),
 	"KEYFLEET_ENROLMENT_TTL": durEnv(func(c *Config) *Duration { return &c.EnrolmentTTL }),
+	"KEYFLEET_STORE_BACKEND": func(c *Config, v string) error { c.Store.Backend = v; return nil },
+	"KEYFLEET_STORE_DSN":     func(c *Config, v string) error { c.Store.Postgres.DSN = v; return nil },
 	"KEYFLEET_PIV_ROOTS": func(c *Config, v string) error {
 		c.Attestation.PIVRoots = strings.Split(v, ",")
+		return nil
+	},
+	"KEYFLEET_TRUSTED_PROXIES": func(c *Config, v string) error {
+		c.TrustedProxies = nil
+		for _, s := range strings.Split(v, ",") {
+			p, err := parsePrefix(s)
+			if err != nil {
+				return err
+			}
+			c.TrustedProxies = append(c.TrustedProxies, p)
+		}
 		return nil
 	},
 	"KEYFLEET_MAX_BODY_BYTES": func(c *Config, v string) error {

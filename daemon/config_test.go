@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,19 +31,30 @@ func TestConfigSourcesLayerFileThenEnvironment(t *testing.T) {
 	if c.TLSCert != "/tmp/x/tls/cert.pem" || c.Store.BlockCacheMB != 64 || c.Verify.MaxFailures != 5 || c.Verify.Lockout.Duration != 15*time.Minute {
 		t.Fatalf("defaults not filled: %+v", c)
 	}
+	if cp := c.Audit.Checkpoint; cp.File != "/tmp/x.checkpoint" || cp.Every != 1000 || cp.OnMismatch != "refuse" || c.Store.MemTableMB != 16 {
+		t.Fatalf("fault defaults not filled: %+v %+v", cp, c.Store.StoreSpace)
+	}
 }
 
 func TestBadConfigIsRefusedWithWhatToChange(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"a misspelt key names its line", "listen: 127.0.0.1:1\napprovl_ttl: 1h\n", "line 2"},
-		{"a bad duration names its line", "approval_ttl: soon\n", "line 1"},
+		{"a misspelt key names its line", "listen: 127.0.0.1:1\napprovl_ttl: 1h\n", `k.yaml:2: approvl_ttl: unknown setting; did you mean "approval_ttl"?`},
+		{"a bad duration names its line", "approval_ttl: soon\n", `k.yaml:1: approval_ttl: "soon" is not a duration`},
 		{"a bad address says the form", "listen: nowhere\n", "host:port"},
 		{"an unknown log format lists the choices", "log:\n  format: xml\n", "json or text"},
 		{"a too short approval window gives the range", "approval_ttl: 10s\n", "between 1m and 720h"},
 		{"a negative failure limit gives the range", "verify:\n  max_failures: -1\n", "verify.max_failures: -1 must be between 1 and 100"},
 		{"a lockout of a month gives the range", "verify:\n  lockout: 720h\n", "verify.lockout"},
+		{"a checkpoint file inside the data folder is refused", "audit:\n  checkpoint:\n    file: /tmp/x/store/cp.json\n", "inside the data folder"},
+		{"an unknown mismatch choice lists the choices", "audit:\n  checkpoint:\n    on_mismatch: ignore\n", "refuse or warn"},
+		{"a witness that is not a URL", "audit:\n  checkpoint:\n    witness_url: witness.example.org\n", "https:// URL"},
+		{"a negative reserve", "store:\n  reserve_mb: -1\n", "cannot be negative"},
+		{"a memtable of 2 GiB gives the range", "store:\n  memtable_mb: 2048\n", "between 1 and 1024"},
+		{"a proxy that is no address names its line", "listen: 127.0.0.1:1\ntrusted_proxies:\n  - 10.0.0.0/8\n  - proxy.internal\n", "line 4: trusted_proxies: \"proxy.internal\" is not an address"},
+		{"a range with host bits says which was meant", "trusted_proxies: [10.1.2.3/8]\n", "write 10.0.0.0/8 for the range, or 10.1.2.3/32 for the one address"},
+		{"trusting everyone is refused", "trusted_proxies: [\"::/0\"]\n", "trusts every address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,6 +73,30 @@ func TestBadConfigIsRefusedWithWhatToChange(t *testing.T) {
 	}
 }
 
+func TestTrustedProxiesAreReadFromTheFileOrTheEnvironment(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "k.yaml")
+	os.WriteFile(file, []byte("trusted_proxies:\n  - 10.0.0.0/8\n  - 192.0.2.7\n  - 2001:db8::/32\n"), 0o600)
+	var c Config
+	if err := c.LoadFile(file); err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(c.trustedProxies())
+	if got != "[10.0.0.0/8 192.0.2.7/32 2001:db8::/32]" {
+		t.Fatalf("trusted proxies from the file = %s", got)
+	}
+	env := map[string]string{"KEYFLEET_TRUSTED_PROXIES": "172.16.0.0/12, ::1"}
+	if err := c.LoadEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c.trustedProxies()); got != "[172.16.0.0/12 ::1/128]" {
+		t.Fatalf("the environment did not replace the list: %s", got)
+	}
+	env["KEYFLEET_TRUSTED_PROXIES"] = "0.0.0.0/0"
+	if err := c.LoadEnv(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "trusts every address") {
+		t.Fatalf("KEYFLEET_TRUSTED_PROXIES=0.0.0.0/0: %v", err)
+	}
+}
+
 func TestKeysAreParsedFromHexOrBase64Only(t *testing.T) {
 	for _, good := range []string{strings.Repeat("ab", 32), "q83vq83vq83vq83vq83vq83vq83vq83vq83vq83vq80="} {
 		if _, err := parseKey(good); err != nil {
@@ -71,5 +107,18 @@ func TestKeysAreParsedFromHexOrBase64Only(t *testing.T) {
 		if _, err := parseKey(bad); err == nil || strings.Contains(err.Error(), bad) && bad != "" {
 			t.Errorf("parseKey(%q) = %v: want an error that does not echo the key", bad, err)
 		}
+	}
+}
+
+func TestTheConfigFileInitWritesLoads(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "k.yaml")
+	os.WriteFile(file, []byte(defaultConfigFile), 0o600)
+	c := Config{DataDir: "/tmp/x"}
+	if err := c.LoadFile(file); err != nil {
+		t.Fatal(err)
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil || len(c.TrustedProxies) != 0 {
+		t.Fatalf("the default file: %v, trusted proxies %v", err, c.TrustedProxies)
 	}
 }

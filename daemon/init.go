@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/seal"
@@ -39,12 +40,26 @@ type InitOptions struct {
 	// TLSCert and TLSKey name an existing certificate to use; empty makes a
 	// self-signed one for localhost.
 	TLSCert, TLSKey string
-	// AdminUser is the bootstrap administrator's username (default "admin").
+	// AdminUser is the first founding administrator's username (default
+	// "admin"); Admins names further founding administrators. Each gets
+	// an onboarding pass for their first security key (DIR/bootstrap/,
+	// 0600); the first also gets a command-line token (DIR/admin.token)
+	// that expires after TokenTTL (default 24h).
 	AdminUser string
+	Admins    []string
+	TokenTTL  time.Duration
 	// BreakGlassShares and BreakGlassThreshold split the break-glass
 	// credential (defaults 5 and 3).
 	BreakGlassShares, BreakGlassThreshold int
 	Getenv                                func(string) string
+	// PostgresDSN, if set, puts the store in that PostgreSQL database
+	// (store.backend: postgres) instead of DIR/store; the DSN goes to
+	// DIR/keys/postgres.dsn (0600).
+	PostgresDSN string
+	// ConfigFile is where to write the configuration file (default
+	// Dir/keyfleetd.yaml). A file already there is kept as it is (a
+	// packaged /etc/keyfleet/keyfleetd.yaml).
+	ConfigFile string
 }
 
 // InitResult says what Init made and where.
@@ -54,11 +69,19 @@ type InitResult struct {
 	SealKeyFile    string
 	TLSCert        string
 	TLSFingerprint string // SHA-256 of the certificate, colon hex
+	ConfigFile     string // the configuration file written or kept
 	AdminUser      string
 	AdminTokenFile string
+	// FounderPassFiles hold each founding administrator's onboarding pass
+	// (username → file), for their first security key.
+	FounderPassFiles map[string]string
+	TokenExpires     time.Time
 	// BreakGlassFiles hold one break-glass share each, for separate holders.
 	BreakGlassFiles     []string
 	BreakGlassThreshold int
+	// CheckpointFile holds the first signed audit checkpoint;
+	// CheckpointNote, when set, says why it could not be written there.
+	CheckpointFile, CheckpointNote string
 }
 
 // Init creates a data folder: keys, TLS, the store, the first administrator
@@ -80,6 +103,7 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 	defer func() {
 		if err != nil {
 			os.RemoveAll(o.Dir)
+			os.Remove(defaultCheckpointFile(o.Dir))
 		}
 	}()
 	res = InitResult{Dir: o.Dir, AdminUser: o.AdminUser, AdminTokenFile: adminTokenPath(o.Dir)}
@@ -95,10 +119,11 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 	if res.TLSCert, res.TLSFingerprint, err = initTLS(o); err != nil {
 		return res, err
 	}
-	if err := os.WriteFile(ConfigPath(o.Dir), []byte(defaultConfigFile), 0o600); err != nil {
-		return res, fmt.Errorf("writing config: %w", err)
+	if res.ConfigFile, err = writeInitConfig(o); err != nil {
+		return res, err
 	}
-	res.BreakGlassFiles, res.BreakGlassThreshold, err = bootstrap(ctx, o, storeKey, sealKey)
+	res.CheckpointFile = defaultCheckpointFile(o.Dir)
+	err = bootstrap(ctx, o, storeKey, sealKey, &res)
 	return res, err
 }
 
@@ -177,33 +202,74 @@ func loadKey(getenv func(string) string, env, path string) ([]byte, error) {
 	return k, nil
 }
 
-func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte) ([]string, int, error) {
-	st, err := store.Open(store.Options{Dir: storeDir(o.Dir), EncryptionKey: storeKey})
+// defaultBootstrapTokenTTL is how long the first admin's token lasts.
+const defaultBootstrapTokenTTL = 24 * time.Hour
+
+func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte, res *InitResult) error {
+	st, err := openInitStore(ctx, o, storeKey)
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
 	defer st.Close()
 	sl, err := seal.New(sealKey)
 	if err != nil {
-		return nil, 0, err
+		return err
+	}
+	if bst, ok := st.(*store.Store); ok {
+		if err := initFaultChecks(o.Dir, bst, sl); err != nil {
+			return err
+		}
 	}
 	svc, err := core.New(core.Config{Store: st, Sealer: sl})
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
-	_, secret, err := svc.Bootstrap(ctx, o.AdminUser)
+	if o.TokenTTL == 0 {
+		o.TokenTTL = defaultBootstrapTokenTTL
+	}
+	founders, secret, err := svc.Bootstrap(ctx, append([]string{o.AdminUser}, o.Admins...), o.TokenTTL)
 	if err != nil {
-		return nil, 0, fmt.Errorf("creating the first administrator: %w", err)
+		return fmt.Errorf("creating the founding administrators: %w", err)
 	}
 	if err := os.WriteFile(adminTokenPath(o.Dir), []byte(secret+"\n"), 0o600); err != nil {
-		return nil, 0, err
+		return err
+	}
+	res.TokenExpires = svc.Now().Add(o.TokenTTL)
+	if res.FounderPassFiles, err = writeFounderPasses(o.Dir, founders); err != nil {
+		return err
 	}
 	bg, shares, err := svc.InitBreakGlass(ctx, o.BreakGlassShares, o.BreakGlassThreshold)
 	if err != nil {
-		return nil, 0, fmt.Errorf("making the break-glass credential: %w", err)
+		return fmt.Errorf("making the break-glass credential: %w", err)
 	}
-	files, err := sharefile.Write(filepath.Join(o.Dir, "breakglass"), bg.SetID, bg.Threshold, shares)
-	return files, bg.Threshold, err
+	res.BreakGlassThreshold = bg.Threshold
+	if res.BreakGlassFiles, err = sharefile.Write(filepath.Join(o.Dir, "breakglass"), bg.SetID, bg.Threshold, shares); err != nil {
+		return err
+	}
+	if bst, ok := st.(*store.Store); ok {
+		if err := firstCheckpoint(o.Dir, bst, sl); err != nil {
+			res.CheckpointNote = err.Error()
+		}
+	}
+	return nil
+}
+
+// writeFounderPasses writes each founding admin's pass code to
+// DIR/bootstrap/USER.pass (0600), for them alone.
+func writeFounderPasses(dir string, founders []core.Founder) (map[string]string, error) {
+	folder := filepath.Join(dir, "bootstrap")
+	if err := os.MkdirAll(folder, 0o700); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, f := range founders {
+		path := filepath.Join(folder, f.User.Username+".pass")
+		if err := os.WriteFile(path, []byte(f.PassCode+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		out[f.User.Username] = path
+	}
+	return out, nil
 }
 
 // Fingerprint is the SHA-256 of DER bytes in colon hex, as browsers show it.
@@ -215,19 +281,3 @@ func Fingerprint(der []byte) string {
 	}
 	return strings.Join(parts, ":")
 }
-
-const defaultConfigFile = `# keyfleetd configuration. Environment variables (KEYFLEET_*) and flags
-# override these settings; docs/operations.md lists them all.
-listen: 127.0.0.1:8443
-log:
-  format: json   # json or text
-  level: info    # debug, info, warn, error
-approval_ttl: 24h     # how long a two-person request waits for its approver
-enrolment_ttl: 1h     # default lifetime of an enrolment challenge
-max_body_bytes: 1048576
-shutdown_timeout: 15s
-store:
-  block_cache_mb: 64
-  index_cache_mb: 32
-  key_rotation: 240h  # Badger makes a new data key this often
-`

@@ -81,7 +81,7 @@ func TestKeyfleetdServesRADIUSFromItsConfigFile(t *testing.T) {
 func enrolTOTPUser(t *testing.T, srv *daemon.Server, user string) string {
 	t.Helper()
 	ctx, svc := context.Background(), srv.Service()
-	if _, err := svc.CreateUser(ctx, core.System, api.CreateUser{Username: user}); err != nil {
+	if _, _, err := svc.CreateUser(ctx, core.System, api.CreateUser{Username: user}); err != nil {
 		t.Fatal(err)
 	}
 	en, display, err := svc.CreateEnrolment(ctx, core.System, api.CreateEnrolment{User: user, Kind: "totp"})

@@ -16,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,15 +27,20 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/attest"
 	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/clientaddr"
+	"github.com/keyfleet/keyfleet/daemon/cluster"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
 	fido2kind "github.com/keyfleet/keyfleet/daemon/kinds/fido2"
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
 	"github.com/keyfleet/keyfleet/daemon/radius"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
+	"github.com/keyfleet/keyfleet/daemon/store/postgres"
 	"github.com/keyfleet/keyfleet/daemon/web"
+	"github.com/keyfleet/keyfleet/internal/version"
 	"github.com/keyfleet/keyfleet/plugins/host"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
@@ -56,7 +62,10 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	reg     *prometheus.Registry
-	store   *store.Store
+	store   backend
+	badger  *store.Store    // set when store.backend is badger
+	pg      *postgres.Store // set when store.backend is postgres
+	elector *cluster.Elector
 	plugins *host.Host
 	svc     *core.Service
 	events  *events.Manager
@@ -64,12 +73,21 @@ type Server struct {
 	http    *http.Server
 	// notify wakes the event sinks after a commit; set once the manager
 	// exists (the store is opened first).
-	notify     atomic.Pointer[func()]
-	counters   *auditCounters
-	compliance *complianceGauges
-	// roots are the configured extra attestation roots, read once at
-	// start-up for the built-in kinds and POST /v1/attest/verify.
-	roots httpapi.AttestRoots
+	notify      atomic.Pointer[func()]
+	counters    *auditCounters
+	compliance  *complianceGauges
+	leaderGauge prometheus.Gauge
+	chain       *chainGauge
+	// anchor keeps the audit checkpoints; faultMetrics publish the fault
+	// states (faults.go).
+	anchor       *anchor
+	faultMetrics *faultMetrics
+	// roots are the configured extra attestation roots for the built-in
+	// kinds and POST /v1/attest/verify, and cert the TLS certificate; both
+	// are replaced by Reload (reload.go).
+	roots    atomic.Pointer[httpapi.AttestRoots]
+	cert     atomic.Pointer[tls.Certificate]
+	reloadMu sync.Mutex
 	// radius is the RADIUS listener, nil when it is off; radiusAddr is
 	// where it listens once serving.
 	radius     *radius.Server
@@ -101,6 +119,8 @@ func New(cfg Config, o Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: NewLogger(cfg, o.LogOut), reg: prometheus.NewRegistry()}
 	s.counters = newAuditCounters(s.reg)
 	s.compliance = newComplianceGauges(s.reg)
+	s.registerOpsMetrics()
+	s.faultMetrics = newFaultMetrics()
 	if err := s.open(o); err != nil {
 		return nil, err
 	}
@@ -124,12 +144,17 @@ func (s *Server) open(o Options) error {
 	if err != nil {
 		return err
 	}
-	s.store, err = store.Open(store.Options{
-		Dir: storeDir(s.cfg.DataDir), EncryptionKey: storeKey, Logger: s.log, AfterAudit: s.afterAudit,
-		KeyRotation:  s.cfg.Store.KeyRotation.Duration,
-		BlockCacheMB: s.cfg.Store.BlockCacheMB, IndexCacheMB: s.cfg.Store.IndexCacheMB,
-	})
-	if err != nil {
+	if err := s.openBackend(storeKey); err != nil {
+		return err
+	}
+	if s.badger != nil { // PostgreSQL checks its store key at open; the sealing key's check value is kept by Badger
+		if err := checkSealKey(context.Background(), s.badger, sl, s.log); err != nil {
+			s.Close()
+			return err
+		}
+	}
+	if err := s.openAnchor(sl); err != nil {
+		s.Close()
 		return err
 	}
 	builtin, err := s.builtinKinds(o)
@@ -147,8 +172,14 @@ func (s *Server) open(o Options) error {
 		ApprovalTTL: s.cfg.ApprovalTTL.Duration, EnrolmentTTL: s.cfg.EnrolmentTTL.Duration,
 		BreakGlassMax: s.cfg.BreakGlass.MaxSession.Duration, Now: o.Now,
 		MaxFailures: s.cfg.Verify.MaxFailures, LockoutFor: s.cfg.Verify.Lockout.Duration, VerifyTTL: s.cfg.Verify.TTL.Duration,
+		PersonTokenTTL: s.cfg.Tokens.PersonTTL.Duration, MaxPersonTokenTTL: s.cfg.Tokens.MaxPersonTTL.Duration,
+		IndependenceWindow: s.cfg.Approvals.IndependenceWindow.Duration, ProofTTL: s.cfg.Proofs.TTL.Duration,
 	})
 	if err != nil {
+		s.Close()
+		return err
+	}
+	if err := s.startCheckpoints(); err != nil { // before anything records events concurrently
 		s.Close()
 		return err
 	}
@@ -161,22 +192,23 @@ func (s *Server) afterAudit(evs []*audit.Event) {
 		(*f)()
 	}
 	s.counters.count(evs)
+	if s.anchor != nil && s.anchor.mgr != nil {
+		s.anchor.mgr.Notify()
+	}
 }
 
 // builtinKinds are the kinds keyfleetd has without plugins (piv, and
 // fido2 unless turned off), unless Options.Kinds replaces them (tests).
 func (s *Server) builtinKinds(o Options) ([]sdk.Factor, error) {
-	var err error
-	if s.roots.PIV, err = readRoots("attestation.piv_roots", s.cfg.Attestation.PIVRoots); err != nil {
+	roots, err := loadRoots(s.cfg)
+	if err != nil {
 		return nil, err
 	}
-	if s.roots.FIDO2, err = readRoots("attestation.fido2_roots", s.cfg.Attestation.FIDO2Roots); err != nil {
-		return nil, err
-	}
+	s.roots.Store(&roots)
 	if o.Kinds != nil {
 		return slices.Clip(o.Kinds), nil
 	}
-	piv, err := pivkind.New(pivkind.Config{Roots: s.roots.PIV})
+	piv, err := pivkind.New(pivkind.Config{RootsFunc: func() []*x509.Certificate { return s.attestRoots().PIV }})
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +217,8 @@ func (s *Server) builtinKinds(o Options) ([]sdk.Factor, error) {
 		return kinds, nil
 	}
 	f := s.cfg.FIDO2
-	fido, err := fido2kind.New(fido2kind.Config{RPID: f.RPID, RPDisplayName: f.RPName, Origins: f.Origins, Roots: s.roots.FIDO2,
+	fido, err := fido2kind.New(fido2kind.Config{RPID: f.RPID, RPDisplayName: f.RPName, Origins: f.Origins,
+		RootsFunc:          func() []*x509.Certificate { return s.attestRoots().FIDO2 },
 		RequireAttestation: f.RequireAttestation, UserVerification: f.UserVerification, EnterpriseAttestation: f.EnterpriseAttestation})
 	if err != nil {
 		return nil, fmt.Errorf("fido2: %w", err)
@@ -226,16 +259,24 @@ func (s *Server) loadPlugins() ([]sdk.Factor, *pluginEvents, error) {
 func (s *Server) build(o Options) error {
 	reg := s.reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.counters.zero(s.svc.Kinds())
 	s.registerStoreMetrics(reg)
 	err := s.buildEvents(reg)
 	if err != nil {
 		return err
 	}
+	// One limiter for the API's tokenless routes and the pages' first
+	// sign-in, so switching between them gains a guesser nothing.
+	limiter, err := ratelimit.New(ratelimit.Config{})
+	if err != nil {
+		return err
+	}
 	h, err := httpapi.New(httpapi.Config{
 		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
-		Ready:   s.store.Ready,
+		Ready: s.store.Ready, Checkpoints: s,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Events:  s.events, AttestRoots: s.roots, FirstLogin: s.firstLogin(),
+		Events:  s.events, AttestRootsFunc: s.attestRoots, Build: ptr(version.Get()), Limiter: limiter,
+		FirstLogin: s.firstLogin(),
 	})
 	if err != nil {
 		return err
@@ -244,17 +285,19 @@ func (s *Server) build(o Options) error {
 	if err := s.buildRadius(reg); err != nil {
 		return err
 	}
-	handler, err := s.withPages(h)
+	handler, err := s.withPages(h, limiter)
 	if err != nil {
 		return err
 	}
-	cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+	cert, err := loadCertificate(s.cfg)
 	if err != nil {
-		return fmt.Errorf("loading TLS certificate %s: %w", s.cfg.TLSCert, err)
+		return err
 	}
+	s.cert.Store(cert)
 	s.http = &http.Server{
-		Handler:           handler,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		// The client address is found once, for the API and the pages.
+		Handler:           clientaddr.Middleware(clientaddr.New(s.cfg.trustedProxies()), handler),
+		TLSConfig:         serverTLS(s.certificate),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -297,12 +340,12 @@ func (d deadLetters) ReportDeadLetter(ctx context.Context, dl events.DeadLetter)
 
 // withPages puts the dashboard and self-service pages beside the API: /v1/
 // and the probes go to the API, everything else to the pages.
-func (s *Server) withPages(apiHandler http.Handler) (http.Handler, error) {
+func (s *Server) withPages(apiHandler http.Handler, limiter *ratelimit.Limiter) (http.Handler, error) {
 	if s.cfg.Web.Disabled {
 		return apiHandler, nil
 	}
 	pages, err := web.New(web.Config{Service: s.svc, Logger: s.log.With("component", "web"), Origin: s.cfg.Web.Origin,
-		RPID: s.cfg.FIDO2.RPID, Secure: !s.cfg.Web.Insecure, Events: s.events})
+		RPID: s.cfg.FIDO2.RPID, Secure: !s.cfg.Web.Insecure, Events: s.events, Sessions: s.webSessions(), Limiter: limiter})
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
@@ -317,18 +360,23 @@ func (s *Server) withPages(apiHandler http.Handler) (http.Handler, error) {
 }
 
 func (s *Server) registerStoreMetrics(reg *prometheus.Registry) {
+	if b := s.badger; b != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "store", Name: "size_bytes",
+				Help: "On-disk size of the store (LSM tree and value log)."}, func() float64 { return float64(b.Size()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "commits_total",
+				Help: "Write transactions acknowledged."}, func() float64 { c, _ := b.SyncStats(); return float64(c) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "syncs_total",
+				Help: "Syncs to disk; each makes every commit waiting for it durable."}, func() float64 { _, n := b.SyncStats(); return float64(n) }))
+	}
+	s.registerClusterMetrics(reg)
 	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "store", Name: "size_bytes",
-			Help: "On-disk size of the store (LSM tree and value log)."}, func() float64 { return float64(s.store.Size()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "commits_total",
-			Help: "Write transactions acknowledged."}, func() float64 { c, _ := s.store.SyncStats(); return float64(c) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "syncs_total",
-			Help: "Syncs to disk; each makes every commit waiting for it durable."}, func() float64 { _, n := s.store.SyncStats(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "audit", Name: "head_seq",
 			Help: "Sequence number of the last audit event."}, func() float64 { return float64(s.store.AuditHead().Seq) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "approvals", Name: "pending",
 			Help: "Requests waiting for a second approver."}, s.pendingApprovals),
 	)
+	s.registerFaultMetrics(reg)
 }
 
 func (s *Server) pendingApprovals() float64 {
@@ -371,12 +419,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	chainDone := make(chan struct{})
 	go func() { defer close(chainDone); s.checkChain(chainCtx) }()
 	sweepDone := make(chan struct{})
-	go func() { defer close(sweepDone); s.sweep(chainCtx) }()
+	go func() { defer close(sweepDone); s.lead(chainCtx, s.leaderWork) }()
+	stopCheckpoints := s.runCheckpoints()
 	eventsCtx, stopEvents := context.WithCancel(context.Background())
 	eventsDone := make(chan struct{})
 	go func() {
 		defer close(eventsDone)
-		if err := s.events.Run(eventsCtx); err != nil && !errors.Is(err, context.Canceled) {
+		if err := s.runEvents(eventsCtx); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error("event sinks stopped", "err", err)
 		}
 	}()
@@ -395,6 +444,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	stopChain()
 	<-chainDone
 	<-sweepDone
+	stopCheckpoints() // its last checkpoint, before the store closes
 	// The sinks stop first: their live streams end, so the HTTP shutdown
 	// does not wait on them.
 	stopEvents()
@@ -415,6 +465,7 @@ func (s *Server) sweep(ctx context.Context) {
 		}
 		if i%10 == 0 {
 			s.refreshCompliance(ctx)
+			s.sweepStore(ctx)
 		}
 		select {
 		case <-ctx.Done():
@@ -480,8 +531,10 @@ func (s *Server) checkChain(ctx context.Context) {
 	case err != nil:
 		s.log.Error("audit chain check could not run", "err", err)
 	case v.Break != nil:
+		s.chain.set(true)
 		s.log.Error("AUDIT CHAIN BROKEN: records were changed outside keyfleetd", "seq", v.Break.Seq, "reason", v.Break.Reason)
 	default:
+		s.chain.set(false)
 		s.log.Info("audit chain intact", "events", v.Checked, "took_ms", time.Since(start).Milliseconds())
 	}
 }

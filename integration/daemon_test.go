@@ -23,19 +23,26 @@ import (
 	"github.com/keyfleet/keyfleet/internal/cli"
 )
 
-var keyfleetd string // path of the built daemon
+var (
+	keyfleetd     string // path of the built daemon
+	keyfleetAgent string // path of the built workstation agent
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "keyfleet-bin-")
 	if err != nil {
 		panic(err)
 	}
-	keyfleetd = filepath.Join(dir, "keyfleetd")
-	build := exec.Command("go", "build", "-o", keyfleetd, "../cmd/keyfleetd")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building keyfleetd:", err)
-		os.Exit(1)
+	keyfleetd, keyfleetAgent = filepath.Join(dir, "keyfleetd"), filepath.Join(dir, "keyfleet-agent")
+	for bin, pkg := range map[string]string{keyfleetd: "../cmd/keyfleetd", keyfleetAgent: "../cmd/keyfleet-agent"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			// keyfleet-agent needs cgo with Debian's libpcsclite-dev and
+			// libfido2-dev (scripts/deps.sh installs them).
+			fmt.Fprintf(os.Stderr, "building %s: %v\n", pkg, err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -61,10 +68,10 @@ func (d *daemon) wait() error {
 	return d.err
 }
 
-func initData(t *testing.T) string {
+func initData(t *testing.T, flags ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
-	out, err := exec.Command(keyfleetd, "init", "--data", dir).CombinedOutput()
+	out, err := exec.Command(keyfleetd, append([]string{"init", "--data", dir}, flags...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("init: %v\n%s", err, out)
 	}
@@ -74,6 +81,15 @@ func initData(t *testing.T) string {
 // start runs keyfleetd serve on a free loopback port and waits until
 // /readyz answers.
 func start(t *testing.T, dir string) *daemon {
+	t.Helper()
+	d := launch(t, dir)
+	d.waitReady()
+	return d
+}
+
+// launch runs keyfleetd serve on a free loopback port and waits until it
+// serves, ready or not.
+func launch(t *testing.T, dir string) *daemon {
 	t.Helper()
 	cmd := exec.Command(keyfleetd, "serve", "--data", dir, "--listen", "127.0.0.1:0", "--log-format", "json")
 	stderr, _ := cmd.StderrPipe()
@@ -94,7 +110,6 @@ func start(t *testing.T, dir string) *daemon {
 		t.Fatalf("keyfleetd did not report its address\n%s", d.log())
 	}
 	d.http = clientFor(t, dir)
-	d.waitReady()
 	return d
 }
 
@@ -208,20 +223,20 @@ func (k *kf) login(d *daemon, tokenFile string) {
 }
 
 func TestTheCLIDrivesTheDaemonThroughTheTwoPersonRule(t *testing.T) {
-	dir := initData(t)
-	d := start(t, dir)
-	root := newCLI(t)
-	root.login(d, filepath.Join(dir, "admin.token"))
+	d, _, root, bob := founders(t, "")
 	root.must("users", "create", "alice", "--display-name", "Alice Example", "--email", "alice@example.org", "--group", "engineering")
-	root.must("users", "create", "olga", "--role", "security_officer")
-	tokenFile := filepath.Join(t.TempDir(), "olga.token")
-	root.must("tokens", "create", "olga-laptop", "--user", "olga", "--out", tokenFile)
-	officer := newCLI(t)
-	officer.login(d, tokenFile)
+	// A security officer's role waits for a second person, who grants it
+	// with their own key.
+	var grant api.Accepted
+	json.Unmarshal([]byte(root.must("users", "create", "olga", "--role", "security_officer", "-o", "json")), &grant)
+	if grant.Approval.State != api.ApprovalPending || grant.User == nil || grant.User.Roles[0] != "user" {
+		t.Fatalf("creating a security officer answered %+v", grant)
+	}
+	bob.must("approvals", "approve", grant.Approval.ID, "--reason", "new officer, ticket 12")
 
 	var users []api.User
 	json.Unmarshal([]byte(root.must("users", "list", "-o", "json")), &users)
-	if len(users) != 3 {
+	if len(users) != 4 {
 		t.Fatalf("users list -o json gave %d users", len(users))
 	}
 	var acc api.Accepted
@@ -229,7 +244,7 @@ func TestTheCLIDrivesTheDaemonThroughTheTwoPersonRule(t *testing.T) {
 	if acc.Approval.State != api.ApprovalPending {
 		t.Fatalf("disable answered %+v", acc)
 	}
-	if code, _, _ := root.run("approvals", "approve", acc.Approval.ID); code != cli.ExitConflict {
+	if code, _, _ := root.run("approvals", "approve", acc.Approval.ID, "-m", "myself"); code != cli.ExitConflict {
 		t.Fatalf("the requester approving their own request exited %d, want %d", code, cli.ExitConflict)
 	}
 	var alice api.User
@@ -237,25 +252,28 @@ func TestTheCLIDrivesTheDaemonThroughTheTwoPersonRule(t *testing.T) {
 	if alice.Status != api.UserActive {
 		t.Fatal("alice was disabled before a second approver acted")
 	}
-	officer.must("approvals", "approve", acc.Approval.ID, "--comment", "confirmed with HR")
+	bob.must("approvals", "approve", acc.Approval.ID, "--reason", "confirmed with HR")
 	json.Unmarshal([]byte(root.must("users", "show", "alice", "-o", "json")), &alice)
 	if alice.Status != api.UserDisabled {
 		t.Fatalf("alice is %s after approval", alice.Status)
 	}
-	if code, _, errb := officer.run("approvals", "approve", acc.Approval.ID); code != cli.ExitConflict || !strings.Contains(errb, "approved") {
+	if code, _, errb := bob.run("approvals", "approve", acc.Approval.ID, "-m", "again"); code != cli.ExitConflict || !strings.Contains(errb, "approved") {
 		t.Fatalf("a double approval exited %d: %s", code, errb)
 	}
 	if code, _, _ := root.run("users", "show", "nobody"); code != cli.ExitNotFound {
 		t.Fatalf("showing an unknown user exited %d", code)
 	}
 	out := root.must("audit", "list", "-o", "json")
-	for _, action := range []string{"approval.request", "approval.approve", "user.disable"} {
+	for _, action := range []string{"approval.request", "approval.approve", "user.disable", "approval.refused", "proof_factor_id"} {
 		if !strings.Contains(out, action) {
 			t.Errorf("the audit log has no %s", action)
 		}
 	}
 	if out := root.must("audit", "verify"); !strings.Contains(out, "intact") {
 		t.Fatalf("audit verify said %q", out)
+	}
+	if strings.Contains(d.log(), holderPIN) {
+		t.Fatal("the daemon logged a PIN")
 	}
 }
 
@@ -437,10 +455,7 @@ func TestUsersImportFromCSVThroughTheCLI(t *testing.T) {
 }
 
 func TestPIVEnrolmentsAskForWhatThePolicyRequires(t *testing.T) {
-	dir := initData(t)
-	d := start(t, dir)
-	k := newCLI(t)
-	k.login(d, filepath.Join(dir, "admin.token"))
+	d, dir, k, _ := founders(t, "")
 	doc := filepath.Join(t.TempDir(), "policy.yaml")
 	os.WriteFile(doc, []byte("version: 1\nrules:\n  - name: everyone\n    match: {everyone: true}\n    require:\n      piv:\n        pin_policies: [always]\n        touch_policies: [always]\n"), 0o600)
 	k.must("policy", "apply", doc, "--yes")

@@ -51,16 +51,22 @@ func TestTOTPThroughThePluginAndTheVerificationAPI(t *testing.T) {
 	d.call(admin, "POST", "/v1/tokens", api.CreateToken{User: "app", Name: "login-service"}, &tok)
 	app := tok.Secret
 
+	// The admin opens the enrolment; the seed is not shown to them but to
+	// pat, who redeems its code and completes it.
 	var en api.Enrolment
-	if code := d.call(admin, "POST", "/v1/enrolments", api.CreateEnrolment{User: "pat", Kind: "totp"}, &en); code != 201 || en.Display["secret"] == "" {
+	if code := d.call(admin, "POST", "/v1/enrolments", api.CreateEnrolment{User: "pat", Kind: "totp"}, &en); code != 201 || en.Code == "" || en.Display["secret"] != "" {
 		t.Fatalf("TOTP enrolment: %d %+v", code, en)
 	}
-	seed := en.Display["secret"]
+	var red api.RedeemedEnrolment
+	if code := d.call("", "POST", "/v1/enrolments/redeem", api.RedeemEnrolmentCode{Code: en.Code}, &red); code != 201 || red.Enrolment.Display["secret"] == "" {
+		t.Fatalf("redeeming the enrolment code: %d", code)
+	}
+	seed := red.Enrolment.Display["secret"]
 	now := time.Now()
 	first, _ := totp.Code(seed, "SHA1", 6, 30, now)
 	var f api.Factor
 	body := api.CompleteEnrolment{Label: "phone", Payload: json.RawMessage(fmt.Sprintf(`{"code":%q}`, first))}
-	if code := d.call(admin, "POST", "/v1/enrolments/"+en.ID+"/complete", body, &f); code != 201 || f.State != api.FactorActive {
+	if code := d.call(red.Token, "POST", "/v1/enrolments/"+en.ID+"/complete", body, &f); code != 201 || f.State != api.FactorActive {
 		t.Fatalf("completing TOTP enrolment: %d %+v", code, f)
 	}
 

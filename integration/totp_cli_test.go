@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/internal/cli"
 	"github.com/keyfleet/keyfleet/plugins/totp"
 )
@@ -42,14 +44,26 @@ func TestAddTOTPFromTheCLIShowsAQRCodeAndTheRecoveryCodes(t *testing.T) {
 	k := newCLI(t)
 	k.login(d, filepath.Join(dir, "admin.token"))
 	k.must("users", "create", "ada")
+	// The administrator asks for ada's app: the seed is for ada alone, so
+	// the administrator gets an enrolment code and what ada runs.
+	code, out, errb := k.run("factors", "add-totp", "--user", "ada", "-o", "json")
+	var en api.Enrolment
+	if code != 0 || json.Unmarshal([]byte(out), &en) != nil || en.Code == "" || len(en.Display) != 0 ||
+		!strings.Contains(errb, "keyfleet factors add-totp --code CODE") {
+		t.Fatalf("add-totp --user ada: exit %d\n%s%s", code, out, errb)
+	}
+	// Ada, with no login, redeems the code on her own machine.
+	ada := newCLI(t)
 	stdin, codeOut := io.Pipe()
 	w := &seedWatcher{code: codeOut}
-	var errb strings.Builder
-	status := cli.Run(context.Background(), []string{"factors", "add-totp", "--user", "ada", "--label", "phone"}, stdin, w, &errb,
-		func(n string) string { return k.env[n] })
-	out := w.out.String()
+	errb = ""
+	var errOut strings.Builder
+	status := cli.Run(context.Background(), []string{"factors", "add-totp", "--code", en.Code, "--label", "phone",
+		"--server", d.url, "--ca", filepath.Join(dir, "tls", "cert.pem")}, stdin, w, &errOut,
+		func(n string) string { return ada.env[n] })
+	out = w.out.String()
 	if status != 0 {
-		t.Fatalf("add-totp exited %d\n%s%s", status, out, errb.String())
+		t.Fatalf("add-totp --code exited %d\n%s%s", status, out, errOut.String())
 	}
 	if !strings.Contains(out, "█") && !strings.Contains(out, "▀") {
 		t.Fatalf("no QR code in the output:\n%s", out)
@@ -59,5 +73,9 @@ func TestAddTOTPFromTheCLIShowsAQRCodeAndTheRecoveryCodes(t *testing.T) {
 	}
 	if list := k.must("factors", "list", "--user", "ada"); !strings.Contains(list, "totp") || !strings.Contains(list, "active") {
 		t.Fatalf("factors list: %s", list)
+	}
+	// The code worked once.
+	if code, _, errb := ada.run("factors", "add-totp", "--code", en.Code, "--server", d.url, "--ca", filepath.Join(dir, "tls", "cert.pem")); code == 0 || !strings.Contains(errb, "ask for a new code") {
+		t.Fatalf("the code used twice: exit %d: %s", code, errb)
 	}
 }

@@ -128,7 +128,7 @@ func startKeyfleetd(t *testing.T, firstLogin bool) *keyfleetd {
 	var once sync.Once
 	k.stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(k.stop)
-	if _, err := k.svc.CreateUser(ctx, core.System, api.CreateUser{Username: "login-host", Kind: api.KindService, Roles: []string{api.RoleService}}); err != nil {
+	if _, _, err := k.svc.CreateUser(ctx, core.System, api.CreateUser{Username: "login-host", Kind: api.KindService, Roles: []string{api.RoleService}}); err != nil {
 		t.Fatal(err)
 	}
 	_, secret, err := k.svc.CreateToken(ctx, core.System, api.CreateToken{User: "login-host", Name: "pam"})
@@ -142,7 +142,7 @@ func startKeyfleetd(t *testing.T, firstLogin bool) *keyfleetd {
 
 func (k *keyfleetd) person(name string) {
 	k.t.Helper()
-	if _, err := k.svc.CreateUser(context.Background(), core.System, api.CreateUser{Username: name}); err != nil {
+	if _, _, err := k.svc.CreateUser(context.Background(), core.System, api.CreateUser{Username: name}); err != nil {
 		k.t.Fatal(err)
 	}
 }

@@ -14,7 +14,8 @@ import (
 //
 //   - min_factors, min_hardware_factors: the largest
 //   - allowed_kinds, allowed_vendors, aaguids.allow, piv.pin_policies,
-//     piv.touch_policies, verification_kinds: the intersection of the rules
+//     piv.touch_policies, totp.algorithms, totp.digits, totp.periods,
+//     verification_kinds: the intersection of the rules
 //     that set them (a rule that leaves one out does not restrict it)
 //   - aaguids.deny, block_advisories: the union
 //   - attestation_required, fips_required: true if any rule says true
@@ -36,6 +37,9 @@ func combine(rules []*Rule) (req Requirements, conflicts []string) {
 		req.AllowedAAGUIDs = intersect(req.AllowedAAGUIDs, q.AllowedAAGUIDs)
 		req.PINPolicies = intersect(req.PINPolicies, q.PINPolicies)
 		req.TouchPolicies = intersect(req.TouchPolicies, q.TouchPolicies)
+		req.TOTPAlgorithms = intersect(req.TOTPAlgorithms, q.TOTPAlgorithms)
+		req.TOTPDigits = intersect(req.TOTPDigits, q.TOTPDigits)
+		req.TOTPPeriods = intersect(req.TOTPPeriods, q.TOTPPeriods)
 		req.VerificationKinds = intersect(req.VerificationKinds, q.VerificationKinds)
 		req.DeniedAAGUIDs = union(req.DeniedAAGUIDs, q.DeniedAAGUIDs)
 		req.BlockAdvisories = union(req.BlockAdvisories, q.BlockAdvisories)
@@ -60,6 +64,9 @@ func emptyLists(req Requirements) []string {
 		{"aaguids.allow", req.AllowedAAGUIDs},
 		{"piv.pin_policies", req.PINPolicies},
 		{"piv.touch_policies", req.TouchPolicies},
+		{"totp.algorithms", req.TOTPAlgorithms},
+		{"totp.digits", req.TOTPDigits},
+		{"totp.periods", req.TOTPPeriods},
 		{"verification_kinds", req.VerificationKinds},
 	} {
 		if l.list != nil && len(l.list) == 0 {

@@ -74,7 +74,13 @@ type Requirements struct {
 	BlockAdvisories     []string
 	PINPolicies         []string // acceptable PIV PIN policies
 	TouchPolicies       []string // acceptable PIV touch policies
-	FIPSRequired        bool
+	// TOTP parameters an authenticator-app factor may have: algorithm
+	// ("SHA1", "SHA256", "SHA512"), code length ("6", "8") and time step
+	// in seconds ("15" to "120"), as decimal strings.
+	TOTPAlgorithms []string
+	TOTPDigits     []string
+	TOTPPeriods    []string
+	FIPSRequired   bool
 	// EnrollWithin is how long after the rule first applies the user has
 	// to comply; zero means at once.
 	EnrollWithin time.Duration
@@ -144,6 +150,24 @@ func (d *Document) matching(u User) []*Rule {
 	if Privileged(u) {
 		r := d.privilegedRule()
 		out = append(out, &r)
+	}
+	return out
+}
+
+// RulesLeft names the document's rules that select before but not after:
+// moving a user from before to after (out of a group, or a role) takes
+// those rules' requirements off them, which is a weakening. The built-in
+// privileged rule is not listed: it follows the privilege itself, and
+// leaving it means the privilege is gone too. doc may be nil (no rules).
+func RulesLeft(doc *Document, before, after User) []string {
+	if doc == nil {
+		return nil
+	}
+	var out []string
+	for _, r := range doc.Rules {
+		if r.Match.matches(before) && !r.Match.matches(after) {
+			out = append(out, r.Name)
+		}
 	}
 	return out
 }

@@ -87,12 +87,14 @@ var (
 	touchPreference = []string{"always", "cached", "never"}
 )
 
-// EnrolOptions says what a key enrolled for the user must be generated
-// with, so that CheckEnrolment will accept it: for PIV the PIN and touch
-// policies ("pin_policy", "touch_policy"); nil when the policy asks
-// nothing of the kind. The keys match the PIV kind's enrolment options.
+// EnrolOptions says what a factor enrolled for the user must be made with,
+// so that CheckEnrolment will accept it: for PIV the PIN and touch
+// policies ("pin_policy", "touch_policy"), for TOTP the "algorithm",
+// "digits" and "period"; nil when the policy asks nothing of the kind.
+// The keys match the kinds' enrolment options. Of several accepted
+// values it picks the one most apps and people live with best.
 func EnrolOptions(doc *Document, u User, kind string) map[string]string {
-	if doc == nil || kind != "piv" {
+	if doc == nil {
 		return nil
 	}
 	rules := doc.matching(u)
@@ -101,16 +103,89 @@ func EnrolOptions(doc *Document, u User, kind string) map[string]string {
 	}
 	req, _ := combine(rules)
 	out := map[string]string{}
-	if p := firstAccepted(pinPreference, req.PINPolicies); p != "" {
-		out["pin_policy"] = p
-	}
-	if t := firstAccepted(touchPreference, req.TouchPolicies); t != "" {
-		out["touch_policy"] = t
+	for _, o := range enrolOptionLists(&req, kind) {
+		if v := firstAccepted(o.preference, o.accepted); v != "" {
+			out[o.key] = v
+		}
 	}
 	if len(out) == 0 {
 		return nil
 	}
 	return out
+}
+
+// enrolOption is one enrolment option a policy constrains: its key, the
+// values the policy accepts (nil: any) and the order of preference.
+type enrolOption struct {
+	key        string
+	accepted   []string
+	preference []string
+}
+
+func enrolOptionLists(req *Requirements, kind string) []enrolOption {
+	switch kind {
+	case "piv":
+		return []enrolOption{{"pin_policy", req.PINPolicies, pinPreference}, {"touch_policy", req.TouchPolicies, touchPreference}}
+	case "totp":
+		return []enrolOption{{"algorithm", req.TOTPAlgorithms, totpAlgorithmPreference},
+			{"digits", req.TOTPDigits, totpDigitsPreference}, {"period", req.TOTPPeriods, totpPeriodPreference}}
+	}
+	return nil
+}
+
+// The TOTP values most authenticator apps handle: SHA-1, six digits, 30 s.
+var (
+	totpAlgorithmPreference = []string{"SHA1", "SHA256", "SHA512"}
+	totpDigitsPreference    = []string{"6", "8"}
+	totpPeriodPreference    = []string{"30", "60"}
+)
+
+// normalTOTP writes a requested TOTP algorithm or period as the policy
+// lists it ("sha-256" → "SHA256", "060" → "60"); a value that does not
+// read stays as it is (and is refused).
+func normalTOTP(key, v string) string {
+	check := totpAlgorithm
+	if key == "period" {
+		check = totpPeriod
+	}
+	if n, complaint := check(v); complaint == "" {
+		return n
+	}
+	return v
+}
+
+// CheckEnrolOptions refuses enrolment options outside what the policy
+// accepts for the user: a TOTP algorithm, code length or time step, a PIV
+// PIN or touch policy the matching rules do not list. Options the policy
+// does not constrain pass. It returns nil or a *RequirementError.
+func CheckEnrolOptions(doc *Document, u User, kind string, opts map[string]string) error {
+	if doc == nil || len(opts) == 0 {
+		return nil
+	}
+	rules := doc.matching(u)
+	if len(rules) == 0 {
+		return nil
+	}
+	req, _ := combine(rules)
+	var reasons []Reason
+	for _, o := range enrolOptionLists(&req, kind) {
+		v, asked := opts[o.key]
+		if o.key == "algorithm" || o.key == "period" {
+			v = normalTOTP(o.key, v)
+		}
+		if asked && o.accepted != nil && !slices.Contains(o.accepted, v) {
+			code := CodeTOTPParameters
+			if kind == "piv" {
+				code = map[string]string{"pin_policy": CodePINPolicy, "touch_policy": CodeTouchPolicy}[o.key]
+			}
+			reasons = append(reasons, Reason{Code: code, Message: fmt.Sprintf("%s %s %q is not one the policy accepts for %s (%s)",
+				kind, o.key, v, who(u), orNothing(o.accepted))})
+		}
+	}
+	if reasons != nil {
+		return &RequirementError{UserID: u.ID, Kind: kind, Reasons: reasons}
+	}
+	return nil
 }
 
 // firstAccepted is the first of prefs in accepted (empty: anything goes).

@@ -26,6 +26,8 @@ func TestEachRequirement(t *testing.T) {
 	unusedLong.LastUsedAt = ago(100)
 	neverUsed := totp("f1")
 	neverUsed.LastUsedAt, neverUsed.ActivatedAt = nil, ago(10)
+	strongTOTP := totp("f1")
+	strongTOTP.Params = map[string]string{"algorithm": "SHA256", "digits": "8", "period": "60"}
 	acme := fido2Key("k1", aaguidYK5, true)
 	acme.Evidence.Vendor = "Acme"
 	tests := []struct {
@@ -74,6 +76,10 @@ func TestEachRequirement(t *testing.T) {
 		{"a touch policy inside touch_policies counts", "piv: {touch_policies: [always, cached]}", []policy.Factor{pivKey(t, "k1", attesttest.PIVOptions{TouchPolicy: 3})}, policy.StatusCompliant, nil},
 		{"a PIV key without evidence cannot prove its PIN policy", "piv: {pin_policies: [once]}", []policy.Factor{active("k1", "piv", true, nil)}, policy.StatusNonCompliant, []string{policy.CodePINPolicy}},
 		{"PIV policies leave FIDO2 keys alone", "piv: {pin_policies: [always]}", []policy.Factor{fido2Key("k1", aaguidYK5, true)}, policy.StatusCompliant, nil},
+		{"a TOTP factor of an algorithm outside totp.algorithms does not count", "totp: {algorithms: [SHA256]}", []policy.Factor{totp("f1")}, policy.StatusNonCompliant, []string{policy.CodeTOTPParameters}},
+		{"a TOTP factor with the algorithm, digits and period the policy asks counts", "totp: {algorithms: [SHA256, SHA512], digits: [8], periods: [30, 60]}", []policy.Factor{strongTOTP}, policy.StatusCompliant, nil},
+		{"a TOTP factor with six digits does not meet digits 8", "totp: {digits: [8]}", []policy.Factor{totp("f1")}, policy.StatusNonCompliant, []string{policy.CodeTOTPParameters}},
+		{"TOTP parameters leave PIV keys alone", "totp: {algorithms: [SHA512]}", []policy.Factor{pivEC(fwCurrent)}, policy.StatusCompliant, nil},
 		{"fips_required refuses a non-FIPS key", "fips_required: true", []policy.Factor{pivEC(fwCurrent)}, policy.StatusNonCompliant, []string{policy.CodeFIPSRequired}},
 		{"fips_required accepts a FIPS key", "fips_required: true", []policy.Factor{pivKey(t, "k1", attesttest.PIVOptions{FIPS: true})}, policy.StatusCompliant, nil},
 		{"fips_required refuses TOTP", "fips_required: true", []policy.Factor{totp("f1")}, policy.StatusNonCompliant, []string{policy.CodeFIPSRequired}},

@@ -105,6 +105,9 @@ func (fc *facts) check(req *Requirements, quick bool) []Reason {
 	if f.Kind == "piv" {
 		fc.checkPIV(req, add)
 	}
+	if f.Kind == "totp" {
+		fc.checkTOTP(req, add)
+	}
 	fc.checkFirmware(req, add)
 	fc.checkAdvisories(req, add)
 	return c.out
@@ -201,6 +204,28 @@ func (fc *facts) checkPIV(req *Requirements, add adder) {
 	}
 	if req.TouchPolicies != nil && !slices.Contains(req.TouchPolicies, touch) {
 		add(CodeTouchPolicy, "%s has touch policy %s; the policy requires %s", fc.name(), touch, orNothing(req.TouchPolicies))
+	}
+}
+
+// checkTOTP applies the TOTP parameter lists to a TOTP factor's public
+// parameters. A factor whose parameters the caller does not know (Params
+// nil) is not judged on them.
+func (fc *facts) checkTOTP(req *Requirements, add adder) {
+	if fc.f.Params == nil {
+		return
+	}
+	for _, l := range []struct {
+		param, what string
+		accepted    []string
+	}{
+		{"algorithm", "algorithm", req.TOTPAlgorithms},
+		{"digits", "code length", req.TOTPDigits},
+		{"period", "time step (seconds)", req.TOTPPeriods},
+	} {
+		v := fc.f.Params[l.param]
+		if l.accepted != nil && !slices.Contains(l.accepted, v) {
+			add(CodeTOTPParameters, "%s has %s %s; the policy requires %s", fc.name(), l.what, orUnknown(v), orNothing(l.accepted))
+		}
 	}
 }
 

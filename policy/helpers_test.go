@@ -51,7 +51,13 @@ func active(id, kind string, hardware bool, ev *attest.Evidence) policy.Factor {
 		ActivatedAt: ago(100), LastUsedAt: ago(1), Evidence: ev, Hardware: hardware}
 }
 
-func totp(id string) policy.Factor { return active(id, "totp", false, nil) }
+// totp is an active TOTP factor with the default parameters (SHA-1, six
+// digits, 30 s).
+func totp(id string) policy.Factor {
+	f := active(id, "totp", false, nil)
+	f.Params = map[string]string{"algorithm": "SHA1", "digits": "6", "period": "30"}
+	return f
+}
 
 // pivKey is an active PIV factor with minted, verified evidence.
 func pivKey(tb testing.TB, id string, o attesttest.PIVOptions) policy.Factor {

@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -152,6 +154,7 @@ func (d *decoder) require(n *yaml.Node, path string, r *Requirements) {
 		{"min_firmware", func(v *yaml.Node, p string) { r.MinFirmware = d.minFirmware(v, p) }},
 		{"block_advisories", func(v *yaml.Node, p string) { r.BlockAdvisories, _ = d.list(v, p, validAdvisory) }},
 		{"piv", func(v *yaml.Node, p string) { d.piv(v, p, r) }},
+		{"totp", func(v *yaml.Node, p string) { d.totp(v, p, r) }},
 		{"fips_required", func(v *yaml.Node, p string) { r.FIPSRequired, _ = d.boolean(v, p) }},
 		{"enroll_within", func(v *yaml.Node, p string) { r.EnrollWithin, _ = d.duration(v, p) }},
 		{"max_inactivity", func(v *yaml.Node, p string) { r.MaxInactivity = d.inactivity(v, p) }},
@@ -204,6 +207,35 @@ func (d *decoder) piv(n *yaml.Node, path string, r *Requirements) {
 		{"pin_policies", func(v *yaml.Node, p string) { r.PINPolicies, _ = d.list(v, p, oneOf(pinPolicies...)) }},
 		{"touch_policies", func(v *yaml.Node, p string) { r.TouchPolicies, _ = d.list(v, p, oneOf(touchPolicies...)) }},
 	})
+}
+
+// totp reads the TOTP parameters an authenticator app factor may have.
+func (d *decoder) totp(n *yaml.Node, path string, r *Requirements) {
+	d.mapping(n, path, []field{
+		{"algorithms", func(v *yaml.Node, p string) { r.TOTPAlgorithms, _ = d.list(v, p, totpAlgorithm) }},
+		{"digits", func(v *yaml.Node, p string) { r.TOTPDigits, _ = d.list(v, p, oneOf("6", "8")) }},
+		{"periods", func(v *yaml.Node, p string) { r.TOTPPeriods, _ = d.list(v, p, totpPeriod) }},
+	})
+}
+
+// totpAlgorithm accepts SHA1, SHA256 and SHA512, in any case and with a
+// dash ("sha-256"), and names them as the TOTP kind does.
+func totpAlgorithm(s string) (string, string) {
+	v := strings.ToUpper(strings.ReplaceAll(s, "-", ""))
+	if !slices.Contains([]string{"SHA1", "SHA256", "SHA512"}, v) {
+		return s, fmt.Sprintf("%q is not SHA1, SHA256 or SHA512", s)
+	}
+	return v, ""
+}
+
+// totpPeriod accepts a time step of 15 to 120 seconds, written as a
+// whole number.
+func totpPeriod(s string) (string, string) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 15 || n > 120 {
+		return s, fmt.Sprintf("%q is not a time step of 15 to 120 seconds", s)
+	}
+	return strconv.Itoa(n), ""
 }
 
 // PIV policy names, as attest.Evidence spells them.

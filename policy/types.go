@@ -32,6 +32,9 @@ type Factor struct {
 	// Hardware is true for a factor whose secret lives in a hardware token
 	// (PIV, a FIDO2 security key). The daemon decides it per kind.
 	Hardware bool
+	// Params are a software factor's public parameters (a TOTP factor's
+	// "algorithm", "digits", "period"); nil when it has none.
+	Params map[string]string
 }
 
 // Factor states, as the daemon names them.
@@ -90,6 +93,7 @@ const (
 	CodeAdvisory           = "advisory"
 	CodePINPolicy          = "pin_policy"
 	CodeTouchPolicy        = "touch_policy"
+	CodeTOTPParameters     = "totp_parameters"
 	CodeFIPSRequired       = "fips_required"
 	CodeKindNotAcceptable  = "kind_not_acceptable"
 	CodeLastFactor         = "last_factor"

@@ -35,9 +35,9 @@ func TestCTAPRoundTrip(t *testing.T) {
 				t.Fatalf("info %+v, %v", info, err)
 			}
 			cdh := sha256.Sum256([]byte("client data"))
-			req := agent.MakeCredentialRequest{ClientDataHash: cdh[:], RPID: "keyfleet.test", UserID: []byte("u1"), UserName: "alice", Algorithms: []int{-7}, Enterprise: true}
+			req := agent.MakeCredentialRequest{ClientDataHash: cdh[:], RPID: "keyfleet.test", UserID: []byte("u1"), UserName: "alice", Algorithms: []int{-7}, Enterprise: true, ResidentKey: true}
 			if _, err := tok.MakeCredential(req); !errors.Is(err, agent.ErrFIDO2PINRequired) {
-				t.Fatalf("without the PIN: %v", err)
+				t.Fatalf("a discoverable credential without the PIN: %v", err)
 			}
 			req.PIN = "1357"
 			var wrong *agent.WrongPINError

@@ -86,8 +86,10 @@ func (c *CTAPToken) statusError(code byte) error {
 			return &agent.WrongPINError{}
 		}
 		return &agent.WrongPINError{Retries: n}
-	case ctapPINBlocked, 0x34: // 34: PIN_AUTH_BLOCKED until the key is reinserted
+	case ctapPINBlocked:
 		return agent.ErrPINBlocked
+	case ctapPINAuthBlocked: // three wrong PINs in a row: until the key is reinserted
+		return agent.ErrPINAuthBlocked
 	case ctapPINRequired:
 		return agent.ErrFIDO2PINRequired
 	case ctapPINPolicyViolation:

@@ -18,8 +18,12 @@
 //     NFC or CCID, and of the virtual key (agent/vkey). HIDThenPCSC
 //     prefers USB HID and falls back to PC/SC.
 //
-// Soft.CTAP is the authenticator's side of CTAP2 (getInfo, makeCredential,
-// getAssertion, clientPIN with PIN/UV auth protocols one and two); the
+// Soft.CTAP is the authenticator's side of CTAP 2.1 as a YubiKey 5.7 answers
+// it (getInfo, makeCredential, getAssertion and getNextAssertion, clientPIN
+// with PIN/UV auth protocols one and two and tokens with permissions,
+// reset within 5 s of plugging in, credentialManagement and its 0x41
+// preview, selection; the hmac-secret and credProtect extensions; three
+// wrong PINs in a row block until the key is plugged in again); the
 // virtual key's FIDO applet calls it, so the software authenticator is
 // reachable through the real pcscd by the agent and by python-fido2.
 // Debian's libfido2 has no PC/SC transport and go-libfido2 opens devices

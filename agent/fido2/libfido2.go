@@ -187,7 +187,7 @@ func mapErr(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, libfido2.ErrPinAuthBlocked):
-		return agent.ErrPINBlocked
+		return agent.ErrPINAuthBlocked // CTAP 0x34: three wrong PINs in a row, until re-inserted
 	case errors.Is(err, libfido2.ErrPinRequired):
 		return agent.ErrFIDO2PINRequired
 	case errors.Is(err, libfido2.ErrPinPolicyViolation):

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/keyfleet/keyfleet/agent"
 )
@@ -51,6 +52,9 @@ type SoftOptions struct {
 	Path    string
 	Touch   TouchMode
 	OnTouch func() // called while the key waits for a touch
+	// Now is the clock of the power-up window for authenticatorReset
+	// (default time.Now).
+	Now func() time.Time
 }
 
 // Soft is a software FIDO2 authenticator. It is safe for concurrent use.
@@ -81,16 +85,25 @@ type softState struct {
 }
 
 type resident struct {
-	ID       []byte `json:"id"`
-	RPID     string `json:"rp_id"`
-	UserID   []byte `json:"user_id"`
-	UserName string `json:"user_name"`
-	Key      []byte `json:"key"` // PKCS #8
+	ID          []byte `json:"id"`
+	RPID        string `json:"rp_id"`
+	RPName      string `json:"rp_name,omitempty"`
+	UserID      []byte `json:"user_id"`
+	UserName    string `json:"user_name"`
+	DisplayName string `json:"display_name,omitempty"`
+	Key         []byte `json:"key"` // PKCS #8
+	HMACSecret  bool   `json:"hmac_secret,omitempty"`
+	CredProtect byte   `json:"cred_protect,omitempty"`
 }
 
-// NewSoft opens the state at o.Path, or makes a new key.
+// NewSoft opens the state at o.Path, or makes a new key. The key starts
+// as just plugged in (its reset window open).
 func NewSoft(o SoftOptions) (*Soft, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	s := &Soft{o: o}
+	s.ctap.poweredAt = o.Now()
 	if o.Path != "" {
 		b, err := os.ReadFile(o.Path)
 		if err == nil {
@@ -282,30 +295,45 @@ func (s *Soft) checkPIN(pin string) error {
 }
 
 // checkPINHash verifies LEFT(SHA-256(PIN), 16), the form CTAP's clientPIN
-// sends (§6.5.5.7), and counts a failure. Called with s.mu held.
+// sends (§6.5.5.7), and counts a failure. Three wrong PINs in a row block
+// PIN checks until the key is plugged in again (pinAuthBlocked, CTAP 2.1
+// §6.5.2.2: malware cannot use up every retry without the user), whatever
+// the PIN. Errors: ErrPINBlocked, ErrPINAuthBlocked, *WrongPINError.
+// Called with s.mu held.
 func (s *Soft) checkPINHash(h []byte) error {
 	switch {
 	case s.st.PINHash == nil:
 		return errors.New("the key has no FIDO2 PIN yet")
 	case s.st.Retries == 0:
 		return agent.ErrPINBlocked
+	case s.ctap.pinFails >= maxConsecutivePINFails:
+		return agent.ErrPINAuthBlocked
 	}
 	if subtle.ConstantTimeCompare(h, s.st.PINHash) != 1 {
 		s.st.Retries--
+		s.ctap.pinFails++
 		if err := s.save(); err != nil {
 			return err
 		}
-		if s.st.Retries == 0 {
+		switch {
+		case s.st.Retries == 0:
 			return agent.ErrPINBlocked
+		case s.ctap.pinFails >= maxConsecutivePINFails:
+			return agent.ErrPINAuthBlocked
 		}
 		return &agent.WrongPINError{Retries: s.st.Retries}
 	}
+	s.ctap.pinFails = 0
 	if s.st.Retries != maxPINRetries {
 		s.st.Retries = maxPINRetries
 		return s.save()
 	}
 	return nil
 }
+
+// maxConsecutivePINFails is how many wrong PINs in a row block PIN checks
+// until a power cycle (CTAP 2.1 §6.5.2.2).
+const maxConsecutivePINFails = 3
 
 // touch waits for the simulated user. Called with s.mu held.
 func (s *Soft) touch() error {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/keyfleet/keyfleet/agent"
 )
 
@@ -39,8 +41,13 @@ func TestThePINCountsDownAndBlocks(t *testing.T) {
 	if err := k.SetPIN("246810"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := makeCred(k, "", false); !errors.Is(err, agent.ErrFIDO2PINRequired) {
-		t.Fatalf("no PIN: %v", err)
+	if _, err := makeCred(k, "", true); !errors.Is(err, agent.ErrFIDO2PINRequired) {
+		t.Fatalf("a discoverable credential without the PIN: %v", err)
+	}
+	// makeCredUvNotRqd: a non-discoverable credential needs no PIN, and
+	// says so with the UV flag clear.
+	if att, err := makeCred(k, "", false); err != nil || authDataOf(t, att)[32]&flagUV != 0 {
+		t.Fatalf("a non-discoverable credential without the PIN: %v", err)
 	}
 	var wp *agent.WrongPINError
 	if err := k.ChangePIN("000000", "135790"); !errors.As(err, &wp) || wp.Retries != 7 {
@@ -52,8 +59,24 @@ func TestThePINCountsDownAndBlocks(t *testing.T) {
 	if n, _ := k.PINRetries(); n != 8 {
 		t.Fatalf("the right PIN leaves %d retries, want 8", n)
 	}
-	for i := 0; i < 7; i++ {
-		k.ChangePIN("000000", "135790")
+	// Three wrong PINs in a row block PIN checks until the key is plugged
+	// in again, even the right PIN; the retries go on counting down
+	// across power-ups.
+	for i := 0; i < 6; i++ {
+		if i%3 == 0 {
+			k.PowerUp()
+		}
+		err := k.ChangePIN("000000", "135790")
+		if i%3 == 2 && !errors.Is(err, agent.ErrPINAuthBlocked) {
+			t.Fatalf("wrong PIN %d in a row: %v", i%3+1, err)
+		}
+	}
+	if err := k.ChangePIN("246810", "135790"); !errors.Is(err, agent.ErrPINAuthBlocked) {
+		t.Fatalf("the right PIN before a power-up: %v", err)
+	}
+	k.PowerUp()
+	if err := k.ChangePIN("000000", "135790"); !errors.As(err, &wp) || wp.Retries != 1 {
+		t.Fatalf("the seventh wrong PIN: %v", err)
 	}
 	if err := k.ChangePIN("000000", "135790"); !errors.Is(err, agent.ErrPINBlocked) {
 		t.Fatalf("the eighth wrong PIN: %v", err)
@@ -61,6 +84,17 @@ func TestThePINCountsDownAndBlocks(t *testing.T) {
 	if _, err := makeCred(k, "246810", false); !errors.Is(err, agent.ErrPINBlocked) {
 		t.Fatalf("a blocked key still works: %v", err)
 	}
+}
+
+func authDataOf(t *testing.T, att agent.Attestation) []byte {
+	t.Helper()
+	var obj struct {
+		AuthData []byte `cbor:"authData"`
+	}
+	if err := cbor.Unmarshal(att.AttestationObject, &obj); err != nil {
+		t.Fatal(err)
+	}
+	return obj.AuthData
 }
 
 func TestTheStateFileKeepsTheKey(t *testing.T) {

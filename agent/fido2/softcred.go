@@ -23,14 +23,22 @@ const (
 	flagUP = 0x01
 	flagUV = 0x04
 	flagAT = 0x40
+	flagED = 0x80
 )
 
 // Credential id prefixes: a wrapped key (non-resident) or a handle to a
-// stored credential (resident).
+// stored credential (resident). idWrapped ids (a PKCS #8 key, no options)
+// are still read; new non-resident credentials are idWrappedV2: the raw
+// P-256 scalar and the credential's options, 63 bytes in all, within the
+// 128 a YubiKey reports as maxCredentialIdLength.
 const (
-	idWrapped  = 0x01
-	idResident = 0x02
+	idWrapped   = 0x01
+	idResident  = 0x02
+	idWrappedV2 = 0x03
 )
+
+// Bits of a wrapped credential's option byte.
+const wrapHMACSecret = 0x01
 
 var ctap2 = func() cbor.EncMode {
 	em, err := cbor.CTAP2EncOptions().EncMode()
@@ -39,6 +47,30 @@ var ctap2 = func() cbor.EncMode {
 	}
 	return em
 }()
+
+// credOptions are what a credential was made with besides its key: the
+// hmac-secret extension (CTAP 2.1 §12.5) and its credProtect level
+// (§12.1; 0 when none was asked, which acts as 1).
+type credOptions struct {
+	HMACSecret  bool
+	CredProtect byte
+}
+
+// foundCred is a credential the key holds: its id and key, its options,
+// and for a resident one the stored record.
+type foundCred struct {
+	id   []byte
+	key  *ecdsa.PrivateKey
+	opts credOptions
+	res  *resident
+}
+
+func (f foundCred) userID() []byte {
+	if f.res == nil {
+		return nil
+	}
+	return f.res.UserID
+}
 
 // MakeCredential makes a P-256 credential with packed attestation
 // (WebAuthn §8.2), after the PIN (when the key has one) and a touch.
@@ -51,11 +83,11 @@ func (s *Soft) MakeCredential(req agent.MakeCredentialRequest) (agent.Attestatio
 	if err := checkAlgorithms(req.Algorithms); err != nil {
 		return agent.Attestation{}, err
 	}
-	uv, err := s.userVerified(req.PIN, req.UV, true)
+	uv, err := s.userVerified(req.PIN, req.UV, req.ResidentKey)
 	if err != nil {
 		return agent.Attestation{}, err
 	}
-	c, err := s.makeCredential(req, uv)
+	c, err := s.makeCredential(req, uv, credOptions{}, nil)
 	if err != nil {
 		return agent.Attestation{}, err
 	}
@@ -84,11 +116,12 @@ type credential struct {
 }
 
 // makeCredential makes the credential once the user is verified (uv is
-// the UV flag): the exclude list, a touch, the key, the attestation.
-// Called with s.mu held.
-func (s *Soft) makeCredential(req agent.MakeCredentialRequest, uv byte) (credential, error) {
+// the UV flag): the exclude list, a touch, the key, the attestation. ext
+// is the authenticator extension output to put in the authenticator data
+// (nil: none). Called with s.mu held.
+func (s *Soft) makeCredential(req agent.MakeCredentialRequest, uv byte, o credOptions, ext map[string]any) (credential, error) {
 	for _, id := range req.Exclude {
-		if _, ok := s.credentialKey(req.RPID, id); ok {
+		if c, ok := s.credential(req.RPID, id); ok && (c.opts.CredProtect < 3 || uv != 0) {
 			if err := s.touch(); err != nil { // CTAP: touch first, then CREDENTIAL_EXCLUDED
 				return credential{}, err
 			}
@@ -98,12 +131,16 @@ func (s *Soft) makeCredential(req agent.MakeCredentialRequest, uv byte) (credent
 	if err := s.touch(); err != nil {
 		return credential{}, err
 	}
-	key, id, err := s.newCredential(req)
+	key, id, err := s.newCredential(req, o)
 	if err != nil {
 		return credential{}, err
 	}
 	s.st.Counter++
-	authData, err := s.authData(req.RPID, flagUP|uv|flagAT, id, &key.PublicKey)
+	flags := byte(flagUP|flagAT) | uv
+	if ext != nil {
+		flags |= flagED
+	}
+	authData, err := s.authData(req.RPID, flags, id, &key.PublicKey, ext)
 	if err != nil {
 		return credential{}, err
 	}
@@ -115,11 +152,12 @@ func (s *Soft) makeCredential(req agent.MakeCredentialRequest, uv byte) (credent
 }
 
 // userVerified checks the PIN when one is given or verification is asked,
-// and returns the UV flag. A key with a PIN wants it for makeCredential
-// (CTAP 2.0 §5.1 step 7; 2.1's makeCredUvNotRqd is not simulated); an
-// assertion without UV needs only a touch. Called with s.mu held.
-func (s *Soft) userVerified(pin string, uv, makeCred bool) (byte, error) {
-	if pin == "" && !uv && !(makeCred && s.st.PINHash != nil) {
+// and returns the UV flag. A key with a PIN wants it for a discoverable
+// credential; a non-discoverable one may be made without
+// (makeCredUvNotRqd, CTAP 2.1 §6.1.2 step 6), and an assertion without UV
+// needs only a touch. Called with s.mu held.
+func (s *Soft) userVerified(pin string, uv, residentKey bool) (byte, error) {
+	if pin == "" && !uv && !(residentKey && s.st.PINHash != nil) {
 		return 0, nil
 	}
 	if err := s.checkPIN(pin); err != nil {
@@ -129,18 +167,18 @@ func (s *Soft) userVerified(pin string, uv, makeCred bool) (byte, error) {
 }
 
 // newCredential makes a key and its credential id. Called with s.mu held.
-func (s *Soft) newCredential(req agent.MakeCredentialRequest) (*ecdsa.PrivateKey, []byte, error) {
+func (s *Soft) newCredential(req agent.MakeCredentialRequest, o credOptions) (*ecdsa.PrivateKey, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
+	if !req.ResidentKey {
+		id, err := s.wrap(req.RPID, key, o)
+		return key, id, err
+	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return nil, nil, err
-	}
-	if !req.ResidentKey {
-		id, err := s.wrap(req.RPID, der)
-		return key, id, err
 	}
 	id := make([]byte, 17)
 	id[0] = idResident
@@ -152,7 +190,8 @@ func (s *Soft) newCredential(req agent.MakeCredentialRequest) (*ecdsa.PrivateKey
 	s.st.Resident = slices.DeleteFunc(s.st.Resident, func(r resident) bool {
 		return r.RPID == req.RPID && bytes.Equal(r.UserID, req.UserID)
 	})
-	s.st.Resident = append(s.st.Resident, resident{ID: id, RPID: req.RPID, UserID: req.UserID, UserName: req.UserName, Key: der})
+	s.st.Resident = append(s.st.Resident, resident{ID: id, RPID: req.RPID, RPName: req.RPName, UserID: req.UserID,
+		UserName: req.UserName, DisplayName: req.DisplayName, Key: der, HMACSecret: o.HMACSecret, CredProtect: o.CredProtect})
 	return key, id, nil
 }
 
@@ -164,77 +203,128 @@ func (s *Soft) aead() (cipher.AEAD, error) {
 	return cipher.NewGCM(b)
 }
 
-// wrap seals a credential key to the RP ID: the id is the key itself,
-// encrypted, so a non-resident credential costs the key no storage.
-func (s *Soft) wrap(rpID string, der []byte) ([]byte, error) {
+// wrap seals a credential key and its options to the RP ID: the id is the
+// key itself, encrypted, so a non-resident credential costs the key no
+// storage.
+func (s *Soft) wrap(rpID string, key *ecdsa.PrivateKey, o credOptions) ([]byte, error) {
 	g, err := s.aead()
 	if err != nil {
 		return nil, err
+	}
+	scalar, err := key.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	var bits byte
+	if o.HMACSecret {
+		bits |= wrapHMACSecret
 	}
 	nonce := make([]byte, g.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
 	h := sha256.Sum256([]byte(rpID))
-	return g.Seal(append([]byte{idWrapped}, nonce...), nonce, der, h[:]), nil
+	plain := append([]byte{bits, o.CredProtect}, scalar...)
+	return g.Seal(append([]byte{idWrappedV2}, nonce...), nonce, plain, h[:]), nil
 }
 
-// credentialKey finds the key of a credential id for rpID.
-func (s *Soft) credentialKey(rpID string, id []byte) (*ecdsa.PrivateKey, bool) {
-	var der []byte
-	switch {
-	case len(id) > 1 && id[0] == idWrapped:
-		g, err := s.aead()
-		if err != nil || len(id) < 1+g.NonceSize() {
-			return nil, false
-		}
-		h := sha256.Sum256([]byte(rpID))
-		if der, err = g.Open(nil, id[1:1+g.NonceSize()], id[1+g.NonceSize():], h[:]); err != nil {
-			return nil, false
-		}
-	case len(id) > 1 && id[0] == idResident:
-		i := slices.IndexFunc(s.st.Resident, func(r resident) bool { return r.RPID == rpID && bytes.Equal(r.ID, id) })
-		if i < 0 {
-			return nil, false
-		}
-		der = s.st.Resident[i].Key
-	default:
-		return nil, false
+// unwrap opens a wrapped credential id for rpID.
+func (s *Soft) unwrap(rpID string, id []byte) (foundCred, bool) {
+	g, err := s.aead()
+	if err != nil || len(id) < 1+g.NonceSize() {
+		return foundCred{}, false
 	}
+	h := sha256.Sum256([]byte(rpID))
+	plain, err := g.Open(nil, id[1:1+g.NonceSize()], id[1+g.NonceSize():], h[:])
+	if err != nil {
+		return foundCred{}, false
+	}
+	if id[0] == idWrapped {
+		k, ok := parseKey(plain)
+		return foundCred{id: id, key: k}, ok
+	}
+	if len(plain) != 2+32 {
+		return foundCred{}, false
+	}
+	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), plain[2:])
+	if err != nil {
+		return foundCred{}, false
+	}
+	return foundCred{id: id, key: k, opts: credOptions{HMACSecret: plain[0]&wrapHMACSecret != 0, CredProtect: plain[1]}}, true
+}
+
+func parseKey(der []byte) (*ecdsa.PrivateKey, bool) {
 	k, err := x509.ParsePKCS8PrivateKey(der)
 	ec, ok := k.(*ecdsa.PrivateKey)
 	return ec, err == nil && ok
 }
 
+// credential finds the credential of an id for rpID.
+func (s *Soft) credential(rpID string, id []byte) (foundCred, bool) {
+	switch {
+	case len(id) > 1 && (id[0] == idWrapped || id[0] == idWrappedV2):
+		return s.unwrap(rpID, id)
+	case len(id) > 1 && id[0] == idResident:
+		i := slices.IndexFunc(s.st.Resident, func(r resident) bool { return r.RPID == rpID && bytes.Equal(r.ID, id) })
+		if i < 0 {
+			return foundCred{}, false
+		}
+		return s.residentCred(i)
+	}
+	return foundCred{}, false
+}
+
+// residentCred is the i-th stored credential as a foundCred.
+func (s *Soft) residentCred(i int) (foundCred, bool) {
+	r := &s.st.Resident[i]
+	k, ok := parseKey(r.Key)
+	return foundCred{id: r.ID, key: k, opts: credOptions{HMACSecret: r.HMACSecret, CredProtect: r.CredProtect}, res: r}, ok
+}
+
 // authData builds authenticator data (WebAuthn §6.1), with attested
-// credential data (§6.5.2) when pub is not nil. Called with s.mu held.
-func (s *Soft) authData(rpID string, flags byte, id []byte, pub *ecdsa.PublicKey) ([]byte, error) {
+// credential data (§6.5.2) when pub is not nil and extension outputs when
+// ext is not nil. Called with s.mu held.
+func (s *Soft) authData(rpID string, flags byte, id []byte, pub *ecdsa.PublicKey, ext map[string]any) ([]byte, error) {
 	h := sha256.Sum256([]byte(rpID))
 	var b bytes.Buffer
 	b.Write(h[:])
 	b.WriteByte(flags)
 	b.Write(binary.BigEndian.AppendUint32(nil, s.st.Counter))
-	if pub == nil {
-		return b.Bytes(), nil
+	if pub != nil {
+		b.Write(s.st.AAGUID)
+		b.Write(binary.BigEndian.AppendUint16(nil, uint16(len(id))))
+		b.Write(id)
+		cose, err := coseKey(pub)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(cose)
 	}
-	b.Write(s.st.AAGUID)
-	b.Write(binary.BigEndian.AppendUint16(nil, uint16(len(id))))
-	b.Write(id)
-	cose, err := coseKey(pub)
-	if err != nil {
-		return nil, err
+	if ext != nil {
+		e, err := ctap2.Marshal(ext)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(e)
 	}
-	b.Write(cose)
 	return b.Bytes(), nil
 }
 
 // coseKey encodes an EC2 P-256 ES256 key (RFC 9053 §7.1.1).
 func coseKey(pub *ecdsa.PublicKey) ([]byte, error) {
+	m, err := coseKeyMap(pub)
+	if err != nil {
+		return nil, err
+	}
+	return ctap2.Marshal(m)
+}
+
+func coseKeyMap(pub *ecdsa.PublicKey) (map[int]any, error) {
 	raw, err := pub.Bytes() // 0x04 ‖ X ‖ Y
 	if err != nil {
 		return nil, err
 	}
-	return ctap2.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: raw[1:33], -3: raw[33:65]})
+	return map[int]any{1: 2, 3: -7, -1: 1, -2: raw[1:33], -3: raw[33:65]}, nil
 }
 
 // attestationStatement signs authData ‖ clientDataHash with the
@@ -257,7 +347,8 @@ func sign(k *ecdsa.PrivateKey, msg []byte) ([]byte, error) {
 }
 
 // GetAssertion signs authData ‖ clientDataHash with the first allowed
-// credential the key holds, after the PIN (when asked) and a touch.
+// credential the key holds (with an empty allow list, its most recent
+// discoverable one for the RP), after the PIN (when asked) and a touch.
 func (s *Soft) GetAssertion(req agent.GetAssertionRequest) (agent.Assertion, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -268,56 +359,62 @@ func (s *Soft) GetAssertion(req agent.GetAssertionRequest) (agent.Assertion, err
 	if err != nil {
 		return agent.Assertion{}, err
 	}
-	return s.getAssertion(req, uv|flagUP)
-}
-
-// getAssertion signs once the user is verified; flags holds UV and UP
-// (without UP there is no touch: CTAP 2.1 §6.2.2 "up" option false).
-// Called with s.mu held.
-func (s *Soft) getAssertion(req agent.GetAssertionRequest, flags byte) (agent.Assertion, error) {
-	id, key, user := s.find(req.RPID, req.Allow)
-	if key == nil {
+	creds := s.matching(req.RPID, req.Allow, uv != 0)
+	if len(creds) == 0 {
 		return agent.Assertion{}, agent.ErrNoCredential
 	}
-	if flags&flagUP != 0 {
-		if err := s.touch(); err != nil {
-			return agent.Assertion{}, err
-		}
+	if err := s.touch(); err != nil {
+		return agent.Assertion{}, err
 	}
-	s.st.Counter++
-	ad, _ := s.authData(req.RPID, flags, nil, nil)
-	sig, err := sign(key, append(bytes.Clone(ad), req.ClientDataHash...))
+	a, err := s.assert(req.RPID, req.ClientDataHash, creds[0], uv|flagUP, nil)
 	if err != nil {
 		return agent.Assertion{}, err
 	}
-	return agent.Assertion{CredentialID: id, AuthData: ad, Signature: sig, UserHandle: user}, s.save()
+	return a, s.save()
 }
 
-// find returns the first allowed credential, or with an empty allow list
-// a resident one (discoverable credentials, §6.2.3).
-func (s *Soft) find(rpID string, allow [][]byte) ([]byte, *ecdsa.PrivateKey, []byte) {
+// assert signs one assertion with c; ext is the authenticator extension
+// output (nil: none). It counts the signature; the caller saves. Called
+// with s.mu held.
+func (s *Soft) assert(rpID string, clientDataHash []byte, c foundCred, flags byte, ext map[string]any) (agent.Assertion, error) {
+	if ext != nil {
+		flags |= flagED
+	}
+	s.st.Counter++
+	ad, err := s.authData(rpID, flags, nil, nil, ext)
+	if err != nil {
+		return agent.Assertion{}, err
+	}
+	sig, err := sign(c.key, append(bytes.Clone(ad), clientDataHash...))
+	if err != nil {
+		return agent.Assertion{}, err
+	}
+	return agent.Assertion{CredentialID: c.id, AuthData: ad, Signature: sig, UserHandle: c.userID()}, nil
+}
+
+// matching returns the credentials an assertion may use (CTAP 2.1 §6.2.2
+// step 7): the allowed ones the key holds, or with an empty allow list
+// the RP's discoverable ones, most recent first. credProtect hides a
+// credential: level 3 unless the user is verified, level 2 from a
+// discovery without UV (§12.1). Called with s.mu held.
+func (s *Soft) matching(rpID string, allow [][]byte, uv bool) []foundCred {
+	var out []foundCred
 	for _, id := range allow {
-		if k, ok := s.credentialKey(rpID, id); ok {
-			return id, k, s.userOf(id)
+		if c, ok := s.credential(rpID, id); ok && (c.opts.CredProtect < 3 || uv) {
+			out = append(out, c)
 		}
 	}
 	if len(allow) > 0 {
-		return nil, nil, nil
+		return out
 	}
-	for _, r := range s.st.Resident {
-		if r.RPID == rpID {
-			k, _ := s.credentialKey(rpID, r.ID)
-			return r.ID, k, r.UserID
+	for i := len(s.st.Resident) - 1; i >= 0; i-- {
+		r := s.st.Resident[i]
+		if r.RPID != rpID || (r.CredProtect >= 2 && !uv) {
+			continue
+		}
+		if c, ok := s.residentCred(i); ok {
+			out = append(out, c)
 		}
 	}
-	return nil, nil, nil
-}
-
-func (s *Soft) userOf(id []byte) []byte {
-	for _, r := range s.st.Resident {
-		if bytes.Equal(r.ID, id) {
-			return r.UserID
-		}
-	}
-	return nil
+	return out
 }

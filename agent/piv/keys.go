@@ -102,3 +102,10 @@ func mapErr(err error) error {
 	}
 	return err
 }
+
+// DeviceCertificate reads the F9 device attestation certificate. It reads
+// only: the enrolment pre-flight sends it before anything changes.
+func (t *Token) DeviceCertificate() (*x509.Certificate, error) {
+	dc, err := t.yk.AttestationCertificate()
+	return dc, mapErr(err)
+}

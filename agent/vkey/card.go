@@ -199,6 +199,16 @@ func (c *Card) Reset() {
 	}
 }
 
+// plugIn is the card inserted into the reader: a power cycle, and for the
+// FIDO2 authenticator a power-up when it has a PowerUp method (its reset
+// window opens, three wrong PINs in a row stop blocking).
+func (c *Card) plugIn() {
+	c.Reset()
+	if pu, ok := c.opts.FIDO2.(interface{ PowerUp() }); ok {
+		pu.PowerUp()
+	}
+}
+
 func fwAtLeast(v [3]byte, major, minor, patch byte) bool {
 	if v[0] != major {
 		return v[0] > major

@@ -18,7 +18,15 @@
 //   - FIDO2 (AID A0000006472F0001, CTAP 2.1 §11.3), when Options.FIDO2 is
 //     set: SELECT answers "FIDO_2_0" and NFCCTAP_MSG (CLA 80, INS 10)
 //     carries a CTAP2 request (command byte and CBOR) to the authenticator
-//     (agent/fido2's software one) and its response back.
+//     (agent/fido2's software one: CTAP 2.1 with credential management,
+//     hmac-secret, getNextAssertion, reset) and its response back. The
+//     card tells the authenticator when it is plugged in (PowerUp: the
+//     reset window opens, a PIN block ends) and when the reader power
+//     cycles it (PowerCycle: the PIN token goes).
+//
+// PIV status words are a YubiKey 5's (6A80 for data the card refuses, an
+// algorithm that is not the slot key's included; 6A82 for an object that
+// is not there), which Yubico's tools branch on.
 //
 // Selecting an applet starts a new security session, as on a YubiKey: the
 // verified PIN (PIN policy "once") and the management key authentication

@@ -25,7 +25,7 @@ import (
 )
 
 // pcsc is the one private pcscd of this test binary; nil when pcscd is
-// not installed (the end-to-end tests then skip).
+// not installed (the end-to-end tests then fail, naming the packages).
 var (
 	pcsc       *vkeytest.PCSCD
 	pcscReason string
@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 func needPCSC(tb testing.TB) {
 	tb.Helper()
 	if pcsc == nil {
-		tb.Skipf("skipping the PC/SC end-to-end test: %s", pcscReason)
+		tb.Fatalf("the PC/SC end-to-end tests need pcscd: %s", pcscReason)
 	}
 }
 

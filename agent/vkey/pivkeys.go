@@ -119,7 +119,9 @@ func (c *Card) keyAuth(cmd command, items []tlvItem) response {
 		return status(swRefNotFound)
 	}
 	if sk.Alg != cmd.p1 {
-		return status(swIncorrectP1P2)
+		// A YubiKey answers 6A80 when the algorithm is not the slot key's:
+		// ykman's certificate check reads it as "does not match the key".
+		return status(swWrongData)
 	}
 	if sw := c.keyAllowed(sk); sw != swOK {
 		return status(sw)

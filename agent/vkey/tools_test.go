@@ -17,7 +17,7 @@ import (
 func TestYubicoPIVTool(t *testing.T) {
 	tool, err := exec.LookPath("yubico-piv-tool")
 	if err != nil {
-		t.Skip("yubico-piv-tool is not installed")
+		t.Fatal("yubico-piv-tool is not installed: apt-get install yubico-piv-tool (make deps installs it)")
 	}
 	ca := mustCA(t)
 	plugOnly(t, 1, vkey.Options{CA: ca, Serial: 20260042, Firmware: [3]byte{5, 4, 3}})
@@ -70,7 +70,7 @@ func deviceCert(t *testing.T, out string) *x509.Certificate {
 func TestOpenSC(t *testing.T) {
 	tool, err := exec.LookPath("opensc-tool")
 	if err != nil {
-		t.Skip("opensc-tool is not installed")
+		t.Fatal("opensc-tool is not installed: apt-get install opensc (make deps installs it)")
 	}
 	plugOnly(t, 1, vkey.Options{CA: mustCA(t)})
 	out, err := exec.Command(tool, "--reader", pcsc.Slots[1].Reader, "--name").CombinedOutput()

@@ -59,7 +59,7 @@ func (c *Card) ServeConn(ctx context.Context, conn net.Conn) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	defer conn.Close()
-	c.Reset()
+	c.plugIn()
 	var hdr [2]byte
 	buf := make([]byte, 0xffff)
 	for {

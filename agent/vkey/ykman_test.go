@@ -15,56 +15,38 @@ import (
 )
 
 // TestYkman drives the virtual key with Yubico's ykman (Debian's
-// yubikey-manager 4.0.9): extended APDUs, the management applet, PIV key
-// generation with policies, attestation, a self-signed certificate that
-// needs the PIN ("once") within ykman's session, PIN change; `ykman info`
-// reports the FIDO2 application. (ykman 4.0.9 speaks FIDO over USB HID
-// only for a USB YubiKey: `ykman fido` over this reader answers
-// "Unsupported Connection type", so python-fido2 tests the FIDO applet.)
-//
-// The card sits in slot 0: ykman reads one device per USB product id and
-// gives up on every reader of that id after the first that fails, so an
-// empty "… 00 00" slot listed before the card would hide it from
-// `ykman list`.
+// yubikey-manager 4.0.9) as a user does, without --device or --reader:
+// the key's reader is the only YubiKey reader (one slot per key), so
+// `ykman list` shows one key and `ykman info` finds it. Extended APDUs,
+// the management applet, PIV key generation with policies, attestation, a
+// self-signed certificate that needs the PIN ("once") within ykman's
+// session, a certificate of another key refused with the status word a
+// YubiKey answers (6A80: ykman says so instead of a traceback), PIN
+// change; `ykman info` reports the FIDO2 application. (ykman 4.0.9 speaks
+// FIDO over USB HID only for a USB YubiKey: `ykman fido` over this reader
+// answers "Unsupported Connection type", so python-fido2 tests the FIDO
+// applet.)
 func TestYkman(t *testing.T) {
 	tool, err := exec.LookPath("ykman")
 	if err != nil {
-		t.Skip("ykman is not installed (make test installs it; or apt-get install yubikey-manager)")
+		t.Fatal("ykman is not installed: apt-get install yubikey-manager (make deps installs it)")
+	}
+	if pcsc != nil && pcsc.OneSlot != nil {
+		t.Fatalf("the readers have two slots each, so ykman sees two YubiKeys: %v", pcsc.OneSlot)
 	}
 	ca := mustCA(t)
 	plugWithFIDO2(t, 0, vkey.Options{CA: ca, Serial: 20260077, Firmware: [3]byte{5, 7, 4}, FormFactor: 0x03})
-	reader := pcsc.Slots[0].Reader
 	dir := t.TempDir()
 	file := func(name string) string { return filepath.Join(dir, name) }
-	steps := []struct {
-		name string
-		args []string
-		want []string
-	}{
-		{"list finds the key with its serial", []string{"list"}, []string{"YubiKey 5C", "5.7.4", "Serial: 20260077"}},
-		{"info reads the management applet", []string{"--reader", reader, "info"},
-			[]string{"Serial number: 20260077", "Firmware version: 5.7.4", "Form factor: Keychain (USB-C)", "PIV         \tEnabled", "FIDO2       \tEnabled"}},
-		{"piv info sees a factory-fresh applet", []string{"--reader", reader, "piv", "info"},
-			[]string{"PIV version: 5.7.4", "Using default PIN", "PIN tries remaining: 3/3", "Management key algorithm: AES192"}},
-		{"generate an EC P-256 key with policies", []string{"--reader", reader, "piv", "keys", "generate", "-a", "ECCP256",
-			"--pin-policy", "ONCE", "--touch-policy", "CACHED", "-m", hexDefaultMgmtKey, "9a", file("pub.pem")}, nil},
-		{"self-sign a certificate with it (PIN once)", []string{"--reader", reader, "piv", "certificates", "generate",
-			"-s", "keyfleet ykman", "-P", "123456", "-m", hexDefaultMgmtKey, "9a", file("pub.pem")}, nil},
-		{"attest the key", []string{"--reader", reader, "piv", "keys", "attest", "9a", file("att.pem")}, nil},
-		{"export the F9 certificate", []string{"--reader", reader, "piv", "certificates", "export", "f9", file("f9.pem")}, nil},
-		{"change the PIN", []string{"--reader", reader, "piv", "access", "change-pin", "-P", "123456", "-n", "24681357"}, []string{"New PIN set"}},
-		{"replace the management key with a random PIN-protected one", []string{"--reader", reader, "piv", "access",
-			"change-management-key", "-a", "AES256", "--generate", "--protect", "-m", hexDefaultMgmtKey, "-P", "24681357"}, nil},
-		{"generate with the protected key, given the PIN only", []string{"--reader", reader, "piv", "keys", "generate",
-			"-a", "ECCP384", "-P", "24681357", "9c", file("pub9c.pem")}, nil},
-		{"piv info lists the certificate and a changed PIN", []string{"--reader", reader, "piv", "info"},
-			[]string{"Slot 9a:", "keyfleet ykman", "PIN tries remaining: 3/3", "Management key algorithm: AES256", "Management key is stored on the YubiKey, protected by PIN"}},
-	}
-	for _, s := range steps {
+	writeCertPEM(t, file("other.pem"), selfSigned(t))
+	for _, s := range ykmanSteps(file) {
 		start := time.Now()
 		out, err := exec.Command(tool, s.args...).CombinedOutput()
-		if err != nil {
+		if (err != nil) != s.fails {
 			t.Fatalf("%s: ykman %s: %v\n%s", s.name, strings.Join(s.args, " "), err, out)
+		}
+		if strings.Contains(string(out), "Traceback") {
+			t.Fatalf("%s: ykman %s printed a traceback:\n%s", s.name, strings.Join(s.args, " "), out)
 		}
 		for _, w := range s.want {
 			if !strings.Contains(string(out), w) {
@@ -73,11 +55,53 @@ func TestYkman(t *testing.T) {
 		}
 		t.Logf("%s: %v", s.name, time.Since(start).Round(time.Millisecond))
 	}
+	if out, _ := exec.Command(tool, "list").Output(); strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
+		t.Fatalf("ykman list shows more than the one key:\n%s", out)
+	}
 	slot := pemCert(t, file("att.pem"))
 	dev := pemCert(t, file("f9.pem"))
 	ev, err := attest.VerifyPIV(slot, dev, attest.PIVOptions{Time: time.Now(), Roots: []*x509.Certificate{ca.Root()}})
 	if err != nil || ev.Serial != 20260077 || ev.PINPolicy != "once" || ev.TouchPolicy != "cached" || ev.FormFactor != "USB-C Keychain" {
 		t.Fatalf("evidence %+v, %v", ev, err)
+	}
+}
+
+type ykmanStep struct {
+	name  string
+	args  []string
+	want  []string
+	fails bool
+}
+
+func ykmanSteps(file func(string) string) []ykmanStep {
+	return []ykmanStep{
+		{"list finds one key with its serial", []string{"list"}, []string{"YubiKey 5C", "5.7.4", "Serial: 20260077"}, false},
+		{"info finds the key without --device", []string{"info"},
+			[]string{"Serial number: 20260077", "Firmware version: 5.7.4", "Form factor: Keychain (USB-C)", "PIV         \tEnabled", "FIDO2       \tEnabled"}, false},
+		{"piv info sees a factory-fresh applet", []string{"piv", "info"},
+			[]string{"PIV version: 5.7.4", "Using default PIN", "PIN tries remaining: 3/3", "Management key algorithm: AES192"}, false},
+		{"generate an EC P-256 key with policies", []string{"piv", "keys", "generate", "-a", "ECCP256",
+			"--pin-policy", "ONCE", "--touch-policy", "CACHED", "-m", hexDefaultMgmtKey, "9a", file("pub.pem")}, nil, false},
+		{"self-sign a certificate with it (PIN once)", []string{"piv", "certificates", "generate",
+			"-s", "keyfleet ykman", "-P", "123456", "-m", hexDefaultMgmtKey, "9a", file("pub.pem")}, nil, false},
+		{"a certificate of another key is refused, not imported", []string{"piv", "certificates", "import", "--verify",
+			"-P", "123456", "-m", hexDefaultMgmtKey, "9a", file("other.pem")}, []string{"not tied to the private key"}, true},
+		{"attest the key", []string{"piv", "keys", "attest", "9a", file("att.pem")}, nil, false},
+		{"export the F9 certificate", []string{"piv", "certificates", "export", "f9", file("f9.pem")}, nil, false},
+		{"change the PIN", []string{"piv", "access", "change-pin", "-P", "123456", "-n", "24681357"}, []string{"New PIN set"}, false},
+		{"replace the management key with a random PIN-protected one", []string{"piv", "access",
+			"change-management-key", "-a", "AES256", "--generate", "--protect", "-m", hexDefaultMgmtKey, "-P", "24681357"}, nil, false},
+		{"generate with the protected key, given the PIN only", []string{"piv", "keys", "generate",
+			"-a", "ECCP384", "-P", "24681357", "9c", file("pub9c.pem")}, nil, false},
+		{"piv info lists the self-signed certificate and a changed PIN", []string{"piv", "info"},
+			[]string{"Slot 9a:", "keyfleet ykman", "PIN tries remaining: 3/3", "Management key algorithm: AES256", "Management key is stored on the YubiKey, protected by PIN"}, false},
+	}
+}
+
+func writeCertPEM(t *testing.T, path string, c *x509.Certificate) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

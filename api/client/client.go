@@ -56,6 +56,8 @@ type Client struct {
 	token     string
 	userAgent string
 	hc        *http.Client
+	// proof is the Keyfleet-Proof header value a WithProof copy sends.
+	proof string
 }
 
 // New validates cfg and returns a Client. It makes no request.
@@ -201,6 +203,9 @@ func (c *Client) setHeaders(req *http.Request, hasBody bool) {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	if c.proof != "" {
+		req.Header.Set(api.ProofHeader, c.proof)
+	}
 }
 
 // do sends a request and decodes a 2xx JSON answer into out (if non-nil).
@@ -235,6 +240,28 @@ func (c *Client) accepted(ctx context.Context, method, path string, in any) (api
 		return api.Accepted{}, fmt.Errorf("%s %s: keyfleetd answered %d without an approval request", method, path, code)
 	}
 	return a, nil
+}
+
+// orAccepted sends a request that keyfleetd answers either with out (2xx
+// but 202) or with 202 Accepted, when part of it waits for a second
+// person. It returns the request for that part, or nil.
+func (c *Client) orAccepted(ctx context.Context, method, path string, in, out any) (*api.Accepted, error) {
+	var raw json.RawMessage
+	code, err := c.do(ctx, method, path, nil, in, &raw)
+	if err != nil {
+		return nil, err
+	}
+	if code == http.StatusAccepted {
+		var a api.Accepted
+		if err := json.Unmarshal(raw, &a); err != nil || a.Approval.ID == "" {
+			return nil, fmt.Errorf("%s %s: keyfleetd answered 202 without an approval request", method, path)
+		}
+		return &a, nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return nil, fmt.Errorf("decoding %s %s answer: %w", method, path, err)
+	}
+	return nil, nil
 }
 
 // p builds a path from a format and path segments, escaping each segment.

@@ -34,12 +34,24 @@ const (
 	SlugAlreadyExists     = "already-exists"
 	SlugIllegalTransition = "illegal-transition"
 	SlugSelfApproval      = "self-approval"
-	SlugApprovalClosed    = "approval-closed"
-	SlugEnrolmentClosed   = "enrolment-closed"
-	SlugUnsupportedKind   = "unsupported-kind"
-	SlugUnavailable       = "unavailable"
-	SlugInternal          = "internal"
-	SlugPolicyViolation   = "policy-violation"
+	// SlugNotIndependent: the approver is not a different person from the
+	// requester in fact (docs/security.md).
+	SlugNotIndependent = "not-independent"
+	// SlugProofRequired: the action needs a fresh proof with the caller's
+	// own key (Client.BeginProof, Client.WithProof), and none came or the
+	// one sent did not do.
+	SlugProofRequired = "proof-required"
+	// SlugNoUsableFactor: the person has no factor that can answer.
+	SlugNoUsableFactor = "no-usable-factor"
+	// SlugLocked: too many failed verifications or proofs; locked for a
+	// while.
+	SlugLocked          = "locked"
+	SlugApprovalClosed  = "approval-closed"
+	SlugEnrolmentClosed = "enrolment-closed"
+	SlugUnsupportedKind = "unsupported-kind"
+	SlugUnavailable     = "unavailable"
+	SlugInternal        = "internal"
+	SlugPolicyViolation = "policy-violation"
 )
 
 // statusSlugs names the failure of an answer that carried no problem type
@@ -95,11 +107,16 @@ func IsForbidden(err error) bool { return IsProblem(err, SlugForbidden) }
 
 // IsConflict reports whether the action clashes with the target's state:
 // it already exists, the transition is illegal, the approval or enrolment
-// is closed, or a requester tried to approve their own request.
+// is closed, or a requester (or someone not independent of them) tried to
+// approve their own request.
 func IsConflict(err error) bool {
-	return IsProblem(err, SlugAlreadyExists, SlugIllegalTransition, SlugSelfApproval,
+	return IsProblem(err, SlugAlreadyExists, SlugIllegalTransition, SlugSelfApproval, SlugNotIndependent,
 		SlugApprovalClosed, SlugEnrolmentClosed)
 }
+
+// IsProofRequired reports whether the action needs a fresh proof with the
+// caller's own key that did not come (or did not do).
+func IsProofRequired(err error) bool { return IsProblem(err, SlugProofRequired) }
 
 // IsInvalid reports whether the daemon refused the request's content.
 func IsInvalid(err error) bool {

@@ -53,7 +53,13 @@ func (c *Client) factorState(ctx context.Context, id, verb, reason string) (api.
 // RevokeFactor calls POST /v1/factors/{id}/revoke, which only opens an
 // approval request.
 func (c *Client) RevokeFactor(ctx context.Context, id, reason string) (api.Accepted, error) {
-	return c.accepted(ctx, http.MethodPost, p("/v1/factors/%s/revoke", id), api.StateChange{Reason: reason})
+	return c.RevokeFactorWith(ctx, id, api.StateChange{Reason: reason})
+}
+
+// RevokeFactorWith is RevokeFactor with the whole body: in.ReplacementPlanned
+// lets a user's last active factor go.
+func (c *Client) RevokeFactorWith(ctx context.Context, id string, in api.StateChange) (api.Accepted, error) {
+	return c.accepted(ctx, http.MethodPost, p("/v1/factors/%s/revoke", id), in)
 }
 
 // RemoveOwnFactor calls POST /v1/factors/{id}/remove: one's own factor is
@@ -76,7 +82,13 @@ func (c *Client) RemoveOwnFactor(ctx context.Context, id, reason string) (*api.F
 // DeleteFactor calls DELETE /v1/factors/{id}, which only opens an approval
 // request.
 func (c *Client) DeleteFactor(ctx context.Context, id, reason string) (api.Accepted, error) {
-	return c.accepted(ctx, http.MethodDelete, p("/v1/factors/%s", id), api.StateChange{Reason: reason})
+	return c.DeleteFactorWith(ctx, id, api.StateChange{Reason: reason})
+}
+
+// DeleteFactorWith is DeleteFactor with the whole body: in.ReplacementPlanned
+// lets a user's last active factor go.
+func (c *Client) DeleteFactorWith(ctx context.Context, id string, in api.StateChange) (api.Accepted, error) {
+	return c.accepted(ctx, http.MethodDelete, p("/v1/factors/%s", id), in)
 }
 
 // ListDevices calls GET /v1/devices and returns one page.

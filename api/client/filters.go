@@ -39,12 +39,13 @@ func (f FactorFilter) values() url.Values {
 type DeviceFilter struct {
 	User   string
 	State  string
+	Serial string
 	Limit  int
 	Cursor string
 }
 
 func (f DeviceFilter) values() url.Values {
-	return query("user", f.User, "state", f.State, "cursor", f.Cursor, "limit", limit(f.Limit))
+	return query("user", f.User, "state", f.State, "serial", f.Serial, "cursor", f.Cursor, "limit", limit(f.Limit))
 }
 
 // EnrolmentFilter selects enrolments for ListEnrolments.

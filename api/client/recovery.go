@@ -68,20 +68,32 @@ func (c *Client) IdentityCheck(ctx context.Context, id string, in api.IdentityCh
 	return out, err
 }
 
-// IssuePass calls POST /v1/recovery/{id}/pass. The code is in the answer
-// only.
-func (c *Client) IssuePass(ctx context.Context, id string, in api.IssuePass) (api.IssuedPass, error) {
-	var out api.IssuedPass
-	err := c.recoveryCall(ctx, http.MethodPost, id, "/pass", in, &out)
-	return out, err
+// PassResult is the answer to issuing a pass: the pass (its code shown
+// this once), or for a staff account Accepted, the request a second
+// officer approves; the approver then receives the pass
+// (api.Approval.IssuedPass) and the IssuedPass here is zero.
+type PassResult struct {
+	api.IssuedPass
+	Accepted *api.Accepted
+}
+
+// IssuePass calls POST /v1/recovery/{id}/pass. For a staff account it
+// needs a proof (WithProof) and answers with the request.
+func (c *Client) IssuePass(ctx context.Context, id string, in api.IssuePass) (PassResult, error) {
+	return c.pass(ctx, p("/v1/recovery/%s/pass", id), in)
 }
 
 // IssueOnboardingPass calls POST /v1/users/{user}/pass: a temporary access
-// pass for a user with no active factor yet. The code is in the answer
-// once.
-func (c *Client) IssueOnboardingPass(ctx context.Context, user string, in api.IssuePass) (api.IssuedPass, error) {
-	var out api.IssuedPass
-	_, err := c.do(ctx, http.MethodPost, p("/v1/users/%s/pass", user), nil, in, &out)
+// pass for a user with no active factor yet. For a staff account it needs
+// a proof (WithProof) and answers with the request.
+func (c *Client) IssueOnboardingPass(ctx context.Context, user string, in api.IssuePass) (PassResult, error) {
+	return c.pass(ctx, p("/v1/users/%s/pass", user), in)
+}
+
+func (c *Client) pass(ctx context.Context, path string, in api.IssuePass) (PassResult, error) {
+	var out PassResult
+	acc, err := c.orAccepted(ctx, http.MethodPost, path, in, &out.IssuedPass)
+	out.Accepted = acc
 	return out, err
 }
 
@@ -104,7 +116,8 @@ func (c *Client) RecoveryUnlock(ctx context.Context, user, reason string) (api.U
 	return out, err
 }
 
-// RegenerateRecoveryCodes calls POST /v1/me/recovery-codes.
+// RegenerateRecoveryCodes calls POST /v1/me/recovery-codes. It needs a
+// proof (WithProof), except with a pass's token.
 func (c *Client) RegenerateRecoveryCodes(ctx context.Context) ([]string, error) {
 	var out api.RecoveryCodesIssued
 	_, err := c.do(ctx, http.MethodPost, "/v1/me/recovery-codes", nil, nil, &out)
@@ -118,10 +131,11 @@ func (c *Client) BreakGlassStatus(ctx context.Context) (api.BreakGlassStatus, er
 	return out, err
 }
 
-// RotateBreakGlass calls POST /v1/breakglass/rotate. The shares are in the
-// answer only.
-func (c *Client) RotateBreakGlass(ctx context.Context, in api.BreakGlassRotate) (api.BreakGlassShares, error) {
-	var out api.BreakGlassShares
+// RotateBreakGlass calls POST /v1/breakglass/rotate: a request a second
+// administrator approves; each holder then collects their own share
+// (CollectBreakGlassShare). It needs a proof (WithProof).
+func (c *Client) RotateBreakGlass(ctx context.Context, in api.BreakGlassRotate) (api.Accepted, error) {
+	var out api.Accepted
 	_, err := c.do(ctx, http.MethodPost, "/v1/breakglass/rotate", nil, in, &out)
 	return out, err
 }

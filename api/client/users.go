@@ -33,11 +33,33 @@ func (c *Client) ListUsers(ctx context.Context, f UserFilter) (api.Page[api.User
 	return pg, err
 }
 
+// UserResult is the answer to creating or changing a user: the user as it
+// stands, and Accepted when part of the change waits for a second person
+// (a role beyond "user", or leaving a group or role a stricter rule
+// holds); until it is approved the user is without that part.
+type UserResult struct {
+	api.User
+	Accepted *api.Accepted
+}
+
 // CreateUser calls POST /v1/users.
-func (c *Client) CreateUser(ctx context.Context, in api.CreateUser) (api.User, error) {
-	var u api.User
-	_, err := c.do(ctx, http.MethodPost, "/v1/users", nil, in, &u)
-	return u, err
+func (c *Client) CreateUser(ctx context.Context, in api.CreateUser) (UserResult, error) {
+	return c.userChange(ctx, http.MethodPost, "/v1/users", in)
+}
+
+// userChange sends a user change answered 200/201 with the user, or 202
+// with the request and the user as it stands.
+func (c *Client) userChange(ctx context.Context, method, path string, in any) (UserResult, error) {
+	var out UserResult
+	acc, err := c.orAccepted(ctx, method, path, in, &out.User)
+	if err != nil || acc == nil {
+		return out, err
+	}
+	out.Accepted = acc
+	if acc.User != nil {
+		out.User = *acc.User
+	}
+	return out, nil
 }
 
 // GetUser calls GET /v1/users/{user}; user is an id or a username.
@@ -47,11 +69,10 @@ func (c *Client) GetUser(ctx context.Context, user string) (api.User, error) {
 	return u, err
 }
 
-// UpdateUser calls PATCH /v1/users/{user}. Nil fields are left as they are.
-func (c *Client) UpdateUser(ctx context.Context, user string, in api.UpdateUser) (api.User, error) {
-	var u api.User
-	_, err := c.do(ctx, http.MethodPatch, p("/v1/users/%s", user), nil, in, &u)
-	return u, err
+// UpdateUser calls PATCH /v1/users/{user}. Nil fields are left as they
+// are; what waits for a second person is in the result's Accepted.
+func (c *Client) UpdateUser(ctx context.Context, user string, in api.UpdateUser) (UserResult, error) {
+	return c.userChange(ctx, http.MethodPatch, p("/v1/users/%s", user), in)
 }
 
 // EnableUser calls POST /v1/users/{user}/enable.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/spf13/cobra"
+
 	"github.com/keyfleet/keyfleet/agent"
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/api/client"
@@ -26,20 +28,47 @@ func defaultActivator(c *client.Client) (agent.Activator, error) {
 	return nil, ErrNoActivation
 }
 
+// activateFlags are activate's flags: where keyfleetd is, and the keys.
+type activateFlags struct {
+	connFlags
+	keyFlags
+	// user is whose keys: empty for the caller's own.
+	user string
+}
+
+func (a *app) activateCmd() *cobra.Command {
+	var f activateFlags
+	cmd := &cobra.Command{
+		Use:   "activate",
+		Short: "Replace the hand-over PIN of your pending keys and activate them (your own token)",
+		Long: `activate finds your pending hardware factors and, for each, asks for the
+hand-over PIN (from the sealed letter) and a new PIN, changes it on the key
+(a wrong hand-over PIN shows the retries left) and proves possession, which
+makes the factor active. It runs with your own token.
+
+A person whose only key is still pending has no token yet (signing in
+needs an active key): they activate it at the desk, where an administrator
+runs 'keyfleet-agent activate --user NAME' with their token while the
+person types the hand-over PIN and their new one. Keys of an account with
+a role beyond user are activated by their holder only.`,
+		Example: "  keyfleet-agent activate --server https://keyfleet.example.com --token-file ~/keyfleet.token\n  keyfleet-agent activate --user ivy     # at the desk, with an administrator's token",
+		Args:    noArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return a.activate(cmd.Context(), f) },
+	}
+	f.connFlags.register(cmd.Flags(), true)
+	f.keyFlags.register(cmd.Flags())
+	cmd.Flags().StringVar(&f.user, "user", "", "activate this person's pending keys (an administrator at the desk; default: your own)")
+	return cmd
+}
+
 // activate: the user replaces the hand-over PIN on each of their pending
 // hardware factors and proves possession, with their own token.
-func activate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var c commonFlags
-	fs := newFlagSet("activate", stderr)
-	c.register(fs, getenv, true)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	d, err := daemonClient(c)
+func (a *app) activate(ctx context.Context, c activateFlags) error {
+	d, err := a.daemonClient(c.connFlags)
 	if err != nil {
 		return err
 	}
-	pending, err := pendingFactors(ctx, d)
+	pending, err := pendingFactors(ctx, d, c.user)
 	if err != nil {
 		return err
 	}
@@ -48,19 +77,26 @@ func activate(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	for _, f := range pending {
-		if err := activateOne(ctx, act, c, f, stdout, stderr); err != nil {
+		if err := activateOne(ctx, act, c.keyFlags, f, a.stdout, a.stderr); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func pendingFactors(ctx context.Context, d *client.Client) ([]api.Factor, error) {
-	me, err := d.Me(ctx)
-	if err != nil {
-		return nil, err
+// pendingFactors are user's pending keys ("" for the caller's own).
+func pendingFactors(ctx context.Context, d *client.Client, user string) ([]api.Factor, error) {
+	whose := "you have"
+	if user == "" {
+		me, err := d.Me(ctx)
+		if err != nil {
+			return nil, err
+		}
+		user = me.User.ID
+	} else {
+		whose = user + " has"
 	}
-	pg, err := d.ListFactors(ctx, client.FactorFilter{User: me.User.ID})
+	pg, err := d.ListFactors(ctx, client.FactorFilter{User: user})
 	if err != nil {
 		return nil, err
 	}
@@ -71,13 +107,13 @@ func pendingFactors(ctx context.Context, d *client.Client) ([]api.Factor, error)
 		}
 	}
 	if len(out) == 0 {
-		return nil, errors.New("you have no pending key to activate")
+		return nil, fmt.Errorf("%s no pending key to activate", whose)
 	}
 	return out, nil
 }
 
-func activateOne(ctx context.Context, act agent.Activator, c commonFlags, f api.Factor, stdout, stderr io.Writer) error {
-	keys, closeKeys, err := optionalKeys(c.keyFlags, f.Kind == "piv", f.Kind == "fido2")
+func activateOne(ctx context.Context, act agent.Activator, c keyFlags, f api.Factor, stdout, stderr io.Writer) error {
+	keys, closeKeys, err := optionalKeys(c, f.Kind == "piv", f.Kind == "fido2")
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/keyfleet/keyfleet/agent"
+	"github.com/keyfleet/keyfleet/internal/csvsafe"
 )
 
 // batchUser is one row of the batch CSV.
@@ -152,7 +153,7 @@ func writeResults(path string, users []batchUser, j *agent.Journal) error {
 	if err != nil {
 		return fmt.Errorf("writing the results: %w", err)
 	}
-	w := csv.NewWriter(f)
+	w := csvsafe.NewWriter(f) // error messages and user names are not formulas
 	w.Write([]string{"user", "state", "serial", "factors", "error"})
 	for _, u := range users {
 		e, ok := j.Last(u.user)

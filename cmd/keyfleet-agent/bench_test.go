@@ -23,7 +23,7 @@ func BenchmarkProvisionVirtualKey(b *testing.B) {
 	card := plug(b, vkey.Options{CA: ca, Serial: 40000099})
 	fca, _ := agentfido2.NewCA()
 	d := startBoth(b, kindsConfig{piv: pivkind.Config{Roots: []*x509.Certificate{ca.Root()}}, fido2: fido2kind.Config{Roots: []*x509.Certificate{fca.Root()}}})
-	token := d.enrollerToken(b)
+	token := d.deskToken(b)
 	ctx := context.Background()
 	var apdus uint64
 	b.ResetTimer()

@@ -5,13 +5,13 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/keyfleet/keyfleet/agent"
 	agentfido2 "github.com/keyfleet/keyfleet/agent/fido2"
 	"github.com/keyfleet/keyfleet/agent/vkey"
 	"github.com/keyfleet/keyfleet/api"
@@ -131,30 +131,29 @@ func TestEnrollWithAnAccessPassEndToEnd(t *testing.T) {
 	d := startBoth(t, kindsConfig{fido2: fido2kind.Config{Roots: []*x509.Certificate{fca.Root()}}})
 	ctx := context.Background()
 	d.admin.CreateUser(ctx, api.CreateUser{Username: "jo"})
-	// Jo's first key, registered by an administrator: it gives her
-	// recovery codes.
-	lostKey, _ := agentfido2.NewSoft(agentfido2.SoftOptions{CA: fca, Serial: 40000021})
-	lostKey.SetPIN("4711")
-	e, err := d.admin.CreateEnrolment(ctx, api.CreateEnrolment{User: "jo", Kind: "fido2"})
-	if err != nil {
-		t.Fatal(err)
+	// Jo registers her first key herself, with an onboarding pass: the
+	// recovery codes are shown to her, the key's holder, once.
+	first, err := d.admin.IssueOnboardingPass(ctx, "jo", api.IssuePass{TTL: "30m"})
+	if err != nil || first.Code == "" {
+		t.Fatalf("onboarding pass %+v, %v", first, err)
 	}
-	opts, _, _ := agent.CreationOptions(e.Params)
-	reg, err := agent.Register(lostKey, opts, agent.Ceremony{Origin: testOrigin, PIN: "4711"})
-	if err != nil {
-		t.Fatal(err)
+	const firstPIN = "4711"
+	out, errOut, code := enrollCmd(t, d, firstPIN+"\n"+firstPIN+"\n", "--code", first.Code, "--piv=false", "--fido2", "--soft-fido2", softKey(t, fca, 40000021))
+	codes := regexp.MustCompile(`(?m)^  ([0-9a-z]{5}-[0-9a-z]{5})$`).FindAllStringSubmatch(out, -1)
+	if code != 0 || len(codes) != 10 {
+		t.Fatalf("her first key: exit %d, %d recovery codes: %s %s", code, len(codes), out, errOut)
 	}
-	body, _ := json.Marshal(reg)
-	lost, err := d.admin.CompleteEnrolment(ctx, e.ID, api.CompleteEnrolment{Payload: body})
-	if err != nil || len(lost.RecoveryCodes) == 0 {
-		t.Fatalf("first factor %+v, %v", lost, err)
+	pg, _ := d.admin.ListFactors(ctx, client.FactorFilter{User: "jo"})
+	if len(pg.Items) != 1 {
+		t.Fatalf("jo's factors %+v", pg.Items)
 	}
+	lost := pg.Items[0]
 	// She loses it: a recovery case, confirmed with a recovery code, issues a pass.
 	c, err := d.admin.OpenRecovery(ctx, api.OpenRecovery{User: "jo", Reason: "key lost on the train", LostFactors: []string{lost.ID}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.admin.RecoveryCode(ctx, c.ID, lost.RecoveryCodes[0]); err != nil {
+	if _, err := d.admin.RecoveryCode(ctx, c.ID, codes[0][1]); err != nil {
 		t.Fatal(err)
 	}
 	pass, err := d.admin.IssuePass(ctx, c.ID, api.IssuePass{TTL: "30m"})
@@ -163,7 +162,7 @@ func TestEnrollWithAnAccessPassEndToEnd(t *testing.T) {
 	}
 	const pin = "97531864"
 	soft := softKey(t, fca, 40000022)
-	out, errOut, code := enrollCmd(t, d, pin+"\n"+pin+"\n", "--code", pass.Code, "--piv=false", "--fido2", "--soft-fido2", soft)
+	out, errOut, code = enrollCmd(t, d, pin+"\n"+pin+"\n", "--code", pass.Code, "--piv=false", "--fido2", "--soft-fido2", soft)
 	if code != 0 || !strings.Contains(out, "registered FIDO2 credential for jo") {
 		t.Fatalf("exit %d: %s %s", code, out, errOut)
 	}
@@ -208,14 +207,14 @@ func slowTouch(t *testing.T) *testDaemon {
 
 func TestAnEnrolmentThatExpiresMidProvisioningLeavesNothingAndSaysWhatToDo(t *testing.T) {
 	d := slowTouch(t)
-	token := d.enrollerToken(t)
+	token := d.deskToken(t)
 	ctx := context.Background()
 	d.admin.CreateUser(ctx, api.CreateUser{Username: "pat"})
 	pin := writePIN(t, "24681357")
 	out, errOut, code := agentRun(t, d, token, "--user", "pat", "--pin-file", pin)
-	for _, want := range []string{"is expired", "keyfleetd kept nothing for this key", "run the same keyfleet-agent command again with --reset"} {
-		if code != 1 || !strings.Contains(errOut, want) {
-			t.Fatalf("exit %d, want %q in: %s %s", code, want, out, errOut)
+	for _, want := range []string{"is expired", "put back to factory settings and keyfleetd kept nothing for this key", "run the same keyfleet-agent command again"} {
+		if code != 1 || !strings.Contains(errOut, want) || strings.Contains(errOut, "--reset") {
+			t.Fatalf("exit %d, want %q (and no --reset) in: %s %s", code, want, out, errOut)
 		}
 	}
 	if strings.Contains(out+errOut, "24681357") {
@@ -228,8 +227,8 @@ func TestAnEnrolmentThatExpiresMidProvisioningLeavesNothingAndSaysWhatToDo(t *te
 	if len(f.Items) != 0 || len(dev.Items) != 0 || len(en.Items) != 1 || en.Items[0].State != api.EnrolmentExpired {
 		t.Fatalf("after the expiry: factors %+v, devices %+v, enrolments %+v", f.Items, dev.Items, en.Items)
 	}
-	// Doing what the message says works.
-	if out, errOut, code := agentRun(t, d, token, "--user", "pat", "--pin-file", pin, "--reset"); code != 0 {
+	// Doing what the message says works: the key is factory fresh again.
+	if out, errOut, code := agentRun(t, d, token, "--user", "pat", "--pin-file", pin); code != 0 {
 		t.Fatalf("provisioning again: exit %d: %s %s", code, out, errOut)
 	}
 	checkFactor(t, d, "pat", "active")
@@ -244,7 +243,8 @@ func TestAnEnrolmentCodeThatExpiresMidEnrolmentSaysToAskForANewOne(t *testing.T)
 		t.Fatal(err)
 	}
 	_, errOut, code := enrollCmd(t, d, "24681357\n24681357\n", "--reader", pcsc.Slots[0].Reader, "--code", e.Code)
-	if code != 1 || !strings.Contains(errOut, "keyfleetd kept nothing for this key; ask your administrator for a new enrolment code, then run keyfleet-agent enroll --code NEW-CODE with --reset") {
+	if code != 1 || !strings.Contains(errOut, "keyfleetd kept nothing for this key; ask your administrator for a new enrolment code, then run keyfleet-agent enroll --code NEW-CODE") ||
+		strings.Contains(errOut, "--reset") {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	f, _ := d.admin.ListFactors(ctx, client.FactorFilter{User: "quinn"})

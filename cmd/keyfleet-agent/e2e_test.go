@@ -19,6 +19,7 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/api/client"
 	"github.com/keyfleet/keyfleet/daemon"
+	"github.com/keyfleet/keyfleet/daemon/core"
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
@@ -26,6 +27,8 @@ import (
 var (
 	pcsc       *vkeytest.PCSCD
 	pcscReason string
+	// agentBinDir holds the keyfleet-agent binary the proof tests build.
+	agentBinDir string
 )
 
 func TestMain(m *testing.M) {
@@ -38,6 +41,9 @@ func TestMain(m *testing.M) {
 	if pcsc != nil {
 		pcsc.Stop()
 	}
+	if agentBinDir != "" {
+		os.RemoveAll(agentBinDir)
+	}
 	os.Exit(code)
 }
 
@@ -46,6 +52,9 @@ func TestMain(m *testing.M) {
 type testDaemon struct {
 	addr, dir, tokenFile, caFile string
 	admin                        *client.Client
+	// svc is the daemon's domain, for tests that stand in for people who
+	// are not at this desk (the second approver of a departure, say).
+	svc *core.Service
 }
 
 func startDaemon(t *testing.T, roots ...*x509.Certificate) *testDaemon {
@@ -61,8 +70,17 @@ func startDaemon(t *testing.T, roots ...*x509.Certificate) *testDaemon {
 // loopback until the test ends. o.LogOut defaults to nowhere.
 func serve(t testing.TB, o daemon.Options) *testDaemon {
 	t.Helper()
+	d, _ := serveInit(t, o, daemon.InitOptions{})
+	return d
+}
+
+// serveInit is serve with init's options (founding administrators,
+// break-glass shares); it returns what init made too.
+func serveInit(t testing.TB, o daemon.Options, in daemon.InitOptions) (*testDaemon, daemon.InitResult) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
-	res, err := daemon.Init(context.Background(), daemon.InitOptions{Dir: dir, Getenv: func(string) string { return "" }})
+	in.Dir, in.Getenv = dir, func(string) string { return "" }
+	res, err := daemon.Init(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,9 +100,9 @@ func serve(t testing.TB, o daemon.Options) *testDaemon {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, nil) }()
 	t.Cleanup(func() { cancel(); <-done })
-	d := &testDaemon{addr: "https://" + ln.Addr().String(), dir: dir, tokenFile: res.AdminTokenFile, caFile: res.TLSCert}
+	d := &testDaemon{addr: "https://" + ln.Addr().String(), dir: dir, tokenFile: res.AdminTokenFile, caFile: res.TLSCert, svc: srv.Service()}
 	d.admin = d.client(t, res.AdminTokenFile)
-	return d
+	return d, res
 }
 
 func (d *testDaemon) client(t testing.TB, tokenFile string) *client.Client {
@@ -98,21 +116,11 @@ func (d *testDaemon) client(t testing.TB, tokenFile string) *client.Client {
 	return c
 }
 
-// enrollerToken makes a user with the enroller role and writes its token.
-func (d *testDaemon) enrollerToken(t testing.TB) string {
-	t.Helper()
-	ctx := context.Background()
-	if _, err := d.admin.CreateUser(ctx, api.CreateUser{Username: "itdesk", Roles: []string{"enroller"}}); err != nil {
-		t.Fatal(err)
-	}
-	ct, err := d.admin.CreateToken(ctx, api.CreateToken{User: "itdesk", Name: "desk"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "enroller.token")
-	os.WriteFile(path, []byte(ct.Secret), 0o600)
-	return path
-}
+// deskToken is the token the IT desk provisions keys with: the founding
+// administrator's, which keyfleetd init wrote. Nobody mints a token for
+// another person (an enroller signs in with their own key, as
+// TestKeyLoginGivesAWorkingTokenThatExpires shows for an administrator).
+func (d *testDaemon) deskToken(testing.TB) string { return d.tokenFile }
 
 func plug(t testing.TB, o vkey.Options) *vkey.Card {
 	t.Helper()
@@ -149,7 +157,7 @@ func TestProvisionPIVEndToEnd(t *testing.T) {
 	ca, _ := vkey.NewCA(nil)
 	card := plug(t, vkey.Options{CA: ca, Serial: 40000001})
 	d := startDaemon(t, ca.Root())
-	token := d.enrollerToken(t)
+	token := d.deskToken(t)
 	if _, err := d.admin.CreateUser(context.Background(), api.CreateUser{Username: "alice"}); err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +200,7 @@ func TestProvisionHandoverLeavesThePINToActivate(t *testing.T) {
 	ca, _ := vkey.NewCA(nil)
 	plug(t, vkey.Options{CA: ca, Serial: 40000001})
 	d := startDaemon(t, ca.Root())
-	token := d.enrollerToken(t)
+	token := d.deskToken(t)
 	d.admin.CreateUser(context.Background(), api.CreateUser{Username: "bob"})
 	out, errOut, code := agentRun(t, d, token, "--user", "bob")
 	if code != 0 || !strings.Contains(out, "hand-over PIN") {
@@ -204,7 +212,7 @@ func TestProvisionHandoverLeavesThePINToActivate(t *testing.T) {
 func TestProvisionRejectsAnUntrustedKey(t *testing.T) {
 	plug(t, vkey.Options{CA: mustCA(t)})
 	d := startDaemon(t) // trusts Yubico only, not the virtual CA
-	token := d.enrollerToken(t)
+	token := d.deskToken(t)
 	d.admin.CreateUser(context.Background(), api.CreateUser{Username: "carol"})
 	_, errOut, code := agentRun(t, d, token, "--user", "carol", "--reset")
 	if code != 1 || !strings.Contains(errOut, "untrusted") {

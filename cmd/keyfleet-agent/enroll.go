@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/keyfleet/keyfleet/agent"
 	"github.com/keyfleet/keyfleet/api"
@@ -32,27 +33,36 @@ type grant struct {
 	enrolment               *api.Enrolment // an enrolment code: the enrolment to complete
 }
 
-// enroll is the user's own enrolment with a one-time code: an enrolment
-// code from `keyfleet enrolments create` ("enr_….…") or a temporary access
-// pass from a recovery case ("kfp-…"). The code is exchanged for a
-// short-lived token that may only enrol for that user, then the same
-// flows as at the desk run with the user's own PIN.
-func enroll(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func (a *app) enrollCmd() *cobra.Command {
 	var f provisionFlags
 	var code string
-	fs := newFlagSet("enroll", stderr)
-	f.register(fs, getenv, false)
-	fs.StringVar(&code, "code", "", "the one-time code from your administrator: an enrolment code (enr_….…) or an access pass (kfp-…); without it, enroll asks for it (not echoed, and not left in the process list or shell history)")
-	fs.BoolVar(&f.piv, "piv", true, "enrol the key's PIV applet (--piv=false to skip it; an enrolment code decides)")
-	fs.BoolVar(&f.fido2, "fido2", false, "enrol a FIDO2 credential (an enrolment code decides)")
-	fs.BoolVar(&f.reset, "reset", false, "wipe the key's PIV applet first (its keys are lost)")
-	fs.StringVar(&f.label, "label", "", "label of the new factors")
-	if err := fs.Parse(args); err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:     "enroll [--code CODE]",
+		Aliases: []string{"enrol"},
+		Short:   "Enrol your own key with a one-time code from your administrator",
+		Long: `enroll is the user's own enrolment with a one-time code: an enrolment code
+from 'keyfleet enrolments create' (enr_….…) or a temporary access pass from a
+recovery case (kfp-…). The code is exchanged for a short-lived token that may
+only enrol for that user; then the key is set up with a PIN you choose
+(asked twice, no echo). Without --code, enroll asks for the code (not
+echoed, and not left in the process list or shell history). An enrolment
+code decides the kind: --piv and --fido2 default from it.`,
+		Example: `  keyfleet-agent enroll --server https://keyfleet.example.com
+  keyfleet-agent enroll --server https://keyfleet.example.com --piv=false --fido2`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.enroll(cmd, f, code) },
 	}
-	if f.server == "" {
-		return errors.New("enroll needs --server (the keyfleetd address your administrator gave you)")
-	}
+	fs := cmd.Flags()
+	f.connFlags.register(fs, false)
+	fs.StringVar(&code, "code", "", "the one-time code from your administrator: an enrolment code (enr_….…) or an access pass (kfp-…); without it, enroll asks for it")
+	f.registerKeyChoice(fs, "enrol the key's PIV applet (--piv=false to skip it; an enrolment code decides)", "enrol a FIDO2 credential (an enrolment code decides)")
+	return cmd
+}
+
+// enroll exchanges the code for a grant, then runs the same flows as at
+// the desk with the user's own PIN.
+func (a *app) enroll(cmd *cobra.Command, f provisionFlags, code string) error {
+	ctx, stdout, stderr := cmd.Context(), a.stdout, a.stderr
 	if code == "" {
 		var err error
 		if code, err = readSecret(stderr, "Enrolment code or access pass: "); err != nil {
@@ -62,7 +72,7 @@ func enroll(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 			return errors.New("no code given: type the code your administrator gave you, or pass it with --code")
 		}
 	}
-	anon, err := clientWithToken(f.commonFlags, "")
+	anon, err := a.clientWithToken(f.connFlags, "")
 	if err != nil {
 		return err
 	}
@@ -71,11 +81,11 @@ func enroll(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return err
 	}
 	if g.enrolment != nil {
-		if err := kindFromEnrolment(fs, &f, g.enrolment); err != nil {
+		if err := kindFromEnrolment(cmd.Flags().Changed, &f, g.enrolment); err != nil {
 			return err
 		}
 	}
-	d, err := clientWithToken(f.commonFlags, g.token)
+	d, err := a.clientWithToken(f.connFlags, g.token)
 	if err != nil {
 		return err
 	}
@@ -102,15 +112,13 @@ func redeem(ctx context.Context, r codeRedeemer, code string) (grant, error) {
 // kindFromEnrolment sets --piv and --fido2 from an enrolment code's kind:
 // the code enrols one factor of that kind. A flag given on the command
 // line must agree.
-func kindFromEnrolment(fs *flag.FlagSet, f *provisionFlags, e *api.Enrolment) error {
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+func kindFromEnrolment(set func(flag string) bool, f *provisionFlags, e *api.Enrolment) error {
 	want := map[string]bool{"piv": e.Kind == "piv", "fido2": e.Kind == "fido2"}
 	if !want["piv"] && !want["fido2"] {
 		return fmt.Errorf("this enrolment code is for a %s factor, which keyfleet-agent does not enrol; ask your administrator for a piv or fido2 code", e.Kind)
 	}
 	for name, on := range map[string]bool{"piv": f.piv, "fido2": f.fido2} {
-		if set[name] && on != want[name] {
+		if set(name) && on != want[name] {
 			return fmt.Errorf("this enrolment code is for a %s key: run the command again without --%s", e.Kind, name)
 		}
 	}

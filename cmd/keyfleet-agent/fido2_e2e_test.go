@@ -83,7 +83,7 @@ func TestProvisionPIVAndFIDO2VerifyAndReportLost(t *testing.T) {
 	soft := softKey(t, fca, 40000002) // the same YubiKey's FIDO2 applet
 	d := startBoth(t, kindsConfig{piv: pivkind.Config{Roots: []*x509.Certificate{ca.Root()}},
 		fido2: fido2kind.Config{Roots: []*x509.Certificate{fca.Root()}, RequireAttestation: true, EnterpriseAttestation: true}})
-	token := d.enrollerToken(t)
+	token := d.deskToken(t)
 	ctx := context.Background()
 	d.admin.CreateUser(ctx, api.CreateUser{Username: "dora"})
 	before, start := card.APDUs(), time.Now()
@@ -129,7 +129,7 @@ func TestProvisionAndVerifyFIDO2ThroughPCSC(t *testing.T) {
 	card := plug(t, vkey.Options{CA: ca, Serial: 40000003, FIDO2: soft})
 	d := startBoth(t, kindsConfig{piv: pivkind.Config{Roots: []*x509.Certificate{ca.Root()}},
 		fido2: fido2kind.Config{Roots: []*x509.Certificate{fca.Root()}, RequireAttestation: true, EnterpriseAttestation: true}})
-	token := d.enrollerToken(t)
+	token := d.deskToken(t)
 	ctx := context.Background()
 	d.admin.CreateUser(ctx, api.CreateUser{Username: "erin"})
 	before, start := card.APDUs(), time.Now()

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 
+	"github.com/spf13/pflag"
+
 	"github.com/keyfleet/keyfleet/agent"
 	agentfido2 "github.com/keyfleet/keyfleet/agent/fido2"
 )
@@ -14,6 +16,13 @@ var fido2Opener agent.FIDO2Opener = agentfido2.HIDThenPCSC{HID: agentfido2.Opene
 // keyFlags choose the keys to use.
 type keyFlags struct {
 	reader, fido2Device, softFIDO2, origin string
+}
+
+func (k *keyFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&k.reader, "reader", "", "PC/SC reader of the PIV key (default: the only YubiKey)")
+	fs.StringVar(&k.fido2Device, "fido2-device", "", "FIDO2 key's HID path (default: the only FIDO2 key)")
+	fs.StringVar(&k.softFIDO2, "soft-fido2", "", "use the software FIDO2 authenticator whose state is in this file (tests and demos)")
+	fs.StringVar(&k.origin, "origin", "", "origin FIDO2 assertions claim (default: the one keyfleetd's challenge names, else https://RP-ID)")
 }
 
 // openFIDO2 opens the software key at --soft-fido2, the key at

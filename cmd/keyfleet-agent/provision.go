@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/keyfleet/keyfleet/agent"
 	"github.com/keyfleet/keyfleet/api"
@@ -12,7 +16,8 @@ import (
 )
 
 type provisionFlags struct {
-	commonFlags
+	connFlags
+	keyFlags
 	user, pinFile, label, batch, results, journal string
 	piv, fido2, reset, askPIN                     bool
 	// enrolment is the one enrolment an enrolment code lets enroll
@@ -20,41 +25,65 @@ type provisionFlags struct {
 	enrolment *api.Enrolment
 }
 
-func parseProvision(args []string, stderr io.Writer, getenv func(string) string) (provisionFlags, error) {
-	var f provisionFlags
-	fs := newFlagSet("provision", stderr)
-	f.register(fs, getenv, true)
-	fs.StringVar(&f.user, "user", "", "user to provision the key for")
-	fs.BoolVar(&f.piv, "piv", true, "provision the PIV applet (--piv=false to skip it)")
-	fs.BoolVar(&f.fido2, "fido2", false, "also register a FIDO2 credential for the daemon's relying party")
+// registerKeyChoice adds the flags provision and enroll share.
+func (f *provisionFlags) registerKeyChoice(fs *pflag.FlagSet, pivHelp, fido2Help string) {
+	f.keyFlags.register(fs)
+	fs.BoolVar(&f.piv, "piv", true, pivHelp)
+	fs.BoolVar(&f.fido2, "fido2", false, fido2Help)
 	fs.BoolVar(&f.reset, "reset", false, "wipe the key's PIV applet first (its keys are lost)")
+	fs.StringVar(&f.label, "label", "", "label of the new factors")
+}
+
+func (a *app) provisionCmd() *cobra.Command {
+	var f provisionFlags
+	cmd := &cobra.Command{
+		Use:   "provision (--user NAME | --batch users.csv)",
+		Short: "Provision a key for a user at the IT desk (enroller token)",
+		Long: `provision sets up the key in front of the operator for a user: its PIV applet
+(on by default), a FIDO2 credential (--fido2), or both. The PIN is typed at
+the desk (--ask-pin, no echo), read from --pin-file, or drawn at random and
+printed once as a hand-over PIN; with a hand-over PIN the factors stay
+pending until the user runs 'keyfleet-agent activate'.
+
+--batch reads a CSV whose header names a user (or username) column and
+optionally label, asks for each next key, and journals every key so that
+the same command resumes where it stopped.`,
+		Example: `  keyfleet-agent provision --user alice --pin-file pin.txt
+  keyfleet-agent provision --user bob --fido2 --reset
+  keyfleet-agent provision --batch users.csv --fido2`,
+		Args: noArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			if (f.user == "") == (f.batch == "") {
+				return usagef("provision needs --user NAME or --batch users.csv")
+			}
+			if !f.piv && !f.fido2 {
+				return usagef("nothing to provision: give --piv, --fido2 or both")
+			}
+			if f.askPIN && f.pinFile != "" {
+				return usagef("give --pin-file or --ask-pin, not both")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.provision(cmd.Context(), f) },
+	}
+	fs := cmd.Flags()
+	f.connFlags.register(fs, true)
+	f.registerKeyChoice(fs, "provision the PIV applet (--piv=false to skip it)", "also register a FIDO2 credential for the daemon's relying party")
+	fs.StringVar(&f.user, "user", "", "user to provision the key for")
 	fs.StringVar(&f.pinFile, "pin-file", "", "file whose first line is the user's PIN; without it (or --ask-pin) a random hand-over PIN is printed once")
 	fs.BoolVar(&f.askPIN, "ask-pin", false, "let the user type their PIN at the desk (no echo)")
-	fs.StringVar(&f.label, "label", "", "label of the new factors")
 	fs.StringVar(&f.batch, "batch", "", "CSV of users (column user, optional label) to provision one key each")
 	fs.StringVar(&f.results, "results", "", "results CSV of a batch (default: BATCH.results.csv)")
 	fs.StringVar(&f.journal, "journal", "", "journal of a batch, to resume it (default: BATCH.journal)")
-	if err := fs.Parse(args); err != nil {
-		return f, err
-	}
-	if (f.user == "") == (f.batch == "") {
-		return f, errors.New("provision needs --user NAME or --batch users.csv")
-	}
-	if !f.piv && !f.fido2 {
-		return f, errors.New("nothing to provision: give --piv, --fido2 or both")
-	}
-	return f, nil
+	return cmd
 }
 
-func provision(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	f, err := parseProvision(args, stderr, getenv)
+func (a *app) provision(ctx context.Context, f provisionFlags) error {
+	d, err := a.daemonClient(f.connFlags)
 	if err != nil {
 		return err
 	}
-	d, err := daemonClient(f.commonFlags)
-	if err != nil {
-		return err
-	}
+	stdout, stderr := a.stdout, a.stderr
 	if f.batch != "" {
 		return runBatch(ctx, d, f, stdout, stderr)
 	}
@@ -83,6 +112,9 @@ type outcome struct {
 	states      []string
 	handoverPIN string
 	puk         string
+	// codes are the first factor's recovery codes, which keyfleetd gives
+	// only to the person who will hold the key (enroll with their own code).
+	codes []string
 }
 
 // provisionOne provisions the PIV and FIDO2 applets of the key in front
@@ -101,6 +133,7 @@ func provisionOne(ctx context.Context, d agent.Daemon, f provisionFlags, user, p
 			return out, closedHint(err, f, true)
 		}
 		out.piv, out.states = res.Factor.ID, append(out.states, "piv "+res.Factor.State)
+		out.codes = append(out.codes, res.Factor.RecoveryCodes...)
 		if pin == "" {
 			pin = res.HandoverPIN
 		}
@@ -131,6 +164,7 @@ func provisionFIDO2(ctx context.Context, d agent.Daemon, f provisionFlags, user,
 		return out, closedHint(fmt.Errorf("fido2: %w", err), f, false)
 	}
 	out.fido2, out.states = res.Factor.ID, append(out.states, "fido2 "+res.Factor.State)
+	out.codes = append(out.codes, res.Factor.RecoveryCodes...)
 	return out, nil
 }
 
@@ -148,6 +182,12 @@ func closedHint(err error, f provisionFlags, piv bool) error {
 	again := "to provision it, run the same keyfleet-agent command again"
 	if f.enrolment != nil {
 		again = "ask your administrator for a new enrolment code, then run keyfleet-agent enroll --code NEW-CODE"
+	}
+	var re *agent.RefusedError
+	if errors.As(err, &re) && re.Restored {
+		// The advice of RefusedError is for a refusal; this one needs a
+		// new enrolment (or code), on a key that is factory fresh again.
+		return fmt.Errorf("%w. The key's PIV applet was put back to factory settings and keyfleetd kept nothing for this key; %s", re.Cause, again)
 	}
 	if piv {
 		again += " with --reset (the key's PIV applet was already changed)"
@@ -167,5 +207,8 @@ func printOutcome(w io.Writer, user string, o outcome) {
 	}
 	if o.puk != "" && o.piv != "" {
 		fmt.Fprintf(w, "PUK (shown once; seal it or discard it): %s\n", o.puk)
+	}
+	if len(o.codes) > 0 {
+		fmt.Fprintf(w, "recovery codes for %s (shown once; each works once: keep them safe, apart from the key):\n  %s\n", user, strings.Join(o.codes, "\n  "))
 	}
 }

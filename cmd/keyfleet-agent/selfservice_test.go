@@ -20,7 +20,7 @@ import (
 func TestActivateReplacesTheHandoverPIN(t *testing.T) {
 	fca, _ := agentfido2.NewCA()
 	d := startBoth(t, kindsConfig{fido2: fido2kind.Config{Roots: []*x509.Certificate{fca.Root()}}})
-	token := d.enrollerToken(t)
+	token := d.deskToken(t)
 	ctx := context.Background()
 	d.admin.CreateUser(ctx, api.CreateUser{Username: "ivy"})
 	soft := softKey(t, fca, 40000005)
@@ -34,15 +34,16 @@ func TestActivateReplacesTheHandoverPIN(t *testing.T) {
 		CredentialID string `json:"credential_id"`
 	}
 	json.Unmarshal(pg.Items[0].Public, &pub)
-	ct, _ := d.admin.CreateToken(ctx, api.CreateToken{User: "ivy", Name: "laptop"})
-	userToken := filepath.Join(t.TempDir(), "ivy.token")
-	os.WriteFile(userToken, []byte(ct.Secret), 0o600)
+	// Ivy has no active factor yet, so no token of her own: she activates
+	// the key at the desk, typing the hand-over PIN and her new one, with
+	// the desk's token (an administrator may activate a plain user's key).
+	userToken := d.tokenFile
 	// A wrong hand-over PIN first: the retries are shown, the PIN is not.
-	out, errOut, code = agentCmd(t, d, userToken, "00000000\n13572468\n13572468\n", "activate", "--soft-fido2", soft)
+	out, errOut, code = agentCmd(t, d, userToken, "00000000\n13572468\n13572468\n", "activate", "--user", "ivy", "--soft-fido2", soft)
 	if code != 1 || !strings.Contains(errOut, "7 tries left") || strings.Contains(out+errOut, "13572468") {
 		t.Fatalf("exit %d: %s %s", code, out, errOut)
 	}
-	out, errOut, code = agentCmd(t, d, userToken, handover+"\n13572468\n13572468\n", "activate", "--soft-fido2", soft)
+	out, errOut, code = agentCmd(t, d, userToken, handover+"\n13572468\n13572468\n", "activate", "--user", "ivy", "--soft-fido2", soft)
 	if code != 0 || !strings.Contains(out, "state active") || strings.Contains(out+errOut, "13572468") || strings.Contains(out+errOut, handover) {
 		t.Fatalf("exit %d: %s %s", code, out, errOut)
 	}
@@ -58,7 +59,7 @@ func TestActivateReplacesTheHandoverPIN(t *testing.T) {
 func TestBatchResumesWithoutProvisioningAKeyTwice(t *testing.T) {
 	ca, _ := vkey.NewCA(nil)
 	d := startBoth(t, kindsConfig{piv: pivkind.Config{Roots: []*x509.Certificate{ca.Root()}}})
-	token := d.enrollerToken(t)
+	token := d.deskToken(t)
 	ctx := context.Background()
 	for _, u := range []string{"kai", "lea"} {
 		d.admin.CreateUser(ctx, api.CreateUser{Username: u})

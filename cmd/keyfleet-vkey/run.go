@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,40 +12,77 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/keyfleet/keyfleet/agent/fido2"
 	"github.com/keyfleet/keyfleet/agent/vkey"
+	"github.com/keyfleet/keyfleet/internal/clikit"
 )
 
-const usage = `usage:
-  keyfleet-vkey serve [flags]        plug a virtual YubiKey into vpcd
-  keyfleet-vkey ca export [flags]    write the attestation root certificate (PEM; --fido2 for the FIDO2 one)
-Run a command with -h for its flags.`
-
+// run executes the keyfleet-vkey command line args (without the program
+// name) and returns the exit code: 0 ok, 1 error, 2 usage error. No
+// command at all is serve with its defaults.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		args = []string{"serve"}
 	}
-	var err error
-	switch {
-	case args[0] == "serve":
-		err = serve(ctx, args[1:], stderr)
-	case args[0] == "ca" && len(args) > 1 && args[1] == "export":
-		err = exportCA(args[2:], stdout, stderr)
-	case args[0] == "-h" || args[0] == "--help" || args[0] == "help":
-		fmt.Fprintln(stdout, usage)
+	root := rootCmd(stdout, stderr)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
 		return 0
-	default:
-		fmt.Fprintln(stderr, usage)
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "keyfleet-vkey: %v; run '%s --help'\n", err, cmd.CommandPath())
 		return 2
 	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+	fmt.Fprintf(stderr, "keyfleet-vkey: %v\n", err)
+	return 1
+}
+
+// usageError is a mistake in the command line (exit 2).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func rootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "keyfleet-vkey",
+		Short: "A virtual YubiKey 5 behind pcscd (vpcd), for demos, tests and plugin authors",
+		Long: `keyfleet-vkey plugs a virtual YubiKey 5 (PIV, management and FIDO2 applets)
+into pcscd through vpcd's reader. Its state file keeps the card's keys and
+PINs across restarts; its CA files are the attestation roots a keyfleetd
+must be told to trust ('keyfleet-vkey ca export'). Without a command it
+serves with the defaults.`,
+		Example: `  keyfleet-vkey serve --vpcd 127.0.0.1:35963 --serial 40000001
+  keyfleet-vkey ca export --out vkey-root.pem`,
+		Args:              noArgs,
+		RunE:              func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "keyfleet-vkey:", err)
-		return 1
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	ca := &cobra.Command{Use: "ca", Short: "The attestation certificate authorities", Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }}
+	ca.AddCommand(exportCACmd(stdout))
+	root.AddCommand(serveCmd(stderr), ca)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	clikit.Standard(root)
+	return root
+}
+
+// noArgs refuses positional arguments, naming an unknown subcommand.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return &usageError{fmt.Errorf("unknown command or argument %q for %q", args[0], cmd.CommandPath())}
 	}
-	return 0
+	return nil
 }
 
 func defaultDir() string {
@@ -64,10 +100,20 @@ type serveFlags struct {
 	touchTimeout                                           time.Duration
 }
 
-func parseServe(args []string, stderr io.Writer) (serveFlags, error) {
+func serveCmd(stderr io.Writer) *cobra.Command {
 	var f serveFlags
-	fs := flag.NewFlagSet("keyfleet-vkey serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Plug a virtual YubiKey into vpcd until interrupted",
+		Long: `serve connects the card to vpcd's reader port and answers its APDUs until
+SIGINT or SIGTERM. State and CA files are created (mode 0600) when missing;
+--serial, --firmware, --form-factor and --fips shape a new card only.`,
+		Example: `  keyfleet-vkey serve --vpcd 127.0.0.1:35963 --state card.json --ca vkey-ca.pem
+  keyfleet-vkey serve --fido2=false --touch deny`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), f, stderr) },
+	}
+	fs := cmd.Flags()
 	fs.StringVar(&f.vpcd, "vpcd", "127.0.0.1:35963", "address of the vpcd reader (host:port)")
 	fs.StringVar(&f.state, "state", filepath.Join(defaultDir(), "card.json"), "state file (keys, PINs, objects), created when missing")
 	fs.StringVar(&f.ca, "ca", filepath.Join(defaultDir(), "ca.pem"), "attestation CA file (key and root), created when missing")
@@ -78,17 +124,13 @@ func parseServe(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.touch, "touch", "approve", "simulated touch: approve, deny or timeout")
 	fs.DurationVar(&f.touchTimeout, "touch-timeout", 15*time.Second, "how long --touch timeout waits")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug logs every APDU's instruction and status (never its data)")
-	fs.BoolVar(&f.fido2, "fido2", true, "give the card a FIDO2 applet (CTAP2 over CCID); -fido2=false makes a PIV-only key")
+	fs.BoolVar(&f.fido2, "fido2", true, "give the card a FIDO2 applet (CTAP2 over CCID); --fido2=false makes a PIV-only key")
 	fs.StringVar(&f.fido2State, "fido2-state", filepath.Join(defaultDir(), "fido2.json"), "FIDO2 applet state file (credentials, PIN), created when missing")
 	fs.StringVar(&f.fido2CA, "fido2-ca", filepath.Join(defaultDir(), "fido2-ca.pem"), "FIDO2 attestation CA file, created when missing")
-	return f, fs.Parse(args)
+	return cmd
 }
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	f, err := parseServe(args, stderr)
-	if err != nil {
-		return err
-	}
+func serve(ctx context.Context, f serveFlags, stderr io.Writer) error {
 	o, err := f.options(stderr)
 	if err != nil {
 		return err
@@ -202,25 +244,37 @@ func formFactorNames() []string {
 	return []string{"usb-a-keychain", "usb-a-nano", "usb-c-keychain", "usb-c-nano", "usb-c-lightning", "usb-a-bio", "usb-c-bio"}
 }
 
-func exportCA(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keyfleet-vkey ca export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	caPath := fs.String("ca", filepath.Join(defaultDir(), "ca.pem"), "PIV attestation CA file, created when missing")
-	fido2CA := fs.String("fido2-ca", filepath.Join(defaultDir(), "fido2-ca.pem"), "FIDO2 attestation CA file, created when missing")
-	forFIDO2 := fs.Bool("fido2", false, "export the FIDO2 attestation root (for the daemon's fido2 roots) instead of the PIV one")
-	out := fs.String("out", "", "write the root certificate here (default standard output)")
-	if err := fs.Parse(args); err != nil {
-		return err
+func exportCACmd(stdout io.Writer) *cobra.Command {
+	var caPath, fido2CA, out string
+	var forFIDO2 bool
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Write the attestation root certificate (PEM) a keyfleetd must trust",
+		Long: `export writes the root certificate of the card's PIV attestation CA (or,
+with --fido2, of its FIDO2 one), creating the CA when missing. Give it to
+keyfleetd as attestation.piv_roots (or fido2_roots). The CA's key never
+leaves its file.`,
+		Example: `  keyfleet-vkey ca export --out vkey-root.pem
+  keyfleet-vkey ca export --fido2 --out vkey-fido2-root.pem`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			root, err := exportRoot(caPath, fido2CA, forFIDO2)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				_, err = stdout.Write(root)
+				return err
+			}
+			return os.WriteFile(out, root, 0o644)
+		},
 	}
-	root, err := exportRoot(*caPath, *fido2CA, *forFIDO2)
-	if err != nil {
-		return err
-	}
-	if *out == "" {
-		_, err = stdout.Write(root)
-		return err
-	}
-	return os.WriteFile(*out, root, 0o644)
+	fs := cmd.Flags()
+	fs.StringVar(&caPath, "ca", filepath.Join(defaultDir(), "ca.pem"), "PIV attestation CA file, created when missing")
+	fs.StringVar(&fido2CA, "fido2-ca", filepath.Join(defaultDir(), "fido2-ca.pem"), "FIDO2 attestation CA file, created when missing")
+	fs.BoolVar(&forFIDO2, "fido2", false, "export the FIDO2 attestation root (for the daemon's fido2 roots) instead of the PIV one")
+	fs.StringVar(&out, "out", "", "write the root certificate here (default standard output)")
+	return cmd
 }
 
 func exportRoot(pivCA, fido2CA string, forFIDO2 bool) ([]byte, error) {

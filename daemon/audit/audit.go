@@ -132,11 +132,15 @@ func (r Record) Event() (Event, error) {
 	return ev, nil
 }
 
-// API converts the record to its wire form.
+// API converts the record to its wire form. Numbers in before, after
+// keep their text as hashed, so that an export can be verified offline
+// (a float64 would round integers above 2^53).
 func (r Record) API() (api.AuditEvent, error) {
-	ev, err := r.Event()
-	if err != nil {
-		return api.AuditEvent{}, err
+	var ev Event
+	dec := json.NewDecoder(bytes.NewReader(r.Body))
+	dec.UseNumber()
+	if err := dec.Decode(&ev); err != nil {
+		return api.AuditEvent{}, fmt.Errorf("%w: seq %d: %v", ErrCorrupt, r.Seq, err)
 	}
 	return api.AuditEvent{
 		Seq: r.Seq, Time: ev.Time, Actor: ev.Actor, Approver: ev.Approver,
@@ -152,6 +156,11 @@ type Verifier struct {
 	head    Head
 	checked uint64
 }
+
+// VerifierFrom is a Verifier that expects the record after h: it checks
+// the part of a chain that follows a head known to be good (a signed
+// checkpoint).
+func VerifierFrom(h Head) Verifier { return Verifier{head: h} }
 
 // BreakError says where and how a chain is broken. [Verifier.Check] returns it.
 type BreakError struct {

@@ -1,4 +1,5 @@
-// Package cli is keyfleetd's command line: init, serve and version.
+// Package cli is keyfleetd's command line: init, serve, recover, version
+// and completion.
 package cli
 
 import (
@@ -9,12 +10,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime/debug"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/keyfleet/keyfleet/daemon"
+	"github.com/keyfleet/keyfleet/internal/clikit"
 )
 
 // Run runs keyfleetd with args and returns the exit code: 0 ok, 1 error,
@@ -29,7 +32,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(initCmd(getenv), serveCmd(getenv), versionCmd())
+	root.AddCommand(initCmd(getenv), serveCmd(getenv), checkConfigCmd(getenv), defaultConfigCmd())
+	root.AddCommand(storeCmds(getenv)...)
+	root.AddCommand(recoverCmd(getenv))
+	clikit.Standard(root)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -80,11 +86,15 @@ the encrypted store, and a bootstrap administrator whose token is written once,
 		},
 	}
 	cmd.Flags().StringVar(&o.Dir, "data", "", "data folder to create")
+	cmd.Flags().StringVar(&o.ConfigFile, "config", "", "where to write the config file (default DIR/keyfleetd.yaml); a file already there is kept")
 	cmd.Flags().StringVar(&o.TLSCert, "tls-cert", "", "PEM certificate to serve instead of a self-signed one")
 	cmd.Flags().StringVar(&o.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
-	cmd.Flags().StringVar(&o.AdminUser, "admin", "admin", "username of the first administrator")
+	cmd.Flags().StringVar(&o.AdminUser, "admin", "admin", "username of the first founding administrator (gets the command-line token)")
+	cmd.Flags().StringSliceVar(&o.Admins, "admins", nil, "further founding administrators, comma-separated: each gets a pass for their first security key, so that two people can approve from day one")
+	cmd.Flags().DurationVar(&o.TokenTTL, "token-ttl", 24*time.Hour, "how long the first administrator's token lasts (then: keyfleet login with a key)")
 	cmd.Flags().IntVar(&o.BreakGlassShares, "breakglass-shares", 5, "how many break-glass shares to make, one per holder")
 	cmd.Flags().IntVar(&o.BreakGlassThreshold, "breakglass-threshold", 3, "how many shares open a break-glass session")
+	cmd.Flags().StringVar(&o.PostgresDSN, "postgres", "", "keep the store in this PostgreSQL database (postgres://…) instead of DIR/store")
 	return cmd
 }
 
@@ -100,13 +110,31 @@ func printInit(w io.Writer, r daemon.InitResult) {
 	keyLine("store key", r.StoreKeyFile, daemon.EnvStoreKey)
 	keyLine("sealing key", r.SealKeyFile, daemon.EnvSealKey)
 	fmt.Fprintf(w, "  %-16s %s\n  %-16s SHA-256 %s\n", "TLS certificate", r.TLSCert, "", r.TLSFingerprint)
-	fmt.Fprintf(w, "  %-16s %s (user %q, 0600): shown once; keep it safe, then delete the file\n", "admin token", r.AdminTokenFile, r.AdminUser)
+	fmt.Fprintf(w, "  %-16s %s\n", "config", r.ConfigFile)
+	fmt.Fprintf(w, "  %-16s %s (user %q, 0600, until %s): keep it safe, then delete the file\n", "admin token", r.AdminTokenFile, r.AdminUser, r.TokenExpires.Format(time.RFC3339))
+	names := make([]string, 0, len(r.FounderPassFiles))
+	for n := range r.FounderPassFiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-16s %s (for %s alone: their first security key, 72h, at /welcome or with keyfleet-agent enroll, which asks for it)\n", "founder pass", r.FounderPassFiles[n], n)
+	}
 	fmt.Fprintf(w, "  %-16s %d shares, any %d open one emergency session:\n", "break-glass", len(r.BreakGlassFiles), r.BreakGlassThreshold)
 	for _, f := range r.BreakGlassFiles {
 		fmt.Fprintf(w, "  %-16s %s\n", "", f)
 	}
+	if r.CheckpointNote == "" {
+		fmt.Fprintf(w, "  %-16s %s (signed; keep it outside the data folder)\n", "audit checkpoint", r.CheckpointFile)
+	} else {
+		fmt.Fprintf(w, "  %-16s not written: %s; set audit.checkpoint.file in the config to a writable file outside the data folder\n", "audit checkpoint", r.CheckpointNote)
+	}
 	fmt.Fprintf(w, "\nGive each break-glass share to a different holder, then delete the files.\n")
 	fmt.Fprintf(w, "Back up the two keys apart from the data folder: without them the store cannot be read.\n")
+	if r.ConfigFile != daemon.ConfigPath(r.Dir) {
+		fmt.Fprintf(w, "Next: keyfleetd serve --data %s --config %s\n", r.Dir, r.ConfigFile)
+		return
+	}
 	fmt.Fprintf(w, "Next: keyfleetd serve --data %s\n", r.Dir)
 }
 
@@ -118,7 +146,10 @@ func serveCmd(getenv func(string) string) *cobra.Command {
 		Long: `serve runs keyfleetd on a data folder made by init. Settings come from the
 config file (--config, default DIR/keyfleetd.yaml), then KEYFLEET_* environment
 variables, then flags; later sources win. On SIGINT or SIGTERM it stops taking
-connections, lets in-flight requests finish and closes the store cleanly.`,
+connections, lets in-flight requests finish and closes the store cleanly.
+On SIGHUP it reads the configuration again and applies the attestation
+roots, the event sinks and the TLS certificate without a restart (audited as
+config.reload, or config.reload_failed with nothing changed).`,
 		Example: `  keyfleetd serve --data /var/lib/keyfleet
   keyfleetd serve --data ./var/keyfleet --listen 127.0.0.1:9443 --log-format text`,
 		Args: cobra.NoArgs,
@@ -132,6 +163,13 @@ connections, lets in-flight requests finish and closes the store cleanly.`,
 			if err != nil {
 				return err
 			}
+			stop := reloadOnSIGHUP(cmd.Context(), srv, func() (daemon.Config, error) {
+				var cfg daemon.Config
+				err := loadConfig(&cfg, configFile, dataDir, getenv)
+				flagOverrides(cmd, &cfg, dataDir, listen, logFormat, logLevel)
+				return cfg, err
+			})
+			defer stop()
 			return srv.Run(cmd.Context(), func(addr string) { printReady(cmd.ErrOrStderr(), cfg.DataDir, addr) })
 		},
 	}
@@ -190,17 +228,62 @@ func printReady(w io.Writer, dir, addr string) {
 	fmt.Fprintf(w, "  bin/keyfleet audit verify\n\n")
 }
 
-func versionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
+func defaultConfigCmd() *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "default-config",
+		Short: "Print the configuration file init writes: every setting at its default",
+		Long: `default-config prints the configuration file that 'keyfleetd init' writes,
+every setting at its default with a comment saying what it does. Packagers
+install it as /etc/keyfleet/keyfleetd.yaml; --data adds the data setting.`,
+		Example: `  keyfleetd default-config > keyfleetd.yaml
+  keyfleetd default-config --data /var/lib/keyfleet > /etc/keyfleet/keyfleetd.yaml`,
+		Args: cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			v := "devel"
-			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-				v = bi.Main.Version
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "keyfleetd %s\n", v)
+			fmt.Fprint(cmd.OutOrStdout(), daemon.DefaultConfigFile(dataDir))
 		},
 	}
+	cmd.Flags().StringVar(&dataDir, "data", "", "data folder to name in the file")
+	return cmd
+}
+
+func checkConfigCmd(getenv func(string) string) *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "check-config FILE",
+		Short: "Check a configuration file: every problem with its line and setting",
+		Long: `check-config reads FILE as serve would and reports every problem at once,
+one a line as FILE:LINE: setting: what is wrong: YAML syntax, unknown
+settings (with the nearest known name), values of the wrong kind, values out
+of range, invalid event sinks and plugins, and attestation root files that
+cannot be read. With --data (or KEYFLEET_DATA, or a data setting in the
+file) it also loads the TLS certificate. It exits 0 when the file is good
+and 1 otherwise; it changes nothing.`,
+		Example: `  keyfleetd check-config /etc/keyfleet/keyfleetd.yaml --data /var/lib/keyfleet
+  keyfleetd check-config var/keyfleet/keyfleetd.yaml`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{errors.New("check-config needs one FILE: the configuration file to check")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dataDir == "" {
+				dataDir = getenv("KEYFLEET_DATA")
+			}
+			err := daemon.CheckConfigFile(args[0], dataDir)
+			var ce daemon.ConfigErrors
+			if errors.As(err, &ce) {
+				fmt.Fprintln(cmd.ErrOrStderr(), ce.Error())
+				return fmt.Errorf("%s has %d problem(s); fix them and run keyfleetd check-config again", args[0], len(ce))
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data", "", "the data folder serve will be given (default $KEYFLEET_DATA)")
+	return cmd
 }

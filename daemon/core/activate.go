@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/keyfleet/keyfleet/api"
 )
@@ -28,8 +29,16 @@ func (s *Service) BeginActivation(ctx context.Context, p Principal, factorID str
 		if f.State != api.FactorPending {
 			return &TransitionError{Kind: "factor", ID: f.ID, From: f.State, Action: "activate", Hint: moveHints[f.State]}
 		}
-		u, err = tx.User(f.UserID)
-		return err
+		if u, err = tx.User(f.UserID); err != nil {
+			return err
+		}
+		// A key handed to a staff account is activated by its holder only:
+		// an administrator who activated it would be holding it.
+		if u.ID != p.UserID && slices.ContainsFunc(u.Roles, func(r string) bool { return r != api.RoleUser }) && !p.needsNoProof() {
+			return &ForbiddenError{Principal: p.Username, Action: ActivateFactors,
+				Reason: fmt.Sprintf("%s holds a role beyond user; only they activate a key handed to them", u.Username)}
+		}
+		return nil
 	})
 	if err != nil {
 		return api.VerificationFactor{}, err

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/proof"
 )
 
 // request describes a sensitive action waiting for approval.
@@ -139,7 +140,7 @@ func (s *Service) requestTx(ctx context.Context, tx Tx, p Principal, reason stri
 func (s *Service) breakGlassApprove(ctx context.Context, tx Tx, p Principal, a Approval) (Approval, error) {
 	now := s.now()
 	a.State, a.DecidedBy, a.DecidedAt, a.Comment = api.ApprovalApproved, ptr(p.Actor()), &now, "break-glass session: no second approver"
-	if err := s.execute(ctx, tx, p, a); err != nil {
+	if err := s.execute(ctx, tx, p, &a); err != nil {
 		return Approval{}, err
 	}
 	if err := tx.PutApproval(a); err != nil {
@@ -218,6 +219,9 @@ func (s *Service) Approve(ctx context.Context, p Principal, id, comment string) 
 	a, err := s.decide(ctx, p, id, comment, api.ApprovalApproved)
 	var te *TransitionError
 	var nf *NotFoundError
+	if errors.Is(err, errVoid) {
+		return s.closeAs(ctx, p, id, api.ApprovalVoid, err)
+	}
 	if errors.As(err, &te) || errors.As(err, &nf) {
 		// The target moved on since the request: close it so it does not
 		// linger, and say why.
@@ -231,26 +235,38 @@ func (s *Service) Approve(ctx context.Context, p Principal, id, comment string) 
 
 // Deny closes a pending request without acting.
 func (s *Service) Deny(ctx context.Context, p Principal, id, comment string) (Approval, error) {
-	return s.decide(ctx, p, id, comment, api.ApprovalDenied)
+	a, err := s.decide(ctx, p, id, comment, api.ApprovalDenied)
+	if errors.Is(err, errVoid) {
+		return s.closeAs(ctx, p, id, api.ApprovalVoid, err)
+	}
+	return a, err
 }
 
+// decide records a decision. The decider proves it with their own key,
+// bound to this request (proofs.go), before anything else is checked in
+// the deciding transaction.
 func (s *Service) decide(ctx context.Context, p Principal, id, comment, state string) (Approval, error) {
 	if err := validText("reason", comment, 500); err != nil {
 		return Approval{}, err
 	}
+	receipt, err := s.proveDecision(ctx, p, id, state, comment)
+	if err != nil {
+		s.auditRefusal(ctx, p, "approval.refused", targetRef{"approval", id, ""}, err)
+		return Approval{}, err
+	}
 	var a Approval
-	err := s.store.Update(ctx, func(tx Tx) error {
+	err = s.store.Update(ctx, func(tx Tx) error {
 		var err error
 		if a, err = s.pending(tx, id); err != nil {
 			return err
 		}
-		if err := s.mayDecide(p, a); err != nil {
+		if err := s.mayDecide(tx, p, a); err != nil {
 			return err
 		}
 		now := s.now()
 		a.State, a.DecidedBy, a.DecidedAt, a.Comment = state, ptr(p.Actor()), &now, comment
 		if state == api.ApprovalApproved {
-			if err := s.execute(ctx, tx, p, a); err != nil {
+			if err := s.execute(ctx, tx, p, &a); err != nil {
 				return err
 			}
 		}
@@ -259,15 +275,84 @@ func (s *Service) decide(ctx context.Context, p Principal, id, comment, state st
 		}
 		ev := s.eventCtx(ctx, p, comment)
 		ev.extra = map[string]string{"approval_id": a.ID, "requested_action": a.Action, "requested_by": a.RequestedBy.ID}
+		receipt.note(ev)
+		ev.privileged()
 		return ev.audit(tx, decisionEvents[state], targetRef{a.TargetType, a.TargetID, a.TargetName},
 			map[string]any{"state": api.ApprovalPending}, map[string]any{"state": a.State})
 	})
+	if errors.Is(err, ErrNotIndependent) || errors.Is(err, ErrForbidden) {
+		s.auditRefusal(ctx, p, "approval.refused", targetRef{"approval", id, ""}, err)
+	}
 	return a, err
+}
+
+// auditRefusal records, in its own write, that p was refused a sensitive
+// action and why (the error's sentinel, never the request's content), so
+// that an attempt to act alone is in the trail even though it changed
+// nothing. Refusals for closed or missing records are not worth a record.
+func (s *Service) auditRefusal(ctx context.Context, p Principal, action string, t targetRef, cause error) {
+	why := refusalWords(cause)
+	if why == "" {
+		return
+	}
+	err := s.store.Update(ctx, func(tx Tx) error {
+		ev := s.eventCtx(ctx, p, "")
+		ev.extra = map[string]string{"refused": why}
+		return ev.audit(tx, action, t, nil, nil)
+	})
+	if err != nil {
+		s.log.Warn("auditing a refusal", "action", action, "err", err)
+	}
+}
+
+// refusalWords names what refused an attempt, for the audit trail.
+func refusalWords(err error) string {
+	switch {
+	case errors.Is(err, ErrSelfApproval):
+		return "self-approval"
+	case errors.Is(err, ErrNotIndependent):
+		return "not-independent"
+	case errors.Is(err, ErrProofRequired):
+		return "proof-required"
+	case errors.Is(err, ErrForbidden):
+		return "forbidden"
+	}
+	return ""
+}
+
+// proveDecision checks the decider's proof of this one decision: bound to
+// the request's id, action, target, parameters and requester.
+// Whatever would be refused anyway (closed, self, wrong role, no reason)
+// is refused before the proof is spent.
+func (s *Service) proveDecision(ctx context.Context, p Principal, id, state, comment string) (proofReceipt, error) {
+	if p.needsNoProof() {
+		return proofReceipt{}, nil
+	}
+	var a Approval
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		var err error
+		a, err = s.pending(tx, id)
+		return err
+	})
+	if err != nil {
+		return proofReceipt{}, err
+	}
+	if err := s.mayDecideRoles(p, a); err != nil {
+		return proofReceipt{}, err
+	}
+	action, verb := proof.ApprovalApprove, "approve"
+	if state == api.ApprovalDenied {
+		action, verb = proof.ApprovalDeny, "deny"
+	}
+	if strings.TrimSpace(comment) == "" {
+		return proofReceipt{}, invalid("reason", "is required: say why you %s %s (what you checked)", verb, a.ID)
+	}
+	return s.prove(ctx, p, approvalBinding(action, a))
 }
 
 var decisionEvents = map[string]string{api.ApprovalApproved: "approval.approve", api.ApprovalDenied: "approval.deny"}
 
-func (s *Service) pending(tx Tx, id string) (Approval, error) {
+func (s *Service) pending(tx ReadTx, id string) (Approval, error) {
 	a, err := tx.Approval(id)
 	if err != nil {
 		return Approval{}, err
@@ -278,26 +363,40 @@ func (s *Service) pending(tx Tx, id string) (Approval, error) {
 	return a, nil
 }
 
-func (s *Service) mayDecide(p Principal, a Approval) error {
+// mayDecide checks p may decide a: the role, not the requester, and a
+// different person in fact (independence.go).
+func (s *Service) mayDecide(tx ReadTx, p Principal, a Approval) error {
+	if err := s.mayDecideRoles(p, a); err != nil {
+		return err
+	}
+	return s.approverUser(tx, p, a)
+}
+
+func (s *Service) mayDecideRoles(p Principal, a Approval) error {
 	if err := p.authorize(DecideApprovals, ""); err != nil {
 		return err
 	}
+	roles := grantApprovers(a)
 	if a.RequestedBy.ID == p.UserID {
 		return fmt.Errorf("%w: %s asked for approval %s, so another %s must decide it (or cancel it with 'keyfleet approvals cancel %s')",
-			ErrSelfApproval, p.Username, a.ID, strings.Join(approvers[a.Action], " or "), a.ID)
+			ErrSelfApproval, p.Username, a.ID, strings.Join(roles, " or "), a.ID)
 	}
-	for _, r := range approvers[a.Action] {
+	for _, r := range roles {
 		if slices.Contains(p.Roles, r) {
 			return nil
 		}
 	}
 	return &ForbiddenError{Principal: p.Username, Action: DecideApprovals,
-		Reason: fmt.Sprintf("%s requests need a %s to decide them", a.Action, strings.Join(approvers[a.Action], " or "))}
+		Reason: fmt.Sprintf("%s requests need a %s to decide them", a.Action, strings.Join(roles, " or "))}
 }
+
+// errVoid: the requester was disabled or deleted before the decision.
+var errVoid = errors.New("the requester was disabled or deleted before anyone decided, so the request is void")
 
 // execute carries out an approved action. The requester is the actor of
 // the resulting events and p the approver.
-func (s *Service) execute(ctx context.Context, tx Tx, p Principal, a Approval) error {
+func (s *Service) execute(ctx context.Context, tx Tx, p Principal, ap *Approval) error {
+	a := *ap
 	ev := &eventCtx{s: s, ctx: ctx, p: requester(a), approver: ptr(p.Actor()), reason: a.Reason,
 		extra: map[string]string{"approval_id": a.ID}}
 	switch a.Action {
@@ -305,6 +404,14 @@ func (s *Service) execute(ctx context.Context, tx Tx, p Principal, a Approval) e
 		return s.applyApproved(tx, ev, a)
 	case api.ActionRecoveryIdentity:
 		return s.confirmByApproval(ctx, tx, p, a)
+	case api.ActionUserAccess:
+		return s.changeAccess(tx, ev, a)
+	case api.ActionBreakGlassRotate:
+		return s.rotateApproved(tx, ev, a)
+	case api.ActionRecoveryPass:
+		issued, err := s.issueApprovedPass(ctx, tx, p, a)
+		ap.issued = &issued
+		return err
 	case api.ActionFactorRevoke, api.ActionFactorDelete:
 		f, err := tx.Factor(a.TargetID)
 		if err != nil {
@@ -342,29 +449,35 @@ func requester(a Approval) Principal {
 
 // fail closes an approval whose action can no longer run and returns why.
 func (s *Service) fail(ctx context.Context, p Principal, id string, cause error) (Approval, error) {
+	return s.closeAs(ctx, p, id, api.ApprovalFailed, cause)
+}
+
+// closeAs closes a pending approval as failed or void with the reason,
+// and returns why.
+func (s *Service) closeAs(ctx context.Context, p Principal, id, state string, cause error) (Approval, error) {
 	var a Approval
 	err := s.store.Update(ctx, func(tx Tx) error {
 		var err error
 		if a, err = s.pending(tx, id); err != nil {
 			return err
 		}
-		if err := s.mayDecide(p, a); err != nil {
+		if err := s.mayDecideRoles(p, a); err != nil {
 			return err
 		}
 		now := s.now()
-		a.State, a.DecidedBy, a.DecidedAt, a.Error = api.ApprovalFailed, ptr(p.Actor()), &now, cause.Error()
+		a.State, a.DecidedBy, a.DecidedAt, a.Error = state, ptr(p.Actor()), &now, cause.Error()
 		if err := tx.PutApproval(a); err != nil {
 			return err
 		}
 		ev := s.eventCtx(ctx, p, cause.Error())
 		ev.extra = map[string]string{"approval_id": a.ID, "requested_action": a.Action}
-		return ev.audit(tx, "approval.fail", targetRef{a.TargetType, a.TargetID, a.TargetName},
-			map[string]any{"state": api.ApprovalPending}, map[string]any{"state": a.State})
+		return ev.audit(tx, "approval."+map[string]string{api.ApprovalFailed: "fail", api.ApprovalVoid: "void"}[state],
+			targetRef{a.TargetType, a.TargetID, a.TargetName}, map[string]any{"state": api.ApprovalPending}, map[string]any{"state": a.State})
 	})
 	if err != nil {
 		return Approval{}, err
 	}
-	return a, fmt.Errorf("approval %s could not be carried out and is now closed: %w", id, cause)
+	return a, fmt.Errorf("approval %s could not be carried out and is now %s: %w", id, state, cause)
 }
 
 // CancelApproval lets the requester (or an admin) withdraw a pending request.

@@ -2,6 +2,7 @@ package core
 
 import (
 	"slices"
+	"time"
 
 	"github.com/keyfleet/keyfleet/api"
 )
@@ -89,22 +90,22 @@ var grants = map[string]map[Action]Scope{
 		SuspendFactors, ResumeFactors, RequestRevoke, ReadDevices, ReportLost, ReadEnrolments,
 		ReadApprovals, DecideApprovals, ReadAudit, VerifyAudit, ReadPolicy, ApplyPolicy, ReadReports, RequestExempt,
 		ManageRecovery, ReadRecovery, ClearRecovery, ReadBreakGlass, ReplayEvents),
-		allOf(Own, ReadTokens, RevokeTokens, CancelApprovals)),
+		allOf(Own, ReadTokens, CreateTokens, RevokeTokens, CancelApprovals)),
 	api.RoleHelpdesk: merge(allOf(All, ReadSelf, ReadUsers, RequestUserMFA, ReadFactors, SuspendFactors, ReadMFAStatus, UnlockUsers,
 		ResumeFactors, RequestRevoke, ReadDevices, ReportLost, ReadEnrolments, CreateEnrolments,
 		CancelEnrolments, ReadApprovals, ReadPolicy, ReadReports, RequestExempt, ManageRecovery, ReadRecovery),
-		allOf(Own, ReadTokens, RevokeTokens, CancelApprovals)),
+		allOf(Own, ReadTokens, CreateTokens, RevokeTokens, CancelApprovals)),
 	api.RoleEnroller: merge(allOf(All, ReadSelf, ReadUsers, ReadFactors, ReadDevices, ReadEnrolments, VerifyAttestation,
 		CreateEnrolments, CompleteEnrol, CancelEnrolments),
-		allOf(Own, ReadTokens, RevokeTokens)),
+		allOf(Own, ReadTokens, CreateTokens, RevokeTokens)),
 	api.RoleAuditor: merge(allOf(All, ReadSelf, ReadUsers, ReadFactors, ReadDevices, ReadEnrolments, ReadMFAStatus,
 		ReadApprovals, ReadAudit, VerifyAudit, ReadPolicy, ReadReports, ReadRecovery, ReadBreakGlass),
-		allOf(Own, ReadTokens, RevokeTokens)),
+		allOf(Own, ReadTokens, CreateTokens, RevokeTokens)),
 	api.RoleService: merge(allOf(All, ReadSelf, VerifyUsers, ReadMFAStatus), allOf(Own, ReadTokens)),
 	api.RoleUser: merge(allOf(All, ReadSelf),
 		allOf(Own, ReadMFAStatus, ReadFactors, UpdateFactors, SuspendFactors, ReadDevices, ReadEnrolments, CompleteEnrol,
 			CreateEnrolments, CancelEnrolments, ActivateFactors,
-			ReadTokens, RevokeTokens, RegenRecoveryCodes, RemoveOwnFactors)),
+			ReadTokens, CreateTokens, RevokeTokens, RegenRecoveryCodes, RemoveOwnFactors)),
 	// rolePass is what a redeemed temporary access pass carries: enrol a
 	// factor for its own user, nothing else. Not assignable.
 	rolePass: merge(allOf(All, ReadSelf), allOf(Own, CreateEnrolments, CompleteEnrol, ReadEnrolments, ReadFactors, RegenRecoveryCodes)),
@@ -162,6 +163,12 @@ type Principal struct {
 	// EnrolmentID is set when the principal is a redeemed enrolment code:
 	// it may only complete that enrolment.
 	EnrolmentID string
+	// Proof is the fresh proof of possession that came with this request
+	// (the Keyfleet-Proof header, or a page's form); actions in
+	// proof.Catalogue check it (proofs.go).
+	Proof *api.Proof
+	// sessionEnds is when a break-glass session ends (its token's expiry).
+	sessionEnds *time.Time
 }
 
 // breakGlass reports whether p is a break-glass session.
@@ -235,6 +242,14 @@ var approvers = map[string][]string{
 	// A helpdesk identity check is approved by someone other than the
 	// helpdesk user who recorded it.
 	api.ActionRecoveryIdentity: {api.RoleAdmin, api.RoleSecurityOfficer},
+	// A role beyond "user", or a change that weakens the policy's hold on
+	// someone (grants.go); granting admin needs an admin (grantApprovers).
+	api.ActionUserAccess: {api.RoleAdmin, api.RoleSecurityOfficer},
+	// The pass of a recovery case for an account with a role beyond
+	// "user" (passes.go).
+	api.ActionRecoveryPass: {api.RoleAdmin, api.RoleSecurityOfficer},
+	// A new break-glass credential (breakglass.go).
+	api.ActionBreakGlassRotate: {api.RoleAdmin},
 }
 
 func contains(s []string, v string) bool { return slices.Contains(s, v) }

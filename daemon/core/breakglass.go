@@ -8,12 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/hashicorp/vault/shamir"
-
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/proof"
+	"github.com/keyfleet/keyfleet/internal/shamir"
 )
 
 // Break-glass: a 256-bit secret split with Shamir's secret sharing into N
@@ -40,7 +41,7 @@ func breakGlassVerifier(setID string, secret []byte) []byte {
 }
 
 func breakGlassPrincipal(t Token) Principal {
-	return Principal{UserID: breakGlassUser, Username: "break-glass", Roles: []string{roleBreakGlass}, Auth: "breakglass", TokenID: t.ID}
+	return Principal{UserID: breakGlassUser, Username: "break-glass", Roles: []string{roleBreakGlass}, Auth: "breakglass", TokenID: t.ID, sessionEnds: t.ExpiresAt}
 }
 
 // newBreakGlass makes a secret, splits it and returns the record to store
@@ -56,7 +57,7 @@ func (s *Service) newBreakGlass(p Principal, n, m int) (BreakGlass, []string, er
 	if _, err := io.ReadFull(s.cfg.Rand, secret); err != nil {
 		return BreakGlass{}, nil, err
 	}
-	parts, err := shamir.Split(secret, n, m)
+	parts, err := shamir.Split(secret, n, m, s.cfg.Rand)
 	if err != nil {
 		return BreakGlass{}, nil, fmt.Errorf("splitting the break-glass secret: %w", err)
 	}
@@ -92,28 +93,145 @@ func (s *Service) InitBreakGlass(ctx context.Context, n, m int) (BreakGlass, []s
 	return bg, shares, err
 }
 
-// RotateBreakGlass replaces the credential with a new set of shares; the
-// old shares stop working at once.
-func (s *Service) RotateBreakGlass(ctx context.Context, p Principal, n, m int) (BreakGlass, []string, error) {
+// RotateBreakGlass asks to replace the credential with new shares, one for
+// each named holder. It is two-person (an api.ActionBreakGlassRotate
+// request a different administrator approves) and needs the requester's
+// proof: no single administrator ever holds, or can mint, a quorum. On
+// approval each share is sealed to its holder, who collects it with
+// CollectBreakGlassShare. The old shares stop working when it is approved.
+// Errors: *ValidationError, *ForbiddenError, *ProofError.
+func (s *Service) RotateBreakGlass(ctx context.Context, p Principal, in api.BreakGlassRotate) (Approval, error) {
 	if err := p.authorize(RotateBreakGlass, ""); err != nil {
-		return BreakGlass{}, nil, err
+		return Approval{}, err
 	}
-	bg, shares, err := s.newBreakGlass(p, n, m)
+	var params map[string]string
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		var err error
+		params, err = s.rotationParams(tx, in)
+		return err
+	})
 	if err != nil {
-		return BreakGlass{}, nil, err
+		return Approval{}, err
 	}
-	err = s.store.Update(ctx, func(tx Tx) error {
-		old, err := tx.BreakGlass()
-		if err != nil && !isNotFound(err) {
+	receipt, err := s.prove(ctx, p, RotateBinding(in))
+	if err != nil {
+		return Approval{}, err
+	}
+	return s.request(ctx, p, "rotate the break-glass credential to "+params[paramHolders], func(Tx) (request, error) {
+		if receipt.FactorID != "" {
+			params["proof_factor_id"] = receipt.FactorID
+		}
+		return request{action: api.ActionBreakGlassRotate, perm: RotateBreakGlass, target: targetRef{"breakglass", "breakglass", ""}, params: params}, nil
+	})
+}
+
+// Approval params of a rotation.
+const (
+	paramHolders   = "holders"
+	paramThreshold = "threshold"
+)
+
+// rotationParams checks the holders (2-16 distinct active people) and the
+// threshold (default a majority).
+func (s *Service) rotationParams(tx ReadTx, in api.BreakGlassRotate) (map[string]string, error) {
+	n := len(in.Holders)
+	if n < breakGlassMinShares || n > breakGlassMaxShares {
+		return nil, invalid("holders", "name 2 to 16 people, one per share, not %d", n)
+	}
+	m := in.Threshold
+	if m == 0 {
+		m = n/2 + 1
+	}
+	if m < 2 || m > n {
+		return nil, invalid("threshold", "%d is not possible with %d holders: use 2 to %d", m, n, n)
+	}
+	seen := map[string]bool{}
+	for _, name := range in.Holders {
+		u, err := tx.UserByName(name)
+		if isNotFound(err) || (err == nil && (u.Kind != api.KindPerson || u.Status != api.UserActive)) {
+			return nil, invalid("holders", "%q is not an active person", name)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if seen[u.ID] {
+			return nil, invalid("holders", "%q is named twice; each holder keeps one share", name)
+		}
+		seen[u.ID] = true
+	}
+	return map[string]string{paramHolders: strings.Join(in.Holders, ","), paramThreshold: fmt.Sprint(m)}, nil
+}
+
+// rotateApproved makes the new credential and seals each share to its
+// holder.
+func (s *Service) rotateApproved(tx Tx, ev *eventCtx, a Approval) error {
+	holders := splitList(a.Params[paramHolders])
+	m, _ := strconv.Atoi(a.Params[paramThreshold])
+	bg, shares, err := s.newBreakGlass(ev.p, len(holders), m)
+	if err != nil {
+		return err
+	}
+	bg.Holders, bg.Held = holders, map[string][]byte{}
+	for i, name := range holders {
+		u, err := tx.UserByName(name)
+		if err != nil {
 			return err
 		}
+		if bg.Held[u.ID], err = s.sealer.Seal([]byte(shares[i]), shareAAD(bg.SetID, u.ID)); err != nil {
+			return err
+		}
+	}
+	old, err := tx.BreakGlass()
+	if err != nil && !isNotFound(err) {
+		return err
+	}
+	if err := tx.PutBreakGlass(bg); err != nil {
+		return err
+	}
+	ev.privileged()
+	return ev.audit(tx, "breakglass.rotate", targetRef{"breakglass", bg.SetID, ""},
+		map[string]any{"set_id": old.SetID, "used": old.UsedAt != nil},
+		map[string]any{"set_id": bg.SetID, "shares": bg.Shares, "threshold": bg.Threshold, "holders": holders})
+}
+
+func shareAAD(setID, userID string) []byte {
+	return []byte("keyfleet-breakglass-share/" + setID + "/" + userID)
+}
+
+// CollectBreakGlassShare gives a holder their own share of the current
+// credential, once, with a fresh proof of their key. Errors:
+// *ForbiddenError (not a holder, or collected already), *ProofError.
+func (s *Service) CollectBreakGlassShare(ctx context.Context, p Principal) (api.BreakGlassShare, error) {
+	receipt, err := s.prove(ctx, p, proof.Binding{Action: proof.BreakGlassShare, Subject: p.UserID})
+	if err != nil {
+		return api.BreakGlassShare{}, err
+	}
+	var out api.BreakGlassShare
+	err = s.store.Update(ctx, func(tx Tx) error {
+		bg, err := tx.BreakGlass()
+		if err != nil {
+			return err
+		}
+		sealed, ok := bg.Held[p.UserID]
+		if !ok {
+			return &ForbiddenError{Principal: p.Username, Action: "breakglass.share",
+				Reason: "you hold no uncollected share of the current break-glass credential (collected already, or not named a holder)"}
+		}
+		share, err := s.sealer.Open(sealed, shareAAD(bg.SetID, p.UserID))
+		if err != nil {
+			return fmt.Errorf("opening a break-glass share: %w", err)
+		}
+		delete(bg.Held, p.UserID)
 		if err := tx.PutBreakGlass(bg); err != nil {
 			return err
 		}
-		return s.eventCtx(ctx, p, "").audit(tx, "breakglass.rotate", targetRef{"breakglass", bg.SetID, ""},
-			map[string]any{"set_id": old.SetID, "used": old.UsedAt != nil}, map[string]any{"set_id": bg.SetID, "shares": bg.Shares, "threshold": bg.Threshold})
+		out = api.BreakGlassShare{SetID: bg.SetID, Threshold: bg.Threshold, Share: string(share)}
+		ev := s.eventCtx(ctx, p, "")
+		receipt.note(ev)
+		ev.privileged()
+		return ev.audit(tx, "breakglass.share_collected", targetRef{"breakglass", bg.SetID, ""}, nil, map[string]any{"left": len(bg.Held)})
 	})
-	return bg, shares, err
+	return out, err
 }
 
 // BreakGlassStatus says whether the credential was used and needs rotating.
@@ -128,7 +246,12 @@ func (s *Service) BreakGlassStatus(ctx context.Context, p Principal) (api.BreakG
 			return err
 		}
 		out = api.BreakGlassStatus{SetID: bg.SetID, Shares: bg.Shares, Threshold: bg.Threshold, CreatedAt: bg.CreatedAt,
-			UsedAt: bg.UsedAt, NeedsRotation: bg.UsedAt != nil}
+			UsedAt: bg.UsedAt, NeedsRotation: bg.UsedAt != nil, Holders: bg.Holders}
+		for _, name := range bg.Holders {
+			if u, err := tx.UserByName(name); err == nil && bg.Held[u.ID] != nil {
+				out.Uncollected = append(out.Uncollected, name)
+			}
+		}
 		if bg.UsedBy == "" {
 			return nil
 		}
@@ -329,4 +452,10 @@ func (s *Service) expired(ctx context.Context, t Token) {
 	if err != nil {
 		s.log.Warn("recording the end of a break-glass session", "token_id", t.ID, "err", err)
 	}
+}
+
+// RotateBinding is what a proof for asking a rotation is bound to: the
+// holders and threshold as asked.
+func RotateBinding(in api.BreakGlassRotate) proof.Binding {
+	return proof.Binding{Action: proof.BreakGlassRotate, Details: map[string]string{"holders": strings.Join(in.Holders, ","), "threshold": fmt.Sprint(in.Threshold)}}
 }

@@ -35,6 +35,7 @@ type env struct {
 	admin  core.Principal
 	admin2 core.Principal
 	help   core.Principal
+	people *coretest.People
 }
 
 func newEnv(t *testing.T) *env {
@@ -46,24 +47,50 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { st.Close() })
 	sl, _ := seal.New(make([]byte, 32))
 	c := &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
-	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []sdk.Factor{coretest.Kind{}}, Now: c.Now})
+	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []sdk.Factor{coretest.Kind{}, coretest.Key{}}, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, svc: svc, st: st, clock: c}
+	e := &env{t: t, svc: svc, st: st, clock: c, people: coretest.NewPeople(t, svc)}
 	e.admin = e.principal(core.System, "root", api.RoleAdmin)
 	e.admin2 = e.principal(e.admin, "second", api.RoleAdmin)
 	e.help = e.principal(e.admin, "desk", api.RoleHelpdesk)
 	return e
 }
 
+// principal makes a user. A user with roles beyond "user" is made by the
+// daemon (as keyfleetd init makes founders) and given a test key, so that
+// they can prove actions; a plain user is made by "by".
 func (e *env) principal(by core.Principal, name string, roles ...string) core.Principal {
 	e.t.Helper()
-	u, err := e.svc.CreateUser(context.Background(), by, api.CreateUser{Username: name, Roles: roles})
+	for _, r := range roles {
+		if r != api.RoleUser && r != api.RoleService {
+			p := e.people.Person(name, roles...)
+			p.Roles = roles
+			return p
+		}
+	}
+	u, _, err := e.svc.CreateUser(context.Background(), by, api.CreateUser{Username: name, Roles: roles})
 	if err != nil {
 		e.t.Fatalf("creating %s: %v", name, err)
 	}
-	return core.Principal{UserID: u.ID, Username: name, Roles: roles, Auth: "token"}
+	return core.Principal{UserID: u.ID, Username: name, Roles: u.Roles, Auth: "token"}
+}
+
+// keyless makes a user with roles (made by the daemon) who has no factor.
+func (e *env) keyless(name string, roles ...string) core.Principal {
+	e.t.Helper()
+	u, _, err := e.svc.CreateUser(context.Background(), core.System, api.CreateUser{Username: name, Roles: roles})
+	if err != nil {
+		e.t.Fatalf("creating %s: %v", name, err)
+	}
+	return core.Principal{UserID: u.ID, Username: name, Roles: u.Roles, Auth: "token"}
+}
+
+// approve approves a request as p with a fresh proof of p's key.
+func (e *env) approve(p core.Principal, id string) (core.Approval, error) {
+	e.t.Helper()
+	return e.people.Approve(p, id, "checked by "+p.Username)
 }
 
 // enrol gives user a new active factor, on a device when serial is set.
@@ -76,6 +103,22 @@ func (e *env) enrol(user, serial string) core.Factor {
 	}
 	payload := coretest.EnrolPayload(en.Challenge, "SEED-"+user, serial)
 	f, err := e.svc.CompleteEnrolment(ctx, e.admin, en.ID, api.CompleteEnrolment{Label: "key", Payload: payload})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return f
+}
+
+// enrolSelf is p enrolling their own first factor (kind "test", secret
+// SEED-username): the recovery codes come with it.
+func (e *env) enrolSelf(p core.Principal) core.Factor {
+	e.t.Helper()
+	ctx := context.Background()
+	en, _, err := e.svc.CreateEnrolment(ctx, p, api.CreateEnrolment{User: p.UserID, Kind: "test"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	f, err := e.svc.CompleteEnrolment(ctx, p, en.ID, api.CompleteEnrolment{Label: "own key", Payload: coretest.EnrolPayload(en.Challenge, "SEED-"+p.Username, "")})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -155,7 +198,7 @@ func TestRevocationNeedsASecondApprover(t *testing.T) {
 	if _, err := e.svc.Approve(ctx, e.admin, selfReq.ID, ""); !errors.Is(err, core.ErrSelfApproval) {
 		t.Fatalf("self-approval gave %v, want ErrSelfApproval", err)
 	}
-	got, err := e.svc.Approve(ctx, e.admin, a.ID, "confirmed with HR")
+	got, err := e.people.Approve(e.admin, a.ID, "confirmed with HR")
 	if err != nil || got.State != api.ApprovalApproved {
 		t.Fatalf("approve = %+v, %v", got, err)
 	}
@@ -266,28 +309,58 @@ func TestEnrolmentsAreSingleUseAndExpire(t *testing.T) {
 	}
 }
 
-func TestTokensAuthenticateUntilRevokedOrExpired(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	_, boot, err := e.svc.Bootstrap(ctx, "boot")
+func TestBootstrapRunsOnceOnAFreshStore(t *testing.T) {
+	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: make([]byte, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := e.svc.Authenticate(ctx, boot)
+	t.Cleanup(func() { st.Close() })
+	sl, _ := seal.New(make([]byte, 32))
+	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []sdk.Factor{coretest.Key{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	founders, boot, err := svc.Bootstrap(ctx, []string{"boot", "second"}, time.Hour)
+	if err != nil || len(founders) != 2 {
+		t.Fatal(founders, err)
+	}
+	p, err := svc.Authenticate(ctx, boot)
 	if err != nil || p.Username != "boot" || len(p.Roles) != 1 || p.Roles[0] != api.RoleAdmin {
 		t.Fatalf("bootstrap token: %+v %v", p, err)
 	}
-	if _, _, err := e.svc.Bootstrap(ctx, "boot"); !errors.Is(err, core.ErrAlreadyExists) {
+	for _, f := range founders {
+		if f.PassCode == "" || f.User.Roles[0] != api.RoleAdmin {
+			t.Fatalf("founder %+v", f)
+		}
+	}
+	if _, _, err := svc.Bootstrap(ctx, []string{"again"}, time.Hour); !errors.Is(err, core.ErrAlreadyExists) {
 		t.Fatalf("second bootstrap gave %v", err)
 	}
-	_, shortSecret, _ := e.svc.CreateToken(ctx, p, api.CreateToken{User: "desk", Name: "ci", TTL: "1h"})
-	_, revSecret, _ := e.svc.CreateToken(ctx, p, api.CreateToken{User: "desk", Name: "old"})
+}
+
+func TestTokensAuthenticateUntilRevokedOrExpired(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, _, err := e.svc.CreateUser(ctx, e.admin, api.CreateUser{Username: "ci-bot", Kind: api.KindService}); err != nil {
+		t.Fatal(err)
+	}
+	_, shortSecret, err := e.svc.CreateToken(ctx, e.admin, api.CreateToken{User: "ci-bot", Name: "ci", TTL: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, revSecret, _ := e.svc.CreateToken(ctx, e.admin, api.CreateToken{User: "ci-bot", Name: "old"})
 	tok, _ := e.svc.Authenticate(ctx, revSecret)
 	if _, err := e.svc.RevokeToken(ctx, e.admin, tok.TokenID); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Add(2 * time.Hour)
-	tampered := []byte(boot)
+	own := api.CreateToken{Name: "laptop"}
+	_, ownSecret, err := e.svc.CreateToken(ctx, e.people.Prove(e.admin, "token.create", "", own), own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(13 * time.Hour) // past a person's default 12h
+	tampered := []byte(shortSecret)
 	tampered[len(tampered)-1] ^= 1
 	tests := []struct {
 		name, secret string
@@ -297,6 +370,7 @@ func TestTokensAuthenticateUntilRevokedOrExpired(t *testing.T) {
 		{"a tampered token is refused", string(tampered), core.ErrUnauthenticated},
 		{"an expired token is refused", shortSecret, core.ErrTokenExpired},
 		{"a revoked token is refused", revSecret, core.ErrTokenRevoked},
+		{"a person's own token expires by default", ownSecret, core.ErrTokenExpired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -305,7 +379,7 @@ func TestTokensAuthenticateUntilRevokedOrExpired(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := e.svc.CreateToken(ctx, p, api.CreateToken{User: "desk", Name: "x", Roles: []string{api.RoleAdmin}}); !errors.Is(err, core.ErrInvalid) {
+	if _, _, err := e.svc.CreateToken(ctx, e.admin, api.CreateToken{User: "ci-bot", Name: "x", Roles: []string{api.RoleAdmin}}); !errors.Is(err, core.ErrInvalid) {
 		t.Fatalf("a token with a role its user lacks gave %v", err)
 	}
 }
@@ -330,7 +404,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := e.st.AuditHead()
-			if _, err := e.svc.CreateUser(ctx, e.admin, tt.in); err == nil {
+			if _, _, err := e.svc.CreateUser(ctx, e.admin, tt.in); err == nil {
 				t.Fatal("accepted")
 			}
 			if e.st.AuditHead() != before {
@@ -349,7 +423,7 @@ func TestUserResetAndDeleteThroughApproval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Approve(ctx, e.admin, a.ID, ""); err != nil {
+	if _, err := e.approve(e.admin, a.ID); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{f1.ID, f2.ID} {
@@ -364,7 +438,7 @@ func TestUserResetAndDeleteThroughApproval(t *testing.T) {
 	if _, err := e.svc.Approve(ctx, e.help, d.ID, ""); !errors.Is(err, core.ErrForbidden) {
 		t.Fatalf("helpdesk approving a delete gave %v", err)
 	}
-	if _, err := e.svc.Approve(ctx, e.admin2, d.ID, ""); err != nil {
+	if _, err := e.approve(e.admin2, d.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.GetUser(ctx, e.admin, "frank"); !errors.Is(err, core.ErrNotFound) {

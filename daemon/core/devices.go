@@ -45,7 +45,7 @@ func (s *Service) ListDevices(ctx context.Context, p Principal, f DeviceFilter, 
 	var next string
 	err = s.store.View(ctx, func(tx ReadTx) error {
 		if f.UserID != "" {
-			u, err := lookupUser(tx, f.UserID)
+			u, err := lookupFor(tx, p, ReadDevices, f.UserID)
 			if err != nil {
 				return err
 			}
@@ -94,7 +94,7 @@ func (s *Service) markLost(ctx context.Context, tx Tx, p Principal, id, reason s
 	if err := p.authorize(ReportLost, d.UserID); err != nil {
 		return Device{}, nil, err
 	}
-	if d.State == api.DeviceLost || d.State == api.DeviceRetired {
+	if d.State == api.DeviceLost || d.State == api.DeviceRetired || d.State == api.DeviceDestroyed {
 		return Device{}, nil, &TransitionError{Kind: "device", ID: d.ID, From: d.State, Action: "mark lost", Hint: "its factors are already revoked"}
 	}
 	ev := s.eventCtx(ctx, p, reason)
@@ -124,11 +124,8 @@ func (s *Service) attachDevice(tx Tx, ev *eventCtx, info sdk.Device, userID stri
 	d, err := tx.DeviceBySerial(info.Vendor, info.Serial)
 	switch {
 	case err == nil:
-		if d.State == api.DeviceLost || d.State == api.DeviceRetired {
-			return Device{}, invalid("device", "%s key %s is marked %s; a lost or retired key cannot carry new factors", d.Vendor, d.Serial, d.State)
-		}
-		if d.UserID != "" && d.UserID != userID {
-			return Device{}, invalid("device", "%s key %s belongs to another user; reset it and reassign it first", d.Vendor, d.Serial)
+		if err := attachable(d, userID); err != nil {
+			return Device{}, err
 		}
 	case isNotFound(err):
 		now := s.now()

@@ -48,6 +48,7 @@ func (s *Service) RedeemEnrolmentCode(ctx context.Context, code string) (api.Red
 			return err
 		}
 		out = api.RedeemedEnrolment{Token: secret, UserID: u.ID, Username: u.Username, ExpiresAt: e.ExpiresAt, Enrolment: e.API(now)}
+		out.Enrolment.Display = s.UserDisplay(e) // the redeemer holds the factor
 		ev := s.eventCtx(ctx, Principal{UserID: u.ID, Username: u.Username, Auth: "enrolment_code"}, "")
 		ev.extra = map[string]string{"enrolment_id": e.ID, "kind": e.Kind, "token_id": t.ID}
 		return ev.audit(tx, "enrolment.code_redeemed", userTarget(u), nil, nil)

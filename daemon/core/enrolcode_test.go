@@ -164,7 +164,7 @@ func TestEveryUnusableEnrolmentCodeIsRefusedTheSameWayAndChangesNothing(t *testi
 			if err != nil {
 				e.t.Fatal(err)
 			}
-			if _, err := e.svc.Approve(ctx, e.admin2, a.ID, ""); err != nil {
+			if _, err := e.approve(e.admin2, a.ID); err != nil {
 				e.t.Fatal(err)
 			}
 			return code
@@ -212,7 +212,7 @@ func TestEnrolmentChallengesAreHiddenFromReadersWhoCannotEnrol(t *testing.T) {
 		if err != nil || (len(got.Challenge) > 0) != c.want {
 			t.Errorf("%s read challenge %x (%v); want shown = %v", c.who, got.Challenge, err, c.want)
 		}
-		list, _, err := e.svc.ListEnrolments(ctx, c.p, core.EnrolmentFilter{}, core.PageReq{})
+		list, _, err := e.svc.ListEnrolments(ctx, c.p, core.EnrolmentFilter{UserID: "yan"}, core.PageReq{})
 		if err != nil || len(list) != 1 || (len(list[0].Challenge) > 0) != c.want || len(list[0].Sealed) > 0 {
 			t.Errorf("%s listed %+v (%v); want challenge shown = %v", c.who, list, err, c.want)
 		}
@@ -241,8 +241,15 @@ func TestOnlyACreatorWhoMayCompleteGetsACode(t *testing.T) {
 		}
 	}
 	enr := e.principal(e.admin, "desk-enroller", api.RoleEnroller)
-	en2, _, err := e.svc.CreateEnrolment(ctx, enr, api.CreateEnrolment{User: "adm", Kind: "test"})
+	e.principal(e.admin, "bea")
+	en2, _, err := e.svc.CreateEnrolment(ctx, enr, api.CreateEnrolment{User: "bea", Kind: "test"})
 	if err != nil || en2.Code() == "" {
 		t.Fatalf("an enroller's enrolment: code %q, %v", en2.Code(), err)
+	}
+	// An enrolment code for a staff account is never in someone else's
+	// hands: whoever redeemed it would hold a key of that account.
+	en3, _, err := e.svc.CreateEnrolment(ctx, enr, api.CreateEnrolment{User: "adm", Kind: "test"})
+	if err != nil || en3.Code() != "" {
+		t.Fatalf("an enroller's enrolment for an admin: code %q, %v; want none", en3.Code(), err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/proof"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 	"github.com/keyfleet/keyfleet/policy"
 )
@@ -35,6 +36,10 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 	if err != nil {
 		return Enrolment{}, nil, err
 	}
+	receipt, err := s.proveAdding(ctx, p, u, in.Kind)
+	if err != nil {
+		return Enrolment{}, nil, err
+	}
 	now := s.now()
 	challenge, err := s.newChallenge()
 	if err != nil {
@@ -42,7 +47,7 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 	}
 	e := Enrolment{ID: newID(prefixEnrolment, now, s.cfg.Rand), UserID: u.ID, Kind: in.Kind, State: api.EnrolmentOpen,
 		Challenge: challenge, CreatedBy: p.UserID, CreatedAt: now, ExpiresAt: now.Add(ttl)}
-	opts, err := s.enrolOptions(ctx, u, in.Kind)
+	opts, err := s.enrolOptions(ctx, u, in.Kind, in.Options)
 	if err != nil {
 		return Enrolment{}, nil, err
 	}
@@ -53,14 +58,12 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 	if err := s.sealEnrolment(&e, begun); err != nil {
 		return Enrolment{}, nil, err
 	}
-	// A code hands on the power to complete this enrolment: only to a
-	// creator who holds it (an enroller or admin, not a helpdesk).
-	if p.Can(CompleteEnrol, u.ID) && p.EnrolmentID == "" {
-		secret := make([]byte, 24)
-		if _, err := io.ReadFull(s.cfg.Rand, secret); err != nil {
-			return Enrolment{}, nil, err
-		}
-		e.CodeHash, e.code = codeHash(secret), api.EnrolmentCode(e.ID, secret)
+	display, err := s.holderDisplay(p, &e, begun.Display)
+	if err != nil {
+		return Enrolment{}, nil, err
+	}
+	if err := s.codeFor(p, u, &e); err != nil {
+		return Enrolment{}, nil, err
 	}
 	err = s.store.Update(ctx, func(tx Tx) error {
 		if _, err := s.activeUser(tx, u.ID); err != nil {
@@ -69,10 +72,89 @@ func (s *Service) CreateEnrolment(ctx context.Context, p Principal, in api.Creat
 		if err := tx.PutEnrolment(e); err != nil {
 			return err
 		}
-		return s.eventCtx(ctx, p, "").audit(tx, "enrolment.create", targetRef{"user", u.ID, u.Username}, nil,
-			map[string]any{"enrolment_id": e.ID, "kind": e.Kind, "expires_at": e.ExpiresAt})
+		if err := s.handleUser(tx, u.ID, p, handledEnrolled); err != nil {
+			return err
+		}
+		after := map[string]any{"enrolment_id": e.ID, "kind": e.Kind, "expires_at": e.ExpiresAt}
+		if len(in.Options) > 0 {
+			after["options"] = in.Options // parameters, never secrets (checkRequestedOptions)
+		}
+		ev := s.eventCtx(ctx, p, "")
+		receipt.note(ev)
+		return ev.audit(tx, "enrolment.create", targetRef{"user", u.ID, u.Username}, nil, after)
 	})
-	return e, begun.Display, err
+	return e, display, err
+}
+
+// codeFor gives e an enrolment code when p may hand one on. A code hands
+// on the power to complete this enrolment: only to a creator who holds it
+// (an enroller or admin, not a helpdesk), and never for a staff account
+// someone else enrols (whoever held the code would hold a key of that
+// account).
+func (s *Service) codeFor(p Principal, u User, e *Enrolment) error {
+	if !p.Can(CompleteEnrol, u.ID) || p.EnrolmentID != "" || !(p.isSystem() || p.UserID == u.ID || !isStaff(u)) {
+		return nil
+	}
+	secret := make([]byte, 24)
+	if _, err := io.ReadFull(s.cfg.Rand, secret); err != nil {
+		return err
+	}
+	e.CodeHash, e.code = codeHash(secret), api.EnrolmentCode(e.ID, secret)
+	return nil
+}
+
+// holderDisplay returns what the kind shows the person enrolling when p
+// is that person; otherwise it seals it into e for the user alone.
+func (s *Service) holderDisplay(p Principal, e *Enrolment, display map[string]string) (map[string]string, error) {
+	if len(display) == 0 || p.UserID == e.UserID {
+		return display, nil
+	}
+	b, err := json.Marshal(display)
+	if err != nil {
+		return nil, err
+	}
+	if e.SealedDisplay, err = s.sealer.Seal(b, []byte(e.ID+"/display")); err != nil {
+		return nil, fmt.Errorf("sealing what the enrolment shows its user: %w", err)
+	}
+	return nil, nil
+}
+
+// UserDisplay opens what an open enrolment shows its user (nil when
+// nothing is kept for them).
+func (s *Service) UserDisplay(e Enrolment) map[string]string {
+	if len(e.SealedDisplay) == 0 || e.stateAt(s.now()) != api.EnrolmentOpen {
+		return nil
+	}
+	b, err := s.sealer.Open(e.SealedDisplay, []byte(e.ID+"/display"))
+	var out map[string]string
+	if err != nil || json.Unmarshal(b, &out) != nil {
+		return nil
+	}
+	return out
+}
+
+// proveAdding asks a person adding a factor to their own account, when it
+// has one already, for a proof with an existing factor: a stolen token
+// alone cannot add an attacker's authenticator.
+func (s *Service) proveAdding(ctx context.Context, p Principal, u User, kind string) (proofReceipt, error) {
+	if p.UserID != u.ID || p.PassID != "" || p.EnrolmentID != "" || p.needsNoProof() {
+		return proofReceipt{}, nil
+	}
+	has := false
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		factors, _, err := tx.Factors(FactorFilter{UserID: u.ID, State: api.FactorActive}, PageReq{Limit: 1})
+		has = len(factors) > 0
+		return err
+	})
+	if err != nil || !has {
+		return proofReceipt{}, err
+	}
+	return s.prove(ctx, p, addBinding(u.ID, kind))
+}
+
+// addBinding is what a proof for adding a factor is bound to.
+func addBinding(userID, kind string) proof.Binding {
+	return proof.Binding{Action: proof.FactorAdd, Subject: userID, Details: map[string]string{"kind": kind}}
 }
 
 // enrollable finds the user an enrolment is for and checks p may enrol them.
@@ -157,6 +239,9 @@ func (s *Service) GetEnrolment(ctx context.Context, p Principal, id string) (Enr
 	if err := p.authorize(ReadEnrolments, e.UserID); err != nil {
 		return Enrolment{}, err
 	}
+	if p.UserID != e.UserID {
+		e.SealedDisplay = nil
+	}
 	return p.redactEnrolment(e), nil
 }
 
@@ -182,7 +267,7 @@ func (s *Service) ListEnrolments(ctx context.Context, p Principal, f EnrolmentFi
 	var next string
 	err = s.store.View(ctx, func(tx ReadTx) error {
 		if f.UserID != "" {
-			u, err := lookupUser(tx, f.UserID)
+			u, err := lookupFor(tx, p, ReadEnrolments, f.UserID)
 			if err != nil {
 				return err
 			}
@@ -258,9 +343,15 @@ func (s *Service) CompleteEnrolment(ctx context.Context, p Principal, id string,
 		err = kindError(e.Kind, err)
 		return Factor{}, s.refused(ctx, p, e, u, "attestation", err)
 	}
-	codes, plain, err := s.firstRecoveryCodes(ctx, u.ID)
-	if err != nil {
-		return Factor{}, err
+	// First recovery codes go to the person who will hold them: not to an
+	// enroller completing someone else's enrolment at the desk (the user
+	// makes theirs later, with the new factor).
+	var codes *RecoveryCodes
+	var plain []string
+	if p.UserID == u.ID {
+		if codes, plain, err = s.firstRecoveryCodes(ctx, u.ID); err != nil {
+			return Factor{}, err
+		}
 	}
 	var f Factor
 	err = s.store.Update(ctx, func(tx Tx) error {
@@ -271,7 +362,7 @@ func (s *Service) CompleteEnrolment(ctx context.Context, p Principal, id string,
 			return err
 		}
 		// The policy sees the verified evidence before anything is stored.
-		if err := s.checkEnrolment(tx, e.UserID, e.Kind, res.Evidence); err != nil {
+		if err := s.checkEnrolment(tx, e.UserID, e.Kind, res.Evidence, res.Public); err != nil {
 			return err
 		}
 		if f, err = s.storeEnrolled(ctx, tx, p, e, in.Label, res); err != nil {
@@ -281,6 +372,9 @@ func (s *Service) CompleteEnrolment(ctx context.Context, p Principal, id string,
 			return err
 		}
 		if err := s.afterCodeEnrol(tx, p); err != nil {
+			return err
+		}
+		if err := s.handleUser(tx, e.UserID, p, handledEnrolled); err != nil {
 			return err
 		}
 		return s.noteEvaluation(ctx, tx, e.UserID)
@@ -360,7 +454,18 @@ func (s *Service) storeEnrolled(ctx context.Context, tx Tx, p Principal, e Enrol
 		}
 		f.Secret = sealed
 	}
-	if !res.Pending {
+	// A key someone else enrols on a staff account waits for its holder
+	// to activate it (BeginActivation), so the enroller never holds an
+	// active key of that account.
+	staffHandover := false
+	if p.UserID != e.UserID && !p.needsNoProof() {
+		u, err := tx.User(e.UserID)
+		if err != nil {
+			return Factor{}, err
+		}
+		staffHandover = isStaff(u)
+	}
+	if !res.Pending && !staffHandover {
 		if err := s.move(&f, "activate", ""); err != nil {
 			return Factor{}, err
 		}
@@ -376,12 +481,18 @@ func (s *Service) storeEnrolled(ctx context.Context, tx Tx, p Principal, e Enrol
 }
 
 // enrolOptions tells a kind what the enrolment must produce: what the
-// policy asks of keys of that kind for this user (PIV PIN and touch
-// policies), and the user's existing factors of that kind: any whose
-// public material names a "credential_id" is listed in
-// "exclude_credentials" (comma-separated), so the same authenticator is
-// not registered twice.
-func (s *Service) enrolOptions(ctx context.Context, u User, kind string) (map[string]string, error) {
+// policy asks of factors of that kind for this user (PIV PIN and touch
+// policies, TOTP parameters), overridden by what the creator asked for
+// (requested) where the policy accepts it, and the user's existing
+// factors of that kind: any whose public material names a
+// "credential_id" is listed in "exclude_credentials" (comma-separated),
+// so the same authenticator is not registered twice. Errors: ErrInvalid
+// for a malformed or reserved option, ErrPolicyViolation for a value the
+// policy does not accept.
+func (s *Service) enrolOptions(ctx context.Context, u User, kind string, requested map[string]string) (map[string]string, error) {
+	if err := checkRequestedOptions(requested); err != nil {
+		return nil, err
+	}
 	var ids []string
 	opts := map[string]string{}
 	err := s.store.View(ctx, func(tx ReadTx) error {
@@ -390,6 +501,10 @@ func (s *Service) enrolOptions(ctx context.Context, u User, kind string) (map[st
 			return err
 		}
 		maps.Copy(opts, policy.EnrolOptions(doc, policyUser(u), kind))
+		maps.Copy(opts, requested)
+		if err := policy.CheckEnrolOptions(doc, policyUser(u), kind, opts); err != nil {
+			return fmt.Errorf("%w: enrolment refused: %w; leave the option out to get what the policy asks", ErrPolicyViolation, err)
+		}
 		return forEach(tx.Factors, FactorFilter{UserID: u.ID, Kind: kind}, func(f Factor) error {
 			var pub struct {
 				CredentialID string `json:"credential_id"`

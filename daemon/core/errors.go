@@ -33,7 +33,33 @@ var (
 	// ErrUnavailable: the store cannot take writes (closed, or a write to
 	// disk failed and the daemon must be restarted).
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrProofRequired: the action needs a fresh proof of possession of
+	// one of the person's own factors, bound to it, and none (or one for
+	// another action, used, expired or wrong) came with it. See ProofError.
+	ErrProofRequired = errors.New("fresh proof of possession required")
+	// ErrNotIndependent: the approver is not a different person from the
+	// requester in fact (an account one made, granted, recovered or
+	// enrolled for the other). See docs/security.md.
+	ErrNotIndependent = errors.New("approver is not independent of the requester")
+	// ErrStorageFull: the store's disk has less free space than its
+	// reserve, so writes are refused until space returns; reads go on.
+	// Errors wrapping it wrap ErrUnavailable too.
+	ErrStorageFull = errors.New("storage full")
 )
+
+// ProofError says which action needed a proof and why the one sent (if
+// any) did not do. It wraps ErrProofRequired.
+type ProofError struct {
+	Action string // a proof.Catalogue action
+	Reason string
+}
+
+func (e *ProofError) Error() string {
+	return fmt.Sprintf("%s needs a fresh proof with one of your own %s: %s. From the command line keyfleet asks keyfleet-agent for it; "+
+		"over the API, POST /v1/proofs {\"action\": %q, \"subject\": …} and send the key's answer in the Keyfleet-Proof header",
+		e.Action, proofWords(e.Action), e.Reason, e.Action)
+}
+func (e *ProofError) Unwrap() error { return ErrProofRequired }
 
 // ValidationError names the field that is wrong and why. It wraps ErrInvalid.
 type ValidationError struct {

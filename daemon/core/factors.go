@@ -71,7 +71,7 @@ func (s *Service) ListFactors(ctx context.Context, p Principal, f FactorFilter, 
 	var next string
 	err = s.store.View(ctx, func(tx ReadTx) error {
 		if f.UserID != "" {
-			u, err := lookupUser(tx, f.UserID)
+			u, err := lookupFor(tx, p, ReadFactors, f.UserID)
 			if err != nil {
 				return err
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/keyfleet/keyfleet/api"
@@ -99,14 +98,7 @@ func (s *Service) checkRows(in []api.CreateUser) ([]User, error) {
 func (s *Service) importRow(ctx context.Context, tx Tx, p Principal, u User, row api.CreateUser, out *api.ImportResult) error {
 	cur, err := tx.UserByName(u.Username)
 	if isNotFound(err) {
-		u.ID = newID(prefixUser, u.CreatedAt, s.cfg.Rand)
-		if err := tx.InsertUser(u); err != nil {
-			return err
-		}
-		out.Created++
-		ev := s.event(ctx, p, "user.create", userTarget(u))
-		ev.After, ev.Extra = u.summary(), map[string]string{"import": "true"}
-		return tx.Audit(ev)
+		return s.importNew(ctx, tx, p, u, out)
 	}
 	if err != nil {
 		return err
@@ -114,20 +106,58 @@ func (s *Service) importRow(ctx context.Context, tx Tx, p Principal, u User, row
 	if row.Kind != "" && row.Kind != cur.Kind {
 		return invalid("kind", "%s exists as a %s; the kind of a user cannot change", cur.Username, cur.Kind)
 	}
-	next := mergeImported(cur, u, row)
-	if slices.Equal(next.Groups, cur.Groups) && slices.Equal(next.Roles, cur.Roles) &&
-		next.DisplayName == cur.DisplayName && next.Email == cur.Email {
+	c, err := s.splitAccess(tx, p, cur, mergeImported(cur, u, row))
+	if err != nil {
+		return err
+	}
+	next := c.next
+	if !userChanged(cur, next) && !c.needsApproval() {
 		out.Unchanged++
 		return nil
 	}
-	next.UpdatedAt = s.now()
-	if err := tx.PutUser(next); err != nil {
+	if userChanged(cur, next) {
+		next.UpdatedAt = s.now()
+		if err := tx.PutUser(next); err != nil {
+			return err
+		}
+		out.Updated++
+		ev := s.event(ctx, p, "user.update", userTarget(next))
+		ev.Before, ev.After, ev.Extra = cur.summary(), next.summary(), map[string]string{"import": "true"}
+		if err := tx.Audit(ev); err != nil {
+			return err
+		}
+	}
+	return s.importRequest(ctx, tx, p, next, c, out)
+}
+
+// importNew creates a row's user; roles beyond "user" wait for approval.
+func (s *Service) importNew(ctx context.Context, tx Tx, p Principal, u User, out *api.ImportResult) error {
+	c, err := s.splitAccess(tx, p, User{Kind: u.Kind}, u)
+	if err != nil {
 		return err
 	}
-	out.Updated++
-	ev := s.event(ctx, p, "user.update", userTarget(next))
-	ev.Before, ev.After, ev.Extra = cur.summary(), next.summary(), map[string]string{"import": "true"}
-	return tx.Audit(ev)
+	u = c.next
+	u.ID = newID(prefixUser, u.CreatedAt, s.cfg.Rand)
+	s.noteHandling(&u, p, handledCreated)
+	if err := tx.InsertUser(u); err != nil {
+		return err
+	}
+	out.Created++
+	ev := s.event(ctx, p, "user.create", userTarget(u))
+	ev.After, ev.Extra = u.summary(), map[string]string{"import": "true"}
+	if err := tx.Audit(ev); err != nil {
+		return err
+	}
+	return s.importRequest(ctx, tx, p, u, c, out)
+}
+
+// importRequest records the part of a row's change that waits for approval.
+func (s *Service) importRequest(ctx context.Context, tx Tx, p Principal, u User, c accessChange, out *api.ImportResult) error {
+	a, err := s.applyAccess(ctx, tx, p, u, c, "import")
+	if err == nil && a.ID != "" {
+		out.Approvals = append(out.Approvals, a.ID)
+	}
+	return err
 }
 
 // mergeImported takes the row's values where the row gives them.

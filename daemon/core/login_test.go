@@ -40,7 +40,7 @@ func TestFirstLoginPassGoesOnlyToAPersonWhoMustEnrolAndHasNoFactor(t *testing.T)
 	e.person("enrolled")
 	e.enrol("enrolled", "")
 	e.principal(e.admin, "deskworker", api.RoleHelpdesk)
-	if _, err := e.svc.CreateUser(ctx, e.admin, api.CreateUser{Username: "robot", Kind: api.KindService}); err != nil {
+	if _, _, err := e.svc.CreateUser(ctx, e.admin, api.CreateUser{Username: "robot", Kind: api.KindService}); err != nil {
 		t.Fatal(err)
 	}
 	first, err := e.svc.IssueFirstLoginPass(ctx, radius, "newbie", time.Hour)

@@ -31,6 +31,28 @@ type User struct {
 	// limit RecoveryLocked stops recovery until an administrator clears it.
 	RecoveryFailures int  `json:"recovery_failures,omitempty"`
 	RecoveryLocked   bool `json:"recovery_locked,omitempty"`
+	// HandledBy records the people who acted on this account in a way
+	// that makes them not independent of it (independence.go): who
+	// created it, asked for a role for it, recovered it, enrolled a
+	// factor for it or issued it a pass, and when (latest of each).
+	HandledBy []Handling `json:"handled_by,omitempty"`
+	// Grants says, per role beyond "user", who asked for it and who
+	// approved it (keyfleet report privileged).
+	Grants map[string]RoleGrant `json:"grants,omitempty"`
+}
+
+// Handling is one way one person acted on another's account.
+type Handling struct {
+	By   string    `json:"by"`   // the acting person's user id
+	What string    `json:"what"` // created, granted, recovered, enrolled, passed
+	At   time.Time `json:"at"`
+}
+
+// RoleGrant records how a user came to hold a role.
+type RoleGrant struct {
+	By         api.Actor  `json:"by"`
+	ApprovedBy *api.Actor `json:"approved_by,omitempty"`
+	At         time.Time  `json:"at"`
 }
 
 // API is the user's wire form.
@@ -106,6 +128,12 @@ type Device struct {
 	State     string    `json:"state"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// LastUserID is who had the key before it was returned; ReturnedAt
+	// and WipedAt are when it last came back and when an agent last
+	// reported wiping it.
+	LastUserID string     `json:"last_user_id,omitempty"`
+	ReturnedAt *time.Time `json:"returned_at,omitempty"`
+	WipedAt    *time.Time `json:"wiped_at,omitempty"`
 }
 
 // API is the device's wire form; factorIDs are the factors on it.
@@ -113,6 +141,7 @@ func (d Device) API(factorIDs []string) api.Device {
 	return api.Device{
 		ID: d.ID, Vendor: d.Vendor, Model: d.Model, Serial: d.Serial, Firmware: d.Firmware,
 		UserID: d.UserID, State: d.State, FactorIDs: nonNil(factorIDs),
+		LastUserID: d.LastUserID, ReturnedAt: d.ReturnedAt, WipedAt: d.WipedAt,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 	}
 }
@@ -138,6 +167,10 @@ type Enrolment struct {
 	// itself, only on the Enrolment CreateEnrolment returns.
 	CodeHash []byte `json:"code_hash,omitempty"`
 	code     string
+	// SealedDisplay is what the kind shows the person enrolling (a TOTP
+	// seed's URI), sealed to the enrolment, when someone else made it: it
+	// goes only to the user (their own read, or the code's redemption).
+	SealedDisplay []byte `json:"sealed_display,omitempty"`
 	// CodeRedeemedAt is when the enrolment code was exchanged for a token
 	// (RedeemEnrolmentCode); a code works once.
 	CodeRedeemedAt *time.Time `json:"code_redeemed_at,omitempty"`
@@ -190,6 +223,9 @@ type Token struct {
 	Purpose     string `json:"purpose,omitempty"`
 	PassID      string `json:"pass_id,omitempty"`
 	EnrolmentID string `json:"enrolment_id,omitempty"`
+	// ParentID is the break-glass session token this token was made in:
+	// it stops working when the session ends (Authenticate).
+	ParentID string `json:"parent_id,omitempty"`
 }
 
 // API is the token's wire form, without its hash.
@@ -219,6 +255,9 @@ type Approval struct {
 	// Params are what the action will do, shown to the approver and read
 	// when it executes (see policy.go).
 	Params map[string]string `json:"params,omitempty"`
+	// issued is the pass an approved recovery.pass request issued: in the
+	// approver's answer only, never stored.
+	issued *api.IssuedPass
 }
 
 // API is the approval's wire form. A pending approval past its expiry
@@ -229,6 +268,7 @@ func (a Approval) API(now time.Time) api.Approval {
 		TargetName: a.TargetName, Reason: a.Reason, State: a.stateAt(now),
 		RequestedBy: a.RequestedBy, RequestedAt: a.RequestedAt, ExpiresAt: a.ExpiresAt,
 		DecidedBy: a.DecidedBy, DecidedAt: a.DecidedAt, Comment: a.Comment, Error: a.Error, Params: a.Params,
+		IssuedPass: a.issued,
 	}
 	return out
 }
@@ -258,6 +298,10 @@ type Verification struct {
 	CreatedAt time.Time                     `json:"created_at"`
 	ExpiresAt time.Time                     `json:"expires_at"`
 	Factors   map[string]VerificationFactor `json:"factors"`
+	// Binding is set on a proof (BeginProof): the hex digest of the one
+	// action (proof.Binding) its challenge is bound to. A verification
+	// with a binding proves nothing else, and one without proves no action.
+	Binding string `json:"binding,omitempty"`
 }
 
 // VerificationFactor is one factor's part of a verification.

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/proof"
 )
 
 const (
@@ -67,104 +69,230 @@ func (s *Service) passRequest(in *api.IssuePass) (time.Duration, string, error) 
 }
 
 // IssuePass issues the temporary access pass of a confirmed recovery case.
-// The code is returned once; issuing again replaces an unused pass.
-func (s *Service) IssuePass(ctx context.Context, p Principal, caseID string, in api.IssuePass) (api.IssuedPass, error) {
+// The code is returned once; issuing again replaces an unused pass. For
+// an account with a role beyond "user" the pass is not issued here: the
+// caller proves the request with their key, and the returned approval
+// asks a second officer, who receives the pass (issueApprovedPass).
+func (s *Service) IssuePass(ctx context.Context, p Principal, caseID string, in api.IssuePass) (api.IssuedPass, Approval, error) {
 	if err := p.authorize(ManageRecovery, ""); err != nil {
-		return api.IssuedPass{}, err
+		return api.IssuedPass{}, Approval{}, err
 	}
-	ttl, code, err := s.passRequest(&in)
+	asked := in // the proof is bound to the request as sent
+	if _, _, err := s.passRequest(&in); err != nil {
+		return api.IssuedPass{}, Approval{}, err
+	}
+	var c RecoveryCase
+	var staff bool
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		var err error
+		if c, err = s.confirmedCase(tx, caseID); err != nil {
+			return err
+		}
+		staff, err = staffAccount(tx, c.UserID)
+		return err
+	})
 	if err != nil {
-		return api.IssuedPass{}, err
+		return api.IssuedPass{}, Approval{}, err
+	}
+	if staff && !p.breakGlass() {
+		a, err := s.requestPass(ctx, p, targetRef{"recovery_case", c.ID, c.Username}, c.UserID, caseID, in, asked)
+		return api.IssuedPass{}, a, err
 	}
 	var out api.IssuedPass
 	err = s.store.Update(ctx, func(tx Tx) error {
-		c, err := s.confirmedCase(tx, caseID)
-		if err != nil {
-			return err
-		}
-		if err := s.replacePass(tx, c.PassID); err != nil {
-			return err
-		}
-		now := s.now()
-		pass := AccessPass{ID: newID(prefixPass, now, s.cfg.Rand), UserID: c.UserID, CaseID: c.ID, Hash: passHash(code),
-			CreatedBy: p.Actor(), CreatedAt: now, ExpiresAt: earlier(now.Add(ttl), c.ExpiresAt), UsesLeft: in.Uses,
-			HardwareOnly: in.HardwareOnly, Attended: in.Attended}
-		c.PassID = pass.ID
-		if err := tx.PutAccessPass(pass); err != nil {
-			return err
-		}
-		if err := tx.PutRecoveryCase(c); err != nil {
-			return err
-		}
-		out = api.IssuedPass{PassID: pass.ID, Code: code, UserID: c.UserID, ExpiresAt: pass.ExpiresAt, Uses: pass.UsesLeft,
-			HardwareOnly: pass.HardwareOnly, Attended: pass.Attended}
-		ev := s.eventCtx(ctx, p, "")
-		ev.extra = map[string]string{"case_id": c.ID, "pass_id": pass.ID}
-		return ev.audit(tx, "pass.issue", targetRef{"user", c.UserID, c.Username}, nil,
-			map[string]any{"expires_at": pass.ExpiresAt, "uses": pass.UsesLeft, "hardware_only": pass.HardwareOnly, "attended": pass.Attended})
+		var err error
+		out, err = s.makePass(ctx, tx, p, "", caseID, in)
+		return err
 	})
-	return out, err
+	return out, Approval{}, err
 }
 
-// IssueOnboardingPass issues a temporary access pass to a user who has no
-// active factor yet, so that they can register their first one (at the
-// self-service page's welcome, or with keyfleet-agent enroll). A user who
-// has a factor gets a pass only through a recovery case, which proves who
-// they are first. The code is returned once.
-func (s *Service) IssueOnboardingPass(ctx context.Context, p Principal, ref string, in api.IssuePass) (api.IssuedPass, error) {
+// staffAccount reports whether a user holds any role beyond "user".
+func staffAccount(tx ReadTx, userID string) (bool, error) {
+	u, err := tx.User(userID)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(u.Roles, func(r string) bool { return r != api.RoleUser }), nil
+}
+
+// Approval params of api.ActionRecoveryPass.
+const (
+	paramCase         = "case_id"
+	paramTTL          = "ttl"
+	paramUses         = "uses"
+	paramHardwareOnly = "hardware_only"
+	paramAttended     = "attended"
+)
+
+func passParams(caseID string, in api.IssuePass) map[string]string {
+	return details(paramCase, caseID, paramTTL, in.TTL, paramUses, strconv.Itoa(in.Uses),
+		paramHardwareOnly, strconv.FormatBool(in.HardwareOnly), paramAttended, strconv.FormatBool(in.Attended))
+}
+
+// requestPass asks a second officer to issue a pass for a staff account
+// (owner), proved by the requester's key.
+func (s *Service) requestPass(ctx context.Context, p Principal, target targetRef, owner, caseID string, in, asked api.IssuePass) (Approval, error) {
+	params := passParams(caseID, in)
+	receipt, err := s.prove(ctx, p, passBinding(target.id, asked))
+	if err != nil {
+		return Approval{}, err
+	}
+	reason := "temporary access pass for " + target.name + ", a staff account"
+	return s.request(ctx, p, reason, func(tx Tx) (request, error) {
+		if caseID != "" {
+			if _, err := s.confirmedCase(tx, caseID); err != nil {
+				return request{}, err
+			}
+		}
+		r := request{action: api.ActionRecoveryPass, perm: ManageRecovery, target: target, owner: owner, params: params}
+		if receipt.FactorID != "" {
+			r.params["proof_factor_id"] = receipt.FactorID
+		}
+		return r, nil
+	})
+}
+
+// issueApprovedPass runs when a recovery.pass request is approved: the
+// pass goes to the approver, who must not be the one who opened the case.
+func (s *Service) issueApprovedPass(ctx context.Context, tx Tx, approver Principal, a Approval) (api.IssuedPass, error) {
+	in := api.IssuePass{TTL: a.Params[paramTTL], HardwareOnly: a.Params[paramHardwareOnly] == "true", Attended: a.Params[paramAttended] == "true"}
+	in.Uses, _ = strconv.Atoi(a.Params[paramUses])
+	caseID := a.Params[paramCase]
+	if caseID != "" {
+		c, err := tx.RecoveryCase(caseID)
+		if err != nil {
+			return api.IssuedPass{}, err
+		}
+		if c.OpenedBy.ID == approver.UserID && !approver.needsNoProof() {
+			return api.IssuedPass{}, &ForbiddenError{Principal: approver.Username, Action: DecideApprovals,
+				Reason: "you opened this recovery case; the pass goes to a person other than the one who opened it"}
+		}
+		return s.makePass(ctx, tx, approver, "", caseID, in)
+	}
+	return s.makePass(ctx, tx, approver, a.TargetID, "", in)
+}
+
+// makePass draws and stores a pass for a confirmed case (caseID) or, for
+// onboarding, a user (userID), issued by p; the code is returned once.
+func (s *Service) makePass(ctx context.Context, tx Tx, p Principal, userID, caseID string, in api.IssuePass) (api.IssuedPass, error) {
 	ttl, code, err := s.passRequest(&in)
 	if err != nil {
 		return api.IssuedPass{}, err
 	}
+	now := s.now()
+	pass := AccessPass{ID: newID(prefixPass, now, s.cfg.Rand), UserID: userID, Hash: passHash(code), CreatedBy: p.Actor(),
+		CreatedAt: now, ExpiresAt: now.Add(ttl), UsesLeft: in.Uses, HardwareOnly: in.HardwareOnly, Attended: in.Attended}
+	ev := s.eventCtx(ctx, p, "")
+	ev.extra = map[string]string{"pass_id": pass.ID, "purpose": "onboarding"}
+	var target targetRef
+	if caseID == "" {
+		u, err := tx.User(userID)
+		if err != nil {
+			return api.IssuedPass{}, err
+		}
+		target = userTarget(u)
+	} else {
+		c, err := s.confirmedCase(tx, caseID)
+		if err != nil {
+			return api.IssuedPass{}, err
+		}
+		if err := s.replacePass(tx, c.PassID); err != nil {
+			return api.IssuedPass{}, err
+		}
+		pass.UserID, pass.CaseID, pass.ExpiresAt = c.UserID, c.ID, earlier(pass.ExpiresAt, c.ExpiresAt)
+		c.PassID = pass.ID
+		if err := tx.PutRecoveryCase(c); err != nil {
+			return api.IssuedPass{}, err
+		}
+		ev.extra = map[string]string{"case_id": c.ID, "pass_id": pass.ID}
+		target = targetRef{"user", c.UserID, c.Username}
+	}
+	if err := tx.PutAccessPass(pass); err != nil {
+		return api.IssuedPass{}, err
+	}
+	if err := s.handleUser(tx, pass.UserID, p, handledPassed); err != nil {
+		return api.IssuedPass{}, err
+	}
+	return api.IssuedPass{PassID: pass.ID, Code: code, UserID: pass.UserID, ExpiresAt: pass.ExpiresAt, Uses: pass.UsesLeft,
+			HardwareOnly: pass.HardwareOnly, Attended: pass.Attended},
+		ev.audit(tx, "pass.issue", target, nil,
+			map[string]any{"expires_at": pass.ExpiresAt, "uses": pass.UsesLeft, "hardware_only": pass.HardwareOnly, "attended": pass.Attended})
+}
+
+// IssueOnboardingPass issues a temporary access pass to a user who has
+// never had a factor, so that they can register their first one (at the
+// self-service page's welcome, or with keyfleet-agent enroll). A user who
+// has a factor gets a pass only through a recovery case, which proves who
+// they are first. For an account with a role beyond "user" it is an
+// approval request, as IssuePass. The code is returned once.
+func (s *Service) IssueOnboardingPass(ctx context.Context, p Principal, ref string, in api.IssuePass) (api.IssuedPass, Approval, error) {
+	asked := in
+	if _, _, err := s.passRequest(&in); err != nil {
+		return api.IssuedPass{}, Approval{}, err
+	}
+	var u User
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		var err error
+		u, err = s.onboardable(tx, p, ref)
+		return err
+	})
+	if err != nil {
+		return api.IssuedPass{}, Approval{}, err
+	}
+	if slices.ContainsFunc(u.Roles, func(r string) bool { return r != api.RoleUser }) && !p.needsNoProof() {
+		a, err := s.requestPass(ctx, p, userTarget(u), u.ID, "", in, asked)
+		return api.IssuedPass{}, a, err
+	}
 	var out api.IssuedPass
 	err = s.store.Update(ctx, func(tx Tx) error {
-		u, err := lookupUser(tx, ref)
-		if err != nil {
+		if _, err := s.onboardable(tx, p, u.ID); err != nil {
 			return err
 		}
-		if err := p.authorize(ManageRecovery, u.ID); err != nil {
-			return err
-		}
-		if u.Status != api.UserActive || u.Kind == api.KindService {
-			return &TransitionError{Kind: "user", ID: u.Username, From: u.Status, Action: "issue an onboarding pass for",
-				Hint: "only an active person enrols factors"}
-		}
-		// Any factor not revoked counts: one suspended (by the helpdesk,
-		// say) still says the user enrolled, and proving who they are is
-		// then a recovery case's job.
-		enrolled := 0
-		err = forEach(tx.Factors, FactorFilter{UserID: u.ID}, func(f Factor) error {
-			enrolled += boolInt(f.State != api.FactorRevoked)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if enrolled > 0 {
-			return &TransitionError{Kind: "user", ID: u.Username, From: "enrolled", Action: "issue an onboarding pass for",
-				Hint: fmt.Sprintf("%s has %d factor(s) that are not revoked; open a recovery case (keyfleet recovery open) to prove who they are, then issue its pass", u.Username, enrolled)}
-		}
-		// A first factor for an account with any role beyond "user" is an
-		// administrator's decision, not the helpdesk's.
-		staff := slices.ContainsFunc(u.Roles, func(r string) bool { return r != api.RoleUser })
-		if staff && !slices.Contains(p.Roles, api.RoleAdmin) && !p.breakGlass() {
-			return &ForbiddenError{Principal: p.Username, Action: ManageRecovery,
-				Reason: fmt.Sprintf("%s holds the roles %s; only an administrator issues their first pass", u.Username, strings.Join(u.Roles, ", "))}
-		}
-		now := s.now()
-		pass := AccessPass{ID: newID(prefixPass, now, s.cfg.Rand), UserID: u.ID, Hash: passHash(code), CreatedBy: p.Actor(),
-			CreatedAt: now, ExpiresAt: now.Add(ttl), UsesLeft: in.Uses, HardwareOnly: in.HardwareOnly, Attended: in.Attended}
-		if err := tx.PutAccessPass(pass); err != nil {
-			return err
-		}
-		out = api.IssuedPass{PassID: pass.ID, Code: code, UserID: u.ID, ExpiresAt: pass.ExpiresAt, Uses: pass.UsesLeft,
-			HardwareOnly: pass.HardwareOnly, Attended: pass.Attended}
-		ev := s.eventCtx(ctx, p, "")
-		ev.extra = map[string]string{"pass_id": pass.ID, "purpose": "onboarding"}
-		return ev.audit(tx, "pass.issue", userTarget(u), nil,
-			map[string]any{"expires_at": pass.ExpiresAt, "uses": pass.UsesLeft, "hardware_only": pass.HardwareOnly, "attended": pass.Attended})
+		var err error
+		out, err = s.makePass(ctx, tx, p, u.ID, "", in)
+		return err
 	})
-	return out, err
+	return out, Approval{}, err
+}
+
+// onboardable finds an active person with no factor that is not revoked,
+// whom p may issue a first pass for.
+func (s *Service) onboardable(tx ReadTx, p Principal, ref string) (User, error) {
+	u, err := lookupUser(tx, ref)
+	if err != nil {
+		return User{}, err
+	}
+	if err := p.authorize(ManageRecovery, u.ID); err != nil {
+		return User{}, err
+	}
+	if u.Status != api.UserActive || u.Kind == api.KindService {
+		return User{}, &TransitionError{Kind: "user", ID: u.Username, From: u.Status, Action: "issue an onboarding pass for",
+			Hint: "only an active person enrols factors"}
+	}
+	// Any factor the user ever had counts, revoked ones too: a user whose
+	// keys were all revoked (marked lost, say) proves who they are through
+	// a recovery case, or one admin could revoke and re-enrol someone alone.
+	had := 0
+	err = forEach(tx.Factors, FactorFilter{UserID: u.ID}, func(f Factor) error {
+		had++
+		return nil
+	})
+	if err != nil {
+		return User{}, err
+	}
+	if had > 0 {
+		return User{}, &TransitionError{Kind: "user", ID: u.Username, From: "enrolled", Action: "issue an onboarding pass for",
+			Hint: fmt.Sprintf("%s has had %d factor(s); open a recovery case (keyfleet recovery open) to prove who they are, then issue its pass", u.Username, had)}
+	}
+	// A first factor for an account with any role beyond "user" is an
+	// administrator's decision, not the helpdesk's.
+	staff := slices.ContainsFunc(u.Roles, func(r string) bool { return r != api.RoleUser })
+	if staff && !slices.Contains(p.Roles, api.RoleAdmin) && !p.needsNoProof() {
+		return User{}, &ForbiddenError{Principal: p.Username, Action: ManageRecovery,
+			Reason: fmt.Sprintf("%s holds the roles %s; only an administrator issues their first pass", u.Username, strings.Join(u.Roles, ", "))}
+	}
+	return u, nil
 }
 
 func (s *Service) confirmedCase(tx ReadTx, id string) (RecoveryCase, error) {
@@ -188,11 +316,30 @@ func (s *Service) replacePass(tx Tx, id string) error {
 	if err != nil {
 		return err
 	}
-	if old.RevokedAt == nil {
-		old.RevokedAt = ptr(s.now())
-		return tx.PutAccessPass(old)
+	return s.revokePass(tx, old)
+}
+
+// revokePass revokes a pass and the token it was redeemed for, if any.
+func (s *Service) revokePass(tx Tx, pass AccessPass) error {
+	now := s.now()
+	if pass.RevokedAt == nil {
+		pass.RevokedAt = &now
+		if err := tx.PutAccessPass(pass); err != nil {
+			return err
+		}
 	}
-	return nil
+	if pass.TokenID == "" {
+		return nil
+	}
+	t, err := tx.Token(pass.TokenID)
+	if isNotFound(err) || (err == nil && t.RevokedAt != nil) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	t.RevokedAt = &now
+	return tx.PutToken(t)
 }
 
 // RedeemPass turns a pass code into a token that can only enrol a factor
@@ -214,7 +361,7 @@ func (s *Service) RedeemPass(ctx context.Context, p Principal, code string) (api
 			return err
 		}
 		t.Purpose, t.PassID = purposePass, pass.ID
-		pass.RedeemedAt = &now
+		pass.RedeemedAt, pass.TokenID = &now, t.ID
 		if err := tx.PutToken(t); err != nil {
 			return err
 		}
@@ -375,6 +522,9 @@ func (s *Service) closeCase(ctx context.Context, tx Tx, p Principal, caseID stri
 	if err := tx.PutRecoveryCase(c); err != nil {
 		return err
 	}
+	if err := s.revokeCasePass(tx, c); err != nil {
+		return err
+	}
 	return s.caseEvent(ctx, tx, p, c, "recovery.close", before)
 }
 
@@ -383,4 +533,11 @@ func earlier(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// passBinding is what a proof for a staff account's pass is bound to: the
+// case (or user, for onboarding) and the pass's options as asked.
+func passBinding(subject string, in api.IssuePass) proof.Binding {
+	return proof.Binding{Action: proof.PassIssue, Subject: subject, Details: details("ttl", in.TTL, "uses", strconv.Itoa(in.Uses),
+		"hardware_only", strconv.FormatBool(in.HardwareOnly), "attended", strconv.FormatBool(in.Attended))}
 }

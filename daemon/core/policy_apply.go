@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/proof"
 	"github.com/keyfleet/keyfleet/policy"
 )
 
@@ -88,8 +89,28 @@ func (s *Service) RollbackPolicy(ctx context.Context, p Principal, in api.Policy
 // propose applies pr at once, or opens an approval when it weakens the
 // current policy; then re-evaluates every user if it applied.
 func (s *Service) propose(ctx context.Context, p Principal, pr proposal) (PolicyOutcome, error) {
+	// A document that is current already is refused before the proof is
+	// spent on it.
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		base, err := tx.PolicyHead()
+		if err != nil {
+			return err
+		}
+		return s.notCurrent(tx, base, pr.raw)
+	})
+	if err != nil {
+		return PolicyOutcome{}, err
+	}
+	b := PolicyBinding(pr.raw)
+	if pr.rollbackOf > 0 {
+		b = RollbackBinding(pr.rollbackOf)
+	}
+	receipt, err := s.prove(ctx, p, b)
+	if err != nil {
+		return PolicyOutcome{}, err
+	}
 	var out PolicyOutcome
-	err := s.store.Update(ctx, func(tx Tx) error {
+	err = s.store.Update(ctx, func(tx Tx) error {
 		out = PolicyOutcome{}
 		base, cur, err := s.currentPolicy(tx)
 		if err != nil {
@@ -106,7 +127,9 @@ func (s *Service) propose(ctx context.Context, p Principal, pr proposal) (Policy
 		}
 		v := s.newVersion(base, pr, p.Actor())
 		out.Version = &v
-		return s.insertVersion(tx, s.eventCtx(ctx, p, pr.comment), v, changes)
+		ev := s.eventCtx(ctx, p, pr.comment)
+		receipt.note(ev)
+		return s.insertVersion(tx, ev, v, changes)
 	})
 	if err != nil || out.Version == nil {
 		return out, err
@@ -243,4 +266,16 @@ func (s *Service) reevaluateAfterApply(ctx context.Context) api.Reevaluation {
 		r.Error = err.Error()
 	}
 	return r
+}
+
+// PolicyBinding is what a proof for applying a document is bound to: the
+// hex SHA-256 of the document's text as sent.
+func PolicyBinding(raw string) proof.Binding {
+	return proof.Binding{Action: proof.PolicyApply, Subject: hashDocument(raw)}
+}
+
+// RollbackBinding is what a proof for rolling back to version n is bound
+// to (a version's document never changes).
+func RollbackBinding(n int) proof.Binding {
+	return proof.Binding{Action: proof.PolicyApply, Subject: "rollback:" + strconv.Itoa(n)}
 }

@@ -102,7 +102,7 @@ func TestAVerificationStartsTheDeadlinesOfRulesThatNewlyApply(t *testing.T) {
 		t.Fatalf("before kim joins eng: %d rules_applied events %v", len(got), got)
 	}
 	eng := []string{"eng"}
-	if _, err := e.svc.UpdateUser(ctx, e.admin, "kim", api.UpdateUser{Groups: &eng}); err != nil {
+	if _, _, err := e.svc.UpdateUser(ctx, e.admin, "kim", api.UpdateUser{Groups: &eng}); err != nil {
 		t.Fatal(err)
 	}
 	verify()

@@ -167,7 +167,7 @@ func timePtr(t time.Time) *time.Time {
 // checkEnrolment refuses a new factor the policy does not accept, with
 // every reason. It runs after the kind verified the enrolment (so the
 // evidence is verified) and before anything is stored.
-func (s *Service) checkEnrolment(tx ReadTx, userID, kind string, evidence []byte) error {
+func (s *Service) checkEnrolment(tx ReadTx, userID, kind string, evidence, public []byte) error {
 	u, err := tx.User(userID)
 	if err != nil {
 		return err
@@ -176,7 +176,8 @@ func (s *Service) checkEnrolment(tx ReadTx, userID, kind string, evidence []byte
 	if err != nil {
 		return err
 	}
-	f := policy.Factor{Kind: kind, State: api.FactorActive, Evidence: policyEvidence(decodeEvidence(evidence)), Hardware: s.kinds[kind].info.Hardware}
+	f := policy.Factor{Kind: kind, State: api.FactorActive, Evidence: policyEvidence(decodeEvidence(evidence)),
+		Hardware: s.kinds[kind].info.Hardware, Params: factorParams(kind, public)}
 	if err := policy.CheckEnrolment(doc, policyUser(u), f); err != nil {
 		return fmt.Errorf("%w: enrolment refused: %w; enrol a key the policy accepts ('keyfleet policy show' lists the requirements)", ErrPolicyViolation, err)
 	}

@@ -43,12 +43,15 @@ type FactorFacts struct {
 	// Evidence holds only the fields the policy reads (see
 	// policyEvidence); nil when the factor kept no attest.Evidence.
 	Evidence *attest.Evidence
+	// Params are a TOTP factor's algorithm, digits and period (see
+	// factorParams); nil for other kinds.
+	Params map[string]string
 }
 
 // FactsOf returns the policy's view of f, decoding its evidence once.
 func FactsOf(f Factor) FactorFacts {
 	return FactorFacts{ID: f.ID, Kind: f.Kind, State: f.State, CreatedAt: f.CreatedAt, ActivatedAt: f.ActivatedAt,
-		LastUsedAt: f.LastUsedAt, Evidence: policyEvidence(decodeEvidence(f.Evidence))}
+		LastUsedAt: f.LastUsedAt, Evidence: policyEvidence(decodeEvidence(f.Evidence)), Params: factorParams(f.Kind, f.Public)}
 }
 
 // policyEvidence keeps the evidence fields package policy reads: no
@@ -88,7 +91,7 @@ func policyUserOf(u UserFacts) policy.User {
 // policyFactorOf maps a factor's facts, with Hardware from its kind.
 func (s *Service) policyFactorOf(f FactorFacts) policy.Factor {
 	return policy.Factor{ID: f.ID, Kind: f.Kind, State: f.State, CreatedAt: f.CreatedAt, ActivatedAt: f.ActivatedAt,
-		LastUsedAt: f.LastUsedAt, Evidence: f.Evidence, Hardware: s.kinds[f.Kind].info.Hardware}
+		LastUsedAt: f.LastUsedAt, Evidence: f.Evidence, Hardware: s.kinds[f.Kind].info.Hardware, Params: f.Params}
 }
 
 // decideFacts evaluates one user's policy facts against doc at now,

@@ -229,6 +229,9 @@ func (s *Service) complianceReport(ctx context.Context, group string, near time.
 	if err == nil {
 		err = s.recoveryReport(ctx, &out)
 	}
+	if err == nil {
+		out.ServiceTokensWithoutExpiry, err = s.EverlastingServiceTokens(ctx, System)
+	}
 	c := ts.merged()
 	out.Overall, out.KindsInUse, out.PrivilegedShort = apiCounts(c.Counts), c.KindsInUse, c.PrivilegedShort
 	out.ByGroup, out.ByRole = apiCountsMap(c.ByGroup), apiCountsMap(c.ByRole)

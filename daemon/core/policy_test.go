@@ -78,20 +78,26 @@ func policyEnvOn(tb testing.TB, st *store.Store) *env {
 	tb.Helper()
 	sl, _ := seal.New(make([]byte, 32))
 	c := &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
-	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []sdk.Factor{coretest.Kind{}, hwKind{}}, Now: c.Now})
+	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []sdk.Factor{coretest.Kind{}, hwKind{}, coretest.Key{}}, Now: c.Now})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e := &env{t: tb, svc: svc, st: st, clock: c}
+	e := &env{t: tb, svc: svc, st: st, clock: c, people: coretest.NewPeople(tb, svc)}
 	e.admin = e.principal(core.System, "root", api.RoleAdmin)
 	e.admin2 = e.principal(e.admin, "second", api.RoleSecurityOfficer)
-	e.help = e.principal(e.admin, "desk", api.RoleHelpdesk)
+	e.help = e.keyless("desk", api.RoleHelpdesk) // its compliance is under test
 	return e
+}
+
+// rollbackProof is the admin with a proof for rolling back to version n.
+func (e *env) rollbackProof(n int) core.Principal {
+	return e.people.Prove(e.admin, "policy.apply", "", api.PolicyRollback{Version: n})
 }
 
 func (e *env) applyPolicy(p core.Principal, doc string) core.PolicyOutcome {
 	e.t.Helper()
-	out, err := e.svc.ApplyPolicy(context.Background(), p, api.PolicyDocument{Document: doc, Comment: "test"})
+	in := api.PolicyDocument{Document: doc, Comment: "test"}
+	out, err := e.svc.ApplyPolicy(context.Background(), e.people.Prove(p, "policy.apply", "", in), in)
 	if err != nil {
 		e.t.Fatalf("applying policy: %v", err)
 	}
@@ -111,7 +117,7 @@ func (e *env) enrolKind(user, kind, firmware string) (core.Factor, error) {
 
 func (e *env) person(name string, groups ...string) core.User {
 	e.t.Helper()
-	u, err := e.svc.CreateUser(context.Background(), e.admin, api.CreateUser{Username: name, Groups: groups})
+	u, _, err := e.svc.CreateUser(context.Background(), e.admin, api.CreateUser{Username: name, Groups: groups})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -194,7 +200,7 @@ func TestWeakeningThePolicyNeedsASecondApprover(t *testing.T) {
 	if _, err := e.svc.Approve(ctx, e.help, a.ID, ""); !errors.Is(err, core.ErrForbidden) {
 		t.Fatalf("helpdesk approving gave %v", err)
 	}
-	if got, err := e.svc.Approve(ctx, e.admin2, a.ID, "ok"); err != nil || got.State != api.ApprovalApproved {
+	if got, err := e.people.Approve(e.admin2, a.ID, "ok"); err != nil || got.State != api.ApprovalApproved {
 		t.Fatalf("approve = %+v, %v", got, err)
 	}
 	v, _ := e.svc.CurrentPolicy(ctx, e.admin)
@@ -210,7 +216,7 @@ func TestAnApprovalForAnOutdatedPolicyFails(t *testing.T) {
 	e.applyPolicy(e.admin, stricterPolicy)
 	a := e.applyPolicy(e.admin, strictPolicy).Approval
 	e.applyPolicy(e.admin2, stricterPolicy+"  - name: extra\n    match: {groups: [ops]}\n")
-	got, err := e.svc.Approve(ctx, e.admin2, a.ID, "")
+	got, err := e.approve(e.admin2, a.ID)
 	if !errors.Is(err, core.ErrIllegalTransition) || got.State != api.ApprovalFailed {
 		t.Fatalf("approving a request made against version 1 at version 2 gave %+v, %v", got, err)
 	}
@@ -224,18 +230,18 @@ func TestRollbackMakesANewVersionUnderTheSameRule(t *testing.T) {
 	ctx := context.Background()
 	e.applyPolicy(e.admin, strictPolicy)
 	e.applyPolicy(e.admin, stricterPolicy)
-	out, err := e.svc.RollbackPolicy(ctx, e.admin, api.PolicyRollback{Version: 1, Comment: "too strict"})
+	out, err := e.svc.RollbackPolicy(ctx, e.rollbackProof(1), api.PolicyRollback{Version: 1, Comment: "too strict"})
 	if err != nil || out.Approval == nil || out.Approval.Params["rollback_of"] != "1" {
 		t.Fatalf("rolling back to a weaker version gave %+v, %v", out, err)
 	}
-	if _, err := e.svc.Approve(ctx, e.admin2, out.Approval.ID, ""); err != nil {
+	if _, err := e.approve(e.admin2, out.Approval.ID); err != nil {
 		t.Fatal(err)
 	}
 	v, _ := e.svc.CurrentPolicy(ctx, e.admin)
 	if v.Version != 3 || v.RollbackOf != 1 || v.Document != strictPolicy {
 		t.Fatalf("after rollback: %+v", v)
 	}
-	out, err = e.svc.RollbackPolicy(ctx, e.admin, api.PolicyRollback{Version: 2})
+	out, err = e.svc.RollbackPolicy(ctx, e.rollbackProof(2), api.PolicyRollback{Version: 2})
 	if err != nil || out.Version == nil || out.Version.Version != 4 {
 		t.Fatalf("rolling back to a stricter version gave %+v, %v", out, err)
 	}
@@ -397,7 +403,7 @@ func TestTheLastActiveFactorGoesOnlyWithAPlannedReplacement(t *testing.T) {
 	if err != nil || a.Params["replacement_planned"] != "true" {
 		t.Fatalf("with a planned replacement: %+v, %v", a, err)
 	}
-	if _, err := e.svc.Approve(ctx, e.admin, a.ID, ""); err != nil {
+	if _, err := e.approve(e.admin, a.ID); err != nil {
 		t.Fatal(err)
 	}
 	// Two requests, each fine alone: the second approval finds the last one.
@@ -405,10 +411,10 @@ func TestTheLastActiveFactorGoesOnlyWithAPlannedReplacement(t *testing.T) {
 	y, _ := e.enrolKind("fay", "test", "")
 	ax, _ := e.svc.RequestFactorRevoke(ctx, e.help, x.ID, "")
 	ay, _ := e.svc.RequestFactorRevoke(ctx, e.help, y.ID, "")
-	if _, err := e.svc.Approve(ctx, e.admin, ax.ID, ""); err != nil {
+	if _, err := e.approve(e.admin, ax.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Approve(ctx, e.admin, ay.ID, ""); !errors.Is(err, core.ErrPolicyViolation) {
+	if _, err := e.approve(e.admin, ay.ID); !errors.Is(err, core.ErrPolicyViolation) {
 		t.Fatalf("approving the removal of what became the last factor gave %v", err)
 	}
 	if got, _ := e.svc.GetFactor(ctx, e.admin, y.ID); got.State != api.FactorActive {
@@ -443,7 +449,7 @@ func TestExemptionsNeedASecondApprover(t *testing.T) {
 	if _, err := e.svc.Approve(ctx, e.help, a.ID, ""); !errors.Is(err, core.ErrSelfApproval) && !errors.Is(err, core.ErrForbidden) {
 		t.Fatalf("the requester approving gave %v", err)
 	}
-	if _, err := e.svc.Approve(ctx, e.admin2, a.ID, ""); err != nil {
+	if _, err := e.approve(e.admin2, a.ID); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := e.svc.MFAStatus(ctx, e.help, "gus")
@@ -480,7 +486,7 @@ func TestBulkReevaluationAndTheComplianceReport(t *testing.T) {
 		t.Fatalf("re-evaluation = %+v", r)
 	}
 	e.clock.Add(20 * 24 * time.Hour)
-	rep, err := e.svc.ComplianceReport(ctx, e.principal(e.admin, "aud", api.RoleAuditor), "", 14*24*time.Hour)
+	rep, err := e.svc.ComplianceReport(ctx, e.keyless("aud", api.RoleAuditor), "", 14*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,21 +536,18 @@ func usernames(us []api.ReportUser) []string {
 func TestAPersonRemovesTheirOwnFactorAtOnceOnlyWhileStillCompliant(t *testing.T) {
 	e := newPolicyEnv(t)
 	ctx := context.Background()
-	e.person("oli", "sales")
-	_, secret, err := e.svc.CreateToken(ctx, e.admin, api.CreateToken{User: "oli", Name: "laptop", Roles: []string{api.RoleUser}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := e.svc.Authenticate(ctx, secret)
-	if err != nil {
-		t.Fatal(err)
+	oli := e.person("oli", "sales")
+	p := core.Principal{UserID: oli.ID, Username: "oli", Roles: []string{api.RoleUser}, Auth: "token"}
+	// Removing one's own factor needs a fresh proof with another factor.
+	proven := func(id string) core.Principal {
+		return e.people.ProveWith(p, "factor.remove", id, nil, coretest.SecretAnswer("SEED-oli"))
 	}
 	e.applyPolicy(e.admin, strictPolicy) // everyone: one factor
 	first, _ := e.enrolKind("oli", "test", "")
 	second, _ := e.enrolKind("oli", "test", "")
 	third, _ := e.enrolKind("oli", "test", "")
 	// Three factors, one needed: the first goes at once.
-	if f, a, err := e.svc.RemoveOwnFactor(ctx, p, first.ID, ""); err != nil || a.ID != "" || f.State != api.FactorRevoked {
+	if f, a, err := e.svc.RemoveOwnFactor(ctx, proven(first.ID), first.ID, ""); err != nil || a.ID != "" || f.State != api.FactorRevoked {
 		t.Fatalf("removing a spare factor: approval %+v, %v; want it revoked at once", a, err)
 	}
 	if f, _ := e.svc.GetFactor(ctx, e.admin, first.ID); f.State != api.FactorRevoked {
@@ -553,27 +556,27 @@ func TestAPersonRemovesTheirOwnFactorAtOnceOnlyWhileStillCompliant(t *testing.T)
 	// Someone else's factor is refused.
 	e.person("pam")
 	pams, _ := e.enrolKind("pam", "test", "")
-	if _, _, err := e.svc.RemoveOwnFactor(ctx, p, pams.ID, ""); !errors.Is(err, core.ErrForbidden) {
+	if _, _, err := e.svc.RemoveOwnFactor(ctx, proven(pams.ID), pams.ID, ""); !errors.Is(err, core.ErrForbidden) {
 		t.Fatalf("removing another user's factor: %v", err)
 	}
 	// Make the policy need two: removing one of the two left would make
 	// oli short, so it waits for an approval.
 	e.applyPolicy(e.admin, strings.Replace(strictPolicy, "      min_factors: 1\n      enroll_within: 30d", "      min_factors: 2\n      enroll_within: 30d", 1))
-	_, a, err := e.svc.RemoveOwnFactor(ctx, p, second.ID, "lost it")
+	_, a, err := e.svc.RemoveOwnFactor(ctx, proven(second.ID), second.ID, "lost it")
 	if err != nil || a.ID == "" || a.Action != api.ActionFactorRevoke || a.State != api.ApprovalPending {
 		t.Fatalf("removing a needed factor: %+v, %v; want a pending revoke request", a, err)
 	}
 	if f, _ := e.svc.GetFactor(ctx, e.admin, second.ID); f.State != api.FactorActive {
 		t.Fatalf("a needed factor went before approval: %s", f.State)
 	}
-	if _, err := e.svc.Approve(ctx, e.admin2, a.ID, ""); err != nil {
+	if _, err := e.approve(e.admin2, a.ID); err != nil {
 		t.Fatal(err)
 	}
 	if f, _ := e.svc.GetFactor(ctx, e.admin, second.ID); f.State != api.FactorRevoked {
 		t.Fatalf("after approval the factor is %s", f.State)
 	}
 	// The last one needs a replacement plan, which an administrator files.
-	if _, _, err := e.svc.RemoveOwnFactor(ctx, p, third.ID, ""); !errors.Is(err, core.ErrPolicyViolation) {
+	if _, _, err := e.svc.RemoveOwnFactor(ctx, proven(third.ID), third.ID, ""); !errors.Is(err, core.ErrPolicyViolation) {
 		t.Fatalf("removing the last factor: %v", err)
 	}
 	e.verifyChain()

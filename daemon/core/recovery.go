@@ -377,6 +377,11 @@ func (s *Service) CancelRecovery(ctx context.Context, p Principal, caseID, reaso
 		if err := tx.PutRecoveryCase(c); err != nil {
 			return err
 		}
+		// Every credential dies with what granted it: the case's pass, and
+		// the token anyone redeemed it for.
+		if err := s.revokeCasePass(tx, c); err != nil {
+			return err
+		}
 		return s.caseEvent(ctx, tx, p, c, "recovery.cancel", before)
 	})
 	return c, err
@@ -400,4 +405,19 @@ func (s *Service) ClearRecoveryLock(ctx context.Context, p Principal, ref, reaso
 		return s.eventCtx(ctx, p, reason).audit(tx, "recovery.unlock", userTarget(u), nil, nil)
 	})
 	return u, err
+}
+
+// revokeCasePass revokes a case's pass and the token it was redeemed for.
+func (s *Service) revokeCasePass(tx Tx, c RecoveryCase) error {
+	if c.PassID == "" {
+		return nil
+	}
+	pass, err := tx.AccessPass(c.PassID)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.revokePass(tx, pass)
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/keyfleet/keyfleet/daemon/proof"
 )
 
 // Recovery codes: ten per set, 50 random bits each, written as two groups
@@ -99,6 +101,15 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, p Principal, ref 
 	}
 	var codes []string
 	var rc RecoveryCodes
+	// A pass's holder makes their first codes with the pass; anyone else
+	// proves it with their own factor.
+	var receipt proofReceipt
+	if p.PassID == "" {
+		var err error
+		if receipt, err = s.prove(ctx, p, proof.Binding{Action: proof.RecoveryCodesRegen, Subject: p.UserID}); err != nil {
+			return nil, err
+		}
+	}
 	err := s.store.View(ctx, func(tx ReadTx) error {
 		u, err := lookupUser(tx, ref)
 		if err != nil {
@@ -121,7 +132,9 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, p Principal, ref 
 		if err := tx.PutRecoveryCodes(rc); err != nil {
 			return err
 		}
-		return s.eventCtx(ctx, p, "").audit(tx, "recovery_codes.regenerate", userTarget(u), nil, map[string]any{"codes": len(rc.Codes)})
+		ev := s.eventCtx(ctx, p, "")
+		receipt.note(ev)
+		return ev.audit(tx, "recovery_codes.regenerate", userTarget(u), nil, map[string]any{"codes": len(rc.Codes)})
 	})
 	return codes, err
 }

@@ -99,6 +99,9 @@ type AccessPass struct {
 	Attended     bool       `json:"attended,omitempty"`
 	RedeemedAt   *time.Time `json:"redeemed_at,omitempty"`
 	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
+	// TokenID is the token the pass was redeemed for: it dies with the
+	// pass (revoked, replaced, its case cancelled, expired or closed).
+	TokenID string `json:"token_id,omitempty"`
 }
 
 // BreakGlass is the current break-glass credential: only a verifier of
@@ -113,6 +116,10 @@ type BreakGlass struct {
 	UsedAt    *time.Time `json:"used_at,omitempty"`
 	UsedBy    string     `json:"used_by,omitempty"` // the session token id
 	Failures  int        `json:"failures,omitempty"`
+	// Holders are the usernames named at rotation; Held keeps each
+	// holder's share, sealed to them, until they collect it (by user id).
+	Holders []string          `json:"holders,omitempty"`
+	Held    map[string][]byte `json:"held,omitempty"`
 }
 
 // RecoveryReadTx reads recovery records. Getters return *NotFoundError.

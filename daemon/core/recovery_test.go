@@ -16,8 +16,8 @@ import (
 // codes, and opens a case for the first factor.
 func (e *env) lostKey(name string) (core.Factor, core.Factor, []string, core.RecoveryCase) {
 	e.t.Helper()
-	e.principal(e.admin, name)
-	lost := e.enrol(name, "")
+	u := e.principal(e.admin, name)
+	lost := e.enrolSelf(u) // the user's own first factor: its codes go to them
 	other := e.enrol(name, "")
 	if len(lost.RecoveryCodes) != 10 || len(other.RecoveryCodes) != 0 {
 		e.t.Fatalf("first enrolment gave %d codes, second %d; want 10 and 0", len(lost.RecoveryCodes), len(other.RecoveryCodes))
@@ -72,7 +72,7 @@ func TestRecoveryByEachMethodEndsWithTheLostFactorRevoked(t *testing.T) {
 				e.t.Fatalf("the helpdesk approving its own identity check gave %v", err)
 			}
 			so := e.principal(e.admin, "olga-"+c.Username, api.RoleSecurityOfficer)
-			if _, err := e.svc.Approve(context.Background(), so, a.ID, "video call with manager"); err != nil {
+			if _, err := e.people.Approve(so, a.ID, "video call with manager"); err != nil {
 				e.t.Fatal(err)
 			}
 		},
@@ -88,11 +88,11 @@ func TestRecoveryByEachMethodEndsWithTheLostFactorRevoked(t *testing.T) {
 			if f, _ := e.svc.GetFactor(ctx, e.admin, lost.ID); f.State != api.FactorSuspended {
 				t.Fatalf("the lost factor is %s after opening with suspend", f.State)
 			}
-			if _, err := e.svc.IssuePass(ctx, e.help, c.ID, api.IssuePass{}); !errors.Is(err, core.ErrIllegalTransition) {
+			if _, _, err := e.svc.IssuePass(ctx, e.help, c.ID, api.IssuePass{}); !errors.Is(err, core.ErrIllegalTransition) {
 				t.Fatalf("a pass before identity was confirmed gave %v", err)
 			}
 			confirm(e, c, codes, other)
-			pass, err := e.svc.IssuePass(ctx, e.help, c.ID, api.IssuePass{TTL: "30m"})
+			pass, _, err := e.svc.IssuePass(ctx, e.help, c.ID, api.IssuePass{TTL: "30m"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,14 +125,14 @@ func TestRecoveryAttacksAreRefused(t *testing.T) {
 	if _, err := e.svc.ConfirmWithRecoveryCode(ctx, e.help, c.ID, codes[0]); err != nil {
 		t.Fatal(err)
 	}
-	pass, _ := e.svc.IssuePass(ctx, e.help, c.ID, api.IssuePass{TTL: "10m"})
+	pass, _, _ := e.svc.IssuePass(ctx, e.help, c.ID, api.IssuePass{TTL: "10m"})
 	t.Run("a pass cannot do anything but enrol", func(t *testing.T) {
 		red, err := e.svc.RedeemPass(ctx, core.Principal{}, pass.Code)
 		if err != nil {
 			t.Fatal(err)
 		}
 		p, _ := e.svc.Authenticate(ctx, red.Token)
-		if _, err := e.svc.CreateUser(ctx, p, api.CreateUser{Username: "evil"}); !errors.Is(err, core.ErrForbidden) {
+		if _, _, err := e.svc.CreateUser(ctx, p, api.CreateUser{Username: "evil"}); !errors.Is(err, core.ErrForbidden) {
 			t.Fatalf("creating a user with a pass gave %v", err)
 		}
 		if _, _, err := e.svc.ListUsers(ctx, p, core.UserFilter{}, core.PageReq{}); !errors.Is(err, core.ErrForbidden) {
@@ -153,7 +153,7 @@ func TestRecoveryAttacksAreRefused(t *testing.T) {
 	t.Run("an expired pass is refused", func(t *testing.T) {
 		_, _, codes4, c4 := e.lostKey("eve")
 		e.svc.ConfirmWithRecoveryCode(ctx, e.help, c4.ID, codes4[2])
-		p4, _ := e.svc.IssuePass(ctx, e.help, c4.ID, api.IssuePass{TTL: "10m"})
+		p4, _, _ := e.svc.IssuePass(ctx, e.help, c4.ID, api.IssuePass{TTL: "10m"})
 		e.clock.Add(11 * time.Minute)
 		if _, err := e.svc.RedeemPass(ctx, core.Principal{}, p4.Code); !errors.Is(err, core.ErrUnauthenticated) {
 			t.Fatalf("an expired pass gave %v", err)
@@ -187,9 +187,9 @@ func TestBreakGlassOpensOneTimeBoxedSessionWithoutASecondApprover(t *testing.T) 
 	if err != nil || len(shares) != 5 {
 		t.Fatalf("init: %d shares, %v", len(shares), err)
 	}
-	e.principal(e.admin, "victor")
-	f := e.enrol("victor", "")
-	e.enrol("victor", "") // a second factor: policy never removes the last one
+	victor := e.principal(e.admin, "victor")
+	f := e.enrolSelf(victor) // his own: the recovery codes are his
+	e.enrol("victor", "")    // a second factor: policy never removes the last one
 	use := func(sh []string, d string) (api.BreakGlassSession, error) {
 		return e.svc.UseBreakGlass(ctx, api.BreakGlassUse{Shares: sh, Duration: d, Reason: "all admins locked out"})
 	}
@@ -241,10 +241,27 @@ func TestBreakGlassOpensOneTimeBoxedSessionWithoutASecondApprover(t *testing.T) 
 	if _, err := e.svc.Authenticate(ctx, sess.Token); !errors.Is(err, core.ErrTokenRevoked) && !errors.Is(err, core.ErrTokenExpired) {
 		t.Fatalf("a session past its time gave %v", err)
 	}
-	_, fresh, err := e.svc.RotateBreakGlass(ctx, e.admin, 0, 0)
-	if err != nil {
+	// Rotating is two-person, and each holder collects their own share.
+	rot := api.BreakGlassRotate{Holders: []string{"root", "second", "victor"}, Threshold: 2}
+	req, err := e.svc.RotateBreakGlass(ctx, e.people.Prove(e.admin, "breakglass.rotate", "", rot), rot)
+	if err != nil || req.State != api.ApprovalPending {
+		t.Fatal(req, err)
+	}
+	if _, err := e.approve(e.admin2, req.ID); err != nil {
 		t.Fatal(err)
 	}
+	var fresh []string
+	for _, holder := range []core.Principal{e.admin, e.admin2} {
+		sh, err := e.svc.CollectBreakGlassShare(ctx, e.people.Prove(holder, "breakglass.share", "", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh = append(fresh, sh.Share)
+		if _, err := e.svc.CollectBreakGlassShare(ctx, e.people.Prove(holder, "breakglass.share", "", nil)); !errors.Is(err, core.ErrForbidden) {
+			t.Fatalf("collecting a share twice gave %v", err)
+		}
+	}
+	fresh = append([]string{""}, fresh...)
 	if _, err := use(shares[:3], ""); !errors.Is(err, core.ErrInvalid) && !errors.Is(err, core.ErrUnauthenticated) {
 		t.Fatalf("shares from a rotated set gave %v", err)
 	}
@@ -306,13 +323,13 @@ func TestAnOnboardingPassEnrolsAFirstFactorOnly(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.principal(e.admin, "nia")
-	if _, err := e.svc.IssueOnboardingPass(ctx, e.principal(e.admin, "enr", api.RoleEnroller), "nia", api.IssuePass{}); !errors.Is(err, core.ErrForbidden) {
+	if _, _, err := e.svc.IssueOnboardingPass(ctx, e.principal(e.admin, "enr", api.RoleEnroller), "nia", api.IssuePass{}); !errors.Is(err, core.ErrForbidden) {
 		t.Fatalf("an enroller issuing a pass: %v", err)
 	}
-	if _, err := e.svc.IssueOnboardingPass(ctx, e.help, "nia", api.IssuePass{TTL: "9h"}); !errors.Is(err, core.ErrInvalid) {
+	if _, _, err := e.svc.IssueOnboardingPass(ctx, e.help, "nia", api.IssuePass{TTL: "9h"}); !errors.Is(err, core.ErrInvalid) {
 		t.Fatalf("a pass of 9h: %v", err)
 	}
-	pass, err := e.svc.IssueOnboardingPass(ctx, e.help, "nia", api.IssuePass{TTL: "2h"})
+	pass, _, err := e.svc.IssueOnboardingPass(ctx, e.help, "nia", api.IssuePass{TTL: "2h"})
 	if err != nil || pass.Code == "" || pass.Uses != 1 || !pass.ExpiresAt.Equal(e.clock.Now().Add(2*time.Hour)) {
 		t.Fatalf("pass = %+v, %v", pass, err)
 	}
@@ -333,19 +350,27 @@ func TestAnOnboardingPassEnrolsAFirstFactorOnly(t *testing.T) {
 	if _, err := e.svc.SuspendFactor(ctx, e.help, olas.ID, "key left at home"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.IssueOnboardingPass(ctx, e.help, "ola", api.IssuePass{}); !errors.Is(err, core.ErrIllegalTransition) {
+	if _, _, err := e.svc.IssueOnboardingPass(ctx, e.help, "ola", api.IssuePass{}); !errors.Is(err, core.ErrIllegalTransition) {
 		t.Fatalf("a pass for a user whose only factor is suspended: %v", err)
 	}
 	// An account with a staff role gets its first pass from an admin only.
-	e.principal(e.admin, "new-desk", api.RoleHelpdesk)
-	if _, err := e.svc.IssueOnboardingPass(ctx, e.help, "new-desk", api.IssuePass{}); !errors.Is(err, core.ErrForbidden) {
+	e.keyless("new-desk", api.RoleHelpdesk)
+	if _, _, err := e.svc.IssueOnboardingPass(ctx, e.help, "new-desk", api.IssuePass{}); !errors.Is(err, core.ErrForbidden) {
 		t.Fatalf("the helpdesk issuing a first pass for a helpdesk account: %v", err)
 	}
-	if _, err := e.svc.IssueOnboardingPass(ctx, e.admin, "new-desk", api.IssuePass{}); err != nil {
-		t.Fatalf("an admin issuing it: %v", err)
+	// An admin asks, with a proof; a second officer approves and is shown
+	// the pass (the asker never sees it).
+	nd, _ := e.svc.GetUser(ctx, e.admin, "new-desk")
+	_, req, err := e.svc.IssueOnboardingPass(ctx, e.people.Prove(e.admin, "pass.issue", nd.ID, api.IssuePass{}), "new-desk", api.IssuePass{})
+	if err != nil || req.Action != api.ActionRecoveryPass || req.State != api.ApprovalPending {
+		t.Fatalf("an admin asking for it: %+v %v", req, err)
+	}
+	got, err := e.approve(e.admin2, req.ID)
+	if err != nil || got.API(e.clock.Now()).IssuedPass == nil || got.API(e.clock.Now()).IssuedPass.Code == "" {
+		t.Fatalf("approving it: %+v %v; want the pass shown to the approver", got, err)
 	}
 	// Nia has a factor now: another pass needs a recovery case.
-	_, err = e.svc.IssueOnboardingPass(ctx, e.help, "nia", api.IssuePass{})
+	_, _, err = e.svc.IssueOnboardingPass(ctx, e.help, "nia", api.IssuePass{})
 	if !errors.Is(err, core.ErrIllegalTransition) || !strings.Contains(err.Error(), "recovery case") {
 		t.Fatalf("a second onboarding pass: %v, want a refusal that points to a recovery case", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/proof"
 	"github.com/keyfleet/keyfleet/policy"
 )
 
@@ -22,9 +23,13 @@ func (s *Service) RemoveOwnFactor(ctx context.Context, p Principal, id, reason s
 	if err := validText("reason", reason, 500); err != nil {
 		return Factor{}, Approval{}, err
 	}
+	receipt, err := s.prove(ctx, p, proof.Binding{Action: proof.FactorRemove, Subject: id})
+	if err != nil {
+		return Factor{}, Approval{}, err
+	}
 	var a Approval
 	var f Factor
-	err := s.store.Update(ctx, func(tx Tx) error {
+	err = s.store.Update(ctx, func(tx Tx) error {
 		var err error
 		f, err = tx.Factor(id)
 		if err != nil {
@@ -51,7 +56,9 @@ func (s *Service) RemoveOwnFactor(ctx context.Context, p Principal, id, reason s
 				target: factorTarget(f), owner: f.UserID})
 			return err
 		}
-		if err := s.revokeFactor(tx, s.eventCtx(ctx, p, reason), f, reason); err != nil {
+		ev := s.eventCtx(ctx, p, reason)
+		receipt.note(ev)
+		if err := s.revokeFactor(tx, ev, f, reason); err != nil {
 			return err
 		}
 		f, err = tx.Factor(id)

@@ -45,9 +45,23 @@ type Config struct {
 	// BreakGlassMax is the longest a break-glass session may last
 	// (default 4h, at most 24h).
 	BreakGlassMax time.Duration
-	Now           func() time.Time // default time.Now
-	Rand          io.Reader        // default crypto/rand
-	Logger        *slog.Logger     // default discards
+	// ProofTTL is how long a proof's challenge may be answered (default
+	// 2m, at most 10m): a proof is fresh or it is nothing.
+	ProofTTL time.Duration
+	// PersonTokenTTL is a person's own token's lifetime when they name
+	// none (default 12h); MaxPersonTokenTTL caps what they may ask for
+	// (default 7 days). Service accounts' tokens are not capped: one
+	// without an expiry is flagged by the compliance report.
+	PersonTokenTTL    time.Duration
+	MaxPersonTokenTTL time.Duration
+	// IndependenceWindow is how long after one person acted on another's
+	// account (created it, asked a role for it, recovered it, enrolled a
+	// factor or issued a pass for it) the two may not decide each other's
+	// requests (default 7 days; see independence.go).
+	IndependenceWindow time.Duration
+	Now                func() time.Time // default time.Now
+	Rand               io.Reader        // default crypto/rand
+	Logger             *slog.Logger     // default discards
 }
 
 // Service is the domain. It is safe for concurrent use.
@@ -96,6 +110,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.BreakGlassMax < time.Minute || cfg.BreakGlassMax > 24*time.Hour {
 		return nil, fmt.Errorf("core: the break-glass session limit (%s) must be from 1m to 24h", cfg.BreakGlassMax)
+	}
+	if err := cfg.proofDefaults(); err != nil {
+		return nil, err
 	}
 	if cfg.MaxFailures < 1 || cfg.LockoutFor < time.Second || cfg.VerifyTTL < 10*time.Second {
 		return nil, fmt.Errorf("core: max failures (%d) must be at least 1, lockout (%s) at least 1s, verify TTL (%s) at least 10s", cfg.MaxFailures, cfg.LockoutFor, cfg.VerifyTTL)
@@ -185,4 +202,32 @@ func containsFold(q string, fields ...string) bool {
 		}
 	}
 	return false
+}
+
+// proofDefaults fills and checks the proof, token and independence
+// settings.
+func (cfg *Config) proofDefaults() error {
+	if cfg.ProofTTL == 0 {
+		cfg.ProofTTL = 2 * time.Minute
+	}
+	if cfg.PersonTokenTTL == 0 {
+		cfg.PersonTokenTTL = 12 * time.Hour
+	}
+	if cfg.MaxPersonTokenTTL == 0 {
+		cfg.MaxPersonTokenTTL = 7 * 24 * time.Hour
+	}
+	if cfg.IndependenceWindow == 0 {
+		cfg.IndependenceWindow = 7 * 24 * time.Hour
+	}
+	switch {
+	case cfg.ProofTTL < 10*time.Second || cfg.ProofTTL > 10*time.Minute:
+		return fmt.Errorf("core: the proof lifetime (%s) must be from 10s to 10m", cfg.ProofTTL)
+	case cfg.PersonTokenTTL < time.Minute || cfg.PersonTokenTTL > cfg.MaxPersonTokenTTL:
+		return fmt.Errorf("core: a person's token lifetime (%s) must be from 1m to the maximum (%s)", cfg.PersonTokenTTL, cfg.MaxPersonTokenTTL)
+	case cfg.MaxPersonTokenTTL > 90*24*time.Hour:
+		return fmt.Errorf("core: the longest a person's token may live (%s) is at most 90 days (2160h)", cfg.MaxPersonTokenTTL)
+	case cfg.IndependenceWindow < 0:
+		return fmt.Errorf("core: the independence window (%s) cannot be negative", cfg.IndependenceWindow)
+	}
+	return nil
 }

@@ -18,7 +18,7 @@ func (s *Service) MFAStatus(ctx context.Context, p Principal, ref string) (api.M
 	var e evaluation
 	err := s.store.View(ctx, func(tx ReadTx) error {
 		var err error
-		if u, err = lookupUser(tx, ref); err != nil {
+		if u, err = lookupFor(tx, p, ReadMFAStatus, ref); err != nil {
 			return err
 		}
 		if err := p.authorize(ReadMFAStatus, u.ID); err != nil {

@@ -138,11 +138,12 @@ func (f FactorFilter) Match(x Factor) bool {
 }
 
 // DeviceFilter narrows a device list.
-type DeviceFilter struct{ UserID, State string }
+type DeviceFilter struct{ UserID, State, Serial string }
 
 // Match reports whether d passes the filter.
 func (f DeviceFilter) Match(d Device) bool {
-	return (f.UserID == "" || d.UserID == f.UserID) && (f.State == "" || d.State == f.State)
+	return (f.UserID == "" || d.UserID == f.UserID) && (f.State == "" || d.State == f.State) &&
+		(f.Serial == "" || d.Serial == f.Serial)
 }
 
 // EnrolmentFilter narrows an enrolment list. State is the stored state.

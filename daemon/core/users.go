@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"net/mail"
 	"regexp"
 	"slices"
@@ -92,26 +93,42 @@ func cleanRoles(kind string, roles []string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// CreateUser adds a user. Errors: *ValidationError, ErrAlreadyExists,
-// *ForbiddenError.
-func (s *Service) CreateUser(ctx context.Context, p Principal, in api.CreateUser) (User, error) {
+// CreateUser adds a user. A role beyond "user" (or "service") is not
+// granted at once: the user is created without it, and the returned
+// approval asks a different person to grant it (break-glass grants at
+// once). Errors: *ValidationError, ErrAlreadyExists, *ForbiddenError.
+func (s *Service) CreateUser(ctx context.Context, p Principal, in api.CreateUser) (User, Approval, error) {
 	if err := p.authorize(CreateUsers, ""); err != nil {
-		return User{}, err
+		return User{}, Approval{}, err
 	}
 	u, err := s.newUser(in)
 	if err != nil {
-		return User{}, err
+		return User{}, Approval{}, err
 	}
+	var a Approval
 	err = s.store.Update(ctx, func(tx Tx) error {
+		c, err := s.splitAccess(tx, p, User{Kind: u.Kind}, u)
+		if err != nil {
+			return err
+		}
+		u = c.next
 		u.ID = newID(prefixUser, u.CreatedAt, s.cfg.Rand)
+		s.noteHandling(&u, p, handledCreated)
 		if err := tx.InsertUser(u); err != nil {
 			return err
 		}
 		ev := s.event(ctx, p, "user.create", userTarget(u))
 		ev.After = u.summary()
-		return tx.Audit(ev)
+		if err := tx.Audit(ev); err != nil {
+			return err
+		}
+		if a, err = s.applyAccess(ctx, tx, p, u, c, ""); err != nil {
+			return err
+		}
+		u, err = tx.User(u.ID) // a break-glass session's grant ran already
+		return err
 	})
-	return u, err
+	return u, a, err
 }
 
 func (s *Service) newUser(in api.CreateUser) (User, error) {
@@ -156,19 +173,29 @@ func lookupUser(tx ReadTx, ref string) (User, error) {
 	return tx.UserByName(ref)
 }
 
-// GetUser returns a user by id or username. Errors: ErrNotFound, *ForbiddenError.
+// lookupFor finds the user ref names for p, who needs a on them. To a
+// principal who may do a only to their own records, or not at all,
+// another user and a name nobody has read the same (*ForbiddenError): the
+// answer does not tell which usernames exist.
+func lookupFor(tx ReadTx, p Principal, a Action, ref string) (User, error) {
+	u, err := lookupUser(tx, ref)
+	if p.Scope(a) != All && (errors.Is(err, ErrNotFound) || err == nil && u.ID != p.UserID) {
+		return User{}, p.authorize(a, "")
+	}
+	return u, err
+}
+
+// GetUser returns a user by id or username. Errors: ErrNotFound (only to
+// a principal who may read other users), *ForbiddenError.
 func (s *Service) GetUser(ctx context.Context, p Principal, ref string) (User, error) {
 	var u User
 	err := s.store.View(ctx, func(tx ReadTx) error {
 		var err error
-		u, err = lookupUser(tx, ref)
+		u, err = lookupFor(tx, p, ReadUsers, ref)
 		return err
 	})
 	if err != nil {
 		return User{}, err
-	}
-	if !p.Can(ReadUsers, "") && u.ID != p.UserID {
-		return User{}, p.authorize(ReadUsers, "")
 	}
 	return u, nil
 }
@@ -188,33 +215,63 @@ func (s *Service) ListUsers(ctx context.Context, p Principal, f UserFilter, pg P
 	return out, next, err
 }
 
-// UpdateUser changes a user's display name, email, groups or roles.
-func (s *Service) UpdateUser(ctx context.Context, p Principal, ref string, in api.UpdateUser) (User, error) {
+// UpdateUser changes a user's display name, email, groups or roles. What
+// grants privilege or weakens the policy's hold on the user waits in the
+// returned approval (see grants.go); the rest changes at once, and a role
+// taken away is a high-severity event.
+func (s *Service) UpdateUser(ctx context.Context, p Principal, ref string, in api.UpdateUser) (User, Approval, error) {
 	if err := p.authorize(UpdateUsers, ""); err != nil {
-		return User{}, err
+		return User{}, Approval{}, err
 	}
 	var u User
+	var a Approval
 	err := s.store.Update(ctx, func(tx Tx) error {
-		var err error
-		if u, err = lookupUser(tx, ref); err != nil {
+		cur, err := lookupUser(tx, ref)
+		if err != nil {
 			return err
 		}
-		before := u.summary()
-		if err := applyUserUpdate(&u, in); err != nil {
+		want := cur
+		if err := applyUserUpdate(&want, in); err != nil {
+			return err
+		}
+		c, err := s.splitAccess(tx, p, cur, want)
+		if err != nil {
+			return err
+		}
+		u = c.next
+		for _, r := range minusOf(cur.Roles, u.Roles) {
+			delete(u.Grants, r)
+		}
+		if !userChanged(cur, u) {
+			a, err = s.applyAccess(ctx, tx, p, u, c, "")
 			return err
 		}
 		u.UpdatedAt = s.now()
 		if err := tx.PutUser(u); err != nil {
 			return err
 		}
-		ev := s.event(ctx, p, "user.update", userTarget(u))
-		ev.Before, ev.After = before, u.summary()
+		ev := s.eventCtx(ctx, p, "")
 		if in.DisplayName != nil || in.Email != nil {
-			ev.Extra = map[string]string{"profile": "changed"}
+			ev.extra = map[string]string{"profile": "changed"}
 		}
-		return tx.Audit(ev)
+		if len(minusOf(cur.Roles, u.Roles)) > 0 {
+			ev.privileged()
+		}
+		if err := ev.audit(tx, "user.update", userTarget(u), cur.summary(), u.summary()); err != nil {
+			return err
+		}
+		if a, err = s.applyAccess(ctx, tx, p, u, c, ""); err != nil || a.State != api.ApprovalApproved {
+			return err
+		}
+		u, err = tx.User(u.ID) // a break-glass session's change ran already
+		return err
 	})
-	return u, err
+	return u, a, err
+}
+
+// userChanged reports whether an update changes anything stored.
+func userChanged(a, b User) bool {
+	return a.DisplayName != b.DisplayName || a.Email != b.Email || !slices.Equal(a.Groups, b.Groups) || !slices.Equal(a.Roles, b.Roles)
 }
 
 func applyUserUpdate(u *User, in api.UpdateUser) error {

@@ -265,7 +265,7 @@ func TestAKindThatAnswersAChallengeIsNotCheckedInOneCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := svc.CreateUser(ctx, core.System, api.CreateUser{Username: "mo"}); err != nil {
+	if _, _, err := svc.CreateUser(ctx, core.System, api.CreateUser{Username: "mo"}); err != nil {
 		t.Fatal(err)
 	}
 	en, _, err := svc.CreateEnrolment(ctx, core.System, api.CreateEnrolment{User: "mo", Kind: "chal"})

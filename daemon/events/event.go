@@ -34,8 +34,20 @@ const ActionDeadLetter = "events.dead_letter"
 // schema version and a severity. Its JSON is documented in docs/events.md.
 type Event struct {
 	Schema string `json:"schema"`
+	// ID is unique across restores of the store: the epoch and the seq
+	// (epoch.go). Empty for a source without epochs.
+	ID    string `json:"id,omitempty"`
+	Epoch string `json:"epoch,omitempty"`
 	api.AuditEvent
 	Severity string `json:"severity"`
+}
+
+// SetEpoch names the epoch the event was written in, and so its ID.
+func (e *Event) SetEpoch(epoch string) {
+	if epoch == "" {
+		return
+	}
+	e.Epoch, e.ID = epoch, fmt.Sprintf("%s-%d", epoch, e.Seq)
 }
 
 // FromRecord decodes an audit record into an Event.
@@ -45,13 +57,6 @@ func FromRecord(r audit.Record) (Event, error) {
 		return Event{}, fmt.Errorf("decoding audit record %d: %w", r.Seq, err)
 	}
 	return Event{Schema: Schema, AuditEvent: ae, Severity: Severity(ae.Action, ae)}, nil
-}
-
-// destructive are the actions whose approval is itself a high-severity
-// event: they remove MFA from someone.
-var destructive = map[string]bool{
-	api.ActionFactorRevoke: true, api.ActionFactorDelete: true, api.ActionUserResetMFA: true,
-	api.ActionUserDisable: true, api.ActionUserDelete: true,
 }
 
 // severityRule maps actions matching any of patterns (path.Match globs over
@@ -71,13 +76,19 @@ var severityRules = []severityRule{
 	{SeverityHigh, []string{"factor.verify_failed"}, func(ev api.AuditEvent) bool { return ev.Extra["suspicious"] == "true" }},
 	{SeverityHigh, []string{"*.lockout", "*.locked", "lockout.*"}, nil},
 	{SeverityHigh, []string{"*.attestation_failed", "attestation.fail*", "*.counter_regression", "*.sign_count_regression", "*.clone_suspected"}, nil},
-	{SeverityHigh, []string{"device.lost", "audit.*", ActionDeadLetter}, nil},
-	{SeverityHigh, []string{"approval.approve"}, func(ev api.AuditEvent) bool { return destructive[ev.Extra["requested_action"]] }},
+	{SeverityInfo, []string{"audit.checkpoint"}, nil}, // routine: a signed head, every N events or minutes
+	{SeverityHigh, []string{"device.lost", "audit.*", "store.*", ActionDeadLetter}, nil},
+	// Every approval, and every change of privilege: a role granted or
+	// taken away, a token made for a service account, the founding admins.
+	{SeverityHigh, []string{"approval.approve", "approval.refused", "token.refused"}, nil},
+	{SeverityHigh, []string{"*"}, func(ev api.AuditEvent) bool {
+		return ev.Extra["privilege"] == "true" || ev.Extra["bootstrap"] == "true"
+	}},
 	{SeverityHigh, []string{"*"}, func(ev api.AuditEvent) bool {
 		return ev.Extra["attestation"] == "failed" || ev.Extra["sign_count"] == "regressed"
 	}},
 	{SeverityWarning, []string{"factor.revoke", "factor.delete", "factor.suspend", "user.disable", "user.delete", "user.reset_mfa", "token.revoke"}, nil},
-	{SeverityWarning, []string{"approval.deny", "approval.fail", "approval.expire", "*.fail", "*.failed", "*.denied", "*.reject*", "*.verify_failed"}, nil},
+	{SeverityWarning, []string{"approval.deny", "approval.fail", "approval.void", "approval.expire", "*.fail", "*.failed", "*.denied", "*.reject*", "*.verify_failed"}, nil},
 	{SeverityWarning, []string{"*.verify"}, func(ev api.AuditEvent) bool { return ev.Extra["outcome"] != "" && ev.Extra["outcome"] != "ok" }},
 	{SeverityInfo, []string{"*.verify", "*.read", "*.list", "*.view"}, nil},
 }
@@ -88,15 +99,18 @@ var severityRules = []severityRule{
 // callers can classify an action before an event exists.
 //
 //   - high: break-glass use (breakglass.* and every action in a session),
+//     every approval, every change of privilege (extra.privilege: a role
+//     granted or removed, a service account's token; extra.bootstrap),
 //     lockouts, attestation failures, sign-counter regressions and replayed
 //     codes (suspicious failed verifications), a lost device, approval of an action that removes MFA
 //     (factor revoke or delete, MFA reset, user disable or delete), any
-//     audit-chain event (audit.*), and undeliverable events
-//     (events.dead_letter).
+//     audit-chain event (audit.* but the routine audit.checkpoint), an
+//     accepted loss of store data (store.loss_accepted), and undeliverable
+//     events (events.dead_letter).
 //   - warning: factors revoked, deleted or suspended; users disabled,
 //     deleted or reset; tokens revoked; approvals denied, failed or
 //     expired; any failed, denied or rejected action; failed verifications.
-//   - info: successful verifications and reads.
+//   - info: successful verifications and reads, audit checkpoints.
 //   - notice: every other change (creations, updates, enrolments, approval
 //     requests, ...).
 func Severity(action string, ev api.AuditEvent) string {

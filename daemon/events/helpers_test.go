@@ -61,7 +61,7 @@ func (l *testLog) add(t testing.TB, n int, groups ...string) {
 		l.n++
 		name := fmt.Sprintf("user%05d", l.n)
 		l.mu.Unlock()
-		if _, err := l.svc.CreateUser(context.Background(), core.System, api.CreateUser{Username: name, Groups: groups}); err != nil {
+		if _, _, err := l.svc.CreateUser(context.Background(), core.System, api.CreateUser{Username: name, Groups: groups}); err != nil {
 			t.Fatal(err)
 		}
 		if l.m != nil {

@@ -31,12 +31,17 @@ type Options struct {
 
 // Manager runs the configured sinks and serves the SSE stream.
 type Manager struct {
-	cfg     Config
-	o       Options
-	log     *slog.Logger
-	wake    broadcast
+	cfg  Config
+	o    Options
+	log  *slog.Logger
+	wake broadcast
+	// mu guards the sink set, which Reload replaces while Run delivers.
+	mu      sync.RWMutex
 	runners []*runner
 	byName  map[string]*runner
+	runCtx  context.Context // Run's context once Run started; nil before
+	ended   bool            // Run returned: the sinks are closed
+	wg      sync.WaitGroup  // the running sinks' loops
 	metrics *metrics
 	sse     *sseHandler
 	closing chan struct{} // closed when Run ends: SSE streams finish
@@ -98,6 +103,7 @@ func (m *Manager) newRunner(sc SinkConfig) (*runner, error) {
 		return nil, err
 	}
 	r := &runner{m: m, cfg: sc, sink: s, match: matcher{f: sc.Filter, groups: m.o.Groups}, kick: make(chan struct{}, 1)}
+	m.metrics.zero(sc.Name, sc.Type)
 	if err := r.load(context.Background()); err != nil {
 		s.close()
 		return nil, err
@@ -124,19 +130,34 @@ func (m *Manager) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, endStreams)
 	defer stop()
 	defer endStreams()
-	var wg sync.WaitGroup
+	m.mu.Lock()
+	m.runCtx = ctx
 	for _, r := range m.runners {
-		if r.cfg.Disabled {
-			continue
-		}
-		wg.Go(func() { r.loop(ctx) })
+		m.start(r)
 	}
-	m.log.Info("event sinks running", "sinks", len(m.runners))
+	n := len(m.runners)
+	m.mu.Unlock()
+	m.log.Info("event sinks running", "sinks", n)
 	<-ctx.Done() // with no sinks, Run still lasts as long as the SSE streams may
-	wg.Wait()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.wg.Wait()
+	m.ended = true
 	return m.closeSinks()
 }
 
+// start runs r's loop under Run's context until Run ends or Reload stops
+// it. The caller holds m.mu and Run has started.
+func (m *Manager) start(r *runner) {
+	if r.cfg.Disabled {
+		return
+	}
+	ctx, cancel := context.WithCancel(m.runCtx)
+	r.stop, r.done = cancel, make(chan struct{})
+	m.wg.Go(func() { defer close(r.done); r.loop(ctx) })
+}
+
+// closeSinks closes every sink; the caller holds m.mu or owns m.
 func (m *Manager) closeSinks() error {
 	var errs []error
 	for _, r := range m.runners {
@@ -158,6 +179,8 @@ func (m *Manager) SSEHandler() http.Handler { return m.sse }
 
 // Status reports every configured sink, in configuration order.
 func (m *Manager) Status() []SinkStatus {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	head := m.o.Source.AuditHead().Seq
 	out := make([]SinkStatus, 0, len(m.runners))
 	for _, r := range m.runners {
@@ -170,7 +193,9 @@ func (m *Manager) Status() []SinkStatus {
 // onwards. A batch in flight finishes first. It returns an error wrapping
 // ErrUnknownSink or ErrBadReplay, or the cursor store's error.
 func (m *Manager) Replay(ctx context.Context, sink string, from uint64) error {
+	m.mu.RLock()
 	r, ok := m.byName[sink]
+	m.mu.RUnlock()
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownSink, sink)
 	}

@@ -61,7 +61,26 @@ func (x *metrics) Describe(ch chan<- *prometheus.Desc) { ch <- x.lagDesc }
 
 // Collect implements prometheus.Collector.
 func (x *metrics) Collect(ch chan<- prometheus.Metric) {
+	x.m.mu.RLock()
+	defer x.m.mu.RUnlock()
 	for _, r := range x.m.runners {
 		ch <- prometheus.MustNewConstMetric(x.lagDesc, prometheus.GaugeValue, r.lag(), r.cfg.Name, r.cfg.Type)
+	}
+}
+
+// forget drops the counters of a sink that a reload removed, so the series
+// of sinks no longer configured do not linger.
+func (x *metrics) forget(name, typ string) {
+	for _, v := range []*prometheus.CounterVec{x.delivered, x.failures, x.deadLetters} {
+		v.DeleteLabelValues(name, typ)
+	}
+	x.batchSeconds.DeleteLabelValues(name, typ)
+}
+
+// zero publishes a sink's counters at 0 from the start, so that rates and
+// alerts (a first dead letter) see them before the first event.
+func (x *metrics) zero(name, typ string) {
+	for _, v := range []*prometheus.CounterVec{x.delivered, x.failures, x.deadLetters} {
+		v.WithLabelValues(name, typ)
 	}
 }

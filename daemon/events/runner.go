@@ -29,6 +29,10 @@ type runner struct {
 	sink  sink
 	match matcher
 	kick  chan struct{} // a replay moved the cursor
+	// stop ends the loop and done is closed when it has; both nil while
+	// the sink does not run (disabled, or Run has not started).
+	stop context.CancelFunc
+	done chan struct{}
 
 	mu          sync.Mutex
 	cursor      uint64
@@ -36,6 +40,7 @@ type runner struct {
 	delivered   uint64
 	failures    uint64
 	retrying    bool
+	stopped     *EpochError // set when the cursor belongs to another history (epoch.go)
 	lastErr     string
 	lastErrAt   time.Time
 	deadLetters int
@@ -57,8 +62,32 @@ func (r *runner) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading dead letters: %w", err)
 	}
-	r.cursor, r.deadLetters = seq, len(dls)
+	r.mu.Lock()
+	r.cursor, r.deadLetters, r.stopped = seq, len(dls), nil
+	r.mu.Unlock()
+	return r.stopIfRewound(ctx, seq)
+}
+
+// stopIfRewound stops the sink, with the operator's message, when its
+// cursor belongs to another history of the audit log (epoch.go).
+func (r *runner) stopIfRewound(ctx context.Context, cursor uint64) error {
+	err := r.checkEpoch(ctx, cursor)
+	var ee *EpochError
+	if !errors.As(err, &ee) {
+		return err
+	}
+	r.mu.Lock()
+	r.stopped = ee
+	r.setErrLocked(ee)
+	r.mu.Unlock()
+	r.m.log.Error("event sink stopped", "sink", r.cfg.Name, "err", ee.Error())
 	return nil
+}
+
+func (r *runner) isStopped() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopped != nil
 }
 
 func (r *runner) loop(ctx context.Context) {
@@ -66,6 +95,13 @@ func (r *runner) loop(ctx context.Context) {
 	defer poll.Stop()
 	for ctx.Err() == nil {
 		woken := r.m.wake.wait() // taken before looking, so no notification is missed
+		if r.isStopped() {       // until a replay
+			select {
+			case <-ctx.Done():
+			case <-r.kick:
+			}
+			continue
+		}
 		if r.step(ctx) {
 			continue
 		}
@@ -82,7 +118,10 @@ func (r *runner) loop(ctx context.Context) {
 // step handles the next batch, if any, and reports whether it moved on.
 func (r *runner) step(ctx context.Context) bool {
 	from, gen := r.position()
-	if r.m.o.Source.AuditHead().Seq <= from {
+	if head := r.m.o.Source.AuditHead().Seq; head <= from {
+		if head < from {
+			r.stopIfRewound(ctx, from)
+		}
 		return false
 	}
 	batch, last, err := r.read(ctx, from)
@@ -122,6 +161,7 @@ func (r *runner) read(ctx context.Context, from uint64) ([]Event, uint64, error)
 			if ev, err = FromRecord(rec); err != nil {
 				return false, err
 			}
+			ev.SetEpoch(r.m.epochOf(key))
 			r.m.decoded.put(key, ev)
 		}
 		ok, err := r.match.match(ctx, ev)
@@ -218,6 +258,7 @@ func (r *runner) rewind(ctx context.Context, cursor uint64) error {
 	}
 	r.cursor = cursor
 	r.gen++
+	r.stopped = nil
 	select {
 	case r.kick <- struct{}{}:
 	default:

@@ -160,6 +160,7 @@ func (s *sseStream) pass(ctx context.Context) (bool, error) {
 		if err != nil {
 			return false, err
 		}
+		ev.SetEpoch(s.h.m.epochOf(key))
 		ok, err := s.req.match.match(ctx, ev)
 		if err != nil {
 			return false, err

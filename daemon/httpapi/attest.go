@@ -16,7 +16,7 @@ type AttestRoots struct {
 	PIV, FIDO2 []*x509.Certificate
 }
 
-func (h *Handler) registerAttest(roots AttestRoots) {
+func (h *Handler) registerAttest(roots func() AttestRoots) {
 	h.route("POST /v1/attest/verify", core.VerifyAttestation, func(r *http.Request, _ core.Principal) (int, any, error) {
 		var in api.AttestRequest
 		if err := decode(r, &in, false); err != nil {
@@ -26,7 +26,7 @@ func (h *Handler) registerAttest(roots AttestRoots) {
 		if in.At != nil {
 			at = *in.At
 		}
-		ev, err := verifyAttestation(in, roots, at)
+		ev, err := verifyAttestation(in, roots(), at)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
 
 // Problem types. Each is a stable slug under /problems/; docs/errors.md
@@ -16,6 +18,7 @@ const (
 	probBadRequest        = "bad-request"
 	probInvalidJSON       = "invalid-json"
 	probUnknownField      = "unknown-field"
+	probDuplicateKey      = "duplicate-key"
 	probValidation        = "validation-failed"
 	probBodyTooLarge      = "body-too-large"
 	probUnauthenticated   = "unauthenticated"
@@ -26,10 +29,13 @@ const (
 	probAlreadyExists     = "already-exists"
 	probIllegalTransition = "illegal-transition"
 	probSelfApproval      = "self-approval"
+	probNotIndependent    = "not-independent"
+	probProofRequired     = "proof-required"
 	probApprovalClosed    = "approval-closed"
 	probEnrolmentClosed   = "enrolment-closed"
 	probUnsupportedKind   = "unsupported-kind"
 	probUnavailable       = "unavailable"
+	probStorageFull       = "storage-full"
 	probConflict          = "conflict"
 	probInternal          = "internal"
 	probLocked            = "locked"
@@ -57,6 +63,8 @@ var problemOf = []struct {
 	{core.ErrAlreadyExists, http.StatusConflict, probAlreadyExists, "Already exists"},
 	{core.ErrIllegalTransition, http.StatusConflict, probIllegalTransition, "Not possible in the current state"},
 	{core.ErrSelfApproval, http.StatusForbidden, probSelfApproval, "You cannot decide your own request"},
+	{core.ErrNotIndependent, http.StatusForbidden, probNotIndependent, "The approver is not independent of the requester"},
+	{core.ErrProofRequired, http.StatusForbidden, probProofRequired, "A fresh proof with your own key is required"},
 	{core.ErrApprovalClosed, http.StatusConflict, probApprovalClosed, "The approval is no longer pending"},
 	{core.ErrEnrolmentClosed, http.StatusGone, probEnrolmentClosed, "The enrolment is no longer open"},
 	{core.ErrUnsupportedKind, http.StatusBadRequest, probUnsupportedKind, "Unsupported factor kind"},
@@ -64,8 +72,20 @@ var problemOf = []struct {
 	{core.ErrNoUsableFactor, http.StatusConflict, probNoUsableFactor, "No usable factor"},
 	{core.ErrVerificationClosed, http.StatusGone, probVerifyClosed, "The verification is no longer open"},
 	{core.ErrConflict, http.StatusServiceUnavailable, probConflict, "Too many concurrent changes"},
+	{core.ErrStorageFull, http.StatusServiceUnavailable, probStorageFull, "Storage full: writes are refused until space returns"},
 	{core.ErrUnavailable, http.StatusServiceUnavailable, probUnavailable, "The store is not available"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, probUnavailable, "The request timed out"},
+}
+
+// retryAfter is how long the client should wait before trying again, for
+// an error that says (a *store.StorageFullError does); ok is false
+// otherwise.
+func retryAfter(err error) (seconds int, ok bool) {
+	var ra interface{ RetryAfter() time.Duration }
+	if !errors.As(err, &ra) {
+		return 0, false
+	}
+	return max(1, int(ra.RetryAfter().Seconds())), true
 }
 
 // apiError is an error the HTTP layer raises itself (bad JSON, too large).
@@ -78,10 +98,26 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.detail }
 
+// rateLimitedError is an attempt on a tokenless route that the limiter
+// refused: 429 with Retry-After.
+type rateLimitedError struct{ d ratelimit.Decision }
+
+func (e *rateLimitedError) Error() string {
+	wait := fmt.Sprintf("wait %d seconds and try again", int(e.d.RetryAfter/time.Second))
+	if e.d.ByTarget {
+		return "too many attempts on this account or code from all addresses together; " + wait
+	}
+	return "too many attempts from this address; " + wait
+}
+
 func problemFor(err error) api.Problem {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return api.Problem{Type: "/problems/" + ae.typ, Title: ae.title, Status: ae.status, Detail: ae.detail}
+	}
+	var rl *rateLimitedError
+	if errors.As(err, &rl) {
+		return api.Problem{Type: "/problems/" + probRateLimited, Title: "Too many attempts", Status: http.StatusTooManyRequests, Detail: rl.Error()}
 	}
 	for _, m := range problemOf {
 		if errors.Is(err, m.err) {

@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,7 +14,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,7 +25,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/clientaddr"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
+	"github.com/keyfleet/keyfleet/internal/version"
 )
 
 // Config configures the API handler.
@@ -35,6 +41,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Ready reports whether the daemon can serve (nil) for /readyz.
 	Ready func() error
+	// Checkpoints, if set, compares the audit log with its newest signed
+	// checkpoint for GET /v1/audit/verify.
+	Checkpoints CheckpointChecker
 	// Metrics serves /metrics; nil leaves it out.
 	Metrics http.Handler
 	// Events serves the live event stream and sink status; nil leaves
@@ -42,6 +51,15 @@ type Config struct {
 	Events EventsAPI
 	// AttestRoots are extra attestation roots for POST /v1/attest/verify.
 	AttestRoots AttestRoots
+	// AttestRootsFunc, when set, is asked for them at each request
+	// instead (keyfleetd reloads them on SIGHUP).
+	AttestRootsFunc func() AttestRoots
+	// Build is the running binary's build, shown by GET /healthz when
+	// asked for JSON; nil shows only the status.
+	Build *version.Info
+	// Limiter counts attempts on the routes that need no token; keyfleetd
+	// shares one with the web pages. Default: one of its own.
+	Limiter *ratelimit.Limiter
 	// FirstLogin turns on first-login passes for login surfaces.
 	FirstLogin FirstLogin
 }
@@ -61,7 +79,16 @@ type Handler struct {
 	maxBody int64
 	routes  []Route
 	metrics *httpMetrics
-	limiter *attemptLimiter
+	limiter *ratelimit.Limiter
+	// checkpoints compares the audit log with its newest checkpoint; nil
+	// when none is configured.
+	checkpoints CheckpointChecker
+}
+
+// CheckpointChecker compares the audit log with the newest signed audit
+// checkpoint (daemon/checkpoint); nil when there is none yet.
+type CheckpointChecker interface {
+	CheckCheckpoint(ctx context.Context) *api.CheckpointCheck
 }
 
 // New returns the API handler with every route registered.
@@ -78,8 +105,14 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Ready == nil {
 		cfg.Ready = func() error { return nil }
 	}
-	h := &Handler{svc: cfg.Service, log: cfg.Logger, mux: http.NewServeMux(), maxBody: cfg.MaxBodyBytes,
-		limiter: &attemptLimiter{perMin: 10}}
+	if cfg.Limiter == nil {
+		l, err := ratelimit.New(ratelimit.Config{})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Limiter = l
+	}
+	h := &Handler{svc: cfg.Service, log: cfg.Logger, mux: http.NewServeMux(), maxBody: cfg.MaxBodyBytes, limiter: cfg.Limiter, checkpoints: cfg.Checkpoints}
 	m, err := newHTTPMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err
@@ -88,7 +121,11 @@ func New(cfg Config) (*Handler, error) {
 	h.probes(cfg)
 	h.register()
 	h.registerEvents(cfg.Events)
-	h.registerAttest(cfg.AttestRoots)
+	roots := cfg.AttestRootsFunc
+	if roots == nil {
+		roots = func() AttestRoots { return cfg.AttestRoots }
+	}
+	h.registerAttest(roots)
 	h.registerLogin(cfg.FirstLogin)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &apiError{http.StatusNotFound, probNotFound, "Not found",
@@ -102,12 +139,19 @@ func (h *Handler) Routes() []Route { return h.routes }
 
 func (h *Handler) probes(cfg Config) {
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if wantsJSON(r) {
+			writeJSON(w, http.StatusOK, health{Status: "ok", Info: cfg.Build})
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
 	h.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := cfg.Ready(); err != nil {
+			if secs, ok := retryAfter(err); ok {
+				w.Header().Set("Retry-After", strconv.Itoa(secs))
+			}
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "not ready: %v\n", err)
 			return
@@ -119,6 +163,18 @@ func (h *Handler) probes(cfg Config) {
 		h.mux.Handle("GET /metrics", cfg.Metrics)
 		h.routes = append(h.routes, Route{"GET /metrics", ""})
 	}
+}
+
+// health is GET /healthz's JSON answer: the status and the build.
+type health struct {
+	Status string `json:"status"`
+	*version.Info
+}
+
+// wantsJSON says the probe's caller asked for JSON: ?format=json or an
+// Accept header naming application/json.
+func wantsJSON(r *http.Request) bool {
+	return r.URL.Query().Get("format") == "json" || strings.Contains(r.Header.Get("Accept"), "application/json")
 }
 
 // handlerFunc is an authenticated handler: it returns the status and body
@@ -169,7 +225,22 @@ func (h *Handler) authenticate(r *http.Request) (core.Principal, error) {
 	if !ok || secret == "" {
 		return core.Principal{}, fmt.Errorf("%w: send an API token as \"Authorization: Bearer <token>\" (keyfleet login saves one)", core.ErrUnauthenticated)
 	}
-	return h.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
+	p, err := h.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
+	if err != nil {
+		return core.Principal{}, err
+	}
+	return p, withProof(r, &p)
+}
+
+// withProof adds the Keyfleet-Proof header's proof, if any, to p.
+func withProof(r *http.Request, p *core.Principal) error {
+	hv := r.Header.Get(api.ProofHeader)
+	if hv == "" {
+		return nil
+	}
+	pr, err := core.DecodeProof(hv)
+	p.Proof = pr
+	return err
 }
 
 // ServeHTTP adds the request id, limits, logging and metrics around the mux.
@@ -180,15 +251,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	info := &reqInfo{id: rid}
+	source := clientaddr.Of(r)
 	ctx := context.WithValue(r.Context(), infoKey{}, info)
-	ctx = core.WithRequest(ctx, core.RequestInfo{ID: rid, Source: r.RemoteAddr})
+	ctx = core.WithRequest(ctx, core.RequestInfo{ID: rid, Source: source})
 	r = r.WithContext(ctx)
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	h.mux.ServeHTTP(sw, r)
 	h.metrics.observe(r.Method, r.Pattern, sw.status, time.Since(start))
 	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", sw.status, "duration_ms",
-		float64(time.Since(start).Microseconds()) / 1000, "request_id", rid, "source", r.RemoteAddr}
+		float64(time.Since(start).Microseconds()) / 1000, "request_id", rid, "source", source}
+	if peer, _, _ := net.SplitHostPort(r.RemoteAddr); peer != source {
+		attrs = append(attrs, "proxy", r.RemoteAddr)
+	}
 	if info.principal != "" {
 		attrs = append(attrs, "principal", info.principal)
 	}
@@ -254,29 +329,42 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p.RequestID = info.id
 	}
 	p.Instance = r.URL.Path
-	if p.Status >= 500 {
+	if secs, ok := retryAfter(err); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	switch {
+	case errors.Is(err, core.ErrStorageFull): // the store logs the state once, loudly
+		h.log.Warn("request refused: storage full", "request_id", p.RequestID, "path", r.URL.Path)
+	case p.Status >= 500:
 		h.log.Error("request failed", "err", err, "request_id", p.RequestID, "path", r.URL.Path)
+	}
+	var rl *rateLimitedError
+	if errors.As(err, &rl) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(rl.d.RetryAfter/time.Second)))
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(p.Status)
 	json.NewEncoder(w).Encode(p)
 }
 
-// decode reads a JSON body strictly: one object, no unknown fields, within
-// the size limit. An empty body decodes to the zero value when optional.
+// decode reads a JSON body strictly: one object, no unknown fields, no
+// key twice, keys in their fields' exact case (strictjson.go), within the
+// size limit. An empty body decodes to the zero value when optional.
 func decode(r *http.Request, v any, optional bool) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	body, err := io.ReadAll(r.Body)
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(v); err == nil && len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
+			return &apiError{http.StatusBadRequest, probInvalidJSON, "Malformed JSON", "the body has data after its JSON object; send exactly one object"}
+		}
+	}
 	var mbe *http.MaxBytesError
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
 	case err == nil:
-		if dec.More() {
-			return &apiError{http.StatusBadRequest, probInvalidJSON, "Malformed JSON", "the body has data after its JSON object; send exactly one object"}
-		}
-		return nil
+		return checkKeys(body, reflect.TypeOf(v))
 	case errors.Is(err, io.EOF) && optional:
 		return nil
 	case errors.Is(err, io.EOF):

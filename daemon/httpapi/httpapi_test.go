@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/core/coretest"
 	"github.com/keyfleet/keyfleet/daemon/events"
@@ -53,9 +54,14 @@ type fixture struct {
 	users   map[string]string // role → user id
 	secrets []string
 	skew    *atomic.Int64 // added to the service's clock
+	people  *coretest.People
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { t.Helper(); return newFixtureWith(t, nil) }
+
+// newFixtureWith serves the API behind wrap (nil for none), as keyfleetd
+// serves it behind the client address middleware.
+func newFixtureWith(t *testing.T, wrap func(http.Handler) http.Handler) *fixture {
 	t.Helper()
 	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: make([]byte, 32)})
 	if err != nil {
@@ -64,7 +70,7 @@ func newFixture(t *testing.T) *fixture {
 	sl, _ := seal.New(make([]byte, 32))
 	skew := &atomic.Int64{}
 	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []sdk.Factor{coretest.Kind{}}, Now: now})
+	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []sdk.Factor{coretest.Kind{}, coretest.Key{}}, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,15 +79,19 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, srv: httptest.NewTLSServer(h), svc: svc, st: st, h: h, logs: logs, skew: skew,
-		tokens: map[string]string{}, users: map[string]string{}}
+	var served http.Handler = h
+	if wrap != nil {
+		served = wrap(h)
+	}
+	f := &fixture{t: t, srv: httptest.NewTLSServer(served), svc: svc, st: st, h: h, logs: logs, skew: skew,
+		tokens: map[string]string{}, users: map[string]string{}, people: coretest.NewPeople(t, svc)}
 	t.Cleanup(func() { f.srv.Close(); st.Close() })
 	for _, role := range api.AllRoles {
 		kind := api.KindPerson
 		if role == api.RoleService {
 			kind = api.KindService
 		}
-		u, err := svc.CreateUser(context.Background(), core.System, api.CreateUser{Username: "as-" + strings.ReplaceAll(role, "_", "-"), Kind: kind, Roles: []string{role}})
+		u, _, err := svc.CreateUser(context.Background(), core.System, api.CreateUser{Username: "as-" + strings.ReplaceAll(role, "_", "-"), Kind: kind, Roles: []string{role}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,8 +101,51 @@ func newFixture(t *testing.T) *fixture {
 		}
 		f.tokens[role], f.users[role] = secret, u.ID
 		f.secrets = append(f.secrets, secret)
+		if role == admin || role == so {
+			f.people.GiveKey(u.ID) // the approvers' own keys, for proofs
+		}
 	}
 	return f
+}
+
+// proof asks the daemon, as role and over HTTPS, for a proof of one
+// action (request is the action's body, nil for none), answers it with
+// the role's own test key, and returns the Keyfleet-Proof header value.
+func (f *fixture) proof(role, action, subject string, request any) string {
+	f.t.Helper()
+	var raw json.RawMessage
+	if request != nil {
+		raw, _ = json.Marshal(request)
+	}
+	body, _ := json.Marshal(api.ProofRequest{Action: action, Subject: subject, Request: raw})
+	status, out := f.do(role, "POST", "/v1/proofs", string(body))
+	if status != http.StatusCreated {
+		f.t.Fatalf("asking for a proof of %s as %s: %d %s", action, role, status, out)
+	}
+	var ch api.ProofChallenge
+	if err := json.Unmarshal(out, &ch); err != nil {
+		f.t.Fatal(err)
+	}
+	return core.EncodeProof(*f.people.Answer(f.users[role], ch))
+}
+
+// doProved is do with a proof header.
+func (f *fixture) doProved(role, method, path, body, proof string) (int, []byte) {
+	f.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, f.srv.URL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+f.tokens[role])
+	req.Header.Set(api.ProofHeader, proof)
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
 }
 
 // do sends a request as role ("" for none) and returns status and body.
@@ -123,7 +176,7 @@ func (f *fixture) do(role, method, path, body string) (int, []byte) {
 func (f *fixture) victim() (userID, factorID, deviceID string) {
 	f.t.Helper()
 	ctx := context.Background()
-	u, err := f.svc.CreateUser(ctx, core.System, api.CreateUser{Username: fmt.Sprintf("victim-%d", time.Now().UnixNano())})
+	u, _, err := f.svc.CreateUser(ctx, core.System, api.CreateUser{Username: fmt.Sprintf("victim-%d", time.Now().UnixNano())})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -170,7 +223,10 @@ func TestEveryRoleReachesOnlyWhatItMay(t *testing.T) {
 		{"create enrolments", "POST", "/v1/enrolments", fmt.Sprintf(`{"user":%q,"kind":"test"}`, uid), []string{admin, help, enr}},
 		{"complete another's enrolment", "POST", "/v1/enrolments/" + enrol.ID + "/complete", `{"payload":{"serial":"e1"}}`, []string{admin, enr}},
 		{"read tokens", "GET", "/v1/tokens", "", api.AllRoles},
-		{"create tokens", "POST", "/v1/tokens", `{"name":"x"}`, []string{admin}},
+		// Every person may make their own token (with a proof of their key).
+		{"create tokens", "POST", "/v1/tokens", `{"name":"x"}`, []string{admin, so, help, enr, aud, usr}},
+		{"begin a proof", "POST", "/v1/proofs", `{"action":"token.create"}`, []string{admin, so, help, enr, aud, usr}},
+		{"read who holds privilege", "GET", "/v1/reports/privileged", "", []string{admin, so, help, aud}},
 		{"read approvals", "GET", "/v1/approvals", "", []string{admin, so, help, aud}},
 		{"decide approvals", "POST", "/v1/approvals/" + apr.ID + "/deny", "", []string{admin, so}},
 		{"read audit", "GET", "/v1/audit", "", []string{admin, so, aud}},
@@ -235,22 +291,25 @@ func TestBadInputIsRefusedClearlyAndChangesNothing(t *testing.T) {
 		name, role, method, path, body string
 		status                         int
 		problem                        string
+		audited                        bool // the refusal itself is audited (an attempt to act alone)
 	}{
-		{"malformed JSON", admin, "POST", "/v1/users", `{"username": "a"`, 400, "invalid-json"},
-		{"a JSON array instead of an object", admin, "POST", "/v1/users", `["a"]`, 400, "invalid-json"},
-		{"two objects in one body", admin, "POST", "/v1/users", `{"username":"a"}{"username":"b"}`, 400, "invalid-json"},
-		{"an oversized body", admin, "POST", "/v1/users", `{"username":"a","display_name":"` + strings.Repeat("x", 5000) + `"}`, 413, "body-too-large"},
-		{"an unknown field", admin, "POST", "/v1/users", `{"username":"a","is_admin":true}`, 400, "unknown-field"},
-		{"a wrongly typed field", admin, "POST", "/v1/users", `{"username":7}`, 400, "invalid-json"},
-		{"an invalid username", admin, "POST", "/v1/users", `{"username":"Robert'); DROP TABLE"}`, 400, "validation-failed"},
-		{"an empty body where one is needed", admin, "POST", "/v1/users", ``, 400, "invalid-json"},
-		{"a wrong token", "wrong", "GET", "/v1/me", "", 401, "unauthenticated"},
-		{"an expired token", "expired", "GET", "/v1/me", "", 401, "token-expired"},
-		{"a role without permission", usr, "POST", "/v1/users", `{"username":"a"}`, 403, "forbidden"},
-		{"an approval by the requester", admin, "POST", "/v1/approvals/" + apr.ID + "/approve", "", 403, "self-approval"},
-		{"a bad page size", admin, "GET", "/v1/users?limit=0", "", 400, "bad-request"},
-		{"an unknown route", admin, "GET", "/v1/nope", "", 404, "not-found"},
-		{"an unknown factor", admin, "POST", "/v1/factors/fac_nope/suspend", "", 404, "not-found"},
+		{"malformed JSON", admin, "POST", "/v1/users", `{"username": "a"`, 400, "invalid-json", false},
+		{"a JSON array instead of an object", admin, "POST", "/v1/users", `["a"]`, 400, "invalid-json", false},
+		{"two objects in one body", admin, "POST", "/v1/users", `{"username":"a"}{"username":"b"}`, 400, "invalid-json", false},
+		{"an oversized body", admin, "POST", "/v1/users", `{"username":"a","display_name":"` + strings.Repeat("x", 5000) + `"}`, 413, "body-too-large", false},
+		{"an unknown field", admin, "POST", "/v1/users", `{"username":"a","is_admin":true}`, 400, "unknown-field", false},
+		{"a wrongly typed field", admin, "POST", "/v1/users", `{"username":7}`, 400, "invalid-json", false},
+		{"an invalid username", admin, "POST", "/v1/users", `{"username":"Robert'); DROP TABLE"}`, 400, "validation-failed", false},
+		{"an empty body where one is needed", admin, "POST", "/v1/users", ``, 400, "invalid-json", false},
+		{"a wrong token", "wrong", "GET", "/v1/me", "", 401, "unauthenticated", false},
+		{"an expired token", "expired", "GET", "/v1/me", "", 401, "token-expired", false},
+		{"a role without permission", usr, "POST", "/v1/users", `{"username":"a"}`, 403, "forbidden", false},
+		{"an approval by the requester", admin, "POST", "/v1/approvals/" + apr.ID + "/approve", `{"reason":"me"}`, 403, "self-approval", true},
+		{"an approval with a token alone", so, "POST", "/v1/approvals/" + apr.ID + "/approve", `{"reason":"ok"}`, 403, "proof-required", true},
+		{"an approval without a reason", so, "POST", "/v1/approvals/" + apr.ID + "/approve", ``, 400, "validation-failed", false},
+		{"a bad page size", admin, "GET", "/v1/users?limit=0", "", 400, "bad-request", false},
+		{"an unknown route", admin, "GET", "/v1/nope", "", 404, "not-found", false},
+		{"an unknown factor", admin, "POST", "/v1/factors/fac_nope/suspend", "", 404, "not-found", false},
 	}
 	// Let the short token expire without waiting: it expires a minute from
 	// now, so move the service clock instead.
@@ -266,17 +325,15 @@ func TestBadInputIsRefusedClearlyAndChangesNothing(t *testing.T) {
 			if status != tt.status || p.Type != "/problems/"+tt.problem || p.Detail == "" || p.RequestID == "" {
 				t.Fatalf("got %d %+v, want %d %s", status, p, tt.status, tt.problem)
 			}
-			if f.st.AuditHead() != head {
-				t.Fatal("the refused request changed the store")
-			}
+			f.changedOnlyByRefusals(head, tt.audited)
 		})
 	}
 	t.Run("a double approval is refused", func(t *testing.T) {
-		if status, body := f.do(so, "POST", "/v1/approvals/"+apr.ID+"/approve", ""); status != 200 {
+		if status, body := f.doProved(so, "POST", "/v1/approvals/"+apr.ID+"/approve", `{"reason":"checked"}`, f.proof(so, "approval.approve", apr.ID, nil)); status != 200 {
 			t.Fatalf("first approval: %d %s", status, body)
 		}
 		head := f.st.AuditHead()
-		status, body := f.do(admin, "POST", "/v1/approvals/"+apr.ID+"/approve", "")
+		status, body := f.do(admin, "POST", "/v1/approvals/"+apr.ID+"/approve", `{"reason":"again"}`)
 		if status != 409 || !bytes.Contains(body, []byte("/problems/approval-closed")) || f.st.AuditHead() != head {
 			t.Fatalf("second approval: %d %s", status, body)
 		}
@@ -439,5 +496,25 @@ func TestAnEnrolmentCodeIsRedeemedWithoutATokenOnceAndRateLimited(t *testing.T) 
 	code := strings.SplitN(en.Code, ".", 2)[1]
 	if logs := f.logs.String(); strings.Contains(logs, code) || strings.Contains(logs, red.Token) {
 		t.Fatalf("the log holds the code or its token: %s", logs)
+	}
+}
+
+// changedOnlyByRefusals fails if the store moved past head, except, when
+// audited, by one audit record of the refusal.
+func (f *fixture) changedOnlyByRefusals(head audit.Head, audited bool) {
+	f.t.Helper()
+	now := f.st.AuditHead()
+	if now == head {
+		if audited {
+			f.t.Fatal("the refusal was not audited")
+		}
+		return
+	}
+	if !audited || now.Seq != head.Seq+1 {
+		f.t.Fatalf("the refused request changed the store (%d → %d)", head.Seq, now.Seq)
+	}
+	recs, _ := f.svc.ListAudit(context.Background(), core.System, core.AuditFilter{After: head.Seq}, 5)
+	if ev, _ := recs[0].Event(); !strings.HasSuffix(ev.Action, ".refused") {
+		f.t.Fatalf("the refused request wrote %s", ev.Action)
 	}
 }

@@ -20,7 +20,7 @@ func TestFirstLoginPassesAreOffUnlessTheOperatorTurnsThemOn(t *testing.T) {
 	if _, err := f.svc.ApplyPolicy(ctx, core.System, api.PolicyDocument{Document: "version: 1\nrules:\n  - name: everyone\n    match: {everyone: true}\n"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.CreateUser(ctx, core.System, api.CreateUser{Username: "newbie"}); err != nil {
+	if _, _, err := f.svc.CreateUser(ctx, core.System, api.CreateUser{Username: "newbie"}); err != nil {
 		t.Fatal(err)
 	}
 	if status, body := f.do(api.RoleService, "POST", "/v1/users/newbie/first-login-pass", ""); status != http.StatusForbidden || !strings.Contains(string(body), "first_login.enabled") {

@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"net"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/clientaddr"
 	"github.com/keyfleet/keyfleet/daemon/core"
 )
 
@@ -29,6 +27,7 @@ func (h *Handler) registerRecovery() {
 
 	h.route("GET /v1/breakglass", core.ReadBreakGlass, h.breakGlassStatus)
 	h.route("POST /v1/breakglass/rotate", core.RotateBreakGlass, h.rotateBreakGlass)
+	h.route("POST /v1/breakglass/share", core.ReadSelf, h.collectShare)
 	h.public("POST /v1/breakglass/session", h.useBreakGlass)
 	h.route("DELETE /v1/breakglass/session", core.ReadSelf, h.endBreakGlass)
 }
@@ -98,8 +97,20 @@ func (h *Handler) issuePass(r *http.Request, p core.Principal) (int, any, error)
 	if err := decode(r, &in, true); err != nil {
 		return 0, nil, err
 	}
-	pass, err := h.svc.IssuePass(r.Context(), p, r.PathValue("id"), in)
-	return http.StatusCreated, pass, err
+	pass, a, err := h.svc.IssuePass(r.Context(), p, r.PathValue("id"), in)
+	return passAnswer(pass, a, err)
+}
+
+// passAnswer is 201 with an issued pass, or 202 with the request a
+// second officer approves (a staff account's pass goes to that approver).
+func passAnswer(pass api.IssuedPass, a core.Approval, err error) (int, any, error) {
+	if err != nil {
+		return 0, nil, err
+	}
+	if a.ID != "" {
+		return accepted(a)
+	}
+	return http.StatusCreated, pass, nil
 }
 
 func (h *Handler) cancelRecovery(r *http.Request, p core.Principal) (int, any, error) {
@@ -130,13 +141,15 @@ func (h *Handler) issueOnboardingPass(r *http.Request, p core.Principal) (int, a
 	if err := decode(r, &in, true); err != nil {
 		return 0, nil, err
 	}
-	out, err := h.svc.IssueOnboardingPass(r.Context(), p, r.PathValue("user"), in)
-	return http.StatusCreated, out, err
+	return passAnswer(h.svc.IssueOnboardingPass(r.Context(), p, r.PathValue("user"), in))
 }
 
 func (h *Handler) redeemPass(r *http.Request) (int, any, error) {
 	var in api.RedeemPass
 	if err := decode(r, &in, false); err != nil {
+		return 0, nil, err
+	}
+	if err := h.attempt(r, ""); err != nil {
 		return 0, nil, err
 	}
 	var p core.Principal
@@ -160,13 +173,29 @@ func (h *Handler) rotateBreakGlass(r *http.Request, p core.Principal) (int, any,
 	if err := decode(r, &in, true); err != nil {
 		return 0, nil, err
 	}
-	bg, shares, err := h.svc.RotateBreakGlass(r.Context(), p, in.Shares, in.Threshold)
-	return http.StatusCreated, api.BreakGlassShares{SetID: bg.SetID, Threshold: bg.Threshold, Shares: shares}, err
+	a, err := h.svc.RotateBreakGlass(r.Context(), p, in)
+	if err != nil {
+		return 0, nil, err
+	}
+	if a.State == api.ApprovalPending {
+		return accepted(a)
+	}
+	return http.StatusOK, a.API(h.svc.Now()), nil
+}
+
+func (h *Handler) collectShare(r *http.Request, p core.Principal) (int, any, error) {
+	sh, err := h.svc.CollectBreakGlassShare(r.Context(), p)
+	return http.StatusCreated, sh, err
 }
 
 func (h *Handler) useBreakGlass(r *http.Request) (int, any, error) {
 	var in api.BreakGlassUse
 	if err := decode(r, &in, false); err != nil {
+		return 0, nil, err
+	}
+	// Per address only: the shares cannot be guessed, and a limit on the
+	// set would let anyone who knows its id hold the emergency path shut.
+	if err := h.attempt(r, ""); err != nil {
 		return 0, nil, err
 	}
 	sess, err := h.svc.UseBreakGlass(r.Context(), in)
@@ -177,18 +206,12 @@ func (h *Handler) endBreakGlass(r *http.Request, p core.Principal) (int, any, er
 	return http.StatusNoContent, nil, h.svc.EndBreakGlass(r.Context(), p)
 }
 
-// public registers a route that needs no token (a pass or break-glass
-// shares are the credential). Each client address gets a few attempts a
-// minute, so guessing is slow as well as audited.
+// public registers a route that needs no token (a pass, an enrolment code
+// or break-glass shares are the credential). Its handler calls attempt
+// before it tries the credential.
 func (h *Handler) public(pattern string, fn func(r *http.Request) (int, any, error)) {
 	h.routes = append(h.routes, Route{pattern, "public"})
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if !h.limiter.allow(clientIP(r.RemoteAddr), time.Now()) {
-			w.Header().Set("Retry-After", "60")
-			h.fail(w, r, &apiError{http.StatusTooManyRequests, probRateLimited, "Too many attempts",
-				"too many attempts from this address; wait a minute and try again"})
-			return
-		}
 		status, body, err := fn(r)
 		if err != nil {
 			h.fail(w, r, err)
@@ -198,29 +221,13 @@ func (h *Handler) public(pattern string, fn func(r *http.Request) (int, any, err
 	})
 }
 
-func clientIP(addr string) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
+// attempt counts one try of a credential by the request's client, aimed
+// at target ("" when the credential names no account before it is
+// checked), in the limiter the web pages share (docs/security.md). Errors:
+// *rateLimitedError when the attempt may not go ahead.
+func (h *Handler) attempt(r *http.Request, target string) error {
+	if d := h.limiter.Allow(clientaddr.Of(r), target); !d.OK {
+		return &rateLimitedError{d}
 	}
-	return host
-}
-
-// attemptLimiter allows a fixed number of attempts per client address in
-// each minute.
-type attemptLimiter struct {
-	mu      sync.Mutex
-	perMin  int
-	window  time.Time
-	counted map[string]int
-}
-
-func (l *attemptLimiter) allow(client string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.window) >= time.Minute || l.counted == nil {
-		l.window, l.counted = now, map[string]int{}
-	}
-	l.counted[client]++
-	return l.counted[client] <= l.perMin
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
 
 // register lists every /v1 route and the permission it needs.
@@ -48,12 +49,14 @@ func (h *Handler) register() {
 	h.route("GET /v1/devices", core.ReadDevices, h.listDevices)
 	h.route("GET /v1/devices/{id}", core.ReadDevices, h.getDevice)
 	h.route("POST /v1/devices/{id}/lost", core.ReportLost, h.deviceLost)
+	h.deviceLifecycleRoutes()
 
 	h.route("GET /v1/enrolments", core.ReadEnrolments, h.listEnrolments)
 	h.route("POST /v1/enrolments", core.CreateEnrolments, h.createEnrolment)
 	h.route("GET /v1/enrolments/{id}", core.ReadEnrolments, h.getEnrolment)
 	h.route("DELETE /v1/enrolments/{id}", core.CancelEnrolments, h.cancelEnrolment)
 	h.route("POST /v1/enrolments/{id}/complete", core.CompleteEnrol, h.completeEnrolment)
+	h.route("POST /v1/enrolments/{id}/preflight", core.CompleteEnrol, h.preflightEnrolment)
 	h.public("POST /v1/enrolments/redeem", h.redeemEnrolmentCode)
 
 	h.route("GET /v1/tokens", core.ReadTokens, h.listTokens)
@@ -72,6 +75,7 @@ func (h *Handler) register() {
 	h.routeStream("GET /v1/audit/export", core.ReadAudit, h.exportAudit)
 	h.registerPolicy()
 	h.registerRecovery()
+	h.registerProofs()
 }
 
 func (h *Handler) me(r *http.Request, p core.Principal) (int, any, error) {
@@ -98,8 +102,24 @@ func (h *Handler) createUser(r *http.Request, p core.Principal) (int, any, error
 	if err := decode(r, &in, false); err != nil {
 		return 0, nil, err
 	}
-	u, err := h.svc.CreateUser(r.Context(), p, in)
-	return http.StatusCreated, u.API(), err
+	u, a, err := h.svc.CreateUser(r.Context(), p, in)
+	return userAnswer(http.StatusCreated, u, a, err)
+}
+
+// userAnswer is the user, or 202 with the request for the part of the
+// change that waits for a second person (and the user as it stands).
+func userAnswer(status int, u core.User, a core.Approval, err error) (int, any, error) {
+	if err != nil {
+		return 0, nil, err
+	}
+	if a.ID != "" && a.State == api.ApprovalPending {
+		code, body, _ := accepted(a)
+		acc := body.(api.Accepted)
+		au := u.API()
+		acc.User = &au
+		return code, acc, nil
+	}
+	return status, u.API(), nil
 }
 
 func (h *Handler) importUsers(r *http.Request, p core.Principal) (int, any, error) {
@@ -121,8 +141,8 @@ func (h *Handler) updateUser(r *http.Request, p core.Principal) (int, any, error
 	if err := decode(r, &in, false); err != nil {
 		return 0, nil, err
 	}
-	u, err := h.svc.UpdateUser(r.Context(), p, r.PathValue("user"), in)
-	return http.StatusOK, u.API(), err
+	u, a, err := h.svc.UpdateUser(r.Context(), p, r.PathValue("user"), in)
+	return userAnswer(http.StatusOK, u, a, err)
 }
 
 func (h *Handler) enableUser(r *http.Request, p core.Principal) (int, any, error) {
@@ -286,7 +306,7 @@ func (h *Handler) listDevices(r *http.Request, p core.Principal) (int, any, erro
 		return 0, nil, err
 	}
 	q := r.URL.Query()
-	ds, ids, next, err := h.svc.ListDevices(r.Context(), p, core.DeviceFilter{UserID: q.Get("user"), State: q.Get("state")}, pg)
+	ds, ids, next, err := h.svc.ListDevices(r.Context(), p, core.DeviceFilter{UserID: q.Get("user"), State: q.Get("state"), Serial: q.Get("serial")}, pg)
 	return http.StatusOK, page(ds, next, func(d core.Device) api.Device { return d.API(ids[d.ID]) }), err
 }
 
@@ -334,13 +354,18 @@ func (h *Handler) redeemEnrolmentCode(r *http.Request) (int, any, error) {
 	if err := decode(r, &in, false); err != nil {
 		return 0, nil, err
 	}
+	if err := h.attempt(r, ratelimit.CodeTarget(in.Code)); err != nil {
+		return 0, nil, err
+	}
 	out, err := h.svc.RedeemEnrolmentCode(r.Context(), in.Code)
 	return http.StatusCreated, out, err
 }
 
 func (h *Handler) getEnrolment(r *http.Request, p core.Principal) (int, any, error) {
 	e, err := h.svc.GetEnrolment(r.Context(), p, r.PathValue("id"))
-	return http.StatusOK, e.API(h.svc.Now()), err
+	out := e.API(h.svc.Now())
+	out.Display = h.svc.UserDisplay(e) // set only for the user's own read
+	return http.StatusOK, out, err
 }
 
 func (h *Handler) cancelEnrolment(r *http.Request, p core.Principal) (int, any, error) {
@@ -406,13 +431,25 @@ func (h *Handler) decide(fn func(ctx context.Context, p core.Principal, id, comm
 	}
 }
 
-func auditFilter(r *http.Request) (core.AuditFilter, int, error) {
+// auditFilter reads the audit routes' query. after must be a sequence
+// number the log has reached: one past the head can only be a mistake (or
+// a cursor from a log restored to an earlier state), and is refused with
+// the head rather than answered with nothing.
+func (h *Handler) auditFilter(r *http.Request, p core.Principal) (core.AuditFilter, int, error) {
 	q := r.URL.Query()
 	f := core.AuditFilter{TargetID: q.Get("target"), ActorID: q.Get("actor"), Action: q.Get("action")}
 	if a := q.Get("after"); a != "" {
 		n, err := strconv.ParseUint(a, 10, 64)
 		if err != nil {
 			return f, 0, &apiError{http.StatusBadRequest, probBadRequest, "Bad query parameter", fmt.Sprintf("after=%q must be an audit sequence number", a)}
+		}
+		head, err := h.svc.AuditHead(p)
+		if err != nil {
+			return f, 0, err
+		}
+		if n > head.Seq {
+			return f, 0, &apiError{http.StatusBadRequest, probBadRequest, "Bad query parameter",
+				fmt.Sprintf("after=%d is past the last audit event (seq %d); use a seq or next_cursor the log gave you, or 0 for the start", n, head.Seq)}
 		}
 		f.After = n
 	}
@@ -421,7 +458,7 @@ func auditFilter(r *http.Request) (core.AuditFilter, int, error) {
 }
 
 func (h *Handler) listAudit(r *http.Request, p core.Principal) (int, any, error) {
-	f, limit, err := auditFilter(r)
+	f, limit, err := h.auditFilter(r, p)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -457,6 +494,11 @@ func (h *Handler) verifyAudit(r *http.Request, p core.Principal) (int, any, erro
 	if v.Break != nil {
 		out.BrokenAt, out.Problem = v.Break.Seq, v.Break.Reason
 	}
+	if h.checkpoints != nil {
+		if out.Checkpoint = h.checkpoints.CheckCheckpoint(r.Context()); out.Checkpoint != nil && !out.Checkpoint.OK {
+			out.OK = false
+		}
+	}
 	return http.StatusOK, out, nil
 }
 
@@ -465,7 +507,7 @@ func (h *Handler) verifyAudit(r *http.Request, p core.Principal) (int, any, erro
 // export (the last line is incomplete or the count is short) and the
 // daemon logs why.
 func (h *Handler) exportAudit(w http.ResponseWriter, r *http.Request, p core.Principal) error {
-	f, _, err := auditFilter(r)
+	f, _, err := h.auditFilter(r, p)
 	if err != nil {
 		return err
 	}

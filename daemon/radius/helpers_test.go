@@ -63,7 +63,7 @@ func newEnv(t *testing.T, tune func(*kfradius.Config, *kfradius.Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := e.svc.CreateUser(context.Background(), core.System, api.CreateUser{Username: "root", Roles: []string{api.RoleAdmin}})
+	u, _, err := e.svc.CreateUser(context.Background(), core.System, api.CreateUser{Username: "root", Roles: []string{api.RoleAdmin}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func newEnv(t *testing.T, tune func(*kfradius.Config, *kfradius.Options)) *env {
 // person creates a user.
 func (e *env) person(name string, groups ...string) {
 	e.t.Helper()
-	if _, err := e.svc.CreateUser(context.Background(), e.admin, api.CreateUser{Username: name, Groups: groups}); err != nil {
+	if _, _, err := e.svc.CreateUser(context.Background(), e.admin, api.CreateUser{Username: name, Groups: groups}); err != nil {
 		e.t.Fatal(err)
 	}
 }

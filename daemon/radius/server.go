@@ -137,6 +137,7 @@ func New(cfg Config, o Options) (*Server, error) {
 	if err := s.loadClients(); err != nil {
 		return nil, err
 	}
+	s.metrics.start(s.clients)
 	if s.first == nil && cfg.FirstFactor == FirstFactorLDAP {
 		if s.first, err = NewLDAP(cfg.LDAP); err != nil {
 			return nil, err

@@ -72,3 +72,27 @@ func (s *Sealer) Open(sealed, aad []byte) ([]byte, error) {
 	}
 	return pt, nil
 }
+
+// ErrWrongKey is returned by Check for a check value sealed under another
+// key.
+var ErrWrongKey = errors.New("the sealing key is not the one this store was made with")
+
+// checkText is what a check value seals.
+const checkText = "keyfleet sealing key check value"
+
+var checkAAD = []byte("keyfleet-seal-check")
+
+// CheckValue seals a fixed text. A store keeps it, so that keyfleetd can
+// tell at start whether it was given the sealing key the store's secrets
+// were sealed under (as Badger tells the store key by its own).
+func (s *Sealer) CheckValue() ([]byte, error) { return s.Seal([]byte(checkText), checkAAD) }
+
+// Check opens a check value. It returns ErrWrongKey when v was sealed
+// under another key (or is damaged).
+func (s *Sealer) Check(v []byte) error {
+	pt, err := s.Open(v, checkAAD)
+	if err != nil || string(pt) != checkText {
+		return ErrWrongKey
+	}
+	return nil
+}

@@ -67,3 +67,22 @@ func TestNewRefusesAShortKey(t *testing.T) {
 		t.Fatal("New accepted a 16-byte key")
 	}
 }
+
+func TestACheckValueOpensOnlyUnderItsKey(t *testing.T) {
+	a, _ := New(bytes.Repeat([]byte{1}, KeySize))
+	b, _ := New(bytes.Repeat([]byte{2}, KeySize))
+	v, err := a.CheckValue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Check(v); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Check(v); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("another key opened the check value: %v", err)
+	}
+	v[len(v)-1] ^= 1
+	if err := a.Check(v); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("a damaged check value passed: %v", err)
+	}
+}

@@ -22,7 +22,7 @@ var _ events.CursorStore = (*Store)(nil)
 // events.ErrNoCursor.
 func (s *Store) Cursor(ctx context.Context, sink string) (uint64, error) {
 	var seq uint64
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		item, err := txn.Get(key(pSinkCursor, sink))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return events.ErrNoCursor
@@ -31,7 +31,7 @@ func (s *Store) Cursor(ctx context.Context, sink string) (uint64, error) {
 			return err
 		}
 		return item.Value(func(v []byte) error {
-			if len(v) != 8 {
+			if len(v) < 8 { // seq, then the epoch it was saved in (epoch.go)
 				return fmt.Errorf("cursor of sink %s is damaged", sink)
 			}
 			seq = binary.BigEndian.Uint64(v)
@@ -46,7 +46,8 @@ func (s *Store) Cursor(ctx context.Context, sink string) (uint64, error) {
 // cursor lost to a crash before that only makes the sink deliver a few
 // events again, which at-least-once delivery allows (docs/events.md).
 func (s *Store) SetCursor(ctx context.Context, sink string, seq uint64) error {
-	return s.write(func(txn *badger.Txn) error { return txn.Set(key(pSinkCursor, sink), seqBytes(seq)) })
+	v := append(seqBytes(seq), s.Epoch()...)
+	return s.write(func(txn *badger.Txn) error { return txn.Set(key(pSinkCursor, sink), v) })
 }
 
 // AddDeadLetter durably records a batch a sink gave up on.
@@ -63,7 +64,7 @@ func (s *Store) AddDeadLetter(ctx context.Context, d events.DeadLetter) error {
 func (s *Store) DeadLetters(ctx context.Context, sink string) ([]events.DeadLetter, error) {
 	var out []events.DeadLetter
 	prefix := key(pDeadLetter, sink, "/")
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = prefix
 		it := txn.NewIterator(opts)

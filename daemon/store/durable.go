@@ -178,7 +178,8 @@ func (s *syncer) durableHead() audit.Head { return *s.durable.Load() }
 // memtables that were retired (rotated out) since the last sync and are
 // still waiting to be flushed to tables. Those hold writes this sync must
 // cover too, so every memtable log in the folder is synced when there is
-// more than the active one. fsync writes back pages dirtied through
+// more than the active one (an empty log made ahead does not count).
+// fsync writes back pages dirtied through
 // Badger's memory map as well. The folder is listed again only when its
 // modification time says files may have come or gone. One sync runs at a time
 // (syncer), so walSync needs no lock.
@@ -188,6 +189,7 @@ type walSync struct {
 	seen   time.Time // the folder's modification time when last listed
 	listed time.Time // when that was
 	wals   []string  // the memtable logs then
+	inUse  []string  // those not empty, at the last sync
 }
 
 func (w *walSync) sync() error {
@@ -220,7 +222,21 @@ func (w *walSync) sync() error {
 	if len(w.wals) < 2 {
 		return nil
 	}
+	// The log made ahead (prealloc.go) is listed while still empty, and
+	// Badger takes it into use without a new folder entry: so the logs
+	// are told apart by size at each sync, and a memtable rotation is
+	// seen as a second log that is not empty.
+	inUse := w.inUse[:0]
 	for _, p := range w.wals {
+		if st, err := os.Stat(p); err == nil && st.Size() > 0 {
+			inUse = append(inUse, p)
+		}
+	}
+	w.inUse = inUse
+	if len(inUse) < 2 {
+		return nil
+	}
+	for _, p := range inUse {
 		f, err := os.OpenFile(p, os.O_RDWR, 0)
 		if os.IsNotExist(err) {
 			continue // flushed and removed meanwhile: its writes are in a table

@@ -49,7 +49,7 @@ func TestAWriteIsAcknowledgedAndAuditedOnlyOnceOnDisk(t *testing.T) {
 	before := st.AuditHead()
 	done := make(chan error, 1)
 	go func() {
-		_, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: "waiting"})
+		_, _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: "waiting"})
 		done <- err
 	}()
 	// The commit is in Badger's log; its sync is held.
@@ -95,7 +95,7 @@ func TestConcurrentWritersShareSyncs(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: fmt.Sprintf("g%d", i)})
+			_, _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: fmt.Sprintf("g%d", i)})
 			errs <- err
 		}()
 	}
@@ -126,11 +126,11 @@ func TestAFailedSyncStopsWrites(t *testing.T) {
 	g := gate(st)
 	g.fail.Store(true)
 	ctx := context.Background()
-	if _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: "lost"}); !errors.Is(err, core.ErrUnavailable) {
+	if _, _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: "lost"}); !errors.Is(err, core.ErrUnavailable) {
 		t.Fatalf("a write whose sync failed: err = %v, want ErrUnavailable", err)
 	}
 	g.fail.Store(false)
-	if _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: "after"}); !errors.Is(err, core.ErrUnavailable) {
+	if _, _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: "after"}); !errors.Is(err, core.ErrUnavailable) {
 		t.Fatalf("a write after a failed sync: err = %v, want ErrUnavailable until restart", err)
 	}
 	if st.Ready() == nil {
@@ -171,7 +171,7 @@ func TestClosingDuringASyncWaitsForItAndFailsLaterWrites(t *testing.T) {
 	g.gate = make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		_, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: "inflight"})
+		_, _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: "inflight"})
 		done <- err
 	}()
 	for g.calls.Load() == 0 {
@@ -191,7 +191,7 @@ func TestClosingDuringASyncWaitsForItAndFailsLaterWrites(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("the write whose sync finished: %v", err)
 	}
-	if _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: "late"}); !errors.Is(err, core.ErrUnavailable) {
+	if _, _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: "late"}); !errors.Is(err, core.ErrUnavailable) {
 		t.Fatalf("a write after Close: %v", err)
 	}
 }
@@ -206,7 +206,27 @@ func TestAPanickingTransactionDoesNotHoldUpSyncs(t *testing.T) {
 	if n := st.sync.inflight.Load(); n != 0 {
 		t.Fatalf("%d writers still counted in a transaction after a panic", n)
 	}
-	if _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: "after"}); err != nil {
+	if _, _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: "after"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestASyncSyncsTheRetiredLogWhenBadgerTakesTheLogMadeAheadIntoUse(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("000001.mem", "entries")
+	write("000002.mem", "") // made ahead, empty
+	w := &walSync{dir: dir, dbSync: func() error { return nil }}
+	if err := w.sync(); err != nil || len(w.inUse) != 1 {
+		t.Fatalf("with a log made ahead: %v, in use %v; the empty one needs no sync", err, w.inUse)
+	}
+	// Badger rotates into the log made ahead: no new folder entry.
+	write("000002.mem", "entries")
+	if err := w.sync(); err != nil || len(w.inUse) != 2 {
+		t.Fatalf("after the rotation: %v, in use %v; the retired log must be synced too", err, w.inUse)
 	}
 }

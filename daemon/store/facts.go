@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/keyfleet/keyfleet/attest"
@@ -288,6 +290,7 @@ const (
 	ffEvidence
 	ffFIPS
 	ffAAGUIDAttested
+	ffParams // a TOTP factor's parameters follow the evidence (absent in records written before)
 )
 
 func encodeFactorFacts(f core.FactorFacts) []byte {
@@ -298,6 +301,9 @@ func encodeFactorFacts(f core.FactorFacts) []byte {
 	}
 	if f.LastUsedAt != nil {
 		flags |= ffLastUsed
+	}
+	if f.Params != nil {
+		flags |= ffParams
 	}
 	ev := f.Evidence
 	if ev != nil {
@@ -322,7 +328,20 @@ func encodeFactorFacts(f core.FactorFacts) []byte {
 	if ev != nil {
 		encodeEvidence(e, ev)
 	}
+	if f.Params != nil {
+		encodeParams(e, f.Params)
+	}
 	return e.b
+}
+
+// encodeParams writes a factor's policy parameters, in a fixed order.
+func encodeParams(e *factsEncoder, params map[string]string) {
+	keys := slices.Sorted(maps.Keys(params))
+	e.uint(uint64(len(keys)))
+	for _, k := range keys {
+		e.str(k)
+		e.str(params[k])
+	}
 }
 
 func encodeEvidence(e *factsEncoder, ev *attest.Evidence) {
@@ -349,6 +368,13 @@ func (d *factsDecoder) factorFacts(id string) core.FactorFacts {
 	}
 	if flags&ffEvidence != 0 {
 		f.Evidence = d.evidence(flags)
+	}
+	if flags&ffParams != 0 {
+		f.Params = map[string]string{}
+		for n := d.uint(); n > 0 && d.err == nil; n-- {
+			k := d.sym()
+			f.Params[k] = d.sym()
+		}
 	}
 	return f
 }

@@ -24,6 +24,8 @@ func TestFactorFactsSurviveTheirEncoding(t *testing.T) {
 	}{
 		{"a pending factor with no evidence", core.FactorFacts{Kind: "totp", State: "pending", CreatedAt: t0}},
 		{"a factor with a zero creation time", core.FactorFacts{Kind: "totp", State: "active"}},
+		{"a TOTP factor with its parameters", core.FactorFacts{Kind: "totp", State: "active", CreatedAt: t0,
+			Params: map[string]string{"algorithm": "SHA256", "digits": "8", "period": "60"}}},
 		{"an active key used since", core.FactorFacts{Kind: "piv", State: "active", CreatedAt: t0, ActivatedAt: &t0, LastUsedAt: &t1,
 			Evidence: &attest.Evidence{Format: "piv", Vendor: "Yubico", Model: "YubiKey 5 FIPS", Serial: 4_000_000_001,
 				Firmware: "5.4.3", FormFactor: "USB-C Nano", FIPS: true, PINPolicy: "once", TouchPolicy: "cached",
@@ -157,7 +159,7 @@ func populate(t *testing.T, st *Store, svc *core.Service) {
 	t.Helper()
 	ctx := context.Background()
 	for _, name := range []string{"ann", "bob", "cy", "dee"} {
-		if _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: name, Groups: []string{"eng"}}); err != nil {
+		if _, _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: name, Groups: []string{"eng"}}); err != nil {
 			t.Fatal(err)
 		}
 	}

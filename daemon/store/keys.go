@@ -30,6 +30,7 @@ import (
 //	Lt/<target id>/<seq>         audit events about a target
 //	Lh                           audit chain head: seq (8) ‖ hash (32)
 //	meta/schema                  store schema version
+//	meta/seal-check              the sealing key's check value (daemon/seal)
 //	pv/<version, 10 digits>      policy version (document, who applied it, approval)
 //	pol/current                  → current policy version number (decimal)
 //	pd/<approval id>             weakening policy document awaiting approval
@@ -70,6 +71,7 @@ const (
 	pAuditTarget = "Lt/"
 	kAuditHead   = "Lh"
 	kSchema      = "meta/schema"
+	kSealCheck   = "meta/seal-check"
 
 	pPolicyVersion = "pv/"
 	kPolicyHead    = "pol/current"

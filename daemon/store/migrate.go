@@ -46,7 +46,7 @@ func (s *Store) upgrade() error {
 // schema reads the store's schema version; "" for a new store.
 func (s *Store) schema() (string, error) {
 	var v string
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(kSchema))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -50,7 +51,18 @@ type Options struct {
 	// same blocks again).
 	BlockCacheMB int64
 	IndexCacheMB int64
-	Logger       *slog.Logger
+	// MemTableSize is Badger's memtable size (default 16 MiB, at least
+	// 1 MiB): what a flush writes at once, and half of what each
+	// write-ahead log takes on disk (allocated ahead, see prealloc.go).
+	MemTableSize int64
+	// Reserve is the free space on the store's file system below which
+	// writes are refused (default DefaultReserve: grows with the store).
+	Reserve int64
+	// SpaceCheckEvery is how often the free space is measured besides
+	// at every sync (default 1s): how soon writes resume once space
+	// returns.
+	SpaceCheckEvery time.Duration
+	Logger          *slog.Logger
 	// AfterAudit, if set, runs after every commit that appended audit
 	// events, with those events, outside the store's locks (the event
 	// sinks wake on it; metrics count it).
@@ -58,12 +70,32 @@ type Options struct {
 	// beforeCommit is a fault-injection point for tests: it runs after a
 	// transaction's writes and audit events are staged and before commit.
 	beforeCommit func() error
+	// statfs measures the free space of a folder (tests replace it).
+	statfs func(dir string) (uint64, error)
 }
 
 // Store is core.Store on Badger.
 type Store struct {
-	db  *badger.DB
-	log *slog.Logger
+	opts Options
+	log  *slog.Logger
+
+	// dbMu guards db, which is replaced when a store opened read-only for
+	// lack of space reopens for writing (readonly.go): every use of db
+	// holds it for reading.
+	dbMu     sync.RWMutex
+	db       *badger.DB
+	readOnly atomic.Bool // opened read-only for lack of space
+
+	space    *spaceGuard // nil for a store in memory
+	prepMu   sync.Mutex  // serialises checkSpace
+	prep     *walPrep    // guarded by prepMu
+	reserve  atomic.Uint64
+	wals     *walSync
+	stopWait chan struct{} // closed by Close: stops the space watch
+	watching sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
 
 	chainMu sync.Mutex // orders commits that append audit events
 	head    audit.Head // guarded by chainMu
@@ -74,21 +106,38 @@ type Store struct {
 
 	beforeCommit func() error
 	afterAudit   func([]*audit.Event)
+	epochs       epochList // epoch.go
 }
 
 // Open opens (creating if needed) the store and reads the audit head.
+//
+// It first checks every write-ahead log and table (check.go) and returns
+// a *DamageError for a damaged store instead of letting Badger drop data
+// or crash. With less free space than the reserve it opens the store
+// read-only: reads work, writes fail with *StorageFullError, and the
+// store reopens for writing by itself once space returns.
 func Open(o Options) (*Store, error) {
 	if len(o.EncryptionKey) != 32 {
 		return nil, fmt.Errorf("store: the encryption key is %d bytes; it must be 32 (AES-256)", len(o.EncryptionKey))
 	}
+	if mt := memTableSize(o); mt < minMemTableSize {
+		return nil, fmt.Errorf("store: the memtable size %d is below 1 MiB", mt)
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	db, err := badger.Open(badgerOptions(o))
-	if err != nil {
-		return nil, fmt.Errorf("opening store in %s: %w", o.Dir, err)
+	if o.statfs == nil {
+		o.statfs = freeSpace
 	}
-	s := &Store{db: db, log: o.Logger, beforeCommit: o.beforeCommit, afterAudit: o.AfterAudit}
+	if o.SpaceCheckEvery <= 0 {
+		o.SpaceCheckEvery = time.Second
+	}
+	db, readOnly, err := openChecked(o)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, opts: o, log: o.Logger, beforeCommit: o.beforeCommit, afterAudit: o.AfterAudit, stopWait: make(chan struct{})}
+	s.readOnly.Store(readOnly)
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, err
@@ -97,13 +146,38 @@ func Open(o Options) (*Store, error) {
 	if o.InMemory {
 		dir = ""
 	}
-	wals := &walSync{dir: dir, dbSync: db.Sync}
-	if err := wals.sync(); err != nil { // what init and an upgrade wrote
-		db.Close()
-		return nil, fmt.Errorf("syncing store in %s: %w", o.Dir, err)
+	s.wals = &walSync{dir: dir, dbSync: s.syncDB}
+	if !readOnly {
+		if err := s.wals.sync(); err != nil { // what init and an upgrade wrote
+			db.Close()
+			return nil, fmt.Errorf("syncing store in %s: %w", o.Dir, err)
+		}
 	}
-	s.sync = newSyncer(wals.sync, s.head)
+	s.sync = newSyncer(s.flush, s.head)
+	if !o.InMemory {
+		s.watchSpace()
+	}
+	if err := s.loadEpochs(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// syncDB syncs the current Badger.
+func (s *Store) syncDB() error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	return s.db.Sync()
+}
+
+// flush makes the commits so far durable (the syncer runs it) and
+// measures the free space, so that writes stop within one group of
+// commits of the reserve.
+func (s *Store) flush() error {
+	err := s.wals.sync()
+	s.checkSpace()
+	return err
 }
 
 func badgerOptions(o Options) badger.Options {
@@ -126,6 +200,10 @@ func badgerOptions(o Options) badger.Options {
 		WithSyncWrites(false).         // Update syncs, one fsync per group of commits (durable.go)
 		WithCompression(options.None). // compressing before encrypting adds nothing here and costs CPU
 		WithNumVersionsToKeep(1).
+		WithMemTableSize(memTableSize(o)).
+		WithNumMemtables(numMemtables).
+		WithNumLevelZeroTables(numLevelZeroTables).
+		WithValueThreshold(int64(valueThreshold(o))). // smaller values stay in the tree; larger ones are refused (tx.go)
 		WithLogger(badgerLogger{o.Logger}).
 		WithMetricsEnabled(false)
 	if o.InMemory {
@@ -135,6 +213,9 @@ func badgerOptions(o Options) badger.Options {
 }
 
 func (s *Store) init() error {
+	if s.readOnly.Load() {
+		return s.initReadOnly()
+	}
 	if err := s.upgrade(); err != nil {
 		return err
 	}
@@ -153,6 +234,23 @@ func (s *Store) init() error {
 		if string(v) != schemaVersion {
 			return fmt.Errorf("store schema is version %s; this keyfleetd reads version %s: upgrade keyfleetd", v, schemaVersion)
 		}
+		h, err := readHead(txn)
+		s.head = h
+		return err
+	})
+}
+
+// initReadOnly reads the head of a store opened read-only; a store that
+// needs an upgrade (which writes) cannot be served so.
+func (s *Store) initReadOnly() error {
+	v, err := s.schema()
+	if err != nil {
+		return err
+	}
+	if v != schemaVersion {
+		return fmt.Errorf("store schema is version %q and must be upgraded, which writes, but the disk is below the store's reserve: free space on %s and start keyfleetd again", v, s.opts.Dir)
+	}
+	return s.db.View(func(txn *badger.Txn) error {
 		h, err := readHead(txn)
 		s.head = h
 		return err
@@ -182,20 +280,44 @@ func readHead(txn *badger.Txn) (audit.Head, error) {
 func encodeHead(h audit.Head) []byte { return append(seqBytes(h.Seq), h.Hash[:]...) }
 
 // Close flushes and closes the store. Writes still waiting for a sync
-// fail with core.ErrUnavailable; a sync under way finishes first.
+// fail with core.ErrUnavailable; a sync under way finishes first. Calls
+// after the first return its result.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Store) close() error {
 	s.fail(core.ErrUnavailable)
+	close(s.stopWait)
+	s.watching.Wait()
 	if s.sync != nil {
 		s.sync.close()
 	}
-	return s.db.Close()
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	err := s.db.Close()
+	if s.space != nil {
+		// Leave the folder as Badger alone would: its tools refuse an
+		// empty log (a crash can still leave one; Open removes it).
+		if rerr := removeAheadLogs(s.opts.Dir); err == nil {
+			err = rerr
+		}
+	}
+	return err
 }
 
-// Ready reports nil while the store takes writes.
+// Ready reports nil while the store takes writes: a *StorageFullError
+// while space is short, an error wrapping core.ErrUnavailable once a write
+// to disk failed or the store closed.
 func (s *Store) Ready() error {
 	s.failMu.RLock()
-	defer s.failMu.RUnlock()
-	return s.failed
+	err := s.failed
+	s.failMu.RUnlock()
+	if err != nil {
+		return err
+	}
+	return s.space.refusal()
 }
 
 func (s *Store) fail(err error) {
@@ -224,23 +346,27 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		t := newTx(s.db.NewTransaction(true))
 		var n uint64
+		var events []*audit.Event
 		err := func() error {
+			s.dbMu.RLock()
+			defer s.dbMu.RUnlock()
+			t := newTx(s.db.NewTransaction(true), valueThreshold(s.opts))
+			defer t.txn.Discard()
 			s.sync.begin()
 			defer s.sync.end() // even if fn panics: a sync must not wait for it
 			err := fn(t)
 			if err == nil {
 				n, err = s.commit(t)
 			}
+			events = t.events
 			return err
 		}()
-		t.txn.Discard()
 		if err == nil {
 			err = s.durable(n)
 		}
-		if err == nil && len(t.events) > 0 && s.afterAudit != nil {
-			s.afterAudit(t.events)
+		if err == nil && len(events) > 0 && s.afterAudit != nil {
+			s.afterAudit(events)
 		}
 		if !errors.Is(err, badger.ErrConflict) {
 			return err
@@ -337,6 +463,8 @@ func (s *Store) write(fn func(*badger.Txn) error) error {
 	if err := s.Ready(); err != nil {
 		return err
 	}
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	if err := fn(txn); err != nil {
@@ -354,14 +482,17 @@ func (s *Store) View(ctx context.Context, fn func(core.ReadTx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.View(func(txn *badger.Txn) error { return fn(&readTx{txn: txn}) })
+	return s.view(func(txn *badger.Txn) error { return fn(&readTx{txn: txn}) })
 }
 
 // AuditScan reads audit records with seq > after in key order, up to the
 // last one on disk.
 func (s *Store) AuditScan(ctx context.Context, after uint64, fn func(uint64, audit.Record) (bool, error)) error {
 	last := s.sync.durableHead().Seq
-	return s.db.View(func(txn *badger.Txn) error {
+	if after >= last {
+		return nil // nothing is after it (and after+1 could wrap to 0)
+	}
+	return s.view(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = []byte(pAudit)
 		opts.PrefetchSize = 256
@@ -397,10 +528,21 @@ func (s *Store) AuditScan(ctx context.Context, after uint64, fn func(uint64, aud
 	})
 }
 
-// Size reports the store's on-disk size in bytes (LSM tree and value log).
+// Size reports the store's on-disk size in bytes: its tables. (Badger's
+// own DB.Size reads metrics keyfleet turns off, and counts the value log's
+// sparse file at its full length; the logs are allocated ahead.)
 func (s *Store) Size() int64 {
-	lsm, vlog := s.db.Size()
-	return lsm + vlog
+	if s.opts.InMemory {
+		return 0
+	}
+	return dirSize(s.opts.Dir)
+}
+
+// view runs fn in a read-only Badger transaction.
+func (s *Store) view(fn func(*badger.Txn) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	return s.db.View(fn)
 }
 
 func uint64FromBytes(b []byte) uint64 {

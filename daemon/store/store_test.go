@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -100,11 +101,15 @@ func TestNothingSensitiveIsReadableOnDisk(t *testing.T) {
 	st, svc := openAt(t, dir, nil)
 	ctx := context.Background()
 	const username, email, seed = "canary-username-q7", "canary-mail-q7@example.org", "CANARYSEEDQ7JBSWY3DPEHPK3PXP"
-	if _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: username, Email: email, DisplayName: "Canary Display Q7"}); err != nil {
+	if _, _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: username, Email: email, DisplayName: "Canary Display Q7"}); err != nil {
 		t.Fatal(err)
 	}
 	enrolSeed(t, svc, username, seed, "31415926")
-	_, token, err := svc.CreateToken(ctx, admin, api.CreateToken{User: username, Name: "canary"})
+	// A service account's token: the admin may make it without a key.
+	if _, _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: username + "-svc", Kind: api.KindService}); err != nil {
+		t.Fatal(err)
+	}
+	_, token, err := svc.CreateToken(ctx, admin, api.CreateToken{User: username + "-svc", Name: "canary"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,12 +142,12 @@ func TestAFailureBeforeCommitLeavesNeitherChangeNorAuditEvent(t *testing.T) {
 	})
 	defer st.Close()
 	ctx := context.Background()
-	if _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: "before"}); err != nil {
+	if _, _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: "before"}); err != nil {
 		t.Fatal(err)
 	}
 	head := st.AuditHead()
 	inject = true
-	if _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: "ghost"}); err == nil {
+	if _, _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: "ghost"}); err == nil {
 		t.Fatal("the injected fault did not surface")
 	}
 	inject = false
@@ -155,7 +160,7 @@ func TestAFailureBeforeCommitLeavesNeitherChangeNorAuditEvent(t *testing.T) {
 	if recs, _ := svc.ListAudit(ctx, admin, core.AuditFilter{After: head.Seq}, 10); len(recs) != 0 {
 		t.Fatalf("the failed transaction left %d audit events", len(recs))
 	}
-	if _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: "after"}); err != nil {
+	if _, _, err := svc.CreateUser(ctx, admin, api.CreateUser{Username: "after"}); err != nil {
 		t.Fatal(err)
 	}
 	if st.AuditHead().Seq != head.Seq+1 {
@@ -232,7 +237,7 @@ func TestVerifyFindsTheFirstTamperedRecord(t *testing.T) {
 			st, svc := openAt(t, t.TempDir(), nil)
 			defer st.Close()
 			for i := range 8 {
-				if _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: fmt.Sprintf("user-%d", i)}); err != nil {
+				if _, _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: fmt.Sprintf("user-%d", i)}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -257,7 +262,7 @@ func TestConcurrentWritersKeepOneUnbrokenChain(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				_, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: fmt.Sprintf("w%d-u%d", w, i)})
+				_, _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: fmt.Sprintf("w%d-u%d", w, i)})
 				errs <- err
 			}
 		}()
@@ -288,5 +293,36 @@ func TestReopeningKeepsTheChainHead(t *testing.T) {
 	}
 	if _, err := Open(Options{Dir: t.TempDir(), EncryptionKey: []byte("short")}); err == nil {
 		t.Fatal("a short key was accepted")
+	}
+}
+
+func TestAScanAfterTheLastSequenceNumberFindsNothing(t *testing.T) {
+	st, svc := openAt(t, t.TempDir(), nil)
+	defer st.Close()
+	u, _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: "scanned"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := st.AuditHead().Seq
+	for _, after := range []uint64{head, head + 1, math.MaxUint64 - 1, math.MaxUint64} {
+		var seen []uint64
+		err := st.AuditScan(context.Background(), after, func(seq uint64, _ audit.Record) (bool, error) {
+			seen = append(seen, seq)
+			return true, nil
+		})
+		if err != nil || len(seen) != 0 {
+			t.Errorf("AuditScan after %d: %v %v, want nothing (the head is %d)", after, seen, err, head)
+		}
+		st.View(context.Background(), func(tx core.ReadTx) error {
+			if seqs, err := tx.AuditByTarget(u.ID, after, 10); err != nil || len(seqs) != 0 {
+				t.Errorf("AuditByTarget after %d: %v %v, want nothing", after, seqs, err)
+			}
+			return nil
+		})
+	}
+	var n int
+	st.AuditScan(context.Background(), head-1, func(uint64, audit.Record) (bool, error) { n++; return true, nil })
+	if n != 1 {
+		t.Fatalf("AuditScan after head-1 found %d records, want the last one", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -26,16 +27,41 @@ type tx struct {
 // to wait for a sync for.
 type wtxn struct {
 	*badger.Txn
-	wrote bool
+	wrote    bool
+	maxValue int // values this long or longer are refused
 }
 
-func (w *wtxn) Set(k, v []byte) error { w.wrote = true; return w.Txn.Set(k, v) }
+func (w *wtxn) Set(k, v []byte) error {
+	if err := w.checkSize(k, v); err != nil {
+		return err
+	}
+	w.wrote = true
+	return w.Txn.Set(k, v)
+}
+
+// checkSize refuses a value Badger would put in its value log, a file it
+// writes through a memory map that the store does not allocate ahead (see
+// space.go). No keyfleet record comes near the limit (1 MiB by default).
+func (w *wtxn) checkSize(k, v []byte) error {
+	if len(v) >= w.maxValue {
+		return fmt.Errorf("%w: a record of %d bytes (%.20q) is larger than the store takes (%d bytes)", core.ErrInvalid, len(v), k, w.maxValue-1)
+	}
+	return nil
+}
 
 func (w *wtxn) Delete(k []byte) error { w.wrote = true; return w.Txn.Delete(k) }
 
-func (w *wtxn) SetEntry(e *badger.Entry) error { w.wrote = true; return w.Txn.SetEntry(e) }
+func (w *wtxn) SetEntry(e *badger.Entry) error {
+	if err := w.checkSize(e.Key, e.Value); err != nil {
+		return err
+	}
+	w.wrote = true
+	return w.Txn.SetEntry(e)
+}
 
-func newTx(txn *badger.Txn) *tx { return &tx{readTx: readTx{txn: txn}, w: &wtxn{Txn: txn}} }
+func newTx(txn *badger.Txn, maxValue int) *tx {
+	return &tx{readTx: readTx{txn: txn}, w: &wtxn{Txn: txn, maxValue: maxValue}}
+}
 
 var (
 	_ core.ReadTx = (*readTx)(nil)
@@ -236,6 +262,9 @@ func (r *readTx) AuditRecord(seq uint64) (audit.Record, error) {
 }
 
 func (r *readTx) AuditByTarget(targetID string, after uint64, limit int) ([]uint64, error) {
+	if after == math.MaxUint64 {
+		return nil, nil // nothing is after it (and after+1 would wrap to 0)
+	}
 	prefix := key(pAuditTarget, targetID, "/")
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix, opts.PrefetchValues = prefix, false

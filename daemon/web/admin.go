@@ -27,6 +27,10 @@ type overview struct {
 	ShowSinks bool
 	// BreakGlass is the break-glass credential's state (nil: not shown).
 	BreakGlass *breakGlassView
+	// Privilege is the newest changes and uses of privilege (grants,
+	// approvals, refused attempts, service tokens, break-glass), for
+	// readers of the audit trail.
+	Privilege []api.AuditEvent
 }
 
 func (h *handler) overview(rq *request) error {
@@ -59,6 +63,12 @@ func (h *handler) overview(rq *request) error {
 	}
 	d.Sinks, d.ShowSinks = h.sinks(rq)
 	d.BreakGlass = h.breakGlass(rq)
+	if rq.p.Allowed(core.ReadAudit) {
+		var err error
+		if d.Privilege, err = h.svc.PrivilegeEvents(rq.ctx, rq.p, 10); err != nil {
+			return err
+		}
+	}
 	h.render(rq, http.StatusOK, "overview", "Overview", d)
 	return nil
 }

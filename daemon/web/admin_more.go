@@ -124,7 +124,10 @@ func (h *handler) dryRun(rq *request) error {
 }
 
 func (h *handler) applyPolicy(rq *request) error {
-	out, err := h.svc.ApplyPolicy(rq.ctx, rq.p, api.PolicyDocument{Document: rq.r.PostFormValue("document"), Comment: rq.r.PostFormValue("comment")})
+	// A form sends line breaks as CRLF; the proof was made over the text
+	// the page holds (LF).
+	doc := strings.ReplaceAll(rq.r.PostFormValue("document"), "\r\n", "\n")
+	out, err := h.svc.ApplyPolicy(rq.ctx, rq.p, api.PolicyDocument{Document: doc, Comment: rq.r.PostFormValue("comment")})
 	if err != nil {
 		return err
 	}
@@ -182,7 +185,7 @@ type devicesPage struct {
 
 func (h *handler) devices(rq *request) error {
 	q := rq.r.URL.Query()
-	d := devicesPage{State: q.Get("state"), States: []string{api.DeviceInStock, api.DeviceAssigned, api.DeviceActive, api.DeviceLost, api.DeviceRetired}}
+	d := devicesPage{State: q.Get("state"), States: []string{api.DeviceInStock, api.DeviceAssigned, api.DeviceActive, api.DeviceReturned, api.DeviceLost, api.DeviceRetired, api.DeviceDestroyed}}
 	var err error
 	d.Devices, d.Factors, d.Next, err = h.svc.ListDevices(rq.ctx, rq.p, core.DeviceFilter{State: d.State}, core.PageReq{After: q.Get("after"), Limit: 100})
 	if err != nil {

@@ -59,7 +59,7 @@ func recoveryScenarios(t *testing.T, e *env, b *browser, alice core.User) {
 		b.signIn("officer", "/admin")
 		b.do(chromedp.Navigate(e.url + "/admin/approvals"))
 		b.waitPath("/admin/approvals")
-		b.submit(`form[action="/admin/approvals/`+as[0].ID+`/approve"] button`, "/admin/approvals")
+		b.approve(as[0].ID, "passport number matches the HR record")
 		c, err := e.svc.GetRecovery(ctx, core.System, caseID)
 		if err != nil || c.State != api.CaseConfirmed || c.Method != api.MethodHelpdeskCheck || c.ApprovedBy == nil || c.ApprovedBy.Name != "officer" {
 			t.Fatalf("case after approval: %+v %v", c, err)
@@ -110,7 +110,7 @@ func recoveryScenarios(t *testing.T, e *env, b *browser, alice core.User) {
 
 	t.Run("a new user gets an access pass for a first key and registers it", func(t *testing.T) {
 		b.t = t
-		nell, err := e.svc.CreateUser(ctx, core.System, api.CreateUser{Username: "nell", Groups: []string{"sales"}})
+		nell, _, err := e.svc.CreateUser(ctx, core.System, api.CreateUser{Username: "nell", Groups: []string{"sales"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,7 +159,7 @@ func recoveryScenarios(t *testing.T, e *env, b *browser, alice core.User) {
 		b.do(chromedp.Navigate(e.url + "/me"))
 		b.waitPath("/me")
 		if code := b.post("/me/recovery-codes", b.csrf()); code != 403 {
-			t.Fatalf("new codes without a step-up: status %d, want 403", code)
+			t.Fatalf("new codes without a proof of the key: status %d, want 403", code)
 		}
 		b.submit(`form[action="/me/recovery-codes"] button`, "/me/recovery-codes")
 		codes := eval[[]string](b, `[...document.querySelectorAll("#recovery-codes li")].map(li => li.textContent.trim())`)
@@ -193,6 +193,9 @@ func recoveryScenarios(t *testing.T, e *env, b *browser, alice core.User) {
 		sinks := b.text("#sinks")
 		if !strings.Contains(sinks, "audit-file") || !strings.Contains(sinks, "siem-webhook") || !strings.Contains(sinks, "failing") {
 			t.Fatalf("sink health: %q", sinks)
+		}
+		if priv := b.text("#privilege"); !strings.Contains(priv, "approval.refused (self-approval)") || !strings.Contains(priv, "breakglass.start") || !strings.Contains(priv, "approval.approve") {
+			t.Fatalf("the overview's privilege panel: %q", priv)
 		}
 		bg := b.text("#breakglass")
 		if !strings.Contains(bg, "used, not rotated") || !strings.Contains(bg, "session is open") || !strings.Contains(bg, "any 3 of 5") {

@@ -153,6 +153,40 @@ func (b *browser) submit(sel, path string) {
 	b.settle(`!window.__kfLeaving && location.pathname.startsWith(`+jsString(path)+`)`, path+" after "+sel)
 }
 
+// proveAndPost does by script what a page's proof-bound form does: it asks
+// for a proof of action about subject, answers it with the signed-in
+// user's key, and posts the form to path with the answer and a comment.
+// It returns the status.
+func (b *browser) proveAndPost(action, subject, path, comment string) int {
+	b.t.Helper()
+	script := `(async () => {
+	  const csrf = document.querySelector('meta[name="csrf"]').content;
+	  const b64 = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+	  const unb64 = (s) => Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+	  const r = await fetch("/proof/begin", {method: "POST", headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}, body: JSON.stringify({action: ` + jsString(action) + `, subject: ` + jsString(subject) + `})});
+	  const begun = await r.json();
+	  const f = begun.factors[0];
+	  const o = JSON.parse(JSON.stringify(f.options));
+	  o.challenge = unb64(o.challenge);
+	  o.allowCredentials = (o.allowCredentials || []).map((c) => ({type: c.type, id: unb64(c.id)}));
+	  const c = await navigator.credentials.get({publicKey: o});
+	  const proof = {id: begun.id, factor_id: f.factor_id, response: {id: c.id, rawId: b64(c.rawId), type: c.type, clientExtensionResults: {},
+	    response: {clientDataJSON: b64(c.response.clientDataJSON), authenticatorData: b64(c.response.authenticatorData), signature: b64(c.response.signature)}}};
+	  const body = new URLSearchParams({csrf: csrf, comment: ` + jsString(comment) + `, proof: JSON.stringify(proof)});
+	  const res = await fetch(` + jsString(path) + `, {method: "POST", body: body, redirect: "manual"});
+	  return res.status;
+	})()`
+	return eval[int](b, script)
+}
+
+// approve approves a request on the approvals page with a reason; the
+// page confirms it with the signed-in user's key, bound to the request.
+func (b *browser) approve(id, reason string) {
+	b.t.Helper()
+	b.do(chromedp.SetValue("#c-"+id, reason))
+	b.submit(`form[action="/admin/approvals/`+id+`/approve"] button`, "/admin/approvals")
+}
+
 // welcome registers a key with an enrolment code or access pass. A first
 // key comes with recovery codes, shown once on the page: welcome returns
 // them (after the screenshot named shot, if any) and goes on to sign-in.
@@ -309,6 +343,22 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("want one pending approval, got %v %v", as, err)
 		}
 		approvalID = as[0].ID
+		// The page offers admin1 no way to decide their own request, and a
+		// decision posted anyway, even with admin1's own key answering a
+		// challenge for it, is refused and audited.
+		b.do(chromedp.Navigate(e.url + "/admin/approvals"))
+		if got := b.text("main"); !strings.Contains(got, "You asked for this") {
+			t.Fatalf("admin1 is offered a decision on their own request: %s", got)
+		}
+		if code := b.proveAndPost("approval.approve", approvalID, "/admin/approvals/"+approvalID+"/approve", "mine, approved by me"); code != 409 {
+			t.Fatalf("admin1 approving their own request with their key: status %d, want 409", code)
+		}
+		if a, _ := e.svc.GetApproval(ctx, core.System, approvalID); a.State != api.ApprovalPending {
+			t.Fatalf("the self-approval changed the request: %s", a.State)
+		}
+		if recs, _ := e.svc.ListAudit(ctx, core.System, core.AuditFilter{Action: "approval.refused"}, 10); len(recs) != 1 {
+			t.Fatalf("the refused self-approval is not audited: %d records", len(recs))
+		}
 		b.do(chromedp.Navigate(e.url + "/admin/audit?verify=1"))
 		if got := b.text("#chain-status"); !strings.Contains(got, "Intact") {
 			t.Fatalf("chain status: %q", got)
@@ -341,7 +391,9 @@ func TestBrowser(t *testing.T) {
 		b.signIn("officer", "/admin")
 		b.do(chromedp.Navigate(e.url + "/admin/approvals"))
 		b.shot("approvals")
-		b.submit(`form[action="/admin/approvals/`+approvalID+`/approve"] button`, "/admin/approvals")
+		// Approving asks for a reason and the officer's own key, bound to
+		// this one request (the virtual authenticator answers).
+		b.approve(approvalID, "checked: TOTP is not allowed for engineering")
 		if got := b.text(".flash"); !strings.Contains(got, "approved") {
 			t.Fatalf("approval not confirmed: %q / %s", got, b.text("main"))
 		}

@@ -2,11 +2,16 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/clientaddr"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
 
 // An enrolment code is what an administrator hands a new user for their
@@ -45,8 +50,16 @@ func (h *handler) welcomePage(rq *request) error {
 	return nil
 }
 
-var errTooMany = &pageError{Status: http.StatusTooManyRequests,
-	Msg: "Too many attempts from this address. Wait a minute, then enter the code again carefully."}
+// tooMany is the answer to a first sign-in attempt the limiter refused.
+func tooMany(rq *request, d ratelimit.Decision) error {
+	secs := int(d.RetryAfter / time.Second)
+	rq.w.Header().Set("Retry-After", strconv.Itoa(secs))
+	msg := fmt.Sprintf("Too many attempts from this address. Wait %d seconds, then enter the code again carefully.", secs)
+	if d.ByTarget {
+		msg = fmt.Sprintf("Too many attempts with this code. Wait %d seconds, then try again.", secs)
+	}
+	return &pageError{Status: http.StatusTooManyRequests, Msg: msg}
+}
 
 // welcomeBegin checks an enrolment code or a temporary access pass and
 // answers the creation options.
@@ -61,8 +74,8 @@ func (h *handler) welcomeBegin(rq *request) error {
 	if code == "" {
 		return &pageError{Status: http.StatusBadRequest, Msg: "Enter the enrolment code or access pass you were given."}
 	}
-	if !h.attempts.allow(rq.r.RemoteAddr, h.now()) {
-		return errTooMany
+	if d := h.cfg.Limiter.Allow(clientaddr.Of(rq.r), ratelimit.CodeTarget(code)); !d.OK {
+		return tooMany(rq, d)
 	}
 	if strings.HasPrefix(code, "enr_") {
 		e, err := h.redeemCode(rq, code)

@@ -108,21 +108,26 @@ type passShown struct{ Pass api.IssuedPass }
 // issuePass issues the case's temporary access pass and shows it once:
 // it is not stored anywhere the pages can show it again.
 func (h *handler) issuePass(rq *request) error {
-	pass, err := h.svc.IssuePass(rq.ctx, rq.p, rq.r.PathValue("id"), issuePassForm(rq))
-	return h.showPass(rq, passShown{Pass: pass}, err)
+	pass, a, err := h.svc.IssuePass(rq.ctx, rq.p, rq.r.PathValue("id"), issuePassForm(rq))
+	return h.showPass(rq, passShown{Pass: pass}, a, err)
 }
 
 // issueOnboardingPass issues a pass for the first key of a user who has
 // none, and shows it this once on their page.
 func (h *handler) issueOnboardingPass(rq *request) error {
-	pass, err := h.svc.IssueOnboardingPass(rq.ctx, rq.p, rq.r.PathValue("id"), issuePassForm(rq))
-	return h.showPass(rq, passShown{Pass: pass}, err)
+	pass, a, err := h.svc.IssueOnboardingPass(rq.ctx, rq.p, rq.r.PathValue("id"), issuePassForm(rq))
+	return h.showPass(rq, passShown{Pass: pass}, a, err)
 }
 
-// showPass renders the user's page with a pass just issued (unless err).
-func (h *handler) showPass(rq *request, shown passShown, err error) error {
+// showPass renders the user's page with a pass just issued (unless err),
+// or says that a staff account's pass waits for a second officer, who
+// will be shown it.
+func (h *handler) showPass(rq *request, shown passShown, a core.Approval, err error) error {
 	if err != nil {
 		return err
+	}
+	if a.ID != "" {
+		return rq.redirect("/admin/approvals", "A pass for "+a.TargetName+" needs a second officer: request "+a.ID+" waits for them, and the pass is shown to them when they approve it.")
 	}
 	d, err := h.loadUserPage(rq, shown.Pass.UserID)
 	if err != nil {

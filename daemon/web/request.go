@@ -83,6 +83,33 @@ func (h *handler) admit(rq *request, a access) error {
 	if a&stepUp != 0 && !h.steppedUp(rq) {
 		return errStepUp
 	}
+	return rq.withProof()
+}
+
+// withProof attaches the fresh proof a page sent with this action (the
+// form field "proof", or the Keyfleet-Proof header of a script request):
+// the key's answer to a challenge bound to this one action (proof.go).
+// The domain checks it; a page only carries it.
+func (rq *request) withProof() error {
+	raw := rq.r.Header.Get(api.ProofHeader)
+	if raw == "" && rq.r.Method == http.MethodPost && rq.r.Header.Get("X-CSRF-Token") == "" {
+		if form := rq.r.PostFormValue("proof"); form != "" {
+			var pr api.Proof
+			if json.Unmarshal([]byte(form), &pr) != nil || pr.ID == "" {
+				return &pageError{Status: http.StatusBadRequest, Msg: "The confirmation with your key did not come through. Try again."}
+			}
+			rq.p.Proof = &pr
+		}
+		return nil
+	}
+	if raw == "" {
+		return nil
+	}
+	pr, err := core.DecodeProof(raw)
+	if err != nil {
+		return &pageError{Status: http.StatusBadRequest, Msg: "The confirmation with your key did not come through. Try again."}
+	}
+	rq.p.Proof = pr
 	return nil
 }
 
@@ -161,8 +188,10 @@ func (h *handler) describe(rq *request, err error) (int, string) {
 	switch {
 	case errors.As(err, &pe):
 		return pe.Status, pe.Msg
-	case errors.Is(err, core.ErrForbidden):
+	case errors.Is(err, core.ErrForbidden), errors.Is(err, core.ErrNotIndependent):
 		return http.StatusForbidden, sentence(err)
+	case errors.Is(err, core.ErrProofRequired):
+		return http.StatusForbidden, "This action needs a fresh confirmation with your own security key, made for this one action. Press the button again and touch your key when asked."
 	case errors.Is(err, core.ErrNotFound):
 		return http.StatusNotFound, sentence(err)
 	case errors.Is(err, core.ErrInvalid), errors.Is(err, core.ErrIllegalTransition), errors.Is(err, core.ErrPolicyViolation),

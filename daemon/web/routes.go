@@ -6,7 +6,10 @@ import (
 )
 
 // routes lists every page and action with who may reach it. Every POST
-// checks the CSRF token; the sensitive ones also need a step-up.
+// checks the CSRF token; the sensitive ones also need a step-up, and those
+// the domain holds to a fresh proof (approvals, policy, passes, adding or
+// removing one's own factor, recovery codes) carry one bound to the
+// action instead (proof.go).
 func (h *handler) routes() {
 	static, _ := fs.Sub(staticFS, "static")
 	files := http.FileServerFS(static)
@@ -22,15 +25,16 @@ func (h *handler) routes() {
 	h.handle("POST /signout", member, (*handler).signOut)
 	h.handle("POST /stepup/begin", member|jsonAPI, (*handler).stepUpBegin)
 	h.handle("POST /stepup/finish", member|jsonAPI, (*handler).stepUpFinish)
+	h.handle("POST /proof/begin", member|jsonAPI, (*handler).proofBegin)
 
 	h.handle("GET /me", member, (*handler).mePage)
-	h.handle("POST /me/keys/begin", member|stepUp|jsonAPI, (*handler).keyBegin)
+	h.handle("POST /me/keys/begin", member|jsonAPI, (*handler).keyBegin)
 	h.handle("POST /me/keys/finish", member|jsonAPI, (*handler).keyFinish)
-	h.handle("POST /me/totp", member|stepUp, (*handler).totpBegin)
+	h.handle("POST /me/totp", member, (*handler).totpBegin)
 	h.handle("POST /me/totp/confirm", member, (*handler).totpConfirm)
 	h.handle("POST /me/factors/{id}/rename", member, (*handler).renameOwn)
-	h.handle("POST /me/factors/{id}/remove", member|stepUp, (*handler).removeOwn)
-	h.handle("POST /me/recovery-codes", member|stepUp, (*handler).regenerateCodes)
+	h.handle("POST /me/factors/{id}/remove", member, (*handler).removeOwn)
+	h.handle("POST /me/recovery-codes", member, (*handler).regenerateCodes)
 
 	h.handle("GET /admin", staff, (*handler).overview)
 	h.handle("GET /admin/users", staff, (*handler).usersList)
@@ -43,18 +47,18 @@ func (h *handler) routes() {
 	h.handle("POST /admin/users/{id}/exemption", staff|stepUp, (*handler).requestExemption)
 	h.handle("POST /admin/recovery/{id}/code", staff|stepUp, (*handler).confirmWithCode)
 	h.handle("POST /admin/recovery/{id}/identity-check", staff|stepUp, (*handler).identityCheck)
-	h.handle("POST /admin/recovery/{id}/pass", staff|stepUp, (*handler).issuePass)
-	h.handle("POST /admin/users/{id}/pass", staff|stepUp, (*handler).issueOnboardingPass)
+	h.handle("POST /admin/recovery/{id}/pass", staff, (*handler).issuePass)
+	h.handle("POST /admin/users/{id}/pass", staff, (*handler).issueOnboardingPass)
 	h.handle("POST /admin/recovery/{id}/cancel", staff, (*handler).cancelRecovery)
 	h.handle("POST /admin/factors/{id}/revoke", staff|stepUp, (*handler).requestRevoke)
 	h.handle("POST /admin/factors/{id}/{action}", staff, (*handler).factorAction)
 	h.handle("POST /admin/devices/{id}/lost", staff|stepUp, (*handler).deviceLost)
 	h.handle("GET /admin/devices", staff, (*handler).devices)
 	h.handle("GET /admin/approvals", staff, (*handler).approvals)
-	h.handle("POST /admin/approvals/{id}/{decision}", staff|stepUp, (*handler).decide)
+	h.handle("POST /admin/approvals/{id}/{decision}", staff, (*handler).decide)
 	h.handle("GET /admin/policy", staff, (*handler).policy)
 	h.handle("POST /admin/policy/dry-run", staff, (*handler).dryRun)
-	h.handle("POST /admin/policy/apply", staff|stepUp, (*handler).applyPolicy)
+	h.handle("POST /admin/policy/apply", staff, (*handler).applyPolicy)
 	h.handle("GET /admin/audit", staff, (*handler).auditLog)
 }
 

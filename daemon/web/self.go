@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -33,6 +34,7 @@ type mePage struct {
 	CanRevoke bool
 	TOTP      bool
 	KeyKind   string
+	TOTPKind  string
 	Requested string
 	// CodesLeft is how many unused recovery codes the user has.
 	CodesLeft int
@@ -40,7 +42,7 @@ type mePage struct {
 
 func (h *handler) mePage(rq *request) error {
 	p := rq.self()
-	d := mePage{KeyKind: h.cfg.KeyKind, CanRevoke: p.Can(core.RemoveOwnFactors, p.UserID) || p.Can(core.RequestRevoke, p.UserID)}
+	d := mePage{KeyKind: h.cfg.KeyKind, TOTPKind: h.cfg.TOTPKind, CanRevoke: p.Can(core.RemoveOwnFactors, p.UserID) || p.Can(core.RequestRevoke, p.UserID)}
 	_, d.TOTP = h.svc.KindInfo(h.cfg.TOTPKind)
 	st, err := h.svc.MFAStatus(rq.ctx, p, p.UserID)
 	if err != nil {
@@ -87,6 +89,9 @@ type totpPage struct {
 	Secret      string
 	Error       string
 	Label       string
+	// Codes says what the policy asks of the app ("8-digit codes with
+	// SHA256 every 60 s"); empty for the usual six digits, SHA1, 30 s.
+	Codes string
 }
 
 // totpBegin opens a TOTP enrolment and shows its seed once, as a QR code
@@ -101,7 +106,7 @@ func (h *handler) totpBegin(rq *request) error {
 		return err
 	}
 	h.render(rq, http.StatusOK, "totp", "Add an authenticator app",
-		totpPage{EnrolmentID: e.ID, QR: qr, Secret: display["secret"], Label: "Authenticator app"})
+		totpPage{EnrolmentID: e.ID, QR: qr, Secret: display["secret"], Label: "Authenticator app", Codes: unusualTOTP(e.Params)})
 	return nil
 }
 
@@ -189,4 +194,15 @@ func (h *handler) regenerateCodes(rq *request) error {
 	h.log.Info("web recovery codes regenerated", "user", rq.user.Username, "request_id", rq.id)
 	h.render(rq, http.StatusOK, "codes", "New recovery codes", codesPage{Codes: codes})
 	return nil
+}
+
+// unusualTOTP says what codes an enrolment asks of the app when they are
+// not the six digits, SHA1 and 30 s every app makes: some apps ignore
+// the other parameters in the QR code, and the person should know.
+func unusualTOTP(raw json.RawMessage) string {
+	var p struct{ Algorithm, Digits, Period string }
+	if json.Unmarshal(raw, &p) != nil || p.Algorithm == "" || (p.Algorithm == "SHA1" && p.Digits == "6" && p.Period == "30") {
+		return ""
+	}
+	return fmt.Sprintf("%s-digit codes with %s every %s seconds", p.Digits, p.Algorithm, p.Period)
 }

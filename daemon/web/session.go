@@ -1,6 +1,7 @@
 package web
 
 import (
+	"container/list"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -97,73 +98,164 @@ type SessionStore interface {
 // MemoryStore is a SessionStore in this process's memory. Sessions do not
 // survive a restart of keyfleetd, and each daemon has its own: behind a
 // load balancer, pin browsers to one daemon or supply a shared store.
-// It holds at most Max sessions (default 100,000); when full, expired
-// sessions are dropped first, and then the one that expires soonest.
+//
+// It holds at most Max sessions (default 100,000), of which at most
+// MaxAnonymous (default half of Max) are anonymous. Anyone can open an
+// anonymous session by loading a page, so when the store is full the
+// oldest anonymous visit that holds nothing but its CSRF token goes first,
+// then the oldest sign-in or first enrolment in progress, and a signed-in
+// session only when no anonymous one is left: a flood of visits cannot
+// sign anybody out. Sessions are kept in three lists in the order they
+// were last saved, so every operation takes constant time (amortised):
+// eviction takes a list's oldest, and each Save drops a few expired
+// sessions from the old ends (Load drops an expired one it finds).
 type MemoryStore struct {
-	Max int
+	Max          int
+	MaxAnonymous int
 
-	mu sync.Mutex
-	m  map[SessionKey]Session
+	mu    sync.Mutex
+	m     map[SessionKey]*list.Element // of *stored
+	kinds [kindCount]list.List         // by kind, most recently saved first
 }
+
+// kind is what a session holds, in the order sessions are evicted.
+type kind int
+
+const (
+	visit    kind = iota // anonymous, nothing but a CSRF token (and a flash)
+	engaged              // anonymous with a ceremony in progress or a redeemed pass
+	signedIn             // a signed-in user
+	kindCount
+)
+
+func kindOf(s Session) kind {
+	switch {
+	case s.SignedIn():
+		return signedIn
+	case s.Pending != nil || s.Pass != nil:
+		return engaged
+	}
+	return visit
+}
+
+// stored is one session in a list.
+type stored struct {
+	key  SessionKey
+	kind kind
+	s    Session
+}
+
+// expiredPerSave bounds how many expired sessions one Save drops from the
+// old end of each list; more than it adds, so none accumulate.
+const expiredPerSave = 4
 
 var _ SessionStore = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty MemoryStore.
-func NewMemoryStore() *MemoryStore { return &MemoryStore{m: map[SessionKey]Session{}} }
+func NewMemoryStore() *MemoryStore { return &MemoryStore{m: map[SessionKey]*list.Element{}} }
 
 // Load returns the session filed under key, unless it has expired.
 func (m *MemoryStore) Load(key SessionKey, now time.Time) (Session, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s, ok := m.m[key]
-	if !ok || !now.Before(s.Expires) {
-		delete(m.m, key)
+	el, ok := m.m[key]
+	if !ok {
 		return Session{}, false
 	}
-	return s, true
+	st := el.Value.(*stored)
+	if !now.Before(st.s.Expires) {
+		m.remove(el)
+		return Session{}, false
+	}
+	return st.s, true
 }
 
-// Save files s under key.
+// Save files s under key, as the most recently used of its kind, making
+// room by evicting when the store is full.
 func (m *MemoryStore) Save(key SessionKey, s Session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.m == nil {
-		m.m = map[SessionKey]Session{}
+		m.m = map[SessionKey]*list.Element{}
 	}
-	limit := m.Max
-	if limit <= 0 {
-		limit = 100_000
+	m.dropExpired(s.LastSeen)
+	k := kindOf(s)
+	if el, ok := m.m[key]; ok {
+		st := el.Value.(*stored)
+		if st.kind == k {
+			st.s = s
+			m.kinds[k].MoveToFront(el)
+			return nil
+		}
+		m.remove(el) // it changed kind: file it anew
 	}
-	if _, ok := m.m[key]; !ok && len(m.m) >= limit {
-		m.evict(s.LastSeen, limit)
-	}
-	m.m[key] = s
+	m.makeRoom(k)
+	m.m[key] = m.kinds[k].PushFront(&stored{key: key, kind: k, s: s})
 	return nil
 }
 
-// evict drops expired sessions, or the one closest to expiry.
-func (m *MemoryStore) evict(now time.Time, limit int) {
-	var soonest SessionKey
-	var first time.Time
-	for k, s := range m.m {
-		if !now.Before(s.Expires) {
-			delete(m.m, k)
-			continue
-		}
-		if first.IsZero() || s.Expires.Before(first) {
-			soonest, first = k, s.Expires
+// makeRoom evicts until a session of kind k fits: the oldest anonymous
+// visit first, then the oldest anonymous session in progress, and a
+// signed-in one only when no anonymous one is left.
+func (m *MemoryStore) makeRoom(k kind) {
+	all, anonymous := m.limits()
+	for k != signedIn && m.kinds[visit].Len()+m.kinds[engaged].Len() >= anonymous {
+		m.evictOldest(visit, engaged)
+	}
+	for len(m.m) >= all {
+		m.evictOldest(visit, engaged, signedIn)
+	}
+}
+
+func (m *MemoryStore) limits() (all, anonymous int) {
+	all = m.Max
+	if all <= 0 {
+		all = 100_000
+	}
+	anonymous = m.MaxAnonymous
+	if anonymous <= 0 || anonymous > all {
+		anonymous = max(all/2, 1)
+	}
+	return all, anonymous
+}
+
+// evictOldest removes the oldest session of the first of kinds that has one.
+func (m *MemoryStore) evictOldest(kinds ...kind) {
+	for _, k := range kinds {
+		if el := m.kinds[k].Back(); el != nil {
+			m.remove(el)
+			return
 		}
 	}
-	if len(m.m) >= limit && !first.IsZero() {
-		delete(m.m, soonest)
+}
+
+// dropExpired removes a few sessions expired at now from the old end of
+// each list.
+func (m *MemoryStore) dropExpired(now time.Time) {
+	for k := range m.kinds {
+		for range expiredPerSave {
+			el := m.kinds[k].Back()
+			if el == nil || now.Before(el.Value.(*stored).s.Expires) {
+				break
+			}
+			m.remove(el)
+		}
 	}
+}
+
+func (m *MemoryStore) remove(el *list.Element) {
+	st := el.Value.(*stored)
+	delete(m.m, st.key)
+	m.kinds[st.kind].Remove(el)
 }
 
 // Delete forgets a session.
 func (m *MemoryStore) Delete(key SessionKey) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.m, key)
+	if el, ok := m.m[key]; ok {
+		m.remove(el)
+	}
 }
 
 // Len is the number of sessions held (for tests and metrics).

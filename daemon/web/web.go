@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/clientaddr"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
 
 //go:embed templates/*.html
@@ -60,6 +62,10 @@ type Config struct {
 	// Events reports the event sinks' health for the overview; nil shows
 	// no sink section (keyfleetd passes its events manager).
 	Events EventSinks
+	// Limiter counts first sign-in attempts with a code or a pass;
+	// keyfleetd shares one with the API's tokenless routes. Default: one of
+	// its own.
+	Limiter *ratelimit.Limiter
 }
 
 // EventSinks is what the overview needs of the event sinks
@@ -95,6 +101,13 @@ func (c *Config) defaults() error {
 	setDefault(&c.StepUpFor, 5*time.Minute)
 	setDefault(&c.KeyKind, "fido2")
 	setDefault(&c.TOTPKind, "totp")
+	if c.Limiter == nil {
+		l, err := ratelimit.New(ratelimit.Config{Now: c.Now})
+		if err != nil {
+			return err
+		}
+		c.Limiter = l
+	}
 	if c.IdleTimeout < time.Minute || c.AbsoluteTimeout < c.IdleTimeout || c.StepUpFor < 30*time.Second {
 		return fmt.Errorf("web: idle timeout (%s) must be at least 1m and at most the absolute timeout (%s); step-up window (%s) at least 30s",
 			c.IdleTimeout, c.AbsoluteTimeout, c.StepUpFor)
@@ -116,8 +129,6 @@ type handler struct {
 	cfg   Config
 	mux   *http.ServeMux
 	pages map[string]*template.Template
-	// attempts limits first sign-in codes and passes per client address.
-	attempts limiter
 }
 
 // New validates cfg and returns the handler for the dashboard and the
@@ -184,5 +195,5 @@ func requestContext(r *http.Request) (context.Context, string) {
 	b := make([]byte, 12)
 	rand.Read(b)
 	id := hex.EncodeToString(b)
-	return core.WithRequest(r.Context(), core.RequestInfo{ID: id, Source: r.RemoteAddr}), id
+	return core.WithRequest(r.Context(), core.RequestInfo{ID: id, Source: clientaddr.Of(r)}), id
 }

@@ -14,24 +14,6 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 )
 
-func TestMemoryStoreDropsExpiredAndEvictsWhenFull(t *testing.T) {
-	now := time.Now()
-	m := &MemoryStore{Max: 2}
-	m.Save(keyOf("a"), Session{Expires: now.Add(time.Minute), LastSeen: now})
-	m.Save(keyOf("b"), Session{Expires: now.Add(time.Hour), LastSeen: now})
-	if _, ok := m.Load(keyOf("a"), now.Add(2*time.Minute)); ok {
-		t.Fatal("an expired session loaded")
-	}
-	m.Save(keyOf("c"), Session{Expires: now.Add(2 * time.Hour), LastSeen: now})
-	m.Save(keyOf("d"), Session{Expires: now.Add(3 * time.Hour), LastSeen: now})
-	if m.Len() > 2 {
-		t.Fatalf("store holds %d sessions, limit 2", m.Len())
-	}
-	if _, ok := m.Load(keyOf("d"), now); !ok {
-		t.Fatal("the newest session was evicted")
-	}
-}
-
 func TestConfigIsValidated(t *testing.T) {
 	for _, origin := range []string{"", "ftp://x", "http://example.com", "https://x.example/path"} {
 		if err := (&Config{Service: nil, Origin: origin}).defaults(); err == nil {
@@ -42,7 +24,7 @@ func TestConfigIsValidated(t *testing.T) {
 
 // newTestHandler is the handler without a Service: enough for the pages
 // and checks that run before any Service call.
-func newTestHandler(t *testing.T) *handler {
+func newTestHandler(t testing.TB) *handler {
 	t.Helper()
 	cfg := Config{Origin: "https://keyfleet.test", Secure: true}
 	h := &handler{cfg: cfg, mux: http.NewServeMux()}
@@ -135,21 +117,15 @@ func TestSeveralKeysAreAskedForOnceOnlyWhenTheyShareAChallenge(t *testing.T) {
 	}
 }
 
-func TestFirstSignInAttemptsAreLimitedPerAddress(t *testing.T) {
-	var l limiter
-	now := time.Now()
-	for i := range attemptsPerMinute {
-		if !l.allow("192.0.2.1:4000", now) {
-			t.Fatalf("attempt %d refused", i+1)
+func TestTheTOTPPageSaysWhenTheAppMustMakeUnusualCodes(t *testing.T) {
+	tests := []struct{ params, want string }{
+		{`{"algorithm":"SHA1","digits":"6","period":"30"}`, ""},
+		{`{"algorithm":"SHA256","digits":"8","period":"60"}`, "8-digit codes with SHA256 every 60 seconds"},
+		{``, ""},
+	}
+	for _, tt := range tests {
+		if got := unusualTOTP([]byte(tt.params)); got != tt.want {
+			t.Errorf("unusualTOTP(%s) = %q, want %q", tt.params, got, tt.want)
 		}
-	}
-	if l.allow("192.0.2.1:4001", now) {
-		t.Fatal("an attempt past the limit was allowed (another port, same address)")
-	}
-	if !l.allow("192.0.2.2:4000", now) {
-		t.Fatal("another address was refused")
-	}
-	if !l.allow("192.0.2.1:4000", now.Add(time.Minute)) {
-		t.Fatal("the next minute was refused")
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/api/client"
@@ -10,15 +11,18 @@ import (
 )
 
 func (a *app) approvalsCmd() *cobra.Command {
-	cmd := group("approvals", "Approve or deny sensitive actions another admin requested",
-		"  keyfleet approvals list\n  keyfleet approvals approve apr_01HV7 --comment \"confirmed by phone\"")
+	cmd := group("approvals", "Approve or deny sensitive actions another person requested",
+		"  keyfleet approvals list\n  keyfleet approvals approve apr_01HV7 --reason \"confirmed by phone\"")
 	cmd.AddCommand(a.approvalsListCmd(), a.approvalsShowCmd(),
-		a.decideCmd("approve", "Approve a request; its action runs at once",
-			`  keyfleet approvals approve apr_01HV7 --comment "confirmed with the user by phone"`, (*client.Client).Approve),
-		a.decideCmd("deny", "Deny a request; nothing changes",
-			`  keyfleet approvals deny apr_01HV7 --comment "no ticket"`, (*client.Client).Deny),
-		a.decideCmd("cancel", "Withdraw a request you made",
-			`  keyfleet approvals cancel apr_01HV7 --comment "wrong user"`, (*client.Client).CancelApproval))
+		a.decideCmd(decision{verb: "approve", action: actApprove, call: (*client.Client).Approve,
+			short:   "Approve a request with your own key; its action runs at once",
+			example: `  keyfleet approvals approve apr_01HV7 --reason "confirmed with the user by phone"`}),
+		a.decideCmd(decision{verb: "deny", action: actDeny, call: (*client.Client).Deny,
+			short:   "Deny a request with your own key; nothing changes",
+			example: `  keyfleet approvals deny apr_01HV7 -m "no ticket"`}),
+		a.decideCmd(decision{verb: "cancel", call: (*client.Client).CancelApproval,
+			short:   "Withdraw a request you made",
+			example: `  keyfleet approvals cancel apr_01HV7 --reason "wrong user"`}))
 	return cmd
 }
 
@@ -57,8 +61,8 @@ func (a *app) printAccepted(acc api.Accepted) error {
 	return a.emit(acc, func() error {
 		ap := acc.Approval
 		fmt.Fprintf(a.stdout, "Approval %s requested: %s on %s.\n", ap.ID, ap.Action, target(ap))
-		fmt.Fprintf(a.stdout, "Nothing changes until a different admin approves it before %s with:\n", when(ap.ExpiresAt))
-		fmt.Fprintf(a.stdout, "  keyfleet approvals approve %s\n", ap.ID)
+		fmt.Fprintf(a.stdout, "Nothing changes until a different person who may approve it does so before %s, with their own key:\n", when(ap.ExpiresAt))
+		fmt.Fprintf(a.stdout, "  keyfleet approvals approve %s --reason TEXT\n", ap.ID)
 		return nil
 	})
 }
@@ -113,32 +117,78 @@ func (a *app) approvalsShowCmd() *cobra.Command {
 	}
 }
 
-type decideFunc func(c *client.Client, ctx context.Context, id, comment string) (api.Approval, error)
+// decision is one of the approval verbs; action is the proof it needs
+// ("" for cancel, which the requester does without one).
+type decision struct {
+	verb, action, short, example string
+	call                         func(c *client.Client, ctx context.Context, id, reason string) (api.Approval, error)
+}
 
-func (a *app) decideCmd(verb, short, example string, call decideFunc) *cobra.Command {
-	var comment string
+const decideLong = `%s
+
+Approving and denying need a reason (--reason or -m; the requester and the
+audit log see it) and a fresh proof with your own security key, bound to
+this one request: keyfleet shows what you are about to %s, and
+keyfleet-agent asks for your key's PIN and touch. The requester cannot
+decide their own request, nor can anyone not independent of them
+(docs/security.md). Approving a staff account's access pass shows the pass
+once, to you.`
+
+func (a *app) decideCmd(d decision) *cobra.Command {
+	var reason string
 	cmd := &cobra.Command{
-		Use:     verb + " ID",
-		Short:   short,
-		Example: example,
+		Use:     d.verb + " ID --reason TEXT",
+		Short:   d.short,
+		Example: d.example,
 		Args:    argNames("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if d.action != "" && strings.TrimSpace(reason) == "" {
+				return usagef("--reason is required: say why you %s it (the requester and the audit log see it)", d.verb)
+			}
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				ap, err := call(c, ctx, args[0], comment)
+				var ap api.Approval
+				act := func(c *client.Client) error {
+					var err error
+					ap, err = d.call(c, ctx, args[0], reason)
+					return err
+				}
+				var err error
+				if d.action == "" {
+					err = act(c)
+				} else {
+					err = a.provedFirst(ctx, c, proofOf(d.action, args[0], nil), act)
+				}
 				if err != nil {
 					return err
 				}
-				if err := a.printApproval(ap); err != nil {
-					return err
-				}
-				if ap.State == api.ApprovalFailed {
-					return fail(fmt.Errorf("approval %s was approved but %s failed: %s", ap.ID, ap.Action, ap.Error),
-						"check the target's state, then request the action again")
-				}
-				return nil
+				return a.printDecision(ap)
 			})
 		},
 	}
-	cmd.Flags().StringVar(&comment, "comment", "", "why, for the requester and the audit log")
+	if d.action != "" {
+		cmd.Long = fmt.Sprintf(decideLong, d.short+".", d.verb)
+	}
+	cmd.Flags().StringVarP(&reason, "reason", "m", "", "why, for the requester and the audit log")
+	cmd.Flags().StringVar(&reason, "comment", "", "the same as --reason")
+	_ = cmd.Flags().MarkHidden("comment")
 	return cmd
+}
+
+// printDecision prints a decided approval, and the pass an approved
+// staff account's pass request issued, shown this once.
+func (a *app) printDecision(ap api.Approval) error {
+	if err := a.printApproval(ap); err != nil {
+		return err
+	}
+	if ap.IssuedPass != nil && !a.jsonOutput() {
+		fmt.Fprintln(a.stdout)
+		if err := a.printPass(*ap.IssuedPass); err != nil {
+			return err
+		}
+	}
+	if ap.State == api.ApprovalFailed {
+		return fail(fmt.Errorf("approval %s was approved but %s failed: %s", ap.ID, ap.Action, ap.Error),
+			"check the target's state, then request the action again")
+	}
+	return nil
 }

@@ -2,7 +2,10 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -10,6 +13,8 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/api/client"
+	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/checkpoint"
 	"github.com/spf13/cobra"
 )
 
@@ -99,15 +104,33 @@ func (a *app) printEventLine(e api.AuditEvent) error {
 }
 
 func (a *app) auditVerifyCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "verify",
-		Short: "Have keyfleetd walk the audit hash chain; exit 7 if it is broken",
+	var cpFile, exportFile, key string
+	cmd := &cobra.Command{
+		Use:   "verify [--checkpoint FILE --export FILE]",
+		Short: "Have keyfleetd walk the audit hash chain, or check an export offline; exit 7 if it is broken",
 		Long: `verify asks keyfleetd to check every audit record's hash and its link to
-the previous one. It exits 0 if the chain is intact and 7 if it is broken,
-naming the first record that does not link.`,
-		Example: "  keyfleet audit verify\n  keyfleet audit verify -o json || alert-security-team",
-		Args:    argNames(),
+the previous one, and the log against the newest signed audit checkpoint. It
+exits 0 if the chain is intact and 7 if it is broken, naming the first record
+that does not link.
+
+With --checkpoint it needs no keyfleetd: it checks an export (keyfleet audit
+export, --export FILE or - for standard input) against a signed checkpoint
+(the checkpoint file, a witness's copy, or an audit.checkpoint event's
+fields as JSON): the checkpoint's signature, every record's hash from its
+content, every link, and that the export passes through the checkpoint's
+sequence number with its hash. Pin the signing key with --key (it is in
+every audit.checkpoint event); without it, the key the checkpoint names is
+used and printed.`,
+		Example: "  keyfleet audit verify\n  keyfleet audit verify -o json || alert-security-team\n" +
+			"  keyfleet audit export --out audit.jsonl && keyfleet audit verify --checkpoint /var/lib/keyfleet.checkpoint --export audit.jsonl",
+		Args: argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cpFile != "" || exportFile != "" {
+				if cpFile == "" || exportFile == "" {
+					return usagef("--checkpoint and --export go together: the checkpoint to check against and the export to check")
+				}
+				return a.verifyOffline(cpFile, exportFile, key)
+			}
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				v, err := c.VerifyAudit(ctx)
 				if err != nil {
@@ -117,6 +140,68 @@ naming the first record that does not link.`,
 			})
 		},
 	}
+	cmd.Flags().StringVar(&cpFile, "checkpoint", "", "a signed audit checkpoint (JSON) to check --export against, offline")
+	cmd.Flags().StringVar(&exportFile, "export", "", "an audit export (JSON lines) to check, - for standard input")
+	cmd.Flags().StringVar(&key, "key", "", "the checkpoint signing key to require (base64 Ed25519 public key)")
+	return cmd
+}
+
+// verifyOffline checks an export against a checkpoint without keyfleetd.
+func (a *app) verifyOffline(cpFile, exportFile, key string) error {
+	b, err := os.ReadFile(cpFile)
+	if err != nil {
+		return fail(err, "give the checkpoint file keyfleetd writes (audit.checkpoint.file) or a copy of it")
+	}
+	c, err := checkpoint.Parse(b)
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", cpFile, err), "give the checkpoint file keyfleetd writes (audit.checkpoint.file) or a copy of it")
+	}
+	var pub ed25519.PublicKey
+	if key != "" {
+		if pub, err = base64.StdEncoding.DecodeString(key); err != nil || len(pub) != ed25519.PublicKeySize {
+			return usagef("--key %q is not a base64 Ed25519 public key", key)
+		}
+	}
+	if err := c.Verify(pub); err != nil {
+		return &cliError{code: ExitAuditBroken, err: fmt.Errorf("%s: %w", cpFile, err), hint: "the checkpoint was altered or signed by another key: do not trust it"}
+	}
+	in := a.stdin
+	if exportFile != "-" {
+		f, err := os.Open(exportFile)
+		if err != nil {
+			return fail(err, "give a file written by keyfleet audit export")
+		}
+		defer f.Close()
+		in = f
+	}
+	rep, err := checkpoint.VerifyExport(in, c)
+	return a.printOffline(c, key != "", rep, err)
+}
+
+func (a *app) printOffline(c checkpoint.Checkpoint, pinned bool, rep checkpoint.ExportReport, err error) error {
+	var be *audit.BreakError
+	switch {
+	case errors.As(err, &be):
+		return &cliError{code: ExitAuditBroken, err: fmt.Errorf("the export is broken at seq %d: %s", be.Seq, be.Reason),
+			hint: "the export was altered, or the log it came from was"}
+	case errors.Is(err, checkpoint.ErrMismatch):
+		return &cliError{code: ExitAuditBroken, err: err, hint: "the log this export came from is not the one the checkpoint was signed over"}
+	case err != nil:
+		return fail(err, "check the export and the checkpoint files")
+	}
+	out := struct {
+		OK         bool                  `json:"ok"`
+		Checkpoint checkpoint.Checkpoint `json:"checkpoint"`
+		Report     checkpoint.ExportReport
+	}{true, c, rep}
+	return a.emit(out, func() error {
+		fmt.Fprintf(a.stdout, "Export intact: %d events checked (seq %d to %d); it passes through the checkpoint at seq %d signed %s, with %d events after it.\n",
+			rep.Checked, rep.First, rep.Last, c.Seq, c.Time.UTC().Format(time.RFC3339), rep.Beyond)
+		if !pinned {
+			fmt.Fprintf(a.stdout, "Signed by key %s (pass --key to require it).\n", c.Key)
+		}
+		return nil
+	})
 }
 
 func (a *app) auditHeadCmd() *cobra.Command {
@@ -144,14 +229,22 @@ not pass through this hash at this sequence number was rewritten.`,
 }
 
 func (a *app) printVerification(v api.AuditVerification) error {
+	cp := v.Checkpoint
 	err := a.emit(v, func() error {
 		if v.OK {
 			fmt.Fprintf(a.stdout, "Audit chain intact: %d events checked; head seq %d, hash %s.\n", v.Checked, v.HeadSeq, dash(v.HeadHash))
+		}
+		if cp != nil && cp.OK {
+			fmt.Fprintf(a.stdout, "It passes through the newest signed checkpoint: seq %d, signed %s (%s).\n", cp.Seq, when(cp.Time), dash(cp.Source))
 		}
 		return nil
 	})
 	if err != nil || v.OK {
 		return err
+	}
+	if v.BrokenAt == 0 && cp != nil && !cp.OK {
+		return &cliError{code: ExitAuditBroken, err: fmt.Errorf("audit log does not match its newest signed checkpoint: %s", cp.Problem),
+			hint: "restore the newest backup of the store, or accept the loss on the keyfleetd host (keyfleetd recover --accept-loss)"}
 	}
 	return &cliError{code: ExitAuditBroken,
 		err:  fmt.Errorf("audit chain broken at seq %d: %s (%d events checked)", v.BrokenAt, dash(v.Problem), v.Checked),

@@ -148,7 +148,7 @@ func (a *app) clientConfig() (client.Config, error) {
 	}
 	if cc.Server == "" || cc.Token == "" {
 		return client.Config{}, &cliError{code: ExitAuth, err: errors.New("not logged in"),
-			hint: "run keyfleet login --server URL --token-file FILE, or set " + EnvServer + " and " + EnvToken}
+			hint: "sign in with your key: keyfleet login --server URL --user NAME (or --token-file FILE), or set " + EnvServer + " and " + EnvToken}
 	}
 	return cc, nil
 }

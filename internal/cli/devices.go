@@ -12,9 +12,11 @@ import (
 )
 
 func (a *app) devicesCmd() *cobra.Command {
-	cmd := group("devices", "See physical keys and report them lost",
-		"  keyfleet devices list --user alice\n  keyfleet devices lost dev_01HV7 --reason \"lost on the train\"")
-	cmd.AddCommand(a.devicesListCmd(), a.devicesShowCmd(), a.devicesLostCmd())
+	cmd := group("devices", "See physical keys, take them back, hand them out, report them lost",
+		"  keyfleet devices list --user alice\n  keyfleet devices lost dev_01HV7 --reason \"lost on the train\"\n"+
+			"  keyfleet devices return dev_01HV7 && keyfleet-agent wipe && keyfleet devices reassign dev_01HV7 --user dave")
+	cmd.AddCommand(a.devicesListCmd(), a.devicesShowCmd(), a.devicesLostCmd(), a.devicesReturnCmd(),
+		a.devicesReassignCmd(), a.devicesRetireCmd(), a.devicesInventoryCmd())
 	return cmd
 }
 
@@ -26,9 +28,18 @@ func deviceRow(d api.Device) []string {
 
 func (a *app) printDevice(d api.Device) error {
 	return a.emit(d, func() error {
-		return a.fields("ID", d.ID, "Vendor", d.Vendor, "Model", d.Model, "Serial", d.Serial,
-			"Firmware", d.Firmware, "State", d.State, "User", d.UserID, "Factors", list(d.FactorIDs),
-			"Created", when(d.CreatedAt), "Updated", when(d.UpdatedAt))
+		kv := []string{"ID", d.ID, "Vendor", d.Vendor, "Model", d.Model, "Serial", d.Serial,
+			"Firmware", d.Firmware, "State", d.State, "User", d.UserID, "Factors", list(d.FactorIDs)}
+		if d.LastUserID != "" {
+			kv = append(kv, "Last user", d.LastUserID)
+		}
+		if d.ReturnedAt != nil {
+			kv = append(kv, "Returned", when(*d.ReturnedAt))
+		}
+		if d.WipedAt != nil {
+			kv = append(kv, "Wiped", when(*d.WipedAt))
+		}
+		return a.fields(append(kv, "Created", when(d.CreatedAt), "Updated", when(d.UpdatedAt))...)
 	})
 }
 
@@ -56,7 +67,8 @@ func (a *app) devicesListCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&f.User, "user", "", "only this user's (id or username)")
-	cmd.Flags().StringVar(&f.State, "state", "", "only in this state: in_stock, assigned, active, lost, retired")
+	cmd.Flags().StringVar(&f.State, "state", "", "only in this state: in_stock, assigned, active, returned, lost, retired, destroyed")
+	cmd.Flags().StringVar(&f.Serial, "serial", "", "only the key with this serial")
 	addListFlags(cmd, &o)
 	return cmd
 }
@@ -103,5 +115,127 @@ It does not wait for a second approver: a lost key must stop working now.`,
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
+	return cmd
+}
+
+func (a *app) devicesReturnCmd() *cobra.Command {
+	var in api.ReturnDevice
+	cmd := &cobra.Command{
+		Use:   "return ID [--reason TEXT] [--replacement-planned]",
+		Short: "A key comes back to IT: its factors are revoked (at once, or through approval)",
+		Long: `return records that a key is back with IT (a leaver's, a replaced one). Every
+factor on it is revoked through the rules of any removal: at once while
+its owner still meets the policy without them, otherwise as revoke
+requests a second person approves (the key waits in state "returned"
+until then). A key holding every active factor of its owner is refused
+unless --replacement-planned says a replacement is arranged.
+
+Then wipe it with 'keyfleet-agent wipe' and give it to someone with
+'keyfleet devices reassign'.`,
+		Example: "  keyfleet devices return dev_01HV7 --reason \"carol left\"",
+		Args:    argNames("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				out, err := c.ReturnDevice(ctx, args[0], in)
+				if err != nil {
+					return err
+				}
+				return a.emit(out, func() error {
+					d := out.Device
+					fmt.Fprintf(a.stdout, "Device %s (%s serial %s) is now %s.\n", d.ID, strings.TrimSpace(d.Vendor+" "+d.Model), d.Serial, d.State)
+					if len(out.Revoked) > 0 {
+						fmt.Fprintf(a.stdout, "Factors revoked: %s.\n", list(out.Revoked))
+					}
+					for _, ap := range out.Approvals {
+						fmt.Fprintf(a.stdout, "Waiting for a second approver: %s (revoke %s). Wipe the key once it is approved.\n", ap.ID, ap.TargetID)
+					}
+					return nil
+				})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&in.Reason, "reason", "", "why, for the audit log")
+	cmd.Flags().BoolVar(&in.ReplacementPlanned, "replacement-planned", false, "the owner's replacement factor is arranged (lets their last key come back, through approval)")
+	return cmd
+}
+
+func (a *app) devicesReassignCmd() *cobra.Command {
+	var in api.AssignDevice
+	cmd := &cobra.Command{
+		Use:   "reassign ID --user USER [--reason TEXT]",
+		Short: "Give a wiped key in stock to a user",
+		Long: `reassign gives a key in stock (returned and wiped by 'keyfleet-agent wipe')
+to a user, who may then enrol factors on it ('keyfleet-agent provision').
+A key that was returned but not wiped is refused.`,
+		Example: "  keyfleet devices reassign dev_01HV7 --user dave --reason \"new starter\"",
+		Args:    argNames("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if in.User == "" {
+				return usagef("--user is required")
+			}
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				d, err := c.AssignDevice(ctx, args[0], in)
+				if err != nil {
+					return err
+				}
+				return a.printDevice(d)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&in.User, "user", "", "the user who gets the key (id or username)")
+	cmd.Flags().StringVar(&in.Reason, "reason", "", "why, for the audit log")
+	return cmd
+}
+
+func (a *app) devicesRetireCmd() *cobra.Command {
+	var in api.RetireDevice
+	cmd := &cobra.Command{
+		Use:     "retire ID [--destroyed] [--reason TEXT]",
+		Short:   "Take a key nobody uses out of the fleet, for good",
+		Long:    "retire ends a key's life: one in stock, returned with its factors revoked, or lost.\n--destroyed records that it was physically destroyed.",
+		Example: "  keyfleet devices retire dev_01HV7 --destroyed --reason \"shredded\"",
+		Args:    argNames("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				d, err := c.RetireDevice(ctx, args[0], in)
+				if err != nil {
+					return err
+				}
+				return a.printDevice(d)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&in.Destroyed, "destroyed", false, "the key was physically destroyed")
+	cmd.Flags().StringVar(&in.Reason, "reason", "", "why, for the audit log")
+	return cmd
+}
+
+func (a *app) devicesInventoryCmd() *cobra.Command {
+	var state string
+	cmd := &cobra.Command{
+		Use:     "inventory [--state in_stock]",
+		Short:   "Count keys by model, firmware and state",
+		Example: "  keyfleet devices inventory\n  keyfleet devices inventory --state all",
+		Args:    argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if state == "all" {
+				state = ""
+			}
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				rows, err := c.DeviceInventory(ctx, state)
+				if err != nil {
+					return err
+				}
+				return a.emit(rows, func() error {
+					out := make([][]string, 0, len(rows))
+					for _, r := range rows {
+						out = append(out, []string{r.State, r.Vendor, dash(r.Model), dash(r.Firmware), strconv.Itoa(r.Count)})
+					}
+					return a.table([]string{"STATE", "VENDOR", "MODEL", "FIRMWARE", "KEYS"}, out)
+				})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&state, "state", api.DeviceInStock, "only keys in this state; all for every state")
 	return cmd
 }

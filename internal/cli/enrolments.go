@@ -41,8 +41,11 @@ func (a *app) codeHint(e api.Enrolment) {
 		return
 	}
 	how := "keyfleet-agent enroll --code CODE"
-	if e.Kind == "fido2" {
+	switch e.Kind {
+	case "fido2":
 		how += ", or enters it on keyfleetd's web welcome page (/welcome)"
+	case "totp":
+		how = "keyfleet factors add-totp --code CODE --server URL (the seed is shown only to them)"
 	}
 	a.note("Hand the code to the user over a trusted channel; it works once, until %s. They run %s.", when(e.ExpiresAt), how)
 }
@@ -79,7 +82,7 @@ func (a *app) enrolmentsListCmd() *cobra.Command {
 func (a *app) enrolmentsCreateCmd() *cobra.Command {
 	var in api.CreateEnrolment
 	cmd := &cobra.Command{
-		Use:   "create --user USER --kind KIND [--ttl DURATION]",
+		Use:   "create --user USER --kind KIND [--ttl DURATION] [--option KEY=VALUE]...",
 		Short: "Open a single-use enrolment for one factor of a user",
 		Long: `create opens a single-use challenge that the enrolling side (the IT desk or
 the user's workstation agent) completes with the new factor's attestation
@@ -89,9 +92,15 @@ When your token may complete the enrolment too (admin, enroller; not a
 helpdesk), it prints the enrolment code (Code: enr_….…, "code" with -o
 json) to hand the user: they enrol their own key with 'keyfleet-agent enroll --code CODE'
 (or, for fido2, on the web welcome page). The code works once and expires
-with the enrolment.`,
-		Example: "  keyfleet enrolments create --user alice --kind piv\n  keyfleet enrolments create --user bob --kind totp --ttl 15m",
-		Args:    argNames(),
+with the enrolment.
+
+--option asks the kind for a parameter of the new factor: for totp
+algorithm (SHA1, SHA256, SHA512), digits (6, 8), period (15-120 seconds)
+and issuer; for piv pin_policy and touch_policy. What you leave out is
+what the policy asks; a value the policy does not accept is refused.`,
+		Example: "  keyfleet enrolments create --user alice --kind piv\n  keyfleet enrolments create --user bob --kind totp --ttl 15m\n" +
+			"  keyfleet enrolments create --user bob --kind totp --option algorithm=SHA256 --option digits=8 --option period=60",
+		Args: argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if in.User == "" || in.Kind == "" {
 				return usagef("--user and --kind are required")
@@ -117,6 +126,7 @@ with the enrolment.`,
 	cmd.Flags().StringVar(&in.User, "user", "", "the user (id or username)")
 	cmd.Flags().StringVar(&in.Kind, "kind", "", "factor kind: piv, fido2, totp or a plugin's")
 	cmd.Flags().StringVar(&in.TTL, "ttl", "", "how long it stays open (default: the daemon's)")
+	cmd.Flags().StringToStringVar(&in.Options, "option", nil, "a parameter of the new factor, KEY=VALUE (repeatable)")
 	return cmd
 }
 

@@ -75,8 +75,13 @@ func problemText(p *api.Problem) string {
 		return s
 	}
 	names := make([]string, 0, len(p.Fields))
-	for k := range p.Fields {
-		names = append(names, k)
+	for k, v := range p.Fields {
+		if !strings.Contains(s, k+": "+v) { // the detail already says it
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return s
 	}
 	sort.Strings(names)
 	parts := make([]string, len(names))
@@ -91,11 +96,19 @@ func problemAdvice(cmd *cobra.Command, p *api.Problem) (int, string) {
 	noun := resource(cmd)
 	switch client.Slug(p) {
 	case client.SlugUnauthenticated:
-		return ExitAuth, "log in again: keyfleet login --server URL --token-file FILE"
+		return ExitAuth, "sign in again with your key: keyfleet login --user NAME (or --token-file FILE for a service account's token)"
 	case client.SlugTokenExpired, client.SlugTokenRevoked:
-		return ExitAuth, "ask an admin for a new token (keyfleet tokens create), then run keyfleet login"
+		return ExitAuth, "sign in again with your key: keyfleet login --user NAME (a service account's token: ask an admin for a new one)"
 	case client.SlugForbidden:
 		return ExitAuth, "your roles do not allow this ('keyfleet whoami' shows them); ask an admin"
+	case client.SlugProofRequired:
+		return ExitAuth, "connect your own enrolled security key and run the command again; keyfleet asks keyfleet-agent for a fresh proof"
+	case client.SlugNoUsableFactor:
+		return ExitAuth, "enrol a security key of your own first (keyfleet-agent enroll --code CODE, with a code or pass from an administrator)"
+	case client.SlugLocked:
+		return ExitAuth, "wait until the lock ends, or ask an administrator to unlock you (keyfleet users unlock)"
+	case client.SlugNotIndependent:
+		return ExitConflict, "a person independent of the requester must decide it (docs/security.md says who counts)"
 	case client.SlugNotFound:
 		return ExitNotFound, fmt.Sprintf("check the id or name; 'keyfleet %s list' shows them", noun)
 	case client.SlugAlreadyExists:
@@ -103,7 +116,7 @@ func problemAdvice(cmd *cobra.Command, p *api.Problem) (int, string) {
 	case client.SlugIllegalTransition:
 		return ExitConflict, fmt.Sprintf("check its current state with 'keyfleet %s show'", noun)
 	case client.SlugSelfApproval:
-		return ExitConflict, "a different admin must approve or deny it"
+		return ExitConflict, "a different person must approve or deny it, with their own key"
 	case client.SlugApprovalClosed:
 		return ExitConflict, "it was already decided, cancelled or expired; 'keyfleet approvals show ID' says which"
 	case client.SlugEnrolmentClosed:

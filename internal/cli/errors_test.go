@@ -48,11 +48,11 @@ func TestFailuresExitWithTheDocumentedCode(t *testing.T) {
 		{name: "a bad ttl is a usage error", args: []string{"tokens", "create", "ci", "--ttl", "forever"},
 			code: cli.ExitUsage, want: `--ttl "forever"`},
 		{name: "not being logged in is exit 3", vars: map[string]string{cli.EnvServer: "", cli.EnvToken: ""},
-			args: []string{"whoami"}, code: cli.ExitAuth, want: "not logged in; run keyfleet login"},
+			args: []string{"whoami"}, code: cli.ExitAuth, want: "not logged in; sign in with your key: keyfleet login"},
 		{name: "a refused token is exit 3", vars: map[string]string{cli.EnvToken: "wrong"},
-			args: []string{"whoami"}, code: cli.ExitAuth, want: "log in again"},
+			args: []string{"whoami"}, code: cli.ExitAuth, want: "sign in again with your key"},
 		{name: "an expired token is exit 3", route: "GET /v1/me", answer: problem(401, "token-expired"),
-			args: []string{"whoami"}, code: cli.ExitAuth, want: "ask an admin for a new token"},
+			args: []string{"whoami"}, code: cli.ExitAuth, want: "keyfleet login --user NAME"},
 		{name: "a missing role is exit 3", route: "GET /v1/users", answer: problem(403, "forbidden"),
 			args: []string{"users", "list"}, code: cli.ExitAuth, want: "your roles do not allow this"},
 		{name: "an unknown user is exit 4", route: "GET /v1/users/{user}", answer: problem(404, "not-found"),
@@ -64,9 +64,15 @@ func TestFailuresExitWithTheDocumentedCode(t *testing.T) {
 		{name: "an illegal transition is exit 5", route: "POST /v1/factors/{id}/resume", answer: problem(409, "illegal-transition"),
 			args: []string{"factors", "resume", "fac_1"}, code: cli.ExitConflict, want: "check its current state"},
 		{name: "approving one's own request is exit 5", route: "POST /v1/approvals/{id}/approve", answer: problem(409, "self-approval"),
-			args: []string{"approvals", "approve", "apr_1"}, code: cli.ExitConflict, want: "a different admin"},
+			args: []string{"approvals", "approve", "apr_1", "-m", "ok"}, code: cli.ExitConflict, want: "a different person must approve"},
+		{name: "an approver who is not independent is exit 5", route: "POST /v1/approvals/{id}/approve", answer: problem(403, "not-independent"),
+			args: []string{"approvals", "approve", "apr_1", "-m", "ok"}, code: cli.ExitConflict, want: "a person independent of the requester"},
+		{name: "a refused proof is exit 3", route: "POST /v1/approvals/{id}/deny", answer: problem(403, "proof-required"),
+			args: []string{"approvals", "deny", "apr_1", "-m", "no"}, code: cli.ExitAuth, want: "connect your own enrolled security key"},
+		{name: "no key to prove with is exit 3", route: "POST /v1/proofs", answer: problem(409, "no-usable-factor"),
+			args: []string{"breakglass", "share"}, code: cli.ExitAuth, want: "enrol a security key of your own first"},
 		{name: "a double approval is exit 5", route: "POST /v1/approvals/{id}/approve", answer: problem(409, "approval-closed"),
-			args: []string{"approvals", "approve", "apr_1"}, code: cli.ExitConflict, want: "already decided"},
+			args: []string{"approvals", "approve", "apr_1", "--reason", "ok"}, code: cli.ExitConflict, want: "already decided"},
 		{name: "a closed enrolment is exit 5", route: "DELETE /v1/enrolments/{id}", answer: problem(409, "enrolment-closed"),
 			args: []string{"enrolments", "cancel", "enr_1"}, code: cli.ExitConflict, want: "create a new one"},
 		{name: "a validation failure names the fields", route: "POST /v1/users", answer: clienttest.JSON(422, api.Problem{
@@ -83,7 +89,7 @@ func TestFailuresExitWithTheDocumentedCode(t *testing.T) {
 			args: []string{"audit", "verify"}, code: cli.ExitAuditBroken, want: "audit chain broken at seq 42: prev_hash does not match"},
 		{name: "a failed approved action is exit 1", route: "POST /v1/approvals/{id}/approve", answer: clienttest.JSON(200, api.Approval{
 			ID: "apr_1", Action: api.ActionFactorRevoke, State: api.ApprovalFailed, Error: "factor already revoked"}),
-			args: []string{"approvals", "approve", "apr_1"}, code: cli.ExitError, want: "failed: factor already revoked"},
+			args: []string{"approvals", "approve", "apr_1", "--reason", "ok"}, code: cli.ExitError, want: "failed: factor already revoked"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,15 +97,24 @@ func TestFailuresExitWithTheDocumentedCode(t *testing.T) {
 			if tt.route != "" {
 				e.srv.Handle(tt.route, tt.answer)
 			}
+			// Decisions are proved first, with an authenticator app's
+			// code here; a share is asked for without a proof first.
+			if tt.route != "POST /v1/proofs" {
+				e.srv.Handle("POST /v1/proofs", codeChallenge)
+			}
+			e.srv.Handle("POST /v1/breakglass/share", problem(403, "proof-required"))
 			for k, v := range tt.vars {
 				e.vars[k] = v
 			}
-			r := e.run(tt.args...)
+			r := e.runIn("123456\n", tt.args...)
 			if r.code != tt.code {
 				t.Errorf("exit code = %d, want %d", r.code, tt.code)
 			}
-			if !strings.HasPrefix(r.stderr, "keyfleet: ") || !strings.Contains(r.stderr, "; ") || !strings.Contains(r.stderr, tt.want) {
-				t.Errorf("stderr = %q, want \"keyfleet: …; …\" containing %q", r.stderr, tt.want)
+			// Prompts may come first; the error is the last line.
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "keyfleet: ") || !strings.Contains(last, "; ") || !strings.Contains(last, tt.want) {
+				t.Errorf("stderr = %q, want a last line \"keyfleet: …; …\" containing %q", r.stderr, tt.want)
 			}
 			if strings.Contains(r.stderr+r.stdout, clienttest.Token) {
 				t.Errorf("the token leaked into the output")

@@ -18,10 +18,11 @@ func (a *app) factorsCmd() *cobra.Command {
 			`  keyfleet factors suspend fac_01HV7 --reason "key left at home"`, (*client.Client).SuspendFactor),
 		a.factorStateCmd("resume", "Resume a suspended factor",
 			`  keyfleet factors resume fac_01HV7 --reason "key found"`, (*client.Client).ResumeFactor),
-		a.twoPersonCmd(twoPerson{"revoke ID", "Ask for a factor to be revoked for good (needs a second approver)",
-			`  keyfleet factors revoke fac_01HV7 --reason "key stolen"`, (*client.Client).RevokeFactor}),
-		a.twoPersonCmd(twoPerson{"delete ID", "Ask for a factor to be deleted (needs a second approver)",
-			`  keyfleet factors delete fac_01HV7 --reason "enrolled by mistake"`, (*client.Client).DeleteFactor}),
+		a.twoPersonCmd(twoPerson{use: "revoke ID", short: "Ask for a factor to be revoked for good (needs a second approver)",
+			example:  "  keyfleet factors revoke fac_01HV7 --reason \"key stolen\"\n  keyfleet factors revoke fac_01HV7 --reason \"phone stolen\" --replacement-planned",
+			withBody: (*client.Client).RevokeFactorWith}),
+		a.twoPersonCmd(twoPerson{use: "delete ID", short: "Ask for a factor to be deleted (needs a second approver)",
+			example: `  keyfleet factors delete fac_01HV7 --reason "enrolled by mistake"`, withBody: (*client.Client).DeleteFactorWith}),
 		a.factorsRenameCmd(), a.factorsRemoveCmd())
 	return cmd
 }
@@ -151,12 +152,22 @@ func (a *app) factorsRemoveCmd() *cobra.Command {
 policy without it, it is revoked at once; when you would fall short, the
 answer is a revoke request that an administrator or security officer
 approves, and the factor keeps working until then. Your last active factor
-goes only with a replacement an administrator plans.`,
+goes only with a replacement an administrator plans.
+
+It needs a fresh proof with one of your own factors: a security key
+through keyfleet-agent, or, if you have only authenticator apps, the code
+one shows (asked here, without echo).`,
 		Example: `  keyfleet factors remove fac_01HV7 --reason "old phone"`,
 		Args:    argNames("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				f, acc, err := c.RemoveOwnFactor(ctx, args[0], reason)
+				var f *api.Factor
+				var acc *api.Accepted
+				err := a.withProof(ctx, c, proofOf(actFactorRemove, args[0], nil), func(c *client.Client) error {
+					var err error
+					f, acc, err = c.RemoveOwnFactor(ctx, args[0], reason)
+					return err
+				})
 				if err != nil {
 					return err
 				}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/api/client/clienttest"
 	"github.com/keyfleet/keyfleet/internal/cli"
 )
@@ -72,3 +73,11 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// codeChallenge answers POST /v1/proofs with a challenge that only an
+// authenticator app's code answers, so keyfleet asks for the code itself
+// (no keyfleet-agent).
+var codeChallenge = clienttest.JSON(201, api.ProofChallenge{
+	Verification: api.Verification{ID: "vrf_1", UserID: "usr_1", Factors: []api.VerificationFactor{
+		{FactorID: "fac_totp", Kind: "totp", Label: "phone", Inputs: []string{"code"}}}},
+	Action: "approval.approve", Subject: "apr_1", Summary: "approval.approve apr_1: action=factor.revoke", Digest: "ab"})

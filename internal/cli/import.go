@@ -54,6 +54,17 @@ anything, and imports all rows in one transaction (at most 5,000).`,
 						verb = "Dry run, nothing changed: would import"
 					}
 					fmt.Fprintf(a.stdout, "%s %d rows: %d created, %d updated, %d unchanged.\n", verb, len(rows), res.Created, res.Updated, res.Unchanged)
+					switch {
+					case len(res.Approvals) > 0 && res.DryRun:
+						// The requests a dry run names were rolled back
+						// with the rest: there is nothing to approve.
+						fmt.Fprintf(a.stdout, "%d change(s) would wait for a second person (roles beyond user, or leaving a stricter rule's group or role).\n",
+							len(res.Approvals))
+					case len(res.Approvals) > 0:
+						fmt.Fprintf(a.stdout, "%d change(s) wait for a second person (roles beyond user, or leaving a stricter rule's group or role): %s\n",
+							len(res.Approvals), strings.Join(res.Approvals, ", "))
+						fmt.Fprintln(a.stdout, "A different person who may approve them runs, with their own key: keyfleet approvals approve ID --reason TEXT")
+					}
 					return nil
 				})
 			})

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/api/client"
@@ -15,29 +16,56 @@ import (
 
 type loginOpts struct {
 	server, tokenFile, ca string
+	// user, name and ttl sign in with a key instead of a token file.
+	user, name, ttl string
 }
 
 func (a *app) loginCmd() *cobra.Command {
 	var o loginOpts
 	cmd := &cobra.Command{
-		Use:   "login --server URL --token-file FILE [--ca FILE]",
-		Short: "Check a token against keyfleetd and save it for later commands",
-		Long: `login calls GET /v1/me with the token to check it, then saves the server,
-the token and the CA certificate in the configuration file:
-$KEYFLEET_CONFIG, or keyfleet/config.json in the user configuration folder
-(~/.config on Linux), written with mode 0600 in a 0700 folder.
+		Use:   "login --server URL (--user NAME | --token-file FILE) [--ca FILE]",
+		Short: "Sign in with your security key, or check a token, and save it for later commands",
+		Long: `login --user NAME signs you in with your own security key: keyfleetd makes a
+challenge for your keys (POST /v1/login/begin), keyfleet-agent answers it
+with the connected key (its PIN and a touch), and keyfleetd gives you a new
+token of your own (POST /v1/login), which is saved. It expires (12h by
+default; --ttl asks for less or, up to the daemon's maximum, more): run the
+same command to sign in again.
+
+login --token-file FILE checks a token someone gave you (a service
+account's, or the one 'keyfleetd init' wrote for the first administrator)
+with GET /v1/me, then saves it.
+
+Either way the server, the token and the CA certificate are saved in the
+configuration file: $KEYFLEET_CONFIG, or keyfleet/config.json in the user
+configuration folder (~/.config on Linux), written with mode 0600 in a 0700
+folder. --server and --ca default to the saved login's, so signing in again
+needs only --user.
 
 --token-file - reads the token from standard input. Without --ca the
 system's certificate authorities are trusted; keyfleetd's own self-signed
 certificate needs --ca with the path that 'keyfleetd init' printed.`,
-		Example: `  keyfleet login --server https://localhost:8443 --token-file var/keyfleet/admin.token --ca var/keyfleet/tls/cert.pem
-  pass show keyfleet/token | keyfleet login --server https://keyfleet.example.com --token-file -`,
+		Example: `  keyfleet login --server https://keyfleet.example.com --ca keyfleet-ca.pem --user alice
+  keyfleet login --user alice                     # sign in again to the saved server
+  keyfleet login --server https://localhost:8443 --token-file var/keyfleet/admin.token --ca var/keyfleet/tls/cert.pem
+  pass show keyfleet/ci-token | keyfleet login --server https://keyfleet.example.com --token-file -`,
 		Args: argNames(),
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.login(cmd, o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.user != "" {
+				if o.tokenFile != "" {
+					return usagef("give --user (sign in with your key) or --token-file, not both")
+				}
+				return a.keyLogin(cmd, o)
+			}
+			return a.login(cmd, o)
+		},
 	}
 	cmd.Flags().StringVar(&o.server, "server", "", "keyfleetd's URL, e.g. https://localhost:8443 (default $KEYFLEET_SERVER)")
 	cmd.Flags().StringVar(&o.tokenFile, "token-file", "", "file holding the token, or - for standard input")
 	cmd.Flags().StringVar(&o.ca, "ca", "", "PEM certificate to trust for keyfleetd (default $KEYFLEET_CA, else the system's)")
+	cmd.Flags().StringVar(&o.user, "user", "", "sign in as this person with your own security key (through keyfleet-agent)")
+	cmd.Flags().StringVar(&o.name, "token-name", "", "with --user: a name for the new token (default \"login\")")
+	cmd.Flags().StringVar(&o.ttl, "ttl", "", "with --user: the new token's lifetime, such as 8h (default: the daemon's, 12h)")
 	return cmd
 }
 
@@ -74,6 +102,11 @@ func (a *app) loginConfig(o loginOpts) (fileConfig, error) {
 	if cfg.Server == "" {
 		return cfg, usagef("--server is required")
 	}
+	if o.ca == "" && a.env(EnvCA) == "" {
+		if saved, _, err := a.loadConfig(); err == nil && saved.Server != "" && sameServer(saved.Server, cfg.Server) {
+			cfg.CAPEM = saved.CAPEM
+		}
+	}
 	switch {
 	case o.tokenFile != "":
 		tok, err := a.readToken(o.tokenFile)
@@ -84,7 +117,7 @@ func (a *app) loginConfig(o loginOpts) (fileConfig, error) {
 	case a.env(EnvToken) != "":
 		cfg.Token = strings.TrimSpace(a.env(EnvToken))
 	default:
-		return cfg, usagef("--token-file is required")
+		return cfg, usagef("give --user NAME to sign in with your security key, or --token-file FILE")
 	}
 	if ca := firstOf(o.ca, a.env(EnvCA)); ca != "" {
 		pem, err := readCA(ca, "--ca")
@@ -120,6 +153,95 @@ func (a *app) readToken(path string) (string, error) {
 		return "", fail(fmt.Errorf("token file %s holds more than one word", path), hint)
 	}
 	return tok, nil
+}
+
+// keyLogin signs a person in with their key and saves the new token.
+func (a *app) keyLogin(cmd *cobra.Command, o loginOpts) error {
+	if o.ttl != "" {
+		if d, err := time.ParseDuration(o.ttl); err != nil || d <= 0 {
+			return usagef("--ttl %q is not a positive duration such as 8h", o.ttl)
+		}
+	}
+	anon, cfg, err := a.anonClient(o.server, o.ca)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	in := api.LoginBegin{Username: o.user, Name: o.name, TTL: o.ttl}
+	ch, err := anon.BeginLogin(ctx, in)
+	if err != nil {
+		return err
+	}
+	pr, err := a.answer(ctx, ch)
+	if err != nil {
+		return err
+	}
+	ct, err := anon.Login(ctx, in, pr)
+	if err != nil {
+		return err
+	}
+	cfg.Server, cfg.Token = anon.Server(), ct.Secret
+	c, err := client.New(client.Config{Server: cfg.Server, Token: cfg.Token, CAPEM: []byte(cfg.CAPEM), UserAgent: userAgent})
+	if err != nil {
+		return err
+	}
+	me, err := c.Me(ctx)
+	if err != nil {
+		return err
+	}
+	path, err := a.saveConfig(cfg)
+	if err != nil {
+		return err
+	}
+	return a.emit(me, func() error {
+		fmt.Fprintf(a.stdout, "Signed in to %s as %s with your key (roles: %s).\nToken %s expires %s; saved to %s.\n",
+			cfg.Server, me.User.Username, list(me.Roles), ct.Token.ID, whenp(ct.Token.ExpiresAt), path)
+		fmt.Fprintf(a.stdout, "Sign in again with: keyfleet login --user %s\n", me.User.Username)
+		return nil
+	})
+}
+
+// anonClient is a client without a token, for the tokenless routes (key
+// sign-in, a code's redemption, break-glass): the server and CA from the
+// flags, the environment or the saved login, whose CA goes only with its
+// own server. The configuration it returns holds them, without a token.
+func (a *app) anonClient(server, caFile string) (*client.Client, fileConfig, error) {
+	saved, _, err := a.loadConfig()
+	if err != nil {
+		return nil, fileConfig{}, err
+	}
+	cfg := fileConfig{Server: firstOf(server, a.env(EnvServer), saved.Server)}
+	if cfg.Server == "" {
+		return nil, cfg, usagef("no server: pass --server URL (and --ca FILE), or set %s", EnvServer)
+	}
+	switch ca := firstOf(caFile, a.env(EnvCA)); {
+	case ca != "":
+		pem, err := readCA(ca, "--ca")
+		if err != nil {
+			return nil, cfg, err
+		}
+		cfg.CAPEM = string(pem)
+	case saved.Server != "" && sameServer(saved.Server, cfg.Server):
+		cfg.CAPEM = saved.CAPEM
+	}
+	c, err := client.New(client.Config{Server: cfg.Server, CAPEM: []byte(cfg.CAPEM), UserAgent: userAgent})
+	if err != nil {
+		return nil, cfg, usagef("%w", err)
+	}
+	return c, cfg, nil
+}
+
+// sameServer compares two keyfleetd URLs as the client reads them: https
+// by default, a trailing slash and the case of scheme and host ignored.
+func sameServer(a, b string) bool {
+	norm := func(s string) string {
+		s = strings.TrimRight(strings.TrimSpace(s), "/")
+		if !strings.Contains(s, "://") {
+			s = "https://" + s
+		}
+		return s
+	}
+	return strings.EqualFold(norm(a), norm(b))
 }
 
 func firstOf(s ...string) string {

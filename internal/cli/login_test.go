@@ -65,7 +65,7 @@ func TestLoginRefusals(t *testing.T) {
 	}{
 		{"a wrong token is refused and nothing is saved", func(u, _, ca string) []string {
 			return []string{"login", "--server", u, "--token-file", "-", "--ca", ca}
-		}, "not-the-token", cli.ExitAuth, "log in again"},
+		}, "not-the-token", cli.ExitAuth, "sign in again"},
 		{"an empty token file is refused", func(u, _, ca string) []string {
 			return []string{"login", "--server", u, "--token-file", "-", "--ca", ca}
 		}, "\n", cli.ExitError, "is empty"},

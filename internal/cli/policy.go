@@ -28,7 +28,8 @@ func (a *app) reportCmd() *cobra.Command {
 	cmd := group("report", "Compliance reports (table, -o json, or -o csv)", "  keyfleet report compliance --group eng\n  keyfleet report vulnerable -o csv")
 	cmd.AddCommand(a.reportComplianceCmd(), a.reportAdoptionCmd(), a.reportDeadlinesCmd(),
 		a.reportFactorsCmd("stale", "Active factors unused for longer than the policy allows"),
-		a.reportFactorsCmd("vulnerable", "Active factors on hardware with a known advisory (EUCLEAK, ROCA, …)"))
+		a.reportFactorsCmd("vulnerable", "Active factors on hardware with a known advisory (EUCLEAK, ROCA, …)"),
+		a.reportPrivilegedCmd())
 	return cmd
 }
 
@@ -157,7 +158,11 @@ func (a *app) policyApplyCmd() *cobra.Command {
 asks for confirmation (skip it with --yes), then applies the file as the next
 policy version and re-evaluates every user. A file that weakens any
 requirement is not applied yet: keyfleetd opens an approval request and the
-command prints the command a different admin runs to approve it.`,
+command prints the command a different admin runs to approve it.
+
+Applying (or asking to apply) needs a fresh proof with your own security
+key, bound to this document: keyfleet-agent asks for the key's PIN and
+touch after you confirm.`,
 		Example: "  keyfleet policy apply policy.yaml --comment \"engineering needs hardware keys\"\n  keyfleet policy apply policy.yaml --yes",
 		Args:    argNames("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -178,7 +183,13 @@ command prints the command a different admin runs to approve it.`,
 				if err := a.confirm(yes, "Apply this policy?"); err != nil {
 					return err
 				}
-				res, err := c.ApplyPolicy(ctx, api.PolicyDocument{Document: doc, Comment: comment})
+				in := api.PolicyDocument{Document: doc, Comment: comment}
+				var res client.PolicyResult
+				err = a.withProof(ctx, c, proofOf(actPolicy, "", in), func(c *client.Client) error {
+					var err error
+					res, err = c.ApplyPolicy(ctx, in)
+					return err
+				})
 				if err != nil {
 					return err
 				}
@@ -230,7 +241,7 @@ func (a *app) policyRollbackCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "rollback VERSION",
 		Short:   "Make an earlier version's document current again (as a new version)",
-		Long:    "rollback applies an earlier version's document as the next version. A rollback that weakens the\npolicy needs a second approver, like any apply.",
+		Long:    "rollback applies an earlier version's document as the next version. A rollback that weakens the\npolicy needs a second approver, like any apply, and every rollback a fresh proof with your own key.",
 		Example: "  keyfleet policy rollback 3 --comment \"version 4 locked out the night shift\"",
 		Args:    argNames("VERSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -242,7 +253,13 @@ func (a *app) policyRollbackCmd() *cobra.Command {
 				return err
 			}
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				res, err := c.RollbackPolicy(ctx, api.PolicyRollback{Version: n, Comment: comment})
+				in := api.PolicyRollback{Version: n, Comment: comment}
+				var res client.PolicyResult
+				err := a.withProof(ctx, c, proofOf(actPolicy, "", in), func(c *client.Client) error {
+					var err error
+					res, err = c.RollbackPolicy(ctx, in)
+					return err
+				})
 				if err != nil {
 					return err
 				}
@@ -406,14 +423,15 @@ func (a *app) usersExemptCmd() *cobra.Command {
 		Short: "Ask for a user to be exempt from the policy until a date (needs a second approver)",
 		Long: `exempt asks for a time-boxed exemption: while it runs, the user counts as
 compliant (enrolment still accepts only keys the policy allows). --until
-takes a date (2026-07-01, midnight UTC) or an RFC 3339 time; --reason is
-required.
+takes a date (2026-07-01, midnight UTC), an RFC 3339 time, or a number of
+days from now (90d); --reason is required.
 
 ` + twoPersonLong,
-		Example: `  keyfleet users exempt alice --until 2026-07-01 --reason "parental leave; key ordered"`,
-		Args:    argNames("USER"),
+		Example: `  keyfleet users exempt alice --until 90d --reason "parental leave; key ordered"
+  keyfleet users exempt alice --until 2027-07-01 --reason "on a ship until July"`,
+		Args: argNames("USER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := parseUntil(until)
+			t, err := parseUntil(until, time.Now())
 			if err != nil {
 				return err
 			}
@@ -429,19 +447,24 @@ required.
 			})
 		},
 	}
-	cmd.Flags().StringVar(&until, "until", "", "when the exemption ends: 2026-07-01 or 2026-07-01T12:00:00Z")
+	cmd.Flags().StringVar(&until, "until", "", "when the exemption ends: 2026-07-01, 2026-07-01T12:00:00Z, or days from now like 90d")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, shown in the user's status and the audit log")
 	return cmd
 }
 
-func parseUntil(s string) (time.Time, error) {
+// parseUntil reads --until: a date (midnight UTC), an RFC 3339 time, or a
+// whole number of days after now ("90d").
+func parseUntil(s string, now time.Time) (time.Time, error) {
 	if s == "" {
-		return time.Time{}, usagef("--until is required: when the exemption ends, like 2026-07-01")
+		return time.Time{}, usagef("--until is required: when the exemption ends, like 2026-07-01 or 90d")
 	}
 	for _, layout := range []string{time.RFC3339, "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t.UTC(), nil
 		}
 	}
-	return time.Time{}, usagef("--until %q is not a date like 2026-07-01 or a time like 2026-07-01T12:00:00Z", s)
+	if n, err := strconv.Atoi(strings.TrimSuffix(s, "d")); err == nil && strings.HasSuffix(s, "d") && n > 0 {
+		return now.UTC().AddDate(0, 0, n).Truncate(time.Second), nil
+	}
+	return time.Time{}, usagef("--until %q is not a date like 2026-07-01, a time like 2026-07-01T12:00:00Z, or days from now like 90d", s)
 }

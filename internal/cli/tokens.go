@@ -15,7 +15,7 @@ import (
 
 func (a *app) tokensCmd() *cobra.Command {
 	cmd := group("tokens", "Create, list and revoke API tokens",
-		"  keyfleet tokens create ci-deploy --user ci-bot --role service --out ci.token\n  keyfleet tokens list --user ci-bot")
+		"  keyfleet tokens create ci-deploy --user ci-bot --role service --ttl 720h --out ci.token\n  keyfleet tokens list --user ci-bot")
 	cmd.AddCommand(a.tokensCreateCmd(), a.tokensListCmd(), a.tokensRevokeCmd())
 	return cmd
 }
@@ -45,8 +45,16 @@ func (a *app) tokensCreateCmd() *cobra.Command {
 		Long: `create makes a bearer token and prints its secret once, on standard
 output, with a warning on standard error. With --out the secret goes only to
 that file (created with mode 0600; an existing file is not overwritten) and
-standard output gets the token's metadata. keyfleetd keeps only a hash.`,
-		Example: `  keyfleet tokens create laptop
+standard output gets the token's metadata. keyfleetd keeps only a hash.
+
+Without --user the token acts as you: it needs a fresh proof with your own
+security key (keyfleet-agent asks for its PIN and touch), and it expires
+(12h by default, at most what the daemon allows; 'keyfleet login --user'
+makes one the same way and saves it). Nobody makes a token that acts as
+another person: --user names a service account, for administrators, and
+such a token should name an expiry (--ttl), or the compliance report flags
+it.`,
+		Example: `  keyfleet tokens create laptop --ttl 8h
   keyfleet tokens create ci-deploy --user ci-bot --role service --ttl 720h --out ci.token`,
 		Args: argNames("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -57,7 +65,12 @@ standard output gets the token's metadata. keyfleetd keeps only a hash.`,
 				}
 			}
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				ct, err := c.CreateToken(ctx, in)
+				var ct api.CreatedToken
+				err := a.withProof(ctx, c, proofOf(actToken, "", in), func(c *client.Client) error {
+					var err error
+					ct, err = c.CreateToken(ctx, in)
+					return err
+				})
 				if err != nil {
 					return err
 				}
@@ -65,9 +78,9 @@ standard output gets the token's metadata. keyfleetd keeps only a hash.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&in.User, "user", "", "the user it acts as, id or username (default: you)")
+	cmd.Flags().StringVar(&in.User, "user", "", "a service account it acts as, id or username (default: you, proved with your key)")
 	cmd.Flags().StringSliceVar(&in.Roles, "role", nil, "narrow it to this role (repeatable; default: all the user's)")
-	cmd.Flags().StringVar(&in.TTL, "ttl", "", "lifetime such as 720h (default: no expiry)")
+	cmd.Flags().StringVar(&in.TTL, "ttl", "", "lifetime such as 8h (default: 12h for your own; none for a service account's)")
 	cmd.Flags().StringVar(&out, "out", "", "write the secret to this new file (mode 0600) instead of printing it")
 	return cmd
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/keyfleet/keyfleet/api"
@@ -32,11 +33,34 @@ func (a *app) printUser(u api.User) error {
 	})
 }
 
+// printUserResult prints the user, and what waits for a second person.
+// With -o json: the user, or the api.Accepted (whose .user is the user as
+// it stands).
+func (a *app) printUserResult(res client.UserResult) error {
+	if res.Accepted == nil {
+		return a.printUser(res.User)
+	}
+	if a.jsonOutput() {
+		return a.printJSON(res.Accepted)
+	}
+	if err := a.printUser(res.User); err != nil {
+		return err
+	}
+	fmt.Fprintln(a.stdout)
+	return a.printAccepted(*res.Accepted)
+}
+
+const grantLong = `A role beyond user (or service) is not granted at once: the user is saved
+without it and keyfleetd opens an approval request; a different person who
+may approve it grants it with 'keyfleet approvals approve ID' and their own
+key. The command prints the user as it stands and that request, and exits 0.`
+
 func (a *app) usersCreateCmd() *cobra.Command {
 	var in api.CreateUser
 	cmd := &cobra.Command{
 		Use:   "create USERNAME",
 		Short: "Create a person or a service account",
+		Long:  "create adds a person or a service account.\n\n" + grantLong,
 		Example: `  keyfleet users create alice --display-name "Alice Liddell" --email alice@example.com --group eng --role user
   keyfleet users create ci-bot --kind service --role service`,
 		Args: argNames("USERNAME"),
@@ -46,11 +70,11 @@ func (a *app) usersCreateCmd() *cobra.Command {
 			}
 			in.Username = args[0]
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				u, err := c.CreateUser(ctx, in)
+				res, err := c.CreateUser(ctx, in)
 				if err != nil {
 					return err
 				}
-				return a.printUser(u)
+				return a.printUserResult(res)
 			})
 		},
 	}
@@ -121,7 +145,12 @@ func (a *app) usersUpdateCmd() *cobra.Command {
 		Use:   "update USER",
 		Short: "Change a user's name, email, groups or roles",
 		Long: `update changes only the fields whose flags are given. --group and --role
-replace the whole list; --group "" empties it.`,
+replace the whole list; --group "" empties it.
+
+Adding a role beyond user, taking someone out of a group or role that a
+stricter policy rule holds, and removing a role so that fewer than two
+people could approve something wait for a second person: the rest of the
+change applies at once, and the command prints the request.`,
 		Example: `  keyfleet users update alice --email alice@new.example.com
   keyfleet users update alice --group eng --group oncall --role user`,
 		Args: argNames("USER"),
@@ -131,11 +160,11 @@ replace the whole list; --group "" empties it.`,
 				return err
 			}
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				u, err := c.UpdateUser(ctx, args[0], in)
+				res, err := c.UpdateUser(ctx, args[0], in)
 				if err != nil {
 					return err
 				}
-				return a.printUser(u)
+				return a.printUserResult(res)
 			})
 		},
 	}
@@ -230,20 +259,24 @@ reason.`,
 type twoPerson struct {
 	use, short, example string
 	call                func(c *client.Client, ctx context.Context, target, reason string) (api.Accepted, error)
+	// withBody, when set, replaces call and adds --replacement-planned
+	// (a factor's revoke and delete).
+	withBody func(c *client.Client, ctx context.Context, target string, in api.StateChange) (api.Accepted, error)
 }
 
 var (
 	userDisable = twoPerson{"disable USER", "Ask for a user to be disabled (needs a second approver)",
-		`  keyfleet users disable bob --reason "left the company"`, (*client.Client).DisableUser}
+		`  keyfleet users disable bob --reason "left the company"`, (*client.Client).DisableUser, nil}
 	userDelete = twoPerson{"delete USER", "Ask for a user to be deleted (needs a second approver)",
-		`  keyfleet users delete bob --reason "duplicate account"`, (*client.Client).DeleteUser}
+		`  keyfleet users delete bob --reason "duplicate account"`, (*client.Client).DeleteUser, nil}
 	userResetMFA = twoPerson{"reset-mfa USER", "Ask for all of a user's factors to be revoked (needs a second approver)",
 		`  keyfleet users reset-mfa alice --reason "lost phone and key; identity checked by helpdesk ticket 4711"`,
-		(*client.Client).ResetUserMFA}
+		(*client.Client).ResetUserMFA, nil}
 )
 
 func (a *app) twoPersonCmd(tp twoPerson) *cobra.Command {
 	var reason string
+	var planned bool
 	cmd := &cobra.Command{
 		Use:     tp.use,
 		Short:   tp.short,
@@ -252,7 +285,13 @@ func (a *app) twoPersonCmd(tp twoPerson) *cobra.Command {
 		Args:    argNames(strings.Fields(tp.use)[1]),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				acc, err := tp.call(c, ctx, args[0], reason)
+				var acc api.Accepted
+				var err error
+				if tp.withBody != nil {
+					acc, err = tp.withBody(c, ctx, args[0], api.StateChange{Reason: reason, ReplacementPlanned: planned})
+				} else {
+					acc, err = tp.call(c, ctx, args[0], reason)
+				}
 				if err != nil {
 					return err
 				}
@@ -261,6 +300,9 @@ func (a *app) twoPersonCmd(tp twoPerson) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the approver and the audit log")
+	if tp.withBody != nil {
+		cmd.Flags().BoolVar(&planned, "replacement-planned", false, "a replacement is arranged: lets the user's last active factor go (the policy refuses it otherwise)")
+	}
 	return cmd
 }
 

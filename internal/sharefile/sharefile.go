@@ -1,6 +1,6 @@
 // Package sharefile writes and reads break-glass share files: one share
 // per file, mode 0600, with a comment saying what it is. keyfleetd init
-// and the keyfleet CLI (rotate, use) share it.
+// and the keyfleet CLI (share, use) share it.
 package sharefile
 
 import (
@@ -27,6 +27,23 @@ func Write(dir, setID string, threshold int, shares []string) ([]string, error) 
 		files = append(files, name)
 	}
 	return files, nil
+}
+
+// WriteOne writes one holder's share to a new file (mode 0600), which
+// must not exist yet: a share is never written over another file.
+func WriteOne(path, setID string, threshold int, share string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	text := fmt.Sprintf("# keyfleet break-glass share (set %s; any %d open one emergency admin session).\n"+
+		"# Yours alone: keep it offline, apart from the other holders' shares.\n%s\n", setID, threshold, share)
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
 }
 
 // Read returns the share in a file: its last line that is not a comment.

@@ -59,7 +59,36 @@ func (a *slogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if a.name != "" {
 		l = l.With("logger", a.name)
 	}
-	l.Log(context.Background(), toSlog(level), msg, append(a.args[:len(a.args):len(a.args)], args...)...)
+	all := append(a.args[:len(a.args):len(a.args)], args...)
+	l.Log(context.Background(), toSlog(level), msg, renameKeys(all, goPluginKeys)...)
+}
+
+// goPluginKeys are keys go-plugin logs with that the host's logger already
+// carries: its "plugin" is the binary's path ("plugin process exited").
+var goPluginKeys = map[string]string{"plugin": "path"}
+
+// reservedKeys are keys the daemon's log lines carry themselves: a plugin's
+// own attributes may not repeat them (a JSON line with two "plugin" keys
+// is read differently by different tools, and a plugin could claim to be
+// another). They are renamed with a plugin_ prefix.
+var reservedKeys = map[string]string{
+	"time": "plugin_time", "level": "plugin_level", "msg": "plugin_msg", "source": "plugin_source",
+	"plugin": "plugin_plugin", "component": "plugin_component", "logger": "plugin_logger",
+}
+
+// renameKeys returns the key/value list args with the keys in rename
+// replaced.
+func renameKeys(args []any, rename map[string]string) []any {
+	out := make([]any, len(args))
+	copy(out, args)
+	for i := 0; i+1 < len(out); i += 2 {
+		if k, ok := out[i].(string); ok {
+			if to, hit := rename[k]; hit {
+				out[i] = to
+			}
+		}
+	}
+	return out
 }
 
 func (a *slogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }

@@ -101,6 +101,10 @@ func (h *Host) Load(ctx context.Context) ([]sdk.Factor, error) {
 	var out []sdk.Factor
 	kinds := map[string]string{}
 	for _, p := range h.cfg.Plugins {
+		// Every pinned plugin has its series from the start, so alerts on
+		// increase() see the first restart or refusal.
+		h.metrics.restarts.WithLabelValues(p.Name)
+		h.metrics.refused.WithLabelValues(p.Name)
 		m, err := h.load(ctx, p)
 		if err != nil {
 			h.refuse(p.Name, err.Error())

@@ -118,7 +118,7 @@ func parseHCLogJSON(b []byte) (msg string, level slog.Level, attrs []any, ok boo
 	for _, k := range keys {
 		attrs = append(attrs, k, raw[k])
 	}
-	return msg, level, attrs, true
+	return msg, level, renameKeys(attrs, reservedKeys), true
 }
 
 func levelOf(s string) slog.Level {

@@ -56,3 +56,38 @@ func FuzzPluginStderr(f *testing.F) {
 		w.Write([]byte("\n"))
 	})
 }
+
+// countKey counts how often "key": appears at the top level of a JSON log
+// line (keys of nested objects are not at the line's top level here).
+func countKey(line, key string) int { return strings.Count(line, `"`+key+`":`) }
+
+// A plugin writes a JSON log line that claims to come from another plugin
+// and repeats the daemon's own keys. Each key appears once in the daemon's
+// log: the line is attributed to the plugin that wrote it.
+func TestAPluginCannotRepeatTheDaemonsLogKeys(t *testing.T) {
+	var out bytes.Buffer
+	base := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "plugins", "plugin", "keyfleet-plugin-mine")
+	w := newPluginStderr(base)
+	w.Write([]byte(`{"@level":"info","@message":"hello","plugin":"keyfleet-plugin-other","msg":"forged","level":"ERROR","component":"core","time":"1999"}` + "\n"))
+	line := strings.TrimSpace(out.String())
+	for _, k := range []string{"plugin", "msg", "level", "component", "time"} {
+		if n := countKey(line, k); n != 1 {
+			t.Errorf("%q appears %d times in %s", k, n, line)
+		}
+	}
+	if !strings.Contains(line, `"plugin":"keyfleet-plugin-mine"`) || !strings.Contains(line, `"plugin_plugin":"keyfleet-plugin-other"`) {
+		t.Errorf("the line is not attributed to its plugin: %s", line)
+	}
+}
+
+// go-plugin's own lines ("plugin process exited") carry the binary's path
+// under "plugin": the host's logger already names the plugin.
+func TestGoPluginsLinesNameThePluginOnce(t *testing.T) {
+	var out bytes.Buffer
+	base := slog.New(slog.NewJSONHandler(&out, nil)).With("plugin", "keyfleet-plugin-totp")
+	newHCLog(base).Info("plugin process exited", "plugin", "/usr/lib/keyfleet/plugins/keyfleet-plugin-totp", "id", 42)
+	line := out.String()
+	if countKey(line, "plugin") != 1 || !strings.Contains(line, `"path":"/usr/lib/keyfleet/plugins/keyfleet-plugin-totp"`) {
+		t.Fatalf("%s", line)
+	}
+}

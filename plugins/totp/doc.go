@@ -18,7 +18,10 @@
 //
 // Policy may set, through the enrolment's Options: "algorithm" (SHA1,
 // SHA256, SHA512; default SHA1), "digits" (6 or 8; default 6), "period"
-// (seconds, 15 to 120; default 30) and "issuer" (default "keyfleet").
+// (seconds, 15 to 120; default 30) and "issuer" (default "keyfleet"); any
+// other option is refused, so a mistyped one is not silently dropped. The
+// daemon fills them from the policy and from what the enrolment's creator
+// asked within it (docs/policy.md).
 // Codes are computed by github.com/pquerna/otp (RFC 4226 §5.3 dynamic
 // truncation over the RFC 6238 time-step counter).
 package totp

@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,10 +37,19 @@ const (
 
 var seedEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
+// enrolOptions are the options a TOTP enrolment takes.
+var enrolOptions = []string{"algorithm", "digits", "period", "issuer"}
+
 // parseOptions reads policy's options into the parameters of a new state.
-// Returns sdk.ErrInvalidRequest for a value it does not accept.
+// Returns sdk.ErrInvalidRequest for an option it does not know or a value
+// it does not accept.
 func parseOptions(opts map[string]string) (state, error) {
 	st := state{Algorithm: "SHA1", Digits: 6, Period: 30}
+	for k := range opts {
+		if !slices.Contains(enrolOptions, k) {
+			return state{}, fmt.Errorf("%w: totp has no option %q; its options are %s", sdk.ErrInvalidRequest, k, strings.Join(enrolOptions, ", "))
+		}
+	}
 	if v, ok := opts["algorithm"]; ok {
 		st.Algorithm = strings.ToUpper(strings.ReplaceAll(v, "-", ""))
 	}

@@ -146,6 +146,7 @@ func TestEnrolmentOptions(t *testing.T) {
 		{"7 digits are refused", map[string]string{"digits": "7"}, sdk.ErrInvalidRequest, nil},
 		{"a 5 second period is refused", map[string]string{"period": "5"}, sdk.ErrInvalidRequest, nil},
 		{"a period that is not a number is refused", map[string]string{"period": "soon"}, sdk.ErrInvalidRequest, nil},
+		{"an option TOTP does not have is refused", map[string]string{"pin_policy": "never"}, sdk.ErrInvalidRequest, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

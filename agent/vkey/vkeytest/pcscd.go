@@ -1,6 +1,6 @@
 // Package vkeytest runs the real PC/SC stack for tests: a private pcscd
-// whose readers are vpcd slots on loopback ports, and virtual YubiKeys
-// (package vkey) plugged into them.
+// whose readers are vpcd readers on loopback ports, one slot each (see
+// oneSlotDriver), and virtual YubiKeys (package vkey) plugged into them.
 //
 // Only one pcscd can run on a machine (it owns /run/pcscd/pcscd.comm), and
 // go test runs packages in parallel processes, so StartPCSCD takes a
@@ -35,9 +35,16 @@ var ErrNotInstalled = errors.New("pcscd and vsmartcard-vpcd are not installed (r
 // ErrBusy: another pcscd, not started by this package, owns the socket.
 var ErrBusy = errors.New("another pcscd is running on this machine")
 
-// ReaderName is the friendly name of the private reader. ykman lists only
-// readers whose name contains "Yubico" or "YubiKey".
+// ReaderName is the friendly name of the first reader, where a virtual
+// YubiKey sits as a USB one does. ykman lists only readers whose name
+// contains "Yubico" or "YubiKey".
 const ReaderName = "Yubico YubiKey OTP+FIDO+CCID (keyfleet vkey)"
+
+// SpareReaderName is the second reader's: not a YubiKey's, as a laptop's
+// built-in smart card reader, so that a bare `ykman info` finds the one
+// key in the first reader (ykman counts every Yubico-named reader, empty
+// or not).
+const SpareReaderName = "keyfleet vkey spare reader"
 
 // Slot is one place for a card: its PC/SC reader name and the loopback
 // port the card connects to.
@@ -46,21 +53,24 @@ type Slot struct {
 	Port   int
 }
 
-// PCSCD is a private pcscd with one vpcd reader. A vpcd reader has two
-// slots, on its port and the next one. (Several vpcd readers in one pcscd
-// stall its polling thread: Debian's vpcd 0.8 blocks in accept. Two slots
-// of one reader do not.)
+// PCSCD is a private pcscd with two readers, Slots[0] named as a YubiKey's
+// and Slots[1] a spare. Each reader has one slot (see oneSlotDriver), so
+// one plugged key shows one reader name, as a USB YubiKey does. When the
+// one-slot copy of the driver cannot be made, the readers are the two
+// slots of one stock vpcd reader, both Yubico-named, and OneSlot says why
+// not.
 type PCSCD struct {
 	Slots []Slot
-	cmd   *exec.Cmd
-	dir   string
-	lock  *os.File
-	done  chan error
+	// OneSlot is nil when every reader has one slot, else why not.
+	OneSlot error
+	cmd     *exec.Cmd
+	dir     string
+	lock    *os.File
+	done    chan error
 }
 
-// StartPCSCD starts pcscd with one vpcd reader (two slots) and waits until
-// its socket answers. Errors wrap ErrNotInstalled or ErrBusy, or are the
-// start's.
+// StartPCSCD starts pcscd with its two readers and waits until its socket
+// answers. Errors wrap ErrNotInstalled or ErrBusy, or are the start's.
 func StartPCSCD() (*PCSCD, error) {
 	bin, err := exec.LookPath("pcscd")
 	if err != nil {
@@ -108,7 +118,7 @@ func (p *PCSCD) start(bin string) error {
 	if err := p.writeConfig(); err != nil {
 		return err
 	}
-	p.cmd = exec.Command(bin, "-f", "-c", dir)
+	p.cmd = exec.Command(bin, "-f", "-c", filepath.Join(dir, "conf"))
 	if logPath := os.Getenv("KEYFLEET_PCSCD_LOG"); logPath != "" {
 		// Debugging: pcscd logs every APDU and its reader activity.
 		p.cmd.Args = append(p.cmd.Args, "-a", "-d")
@@ -124,19 +134,45 @@ func (p *PCSCD) start(bin string) error {
 	return p.waitReady(5 * time.Second)
 }
 
+// writeConfig writes the reader configuration folder: two one-slot
+// readers on their own copies of the driver, or one stock two-slot reader.
 func (p *PCSCD) writeConfig() error {
 	port, err := freePortPair()
 	if err != nil {
 		return err
 	}
-	conf := fmt.Sprintf("FRIENDLYNAME \"%s\"\nDEVICENAME /dev/null:%d\nLIBPATH %s\nCHANNELID %d\n",
-		ReaderName, port, vpcdDriver, port)
+	conf := filepath.Join(p.dir, "conf")
+	if err := os.Mkdir(conf, 0o700); err != nil {
+		return err
+	}
+	p.Slots = []Slot{{ReaderName + " 00 00", port}, {SpareReaderName + " 00 00", port + 1}}
+	for i, name := range []string{ReaderName, SpareReaderName} {
+		lib := filepath.Join(p.dir, fmt.Sprintf("libifdvpcd-%d.so", i))
+		if p.OneSlot = oneSlotDriver(lib); p.OneSlot != nil {
+			break
+		}
+		if err := writeReader(conf, i, name, lib, port+i); err != nil {
+			return err
+		}
+	}
+	if p.OneSlot == nil {
+		return nil
+	}
+	os.RemoveAll(conf)
+	if err := os.Mkdir(conf, 0o700); err != nil {
+		return err
+	}
 	p.Slots = []Slot{{ReaderName + " 00 00", port}, {ReaderName + " 00 01", port + 1}}
-	return os.WriteFile(filepath.Join(p.dir, "vpcd"), []byte(conf), 0o600)
+	return writeReader(conf, 0, ReaderName, vpcdDriver, port)
 }
 
-// freePortPair finds a free port P with P+1 free too: each vpcd entry
-// opens two slots, on its port and the next one.
+func writeReader(dir string, i int, name, lib string, port int) error {
+	conf := fmt.Sprintf("FRIENDLYNAME \"%s\"\nDEVICENAME /dev/null:%d\nLIBPATH %s\nCHANNELID %d\n", name, port, lib, port)
+	return os.WriteFile(filepath.Join(dir, fmt.Sprintf("vpcd-%d", i)), []byte(conf), 0o600)
+}
+
+// freePortPair finds a free port P with P+1 free too: the two readers
+// listen on them (or a stock vpcd reader's two slots do).
 func freePortPair() (int, error) {
 	for range 100 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -28,7 +28,10 @@ func (Kind) Describe(context.Context) (sdk.Info, error) {
 
 // BeginEnrol asks for nothing but the challenge.
 func (Kind) BeginEnrol(_ context.Context, req sdk.BeginEnrolRequest) (sdk.BeginEnrolResponse, error) {
-	return sdk.BeginEnrolResponse{Params: map[string]string{"slot": "9a"}, State: []byte("begun:" + req.EnrolmentID)}, nil
+	// Display stands for what a TOTP enrolment shows its holder (the
+	// seed's URI): a secret that must reach only them.
+	return sdk.BeginEnrolResponse{Params: map[string]string{"slot": "9a"}, State: []byte("begun:" + req.EnrolmentID),
+		Display: map[string]string{"secret_uri": "test://seed/" + req.EnrolmentID}}, nil
 }
 
 type enrolResponse struct {

@@ -31,6 +31,9 @@ type Config struct {
 	// Roots are extra trusted attestation roots, in addition to Yubico's
 	// FIDO roots.
 	Roots []*x509.Certificate
+	// RootsFunc, when set, is asked for the extra roots at each
+	// registration instead of Roots (keyfleetd reloads them on SIGHUP).
+	RootsFunc func() []*x509.Certificate
 	// Now is the clock used when a request carries no time. Default
 	// time.Now.
 	Now func() time.Time
@@ -98,6 +101,14 @@ func New(cfg Config) (*Factor, error) {
 	}
 	cfg.Origins = slices.Clone(cfg.Origins)
 	return &Factor{cfg: cfg}, nil
+}
+
+// roots are the extra trusted roots now.
+func (f *Factor) roots() []*x509.Certificate {
+	if f.cfg.RootsFunc != nil {
+		return f.cfg.RootsFunc()
+	}
+	return f.cfg.Roots
 }
 
 // Describe says what the kind needs.

@@ -316,3 +316,30 @@ func TestNewAndBeginEnrolValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestTheAgentClaimsTheOriginThePromptNames: keyfleetd behind an origin
+// with a port (https://localhost:8443 in make run) names it in the
+// prompt, and the agent, which is no browser, claims it: "https://" +
+// rpId alone would be refused as another origin.
+func TestTheAgentClaimsTheOriginThePromptNames(t *testing.T) {
+	ca, _ := softfido2.NewCA()
+	f := newKind(t, Config{Roots: roots(ca)})
+	key := newSoft(t, ca, softfido2.SoftOptions{Serial: 41000009})
+	state := enrolSoft(t, f, key)
+	begun, err := f.BeginVerify(ctx, sdk.BeginVerifyRequest{State: state, Challenge: random(t, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts api.FIDO2RequestOptions
+	if err := json.Unmarshal(begun.Prompt, &opts); err != nil || opts.Origin != origin {
+		t.Fatalf("the prompt names origin %q, want %q (%v)", opts.Origin, origin, err)
+	}
+	resp, err := agent.Keys{FIDO2: key}.Answer(api.VerificationFactor{Kind: "fido2", Prompt: begun.Prompt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.FinishVerify(ctx, sdk.FinishVerifyRequest{State: state, Session: begun.Session, Response: resp})
+	if err != nil || !res.OK {
+		t.Fatalf("an assertion claiming the prompt's origin: %+v %v", res, err)
+	}
+}

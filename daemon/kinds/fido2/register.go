@@ -51,7 +51,7 @@ func (f *Factor) FinishEnrol(_ context.Context, req sdk.FinishEnrolRequest) (sdk
 	}
 	ev, err := attest.VerifyFIDO2(reg.Response.AttestationObject, reg.Response.ClientDataJSON, attest.FIDO2Expectation{
 		Challenge: req.Challenge, Origins: f.cfg.Origins, RPID: f.cfg.RPID, Time: f.now(req.Now),
-		Roots: f.cfg.Roots, RequireUserVerification: st.UserVerification == "required",
+		Roots: f.roots(), RequireUserVerification: st.UserVerification == "required",
 	})
 	if err != nil {
 		return sdk.FinishEnrolResponse{}, rejected("%v", err)

@@ -44,6 +44,9 @@ func (f *Factor) BeginVerify(_ context.Context, req sdk.BeginVerifyRequest) (sdk
 		Challenge: req.Challenge, Timeout: f.timeoutMS(), RPID: f.cfg.RPID,
 		AllowCredentials: []api.FIDO2CredentialDescriptor{{Type: "public-key", ID: st.CredentialID}},
 		UserVerification: f.userVerification(st),
+		// What the agent claims; "https://RP-ID" would miss an origin
+		// with a port (https://localhost:8443).
+		Origin: f.cfg.Origins[0],
 	})
 	if err != nil {
 		return sdk.BeginVerifyResponse{}, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -101,7 +102,7 @@ func (f *Factor) verifyAttestation(slot, dev *x509.Certificate, p api.PIVEnrolme
 		}
 		expected = k
 	}
-	ev, err := attest.VerifyPIV(slot, dev, attest.PIVOptions{Time: now, Roots: f.cfg.Roots, ExpectedPublicKey: expected})
+	ev, err := attest.VerifyPIV(slot, dev, attest.PIVOptions{Time: now, Roots: f.roots(), ExpectedPublicKey: expected})
 	if err != nil {
 		return nil, rejected("%v", err)
 	}
@@ -125,4 +126,17 @@ func enrolled(ev *attest.Evidence, handover bool) (sdk.FinishEnrolResponse, erro
 		State: state, Public: pub, Evidence: evidence, Pending: handover,
 		Device: &sdk.Device{Vendor: ev.Vendor, Model: ev.Model, Serial: strconv.FormatUint(uint64(ev.Serial), 10), Firmware: ev.Firmware},
 	}, nil
+}
+
+// CheckDevice (core.DeviceChecker) verifies a key's F9 device attestation certificate against
+// the roots FinishEnrol will trust, for the enrolment pre-flight: an
+// agent asks before it changes the key. It returns the firmware the
+// certificate names.
+func (f *Factor) CheckDevice(deviceCert []byte, at time.Time) (string, error) {
+	cert, err := x509.ParseCertificate(deviceCert)
+	if err != nil {
+		return "", fmt.Errorf("the key's device certificate does not parse: %w", err)
+	}
+	fw, _, err := attest.VerifyPIVDevice(cert, attest.PIVOptions{Time: f.now(at), Roots: f.cfg.Roots})
+	return fw, err
 }

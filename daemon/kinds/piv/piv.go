@@ -18,6 +18,9 @@ const Kind = "piv"
 type Config struct {
 	// Roots are extra trusted attestation roots, in addition to Yubico's.
 	Roots []*x509.Certificate
+	// RootsFunc, when set, is asked for the extra roots at each enrolment
+	// instead of Roots (keyfleetd reloads them on SIGHUP).
+	RootsFunc func() []*x509.Certificate
 	// Now is the clock used when a request carries no time. Default
 	// time.Now.
 	Now func() time.Time
@@ -70,6 +73,14 @@ func (f *Factor) Describe(context.Context) (sdk.Info, error) {
 		},
 		VerifyInputs: []sdk.Input{{Name: "signature", Description: "signature over SHA-256(challenge) by the slot key (base64)"}},
 	}, nil
+}
+
+// roots are the extra trusted roots now.
+func (f *Factor) roots() []*x509.Certificate {
+	if f.cfg.RootsFunc != nil {
+		return f.cfg.RootsFunc()
+	}
+	return f.cfg.Roots
 }
 
 func (f *Factor) now(t time.Time) time.Time {

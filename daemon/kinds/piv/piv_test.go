@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -120,6 +121,10 @@ func checkVerify(t *testing.T, f *Factor, state []byte, key crypto.Signer) {
 	var prompt api.PIVChallenge
 	if err := json.Unmarshal(begun.Prompt, &prompt); err != nil || prompt.Slot != "9a" {
 		t.Fatalf("prompt %s", begun.Prompt)
+	}
+	spki, _ := x509.MarshalPKIXPublicKey(key.Public())
+	if id := sha256.Sum256(spki); prompt.KeySHA256 != hex.EncodeToString(id[:]) {
+		t.Fatalf("the prompt names key %s, not the enrolled one", prompt.KeySHA256)
 	}
 	good, _ := json.Marshal(api.PIVAssertion{Signature: sign(t, key, prompt.Challenge)})
 	res, err := f.FinishVerify(ctx, sdk.FinishVerifyRequest{State: state, Session: begun.Session, Response: good})

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 
 	"github.com/keyfleet/keyfleet/api"
@@ -53,7 +54,8 @@ func (f *Factor) BeginVerify(_ context.Context, req sdk.BeginVerifyRequest) (sdk
 	if len(req.Challenge) < 16 {
 		return sdk.BeginVerifyResponse{}, invalid("a piv verification needs a challenge of at least 16 bytes")
 	}
-	prompt, err := json.Marshal(api.PIVChallenge{Challenge: req.Challenge, Slot: st.Slot})
+	keyID := sha256.Sum256(st.PublicKey)
+	prompt, err := json.Marshal(api.PIVChallenge{Challenge: req.Challenge, Slot: st.Slot, KeySHA256: hex.EncodeToString(keyID[:])})
 	if err != nil {
 		return sdk.BeginVerifyResponse{}, err
 	}

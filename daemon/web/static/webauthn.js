@@ -44,8 +44,10 @@
     return out;
   }
 
-  async function post(url, body) {
-    const res = await fetch(url, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() }, body: JSON.stringify(body || {}) });
+  async function post(url, body, proof) {
+    const headers = { "Content-Type": "application/json", "X-CSRF-Token": csrf() };
+    if (proof) headers["Keyfleet-Proof"] = b64u.encode(new TextEncoder().encode(JSON.stringify(proof)));
+    const res = await fetch(url, { method: "POST", credentials: "same-origin", headers, body: JSON.stringify(body || {}) });
     const data = await res.json().catch(() => ({ error: "The server did not answer. Try again." }));
     if (!res.ok) throw new Error(data.error || "Refused.");
     return data;
@@ -96,6 +98,41 @@
     return post(prefix + "/finish", { label: label, credential: credentialJSON(cred) });
   }
 
+  // prove asks for a challenge bound to one action (approving this
+  // request, applying this document…) and answers it with the user's key;
+  // the answer goes with that action. The key's signature covers the
+  // action, so it allows nothing else.
+  async function prove(action, subject, request) {
+    const begun = await post("/proof/begin", { action: action, subject: subject || "", request: request });
+    live("Touch your security key to confirm: " + begun.summary);
+    let factor, cred;
+    if (begun.options && begun.credentials) {
+      cred = await navigator.credentials.get({ publicKey: requestOptions(begun.options) });
+      factor = begun.credentials[cred.id];
+      if (!factor) throw new Error("That key is not registered to you. Try another key.");
+    } else {
+      const f = begun.factors[0];
+      cred = await navigator.credentials.get({ publicKey: requestOptions(f.options) });
+      factor = f.factor_id;
+    }
+    return { id: begun.id, factor_id: factor, response: credentialJSON(cred) };
+  }
+
+  // requestOf builds the body an action will send from its form: the
+  // form's data-request JSON, plus the fields data-fields names
+  // ("name", "name:bool", "name:int1" = a number, 1 when absent).
+  function requestOf(form) {
+    const out = form.dataset.request ? JSON.parse(form.dataset.request) : {};
+    (form.dataset.fields || "").split(",").filter(Boolean).forEach((spec) => {
+      const [name, type] = spec.split(":");
+      const el = form.elements[name];
+      if (type === "bool") out[name] = !!(el && el.checked);
+      else if (type === "int1") out[name] = el ? parseInt(el.value, 10) || 1 : 1;
+      else if (el && el.value !== "") out[name] = el.value;
+    });
+    return out;
+  }
+
   async function stepUp() {
     await verify("/stepup", {});
     document.querySelector('meta[name="stepped-up"]').content = "yes";
@@ -105,8 +142,11 @@
     signin: (form) => verify("/signin", { username: form.username.value.trim() }, form.querySelector(".choices")),
     welcome: (form) => register("/welcome", { code: form.code.value.trim() }, form.label.value),
     register: async (form) => {
-      if (document.querySelector('meta[name="stepped-up"]').content !== "yes") await stepUp();
-      return register("/me/keys", {}, form.label.value);
+      const proof = await prove("factor.add", form.dataset.subject, requestOf(form));
+      const begun = await post("/me/keys/begin", {}, proof);
+      live("Touch your new security key to register it.");
+      const cred = await navigator.credentials.create({ publicKey: creationOptions(begun.options) });
+      return post("/me/keys/finish", { label: form.label.value, credential: credentialJSON(cred) });
     },
   };
 
@@ -144,6 +184,22 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll("form[data-webauthn]").forEach((form) => guard(form, flows[form.dataset.webauthn]));
+    // Actions bound to a proof: answer a challenge for this one action
+    // with the key, then submit the form with the answer.
+    document.querySelectorAll("form[data-proof]").forEach((form) => {
+      form.addEventListener("submit", async (ev) => {
+        if (form.elements.proof.value) return;
+        ev.preventDefault();
+        if (!form.reportValidity()) return;
+        try {
+          const answer = await prove(form.dataset.proof, form.dataset.subject, requestOf(form));
+          form.elements.proof.value = JSON.stringify(answer);
+          form.submit();
+        } catch (err) {
+          live(err && err.name === "NotAllowedError" ? "The key did not answer or the request was cancelled. Try again." : "Confirmation with your key failed: " + (err.message || err));
+        }
+      });
+    });
     // Sensitive forms: confirm with the key first, then submit for real.
     document.querySelectorAll("form.needs-stepup").forEach((form) => {
       form.addEventListener("submit", async (ev) => {

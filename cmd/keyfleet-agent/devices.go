@@ -1,64 +1,33 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/keyfleet/keyfleet/agent"
 	agentfido2 "github.com/keyfleet/keyfleet/agent/fido2"
 	agentpiv "github.com/keyfleet/keyfleet/agent/piv"
-	"github.com/keyfleet/keyfleet/api/client"
 )
-
-const usage = `usage:
-  keyfleet-agent devices                                  list connected YubiKeys
-  keyfleet-agent provision --user NAME [--piv] [--fido2]  provision a key for a user (IT desk)
-  keyfleet-agent provision --batch users.csv [--fido2]    provision keys for a list of users
-  keyfleet-agent enroll --code CODE [--piv] [--fido2]     enrol your own key with a one-time code
-  keyfleet-agent activate                                 replace a hand-over PIN, activate the factor
-  keyfleet-agent verify --user NAME                       prove possession of an enrolled key
-Run a command with -h for its flags.`
 
 // opener is swapped by tests; the default speaks PC/SC.
 var opener agent.PIVOpener = agentpiv.Opener{}
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return 2
+func (a *app) devicesCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "devices",
+		Short: "List the connected YubiKeys and the applets that answer",
+		Long: `devices prints one line per key in a PC/SC reader (reader, serial, firmware,
+form factor, and the applets that answer: piv, management, fido2), then one
+line per FIDO2 key found on USB HID (path, product, AAGUID, CTAP versions).
+It needs pcscd running; it talks to no keyfleetd.`,
+		Example: "  keyfleet-agent devices",
+		Args:    noArgs,
+		RunE:    func(*cobra.Command, []string) error { return devices(a.stdout) },
 	}
-	var err error
-	switch args[0] {
-	case "devices":
-		err = devices(stdout)
-	case "provision":
-		err = provision(ctx, args[1:], stdout, stderr, getenv)
-	case "enroll", "enrol":
-		err = enroll(ctx, args[1:], stdout, stderr, getenv)
-	case "activate":
-		err = activate(ctx, args[1:], stdout, stderr, getenv)
-	case "verify":
-		err = verify(ctx, args[1:], stdout, stderr, getenv)
-	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintln(stderr, usage)
-		return 2
-	}
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case err != nil:
-		fmt.Fprintln(stderr, "keyfleet-agent:", err)
-		return 1
-	}
-	return 0
 }
 
 // devices lists every key: through PC/SC (piv-go), with the applets
@@ -117,23 +86,6 @@ func hidDevices(stdout io.Writer) int {
 		fmt.Fprintf(stdout, "%s\tFIDO2 (USB HID)\t%s\taaguid %x\tversions %s\n", p, info.Product, info.AAGUID, strings.Join(info.Versions, ","))
 	}
 	return len(paths)
-}
-
-func daemonClient(f commonFlags) (*client.Client, error) {
-	if f.server == "" || f.tokenFile == "" {
-		return nil, errors.New("give --server and --token-file (or KEYFLEET_SERVER and KEYFLEET_TOKEN_FILE)")
-	}
-	tok, err := os.ReadFile(f.tokenFile)
-	if err != nil {
-		return nil, fmt.Errorf("reading the token: %w", err)
-	}
-	var ca []byte
-	if f.caFile != "" {
-		if ca, err = os.ReadFile(f.caFile); err != nil {
-			return nil, fmt.Errorf("reading the CA file: %w", err)
-		}
-	}
-	return client.New(client.Config{Server: f.server, Token: strings.TrimSpace(string(tok)), CAPEM: ca})
 }
 
 func readPIN(path string) (string, error) {

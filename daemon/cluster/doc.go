@@ -1,0 +1,16 @@
+// Package cluster is what several keyfleetd on one PostgreSQL database
+// share besides the store:
+//
+//   - leadership ([Elector]): one keyfleetd at a time holds a PostgreSQL
+//     advisory lock on a connection of its own and runs what must run
+//     once (the event sinks, the sweeps, the compliance gauges); when it
+//     dies its session ends, the lock is free, and another takes over,
+//     resuming the sinks from their stored cursors;
+//   - web sessions ([Sessions], a web.SessionStore): a browser signed in
+//     through one keyfleetd is signed in on all of them;
+//   - attempt counters ([Attempts]): the per-client limits on guessing
+//     codes and passes count across every keyfleetd.
+//
+// Records are sealed under the store key as the store's are (a dump shows
+// no session, username or client address).
+package cluster

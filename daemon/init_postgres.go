@@ -1,0 +1,39 @@
+package daemon
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"os"
+	"path/filepath"
+
+	"github.com/keyfleet/keyfleet/daemon/store"
+	"github.com/keyfleet/keyfleet/daemon/store/postgres"
+)
+
+func postgresDSNPath(dir string) string { return filepath.Join(dir, "keys", "postgres.dsn") }
+
+// openInitStore opens the store init bootstraps: DIR/store, or the
+// PostgreSQL database (migrated first), whose DSN it writes to
+// DIR/keys/postgres.dsn.
+func openInitStore(ctx context.Context, o InitOptions, storeKey []byte) (backend, error) {
+	if o.PostgresDSN == "" {
+		// A few records: the smallest memtable, and no reserve, so that
+		// init runs on a small disk that serve is configured for.
+		return store.Open(store.Options{Dir: storeDir(o.Dir), EncryptionKey: storeKey, MemTableSize: 1 << 20, Reserve: 1})
+	}
+	if err := os.WriteFile(postgresDSNPath(o.Dir), []byte(o.PostgresDSN+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return postgres.Open(ctx, postgres.Options{DSN: o.PostgresDSN, StoreKey: storeKey})
+}
+
+// postgresConfig turns the default configuration file into one for the
+// PostgreSQL backend init was given.
+func postgresConfig(text string, o InitOptions) string {
+	if o.PostgresDSN == "" {
+		return text
+	}
+	text = strings.Replace(text, "  backend: badger ", "  backend: postgres", 1)
+	return strings.Replace(text, "    dsn_file: \"\" ", "    dsn_file: "+strconv.Quote(postgresDSNPath(o.Dir)), 1)
+}

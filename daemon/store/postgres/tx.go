@@ -1,0 +1,285 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/core"
+)
+
+// How a read-write transaction finds collisions, as Badger's does: it
+// runs at READ COMMITTED and notes the row version (xmin) of every record
+// it reads. A record it then writes is written only if its version is
+// still the one read (else errConflict, and Update runs fn again); at
+// commit, every record read and not written is checked again, and share-
+// locked until the commit, so that no concurrent transaction changes what
+// this one decided on. Two transactions that each read what the other
+// writes cannot both commit.
+
+type dbtx interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+type rowKey struct {
+	t *table
+	k string
+}
+
+// tracker is a read-write transaction's read and write sets.
+type tracker struct {
+	reads map[rowKey]string // xmin as read; "" when the record was absent
+	wrote map[rowKey]bool
+	// hot are records an earlier attempt collided on: this attempt reads
+	// them FOR UPDATE, so that a record many write at once (a counter)
+	// is taken in turn instead of colliding again and again.
+	hot map[rowKey]bool
+}
+
+// conflictError names the record a collision was found on. It wraps
+// errConflict.
+type conflictError struct{ rk rowKey }
+
+func (e *conflictError) Error() string {
+	return errConflict.Error() + ": " + e.rk.t.name + " " + e.rk.k
+}
+func (e *conflictError) Unwrap() error { return errConflict }
+
+type readTx struct {
+	ctx   context.Context
+	s     *Store
+	q     dbtx
+	track *tracker // nil in View
+	err   *error   // the first failed statement (read-write only)
+}
+
+type tx struct {
+	readTx
+	ptx    pgx.Tx
+	events []*audit.Event
+	err    error
+}
+
+var (
+	_ core.ReadTx = (*readTx)(nil)
+	_ core.Tx     = (*tx)(nil)
+)
+
+func newTx(ctx context.Context, s *Store, ptx pgx.Tx, hot map[rowKey]bool) *tx {
+	t := &tx{ptx: ptx}
+	t.readTx = readTx{ctx: ctx, s: s, q: ptx, track: &tracker{reads: map[rowKey]string{}, wrote: map[rowKey]bool{}, hot: hot}, err: &t.err}
+	return t
+}
+
+// fail remembers a failed statement: PostgreSQL refuses every further
+// statement of the transaction, so it must not commit even if fn goes on.
+func (r *readTx) fail(err error) error {
+	if r.err != nil && *r.err == nil {
+		var nf *core.NotFoundError
+		if !errors.As(err, &nf) && !errors.Is(err, core.ErrAlreadyExists) {
+			*r.err = err
+		}
+	}
+	return err
+}
+
+func (r *readTx) noteRead(t *table, k, xmin string) {
+	if r.track == nil {
+		return
+	}
+	rk := rowKey{t, k}
+	if r.track.wrote[rk] {
+		return
+	}
+	if _, ok := r.track.reads[rk]; !ok {
+		r.track.reads[rk] = xmin
+	}
+}
+
+// getRaw reads and opens one record; *core.NotFoundError when absent.
+func (r *readTx) getRaw(t *table, k, kind, ref string) ([]byte, error) {
+	var xmin string
+	var sealed []byte
+	sql := t.get
+	if r.track != nil && r.track.hot[rowKey{t, k}] {
+		sql = t.getLock
+	}
+	err := r.q.QueryRow(r.ctx, sql, k).Scan(&xmin, &sealed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		r.noteRead(t, k, "")
+		return nil, &core.NotFoundError{Kind: kind, Ref: ref}
+	}
+	if err != nil {
+		return nil, r.fail(fmt.Errorf("reading %s %s: %w", kind, ref, err))
+	}
+	r.noteRead(t, k, xmin)
+	return r.s.box.open(t.name, k, sealed)
+}
+
+func get[T any](r *readTx, t *table, k, kind, ref string) (T, error) {
+	var v T
+	b, err := r.getRaw(t, k, kind, ref)
+	if err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, fmt.Errorf("decoding %s %s: %w", kind, ref, err)
+	}
+	return v, nil
+}
+
+// put writes v under k with the index column values cols. A record this
+// transaction read is written only if it has not changed since.
+func (t *tx) put(tb *table, k string, v any, cols ...any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding %s %s: %w", tb.name, k, err)
+	}
+	return t.putRaw(tb, k, b, cols...)
+}
+
+func (t *tx) putRaw(tb *table, k string, plain []byte, cols ...any) error {
+	args := append(append([]any{k}, cols...), t.s.box.seal(tb.name, k, plain))
+	rk := rowKey{tb, k}
+	read, wasRead := t.track.reads[rk]
+	var tag pgconn.CommandTag
+	var err error
+	switch {
+	case t.track.wrote[rk] || !wasRead:
+		tag, err = t.ptx.Exec(t.ctx, tb.upsert, args...)
+	case read == "":
+		tag, err = t.ptx.Exec(t.ctx, tb.insert, args...)
+	default:
+		tag, err = t.ptx.Exec(t.ctx, tb.update, append(args, read)...)
+	}
+	if err != nil {
+		return t.fail(fmt.Errorf("writing %s %s: %w", tb.name, k, err))
+	}
+	if tag.RowsAffected() == 0 {
+		return t.fail(&conflictError{rk})
+	}
+	t.track.wrote[rk] = true
+	return nil
+}
+
+// insert adds a record that must be new: ErrAlreadyExists (with msg) if
+// a record with its key or unique columns exists.
+func (t *tx) insert(tb *table, k string, v any, msg string, cols ...any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding %s %s: %w", tb.name, k, err)
+	}
+	args := append(append([]any{k}, cols...), t.s.box.seal(tb.name, k, b))
+	tag, err := t.ptx.Exec(t.ctx, tb.insert, args...)
+	if err != nil {
+		return t.fail(fmt.Errorf("writing %s %s: %w", tb.name, k, err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: %s", core.ErrAlreadyExists, msg)
+	}
+	t.track.wrote[rowKey{tb, k}] = true
+	return nil
+}
+
+func (t *tx) del(tb *table, k string) error {
+	rk := rowKey{tb, k}
+	read, wasRead := t.track.reads[rk]
+	var tag pgconn.CommandTag
+	var err error
+	if wasRead && read != "" && !t.track.wrote[rk] {
+		tag, err = t.ptx.Exec(t.ctx, tb.delIf, k, read)
+		if err == nil && tag.RowsAffected() == 0 {
+			return t.fail(&conflictError{rk})
+		}
+	} else {
+		_, err = t.ptx.Exec(t.ctx, tb.del, k)
+	}
+	if err != nil {
+		return t.fail(fmt.Errorf("deleting %s %s: %w", tb.name, k, err))
+	}
+	t.track.wrote[rk] = true
+	return nil
+}
+
+func (t *tx) exec(sql string, args ...any) error {
+	if _, err := t.ptx.Exec(t.ctx, sql, args...); err != nil {
+		return t.fail(err)
+	}
+	return nil
+}
+
+// validate checks, and share-locks until the commit, every record read
+// and not written: a changed one is errConflict.
+func (t *tx) validate() error {
+	byTable := map[*table][]string{}
+	for rk := range t.track.reads {
+		if !t.track.wrote[rk] {
+			byTable[rk.t] = append(byTable[rk.t], rk.k)
+		}
+	}
+	if len(byTable) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	order := make([]*table, 0, len(byTable))
+	for tb, keys := range byTable {
+		order = append(order, tb)
+		b.Queue(tb.validate, keys)
+	}
+	res := t.ptx.SendBatch(t.ctx, b)
+	defer res.Close()
+	for _, tb := range order {
+		now, err := collectXmins(res)
+		if err != nil {
+			return err
+		}
+		for _, k := range byTable[tb] {
+			if now[k] != t.track.reads[rowKey{tb, k}] {
+				return &conflictError{rowKey{tb, k}}
+			}
+		}
+	}
+	return nil
+}
+
+func collectXmins(res pgx.BatchResults) (map[string]string, error) {
+	rows, err := res.Query()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, xmin string
+		if err := rows.Scan(&k, &xmin); err != nil {
+			return nil, err
+		}
+		out[k] = xmin
+	}
+	return out, rows.Err()
+}
+
+// Audit queues ev; commit chains it.
+func (t *tx) Audit(ev *audit.Event) error {
+	if ev.Action == "" {
+		return errors.New("audit event without an action")
+	}
+	t.events = append(t.events, ev)
+	return nil
+}
+
+// ttlAfter is how long a begun verification or its used-marker is kept:
+// until a minute after it expires, at least a minute (as Badger's TTL).
+func ttlAfter(until time.Time) time.Time {
+	now := time.Now()
+	return now.Add(max(until.Sub(now)+time.Minute, time.Minute))
+}

@@ -1,0 +1,385 @@
+package storetest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/events"
+)
+
+func event(action, target string) *audit.Event {
+	return &audit.Event{Time: t0, Actor: api.Actor{ID: "system"}, Action: action, Target: api.Target{Type: "user", ID: target}}
+}
+
+// verify checks the chain end to end and that it has n records.
+func verify(t *testing.T, st Store, n uint64) {
+	t.Helper()
+	rep, err := core.VerifyStore(ctxb, st)
+	if err != nil || rep.Break != nil {
+		t.Fatalf("audit chain: %v, break %+v", err, rep.Break)
+	}
+	if rep.Checked != n || st.AuditHead().Seq != n {
+		t.Fatalf("audit chain has %d records, head %d; want %d", rep.Checked, st.AuditHead().Seq, n)
+	}
+}
+
+func testAudit(t *testing.T, b Backend) {
+	st := open(t, b)
+	if h := st.AuditHead(); h.Seq != 0 || h.Hash != ([audit.HashSize]byte{}) {
+		t.Fatalf("head of a new store: %+v", h)
+	}
+	var evs []*audit.Event
+	update(t, st, func(tx core.Tx) error {
+		for i := range 3 {
+			ev := event("user.create", fmt.Sprintf("u%d", i%2))
+			evs = append(evs, ev)
+			if err := tx.Audit(ev); err != nil {
+				return err
+			}
+		}
+		return tx.Audit(event("system.note", ""))
+	})
+	if evs[0].Seq != 1 || evs[2].Seq != 3 {
+		t.Fatalf("seqs assigned: %d, %d", evs[0].Seq, evs[2].Seq)
+	}
+	if err := st.Update(ctxb, func(tx core.Tx) error { return tx.Audit(&audit.Event{}) }); err == nil {
+		t.Fatal("an event without an action was accepted")
+	}
+	verify(t, st, 4)
+	view(t, st, func(tx core.ReadTx) error {
+		r, err := tx.AuditRecord(2)
+		if err != nil {
+			return err
+		}
+		ev, err := r.Event()
+		if err != nil || ev.Target.ID != "u1" || r.Seq != 2 {
+			t.Fatalf("AuditRecord(2) = %+v, %v", ev, err)
+		}
+		_, err = tx.AuditRecord(5)
+		wantNotFound(t, "AuditRecord past the head", err)
+		seqs, err := tx.AuditByTarget("u0", 0, 10)
+		if err != nil || fmt.Sprint(seqs) != "[1 3]" {
+			t.Fatalf("AuditByTarget(u0) = %v, %v", seqs, err)
+		}
+		seqs, _ = tx.AuditByTarget("u0", 1, 10)
+		none, _ := tx.AuditByTarget("", 0, 10)
+		if fmt.Sprint(seqs) != "[3]" || len(none) != 0 {
+			t.Fatalf("AuditByTarget(u0, after 1) = %v; by no target %v", seqs, none)
+		}
+		return nil
+	})
+	var keys []uint64
+	st.AuditScan(ctxb, 1, func(k uint64, r audit.Record) (bool, error) { keys = append(keys, k); return k < 3, nil })
+	if fmt.Sprint(keys) != "[2 3]" {
+		t.Fatalf("AuditScan after 1, stopping at 3: %v", keys)
+	}
+}
+
+var errPlanned = errors.New("planned failure")
+
+func testFailedTx(t *testing.T, b Backend) {
+	st := open(t, b)
+	update(t, st, func(tx core.Tx) error { return tx.Audit(event("a", "")) })
+	err := st.Update(ctxb, func(tx core.Tx) error {
+		if err := tx.InsertUser(userN(1, "ghost")); err != nil {
+			return err
+		}
+		if err := tx.Audit(event("user.create", "")); err != nil {
+			return err
+		}
+		return errPlanned
+	})
+	if !errors.Is(err, errPlanned) {
+		t.Fatalf("Update = %v, want the function's error", err)
+	}
+	update(t, st, func(tx core.Tx) error { return tx.Audit(event("b", "")) })
+	verify(t, st, 2) // no gap where the failed transaction's event would have been
+	view(t, st, func(tx core.ReadTx) error {
+		_, err := tx.UserByName("ghost")
+		wantNotFound(t, "a user of a failed transaction", err)
+		return nil
+	})
+}
+
+func testOwnWrites(t *testing.T, b Backend) {
+	st := open(t, b)
+	update(t, st, func(tx core.Tx) error {
+		u := userN(1, "own")
+		if err := tx.InsertUser(u); err != nil {
+			return err
+		}
+		if got, err := tx.UserByName("own"); err != nil || got.ID != u.ID {
+			t.Fatalf("a transaction does not see its own insert: %v", err)
+		}
+		if err := tx.PutFactor(factorN(1, u.ID, "", "active", "totp")); err != nil {
+			return err
+		}
+		fs, _, err := tx.Factors(core.FactorFilter{UserID: u.ID}, core.PageReq{Limit: 5})
+		if err != nil || len(fs) != 1 {
+			t.Fatalf("a transaction does not list its own factor: %v %v", fs, err)
+		}
+		return tx.DeleteUser(u)
+	})
+}
+
+func testCursors(t *testing.T, b Backend) {
+	st := open(t, b)
+	if _, err := st.Cursor(ctxb, "s1"); !errors.Is(err, events.ErrNoCursor) {
+		t.Fatalf("Cursor of a new sink: %v, want ErrNoCursor", err)
+	}
+	for _, seq := range []uint64{5, 3, 9} {
+		if err := st.SetCursor(ctxb, "s1", seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seq, err := st.Cursor(ctxb, "s1"); seq != 9 || err != nil {
+		t.Fatalf("Cursor = %d, %v", seq, err)
+	}
+	for i := range 3 {
+		d := events.DeadLetter{Sink: "s1", FromSeq: uint64(i), ToSeq: uint64(i + 1), At: t0.Add(time.Duration(i) * time.Second), Error: "down"}
+		if err := st.AddDeadLetter(ctxb, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dls, err := st.DeadLetters(ctxb, "s1")
+	if err != nil || len(dls) != 3 || dls[0].FromSeq != 0 || dls[2].FromSeq != 2 {
+		t.Fatalf("DeadLetters = %+v, %v", dls, err)
+	}
+	if other, _ := st.DeadLetters(ctxb, "s2"); len(other) != 0 {
+		t.Fatalf("another sink's dead letters: %+v", other)
+	}
+}
+
+// testConcurrentIncrements: writers that read a counter and write it
+// back must not lose each other's updates; collisions are retried.
+func testConcurrentIncrements(t *testing.T, b Backend) {
+	st := open(t, b)
+	u := userN(1, "counter")
+	update(t, st, func(tx core.Tx) error { return tx.InsertUser(u) })
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for range writers {
+		wg.Go(func() {
+			for range each {
+				errs <- st.Update(ctxb, func(tx core.Tx) error {
+					x, err := tx.User(u.ID)
+					if err != nil {
+						return err
+					}
+					x.Failures++
+					if err := tx.PutUser(x); err != nil {
+						return err
+					}
+					return tx.Audit(event("user.update", u.ID))
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("an increment failed: %v", err)
+		}
+	}
+	view(t, st, func(tx core.ReadTx) error {
+		x, err := tx.User(u.ID)
+		if x.Failures != writers*each {
+			t.Fatalf("counter = %d after %d increments: updates were lost", x.Failures, writers*each)
+		}
+		return err
+	})
+	verify(t, st, writers*each)
+}
+
+func testConcurrentInserts(t *testing.T, b Backend) {
+	st := open(t, b)
+	const n = 8
+	res := make(chan error, n)
+	for i := range n {
+		go func() { res <- st.Update(ctxb, func(tx core.Tx) error { return tx.InsertUser(userN(i+1, "same")) }) }()
+	}
+	ok := 0
+	for range n {
+		err := <-res
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, core.ErrAlreadyExists):
+			t.Fatalf("a racing insert failed with %v, want ErrAlreadyExists", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d racing inserts of one username succeeded, want 1", ok)
+	}
+}
+
+// testWriteSkew: each transaction reads two records and sets its own
+// only if neither is set. Two that run at once must not both commit
+// (each read what the other writes).
+func testWriteSkew(t *testing.T, b Backend) {
+	st := open(t, b)
+	for round := range 10 {
+		x, y := userN(round*2+1, fmt.Sprintf("x%d", round)), userN(round*2+2, fmt.Sprintf("y%d", round))
+		update(t, st, func(tx core.Tx) error {
+			if err := tx.InsertUser(x); err != nil {
+				return err
+			}
+			return tx.InsertUser(y)
+		})
+		var wg sync.WaitGroup
+		for _, mine := range []core.User{x, y} {
+			wg.Go(func() {
+				st.Update(ctxb, func(tx core.Tx) error {
+					a, _ := tx.User(x.ID)
+					b, _ := tx.User(y.ID)
+					if a.Failures+b.Failures > 0 {
+						return nil
+					}
+					time.Sleep(2 * time.Millisecond) // let the other read too
+					m := mine
+					m.Failures = 1
+					return tx.PutUser(m)
+				})
+			})
+		}
+		wg.Wait()
+		view(t, st, func(tx core.ReadTx) error {
+			a, _ := tx.User(x.ID)
+			b, _ := tx.User(y.ID)
+			if a.Failures+b.Failures != 1 {
+				t.Fatalf("round %d: %d records set; two transactions that read each other's record both committed", round, a.Failures+b.Failures)
+			}
+			return nil
+		})
+	}
+}
+
+// testChainConcurrent: writers appending events at once leave a chain
+// with no gap, each transaction's events together and in order.
+func testChainConcurrent(t *testing.T, b Backend) {
+	st := open(t, b)
+	const writers, each = 8, 20
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				err := st.Update(ctxb, func(tx core.Tx) error {
+					for part := range 2 {
+						if err := tx.Audit(event(fmt.Sprintf("w%d.%d.%d", w, i, part), "")); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Errorf("writer %d: %v", w, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	verify(t, st, writers*each*2)
+	var prev string
+	st.AuditScan(ctxb, 0, func(k uint64, r audit.Record) (bool, error) {
+		ev, _ := r.Event()
+		if k%2 == 0 && strings.TrimSuffix(ev.Action, ".1") != strings.TrimSuffix(prev, ".0") {
+			t.Errorf("seq %d (%s) does not follow its transaction's first event (%s)", k, ev.Action, prev)
+		}
+		prev = ev.Action
+		return true, nil
+	})
+}
+
+const childEnv = "KEYFLEET_STORETEST_CHILD"
+
+// Child is the killed writer of the durability test: when the suite
+// starts the test binary again with its place, it writes users with
+// audit events, printing each one's name once Update returned, until it
+// is killed. Call it first in TestMain; it returns at once otherwise.
+func Child(b Backend) {
+	place := os.Getenv(childEnv)
+	if place == "" {
+		return
+	}
+	st, err := b.Open(place)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(3)
+	}
+	for i := 1; ; i++ {
+		name := fmt.Sprintf("durable%06d", i)
+		err := st.Update(ctxb, func(tx core.Tx) error {
+			if err := tx.InsertUser(userN(i, name)); err != nil {
+				return err
+			}
+			return tx.Audit(event("user.create", userN(i, name).ID))
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			os.Exit(4)
+		}
+		fmt.Println("acked", name)
+	}
+}
+
+// testDurableAfterKill: every write acknowledged before the writer was
+// killed with SIGKILL is there after reopening, and the chain is whole.
+func testDurableAfterKill(t *testing.T, b Backend) {
+	place := b.New(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+place)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var acked []string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && len(acked) < 300 {
+		if name, ok := strings.CutPrefix(sc.Text(), "acked "); ok {
+			acked = append(acked, name)
+		}
+	}
+	cmd.Process.Kill() // SIGKILL, mid-write
+	for sc.Scan() {    // what it acknowledged before it died
+		if name, ok := strings.CutPrefix(sc.Text(), "acked "); ok {
+			acked = append(acked, name)
+		}
+	}
+	cmd.Wait()
+	if len(acked) < 300 {
+		t.Fatalf("the writer acknowledged only %d writes", len(acked))
+	}
+	st, err := b.Open(place)
+	if err != nil {
+		t.Fatalf("reopening after the kill: %v", err)
+	}
+	defer st.Close()
+	view(t, st, func(tx core.ReadTx) error {
+		for _, name := range acked {
+			if _, err := tx.UserByName(name); err != nil {
+				t.Fatalf("%s was acknowledged but is gone after the kill: %v", name, err)
+			}
+		}
+		return nil
+	})
+	rep, err := core.VerifyStore(ctxb, st)
+	if err != nil || rep.Break != nil || rep.Checked < uint64(len(acked)) {
+		t.Fatalf("chain after the kill: %d records, %v, break %+v (acked %d)", rep.Checked, err, rep.Break, len(acked))
+	}
+}

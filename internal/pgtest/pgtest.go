@@ -1,0 +1,229 @@
+// Package pgtest runs a private PostgreSQL cluster for tests: initdb in a
+// temporary folder, owned by the unprivileged postgres user when the tests
+// run as root, started on a free loopback port, polled until it accepts
+// connections, and stopped by its own pg_ctl when the tests end. One
+// cluster serves a whole test binary (start it from TestMain); each test
+// gets a database of its own.
+//
+// A missing PostgreSQL fails the tests, naming the Debian package to
+// install (scripts/deps.sh installs it); it never skips.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// BinDir is where Debian's postgresql package puts the server programs.
+const BinDir = "/usr/lib/postgresql/15/bin"
+
+// ErrMissing: PostgreSQL's programs are not installed.
+var ErrMissing = errors.New("PostgreSQL 15 is not installed: apt-get install postgresql (scripts/deps.sh test installs it)")
+
+// Cluster is a running private cluster.
+type Cluster struct {
+	dir  string
+	port int
+	run  []string // how to run its programs (runuser as postgres when root)
+
+	mu sync.Mutex
+	n  int
+}
+
+// Start makes and starts a cluster in a new temporary folder.
+func Start() (*Cluster, error) {
+	if _, err := os.Stat(filepath.Join(BinDir, "initdb")); err != nil {
+		return nil, ErrMissing
+	}
+	dir, err := os.MkdirTemp("", "keyfleet-pg-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{dir: dir}
+	if os.Geteuid() == 0 {
+		if err := c.asPostgres(); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	if err := c.initdb(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := c.start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return c, nil
+}
+
+// asPostgres hands the folder to the postgres user: the server refuses
+// to run as root.
+func (c *Cluster) asPostgres() error {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return fmt.Errorf("%w (no postgres user: %v)", ErrMissing, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(c.dir, uid, gid); err != nil {
+		return err
+	}
+	c.run = []string{"runuser", "-u", "postgres", "--"}
+	return nil
+}
+
+func (c *Cluster) cmd(name string, args ...string) *exec.Cmd {
+	argv := append(append(append([]string{}, c.run...), filepath.Join(BinDir, name)), args...)
+	return exec.Command(argv[0], argv[1:]...)
+}
+
+func (c *Cluster) initdb() error {
+	out, err := c.cmd("initdb", "-D", c.data(), "-A", "trust", "-U", "keyfleet", "--no-sync", "-E", "UTF8").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("initdb: %v: %s", err, out)
+	}
+	return nil
+}
+
+func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
+
+func (c *Cluster) start() error {
+	for range 5 {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		c.port = port
+		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200 -c shared_buffers=64MB", port, c.dir)
+		out, err := c.cmd("pg_ctl", "-D", c.data(), "-o", opts, "-l", filepath.Join(c.dir, "log"), "-w", "-t", "60", "start").CombinedOutput()
+		if err == nil {
+			return c.waitReady()
+		}
+		log, _ := os.ReadFile(filepath.Join(c.dir, "log"))
+		if !strings.Contains(string(log), "in use") {
+			return fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, log)
+		}
+	}
+	return errors.New("pg_ctl start: no free port after 5 tries")
+}
+
+// waitReady polls until the server accepts a connection.
+func (c *Cluster) waitReady() error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+		cancel()
+		if err == nil {
+			conn.Close(context.Background())
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("PostgreSQL did not accept connections: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Port is the cluster's loopback port.
+func (c *Cluster) Port() int { return c.port }
+
+// DSN is the connection string of database db.
+func (c *Cluster) DSN(db string) string {
+	return fmt.Sprintf("postgres://keyfleet@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
+}
+
+// NewDatabase creates an empty database and returns its name.
+func (c *Cluster) NewDatabase() (string, error) {
+	c.mu.Lock()
+	c.n++
+	n := c.n
+	c.mu.Unlock()
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := fmt.Sprintf("kf_%d_%s", n, hex.EncodeToString(b))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+name)
+	return name, err
+}
+
+// Database creates a database for t and returns its DSN.
+func (c *Cluster) Database(t testing.TB) string {
+	t.Helper()
+	name, err := c.NewDatabase()
+	if err != nil {
+		t.Fatalf("creating a database: %v", err)
+	}
+	return c.DSN(name)
+}
+
+// Dump runs pg_dump on database db (plain SQL, data included).
+func (c *Cluster) Dump(db string) ([]byte, error) {
+	out, err := exec.Command("pg_dump", "-h", "127.0.0.1", "-p", strconv.Itoa(c.port), "-U", "keyfleet", db).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("pg_dump: %v: %s", err, ee.Stderr)
+		}
+		return nil, fmt.Errorf("pg_dump (apt-get install postgresql-client): %w", err)
+	}
+	return out, nil
+}
+
+// Stop stops the server and removes its folder.
+func (c *Cluster) Stop() error {
+	out, err := c.cmd("pg_ctl", "-D", c.data(), "-m", "immediate", "-w", "stop").CombinedOutput()
+	os.RemoveAll(c.dir)
+	if err != nil {
+		return fmt.Errorf("pg_ctl stop: %v: %s", err, out)
+	}
+	return nil
+}
+
+// Main starts a cluster, runs the tests and stops it: call it from
+// TestMain. *cl is set while the tests run. A cluster that cannot start
+// fails the binary with the reason.
+func Main(m *testing.M, cl **Cluster) int {
+	c, err := Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pgtest: starting PostgreSQL: %v\n", err)
+		return 1
+	}
+	*cl = c
+	code := m.Run()
+	if err := c.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
+	}
+	return code
+}
