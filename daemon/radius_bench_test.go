@@ -36,12 +36,16 @@ func enrolRadiusUser(f *totpFixture, i int) error {
 	if err := postErr(f, "/v1/enrolments", api.CreateEnrolment{User: user, Kind: "totp"}, &en); err != nil {
 		return err
 	}
-	code, _ := otptotp.GenerateCode(en.Display["secret"], time.Now().Add(-30*time.Second))
+	seed, err := f.seed(en.ID)
+	if err != nil {
+		return err
+	}
+	code, _ := otptotp.GenerateCode(seed, time.Now().Add(-30*time.Second))
 	body := api.CompleteEnrolment{Payload: json.RawMessage(fmt.Sprintf(`{"code":%q}`, code))}
 	if err := postErr(f, "/v1/enrolments/"+en.ID+"/complete", body, nil); err != nil {
 		return err
 	}
-	f.radiusUsers, f.radiusSeeds = append(f.radiusUsers, user), append(f.radiusSeeds, en.Display["secret"])
+	f.radiusUsers, f.radiusSeeds = append(f.radiusUsers, user), append(f.radiusSeeds, seed)
 	return nil
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon"
+	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 	"github.com/keyfleet/keyfleet/plugins/totp"
@@ -46,6 +47,22 @@ type totpFixture struct {
 	radiusUsers, radiusSeeds []string
 	radiusNext               *atomic.Int64
 	radiusAddr               string
+	// svc reads what an enrolment shows its user (the seed is sealed for
+	// them), while the fixture is built.
+	svc *core.Service
+}
+
+// seed is the TOTP seed an enrolment shows its user.
+func (f *totpFixture) seed(enrolmentID string) (string, error) {
+	en, err := f.svc.GetEnrolment(context.Background(), core.System, enrolmentID)
+	if err != nil {
+		return "", err
+	}
+	seed := f.svc.UserDisplay(en)["secret"]
+	if seed == "" {
+		return "", fmt.Errorf("enrolment %s shows no seed", enrolmentID)
+	}
+	return seed, nil
 }
 
 // factorsPerUser is what a real user has: begin and the policy look at
@@ -187,13 +204,13 @@ func buildTOTPData(n int) (string, totpFixture, error) {
 	if _, err := daemon.Init(context.Background(), daemon.InitOptions{Dir: dir}); err != nil {
 		return "", totpFixture{}, err
 	}
-	url, hc, stop, err := serve(dir, daemon.Config{DataDir: dir}, daemon.Options{LogOut: io.Discard, Kinds: []sdk.Factor{totp.Factor{}}})
+	srv, url, hc, stop, err := serveServer(dir, daemon.Config{DataDir: dir}, daemon.Options{LogOut: io.Discard, Kinds: []sdk.Factor{totp.Factor{}}})
 	if err != nil {
 		return "", totpFixture{}, err
 	}
 	defer stop()
 	tok, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
-	f := totpFixture{url: url, token: strings.TrimSpace(string(tok)), hc: hc, next: &atomic.Int64{}, radiusNext: &atomic.Int64{}}
+	f := totpFixture{url: url, token: strings.TrimSpace(string(tok)), hc: hc, next: &atomic.Int64{}, radiusNext: &atomic.Int64{}, svc: srv.Service()}
 	var svc api.CreatedToken
 	if err := postErr(&f, "/v1/users", api.CreateUser{Username: "app", Kind: api.KindService}, nil); err != nil {
 		return "", f, err
@@ -226,15 +243,19 @@ func enrolTOTP(f *totpFixture, i int) error {
 	if err := postErr(f, "/v1/enrolments", api.CreateEnrolment{User: user, Kind: "totp"}, &en); err != nil {
 		return err
 	}
+	seed, err := f.seed(en.ID)
+	if err != nil {
+		return err
+	}
 	// Enrol with the previous step's code, so the current and the next
 	// step are both still fresh for the benchmarks.
-	code, _ := otptotp.GenerateCode(en.Display["secret"], time.Now().Add(-30*time.Second))
+	code, _ := otptotp.GenerateCode(seed, time.Now().Add(-30*time.Second))
 	var fac api.Factor
 	body := api.CompleteEnrolment{Payload: json.RawMessage(fmt.Sprintf(`{"code":%q}`, code))}
 	if err := postErr(f, "/v1/enrolments/"+en.ID+"/complete", body, &fac); err != nil {
 		return err
 	}
-	f.factors, f.seeds, f.users = append(f.factors, fac.ID), append(f.seeds, en.Display["secret"]), append(f.users, user)
+	f.factors, f.seeds, f.users = append(f.factors, fac.ID), append(f.seeds, seed), append(f.users, user)
 	return nil
 }
 
