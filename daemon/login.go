@@ -25,9 +25,7 @@ type FirstLoginConfig struct {
 }
 
 func (c *Config) loginDefaults() {
-	if c.Radius.Enabled {
-		c.Radius.Defaults()
-	}
+	c.Radius.Defaults()
 	if c.FirstLogin.PassTTL.Duration == 0 {
 		c.FirstLogin.PassTTL.Duration = time.Hour
 	}
