@@ -36,7 +36,7 @@ func enrolRadiusUser(f *totpFixture, i int) error {
 	if err := postErr(f, "/v1/enrolments", api.CreateEnrolment{User: user, Kind: "totp"}, &en); err != nil {
 		return err
 	}
-	seed, err := f.seed(en.ID)
+	seed, err := f.seed(en)
 	if err != nil {
 		return err
 	}

@@ -52,15 +52,16 @@ type totpFixture struct {
 	svc *core.Service
 }
 
-// seed is the TOTP seed an enrolment shows its user.
-func (f *totpFixture) seed(enrolmentID string) (string, error) {
-	en, err := f.svc.GetEnrolment(context.Background(), core.System, enrolmentID)
+// seed is the TOTP seed an enrolment shows its user, read as that user.
+func (f *totpFixture) seed(en api.Enrolment) (string, error) {
+	holder := core.Principal{UserID: en.UserID, Roles: []string{api.RoleUser}, Auth: "token"}
+	e, err := f.svc.GetEnrolment(context.Background(), holder, en.ID)
 	if err != nil {
 		return "", err
 	}
-	seed := f.svc.UserDisplay(en)["secret"]
+	seed := f.svc.UserDisplay(e)["secret"]
 	if seed == "" {
-		return "", fmt.Errorf("enrolment %s shows no seed", enrolmentID)
+		return "", fmt.Errorf("enrolment %s shows its user no seed", en.ID)
 	}
 	return seed, nil
 }
@@ -243,7 +244,7 @@ func enrolTOTP(f *totpFixture, i int) error {
 	if err := postErr(f, "/v1/enrolments", api.CreateEnrolment{User: user, Kind: "totp"}, &en); err != nil {
 		return err
 	}
-	seed, err := f.seed(en.ID)
+	seed, err := f.seed(en)
 	if err != nil {
 		return err
 	}
