@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/keyfleet/keyfleet/daemon/directory"
 	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/daemon/radius"
 	"github.com/keyfleet/keyfleet/plugins/host"
@@ -124,7 +125,10 @@ type Config struct {
 	// Plugins are the factor plugins to load, each pinned by SHA-256
 	// (docs/plugins.md). The zero value loads none.
 	Plugins host.Config `yaml:"plugins"`
-	Store   struct {
+	// Directory brings users in from LDAP / Active Directory and serves
+	// SCIM 2.0 (docs/directory.md). The zero value does neither.
+	Directory directory.Config `yaml:"directory"`
+	Store     struct {
 		// Backend is badger (default: the store in DATA/store) or
 		// postgres (several keyfleetd on one database; backend.go).
 		Backend      string         `yaml:"backend"`
@@ -265,6 +269,7 @@ func (c *Config) Defaults() {
 	}
 	c.Store.StoreSpace.defaults()
 	c.Audit.defaults(c.DataDir)
+	c.Directory.Defaults()
 	c.loginDefaults()
 }
 
@@ -310,6 +315,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Plugins.Validate(); err != nil {
 		errs = append(errs, err) // each says plugins: …
+	}
+	if err := c.Directory.Validate(); err != nil {
+		bad("directory: %v", err)
 	}
 	if n := c.Verify.MaxFailures; n < 1 || n > 100 {
 		bad("verify.max_failures: %d must be between 1 and 100", n)

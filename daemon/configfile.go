@@ -212,6 +212,45 @@ plugins:
   #   sha256: 0000000000000000000000000000000000000000000000000000000000000000   # sha256sum of the binary
   #   timeout: 5s         # each call; at most 5m
 
+# Users from LDAP / Active Directory, and SCIM 2.0 for identity providers
+# (docs/directory.md). Settings left empty take the flavour's default.
+directory:
+  ldap:
+    url: ""                  # ldaps://host:636, or ldap://host:389 with start_tls; empty: no LDAP sync
+    name: ldap               # the source's name in users' links and the audit trail
+    flavor: openldap         # openldap or ad: the defaults of the empty settings below
+    start_tls: false         # StartTLS on an ldap:// URL
+    ca_file: ""              # PEM roots the directory's certificate must chain to; empty: the system's
+    server_name: ""          # the name its certificate must carry; empty: the URL's host
+    allow_plaintext: false   # ldap:// without StartTLS sends the bind password in the clear: loopback only
+    bind_dn: ""              # the read-only account keyfleet binds as; empty binds anonymously
+    bind_password_file: ""   # a file (0600) whose first line is that account's password
+    user_base: ""            # the DN the users are under
+    user_filter: ""          # empty: (objectClass=inetOrgPerson); ad: (&(objectCategory=person)(objectClass=user))
+    group_base: ""           # empty: user_base
+    group_filter: ""         # empty: groupOfNames or groupOfUniqueNames; ad: (objectClass=group)
+    attributes:
+      id: ""                 # the stable id; empty: entryUUID (ad: objectGUID)
+      username: ""           # empty: uid (ad: sAMAccountName), lower-cased
+      display_name: ""       # empty: cn (ad: displayName)
+      email: ""              # empty: mail
+      disabled: ""           # empty: none (ad: userAccountControl's disabled bit)
+      member: ""             # a group's member attribute; empty: member
+    groups: {}               # directory group DN: keyfleet group
+    roles: {}                # directory group DN: keyfleet role (granted when a second person approves)
+    nested: auto             # groups in groups: auto, in_chain (AD), resolve or off
+    page_size: 500           # RFC 2696 paged search, entries a page
+    interval: 15m            # how often keyfleetd syncs what changed
+    full_interval: 6h        # how often it reads everything (finding the users who left)
+    timeout: 30s             # each LDAP request
+    max_disable_percent: 10  # a sync that would disable more than this share of the users stops…
+    min_disable: 10          # …when that is also more than this many (keyfleet directory sync --force)
+  scim:
+    enabled: false           # serve SCIM 2.0 under /scim/v2 (a service account's token with only the scim role)
+    groups: {}               # a SCIM group's displayName: {group: G, role: R}
+    auto_groups: false       # an unmapped group gives its members the keyfleet group named like it
+    max_results: 200         # a list page's limit
+
 # The store: Badger in DATA/store (default), or PostgreSQL for several
 # keyfleetd on one database (docs/operations.md, "Choosing a backend").
 store:

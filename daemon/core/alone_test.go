@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -530,4 +531,33 @@ func TestOneAdminCannotRevokeSomeonesKeysAndReEnrolThemAlone(t *testing.T) {
 	if _, _, err := ae.svc.IssueOnboardingPass(ctx, ae.admin, "cleo", api.IssuePass{}); !errors.Is(err, core.ErrIllegalTransition) {
 		t.Fatalf("an onboarding pass for a user whose keys root revoked: %v", err)
 	}
+}
+
+func TestTheTokenlessSignInTellsNoNamesApart(t *testing.T) {
+	ae := newAloneEnv(t)
+	ctx := context.Background()
+	ae.keyless("nokey", api.RoleUser)
+	locked := ae.principal(core.System, "lockedout", api.RoleSecurityOfficer)
+	ae.svc.UpdateUser(ctx, core.System, "lockedout", api.UpdateUser{})
+	for range 5 { // five wrong answers lock the user
+		ch, err := ae.svc.BeginLogin(ctx, api.LoginBegin{Username: "lockedout"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ae.svc.Login(ctx, api.LoginBegin{Username: "lockedout"}, &api.Proof{ID: ch.ID, FactorID: ch.Factors[0].FactorID, Response: coretest.KeyAnswer(ch.Factors[0].Prompt, "wrong")})
+	}
+	var answers []string
+	for _, name := range []string{"nobody-at-all", "nokey", "lockedout"} {
+		_, err := ae.svc.BeginLogin(ctx, api.LoginBegin{Username: name})
+		answers = append(answers, fmt.Sprint(err))
+	}
+	if answers[0] != answers[1] || answers[1] != answers[2] || answers[0] == "<nil>" {
+		t.Fatalf("begin answers differ by name: %q", answers)
+	}
+	_, _, e1 := ae.svc.Login(ctx, api.LoginBegin{Username: "nobody-at-all"}, &api.Proof{ID: "ver_x", FactorID: "fac_x"})
+	_, _, e2 := ae.svc.Login(ctx, api.LoginBegin{Username: "so1"}, &api.Proof{ID: "ver_x", FactorID: "fac_x"})
+	if fmt.Sprint(e1) != fmt.Sprint(e2) || !errors.Is(e1, core.ErrProofRequired) {
+		t.Fatalf("finish answers differ by name: %v / %v", e1, e2)
+	}
+	_ = locked
 }

@@ -68,7 +68,8 @@ func (s *Service) Bootstrap(ctx context.Context, usernames []string, tokenTTL ti
 
 // found makes one founding administrator and their pass.
 func (s *Service) found(ctx context.Context, tx Tx, name string) (Founder, error) {
-	u, err := s.newUser(api.CreateUser{Username: name, DisplayName: "Founding administrator", Roles: []string{api.RoleAdmin}})
+	// The user role too, as every person has: their own factors and tokens.
+	u, err := s.newUser(api.CreateUser{Username: name, DisplayName: "Founding administrator", Roles: []string{api.RoleAdmin, api.RoleUser}})
 	if err != nil {
 		return Founder{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -365,7 +366,13 @@ func (s *Service) BeginLogin(ctx context.Context, in api.LoginBegin) (api.ProofC
 	if err != nil {
 		return api.ProofChallenge{}, err
 	}
-	return s.beginBound(ctx, u.ID, u.ID, tokenBinding(proof.TokenLogin, u.ID, loginToken(in)))
+	ch, err := s.beginBound(ctx, u.ID, u.ID, tokenBinding(proof.TokenLogin, u.ID, loginToken(in)))
+	if errors.Is(err, ErrNoUsableFactor) || errors.Is(err, ErrLocked) || errors.Is(err, ErrForbidden) {
+		// A user with no key, or locked, reads as one who does not exist:
+		// the route needs no token, so it must not tell names apart.
+		return api.ProofChallenge{}, errNoLogin
+	}
+	return ch, err
 }
 
 func loginToken(in api.LoginBegin) api.CreateToken {
@@ -398,6 +405,10 @@ func (s *Service) loginUser(ctx context.Context, username string) (User, error) 
 // *ProofError.
 func (s *Service) Login(ctx context.Context, in api.Login, pr *api.Proof) (Token, string, error) {
 	u, err := s.loginUser(ctx, in.Username)
+	if errors.Is(err, errNoLogin) {
+		// As a wrong proof for a real user reads, so a guess learns nothing.
+		return Token{}, "", &ProofError{Action: proof.TokenLogin, Reason: "the proof is not one keyfleetd issued for an action"}
+	}
 	if err != nil {
 		return Token{}, "", err
 	}

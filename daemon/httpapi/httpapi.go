@@ -57,6 +57,9 @@ type Config struct {
 	// Build is the running binary's build, shown by GET /healthz when
 	// asked for JSON; nil shows only the status.
 	Build *version.Info
+	// Directory runs directory syncs for /v1/directory; nil serves the
+	// status only.
+	Directory DirectoryAPI
 	// Limiter counts attempts on the routes that need no token; keyfleetd
 	// shares one with the web pages. Default: one of its own.
 	Limiter *ratelimit.Limiter
@@ -126,6 +129,7 @@ func New(cfg Config) (*Handler, error) {
 		roots = func() AttestRoots { return cfg.AttestRoots }
 	}
 	h.registerAttest(roots)
+	h.registerDirectory(cfg.Directory)
 	h.registerLogin(cfg.FirstLogin)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &apiError{http.StatusNotFound, probNotFound, "Not found",

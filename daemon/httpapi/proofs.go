@@ -9,8 +9,11 @@ import (
 
 // registerProofs adds fresh proofs of possession (POST /v1/proofs), the
 // command-line sign-in that turns one into a person's token (POST
-// /v1/login/begin and /v1/login, tokenless and rate limited like the other
-// tokenless routes), and the report of who holds privilege.
+// /v1/login/begin and /v1/login, tokenless), and the report of who holds
+// privilege. The sign-in routes are not in the attempt limiter: they give
+// every name the same answer, a key's signature cannot be guessed, and a
+// wrong answer counts towards the user's lockout as any verification does;
+// a per-address limit would only lock out an office behind one address.
 func (h *Handler) registerProofs() {
 	h.route("POST /v1/proofs", core.ReadSelf, h.beginProof)
 	h.public("POST /v1/login/begin", h.beginLogin)
