@@ -30,6 +30,7 @@ require (
 	golang.org/x/time v0.13.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
+	layeh.com/radius v0.0.0-20231213012653-1006025d24f8
 )
 
 require (

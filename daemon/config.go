@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/daemon/directory"
 	"github.com/keyfleet/keyfleet/daemon/events"
+	"github.com/keyfleet/keyfleet/daemon/radius"
 	"github.com/keyfleet/keyfleet/plugins/host"
 )
 
@@ -141,6 +142,12 @@ type Config struct {
 	} `yaml:"store"`
 	// Audit configures the signed audit checkpoints (faults.go).
 	Audit AuditConfig `yaml:"audit"`
+	// Radius is the RADIUS listener for VPNs and Wi-Fi (docs/radius.md);
+	// off unless enabled.
+	Radius radius.Config `yaml:"radius"`
+	// FirstLogin lets the login surfaces (RADIUS, PAM) answer a user who
+	// must enrol and has no factor with an access pass (docs/radius.md).
+	FirstLogin FirstLoginConfig `yaml:"first_login"`
 }
 
 // Duration is a time.Duration written as "15m" in YAML and the environment.
@@ -263,6 +270,7 @@ func (c *Config) Defaults() {
 	c.Store.StoreSpace.defaults()
 	c.Audit.defaults(c.DataDir)
 	c.Directory.Defaults()
+	c.loginDefaults()
 }
 
 // Validate reports every problem with c, each saying what to change.
@@ -334,6 +342,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateBackend()...)
 	errs = append(errs, c.Store.StoreSpace.validate()...)
 	errs = append(errs, c.Audit.validate(c.DataDir)...)
+	errs = append(errs, c.validateLogin()...)
 	return errors.Join(errs...)
 }
 

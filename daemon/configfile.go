@@ -124,6 +124,40 @@ verify:
 breakglass:
   max_session: 4h       # the longest a break-glass session may last (1m to 24h)
 
+# The RADIUS listener for VPN gateways, Wi-Fi and a FreeRADIUS in front
+# (docs/radius.md). Off unless enabled.
+radius:
+  enabled: false        # true serves RADIUS on listen
+  listen: 127.0.0.1:1812  # UDP address
+  first_factor: none    # none: User-Password is the code alone; ldap: the directory password, then the code
+  code_length: 6        # trailing digits of password+code that are the code (4 to 10)
+  separator: ""         # split password+code at the last occurrence of this instead; empty: by code_length
+  kinds: []             # factor kinds a code may answer for; empty: every kind answered with a code
+  challenge_ttl: 2m     # how long an Access-Challenge may be answered (10s to 10m)
+  max_in_flight: 512    # requests worked on at once; more are dropped and the NAS retries
+  rate_limit:
+    per_client: 1000    # requests a second from one NAS; beyond it they are dropped
+    client_burst: 2000  # and the burst allowed above it
+    per_user: 0.2       # sign-ins a second for one user name; beyond it a reject says to wait
+    user_burst: 6       # and the burst allowed above it
+  ldap:                 # first_factor ldap: bind as the user to check the password
+    url: ""             # ldaps://dir.example.org, or ldap:// with start_tls
+    bind_dn: ""         # with {user}: uid={user},ou=people,dc=example,dc=org, or {user}@example.org
+    start_tls: false    # upgrade an ldap:// connection before binding
+    ca_file: ""         # PEM roots of the directory; empty: the system's
+    timeout: 5s         # connecting and binding (100ms to 1m)
+  clients: []           # none: every NAS must be listed. For example:
+  # - name: vpn-gw1           # in logs, metrics and audit records
+  #   networks: [10.0.0.5]    # addresses or CIDR prefixes it sends from; no two clients overlap
+  #   secret_file: /etc/keyfleet/radius-vpn.secret   # the shared secret: one line, at least 16 characters, not world-readable
+
+# First-login passes (docs/radius.md, docs/pam.md): a user who must enrol and
+# has no factor is answered at the RADIUS listener (first_factor ldap) or by
+# the PAM module (first_login) with an access pass for /welcome.
+first_login:
+  enabled: false        # true issues them; only where a first factor was checked first
+  pass_ttl: 1h          # how long a pass lasts (10m to 8h)
+
 # Streaming the audit log to other systems (docs/events.md).
 events:
   poll_interval: 1s     # how often sinks look for new events when not woken

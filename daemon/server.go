@@ -35,6 +35,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
 	fido2kind "github.com/keyfleet/keyfleet/daemon/kinds/fido2"
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
+	"github.com/keyfleet/keyfleet/daemon/radius"
 	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
@@ -90,6 +91,10 @@ type Server struct {
 	reloadMu sync.Mutex
 	// dir is the directory sync and SCIM service provider (directory.go).
 	dir *directory.Directory
+	// radius is the RADIUS listener, nil when it is off; radiusAddr is
+	// where it listens once serving.
+	radius     *radius.Server
+	radiusAddr atomic.Value
 }
 
 // NewLogger makes the daemon's slog logger from the log settings.
@@ -277,11 +282,15 @@ func (s *Server) build(o Options) error {
 		Ready: s.store.Ready, Checkpoints: s,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Events:  s.events, AttestRootsFunc: s.attestRoots, Build: ptr(version.Get()), Limiter: limiter, Directory: s.dir,
+		FirstLogin: s.firstLogin(),
 	})
 	if err != nil {
 		return err
 	}
 	s.api = h
+	if err := s.buildRadius(reg); err != nil {
+		return err
+	}
 	handler, err := s.withPages(h, limiter)
 	if err != nil {
 		return err
@@ -408,6 +417,12 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 
 // Serve is Run on an existing listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr string)) error {
+	stopRadius, err := s.startRadius()
+	if err != nil {
+		ln.Close()
+		s.Close()
+		return err
+	}
 	chainCtx, stopChain := context.WithCancel(context.Background())
 	chainDone := make(chan struct{})
 	go func() { defer close(chainDone); s.checkChain(chainCtx) }()
@@ -434,6 +449,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
+	stopRadius() // its answers in flight commit before the store closes
 	stopChain()
 	<-chainDone
 	<-sweepDone

@@ -63,6 +63,8 @@ type Config struct {
 	// Limiter counts attempts on the routes that need no token; keyfleetd
 	// shares one with the web pages. Default: one of its own.
 	Limiter *ratelimit.Limiter
+	// FirstLogin turns on first-login passes for login surfaces.
+	FirstLogin FirstLogin
 }
 
 // Route is one registered route: its pattern and the permission it needs
@@ -128,6 +130,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h.registerAttest(roots)
 	h.registerDirectory(cfg.Directory)
+	h.registerLogin(cfg.FirstLogin)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &apiError{http.StatusNotFound, probNotFound, "Not found",
 			fmt.Sprintf("there is no route %s %s; the API is documented in docs/openapi.yaml", r.Method, r.URL.Path)})
