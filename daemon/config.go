@@ -14,7 +14,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/keyfleet/keyfleet/daemon/directory"
 	"github.com/keyfleet/keyfleet/daemon/events"
+	"github.com/keyfleet/keyfleet/daemon/radius"
 	"github.com/keyfleet/keyfleet/plugins/host"
 )
 
@@ -123,7 +125,10 @@ type Config struct {
 	// Plugins are the factor plugins to load, each pinned by SHA-256
 	// (docs/plugins.md). The zero value loads none.
 	Plugins host.Config `yaml:"plugins"`
-	Store   struct {
+	// Directory brings users in from LDAP / Active Directory and serves
+	// SCIM 2.0 (docs/directory.md). The zero value does neither.
+	Directory directory.Config `yaml:"directory"`
+	Store     struct {
 		// Backend is badger (default: the store in DATA/store) or
 		// postgres (several keyfleetd on one database; backend.go).
 		Backend      string         `yaml:"backend"`
@@ -137,6 +142,12 @@ type Config struct {
 	} `yaml:"store"`
 	// Audit configures the signed audit checkpoints (faults.go).
 	Audit AuditConfig `yaml:"audit"`
+	// Radius is the RADIUS listener for VPNs and Wi-Fi (docs/radius.md);
+	// off unless enabled.
+	Radius radius.Config `yaml:"radius"`
+	// FirstLogin lets the login surfaces (RADIUS, PAM) answer a user who
+	// must enrol and has no factor with an access pass (docs/radius.md).
+	FirstLogin FirstLoginConfig `yaml:"first_login"`
 }
 
 // Duration is a time.Duration written as "15m" in YAML and the environment.
@@ -258,6 +269,8 @@ func (c *Config) Defaults() {
 	}
 	c.Store.StoreSpace.defaults()
 	c.Audit.defaults(c.DataDir)
+	c.Directory.Defaults()
+	c.loginDefaults()
 }
 
 // Validate reports every problem with c, each saying what to change.
@@ -303,6 +316,9 @@ func (c *Config) Validate() error {
 	if err := c.Plugins.Validate(); err != nil {
 		errs = append(errs, err) // each says plugins: …
 	}
+	if err := c.Directory.Validate(); err != nil {
+		bad("directory: %v", err)
+	}
 	if n := c.Verify.MaxFailures; n < 1 || n > 100 {
 		bad("verify.max_failures: %d must be between 1 and 100", n)
 	}
@@ -326,6 +342,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateBackend()...)
 	errs = append(errs, c.Store.StoreSpace.validate()...)
 	errs = append(errs, c.Audit.validate(c.DataDir)...)
+	errs = append(errs, c.validateLogin()...)
 	return errors.Join(errs...)
 }
 

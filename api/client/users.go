@@ -69,14 +69,6 @@ func (c *Client) GetUser(ctx context.Context, user string) (api.User, error) {
 	return u, err
 }
 
-// MFAStatus calls GET /v1/users/{user}/mfa-status: the user's compliance
-// with the policy, why, and what they must do next.
-func (c *Client) MFAStatus(ctx context.Context, user string) (api.MFAStatus, error) {
-	var st api.MFAStatus
-	_, err := c.do(ctx, http.MethodGet, p("/v1/users/%s/mfa-status", user), nil, nil, &st)
-	return st, err
-}
-
 // UpdateUser calls PATCH /v1/users/{user}. Nil fields are left as they
 // are; what waits for a second person is in the result's Accepted.
 func (c *Client) UpdateUser(ctx context.Context, user string, in api.UpdateUser) (UserResult, error) {

@@ -75,6 +75,8 @@ type Service struct {
 	touches  tokenTouch
 	noted    notedPolicy
 	policies policyCache
+
+	firstLogin firstLoginPasses
 }
 
 // New validates cfg and returns a Service.
@@ -153,6 +155,10 @@ func (s *Service) Now() time.Time { return s.now() }
 type RequestInfo struct {
 	ID     string // request id
 	Source string // client address
+	// Extra is what else the request says about where it comes from (a
+	// RADIUS client's NAS-Identifier, Calling-Station-Id); audit records
+	// keep it in their extra fields.
+	Extra map[string]string
 }
 
 type requestKey struct{}
@@ -179,6 +185,7 @@ func (s *Service) event(ctx context.Context, p Principal, action string, target 
 		// to raise it as high severity.
 		ev.Extra = map[string]string{"breakglass": "true"}
 	}
+	ri.addRequestExtra(ev)
 	return ev
 }
 

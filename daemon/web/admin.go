@@ -35,6 +35,10 @@ type overview struct {
 	Privilege []api.AuditEvent
 	// Recovery counts the cases that need someone (nil: not shown).
 	Recovery *recoverySummary
+	// Directory is the directory sources' last syncs and drift (nil: not
+	// shown); DirectoryErr why it could not be read.
+	Directory    *api.DirectoryOverview
+	DirectoryErr string
 }
 
 // recoverySummary is the overview's recovery tile.
@@ -83,6 +87,7 @@ func (h *handler) overview(rq *request) error {
 		}
 	}
 	d.Sinks, d.ShowSinks = h.sinks(rq)
+	d.Directory, d.DirectoryErr = h.directory(rq)
 	d.BreakGlass = h.breakGlass(rq)
 	if rq.p.Allowed(core.ReadAudit) {
 		var err error
