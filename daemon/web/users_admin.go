@@ -146,12 +146,17 @@ var roleWords = map[string]string{
 	api.RoleEnroller:        "enroller: provisioning keys at the IT desk",
 	api.RoleAuditor:         "auditor: read-only, audit log",
 	api.RoleService:         "service: applications (service accounts only)",
+	api.RoleScim:            "scim: a directory's provisioning client (service accounts only)",
 }
 
 func roleChoices(held []string) []roleChoice {
 	out := make([]roleChoice, 0, len(api.AllRoles))
 	for _, r := range api.AllRoles {
-		out = append(out, roleChoice{Role: r, Words: roleWords[r], Held: slices.Contains(held, r)})
+		words := roleWords[r]
+		if words == "" {
+			words = r
+		}
+		out = append(out, roleChoice{Role: r, Words: words, Held: slices.Contains(held, r)})
 	}
 	return out
 }
