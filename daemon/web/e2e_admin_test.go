@@ -49,6 +49,12 @@ func adminDayScenarios(t *testing.T, e *env, b *browser, carol core.User) {
 		if got := strings.Join(strings.Fields(b.text("#recovery-tile")), " "); got != "0 open recovery cases" {
 			t.Fatalf("the overview's recovery tile: %q", got)
 		}
+		// A user's trail holds what happened to their factors too.
+		b.do(chromedp.Navigate(e.url + "/admin/users/" + carol.ID))
+		b.waitPath("/admin/users/" + carol.ID)
+		if got := b.text("#au-h + table"); !strings.Contains(got, "factor.enrol") || !strings.Contains(got, "factor.revoke") {
+			t.Fatalf("carol's trail lacks her factors' events: %s", got)
+		}
 		b.do(chromedp.Navigate(e.url + "/admin/users"))
 		b.submit("#new-user-link", "/admin/users/new")
 		b.do(chromedp.SetValue("#nu-username", "dana"), chromedp.SetValue("#nu-name", "Dana Scully"),
