@@ -13,15 +13,17 @@ import (
 // themselves) or that no longer exists stays an id.
 func userNames(ctx context.Context, c *client.Client, ids []string) map[string]string {
 	names := map[string]string{}
+	var distinct []string
 	for _, id := range ids {
-		if id != "" {
+		if _, seen := names[id]; id != "" && !seen {
 			names[id] = id
+			distinct = append(distinct, id)
 		}
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
-	for id := range names {
+	for _, id := range distinct {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
