@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/keyfleet/keyfleet/daemon/events"
+	"github.com/keyfleet/keyfleet/daemon/push"
 	"github.com/keyfleet/keyfleet/plugins/host"
 )
 
@@ -123,7 +124,10 @@ type Config struct {
 	// Plugins are the factor plugins to load, each pinned by SHA-256
 	// (docs/plugins.md). The zero value loads none.
 	Plugins host.Config `yaml:"plugins"`
-	Store   struct {
+	// Push tunes the push factor's delivery: rate limits, the
+	// companions' channels and relays (docs/push.md).
+	Push  push.Config `yaml:"push"`
+	Store struct {
 		// Backend is badger (default: the store in DATA/store) or
 		// postgres (several keyfleetd on one database; backend.go).
 		Backend      string         `yaml:"backend"`
@@ -233,6 +237,7 @@ func (c *Config) Defaults() {
 	if c.Verify.MaxFailures == 0 {
 		c.Verify.MaxFailures = 5
 	}
+	c.Push.Defaults()
 	if c.Web.Origin == "" {
 		if _, port, err := net.SplitHostPort(c.Listen); err == nil {
 			c.Web.Origin = "https://localhost:" + port
@@ -302,6 +307,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Plugins.Validate(); err != nil {
 		errs = append(errs, err) // each says plugins: …
+	}
+	if err := c.Push.Validate(); err != nil {
+		errs = append(errs, err) // each says push.…
 	}
 	if n := c.Verify.MaxFailures; n < 1 || n > 100 {
 		bad("verify.max_failures: %d must be between 1 and 100", n)

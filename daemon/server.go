@@ -34,6 +34,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
 	fido2kind "github.com/keyfleet/keyfleet/daemon/kinds/fido2"
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
+	"github.com/keyfleet/keyfleet/daemon/push"
 	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
@@ -66,6 +67,7 @@ type Server struct {
 	pg      *postgres.Store // set when store.backend is postgres
 	elector *cluster.Elector
 	plugins *host.Host
+	push    *push.Hub
 	svc     *core.Service
 	events  *events.Manager
 	api     *httpapi.Handler
@@ -162,7 +164,11 @@ func (s *Server) open(o Options) error {
 		s.Close()
 		return err
 	}
-	s.svc, err = core.New(core.Config{
+	if s.push, err = push.New(s.cfg.Push, push.Options{Logger: s.log.With("component", "push"), Registerer: s.reg, Now: o.Now}); err != nil {
+		s.Close()
+		return err
+	}
+	s.svc, err = core.New(core.Config{OutOfBand: s.push,
 		Store: s.store, Sealer: sl, Kinds: append(builtin, kinds...), Logger: s.log,
 		ApprovalTTL: s.cfg.ApprovalTTL.Duration, EnrolmentTTL: s.cfg.EnrolmentTTL.Duration,
 		BreakGlassMax: s.cfg.BreakGlass.MaxSession.Duration, Now: o.Now,
@@ -179,6 +185,7 @@ func (s *Server) open(o Options) error {
 		return err
 	}
 	pev.attach(s.svc)
+	s.push.Attach(s.svc)
 	return nil
 }
 
@@ -270,7 +277,7 @@ func (s *Server) build(o Options) error {
 		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Ready: s.store.Ready, Checkpoints: s,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Events:  s.events, AttestRootsFunc: s.attestRoots, Build: ptr(version.Get()), Limiter: limiter,
+		Events:  s.events, AttestRootsFunc: s.attestRoots, Build: ptr(version.Get()), Limiter: limiter, Push: s.push,
 	})
 	if err != nil {
 		return err
@@ -478,6 +485,7 @@ func (s *Server) refreshCompliance(ctx context.Context) {
 // ShutdownTimeout), then closes the store so Badger flushes cleanly.
 func (s *Server) shutdown() error {
 	s.log.Info("keyfleetd shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+	s.push.Close() // companions' streams and waiting finishes end: pending pushes are lost, and say so
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Duration)
 	defer cancel()
 	err := s.http.Shutdown(ctx)
@@ -495,6 +503,9 @@ func (s *Server) shutdown() error {
 // they end; call it for a server that never ran).
 func (s *Server) Close() error {
 	var err error
+	if s.push != nil {
+		s.push.Close()
+	}
 	if s.plugins != nil {
 		err = s.plugins.Close()
 	}

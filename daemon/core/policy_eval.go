@@ -198,6 +198,24 @@ func (s *Service) checkVerification(tx ReadTx, u User, kind string) (int, error)
 	return n, nil
 }
 
+// checkVerificationOf is checkVerification for one factor (what the policy
+// asks of how its kind verifies, too).
+func (s *Service) checkVerificationOf(tx ReadTx, u User, f Factor) (int, error) {
+	n, doc, err := s.currentPolicy(tx)
+	if err != nil {
+		return 0, err
+	}
+	if err := policy.CheckVerificationOf(doc, policyUser(u), verifyingFactor(f)); err != nil {
+		return n, verificationRefused(u, err)
+	}
+	return n, nil
+}
+
+// verifyingFactor is what the policy reads of a factor at verification.
+func verifyingFactor(f Factor) policy.Factor {
+	return policy.Factor{ID: f.ID, Kind: f.Kind, State: f.State, Params: factorParams(f.Kind, f.Public)}
+}
+
 // verificationRefused says why the policy refuses a kind, and what to do.
 func verificationRefused(u User, err error) error {
 	return fmt.Errorf("%w: %w; verify with another factor (GET /v1/users/%s/mfa-status lists the acceptable kinds)", ErrPolicyViolation, err, u.Username)
@@ -214,7 +232,7 @@ func (s *Service) verifiableKinds(tx ReadTx, u User, fs []Factor) ([]Factor, int
 	var out []Factor
 	var refused error
 	for _, f := range fs {
-		if err := policy.CheckVerification(doc, policyUser(u), f.Kind); err != nil {
+		if err := policy.CheckVerificationOf(doc, policyUser(u), verifyingFactor(f)); err != nil {
 			refused = verificationRefused(u, err)
 			continue
 		}

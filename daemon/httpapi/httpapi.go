@@ -60,6 +60,9 @@ type Config struct {
 	// Limiter counts attempts on the routes that need no token; keyfleetd
 	// shares one with the web pages. Default: one of its own.
 	Limiter *ratelimit.Limiter
+	// Push serves the push companions' routes (/v1/push/…); nil leaves
+	// them out.
+	Push PushAPI
 }
 
 // Route is one registered route: its pattern and the permission it needs
@@ -119,6 +122,7 @@ func New(cfg Config) (*Handler, error) {
 	h.probes(cfg)
 	h.register()
 	h.registerEvents(cfg.Events)
+	h.registerPush(cfg.Push)
 	roots := cfg.AttestRootsFunc
 	if roots == nil {
 		roots = func() AttestRoots { return cfg.AttestRoots }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 )
 
@@ -18,6 +19,9 @@ type Device struct {
 	FactorID string // set once the enrolment completes
 	// Rand is the source of signature randomness; nil means crypto/rand.
 	Rand io.Reader
+
+	mu       sync.Mutex
+	lastAuth int64 // the last request's signed time, Unix milliseconds
 }
 
 // NewDevice makes a device with a fresh P-256 key.
@@ -63,9 +67,14 @@ func (d *Device) Answer(del Delivery, number, decision string, now time.Time) (A
 	return a, err
 }
 
-// Authorization is the DeviceHeader value for one request at now.
+// Authorization is the DeviceHeader value for one request at now. Each
+// header carries a later time than the one before (keyfleetd refuses a
+// signed time it has seen), so two requests in one millisecond differ.
 func (d *Device) Authorization(method, path string, now time.Time) (string, error) {
-	t := now.UnixMilli()
+	d.mu.Lock()
+	t := max(now.UnixMilli(), d.lastAuth+1)
+	d.lastAuth = t
+	d.mu.Unlock()
 	sig, err := Sign(d.Rand, d.Key, DeviceMessage(method, path, d.FactorID, t))
 	if err != nil {
 		return "", fmt.Errorf("push: signing: %w", err)
