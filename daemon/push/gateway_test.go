@@ -3,10 +3,10 @@ package push
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"

@@ -143,7 +143,7 @@ func (e *LimitError) Error() string {
 		e.Max, e.User, e.Per, max(1, int(e.After.Seconds())))
 }
 
-func (e *LimitError) Unwrap() error              { return core.ErrTooMany }
+func (e *LimitError) Unwrap() error             { return core.ErrTooMany }
 func (e *LimitError) RetryAfter() time.Duration { return e.After }
 
 // Deliver keeps p pending, sends it to the factor's open streams and the
