@@ -91,6 +91,9 @@ func streamPushes(w http.ResponseWriter, r *http.Request, p PushAPI, f core.Fact
 			return nil
 		}
 	}
+	if !write(sse(push.EventReady, fmt.Appendf(nil, `{"pending":%d}`, len(pending)))) {
+		return nil
+	}
 	tick := time.NewTicker(p.KeepAlive())
 	defer tick.Stop()
 	for n := 1; ; n++ {

@@ -20,6 +20,10 @@ type Event struct {
 const (
 	EventPush   = "push"
 	EventClosed = "closed"
+	// EventReady follows the pushes pending when a stream opens: a
+	// companion that reconnects drops the ones it had that did not come
+	// again (keyfleetd restarted, or they closed meanwhile).
+	EventReady = "ready"
 )
 
 // Closed is the data of an EventClosed: which push, and how it ended
