@@ -453,7 +453,9 @@ func TestARestartWhileAPushWaitsFailsItCleanly(t *testing.T) {
 	waiting := make(chan int, 1)
 	go func() { code, _ := s.finish(""); waiting <- code }()
 	time.Sleep(50 * time.Millisecond) // the application is waiting; the restart interrupts it either way
-	pushEvents := func(d *daemon) int { return strings.Count(d.get(admin, "/v1/audit/export"), `"push.`) + strings.Count(d.get(admin, "/v1/audit/export"), `"kind":"push"`) }
+	pushEvents := func(d *daemon) int {
+		return strings.Count(d.get(admin, "/v1/audit/export"), `"push.`) + strings.Count(d.get(admin, "/v1/audit/export"), `"kind":"push"`)
+	}
 	before := pushEvents(d)
 
 	stop(t, d)
