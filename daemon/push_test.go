@@ -28,7 +28,9 @@ type pushEnv struct {
 	srv  *daemon.Server
 	svc  *core.Service
 	app  *client.Client // the service account's
-	ca   []byte
+	// appToken is the service account's token.
+	appToken string
+	ca       []byte
 	stop func()
 }
 
@@ -62,7 +64,7 @@ func startPushEnv(tb testing.TB, cfg daemon.Config) *pushEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.app = e.client(tok)
+	e.app, e.appToken = e.client(tok), tok
 	return e
 }
 

@@ -391,6 +391,10 @@ func (s *Server) Service() *core.Service { return s.svc }
 // Handler is the API handler.
 func (s *Server) Handler() *httpapi.Handler { return s.api }
 
+// ConnectedCompanions is how many push companions have a stream open to
+// this keyfleetd (keyfleet_push_connected_devices).
+func (s *Server) ConnectedCompanions() float64 { return s.push.Connected() }
+
 // Events is the event sinks' manager (for tests and tools in this process).
 func (s *Server) Events() *events.Manager { return s.events }
 

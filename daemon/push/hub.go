@@ -356,6 +356,9 @@ func (h *Hub) pendingCount() float64 {
 	return float64(len(h.pending))
 }
 
+// Connected is how many companions have a stream open.
+func (h *Hub) Connected() float64 { return h.deviceCount() }
+
 func (h *Hub) deviceCount() float64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -41,7 +41,7 @@ func closedEvent(p core.Pending, outcome string) Event {
 
 // streamBuffer is how many events a slow stream may fall behind before it
 // is ended (the companion reconnects and gets what is pending).
-const streamBuffer = 32
+const streamBuffer = 8
 
 // Stream is one open channel of a companion.
 type Stream struct {
