@@ -23,15 +23,15 @@ import (
 // process), HTTPS on loopback, a service account that verifies, and
 // clients for it.
 type pushEnv struct {
-	tb   testing.TB
-	url  string
-	srv  *daemon.Server
-	svc  *core.Service
-	app  *client.Client // the service account's
+	tb  testing.TB
+	url string
+	srv *daemon.Server
+	svc *core.Service
+	app *client.Client // the service account's
 	// appToken is the service account's token.
 	appToken string
 	ca       []byte
-	stop func()
+	stop     func()
 }
 
 func startPushEnv(tb testing.TB, cfg daemon.Config) *pushEnv {
