@@ -22,10 +22,14 @@ const (
 	RoleAuditor         = "auditor"
 	RoleService         = "service"
 	RoleUser            = "user"
+	// RoleScim is a SCIM client's (docs/directory.md): a service account
+	// whose token carries it and nothing else provisions users under
+	// /scim/v2.
+	RoleScim = "scim"
 )
 
 // AllRoles lists every role, most privileged first.
-var AllRoles = []string{RoleAdmin, RoleSecurityOfficer, RoleHelpdesk, RoleEnroller, RoleAuditor, RoleService, RoleUser}
+var AllRoles = []string{RoleAdmin, RoleSecurityOfficer, RoleHelpdesk, RoleEnroller, RoleAuditor, RoleScim, RoleService, RoleUser}
 
 // User states.
 const (
@@ -55,6 +59,11 @@ type User struct {
 	// LockedUntil is set while too many failed verifications lock the
 	// user out.
 	LockedUntil *time.Time `json:"locked_until,omitempty"`
+	// Source is the directory source the user comes from (an LDAP
+	// source's name, or scim:<account>), ExternalID their stable id there;
+	// both empty for users made by hand (docs/directory.md).
+	Source     string `json:"source,omitempty"`
+	ExternalID string `json:"external_id,omitempty"`
 	// PushesLockedAt is set when the user reported a push as not theirs
 	// ("this wasn't me"): no push is sent to them until an administrator
 	// unlocks the user (POST /v1/users/{user}/unlock).

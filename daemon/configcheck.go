@@ -216,6 +216,14 @@ func (w *walker) node(n *yaml.Node, t reflect.Type, key string) {
 		w.scalar(n, t, key)
 	case t.Kind() == reflect.Struct:
 		w.mapping(n, t, key)
+	case t.Kind() == reflect.Map: // names chosen by the operator (directory group maps)
+		if n.Kind != yaml.MappingNode {
+			w.bad(n, key, "want a section of name: value lines, or {} for none")
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			w.node(n.Content[i+1], t.Elem(), joinKey(key, n.Content[i].Value))
+		}
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			w.bad(n, key, "want a list, like [a, b] or one \"- item\" per line")

@@ -30,11 +30,13 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/clientaddr"
 	"github.com/keyfleet/keyfleet/daemon/cluster"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/directory"
 	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
 	fido2kind "github.com/keyfleet/keyfleet/daemon/kinds/fido2"
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
 	"github.com/keyfleet/keyfleet/daemon/push"
+	"github.com/keyfleet/keyfleet/daemon/radius"
 	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
@@ -89,6 +91,12 @@ type Server struct {
 	roots    atomic.Pointer[httpapi.AttestRoots]
 	cert     atomic.Pointer[tls.Certificate]
 	reloadMu sync.Mutex
+	// dir is the directory sync and SCIM service provider (directory.go).
+	dir *directory.Directory
+	// radius is the RADIUS listener, nil when it is off; radiusAddr is
+	// where it listens once serving.
+	radius     *radius.Server
+	radiusAddr atomic.Value
 }
 
 // NewLogger makes the daemon's slog logger from the log settings.
@@ -267,6 +275,9 @@ func (s *Server) build(o Options) error {
 	if err != nil {
 		return err
 	}
+	if err := s.buildDirectory(); err != nil {
+		return err
+	}
 	// One limiter for the API's tokenless routes and the pages' first
 	// sign-in, so switching between them gains a guesser nothing.
 	limiter, err := ratelimit.New(ratelimit.Config{})
@@ -277,16 +288,21 @@ func (s *Server) build(o Options) error {
 		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Ready: s.store.Ready, Checkpoints: s,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Events:  s.events, AttestRootsFunc: s.attestRoots, Build: ptr(version.Get()), Limiter: limiter, Push: s.push,
+		Events:  s.events, AttestRootsFunc: s.attestRoots, Build: ptr(version.Get()), Limiter: limiter, Directory: s.dir,
+		FirstLogin: s.firstLogin(), Push: s.push,
 	})
 	if err != nil {
 		return err
 	}
 	s.api = h
+	if err := s.buildRadius(reg); err != nil {
+		return err
+	}
 	handler, err := s.withPages(h, limiter)
 	if err != nil {
 		return err
 	}
+	handler = s.withSCIM(handler)
 	cert, err := loadCertificate(s.cfg)
 	if err != nil {
 		return err
@@ -343,7 +359,8 @@ func (s *Server) withPages(apiHandler http.Handler, limiter *ratelimit.Limiter) 
 		return apiHandler, nil
 	}
 	pages, err := web.New(web.Config{Service: s.svc, Logger: s.log.With("component", "web"), Origin: s.cfg.Web.Origin,
-		RPID: s.cfg.FIDO2.RPID, Secure: !s.cfg.Web.Insecure, Events: s.events, Sessions: s.webSessions(), Limiter: limiter})
+		RPID: s.cfg.FIDO2.RPID, Secure: !s.cfg.Web.Insecure, Events: s.events, Sessions: s.webSessions(), Limiter: limiter,
+		Directory: s.dir})
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
@@ -411,12 +428,19 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 
 // Serve is Run on an existing listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr string)) error {
+	stopRadius, err := s.startRadius()
+	if err != nil {
+		ln.Close()
+		s.Close()
+		return err
+	}
 	chainCtx, stopChain := context.WithCancel(context.Background())
 	chainDone := make(chan struct{})
 	go func() { defer close(chainDone); s.checkChain(chainCtx) }()
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); s.lead(chainCtx, s.leaderWork) }()
 	stopCheckpoints := s.runCheckpoints()
+	stopDirectory := s.runDirectory()
 	eventsCtx, stopEvents := context.WithCancel(context.Background())
 	eventsDone := make(chan struct{})
 	go func() {
@@ -436,9 +460,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
+	stopRadius() // its answers in flight commit before the store closes
 	stopChain()
 	<-chainDone
 	<-sweepDone
+	stopDirectory()
 	stopCheckpoints() // its last checkpoint, before the store closes
 	// The sinks stop first: their live streams end, so the HTTP shutdown
 	// does not wait on them.

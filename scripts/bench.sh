@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(go version | cut -d' ' -f3)"
 filter() { grep -E '^(Benchmark|ok|FAIL|---)' | grep -v 'no test files'; }
 # Every benchmark but those with costly fixtures, by time.
-go test -run '^$' -bench . -skip 'APIVerifyTOTP|DaemonEnrolmentFinish|PushOpenChannels' -benchtime "${BENCHTIME:-3s}" -count "${COUNT:-1}" ./... 2>&1 | filter
+go test -run '^$' -bench . -skip 'APIVerifyTOTP|DaemonEnrolmentFinish|Sync|PushOpenChannels' -benchtime "${BENCHTIME:-3s}" -count "${COUNT:-1}" ./... 2>&1 | filter
 # Enrolment finishes need a fresh enrolment (and, for a first factor, ten
 # Argon2id hashes) prepared per operation: a fixed count.
 go test -run '^$' -bench 'DaemonEnrolmentFinish' -benchtime 200x -count "${COUNT:-1}" ./cmd/keyfleet-agent/ 2>&1 | filter
@@ -18,3 +18,6 @@ go test -run '^$' -bench 'DaemonEnrolmentFinish' -benchtime 200x -count "${COUNT
 go test -run '^$' -bench 'PushOpenChannels' -benchtime 1x -count "${COUNT:-1}" ./daemon/ 2>&1 | filter
 # TOTP verifications use each enrolled factor's fresh codes once: a fixed count.
 go test -run '^$' -bench 'APIVerifyTOTP' -benchtime 1500x -count "${COUNT:-1}" ./daemon/ 2>&1 | filter
+# Directory syncs of 100,000 users build a store (and a slapd) per run and
+# take seconds each: a fixed count (docs/benchmarks.md, "Directory sync").
+go test -run '^$' -bench 'Sync' -benchtime 1x -count "${COUNT:-1}" ./daemon/directory/ 2>&1 | filter

@@ -42,6 +42,9 @@ type User struct {
 	// Grants says, per role beyond "user", who asked for it and who
 	// approved it (keyfleet report privileged).
 	Grants map[string]RoleGrant `json:"grants,omitempty"`
+	// External links the user to the directory source that provides
+	// them (directory.go); nil for users made by hand.
+	External *ExternalLink `json:"external,omitempty"`
 }
 
 // Handling is one way one person acted on another's account.
@@ -60,11 +63,15 @@ type RoleGrant struct {
 
 // API is the user's wire form.
 func (u User) API() api.User {
-	return api.User{
+	out := api.User{
 		ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Email: u.Email,
 		Kind: u.Kind, Groups: nonNil(u.Groups), Roles: nonNil(u.Roles), Status: u.Status,
 		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, LockedUntil: u.LockedUntil, PushesLockedAt: u.PushesLockedAt,
 	}
+	if u.External != nil {
+		out.Source, out.ExternalID = u.External.Source, u.External.ID
+	}
+	return out
 }
 
 func (u User) summary() map[string]any {

@@ -78,6 +78,8 @@ type Service struct {
 	touches  tokenTouch
 	noted    notedPolicy
 	policies policyCache
+
+	firstLogin firstLoginPasses
 }
 
 // New validates cfg and returns a Service.
@@ -156,6 +158,10 @@ func (s *Service) Now() time.Time { return s.now() }
 type RequestInfo struct {
 	ID     string // request id
 	Source string // client address
+	// Extra is what else the request says about where it comes from (a
+	// RADIUS client's NAS-Identifier, Calling-Station-Id); audit records
+	// keep it in their extra fields.
+	Extra map[string]string
 }
 
 type requestKey struct{}
@@ -164,6 +170,10 @@ type requestKey struct{}
 func WithRequest(ctx context.Context, ri RequestInfo) context.Context {
 	return context.WithValue(ctx, requestKey{}, ri)
 }
+
+// RequestFrom returns the request information WithRequest attached to
+// ctx (zero when none).
+func RequestFrom(ctx context.Context) RequestInfo { return requestFrom(ctx) }
 
 func requestFrom(ctx context.Context) RequestInfo {
 	ri, _ := ctx.Value(requestKey{}).(RequestInfo)
@@ -182,6 +192,7 @@ func (s *Service) event(ctx context.Context, p Principal, action string, target 
 		// to raise it as high severity.
 		ev.Extra = map[string]string{"breakglass": "true"}
 	}
+	ri.addRequestExtra(ev)
 	return ev
 }
 

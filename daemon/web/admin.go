@@ -31,6 +31,10 @@ type overview struct {
 	// approvals, refused attempts, service tokens, break-glass), for
 	// readers of the audit trail.
 	Privilege []api.AuditEvent
+	// Directory is the directory sources' last syncs and drift (nil: not
+	// shown); DirectoryErr why it could not be read.
+	Directory    *api.DirectoryOverview
+	DirectoryErr string
 }
 
 func (h *handler) overview(rq *request) error {
@@ -62,6 +66,7 @@ func (h *handler) overview(rq *request) error {
 		d.Pending = as
 	}
 	d.Sinks, d.ShowSinks = h.sinks(rq)
+	d.Directory, d.DirectoryErr = h.directory(rq)
 	d.BreakGlass = h.breakGlass(rq)
 	if rq.p.Allowed(core.ReadAudit) {
 		var err error

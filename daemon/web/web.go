@@ -66,6 +66,15 @@ type Config struct {
 	// keyfleetd shares one with the API's tokenless routes. Default: one of
 	// its own.
 	Limiter *ratelimit.Limiter
+	// Directory reports the directory sources for the overview; nil
+	// shows no directory section.
+	Directory DirectoryStatus
+}
+
+// DirectoryStatus is what the overview needs of the directory sources
+// (*directory.Directory implements it).
+type DirectoryStatus interface {
+	Overview(ctx context.Context, p core.Principal) (api.DirectoryOverview, error)
 }
 
 // EventSinks is what the overview needs of the event sinks

@@ -130,6 +130,12 @@ func problemAdvice(cmd *cobra.Command, p *api.Problem) (int, string) {
 		return ExitConflict, "the policy refuses this; the reasons above say what it needs ('keyfleet policy show' prints it)"
 	case client.SlugUnavailable:
 		return ExitError, "keyfleetd is not ready; try again shortly or check its logs"
+	case "directory-busy":
+		return ExitConflict, "wait for it to finish: 'keyfleet directory status' shows the last sync"
+	case "leaver-limit":
+		return ExitConflict, "nothing changed; check the directory settings, or run again with --force if they really left"
+	case "directory-failed":
+		return ExitUnreachable, "nothing changed; check the directory section of keyfleetd.yaml (docs/directory.md) and that the directory is up"
 	}
 	if p.RequestID == "" {
 		return ExitError, "try again; if it persists, check keyfleetd's logs"

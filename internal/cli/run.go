@@ -97,6 +97,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.devicesCmd(), a.enrolmentsCmd(), a.approvalsCmd(), a.tokensCmd(), a.auditCmd())
 	root.AddCommand(a.policyCmd(), a.reportCmd())
 	root.AddCommand(a.recoveryCmd(), a.breakglassCmd(), a.eventsCmd(), a.attestCmd())
+	root.AddCommand(a.directoryCmd())
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	clikit.Standard(root)
