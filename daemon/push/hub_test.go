@@ -285,3 +285,43 @@ func TestClosingTheHubRefusesNewPushes(t *testing.T) {
 		t.Fatalf("a push after close: %v", err)
 	}
 }
+
+// TestThePolicyDecidesWhoMayUsePushAndHow: staff must match numbers, and
+// contractors may not sign in with push at all.
+func TestThePolicyDecidesWhoMayUsePushAndHow(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	sam, _, _ := e.svc.CreateUser(ctx, core.System, api.CreateUser{Username: "sam", Groups: []string{"staff"}})
+	cora, _, _ := e.svc.CreateUser(ctx, core.System, api.CreateUser{Username: "cora", Groups: []string{"contractors"}})
+	bare := e.enrol(sam, map[string]string{"number_matching": "false"}) // before the policy
+	e.enrol(cora, nil)
+	doc := `version: 1
+rules:
+  - name: staff
+    match: {groups: [staff]}
+    require: {push: {number_matching: true}}
+  - name: contractors
+    match: {groups: [contractors]}
+    require: {verification_kinds: [totp]}
+`
+	if _, err := e.svc.ApplyPolicy(ctx, core.System, api.PolicyDocument{Document: doc, Comment: "push rules"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.begin(sam); !errors.Is(err, core.ErrPolicyViolation) {
+		t.Fatalf("a push without number matching under a rule that requires it: %v", err)
+	}
+	if len(bare.received()) != 0 {
+		t.Fatal("the push went out anyway")
+	}
+	if _, err := e.begin(cora); !errors.Is(err, core.ErrPolicyViolation) {
+		t.Fatalf("a contractor's push: %v", err)
+	}
+	if _, _, err := e.svc.CreateEnrolment(ctx, core.System, api.CreateEnrolment{User: sam.ID, Kind: "push", Options: map[string]string{"number_matching": "false"}}); !errors.Is(err, core.ErrPolicyViolation) {
+		t.Fatalf("enrolling a push without number matching for staff: %v", err)
+	}
+	matching := e.enrol(sam, nil) // the policy's options: number matching
+	p, err := e.svc.BeginVerify(ctx, e.app, api.BeginVerify{User: "sam", FactorID: matching.dev.FactorID})
+	if err != nil || len(p.Factors) != 1 {
+		t.Fatalf("a push with number matching: %+v %v", p, err)
+	}
+}
