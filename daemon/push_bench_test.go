@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -24,7 +25,10 @@ import (
 	"github.com/keyfleet/keyfleet/api/client"
 	"github.com/keyfleet/keyfleet/daemon"
 	"github.com/keyfleet/keyfleet/daemon/push"
+	"github.com/keyfleet/keyfleet/plugins/host"
 	pushkind "github.com/keyfleet/keyfleet/plugins/push"
+	"github.com/keyfleet/keyfleet/plugins/sdk/sdktest"
+	"github.com/keyfleet/keyfleet/plugins/totp"
 )
 
 // benchClient is an HTTP/1.1 client with a connection per concurrent
@@ -77,8 +81,19 @@ func (s *simulated) run(ctx context.Context, ready chan<- struct{}, errs chan<- 
 // finish, waiting for the answer, returns verified. 32 users, each with a
 // connected companion and an application client working for them.
 func BenchmarkPushVerifications(b *testing.B) {
+	cfg := daemon.Config{Push: push.Config{MaxPerUser: 1000, Period: push.Duration{Duration: time.Second}}}
+	b.Run("kind=in-process", func(b *testing.B) { benchPush(b, startPushEnv(b, cfg)) })
+	b.Run("kind=plugin", func(b *testing.B) {
+		// keyfleet-plugin-push through the plugin host (gRPC, AutoMTLS), as keyfleetd runs it.
+		bin := sdktest.Build(b, "github.com/keyfleet/keyfleet/cmd/keyfleet-plugin-push", "push")
+		withPlugin := cfg
+		withPlugin.Plugins = host.Config{Dir: filepath.Dir(bin), Plugins: []host.PluginConfig{{Name: filepath.Base(bin), SHA256: sdktest.Sum(b, bin)}}}
+		benchPush(b, startPushEnv(b, withPlugin, totp.Factor{}))
+	})
+}
+
+func benchPush(b *testing.B, e *pushEnv) {
 	const users = 32
-	e := startPushEnv(b, daemon.Config{Push: push.Config{MaxPerUser: 1000, Period: push.Duration{Duration: time.Second}}})
 	app := e.benchClient(e.appToken)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -158,11 +173,12 @@ func BenchmarkPushOpenChannels(b *testing.B) {
 		out.Close()
 	}
 	b.ReportMetric(float64(after.heap-before.heap)/float64(n), "heap-B/companion")
+	b.ReportMetric(float64(after.stack-before.stack)/float64(n), "stack-B/companion")
 	b.ReportMetric(float64(after.rss-before.rss)/float64(n), "rss-B/companion")
 	b.ReportMetric(float64(after.goroutines-before.goroutines)/float64(n), "goroutines/companion")
 }
 
-type mem struct{ heap, rss, goroutines int64 }
+type mem struct{ heap, stack, rss, goroutines int64 }
 
 func memNow() mem {
 	runtime.GC()
@@ -174,7 +190,7 @@ func memNow() mem {
 		var size int64
 		fmt.Sscan(string(b), &size, &pages)
 	}
-	return mem{heap: int64(ms.HeapInuse + ms.StackInuse), rss: pages * int64(os.Getpagesize()), goroutines: int64(runtime.NumGoroutine())}
+	return mem{heap: int64(ms.HeapInuse), stack: int64(ms.StackInuse), rss: pages * int64(os.Getpagesize()), goroutines: int64(runtime.NumGoroutine())}
 }
 
 func metricFromDaemon(e *pushEnv) float64 {

@@ -34,14 +34,17 @@ type pushEnv struct {
 	stop     func()
 }
 
-func startPushEnv(tb testing.TB, cfg daemon.Config) *pushEnv {
+func startPushEnv(tb testing.TB, cfg daemon.Config, kinds ...sdk.Factor) *pushEnv {
 	tb.Helper()
 	dir := filepath.Join(tb.TempDir(), "data")
 	if _, err := daemon.Init(context.Background(), daemon.InitOptions{Dir: dir}); err != nil {
 		tb.Fatal(err)
 	}
 	cfg.DataDir = dir
-	srv, err := daemon.New(cfg, daemon.Options{LogOut: logOut(), Kinds: []sdk.Factor{pushkind.Factor{}, totp.Factor{}}})
+	if kinds == nil {
+		kinds = []sdk.Factor{pushkind.Factor{}, totp.Factor{}}
+	}
+	srv, err := daemon.New(cfg, daemon.Options{LogOut: logOut(), Kinds: kinds})
 	if err != nil {
 		tb.Fatal(err)
 	}
