@@ -47,6 +47,9 @@ import (
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
 
+// The push hub serves the companions' routes of the API.
+var _ httpapi.PushAPI = (*push.Hub)(nil)
+
 var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
 
 // Options are what a Server takes besides its Config.

@@ -20,6 +20,9 @@ import (
 	pushkind "github.com/keyfleet/keyfleet/plugins/push"
 )
 
+// A companion's device signs its requests to keyfleetd.
+var _ client.DeviceSigner = (*pushkind.Device)(nil)
+
 // pushFlags are what push's subcommands share: where keyfleetd is and
 // where the device key lives.
 type pushFlags struct {
