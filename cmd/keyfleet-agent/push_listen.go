@@ -153,7 +153,10 @@ func (l *listener) event(ev client.PushEvent) {
 			}
 		}
 	case "closed":
-		var cl struct{ VerificationID, Outcome string }
+		var cl struct {
+			VerificationID string `json:"verification_id"`
+			Outcome        string `json:"outcome"`
+		}
 		if json.Unmarshal(ev.Data, &cl) == nil {
 			l.drop(func(d pushkind.Delivery) bool { return d.VerificationID == cl.VerificationID }, "closed ("+cl.Outcome+")")
 		}
