@@ -93,7 +93,7 @@ func BenchmarkPushVerifications(b *testing.B) {
 }
 
 func benchPush(b *testing.B, e *pushEnv) {
-	const users = 32
+	users := benchUsers()
 	app := e.benchClient(e.appToken)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -266,4 +266,15 @@ func TestPushSwarm(t *testing.T) {
 	}
 	fmt.Println("swarm: connected", len(lines))
 	select {}
+}
+
+// benchUsers is how many users (each with a companion and an application
+// client) the verification benchmark runs: KEYFLEET_BENCH_PUSH_USERS,
+// default 32.
+func benchUsers() int {
+	n := 32
+	if s := os.Getenv("KEYFLEET_BENCH_PUSH_USERS"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	return n
 }
