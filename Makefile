@@ -12,7 +12,7 @@ RACE_PKGS := ./daemon/... ./api/... ./internal/... ./plugins/... ./docs/... ./ag
 
 # Pure Go, built with CGO_ENABLED=0 (static binaries that need no C
 # library); the agent links libpcsclite and libfido2 through cgo.
-PURE_CMDS  := ./cmd/keyfleetd ./cmd/keyfleet ./cmd/keyfleet-vkey ./cmd/keyfleet-plugin-totp
+PURE_CMDS  := ./cmd/keyfleetd ./cmd/keyfleet ./cmd/keyfleet-vkey ./cmd/keyfleet-plugin-totp ./cmd/keyfleet-plugin-push
 AGENT_CMD  := ./cmd/keyfleet-agent
 AGENT_LIBS := libpcsclite libfido2
 AGENT_DEBS := gcc libc6-dev pkg-config libpcsclite-dev libfido2-dev

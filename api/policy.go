@@ -209,6 +209,25 @@ type ComplianceReport struct {
 	// never expire: each should name one (keyfleet report privileged
 	// lists them).
 	ServiceTokensWithoutExpiry int `json:"service_tokens_without_expiry"`
+	// IgnoredPushes lists active push factors whose last pushes in a row
+	// went unanswered (at least IgnoredPushesThreshold): a companion that
+	// no longer receives, or a user who ignores prompts (perhaps ones
+	// they did not start). At most MaxListedUsers.
+	IgnoredPushes []IgnoredPushes `json:"ignored_pushes"`
+}
+
+// IgnoredPushesThreshold is how many unanswered pushes in a row put a
+// factor in the compliance report.
+const IgnoredPushesThreshold = 3
+
+// IgnoredPushes is one push factor in the compliance report.
+type IgnoredPushes struct {
+	UserID           string     `json:"user_id"`
+	Username         string     `json:"username"`
+	FactorID         string     `json:"factor_id"`
+	Label            string     `json:"label,omitempty"`
+	Unanswered       int        `json:"unanswered"`
+	LastUnansweredAt *time.Time `json:"last_unanswered_at,omitempty"`
 }
 
 // RecoveryCodeCounts counts users by how many unused recovery codes they

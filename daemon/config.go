@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/daemon/directory"
 	"github.com/keyfleet/keyfleet/daemon/events"
+	"github.com/keyfleet/keyfleet/daemon/push"
 	"github.com/keyfleet/keyfleet/daemon/radius"
 	"github.com/keyfleet/keyfleet/plugins/host"
 )
@@ -125,6 +126,9 @@ type Config struct {
 	// Plugins are the factor plugins to load, each pinned by SHA-256
 	// (docs/plugins.md). The zero value loads none.
 	Plugins host.Config `yaml:"plugins"`
+	// Push tunes the push factor's delivery: rate limits, the
+	// companions' channels and relays (docs/push.md).
+	Push push.Config `yaml:"push"`
 	// Directory brings users in from LDAP / Active Directory and serves
 	// SCIM 2.0 (docs/directory.md). The zero value does neither.
 	Directory directory.Config `yaml:"directory"`
@@ -244,6 +248,7 @@ func (c *Config) Defaults() {
 	if c.Verify.MaxFailures == 0 {
 		c.Verify.MaxFailures = 5
 	}
+	c.Push.Defaults()
 	if c.Web.Origin == "" {
 		if _, port, err := net.SplitHostPort(c.Listen); err == nil {
 			c.Web.Origin = "https://localhost:" + port
@@ -315,6 +320,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Plugins.Validate(); err != nil {
 		errs = append(errs, err) // each says plugins: …
+	}
+	if err := c.Push.Validate(); err != nil {
+		errs = append(errs, err) // each says push.…
 	}
 	if err := c.Directory.Validate(); err != nil {
 		bad("directory: %v", err)

@@ -127,7 +127,7 @@ func unjoin(err error) []error {
 	return out
 }
 
-var indexed = regexp.MustCompile(`\b(sinks|plugins)\[(\d+)\]`)
+var indexed = regexp.MustCompile(`\b(sinks|plugins|gateways)\[(\d+)\]`)
 
 // locate gives each error the line of the setting it names, and sorts
 // them by line.
@@ -144,7 +144,7 @@ func locate(path string, lines map[string]int, found []error) error {
 			line = lines[key+"."+word] // "plugins: dir … must be absolute"
 		}
 		if m := indexed.FindStringSubmatch(msg); m != nil {
-			section := map[string]string{"sinks": "events", "plugins": "plugins"}[m[1]]
+			section := map[string]string{"sinks": "events", "plugins": "plugins", "gateways": "push"}[m[1]]
 			line = cmpOrInt(lines[section+"."+m[0]], line)
 		}
 		out = append(out, ConfigError{File: path, Line: line, Msg: msg})

@@ -212,6 +212,27 @@ plugins:
   #   sha256: 0000000000000000000000000000000000000000000000000000000000000000   # sha256sum of the binary
   #   timeout: 5s         # each call; at most 5m
 
+# Push approvals (the push factor, keyfleet-plugin-push; docs/push.md).
+push:
+  max_per_user: 5       # pushes one user may get in a period; more are refused (429)
+  period: 10m           # the window of max_per_user
+  keep_alive: 20s       # a comment line on idle companion streams this often
+  clock_skew: 2m        # how far a companion's clock may be off in its signed requests
+  streams_per_device: 4 # open streams per companion; a new one beyond ends the oldest
+  max_pending: 100000   # pushes waiting at once
+  gateways: []          # relays that also get a notice of each push. For example:
+  # - name: phones
+  #   type: ntfy          # ntfy or webhook
+  #   url: https://ntfy.example.org   # ntfy: the server; webhook: the URL notices are POSTed to
+  #   topic_prefix: keyfleet-         # ntfy: a topic is this and the push factor's id
+  #   token_file: /etc/keyfleet/ntfy.token   # ntfy: an access token (or token: …)
+  #   token: ""
+  #   click: https://keyfleet.example.org/push/   # ntfy: what the notification opens
+  #   secret_file: /etc/keyfleet/push-hook.secret   # webhook: HMAC-SHA256 key, at least 16 bytes
+  #   secret: ""          # webhook: the key itself; prefer secret_file
+  #   timeout: 5s
+  #   allow_http: false   # plain http:// (loopback tests only)
+
 # Users from LDAP / Active Directory, and SCIM 2.0 for identity providers
 # (docs/directory.md). Settings left empty take the flavour's default.
 directory:

@@ -63,8 +63,12 @@ func (s *Server) buildRadius(reg prometheus.Registerer) error {
 		return nil
 	}
 	fl := s.firstLogin()
+	oob := map[string]radius.OutOfBand{} // pushes, through core's verification
+	for _, kind := range s.svc.OutOfBandKinds() {
+		oob[kind] = radius.CoreOutOfBand{Service: s.svc}
+	}
 	r, err := radius.New(s.cfg.Radius, radius.Options{Service: s.svc, Logger: s.log.With("component", "radius"), Registry: reg,
-		FirstLogin: radius.FirstLogin{PassTTL: fl.PassTTL, WelcomeURL: fl.WelcomeURL}})
+		FirstLogin: radius.FirstLogin{PassTTL: fl.PassTTL, WelcomeURL: fl.WelcomeURL}, OutOfBand: oob})
 	if err != nil {
 		return err
 	}

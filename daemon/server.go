@@ -35,6 +35,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
 	fido2kind "github.com/keyfleet/keyfleet/daemon/kinds/fido2"
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
+	"github.com/keyfleet/keyfleet/daemon/push"
 	"github.com/keyfleet/keyfleet/daemon/radius"
 	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 	"github.com/keyfleet/keyfleet/daemon/seal"
@@ -45,6 +46,9 @@ import (
 	"github.com/keyfleet/keyfleet/plugins/host"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
+
+// The push hub serves the companions' routes of the API.
+var _ httpapi.PushAPI = (*push.Hub)(nil)
 
 var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
 
@@ -68,6 +72,7 @@ type Server struct {
 	pg      *postgres.Store // set when store.backend is postgres
 	elector *cluster.Elector
 	plugins *host.Host
+	push    *push.Hub
 	svc     *core.Service
 	events  *events.Manager
 	api     *httpapi.Handler
@@ -170,7 +175,11 @@ func (s *Server) open(o Options) error {
 		s.Close()
 		return err
 	}
-	s.svc, err = core.New(core.Config{
+	if s.push, err = push.New(s.cfg.Push, push.Options{Logger: s.log.With("component", "push"), Registerer: s.reg, Now: o.Now}); err != nil {
+		s.Close()
+		return err
+	}
+	s.svc, err = core.New(core.Config{OutOfBand: s.push,
 		Store: s.store, Sealer: sl, Kinds: append(builtin, kinds...), Logger: s.log,
 		ApprovalTTL: s.cfg.ApprovalTTL.Duration, EnrolmentTTL: s.cfg.EnrolmentTTL.Duration,
 		BreakGlassMax: s.cfg.BreakGlass.MaxSession.Duration, Now: o.Now,
@@ -187,6 +196,7 @@ func (s *Server) open(o Options) error {
 		return err
 	}
 	pev.attach(s.svc)
+	s.push.Attach(s.svc)
 	return nil
 }
 
@@ -282,7 +292,7 @@ func (s *Server) build(o Options) error {
 		Ready: s.store.Ready, Checkpoints: s,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Events:  s.events, AttestRootsFunc: s.attestRoots, Build: ptr(version.Get()), Limiter: limiter, Directory: s.dir,
-		FirstLogin: s.firstLogin(),
+		FirstLogin: s.firstLogin(), Push: s.push,
 	})
 	if err != nil {
 		return err
@@ -401,6 +411,10 @@ func (s *Server) Service() *core.Service { return s.svc }
 // Handler is the API handler.
 func (s *Server) Handler() *httpapi.Handler { return s.api }
 
+// ConnectedCompanions is how many push companions have a stream open to
+// this keyfleetd (keyfleet_push_connected_devices).
+func (s *Server) ConnectedCompanions() float64 { return s.push.Connected() }
+
 // Events is the event sinks' manager (for tests and tools in this process).
 func (s *Server) Events() *events.Manager { return s.events }
 
@@ -504,6 +518,7 @@ func (s *Server) refreshCompliance(ctx context.Context) {
 // ShutdownTimeout), then closes the store so Badger flushes cleanly.
 func (s *Server) shutdown() error {
 	s.log.Info("keyfleetd shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+	s.push.Close() // companions' streams and waiting finishes end: pending pushes are lost, and say so
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Duration)
 	defer cancel()
 	err := s.http.Shutdown(ctx)
@@ -521,6 +536,9 @@ func (s *Server) shutdown() error {
 // they end; call it for a server that never ran).
 func (s *Server) Close() error {
 	var err error
+	if s.push != nil {
+		s.push.Close()
+	}
 	if s.plugins != nil {
 		err = s.plugins.Close()
 	}

@@ -107,6 +107,7 @@ func (c *changes) require(rule string, o, n *Requirements) {
 	c.allow(rule, "require.totp.digits", o.TOTPDigits, n.TOTPDigits)
 	c.allow(rule, "require.totp.periods", o.TOTPPeriods, n.TOTPPeriods)
 	c.flag(rule, "require.fips_required", o.FIPSRequired, n.FIPSRequired)
+	c.flag(rule, "require.push.number_matching", o.PushNumberMatching, n.PushNumberMatching)
 	c.window(rule, "require.enroll_within", o.EnrollWithin, n.EnrollWithin, false)
 	c.window(rule, "require.max_inactivity", o.MaxInactivity, n.MaxInactivity, true)
 	c.allow(rule, "require.verification_kinds", o.VerificationKinds, n.VerificationKinds)

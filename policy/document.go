@@ -84,6 +84,10 @@ type Requirements struct {
 	TOTPDigits     []string
 	TOTPPeriods    []string
 	FIPSRequired   bool
+	// PushNumberMatching requires push factors to use number matching
+	// (the user picks the number the sign-in shows from three on the
+	// device), not a bare approve button.
+	PushNumberMatching bool
 	// EnrollWithin is how long after the rule first applies the user has
 	// to comply; zero means at once.
 	EnrollWithin time.Duration

@@ -164,6 +164,9 @@ func (d *decoder) require(n *yaml.Node, path string, r *Requirements) {
 		{"block_advisories", func(v *yaml.Node, p string) { r.BlockAdvisories, _ = d.list(v, p, validAdvisory) }},
 		{"piv", func(v *yaml.Node, p string) { d.piv(v, p, r) }},
 		{"totp", func(v *yaml.Node, p string) { d.totp(v, p, r) }},
+		{"push", func(v *yaml.Node, p string) {
+			d.mapping(v, p, []field{{"number_matching", func(v *yaml.Node, p string) { r.PushNumberMatching, _ = d.boolean(v, p) }}})
+		}},
 		{"fips_required", func(v *yaml.Node, p string) { r.FIPSRequired, _ = d.boolean(v, p) }},
 		{"enroll_within", func(v *yaml.Node, p string) { r.EnrollWithin, _ = d.duration(v, p) }},
 		{"max_inactivity", func(v *yaml.Node, p string) { r.MaxInactivity = d.inactivity(v, p) }},

@@ -94,6 +94,7 @@ const (
 	CodePINPolicy          = "pin_policy"
 	CodeTouchPolicy        = "touch_policy"
 	CodeTOTPParameters     = "totp_parameters"
+	CodeNumberMatching     = "number_matching"
 	CodeFIPSRequired       = "fips_required"
 	CodeKindNotAcceptable  = "kind_not_acceptable"
 	CodeLastFactor         = "last_factor"

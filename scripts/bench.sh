@@ -9,10 +9,13 @@ cd "$(dirname "$0")/.."
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(go version | cut -d' ' -f3)"
 filter() { grep -E '^(Benchmark|ok|FAIL|---)' | grep -v 'no test files'; }
 # Every benchmark but those with costly fixtures, by time.
-go test -run '^$' -bench . -skip 'APIVerifyTOTP|DaemonEnrolmentFinish|Sync' -benchtime "${BENCHTIME:-3s}" -count "${COUNT:-1}" ./... 2>&1 | filter
+go test -run '^$' -bench . -skip 'APIVerifyTOTP|DaemonEnrolmentFinish|Sync|PushOpenChannels' -benchtime "${BENCHTIME:-3s}" -count "${COUNT:-1}" ./... 2>&1 | filter
 # Enrolment finishes need a fresh enrolment (and, for a first factor, ten
 # Argon2id hashes) prepared per operation: a fixed count.
 go test -run '^$' -bench 'DaemonEnrolmentFinish' -benchtime 200x -count "${COUNT:-1}" ./cmd/keyfleet-agent/ 2>&1 | filter
+# Push companions holding their streams open: 10,000 of them, enrolled
+# first (most of the time), measured once.
+go test -run '^$' -bench 'PushOpenChannels' -benchtime 1x -count "${COUNT:-1}" ./daemon/ 2>&1 | filter
 # TOTP verifications use each enrolled factor's fresh codes once: a fixed count.
 go test -run '^$' -bench 'APIVerifyTOTP' -benchtime 1500x -count "${COUNT:-1}" ./daemon/ 2>&1 | filter
 # Directory syncs of 100,000 users build a store (and a slapd) per run and

@@ -118,7 +118,7 @@ func (s *Service) addLoginFactor(out *LoginState, doc *policy.Document, u User, 
 	case f.State == api.FactorSuspended:
 		out.Suspended++
 	case f.State != api.FactorActive || !ok:
-	case policy.CheckVerificationAt(doc, policyUser(u), f.Kind, fa, now) != nil:
+	case policy.CheckVerificationOf(doc, policyUser(u), verifyingFactor(f), fa, now) != nil:
 		out.Refused = append(out.Refused, f.Kind)
 	default:
 		lf := LoginFactor{ID: f.ID, Kind: f.Kind, Label: f.Label, LockedUntil: f.LockedUntil}

@@ -204,6 +204,28 @@ func (s *Service) checkVerification(tx ReadTx, u User, kind string) (int, error)
 	return n, nil
 }
 
+// checkVerificationOf is checkVerification for one factor (what the policy
+// asks of how its kind verifies, too).
+func (s *Service) checkVerificationOf(tx ReadTx, u User, f Factor) (int, error) {
+	n, doc, err := s.currentPolicy(tx)
+	if err != nil {
+		return 0, err
+	}
+	fa, err := tx.FirstApplied(u.ID)
+	if err != nil {
+		return n, err
+	}
+	if err := policy.CheckVerificationOf(doc, policyUser(u), verifyingFactor(f), fa, s.now()); err != nil {
+		return n, verificationRefused(u, err)
+	}
+	return n, nil
+}
+
+// verifyingFactor is what the policy reads of a factor at verification.
+func verifyingFactor(f Factor) policy.Factor {
+	return policy.Factor{ID: f.ID, Kind: f.Kind, State: f.State, Params: factorParams(f.Kind, f.Public)}
+}
+
 // verificationRefused says why the policy refuses a kind, and what to do.
 func verificationRefused(u User, err error) error {
 	return fmt.Errorf("%w: %w; verify with another factor (GET /v1/users/%s/mfa-status lists the acceptable kinds)", ErrPolicyViolation, err, u.Username)
@@ -225,7 +247,7 @@ func (s *Service) verifiableKinds(tx ReadTx, u User, fs []Factor) ([]Factor, int
 	var out []Factor
 	var refused error
 	for _, f := range fs {
-		if err := policy.CheckVerificationAt(doc, policyUser(u), f.Kind, fa, now); err != nil {
+		if err := policy.CheckVerificationOf(doc, policyUser(u), verifyingFactor(f), fa, now); err != nil {
 			refused = verificationRefused(u, err)
 			continue
 		}

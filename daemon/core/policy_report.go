@@ -236,9 +236,40 @@ func (s *Service) complianceReport(ctx context.Context, group string, near time.
 	if err == nil {
 		out.ServiceTokensWithoutExpiry, err = s.EverlastingServiceTokens(ctx, System)
 	}
+	if err == nil {
+		out.IgnoredPushes, err = s.ignoredPushes(ctx, group)
+	}
 	c := ts.merged()
 	out.Overall, out.KindsInUse, out.PrivilegedShort = apiCounts(c.Counts), c.KindsInUse, c.PrivilegedShort
 	out.ByGroup, out.ByRole = apiCountsMap(c.ByGroup), apiCountsMap(c.ByRole)
+	return out, err
+}
+
+// ignoredPushes lists the active out-of-band factors (of group's
+// members, when group is set) whose last api.IgnoredPushesThreshold or
+// more prompts ran out unanswered.
+func (s *Service) ignoredPushes(ctx context.Context, group string) ([]api.IgnoredPushes, error) {
+	out := []api.IgnoredPushes{}
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		for _, kind := range s.OutOfBandKinds() {
+			err := forEach(tx.Factors, FactorFilter{Kind: kind, State: api.FactorActive}, func(f Factor) error {
+				if f.Unanswered < api.IgnoredPushesThreshold || len(out) >= api.MaxListedUsers {
+					return nil
+				}
+				u, err := tx.User(f.UserID)
+				if err != nil || (group != "" && !slices.Contains(u.Groups, group)) {
+					return err
+				}
+				out = append(out, api.IgnoredPushes{UserID: u.ID, Username: u.Username, FactorID: f.ID, Label: f.Label,
+					Unanswered: f.Unanswered, LastUnansweredAt: f.LastUnansweredAt})
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	return out, err
 }
 

@@ -59,9 +59,12 @@ type Config struct {
 	// factor or issued a pass for it) the two may not decide each other's
 	// requests (default 7 days; see independence.go).
 	IndependenceWindow time.Duration
-	Now                func() time.Time // default time.Now
-	Rand               io.Reader        // default crypto/rand
-	Logger             *slog.Logger     // default discards
+	// OutOfBand delivers out-of-band kinds' prompts (pushes) and keeps
+	// them pending (daemon/push); nil offers no out-of-band factor.
+	OutOfBand OutOfBand
+	Now       func() time.Time // default time.Now
+	Rand      io.Reader        // default crypto/rand
+	Logger    *slog.Logger     // default discards
 }
 
 // Service is the domain. It is safe for concurrent use.
@@ -167,6 +170,10 @@ type requestKey struct{}
 func WithRequest(ctx context.Context, ri RequestInfo) context.Context {
 	return context.WithValue(ctx, requestKey{}, ri)
 }
+
+// RequestFrom returns the request information WithRequest attached to
+// ctx (zero when none).
+func RequestFrom(ctx context.Context) RequestInfo { return requestFrom(ctx) }
 
 func requestFrom(ctx context.Context) RequestInfo {
 	ri, _ := ctx.Value(requestKey{}).(RequestInfo)

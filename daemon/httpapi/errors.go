@@ -73,6 +73,7 @@ var problemOf = []struct {
 	{core.ErrEnrolmentClosed, http.StatusGone, probEnrolmentClosed, "The enrolment is no longer open"},
 	{core.ErrUnsupportedKind, http.StatusBadRequest, probUnsupportedKind, "Unsupported factor kind"},
 	{core.ErrLocked, http.StatusTooManyRequests, probLocked, "Locked after too many failed verifications"},
+	{core.ErrTooMany, http.StatusTooManyRequests, probRateLimited, "Too many requests"},
 	{core.ErrNoUsableFactor, http.StatusConflict, probNoUsableFactor, "No usable factor"},
 	{core.ErrVerificationClosed, http.StatusGone, probVerifyClosed, "The verification is no longer open"},
 	{core.ErrConflict, http.StatusServiceUnavailable, probConflict, "Too many concurrent changes"},

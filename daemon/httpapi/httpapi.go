@@ -65,6 +65,9 @@ type Config struct {
 	Limiter *ratelimit.Limiter
 	// FirstLogin turns on first-login passes for login surfaces.
 	FirstLogin FirstLogin
+	// Push serves the push companions' routes (/v1/push/…); nil leaves
+	// them out.
+	Push PushAPI
 }
 
 // Route is one registered route: its pattern and the permission it needs
@@ -124,6 +127,7 @@ func New(cfg Config) (*Handler, error) {
 	h.probes(cfg)
 	h.register()
 	h.registerEvents(cfg.Events)
+	h.registerPush(cfg.Push)
 	roots := cfg.AttestRootsFunc
 	if roots == nil {
 		roots = func() AttestRoots { return cfg.AttestRoots }
@@ -311,6 +315,10 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.status = code
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection, so that the
+// streams (events, push companions) can set write deadlines.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusWriter) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {

@@ -25,6 +25,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/core/coretest"
 	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
+	"github.com/keyfleet/keyfleet/daemon/push"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
@@ -370,7 +371,11 @@ func TestOpenAPIDocumentMatchesTheRoutes(t *testing.T) {
 		}
 	}
 	f := newFixture(t)
-	h, _ := httpapi.New(httpapi.Config{Service: f.svc, Metrics: http.NotFoundHandler(), Events: noEvents{}})
+	hub, err := push.New(push.Config{}, push.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := httpapi.New(httpapi.Config{Service: f.svc, Metrics: http.NotFoundHandler(), Events: noEvents{}, Push: hub})
 	served := map[string]bool{}
 	for _, r := range h.Routes() {
 		served[r.Pattern] = true

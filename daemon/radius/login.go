@@ -233,7 +233,18 @@ func (l *login) push(oob OutOfBand, f core.LoginFactor, firstOK bool) answer {
 		return l.refuse("push_failed", msgPushFailed(f))
 	}
 	ch := challenge{stage: stageWait, factors: []core.LoginFactor{f}, ticket: ticket, firstOK: firstOK}
-	return l.challenge(ch, "push_sent", msgApprove(f))
+	return l.challenge(ch, "push_sent", approveMessage(oob, f, ticket))
+}
+
+// approveMessage is what a challenge for an out-of-band answer says: the
+// prompt's own instructions (the number to pick) when it gives some.
+func approveMessage(oob OutOfBand, f core.LoginFactor, ticket string) string {
+	if in, ok := oob.(Instructions); ok {
+		if msg := in.Instructions(ticket); msg != "" {
+			return msg
+		}
+	}
+	return msgApprove(f)
 }
 
 // challenge keeps ch, audits the challenge and answers Access-Challenge.
@@ -293,7 +304,7 @@ func (l *login) poll(ch challenge) answer {
 	if err != nil {
 		return reject("unavailable", msgUnavailable)
 	}
-	return answer{code: radius.CodeAccessChallenge, msg: msgApprove(f), state: state, reason: "push_pending"}
+	return answer{code: radius.CodeAccessChallenge, msg: approveMessage(oob, f, ch.ticket), state: state, reason: "push_pending"}
 }
 
 // refuse audits a refusal and answers Access-Reject with msg.

@@ -39,6 +39,13 @@ func (h *handler) routes() {
 	h.handle("POST /me/factors/{id}/rename", member, (*handler).renameOwn)
 	h.handle("POST /me/factors/{id}/remove", member, (*handler).removeOwn)
 	h.handle("POST /me/recovery-codes", member, (*handler).regenerateCodes)
+	h.handle("GET /me/push", member, (*handler).pushPage)
+	h.handle("POST /me/push", member, (*handler).pushBegin)
+	h.handle("POST /me/push/confirm", member|jsonAPI, (*handler).pushConfirm)
+	h.handle("GET /push/{$}", anyone, (*handler).companionPage)
+	h.mux.Handle("GET /push", http.RedirectHandler("/push/", http.StatusMovedPermanently))
+	h.mux.HandleFunc("GET /push/manifest.webmanifest", manifest)
+	h.mux.HandleFunc("GET /push/sw.js", serviceWorker)
 
 	h.handle("GET /tokens", member, (*handler).tokensPage)
 	h.handle("POST /tokens", member, (*handler).createToken)

@@ -195,6 +195,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // csp allows scripts, styles and images from the daemon alone: no inline
 // script or style, no eval, no framing, forms post only to the daemon.
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+	"manifest-src 'self'; worker-src 'self'; " + // the push companion's app manifest and service worker
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 
 func (h *handler) now() time.Time { return h.cfg.Now().UTC() }

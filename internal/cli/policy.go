@@ -410,7 +410,21 @@ func (a *app) printCompliance(r api.ComplianceReport) error {
 			return err
 		}
 	}
-	return nil
+	return a.printIgnoredPushes(r.IgnoredPushes)
+}
+
+// printIgnoredPushes lists push companions whose pushes go unanswered,
+// when there are any.
+func (a *app) printIgnoredPushes(list []api.IgnoredPushes) error {
+	if len(list) == 0 {
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "Push companions with %d or more pushes in a row unanswered: %d\n", api.IgnoredPushesThreshold, len(list))
+	rows := make([][]string, len(list))
+	for i, p := range list {
+		rows[i] = []string{p.Username, p.FactorID, dash(p.Label), strconv.Itoa(p.Unanswered), whenp(p.LastUnansweredAt)}
+	}
+	return a.table([]string{"USER", "FACTOR", "NAME", "UNANSWERED", "LAST"}, rows)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
