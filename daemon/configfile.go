@@ -22,6 +22,24 @@ func DefaultConfigFile(dataDir string) string {
 	return head + "\n" + data + "\nlisten:" + rest
 }
 
+// checkpointFileLine is the default file's audit.checkpoint.file line.
+const checkpointFileLine = `    file: ""            # where the newest is kept, outside the data folder; empty: beside it, DATA.checkpoint`
+
+// WithCheckpointFile sets audit.checkpoint.file in a configuration file
+// made by DefaultConfigFile(dataDir): packagers name a folder the service
+// may write that is not the data folder. It refuses a relative path (serve
+// may start anywhere) and one inside dataDir (serve refuses that).
+func WithCheckpointFile(text, dataDir, file string) (string, error) {
+	if !filepath.IsAbs(file) {
+		return "", fmt.Errorf("audit.checkpoint.file %s: give an absolute path (serve may start in another folder)", file)
+	}
+	if inside(dataDir, file) {
+		return "", fmt.Errorf("audit.checkpoint.file %s is inside the data folder %s; keyfleetd refuses that: put it outside, where a copy of the data folder put back does not reach it", file, dataDir)
+	}
+	line := "    file: " + strconv.Quote(file) + "  # where the newest is kept, outside the data folder (empty: beside it, DATA.checkpoint)"
+	return strings.Replace(text, checkpointFileLine, line, 1), nil
+}
+
 // writeInitConfig writes the default configuration file for Init, or keeps
 // the one already at o.ConfigFile. It returns the file's path.
 func writeInitConfig(o InitOptions) (string, error) {
@@ -88,7 +106,7 @@ audit:
   checkpoint:
     every: 1000         # a checkpoint at least every so many events
     interval: 1m        # and every so long while events come (1s to 24h)
-    file: ""            # where the newest is kept, outside the data folder; empty: beside it, DATA.checkpoint
+` + checkpointFileLine + `
     witness_url: ""     # an HTTPS witness that keeps checkpoints too; empty: none
     on_mismatch: refuse # refuse to start, or warn and serve, when the store is behind its newest checkpoint
 

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -109,5 +110,54 @@ func TestInitWritesTheDefaultsOrKeepsAPackagedFile(t *testing.T) {
 	writeInitConfig(InitOptions{Dir: dir, ConfigFile: elsewhere})
 	if b, _ := os.ReadFile(elsewhere); !strings.Contains(string(b), "data: \""+dir+"\"") {
 		t.Fatalf("a config file away from the data folder does not name it:\n%.400s", b)
+	}
+}
+
+// TestAPackagedCheckpointFileIsWhereInitAndServeLookAndNeverInTheData:
+// the packaged configuration (keyfleetd default-config --checkpoint-file)
+// names a folder of its own; init writes the first checkpoint there, as
+// serve reads it, and not beside the data folder, where the service may
+// not write.
+func TestAPackagedCheckpointFileIsWhereInitAndServeLookAndNeverInTheData(t *testing.T) {
+	work := t.TempDir()
+	dir, anchor := filepath.Join(work, "keyfleet"), filepath.Join(work, "keyfleet-anchor", "audit.checkpoint")
+	os.MkdirAll(filepath.Dir(anchor), 0o700)
+	text, err := WithCheckpointFile(DefaultConfigFile(dir), dir, anchor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(work, "keyfleetd.yaml")
+	os.WriteFile(conf, []byte(text), 0o640)
+	c := Config{}
+	if err := c.LoadFile(conf); err != nil || c.Audit.Checkpoint.File != anchor {
+		t.Fatalf("the packaged file's audit.checkpoint.file is %q (%v), want %s", c.Audit.Checkpoint.File, err, anchor)
+	}
+	res, err := Init(context.Background(), InitOptions{Dir: dir, ConfigFile: conf, Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.CheckpointFile != anchor || res.CheckpointNote != "" {
+		t.Fatalf("init's checkpoint: %q, note %q; want %s", res.CheckpointFile, res.CheckpointNote, anchor)
+	}
+	if _, err := os.Stat(anchor); err != nil {
+		t.Fatalf("init wrote no checkpoint where the configuration says: %v", err)
+	}
+	if _, err := os.Stat(dir + ".checkpoint"); err == nil {
+		t.Fatal("init wrote the checkpoint beside the data folder, not where the configuration says")
+	}
+
+	for name, file := range map[string]string{"relative": "anchor/audit.checkpoint", "inside the data folder": filepath.Join(dir, "audit.checkpoint")} {
+		if _, err := WithCheckpointFile(DefaultConfigFile(dir), dir, file); err == nil {
+			t.Errorf("a checkpoint file %s (%s) was accepted", name, file)
+		}
+	}
+	inside := filepath.Join(work, "inside.yaml")
+	os.WriteFile(inside, []byte("audit:\n  checkpoint:\n    file: "+filepath.Join(work, "other", "cp")+"\n"), 0o640)
+	other := filepath.Join(work, "other")
+	if _, err := Init(context.Background(), InitOptions{Dir: other, ConfigFile: inside, Getenv: func(string) string { return "" }}); err == nil || !strings.Contains(err.Error(), "inside the data folder") {
+		t.Fatalf("init with a checkpoint file inside its data folder: %v", err)
+	}
+	if _, err := os.Stat(other); err == nil {
+		t.Fatal("a refused init left its data folder behind")
 	}
 }

@@ -219,14 +219,32 @@ func initFaultChecks(dir string, st *store.Store, sl *seal.Sealer) error {
 	return err
 }
 
-// firstCheckpoint signs the new store's head into the default checkpoint
-// file, so that the first start has one to compare with.
-func firstCheckpoint(dir string, st *store.Store, sl *seal.Sealer) error {
+// firstCheckpoint signs the new store's head into the checkpoint file
+// (initCheckpointFile), so that the first start has one to compare with.
+func firstCheckpoint(dir, file string, st *store.Store, sl *seal.Sealer) error {
 	signer, err := checkpoint.LoadSigner(checkpointKeyPath(dir), sl, rand.Reader)
 	if err != nil {
 		return err
 	}
-	return checkpoint.File{Path: defaultCheckpointFile(dir)}.Put(context.Background(), signer.Sign(st.AuditHead(), time.Now()))
+	return checkpoint.File{Path: file}.Put(context.Background(), signer.Sign(st.AuditHead(), time.Now()))
+}
+
+// initCheckpointFile is where init writes the first checkpoint: the
+// audit.checkpoint.file of the configuration file init wrote or kept (a
+// packaged one names a folder the service may write), else beside the
+// data folder, as serve reads it. A configuration file that does not load,
+// or that puts the checkpoint inside the data folder, is refused: serve
+// would refuse it too.
+func initCheckpointFile(dir, configFile string) (string, error) {
+	var c Config
+	if err := c.LoadFile(configFile); err != nil {
+		return "", fmt.Errorf("reading audit.checkpoint.file: %w", err)
+	}
+	c.Audit.defaults(dir)
+	if inside(dir, c.Audit.Checkpoint.File) {
+		return "", fmt.Errorf("%s: audit.checkpoint.file %s is inside the data folder %s; put it outside (ideally on another disk), where a copy of the data folder put back does not reach it", configFile, c.Audit.Checkpoint.File, dir)
+	}
+	return c.Audit.Checkpoint.File, nil
 }
 
 // anchor is the audit checkpoints' part of a running keyfleetd.

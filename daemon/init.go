@@ -102,8 +102,7 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 	}
 	defer func() {
 		if err != nil {
-			os.RemoveAll(o.Dir)
-			os.Remove(defaultCheckpointFile(o.Dir))
+			os.RemoveAll(o.Dir) // the checkpoint file is written last, by a step that cannot fail Init
 		}
 	}()
 	res = InitResult{Dir: o.Dir, AdminUser: o.AdminUser, AdminTokenFile: adminTokenPath(o.Dir)}
@@ -122,7 +121,9 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 	if res.ConfigFile, err = writeInitConfig(o); err != nil {
 		return res, err
 	}
-	res.CheckpointFile = defaultCheckpointFile(o.Dir)
+	if res.CheckpointFile, err = initCheckpointFile(o.Dir, res.ConfigFile); err != nil {
+		return res, err
+	}
 	err = bootstrap(ctx, o, storeKey, sealKey, &res)
 	return res, err
 }
@@ -247,7 +248,7 @@ func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte, res
 		return err
 	}
 	if bst, ok := st.(*store.Store); ok {
-		if err := firstCheckpoint(o.Dir, bst, sl); err != nil {
+		if err := firstCheckpoint(o.Dir, res.CheckpointFile, bst, sl); err != nil {
 			res.CheckpointNote = err.Error()
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,22 +18,26 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyfleet/keyfleet/daemon"
 )
 
 // The package's fixed paths. The test refuses to run where they are in use.
 const (
-	dataDir = "/var/lib/keyfleet"
-	confDir = "/etc/keyfleet"
-	logDir  = "/var/log/keyfleet"
-	unit    = "/lib/systemd/system/keyfleetd.service"
+	dataDir   = "/var/lib/keyfleet"
+	anchorDir = "/var/lib/keyfleet-anchor" // the audit checkpoint, apart from the store
+	confDir   = "/etc/keyfleet"
+	logDir    = "/var/log/keyfleet"
+	unit      = "/lib/systemd/system/keyfleetd.service"
 )
 
 // TestDebianPackageInstallsRunsAsItsUnitAndPurges builds the packages
 // with make package's script, installs them with dpkg on this machine,
 // initialises the data folder as the postinst message says, runs the
 // unit's ExecStart as systemd would (its user and group, its umask, no new
-// privileges, no capabilities), checks that keyfleetd serves, stops it
-// and purges both packages.
+// privileges, no capabilities), checks that keyfleetd serves and keeps its
+// audit checkpoint where the packaged configuration says, stops it and
+// purges both packages.
 func TestDebianPackageInstallsRunsAsItsUnitAndPurges(t *testing.T) {
 	needTools(t, map[string]string{"dpkg": "dpkg", "dpkg-deb": "dpkg", "setpriv": "util-linux", "runuser": "util-linux",
 		"systemd-analyze": "systemd", "useradd": "passwd", "gzip": "gzip", "git": "git", "make": "make"})
@@ -48,12 +53,17 @@ func TestDebianPackageInstallsRunsAsItsUnitAndPurges(t *testing.T) {
 	dpkg(t, "-i", debs["keyfleet"], debs["keyfleet-agent"])
 	checkInstalled(t)
 	svc := readUnit(t, unit)
-	runuser(t, svc["User"], "/usr/bin/keyfleetd", "init", "--data", dataDir, "--config", confDir+"/keyfleetd.yaml")
-	runAsTheUnitWould(t, svc)
+	out := runuser(t, svc["User"], "/usr/bin/keyfleetd", "init", "--data", dataDir, "--config", confDir+"/keyfleetd.yaml")
+	first := checkInitCheckpoint(t, out, svc)
+	logs := runAsTheUnitWould(t, svc)
+	checkServeCheckpoints(t, logs, first)
 
-	out := dpkg(t, "--purge", "keyfleet-agent", "keyfleet")
-	if !strings.Contains(out, "kept /var/lib/keyfleet") {
-		t.Errorf("the purge did not say that it kept the data folder:\n%s", out)
+	out = dpkg(t, "--purge", "keyfleet-agent", "keyfleet")
+	if !strings.Contains(out, "kept /var/lib/keyfleet") || !strings.Contains(out, anchorDir) {
+		t.Errorf("the purge did not say that it kept the data folder and the checkpoint's:\n%s", out)
+	}
+	if _, err := os.Stat(anchorDir + "/audit.checkpoint"); err != nil {
+		t.Errorf("the purge removed the audit checkpoint: %v", err)
 	}
 	checkPurged(t, debs)
 }
@@ -88,7 +98,7 @@ func refuseIfInUse(t *testing.T) {
 			t.Fatalf("the package %s is installed on this machine (%s); the test installs and purges it, so it will not run here", p, out)
 		}
 	}
-	for _, d := range []string{dataDir, confDir} {
+	for _, d := range []string{dataDir, anchorDir, confDir} {
 		if _, err := os.Stat(d); err == nil {
 			t.Fatalf("%s exists: the test will not run where keyfleet may be in use", d)
 		}
@@ -154,6 +164,7 @@ func checkInstalled(t *testing.T) {
 		uid, group string
 	}{
 		{dataDir, 0o700 | os.ModeDir, u.Uid, g.Gid},
+		{anchorDir, 0o700 | os.ModeDir, u.Uid, g.Gid},
 		{confDir, 0o750 | os.ModeDir, "0", g.Gid},
 		{confDir + "/keyfleetd.yaml", 0o640, "0", g.Gid},
 		{"/usr/bin/keyfleetd", 0o755, "0", "0"},
@@ -238,8 +249,9 @@ func runuser(t *testing.T, who string, args ...string) string {
 
 // runAsTheUnitWould starts ExecStart with the unit's user, group, umask,
 // no new privileges and an empty capability set, and a listen address of
-// its own through the environment (as an Environment= line would).
-func runAsTheUnitWould(t *testing.T, svc map[string]string) {
+// its own through the environment (as an Environment= line would). It
+// returns what keyfleetd logged.
+func runAsTheUnitWould(t *testing.T, svc map[string]string) string {
 	t.Helper()
 	if svc["NoNewPrivileges"] != "yes" || svc["CapabilityBoundingSet"] != "" {
 		t.Fatalf("the unit is not hardened: NoNewPrivileges=%s CapabilityBoundingSet=%s", svc["NoNewPrivileges"], svc["CapabilityBoundingSet"])
@@ -278,6 +290,7 @@ func runAsTheUnitWould(t *testing.T, svc map[string]string) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("keyfleetd did not stop within TimeoutStopSec\n%s", logs)
 	}
+	return logs.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -339,22 +352,102 @@ func checkProcess(t *testing.T, shPID int, who string) {
 	}
 }
 
-// checkServes calls the API with the admin token init wrote.
+// checkServes calls the API with the admin token init wrote, and makes
+// one audited change (a user), which the checkpoint at shutdown covers.
 func checkServes(t *testing.T, hc *http.Client, base string) {
 	t.Helper()
 	tok, err := os.ReadFile(dataDir + "/admin.token")
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("GET", base+"/v1/me", nil)
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	resp, err := hc.Do(req)
-	if err != nil {
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/v1/me", ""},
+		{"POST", "/v1/users", `{"username":"packaged"}`},
+	} {
+		req, _ := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("%s %s with the admin token: %d", c.method, c.path, resp.StatusCode)
+		}
+	}
+}
+
+// checkInitCheckpoint: the packaged configuration keeps the audit
+// checkpoint outside the data folder, in a folder the unit lets the
+// service write (ProtectSystem=strict leaves only its state, log and
+// configuration folders writable), and init, run as the service's user,
+// wrote the first one there. It returns that checkpoint's seq.
+func checkInitCheckpoint(t *testing.T, initOut string, svc map[string]string) uint64 {
+	t.Helper()
+	var c daemon.Config
+	if err := c.LoadFile(confDir + "/keyfleetd.yaml"); err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET /v1/me with the admin token: %d", resp.StatusCode)
+	file := c.Audit.Checkpoint.File
+	if file == "" || strings.HasPrefix(file, dataDir+"/") {
+		t.Fatalf("the packaged audit.checkpoint.file is %q: not a file outside the data folder", file)
+	}
+	writable := map[string]bool{}
+	for _, d := range strings.Fields(svc["StateDirectory"]) {
+		writable["/var/lib/"+d] = true
+	}
+	for _, d := range strings.Fields(svc["ReadWritePaths"]) {
+		writable[d] = true
+	}
+	if !writable[filepath.Dir(file)] {
+		t.Errorf("the unit does not let keyfleetd write %s (StateDirectory=%s ReadWritePaths=%s)", filepath.Dir(file), svc["StateDirectory"], svc["ReadWritePaths"])
+	}
+	if strings.Contains(initOut, "not written") || !strings.Contains(initOut, file) {
+		t.Errorf("init did not write the first audit checkpoint to %s:\n%s", file, initOut)
+	}
+	return readCheckpoint(t, file, svc["User"])
+}
+
+// readCheckpoint reads a checkpoint file's seq, and checks that it
+// belongs to the service's user and is readable by it alone.
+func readCheckpoint(t *testing.T, file, who string) uint64 {
+	t.Helper()
+	u, _ := user.Lookup(who)
+	st, err := os.Stat(file)
+	if err != nil {
+		t.Fatalf("no audit checkpoint: %v", err)
+	}
+	if uid := strconv.Itoa(int(st.Sys().(*syscall.Stat_t).Uid)); uid != u.Uid || st.Mode() != 0o600 {
+		t.Errorf("%s: mode %v owner %s, want 0600 and %s", file, st.Mode(), uid, who)
+	}
+	b, _ := os.ReadFile(file)
+	var cp struct {
+		Seq uint64 `json:"seq"`
+	}
+	if err := json.Unmarshal(b, &cp); err != nil {
+		t.Fatalf("%s: %v\n%s", file, err, b)
+	}
+	return cp.Seq
+}
+
+// checkServeCheckpoints: keyfleetd compared the store with the checkpoint
+// init wrote, wrote a newer one covering the change made meanwhile, and
+// logged no warning or error about checkpoints.
+func checkServeCheckpoints(t *testing.T, logs string, first uint64) {
+	t.Helper()
+	for _, want := range []string{"the store matches the newest audit checkpoint", "audit checkpoint written"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("keyfleetd did not log %q:\n%s", want, logs)
+		}
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "checkpoint") && (strings.Contains(line, `"level":"ERROR"`) || strings.Contains(line, `"level":"WARN"`)) {
+			t.Errorf("keyfleetd logged a checkpoint problem: %s", line)
+		}
+	}
+	if seq := readCheckpoint(t, anchorDir+"/audit.checkpoint", "keyfleet"); seq <= first {
+		t.Errorf("the checkpoint file still holds seq %d after an audited change (init wrote %d)", seq, first)
 	}
 }
 
@@ -398,6 +491,7 @@ func debFiles(t *testing.T, deb string) []string {
 func purgeAndForget(t *testing.T, hadUser bool) {
 	exec.Command("dpkg", "--purge", "keyfleet-agent", "keyfleet").Run()
 	os.RemoveAll(dataDir)
+	os.RemoveAll(anchorDir)
 	os.RemoveAll(logDir)
 	os.RemoveAll(confDir)
 	if !hadUser {

@@ -23,7 +23,10 @@ for b in keyfleetd keyfleet keyfleet-agent; do
   "$BIN/$b" completion zsh >"$STAGE/completion/_$b"
   "$BIN/$b" completion fish >"$STAGE/completion/$b.fish"
 done
-"$BIN"/keyfleetd default-config --data /var/lib/keyfleet >"$STAGE"/keyfleetd.yaml
+# The audit checkpoint lives apart from the store, in a second state folder
+# the unit may write (StateDirectory=keyfleet keyfleet-anchor).
+"$BIN"/keyfleetd default-config --data /var/lib/keyfleet \
+  --checkpoint-file /var/lib/keyfleet-anchor/audit.checkpoint >"$STAGE"/keyfleetd.yaml
 cp README.md docs/*.md "$STAGE"/doc/
 
 # keyfleetd v0.0.0-20261206225036-76a4774a2da5+dirty → 0.0.0~git20261206225036.76a4774a2da5+dirty

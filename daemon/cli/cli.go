@@ -229,21 +229,32 @@ func printReady(w io.Writer, dir, addr string) {
 }
 
 func defaultConfigCmd() *cobra.Command {
-	var dataDir string
+	var dataDir, checkpointFile string
 	cmd := &cobra.Command{
 		Use:   "default-config",
 		Short: "Print the configuration file init writes: every setting at its default",
 		Long: `default-config prints the configuration file that 'keyfleetd init' writes,
 every setting at its default with a comment saying what it does. Packagers
-install it as /etc/keyfleet/keyfleetd.yaml; --data adds the data setting.`,
+install it as /etc/keyfleet/keyfleetd.yaml; --data adds the data setting and
+--checkpoint-file sets audit.checkpoint.file (a folder the service may write,
+outside the data folder).`,
 		Example: `  keyfleetd default-config > keyfleetd.yaml
-  keyfleetd default-config --data /var/lib/keyfleet > /etc/keyfleet/keyfleetd.yaml`,
+  keyfleetd default-config --data /var/lib/keyfleet --checkpoint-file /var/lib/keyfleet-anchor/audit.checkpoint > /etc/keyfleet/keyfleetd.yaml`,
 		Args: cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprint(cmd.OutOrStdout(), daemon.DefaultConfigFile(dataDir))
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			text := daemon.DefaultConfigFile(dataDir)
+			if checkpointFile != "" {
+				var err error
+				if text, err = daemon.WithCheckpointFile(text, dataDir, checkpointFile); err != nil {
+					return usageError{fmt.Errorf("--checkpoint-file: %w", err)}
+				}
+			}
+			fmt.Fprint(cmd.OutOrStdout(), text)
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data", "", "data folder to name in the file")
+	cmd.Flags().StringVar(&checkpointFile, "checkpoint-file", "", "audit.checkpoint.file to set in the file: where the newest signed audit checkpoint is kept, outside the data folder")
 	return cmd
 }
 
