@@ -98,10 +98,11 @@ clean:
 # The PAM module (docs/pam.md): pam_keyfleet.so is a small C module that
 # runs keyfleet-pam-helper (pure Go, built with the other commands) for
 # each sign-in. `make install` puts both where Debian's PAM and the module
-# look.
+# look, as the libpam-keyfleet package does (scripts/package.sh checks that
+# the module runs the helper where the package puts it).
 PURE_CMDS += ./cmd/keyfleet-pam-helper
 CC        ?= cc
-PAMDIR    ?= /lib/$(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/security
+PAMDIR    ?= /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/security
 HELPERDIR ?= /usr/libexec/keyfleet
 PAM_CFLAGS := -shared -fPIC -O2 -Wall -Wextra -Wformat=2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 

@@ -29,18 +29,23 @@ const (
 	confDir   = "/etc/keyfleet"
 	logDir    = "/var/log/keyfleet"
 	unit      = "/lib/systemd/system/keyfleetd.service"
+	pamHelper = "/usr/libexec/keyfleet/keyfleet-pam-helper"
 )
+
+// packages are the Debian packages make package builds.
+var packages = []string{"keyfleet", "keyfleet-agent", "libpam-keyfleet"}
 
 // TestDebianPackageInstallsRunsAsItsUnitAndPurges builds the packages
 // with make package's script, installs them with dpkg on this machine,
 // initialises the data folder as the postinst message says, runs the
 // unit's ExecStart as systemd would (its user and group, its umask, no new
 // privileges, no capabilities), checks that keyfleetd serves and keeps its
-// audit checkpoint where the packaged configuration says, stops it and
-// purges both packages.
+// audit checkpoint where the packaged configuration says, signs in through
+// the installed PAM module, stops it and purges the packages.
 func TestDebianPackageInstallsRunsAsItsUnitAndPurges(t *testing.T) {
 	needTools(t, map[string]string{"dpkg": "dpkg", "dpkg-deb": "dpkg", "setpriv": "util-linux", "runuser": "util-linux",
-		"systemd-analyze": "systemd", "useradd": "passwd", "gzip": "gzip", "git": "git", "make": "make"})
+		"systemd-analyze": "systemd", "useradd": "passwd", "gzip": "gzip", "git": "git", "make": "make",
+		"gcc": "gcc", "pamtester": "pamtester"})
 	if os.Geteuid() != 0 {
 		t.Fatal("installing a Debian package needs root: run the test as root (make test does in CI)")
 	}
@@ -50,7 +55,7 @@ func TestDebianPackageInstallsRunsAsItsUnitAndPurges(t *testing.T) {
 	hadUser := userExists("keyfleet")
 	t.Cleanup(func() { purgeAndForget(t, hadUser) })
 
-	dpkg(t, "-i", debs["keyfleet"], debs["keyfleet-agent"])
+	dpkg(t, "-i", debs["keyfleet"], debs["keyfleet-agent"], debs["libpam-keyfleet"])
 	checkInstalled(t)
 	svc := readUnit(t, unit)
 	out := runuser(t, svc["User"], "/usr/bin/keyfleetd", "init", "--data", dataDir, "--config", confDir+"/keyfleetd.yaml")
@@ -58,7 +63,7 @@ func TestDebianPackageInstallsRunsAsItsUnitAndPurges(t *testing.T) {
 	logs := runAsTheUnitWould(t, svc)
 	checkServeCheckpoints(t, logs, first)
 
-	out = dpkg(t, "--purge", "keyfleet-agent", "keyfleet")
+	out = dpkg(t, "--purge", "libpam-keyfleet", "keyfleet-agent", "keyfleet")
 	if !strings.Contains(out, "kept /var/lib/keyfleet") || !strings.Contains(out, anchorDir) {
 		t.Errorf("the purge did not say that it kept the data folder and the checkpoint's:\n%s", out)
 	}
@@ -93,12 +98,12 @@ func lockMachine(t *testing.T) {
 // refuseIfInUse stops the test before it touches a real installation.
 func refuseIfInUse(t *testing.T) {
 	t.Helper()
-	for _, p := range []string{"keyfleet", "keyfleet-agent"} {
+	for _, p := range packages {
 		if out, _ := exec.Command("dpkg-query", "-W", "-f=${Status}", p).Output(); strings.Contains(string(out), "installed") && !strings.Contains(string(out), "not-installed") {
 			t.Fatalf("the package %s is installed on this machine (%s); the test installs and purges it, so it will not run here", p, out)
 		}
 	}
-	for _, d := range []string{dataDir, anchorDir, confDir} {
+	for _, d := range []string{dataDir, anchorDir, confDir, pamHelper} {
 		if _, err := os.Stat(d); err == nil {
 			t.Fatalf("%s exists: the test will not run where keyfleet may be in use", d)
 		}
@@ -116,7 +121,7 @@ func buildPackages(t *testing.T) map[string]string {
 	pkg.Env = append(os.Environ(), "BIN="+bin, "DIST="+dist)
 	run(t, pkg)
 	debs := map[string]string{}
-	for _, name := range []string{"keyfleet", "keyfleet-agent"} {
+	for _, name := range packages {
 		m, _ := filepath.Glob(filepath.Join(dist, name+"_*.deb"))
 		if len(m) != 1 {
 			t.Fatalf("want one %s package in %s, found %v", name, dist, m)
@@ -174,6 +179,8 @@ func checkInstalled(t *testing.T) {
 		{"/usr/share/man/man1/keyfleetd-serve.1.gz", 0o644, "0", "0"},
 		{"/usr/share/man/man1/keyfleet-agent-provision.1.gz", 0o644, "0", "0"},
 		{"/usr/share/bash-completion/completions/keyfleet", 0o644, "0", "0"},
+		{pamModuleDir(t) + "/pam_keyfleet.so", 0o644, "0", "0"},
+		{pamHelper, 0o755, "0", "0"},
 	} {
 		st, err := os.Stat(c.path)
 		if err != nil {
@@ -281,6 +288,7 @@ func runAsTheUnitWould(t *testing.T, svc map[string]string) string {
 	waitReady(t, hc, "https://"+addr, exited, logs)
 	checkProcess(t, cmd.Process.Pid, svc["User"])
 	checkServes(t, hc, "https://"+addr)
+	checkPAM(t, "https://"+addr)
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
@@ -479,17 +487,79 @@ func debFiles(t *testing.T, deb string) []string {
 			files = append(files, strings.TrimPrefix(f[5], "."))
 		}
 	}
-	if len(files) < 10 {
+	if len(files) < 3 {
 		t.Fatalf("%s lists only %d files", deb, len(files))
 	}
 	return files
+}
+
+// pamModuleDir is where Linux-PAM looks for a module named without a
+// path: the folder of libpam-modules' pam_unix.so, under /usr (Debian
+// merged /lib into /usr/lib).
+func pamModuleDir(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("dpkg", "-S", "pam_unix.so").Output()
+	if err != nil {
+		t.Fatalf("dpkg -S pam_unix.so: %v (is libpam-modules installed?)", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if _, path, ok := strings.Cut(line, ": "); ok && strings.HasSuffix(path, "/security/pam_unix.so") {
+			dir := filepath.Dir(strings.TrimSpace(path))
+			if !strings.HasPrefix(dir, "/usr/") {
+				dir = "/usr" + dir
+			}
+			return dir
+		}
+	}
+	t.Fatalf("no pam_unix.so in dpkg -S:\n%s", out)
+	return ""
+}
+
+// checkPAM signs in through the installed module with pamtester, as a
+// login host would: a PAM service naming pam_keyfleet.so without a path
+// (found where Linux-PAM looks), the helper at the path compiled into the
+// module, keyfleetd's certificate and a root-only token file. A user
+// keyfleet knows and asks no factor of is let in; root, whom keyfleet does
+// not know, is refused.
+func checkPAM(t *testing.T, base string) {
+	t.Helper()
+	tok, err := os.ReadFile(dataDir + "/admin.token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "pam.token")
+	if err := os.WriteFile(tokenFile, tok, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	service := fmt.Sprintf("keyfleet-package-test-%d", os.Getpid())
+	conf := filepath.Join("/etc/pam.d", service)
+	body := fmt.Sprintf("# written by keyfleet's package test; removed when it ends\nauth required pam_keyfleet.so url=%s ca_file=%s token_file=%s timeout=10s\naccount required pam_permit.so\n",
+		base, dataDir+"/tls/cert.pem", tokenFile)
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(conf)
+	for _, c := range []struct {
+		user, want string
+		ok         bool
+	}{
+		{"packaged", "successfully authenticated", true},
+		{"root", "does not know root", false},
+	} {
+		cmd := exec.Command("pamtester", "-v", service, c.user, "authenticate")
+		cmd.Stdin = strings.NewReader("\n")
+		out, _ := cmd.CombinedOutput()
+		if ok := strings.Contains(string(out), "successfully authenticated"); ok != c.ok || !strings.Contains(string(out), c.want) {
+			t.Errorf("pamtester %s %s through the installed module: want %q\n%s", service, c.user, c.want, out)
+		}
+	}
 }
 
 // purgeAndForget leaves the machine as it was: the packages purged, the
 // data and log folders the test made removed, and the keyfleet user and
 // group removed if the test made them.
 func purgeAndForget(t *testing.T, hadUser bool) {
-	exec.Command("dpkg", "--purge", "keyfleet-agent", "keyfleet").Run()
+	exec.Command("dpkg", "--purge", "libpam-keyfleet", "keyfleet-agent", "keyfleet").Run()
 	os.RemoveAll(dataDir)
 	os.RemoveAll(anchorDir)
 	os.RemoveAll(logDir)
