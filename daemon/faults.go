@@ -360,6 +360,9 @@ func (s *Server) startCheckpoints() error {
 	if err != nil {
 		return err
 	}
+	for _, p := range places {
+		s.faultMetrics.cpErrors.WithLabelValues(p.Name()) // each place's series from the start, at 0
+	}
 	if c, ok, _, _ := checkpoint.Newest(context.Background(), a.signer.Public(), a.sources()...); ok {
 		mgr.Start(c)
 		s.faultMetrics.observeCheckpoint("start", c, nil)

@@ -60,6 +60,39 @@ func TestAlertRulesPassPromtool(t *testing.T) {
 	promtool(t, nil, "test", "rules", rulesTestFile)
 }
 
+// faultSeries are the fault states operators alert on
+// (docs/operations.md, "Faults"): the store's space, a read-only store,
+// and the audit checkpoints.
+var faultSeries = []string{
+	"keyfleet_store_storage_full", "keyfleet_store_free_bytes", "keyfleet_store_reserve_bytes", "keyfleet_store_read_only",
+	"keyfleet_audit_checkpoint_mismatch", "keyfleet_audit_checkpoint_errors_total",
+	"keyfleet_audit_checkpoint_timestamp_seconds", "keyfleet_audit_checkpoint_seq",
+}
+
+// TestEveryFaultSeriesHasAnAlertAndAPanel: each fault series is in an
+// alert rule and on the dashboard. (TestRulesAndDashboardMatchARecordedKeyfleetd
+// checks that keyfleetd publishes them under these names and labels.)
+func TestEveryFaultSeriesHasAnAlertAndAPanel(t *testing.T) {
+	named := func(exprs []string) map[string]bool {
+		out := map[string]bool{}
+		for _, e := range exprs {
+			for _, m := range metricRef.FindAllStringSubmatch(e, -1) {
+				out[m[1]] = true
+			}
+		}
+		return out
+	}
+	rules, dashboard := named(ruleExprs(t)), named(dashboardExprs(t))
+	for _, m := range faultSeries {
+		if !rules[m] {
+			t.Errorf("no alert rule in %s uses %s", rulesFile, m)
+		}
+		if !dashboard[m] {
+			t.Errorf("no panel of %s shows %s", dashboardFile, m)
+		}
+	}
+}
+
 // TestRulesAndDashboardMatchARecordedKeyfleetd records the metrics of a
 // real keyfleetd (an event sink, the TOTP plugin and an extra attestation
 // root configured, a few requests made) and checks against them: the
