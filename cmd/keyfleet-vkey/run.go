@@ -59,7 +59,8 @@ PINs across restarts; its CA files are the attestation roots a keyfleetd
 must be told to trust ('keyfleet-vkey ca export'). Without a command it
 serves with the defaults.`,
 		Example: `  keyfleet-vkey serve --vpcd 127.0.0.1:35963 --serial 40000001
-  keyfleet-vkey ca export --out vkey-root.pem`,
+  keyfleet-vkey ca export --out vkey-root.pem
+  sudo keyfleet-vkey reader setup    # a one-slot reader: the key shows as one YubiKey`,
 		Args:              noArgs,
 		RunE:              func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 		SilenceErrors:     true,
@@ -70,7 +71,7 @@ serves with the defaults.`,
 	ca := &cobra.Command{Use: "ca", Short: "The attestation certificate authorities", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }}
 	ca.AddCommand(exportCACmd(stdout))
-	root.AddCommand(serveCmd(stderr), ca)
+	root.AddCommand(serveCmd(stderr), ca, readerCmd(stdout))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	clikit.Standard(root)

@@ -1,6 +1,7 @@
 // Package vkeytest runs the real PC/SC stack for tests: a private pcscd
 // whose readers are vpcd readers on loopback ports, one slot each (see
-// oneSlotDriver), and virtual YubiKeys (package vkey) plugged into them.
+// vpcdconf.OneSlotDriver), and virtual YubiKeys (package vkey) plugged into
+// them.
 //
 // Only one pcscd can run on a machine (it owns /run/pcscd/pcscd.comm), and
 // go test runs packages in parallel processes, so StartPCSCD takes a
@@ -20,11 +21,12 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/agent/vkey"
+	"github.com/keyfleet/keyfleet/agent/vkey/vpcdconf"
 )
 
 // Paths of the Debian packages pcscd and vsmartcard-vpcd.
 const (
-	vpcdDriver = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
+	vpcdDriver = vpcdconf.DebianDriver
 	pcscSocket = "/run/pcscd/pcscd.comm"
 	lockPath   = "/tmp/keyfleet-pcscd.lock"
 )
@@ -38,7 +40,7 @@ var ErrBusy = errors.New("another pcscd is running on this machine")
 // ReaderName is the friendly name of the first reader, where a virtual
 // YubiKey sits as a USB one does. ykman lists only readers whose name
 // contains "Yubico" or "YubiKey".
-const ReaderName = "Yubico YubiKey OTP+FIDO+CCID (keyfleet vkey)"
+const ReaderName = vpcdconf.YubiKeyReaderName
 
 // SpareReaderName is the second reader's: not a YubiKey's, as a laptop's
 // built-in smart card reader, so that a bare `ykman info` finds the one
@@ -54,7 +56,8 @@ type Slot struct {
 }
 
 // PCSCD is a private pcscd with two readers, Slots[0] named as a YubiKey's
-// and Slots[1] a spare. Each reader has one slot (see oneSlotDriver), so
+// and Slots[1] a spare. Each reader has one slot (see
+// vpcdconf.OneSlotDriver), so
 // one plugged key shows one reader name, as a USB YubiKey does. When the
 // one-slot copy of the driver cannot be made, the readers are the two
 // slots of one stock vpcd reader, both Yubico-named, and OneSlot says why
@@ -71,7 +74,20 @@ type PCSCD struct {
 
 // StartPCSCD starts pcscd with its two readers and waits until its socket
 // answers. Errors wrap ErrNotInstalled or ErrBusy, or are the start's.
-func StartPCSCD() (*PCSCD, error) {
+func StartPCSCD() (*PCSCD, error) { return startPCSCD("") }
+
+// StartPCSCDWith starts pcscd with the reader configuration in conf (a
+// folder of reader entries, as pcscd -c takes; such as one `keyfleet-vkey
+// reader setup --conf-dir` wrote), and waits until its socket answers.
+// Slots is empty: the caller knows its readers. Errors as StartPCSCD's.
+func StartPCSCDWith(conf string) (*PCSCD, error) {
+	if conf == "" {
+		return nil, errors.New("vkeytest: StartPCSCDWith needs a configuration folder")
+	}
+	return startPCSCD(conf)
+}
+
+func startPCSCD(conf string) (*PCSCD, error) {
 	bin, err := exec.LookPath("pcscd")
 	if err != nil {
 		if bin, err = exec.LookPath("/usr/sbin/pcscd"); err != nil {
@@ -86,7 +102,7 @@ func StartPCSCD() (*PCSCD, error) {
 		return nil, err
 	}
 	p := &PCSCD{lock: lock, done: make(chan error, 1)}
-	if err := p.start(bin); err != nil {
+	if err := p.start(bin, conf); err != nil {
 		p.Stop()
 		return nil, err
 	}
@@ -105,20 +121,25 @@ func takeLock() (*os.File, error) {
 	return f, nil
 }
 
-func (p *PCSCD) start(bin string) error {
+// start runs pcscd with the readers in conf, or with its own two (see
+// writeConfig) when conf is empty.
+func (p *PCSCD) start(bin, conf string) error {
 	if socketAnswers() {
 		return ErrBusy
 	}
 	os.Remove(pcscSocket) // stale, from a pcscd that was killed
-	dir, err := os.MkdirTemp("", "keyfleet-pcscd-")
-	if err != nil {
-		return err
+	if conf == "" {
+		dir, err := os.MkdirTemp("", "keyfleet-pcscd-")
+		if err != nil {
+			return err
+		}
+		p.dir = dir
+		if err := p.writeConfig(); err != nil {
+			return err
+		}
+		conf = filepath.Join(dir, "conf")
 	}
-	p.dir = dir
-	if err := p.writeConfig(); err != nil {
-		return err
-	}
-	p.cmd = exec.Command(bin, "-f", "-c", filepath.Join(dir, "conf"))
+	p.cmd = exec.Command(bin, "-f", "-c", conf)
 	if logPath := os.Getenv("KEYFLEET_PCSCD_LOG"); logPath != "" {
 		// Debugging: pcscd logs every APDU and its reader activity.
 		p.cmd.Args = append(p.cmd.Args, "-a", "-d")
@@ -148,7 +169,7 @@ func (p *PCSCD) writeConfig() error {
 	p.Slots = []Slot{{ReaderName + " 00 00", port}, {SpareReaderName + " 00 00", port + 1}}
 	for i, name := range []string{ReaderName, SpareReaderName} {
 		lib := filepath.Join(p.dir, fmt.Sprintf("libifdvpcd-%d.so", i))
-		if p.OneSlot = oneSlotDriver(lib); p.OneSlot != nil {
+		if p.OneSlot = vpcdconf.OneSlotDriver(vpcdDriver, lib); p.OneSlot != nil {
 			break
 		}
 		if err := writeReader(conf, i, name, lib, port+i); err != nil {
@@ -167,7 +188,7 @@ func (p *PCSCD) writeConfig() error {
 }
 
 func writeReader(dir string, i int, name, lib string, port int) error {
-	conf := fmt.Sprintf("FRIENDLYNAME \"%s\"\nDEVICENAME /dev/null:%d\nLIBPATH %s\nCHANNELID %d\n", name, port, lib, port)
+	conf := vpcdconf.Reader{Name: name, Driver: lib, Port: port}.Config()
 	return os.WriteFile(filepath.Join(dir, fmt.Sprintf("vpcd-%d", i)), []byte(conf), 0o600)
 }
 

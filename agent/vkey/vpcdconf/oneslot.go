@@ -1,4 +1,4 @@
-package vkeytest
+package vpcdconf
 
 import (
 	"bytes"
@@ -8,29 +8,36 @@ import (
 	"os"
 )
 
-// ErrNoOneSlotDriver: the vpcd driver on this machine is not the build
-// this package knows how to make a one-slot copy of (another architecture
-// or version of vsmartcard-vpcd).
+// ErrNoOneSlotDriver: the vpcd driver is not the build this package knows
+// how to make a one-slot copy of (another architecture or version of
+// vsmartcard-vpcd).
 var ErrNoOneSlotDriver = errors.New("cannot make a one-slot copy of the vpcd driver")
 
+// DebianDriver is the vpcd driver of Debian's vsmartcard-vpcd.
+const DebianDriver = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
+
+// OneSlotDriver writes to dst (mode 0644) a copy of the vpcd driver at src
+// that reports one slot per reader, as a build with --enable-vpcdslots=1
+// would.
+//
 // Debian builds vpcd with two slots per reader (vsmartcard's configure
 // option --enable-vpcdslots, default 2): every reader then shows an empty
-// "… 00 01" slot beside the card, under the same Yubico name, and ykman
-// counts two YubiKeys ("Multiple YubiKeys detected" without --device). A
-// USB YubiKey shows one reader. oneSlotDriver writes a copy of Debian's
-// driver that reports one slot, as a build with --enable-vpcdslots=1 would:
-// the only change is the constant IFDHGetCapabilities answers for
-// TAG_IFD_SLOTS_NUMBER. Each reader gets its own copy (a distinct path is
-// a distinct dlopen), because the driver keeps its connections in static
-// storage indexed by slot: two readers on one copy would share slot 0.
-func oneSlotDriver(dst string) error {
-	b, err := os.ReadFile(vpcdDriver)
+// "… 00 01" slot beside the card, under the same name, and ykman counts two
+// YubiKeys ("Multiple YubiKeys detected" without --device). A USB YubiKey
+// shows one reader. The only change is the constant IFDHGetCapabilities
+// answers for TAG_IFD_SLOTS_NUMBER. Each reader needs its own copy (a
+// distinct path is a distinct dlopen), because the driver keeps its
+// connections in static storage indexed by slot: two readers on one copy
+// would share slot 0. Errors wrap ErrNoOneSlotDriver when src is not the
+// build this package knows, or are the file system's.
+func OneSlotDriver(src, dst string) error {
+	b, err := os.ReadFile(src)
 	if err != nil {
 		return err
 	}
 	off, err := slotsNumberOffset(b)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrNoOneSlotDriver, err)
+		return fmt.Errorf("%w %s: %v", ErrNoOneSlotDriver, src, err)
 	}
 	b[off] = 1
 	return os.WriteFile(dst, b, 0o644)
