@@ -2,12 +2,9 @@ package pam
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -60,10 +57,22 @@ type Authenticator struct {
 	Conv    Conversation
 	InGroup InGroup
 	Log     *slog.Logger
+	// Host is this machine's name, shown with a push ("sshd on web01").
+	Host string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (a *Authenticator) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
 }
 
 // Authenticate asks keyfleetd about the user and, when they have a factor
-// that answers with a code, asks for the code and checks it. A user whom
+// that can answer here, asks for it: a code is checked, a push is sent
+// and its answer awaited. A user whom
 // the policy does not ask for a factor yet is let in (told the deadline
 // when there is one); a user past the deadline is refused with what to
 // do. When keyfleetd cannot answer, the sign-in is refused unless the user
@@ -162,67 +171,6 @@ func (a *Authenticator) firstLogin(ctx context.Context, log *slog.Logger, in Log
 	return fmt.Sprintf("To enrol, open %s and enter the access pass %s (single use, valid until %s).", where, pass.Code, when(&pass.ExpiresAt))
 }
 
-// verify asks for a code from one of the user's factors and checks it.
-func (a *Authenticator) verify(ctx context.Context, log *slog.Logger, in Login, st api.MFAStatus) Result {
-	vctx, cancel := context.WithTimeout(ctx, a.Config.Timeout)
-	v, err := a.Client.BeginVerify(vctx, api.BeginVerify{User: in.User})
-	cancel()
-	if err != nil {
-		return a.refused(ctx, log, in, st, err)
-	}
-	codes := slices.DeleteFunc(slices.Clone(v.Factors), func(f api.VerificationFactor) bool { return !slices.Equal(f.Inputs, []string{"code"}) })
-	if len(codes) == 0 {
-		log.Info("no factor that answers with a code; refused")
-		a.Conv.Error("Sign-in refused: your factors cannot answer a typed prompt. Enrol an authenticator app (TOTP) to sign in here.")
-		return AuthErr
-	}
-	f, err := a.pick(codes)
-	if err != nil {
-		return AuthErr
-	}
-	code, err := a.Conv.Prompt(false, "keyfleet code from "+describe(f)+": ")
-	if err != nil {
-		return AuthErr
-	}
-	vctx, cancel = context.WithTimeout(ctx, a.Config.Timeout)
-	defer cancel()
-	body, _ := json.Marshal(map[string]string{"code": strings.TrimSpace(code)})
-	res, err := a.Client.FinishVerify(vctx, api.FinishVerify{ID: v.ID, FactorID: f.FactorID, Response: body})
-	switch {
-	case err != nil:
-		return a.refused(ctx, log, in, st, err)
-	case !res.OK:
-		log.Info("wrong code; refused", "factor_id", f.FactorID)
-		a.Conv.Error("Sign-in refused: wrong code.")
-		return AuthErr
-	}
-	log.Info("second factor verified", "factor_id", f.FactorID, "kind", f.Kind)
-	return Success
-}
-
-// pick asks which factor answers when there are several.
-func (a *Authenticator) pick(fs []api.VerificationFactor) (api.VerificationFactor, error) {
-	if len(fs) == 1 {
-		return fs[0], nil
-	}
-	var b strings.Builder
-	b.WriteString("keyfleet: choose a factor:")
-	for i, f := range fs {
-		fmt.Fprintf(&b, " %d) %s", i+1, describe(f))
-	}
-	b.WriteString(". Number: ")
-	got, err := a.Conv.Prompt(true, b.String())
-	if err != nil {
-		return api.VerificationFactor{}, err
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(got))
-	if err != nil || n < 1 || n > len(fs) {
-		a.Conv.Error(fmt.Sprintf("Sign-in refused: give a number from 1 to %d.", len(fs)))
-		return api.VerificationFactor{}, errors.New("no such factor")
-	}
-	return fs[n-1], nil
-}
-
 // refused explains what keyfleetd refused during a verification.
 func (a *Authenticator) refused(ctx context.Context, log *slog.Logger, in Login, st api.MFAStatus, err error) Result {
 	switch slug := client.Slug(err); {
@@ -242,7 +190,7 @@ func (a *Authenticator) refused(ctx context.Context, log *slog.Logger, in Login,
 		return a.unreachable(ctx, log, in, err)
 	}
 	log.Error("keyfleet refused the verification", "err", err)
-	a.Conv.Error("Sign-in refused: keyfleet could not check your code. Tell IT.")
+	a.Conv.Error("Sign-in refused: keyfleet could not check your second factor. Tell IT.")
 	return AuthErr
 }
 
@@ -255,15 +203,18 @@ func describe(f api.VerificationFactor) string {
 	return printable(f.Label) + " (" + f.Kind + ")"
 }
 
-func printable(s string) string {
+func printable(s string) string { return clean(s, 64) }
+
+// clean drops what is not printable from s and keeps at most n runes.
+func clean(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsPrint(r) {
 			return r
 		}
 		return -1
 	}, s)
-	if r := []rune(s); len(r) > 64 {
-		s = string(r[:64])
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n])
 	}
 	return s
 }

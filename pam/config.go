@@ -37,6 +37,10 @@ type Config struct {
 	// AllowUnknown lets in users keyfleetd does not know (local accounts)
 	// instead of refusing them.
 	AllowUnknown bool
+	// PushTimeout bounds the wait for a push's answer (1s to 5m); zero
+	// waits until the push's own deadline (60s unless its companion asked
+	// for another).
+	PushTimeout time.Duration
 }
 
 // DefaultTokenFile is where the service token is read from by default.
@@ -62,6 +66,12 @@ func ParseArgs(args []string) (Config, error) {
 				errs = append(errs, fmt.Errorf("timeout=%s: want a duration from 100ms to 1m, like 10s", v))
 			}
 			c.Timeout = d
+		case "push_timeout":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second || d > 5*time.Minute {
+				errs = append(errs, fmt.Errorf("push_timeout=%s: want a duration from 1s to 5m, like 45s", v))
+			}
+			c.PushTimeout = d
 		case "fallback_group":
 			c.FallbackGroups = append(c.FallbackGroups, strings.Split(v, ",")...)
 		case "first_login":

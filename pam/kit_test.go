@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	pushkind "github.com/keyfleet/keyfleet/plugins/push"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 	"github.com/keyfleet/keyfleet/plugins/totp"
 )
@@ -95,14 +95,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// keyfleetd is a real daemon on a loopback port with the TOTP kind.
+// keyfleetd is a real daemon on a loopback port with the TOTP and push
+// kinds.
 type keyfleetd struct {
 	t         *testing.T
 	url       string
 	caFile    string
 	tokenFile string // a service token, root-only
 	svc       *core.Service
-	stop      func() // idempotent
+	logs      *output // keyfleetd's log
+	token     string  // the service token's secret
+	stop      func()  // idempotent
 }
 
 func startKeyfleetd(t *testing.T, firstLogin bool) *keyfleetd {
@@ -113,7 +116,8 @@ func startKeyfleetd(t *testing.T, firstLogin bool) *keyfleetd {
 	}
 	cfg := daemon.Config{DataDir: dir, Listen: "127.0.0.1:0"}
 	cfg.FirstLogin.Enabled = firstLogin
-	srv, err := daemon.New(cfg, daemon.Options{LogOut: io.Discard, Kinds: []sdk.Factor{totp.Factor{}}})
+	logs := newOutput()
+	srv, err := daemon.New(cfg, daemon.Options{LogOut: logs, Kinds: []sdk.Factor{totp.Factor{}, pushkind.Factor{}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +128,7 @@ func startKeyfleetd(t *testing.T, firstLogin bool) *keyfleetd {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, nil) }()
-	k := &keyfleetd{t: t, url: "https://" + ln.Addr().String(), caFile: filepath.Join(dir, "tls", "cert.pem"), svc: srv.Service()}
+	k := &keyfleetd{t: t, url: "https://" + ln.Addr().String(), caFile: filepath.Join(dir, "tls", "cert.pem"), svc: srv.Service(), logs: logs}
 	var once sync.Once
 	k.stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(k.stop)
@@ -135,6 +139,7 @@ func startKeyfleetd(t *testing.T, firstLogin bool) *keyfleetd {
 	if err != nil {
 		t.Fatal(err)
 	}
+	k.token = secret
 	k.tokenFile = filepath.Join(t.TempDir(), "pam.token")
 	os.WriteFile(k.tokenFile, []byte(secret+"\n"), 0o600)
 	return k
