@@ -35,6 +35,7 @@ type Keyfleet interface {
 	BeginVerify(ctx context.Context, in api.BeginVerify) (api.Verification, error)
 	FinishVerify(ctx context.Context, in api.FinishVerify) (api.VerifyResult, error)
 	FirstLoginPass(ctx context.Context, user string) (api.FirstLoginPass, error)
+	RecordLoginDecision(ctx context.Context, in api.LoginDecision) (api.LoginDecision, error)
 }
 
 var _ Keyfleet = (*client.Client)(nil)
@@ -61,6 +62,9 @@ type Authenticator struct {
 	Host string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Spool keeps the records of decisions keyfleetd cannot take now;
+	// nil keeps none (they are in syslog only).
+	Spool *Spool
 }
 
 func (a *Authenticator) now() time.Time {
@@ -76,22 +80,29 @@ func (a *Authenticator) now() time.Time {
 // the policy does not ask for a factor yet is let in (told the deadline
 // when there is one); a user past the deadline is refused with what to
 // do. When keyfleetd cannot answer, the sign-in is refused unless the user
-// is in a fallback group.
+// is in a fallback group. Every decision is recorded in keyfleetd's audit
+// trail (see record).
 func (a *Authenticator) Authenticate(ctx context.Context, in Login) Result {
 	log := a.Log.With("user", in.User, "service", in.Service, "rhost", in.RHost)
 	st, err := a.status(ctx, in.User)
+	if err == nil || client.IsNotFound(err) {
+		a.flush(ctx, log) // keyfleetd answers: send what waited for it first
+	}
 	switch {
 	case client.IsNotFound(err) && a.Config.AllowUnknown:
 		log.Info("keyfleet does not know the user; let in (allow_unknown)")
+		a.record(ctx, log, in, api.LoginAllowed, "allow_unknown")
 		return Success
 	case client.IsNotFound(err):
 		log.Info("keyfleet does not know the user; refused")
+		a.record(ctx, log, in, api.LoginRefused, "unknown_user")
 		a.Conv.Error("Sign-in refused: keyfleet does not know " + printable(in.User) + ". Ask IT to add you.")
 		return UserUnknown
 	case err != nil && cannotAnswer(err):
 		return a.unreachable(ctx, log, in, err)
 	case err != nil:
 		log.Error("keyfleet refused to give the user's status", "err", err)
+		a.record(ctx, log, in, api.LoginRefused, "status_refused")
 		a.Conv.Error("Sign-in refused: keyfleet could not check " + printable(in.User) + ". Tell IT.")
 		return AuthErr
 	}
@@ -117,16 +128,20 @@ func cannotAnswer(err error) bool {
 		client.Slug(err) == ""
 }
 
-// unreachable fails closed, unless the user is in a fallback group.
-func (a *Authenticator) unreachable(ctx context.Context, log *slog.Logger, in Login, err error) Result {
+// unreachable fails closed, unless the user is in a fallback group. The
+// decision is kept in the spool, for keyfleetd's audit trail once it
+// answers again.
+func (a *Authenticator) unreachable(_ context.Context, log *slog.Logger, in Login, err error) Result {
 	for _, g := range a.Config.FallbackGroups {
 		if ok, gerr := a.InGroup(in.User, g); gerr == nil && ok {
 			log.Warn("keyfleet cannot answer; let in without a second factor as a member of a fallback group", "group", g, "err", err)
+			a.keep(log, a.decision(in, api.LoginAllowed, "fallback_group"), err)
 			a.Conv.Info("keyfleet cannot be reached: you are signed in without a second factor as a member of " + g + ". This is logged.")
 			return Success
 		}
 	}
 	log.Error("keyfleet cannot answer; refused (fail closed)", "err", err)
+	a.keep(log, a.decision(in, api.LoginRefused, "keyfleet_unreachable"), err)
 	a.Conv.Error("Sign-in refused: keyfleet cannot be reached to check your second factor. Try again in a few minutes; if it goes on, tell IT.")
 	return AuthInfoUnavail
 }
@@ -138,13 +153,16 @@ func (a *Authenticator) noFactor(ctx context.Context, log *slog.Logger, in Login
 	switch {
 	case !st.MustEnrol:
 		log.Info("no factor, none required yet; let in", "status", st.Status)
+		a.record(ctx, log, in, api.LoginAllowed, "not_required")
 		return Success
 	case st.Status == "grace":
 		log.Info("no factor, within the enrolment deadline; let in", "grace_until", st.GraceUntil)
+		a.record(ctx, log, in, api.LoginAllowed, "grace")
 		a.Conv.Info(strings.TrimSpace("Enrol a second factor before " + when(st.GraceUntil) + ". " + steps + " " + a.firstLogin(ctx, log, in)))
 		return Success
 	}
 	log.Info("no factor and past the enrolment deadline; refused", "status", st.Status)
+	a.record(ctx, log, in, api.LoginRefused, "must_enrol")
 	a.Conv.Error(strings.TrimSpace("Sign-in refused: you must enrol a second factor first. " + steps + " " + a.firstLogin(ctx, log, in)))
 	return AuthErr
 }
@@ -180,16 +198,19 @@ func (a *Authenticator) refused(ctx context.Context, log *slog.Logger, in Login,
 			msg = "Sign-in refused: too many wrong codes; locked until " + when(st.LockedUntil) + ". Wait, or ask the helpdesk to unlock you."
 		}
 		log.Info("locked; refused")
+		a.record(ctx, log, in, api.LoginRefused, "locked")
 		a.Conv.Error(msg)
 		return AuthErr
 	case slug == "no-usable-factor" || slug == client.SlugPolicyViolation || slug == client.SlugIllegalTransition:
 		log.Info("keyfleet refused the verification", "problem", slug, "err", err)
+		a.record(ctx, log, in, api.LoginRefused, "no_usable_factor")
 		a.Conv.Error("Sign-in refused: none of your factors can be used now (suspended, locked or not allowed by the policy). Ask the helpdesk.")
 		return AuthErr
 	case cannotAnswer(err):
 		return a.unreachable(ctx, log, in, err)
 	}
 	log.Error("keyfleet refused the verification", "err", err)
+	a.record(ctx, log, in, api.LoginRefused, "verify_refused")
 	a.Conv.Error("Sign-in refused: keyfleet could not check your second factor. Tell IT.")
 	return AuthErr
 }

@@ -29,10 +29,12 @@ type fakeKeyfleet struct {
 	begun    []api.BeginVerify
 	// push is what a begin naming a push factor answers; pushRes,
 	// pushErr what finishing it does.
-	push     api.VerificationFactor
-	pushErr  error
-	pushRes  api.VerifyResult
-	finishOK func(api.FinishVerify) (api.VerifyResult, error)
+	push    api.VerificationFactor
+	pushErr error
+	pushRes api.VerifyResult
+	// recorded are the decisions sent; recordErr is the answer to each.
+	recorded  []api.LoginDecision
+	recordErr error
 }
 
 func (f *fakeKeyfleet) MFAStatus(context.Context, string) (api.MFAStatus, error) {
@@ -51,6 +53,13 @@ func (f *fakeKeyfleet) FinishVerify(_ context.Context, in api.FinishVerify) (api
 		return f.pushRes, f.pushErr
 	}
 	return api.VerifyResult{OK: f.ok}, nil
+}
+func (f *fakeKeyfleet) RecordLoginDecision(_ context.Context, in api.LoginDecision) (api.LoginDecision, error) {
+	if f.recordErr != nil {
+		return api.LoginDecision{}, f.recordErr
+	}
+	f.recorded = append(f.recorded, in)
+	return in, nil
 }
 func (f *fakeKeyfleet) FirstLoginPass(context.Context, string) (api.FirstLoginPass, error) {
 	return api.FirstLoginPass{IssuedPass: api.IssuedPass{Code: "kfp-aaaaa-bbbbb-ccccc-ddddd"}, WelcomeURL: "https://kf/welcome"}, nil
@@ -157,8 +166,14 @@ func TestArgumentsAreCheckedAndTheTokenMustBeRootsAlone(t *testing.T) {
 	if _, err := ParseArgs([]string{"url=https://kf.example", "fallbak_group=wheel"}); err == nil || !strings.Contains(err.Error(), "fallbak_group") {
 		t.Fatalf("a misspelt argument: %v", err)
 	}
-	c, err := ParseArgs([]string{"url=https://kf.example", "fallback_group=wheel,ops", "first_login", "timeout=2s"})
-	if err != nil || len(c.FallbackGroups) != 2 || !c.FirstLogin || c.Timeout != 2*time.Second || c.TokenFile != DefaultTokenFile {
+	for _, bad := range []string{"push_timeout=0s", "push_timeout=1h", "push_timeout=soon", "spool_dir=relative/spool"} {
+		if _, err := ParseArgs([]string{"url=https://kf.example", bad}); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+	c, err := ParseArgs([]string{"url=https://kf.example", "fallback_group=wheel,ops", "first_login", "timeout=2s", "push_timeout=45s"})
+	if err != nil || len(c.FallbackGroups) != 2 || !c.FirstLogin || c.Timeout != 2*time.Second || c.TokenFile != DefaultTokenFile ||
+		c.PushTimeout != 45*time.Second || c.SpoolDir != DefaultSpoolDir {
 		t.Fatalf("%+v %v", c, err)
 	}
 	dir := t.TempDir()
@@ -305,5 +320,131 @@ func TestThePushWaitsNoLongerThanItsDeadlineOrPushTimeout(t *testing.T) {
 		if got := a.Authenticate(context.Background(), Login{User: "alice"}); got != Success || len(kf.finished) != 1 || kf.finished[0].Wait != tc.want {
 			t.Fatalf("push_timeout %s: %s, finished %+v; want a wait of %s", tc.timeout, got, kf.finished, tc.want)
 		}
+	}
+}
+
+// TestEveryDecisionWithoutAVerificationIsRecorded: what the helper
+// decides without a verification goes to keyfleetd's audit trail (a
+// verification, right or wrong, records itself).
+func TestEveryDecisionWithoutAVerificationIsRecorded(t *testing.T) {
+	grace := time.Now().Add(time.Hour)
+	cases := []struct {
+		name    string
+		kf      fakeKeyfleet
+		cfg     Config
+		answers []string
+		want    string // outcome and reason; "" for no record
+	}{
+		{"not required yet", fakeKeyfleet{status: api.MFAStatus{Status: "compliant"}}, Config{}, nil, "allowed not_required"},
+		{"within the deadline", fakeKeyfleet{status: api.MFAStatus{MustEnrol: true, Status: "grace", GraceUntil: &grace}}, Config{}, nil, "allowed grace"},
+		{"past the deadline", fakeKeyfleet{status: api.MFAStatus{MustEnrol: true, Status: "non_compliant"}}, Config{}, nil, "refused must_enrol"},
+		{"an unknown user", fakeKeyfleet{statErr: &api.Problem{Type: "/problems/not-found", Status: 404}}, Config{}, nil, "refused unknown_user"},
+		{"an unknown user let in", fakeKeyfleet{statErr: &api.Problem{Type: "/problems/not-found", Status: 404}}, Config{AllowUnknown: true}, nil, "allowed allow_unknown"},
+		{"only a security key", fakeKeyfleet{status: api.MFAStatus{ActiveFactors: []api.Factor{{Kind: "fido2"}}}, factors: []api.VerificationFactor{{FactorID: "fac_2", Kind: "fido2"}}},
+			Config{}, nil, "refused no_factor_usable_here"},
+		{"no answer to the prompt", fakeKeyfleet{status: withTOTP, factors: []api.VerificationFactor{phone}}, Config{}, nil, "refused no_answer"},
+		{"a locked user", fakeKeyfleet{status: withTOTP, beginErr: &api.Problem{Type: "/problems/locked", Status: 429}}, Config{}, nil, "refused locked"},
+		{"no answer to a push by push_timeout", fakeKeyfleet{status: pushOnly, push: pushFound(time.Now().Add(time.Minute)), pushRes: api.VerifyResult{Pending: true}},
+			Config{PushTimeout: time.Second}, []string{""}, "refused push_timeout"},
+		{"a right code records itself", fakeKeyfleet{status: withTOTP, factors: []api.VerificationFactor{phone}, ok: true}, Config{}, []string{"123456"}, ""},
+		{"a wrong code records itself", fakeKeyfleet{status: withTOTP, factors: []api.VerificationFactor{phone}}, Config{}, []string{"123456"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &Authenticator{Config: tc.cfg, Client: &tc.kf, Conv: &script{answers: tc.answers}, Log: slog.New(slog.DiscardHandler), Host: "web01"}
+			a.Config.Timeout = time.Second
+			a.Authenticate(context.Background(), Login{User: "alice", Service: "sshd", RHost: "192.0.2.7"})
+			var got []string
+			for _, d := range tc.kf.recorded {
+				got = append(got, d.Outcome+" "+d.Reason)
+				if d.User != "alice" || d.Service != "sshd" || d.Host != "web01" || d.RemoteHost != "192.0.2.7" || d.ID == "" || d.OccurredAt != nil {
+					t.Errorf("recorded %+v", d)
+				}
+			}
+			if want := slices.DeleteFunc([]string{tc.want}, func(s string) bool { return s == "" }); !slices.Equal(got, want) {
+				t.Fatalf("recorded %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestDecisionsKeyfleetdCannotTakeWaitInTheSpool: while keyfleetd is down
+// the fallback group's sign-in and the refusals are kept in the spool,
+// with when they happened; the next sign-in that reaches keyfleetd sends
+// them first, oldest first, and empties the spool.
+func TestDecisionsKeyfleetdCannotTakeWaitInTheSpool(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the spool must be root's: run the test as root (make test does)")
+	}
+	down := &client.TransportError{Server: "https://kf", Reason: "connection refused", Err: errors.New("refused")}
+	spool := &Spool{Dir: filepath.Join(t.TempDir(), "spool")}
+	clock := time.Date(2027, 1, 2, 10, 0, 0, 0, time.UTC)
+	kf := &fakeKeyfleet{statErr: down, recordErr: down}
+	a := &Authenticator{Config: Config{Timeout: time.Second, FallbackGroups: []string{"netadmins"}}, Client: kf, Conv: &script{}, Spool: spool,
+		Log: slog.New(slog.DiscardHandler), InGroup: func(user, _ string) (bool, error) { return user == "root-ish", nil }, Now: func() time.Time { return clock }}
+	for _, u := range []string{"root-ish", "bob"} {
+		clock = clock.Add(time.Minute)
+		a.Authenticate(context.Background(), Login{User: u, Service: "sshd"})
+	}
+	if names, _ := spool.names(); len(names) != 2 {
+		t.Fatalf("the spool holds %v", names)
+	}
+	kf.statErr, kf.recordErr, kf.status = nil, nil, api.MFAStatus{Status: "compliant"}
+	a.Authenticate(context.Background(), Login{User: "carol", Service: "sshd"})
+	var got []string
+	for _, d := range kf.recorded {
+		at := ""
+		if d.OccurredAt != nil {
+			at = d.OccurredAt.Format("15:04")
+		}
+		got = append(got, strings.TrimSpace(d.User+" "+d.Outcome+" "+d.Reason+" "+at))
+	}
+	want := []string{"root-ish allowed fallback_group 10:01", "bob refused keyfleet_unreachable 10:02", "carol allowed not_required"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("sent %q, want %q", got, want)
+	}
+	if names, _ := spool.names(); len(names) != 0 {
+		t.Fatalf("the spool still holds %v", names)
+	}
+}
+
+func TestTheSpoolRefusesAFolderOthersCouldWriteAndKeepsItsBounds(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the spool must be root's: run the test as root (make test does)")
+	}
+	dir := filepath.Join(t.TempDir(), "spool")
+	os.Mkdir(dir, 0o777)
+	os.Chmod(dir, 0o777)
+	s := &Spool{Dir: dir, Max: 2}
+	d := api.LoginDecision{User: "alice", Outcome: "allowed", Reason: "fallback_group"}
+	d.ID = newRecordID(time.Now())
+	if err := s.Put(d); !errors.Is(err, ErrUnsafeSpool) {
+		t.Fatalf("a folder everyone may write: %v", err)
+	}
+	// Someone put a record there to be sent with the host's token.
+	os.WriteFile(filepath.Join(dir, "forged.json"), []byte(`{"user":"x","outcome":"allowed","reason":"grace"}`), 0o644)
+	if _, err := s.Flush(context.Background(), 10, func(context.Context, api.LoginDecision) error { t.Fatal("sent from an unsafe spool"); return nil }, nil); !errors.Is(err, ErrUnsafeSpool) {
+		t.Fatalf("flushing a folder everyone may write: %v", err)
+	}
+	os.Chmod(dir, 0o700)
+	os.Remove(filepath.Join(dir, "forged.json"))
+	for i := range 2 {
+		d.ID = newRecordID(time.Now().Add(time.Duration(i) * time.Second))
+		if err := s.Put(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.ID = newRecordID(time.Now())
+	if err := s.Put(d); !errors.Is(err, ErrSpoolFull) {
+		t.Fatalf("past Max: %v", err)
+	}
+	// A record keyfleetd refuses as bad input is dropped; one it cannot
+	// take now stays, and stops the flush.
+	os.WriteFile(filepath.Join(dir, "0-broken.json"), []byte("{"), 0o600)
+	var dropped []string
+	sent, err := s.Flush(context.Background(), 10, func(context.Context, api.LoginDecision) error { return errors.New("down") },
+		func(name string, _ error) { dropped = append(dropped, name) })
+	if names, _ := s.names(); sent != 0 || err == nil || len(names) != 2 || !slices.Equal(dropped, []string{"0-broken.json"}) {
+		t.Fatalf("sent %d, %v; dropped %v; left %v", sent, err, dropped, names)
 	}
 }

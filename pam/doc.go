@@ -25,6 +25,11 @@
 //     refusing the host's token) the sign-in is refused, unless the user
 //     is in a configured fallback group.
 //
+// Every decision is in keyfleetd's audit trail: a verification records
+// itself, and a decision made without one is sent to POST
+// /v1/login-decisions, or kept in a spool of root's while keyfleetd cannot
+// take it (the fallback group's sign-ins) and sent by a later sign-in.
+//
 // The helper is a process of its own rather than Go inside the module:
 // sshd forks after loading PAM modules, which a Go runtime does not
 // survive. docs/pam.md is the operator's guide.

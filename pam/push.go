@@ -42,6 +42,7 @@ func (a *Authenticator) push(ctx context.Context, log *slog.Logger, in Login, st
 	i := slices.IndexFunc(v.Factors, func(x api.VerificationFactor) bool { return x.FactorID == f.ID && x.OutOfBand && x.Deadline != nil })
 	if i < 0 {
 		log.Error("keyfleet began the verification without sending the push", "factor_id", f.ID)
+		a.record(ctx, log, in, api.LoginRefused, "push_not_sent")
 		a.Conv.Error("Sign-in refused: keyfleet did not send the push. Tell IT.")
 		return AuthErr
 	}
@@ -78,6 +79,12 @@ func (a *Authenticator) awaitPush(ctx context.Context, log *slog.Logger, in Logi
 		return Success
 	case err == nil && (res.Pending || late), client.IsProblem(err, slugVerificationClosed):
 		log.Info("no answer to the push in time; refused", "factor_id", vf.FactorID, "err", err)
+		switch { // a push that ran out is recorded by keyfleetd (push.unanswered)
+		case err != nil:
+			a.record(ctx, log, in, api.LoginRefused, "push_closed") // keyfleetd restarted while it waited
+		case !late:
+			a.record(ctx, log, in, api.LoginRefused, "push_timeout")
+		}
 		a.Conv.Error("Sign-in refused: no answer to the push in time. Sign in again for a new push.")
 		return AuthErr
 	case err == nil:
@@ -94,10 +101,12 @@ func (a *Authenticator) pushRefused(ctx context.Context, log *slog.Logger, in Lo
 	switch {
 	case client.IsProblem(err, slugRateLimited):
 		log.Info("too many pushes to the user; refused", "err", err)
+		a.record(ctx, log, in, api.LoginRefused, "push_rate_limited")
 		a.Conv.Error("Sign-in refused: too many pushes were sent to you recently. Wait a few minutes, then sign in again.")
 		return AuthErr
 	case client.IsProblem(err, client.SlugLocked) && !userLocked:
 		log.Info("pushes to the user are locked; refused", "err", err)
+		a.record(ctx, log, in, api.LoginRefused, "pushes_locked")
 		a.Conv.Error("Sign-in refused: pushes to you are locked since you answered one with This wasn't me. Ask the helpdesk to unlock them.")
 		return AuthErr
 	}

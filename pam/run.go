@@ -59,7 +59,7 @@ func newAuthenticator(args []string, conv Conversation, log *slog.Logger) (*Auth
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	return &Authenticator{Config: cfg, Client: c, Conv: conv, InGroup: UnixGroup, Log: log, Host: host}, nil
+	return &Authenticator{Config: cfg, Client: c, Conv: conv, InGroup: UnixGroup, Log: log, Host: host, Spool: &Spool{Dir: cfg.SpoolDir}}, nil
 }
 
 // UnixGroup reports whether a user is a member of a group, primary or

@@ -55,7 +55,7 @@ func (a *Authenticator) verify(ctx context.Context, log *slog.Logger, in Login, 
 	var c choice
 	switch {
 	case len(cs) == 0:
-		return a.cannotAnswerHere(log, in, st)
+		return a.cannotAnswerHere(ctx, log, in, st)
 	case len(cs) == 1:
 		c = cs[0]
 	case len(codes) == 1 && len(pushes) == 1:
@@ -145,7 +145,7 @@ func (a *Authenticator) checkCode(ctx context.Context, log *slog.Logger, in Logi
 // PAM conversation: security keys and PIV keys (a terminal or an SSH
 // session cannot reach the key for WebAuthn), or push factors the policy
 // does not accept or that are locked.
-func (a *Authenticator) cannotAnswerHere(log *slog.Logger, in Login, st api.MFAStatus) Result {
+func (a *Authenticator) cannotAnswerHere(ctx context.Context, log *slog.Logger, in Login, st api.MFAStatus) Result {
 	var kinds []string
 	for _, f := range st.ActiveFactors {
 		if !slices.Contains(kinds, f.Kind) {
@@ -153,6 +153,7 @@ func (a *Authenticator) cannotAnswerHere(log *slog.Logger, in Login, st api.MFAS
 		}
 	}
 	log.Info("no factor that can answer here; refused", "kinds", strings.Join(kinds, ","))
+	a.record(ctx, log, in, api.LoginRefused, "no_factor_usable_here")
 	msg := "Sign-in refused: your factors (" + strings.Join(kinds, ", ") + ") cannot answer here."
 	if slices.ContainsFunc(kinds, func(k string) bool { return k != pushKind }) {
 		msg += " A security key cannot be asked from a terminal or an SSH session (it answers a browser, through WebAuthn)."
@@ -166,8 +167,9 @@ func (a *Authenticator) cannotAnswerHere(log *slog.Logger, in Login, st api.MFAS
 
 // decline refuses a sign-in the user did not go on with (no answer, a
 // choice that is not on the list).
-func (a *Authenticator) decline(_ context.Context, log *slog.Logger, _ Login, reason string) Result {
+func (a *Authenticator) decline(ctx context.Context, log *slog.Logger, in Login, reason string) Result {
 	log.Info("the user did not answer; refused", "reason", reason)
+	a.record(ctx, log, in, api.LoginRefused, reason)
 	return AuthErr
 }
 
