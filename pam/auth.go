@@ -2,12 +2,9 @@ package pam
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -38,6 +35,7 @@ type Keyfleet interface {
 	BeginVerify(ctx context.Context, in api.BeginVerify) (api.Verification, error)
 	FinishVerify(ctx context.Context, in api.FinishVerify) (api.VerifyResult, error)
 	FirstLoginPass(ctx context.Context, user string) (api.FirstLoginPass, error)
+	RecordLoginDecision(ctx context.Context, in api.LoginDecision) (api.LoginDecision, error)
 }
 
 var _ Keyfleet = (*client.Client)(nil)
@@ -60,29 +58,51 @@ type Authenticator struct {
 	Conv    Conversation
 	InGroup InGroup
 	Log     *slog.Logger
+	// Host is this machine's name, shown with a push ("sshd on web01").
+	Host string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Spool keeps the records of decisions keyfleetd cannot take now;
+	// nil keeps none (they are in syslog only).
+	Spool *Spool
+}
+
+func (a *Authenticator) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
 }
 
 // Authenticate asks keyfleetd about the user and, when they have a factor
-// that answers with a code, asks for the code and checks it. A user whom
+// that can answer here, asks for it: a code is checked, a push is sent
+// and its answer awaited. A user whom
 // the policy does not ask for a factor yet is let in (told the deadline
 // when there is one); a user past the deadline is refused with what to
 // do. When keyfleetd cannot answer, the sign-in is refused unless the user
-// is in a fallback group.
+// is in a fallback group. Every decision is recorded in keyfleetd's audit
+// trail (see record).
 func (a *Authenticator) Authenticate(ctx context.Context, in Login) Result {
 	log := a.Log.With("user", in.User, "service", in.Service, "rhost", in.RHost)
 	st, err := a.status(ctx, in.User)
+	if err == nil || client.IsNotFound(err) {
+		a.flush(ctx, log) // keyfleetd answers: send what waited for it first
+	}
 	switch {
 	case client.IsNotFound(err) && a.Config.AllowUnknown:
 		log.Info("keyfleet does not know the user; let in (allow_unknown)")
+		a.record(ctx, log, in, api.LoginAllowed, "allow_unknown")
 		return Success
 	case client.IsNotFound(err):
 		log.Info("keyfleet does not know the user; refused")
+		a.record(ctx, log, in, api.LoginRefused, "unknown_user")
 		a.Conv.Error("Sign-in refused: keyfleet does not know " + printable(in.User) + ". Ask IT to add you.")
 		return UserUnknown
 	case err != nil && cannotAnswer(err):
 		return a.unreachable(ctx, log, in, err)
 	case err != nil:
 		log.Error("keyfleet refused to give the user's status", "err", err)
+		a.record(ctx, log, in, api.LoginRefused, "status_refused")
 		a.Conv.Error("Sign-in refused: keyfleet could not check " + printable(in.User) + ". Tell IT.")
 		return AuthErr
 	}
@@ -108,16 +128,20 @@ func cannotAnswer(err error) bool {
 		client.Slug(err) == ""
 }
 
-// unreachable fails closed, unless the user is in a fallback group.
-func (a *Authenticator) unreachable(ctx context.Context, log *slog.Logger, in Login, err error) Result {
+// unreachable fails closed, unless the user is in a fallback group. The
+// decision is kept in the spool, for keyfleetd's audit trail once it
+// answers again.
+func (a *Authenticator) unreachable(_ context.Context, log *slog.Logger, in Login, err error) Result {
 	for _, g := range a.Config.FallbackGroups {
 		if ok, gerr := a.InGroup(in.User, g); gerr == nil && ok {
 			log.Warn("keyfleet cannot answer; let in without a second factor as a member of a fallback group", "group", g, "err", err)
+			a.keep(log, a.decision(in, api.LoginAllowed, "fallback_group"), err)
 			a.Conv.Info("keyfleet cannot be reached: you are signed in without a second factor as a member of " + g + ". This is logged.")
 			return Success
 		}
 	}
 	log.Error("keyfleet cannot answer; refused (fail closed)", "err", err)
+	a.keep(log, a.decision(in, api.LoginRefused, "keyfleet_unreachable"), err)
 	a.Conv.Error("Sign-in refused: keyfleet cannot be reached to check your second factor. Try again in a few minutes; if it goes on, tell IT.")
 	return AuthInfoUnavail
 }
@@ -129,13 +153,16 @@ func (a *Authenticator) noFactor(ctx context.Context, log *slog.Logger, in Login
 	switch {
 	case !st.MustEnrol:
 		log.Info("no factor, none required yet; let in", "status", st.Status)
+		a.record(ctx, log, in, api.LoginAllowed, "not_required")
 		return Success
 	case st.Status == "grace":
 		log.Info("no factor, within the enrolment deadline; let in", "grace_until", st.GraceUntil)
+		a.record(ctx, log, in, api.LoginAllowed, "grace")
 		a.Conv.Info(strings.TrimSpace("Enrol a second factor before " + when(st.GraceUntil) + ". " + steps + " " + a.firstLogin(ctx, log, in)))
 		return Success
 	}
 	log.Info("no factor and past the enrolment deadline; refused", "status", st.Status)
+	a.record(ctx, log, in, api.LoginRefused, "must_enrol")
 	a.Conv.Error(strings.TrimSpace("Sign-in refused: you must enrol a second factor first. " + steps + " " + a.firstLogin(ctx, log, in)))
 	return AuthErr
 }
@@ -162,67 +189,6 @@ func (a *Authenticator) firstLogin(ctx context.Context, log *slog.Logger, in Log
 	return fmt.Sprintf("To enrol, open %s and enter the access pass %s (single use, valid until %s).", where, pass.Code, when(&pass.ExpiresAt))
 }
 
-// verify asks for a code from one of the user's factors and checks it.
-func (a *Authenticator) verify(ctx context.Context, log *slog.Logger, in Login, st api.MFAStatus) Result {
-	vctx, cancel := context.WithTimeout(ctx, a.Config.Timeout)
-	v, err := a.Client.BeginVerify(vctx, api.BeginVerify{User: in.User})
-	cancel()
-	if err != nil {
-		return a.refused(ctx, log, in, st, err)
-	}
-	codes := slices.DeleteFunc(slices.Clone(v.Factors), func(f api.VerificationFactor) bool { return !slices.Equal(f.Inputs, []string{"code"}) })
-	if len(codes) == 0 {
-		log.Info("no factor that answers with a code; refused")
-		a.Conv.Error("Sign-in refused: your factors cannot answer a typed prompt. Enrol an authenticator app (TOTP) to sign in here.")
-		return AuthErr
-	}
-	f, err := a.pick(codes)
-	if err != nil {
-		return AuthErr
-	}
-	code, err := a.Conv.Prompt(false, "keyfleet code from "+describe(f)+": ")
-	if err != nil {
-		return AuthErr
-	}
-	vctx, cancel = context.WithTimeout(ctx, a.Config.Timeout)
-	defer cancel()
-	body, _ := json.Marshal(map[string]string{"code": strings.TrimSpace(code)})
-	res, err := a.Client.FinishVerify(vctx, api.FinishVerify{ID: v.ID, FactorID: f.FactorID, Response: body})
-	switch {
-	case err != nil:
-		return a.refused(ctx, log, in, st, err)
-	case !res.OK:
-		log.Info("wrong code; refused", "factor_id", f.FactorID)
-		a.Conv.Error("Sign-in refused: wrong code.")
-		return AuthErr
-	}
-	log.Info("second factor verified", "factor_id", f.FactorID, "kind", f.Kind)
-	return Success
-}
-
-// pick asks which factor answers when there are several.
-func (a *Authenticator) pick(fs []api.VerificationFactor) (api.VerificationFactor, error) {
-	if len(fs) == 1 {
-		return fs[0], nil
-	}
-	var b strings.Builder
-	b.WriteString("keyfleet: choose a factor:")
-	for i, f := range fs {
-		fmt.Fprintf(&b, " %d) %s", i+1, describe(f))
-	}
-	b.WriteString(". Number: ")
-	got, err := a.Conv.Prompt(true, b.String())
-	if err != nil {
-		return api.VerificationFactor{}, err
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(got))
-	if err != nil || n < 1 || n > len(fs) {
-		a.Conv.Error(fmt.Sprintf("Sign-in refused: give a number from 1 to %d.", len(fs)))
-		return api.VerificationFactor{}, errors.New("no such factor")
-	}
-	return fs[n-1], nil
-}
-
 // refused explains what keyfleetd refused during a verification.
 func (a *Authenticator) refused(ctx context.Context, log *slog.Logger, in Login, st api.MFAStatus, err error) Result {
 	switch slug := client.Slug(err); {
@@ -232,17 +198,20 @@ func (a *Authenticator) refused(ctx context.Context, log *slog.Logger, in Login,
 			msg = "Sign-in refused: too many wrong codes; locked until " + when(st.LockedUntil) + ". Wait, or ask the helpdesk to unlock you."
 		}
 		log.Info("locked; refused")
+		a.record(ctx, log, in, api.LoginRefused, "locked")
 		a.Conv.Error(msg)
 		return AuthErr
 	case slug == "no-usable-factor" || slug == client.SlugPolicyViolation || slug == client.SlugIllegalTransition:
 		log.Info("keyfleet refused the verification", "problem", slug, "err", err)
+		a.record(ctx, log, in, api.LoginRefused, "no_usable_factor")
 		a.Conv.Error("Sign-in refused: none of your factors can be used now (suspended, locked or not allowed by the policy). Ask the helpdesk.")
 		return AuthErr
 	case cannotAnswer(err):
 		return a.unreachable(ctx, log, in, err)
 	}
 	log.Error("keyfleet refused the verification", "err", err)
-	a.Conv.Error("Sign-in refused: keyfleet could not check your code. Tell IT.")
+	a.record(ctx, log, in, api.LoginRefused, "verify_refused")
+	a.Conv.Error("Sign-in refused: keyfleet could not check your second factor. Tell IT.")
 	return AuthErr
 }
 
@@ -255,15 +224,18 @@ func describe(f api.VerificationFactor) string {
 	return printable(f.Label) + " (" + f.Kind + ")"
 }
 
-func printable(s string) string {
+func printable(s string) string { return clean(s, 64) }
+
+// clean drops what is not printable from s and keeps at most n runes.
+func clean(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsPrint(r) {
 			return r
 		}
 		return -1
 	}, s)
-	if r := []rune(s); len(r) > 64 {
-		s = string(r[:64])
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n])
 	}
 	return s
 }

@@ -37,6 +37,14 @@ type Config struct {
 	// AllowUnknown lets in users keyfleetd does not know (local accounts)
 	// instead of refusing them.
 	AllowUnknown bool
+	// SpoolDir keeps the records of sign-ins keyfleetd could not take
+	// (down, or refusing the host's token) until a later sign-in sends
+	// them (default /var/spool/keyfleet-pam; root's, mode 0700).
+	SpoolDir string
+	// PushTimeout bounds the wait for a push's answer (1s to 5m); zero
+	// waits until the push's own deadline (60s unless its companion asked
+	// for another).
+	PushTimeout time.Duration
 }
 
 // DefaultTokenFile is where the service token is read from by default.
@@ -45,7 +53,7 @@ const DefaultTokenFile = "/etc/keyfleet/pam.token"
 // ParseArgs reads the module's arguments ("key=value" and flags). Unknown
 // ones are errors, so a misspelt setting is not silently ignored.
 func ParseArgs(args []string) (Config, error) {
-	c := Config{TokenFile: DefaultTokenFile, Timeout: 10 * time.Second}
+	c := Config{TokenFile: DefaultTokenFile, Timeout: 10 * time.Second, SpoolDir: DefaultSpoolDir}
 	var errs []error
 	for _, a := range args {
 		k, v, _ := strings.Cut(a, "=")
@@ -56,12 +64,23 @@ func ParseArgs(args []string) (Config, error) {
 			c.TokenFile = v
 		case "ca_file":
 			c.CAFile = v
+		case "spool_dir":
+			if !strings.HasPrefix(v, "/") {
+				errs = append(errs, fmt.Errorf("spool_dir=%s: give an absolute path", v))
+			}
+			c.SpoolDir = v
 		case "timeout":
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 100*time.Millisecond || d > time.Minute {
 				errs = append(errs, fmt.Errorf("timeout=%s: want a duration from 100ms to 1m, like 10s", v))
 			}
 			c.Timeout = d
+		case "push_timeout":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second || d > 5*time.Minute {
+				errs = append(errs, fmt.Errorf("push_timeout=%s: want a duration from 1s to 5m, like 45s", v))
+			}
+			c.PushTimeout = d
 		case "fallback_group":
 			c.FallbackGroups = append(c.FallbackGroups, strings.Split(v, ",")...)
 		case "first_login":

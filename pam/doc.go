@@ -10,12 +10,25 @@
 //     for it, picking one first when there are several; the code is
 //     checked with POST /v1/verify/begin and /finish, so core's lockouts,
 //     replay protection, policy and audit apply;
+//   - a user with a push factor the policy accepts gets a push (at once
+//     when it is all they have, on Enter when they also have one code
+//     factor, or picked from the list): the number to pick is shown
+//     (PAM_TEXT_INFO, then a prompt to press Enter, which is what makes
+//     OpenSSH show it), and finishing the verification waits for the
+//     companion's answer until the push's deadline or push_timeout;
+//   - security keys cannot answer in a PAM conversation: a user with only
+//     those is told to add push or an authenticator app;
 //   - a user with no factor whom the policy does not ask yet is let in,
 //     told the deadline when there is one; a user past it is refused with
 //     what to do (and a first-login pass when configured);
 //   - when keyfleetd cannot answer (down, unreachable, failing, or
 //     refusing the host's token) the sign-in is refused, unless the user
 //     is in a configured fallback group.
+//
+// Every decision is in keyfleetd's audit trail: a verification records
+// itself, and a decision made without one is sent to POST
+// /v1/login-decisions, or kept in a spool of root's while keyfleetd cannot
+// take it (the fallback group's sign-ins) and sent by a later sign-in.
 //
 // The helper is a process of its own rather than Go inside the module:
 // sshd forks after loading PAM modules, which a Go runtime does not

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -19,7 +18,9 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon"
+	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	pushkind "github.com/keyfleet/keyfleet/plugins/push"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 	"github.com/keyfleet/keyfleet/plugins/totp"
 )
@@ -95,14 +96,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// keyfleetd is a real daemon on a loopback port with the TOTP kind.
+// keyfleetd is a real daemon on a loopback port with the TOTP and push
+// kinds.
 type keyfleetd struct {
 	t         *testing.T
 	url       string
 	caFile    string
 	tokenFile string // a service token, root-only
 	svc       *core.Service
-	stop      func() // idempotent
+	logs      *output // keyfleetd's log
+	token     string  // the service token's secret
+	stop      func()  // idempotent
+	cfg       daemon.Config
+	spool     string // the module's spool_dir
 }
 
 func startKeyfleetd(t *testing.T, firstLogin bool) *keyfleetd {
@@ -111,23 +117,11 @@ func startKeyfleetd(t *testing.T, firstLogin bool) *keyfleetd {
 	if _, err := daemon.Init(context.Background(), daemon.InitOptions{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := daemon.Config{DataDir: dir, Listen: "127.0.0.1:0"}
-	cfg.FirstLogin.Enabled = firstLogin
-	srv, err := daemon.New(cfg, daemon.Options{LogOut: io.Discard, Kinds: []sdk.Factor{totp.Factor{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, nil) }()
-	k := &keyfleetd{t: t, url: "https://" + ln.Addr().String(), caFile: filepath.Join(dir, "tls", "cert.pem"), svc: srv.Service()}
-	var once sync.Once
-	k.stop = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(k.stop)
+	k := &keyfleetd{t: t, caFile: filepath.Join(dir, "tls", "cert.pem"), logs: newOutput(), cfg: daemon.Config{DataDir: dir, Listen: "127.0.0.1:0"},
+		spool: filepath.Join(t.TempDir(), "spool")}
+	k.cfg.FirstLogin.Enabled = firstLogin
+	k.serve("127.0.0.1:0")
+	ctx := context.Background()
 	if _, _, err := k.svc.CreateUser(ctx, core.System, api.CreateUser{Username: "login-host", Kind: api.KindService, Roles: []string{api.RoleService}}); err != nil {
 		t.Fatal(err)
 	}
@@ -135,9 +129,56 @@ func startKeyfleetd(t *testing.T, firstLogin bool) *keyfleetd {
 	if err != nil {
 		t.Fatal(err)
 	}
+	k.token = secret
 	k.tokenFile = filepath.Join(t.TempDir(), "pam.token")
 	os.WriteFile(k.tokenFile, []byte(secret+"\n"), 0o600)
 	return k
+}
+
+// serve starts keyfleetd on addr.
+func (k *keyfleetd) serve(addr string) {
+	k.t.Helper()
+	srv, err := daemon.New(k.cfg, daemon.Options{LogOut: k.logs, Kinds: []sdk.Factor{totp.Factor{}, pushkind.Factor{}}})
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln, nil) }()
+	k.url, k.svc = "https://"+ln.Addr().String(), srv.Service()
+	var once sync.Once
+	k.stop = func() { once.Do(func() { cancel(); <-done }) }
+	k.t.Cleanup(k.stop)
+}
+
+// restart starts keyfleetd again, after stop, on the same address and
+// data.
+func (k *keyfleetd) restart() {
+	k.t.Helper()
+	k.stop()
+	k.serve(strings.TrimPrefix(k.url, "https://"))
+}
+
+// events are the audit events of one action, oldest first.
+func (k *keyfleetd) events(action string) []audit.Event {
+	k.t.Helper()
+	recs, err := k.svc.ListAudit(context.Background(), core.System, core.AuditFilter{Action: action}, 1000)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	var out []audit.Event
+	for _, r := range recs {
+		ev, err := r.Event()
+		if err != nil {
+			k.t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
 }
 
 func (k *keyfleetd) person(name string) {
@@ -173,7 +214,8 @@ func (k *keyfleetd) applyPolicy(doc string) {
 
 // args are the module's arguments for this keyfleetd.
 func (k *keyfleetd) args(helper string, more ...string) string {
-	return strings.Join(append([]string{"helper=" + helper, "url=" + k.url, "token_file=" + k.tokenFile, "ca_file=" + k.caFile, "timeout=3s"}, more...), " ")
+	return strings.Join(append([]string{"helper=" + helper, "url=" + k.url, "token_file=" + k.tokenFile, "ca_file=" + k.caFile, "timeout=3s",
+		"spool_dir=" + k.spool}, more...), " ")
 }
 
 func code(seed string, step int) string {

@@ -5,8 +5,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // These tests drive pam_keyfleet.so through Linux-PAM with pamtester
@@ -148,5 +150,67 @@ func TestTheModuleRefusesAHelperOthersCouldHaveReplaced(t *testing.T) {
 	}
 	if ok, out := pamtester(t, pamService(t, so, k.args("relative/helper")), "gail", code(seed, 0)); ok {
 		t.Fatalf("a relative helper path was run:\n%s", out)
+	}
+}
+
+// TestPamtesterEveryDecisionIsInKeyfleetsAuditTrail signs in through
+// pamtester each way the module decides without a verification, and finds
+// each in keyfleetd's audit trail with the login host's service account
+// as actor: let in before any rule asks, let in within the enrolment
+// deadline, refused past it, an unknown name refused; and, while
+// keyfleetd is down, a fallback group's member let in and another
+// refused — kept in the spool and sent by the first sign-in after
+// keyfleetd is back (dave, now past the deadline), with when they
+// happened.
+func TestPamtesterEveryDecisionIsInKeyfleetsAuditTrail(t *testing.T) {
+	so, helper := module(t)
+	k := startKeyfleetd(t, false)
+	group := unique("kfg")
+	admin, other := unixUser(t, group), unixUser(t)
+	svc := pamService(t, so, k.args(helper, "fallback_group="+group))
+	k.person("dave")
+	k.person("erin")
+	pamtester(t, svc, "dave")
+	k.applyPolicy(everyoneNow + "    require:\n      min_factors: 1\n      enroll_within: 30d\n")
+	pamtester(t, svc, "dave")
+	k.applyPolicy(everyoneNow)
+	pamtester(t, svc, "erin")
+	pamtester(t, svc, "nobody-here")
+	k.stop()
+	before := time.Now().UTC().Truncate(time.Second)
+	if ok, out := pamtester(t, svc, admin); !ok {
+		t.Fatalf("the fallback group's member:\n%s", out)
+	}
+	pamtester(t, svc, other)
+	if entries, _ := os.ReadDir(k.spool); len(entries) < 2 {
+		t.Fatalf("the spool holds %d entries while keyfleetd is down", len(entries))
+	}
+	k.restart()
+	pamtester(t, svc, "dave")
+	var got []string
+	for _, action := range []string{"login.allowed", "login.refused"} {
+		for _, ev := range k.events(action) {
+			if ev.Actor.Name != "login-host" || ev.Extra["login_service"] != svc || ev.Extra["record_id"] == "" {
+				t.Errorf("%s is recorded as %+v", action, ev)
+			}
+			if at := ev.Extra["occurred_at"]; at != "" {
+				if when, err := time.Parse(time.RFC3339, at); err != nil || when.Before(before) || !when.Before(ev.Time) {
+					t.Errorf("%s happened at %q, recorded at %s", ev.Extra["reason"], at, ev.Time)
+				}
+				ev.Extra["reason"] += " (late)"
+			}
+			got = append(got, action+" "+ev.Target.Name+" "+ev.Extra["reason"])
+		}
+	}
+	// Per action, in the order recorded: the kept ones come before the
+	// decision of the sign-in that sent them.
+	want := []string{"login.allowed dave not_required", "login.allowed dave grace", "login.allowed " + admin + " fallback_group (late)",
+		"login.refused erin must_enrol", "login.refused nobody-here unknown_user",
+		"login.refused " + other + " keyfleet_unreachable (late)", "login.refused dave must_enrol"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("the audit trail has\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if entries, _ := os.ReadDir(k.spool); slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.HasSuffix(e.Name(), ".json") }) {
+		t.Fatal("the spool still holds records after keyfleetd came back")
 	}
 }

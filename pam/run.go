@@ -58,7 +58,8 @@ func newAuthenticator(args []string, conv Conversation, log *slog.Logger) (*Auth
 	if err != nil {
 		return nil, err
 	}
-	return &Authenticator{Config: cfg, Client: c, Conv: conv, InGroup: UnixGroup, Log: log}, nil
+	host, _ := os.Hostname()
+	return &Authenticator{Config: cfg, Client: c, Conv: conv, InGroup: UnixGroup, Log: log, Host: host, Spool: &Spool{Dir: cfg.SpoolDir}}, nil
 }
 
 // UnixGroup reports whether a user is a member of a group, primary or

@@ -6,9 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	pushkind "github.com/keyfleet/keyfleet/plugins/push"
 )
 
 // sshd is OpenSSH's server on a loopback port with a private config and
@@ -148,4 +152,119 @@ func TestSSHDKeyboardInteractiveAsksForTheCode(t *testing.T) {
 		t.Fatalf("keyfleetd down:\n%s", out)
 	}
 	t.Logf("what ssh shows while keyfleetd is down:\n%s", out)
+}
+
+// loginAnswering runs "echo signed-in" over ssh as user, like login, but
+// answers each keyboard-interactive prompt while ssh waits: the askpass
+// program notes the prompt and waits on a FIFO for what answer returns
+// for it. It returns whether the command ran and what ssh printed.
+func (s *sshd) loginAnswering(t *testing.T, user string, answer func(prompt string) string) (bool, string) {
+	t.Helper()
+	dir := t.TempDir()
+	prompts, fifo, askpass := filepath.Join(dir, "prompts"), filepath.Join(dir, "answer"), filepath.Join(dir, "askpass")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(askpass, []byte(fmt.Sprintf("#!/bin/sh\nprintf '%%s\\0' \"$1\" >> %s\ncat %s\n", prompts, fifo)), 0o700)
+	_, port, _ := net.SplitHostPort(s.addr)
+	cmd := exec.Command("ssh", "-F", "none", "-p", port, "-i", s.clientKey, "-o", "IdentitiesOnly=yes",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=INFO",
+		"-o", "PreferredAuthentications=publickey,keyboard-interactive", "-o", "NumberOfPasswordPrompts=1",
+		"-o", "ConnectTimeout=10", user+"@127.0.0.1", "echo signed-in")
+	cmd.Env = append(os.Environ(), "SSH_ASKPASS="+askpass, "SSH_ASKPASS_REQUIRE=force", "DISPLAY=")
+	out := newOutput()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	defer func() { cmd.Process.Kill(); <-done }()
+	for answered := 0; ; answered++ {
+		prompt, ok := nextPrompt(t, prompts, answered, done)
+		if !ok {
+			return strings.Contains(out.String(), "signed-in"), out.String()
+		}
+		reply(t, fifo, answer(prompt), done)
+	}
+}
+
+// nextPrompt waits for the askpass program's prompt number n (from 0), or
+// for ssh to end (false).
+func nextPrompt(t *testing.T, file string, n int, done <-chan struct{}) (string, bool) {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(file)
+		if ps := strings.Split(string(b), "\x00"); len(ps) > n+1 {
+			return ps[n], true
+		}
+		select {
+		case <-done:
+			return "", false
+		case <-deadline:
+			t.Fatal("ssh neither prompted nor ended within 30s")
+		case <-tick.C:
+		}
+	}
+}
+
+// reply writes an answer into the FIFO the askpass program reads, once
+// it has opened it.
+func reply(t *testing.T, fifo, answer string, done <-chan struct{}) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err == nil {
+			f.WriteString(answer + "\n")
+			f.Close()
+			return
+		}
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// TestSSHDKeyboardInteractiveSendsAPush logs in over ssh a user whose
+// only factor is a push companion: OpenSSH shows the number to pick with
+// the prompt to press Enter, the push names sshd and the client's
+// address, and the companion's answer decides.
+func TestSSHDKeyboardInteractiveSendsAPush(t *testing.T) {
+	so, helper := module(t)
+	k := startKeyfleetd(t, false)
+	user := unixUser(t)
+	k.person(user)
+	phone := k.pushFactor(user, "Pixel")
+	service := pamService(t, so, k.args(helper))
+	s := startSSHD(t, service, user)
+	pick := regexp.MustCompile(`keyfleet sent a push to Pixel\. Open keyfleet on Pixel and pick (\d\d)\. Answer by [^\n]*\nPress Enter once you have answered on Pixel: $`)
+	for _, tc := range []struct {
+		decision string
+		ok       bool
+	}{{pushkind.Approve, true}, {pushkind.Deny, false}} {
+		ok, out := s.loginAnswering(t, user, func(prompt string) string {
+			m := pick.FindStringSubmatch(prompt)
+			if m == nil {
+				t.Errorf("ssh prompted %q", prompt)
+				return ""
+			}
+			d := phone.next()
+			if d.Address != "127.0.0.1" || !strings.HasPrefix(d.Application, service+" on ") {
+				t.Errorf("the push describes the sign-in as %+v", d)
+			}
+			phone.answer(d, m[1], tc.decision)
+			return ""
+		})
+		if ok != tc.ok || !tc.ok && !strings.Contains(out, "the push was not approved") {
+			b, _ := os.ReadFile(s.log)
+			t.Fatalf("%s: signed in %v\nssh: %s\nsshd log:\n%s", tc.decision, ok, out, b)
+		}
+	}
 }

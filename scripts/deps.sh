@@ -40,6 +40,7 @@ test_packages=(
   pamtester         # drives pam_keyfleet.so through Linux-PAM in its tests
   openssh-server    # sshd on a loopback port: keyboard-interactive through pam_keyfleet.so
   openssh-client    # ssh and ssh-keygen, answering sshd's prompt in the PAM tests
+  util-linux coreutils   # unshare and stdbuf: the PAM push tests' private /dev/log and line-buffered pamtester (both essential, listed for the record)
 )
 
 case $mode in

@@ -24,3 +24,12 @@ func (c *Client) MFAStatus(ctx context.Context, user string) (api.MFAStatus, err
 	_, err := c.do(ctx, http.MethodGet, p("/v1/users/%s/mfa-status", user), nil, nil, &out)
 	return out, err
 }
+
+// RecordLoginDecision records a sign-in decided without a verification in
+// keyfleetd's audit trail (POST /v1/login-decisions; role service). Bad
+// input is a validation-failed problem naming the field.
+func (c *Client) RecordLoginDecision(ctx context.Context, in api.LoginDecision) (api.LoginDecision, error) {
+	var out api.LoginDecision
+	_, err := c.do(ctx, http.MethodPost, "/v1/login-decisions", nil, in, &out)
+	return out, err
+}

@@ -243,6 +243,7 @@ func TestEveryRoleReachesOnlyWhatItMay(t *testing.T) {
 		{"verify attestation", "POST", "/v1/attest/verify", `{"format":"piv"}`, []string{admin, enr}},
 		{"unlock users", "POST", "/v1/users/" + uid + "/unlock", "", []string{admin, so, help}},
 		{"begin verifications", "POST", "/v1/verify/begin", fmt.Sprintf(`{"user":%q}`, uid), []string{admin, svc}},
+		{"record login decisions", "POST", "/v1/login-decisions", fmt.Sprintf(`{"user":%q,"outcome":"refused","reason":"must_enrol"}`, uid), []string{admin, svc}},
 		{"finish verifications", "POST", "/v1/verify/finish", `{"id":"ver_x","factor_id":"fac_x","response":{}}`, []string{admin, svc}},
 		{"read the policy", "GET", "/v1/policy", "", []string{admin, so, help, aud}},
 		{"read policy versions", "GET", "/v1/policy/versions", "", []string{admin, so, help, aud}},
