@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/internal/strictjson"
 )
 
 // access says who may reach a route and what it needs.
@@ -263,14 +265,28 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// readJSON decodes a script request's body strictly.
+// readJSON decodes a script request's body as strictly as the API does
+// (internal/strictjson): one value, no unknown key, no key twice, keys in
+// their exact case, so that nothing in front of keyfleet can read a body
+// one way while keyfleet reads it another.
 func readJSON(rq *request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(rq.w, rq.r.Body, maxForm))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return &pageError{Status: http.StatusBadRequest, Msg: "The request was not understood. Reload the page and try again."}
+	body, err := io.ReadAll(http.MaxBytesReader(rq.w, rq.r.Body, maxForm))
+	if err == nil {
+		err = strictjson.Decode(body, v)
 	}
-	return nil
+	var ke *strictjson.KeyError
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &mbe):
+		return &pageError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("The request is larger than the %d bytes keyfleet takes. Send less.", mbe.Limit)}
+	case errors.As(err, &ke) && ke.Duplicate():
+		return &pageError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("The request names the key %q twice; keyfleet reads each key once. Reload the page and try again.", ke.Key)}
+	case errors.As(err, &ke):
+		return &pageError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("The request names the key %q, which keyfleet does not read: keys are case-sensitive (the key is %q). Reload the page and try again.", ke.Key, ke.Field)}
+	}
+	return &pageError{Status: http.StatusBadRequest, Msg: "The request was not understood. Reload the page and try again."}
 }
 
 // redirect ends a successful form post: flash a message, go to a page.
