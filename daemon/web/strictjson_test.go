@@ -43,7 +43,9 @@ var csrfMeta = regexp.MustCompile(`<meta name="csrf" content="([^"]+)">`)
 func (e *env) visit(t *testing.T, path string) *visitor {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
-	p := &visitor{t: t, e: e, c: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
+	// Redirects are answers to look at, not to follow.
+	noFollow := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	p := &visitor{t: t, e: e, c: &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: noFollow}}
 	resp, err := p.c.Get(e.url + path)
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +64,17 @@ func (e *env) visit(t *testing.T, path string) *visitor {
 // answer's "error".
 func (p *visitor) post(path, body string) (int, string) {
 	p.t.Helper()
+	status, raw := p.postRaw(path, body)
+	var out struct {
+		Error string `json:"error"`
+	}
+	json.Unmarshal(raw, &out)
+	return status, out.Error
+}
+
+// postRaw is post with the whole answer.
+func (p *visitor) postRaw(path, body string) (int, []byte) {
+	p.t.Helper()
 	req, _ := http.NewRequest("POST", p.e.url+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-CSRF-Token", p.csrf)
@@ -71,11 +84,8 @@ func (p *visitor) post(path, body string) (int, string) {
 		p.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out struct {
-		Error string `json:"error"`
-	}
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out.Error
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
 }
 
 // A proxy or a log in front of keyfleet reads {"code":"enr_wrong",
