@@ -41,6 +41,7 @@ func (d *decoder) selfService(n *yaml.Node, path string) SelfService {
 	var s SelfService
 	d.mapping(n, path, []field{
 		{"app_sign_in", func(v *yaml.Node, p string) { s.AppSignIn, _ = d.list(v, p, oneOf(SecondChecks...)) }},
+		{"push_sign_in", func(v *yaml.Node, p string) { s.PushSignIn, _ = d.list(v, p, oneOf(SecondChecks...)) }},
 	})
 	return s
 }

@@ -60,6 +60,31 @@ func TestGraceHoldsAtSignInUntilTheRuleIsDue(t *testing.T) {
 	})
 }
 
+// Push sign-in to self-service is its own way in: off unless the document
+// names a second check for it (app sign-in being on does not turn it on);
+// turning it on is a weakening, off stricter.
+func TestPushSignInIsOffUnlessTheDocumentNamesASecondCheck(t *testing.T) {
+	app := doc(t, "version: 1\nself_service:\n\tapp_sign_in: [recovery_code]\nrules: []\n")
+	on := doc(t, "version: 1\nself_service:\n\tapp_sign_in: [recovery_code]\n\tpush_sign_in: [recovery_code]\nrules: []\n")
+	if policy.PushSignInChecks(app) != nil || policy.PushSignInChecks(nil) != nil {
+		t.Fatal("push sign-in is on without the document asking for it")
+	}
+	if got := policy.PushSignInChecks(on); !slices.Equal(got, []string{"recovery_code"}) {
+		t.Fatalf("checks %v", got)
+	}
+	if !policy.Weakens(app, on) || policy.Weakens(on, app) {
+		t.Fatal("turning push sign-in on must weaken the policy, turning it off must not")
+	}
+	changes := policy.Diff(app, on)
+	if len(changes) != 1 || changes[0].Field != "self_service.push_sign_in" || !strings.Contains(changes[0].Message, "a push approved on their companion") {
+		t.Fatalf("changes %+v", changes)
+	}
+	if _, err := policy.Parse("p.yaml", []byte("version: 1\nself_service:\n  push_sign_in: [nothing]\nrules: []\n")); err == nil ||
+		!strings.Contains(err.Error(), `p.yaml:3: self_service.push_sign_in[0]: "nothing" is not one of recovery_code`) {
+		t.Fatalf("an unknown second check: %v", err)
+	}
+}
+
 // App sign-in to self-service is off unless the document names a second
 // check; turning it on is a weakening (a second approver), off stricter.
 func TestAppSignInIsOffUnlessTheDocumentNamesASecondCheck(t *testing.T) {

@@ -7,9 +7,39 @@
 #                          and keyfleet are pure Go and need none of them, so
 #                          a failed install only warns (make run then skips
 #                          the agent and says so).
-#   scripts/deps.sh test   (the default) everything the tests start as well;
-#                          a failed install fails.
+#   scripts/deps.sh test   (the default) everything the tests start as well,
+#                          and axe-core (below); a failed install fails.
+#   scripts/deps.sh axe    installs axe-core alone, if missing, and prints
+#                          the path of its script (daemon/web's tests run
+#                          this).
+#
+# axe-core, the accessibility checker the browser tests run on every page
+# (daemon/web/a11y_test.go), is not packaged by Debian: npm installs the
+# release below once into the user's cache folder, never into the
+# repository, and the tests read it from there.
 set -euo pipefail
+
+axe_version=4.14.1
+
+# axe prints the path of axe-core's script, installing it first if needed.
+axe() {
+  local cache=${XDG_CACHE_HOME:-${HOME:?neither XDG_CACHE_HOME nor HOME is set}/.cache}
+  local dir=$cache/keyfleet/axe-core-$axe_version
+  local file=$dir/node_modules/axe-core/axe.min.js
+  if [ ! -s "$file" ]; then
+    if ! command -v npm >/dev/null; then
+      echo "deps: npm is not installed, so axe-core $axe_version cannot be: apt-get install npm (scripts/deps.sh test does as root)" >&2
+      return 1
+    fi
+    echo "deps: installing axe-core $axe_version into $dir" >&2
+    if ! npm install --prefix "$dir" --no-save --no-audit --no-fund --no-package-lock --loglevel=error \
+      "axe-core@$axe_version" >&2 || [ ! -s "$file" ]; then
+      echo "deps: npm could not install axe-core $axe_version into $dir; check that the npm registry can be reached (npm config get registry)" >&2
+      return 1
+    fi
+  fi
+  echo "$file"
+}
 
 mode=${1:-test}
 run_packages=(
@@ -43,29 +73,39 @@ test_packages=(
   util-linux coreutils   # unshare and stdbuf: the PAM push tests' private /dev/log and line-buffered pamtester (both essential, listed for the record)
 )
 
+# npm installs axe-core. A Node.js from elsewhere that brings its own npm
+# conflicts with Debian's npm package: the command is what counts.
+command -v npm >/dev/null || test_packages+=(npm)
+
 case $mode in
   run) packages=("${run_packages[@]}") ;;
   test) packages=("${run_packages[@]}" "${test_packages[@]}") ;;
-  *) echo "usage: scripts/deps.sh [run|test]" >&2; exit 2 ;;
+  axe) axe; exit ;;
+  *) echo "usage: scripts/deps.sh [run|test|axe]" >&2; exit 2 ;;
 esac
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "deps: missing Debian packages: ${missing[*]} (run 'make $mode' as root, or: sudo apt-get install ${missing[*]})" >&2
-  exit 0
-fi
-echo "deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
 install() {
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
-if [ "$mode" = run ]; then
-  install || echo "deps: could not install ${missing[*]}; carrying on without them" >&2
-else
-  install
+root=false
+[ "$(id -u)" -eq 0 ] && root=true
+if [ ${#missing[@]} -gt 0 ] && ! $root; then
+  echo "deps: missing Debian packages: ${missing[*]} (run 'make $mode' as root, or: sudo apt-get install ${missing[*]})" >&2
+elif [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if [ "$mode" = run ]; then
+    install || echo "deps: could not install ${missing[*]}; carrying on without them" >&2
+  else
+    install
+  fi
+fi
+if [ "$mode" = test ] && ! axe >/dev/null; then
+  $root && exit 1
+  echo "deps: carrying on without axe-core; daemon/web's browser tests fail until it is installed" >&2
 fi

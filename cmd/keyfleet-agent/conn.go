@@ -51,7 +51,7 @@ func (a *app) resolve(c connFlags, withToken bool) (conn, error) {
 	if r.server == "" {
 		return conn{}, usagef("no keyfleetd to talk to: give --server URL, set %s, or run keyfleet login", cli.EnvServer)
 	}
-	fromSaved := saved.Server != "" && sameServer(r.server, saved.Server)
+	fromSaved := saved.Server != "" && cli.SameServer(r.server, saved.Server)
 	if r.ca, err = a.caPEM(c.caFile, fromSaved, saved); err != nil {
 		return conn{}, err
 	}
@@ -96,19 +96,6 @@ func (a *app) token(flag string, fromSaved bool, saved cli.SavedLogin) (string, 
 		return saved.Token, nil
 	}
 	return "", errors.New("no token: give --token-file FILE, set KEYFLEET_TOKEN, or run keyfleet login for this server")
-}
-
-// sameServer compares two keyfleetd URLs as the client reads them: https
-// by default, a trailing slash and the case of scheme and host ignored.
-func sameServer(a, b string) bool {
-	norm := func(s string) string {
-		s = strings.TrimRight(strings.TrimSpace(s), "/")
-		if !strings.Contains(s, "://") {
-			s = "https://" + s
-		}
-		return s
-	}
-	return strings.EqualFold(norm(a), norm(b))
 }
 
 func firstOf(s ...string) string {

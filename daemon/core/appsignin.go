@@ -51,12 +51,12 @@ func (s *Service) AppSignIn(ctx context.Context, p Principal, in AppSignInReques
 	if err := p.authorize(VerifyUsers, ""); err != nil {
 		return User{}, 0, err
 	}
-	u, rc, why, err := s.appSignInPrecheck(ctx, in.User, in.Check)
+	u, rc, why, err := s.signInPrecheck(ctx, appWay, in.User, in.Check)
 	if err != nil {
 		return User{}, 0, err
 	}
 	if why != "" {
-		s.refuseAppSignIn(ctx, p, u.ID, why)
+		s.refuseSignIn(ctx, appWay, p, u.ID, why)
 		return User{}, 0, errAppSignIn
 	}
 	ok, err := s.verifyAnyApp(ctx, p, u.ID, in.Kinds, in.Response)
@@ -67,7 +67,7 @@ func (s *Service) AppSignIn(ctx context.Context, p Principal, in AppSignInReques
 		return User{}, 0, errAppSignIn
 	}
 	matched := useRecoveryCode(&rc, in.Code, s.now()) // slow hash, outside the transaction
-	left, err := s.recordAppSignIn(ctx, p, u.ID, rc, matched)
+	left, err := s.recordSignIn(ctx, appWay, p, u.ID, rc, matched)
 	if err != nil {
 		return User{}, 0, err
 	}
@@ -108,8 +108,22 @@ func (s *Service) verifyAnyApp(ctx context.Context, p Principal, userID string, 
 	return ok, err
 }
 
-// appSignInPrecheck reads what an app sign-in needs; why names a refusal.
-func (s *Service) appSignInPrecheck(ctx context.Context, ref, check string) (User, RecoveryCodes, string, error) {
+// keylessWay is one way into the self-service pages without a security
+// key: the policy's list of second checks for it and its audit action.
+type keylessWay struct {
+	name   string // "app" or "push", in refusals
+	checks func(*policy.Document) []string
+	action string // audited as action, refusals as action+"_refused"
+}
+
+var (
+	appWay  = keylessWay{"app", policy.AppSignInChecks, "user.app_sign_in"}
+	pushWay = keylessWay{"push", policy.PushSignInChecks, "user.push_sign_in"}
+)
+
+// signInPrecheck reads what a sign-in without a key needs; why names a
+// refusal.
+func (s *Service) signInPrecheck(ctx context.Context, way keylessWay, ref, check string) (User, RecoveryCodes, string, error) {
 	var u User
 	var rc RecoveryCodes
 	why := ""
@@ -122,8 +136,8 @@ func (s *Service) appSignInPrecheck(ctx context.Context, ref, check string) (Use
 			return err
 		}
 		switch {
-		case !slices.Contains(policy.AppSignInChecks(doc), check):
-			why = "the policy does not allow app sign-in with " + check
+		case !slices.Contains(way.checks(doc), check):
+			why = "the policy does not allow " + way.name + " sign-in with " + check
 		case u.RecoveryLocked:
 			why = "recovery is locked"
 		}
@@ -146,9 +160,9 @@ func (s *Service) appSignInPrecheck(ctx context.Context, ref, check string) (Use
 	return u, rc, why, err
 }
 
-// recordAppSignIn stores the used code (or counts a wrong one towards the
+// recordSignIn stores the used code (or counts a wrong one towards the
 // recovery lock) and audits the outcome. It returns the codes left.
-func (s *Service) recordAppSignIn(ctx context.Context, p Principal, userID string, rc RecoveryCodes, matched bool) (int, error) {
+func (s *Service) recordSignIn(ctx context.Context, way keylessWay, p Principal, userID string, rc RecoveryCodes, matched bool) (int, error) {
 	left := 0
 	err := s.store.Update(ctx, func(tx Tx) error {
 		u, err := tx.User(userID)
@@ -160,7 +174,7 @@ func (s *Service) recordAppSignIn(ctx context.Context, p Principal, userID strin
 			return err
 		}
 		if !matched || fresh.Remaining() != rc.Remaining()+1 {
-			return s.appSignInFailed(ctx, tx, p, u)
+			return s.signInFailed(ctx, way, tx, p, u)
 		}
 		if err := tx.PutRecoveryCodes(rc); err != nil {
 			return err
@@ -168,17 +182,17 @@ func (s *Service) recordAppSignIn(ctx context.Context, p Principal, userID strin
 		left = rc.Remaining()
 		ev := s.eventCtx(ctx, p, "")
 		ev.extra = map[string]string{"second_check": policy.SecondCheckRecoveryCode, "pages": "self-service"}
-		return ev.audit(tx, "user.app_sign_in", userTarget(u), nil, map[string]any{"recovery_codes_left": left})
+		return ev.audit(tx, way.action, userTarget(u), nil, map[string]any{"recovery_codes_left": left})
 	})
 	return left, err
 }
 
-// appSignInFailed counts a wrong second check towards the recovery lock.
-func (s *Service) appSignInFailed(ctx context.Context, tx Tx, p Principal, u User) error {
+// signInFailed counts a wrong second check towards the recovery lock.
+func (s *Service) signInFailed(ctx context.Context, way keylessWay, tx Tx, p Principal, u User) error {
 	u.RecoveryFailures++
 	ev := s.eventCtx(ctx, p, "")
 	ev.extra = map[string]string{"refused": "wrong or used recovery code"}
-	if err := ev.audit(tx, "user.app_sign_in_refused", userTarget(u), nil, map[string]any{"failures": u.RecoveryFailures}); err != nil {
+	if err := ev.audit(tx, way.action+"_refused", userTarget(u), nil, map[string]any{"failures": u.RecoveryFailures}); err != nil {
 		return err
 	}
 	if u.RecoveryFailures >= maxRecoveryFailures && !u.RecoveryLocked {
@@ -190,8 +204,8 @@ func (s *Service) appSignInFailed(ctx context.Context, tx Tx, p Principal, u Use
 	return tx.PutUser(u)
 }
 
-// refuseAppSignIn audits a refusal that changed nothing.
-func (s *Service) refuseAppSignIn(ctx context.Context, p Principal, userID, why string) {
+// refuseSignIn audits a refusal that changed nothing.
+func (s *Service) refuseSignIn(ctx context.Context, way keylessWay, p Principal, userID, why string) {
 	if userID == "" {
 		return // no such user: nobody to name
 	}
@@ -202,11 +216,24 @@ func (s *Service) refuseAppSignIn(ctx context.Context, p Principal, userID, why 
 		}
 		ev := s.eventCtx(ctx, p, "")
 		ev.extra = map[string]string{"refused": why}
-		return ev.audit(tx, "user.app_sign_in_refused", userTarget(u), nil, nil)
+		return ev.audit(tx, way.action+"_refused", userTarget(u), nil, nil)
 	})
 	if err != nil {
-		s.log.Warn("auditing a refused app sign-in", "err", err)
+		s.log.Warn("auditing a refused sign-in without a key", "way", way.name, "err", err)
 	}
+}
+
+// PushSignInChecks returns the second checks the current policy names for
+// push sign-in to self-service (nil: push sign-in is off). The sign-in
+// page reads it to say what it will ask; it is no secret.
+func (s *Service) PushSignInChecks(ctx context.Context) ([]string, error) {
+	var out []string
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		_, doc, err := s.currentPolicy(tx)
+		out = policy.PushSignInChecks(doc)
+		return err
+	})
+	return out, err
 }
 
 // AppSignInChecks returns the second checks the current policy names for

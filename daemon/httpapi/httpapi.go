@@ -5,7 +5,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -16,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,6 +26,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/clientaddr"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/ratelimit"
+	"github.com/keyfleet/keyfleet/internal/strictjson"
 	"github.com/keyfleet/keyfleet/internal/version"
 )
 
@@ -360,29 +359,33 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // decode reads a JSON body strictly: one object, no unknown fields, no
-// key twice, keys in their fields' exact case (strictjson.go), within the
-// size limit. An empty body decodes to the zero value when optional.
+// key twice, keys in their fields' exact case (internal/strictjson),
+// within the size limit. An empty body decodes to the zero value when
+// optional.
 func decode(r *http.Request, v any, optional bool) error {
 	body, err := io.ReadAll(r.Body)
 	if err == nil {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		if err = dec.Decode(v); err == nil && len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
-			return &apiError{http.StatusBadRequest, probInvalidJSON, "Malformed JSON", "the body has data after its JSON object; send exactly one object"}
-		}
+		err = strictjson.Decode(body, v)
 	}
 	var mbe *http.MaxBytesError
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
+	var ke *strictjson.KeyError
 	switch {
 	case err == nil:
-		return checkKeys(body, reflect.TypeOf(v))
+		return nil
 	case errors.Is(err, io.EOF) && optional:
 		return nil
 	case errors.Is(err, io.EOF):
 		return &apiError{http.StatusBadRequest, probInvalidJSON, "Malformed JSON", "the request needs a JSON body; see docs/openapi.yaml for its fields"}
 	case errors.As(err, &mbe):
 		return &apiError{http.StatusRequestEntityTooLarge, probBodyTooLarge, "Body too large", fmt.Sprintf("the body is larger than %d bytes; send less", mbe.Limit)}
+	case errors.Is(err, strictjson.ErrTrailingData):
+		return &apiError{http.StatusBadRequest, probInvalidJSON, "Malformed JSON", "the body has data after its JSON object; send exactly one object"}
+	case errors.As(err, &ke) && ke.Duplicate():
+		return &apiError{http.StatusBadRequest, probDuplicateKey, "Duplicate key", ke.Error()}
+	case errors.As(err, &ke):
+		return &apiError{http.StatusBadRequest, probUnknownField, "Unknown field", ke.Error()}
 	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
 		return &apiError{http.StatusBadRequest, probInvalidJSON, "Malformed JSON", "the body is not valid JSON: " + err.Error()}
 	case errors.As(err, &te):

@@ -84,16 +84,17 @@ func (h *handler) signInApp(rq *request) error {
 	now := h.now()
 	rq.sess = Session{UserID: u.ID, Username: u.Username, CSRF: randomToken(), Created: now, LastSeen: now, Method: methodApp}
 	h.issue(rq)
-	rq.sess.Flash = appSignedIn(left)
+	rq.sess.Flash = keylessSignedIn("with your authenticator app", left)
 	h.log.Info("web app sign-in", "user", u.Username, "request_id", rq.id)
 	http.Redirect(rq.w, rq.r, "/me", http.StatusSeeOther)
 	return nil
 }
 
-// appSignedIn is the message after an app sign-in: it used a recovery
-// code, so it says how many are left and what to do when few are.
-func appSignedIn(left int) string {
-	msg := "You are signed in with your authenticator app. That used one recovery code: you have " + plural(left, "recovery code") + " left."
+// keylessSignedIn is the message after a sign-in without a key (how:
+// "with your authenticator app", "with a push"): it used a recovery code,
+// so it says how many are left and what to do when few are.
+func keylessSignedIn(how string, left int) string {
+	msg := "You are signed in " + how + ". That used one recovery code: you have " + plural(left, "recovery code") + " left."
 	if left <= 3 {
 		msg += " Make new recovery codes below before they run out."
 	}

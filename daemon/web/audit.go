@@ -326,6 +326,7 @@ var actionChoices = []actionChoice{
 	{"user.*", "anything about users"}, {"user.create", "user created"}, {"user.update", "user changed"},
 	{"user.disable", "user disabled"}, {"user.enable", "user enabled"}, {"user.lockout", "user locked out"},
 	{"user.app_sign_in", "signed in with an authenticator app"}, {"user.app_sign_in_refused", "app sign-in refused"},
+	{"user.push_sign_in", "signed in with a push"}, {"user.push_sign_in_refused", "push sign-in refused"},
 	{"factor.*", "anything about factors"}, {"factor.enrol", "factor enrolled"}, {"factor.verify", "verified"},
 	{"factor.verify_failed", "verification failed"}, {"factor.lockout", "factor locked out"}, {"factor.suspend", "factor suspended"},
 	{"factor.resume", "factor resumed"}, {"factor.revoke", "factor revoked"}, {"device.lost", "key reported lost"},

@@ -165,7 +165,7 @@ func (e *env) addTOTP(t *testing.T, user, label string) core.Factor {
 	return f
 }
 
-// chromium finds Debian's Chromium, or skips.
+// chromium finds Debian's Chromium, or fails saying how to install it.
 func chromium(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -176,6 +176,6 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	t.Skip("Chromium is not installed: the browser tests need it (make test installs Debian's chromium; or apt-get install chromium)")
+	t.Fatal("Chromium is not installed: the browser tests need it: apt-get install chromium (scripts/deps.sh does)")
 	return ""
 }

@@ -24,8 +24,8 @@ type view struct {
 	CSRF      string
 	Flash     string
 	SteppedUp bool
-	// AppSession: the user signed in with an authenticator app (their own
-	// pages only).
+	// AppSession: the user signed in without a security key, with an
+	// authenticator app or a push (their own pages only).
 	AppSession bool
 	Data       any
 }
@@ -37,7 +37,7 @@ func (h *handler) render(rq *request, status int, page, title string, data any) 
 		http.Error(rq.w, "page template missing", http.StatusInternalServerError)
 		return
 	}
-	v := view{Title: title, Page: page, SignedIn: rq.sess.SignedIn(), User: rq.user, Staff: rq.keySession() && rq.isStaff(), AppSession: rq.sess.Method == methodApp,
+	v := view{Title: title, Page: page, SignedIn: rq.sess.SignedIn(), User: rq.user, Staff: rq.keySession() && rq.isStaff(), AppSession: rq.sess.keyless(),
 		CSRF: rq.sess.CSRF, Flash: rq.sess.Flash, SteppedUp: rq.sess.SignedIn() && h.steppedUp(rq), Data: data, Can: permissions(rq.p)}
 	rq.sess.Flash = ""
 	var buf bytes.Buffer

@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/internal/strictjson"
 )
 
 // access says who may reach a route and what it needs.
@@ -80,7 +83,7 @@ func (h *handler) admit(rq *request, a access) error {
 	if a&staff != 0 && !rq.isStaff() {
 		return &pageError{Status: http.StatusForbidden, Msg: "The dashboard is for administrators, security officers, helpdesk and auditors. Your own keys are on your page."}
 	}
-	if a&staff != 0 && rq.sess.Method == methodApp {
+	if a&staff != 0 && rq.sess.keyless() {
 		return errKeyOnly
 	}
 	if a&stepUp != 0 && !h.steppedUp(rq) {
@@ -133,15 +136,18 @@ func (h *handler) loadUser(rq *request) error {
 
 // auth names how the session's user signed in, for the audit trail.
 func (rq *request) auth() string {
-	if rq.sess.Method == methodApp {
+	switch rq.sess.Method {
+	case methodApp:
 		return "web_app"
+	case methodPush:
+		return "web_push"
 	}
 	return "webauthn"
 }
 
 // keySession reports whether the user signed in with a security key: the
 // dashboard takes nothing else.
-func (rq *request) keySession() bool { return rq.sess.SignedIn() && rq.sess.Method != methodApp }
+func (rq *request) keySession() bool { return rq.sess.SignedIn() && !rq.sess.keyless() }
 
 func (rq *request) isStaff() bool {
 	return slices.ContainsFunc(staffRoles, func(r string) bool { return slices.Contains(rq.user.Roles, r) })
@@ -193,7 +199,7 @@ var (
 	errSignIn  = &pageError{Status: http.StatusUnauthorized, Msg: "Your session has ended or you are not signed in. Sign in with your security key."}
 	errCSRF    = &pageError{Status: http.StatusForbidden, Msg: "This form is out of date or did not come from keyfleet. Reload the page and try again."}
 	errStepUp  = &pageError{Status: http.StatusForbidden, Msg: "This action needs a fresh confirmation with your security key. Press \"Confirm with key\" and try again."}
-	errKeyOnly = &pageError{Status: http.StatusForbidden, Msg: "The dashboard takes security keys only. You signed in with your authenticator app, which reaches your own page; sign out and sign in with your security key to work in the dashboard."}
+	errKeyOnly = &pageError{Status: http.StatusForbidden, Msg: "The dashboard takes security keys only. You signed in without one (an authenticator app or a push), which reaches your own page; sign out and sign in with your security key to work in the dashboard."}
 )
 
 // describe turns an error into a status and words for the visitor. The
@@ -263,14 +269,30 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// readJSON decodes a script request's body strictly.
+// readJSON decodes a script request's body as strictly as the API does
+// (internal/strictjson): one value, no unknown key, no key twice, keys in
+// their exact case, so that nothing in front of keyfleet can read a body
+// one way while keyfleet reads it another.
 func readJSON(rq *request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(rq.w, rq.r.Body, maxForm))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return &pageError{Status: http.StatusBadRequest, Msg: "The request was not understood. Reload the page and try again."}
+	body, err := io.ReadAll(http.MaxBytesReader(rq.w, rq.r.Body, maxForm))
+	if err == nil {
+		err = strictjson.Decode(body, v)
 	}
-	return nil
+	var ke *strictjson.KeyError
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &mbe):
+		return &pageError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("The request is larger than the %d bytes keyfleet takes. Send less.", mbe.Limit)}
+	case errors.As(err, &ke) && ke.Duplicate():
+		return &pageError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("The request names the key %q twice; keyfleet reads each key once. Reload the page and try again.", ke.Key)}
+	case errors.As(err, &ke):
+		return &pageError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("The request names the key %q, which keyfleet does not read: keys are case-sensitive (the key is %q). Reload the page and try again.", ke.Key, ke.Field)}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return &pageError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("The request names the key %s, which keyfleet does not read here. Reload the page and try again.", strings.TrimPrefix(err.Error(), "json: unknown field "))}
+	}
+	return &pageError{Status: http.StatusBadRequest, Msg: "The request was not understood. Reload the page and try again."}
 }
 
 // redirect ends a successful form post: flash a message, go to a page.

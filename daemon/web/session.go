@@ -31,9 +31,10 @@ type Session struct {
 	Created  time.Time
 	LastSeen time.Time
 	Expires  time.Time
-	// Method is how the user signed in: methodKey (a security key) or
-	// methodApp (an authenticator app and the policy's second check,
-	// which reaches the self-service pages only).
+	// Method is how the user signed in: methodKey (a security key),
+	// methodApp (an authenticator app and the policy's second check) or
+	// methodPush (a push and the policy's second check); the last two
+	// reach the self-service pages only.
 	Method string
 	// SteppedUp is when the user last re-verified with their key; sensitive
 	// actions need it to be recent.
@@ -88,9 +89,14 @@ const (
 	viaPass = "pass"
 	viaSelf = "self" // a signed-in user adding a key
 
-	methodKey = "key"
-	methodApp = "app"
+	methodKey  = "key"
+	methodApp  = "app"
+	methodPush = "push"
 )
+
+// keyless reports whether the user signed in without a security key (an
+// app or a push): such a session reaches the self-service pages only.
+func (s Session) keyless() bool { return s.Method == methodApp || s.Method == methodPush }
 
 // SignedIn reports whether the session belongs to a user.
 func (s Session) SignedIn() bool { return s.UserID != "" }

@@ -125,32 +125,47 @@ func writeFileAtomic(path string, b []byte) error {
 	return os.Rename(f.Name(), path)
 }
 
-// clientConfig merges the configuration file and the environment.
+// clientConfig merges the configuration file and the environment. The
+// saved token and CA go only with the saved server: KEYFLEET_SERVER naming
+// another server needs a token of its own (KEYFLEET_TOKEN, or a login
+// there), and the saved token is never sent to it.
 func (a *app) clientConfig() (client.Config, error) {
-	cfg, _, err := a.loadConfig()
+	saved, _, err := a.loadConfig()
 	if err != nil {
 		return client.Config{}, err
 	}
-	cc := client.Config{Server: cfg.Server, Token: cfg.Token, UserAgent: userAgent}
-	if cfg.CAPEM != "" {
-		cc.CAPEM = []byte(cfg.CAPEM)
-	}
-	if v := a.env(EnvServer); v != "" {
-		cc.Server = v
-	}
-	if v := a.env(EnvToken); v != "" {
-		cc.Token = strings.TrimSpace(v)
-	}
-	if v := a.env(EnvCA); v != "" {
+	cc := client.Config{Server: firstOf(a.env(EnvServer), saved.Server), UserAgent: userAgent}
+	fromSaved := saved.Server != "" && SameServer(cc.Server, saved.Server)
+	switch v := a.env(EnvCA); {
+	case v != "":
 		if cc.CAPEM, err = readCA(v, EnvCA); err != nil {
 			return client.Config{}, err
 		}
+	case fromSaved && saved.CAPEM != "":
+		cc.CAPEM = []byte(saved.CAPEM)
+	}
+	switch v := strings.TrimSpace(a.env(EnvToken)); {
+	case v != "":
+		cc.Token = v
+	case fromSaved:
+		cc.Token = strings.TrimSpace(saved.Token)
+	case cc.Server != "" && saved.Token != "":
+		return client.Config{}, errOtherServer(cc.Server, saved.Server)
 	}
 	if cc.Server == "" || cc.Token == "" {
 		return client.Config{}, &cliError{code: ExitAuth, err: errors.New("not logged in"),
 			hint: "sign in with your key: keyfleet login --server URL --user NAME (or --token-file FILE), or set " + EnvServer + " and " + EnvToken}
 	}
 	return cc, nil
+}
+
+// errOtherServer is the refusal to send the token saved for one server to
+// another.
+func errOtherServer(server, savedFor string) error {
+	return &cliError{code: ExitAuth,
+		err: fmt.Errorf("no token for %s: the saved login is for %s, and its token goes only to the server that issued it", server, savedFor),
+		hint: "sign in to " + server + ": keyfleet login --server " + server + " --user NAME (or --token-file FILE); or give a token for it in " +
+			EnvToken + "; or unset " + EnvServer + " to use the saved login"}
 }
 
 // userAgent identifies the CLI to the daemon.

@@ -103,7 +103,7 @@ func (a *app) loginConfig(o loginOpts) (fileConfig, error) {
 		return cfg, usagef("--server is required")
 	}
 	if o.ca == "" && a.env(EnvCA) == "" {
-		if saved, _, err := a.loadConfig(); err == nil && saved.Server != "" && sameServer(saved.Server, cfg.Server) {
+		if saved, _, err := a.loadConfig(); err == nil && saved.Server != "" && SameServer(saved.Server, cfg.Server) {
 			cfg.CAPEM = saved.CAPEM
 		}
 	}
@@ -221,7 +221,7 @@ func (a *app) anonClient(server, caFile string) (*client.Client, fileConfig, err
 			return nil, cfg, err
 		}
 		cfg.CAPEM = string(pem)
-	case saved.Server != "" && sameServer(saved.Server, cfg.Server):
+	case saved.Server != "" && SameServer(saved.Server, cfg.Server):
 		cfg.CAPEM = saved.CAPEM
 	}
 	c, err := client.New(client.Config{Server: cfg.Server, CAPEM: []byte(cfg.CAPEM), UserAgent: userAgent})
@@ -229,19 +229,6 @@ func (a *app) anonClient(server, caFile string) (*client.Client, fileConfig, err
 		return nil, cfg, usagef("%w", err)
 	}
 	return c, cfg, nil
-}
-
-// sameServer compares two keyfleetd URLs as the client reads them: https
-// by default, a trailing slash and the case of scheme and host ignored.
-func sameServer(a, b string) bool {
-	norm := func(s string) string {
-		s = strings.TrimRight(strings.TrimSpace(s), "/")
-		if !strings.Contains(s, "://") {
-			s = "https://" + s
-		}
-		return s
-	}
-	return strings.EqualFold(norm(a), norm(b))
 }
 
 func firstOf(s ...string) string {

@@ -148,7 +148,8 @@ lists and reports print CSV with -o csv.
 
 Environment:
   KEYFLEET_CONFIG   path of the configuration file
-  KEYFLEET_SERVER   server URL, overriding the configuration file
+  KEYFLEET_SERVER   server URL, overriding the configuration file (the saved
+                    token goes only to the server it was saved for)
   KEYFLEET_TOKEN    bearer token, overriding the configuration file
   KEYFLEET_CA       path of a PEM CA certificate, overriding the configuration file
   KEYFLEET_AGENT    path of keyfleet-agent, which proves actions with your key

@@ -33,3 +33,19 @@ func LoadSavedLogin(env func(string) string, stderr io.Writer) (SavedLogin, erro
 	}
 	return s, nil
 }
+
+// SameServer reports whether two keyfleetd URLs name one server as the
+// client reads them: https by default, a trailing slash and the case of
+// scheme and host ignored. A saved token and CA go only to the server
+// they were saved for, as SameServer judges (keyfleet and keyfleet-agent
+// alike).
+func SameServer(a, b string) bool {
+	norm := func(s string) string {
+		s = strings.TrimRight(strings.TrimSpace(s), "/")
+		if !strings.Contains(s, "://") {
+			s = "https://" + s
+		}
+		return s
+	}
+	return strings.EqualFold(norm(a), norm(b))
+}

@@ -150,7 +150,42 @@
     document.querySelector('meta[name="stepped-up"]').content = "yes";
   }
 
+  // pushSignIn sends a push to the person's companions (after the
+  // recovery code is checked), shows the number to pick on each, and asks
+  // until one answers: approved, the person is signed in.
+  async function pushSignIn(form) {
+    const code = form.recovery_code.value.trim();
+    const begun = await post("/signin/push/begin", { username: form.username.value.trim(), recovery_code: code });
+    const box = document.getElementById("push-numbers"), list = box.querySelector("ul");
+    list.textContent = "";
+    begun.choices.forEach((c) => {
+      const li = document.createElement("li");
+      li.textContent = "On " + (c.device || "your companion") + (c.number ? ", pick " : ", approve the push");
+      if (c.number) {
+        const n = document.createElement("strong");
+        n.className = "push-number";
+        n.textContent = c.number;
+        li.appendChild(n);
+      }
+      list.appendChild(li);
+    });
+    box.hidden = false;
+    const numbers = begun.choices.map((c) => c.number).filter(Boolean);
+    live("Push sent. On your companion, " + (numbers.length ? "pick " + numbers.join(" or ") : "approve it") + ".");
+    try {
+      for (;;) {
+        const out = await post("/signin/push/finish", { recovery_code: code });
+        if (!out.pending) return out;
+        if (begun.choices.length > 1) await new Promise((r) => setTimeout(r, 1500));
+      }
+    } catch (err) {
+      box.hidden = true;
+      throw err;
+    }
+  }
+
   const flows = {
+    pushsignin: pushSignIn,
     signin: (form) => verify("/signin", { username: form.username.value.trim() }, form.querySelector(".choices")),
     welcome: (form) => register("/welcome", { code: form.code.value.trim() }, form.label.value),
     register: async (form) => {

@@ -1,25 +1,60 @@
-package httpapi
+package strictjson
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net/http"
 	"reflect"
 	"strings"
 	"sync"
 )
 
-// encoding/json takes the last of two equal keys and matches keys to fields
-// without regard to case, so {"roles":["user"],"Roles":["admin"]} would be
-// read as admin. A proxy, a log or a second parser may read the same body
-// the other way (RFC 8259 §4 leaves duplicate names undefined). checkKeys
-// makes the API read one way only: after the body decoded, it walks the
-// document beside the Go type it went into and refuses any object that
-// names a key twice, and any key that matches a field only by case.
+// ErrTrailingData is returned by Decode for a body with more after its
+// JSON value.
+var ErrTrailingData = errors.New("the body has data after its JSON value; send exactly one value")
+
+// KeyError is a key that encoding/json would read one way and another
+// parser perhaps another: named twice in one object, or matching a field
+// only by case.
+type KeyError struct {
+	// Key is the key's full name, "users[].roles".
+	Key string
+	// Field is, for a case variant, the field's full name; "" for a key
+	// named twice.
+	Field string
+}
+
+// Duplicate reports whether the key was named twice in one object.
+func (e *KeyError) Duplicate() bool { return e.Field == "" }
+
+func (e *KeyError) Error() string {
+	if e.Duplicate() {
+		return fmt.Sprintf("the key %q appears twice in one object; send it once", e.Key)
+	}
+	return fmt.Sprintf("unknown field %q: keys are case-sensitive, did you mean %q?", e.Key, e.Field)
+}
+
+// Decode decodes body, one JSON value, into v (a pointer) as
+// encoding/json does, but strictly: no unknown field, nothing after the
+// value, no key twice, keys in their fields' exact case. It returns
+// encoding/json's errors (io.EOF for an empty body, *json.SyntaxError,
+// *json.UnmarshalTypeError, its "json: unknown field" error, …),
+// ErrTrailingData, or a *KeyError. v may be partly filled when it fails.
+func Decode(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
+		return ErrTrailingData
+	}
+	return checkKeys(body, reflect.TypeOf(v))
+}
 
 // checkKeys walks data, a JSON value that decoded into a value of type t,
-// and returns an *apiError for a duplicate or case-variant key. It scans
+// and returns a *KeyError for a duplicate or case-variant key. It scans
 // the bytes itself (they are known to be valid JSON), so a body that
 // passes costs no allocation.
 func checkKeys(data []byte, t reflect.Type) error {
@@ -99,8 +134,7 @@ func (s *keyScanner) object(t reflect.Type) error {
 		}
 		key := s.key()
 		if !seen.add(key) {
-			return &apiError{http.StatusBadRequest, probDuplicateKey, "Duplicate key",
-				fmt.Sprintf("the key %q appears twice in one object; send it once", s.name(string(key)))}
+			return &KeyError{Key: s.name(string(key))}
 		}
 		next, err := s.member(t, fields, key)
 		if err != nil {
@@ -208,8 +242,7 @@ func (s *keyScanner) member(t reflect.Type, fields map[string]reflect.Type, key 
 	}
 	for name := range fields {
 		if strings.EqualFold(name, string(key)) {
-			return nil, &apiError{http.StatusBadRequest, probUnknownField, "Unknown field",
-				fmt.Sprintf("unknown field %q: keys are case-sensitive, did you mean %q?", s.name(string(key)), s.name(name))}
+			return nil, &KeyError{Key: s.name(string(key)), Field: s.name(name)}
 		}
 	}
 	return nil, nil // not a field: the decoder has refused it already

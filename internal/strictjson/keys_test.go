@@ -1,10 +1,11 @@
-package httpapi
+package strictjson
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -56,11 +57,14 @@ func TestKeysMustBeExactAndSingle(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			err := checkKeys([]byte(tc.body), reflect.TypeFor[*shape1]())
 			got := ""
-			var ae *apiError
-			if errors.As(err, &ae) {
-				got = ae.typ + ": " + ae.detail
-			} else if err != nil {
-				t.Fatalf("not a problem: %v", err)
+			var ke *KeyError
+			switch {
+			case errors.As(err, &ke) && ke.Duplicate():
+				got = "duplicate-key: " + ke.Error()
+			case errors.As(err, &ke):
+				got = "unknown-field: " + ke.Error()
+			case err != nil:
+				t.Fatalf("not a KeyError: %v", err)
 			}
 			typ, name, _ := strings.Cut(tc.refusal, ": ")
 			if tc.refusal == "" && got != "" || tc.refusal != "" && !(strings.HasPrefix(got, typ+": ") && strings.Contains(got, name)) {
@@ -81,10 +85,7 @@ func BenchmarkDecodeStrict(b *testing.B) {
 	}
 	for b.Loop() {
 		var v finish
-		if err := json.Unmarshal(body, &v); err != nil {
-			b.Fatal(err)
-		}
-		if err := checkKeys(body, reflect.TypeFor[*finish]()); err != nil {
+		if err := Decode(body, &v); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -102,8 +103,8 @@ func TestAnObjectWithManyKeysIsCheckedInLinearTime(t *testing.T) {
 	b.WriteString(`,"k7":"again"}}`)
 	start := time.Now()
 	err := checkKeys([]byte(b.String()), reflect.TypeFor[*shape1]())
-	var ae *apiError
-	if !errors.As(err, &ae) || ae.typ != probDuplicateKey || !strings.Contains(ae.detail, `"free.k7"`) {
+	var ke *KeyError
+	if !errors.As(err, &ke) || !ke.Duplicate() || ke.Key != "free.k7" {
 		t.Fatalf("err = %v", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
@@ -113,9 +114,35 @@ func TestAnObjectWithManyKeysIsCheckedInLinearTime(t *testing.T) {
 
 func TestAnEscapedKeyIsTheKeyItSpells(t *testing.T) {
 	err := checkKeys([]byte(`{"id":"a","\u0069d":"b"}`), reflect.TypeFor[*shape1]())
-	var ae *apiError
-	if !errors.As(err, &ae) || ae.typ != probDuplicateKey {
+	var ke *KeyError
+	if !errors.As(err, &ke) || !ke.Duplicate() {
 		t.Fatalf("an escaped duplicate was let through: %v", err)
+	}
+}
+
+// TestDecodeRefusesWhatCouldBeReadTwoWays is Decode as its callers see
+// it: each refusal is one they can tell apart and explain.
+func TestDecodeRefusesWhatCouldBeReadTwoWays(t *testing.T) {
+	var se *json.SyntaxError
+	var ke *KeyError
+	for _, tc := range []struct {
+		name, body string
+		is         func(error) bool
+	}{
+		{"an empty body", ``, func(err error) bool { return errors.Is(err, io.EOF) }},
+		{"broken JSON", `{"id":`, func(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &se) }},
+		{"an unknown field", `{"nope":1}`, func(err error) bool { return err != nil && strings.Contains(err.Error(), "unknown field") }},
+		{"a second value after the first", `{"id":"a"} {"id":"b"}`, func(err error) bool { return errors.Is(err, ErrTrailingData) }},
+		{"a key twice", `{"id":"a","id":"b"}`, func(err error) bool { return errors.As(err, &ke) && ke.Duplicate() && ke.Key == "id" }},
+		{"a key in another case", `{"ID":"a"}`, func(err error) bool { return errors.As(err, &ke) && ke.Field == "id" }},
+		{"an exact body, trailing space allowed", "{\"id\":\"a\"}\n", func(err error) bool { return err == nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var v shape1
+			if err := Decode([]byte(tc.body), &v); !tc.is(err) {
+				t.Fatalf("Decode(%q) = %v", tc.body, err)
+			}
+		})
 	}
 }
 
