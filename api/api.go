@@ -225,6 +225,12 @@ type Preflight struct {
 	// DeviceCert is the key's PIV attestation (F9) certificate, DER; the
 	// daemon checks it chains to a root it trusts.
 	DeviceCert []byte `json:"device_cert,omitempty"`
+	// FormFactor is the form factor byte the key's management application
+	// reports (1 USB-A keychain … 6 and 7 Bio, 0x80 FIPS; 0 unknown). The
+	// F9 certificate does not carry it, so the pre-flight takes it on the
+	// agent's word to name the model its policy rules apply to; completion
+	// judges the attested one.
+	FormFactor uint8 `json:"form_factor,omitempty"`
 }
 
 // PreflightResult says the enrolment can go ahead on that key: the
