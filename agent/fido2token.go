@@ -27,6 +27,10 @@ var (
 	// ErrCredentialExcluded: the key already holds a credential of this
 	// user for this relying party.
 	ErrCredentialExcluded = errors.New("this key is already registered for this user")
+	// ErrResetWindow: the key refused a FIDO2 reset because it was not
+	// plugged in just before (a YubiKey takes one only within 5 s of being
+	// plugged in; CTAP 2.1 §6.6 allows up to 10 s).
+	ErrResetWindow = errors.New("the key refused the FIDO2 reset: a YubiKey takes one only in the first seconds after it is plugged in")
 )
 
 // FIDO2Info describes one FIDO2 key.
@@ -96,6 +100,10 @@ type FIDO2Token interface {
 	MakeCredential(req MakeCredentialRequest) (Attestation, error)
 	// GetAssertion waits for a touch.
 	GetAssertion(req GetAssertionRequest) (Assertion, error)
+	// Reset is authenticatorReset (CTAP 2.1 §6.6): after a touch the key
+	// forgets every credential and its PIN. A key plugged in more than a
+	// few seconds before refuses it with ErrResetWindow.
+	Reset() error
 	Close() error
 }
 

@@ -11,20 +11,24 @@ import (
 
 // ErrPreflight: keyfleetd refused the key before anything on it changed
 // (it belongs to someone else, was returned and not wiped, is lost; its
-// attestation would not be trusted; the enrolment is closed). The
-// wrapped daemon problem says why.
+// attestation would not be trusted; the piv kind or a policy rule would
+// refuse it; the enrolment is closed). The wrapped daemon problem says
+// why.
 var ErrPreflight = errors.New("keyfleetd refused this key before anything on it was changed")
 
 // PreflightPIV asks the daemon whether enrolment id can be completed on
-// the key in tok, from what can be read without changing it: its serial
-// and firmware and its F9 device certificate. Errors wrap ErrPreflight
-// (with the daemon's problem), or are the token's.
+// the key in tok, from what can be read without changing it: its serial,
+// firmware and form factor and its F9 device certificate. keyfleetd
+// refuses a key the enrolment's kind or the policy would refuse at
+// completion. Errors wrap ErrPreflight (with the daemon's problem), or
+// are the token's.
 func PreflightPIV(ctx context.Context, d Daemon, tok PIVToken, id string, info DeviceInfo) error {
 	dev, err := tok.DeviceCertificate()
 	if err != nil {
 		return fmt.Errorf("reading the key's attestation certificate: %w", err)
 	}
-	in := api.Preflight{Vendor: "Yubico", Serial: strconv.FormatUint(uint64(info.Serial), 10), Firmware: info.Firmware}
+	in := api.Preflight{Vendor: "Yubico", Serial: strconv.FormatUint(uint64(info.Serial), 10), Firmware: info.Firmware,
+		FormFactor: info.FormFactorCode}
 	if dev != nil {
 		in.DeviceCert = dev.Raw
 	}

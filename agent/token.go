@@ -29,11 +29,14 @@ func (e *WrongPINError) Error() string {
 
 // DeviceInfo describes one connected key.
 type DeviceInfo struct {
-	Reader     string   `json:"reader"`
-	Serial     uint32   `json:"serial"`
-	Firmware   string   `json:"firmware"`
-	FormFactor string   `json:"form_factor,omitempty"`
-	Applets    []string `json:"applets"`
+	Reader     string `json:"reader"`
+	Serial     uint32 `json:"serial"`
+	Firmware   string `json:"firmware"`
+	FormFactor string `json:"form_factor,omitempty"`
+	// FormFactorCode is the management application's form factor byte
+	// (0x80 set for FIPS; 0 when the key has no management application).
+	FormFactorCode uint8    `json:"-"`
+	Applets        []string `json:"applets"`
 }
 
 // KeySpec is a key to generate: Algorithm "EC-P256", "EC-P384" or

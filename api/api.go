@@ -170,10 +170,37 @@ type Device struct {
 	LastUserID string     `json:"last_user_id,omitempty"`
 	ReturnedAt *time.Time `json:"returned_at,omitempty"`
 	// WipedAt is when an agent last reported wiping the key.
-	WipedAt   *time.Time `json:"wiped_at,omitempty"`
-	CreatedAt time.Time  `json:"created_at"`
-	UpdatedAt time.Time  `json:"updated_at"`
+	WipedAt *time.Time `json:"wiped_at,omitempty"`
+	// FIDO2Wipe is what that wipe did to the key's FIDO2 application
+	// (FIDO2Reset, FIDO2Absent); empty on a key wiped before keyfleetd
+	// asked for it, whose previous holder's FIDO2 credentials may still be
+	// on it: such a key is wiped again before it is assigned.
+	FIDO2Wipe string    `json:"fido2_wipe,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// DeviceWipe is the body of POST /v1/devices/{id}/wipe: what an agent
+// reset on a returned key. keyfleetd puts the key back in stock only when
+// both its applets are accounted for.
+type DeviceWipe struct {
+	Reason string `json:"reason,omitempty"`
+	// PIV says the PIV applet was reset to factory settings (keys,
+	// certificates, PIN, PUK and management key).
+	PIV bool `json:"piv"`
+	// FIDO2 is what became of the FIDO2 application: FIDO2Reset
+	// (authenticatorReset: every credential, the previous holder's
+	// passkeys for other sites included, and the PIN are gone) or
+	// FIDO2Absent (the key has none).
+	FIDO2 string `json:"fido2"`
+}
+
+// What a wipe did to a key's FIDO2 application (DeviceWipe.FIDO2,
+// Device.FIDO2Wipe).
+const (
+	FIDO2Reset  = "reset"
+	FIDO2Absent = "absent"
+)
 
 // ReturnDevice is the body of POST /v1/devices/{id}/return.
 type ReturnDevice struct {
@@ -225,6 +252,12 @@ type Preflight struct {
 	// DeviceCert is the key's PIV attestation (F9) certificate, DER; the
 	// daemon checks it chains to a root it trusts.
 	DeviceCert []byte `json:"device_cert,omitempty"`
+	// FormFactor is the form factor byte the key's management application
+	// reports (1 USB-A keychain … 6 and 7 Bio, 0x80 FIPS; 0 unknown). The
+	// F9 certificate does not carry it, so the pre-flight takes it on the
+	// agent's word to name the model its policy rules apply to; completion
+	// judges the attested one.
+	FormFactor uint8 `json:"form_factor,omitempty"`
 }
 
 // PreflightResult says the enrolment can go ahead on that key: the

@@ -54,7 +54,7 @@ var advisoryRules = []AdvisoryRule{
 		URL:      "https://www.yubico.com/support/security-advisories/ysa-2024-03/",
 		Affected: "YubiKey 5 series (including FIPS and CSPN) and Security Key series below firmware 5.7.0; YubiKey Bio series below 5.7.2",
 		affects: func(d DeviceFacts) bool {
-			if d.Vendor != vendorYubico || d.major() != 5 {
+			if d.Vendor != VendorYubico || d.major() != 5 {
 				return false
 			}
 			if isBio(d.FormFactor) || strings.HasPrefix(d.Model, "YubiKey Bio") {
@@ -71,7 +71,7 @@ var advisoryRules = []AdvisoryRule{
 		URL:      "https://www.yubico.com/support/security-advisories/ysa-2017-01/",
 		Affected: "YubiKey 4, 4 Nano and 4C with firmware 4.2.6 to 4.3.4, for RSA keys generated on the device",
 		affects: func(d DeviceFacts) bool {
-			return d.Vendor == vendorYubico &&
+			return d.Vendor == VendorYubico &&
 				!d.Firmware.Less(Version{4, 2, 6}) && !(Version{4, 3, 4}).Less(d.Firmware) &&
 				len(d.KeyAlgorithm) > 4 && d.KeyAlgorithm[:4] == "RSA-"
 		},

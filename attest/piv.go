@@ -171,7 +171,7 @@ func pivEvidence(slot, device *x509.Certificate) (*Evidence, error) {
 		return nil, err
 	}
 	ev := &Evidence{
-		Format: "piv", Vendor: vendorYubico, Serial: ext.serial,
+		Format: "piv", Vendor: VendorYubico, Serial: ext.serial,
 		Firmware:    ext.firmware.String(),
 		FIPS:        ext.formFactor&0x80 != 0 || hasExtension(device, oidFIPSMarker),
 		PINPolicy:   policyName(pinPolicyNames, ext.policy[0]),
@@ -186,8 +186,8 @@ func pivEvidence(slot, device *x509.Certificate) (*Evidence, error) {
 	if ext.hasFormFactor {
 		ev.FormFactor = FormFactorName(ext.formFactor)
 	}
-	ev.Model = yubiKeyModel(ext.firmware, ext.formFactor, ev.FIPS)
-	ev.Advisories = AdvisoriesFor(DeviceFacts{Vendor: vendorYubico, Firmware: ext.firmware,
+	ev.Model = YubiKeyModel(ext.firmware, ext.formFactor, ev.FIPS)
+	ev.Advisories = AdvisoriesFor(DeviceFacts{Vendor: VendorYubico, Firmware: ext.firmware,
 		FormFactor: ext.formFactor, KeyAlgorithm: alg})
 	return ev, nil
 }
@@ -268,8 +268,10 @@ func slotName(cn string) string {
 	}
 }
 
-// yubiKeyModel names the model line from the firmware and form factor.
-func yubiKeyModel(fw Version, formFactor byte, fips bool) string {
+// YubiKeyModel names a YubiKey's model line ("YubiKey 5", "YubiKey Bio",
+// "YubiKey 5 FIPS") from its firmware and form factor byte (0 when
+// unknown) as Evidence.Model does: the name policy min_firmware keys on.
+func YubiKeyModel(fw Version, formFactor byte, fips bool) string {
 	name := fmt.Sprintf("YubiKey %d", fw.Major)
 	if fw.Major == 5 && isBio(formFactor) {
 		name = "YubiKey Bio"

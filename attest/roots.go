@@ -23,7 +23,8 @@ var (
 	pemFIDOB2 []byte // Yubico FIDO Attestation B2 1 (under Intermediate B 1; FIDO EE certificates from 2025)
 )
 
-const vendorYubico = "Yubico"
+// VendorYubico is Evidence.Vendor for Yubico keys.
+const VendorYubico = "Yubico"
 
 // trustSet is an immutable set of roots and intermediates.
 type trustSet struct {

@@ -151,7 +151,7 @@ func applyYubicoModel(ev *Evidence) {
 	}
 	ev.Model = e.Model
 	ev.FirmwareRange = e.Firmware.String()
-	ev.Advisories = AdvisoriesFor(DeviceFacts{Vendor: vendorYubico, Model: e.Model, FirmwareRange: e.Firmware, KeyAlgorithm: ev.KeyAlgorithm})
+	ev.Advisories = AdvisoriesFor(DeviceFacts{Vendor: VendorYubico, Model: e.Model, FirmwareRange: e.Firmware, KeyAlgorithm: ev.KeyAlgorithm})
 }
 
 // chainsToYubico reports whether a verified chain (root last) ends at one

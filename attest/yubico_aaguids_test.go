@@ -65,7 +65,7 @@ func TestTheTableKnowsEveryCurrentYubicoKey(t *testing.T) {
 			if !ok || e.Model != tc.model || e.Firmware.String() != tc.firmware {
 				t.Fatalf("entry %+v (%v)", e, ok)
 			}
-			adv := AdvisoriesFor(DeviceFacts{Vendor: vendorYubico, Model: e.Model, FirmwareRange: e.Firmware})
+			adv := AdvisoriesFor(DeviceFacts{Vendor: VendorYubico, Model: e.Model, FirmwareRange: e.Firmware})
 			if got := len(adv) == 1 && adv[0].ID == "YSA-2024-03"; got != tc.eucleak {
 				t.Fatalf("advisories %v, want EUCLEAK %v", adv, tc.eucleak)
 			}

@@ -14,7 +14,8 @@ import (
 // verified at enrolment time, and advisories are matched from it.
 //
 // It returns nil, or a [*RequirementError] (wrapping ErrRequirement) with
-// one reason per failed requirement. Exemptions do not apply: an exempt
+// one reason per failed requirement and the names of the rules that
+// refuse the factor. Exemptions do not apply: an exempt
 // user may enrol only factors the policy accepts.
 func CheckEnrolment(doc *Document, u User, f Factor) error {
 	if doc == nil {
@@ -30,7 +31,20 @@ func CheckEnrolment(doc *Document, u User, f Factor) error {
 	if len(reasons) == 0 {
 		return nil
 	}
-	return &RequirementError{UserID: u.ID, Kind: f.Kind, Reasons: reasons}
+	return &RequirementError{UserID: u.ID, Kind: f.Kind, Reasons: reasons, Rules: refusingRules(rules, &fc)}
+}
+
+// refusingRules names, in document order, the rules that refuse the
+// factor each on its own: the rules a person must meet, or change.
+func refusingRules(rules []*Rule, fc *facts) []string {
+	var out []string
+	for _, r := range rules {
+		req, _ := combine([]*Rule{r})
+		if len(fc.check(&req, true)) > 0 {
+			out = append(out, r.Name)
+		}
+	}
+	return out
 }
 
 // CheckVerification decides whether the user may verify with a factor of

@@ -29,15 +29,18 @@ rules:
 		user  policy.User
 		f     policy.Factor
 		codes []string // nil: accepted
+		rules string   // the rules that refuse it
 	}{
-		{"a TOTP is accepted for a user under the baseline", alice, totp("f"), nil},
-		{"a TOTP is refused for an admin", carol, totp("f"), []string{policy.CodeKindNotAllowed, policy.CodeAttestationMissing}},
-		{"a current key with touch always is accepted for an admin", carol, pivKey(t, "k", attesttest.PIVOptions{TouchPolicy: 2}), nil},
+		{"a TOTP is accepted for a user under the baseline", alice, totp("f"), nil, ""},
+		{"a TOTP is refused for an admin", carol, totp("f"), []string{policy.CodeKindNotAllowed, policy.CodeAttestationMissing}, "admins"},
+		{"a current key with touch always is accepted for an admin", carol, pivKey(t, "k", attesttest.PIVOptions{TouchPolicy: 2}), nil, ""},
 		{"a vulnerable key is refused for an admin with every reason", carol, pivKey(t, "k", attesttest.PIVOptions{Firmware: fwEUCLEAK, TouchPolicy: 2}),
-			[]string{policy.CodeFirmwareTooOld, policy.CodeAdvisoryBlocked}},
-		{"a key without touch is refused for an admin", carol, pivKey(t, "k", attesttest.PIVOptions{}), []string{policy.CodeTouchPolicy}},
-		{"a vulnerable key is accepted where no rule blocks it", alice, pivKey(t, "k", attesttest.PIVOptions{Firmware: fwEUCLEAK}), nil},
-		{"an unknown kind is refused where kinds are listed", alice, active("p", "sms", false, nil), []string{policy.CodeKindNotAllowed}},
+			[]string{policy.CodeFirmwareTooOld, policy.CodeAdvisoryBlocked}, "admins"},
+		{"a key without touch is refused for an admin", carol, pivKey(t, "k", attesttest.PIVOptions{}), []string{policy.CodeTouchPolicy}, "admins"},
+		{"a vulnerable key is accepted where no rule blocks it", alice, pivKey(t, "k", attesttest.PIVOptions{Firmware: fwEUCLEAK}), nil, ""},
+		{"an unknown kind is refused where kinds are listed", alice, active("p", "sms", false, nil), []string{policy.CodeKindNotAllowed}, "everyone"},
+		{"an unknown kind is refused by every rule that lists kinds", carol, active("p", "sms", false, nil),
+			[]string{policy.CodeKindNotAllowed, policy.CodeAttestationMissing}, "everyone,admins"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +58,9 @@ rules:
 			}
 			if got := strings.Join(codes(re.Reasons), ","); got != strings.Join(tt.codes, ",") {
 				t.Errorf("reasons %s, want %s", got, strings.Join(tt.codes, ","))
+			}
+			if got := strings.Join(re.Rules, ","); got != tt.rules {
+				t.Errorf("refused by rules %q, want %q", got, tt.rules)
 			}
 		})
 	}

@@ -73,6 +73,9 @@ type RequirementError struct {
 	UserID  string
 	Kind    string
 	Reasons []Reason
+	// Rules names the rules that refuse the factor each on its own (set
+	// by CheckEnrolment), so that a refusal can say which rule to meet.
+	Rules []string
 }
 
 // Error joins the reasons' messages.

@@ -267,17 +267,20 @@ func (fc *facts) name() string {
 
 func (fc *facts) describe() string {
 	f, ev := fc.f, fc.f.Evidence
-	noun := "factor"
+	name := f.Kind + " factor"
 	if f.Hardware {
-		noun = "key"
+		name = f.Kind + " key"
+	}
+	if f.ID != "" { // a factor being enrolled has none yet
+		name += " " + f.ID
 	}
 	switch {
 	case ev != nil && ev.Model != "" && ev.Serial != 0:
-		return fmt.Sprintf("%s %s %s (%s, serial %d)", f.Kind, noun, f.ID, ev.Model, ev.Serial)
+		return fmt.Sprintf("%s (%s, serial %d)", name, ev.Model, ev.Serial)
 	case ev != nil && ev.Model != "":
-		return fmt.Sprintf("%s %s %s (%s)", f.Kind, noun, f.ID, ev.Model)
+		return fmt.Sprintf("%s (%s)", name, ev.Model)
 	}
-	return fmt.Sprintf("%s %s %s", f.Kind, noun, f.ID)
+	return name
 }
 
 func orUnknown(s string) string {

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"errors"
 	"testing"
 	"time"
 
@@ -276,4 +277,43 @@ func (s *Soft) wrapPKCS8(rpID string, der []byte) ([]byte, error) {
 	}
 	h := sha256.Sum256([]byte(rpID))
 	return g.Seal(append([]byte{idWrapped}, nonce...), nonce, der, h[:]), nil
+}
+
+// TestResetThroughTheTokenInterfaces: the agent's FIDO2Token.Reset, on
+// the software key and through the CTAP client, refuses outside the
+// power-up window with agent.ErrResetWindow, waits for a touch, and
+// within the window forgets credentials and PIN.
+func TestResetThroughTheTokenInterfaces(t *testing.T) {
+	for _, via := range []string{"the software key", "the CTAP client"} {
+		t.Run(via, func(t *testing.T) {
+			now := time.Now()
+			k := newTestSoft(t, SoftOptions{Now: func() time.Time { return now }})
+			var tok agent.FIDO2Token = k
+			if via == "the CTAP client" {
+				tok = NewCTAPToken(loop{k}, "test")
+			}
+			if err := tok.SetPIN("2468"); err != nil {
+				t.Fatal(err)
+			}
+			now = now.Add(6 * time.Second)
+			if err := tok.Reset(); !errors.Is(err, agent.ErrResetWindow) {
+				t.Fatalf("a late reset: %v", err)
+			}
+			k.PowerUp()
+			k.SetTouch(TouchTimeout)
+			if err := tok.Reset(); !errors.Is(err, agent.ErrTouchTimeout) {
+				t.Fatalf("a reset nobody touched the key for: %v", err)
+			}
+			if info, _ := tok.Info(); !info.PINSet {
+				t.Fatal("a refused reset removed the PIN")
+			}
+			k.SetTouch(TouchApprove)
+			if err := tok.Reset(); err != nil {
+				t.Fatal(err)
+			}
+			if info, _ := tok.Info(); info.PINSet {
+				t.Fatal("the PIN survived the reset")
+			}
+		})
+	}
 }

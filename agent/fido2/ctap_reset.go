@@ -1,6 +1,10 @@
 package fido2
 
-import "crypto/rand"
+import (
+	"crypto/rand"
+
+	"github.com/keyfleet/keyfleet/agent"
+)
 
 // ctapReset is authenticatorReset (CTAP 2.1 §6.6): within 5 s of the key
 // being plugged in, as a YubiKey allows, and after a touch, it forgets
@@ -25,4 +29,30 @@ func (s *Soft) ctapReset() []byte {
 		return []byte{ctapOther}
 	}
 	return []byte{ctapOK}
+}
+
+// Reset is authenticatorReset through the software key's Go interface:
+// the same power-up window and touch as over CTAP.
+func (s *Soft) Reset() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.removed.Load() {
+		return agent.ErrKeyRemoved
+	}
+	return resetStatus(s.ctapReset()[0])
+}
+
+// resetStatus maps authenticatorReset's status to the agent's errors.
+func resetStatus(code byte) error {
+	switch code {
+	case ctapOK:
+		return nil
+	case ctapNotAllowed:
+		return agent.ErrResetWindow
+	case ctapOperationDenied:
+		return agent.ErrTouchDenied
+	case ctapUserActionTimeout:
+		return agent.ErrTouchTimeout
+	}
+	return &CTAPError{Code: code}
 }

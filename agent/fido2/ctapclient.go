@@ -106,6 +106,17 @@ func (c *CTAPToken) statusError(code byte) error {
 	return &CTAPError{Code: code}
 }
 
+// Reset sends authenticatorReset (CTAP 2.1 §6.6); the key waits for a
+// touch. Errors: agent.ErrResetWindow when the key was plugged in too
+// long before, ErrTouchTimeout, ErrTouchDenied.
+func (c *CTAPToken) Reset() error {
+	err := c.call(cmdReset, nil, nil)
+	if ce := (*CTAPError)(nil); errors.As(err, &ce) && ce.Code == ctapNotAllowed {
+		return agent.ErrResetWindow
+	}
+	return err
+}
+
 type infoResponse struct {
 	Versions  []string        `cbor:"1,keyasint"`
 	AAGUID    []byte          `cbor:"3,keyasint"`

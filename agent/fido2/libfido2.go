@@ -150,6 +150,17 @@ func (t *Token) GetAssertion(req agent.GetAssertionRequest) (agent.Assertion, er
 	return agent.Assertion{CredentialID: a.CredentialID, AuthData: ad, Signature: a.Sig, UserHandle: a.User.ID}, nil
 }
 
+// Reset is authenticatorReset through libfido2's fido_dev_reset; the key
+// blinks for a touch. Hardware quirk: a YubiKey answers NOT_ALLOWED to a
+// reset later than 5 s after it was plugged in (agent.ErrResetWindow).
+func (t *Token) Reset() error {
+	err := t.dev.Reset()
+	if errors.Is(err, libfido2.ErrNotAllowed) {
+		return agent.ErrResetWindow
+	}
+	return mapErr(err)
+}
+
 // unwrapBytes decodes a CBOR byte string. Hardware quirk (libfido2):
 // fido_cred_authdata_ptr and fido_assert_authdata_ptr return the
 // authenticator data as the CBOR byte string the key sent, header

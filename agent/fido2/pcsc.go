@@ -102,6 +102,43 @@ func exchange(c card, header, data []byte) ([]byte, uint16, error) {
 	}
 }
 
+// AIDs CardSerial selects: the PIV applet (GET SERIAL, INS F8, from
+// firmware 5) and, for older YubiKeys, the OTP applet (INS 01 P1 10).
+var (
+	aidPIV = []byte{0xa0, 0x00, 0x00, 0x03, 0x08}
+	aidOTP = []byte{0xa0, 0x00, 0x00, 0x05, 0x27, 0x20, 0x01, 0x01}
+)
+
+// CardSerial reads the serial of the YubiKey in reader over a shared
+// PC/SC connection that it closes on every path. Unlike piv-go's Open,
+// which keeps an exclusive handle when a card goes away while it opens
+// it, it can poll a reader while a key is unplugged and plugged back in.
+// Errors are PC/SC's (no card in the reader, among others) or say the
+// card gave no serial.
+func CardSerial(reader string) (uint32, error) {
+	c, err := connect(reader)
+	if err != nil {
+		return 0, err
+	}
+	defer c.close()
+	if _, sw, err := exchange(c, []byte{0x00, 0xa4, 0x04, 0x00}, aidPIV); err != nil || sw != 0x9000 {
+		return 0, fmt.Errorf("the card in %q has no PIV applet (status %04x, %v)", reader, sw, err)
+	}
+	resp, sw, err := exchange(c, []byte{0x00, 0xf8, 0x00, 0x00}, nil)
+	if err == nil && sw != 0x9000 { // firmware below 5: the OTP applet has it
+		if _, sw, err = exchange(c, []byte{0x00, 0xa4, 0x04, 0x00}, aidOTP); err == nil && sw == 0x9000 {
+			resp, sw, err = exchange(c, []byte{0x00, 0x01, 0x10, 0x00}, nil)
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	if sw != 0x9000 || len(resp) != 4 {
+		return 0, fmt.Errorf("the card in %q gave no serial (status %04x)", reader, sw)
+	}
+	return binary.BigEndian.Uint32(resp), nil
+}
+
 // PCSCOpener finds FIDO2 keys through PC/SC: YubiKeys (readers named
 // "Yubico"/"YubiKey") whose FIDO applet answers. A workstation reaches a
 // YubiKey's FIDO2 over USB HID (Opener); this is the path for NFC, and for

@@ -65,7 +65,7 @@ func (t *Token) Info() (agent.DeviceInfo, error) {
 	// The form factor comes from the management applet; YubiKey 4 has
 	// none, so a failure leaves it empty rather than failing.
 	if ff, err := t.yk.FormFactor(); err == nil {
-		info.FormFactor = ff.String()
+		info.FormFactor, info.FormFactorCode = ff.String(), uint8(ff)
 		info.Applets = append(info.Applets, "management")
 	}
 	return info, nil

@@ -24,31 +24,20 @@ import (
 	"github.com/keyfleet/keyfleet/attest"
 )
 
-// pcsc is the one private pcscd of this test binary; nil when pcscd is
-// not installed (the end-to-end tests then fail, naming the packages).
-var (
-	pcsc       *vkeytest.PCSCD
-	pcscReason string
-)
+// pcsc is the one private pcscd of this test binary; when it could not
+// start, the end-to-end tests fail, naming the packages (needPCSC).
+var pcsc *vkeytest.Shared
 
 func TestMain(m *testing.M) {
-	p, err := vkeytest.StartPCSCD()
-	if err != nil {
-		pcscReason = err.Error()
-	}
-	pcsc = p
+	pcsc = vkeytest.StartShared()
 	code := m.Run()
-	if pcsc != nil {
-		pcsc.Stop()
-	}
+	pcsc.Stop()
 	os.Exit(code)
 }
 
 func needPCSC(tb testing.TB) {
 	tb.Helper()
-	if pcsc == nil {
-		tb.Fatalf("the PC/SC end-to-end tests need pcscd: %s", pcscReason)
-	}
+	pcsc.Need(tb)
 }
 
 // plugCard starts a virtual key in slot i and opens it with piv-go.

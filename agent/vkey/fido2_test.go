@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,5 +137,25 @@ func TestAgentFIDO2OverPCSC(t *testing.T) {
 	_, err = tok.GetAssertion(agent.GetAssertionRequest{RPID: "keyfleet.test", ClientDataHash: cdh[:], Allow: [][]byte{att.CredentialID}, PIN: "11112222"})
 	if !errors.As(err, &wrong) || wrong.Retries != 7 || strings.Contains(err.Error(), "11112222") {
 		t.Fatalf("a wrong PIN: %v", err)
+	}
+}
+
+// TestCardSerialReadsTheKeyWithoutHoldingIt: the agent's shared-connection
+// serial read (used while a key is unplugged and plugged back in) finds
+// a YubiKey 5's serial in its PIV applet and an older one's in its OTP
+// applet, and leaves the card free for an exclusive client.
+func TestCardSerialReadsTheKeyWithoutHoldingIt(t *testing.T) {
+	for _, fw := range [][3]byte{{5, 7, 4}, {4, 3, 5}} {
+		t.Run(fmt.Sprintf("firmware %d.%d.%d", fw[0], fw[1], fw[2]), func(t *testing.T) {
+			plugOnly(t, 0, vkey.Options{CA: mustCA(t), Serial: 20260200 + uint32(fw[0]), Firmware: fw})
+			serial, err := fido2.CardSerial(pcsc.Slots[0].Reader)
+			if err != nil || serial != 20260200+uint32(fw[0]) {
+				t.Fatalf("serial %d, %v", serial, err)
+			}
+			openWhenReady(t, pcsc.Slots[0].Reader).Close()
+		})
+	}
+	if _, err := fido2.CardSerial(pcsc.Slots[1].Reader); err == nil {
+		t.Fatal("a serial from an empty reader")
 	}
 }

@@ -46,7 +46,10 @@ func (c *Card) selectApplet(cmd command) response {
 	case aidMatches(aidFIDO, cmd.data) && c.opts.FIDO2 != nil:
 		c.enter(appletFIDO)
 		return ok([]byte("FIDO_2_0")) // CTAP 2.1 §11.3.3: "U2F_V2" would offer CTAP1 too
-	case aidMatches(aidOTP, cmd.data):
+	case aidMatches(aidOTP, cmd.data) || bytes.Equal(cmd.data, append(aidOTP[:len(aidOTP):len(aidOTP)], 0x01)):
+		// A YubiKey also answers its OTP AID with an instance byte
+		// (A000000527200101), as yubico-piv-tool and piv-go select it to
+		// read a YubiKey 4's serial.
 		c.enter(appletOTP)
 		v := c.st.Firmware
 		return ok([]byte{v[0], v[1], v[2], 0x01, 0x00, 0x00})

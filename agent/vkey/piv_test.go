@@ -47,9 +47,11 @@ func TestIdentity(t *testing.T) {
 func TestSerialOnYubiKey4ComesFromTheOTPApplet(t *testing.T) {
 	tc := newTestCard(t, Options{Serial: 4444444, Firmware: [3]byte{4, 3, 7}})
 	tc.wantSW(swInsNotSupported, 0xf8, 0, 0, nil)
-	tc.mustOK(0xa4, 0x04, 0x00, aidOTP)
-	if s := tc.mustOK(0x01, 0x10, 0, nil); binary.BigEndian.Uint32(s) != 4444444 {
-		t.Fatalf("serial %x", s)
+	for _, aid := range [][]byte{aidOTP, append(bytes.Clone(aidOTP), 0x01)} { // ykman's, and yubico-piv-tool's and piv-go's
+		tc.mustOK(0xa4, 0x04, 0x00, aid)
+		if s := tc.mustOK(0x01, 0x10, 0, nil); binary.BigEndian.Uint32(s) != 4444444 {
+			t.Fatalf("serial %x after selecting %x", s, aid)
+		}
 	}
 }
 

@@ -31,8 +31,8 @@ func TestYkman(t *testing.T) {
 	if err != nil {
 		t.Fatal("ykman is not installed: apt-get install yubikey-manager (make deps installs it)")
 	}
-	if pcsc != nil && pcsc.OneSlot != nil {
-		t.Fatalf("the readers have two slots each, so ykman sees two YubiKeys: %v", pcsc.OneSlot)
+	if p := pcsc.Need(t); p.OneSlot != nil {
+		t.Fatalf("the readers have two slots each, so ykman sees two YubiKeys: %v", p.OneSlot)
 	}
 	ca := mustCA(t)
 	plugWithFIDO2(t, 0, vkey.Options{CA: ca, Serial: 20260077, Firmware: [3]byte{5, 7, 4}, FormFactor: 0x03})

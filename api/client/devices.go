@@ -18,18 +18,19 @@ func (c *Client) ReturnDevice(ctx context.Context, id string, in api.ReturnDevic
 }
 
 // CheckDeviceWipe calls POST /v1/devices/{id}/wipe/check: whether an
-// agent may wipe the key now, without changing anything.
-func (c *Client) CheckDeviceWipe(ctx context.Context, id string) (api.Device, error) {
+// agent may wipe the key now and report it as planned says, without
+// changing anything.
+func (c *Client) CheckDeviceWipe(ctx context.Context, id string, planned api.DeviceWipe) (api.Device, error) {
 	var d api.Device
-	_, err := c.do(ctx, http.MethodPost, p("/v1/devices/%s/wipe/check", id), nil, nil, &d)
+	_, err := c.do(ctx, http.MethodPost, p("/v1/devices/%s/wipe/check", id), nil, planned, &d)
 	return d, err
 }
 
-// ReportDeviceWipe calls POST /v1/devices/{id}/wipe: the key was wiped
-// and goes back to stock.
-func (c *Client) ReportDeviceWipe(ctx context.Context, id, reason string) (api.Device, error) {
+// ReportDeviceWipe calls POST /v1/devices/{id}/wipe: the key's applets
+// were reset as in says, and it goes back to stock.
+func (c *Client) ReportDeviceWipe(ctx context.Context, id string, in api.DeviceWipe) (api.Device, error) {
 	var d api.Device
-	_, err := c.do(ctx, http.MethodPost, p("/v1/devices/%s/wipe", id), nil, api.StateChange{Reason: reason}, &d)
+	_, err := c.do(ctx, http.MethodPost, p("/v1/devices/%s/wipe", id), nil, in, &d)
 	return d, err
 }
 

@@ -25,22 +25,18 @@ import (
 )
 
 var (
-	pcsc       *vkeytest.PCSCD
-	pcscReason string
+	// pcsc is the one private pcscd of this test binary; a test that
+	// plugs a key fails when it could not start (pcsc.Need names the
+	// packages to install).
+	pcsc *vkeytest.Shared
 	// agentBinDir holds the keyfleet-agent binary the proof tests build.
 	agentBinDir string
 )
 
 func TestMain(m *testing.M) {
-	p, err := vkeytest.StartPCSCD()
-	if err != nil {
-		pcscReason = err.Error()
-	}
-	pcsc = p
+	pcsc = vkeytest.StartShared()
 	code := m.Run()
-	if pcsc != nil {
-		pcsc.Stop()
-	}
+	pcsc.Stop()
 	if agentBinDir != "" {
 		os.RemoveAll(agentBinDir)
 	}
@@ -124,9 +120,7 @@ func (d *testDaemon) deskToken(testing.TB) string { return d.tokenFile }
 
 func plug(t testing.TB, o vkey.Options) *vkey.Card {
 	t.Helper()
-	if pcsc == nil {
-		t.Skipf("skipping the PC/SC end-to-end test: %s", pcscReason)
-	}
+	pcsc.Need(t)
 	card, err := vkey.New(o)
 	if err != nil {
 		t.Fatal(err)

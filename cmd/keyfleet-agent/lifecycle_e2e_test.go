@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/go-piv/piv-go/v2/piv"
 
 	agentpiv "github.com/keyfleet/keyfleet/agent/piv"
 	"github.com/keyfleet/keyfleet/agent/vkey"
+	"github.com/keyfleet/keyfleet/agent/vkey/vkeytest"
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/api/client"
 	"github.com/keyfleet/keyfleet/daemon/core"
@@ -57,7 +62,7 @@ func TestAKeyPassesFromCarolToDave(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "refused this key before anything on it was changed") || !strings.Contains(errOut, "belongs to another user") || keyIsFresh(t) {
 		t.Fatalf("provisioning carol's key for dave: exit %d, %s (the key must not be reset)", code, errOut)
 	}
-	if _, errOut, code := agentCmd(t, d, token, "", append([]string{"wipe"}, reader...)...); code != 1 || !strings.Contains(errOut, "active") || keyIsFresh(t) {
+	if _, errOut, code := agentCmd(t, d, token, "", append([]string{"wipe", "--no-fido2"}, reader...)...); code != 1 || !strings.Contains(errOut, "active") || keyIsFresh(t) {
 		t.Fatalf("wiping a key in use: exit %d, %s", code, errOut)
 	}
 
@@ -65,7 +70,8 @@ func TestAKeyPassesFromCarolToDave(t *testing.T) {
 	if _, err := d.admin.ReturnDevice(ctx, dev.ID, api.ReturnDevice{Reason: "carol left"}); err != nil {
 		t.Fatal(err)
 	}
-	out := mustAgent(t, d, token, append([]string{"wipe", "--reason", "back from carol"}, reader...)...)
+	// A PIV-only key: no FIDO2 application to reset (TestAWipeForgetsTheLastHoldersPasskeys wipes one).
+	out := mustAgent(t, d, token, append([]string{"wipe", "--no-fido2", "--reason", "back from carol"}, reader...)...)
 	if !strings.Contains(out, "in_stock") || !keyIsFresh(t) {
 		t.Fatalf("wipe: %s", out)
 	}
@@ -124,24 +130,91 @@ func deviceTrail(t *testing.T, d *testDaemon, id string) []string {
 	return out
 }
 
-// TestARefusedProvisioningLeavesTheKeyForTheNextRun: keyfleetd refuses
-// erin's key at completion (a policy rule for her group wants newer
-// firmware): the agent puts the key back to factory settings and says so,
-// and the next run, for frank, succeeds without --reset.
+// financeBlocksEUCLEAK is a policy whose finance rule blocks keys in
+// YSA-2024-03's firmware range.
+const financeBlocksEUCLEAK = "version: 1\nrules:\n- name: finance\n  match: {groups: [finance]}\n  require:\n    block_advisories: [YSA-2024-03]\n"
+
+// applyPolicy applies doc as a security officer would, with their own key
+// elsewhere; the daemon's domain stands in for them here.
+func applyPolicy(t *testing.T, d *testDaemon, doc, comment string) {
+	t.Helper()
+	if _, err := d.svc.ApplyPolicy(context.Background(), core.System, api.PolicyDocument{Document: doc, Comment: comment}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAKeyThePolicyRefusesIsNotTouchedEvenWithReset: erin's key is in a
+// blocked advisory's firmware range and was used before (its own PIN and
+// a key in slot 9a). The desk runs provision with --reset: keyfleetd's
+// pre-flight refuses it for the policy's rule before the agent changes
+// anything, so the old PIN and key are still on it, and the enrolment the
+// agent opened is cancelled.
+func TestAKeyThePolicyRefusesIsNotTouchedEvenWithReset(t *testing.T) {
+	ca, _ := vkey.NewCA(nil)
+	plug(t, vkey.Options{CA: ca, Serial: 40000152, Firmware: [3]byte{5, 4, 3}})
+	d := startDaemon(t, ca.Root())
+	token := d.deskToken(t)
+	d.admin.CreateUser(context.Background(), api.CreateUser{Username: "erin", Groups: []string{"finance"}})
+	applyPolicy(t, d, financeBlocksEUCLEAK, "finance keys must be fixed")
+	before := usedBefore(t, "11223344")
+
+	out, errOut, code := agentCmd(t, d, token, "", "provision", "--reader", pcsc.Slots[0].Reader, "--user", "erin", "--reset", "--pin-file", writePIN(t, "24681357"))
+	for _, want := range []string{"refused this key before anything on it was changed", "YSA-2024-03", "rule finance", "a key the policy accepts"} {
+		if code != 1 || !strings.Contains(errOut, want) {
+			t.Fatalf("provisioning a key the policy refuses: exit %d, want %q in\n%s%s", code, want, out, errOut)
+		}
+	}
+	if after := usedBefore(t, "11223344"); !after.Equal(before) {
+		t.Fatal("the key in slot 9a changed: the refused key was touched")
+	}
+	assertNothingHalfDone(t, d, "erin", false)
+}
+
+// usedBefore opens the key in slot 0 with piv-go: the first time it
+// generates a key in slot 9a and sets pin, as a key someone used before;
+// every time it checks pin still works and returns the 9a key, as the
+// key attests it.
+func usedBefore(t *testing.T, pin string) interface{ Equal(crypto.PublicKey) bool } {
+	t.Helper()
+	yk, err := vkeytest.OpenWhenReady(pcsc.Slots[0].Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer yk.Close()
+	if _, err := yk.Attest(piv.SlotAuthentication); err != nil {
+		if _, err := yk.GenerateKey(piv.DefaultManagementKey, piv.SlotAuthentication, piv.Key{Algorithm: piv.AlgorithmEC256, PINPolicy: piv.PINPolicyOnce, TouchPolicy: piv.TouchPolicyNever}); err != nil {
+			t.Fatal(err)
+		}
+		if err := yk.SetPIN(piv.DefaultPIN, pin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := yk.VerifyPIN(pin); err != nil {
+		t.Fatalf("the key's PIN: %v", err)
+	}
+	cert, err := yk.Attest(piv.SlotAuthentication)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+}
+
+// TestARefusedProvisioningLeavesTheKeyForTheNextRun: the security officer
+// blocks the advisory erin's key is affected by while the desk sets the
+// key up (after the pre-flight passed), so keyfleetd refuses it at
+// completion: the agent puts the key back to factory settings and says
+// so, and the next run, for frank, succeeds without --reset.
 func TestARefusedProvisioningLeavesTheKeyForTheNextRun(t *testing.T) {
 	ca, _ := vkey.NewCA(nil)
-	plug(t, vkey.Options{CA: ca, Serial: 40000151, Firmware: [3]byte{5, 4, 3}})
+	var tighten func()
+	var once sync.Once
+	plug(t, vkey.Options{CA: ca, Serial: 40000151, Firmware: [3]byte{5, 4, 3}, OnTouch: func() { once.Do(tighten) }})
 	d := startBoth(t, kindsConfig{piv: pivkind.Config{Roots: []*x509.Certificate{ca.Root()}}})
+	tighten = func() { applyPolicy(t, d, financeBlocksEUCLEAK, "finance keys must be fixed") }
 	token := d.deskToken(t)
 	ctx := context.Background()
 	d.admin.CreateUser(ctx, api.CreateUser{Username: "erin", Groups: []string{"finance"}})
 	d.admin.CreateUser(ctx, api.CreateUser{Username: "frank"})
-	doc := "version: 1\nrules:\n- name: finance\n  match: {groups: [finance]}\n  require:\n    block_advisories: [YSA-2024-03]\n"
-	// The policy is a security officer's, applied with their own key
-	// elsewhere; the daemon's domain stands in for them here.
-	if _, err := d.svc.ApplyPolicy(ctx, core.System, api.PolicyDocument{Document: doc, Comment: "finance keys must be fixed"}); err != nil {
-		t.Fatal(err)
-	}
 	reader := []string{"--reader", pcsc.Slots[0].Reader}
 	out, errOut, code := agentCmd(t, d, token, "", append([]string{"provision", "--user", "erin", "--pin-file", writePIN(t, "24681357")}, reader...)...)
 	if code != 1 || !strings.Contains(errOut, "YSA-2024-03") || !strings.Contains(errOut, "put back to factory settings") ||

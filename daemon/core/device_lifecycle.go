@@ -233,6 +233,12 @@ func noLiveFactors(tx ReadTx, d Device, action string) error {
 // moveDevice applies change to d, stores it and audits the move (its state
 // and owner before and after) as action.
 func (s *Service) moveDevice(ctx context.Context, tx Tx, p Principal, d Device, action, reason string, change func(*Device)) (Device, error) {
+	return s.moveDeviceNoting(ctx, tx, p, d, action, reason, nil, change)
+}
+
+// moveDeviceNoting is moveDevice that records note (what was done to the
+// key) with the state after.
+func (s *Service) moveDeviceNoting(ctx context.Context, tx Tx, p Principal, d Device, action, reason string, note map[string]any, change func(*Device)) (Device, error) {
 	before := map[string]any{"state": d.State, "user_id": d.UserID}
 	change(&d)
 	d.UpdatedAt = s.now()
@@ -241,6 +247,9 @@ func (s *Service) moveDevice(ctx context.Context, tx Tx, p Principal, d Device, 
 	}
 	ev := s.eventCtx(ctx, p, reason)
 	ev.extra = map[string]string{"device_id": d.ID}
-	return d, ev.audit(tx, action, targetRef{"device", d.ID, d.Vendor + " " + d.Serial}, before,
-		map[string]any{"state": d.State, "user_id": d.UserID})
+	after := map[string]any{"state": d.State, "user_id": d.UserID}
+	for k, v := range note {
+		after[k] = v
+	}
+	return d, ev.audit(tx, action, targetRef{"device", d.ID, d.Vendor + " " + d.Serial}, before, after)
 }

@@ -62,7 +62,7 @@ func TestAKeyGoesFromCarolToDaveThroughReturnWipeAndReassign(t *testing.T) {
 		!strings.Contains(err.Error(), "not wiped") {
 		t.Fatalf("assigning a key not wiped: %v", err)
 	}
-	if _, err := e.svc.ReportDeviceWipe(ctx, desk, onKey.DeviceID, "wiped at the desk"); err != nil {
+	if _, err := e.svc.ReportDeviceWipe(ctx, desk, onKey.DeviceID, bothReset("wiped at the desk")); err != nil {
 		t.Fatal(err)
 	}
 	inv, err := e.svc.DeviceInventory(ctx, desk, api.DeviceInStock)
@@ -82,6 +82,11 @@ func TestAKeyGoesFromCarolToDaveThroughReturnWipeAndReassign(t *testing.T) {
 			t.Fatalf("audit trail of the key %v lacks %s", trail, want)
 		}
 	}
+}
+
+// bothReset is an agent's report that it reset both applets of a key.
+func bothReset(reason string) api.DeviceWipe {
+	return api.DeviceWipe{Reason: reason, PIV: true, FIDO2: api.FIDO2Reset}
 }
 
 // auditActions lists the actions audited about a target.
@@ -125,7 +130,7 @@ func TestReturningSomeonesOnlyHardwareKeyWaitsForASecondPerson(t *testing.T) {
 		t.Fatalf("the returner approving their own request: %v", err)
 	}
 	for name, try := range map[string]func() error{
-		"wipe": func() error { _, err := e.svc.ReportDeviceWipe(ctx, desk, onKey.DeviceID, ""); return err },
+		"wipe": func() error { _, err := e.svc.ReportDeviceWipe(ctx, desk, onKey.DeviceID, bothReset("")); return err },
 		"assign": func() error {
 			_, err := e.svc.AssignDevice(ctx, desk, onKey.DeviceID, api.AssignDevice{User: "root"})
 			return err
@@ -139,7 +144,7 @@ func TestReturningSomeonesOnlyHardwareKeyWaitsForASecondPerson(t *testing.T) {
 	if _, err := e.approve(e.admin2, ret.Approvals[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	if d, err := e.svc.ReportDeviceWipe(ctx, desk, onKey.DeviceID, ""); err != nil || d.State != api.DeviceInStock {
+	if d, err := e.svc.ReportDeviceWipe(ctx, desk, onKey.DeviceID, bothReset("")); err != nil || d.State != api.DeviceInStock {
 		t.Fatalf("wipe after approval: %+v %v", d, err)
 	}
 }
@@ -162,7 +167,7 @@ func TestWhoMayMoveADevice(t *testing.T) {
 	if _, err := e.svc.ReturnDevice(ctx, fay, fk.DeviceID, api.ReturnDevice{Reason: "new phone, old key back"}); err != nil {
 		t.Fatalf("fay returning her own key: %v", err)
 	}
-	if _, err := e.svc.ReportDeviceWipe(ctx, e.help, fk.DeviceID, ""); !errors.Is(err, core.ErrForbidden) {
+	if _, err := e.svc.ReportDeviceWipe(ctx, e.help, fk.DeviceID, bothReset("")); !errors.Is(err, core.ErrForbidden) {
 		t.Fatalf("a helpdesk reporting a wipe: %v", err)
 	}
 	if d, err := e.svc.RetireDevice(ctx, e.admin, fk.DeviceID, api.RetireDevice{Destroyed: true, Reason: "shredded"}); err != nil || d.State != api.DeviceDestroyed {

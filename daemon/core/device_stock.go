@@ -9,12 +9,20 @@ import (
 )
 
 // ReportDeviceWipe records that an agent wiped a returned key: it goes
-// back to stock, ready to be assigned. A key whose factors are not all
-// revoked yet (a revocation waiting for approval) is refused: the agent
-// asks first and does not wipe it. Errors: ErrNotFound, *ForbiddenError,
-// *TransitionError.
-func (s *Service) ReportDeviceWipe(ctx context.Context, p Principal, id, reason string) (Device, error) {
-	if err := validText("reason", reason, 500); err != nil {
+// back to stock, ready to be assigned. The report must account for both
+// applets: the PIV applet reset, and the FIDO2 application reset (or
+// absent, which a key that carried a FIDO2 factor cannot be): otherwise
+// the previous holder's credentials could go with the key to its next
+// user. A key whose factors are not all revoked yet (a revocation waiting
+// for approval) is refused: the agent asks first and does not wipe it. A
+// key in stock whose last wipe left its FIDO2 application may be wiped
+// again. Errors: ErrNotFound, *ForbiddenError, *TransitionError,
+// ErrInvalid (the report does not account for both applets).
+func (s *Service) ReportDeviceWipe(ctx context.Context, p Principal, id string, in api.DeviceWipe) (Device, error) {
+	if err := validText("reason", in.Reason, 500); err != nil {
+		return Device{}, err
+	}
+	if err := validWipe(in); err != nil {
 		return Device{}, err
 	}
 	var d Device
@@ -23,17 +31,52 @@ func (s *Service) ReportDeviceWipe(ctx context.Context, p Principal, id, reason 
 		if d, err = s.wipeable(tx, p, id); err != nil {
 			return err
 		}
-		d, err = s.moveDevice(ctx, tx, p, d, "device.wipe", reason, func(d *Device) {
+		if err := fido2Accounted(tx, d, in); err != nil {
+			return err
+		}
+		note := map[string]any{"piv": "reset", "fido2": in.FIDO2}
+		d, err = s.moveDeviceNoting(ctx, tx, p, d, "device.wipe", in.Reason, note, func(d *Device) {
 			now := s.now()
-			d.State, d.WipedAt = api.DeviceInStock, &now
+			d.State, d.WipedAt, d.FIDO2Wipe = api.DeviceInStock, &now, in.FIDO2
 		})
 		return err
 	})
 	return d, err
 }
 
+// validWipe refuses a wipe report that does not account for both applets.
+func validWipe(in api.DeviceWipe) error {
+	if !in.PIV {
+		return invalid("piv", "the report does not say the key's PIV applet was reset (piv: true): the key stays returned; 'keyfleet-agent wipe' resets it")
+	}
+	if in.FIDO2 != api.FIDO2Reset && in.FIDO2 != api.FIDO2Absent {
+		return invalid("fido2", "the report does not say the key's FIDO2 application was reset (fido2: %q) or that the key has none (%q): "+
+			"its previous holder's FIDO2 credentials would go with it to its next user, so it stays returned; 'keyfleet-agent wipe' resets it",
+			api.FIDO2Reset, api.FIDO2Absent)
+	}
+	return nil
+}
+
+// fido2Accounted refuses a report that a key has no FIDO2 application
+// when a FIDO2 factor was once enrolled on it.
+func fido2Accounted(tx ReadTx, d Device, in api.DeviceWipe) error {
+	if in.FIDO2 != api.FIDO2Absent {
+		return nil
+	}
+	var onKey string
+	err := forEach(tx.Factors, FactorFilter{DeviceID: d.ID, Kind: "fido2"}, func(f Factor) error {
+		onKey = f.ID
+		return nil
+	})
+	if err != nil || onKey == "" {
+		return err
+	}
+	return invalid("fido2", "%s key %s carried FIDO2 factor %s, so it has a FIDO2 application: reset it ('keyfleet-agent wipe' without --no-fido2)", d.Vendor, d.Serial, onKey)
+}
+
 // wipeable reads a device an agent may wipe now: returned, with every
-// factor on it revoked.
+// factor on it revoked, or in stock after a wipe that left its FIDO2
+// application as it was.
 func (s *Service) wipeable(tx ReadTx, p Principal, id string) (Device, error) {
 	d, err := tx.Device(id)
 	if err != nil {
@@ -42,7 +85,7 @@ func (s *Service) wipeable(tx ReadTx, p Principal, id string) (Device, error) {
 	if err := p.authorize(WipeDevices, ""); err != nil {
 		return Device{}, err
 	}
-	if d.State != api.DeviceReturned {
+	if d.State != api.DeviceReturned && !d.fido2Left() {
 		hint := deviceHints[d.State]
 		if d.State == api.DeviceInStock {
 			hint = "it is already wiped and in stock"
@@ -53,13 +96,18 @@ func (s *Service) wipeable(tx ReadTx, p Principal, id string) (Device, error) {
 }
 
 // CheckDeviceWipe says whether an agent may wipe the device now, without
-// changing anything: what ReportDeviceWipe would refuse, it refuses.
-func (s *Service) CheckDeviceWipe(ctx context.Context, p Principal, id string) (Device, error) {
+// changing anything: what ReportDeviceWipe would refuse of the key, it
+// refuses. planned is the report the agent means to make (its FIDO2
+// outcome: a key that carried a FIDO2 factor cannot be reported without a
+// FIDO2 application); its zero value checks the key only.
+func (s *Service) CheckDeviceWipe(ctx context.Context, p Principal, id string, planned api.DeviceWipe) (Device, error) {
 	var d Device
 	err := s.store.View(ctx, func(tx ReadTx) error {
 		var err error
-		d, err = s.wipeable(tx, p, id)
-		return err
+		if d, err = s.wipeable(tx, p, id); err != nil {
+			return err
+		}
+		return fido2Accounted(tx, d, planned)
 	})
 	return d, err
 }
@@ -86,6 +134,9 @@ func (s *Service) AssignDevice(ctx context.Context, p Principal, id string, in a
 		}
 		if d.State != api.DeviceInStock {
 			return &TransitionError{Kind: "device", ID: d.ID, From: d.State, Action: "assign", Hint: deviceHints[d.State]}
+		}
+		if d.fido2Left() {
+			return &TransitionError{Kind: "device", ID: d.ID, From: d.State, Action: "assign", Hint: fido2LeftHint}
 		}
 		if err := noLiveFactors(tx, d, "assign"); err != nil {
 			return err
@@ -160,16 +211,22 @@ func (s *Service) DeviceInventory(ctx context.Context, p Principal, state string
 	return rows, err
 }
 
+// fido2LeftHint says what to do with a key in stock whose last wipe left
+// its FIDO2 application as it was.
+const fido2LeftHint = "its last wipe reset the PIV applet only, so its previous holder's FIDO2 credentials may still be on it: wipe it again with 'keyfleet-agent wipe', which resets both"
+
 // attachable refuses a known device that cannot carry a new factor for
-// userID: lost, retired or destroyed; returned and not wiped since; or
-// another user's. A wiped key in stock, or one assigned to userID, is
-// fine. Errors wrap ErrInvalid.
+// userID: lost, retired or destroyed; returned and not wiped since (or
+// wiped without its FIDO2 application); or another user's. A wiped key in
+// stock, or one assigned to userID, is fine. Errors wrap ErrInvalid.
 func attachable(d Device, userID string) error {
 	switch {
 	case d.State == api.DeviceLost || d.State == api.DeviceRetired || d.State == api.DeviceDestroyed:
 		return invalid("device", "%s key %s is marked %s; a lost or retired key cannot carry new factors", d.Vendor, d.Serial, d.State)
 	case d.State == api.DeviceReturned:
 		return invalid("device", "%s key %s was returned and not wiped since: wipe it with 'keyfleet-agent wipe' (and assign it with 'keyfleet devices reassign') first", d.Vendor, d.Serial)
+	case d.fido2Left():
+		return invalid("device", "%s key %s: %s", d.Vendor, d.Serial, fido2LeftHint)
 	case d.UserID != "" && d.UserID != userID:
 		return invalid("device", "%s key %s belongs to another user: return it ('keyfleet devices return'), wipe it ('keyfleet-agent wipe') and assign it ('keyfleet devices reassign') first", d.Vendor, d.Serial)
 	}

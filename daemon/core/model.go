@@ -149,14 +149,23 @@ type Device struct {
 	LastUserID string     `json:"last_user_id,omitempty"`
 	ReturnedAt *time.Time `json:"returned_at,omitempty"`
 	WipedAt    *time.Time `json:"wiped_at,omitempty"`
+	// FIDO2Wipe is what the last wipe did to the key's FIDO2 application
+	// (api.FIDO2Reset, api.FIDO2Absent); "" for a key wiped before
+	// keyfleetd asked for it (its PIV applet only).
+	FIDO2Wipe string `json:"fido2_wipe,omitempty"`
 }
+
+// fido2Left reports whether the key is in stock after a wipe that left
+// its FIDO2 application as it was (an agent that reset the PIV applet
+// only): the previous holder's FIDO2 credentials may still be on it.
+func (d Device) fido2Left() bool { return d.State == api.DeviceInStock && d.FIDO2Wipe == "" }
 
 // API is the device's wire form; factorIDs are the factors on it.
 func (d Device) API(factorIDs []string) api.Device {
 	return api.Device{
 		ID: d.ID, Vendor: d.Vendor, Model: d.Model, Serial: d.Serial, Firmware: d.Firmware,
 		UserID: d.UserID, State: d.State, FactorIDs: nonNil(factorIDs),
-		LastUserID: d.LastUserID, ReturnedAt: d.ReturnedAt, WipedAt: d.WipedAt,
+		LastUserID: d.LastUserID, ReturnedAt: d.ReturnedAt, WipedAt: d.WipedAt, FIDO2Wipe: d.FIDO2Wipe,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 	}
 }

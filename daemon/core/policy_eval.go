@@ -179,7 +179,7 @@ func (s *Service) checkEnrolment(tx ReadTx, userID, kind string, evidence, publi
 	f := policy.Factor{Kind: kind, State: api.FactorActive, Evidence: policyEvidence(decodeEvidence(evidence)),
 		Hardware: s.kinds[kind].info.Hardware, Params: factorParams(kind, public)}
 	if err := policy.CheckEnrolment(doc, policyUser(u), f); err != nil {
-		return fmt.Errorf("%w: enrolment refused: %w; enrol a key the policy accepts ('keyfleet policy show' lists the requirements)", ErrPolicyViolation, err)
+		return fmt.Errorf("%w: enrolment refused%s: %w; enrol a key the policy accepts ('keyfleet policy show' lists the requirements)", ErrPolicyViolation, byRules(err), err)
 	}
 	return nil
 }

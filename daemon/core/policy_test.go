@@ -76,9 +76,17 @@ func newPolicyEnv(t *testing.T) *env {
 
 func policyEnvOn(tb testing.TB, st *store.Store) *env {
 	tb.Helper()
+	return envWithKinds(tb, st, coretest.Kind{}, hwKind{}, coretest.Key{})
+}
+
+// envWithKinds is a service on st with kinds (coretest.Key among them:
+// the people's keys), a founding admin, a security officer and a keyless
+// helpdesk.
+func envWithKinds(tb testing.TB, st *store.Store, kinds ...sdk.Factor) *env {
+	tb.Helper()
 	sl, _ := seal.New(make([]byte, 32))
 	c := &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
-	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []sdk.Factor{coretest.Kind{}, hwKind{}, coretest.Key{}}, Now: c.Now})
+	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: kinds, Now: c.Now})
 	if err != nil {
 		tb.Fatal(err)
 	}

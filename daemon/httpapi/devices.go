@@ -60,7 +60,11 @@ func nonNilIDs(ids []string) []string {
 }
 
 func (h *Handler) checkDeviceWipe(r *http.Request, p core.Principal) (int, any, error) {
-	d, err := h.svc.CheckDeviceWipe(r.Context(), p, r.PathValue("id"))
+	var in api.DeviceWipe
+	if err := decode(r, &in, true); err != nil {
+		return 0, nil, err
+	}
+	d, err := h.svc.CheckDeviceWipe(r.Context(), p, r.PathValue("id"), in)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -68,11 +72,11 @@ func (h *Handler) checkDeviceWipe(r *http.Request, p core.Principal) (int, any, 
 }
 
 func (h *Handler) deviceWiped(r *http.Request, p core.Principal) (int, any, error) {
-	var in api.StateChange
-	if err := decode(r, &in, true); err != nil {
+	var in api.DeviceWipe
+	if err := decode(r, &in, false); err != nil {
 		return 0, nil, err
 	}
-	d, err := h.svc.ReportDeviceWipe(r.Context(), p, r.PathValue("id"), in.Reason)
+	d, err := h.svc.ReportDeviceWipe(r.Context(), p, r.PathValue("id"), in)
 	if err != nil {
 		return 0, nil, err
 	}

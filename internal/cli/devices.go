@@ -39,10 +39,21 @@ func (a *app) printDevice(d api.Device) error {
 			kv = append(kv, "Returned", when(*d.ReturnedAt))
 		}
 		if d.WipedAt != nil {
-			kv = append(kv, "Wiped", when(*d.WipedAt))
+			kv = append(kv, "Wiped", when(*d.WipedAt)+wipedWhat(d.FIDO2Wipe))
 		}
 		return a.fields(append(kv, "Created", when(d.CreatedAt), "Updated", when(d.UpdatedAt))...)
 	})
+}
+
+// wipedWhat says what a device's last wipe reset.
+func wipedWhat(fido2 string) string {
+	switch fido2 {
+	case api.FIDO2Reset:
+		return " (PIV and FIDO2 reset)"
+	case api.FIDO2Absent:
+		return " (PIV reset; no FIDO2 application)"
+	}
+	return " (PIV only: wipe it again before it is reassigned)"
 }
 
 func (a *app) devicesListCmd() *cobra.Command {

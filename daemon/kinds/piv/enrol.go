@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -126,17 +125,4 @@ func enrolled(ev *attest.Evidence, handover bool) (sdk.FinishEnrolResponse, erro
 		State: state, Public: pub, Evidence: evidence, Pending: handover,
 		Device: &sdk.Device{Vendor: ev.Vendor, Model: ev.Model, Serial: strconv.FormatUint(uint64(ev.Serial), 10), Firmware: ev.Firmware},
 	}, nil
-}
-
-// CheckDevice (core.DeviceChecker) verifies a key's F9 device attestation certificate against
-// the roots FinishEnrol will trust, for the enrolment pre-flight: an
-// agent asks before it changes the key. It returns the firmware the
-// certificate names.
-func (f *Factor) CheckDevice(deviceCert []byte, at time.Time) (string, error) {
-	cert, err := x509.ParseCertificate(deviceCert)
-	if err != nil {
-		return "", fmt.Errorf("the key's device certificate does not parse: %w", err)
-	}
-	fw, _, err := attest.VerifyPIVDevice(cert, attest.PIVOptions{Time: f.now(at), Roots: f.cfg.Roots})
-	return fw, err
 }

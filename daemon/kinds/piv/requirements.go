@@ -91,12 +91,19 @@ func (r Requirements) check(ev *attest.Evidence) string {
 	case slices.Index(touchPolicies, ev.TouchPolicy) < slices.Index(touchPolicies, r.TouchPolicy):
 		return fmt.Sprintf("the key's touch policy is %q, the policy requires %q", ev.TouchPolicy, r.TouchPolicy)
 	}
-	if r.MinFirmware != "" {
-		min, _ := attest.ParseVersion(r.MinFirmware) // validated at begin
-		fw, err := attest.ParseVersion(ev.Firmware)
-		if err != nil || fw.Less(min) {
-			return fmt.Sprintf("firmware %s is below the minimum %s", ev.Firmware, r.MinFirmware)
-		}
+	return r.checkFirmware(ev.Firmware)
+}
+
+// checkFirmware compares a key's firmware with MinFirmware. It returns
+// the reason for a rejection, or "".
+func (r Requirements) checkFirmware(firmware string) string {
+	if r.MinFirmware == "" {
+		return ""
+	}
+	min, _ := attest.ParseVersion(r.MinFirmware) // validated at begin
+	fw, err := attest.ParseVersion(firmware)
+	if err != nil || fw.Less(min) {
+		return fmt.Sprintf("firmware %s is below the minimum %s", firmware, r.MinFirmware)
 	}
 	return ""
 }
