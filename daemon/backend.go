@@ -201,12 +201,18 @@ func (c *complianceGauges) clear() {
 	}
 }
 
-// registerClusterMetrics publishes keyfleet_cluster_leader (PostgreSQL
-// only).
+// registerClusterMetrics publishes keyfleet_cluster_leader and the group
+// commit's counters (PostgreSQL only; Badger's are in server.go).
 func (s *Server) registerClusterMetrics(reg prometheus.Registerer) {
 	if s.elector == nil {
 		return
 	}
+	pg := s.pg
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "commits_total",
+			Help: "Write transactions with audit events acknowledged."}, func() float64 { c, _ := pg.SyncStats(); return float64(c) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "syncs_total",
+			Help: "Durability barriers run; each makes every commit waiting for it durable."}, func() float64 { _, n := pg.SyncStats(); return float64(n) }))
 	s.leaderGauge = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "cluster", Name: "leader",
 		Help: "1 while this keyfleetd is the leader (runs the event sinks, sweeps and compliance gauges), else 0."})
 	reg.MustRegister(s.leaderGauge)

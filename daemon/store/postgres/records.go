@@ -228,7 +228,7 @@ func (t *tx) DeleteVerification(v core.Verification) error { return t.del(tVerif
 // first's row and then finds it.
 func (t *tx) UseVerification(id string, until time.Time) (bool, error) {
 	now := time.Now()
-	rows, err := t.ptx.Query(t.ctx, `INSERT INTO verifications_used (k, expires) VALUES ($1, $2)
+	rows, err := t.conn.Query(t.ctx, `INSERT INTO verifications_used (k, expires) VALUES ($1, $2)
 		ON CONFLICT (k) DO UPDATE SET expires = EXCLUDED.expires WHERE verifications_used.expires <= $3
 		RETURNING k`, id, ttlAfter(until), now)
 	if err != nil {

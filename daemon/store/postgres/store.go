@@ -59,7 +59,8 @@ type Store struct {
 	log  *slog.Logger
 
 	afterAudit func([]*audit.Event)
-	head       atomic.Pointer[audit.Head] // the last head read; AuditHead falls back to it
+	head       atomic.Pointer[audit.Head] // the last durable head read; AuditHead falls back to it
+	flush      flusher                    // group commit (durable.go)
 	names      nameCache
 	epochs     epochCache
 
@@ -97,6 +98,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres store: %w", redact(err))
 	}
 	s := &Store{pool: pool, box: b, log: o.Logger, afterAudit: o.AfterAudit}
+	s.flush.run = s.runBarrier
 	if err := s.prepare(ctx, o); err != nil {
 		pool.Close()
 		return nil, err
@@ -218,10 +220,18 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 			return err
 		}
 		evs, err := s.attempt(ctx, fn, hot)
-		if err == nil {
-			if len(evs) > 0 && s.afterAudit != nil {
+		if err == nil && len(evs) > 0 {
+			// Committed without waiting for the disk: wait for a barrier
+			// (durable.go), whatever happens to ctx meanwhile, so that
+			// the answer is definite.
+			if err := s.durable(context.WithoutCancel(ctx)); err != nil {
+				return err
+			}
+			if s.afterAudit != nil {
 				s.afterAudit(evs)
 			}
+		}
+		if err == nil {
 			return nil
 		}
 		if !retryable(err) {
@@ -243,16 +253,25 @@ func pause(attempt int) {
 	time.Sleep(d/2 + time.Duration(rand.Int64N(int64(d/2)+1)))
 }
 
-// attempt runs fn once in a new transaction and commits it.
+// attempt runs fn once in a new transaction and commits it. The
+// transaction is begun and ended by hand, so that its COMMIT travels in
+// the same batch as its last writes (commit).
 func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[rowKey]bool) (evs []*audit.Event, err error) {
-	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	t := newTx(ctx, s, ptx, hot)
+	// A connection released inside a transaction (a rollback that failed)
+	// is closed by the pool rather than reused.
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL READ COMMITTED"); err != nil {
+		return nil, err
+	}
+	t := newTx(ctx, s, conn, hot)
+	ended := false
 	defer func() {
-		if err != nil {
-			ptx.Rollback(context.WithoutCancel(ctx))
+		if !ended {
+			conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
 	if err := fn(t); err != nil {
@@ -266,30 +285,41 @@ func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[row
 			return nil, err
 		}
 	}
-	if err := s.commit(ctx, t); err != nil {
+	if err := s.commit(ctx, t, &ended); err != nil {
 		return nil, err
 	}
 	return t.events, nil
 }
 
 // commit checks that nothing t read has changed (locking those rows
-// until the end), chains t's audit events after the head under the head
-// row's lock, and commits. The head row is locked last and held only for
-// the last statements and the commit, so writers wait for each other only
-// that long; a transaction that fails rolls back whole and leaves no gap.
-func (s *Store) commit(ctx context.Context, t *tx) error {
-	if err := t.validate(); err != nil {
-		return err
-	}
+// until the end) and, in the same batch, takes the audit head's row
+// lock; then it chains t's audit events after the head and sends them,
+// the new head and COMMIT in one batch. The head's lock is held for that
+// one round trip, and the commit does not wait for the disk
+// (synchronous_commit off; Update waits for a barrier afterwards,
+// durable.go), so writers queue on the head only that long. A
+// transaction that fails rolls back whole and leaves no gap. *ended is
+// set once COMMIT was sent.
+func (s *Store) commit(ctx context.Context, t *tx, ended *bool) error {
+	b := &pgx.Batch{}
+	order, byTable := t.queueValidate(b)
 	if len(t.events) == 0 {
-		return commitErr(t.ptx.Commit(ctx))
+		if len(order) > 0 {
+			if err := s.sendValidate(ctx, t, b, order, byTable, nil); err != nil {
+				return err
+			}
+		}
+		*ended = true
+		_, err := t.conn.Exec(ctx, "COMMIT")
+		return commitErr(err)
 	}
-	head, err := s.readHead(ctx, t.ptx, "FOR UPDATE")
-	if err != nil {
+	var head audit.Head
+	b.Queue("SELECT seq, hash FROM audit_head FOR UPDATE")
+	if err := s.sendValidate(ctx, t, b, order, byTable, &head); err != nil {
 		return err
 	}
 	chain := audit.Chain{Head: head}
-	b := &pgx.Batch{}
+	b = &pgx.Batch{}
 	for _, ev := range t.events {
 		rec, err := chain.Next(ev)
 		if err != nil {
@@ -300,15 +330,44 @@ func (s *Store) commit(ctx context.Context, t *tx) error {
 	}
 	b.Queue("UPDATE audit_head SET seq = $1, hash = $2", int64(chain.Head.Seq), chain.Head.Hash[:])
 	b.Queue("SELECT pg_notify('keyfleet_audit', $1)", fmt.Sprint(chain.Head.Seq))
-	if err := t.ptx.SendBatch(ctx, b).Close(); err != nil {
+	b.Queue("SET LOCAL synchronous_commit = off")
+	b.Queue("COMMIT")
+	err := commitBatchErr(t.conn.SendBatch(ctx, b).Close())
+	var pe *pgconn.PgError
+	*ended = err == nil || !errors.As(err, &pe) // refused: roll back
+	return err
+}
+
+// sendValidate sends b (the validation and, if head is not nil, the head
+// lock) and reads the results.
+func (s *Store) sendValidate(ctx context.Context, t *tx, b *pgx.Batch, order []*table, byTable map[*table][]string, head *audit.Head) error {
+	res := t.conn.SendBatch(ctx, b)
+	defer res.Close()
+	if err := t.checkValidate(res, order, byTable); err != nil {
 		return err
 	}
-	if err := commitErr(t.ptx.Commit(ctx)); err != nil {
+	if head == nil {
+		return nil
+	}
+	h, err := s.readHead(ctx, batchRow{res})
+	*head = h
+	return err
+}
+
+// batchRow reads the next result of a batch as a row.
+type batchRow struct{ res pgx.BatchResults }
+
+func (r batchRow) QueryRow(context.Context, string, ...any) pgx.Row { return r.res.QueryRow() }
+
+// commitBatchErr is commitErr for a batch that ends with COMMIT: a
+// statement PostgreSQL refused means nothing was committed (the caller
+// rolls back); a broken connection leaves the outcome unknown.
+func commitBatchErr(err error) error {
+	var pe *pgconn.PgError
+	if err == nil || errors.As(err, &pe) {
 		return err
 	}
-	h := chain.Head
-	s.head.Store(&h)
-	return nil
+	return commitErr(err)
 }
 
 // commitErr marks a commit whose outcome is unknown: the connection went
@@ -363,13 +422,13 @@ func (s *Store) View(ctx context.Context, fn func(core.ReadTx) error) error {
 	return mapErr(ptx.Commit(ctx))
 }
 
-// AuditHead is the last committed link of the chain, read from the
-// database (several keyfleetd append to it); the last one read if the
-// database does not answer.
+// AuditHead is the last durable link of the chain, read from the
+// database (several keyfleetd append to it) by a barrier (durable.go);
+// the last one read if the database does not answer.
 func (s *Store) AuditHead() audit.Head {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	h, err := s.readHead(ctx, s.pool)
+	h, err := s.flush.wait(ctx)
 	if err != nil {
 		if p := s.head.Load(); p != nil {
 			return *p

@@ -64,7 +64,10 @@ type readTx struct {
 
 type tx struct {
 	readTx
-	ptx    pgx.Tx
+	// conn runs the transaction's statements: a pooled connection on
+	// which Update began it (and commits it in the last batch, store.go),
+	// or a pgx.Tx (Import).
+	conn   dbtx
 	events []*audit.Event
 	err    error
 }
@@ -74,9 +77,9 @@ var (
 	_ core.Tx     = (*tx)(nil)
 )
 
-func newTx(ctx context.Context, s *Store, ptx pgx.Tx, hot map[rowKey]bool) *tx {
-	t := &tx{ptx: ptx}
-	t.readTx = readTx{ctx: ctx, s: s, q: ptx, track: &tracker{reads: map[rowKey]string{}, wrote: map[rowKey]bool{}, hot: hot}, err: &t.err}
+func newTx(ctx context.Context, s *Store, conn dbtx, hot map[rowKey]bool) *tx {
+	t := &tx{conn: conn}
+	t.readTx = readTx{ctx: ctx, s: s, q: conn, track: &tracker{reads: map[rowKey]string{}, wrote: map[rowKey]bool{}, hot: hot}, err: &t.err}
 	return t
 }
 
@@ -155,11 +158,11 @@ func (t *tx) putRaw(tb *table, k string, plain []byte, cols ...any) error {
 	var err error
 	switch {
 	case t.track.wrote[rk] || !wasRead:
-		tag, err = t.ptx.Exec(t.ctx, tb.upsert, args...)
+		tag, err = t.conn.Exec(t.ctx, tb.upsert, args...)
 	case read == "":
-		tag, err = t.ptx.Exec(t.ctx, tb.insert, args...)
+		tag, err = t.conn.Exec(t.ctx, tb.insert, args...)
 	default:
-		tag, err = t.ptx.Exec(t.ctx, tb.update, append(args, read)...)
+		tag, err = t.conn.Exec(t.ctx, tb.update, append(args, read)...)
 	}
 	if err != nil {
 		return t.fail(fmt.Errorf("writing %s %s: %w", tb.name, k, err))
@@ -179,7 +182,7 @@ func (t *tx) insert(tb *table, k string, v any, msg string, cols ...any) error {
 		return fmt.Errorf("encoding %s %s: %w", tb.name, k, err)
 	}
 	args := append(append([]any{k}, cols...), t.s.box.seal(tb.name, k, b))
-	tag, err := t.ptx.Exec(t.ctx, tb.insert, args...)
+	tag, err := t.conn.Exec(t.ctx, tb.insert, args...)
 	if err != nil {
 		return t.fail(fmt.Errorf("writing %s %s: %w", tb.name, k, err))
 	}
@@ -196,12 +199,12 @@ func (t *tx) del(tb *table, k string) error {
 	var tag pgconn.CommandTag
 	var err error
 	if wasRead && read != "" && !t.track.wrote[rk] {
-		tag, err = t.ptx.Exec(t.ctx, tb.delIf, k, read)
+		tag, err = t.conn.Exec(t.ctx, tb.delIf, k, read)
 		if err == nil && tag.RowsAffected() == 0 {
 			return t.fail(&conflictError{rk})
 		}
 	} else {
-		_, err = t.ptx.Exec(t.ctx, tb.del, k)
+		_, err = t.conn.Exec(t.ctx, tb.del, k)
 	}
 	if err != nil {
 		return t.fail(fmt.Errorf("deleting %s %s: %w", tb.name, k, err))
@@ -211,32 +214,36 @@ func (t *tx) del(tb *table, k string) error {
 }
 
 func (t *tx) exec(sql string, args ...any) error {
-	if _, err := t.ptx.Exec(t.ctx, sql, args...); err != nil {
+	if _, err := t.conn.Exec(t.ctx, sql, args...); err != nil {
 		return t.fail(err)
 	}
 	return nil
 }
 
-// validate checks, and share-locks until the commit, every record read
-// and not written: a changed one is errConflict.
-func (t *tx) validate() error {
+// unchanged returns the records read and not written, by table.
+func (t *tx) unchanged() map[*table][]string {
 	byTable := map[*table][]string{}
 	for rk := range t.track.reads {
 		if !t.track.wrote[rk] {
 			byTable[rk.t] = append(byTable[rk.t], rk.k)
 		}
 	}
-	if len(byTable) == 0 {
-		return nil
-	}
-	b := &pgx.Batch{}
-	order := make([]*table, 0, len(byTable))
+	return byTable
+}
+
+// queueValidate queues the statements that check, and share-lock until
+// the commit, every record read and not written; checkValidate reads
+// their results in the same order: a changed record is errConflict.
+func (t *tx) queueValidate(b *pgx.Batch) (order []*table, byTable map[*table][]string) {
+	byTable = t.unchanged()
 	for tb, keys := range byTable {
 		order = append(order, tb)
 		b.Queue(tb.validate, keys)
 	}
-	res := t.ptx.SendBatch(t.ctx, b)
-	defer res.Close()
+	return order, byTable
+}
+
+func (t *tx) checkValidate(res pgx.BatchResults, order []*table, byTable map[*table][]string) error {
 	for _, tb := range order {
 		now, err := collectXmins(res)
 		if err != nil {
