@@ -14,6 +14,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/cluster"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/events"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/daemon/store/postgres"
 	"github.com/keyfleet/keyfleet/daemon/web"
@@ -127,6 +128,16 @@ func (s *Server) webSessions() web.SessionStore {
 		return nil
 	}
 	return &cluster.Sessions{Pool: s.pg.Pool(), Sealer: s.pg, Logger: s.log.With("component", "web")}
+}
+
+// sharedLimits is where the attempt limiter keeps its buckets: in the
+// database when several keyfleetd share it (so that a guesser gains
+// nothing by spreading attempts over them), else in memory (nil).
+func (s *Server) sharedLimits() ratelimit.Shared {
+	if s.pg == nil {
+		return nil
+	}
+	return &cluster.Buckets{Pool: s.pg.Pool(), Sealer: s.pg}
 }
 
 // lead runs work once among the keyfleetd on one database: at once with
