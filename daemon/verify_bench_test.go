@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -31,16 +32,23 @@ import (
 // totpFixture is a daemon with users holding TOTP factors, so a benchmark
 // can verify fresh codes without tripping replay protection: each factor
 // accepts the current step and then the next one. The data is built once
-// (a first enrolment costs ten argon2id hashes per user) and every
-// benchmark starts its own keyfleetd on it.
+// on Badger (a first enrolment costs ten argon2id hashes per user); every
+// run copies it (onto PostgreSQL with keyfleetd migrate-store's code) and
+// starts its own keyfleetd on the copy, so that every run has all its
+// codes fresh.
 type totpFixture struct {
-	url, token string
-	hc         *http.Client
-	factors    []string
-	seeds      []string
-	users      []string
-	next       *atomic.Int64
+	urls    []string // the keyfleetd serving it, used round robin
+	token   string
+	hc      *http.Client
+	factors []string
+	seeds   []string
+	users   []string
+	next    *atomic.Int64
+	from    string // the client address a trusted proxy names, if any
 }
+
+// url is where the i-th verification goes.
+func (f *totpFixture) url(i int) string { return f.urls[i%len(f.urls)] }
 
 // factorsPerUser is what a real user has: begin and the policy look at
 // all of a user's factors on every call.
@@ -53,23 +61,20 @@ var totpData struct {
 	err  error
 }
 
-// totpFixtureFor serves the shared TOTP data with the given sinks.
-func totpFixtureFor(b *testing.B, n int, sinks []events.SinkConfig) *totpFixture {
+// totpFixtureFor serves a fresh copy of the shared TOTP data on backend,
+// with the given sinks, from count keyfleetd.
+func totpFixtureFor(b *testing.B, n int, backend string, count int, sinks []events.SinkConfig) *totpFixture {
 	b.Helper()
 	totpData.once.Do(func() { totpData.dir, totpData.f, totpData.err = cachedTOTPData(n) })
 	if totpData.err != nil {
 		b.Fatal(totpData.err)
 	}
-	cfg := daemon.Config{DataDir: totpData.dir}
+	dir, cfg := copyData(b, totpData.dir, backend)
 	cfg.Events.Sinks = sinks
-	url, hc, stop, err := serve(totpData.dir, cfg, daemon.Options{LogOut: io.Discard, Kinds: []sdk.Factor{totp.Factor{}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(stop)
+	nodes := serveNodes(b, dir, cfg, quiet(daemon.Options{Kinds: []sdk.Factor{totp.Factor{}}}), count)
 	f := totpData.f
-	f.url, f.hc = url, hc
-	admin, err := os.ReadFile(filepath.Join(totpData.dir, "admin.token"))
+	f.urls, f.hc, f.next = nodes.urls, nodes.hc, &atomic.Int64{}
+	admin, err := os.ReadFile(filepath.Join(dir, "admin.token"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -77,8 +82,8 @@ func totpFixtureFor(b *testing.B, n int, sinks []events.SinkConfig) *totpFixture
 	return &f
 }
 
-// warm reads every user's status and factors once, so that the new
-// keyfleetd's caches hold the blocks it will read, as a running daemon's
+// warm reads every user's status and factors once from every keyfleetd,
+// so that their caches hold what they will read, as a running daemon's
 // do; the measured part then does not pay for the first decryptions.
 func (f *totpFixture) warm(b *testing.B, admin string) {
 	seen := map[string]bool{}
@@ -87,17 +92,19 @@ func (f *totpFixture) warm(b *testing.B, admin string) {
 			continue
 		}
 		seen[u] = true
-		for _, path := range []string{"/v1/users/" + u + "/mfa-status", "/v1/factors?user=" + u} {
-			req, _ := http.NewRequest("GET", f.url+path, nil)
-			req.Header.Set("Authorization", "Bearer "+admin)
-			resp, err := f.hc.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Fatalf("warming up: GET %s: %d", path, resp.StatusCode)
+		for _, url := range f.urls {
+			for _, path := range []string{"/v1/users/" + u + "/mfa-status", "/v1/factors?user=" + u} {
+				req, _ := http.NewRequest("GET", url+path, nil)
+				req.Header.Set("Authorization", "Bearer "+admin)
+				resp, err := f.hc.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Fatalf("warming up: GET %s: %d", path, resp.StatusCode)
+				}
 			}
 		}
 	}
@@ -127,7 +134,7 @@ func cachedTOTPData(n int) (string, totpFixture, error) {
 		if err := json.Unmarshal(b, &sf); err != nil {
 			return "", totpFixture{}, err
 		}
-		return filepath.Join(keep, "data"), totpFixture{token: sf.Token, factors: sf.Factors, seeds: sf.Seeds, users: sf.Users, next: &atomic.Int64{}}, nil
+		return filepath.Join(keep, "data"), totpFixture{token: sf.Token, factors: sf.Factors, seeds: sf.Seeds, users: sf.Users}, nil
 	}
 	dir, f, err := buildTOTPData(n)
 	if err != nil {
@@ -137,6 +144,9 @@ func cachedTOTPData(n int) (string, totpFixture, error) {
 		return "", f, err
 	}
 	if err := os.Rename(dir, filepath.Join(keep, "data")); err != nil {
+		return "", f, err
+	}
+	if err := os.Rename(dir+".checkpoint", filepath.Join(keep, "data.checkpoint")); err != nil && !os.IsNotExist(err) {
 		return "", f, err
 	}
 	b, _ := json.Marshal(savedFixture{Token: f.token, Factors: f.factors, Seeds: f.seeds, Users: f.users})
@@ -169,13 +179,14 @@ func buildTOTPData(n int) (string, totpFixture, error) {
 	if _, err := daemon.Init(context.Background(), daemon.InitOptions{Dir: dir}); err != nil {
 		return "", totpFixture{}, err
 	}
-	url, hc, stop, err := serve(dir, daemon.Config{DataDir: dir}, daemon.Options{LogOut: io.Discard, Kinds: []sdk.Factor{totp.Factor{}}})
+	cfg := daemon.Config{DataDir: dir, TrustedProxies: []daemon.Prefix{{Prefix: netip.MustParsePrefix("127.0.0.1/32")}}}
+	url, hc, stop, err := serve(dir, cfg, daemon.Options{LogOut: io.Discard, Kinds: []sdk.Factor{totp.Factor{}}})
 	if err != nil {
 		return "", totpFixture{}, err
 	}
 	defer stop()
 	tok, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
-	f := totpFixture{url: url, token: strings.TrimSpace(string(tok)), hc: hc, next: &atomic.Int64{}}
+	f := totpFixture{urls: []string{url}, token: strings.TrimSpace(string(tok)), hc: hc}
 	var svc api.CreatedToken
 	if err := postErr(&f, "/v1/users", api.CreateUser{Username: "app", Kind: api.KindService}, nil); err != nil {
 		return "", f, err
@@ -192,6 +203,10 @@ func buildTOTPData(n int) (string, totpFixture, error) {
 	return dir, f, nil
 }
 
+// enrolTOTP enrols factor i as the user would: an admin opens the
+// enrolment, the user redeems its code (which shows them the seed) and
+// completes it. The redemptions come through the trusted proxy from an
+// address of their own each, as users at their own desks would.
 func enrolTOTP(f *totpFixture, i int) error {
 	user := fmt.Sprintf("bench-%d", i/factorsPerUser)
 	if i%factorsPerUser == 0 {
@@ -203,15 +218,29 @@ func enrolTOTP(f *totpFixture, i int) error {
 	if err := postErr(f, "/v1/enrolments", api.CreateEnrolment{User: user, Kind: "totp"}, &en); err != nil {
 		return err
 	}
-	// Enrol with the previous step's code, so the current and the next
-	// step are both still fresh for the benchmarks.
-	code, _ := otptotp.GenerateCode(en.Display["secret"], time.Now().Add(-30*time.Second))
-	var fac api.Factor
-	body := api.CompleteEnrolment{Payload: json.RawMessage(fmt.Sprintf(`{"code":%q}`, code))}
-	if err := postErr(f, "/v1/enrolments/"+en.ID+"/complete", body, &fac); err != nil {
+	var red api.RedeemedEnrolment
+	holder := &totpFixture{urls: f.urls, hc: f.hc, from: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)}
+	if err := postErr(holder, "/v1/enrolments/redeem", api.RedeemEnrolmentCode{Code: en.Code}, &red); err != nil {
 		return err
 	}
-	f.factors, f.seeds, f.users = append(f.factors, fac.ID), append(f.seeds, en.Display["secret"]), append(f.users, user)
+	seed := red.Enrolment.Display["secret"]
+	var fac api.Factor
+	holder.token = red.Token
+	// Enrol with the previous step's code, so the current and the next
+	// step are both still fresh for the benchmarks; once more if a step
+	// ended on the way (the code is then two steps old).
+	for try := 0; ; try++ {
+		code, _ := otptotp.GenerateCode(seed, time.Now().Add(-30*time.Second))
+		body := api.CompleteEnrolment{Payload: json.RawMessage(fmt.Sprintf(`{"code":%q}`, code))}
+		err := postErr(holder, "/v1/enrolments/"+en.ID+"/complete", body, &fac)
+		if err == nil {
+			break
+		}
+		if try == 1 {
+			return err
+		}
+	}
+	f.factors, f.seeds, f.users = append(f.factors, fac.ID), append(f.seeds, seed), append(f.users, user)
 	return nil
 }
 
@@ -231,10 +260,20 @@ func serve(dir string, cfg daemon.Config, o daemon.Options) (string, *http.Clien
 	return "https://" + ln.Addr().String(), hc, func() { cancel(); <-done }, err
 }
 
+// postErr posts to the first keyfleetd.
 func postErr(f *totpFixture, path string, in, out any) error {
+	return postTo(f, f.urls[0], path, in, out)
+}
+
+func postTo(f *totpFixture, url, path string, in, out any) error {
 	body, _ := json.Marshal(in)
-	req, _ := http.NewRequest("POST", f.url+path, strings.NewReader(string(body)))
-	req.Header.Set("Authorization", "Bearer "+f.token)
+	req, _ := http.NewRequest("POST", url+path, strings.NewReader(string(body)))
+	if f.token != "" {
+		req.Header.Set("Authorization", "Bearer "+f.token)
+	}
+	if f.from != "" {
+		req.Header.Set("X-Forwarded-For", f.from)
+	}
 	resp, err := f.hc.Do(req)
 	if err != nil {
 		return err
@@ -250,15 +289,16 @@ func postErr(f *totpFixture, path string, in, out any) error {
 	return nil
 }
 
-func post(b *testing.B, f *totpFixture, path string, in, out any) {
+func post(b *testing.B, f *totpFixture, url, path string, in, out any) {
 	b.Helper()
-	if err := postErr(f, path, in, out); err != nil {
+	if err := postTo(f, url, path, in, out); err != nil {
 		b.Fatal(err)
 	}
 }
 
-// nextCode picks the next unused (factor, step) and its code.
-func (f *totpFixture) nextCode(b *testing.B) (factor, user, code string) {
+// nextCode picks the next unused (factor, step), its code, and the
+// keyfleetd to send it to.
+func (f *totpFixture) nextCode(b *testing.B) (factor, user, code, url string) {
 	i := int(f.next.Add(1) - 1)
 	n := len(f.factors)
 	if i >= 2*n {
@@ -267,14 +307,14 @@ func (f *totpFixture) nextCode(b *testing.B) (factor, user, code string) {
 	factor, seed, user := f.factors[i%n], f.seeds[i%n], f.users[i%n]
 	at := time.Now().Add(time.Duration(i/n) * 30 * time.Second) // this step, then the next
 	code, _ = otptotp.GenerateCodeCustom(seed, at, otptotp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
-	return factor, user, code
+	return factor, user, code, f.url(i)
 }
 
 // checkOnce checks the next fresh code in one call (POST /v1/verify).
 func (f *totpFixture) checkOnce(b *testing.B) {
-	factor, user, code := f.nextCode(b)
+	factor, user, code, url := f.nextCode(b)
 	var res api.VerifyResult
-	post(b, f, "/v1/verify", api.CheckVerify{User: user, FactorID: factor, Response: json.RawMessage(`{"code":"` + code + `"}`)}, &res)
+	post(b, f, url, "/v1/verify", api.CheckVerify{User: user, FactorID: factor, Response: json.RawMessage(`{"code":"` + code + `"}`)}, &res)
 	if !res.OK {
 		b.Fatalf("a fresh code for %s was refused", factor)
 	}
@@ -282,52 +322,63 @@ func (f *totpFixture) checkOnce(b *testing.B) {
 
 // verifyOnce runs begin and finish for the next unused (factor, step).
 func (f *totpFixture) verifyOnce(b *testing.B) {
-	factor, user, code := f.nextCode(b)
+	factor, user, code, url := f.nextCode(b)
 	var v api.Verification
-	post(b, f, "/v1/verify/begin", api.BeginVerify{User: user, FactorID: factor}, &v)
+	post(b, f, url, "/v1/verify/begin", api.BeginVerify{User: user, FactorID: factor}, &v)
 	var res api.VerifyResult
-	post(b, f, "/v1/verify/finish", api.FinishVerify{ID: v.ID, FactorID: factor, Response: json.RawMessage(`{"code":"` + code + `"}`)}, &res)
+	post(b, f, url, "/v1/verify/finish", api.FinishVerify{ID: v.ID, FactorID: factor, Response: json.RawMessage(`{"code":"` + code + `"}`)}, &res)
 	if !res.OK {
 		b.Fatalf("a fresh code for %s was refused", factor)
 	}
 }
 
 // BenchmarkAPIVerifyTOTP measures a TOTP verification through the HTTP
-// API (replay-protected, audited) from 16 clients: begin and finish, and
-// the one-call check, without event sinks, and begin and finish with
-// three sinks (file, syslog TCP, HTTPS webhook), beside pquerna/otp's own
-// code check of the same kind.
+// API (replay-protected, audited) from 16 clients, on each backend: the
+// one-call check and begin and finish without event sinks, and begin and
+// finish with three sinks (file, syslog TCP, HTTPS webhook); on
+// PostgreSQL also the one-call check spread over two keyfleetd; beside
+// pquerna/otp's own code check of the same kind.
 func BenchmarkAPIVerifyTOTP(b *testing.B) {
-	const factors = 2400 // 4,800 fresh codes in all: the three runs take -benchtime=1500x at most
-	runs := []struct {
-		name  string
-		sinks bool
-		once  func(*totpFixture, *testing.B)
-	}{
-		{"begin-finish/sinks=0", false, (*totpFixture).verifyOnce},
-		{"one-call/sinks=0", false, (*totpFixture).checkOnce},
-		{"begin-finish/sinks=3", true, (*totpFixture).verifyOnce},
+	const factors = 2400 // 4,800 fresh codes per run: -benchtime=4800x at most
+	type run struct {
+		name      string
+		keyfleetd int
+		sinks     bool
+		once      func(*totpFixture, *testing.B)
 	}
-	for _, run := range runs {
-		b.Run(run.name, func(b *testing.B) {
-			var sinks []events.SinkConfig
-			if run.sinks {
-				sinks = threeSinks(b)
-			}
-			f := totpFixtureFor(b, factors, sinks)
-			b.SetParallelism(8) // 16 clients on 2 cores
-			profileCPU(b)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					run.once(f, b)
+	runs := []run{
+		{"one-call/sinks=0", 1, false, (*totpFixture).checkOnce},
+		{"begin-finish/sinks=0", 1, false, (*totpFixture).verifyOnce},
+		{"begin-finish/sinks=3", 1, true, (*totpFixture).verifyOnce},
+	}
+	for _, backend := range backends {
+		all := runs
+		if backend == postgres {
+			all = append(all, run{"one-call/sinks=0/keyfleetd=2", 2, false, (*totpFixture).checkOnce})
+		}
+		for _, run := range all {
+			b.Run("backend="+backend+"/"+run.name, func(b *testing.B) {
+				var sinks []events.SinkConfig
+				if run.sinks {
+					sinks = threeSinks(b)
+				}
+				f := totpFixtureFor(b, factors, backend, run.keyfleetd, sinks)
+				b.SetParallelism(8) // 16 clients on 2 cores
+				profileCPU(b)
+				cpu := startCPU()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						run.once(f, b)
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifications/s")
+				cpu.report(b, b.N)
+				if c, n := storeSyncs(f.hc, f.urls...); n > 0 {
+					b.ReportMetric(c/n, "commits/sync")
 				}
 			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifications/s")
-			if c, n := storeSyncs(f); n > 0 {
-				b.ReportMetric(c/n, "commits/sync")
-			}
-		})
+		}
 	}
 	b.Run("pquerna-validate", func(b *testing.B) {
 		key, _ := otptotp.Generate(otptotp.GenerateOpts{Issuer: "keyfleet", AccountName: "bench"})
@@ -369,25 +420,28 @@ func threeSinks(b *testing.B) []events.SinkConfig {
 	}
 }
 
-// storeSyncs reads keyfleet_store_{commits,syncs}_total from /metrics.
-func storeSyncs(f *totpFixture) (commits, syncs float64) {
-	resp, err := f.hc.Get(f.url + "/metrics")
-	if err != nil {
-		return 0, 0
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		name, v, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
+// storeSyncs reads keyfleet_store_{commits,syncs}_total from /metrics
+// of each keyfleetd at urls and adds them up.
+func storeSyncs(hc *http.Client, urls ...string) (commits, syncs float64) {
+	for _, url := range urls {
+		resp, err := hc.Get(url + "/metrics")
+		if err != nil {
+			return 0, 0
 		}
-		x, _ := strconv.ParseFloat(v, 64)
-		switch name {
-		case "keyfleet_store_commits_total":
-			commits = x
-		case "keyfleet_store_syncs_total":
-			syncs = x
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(body), "\n") {
+			name, v, ok := strings.Cut(line, " ")
+			if !ok {
+				continue
+			}
+			x, _ := strconv.ParseFloat(v, 64)
+			switch name {
+			case "keyfleet_store_commits_total":
+				commits += x
+			case "keyfleet_store_syncs_total":
+				syncs += x
+			}
 		}
 	}
 	return commits, syncs
