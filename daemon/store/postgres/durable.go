@@ -36,7 +36,7 @@ import (
 // replayed in order), and none of them was acknowledged. Audit readers
 // (AuditHead, AuditScan, and through them the event sinks) see only the
 // durable part of the chain: each barrier reads the head in the same
-// statement. Other reads may see a committed write a moment before its
+// statement, and they share the barriers the writers run (latest). Other reads may see a committed write a moment before its
 // writer is told it is durable; a crash of PostgreSQL in that moment
 // loses it (and whatever was derived from it, since those commits come
 // later in the log), and nobody was told it was stored.
@@ -54,6 +54,7 @@ type flusher struct {
 
 	mu      sync.Mutex
 	next    *barrier // the barrier writers that arrive now will wait for
+	current *barrier // the barrier running, if running
 	running bool
 
 	commits  atomic.Uint64 // audited commits made durable through barriers
@@ -86,10 +87,31 @@ func (f *flusher) wait(ctx context.Context) (audit.Head, error) {
 	}
 }
 
+// latest returns a durable audit head that is at least as new as the
+// last one any barrier reported before the call: the running barrier's
+// when one runs, else a new one's. Readers of the head share the
+// writers' barriers this way instead of adding their own; a commit made
+// visible while a barrier runs may be missed (the event sinks also poll).
+func (f *flusher) latest(ctx context.Context) (audit.Head, error) {
+	f.mu.Lock()
+	if !f.running {
+		f.mu.Unlock()
+		return f.wait(ctx)
+	}
+	b := f.current
+	f.mu.Unlock()
+	select {
+	case <-b.done:
+		return b.head, b.err
+	case <-ctx.Done():
+		return audit.Head{}, ctx.Err()
+	}
+}
+
 // startLocked runs f.next; f.mu is held.
 func (f *flusher) startLocked() {
 	b := f.next
-	f.next, f.running = nil, true
+	f.next, f.current, f.running = nil, b, true
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), barrierTimeout)
 		b.head, b.err = f.run(ctx)

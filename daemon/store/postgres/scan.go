@@ -21,8 +21,9 @@ import (
 // opening and fn run at once. fn may still read in the snapshot on the
 // first connection.
 
-// streamBuffer is how many users may wait between the stream and fn.
-const streamBuffer = 256
+// streamBatch is how many users the stream hands over at once, and
+// streamBuffer how many such batches may wait for fn.
+const streamBatch, streamBuffer = 128, 8
 
 // streamPolicyFacts is ScanPolicyFacts in a View. done is false when the
 // snapshot cannot be shared (the caller reads in batches instead).
@@ -45,19 +46,21 @@ func (r *readTx) streamPolicyFacts(after string, fn func(core.PolicyFactsRecord)
 		return true, fmt.Errorf("sharing the snapshot for a scan: %w", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-	users := make(chan core.PolicyFactsRecord, streamBuffer)
+	users := make(chan []core.PolicyFactsRecord, streamBuffer)
 	streamErr := make(chan error, 1)
 	go func() {
 		defer close(users)
 		streamErr <- r.stream(ctx, conn.Conn(), after, users)
 	}()
-	for rec := range users {
-		if err := fn(rec); err != nil {
-			cancel()
-			for range users { // let the stream end
+	for batch := range users {
+		for _, rec := range batch {
+			if err := fn(rec); err != nil {
+				cancel()
+				for range users { // let the stream end
+				}
+				<-streamErr
+				return true, err
 			}
-			<-streamErr
-			return true, err
 		}
 	}
 	return true, <-streamErr
@@ -67,7 +70,7 @@ func (r *readTx) streamPolicyFacts(after string, fn func(core.PolicyFactsRecord)
 // grouping the rows, and sends each user's records. It reads the rows'
 // bytes as they arrive and opens them into one buffer (the bundle keeps
 // a copy): a million users are four million rows.
-func (r *readTx) stream(ctx context.Context, conn *pgx.Conn, after string, users chan<- core.PolicyFactsRecord) error {
+func (r *readTx) stream(ctx context.Context, conn *pgx.Conn, after string, users chan<- []core.PolicyFactsRecord) error {
 	rows, err := conn.Query(ctx, `SELECT user_id, sub, rec FROM policy_facts
 		WHERE (user_id, sub) > ($1, $2) ORDER BY user_id, sub`, after, "\uffff")
 	if err != nil {
@@ -76,17 +79,25 @@ func (r *readTx) stream(ctx context.Context, conn *pgx.Conn, after string, users
 	defer rows.Close()
 	var cur *store.FactsBundle
 	var uid, ad, plain []byte
-	send := func() error {
-		if cur == nil {
-			return nil
-		}
+	batch := make([]core.PolicyFactsRecord, 0, streamBatch)
+	hand := func() error {
 		select {
-		case users <- cur:
-			cur = nil
+		case users <- batch:
+			batch = make([]core.PolicyFactsRecord, 0, streamBatch)
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	send := func() error {
+		if cur == nil {
+			return nil
+		}
+		batch, cur = append(batch, cur), nil
+		if len(batch) < streamBatch {
+			return nil
+		}
+		return hand()
 	}
 	for rows.Next() {
 		raw := rows.RawValues()
@@ -113,5 +124,8 @@ func (r *readTx) stream(ctx context.Context, conn *pgx.Conn, after string, users
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	return send()
+	if err := send(); err != nil || len(batch) == 0 {
+		return err
+	}
+	return hand()
 }

@@ -546,7 +546,7 @@ func (s *Store) View(ctx context.Context, fn func(core.ReadTx) error) error {
 func (s *Store) AuditHead() audit.Head {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	h, err := s.flush.wait(ctx)
+	h, err := s.flush.latest(ctx)
 	if err != nil {
 		if p := s.head.Load(); p != nil {
 			return *p
