@@ -12,7 +12,7 @@ RACE_PKGS := ./daemon/... ./api/... ./internal/... ./plugins/... ./docs/... ./ag
 
 # Pure Go, built with CGO_ENABLED=0 (static binaries that need no C
 # library); the agent links libpcsclite and libfido2 through cgo.
-PURE_CMDS  := ./cmd/keyfleetd ./cmd/keyfleet ./cmd/keyfleet-vkey ./cmd/keyfleet-plugin-totp
+PURE_CMDS  := ./cmd/keyfleetd ./cmd/keyfleet ./cmd/keyfleet-vkey ./cmd/keyfleet-plugin-totp ./cmd/keyfleet-plugin-push
 AGENT_CMD  := ./cmd/keyfleet-agent
 AGENT_LIBS := libpcsclite libfido2
 AGENT_DEBS := gcc libc6-dev pkg-config libpcsclite-dev libfido2-dev
@@ -94,3 +94,30 @@ generate:
 
 clean:
 	rm -rf $(BIN) $(MANDIR) dist
+
+# The PAM module (docs/pam.md): pam_keyfleet.so is a small C module that
+# runs keyfleet-pam-helper (pure Go, built with the other commands) for
+# each sign-in. `make install` puts both where Debian's PAM and the module
+# look.
+PURE_CMDS += ./cmd/keyfleet-pam-helper
+CC        ?= cc
+PAMDIR    ?= /lib/$(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/security
+HELPERDIR ?= /usr/libexec/keyfleet
+PAM_CFLAGS := -shared -fPIC -O2 -Wall -Wextra -Wformat=2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+
+.PHONY: pam install install-pam
+
+build: pam
+
+pam: $(BIN)/pam_keyfleet.so
+
+$(BIN)/pam_keyfleet.so: pam/module/pam_keyfleet.c
+	@mkdir -p $(BIN)
+	$(CC) $(PAM_CFLAGS) -DKEYFLEET_PAM_HELPER='"$(HELPERDIR)/keyfleet-pam-helper"' -o $@ $< -lpam
+
+install: install-pam
+
+install-pam: build
+	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(HELPERDIR)
+	install -m 0644 -o root -g root $(BIN)/pam_keyfleet.so $(DESTDIR)$(PAMDIR)/pam_keyfleet.so
+	install -m 0755 -o root -g root $(BIN)/keyfleet-pam-helper $(DESTDIR)$(HELPERDIR)/keyfleet-pam-helper

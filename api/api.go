@@ -22,10 +22,14 @@ const (
 	RoleAuditor         = "auditor"
 	RoleService         = "service"
 	RoleUser            = "user"
+	// RoleScim is a SCIM client's (docs/directory.md): a service account
+	// whose token carries it and nothing else provisions users under
+	// /scim/v2.
+	RoleScim = "scim"
 )
 
 // AllRoles lists every role, most privileged first.
-var AllRoles = []string{RoleAdmin, RoleSecurityOfficer, RoleHelpdesk, RoleEnroller, RoleAuditor, RoleService, RoleUser}
+var AllRoles = []string{RoleAdmin, RoleSecurityOfficer, RoleHelpdesk, RoleEnroller, RoleAuditor, RoleScim, RoleService, RoleUser}
 
 // User states.
 const (
@@ -55,6 +59,15 @@ type User struct {
 	// LockedUntil is set while too many failed verifications lock the
 	// user out.
 	LockedUntil *time.Time `json:"locked_until,omitempty"`
+	// Source is the directory source the user comes from (an LDAP
+	// source's name, or scim:<account>), ExternalID their stable id there;
+	// both empty for users made by hand (docs/directory.md).
+	Source     string `json:"source,omitempty"`
+	ExternalID string `json:"external_id,omitempty"`
+	// PushesLockedAt is set when the user reported a push as not theirs
+	// ("this wasn't me"): no push is sent to them until an administrator
+	// unlocks the user (POST /v1/users/{user}/unlock).
+	PushesLockedAt *time.Time `json:"pushes_locked_at,omitempty"`
 }
 
 // CreateUser is the body of POST /v1/users.
@@ -104,6 +117,11 @@ type Factor struct {
 	// LockedUntil is set while too many failed verifications lock the
 	// factor.
 	LockedUntil *time.Time `json:"locked_until,omitempty"`
+	// Unanswered counts the pushes to an out-of-band factor (push) in a
+	// row that nobody answered before their deadline; any answer resets
+	// it. LastUnansweredAt is when the last one ran out.
+	Unanswered       int        `json:"unanswered,omitempty"`
+	LastUnansweredAt *time.Time `json:"last_unanswered_at,omitempty"`
 	// RecoveryCodes are in the answer to the enrolment that created a
 	// user's first factor, and nowhere else: ten single-use codes to keep
 	// somewhere safe.
@@ -474,6 +492,14 @@ type BeginVerify struct {
 	Kinds []string `json:"kinds,omitempty"`
 	// FactorID asks for one factor only (the one the user picked).
 	FactorID string `json:"factor_id,omitempty"`
+	// Application and Address describe the sign-in for a push, which
+	// shows them to the user: what they are signing in to (default: the
+	// caller's account name) and the address the sign-in comes from (an
+	// IP address; default none). A push is sent only when the
+	// verification asks for it (kinds or factor_id names it) or when the
+	// user has nothing else to verify with.
+	Application string `json:"application,omitempty"`
+	Address     string `json:"address,omitempty"`
 }
 
 // Verification is the answer to POST /v1/verify/begin: what to ask the
@@ -494,6 +520,11 @@ type VerificationFactor struct {
 	Label    string          `json:"label,omitempty"`
 	Inputs   []string        `json:"inputs,omitempty"`
 	Prompt   json.RawMessage `json:"prompt,omitempty"`
+	// OutOfBand is true for a factor answered on the user's device (a
+	// push, already sent): finish with no response waits for the answer
+	// until Deadline.
+	OutOfBand bool       `json:"out_of_band,omitempty"`
+	Deadline  *time.Time `json:"deadline,omitempty"`
 }
 
 // FinishVerify is the body of POST /v1/verify/finish.
@@ -501,6 +532,11 @@ type FinishVerify struct {
 	ID       string          `json:"id"`
 	FactorID string          `json:"factor_id"`
 	Response json.RawMessage `json:"response"`
+	// Wait is how long finishing an out-of-band factor (a push) waits
+	// for the device's answer, as a duration ("20s"; "0s" asks once and
+	// answers at once); empty waits until the answer or the deadline.
+	// A verification still waiting is answered with Pending.
+	Wait string `json:"wait,omitempty"`
 }
 
 // CheckVerify is the body of POST /v1/verify: a response that needs no
@@ -520,6 +556,9 @@ type VerifyResult struct {
 	UserID   string `json:"user_id"`
 	FactorID string `json:"factor_id,omitempty"`
 	Kind     string `json:"kind,omitempty"`
+	// Pending is true while a push waits for its answer (OK is false
+	// until then): finish again to keep waiting.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // MFAStatus is the answer to GET /v1/users/{user}/mfa-status.

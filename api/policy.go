@@ -104,6 +104,22 @@ type PolicyDryRun struct {
 	// MaxListedUsers of them; Truncated says there are more.
 	ChangedUsers []PolicyUserChange `json:"changed_users"`
 	Truncated    bool               `json:"truncated,omitempty"`
+	// AdminsSignIn counts the administrators who could sign in with a
+	// security key before and after; Warnings say in words what would go
+	// wrong (no administrator left who can sign in).
+	AdminsSignIn AdminsSignIn `json:"admins_sign_in"`
+	Warnings     []string     `json:"warnings,omitempty"`
+}
+
+// AdminsSignIn counts administrators who could sign in with a security
+// key of a kind the policy accepts for them: under the current document
+// (Before), under the new one at once (After), and under the new one once
+// every rule's grace has run out (AfterGrace).
+type AdminsSignIn struct {
+	Admins     int `json:"admins"`
+	Before     int `json:"before"`
+	After      int `json:"after"`
+	AfterGrace int `json:"after_grace"`
 }
 
 // MaxListedUsers caps the user lists in dry runs and reports.
@@ -193,6 +209,25 @@ type ComplianceReport struct {
 	// never expire: each should name one (keyfleet report privileged
 	// lists them).
 	ServiceTokensWithoutExpiry int `json:"service_tokens_without_expiry"`
+	// IgnoredPushes lists active push factors whose last pushes in a row
+	// went unanswered (at least IgnoredPushesThreshold): a companion that
+	// no longer receives, or a user who ignores prompts (perhaps ones
+	// they did not start). At most MaxListedUsers.
+	IgnoredPushes []IgnoredPushes `json:"ignored_pushes"`
+}
+
+// IgnoredPushesThreshold is how many unanswered pushes in a row put a
+// factor in the compliance report.
+const IgnoredPushesThreshold = 3
+
+// IgnoredPushes is one push factor in the compliance report.
+type IgnoredPushes struct {
+	UserID           string     `json:"user_id"`
+	Username         string     `json:"username"`
+	FactorID         string     `json:"factor_id"`
+	Label            string     `json:"label,omitempty"`
+	Unanswered       int        `json:"unanswered"`
+	LastUnansweredAt *time.Time `json:"last_unanswered_at,omitempty"`
 }
 
 // RecoveryCodeCounts counts users by how many unused recovery codes they

@@ -77,8 +77,9 @@ func newDSN(b testing.TB, backend string) string {
 // nodes are one or more keyfleetd serving the same store (PostgreSQL
 // only for more than one), each in this process on its own port.
 type nodes struct {
-	urls []string
-	hc   *http.Client
+	urls    []string
+	servers []*daemon.Server
+	hc      *http.Client
 }
 
 // url spreads calls over the keyfleetd round robin.
@@ -89,12 +90,12 @@ func serveNodes(b testing.TB, dir string, cfg daemon.Config, o daemon.Options, c
 	b.Helper()
 	n := &nodes{}
 	for range count {
-		url, hc, stop, err := serve(dir, cfg, o)
+		srv, url, hc, stop, err := serveServer(dir, cfg, o)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(stop)
-		n.urls, n.hc = append(n.urls, url), hc
+		n.urls, n.servers, n.hc = append(n.urls, url), append(n.servers, srv), hc
 	}
 	return n
 }

@@ -14,7 +14,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/keyfleet/keyfleet/daemon/directory"
 	"github.com/keyfleet/keyfleet/daemon/events"
+	"github.com/keyfleet/keyfleet/daemon/push"
+	"github.com/keyfleet/keyfleet/daemon/radius"
 	"github.com/keyfleet/keyfleet/plugins/host"
 )
 
@@ -123,7 +126,13 @@ type Config struct {
 	// Plugins are the factor plugins to load, each pinned by SHA-256
 	// (docs/plugins.md). The zero value loads none.
 	Plugins host.Config `yaml:"plugins"`
-	Store   struct {
+	// Push tunes the push factor's delivery: rate limits, the
+	// companions' channels and relays (docs/push.md).
+	Push push.Config `yaml:"push"`
+	// Directory brings users in from LDAP / Active Directory and serves
+	// SCIM 2.0 (docs/directory.md). The zero value does neither.
+	Directory directory.Config `yaml:"directory"`
+	Store     struct {
 		// Backend is badger (default: the store in DATA/store) or
 		// postgres (several keyfleetd on one database; backend.go).
 		Backend      string         `yaml:"backend"`
@@ -137,6 +146,12 @@ type Config struct {
 	} `yaml:"store"`
 	// Audit configures the signed audit checkpoints (faults.go).
 	Audit AuditConfig `yaml:"audit"`
+	// Radius is the RADIUS listener for VPNs and Wi-Fi (docs/radius.md);
+	// off unless enabled.
+	Radius radius.Config `yaml:"radius"`
+	// FirstLogin lets the login surfaces (RADIUS, PAM) answer a user who
+	// must enrol and has no factor with an access pass (docs/radius.md).
+	FirstLogin FirstLoginConfig `yaml:"first_login"`
 }
 
 // Duration is a time.Duration written as "15m" in YAML and the environment.
@@ -233,6 +248,7 @@ func (c *Config) Defaults() {
 	if c.Verify.MaxFailures == 0 {
 		c.Verify.MaxFailures = 5
 	}
+	c.Push.Defaults()
 	if c.Web.Origin == "" {
 		if _, port, err := net.SplitHostPort(c.Listen); err == nil {
 			c.Web.Origin = "https://localhost:" + port
@@ -258,6 +274,8 @@ func (c *Config) Defaults() {
 	}
 	c.Store.StoreSpace.defaults()
 	c.Audit.defaults(c.DataDir)
+	c.Directory.Defaults()
+	c.loginDefaults()
 }
 
 // Validate reports every problem with c, each saying what to change.
@@ -303,6 +321,12 @@ func (c *Config) Validate() error {
 	if err := c.Plugins.Validate(); err != nil {
 		errs = append(errs, err) // each says plugins: …
 	}
+	if err := c.Push.Validate(); err != nil {
+		errs = append(errs, err) // each says push.…
+	}
+	if err := c.Directory.Validate(); err != nil {
+		bad("directory: %v", err)
+	}
 	if n := c.Verify.MaxFailures; n < 1 || n > 100 {
 		bad("verify.max_failures: %d must be between 1 and 100", n)
 	}
@@ -326,6 +350,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateBackend()...)
 	errs = append(errs, c.Store.StoreSpace.validate()...)
 	errs = append(errs, c.Audit.validate(c.DataDir)...)
+	errs = append(errs, c.validateLogin()...)
 	return errors.Join(errs...)
 }
 

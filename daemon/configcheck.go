@@ -127,7 +127,7 @@ func unjoin(err error) []error {
 	return out
 }
 
-var indexed = regexp.MustCompile(`\b(sinks|plugins)\[(\d+)\]`)
+var indexed = regexp.MustCompile(`\b(sinks|plugins|gateways)\[(\d+)\]`)
 
 // locate gives each error the line of the setting it names, and sorts
 // them by line.
@@ -144,7 +144,7 @@ func locate(path string, lines map[string]int, found []error) error {
 			line = lines[key+"."+word] // "plugins: dir … must be absolute"
 		}
 		if m := indexed.FindStringSubmatch(msg); m != nil {
-			section := map[string]string{"sinks": "events", "plugins": "plugins"}[m[1]]
+			section := map[string]string{"sinks": "events", "plugins": "plugins", "gateways": "push"}[m[1]]
 			line = cmpOrInt(lines[section+"."+m[0]], line)
 		}
 		out = append(out, ConfigError{File: path, Line: line, Msg: msg})
@@ -216,6 +216,14 @@ func (w *walker) node(n *yaml.Node, t reflect.Type, key string) {
 		w.scalar(n, t, key)
 	case t.Kind() == reflect.Struct:
 		w.mapping(n, t, key)
+	case t.Kind() == reflect.Map: // names chosen by the operator (directory group maps)
+		if n.Kind != yaml.MappingNode {
+			w.bad(n, key, "want a section of name: value lines, or {} for none")
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			w.node(n.Content[i+1], t.Elem(), joinKey(key, n.Content[i].Value))
+		}
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			w.bad(n, key, "want a list, like [a, b] or one \"- item\" per line")

@@ -89,6 +89,8 @@ func TestCheckConfigPassesTheDefaultFileAndAFullOne(t *testing.T) {
 	full = strings.Replace(full, "  sinks: []             # none.", "  sinks:                # the examples:", 1)
 	full = regexp.MustCompile(`(?m)^  # (- |  )`).ReplaceAllString(full, "  $1")
 	full = strings.Replace(full, "  plugins: []           # none.", "  plugins:              #", 1)
+	full = strings.Replace(full, "  gateways: []          # relays", "  gateways:             # relays", 1)
+	full = strings.Replace(full, "  clients: []           # none:", "  clients:              #", 1)
 	full = strings.Replace(full, `  dir: ""               # absolute`, `  dir: /usr/lib/keyfleet/plugins # absolute`, 1)
 	os.WriteFile(path, []byte(full), 0o600)
 	if err := CheckConfigFile(path, ""); err != nil {

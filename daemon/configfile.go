@@ -124,6 +124,40 @@ verify:
 breakglass:
   max_session: 4h       # the longest a break-glass session may last (1m to 24h)
 
+# The RADIUS listener for VPN gateways, Wi-Fi and a FreeRADIUS in front
+# (docs/radius.md). Off unless enabled.
+radius:
+  enabled: false        # true serves RADIUS on listen
+  listen: 127.0.0.1:1812  # UDP address
+  first_factor: none    # none: User-Password is the code alone; ldap: the directory password, then the code
+  code_length: 6        # trailing digits of password+code that are the code (4 to 10)
+  separator: ""         # split password+code at the last occurrence of this instead; empty: by code_length
+  kinds: []             # factor kinds a code may answer for; empty: every kind answered with a code
+  challenge_ttl: 2m     # how long an Access-Challenge may be answered (10s to 10m)
+  max_in_flight: 512    # requests worked on at once; more are dropped and the NAS retries
+  rate_limit:
+    per_client: 1000    # requests a second from one NAS; beyond it they are dropped
+    client_burst: 2000  # and the burst allowed above it
+    per_user: 0.2       # sign-ins a second for one user name; beyond it a reject says to wait
+    user_burst: 6       # and the burst allowed above it
+  ldap:                 # first_factor ldap: bind as the user to check the password
+    url: ""             # ldaps://dir.example.org, or ldap:// with start_tls
+    bind_dn: ""         # with {user}: uid={user},ou=people,dc=example,dc=org, or {user}@example.org
+    start_tls: false    # upgrade an ldap:// connection before binding
+    ca_file: ""         # PEM roots of the directory; empty: the system's
+    timeout: 5s         # connecting and binding (100ms to 1m)
+  clients: []           # none: every NAS must be listed. For example:
+  # - name: vpn-gw1           # in logs, metrics and audit records
+  #   networks: [10.0.0.5]    # addresses or CIDR prefixes it sends from; no two clients overlap
+  #   secret_file: /etc/keyfleet/radius-vpn.secret   # the shared secret: one line, at least 16 characters, not world-readable
+
+# First-login passes (docs/radius.md, docs/pam.md): a user who must enrol and
+# has no factor is answered at the RADIUS listener (first_factor ldap) or by
+# the PAM module (first_login) with an access pass for /welcome.
+first_login:
+  enabled: false        # true issues them; only where a first factor was checked first
+  pass_ttl: 1h          # how long a pass lasts (10m to 8h)
+
 # Streaming the audit log to other systems (docs/events.md).
 events:
   poll_interval: 1s     # how often sinks look for new events when not woken
@@ -177,6 +211,66 @@ plugins:
   # - name: keyfleet-plugin-totp
   #   sha256: 0000000000000000000000000000000000000000000000000000000000000000   # sha256sum of the binary
   #   timeout: 5s         # each call; at most 5m
+
+# Push approvals (the push factor, keyfleet-plugin-push; docs/push.md).
+push:
+  max_per_user: 5       # pushes one user may get in a period; more are refused (429)
+  period: 10m           # the window of max_per_user
+  keep_alive: 20s       # a comment line on idle companion streams this often
+  clock_skew: 2m        # how far a companion's clock may be off in its signed requests
+  streams_per_device: 4 # open streams per companion; a new one beyond ends the oldest
+  max_pending: 100000   # pushes waiting at once
+  gateways: []          # relays that also get a notice of each push. For example:
+  # - name: phones
+  #   type: ntfy          # ntfy or webhook
+  #   url: https://ntfy.example.org   # ntfy: the server; webhook: the URL notices are POSTed to
+  #   topic_prefix: keyfleet-         # ntfy: a topic is this and the push factor's id
+  #   token_file: /etc/keyfleet/ntfy.token   # ntfy: an access token (or token: …)
+  #   token: ""
+  #   click: https://keyfleet.example.org/push/   # ntfy: what the notification opens
+  #   secret_file: /etc/keyfleet/push-hook.secret   # webhook: HMAC-SHA256 key, at least 16 bytes
+  #   secret: ""          # webhook: the key itself; prefer secret_file
+  #   timeout: 5s
+  #   allow_http: false   # plain http:// (loopback tests only)
+
+# Users from LDAP / Active Directory, and SCIM 2.0 for identity providers
+# (docs/directory.md). Settings left empty take the flavour's default.
+directory:
+  ldap:
+    url: ""                  # ldaps://host:636, or ldap://host:389 with start_tls; empty: no LDAP sync
+    name: ldap               # the source's name in users' links and the audit trail
+    flavor: openldap         # openldap or ad: the defaults of the empty settings below
+    start_tls: false         # StartTLS on an ldap:// URL
+    ca_file: ""              # PEM roots the directory's certificate must chain to; empty: the system's
+    server_name: ""          # the name its certificate must carry; empty: the URL's host
+    allow_plaintext: false   # ldap:// without StartTLS sends the bind password in the clear: loopback only
+    bind_dn: ""              # the read-only account keyfleet binds as; empty binds anonymously
+    bind_password_file: ""   # a file (0600) whose first line is that account's password
+    user_base: ""            # the DN the users are under
+    user_filter: ""          # empty: (objectClass=inetOrgPerson); ad: (&(objectCategory=person)(objectClass=user))
+    group_base: ""           # empty: user_base
+    group_filter: ""         # empty: groupOfNames or groupOfUniqueNames; ad: (objectClass=group)
+    attributes:
+      id: ""                 # the stable id; empty: entryUUID (ad: objectGUID)
+      username: ""           # empty: uid (ad: sAMAccountName), lower-cased
+      display_name: ""       # empty: cn (ad: displayName)
+      email: ""              # empty: mail
+      disabled: ""           # empty: none (ad: userAccountControl's disabled bit)
+      member: ""             # a group's member attribute; empty: member
+    groups: {}               # directory group DN: keyfleet group
+    roles: {}                # directory group DN: keyfleet role (granted when a second person approves)
+    nested: auto             # groups in groups: auto, in_chain (AD), resolve or off
+    page_size: 500           # RFC 2696 paged search, entries a page
+    interval: 15m            # how often keyfleetd syncs what changed
+    full_interval: 6h        # how often it reads everything (finding the users who left)
+    timeout: 30s             # each LDAP request
+    max_disable_percent: 10  # a sync that would disable more than this share of the users stops…
+    min_disable: 10          # …when that is also more than this many (keyfleet directory sync --force)
+  scim:
+    enabled: false           # serve SCIM 2.0 under /scim/v2 (a service account's token with only the scim role)
+    groups: {}               # a SCIM group's displayName: {group: G, role: R}
+    auto_groups: false       # an unmapped group gives its members the keyfleet group named like it
+    max_results: 200         # a list page's limit
 
 # The store: Badger in DATA/store (default), or PostgreSQL for several
 # keyfleetd on one database (docs/operations.md, "Choosing a backend").

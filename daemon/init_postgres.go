@@ -2,10 +2,10 @@ package daemon
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/daemon/store/postgres"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
 	"github.com/keyfleet/keyfleet/internal/version"
 )
@@ -47,6 +48,7 @@ type auditCounters struct {
 	verifications *prometheus.CounterVec
 	enrolments    *prometheus.CounterVec
 	lockouts      *prometheus.CounterVec
+	pushReported  prometheus.Counter
 }
 
 func newAuditCounters(reg prometheus.Registerer) *auditCounters {
@@ -59,8 +61,10 @@ func newAuditCounters(reg prometheus.Registerer) *auditCounters {
 			Help: "Enrolments finished, by kind and outcome (ok, refused: the key's attestation or the policy)."}, []string{"kind", "outcome"}),
 		lockouts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keyfleet", Name: "lockouts_total",
 			Help: "Lockouts after repeated failures, by what was locked (user, factor, recovery)."}, []string{"what"}),
+		pushReported: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "push", Name: "reported_total",
+			Help: "Pushes their user reported as not theirs (\"this wasn't me\"): each locked the user's pushes."}),
 	}
-	reg.MustRegister(c.events, c.verifications, c.enrolments, c.lockouts)
+	reg.MustRegister(c.events, c.verifications, c.enrolments, c.lockouts, c.pushReported)
 	return c
 }
 
@@ -83,6 +87,8 @@ func (c *auditCounters) count(evs []*audit.Event) {
 			c.lockouts.WithLabelValues("factor").Inc()
 		case "recovery.locked":
 			c.lockouts.WithLabelValues("recovery").Inc()
+		case core.ActionPushReported:
+			c.pushReported.Inc()
 		}
 	}
 }

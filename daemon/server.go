@@ -30,10 +30,13 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/clientaddr"
 	"github.com/keyfleet/keyfleet/daemon/cluster"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/directory"
 	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
 	fido2kind "github.com/keyfleet/keyfleet/daemon/kinds/fido2"
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
+	"github.com/keyfleet/keyfleet/daemon/push"
+	"github.com/keyfleet/keyfleet/daemon/radius"
 	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
@@ -43,6 +46,9 @@ import (
 	"github.com/keyfleet/keyfleet/plugins/host"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
+
+// The push hub serves the companions' routes of the API.
+var _ httpapi.PushAPI = (*push.Hub)(nil)
 
 var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
 
@@ -66,6 +72,7 @@ type Server struct {
 	pg      *postgres.Store // set when store.backend is postgres
 	elector *cluster.Elector
 	plugins *host.Host
+	push    *push.Hub
 	svc     *core.Service
 	events  *events.Manager
 	api     *httpapi.Handler
@@ -87,6 +94,12 @@ type Server struct {
 	roots    atomic.Pointer[httpapi.AttestRoots]
 	cert     atomic.Pointer[tls.Certificate]
 	reloadMu sync.Mutex
+	// dir is the directory sync and SCIM service provider (directory.go).
+	dir *directory.Directory
+	// radius is the RADIUS listener, nil when it is off; radiusAddr is
+	// where it listens once serving.
+	radius     *radius.Server
+	radiusAddr atomic.Value
 }
 
 // NewLogger makes the daemon's slog logger from the log settings.
@@ -162,7 +175,11 @@ func (s *Server) open(o Options) error {
 		s.Close()
 		return err
 	}
-	s.svc, err = core.New(core.Config{
+	if s.push, err = push.New(s.cfg.Push, push.Options{Logger: s.log.With("component", "push"), Registerer: s.reg, Now: o.Now}); err != nil {
+		s.Close()
+		return err
+	}
+	s.svc, err = core.New(core.Config{OutOfBand: s.push,
 		Store: s.store, Sealer: sl, Kinds: append(builtin, kinds...), Logger: s.log,
 		ApprovalTTL: s.cfg.ApprovalTTL.Duration, EnrolmentTTL: s.cfg.EnrolmentTTL.Duration,
 		BreakGlassMax: s.cfg.BreakGlass.MaxSession.Duration, Now: o.Now,
@@ -179,6 +196,7 @@ func (s *Server) open(o Options) error {
 		return err
 	}
 	pev.attach(s.svc)
+	s.push.Attach(s.svc)
 	return nil
 }
 
@@ -260,6 +278,9 @@ func (s *Server) build(o Options) error {
 	if err != nil {
 		return err
 	}
+	if err := s.buildDirectory(); err != nil {
+		return err
+	}
 	// One limiter for the API's tokenless routes and the pages' first
 	// sign-in, so switching between them gains a guesser nothing; with
 	// PostgreSQL, for every keyfleetd on the database.
@@ -271,16 +292,21 @@ func (s *Server) build(o Options) error {
 		Service: s.svc, Logger: s.log, Registry: reg, MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Ready: s.store.Ready, Checkpoints: s,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Events:  s.events, AttestRootsFunc: s.attestRoots, Build: ptr(version.Get()), Limiter: limiter,
+		Events:  s.events, AttestRootsFunc: s.attestRoots, Build: ptr(version.Get()), Limiter: limiter, Directory: s.dir,
+		FirstLogin: s.firstLogin(), Push: s.push,
 	})
 	if err != nil {
 		return err
 	}
 	s.api = h
+	if err := s.buildRadius(reg); err != nil {
+		return err
+	}
 	handler, err := s.withPages(h, limiter)
 	if err != nil {
 		return err
 	}
+	handler = s.withSCIM(handler)
 	cert, err := loadCertificate(s.cfg)
 	if err != nil {
 		return err
@@ -337,7 +363,8 @@ func (s *Server) withPages(apiHandler http.Handler, limiter *ratelimit.Limiter) 
 		return apiHandler, nil
 	}
 	pages, err := web.New(web.Config{Service: s.svc, Logger: s.log.With("component", "web"), Origin: s.cfg.Web.Origin,
-		RPID: s.cfg.FIDO2.RPID, Secure: !s.cfg.Web.Insecure, Events: s.events, Sessions: s.webSessions(), Limiter: limiter})
+		RPID: s.cfg.FIDO2.RPID, Secure: !s.cfg.Web.Insecure, Events: s.events, Sessions: s.webSessions(), Limiter: limiter,
+		Directory: s.dir})
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
@@ -385,6 +412,10 @@ func (s *Server) Service() *core.Service { return s.svc }
 // Handler is the API handler.
 func (s *Server) Handler() *httpapi.Handler { return s.api }
 
+// ConnectedCompanions is how many push companions have a stream open to
+// this keyfleetd (keyfleet_push_connected_devices).
+func (s *Server) ConnectedCompanions() float64 { return s.push.Connected() }
+
 // Events is the event sinks' manager (for tests and tools in this process).
 func (s *Server) Events() *events.Manager { return s.events }
 
@@ -401,12 +432,19 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 
 // Serve is Run on an existing listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr string)) error {
+	stopRadius, err := s.startRadius()
+	if err != nil {
+		ln.Close()
+		s.Close()
+		return err
+	}
 	chainCtx, stopChain := context.WithCancel(context.Background())
 	chainDone := make(chan struct{})
 	go func() { defer close(chainDone); s.checkChain(chainCtx) }()
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); s.lead(chainCtx, s.leaderWork) }()
 	stopCheckpoints := s.runCheckpoints()
+	stopDirectory := s.runDirectory()
 	eventsCtx, stopEvents := context.WithCancel(context.Background())
 	eventsDone := make(chan struct{})
 	go func() {
@@ -426,9 +464,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
+	stopRadius() // its answers in flight commit before the store closes
 	stopChain()
 	<-chainDone
 	<-sweepDone
+	stopDirectory()
 	stopCheckpoints() // its last checkpoint, before the store closes
 	// The sinks stop first: their live streams end, so the HTTP shutdown
 	// does not wait on them.
@@ -479,6 +519,7 @@ func (s *Server) refreshCompliance(ctx context.Context) {
 // ShutdownTimeout), then closes the store so Badger flushes cleanly.
 func (s *Server) shutdown() error {
 	s.log.Info("keyfleetd shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+	s.push.Close() // companions' streams and waiting finishes end: pending pushes are lost, and say so
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Duration)
 	defer cancel()
 	err := s.http.Shutdown(ctx)
@@ -496,6 +537,9 @@ func (s *Server) shutdown() error {
 // they end; call it for a server that never ran).
 func (s *Server) Close() error {
 	var err error
+	if s.push != nil {
+		s.push.Close()
+	}
 	if s.plugins != nil {
 		err = s.plugins.Close()
 	}

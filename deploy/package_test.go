@@ -159,6 +159,7 @@ func checkInstalled(t *testing.T) {
 		{"/usr/bin/keyfleetd", 0o755, "0", "0"},
 		{"/usr/bin/keyfleet-agent", 0o755, "0", "0"},
 		{"/usr/lib/keyfleet/plugins/keyfleet-plugin-totp", 0o755, "0", "0"},
+		{"/usr/lib/keyfleet/plugins/keyfleet-plugin-push", 0o755, "0", "0"},
 		{"/usr/share/man/man1/keyfleetd-serve.1.gz", 0o644, "0", "0"},
 		{"/usr/share/man/man1/keyfleet-agent-provision.1.gz", 0o644, "0", "0"},
 		{"/usr/share/bash-completion/completions/keyfleet", 0o644, "0", "0"},

@@ -111,6 +111,10 @@ func TestBreakGlassFromShareFilesActsWithoutASecondApproverOnce(t *testing.T) {
 		t.Fatal("two shares of three opened a session")
 	}
 	bg.must("breakglass", "use", "--server", d.url, "--ca", ca, "--share", shares[0], "--share", shares[2], "--share", shares[4], "--reason", "all admins locked out", "--duration", "10m")
+	// whoami works in the session: it names the session, not a user record.
+	if who := bg.must("whoami"); !strings.Contains(who, "User:   break-glass") || !strings.Contains(who, "Auth:   breakglass") {
+		t.Fatalf("whoami in a break-glass session:\n%s", who)
+	}
 	var a api.Approval
 	json.Unmarshal([]byte(bg.must("factors", "revoke", f.ID, "--reason", "emergency", "-o", "json")), &a)
 	var got api.Factor

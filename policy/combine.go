@@ -18,7 +18,8 @@ import (
 //     verification_kinds: the intersection of the rules
 //     that set them (a rule that leaves one out does not restrict it)
 //   - aaguids.deny, block_advisories: the union
-//   - attestation_required, fips_required: true if any rule says true
+//   - attestation_required, fips_required, push.number_matching: true if
+//     any rule says true
 //   - min_firmware: per model line, the highest version
 //   - max_inactivity: the shortest of the rules that set one
 //   - enroll_within: the shortest, for display only: each rule keeps its
@@ -45,6 +46,7 @@ func combine(rules []*Rule) (req Requirements, conflicts []string) {
 		req.BlockAdvisories = union(req.BlockAdvisories, q.BlockAdvisories)
 		req.AttestationRequired = req.AttestationRequired || q.AttestationRequired
 		req.FIPSRequired = req.FIPSRequired || q.FIPSRequired
+		req.PushNumberMatching = req.PushNumberMatching || q.PushNumberMatching
 		req.MaxInactivity = minPositive(req.MaxInactivity, q.MaxInactivity)
 		req.EnrollWithin = min(req.EnrollWithin, q.EnrollWithin)
 	}

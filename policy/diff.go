@@ -41,6 +41,7 @@ func Diff(old, new *Document) []Change {
 	var c changes
 	oldP, newP := old.privilegedRule().Require.EnrollWithin, new.privilegedRule().Require.EnrollWithin
 	c.window("", "privileged_enroll_within", oldP, newP, false)
+	c.selfService(old.SelfService, new.SelfService)
 	for _, nr := range new.Rules {
 		i := slices.IndexFunc(old.Rules, func(r Rule) bool { return r.Name == nr.Name })
 		if i < 0 {
@@ -106,6 +107,7 @@ func (c *changes) require(rule string, o, n *Requirements) {
 	c.allow(rule, "require.totp.digits", o.TOTPDigits, n.TOTPDigits)
 	c.allow(rule, "require.totp.periods", o.TOTPPeriods, n.TOTPPeriods)
 	c.flag(rule, "require.fips_required", o.FIPSRequired, n.FIPSRequired)
+	c.flag(rule, "require.push.number_matching", o.PushNumberMatching, n.PushNumberMatching)
 	c.window(rule, "require.enroll_within", o.EnrollWithin, n.EnrollWithin, false)
 	c.window(rule, "require.max_inactivity", o.MaxInactivity, n.MaxInactivity, true)
 	c.allow(rule, "require.verification_kinds", o.VerificationKinds, n.VerificationKinds)

@@ -39,7 +39,10 @@ type Document struct {
 	// PrivilegedEnrollWithin is the deadline of the built-in privileged
 	// rule (default DefaultPrivilegedEnrollWithin).
 	PrivilegedEnrollWithin time.Duration
-	Rules                  []Rule
+	// SelfService holds how people without a security key reach their
+	// own pages (selfservice.go).
+	SelfService SelfService
+	Rules       []Rule
 }
 
 // Rule applies requirements to the users it matches.
@@ -81,6 +84,10 @@ type Requirements struct {
 	TOTPDigits     []string
 	TOTPPeriods    []string
 	FIPSRequired   bool
+	// PushNumberMatching requires push factors to use number matching
+	// (the user picks the number the sign-in shows from three on the
+	// device), not a bare approve button.
+	PushNumberMatching bool
 	// EnrollWithin is how long after the rule first applies the user has
 	// to comply; zero means at once.
 	EnrollWithin time.Duration

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 // CheckEnrolment decides whether the policy accepts a new factor for the
@@ -52,6 +53,27 @@ func CheckVerification(doc *Document, u User, kind string) error {
 	}
 	return &RequirementError{UserID: u.ID, Kind: kind, Reasons: []Reason{{Code: CodeKindNotAcceptable,
 		Message: fmt.Sprintf("%s may not sign in with a %s factor; the policy accepts only %s", who(u), kind, orNothing(ok))}}}
+}
+
+// CheckVerificationOf is CheckVerificationAt for one factor: its kind
+// (grace honoured), and what the policy asks of how a factor of that kind
+// verifies (push factors must match numbers when push.number_matching is
+// set, from the start: it is how a kind verifies, not which kinds). It
+// returns nil or a [*RequirementError].
+func CheckVerificationOf(doc *Document, u User, f Factor, firstApplied map[string]time.Time, now time.Time) error {
+	if err := CheckVerificationAt(doc, u, f.Kind, firstApplied, now); err != nil || doc == nil || f.Kind != "push" {
+		return err
+	}
+	rules := doc.matching(u)
+	if len(rules) == 0 {
+		return nil
+	}
+	req, _ := combine(rules)
+	if !req.PushNumberMatching || f.Params["number_matching"] == "true" {
+		return nil
+	}
+	return &RequirementError{UserID: u.ID, Kind: f.Kind, Reasons: []Reason{{Code: CodeNumberMatching, FactorID: f.ID,
+		Message: fmt.Sprintf("%s may not sign in with push factor %s: it approves without number matching, which the policy requires; enrol the companion again", who(u), f.ID)}}}
 }
 
 // CanRemove is the built-in invariant the daemon checks before it revokes
@@ -129,6 +151,10 @@ func enrolOptionLists(req *Requirements, kind string) []enrolOption {
 	case "totp":
 		return []enrolOption{{"algorithm", req.TOTPAlgorithms, totpAlgorithmPreference},
 			{"digits", req.TOTPDigits, totpDigitsPreference}, {"period", req.TOTPPeriods, totpPeriodPreference}}
+	case "push":
+		if req.PushNumberMatching {
+			return []enrolOption{{"number_matching", []string{"true"}, []string{"true"}}}
+		}
 	}
 	return nil
 }
@@ -175,8 +201,11 @@ func CheckEnrolOptions(doc *Document, u User, kind string, opts map[string]strin
 		}
 		if asked && o.accepted != nil && !slices.Contains(o.accepted, v) {
 			code := CodeTOTPParameters
-			if kind == "piv" {
+			switch kind {
+			case "piv":
 				code = map[string]string{"pin_policy": CodePINPolicy, "touch_policy": CodeTouchPolicy}[o.key]
+			case "push":
+				code = CodeNumberMatching
 			}
 			reasons = append(reasons, Reason{Code: code, Message: fmt.Sprintf("%s %s %q is not one the policy accepts for %s (%s)",
 				kind, o.key, v, who(u), orNothing(o.accepted))})

@@ -32,7 +32,8 @@ func Evaluate(doc *Document, u User, factors []Factor, firstApplied map[string]t
 			Message: "no rule of the policy applies to " + who(u) + "; MFA is not required"})
 		return d
 	}
-	d.AcceptableKinds = acceptableKinds(&e.req)
+	kinds, later, from := VerificationKinds(e.doc, u, firstApplied, now)
+	d.AcceptableKinds = kinds
 	d.Reasons = append(d.Reasons, e.conflictReasons()...)
 	if x, ok := activeExemption(u, exemptions, now); ok {
 		d.ExemptUntil = x.Until
@@ -42,9 +43,12 @@ func Evaluate(doc *Document, u User, factors []Factor, firstApplied map[string]t
 	}
 	if e.met(&d) {
 		d.NextSteps = e.factorSteps(&d)
-		return d
+	} else {
+		e.decideShortfall(&d)
 	}
-	e.decideShortfall(&d)
+	if step := narrowingStep(kinds, later, from); step != "" && !holdsKind(factors, later) {
+		d.NextSteps = append(d.NextSteps, step)
+	}
 	return d
 }
 

@@ -39,6 +39,7 @@ rules:
 	// - totp factor f1 is not of a kind the policy allows (only fido2 or piv)
 	// > Enrol 2 more factors by 2026-06-15; acceptable: fido2 or piv.
 	// > Replace factor f1 with one the policy accepts.
+	// > Until 2026-06-15 you may sign in with any factor; from then on only with fido2 or piv: enrol one before.
 	// persist: 1 rule(s) newly applied
 }
 

@@ -108,6 +108,9 @@ func (fc *facts) check(req *Requirements, quick bool) []Reason {
 	if f.Kind == "totp" {
 		fc.checkTOTP(req, add)
 	}
+	if f.Kind == "push" && req.PushNumberMatching && f.Params["number_matching"] != "true" {
+		add(CodeNumberMatching, "%s approves pushes without number matching; the policy requires it: enrol the companion again", fc.name())
+	}
 	fc.checkFirmware(req, add)
 	fc.checkAdvisories(req, add)
 	return c.out

@@ -21,6 +21,7 @@ func (d *decoder) document(n *yaml.Node) *Document {
 		{"privileged_enroll_within", func(v *yaml.Node, p string) {
 			doc.PrivilegedEnrollWithin = d.privilegedWithin(v, p)
 		}},
+		{"self_service", func(v *yaml.Node, p string) { doc.SelfService = d.selfService(v, p) }},
 		{"rules", func(v *yaml.Node, p string) { rulesNode = v; doc.Rules = d.rules(v, p) }},
 	})
 	if seen == nil {
@@ -34,6 +35,14 @@ func (d *decoder) document(n *yaml.Node) *Document {
 	}
 	d.uniqueNames(rulesNode, doc.Rules)
 	return doc
+}
+
+func (d *decoder) selfService(n *yaml.Node, path string) SelfService {
+	var s SelfService
+	d.mapping(n, path, []field{
+		{"app_sign_in", func(v *yaml.Node, p string) { s.AppSignIn, _ = d.list(v, p, oneOf(SecondChecks...)) }},
+	})
+	return s
 }
 
 func (d *decoder) version(n *yaml.Node, path string) int {
@@ -155,6 +164,9 @@ func (d *decoder) require(n *yaml.Node, path string, r *Requirements) {
 		{"block_advisories", func(v *yaml.Node, p string) { r.BlockAdvisories, _ = d.list(v, p, validAdvisory) }},
 		{"piv", func(v *yaml.Node, p string) { d.piv(v, p, r) }},
 		{"totp", func(v *yaml.Node, p string) { d.totp(v, p, r) }},
+		{"push", func(v *yaml.Node, p string) {
+			d.mapping(v, p, []field{{"number_matching", func(v *yaml.Node, p string) { r.PushNumberMatching, _ = d.boolean(v, p) }}})
+		}},
 		{"fips_required", func(v *yaml.Node, p string) { r.FIPSRequired, _ = d.boolean(v, p) }},
 		{"enroll_within", func(v *yaml.Node, p string) { r.EnrollWithin, _ = d.duration(v, p) }},
 		{"max_inactivity", func(v *yaml.Node, p string) { r.MaxInactivity = d.inactivity(v, p) }},

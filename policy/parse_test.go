@@ -95,7 +95,7 @@ func TestBadDocumentsAreRefusedWithLineAndField(t *testing.T) {
 		{"a future version is refused", "version: 2\nrules: []\n", "policy.yaml:1: version: version 2 is not supported; this package reads version 1"},
 		{"a version written as text is refused", "version: one\nrules: []\n", `policy.yaml:1: version: must be a whole number, got "one"`},
 		{"missing rules are refused", "version: 1\n", "policy.yaml:1: rules: is required (an empty list is allowed)"},
-		{"an unknown top-level field is refused", "version: 1\nrule: []\n", "policy.yaml:2: rule: unknown field; known fields are version, description, privileged_enroll_within, rules"},
+		{"an unknown top-level field is refused", "version: 1\nrule: []\n", "policy.yaml:2: rule: unknown field; known fields are version, description, privileged_enroll_within, self_service, rules"},
 		{"a repeated field is refused", "version: 1\nversion: 1\nrules: []\n", "policy.yaml:2: version: appears twice"},
 		{"invalid YAML is refused with its line", "version: 1\nrules: [\n", "policy.yaml:2: invalid YAML: did not find expected node content"},
 		{"min_factors of zero is refused", head + "- name: all\n\tmatch: {everyone: true}\n\trequire:\n\t\tmin_factors: 0\n",

@@ -15,9 +15,12 @@ type Subject struct {
 
 // Counts aggregate decisions over a set of users.
 type Counts struct {
-	Users        int `json:"users"`
-	WithFactor   int `json:"with_factor"` // users with at least one active factor
-	Compliant    int `json:"compliant"`   // exempt users included
+	Users int `json:"users"`
+	// WithFactor counts users with at least one active factor the policy
+	// accepts for them (Decision.Counted): a TOTP app where the rules
+	// allow only security keys is not adoption.
+	WithFactor   int `json:"with_factor"`
+	Compliant    int `json:"compliant"` // exempt users included
 	Grace        int `json:"grace"`
 	NonCompliant int `json:"non_compliant"`
 	Exempt       int `json:"exempt"`
@@ -66,19 +69,17 @@ func (t *Tally) Add(u User, factors []Factor, d Decision) {
 	if t.byGroup == nil {
 		t.byGroup, t.byRole, t.kinds = map[string]*Counts{}, map[string]*Counts{}, map[string]int{}
 	}
-	active := 0
 	for _, f := range factors {
 		if f.State == FactorActive {
-			active++
 			t.kinds[f.Kind]++
 		}
 	}
-	t.all.add(d, active)
+	t.all.add(d)
 	for _, g := range uniq(u.Groups) {
-		bucket(t.byGroup, g).add(d, active)
+		bucket(t.byGroup, g).add(d)
 	}
 	for _, r := range uniq(u.Roles) {
-		bucket(t.byRole, r).add(d, active)
+		bucket(t.byRole, r).add(d)
 	}
 	if Privileged(u) && d.CountedHardware < 2 {
 		t.privSh++
@@ -128,9 +129,9 @@ func bucket(m map[string]*Counts, key string) *Counts {
 	return c
 }
 
-func (c *Counts) add(d Decision, active int) {
+func (c *Counts) add(d Decision) {
 	c.Users++
-	if active > 0 {
+	if d.Counted > 0 {
 		c.WithFactor++
 	}
 	switch d.Status {

@@ -21,12 +21,13 @@ func TestReportAggregatesDecisions(t *testing.T) {
 		{User: person("erin", []string{"sales"}, nil), Exemptions: []policy.Exemption{{UserID: "u-erin", Reason: "leave", Until: now.Add(days(3))}}}, // exempt
 	}
 	c := policy.Report(d, subjects, now)
-	want := policy.Counts{Users: 5, WithFactor: 3, Compliant: 2, Grace: 1, NonCompliant: 2, Exempt: 1,
-		Adoption: 0.6, StaleFactors: 1, VulnerableFactors: 1}
+	// Adoption counts factors the policy accepts: dan's stale app is not.
+	want := policy.Counts{Users: 5, WithFactor: 2, Compliant: 2, Grace: 1, NonCompliant: 2, Exempt: 1,
+		Adoption: 0.4, StaleFactors: 1, VulnerableFactors: 1}
 	if c.Counts != want {
 		t.Errorf("counts\n%+v\nwant\n%+v", c.Counts, want)
 	}
-	sales := policy.Counts{Users: 3, WithFactor: 1, Compliant: 1, Grace: 1, NonCompliant: 1, Exempt: 1, Adoption: 1.0 / 3, StaleFactors: 1}
+	sales := policy.Counts{Users: 3, WithFactor: 0, Compliant: 1, Grace: 1, NonCompliant: 1, Exempt: 1, Adoption: 0, StaleFactors: 1}
 	if c.ByGroup["sales"] != sales {
 		t.Errorf("sales\n%+v\nwant\n%+v", c.ByGroup["sales"], sales)
 	}
@@ -35,6 +36,27 @@ func TestReportAggregatesDecisions(t *testing.T) {
 	}
 	if c.PrivilegedShort != 1 || c.KindsInUse["totp"] != 2 || c.KindsInUse["piv"] != 1 {
 		t.Errorf("privileged short %d, kinds %v", c.PrivilegedShort, c.KindsInUse)
+	}
+}
+
+func TestAdoptionCountsOnlyFactorsThePolicyAccepts(t *testing.T) {
+	d := doc(t, "version: 1\nrules:\n- name: eng\n\tmatch: {groups: [engineering]}\n\trequire: {allowed_kinds: [piv, fido2], enroll_within: 30d}\n")
+	subjects := []policy.Subject{
+		// An engineer whose only factor is an app the rule refuses has not
+		// adopted MFA as the policy means it.
+		{User: person("eve", []string{"engineering"}, nil), Factors: []policy.Factor{totp("e1")}},
+		// Where no rule restricts kinds, the same app counts.
+		{User: person("sam", []string{"sales"}, nil), Factors: []policy.Factor{totp("s1")}},
+	}
+	c := policy.Report(d, subjects, now)
+	if c.ByGroup["engineering"].WithFactor != 0 || c.ByGroup["engineering"].Adoption != 0 {
+		t.Errorf("engineering: %+v, want no adoption", c.ByGroup["engineering"])
+	}
+	if c.ByGroup["sales"].WithFactor != 1 || c.Counts.WithFactor != 1 {
+		t.Errorf("sales %+v, overall %+v: the app counts where kinds are not restricted", c.ByGroup["sales"], c.Counts)
+	}
+	if c.KindsInUse["totp"] != 2 {
+		t.Errorf("kinds in use count every active factor: %v", c.KindsInUse)
 	}
 }
 

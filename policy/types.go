@@ -94,6 +94,7 @@ const (
 	CodePINPolicy          = "pin_policy"
 	CodeTouchPolicy        = "touch_policy"
 	CodeTOTPParameters     = "totp_parameters"
+	CodeNumberMatching     = "number_matching"
 	CodeFIPSRequired       = "fips_required"
 	CodeKindNotAcceptable  = "kind_not_acceptable"
 	CodeLastFactor         = "last_factor"
@@ -116,8 +117,9 @@ type Decision struct {
 	NextSteps []string `json:"next_steps,omitempty"`
 	// MustEnrol is true when the user must enrol another factor.
 	MustEnrol bool `json:"must_enrol"`
-	// AcceptableKinds are the factor kinds the user may verify with,
-	// sorted; nil means any kind.
+	// AcceptableKinds are the factor kinds the user may verify with now,
+	// sorted; nil means any kind. A rule in grace does not narrow them yet
+	// (VerificationKinds); NextSteps then say from when it will.
 	AcceptableKinds []string `json:"acceptable_kinds,omitempty"`
 	// Stale and Vulnerable list factor IDs: active factors unused for
 	// longer than the policy allows, and factors on hardware with a known

@@ -33,6 +33,13 @@ test_packages=(
   prometheus        # promtool: checks and unit-tests deploy/prometheus's alert rules
   systemd           # systemd-analyze: verifies the packaged unit (deploy/)
   jq oathtool       # the docs/cli.md examples the doc test runs (JSON, an authenticator app's codes)
+  slapd ldap-utils  # OpenLDAP: the directory sync's and the RADIUS listener's tests run a private slapd (the directory's change it with ldapmodify)
+  freeradius-utils  # radclient and radtest: FreeRADIUS's clients in the RADIUS listener's tests
+  freeradius        # a real FreeRADIUS proxying to keyfleet in the RADIUS listener's tests
+  libpam0g-dev      # PAM's headers, to build pam_keyfleet.so
+  pamtester         # drives pam_keyfleet.so through Linux-PAM in its tests
+  openssh-server    # sshd on a loopback port: keyboard-interactive through pam_keyfleet.so
+  openssh-client    # ssh and ssh-keygen, answering sshd's prompt in the PAM tests
 )
 
 case $mode in

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Debian packages keyfleet (daemon, CLI, TOTP plugin, systemd
+# Builds the Debian packages keyfleet (daemon, CLI, TOTP and push plugins, systemd
 # unit) and keyfleet-agent into DIST (default dist/) from the binaries in
 # BIN (default bin/; `make package` builds them first). nfpm comes from the
 # module proxy, pinned in tools/go.mod.
@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "${BIN:-bin}")
 DIST=${DIST:-dist}
-for b in keyfleetd keyfleet keyfleet-agent keyfleet-plugin-totp; do
+for b in keyfleetd keyfleet keyfleet-agent keyfleet-plugin-totp keyfleet-plugin-push; do
   [ -x "$BIN/$b" ] || { echo "package: $BIN/$b is missing; run make build first" >&2; exit 1; }
 done
 

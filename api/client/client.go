@@ -58,6 +58,8 @@ type Client struct {
 	hc        *http.Client
 	// proof is the Keyfleet-Proof header value a WithProof copy sends.
 	proof string
+	// device signs each request of a WithDevice copy (a push companion).
+	device DeviceSigner
 }
 
 // New validates cfg and returns a Client. It makes no request.
@@ -175,6 +177,13 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, in
 		return nil, fmt.Errorf("building request: %w", err)
 	}
 	c.setHeaders(req, in != nil)
+	if c.device != nil {
+		h, err := c.device.Authorization(method, unescape(path), time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("signing the request with the device key: %w", err)
+		}
+		req.Header.Set(DeviceHeader, h)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, c.transportError(ctx, err)

@@ -201,7 +201,7 @@ func (c *Client) transportError(ctx context.Context, err error) error {
 		return ctx.Err()
 	}
 	te := &TransportError{Server: c.base.String(), Err: err}
-	te.Reason, te.Hint = explain(err)
+	te.Reason, te.Hint = explain(err, notRunning(c.base))
 	var ua x509.UnknownAuthorityError
 	if errors.As(err, &ua) && ua.Cert != nil {
 		te.Fingerprint = Fingerprint(ua.Cert.Raw)
@@ -210,9 +210,24 @@ func (c *Client) transportError(ctx context.Context, err error) error {
 	return te
 }
 
-// explain returns a reason and a hint for a round-trip error.
-func explain(err error) (reason, hint string) {
-	const running = "is it running? (make run)"
+// notRunning is what to check when nothing answers at base: on this
+// machine, whether keyfleetd was started; on a server, whether it runs
+// there and the port is open. Only a local address hears of make run,
+// which starts a demo daemon from a source checkout.
+func notRunning(base *url.URL) string {
+	host, port := base.Hostname(), base.Port()
+	if port == "" {
+		port = "443"
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return "is keyfleetd running on this machine? start it with 'keyfleetd serve' (in a source checkout: make run)"
+	}
+	return fmt.Sprintf("check that keyfleetd is running on %s and listening on port %s, and that no firewall blocks the way", host, port)
+}
+
+// explain returns a reason and a hint for a round-trip error; running is
+// the hint when nothing answered.
+func explain(err error, running string) (reason, hint string) {
 	var (
 		dns      *net.DNSError
 		host     x509.HostnameError

@@ -155,9 +155,33 @@ func TestAnUnreachableServerSaysWhatToDo(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.Me(context.Background())
-	want := "cannot reach keyfleetd at https://" + addr + ": connection refused; is it running? (make run)"
+	want := "cannot reach keyfleetd at https://" + addr + ": connection refused; is keyfleetd running on this machine? start it with 'keyfleetd serve' (in a source checkout: make run)"
 	if err == nil || err.Error() != want || !client.IsUnreachable(err) {
 		t.Fatalf("error = %v\nwant    %s", err, want)
+	}
+}
+
+// A production server is not started with make run: the hint for a
+// refused connection to another host names the host and port to check.
+func TestARemoteServerThatRefusesIsNotToldToMakeRun(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	var d net.Dialer // every address leads to a closed port on this machine
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, network, closed)
+	}}
+	c, err := client.New(client.Config{Server: "https://keyfleet.example.com:8443", HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Me(context.Background())
+	if err == nil || strings.Contains(err.Error(), "make run") ||
+		!strings.HasSuffix(err.Error(), "connection refused; check that keyfleetd is running on keyfleet.example.com and listening on port 8443, and that no firewall blocks the way") {
+		t.Fatalf("error = %v", err)
 	}
 }
 

@@ -77,14 +77,7 @@ func (a *app) prove(f proveFlags) error {
 	fmt.Fprintf(a.stderr, "You are proving: %s\n", ch.Summary)
 	asker, closeAsk := a.asker(f)
 	defer closeAsk()
-	var p api.Proof
-	if agent.WantsKey(ch) {
-		p, err = a.proveWithKey(ch, f, asker)
-	} else {
-		p, err = agent.Prove(ch, agent.Keys{}, func(vf api.VerificationFactor, input string) (string, error) {
-			return asker.secret(fmt.Sprintf("%s of %s: ", input, factorName(vf)))
-		})
-	}
+	p, err := a.answerProof(ch, f, asker)
 	if err != nil {
 		return proveError(ch, err)
 	}
@@ -93,6 +86,17 @@ func (a *app) prove(f proveFlags) error {
 		return err
 	}
 	return json.NewEncoder(a.stdout).Encode(p)
+}
+
+// answerProof answers ch with the connected key, or with the code of an
+// authenticator app when the challenge offers no key.
+func (a *app) answerProof(ch api.ProofChallenge, f proveFlags, asker *prompter) (api.Proof, error) {
+	if agent.WantsKey(ch) {
+		return a.proveWithKey(ch, f, asker)
+	}
+	return agent.Prove(ch, agent.Keys{}, func(vf api.VerificationFactor, input string) (string, error) {
+		return asker.secret(fmt.Sprintf("%s of %s: ", input, factorName(vf)))
+	})
 }
 
 // proveWithKey answers with the connected key, after its PIN.

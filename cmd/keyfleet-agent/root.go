@@ -62,7 +62,7 @@ func (a *app) rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(a.devicesCmd(), a.provisionCmd(), a.enrollCmd(), a.activateCmd(), a.verifyCmd(), a.wipeCmd(), a.proveCmd())
+	root.AddCommand(a.devicesCmd(), a.provisionCmd(), a.enrollCmd(), a.activateCmd(), a.verifyCmd(), a.wipeCmd(), a.proveCmd(), a.pushCmd())
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	clikit.Standard(root)

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
 
 // activationID names the one activation a pending factor can have open.
@@ -50,7 +51,7 @@ func (s *Service) BeginActivation(ctx context.Context, p Principal, factorID str
 	if err != nil {
 		return api.VerificationFactor{}, err
 	}
-	vf, af, err := s.beginFactor(ctx, u, f, v.ID, challenge, now)
+	vf, af, _, err := s.beginFactor(ctx, u, f, v.ID, challenge, now, sdk.VerifyContext{})
 	if err != nil {
 		return api.VerificationFactor{}, err
 	}

@@ -213,7 +213,8 @@ func (s *Service) ListApprovals(ctx context.Context, p Principal, state string, 
 
 // Approve executes a pending request in the same transaction that records
 // the approval. The approver must not be the requester and must hold a
-// role that may approve the action. Errors: ErrSelfApproval,
+// role that may approve the action, and say why (comment, required).
+// Errors: *ValidationError (no reason), ErrSelfApproval,
 // ErrApprovalClosed, *ForbiddenError, and the action's own errors.
 func (s *Service) Approve(ctx context.Context, p Principal, id, comment string) (Approval, error) {
 	a, err := s.decide(ctx, p, id, comment, api.ApprovalApproved)
@@ -246,6 +247,13 @@ func (s *Service) Deny(ctx context.Context, p Principal, id, comment string) (Ap
 // bound to this request (proofs.go), before anything else is checked in
 // the deciding transaction.
 func (s *Service) decide(ctx context.Context, p Principal, id, comment, state string) (Approval, error) {
+	if err := p.authorize(DecideApprovals, ""); err != nil {
+		s.auditRefusal(ctx, p, "approval.refused", targetRef{"approval", id, ""}, err)
+		return Approval{}, err
+	}
+	if strings.TrimSpace(comment) == "" {
+		return Approval{}, invalid("reason", "is required: say what you checked before deciding (the requester and the audit trail read it)")
+	}
 	if err := validText("reason", comment, 500); err != nil {
 		return Approval{}, err
 	}

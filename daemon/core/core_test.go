@@ -192,11 +192,11 @@ func TestRevocationNeedsASecondApprover(t *testing.T) {
 	if _, err := e.svc.RequestFactorRevoke(ctx, e.admin, f.ID, "again"); !errors.Is(err, core.ErrAlreadyExists) {
 		t.Fatalf("a duplicate request gave %v, want ErrAlreadyExists", err)
 	}
-	if _, err := e.svc.Approve(ctx, e.help, a.ID, ""); !errors.Is(err, core.ErrSelfApproval) && !errors.Is(err, core.ErrForbidden) {
+	if _, err := e.svc.Approve(ctx, e.help, a.ID, "checked"); !errors.Is(err, core.ErrSelfApproval) && !errors.Is(err, core.ErrForbidden) {
 		t.Fatalf("helpdesk approving gave %v", err)
 	}
 	selfReq, _ := e.svc.RequestFactorRevoke(ctx, e.admin, e.enrol("bob", "").ID, "")
-	if _, err := e.svc.Approve(ctx, e.admin, selfReq.ID, ""); !errors.Is(err, core.ErrSelfApproval) {
+	if _, err := e.svc.Approve(ctx, e.admin, selfReq.ID, "checked"); !errors.Is(err, core.ErrSelfApproval) {
 		t.Fatalf("self-approval gave %v, want ErrSelfApproval", err)
 	}
 	got, err := e.people.Approve(e.admin, a.ID, "confirmed with HR")
@@ -206,7 +206,7 @@ func TestRevocationNeedsASecondApprover(t *testing.T) {
 	if f2, _ := e.svc.GetFactor(ctx, e.admin, f.ID); f2.State != api.FactorRevoked || f2.Secret != nil {
 		t.Fatalf("after approval the factor is %s with secret %v", f2.State, f2.Secret != nil)
 	}
-	if _, err := e.svc.Approve(ctx, e.admin2, a.ID, ""); !errors.Is(err, core.ErrApprovalClosed) {
+	if _, err := e.svc.Approve(ctx, e.admin2, a.ID, "checked"); !errors.Is(err, core.ErrApprovalClosed) {
 		t.Fatalf("double approval gave %v, want ErrApprovalClosed", err)
 	}
 	recs, _ := e.svc.ListAudit(ctx, e.admin, core.AuditFilter{TargetID: f.ID, Action: "factor.revoke"}, 10)
@@ -229,7 +229,7 @@ func TestApprovalsExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.Add(25 * time.Hour)
-	if _, err := e.svc.Approve(ctx, e.admin2, a.ID, ""); !errors.Is(err, core.ErrApprovalClosed) {
+	if _, err := e.svc.Approve(ctx, e.admin2, a.ID, "checked"); !errors.Is(err, core.ErrApprovalClosed) {
 		t.Fatalf("approving an expired request gave %v", err)
 	}
 	got, _ := e.svc.GetApproval(ctx, e.admin, a.ID)
@@ -436,7 +436,7 @@ func TestUserResetAndDeleteThroughApproval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Approve(ctx, e.help, d.ID, ""); !errors.Is(err, core.ErrForbidden) {
+	if _, err := e.svc.Approve(ctx, e.help, d.ID, "checked"); !errors.Is(err, core.ErrForbidden) {
 		t.Fatalf("helpdesk approving a delete gave %v", err)
 	}
 	if _, err := e.approve(e.admin2, d.ID); err != nil {

@@ -41,11 +41,16 @@ func checkRequestedOptions(opts map[string]string) error {
 // policy judges.
 var totpParams = []string{"algorithm", "digits", "period"}
 
+// pushParams are those of a push factor.
+var pushParams = []string{"number_matching"}
+
 // factorParams reads the parameters the policy judges from a factor's
-// public material: a TOTP factor's algorithm, digits and period; nil for
-// other kinds or public material that does not say them.
+// public material: a TOTP factor's algorithm, digits and period, a push
+// factor's number matching; nil for other kinds or public material that
+// does not say them.
 func factorParams(kind string, public []byte) map[string]string {
-	if kind != "totp" || len(public) == 0 {
+	keys := map[string][]string{"totp": totpParams, "push": pushParams}[kind]
+	if keys == nil || len(public) == 0 {
 		return nil
 	}
 	var pub map[string]any
@@ -53,7 +58,7 @@ func factorParams(kind string, public []byte) map[string]string {
 		return nil
 	}
 	out := map[string]string{}
-	for _, k := range totpParams {
+	for _, k := range keys {
 		if v, ok := pub[k].(string); ok {
 			out[k] = v
 		}

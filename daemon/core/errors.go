@@ -24,6 +24,9 @@ var (
 	// ErrLocked: too many failed verifications; the user or factor is
 	// locked until a time or until an administrator unlocks it.
 	ErrLocked = errors.New("locked after too many failed verifications")
+	// ErrTooMany: too many requests of one kind for one user in a period
+	// (pushes); try again after a while.
+	ErrTooMany = errors.New("too many requests")
 	// ErrNoUsableFactor: the user has no active factor to verify with.
 	ErrNoUsableFactor = errors.New("no usable factor")
 	// ErrVerificationClosed: the verification was finished or expired.

@@ -191,7 +191,7 @@ func (s *Service) changeAccess(tx Tx, ev *eventCtx, a Approval) error {
 	before := u.summary()
 	grant := splitList(a.Params[paramGrantRoles])
 	for _, r := range grant {
-		if u.Kind == api.KindService {
+		if u.Kind == api.KindService && r != api.RoleScim {
 			return invalid("roles", "%s is a service account; it can hold only the %q role", u.Username, api.RoleService)
 		}
 		if !slices.Contains(u.Roles, r) {

@@ -132,22 +132,11 @@ func (s *Service) importRow(ctx context.Context, tx Tx, p Principal, u User, row
 
 // importNew creates a row's user; roles beyond "user" wait for approval.
 func (s *Service) importNew(ctx context.Context, tx Tx, p Principal, u User, out *api.ImportResult) error {
-	c, err := s.splitAccess(tx, p, User{Kind: u.Kind}, u)
+	u, c, err := s.insertUser(ctx, tx, p, u, map[string]string{"import": "true"})
 	if err != nil {
 		return err
 	}
-	u = c.next
-	u.ID = newID(prefixUser, u.CreatedAt, s.cfg.Rand)
-	s.noteHandling(&u, p, handledCreated)
-	if err := tx.InsertUser(u); err != nil {
-		return err
-	}
 	out.Created++
-	ev := s.event(ctx, p, "user.create", userTarget(u))
-	ev.After, ev.Extra = u.summary(), map[string]string{"import": "true"}
-	if err := tx.Audit(ev); err != nil {
-		return err
-	}
 	return s.importRequest(ctx, tx, p, u, c, out)
 }
 

@@ -104,6 +104,9 @@ func (s *Service) approverUser(tx ReadTx, p Principal, a Approval) error {
 	if me.Kind != api.KindPerson || me.Status != api.UserActive {
 		return &ForbiddenError{Principal: p.Username, Action: DecideApprovals, Reason: "only an active person decides requests, never a service account"}
 	}
+	if handled, err := machineRequest(tx, p, a); handled || err != nil {
+		return err
+	}
 	if a.RequestedBy.ID == System.UserID || a.RequestedBy.Auth == "breakglass" {
 		return nil
 	}

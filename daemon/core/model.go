@@ -31,6 +31,9 @@ type User struct {
 	// limit RecoveryLocked stops recovery until an administrator clears it.
 	RecoveryFailures int  `json:"recovery_failures,omitempty"`
 	RecoveryLocked   bool `json:"recovery_locked,omitempty"`
+	// PushesLockedAt is set when the user reported a push as not theirs:
+	// no out-of-band prompt goes to them until UnlockUser clears it.
+	PushesLockedAt *time.Time `json:"pushes_locked_at,omitempty"`
 	// HandledBy records the people who acted on this account in a way
 	// that makes them not independent of it (independence.go): who
 	// created it, asked for a role for it, recovered it, enrolled a
@@ -39,6 +42,9 @@ type User struct {
 	// Grants says, per role beyond "user", who asked for it and who
 	// approved it (keyfleet report privileged).
 	Grants map[string]RoleGrant `json:"grants,omitempty"`
+	// External links the user to the directory source that provides
+	// them (directory.go); nil for users made by hand.
+	External *ExternalLink `json:"external,omitempty"`
 }
 
 // Handling is one way one person acted on another's account.
@@ -57,11 +63,15 @@ type RoleGrant struct {
 
 // API is the user's wire form.
 func (u User) API() api.User {
-	return api.User{
+	out := api.User{
 		ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Email: u.Email,
 		Kind: u.Kind, Groups: nonNil(u.Groups), Roles: nonNil(u.Roles), Status: u.Status,
-		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, LockedUntil: u.LockedUntil,
+		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, LockedUntil: u.LockedUntil, PushesLockedAt: u.PushesLockedAt,
 	}
+	if u.External != nil {
+		out.Source, out.ExternalID = u.External.Source, u.External.ID
+	}
+	return out
 }
 
 func (u User) summary() map[string]any {
@@ -91,6 +101,10 @@ type Factor struct {
 	Secret      []byte          `json:"secret,omitempty"`
 	Failures    int             `json:"failures,omitempty"`
 	LockedUntil *time.Time      `json:"locked_until,omitempty"`
+	// Unanswered counts an out-of-band factor's prompts in a row that
+	// ran out unanswered; any answer resets it.
+	Unanswered       int        `json:"unanswered,omitempty"`
+	LastUnansweredAt *time.Time `json:"last_unanswered_at,omitempty"`
 	// RecoveryCodes are set (never stored) on the factor that a user's
 	// first enrolment created: the codes, to be shown once.
 	RecoveryCodes []string `json:"-"`
@@ -103,6 +117,7 @@ func (f Factor) API() api.Factor {
 		DeviceID: f.DeviceID, CreatedAt: f.CreatedAt, ActivatedAt: f.ActivatedAt,
 		LastUsedAt: f.LastUsedAt, RevokedAt: f.RevokedAt, StateReason: f.StateReason,
 		Public: f.Public, Evidence: f.Evidence, LockedUntil: f.LockedUntil, RecoveryCodes: f.RecoveryCodes,
+		Unanswered: f.Unanswered, LastUnansweredAt: f.LastUnansweredAt,
 	}
 }
 
@@ -302,6 +317,10 @@ type Verification struct {
 	// action (proof.Binding) its challenge is bound to. A verification
 	// with a binding proves nothing else, and one without proves no action.
 	Binding string `json:"binding,omitempty"`
+	// Application and Address describe the sign-in, for the kinds that
+	// show it (a push) and for the audit records of out-of-band answers.
+	Application string `json:"app,omitempty"`
+	Address     string `json:"addr,omitempty"`
 }
 
 // VerificationFactor is one factor's part of a verification.

@@ -185,17 +185,45 @@ func (s *Service) checkEnrolment(tx ReadTx, userID, kind string, evidence, publi
 }
 
 // checkVerification refuses a verification with a kind the policy does
-// not accept for the user.
+// not accept for the user, honouring grace: a rule's kinds restrict
+// sign-in from its deadline on, as its requirements do (policy.
+// VerificationKinds), so the MFA status and verification agree.
 // It returns the policy version it checked against.
 func (s *Service) checkVerification(tx ReadTx, u User, kind string) (int, error) {
 	n, doc, err := s.currentPolicy(tx)
 	if err != nil {
 		return 0, err
 	}
-	if err := policy.CheckVerification(doc, policyUser(u), kind); err != nil {
+	fa, err := tx.FirstApplied(u.ID)
+	if err != nil {
+		return n, err
+	}
+	if err := policy.CheckVerificationAt(doc, policyUser(u), kind, fa, s.now()); err != nil {
 		return n, verificationRefused(u, err)
 	}
 	return n, nil
+}
+
+// checkVerificationOf is checkVerification for one factor (what the policy
+// asks of how its kind verifies, too).
+func (s *Service) checkVerificationOf(tx ReadTx, u User, f Factor) (int, error) {
+	n, doc, err := s.currentPolicy(tx)
+	if err != nil {
+		return 0, err
+	}
+	fa, err := tx.FirstApplied(u.ID)
+	if err != nil {
+		return n, err
+	}
+	if err := policy.CheckVerificationOf(doc, policyUser(u), verifyingFactor(f), fa, s.now()); err != nil {
+		return n, verificationRefused(u, err)
+	}
+	return n, nil
+}
+
+// verifyingFactor is what the policy reads of a factor at verification.
+func verifyingFactor(f Factor) policy.Factor {
+	return policy.Factor{ID: f.ID, Kind: f.Kind, State: f.State, Params: factorParams(f.Kind, f.Public)}
 }
 
 // verificationRefused says why the policy refuses a kind, and what to do.
@@ -211,10 +239,15 @@ func (s *Service) verifiableKinds(tx ReadTx, u User, fs []Factor) ([]Factor, int
 	if err != nil {
 		return nil, 0, err
 	}
+	fa, err := tx.FirstApplied(u.ID)
+	if err != nil {
+		return nil, version, err
+	}
+	now := s.now()
 	var out []Factor
 	var refused error
 	for _, f := range fs {
-		if err := policy.CheckVerification(doc, policyUser(u), f.Kind); err != nil {
+		if err := policy.CheckVerificationOf(doc, policyUser(u), verifyingFactor(f), fa, now); err != nil {
 			refused = verificationRefused(u, err)
 			continue
 		}

@@ -124,6 +124,7 @@ func (s *Service) DryRunPolicy(ctx context.Context, p Principal, in api.PolicyDo
 // counting both and noting each user whose status changes.
 func (s *Service) dryRunUsers(ctx context.Context, doc *policy.Document, out *api.PolicyDryRun) (before, after policy.Compliance, err error) {
 	var cur *policy.Document
+	var admins adminSignIn
 	t0, t1 := newTallies(), newTallies()
 	now := s.now()
 	err = s.runBulk(ctx, bulkPass{
@@ -143,10 +144,13 @@ func (s *Service) dryRunUsers(ctx context.Context, doc *policy.Document, out *ap
 				if subs[i].d.Status != subs[i].d2.Status {
 					noteChange(out, subs[i].facts.User, subs[i].d, subs[i].d2)
 				}
+				admins.add(cur, doc, subs[i].user, subs[i].factors, subs[i].facts.FirstApplied, now)
 			}
 			return nil
 		},
 	})
+	out.AdminsSignIn = api.AdminsSignIn{Admins: admins.admins, Before: admins.before, After: admins.now, AfterGrace: admins.last}
+	out.Warnings = admins.warnings()
 	return t0.merged(), t1.merged(), err
 }
 
@@ -232,9 +236,40 @@ func (s *Service) complianceReport(ctx context.Context, group string, near time.
 	if err == nil {
 		out.ServiceTokensWithoutExpiry, err = s.EverlastingServiceTokens(ctx, System)
 	}
+	if err == nil {
+		out.IgnoredPushes, err = s.ignoredPushes(ctx, group)
+	}
 	c := ts.merged()
 	out.Overall, out.KindsInUse, out.PrivilegedShort = apiCounts(c.Counts), c.KindsInUse, c.PrivilegedShort
 	out.ByGroup, out.ByRole = apiCountsMap(c.ByGroup), apiCountsMap(c.ByRole)
+	return out, err
+}
+
+// ignoredPushes lists the active out-of-band factors (of group's
+// members, when group is set) whose last api.IgnoredPushesThreshold or
+// more prompts ran out unanswered.
+func (s *Service) ignoredPushes(ctx context.Context, group string) ([]api.IgnoredPushes, error) {
+	out := []api.IgnoredPushes{}
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		for _, kind := range s.OutOfBandKinds() {
+			err := forEach(tx.Factors, FactorFilter{Kind: kind, State: api.FactorActive}, func(f Factor) error {
+				if f.Unanswered < api.IgnoredPushesThreshold || len(out) >= api.MaxListedUsers {
+					return nil
+				}
+				u, err := tx.User(f.UserID)
+				if err != nil || (group != "" && !slices.Contains(u.Groups, group)) {
+					return err
+				}
+				out = append(out, api.IgnoredPushes{UserID: u.ID, Username: u.Username, FactorID: f.ID, Label: f.Label,
+					Unanswered: f.Unanswered, LastUnansweredAt: f.LastUnansweredAt})
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	return out, err
 }
 

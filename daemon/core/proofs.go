@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/proof"
+	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
 
 // Fresh proof of possession (daemon/proof): an action in proof.Catalogue
@@ -134,7 +135,7 @@ func (s *Service) beginBound(ctx context.Context, userID, createdBy string, b pr
 	out := api.ProofChallenge{Verification: api.Verification{UserID: u.ID, ExpiresAt: v.ExpiresAt},
 		Action: b.Action, Subject: b.Subject, Summary: b.Summary(), Digest: v.Binding}
 	for _, f := range factors {
-		vf, af, err := s.beginFactor(ctx, u, f, v.ID, challenge, now)
+		vf, af, _, err := s.beginFactor(ctx, u, f, v.ID, challenge, now, sdk.VerifyContext{})
 		if err != nil {
 			return api.ProofChallenge{}, err
 		}
@@ -159,7 +160,7 @@ func (s *Service) provingFactors(tx ReadTx, userID string, st proof.Strength) (U
 	var hw, any []Factor
 	err = forEach(tx.Factors, FactorFilter{UserID: u.ID, State: api.FactorActive}, func(f Factor) error {
 		k, ok := s.kinds[f.Kind]
-		if !ok || locked(f.LockedUntil, now) {
+		if !ok || locked(f.LockedUntil, now) || k.info.OutOfBand { // a push proves no action: its answer is not bound to one
 			return nil
 		}
 		if k.info.Hardware {

@@ -246,7 +246,7 @@ func (s *Service) BeginRecoveryVerify(ctx context.Context, p Principal, caseID s
 	if err != nil {
 		return api.Verification{}, err
 	}
-	return s.beginVerify(ctx, p, api.BeginVerify{User: c.UserID}, c.LostFactorIDs)
+	return s.beginVerify(ctx, p, api.BeginVerify{User: c.UserID}, c.LostFactorIDs, false)
 }
 
 // FinishRecoveryVerify checks the answer; a right one confirms the case.

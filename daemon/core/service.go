@@ -59,9 +59,12 @@ type Config struct {
 	// factor or issued a pass for it) the two may not decide each other's
 	// requests (default 7 days; see independence.go).
 	IndependenceWindow time.Duration
-	Now                func() time.Time // default time.Now
-	Rand               io.Reader        // default crypto/rand
-	Logger             *slog.Logger     // default discards
+	// OutOfBand delivers out-of-band kinds' prompts (pushes) and keeps
+	// them pending (daemon/push); nil offers no out-of-band factor.
+	OutOfBand OutOfBand
+	Now       func() time.Time // default time.Now
+	Rand      io.Reader        // default crypto/rand
+	Logger    *slog.Logger     // default discards
 }
 
 // Service is the domain. It is safe for concurrent use.
@@ -75,6 +78,8 @@ type Service struct {
 	touches  tokenTouch
 	noted    notedPolicy
 	policies policyCache
+
+	firstLogin firstLoginPasses
 }
 
 // New validates cfg and returns a Service.
@@ -153,6 +158,10 @@ func (s *Service) Now() time.Time { return s.now() }
 type RequestInfo struct {
 	ID     string // request id
 	Source string // client address
+	// Extra is what else the request says about where it comes from (a
+	// RADIUS client's NAS-Identifier, Calling-Station-Id); audit records
+	// keep it in their extra fields.
+	Extra map[string]string
 }
 
 type requestKey struct{}
@@ -161,6 +170,10 @@ type requestKey struct{}
 func WithRequest(ctx context.Context, ri RequestInfo) context.Context {
 	return context.WithValue(ctx, requestKey{}, ri)
 }
+
+// RequestFrom returns the request information WithRequest attached to
+// ctx (zero when none).
+func RequestFrom(ctx context.Context) RequestInfo { return requestFrom(ctx) }
 
 func requestFrom(ctx context.Context) RequestInfo {
 	ri, _ := ctx.Value(requestKey{}).(RequestInfo)
@@ -179,6 +192,7 @@ func (s *Service) event(ctx context.Context, p Principal, action string, target 
 		// to raise it as high severity.
 		ev.Extra = map[string]string{"breakglass": "true"}
 	}
+	ri.addRequestExtra(ev)
 	return ev
 }
 

@@ -54,6 +54,7 @@ type ReadTx interface {
 	Verification(id string) (Verification, error)
 	PolicyReadTx
 	RecoveryReadTx
+	DirectoryReadTx
 }
 
 // Tx is a read-write transaction.
@@ -81,6 +82,7 @@ type Tx interface {
 	UseVerification(id string, until time.Time) (bool, error)
 	PolicyTx
 	RecoveryTx
+	DirectoryTx
 	// Audit appends ev to the audit chain as part of this transaction and
 	// assigns ev.Seq at commit.
 	Audit(ev *audit.Event) error

@@ -2,10 +2,10 @@ package core
 
 import (
 	"context"
-	"errors"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"slices"

@@ -83,9 +83,9 @@ func cleanRoles(kind string, roles []string) ([]string, error) {
 		switch {
 		case !ValidRole(r):
 			return nil, invalid("roles", "%q is not a role; roles are %s", r, strings.Join(api.AllRoles, ", "))
-		case kind == api.KindService && r != api.RoleService:
-			return nil, invalid("roles", "a service account can hold only the %q role, not %q", api.RoleService, r)
-		case kind == api.KindPerson && r == api.RoleService:
+		case kind == api.KindService && r != api.RoleService && r != api.RoleScim:
+			return nil, invalid("roles", "a service account can hold only the %q role (or %q for a SCIM client), not %q", api.RoleService, api.RoleScim, r)
+		case kind == api.KindPerson && (r == api.RoleService || r == api.RoleScim):
 			return nil, invalid("roles", "the %q role is for service accounts; create one with kind %q", r, api.KindService)
 		}
 	}
@@ -107,19 +107,9 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, in api.CreateUser
 	}
 	var a Approval
 	err = s.store.Update(ctx, func(tx Tx) error {
-		c, err := s.splitAccess(tx, p, User{Kind: u.Kind}, u)
-		if err != nil {
-			return err
-		}
-		u = c.next
-		u.ID = newID(prefixUser, u.CreatedAt, s.cfg.Rand)
-		s.noteHandling(&u, p, handledCreated)
-		if err := tx.InsertUser(u); err != nil {
-			return err
-		}
-		ev := s.event(ctx, p, "user.create", userTarget(u))
-		ev.After = u.summary()
-		if err := tx.Audit(ev); err != nil {
+		var c accessChange
+		var err error
+		if u, c, err = s.insertUser(ctx, tx, p, u, nil); err != nil {
 			return err
 		}
 		if a, err = s.applyAccess(ctx, tx, p, u, c, ""); err != nil {
@@ -129,6 +119,31 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, in api.CreateUser
 		return err
 	})
 	return u, a, err
+}
+
+// insertUser stores a new user with what of its access p may give at once
+// (splitAccess), noting that p made the account, and audits it; the rest
+// of the access change is returned for applyAccess.
+func (s *Service) insertUser(ctx context.Context, tx Tx, p Principal, u User, extra map[string]string) (User, accessChange, error) {
+	c, err := s.splitAccess(tx, p, User{Kind: u.Kind}, u)
+	if err != nil {
+		return User{}, accessChange{}, err
+	}
+	u = c.next
+	u.ID = newID(prefixUser, u.CreatedAt, s.cfg.Rand)
+	s.noteHandling(&u, p, handledCreated)
+	if err := tx.InsertUser(u); err != nil {
+		return User{}, accessChange{}, err
+	}
+	ev := s.event(ctx, p, "user.create", userTarget(u))
+	ev.After = u.summary()
+	for k, v := range extra {
+		if ev.Extra == nil {
+			ev.Extra = map[string]string{}
+		}
+		ev.Extra[k] = v
+	}
+	return u, c, tx.Audit(ev)
 }
 
 func (s *Service) newUser(in api.CreateUser) (User, error) {

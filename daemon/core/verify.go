@@ -25,12 +25,17 @@ func (s *Service) BeginVerify(ctx context.Context, p Principal, in api.BeginVeri
 	if err := p.authorize(VerifyUsers, ""); err != nil {
 		return api.Verification{}, err
 	}
-	return s.beginVerify(ctx, p, in, nil)
+	return s.beginVerify(ctx, p, in, nil, true)
 }
 
 // beginVerify is BeginVerify without the permission check, leaving out the
-// factors in exclude (a recovery case's lost factors).
-func (s *Service) beginVerify(ctx context.Context, p Principal, in api.BeginVerify, exclude []string) (api.Verification, error) {
+// factors in exclude (a recovery case's lost factors), and out-of-band
+// factors unless oob (see offerOutOfBand).
+func (s *Service) beginVerify(ctx context.Context, p Principal, in api.BeginVerify, exclude []string, oob bool) (api.Verification, error) {
+	sign, err := signInContext(p, in)
+	if err != nil {
+		return api.Verification{}, err
+	}
 	u, factors, err := s.verifiable(ctx, in)
 	if err != nil {
 		return api.Verification{}, err
@@ -39,9 +44,13 @@ func (s *Service) beginVerify(ctx context.Context, p Principal, in api.BeginVeri
 	if len(factors) == 0 {
 		return api.Verification{}, fmt.Errorf("%w: %s has no other active factor to prove who they are with; use a recovery code or a helpdesk identity check", ErrNoUsableFactor, u.Username)
 	}
+	if factors, err = s.offerOutOfBand(u, factors, in, oob); err != nil {
+		return api.Verification{}, err
+	}
 	now := s.now()
 	v := Verification{ID: newID(prefixVerification, now, s.cfg.Rand), UserID: u.ID, CreatedBy: p.UserID,
-		CreatedAt: now, ExpiresAt: now.Add(s.cfg.VerifyTTL), Factors: map[string]VerificationFactor{}}
+		CreatedAt: now, ExpiresAt: now.Add(s.cfg.VerifyTTL), Factors: map[string]VerificationFactor{},
+		Application: sign.Application, Address: sign.Address}
 	out := api.Verification{ID: v.ID, UserID: u.ID, ExpiresAt: v.ExpiresAt, Factors: []api.VerificationFactor{}}
 	// One challenge for every factor offered: a WebAuthn client can then
 	// ask for any of the user's keys in one request. Sharing it is safe
@@ -50,17 +59,24 @@ func (s *Service) beginVerify(ctx context.Context, p Principal, in api.BeginVeri
 	if err != nil {
 		return api.Verification{}, err
 	}
+	var pending []Pending
 	for _, f := range factors {
-		vf, af, err := s.beginFactor(ctx, u, f, v.ID, challenge, now)
+		vf, af, begun, err := s.beginFactor(ctx, u, f, v.ID, challenge, now, sign)
 		if err != nil {
 			return api.Verification{}, err
 		}
 		v.Factors[f.ID], out.Factors = vf, append(out.Factors, af)
+		if af.OutOfBand {
+			pending = append(pending, Pending{VerificationID: v.ID, FactorID: f.ID, Kind: f.Kind, Application: sign.Application,
+				Address: sign.Address, Delivery: begun.Delivery, Time: now, Deadline: *af.Deadline})
+		}
 	}
 	// Nothing is stored: the verification travels sealed in its own id,
 	// and finishing it marks it used (single use) in the same write.
-	out.ID, err = s.sealVerification(v)
-	return out, err
+	if out.ID, err = s.sealVerification(v); err != nil || len(pending) == 0 {
+		return out, err
+	}
+	return out, s.deliver(ctx, out.ID, u, pending)
 }
 
 // verificationAAD binds a sealed verification to its purpose.
@@ -161,27 +177,42 @@ func (s *Service) newChallenge() ([]byte, error) {
 
 func locked(until *time.Time, now time.Time) bool { return until != nil && now.Before(*until) }
 
-func (s *Service) beginFactor(ctx context.Context, u User, f Factor, vid string, challenge []byte, now time.Time) (VerificationFactor, api.VerificationFactor, error) {
+// beginFactor begins verifying one factor within the verification vid.
+// For an out-of-band kind the answer's OutOfBand and Deadline are set
+// (the deadline no later than the verification's expiry) and the kind's
+// response, with its Delivery, is returned.
+func (s *Service) beginFactor(ctx context.Context, u User, f Factor, vid string, challenge []byte, now time.Time, sign sdk.VerifyContext) (VerificationFactor, api.VerificationFactor, sdk.BeginVerifyResponse, error) {
 	k := s.kinds[f.Kind]
 	state, err := s.openSecret(f)
 	if err != nil {
-		return VerificationFactor{}, api.VerificationFactor{}, err
+		return VerificationFactor{}, api.VerificationFactor{}, sdk.BeginVerifyResponse{}, err
 	}
-	res, err := k.BeginVerify(ctx, sdk.BeginVerifyRequest{User: sdkUser(u), FactorID: f.ID, State: state, Challenge: challenge, Now: now})
+	res, err := k.BeginVerify(ctx, sdk.BeginVerifyRequest{User: sdkUser(u), FactorID: f.ID, State: state, Challenge: challenge, Now: now,
+		VerificationID: vid, Context: sign})
 	if err != nil {
-		return VerificationFactor{}, api.VerificationFactor{}, kindError(f.Kind, err)
+		return VerificationFactor{}, api.VerificationFactor{}, res, kindError(f.Kind, err)
 	}
 	vf := VerificationFactor{Kind: f.Kind}
 	if len(res.Session) > 0 {
 		if vf.Sealed, err = s.sealer.Seal(res.Session, []byte(vid+"/"+f.ID)); err != nil {
-			return VerificationFactor{}, api.VerificationFactor{}, err
+			return VerificationFactor{}, api.VerificationFactor{}, res, err
 		}
 	}
 	af := api.VerificationFactor{FactorID: f.ID, Kind: f.Kind, Label: f.Label, Prompt: jsonOrNil(res.Prompt)}
 	for _, in := range k.info.VerifyInputs {
 		af.Inputs = append(af.Inputs, in.Name)
 	}
-	return vf, af, nil
+	if k.info.OutOfBand {
+		if res.Deadline.IsZero() || len(res.Delivery) == 0 {
+			return vf, af, res, fmt.Errorf("factor kind %s is answered out of band but gave no delivery or deadline", f.Kind)
+		}
+		dl := res.Deadline.UTC()
+		if limit := now.Add(s.cfg.VerifyTTL); dl.After(limit) {
+			dl = limit
+		}
+		af.OutOfBand, af.Deadline = true, &dl
+	}
+	return vf, af, res, nil
 }
 
 func (s *Service) openSecret(f Factor) ([]byte, error) {
@@ -203,6 +234,12 @@ func (s *Service) FinishVerify(ctx context.Context, p Principal, in api.FinishVe
 	if err := p.authorize(VerifyUsers, ""); err != nil {
 		return api.VerifyResult{}, err
 	}
+	if v, vf, err := s.openVerification(nil, p, in); err == nil && s.isOutOfBand(vf.Kind) {
+		return s.awaitOutOfBand(ctx, v, in)
+	}
+	if in.Wait != "" {
+		return api.VerifyResult{}, invalid("wait", "only a factor answered on the user's device (push) waits; leave wait out")
+	}
 	return s.finishVerify(ctx, p, in, nil)
 }
 
@@ -222,6 +259,9 @@ func (s *Service) finishVerify(ctx context.Context, p Principal, in api.FinishVe
 		}
 		if !fresh {
 			return &NotFoundError{Kind: "verification", Ref: "(already finished)"}
+		}
+		if s.isOutOfBand(vf.Kind) {
+			return invalid("factor_id", "a %s factor is not answered this way", vf.Kind)
 		}
 		if res, noteKey, err = s.checkAnswer(ctx, tx, p, v, vf, in); err != nil || after == nil {
 			return err
@@ -432,9 +472,20 @@ func (s *Service) runFinish(ctx context.Context, u User, f Factor, v Verificatio
 // recordVerify applies a verification's outcome: last use and new state
 // on success; failure counters and lockouts otherwise; and audits it.
 func (s *Service) recordVerify(ctx context.Context, tx Tx, p Principal, u *User, f *Factor, out sdk.FinishVerifyResponse) error {
+	return s.recordVerifyWith(ctx, tx, p, u, f, out, nil)
+}
+
+// recordVerifyWith is recordVerify with more extra fields for the audit
+// records (the sign-in an out-of-band answer was for).
+func (s *Service) recordVerifyWith(ctx context.Context, tx Tx, p Principal, u *User, f *Factor, out sdk.FinishVerifyResponse, more map[string]string) error {
 	now := s.now()
 	ev := s.eventCtx(ctx, p, "")
 	ev.extra = map[string]string{"user_id": u.ID, "kind": f.Kind}
+	for k, v := range more {
+		if v != "" {
+			ev.extra[k] = v
+		}
+	}
 	if out.OK {
 		return s.verified(tx, ev, u, f, out.State, now)
 	}
@@ -486,7 +537,8 @@ func (s *Service) verified(tx Tx, ev *eventCtx, u *User, f *Factor, newState []b
 	return ev.audit(tx, "factor.verify", factorTarget(*f), nil, map[string]any{"outcome": "success"})
 }
 
-// UnlockUser clears a user's lockout and those of all their factors.
+// UnlockUser clears a user's lockout and those of all their factors, and
+// lets pushes go to them again after they reported one.
 func (s *Service) UnlockUser(ctx context.Context, p Principal, ref, reason string) (User, error) {
 	if err := validText("reason", reason, 500); err != nil {
 		return User{}, err
@@ -500,7 +552,11 @@ func (s *Service) UnlockUser(ctx context.Context, p Principal, ref, reason strin
 		if err := p.authorize(UnlockUsers, u.ID); err != nil {
 			return err
 		}
-		u.Failures, u.LockedUntil = 0, nil
+		var before map[string]any
+		if u.PushesLockedAt != nil { // pushes locked after "this wasn't me": unlocking sends them again
+			before = map[string]any{"pushes_locked_at": *u.PushesLockedAt}
+		}
+		u.Failures, u.LockedUntil, u.PushesLockedAt = 0, nil, nil
 		if err := tx.PutUser(u); err != nil {
 			return err
 		}
@@ -514,7 +570,7 @@ func (s *Service) UnlockUser(ctx context.Context, p Principal, ref, reason strin
 		if err != nil {
 			return err
 		}
-		return s.eventCtx(ctx, p, reason).audit(tx, "user.unlock", userTarget(u), nil, nil)
+		return s.eventCtx(ctx, p, reason).audit(tx, "user.unlock", userTarget(u), before, nil)
 	})
 	return u, err
 }

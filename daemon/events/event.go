@@ -75,6 +75,9 @@ var severityRules = []severityRule{
 	// A replayed code or a sign counter that went backwards (a cloned key?).
 	{SeverityHigh, []string{"factor.verify_failed"}, func(ev api.AuditEvent) bool { return ev.Extra["suspicious"] == "true" }},
 	{SeverityHigh, []string{"*.lockout", "*.locked", "lockout.*"}, nil},
+	// "This wasn't me" on a push: someone else has the user's first factor.
+	{SeverityHigh, []string{"push.reported"}, nil},
+	{SeverityWarning, []string{"push.unanswered"}, nil},
 	{SeverityHigh, []string{"*.attestation_failed", "attestation.fail*", "*.counter_regression", "*.sign_count_regression", "*.clone_suspected"}, nil},
 	{SeverityInfo, []string{"audit.checkpoint"}, nil}, // routine: a signed head, every N events or minutes
 	{SeverityHigh, []string{"device.lost", "audit.*", "store.*", ActionDeadLetter}, nil},

@@ -30,6 +30,8 @@ func TestSeverity(t *testing.T) {
 		{"a replayed code or counter regression is high", api.AuditEvent{Action: "factor.verify_failed", Extra: map[string]string{"suspicious": "true"}}, events.SeverityHigh},
 		{"a plain wrong code is a warning", api.AuditEvent{Action: "factor.verify_failed", Extra: map[string]string{"reason": "wrong code"}}, events.SeverityWarning},
 		{"locking recovery is high", api.AuditEvent{Action: "recovery.locked"}, events.SeverityHigh},
+		{"a push reported as not the user's is high", api.AuditEvent{Action: "push.reported"}, events.SeverityHigh},
+		{"a push nobody answered is a warning", api.AuditEvent{Action: "push.unanswered"}, events.SeverityWarning},
 		{"a lockout is high", api.AuditEvent{Action: "user.lockout"}, events.SeverityHigh},
 		{"an attestation failure is high", api.AuditEvent{Action: "enrolment.attestation_failed"}, events.SeverityHigh},
 		{"a sign-counter regression is high", api.AuditEvent{Action: "factor.counter_regression"}, events.SeverityHigh},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/directory"
 	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
 
@@ -44,6 +45,9 @@ const (
 	probNoUsableFactor    = "no-usable-factor"
 	probVerifyClosed      = "verification-closed"
 	probPolicyViolation   = "policy-violation"
+	probDirectoryBusy     = "directory-busy"
+	probLeaverLimit       = "leaver-limit"
+	probDirectoryFailed   = "directory-failed"
 )
 
 // problemOf is the one place an error becomes a status and a problem type.
@@ -69,12 +73,19 @@ var problemOf = []struct {
 	{core.ErrEnrolmentClosed, http.StatusGone, probEnrolmentClosed, "The enrolment is no longer open"},
 	{core.ErrUnsupportedKind, http.StatusBadRequest, probUnsupportedKind, "Unsupported factor kind"},
 	{core.ErrLocked, http.StatusTooManyRequests, probLocked, "Locked after too many failed verifications"},
+	{core.ErrTooMany, http.StatusTooManyRequests, probRateLimited, "Too many requests"},
 	{core.ErrNoUsableFactor, http.StatusConflict, probNoUsableFactor, "No usable factor"},
 	{core.ErrVerificationClosed, http.StatusGone, probVerifyClosed, "The verification is no longer open"},
 	{core.ErrConflict, http.StatusServiceUnavailable, probConflict, "Too many concurrent changes"},
 	{core.ErrStorageFull, http.StatusServiceUnavailable, probStorageFull, "Storage full: writes are refused until space returns"},
 	{core.ErrUnavailable, http.StatusServiceUnavailable, probUnavailable, "The store is not available"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, probUnavailable, "The request timed out"},
+	{directory.ErrBusy, http.StatusConflict, probDirectoryBusy, "A sync of the directory is running"},
+	{directory.ErrLeaverLimit, http.StatusConflict, probLeaverLimit, "The sync would disable too many users"},
+	{directory.ErrUnreachable, http.StatusBadGateway, probDirectoryFailed, "The directory could not be read"},
+	{directory.ErrBind, http.StatusBadGateway, probDirectoryFailed, "The directory refused keyfleet's bind"},
+	{directory.ErrTLS, http.StatusBadGateway, probDirectoryFailed, "TLS with the directory failed"},
+	{directory.ErrSearch, http.StatusBadGateway, probDirectoryFailed, "The directory refused a search"},
 }
 
 // retryAfter is how long the client should wait before trying again, for

@@ -57,9 +57,17 @@ type Config struct {
 	// Build is the running binary's build, shown by GET /healthz when
 	// asked for JSON; nil shows only the status.
 	Build *version.Info
+	// Directory runs directory syncs for /v1/directory; nil serves the
+	// status only.
+	Directory DirectoryAPI
 	// Limiter counts attempts on the routes that need no token; keyfleetd
 	// shares one with the web pages. Default: one of its own.
 	Limiter *ratelimit.Limiter
+	// FirstLogin turns on first-login passes for login surfaces.
+	FirstLogin FirstLogin
+	// Push serves the push companions' routes (/v1/push/…); nil leaves
+	// them out.
+	Push PushAPI
 }
 
 // Route is one registered route: its pattern and the permission it needs
@@ -119,11 +127,14 @@ func New(cfg Config) (*Handler, error) {
 	h.probes(cfg)
 	h.register()
 	h.registerEvents(cfg.Events)
+	h.registerPush(cfg.Push)
 	roots := cfg.AttestRootsFunc
 	if roots == nil {
 		roots = func() AttestRoots { return cfg.AttestRoots }
 	}
 	h.registerAttest(roots)
+	h.registerDirectory(cfg.Directory)
+	h.registerLogin(cfg.FirstLogin)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &apiError{http.StatusNotFound, probNotFound, "Not found",
 			fmt.Sprintf("there is no route %s %s; the API is documented in docs/openapi.yaml", r.Method, r.URL.Path)})
@@ -304,6 +315,10 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.status = code
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection, so that the
+// streams (events, push companions) can set write deadlines.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusWriter) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {

@@ -25,6 +25,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/core/coretest"
 	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
+	"github.com/keyfleet/keyfleet/daemon/push"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
@@ -88,7 +89,7 @@ func newFixtureWith(t *testing.T, wrap func(http.Handler) http.Handler) *fixture
 	t.Cleanup(func() { f.srv.Close(); st.Close() })
 	for _, role := range api.AllRoles {
 		kind := api.KindPerson
-		if role == api.RoleService {
+		if role == api.RoleService || role == api.RoleScim {
 			kind = api.KindService
 		}
 		u, _, err := svc.CreateUser(context.Background(), core.System, api.CreateUser{Username: "as-" + strings.ReplaceAll(role, "_", "-"), Kind: kind, Roles: []string{role}})
@@ -222,7 +223,7 @@ func TestEveryRoleReachesOnlyWhatItMay(t *testing.T) {
 		{"read enrolments", "GET", "/v1/enrolments", "", []string{admin, so, help, enr, aud, usr}},
 		{"create enrolments", "POST", "/v1/enrolments", fmt.Sprintf(`{"user":%q,"kind":"test"}`, uid), []string{admin, help, enr}},
 		{"complete another's enrolment", "POST", "/v1/enrolments/" + enrol.ID + "/complete", `{"payload":{"serial":"e1"}}`, []string{admin, enr}},
-		{"read tokens", "GET", "/v1/tokens", "", api.AllRoles},
+		{"read tokens", "GET", "/v1/tokens", "", slices.DeleteFunc(slices.Clone(api.AllRoles), func(r string) bool { return r == api.RoleScim })},
 		// Every person may make their own token (with a proof of their key).
 		{"create tokens", "POST", "/v1/tokens", `{"name":"x"}`, []string{admin, so, help, enr, aud, usr}},
 		{"begin a proof", "POST", "/v1/proofs", `{"action":"token.create"}`, []string{admin, so, help, enr, aud, usr}},
@@ -252,6 +253,9 @@ func TestEveryRoleReachesOnlyWhatItMay(t *testing.T) {
 		{"roll the policy back", "POST", "/v1/policy/rollback", `{"version":1}`, []string{admin, so}},
 		{"request exemptions", "POST", "/v1/users/" + uid + "/exemptions", `{"until":"2000-01-01T00:00:00Z","reason":"x"}`, []string{admin, so, help}},
 		{"read the compliance report", "GET", "/v1/reports/compliance", "", []string{admin, so, help, aud}},
+		{"read the directory status", "GET", "/v1/directory/status", "", []string{admin, so, help, aud}},
+		{"sync the directory", "POST", "/v1/directory/sync", `{"dry_run":true}`, []string{admin}},
+		{"link users to a directory", "POST", "/v1/directory/links", fmt.Sprintf(`{"user":%q,"source":"corp"}`, uid), []string{admin}},
 	}
 	for _, tt := range tests {
 		for _, role := range api.AllRoles {
@@ -367,7 +371,11 @@ func TestOpenAPIDocumentMatchesTheRoutes(t *testing.T) {
 		}
 	}
 	f := newFixture(t)
-	h, _ := httpapi.New(httpapi.Config{Service: f.svc, Metrics: http.NotFoundHandler(), Events: noEvents{}})
+	hub, err := push.New(push.Config{}, push.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := httpapi.New(httpapi.Config{Service: f.svc, Metrics: http.NotFoundHandler(), Events: noEvents{}, Push: hub})
 	served := map[string]bool{}
 	for _, r := range h.Routes() {
 		served[r.Pattern] = true

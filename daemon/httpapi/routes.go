@@ -224,6 +224,9 @@ func (h *Handler) finishVerify(r *http.Request, p core.Principal) (int, any, err
 		return 0, nil, err
 	}
 	res, err := h.svc.FinishVerify(r.Context(), p, in)
+	if res.Pending {
+		return http.StatusAccepted, res, err // a push still waits for its answer
+	}
 	return http.StatusOK, res, err
 }
 

@@ -154,7 +154,7 @@ func TestADamagedOrTruncatedTableIsRefusedNamingTheFileNotACrash(t *testing.T) {
 		damage func(t *testing.T, path string, size int)
 		reason string
 	}{
-		{"bytes flipped in a block", func(t *testing.T, p string, size int) { flip(t, p, size/3, 32) }, "checksum mismatch"},
+		{"bytes flipped in a block", func(t *testing.T, p string, size int) { flip(t, p, size/3, 32) }, "checksum"}, // a mismatch, or a checksum length that cannot be, as the flip lands
 		{"bytes flipped in the index", func(t *testing.T, p string, size int) { flip(t, p, size-200, 16) }, "index"},
 		{"the file cut in half", func(t *testing.T, p string, size int) { os.Truncate(p, int64(size/2)) }, ""},
 	} {

@@ -84,4 +84,5 @@ var exportPrefixes = []struct {
 		return SinkCursor{Sink: string(k), Seq: binary.BigEndian.Uint64(v)}, nil
 	}},
 	{pDeadLetter, decodeAs[events.DeadLetter]},
+	{pDirState, decodeAs[core.DirectoryState]}, {pDirGroup, decodeAs[core.DirectoryGroup]},
 }

@@ -40,6 +40,9 @@ import (
 //	pf/<user id>\x00a            copy of fa/<user id>, binary
 //	pf/<user id>\x00f<factor id> the factor's policy facts (binary)
 //	pf/<user id>\x00x<exem. id>  copy of the exemption's reason and end
+//	ux/<source>\x00<external id> → user id (directory link; verified on read)
+//	dst/<source>                 directory source state (last sync, cursor)
+//	dg/<source>\x00<group id>    a SCIM client's group (JSON)
 //
 // The pf/ records are an index: written and deleted with the records they
 // copy, in the same transaction, and rebuilt from them when a store of
@@ -79,6 +82,10 @@ const (
 	pFirstApplied  = "fa/"
 	pExemption     = "x/"
 	pPolicyFacts   = "pf/"
+
+	pExternal = "ux/"
+	pDirState = "dst/"
+	pDirGroup = "dg/"
 )
 
 func key(parts ...string) []byte { return []byte(strings.Join(parts, "")) }

@@ -36,7 +36,16 @@ func (w *wtxn) Set(k, v []byte) error {
 		return err
 	}
 	w.wrote = true
-	return w.Txn.Set(k, v)
+	return tooBig(w.Txn.Set(k, v))
+}
+
+// tooBig says so when a transaction outgrew what Badger takes in one
+// (a share of the memtable): core.ErrTxnTooLarge.
+func tooBig(err error) error {
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return fmt.Errorf("%w: %w", core.ErrTxnTooLarge, err)
+	}
+	return err
 }
 
 // checkSize refuses a value Badger would put in its value log, a file it
@@ -49,14 +58,14 @@ func (w *wtxn) checkSize(k, v []byte) error {
 	return nil
 }
 
-func (w *wtxn) Delete(k []byte) error { w.wrote = true; return w.Txn.Delete(k) }
+func (w *wtxn) Delete(k []byte) error { w.wrote = true; return tooBig(w.Txn.Delete(k)) }
 
 func (w *wtxn) SetEntry(e *badger.Entry) error {
 	if err := w.checkSize(e.Key, e.Value); err != nil {
 		return err
 	}
 	w.wrote = true
-	return w.Txn.SetEntry(e)
+	return tooBig(w.Txn.SetEntry(e))
 }
 
 func newTx(txn *badger.Txn, maxValue int) *tx {
@@ -292,12 +301,22 @@ func (t *tx) InsertUser(u core.User) error {
 	return t.PutUser(u)
 }
 
-// PutUser writes the user and their policy facts.
-func (t *tx) PutUser(u core.User) error { return putUserRecords(t.w, u) }
+// PutUser writes the user, their policy facts and their directory link.
+func (t *tx) PutUser(u core.User) error {
+	if err := putUserRecords(t.w, u); err != nil {
+		return err
+	}
+	return putExternalIndex(t.w, u)
+}
 
 func (t *tx) DeleteUser(u core.User) error {
 	if err := t.w.Delete(key(pUsername, u.Username)); err != nil {
 		return err
+	}
+	if u.External != nil && u.External.ID != "" {
+		if err := t.w.Delete(externalKey(u.External.Source, u.External.ID)); err != nil {
+			return err
+		}
 	}
 	if err := t.w.Delete(userFactsKey(u.ID)); err != nil {
 		return err

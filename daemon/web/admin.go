@@ -1,8 +1,10 @@
 package web
 
 import (
+	"cmp"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
@@ -31,6 +33,19 @@ type overview struct {
 	// approvals, refused attempts, service tokens, break-glass), for
 	// readers of the audit trail.
 	Privilege []api.AuditEvent
+	// Recovery counts the cases that need someone (nil: not shown).
+	Recovery *recoverySummary
+	// Directory is the directory sources' last syncs and drift (nil: not
+	// shown); DirectoryErr why it could not be read.
+	Directory    *api.DirectoryOverview
+	DirectoryErr string
+}
+
+// recoverySummary is the overview's recovery tile.
+type recoverySummary struct {
+	Count   int
+	Oldest  string // age of the oldest
+	Waiting int    // identity checks or staff passes waiting for a second officer
 }
 
 func (h *handler) overview(rq *request) error {
@@ -61,7 +76,18 @@ func (h *handler) overview(rq *request) error {
 		}
 		d.Pending = as
 	}
+	if rq.p.Allowed(core.ReadRecovery) {
+		cs, err := h.activeCases(rq, false)
+		if err != nil {
+			return err
+		}
+		d.Recovery = &recoverySummary{Count: len(cs), Waiting: len(h.pendingChecks(rq))}
+		if len(cs) > 0 {
+			d.Recovery.Oldest = age(h.now().Sub(cs[0].OpenedAt))
+		}
+	}
 	d.Sinks, d.ShowSinks = h.sinks(rq)
+	d.Directory, d.DirectoryErr = h.directory(rq)
 	d.BreakGlass = h.breakGlass(rq)
 	if rq.p.Allowed(core.ReadAudit) {
 		var err error
@@ -107,7 +133,7 @@ type usersPage struct {
 func (h *handler) usersList(rq *request) error {
 	q := rq.r.URL.Query()
 	d := usersPage{Query: q.Get("q"), Group: q.Get("group"), Status: q.Get("status"), Compliance: q.Get("compliance"),
-		Compliances: []string{"compliant", "grace", "non_compliant"}}
+		Compliances: []string{"compliant", "exempt", "grace", "non_compliant"}}
 	f := core.UserFilter{Query: d.Query, Group: d.Group, Status: d.Status}
 	users, next, err := h.svc.ListUsers(rq.ctx, rq.p, f, core.PageReq{After: q.Get("after"), Limit: 50})
 	if err != nil {
@@ -119,12 +145,26 @@ func (h *handler) usersList(rq *request) error {
 		if rq.p.Allowed(core.ReadMFAStatus) {
 			row.Status, _ = h.svc.MFAStatus(rq.ctx, rq.p, u.ID)
 		}
-		if d.Compliance == "" || row.Status.Status == d.Compliance {
+		if matchesCompliance(row.Status, d.Compliance) {
 			d.Rows = append(d.Rows, row)
 		}
 	}
 	h.render(rq, http.StatusOK, "users", "Users", d)
 	return nil
+}
+
+// matchesCompliance filters by status in the words the page shows: an
+// exempt user is "exempt", not "compliant".
+func matchesCompliance(st api.MFAStatus, want string) bool {
+	switch want {
+	case "":
+		return true
+	case "exempt":
+		return st.ExemptUntil != nil
+	case "compliant":
+		return st.Status == want && st.ExemptUntil == nil
+	}
+	return st.Status == want
 }
 
 type userPage struct {
@@ -147,6 +187,11 @@ type userPage struct {
 	// Methods and TTLs fill the recovery forms' choices.
 	Methods [][2]string
 	TTLs    [][2]string
+	// ActiveCount counts active factors: the last one goes only with a
+	// replacement planned. Roles fill the edit form.
+	ActiveCount int
+	Roles       []roleChoice
+	EditOpen    bool
 }
 
 // Unenrolled reports whether the user has no factor that is not revoked:
@@ -174,7 +219,7 @@ func (h *handler) loadUserPage(rq *request, ref string) (userPage, error) {
 	if err != nil {
 		return userPage{}, err
 	}
-	d := userPage{User: u, KeyKind: h.cfg.KeyKind, Methods: identityMethods, TTLs: passTTLs}
+	d := userPage{User: u, KeyKind: h.cfg.KeyKind, Methods: identityMethods, TTLs: passTTLs, Roles: roleChoices(u.Roles)}
 	if rq.p.Allowed(core.ReadMFAStatus) {
 		if d.Status, err = h.svc.MFAStatus(rq.ctx, rq.p, u.ID); err != nil {
 			_, d.StatusErr = h.describe(rq, err)
@@ -184,6 +229,12 @@ func (h *handler) loadUserPage(rq *request, ref string) (userPage, error) {
 	if d.Factors, _, err = h.svc.ListFactors(rq.ctx, rq.p, core.FactorFilter{UserID: u.ID}, page); err != nil {
 		return d, err
 	}
+	for _, f := range d.Factors {
+		if f.State == api.FactorActive {
+			d.ActiveCount++
+		}
+	}
+	nameFactors(&d.Status, d.Factors)
 	if d.Devices, _, _, err = h.svc.ListDevices(rq.ctx, rq.p, core.DeviceFilter{UserID: u.ID}, page); err != nil {
 		return d, err
 	}
@@ -199,8 +250,39 @@ func (h *handler) loadUserPage(rq *request, ref string) (userPage, error) {
 	d.Approvals = h.approvalsAbout(rq, u.ID, d.Factors, cs)
 	d.Cases = h.recoveryCases(cs, d.Factors, d.Approvals)
 	d.Exemptions = h.exemptions(rq, u.ID)
-	d.Audit = h.auditFor(rq, core.AuditFilter{TargetID: u.ID}, 50)
+	d.Audit = h.trail(rq, u.ID, d.Factors, cs, 50)
 	return d, nil
+}
+
+// trail is the newest events about a user: the user, their factors and
+// their recovery cases (a factor's enrolment, suspension or revocation
+// names the factor, not the user), newest first, merged.
+func (h *handler) trail(rq *request, userID string, fs []core.Factor, cs []core.RecoveryCase, limit int) []audit.Event {
+	if !rq.p.Allowed(core.ReadAudit) {
+		return nil
+	}
+	targets := []string{userID}
+	for _, f := range fs {
+		targets = append(targets, f.ID)
+	}
+	for _, c := range cs {
+		targets = append(targets, c.ID)
+	}
+	var out []audit.Event
+	for _, t := range targets {
+		pg, err := h.svc.ListAuditNewest(rq.ctx, rq.p, core.AuditQuery{AuditFilter: core.AuditFilter{TargetID: t}}, limit)
+		if err != nil {
+			return out
+		}
+		out = append(out, pg.Events...)
+	}
+	slices.SortFunc(out, func(a, b audit.Event) int { return cmp.Compare(b.Seq, a.Seq) })
+	out = out[:min(len(out), limit)]
+	names := map[string]string{}
+	for i := range out {
+		out[i] = h.named(rq, out[i], names)
+	}
+	return out
 }
 
 // approvalsAbout lists pending requests about a user, their factors or
@@ -217,24 +299,6 @@ func (h *handler) approvalsAbout(rq *request, userID string, fs []core.Factor, c
 		return a.TargetID != userID && !slices.ContainsFunc(fs, func(f core.Factor) bool { return f.ID == a.TargetID }) &&
 			!slices.ContainsFunc(cs, func(c core.RecoveryCase) bool { return c.ID == a.TargetID })
 	})
-}
-
-// auditFor reads audit events the principal may see; none when it may not.
-func (h *handler) auditFor(rq *request, f core.AuditFilter, limit int) []audit.Event {
-	if !rq.p.Allowed(core.ReadAudit) {
-		return nil
-	}
-	recs, err := h.svc.ListAudit(rq.ctx, rq.p, f, limit)
-	if err != nil {
-		return nil
-	}
-	out := make([]audit.Event, 0, len(recs))
-	for _, r := range recs {
-		if ev, err := r.Event(); err == nil {
-			out = append(out, ev)
-		}
-	}
-	return out
 }
 
 // backToUser ends an action on a user's page.
@@ -263,7 +327,8 @@ func (h *handler) factorAction(rq *request) error {
 // requestRevoke asks for a factor to be revoked; a second person approves.
 func (h *handler) requestRevoke(rq *request) error {
 	id := rq.r.PathValue("id")
-	a, err := h.svc.RequestFactorRevoke(rq.ctx, rq.p, id, rq.r.PostFormValue("reason"))
+	planned := rq.r.PostFormValue("replacement_planned") != ""
+	a, err := h.svc.RequestFactorRemoval(rq.ctx, rq.p, id, api.ActionFactorRevoke, rq.r.PostFormValue("reason"), planned)
 	if err != nil {
 		return err
 	}
@@ -322,4 +387,26 @@ func (h *handler) createCode(rq *request) error {
 	d.Code, d.CodeExpires = EnrolmentCode(e), e.ExpiresAt
 	h.render(rq, http.StatusOK, "user", d.User.Username, d)
 	return nil
+}
+
+// nameFactors writes factors by their labels in a status's reasons and
+// next steps, which the policy writes with factor ids ("Replace factor
+// fac_… with one the policy accepts"): people know their factors by name.
+func nameFactors(st *api.MFAStatus, fs []core.Factor) {
+	var pairs []string
+	for _, f := range fs {
+		if f.Label != "" {
+			pairs = append(pairs, f.ID, "“"+f.Label+"”")
+		}
+	}
+	if len(pairs) == 0 {
+		return
+	}
+	r := strings.NewReplacer(pairs...)
+	for i, s := range st.Reasons {
+		st.Reasons[i] = r.Replace(s)
+	}
+	for i, s := range st.NextSteps {
+		st.NextSteps[i] = r.Replace(s)
+	}
 }

@@ -160,7 +160,7 @@ func (h *handler) signInFinish(rq *request) error {
 		return err
 	}
 	now := h.now()
-	rq.sess = Session{UserID: u.ID, Username: u.Username, CSRF: randomToken(), Created: now, LastSeen: now, SteppedUp: now}
+	rq.sess = Session{UserID: u.ID, Username: u.Username, CSRF: randomToken(), Created: now, LastSeen: now, SteppedUp: now, Method: methodKey}
 	h.issue(rq)
 	h.log.Info("web sign-in", "user", u.Username, "request_id", rq.id)
 	writeJSON(rq.w, http.StatusOK, map[string]string{"redirect": "/"})
@@ -203,7 +203,7 @@ func (h *handler) home(rq *request) error {
 		return err
 	}
 	to := "/me"
-	if rq.isStaff() {
+	if rq.isStaff() && rq.keySession() {
 		to = "/admin"
 	}
 	http.Redirect(rq.w, rq.r, to, http.StatusSeeOther)

@@ -113,3 +113,80 @@ func byGroup(m map[string]api.ComplianceCounts) []point {
 	slices.SortFunc(out, func(a, b point) int { return strings.Compare(a.Label, b.Label) })
 	return out
 }
+
+// stackChart is per-day counts stacked by series, as vertical bars in a
+// 600 × 200 box, with a legend and its numbers as a table.
+type stackChart struct {
+	Title  string
+	Days   []string
+	Series []series
+	Bars   []stackBar
+	Max    int
+	Total  int
+}
+
+type series struct {
+	Name   string
+	Class  string // s0, s1, … (colours in app.css)
+	Counts []int
+}
+
+type stackBar struct {
+	X, W  float64
+	Label string
+	Parts []stackPart
+	Text  string // "03 Dec: 5 success, 1 failed"
+}
+
+type stackPart struct {
+	Y, H  float64
+	Class string
+}
+
+// newStackChart lays out counts[series][day]; order fixes the series that
+// come first (others follow by name).
+func newStackChart(title string, days []string, counts map[string][]int, order []string) stackChart {
+	c := stackChart{Title: title, Days: days}
+	var names []string
+	for n := range counts {
+		if !slices.Contains(order, n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	for _, n := range append(slices.Clone(order), names...) {
+		if counts[n] != nil {
+			c.Series = append(c.Series, series{Name: n, Class: fmt.Sprintf("s%d", len(c.Series)%6), Counts: counts[n]})
+		}
+	}
+	totals := make([]int, len(days))
+	for _, s := range c.Series {
+		for i, v := range s.Counts {
+			totals[i] += v
+		}
+	}
+	for _, t := range totals {
+		c.Max, c.Total = max(c.Max, t), c.Total+t
+	}
+	step := 560.0 / float64(max(len(days), 1))
+	for i, day := range days {
+		b := stackBar{X: 30 + float64(i)*step + step*0.15, W: step * 0.7, Label: day}
+		y := 180.0
+		var words []string
+		for _, s := range c.Series {
+			if s.Counts[i] == 0 {
+				continue
+			}
+			h := float64(s.Counts[i]) / float64(max(c.Max, 1)) * 160
+			y -= h
+			b.Parts = append(b.Parts, stackPart{Y: y, H: h, Class: s.Class})
+			words = append(words, fmt.Sprintf("%d %s", s.Counts[i], s.Name))
+		}
+		if len(words) == 0 {
+			words = []string{"none"}
+		}
+		b.Text = day + ": " + strings.Join(words, ", ")
+		c.Bars = append(c.Bars, b)
+	}
+	return c
+}

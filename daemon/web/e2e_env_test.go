@@ -84,7 +84,7 @@ func (e *env) start(t *testing.T, roots []*x509.Certificate) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := daemon.New(daemon.Config{DataDir: dir, Events: sinks(t)}, daemon.Options{LogOut: io.Discard, Kinds: []sdk.Factor{key, totpkind.Factor{}}})
+	srv, err := daemon.New(daemon.Config{DataDir: dir, Events: sinks(t)}, daemon.Options{LogOut: io.Discard, Kinds: []sdk.Factor{key, totpkind.Factor{}, yubiKind{}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -233,8 +234,11 @@ func (b *browser) post(path, csrf string) int {
 	return eval[int](b, `fetch(`+jsString(path)+`, {method: "POST", body: new URLSearchParams({csrf: `+jsString(csrf)+`})}).then(r => r.status)`)
 }
 
+// jsString quotes s as a JavaScript string literal (JSON's, which also
+// escapes line breaks).
 func jsString(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 func (b *browser) csrf() string {
@@ -274,7 +278,7 @@ description: Browser test policy.
 rules:
   - name: everyone
     match: {everyone: true}
-    require: {min_factors: 1, allowed_kinds: [fido2, totp], enroll_within: 30d}
+    require: {min_factors: 1, allowed_kinds: [fido2, totp, yubikey], enroll_within: 30d}
   - name: engineering
     match: {groups: [eng]}
     require: {min_factors: 1, allowed_kinds: [fido2], enroll_within: 1d}
@@ -426,7 +430,7 @@ func TestBrowser(t *testing.T) {
 		e.offset.Store(0)
 		b.do(chromedp.EmulateViewport(390, 844), chromedp.Navigate(e.url+"/admin/users/"+carol.ID))
 		if w := eval[bool](b, "document.documentElement.scrollWidth <= window.innerWidth + 1"); !w {
-			wide := eval[[]string](b, `[...document.querySelectorAll("main *")].filter(el => el.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 5).map(el => el.tagName + "." + el.className)`)
+			wide := eval[[]string](b, `[...document.querySelectorAll("main *")].filter(el => el.getBoundingClientRect().right > window.innerWidth + 1 || el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0 && getComputedStyle(el).overflowX === "visible").slice(0, 5).map(el => el.tagName + "." + el.className + "#" + el.id)`)
 			t.Fatalf("the user page scrolls sideways at 390 px: %v", wide)
 		}
 		b.shot("phone-user")
@@ -438,4 +442,6 @@ func TestBrowser(t *testing.T) {
 	})
 
 	recoveryScenarios(t, e, b, alice)
+	adminDayScenarios(t, e, b, carol)
+	appOnlyScenarios(t, e, b)
 }

@@ -88,7 +88,7 @@ func (h *handler) welcomeBegin(rq *request) error {
 		}
 		return h.offerCreation(rq, e, viaCode)
 	}
-	g, err := h.passGrant(rq, code)
+	g, err := h.passGrant(rq, code, h.cfg.KeyKind)
 	if err != nil {
 		return err
 	}

@@ -122,3 +122,21 @@ func (h *handler) lastEvent(rq *request, target, action string) (eventBrief, boo
 	}
 	return found, ok
 }
+
+// directory reads the directory sources' status for those who may see it
+// (what 'keyfleet directory status' shows); nil when none is configured
+// and no user comes from one.
+func (h *handler) directory(rq *request) (*api.DirectoryOverview, string) {
+	if h.cfg.Directory == nil || !rq.p.Allowed(core.ReadDirectory) {
+		return nil, ""
+	}
+	ov, err := h.cfg.Directory.Overview(rq.ctx, rq.p)
+	if err != nil {
+		_, msg := h.describe(rq, err)
+		return nil, msg
+	}
+	if len(ov.Sources) == 0 {
+		return nil, ""
+	}
+	return &ov, ""
+}

@@ -33,11 +33,15 @@ func (g *PassGrant) principal() core.Principal {
 	return core.Principal{UserID: g.UserID, Username: g.Username, Roles: g.Roles, Auth: "pass", TokenID: g.TokenID, PassID: g.PassID}
 }
 
-// passGrant redeems a pass, or resumes one this browser redeemed before
-// with the same code.
-func (h *handler) passGrant(rq *request, code string) (*PassGrant, error) {
+// passGrant redeems a pass for enrolling a factor of kind, or resumes one
+// this browser redeemed before with the same code.
+func (h *handler) passGrant(rq *request, code, kind string) (*PassGrant, error) {
 	sum := passCodeHash(code)
 	if g := rq.sess.Pass; g != nil && h.now().Before(g.Expires) && subtle.ConstantTimeCompare(g.CodeHash[:], sum[:]) == 1 {
+		if !slices.Contains(g.Kinds, kind) {
+			return nil, &pageError{Status: http.StatusBadRequest, Msg: "This access pass does not allow " + kindWords(h.cfg, kind) + " here (it allows " +
+				strings.Join(g.Kinds, ", ") + "). Use the other choice on this page."}
+		}
 		return g, nil
 	}
 	desk := h.deskEnroller(rq)
@@ -52,16 +56,16 @@ func (h *handler) passGrant(rq *request, code string) (*PassGrant, error) {
 		}
 		return nil, errBadPass
 	}
-	if !slices.Contains(out.Kinds, h.cfg.KeyKind) {
-		return nil, &pageError{Status: http.StatusBadRequest, Msg: "This access pass does not allow registering a security key here " +
-			"(it allows " + strings.Join(out.Kinds, ", ") + "). Enrol with the keyfleet agent, or ask the helpdesk for another pass."}
+	if !slices.Contains(out.Kinds, kind) {
+		return nil, &pageError{Status: http.StatusBadRequest, Msg: "This access pass does not allow " + kindWords(h.cfg, kind) + " here " +
+			"(it allows " + strings.Join(out.Kinds, ", ") + "). Use the other choice on this page, enrol with the keyfleet agent, or ask the helpdesk for another pass."}
 	}
 	p, err := h.svc.Authenticate(rq.ctx, out.Token)
 	if err != nil {
 		return nil, err
 	}
 	g := &PassGrant{UserID: p.UserID, Username: out.Username, TokenID: p.TokenID, PassID: p.PassID, Roles: p.Roles,
-		CodeHash: sum, Desk: desk.UserID != "", Expires: out.ExpiresAt}
+		CodeHash: sum, Desk: desk.UserID != "", Expires: out.ExpiresAt, Kinds: out.Kinds}
 	rq.sess.Pass = g
 	h.log.Info("web access pass redeemed", "user", out.Username, "pass_id", p.PassID, "desk", g.Desk, "request_id", rq.id)
 	return g, nil
@@ -97,4 +101,12 @@ func issuePassForm(rq *request) api.IssuePass {
 		in.Uses = 1
 	}
 	return in
+}
+
+// kindWords names what enrolling a factor of kind means, for messages.
+func kindWords(cfg Config, kind string) string {
+	if kind == cfg.TOTPKind {
+		return "adding an authenticator app"
+	}
+	return "registering a security key"
 }

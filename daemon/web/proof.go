@@ -4,9 +4,18 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 )
 
+// codeChallenge is an authenticator app that may answer a proof with a
+// code the person types in the form (a person with no security key).
+type codeChallenge struct {
+	FactorID string `json:"factor_id"`
+	Label    string `json:"label"`
+}
+
 // proofBegin asks the domain for a challenge bound to one action, for the
 // signed-in user's own keys, and hands the browser one WebAuthn request
-// for them (as sign-in does). The page's script answers it with the key
+// for them (as sign-in does); for a person with no key, whom core lets
+// prove some actions with their authenticator app, it names the apps, and
+// the form's code answers instead. The page's script answers it with the key
 // and sends the answer with the action itself (the form field "proof",
 // or the Keyfleet-Proof header): an approval, a policy, a pass for a
 // staff account, a factor added or removed, new recovery codes. Nothing
@@ -21,17 +30,21 @@ func (h *handler) proofBegin(rq *request) error {
 	if err != nil {
 		return err
 	}
-	out := []keyChallenge{}
+	out, codes := []keyChallenge{}, []codeChallenge{}
 	for _, f := range ch.Factors {
-		if f.Kind != h.cfg.KeyKind {
-			continue // the pages answer with security keys (WebAuthn)
+		switch {
+		case f.Kind == h.cfg.KeyKind:
+			out = append(out, keyChallenge{FactorID: f.FactorID, Label: f.Label, Options: f.Prompt})
+		case f.Kind == h.cfg.TOTPKind && len(f.Inputs) > 0:
+			// Core offers the app only to a person with no key (and only
+			// for the actions a second factor may prove).
+			codes = append(codes, codeChallenge{FactorID: f.FactorID, Label: f.Label})
 		}
-		out = append(out, keyChallenge{FactorID: f.FactorID, Label: f.Label, Options: f.Prompt})
 	}
-	if len(out) == 0 {
+	if len(out) == 0 && len(codes) == 0 {
 		return errNoKey
 	}
-	answer := map[string]any{"id": ch.ID, "summary": ch.Summary, "factors": out}
+	answer := map[string]any{"id": ch.ID, "summary": ch.Summary, "factors": out, "code_factors": codes}
 	if opts, creds, ok := mergeRequests(out); ok {
 		answer["options"], answer["credentials"] = opts, creds
 	}

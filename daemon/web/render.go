@@ -24,7 +24,10 @@ type view struct {
 	CSRF      string
 	Flash     string
 	SteppedUp bool
-	Data      any
+	// AppSession: the user signed in with an authenticator app (their own
+	// pages only).
+	AppSession bool
+	Data       any
 }
 
 // render writes a page: the layout around the named template.
@@ -34,7 +37,7 @@ func (h *handler) render(rq *request, status int, page, title string, data any) 
 		http.Error(rq.w, "page template missing", http.StatusInternalServerError)
 		return
 	}
-	v := view{Title: title, Page: page, SignedIn: rq.sess.SignedIn(), User: rq.user, Staff: rq.sess.SignedIn() && rq.isStaff(),
+	v := view{Title: title, Page: page, SignedIn: rq.sess.SignedIn(), User: rq.user, Staff: rq.keySession() && rq.isStaff(), AppSession: rq.sess.Method == methodApp,
 		CSRF: rq.sess.CSRF, Flash: rq.sess.Flash, SteppedUp: rq.sess.SignedIn() && h.steppedUp(rq), Data: data, Can: permissions(rq.p)}
 	rq.sess.Flash = ""
 	var buf bytes.Buffer
@@ -52,26 +55,31 @@ func (h *handler) render(rq *request, status int, page, title string, data any) 
 // a courtesy: every action is checked again by the Service.
 func permissions(p core.Principal) map[string]bool {
 	return map[string]bool{
-		"users":     p.Allowed(core.ReadUsers),
-		"approvals": p.Allowed(core.ReadApprovals),
-		"decide":    p.Allowed(core.DecideApprovals),
-		"audit":     p.Allowed(core.ReadAudit),
-		"verify":    p.Allowed(core.VerifyAudit),
-		"policy":    p.Allowed(core.ReadPolicy),
-		"apply":     p.Allowed(core.ApplyPolicy),
-		"devices":   p.Scope(core.ReadDevices) == core.All,
-		"suspend":   p.Scope(core.SuspendFactors) == core.All,
-		"resume":    p.Allowed(core.ResumeFactors),
-		"revoke":    p.Allowed(core.RequestRevoke),
-		"reset":     p.Allowed(core.RequestUserMFA),
-		"lost":      p.Scope(core.ReportLost) == core.All,
-		"enrol":     p.Scope(core.CreateEnrolments) == core.All && p.Scope(core.CompleteEnrol) == core.All,
-		"reports":   p.Allowed(core.ReadReports),
-		"recovery":  p.Allowed(core.ReadRecovery),
-		"recover":   p.Allowed(core.ManageRecovery),
-		"clearlock": p.Allowed(core.ClearRecovery),
-		"exempt":    p.Allowed(core.RequestExempt),
-		"sinks":     p.Allowed(core.ReadAudit),
+		"users":      p.Allowed(core.ReadUsers),
+		"approvals":  p.Allowed(core.ReadApprovals),
+		"decide":     p.Allowed(core.DecideApprovals),
+		"audit":      p.Allowed(core.ReadAudit),
+		"verify":     p.Allowed(core.VerifyAudit),
+		"policy":     p.Allowed(core.ReadPolicy),
+		"apply":      p.Allowed(core.ApplyPolicy),
+		"devices":    p.Scope(core.ReadDevices) == core.All,
+		"suspend":    p.Scope(core.SuspendFactors) == core.All,
+		"resume":     p.Allowed(core.ResumeFactors),
+		"revoke":     p.Allowed(core.RequestRevoke),
+		"reset":      p.Allowed(core.RequestUserMFA),
+		"lost":       p.Scope(core.ReportLost) == core.All,
+		"enrol":      p.Scope(core.CreateEnrolments) == core.All && p.Scope(core.CompleteEnrol) == core.All,
+		"reports":    p.Allowed(core.ReadReports),
+		"recovery":   p.Allowed(core.ReadRecovery),
+		"recover":    p.Allowed(core.ManageRecovery),
+		"clearlock":  p.Allowed(core.ClearRecovery),
+		"exempt":     p.Allowed(core.RequestExempt),
+		"sinks":      p.Allowed(core.ReadAudit),
+		"edituser":   p.Allowed(core.UpdateUsers),
+		"createuser": p.Allowed(core.CreateUsers),
+		"disable":    p.Allowed(core.RequestDisable),
+		"enable":     p.Allowed(core.EnableUsers),
+		"tokens":     p.Scope(core.ReadTokens) == core.All,
 	}
 }
 
@@ -86,7 +94,52 @@ var funcs = template.FuncMap{
 	"stateClass": func(s string) string {
 		return "state-" + strings.ReplaceAll(s, "_", "-")
 	},
-	"dotted": dotted,
+	"dotted":    dotted,
+	"mfa":       mfaBadge,
+	"firstName": func(s ...string) string { return firstNonEmpty(s...) },
+	"chartArgs": func(c stackChart, id string) struct {
+		C  stackChart
+		ID string
+	} {
+		return struct {
+			C  stackChart
+			ID string
+		}{c, id}
+	},
+	"last": func(s []string) int { return len(s) - 1 },
+	"tokens": func(rows []tokenRow, csrf string, own bool) tokenTable {
+		return tokenTable{Rows: rows, CSRF: csrf, Own: own}
+	},
+	"serviceTTLs": func() [][2]string { return serviceTTLs },
+}
+
+// tokenTable is one table of tokens on the tokens page.
+type tokenTable struct {
+	Rows []tokenRow
+	CSRF string
+	Own  bool
+}
+
+// badge is a status in words with its colour class.
+type badge struct{ Class, Text string }
+
+// mfaBadge says a user's MFA status in words: an exempt user reads as
+// exempt (until when), never as compliant; a user no rule covers reads as
+// "not required".
+func mfaBadge(st api.MFAStatus) badge {
+	switch {
+	case st.ExemptUntil != nil:
+		return badge{"state-exempt", "exempt until " + st.ExemptUntil.UTC().Format("2006-01-02")}
+	case st.Status == "grace" && st.GraceUntil != nil:
+		return badge{"state-grace", "in grace until " + st.GraceUntil.UTC().Format("2006-01-02")}
+	case st.Status == "non_compliant":
+		return badge{"state-non-compliant", "non-compliant"}
+	case st.Status == "compliant" && len(st.ReasonDetails) > 0 && st.ReasonDetails[0].Code == "not_required":
+		return badge{"state-not-required", "not required"}
+	case st.Status == "":
+		return badge{"", "unknown"}
+	}
+	return badge{"state-" + strings.ReplaceAll(st.Status, "_", "-"), strings.ReplaceAll(st.Status, "_", "-")}
 }
 
 // dotted lets a dotted name (an audit action) break after its dots and

@@ -80,6 +80,9 @@ func (h *handler) admit(rq *request, a access) error {
 	if a&staff != 0 && !rq.isStaff() {
 		return &pageError{Status: http.StatusForbidden, Msg: "The dashboard is for administrators, security officers, helpdesk and auditors. Your own keys are on your page."}
 	}
+	if a&staff != 0 && rq.sess.Method == methodApp {
+		return errKeyOnly
+	}
 	if a&stepUp != 0 && !h.steppedUp(rq) {
 		return errStepUp
 	}
@@ -116,7 +119,7 @@ func (rq *request) withProof() error {
 // loadUser re-reads the signed-in user: a disabled user's session ends,
 // and roles taken away stop working at once.
 func (h *handler) loadUser(rq *request) error {
-	p := core.Principal{UserID: rq.sess.UserID, Username: rq.sess.Username, Roles: []string{api.RoleUser}, Auth: "webauthn"}
+	p := core.Principal{UserID: rq.sess.UserID, Username: rq.sess.Username, Roles: []string{api.RoleUser}, Auth: rq.auth()}
 	u, err := h.svc.GetUser(rq.ctx, p, rq.sess.UserID)
 	if err != nil || u.Status != api.UserActive {
 		h.cfg.Sessions.Delete(rq.key)
@@ -124,9 +127,21 @@ func (h *handler) loadUser(rq *request) error {
 		return errSignIn
 	}
 	rq.user = u
-	rq.p = core.Principal{UserID: u.ID, Username: u.Username, Roles: u.Roles, Auth: "webauthn"}
+	rq.p = core.Principal{UserID: u.ID, Username: u.Username, Roles: u.Roles, Auth: rq.auth()}
 	return nil
 }
+
+// auth names how the session's user signed in, for the audit trail.
+func (rq *request) auth() string {
+	if rq.sess.Method == methodApp {
+		return "web_app"
+	}
+	return "webauthn"
+}
+
+// keySession reports whether the user signed in with a security key: the
+// dashboard takes nothing else.
+func (rq *request) keySession() bool { return rq.sess.SignedIn() && rq.sess.Method != methodApp }
 
 func (rq *request) isStaff() bool {
 	return slices.ContainsFunc(staffRoles, func(r string) bool { return slices.Contains(rq.user.Roles, r) })
@@ -175,9 +190,10 @@ type pageError struct {
 func (e *pageError) Error() string { return e.Msg }
 
 var (
-	errSignIn = &pageError{Status: http.StatusUnauthorized, Msg: "Your session has ended or you are not signed in. Sign in with your security key."}
-	errCSRF   = &pageError{Status: http.StatusForbidden, Msg: "This form is out of date or did not come from keyfleet. Reload the page and try again."}
-	errStepUp = &pageError{Status: http.StatusForbidden, Msg: "This action needs a fresh confirmation with your security key. Press \"Confirm with key\" and try again."}
+	errSignIn  = &pageError{Status: http.StatusUnauthorized, Msg: "Your session has ended or you are not signed in. Sign in with your security key."}
+	errCSRF    = &pageError{Status: http.StatusForbidden, Msg: "This form is out of date or did not come from keyfleet. Reload the page and try again."}
+	errStepUp  = &pageError{Status: http.StatusForbidden, Msg: "This action needs a fresh confirmation with your security key. Press \"Confirm with key\" and try again."}
+	errKeyOnly = &pageError{Status: http.StatusForbidden, Msg: "The dashboard takes security keys only. You signed in with your authenticator app, which reaches your own page; sign out and sign in with your security key to work in the dashboard."}
 )
 
 // describe turns an error into a status and words for the visitor. The

@@ -38,6 +38,23 @@ type mePage struct {
 	Requested string
 	// CodesLeft is how many unused recovery codes the user has.
 	CodesLeft int
+	// NoKey: the user holds no active security key, so their app's code
+	// proves their own actions (core allows it then); Apps are their
+	// active authenticator apps, to pick the one that shows the code.
+	NoKey bool
+	Apps  []core.Factor
+}
+
+// proofArgs is what the "proofcode" template needs for one form.
+type proofArgs struct {
+	NoKey bool
+	Apps  []core.Factor
+	ID    string
+}
+
+// ProofFor is the proof-code fields of one form, named by suffix.
+func (d mePage) ProofFor(suffix string) proofArgs {
+	return proofArgs{NoKey: d.NoKey, Apps: d.Apps, ID: suffix}
 }
 
 func (h *handler) mePage(rq *request) error {
@@ -53,7 +70,20 @@ func (h *handler) mePage(rq *request) error {
 	if err != nil {
 		return err
 	}
+	nameFactors(&d.Status, fs)
 	d.Factors = slices.DeleteFunc(fs, func(f core.Factor) bool { return f.State == api.FactorRevoked })
+	d.NoKey = true
+	for _, f := range d.Factors {
+		if f.State != api.FactorActive {
+			continue
+		}
+		if info, ok := h.svc.KindInfo(f.Kind); ok && info.Hardware {
+			d.NoKey = false
+		}
+		if f.Kind == h.cfg.TOTPKind {
+			d.Apps = append(d.Apps, f)
+		}
+	}
 	if d.CodesLeft, err = h.svc.RecoveryCodesRemaining(rq.ctx, p.UserID); err != nil {
 		return err
 	}
@@ -92,6 +122,8 @@ type totpPage struct {
 	// Codes says what the policy asks of the app ("8-digit codes with
 	// SHA256 every 60 s"); empty for the usual six digits, SHA1, 30 s.
 	Codes string
+	// Action is where the first code goes (default /me/totp/confirm).
+	Action string
 }
 
 // totpBegin opens a TOTP enrolment and shows its seed once, as a QR code
@@ -179,9 +211,12 @@ func signInURL(username string) string {
 	return "/signin?" + url.Values{"user": {username}}.Encode()
 }
 
-// codesPage shows a new set of recovery codes, once.
+// codesPage shows a new set of recovery codes, once. First: they came
+// with a first factor; Next is where to go on.
 type codesPage struct {
 	Codes []string
+	First bool
+	Next  string
 }
 
 // regenerateCodes replaces the user's recovery codes and shows the new

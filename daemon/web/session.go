@@ -31,6 +31,10 @@ type Session struct {
 	Created  time.Time
 	LastSeen time.Time
 	Expires  time.Time
+	// Method is how the user signed in: methodKey (a security key) or
+	// methodApp (an authenticator app and the policy's second check,
+	// which reaches the self-service pages only).
+	Method string
 	// SteppedUp is when the user last re-verified with their key; sensitive
 	// actions need it to be recent.
 	SteppedUp time.Time
@@ -71,6 +75,8 @@ type PassGrant struct {
 	// enroller stays signed in afterwards.
 	Desk    bool
 	Expires time.Time
+	// Kinds are the factor kinds the pass may enrol.
+	Kinds []string
 }
 
 const (
@@ -81,6 +87,9 @@ const (
 	viaCode = "code"
 	viaPass = "pass"
 	viaSelf = "self" // a signed-in user adding a key
+
+	methodKey = "key"
+	methodApp = "app"
 )
 
 // SignedIn reports whether the session belongs to a user.

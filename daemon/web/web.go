@@ -66,6 +66,15 @@ type Config struct {
 	// keyfleetd shares one with the API's tokenless routes. Default: one of
 	// its own.
 	Limiter *ratelimit.Limiter
+	// Directory reports the directory sources for the overview; nil
+	// shows no directory section.
+	Directory DirectoryStatus
+}
+
+// DirectoryStatus is what the overview needs of the directory sources
+// (*directory.Directory implements it).
+type DirectoryStatus interface {
+	Overview(ctx context.Context, p core.Principal) (api.DirectoryOverview, error)
 }
 
 // EventSinks is what the overview needs of the event sinks
@@ -186,6 +195,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // csp allows scripts, styles and images from the daemon alone: no inline
 // script or style, no eval, no framing, forms post only to the daemon.
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+	"manifest-src 'self'; worker-src 'self'; " + // the push companion's app manifest and service worker
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 
 func (h *handler) now() time.Time { return h.cfg.Now().UTC() }

@@ -80,7 +80,7 @@ func (a *app) printAudit(items []api.AuditEvent, next string) error {
 		for i, e := range items {
 			rows[i] = auditRow(e)
 		}
-		return a.table(auditHeader, rows)
+		return a.rows(auditHeader, rows)
 	})
 	if err == nil && next != "" {
 		a.note("note: more events remain; add --after %s to see the next ones, or --all", next)

@@ -22,8 +22,10 @@ func (a *app) devicesCmd() *cobra.Command {
 
 var deviceHeader = []string{"ID", "VENDOR", "MODEL", "SERIAL", "STATE", "USER", "FACTORS"}
 
-func deviceRow(d api.Device) []string {
-	return []string{d.ID, d.Vendor, dash(d.Model), d.Serial, d.State, dash(d.UserID), strconv.Itoa(len(d.FactorIDs))}
+func deviceRow(names map[string]string) func(api.Device) []string {
+	return func(d api.Device) []string {
+		return []string{d.ID, d.Vendor, dash(d.Model), d.Serial, d.State, named(names, d.UserID), strconv.Itoa(len(d.FactorIDs))}
+	}
 }
 
 func (a *app) printDevice(d api.Device) error {
@@ -62,7 +64,7 @@ func (a *app) devicesListCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printList(a, items, next, "devices", deviceHeader, deviceRow)
+				return printList(a, items, next, "devices", deviceHeader, deviceRow(a.names(ctx, c, idsOf(items, func(d api.Device) string { return d.UserID }))))
 			})
 		},
 	}
@@ -231,7 +233,7 @@ func (a *app) devicesInventoryCmd() *cobra.Command {
 					for _, r := range rows {
 						out = append(out, []string{r.State, r.Vendor, dash(r.Model), dash(r.Firmware), strconv.Itoa(r.Count)})
 					}
-					return a.table([]string{"STATE", "VENDOR", "MODEL", "FIRMWARE", "KEYS"}, out)
+					return a.rows([]string{"STATE", "VENDOR", "MODEL", "FIRMWARE", "KEYS"}, out)
 				})
 			})
 		},

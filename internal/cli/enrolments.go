@@ -18,8 +18,10 @@ func (a *app) enrolmentsCmd() *cobra.Command {
 
 var enrolmentHeader = []string{"ID", "USER", "KIND", "STATE", "EXPIRES", "FACTOR"}
 
-func enrolmentRow(e api.Enrolment) []string {
-	return []string{e.ID, e.UserID, e.Kind, e.State, when(e.ExpiresAt), dash(e.FactorID)}
+func enrolmentRow(names map[string]string) func(api.Enrolment) []string {
+	return func(e api.Enrolment) []string {
+		return []string{e.ID, named(names, e.UserID), e.Kind, e.State, when(e.ExpiresAt), dash(e.FactorID)}
+	}
 }
 
 func (a *app) printEnrolment(e api.Enrolment) error {
@@ -69,7 +71,7 @@ func (a *app) enrolmentsListCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printList(a, items, next, "enrolments", enrolmentHeader, enrolmentRow)
+				return printList(a, items, next, "enrolments", enrolmentHeader, enrolmentRow(a.names(ctx, c, idsOf(items, func(e api.Enrolment) string { return e.UserID }))))
 			})
 		},
 	}

@@ -60,17 +60,15 @@ func describe(cmd *cobra.Command, err error) (int, string) {
 		return ExitUnreachable, te.Error()
 	case errors.As(err, &pr):
 		code, hint := problemAdvice(cmd, pr)
-		return code, problemText(pr) + "; " + hint
+		return code, withAdvice(pr, hint)
 	case errors.Is(err, context.Canceled):
 		return ExitError, "interrupted; run the command again to finish it"
 	}
 	return ExitError, fmt.Sprintf("%v; run '%s --help'", err, cmd.CommandPath())
 }
 
-// problemText is the daemon's account of a failure, with the fields it
-// complained about.
-func problemText(p *api.Problem) string {
-	s := p.Error()
+// withFields adds to s the problem's fields that s does not already say.
+func withFields(s string, p *api.Problem) string {
 	if len(p.Fields) == 0 {
 		return s
 	}
@@ -89,6 +87,30 @@ func problemText(p *api.Problem) string {
 		parts[i] = k + ": " + p.Fields[k]
 	}
 	return s + " (" + strings.Join(parts, ", ") + ")"
+}
+
+// cliAdvice are the problems where what to do is a keyfleet command (sign
+// in again, connect your key): the CLI's hint replaces the daemon's, which
+// speaks of the API.
+var cliAdvice = map[string]bool{
+	client.SlugUnauthenticated: true, client.SlugTokenExpired: true, client.SlugTokenRevoked: true,
+	client.SlugProofRequired: true, client.SlugNoUsableFactor: true, client.SlugLocked: true,
+}
+
+// withAdvice is the message for a problem: the daemon's account and one
+// piece of advice, never two. A daemon detail says what went wrong and,
+// after "; ", what to do; the CLI adds its own hint only when the detail
+// has none, or when the advice is a keyfleet command (cliAdvice), which
+// then replaces the daemon's.
+func withAdvice(p *api.Problem, hint string) string {
+	what, own, says := strings.Cut(p.Error(), "; ")
+	switch {
+	case says && cliAdvice[client.Slug(p)]:
+		return withFields(what, p) + "; " + hint
+	case says && own != "":
+		return withFields(p.Error(), p)
+	}
+	return withFields(p.Error(), p) + "; " + hint
 }
 
 // problemAdvice maps a problem to an exit code and what to do next.
@@ -130,6 +152,12 @@ func problemAdvice(cmd *cobra.Command, p *api.Problem) (int, string) {
 		return ExitConflict, "the policy refuses this; the reasons above say what it needs ('keyfleet policy show' prints it)"
 	case client.SlugUnavailable:
 		return ExitError, "keyfleetd is not ready; try again shortly or check its logs"
+	case "directory-busy":
+		return ExitConflict, "wait for it to finish: 'keyfleet directory status' shows the last sync"
+	case "leaver-limit":
+		return ExitConflict, "nothing changed; check the directory settings, or run again with --force if they really left"
+	case "directory-failed":
+		return ExitUnreachable, "nothing changed; check the directory section of keyfleetd.yaml (docs/directory.md) and that the directory is up"
 	}
 	if p.RequestID == "" {
 		return ExitError, "try again; if it persists, check keyfleetd's logs"

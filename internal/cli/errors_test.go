@@ -81,7 +81,7 @@ func TestFailuresExitWithTheDocumentedCode(t *testing.T) {
 		{name: "an internal error names the request id", route: "GET /v1/me", answer: problem(500, "internal"),
 			args: []string{"whoami"}, code: cli.ExitError, want: "request id req_test"},
 		{name: "an unreachable daemon is exit 6", vars: map[string]string{cli.EnvServer: closedAddr(t)},
-			args: []string{"users", "list"}, code: cli.ExitUnreachable, want: "connection refused; is it running? (make run)"},
+			args: []string{"users", "list"}, code: cli.ExitUnreachable, want: "connection refused; is keyfleetd running on this machine? start it with 'keyfleetd serve' (in a source checkout: make run)"},
 		{name: "an untrusted certificate is exit 6", vars: map[string]string{cli.EnvCA: ""},
 			args: []string{"whoami"}, code: cli.ExitUnreachable, want: "pass --ca with the certificate path"},
 		{name: "a broken audit chain is exit 7", route: "GET /v1/audit/verify", answer: clienttest.JSON(200, api.AuditVerification{

@@ -29,8 +29,10 @@ func (a *app) factorsCmd() *cobra.Command {
 
 var factorHeader = []string{"ID", "USER", "KIND", "LABEL", "STATE", "DEVICE", "LAST USED"}
 
-func factorRow(f api.Factor) []string {
-	return []string{f.ID, f.UserID, f.Kind, dash(f.Label), f.State, dash(f.DeviceID), whenp(f.LastUsedAt)}
+func factorRow(names map[string]string) func(api.Factor) []string {
+	return func(f api.Factor) []string {
+		return []string{f.ID, named(names, f.UserID), f.Kind, dash(f.Label), f.State, dash(f.DeviceID), whenp(f.LastUsedAt)}
+	}
 }
 
 func (a *app) printFactor(f api.Factor) error {
@@ -69,7 +71,7 @@ func (a *app) factorsListCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printList(a, items, next, "factors", factorHeader, factorRow)
+				return printList(a, items, next, "factors", factorHeader, factorRow(a.names(ctx, c, idsOf(items, func(f api.Factor) string { return f.UserID }))))
 			})
 		},
 	}

@@ -62,7 +62,7 @@ func printList[T any](a *app, items []T, next, noun string, header []string, row
 		for i, it := range items {
 			rows[i] = row(it)
 		}
-		return a.table(header, rows)
+		return a.rows(header, rows)
 	})
 	if err == nil && next != "" {
 		a.note("note: more %s remain; add --cursor %s to see the next ones, or --all", noun, next)

@@ -130,6 +130,12 @@ func (a *app) printDryRun(dr api.PolicyDryRun) error {
 	}
 	fmt.Fprintf(a.stdout, "Compliant %d -> %d, in grace %d -> %d, non-compliant %d -> %d.\n", dr.Before.Compliant, dr.After.Compliant,
 		dr.Before.Grace, dr.After.Grace, dr.Before.NonCompliant, dr.After.NonCompliant)
+	if s := dr.AdminsSignIn; s.Admins > 0 {
+		fmt.Fprintf(a.stdout, "Administrators who can sign in with a security key: %d -> %d (%d once every grace has run out).\n", s.Before, s.After, s.AfterGrace)
+	}
+	for _, w := range dr.Warnings {
+		fmt.Fprintf(a.stdout, "WARNING: %s\n", w)
+	}
 	if len(dr.ChangedUsers) == 0 {
 		return nil
 	}
@@ -292,7 +298,7 @@ func (a *app) policyDiffCmd() *cobra.Command {
 					for i, ch := range d.Changes {
 						rows[i] = []string{ch.Effect, dash(ch.Rule), ch.Field, dash(ch.Old), dash(ch.New)}
 					}
-					return a.table([]string{"EFFECT", "RULE", "FIELD", "OLD", "NEW"}, rows)
+					return a.rows([]string{"EFFECT", "RULE", "FIELD", "OLD", "NEW"}, rows)
 				})
 			})
 		},
@@ -404,7 +410,21 @@ func (a *app) printCompliance(r api.ComplianceReport) error {
 			return err
 		}
 	}
-	return nil
+	return a.printIgnoredPushes(r.IgnoredPushes)
+}
+
+// printIgnoredPushes lists push companions whose pushes go unanswered,
+// when there are any.
+func (a *app) printIgnoredPushes(list []api.IgnoredPushes) error {
+	if len(list) == 0 {
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "Push companions with %d or more pushes in a row unanswered: %d\n", api.IgnoredPushesThreshold, len(list))
+	rows := make([][]string, len(list))
+	for i, p := range list {
+		rows[i] = []string{p.Username, p.FactorID, dash(p.Label), strconv.Itoa(p.Unanswered), whenp(p.LastUnansweredAt)}
+	}
+	return a.table([]string{"USER", "FACTOR", "NAME", "UNANSWERED", "LAST"}, rows)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -81,6 +81,9 @@ func TestPolicyAndReportCommandsPrintWhatTheDaemonAnswers(t *testing.T) {
 	}{
 		{"report compliance prints counts and users", "GET /v1/reports/compliance", report,
 			[]string{"report", "compliance", "--group", "eng"}, []string{"group eng", "50.0%", "bob", "Non-compliant users: 1"}, ""},
+		{"report compliance lists push companions whose pushes go unanswered", "GET /v1/reports/compliance",
+			api.ComplianceReport{IgnoredPushes: []api.IgnoredPushes{{Username: "ivan", FactorID: "fac_9", Label: "Pixel", Unanswered: 4}}},
+			[]string{"report", "compliance"}, []string{"pushes in a row unanswered: 1", "ivan", "fac_9", "Pixel", "4"}, ""},
 		{"policy history lists versions", "GET /v1/policy/versions",
 			api.Page[api.PolicyVersion]{Items: []api.PolicyVersion{{Version: 1, Rules: 3, AppliedBy: api.Actor{Name: "root"}}}},
 			[]string{"policy", "history"}, []string{"VERSION", "root"}, ""},

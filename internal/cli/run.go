@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/internal/clikit"
 )
 
@@ -44,7 +46,25 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	code, msg := describe(cmd, err)
 	fmt.Fprintf(stderr, "keyfleet: %s\n", msg)
+	if a.jsonOutput() {
+		a.printFailure(err, code, msg)
+	}
 	return code
+}
+
+// failure is what -o json prints on stdout when a command fails, so that
+// a script reading stdout always gets one JSON value: the message and the
+// exit code, and the daemon's problem (RFC 9457) when it sent one.
+type failure struct {
+	Error    string       `json:"error"`
+	ExitCode int          `json:"exit_code"`
+	Problem  *api.Problem `json:"problem,omitempty"`
+}
+
+func (a *app) printFailure(err error, code int, msg string) {
+	f := failure{Error: msg, ExitCode: code}
+	errors.As(err, &f.Problem)
+	a.printJSON(f)
 }
 
 // app holds what every command shares: the streams, the environment and
@@ -64,7 +84,8 @@ type app struct {
 const (
 	outputTable = "table"
 	outputJSON  = "json"
-	// outputCSV is for the report commands; others print their table.
+	// outputCSV is for the commands that print lists and reports
+	// (csvCommands); the others refuse it.
 	outputCSV = "csv"
 )
 
@@ -82,14 +103,17 @@ func (a *app) rootCmd() *cobra.Command {
 		RunE:          showHelp,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		PersistentPreRunE: func(*cobra.Command, []string) error {
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if a.output != outputTable && a.output != outputJSON && a.output != outputCSV {
-				return usagef("unknown output format %q; use -o table, -o json, or -o csv for reports", a.output)
+				return usagef("unknown output format %q; use -o table, -o json, or -o csv for lists and reports", a.output)
+			}
+			if a.output == outputCSV && !csvCommands[strings.TrimPrefix(cmd.CommandPath(), "keyfleet ")] {
+				return usagef("-o csv is for lists and reports; '%s' prints no list: use -o table or -o json", cmd.CommandPath())
 			}
 			return nil
 		},
 	}
-	root.PersistentFlags().StringVarP(&a.output, "output", "o", outputTable, "output format: table, json, or csv (reports)")
+	root.PersistentFlags().StringVarP(&a.output, "output", "o", outputTable, "output format: table, json, or csv (lists and reports)")
 	root.PersistentFlags().StringVar(&a.agentFlag, "agent", "", "keyfleet-agent to prove actions with your key (default $"+EnvAgent+", beside keyfleet, or on PATH)")
 	root.PersistentFlags().StringArrayVar(&a.agentExtra, "agent-arg", nil, "extra argument for keyfleet-agent prove, e.g. --agent-arg=--reader=NAME (repeatable; also $"+EnvAgentArgs+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cliError{code: ExitUsage, err: err} })
@@ -97,17 +121,30 @@ func (a *app) rootCmd() *cobra.Command {
 		a.devicesCmd(), a.enrolmentsCmd(), a.approvalsCmd(), a.tokensCmd(), a.auditCmd())
 	root.AddCommand(a.policyCmd(), a.reportCmd())
 	root.AddCommand(a.recoveryCmd(), a.breakglassCmd(), a.eventsCmd(), a.attestCmd())
+	root.AddCommand(a.directoryCmd())
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	clikit.Standard(root)
 	return root
 }
 
+// csvCommands print a list or a report: a table, or CSV with -o csv (a
+// cell a spreadsheet would run as a formula is written as text).
+var csvCommands = map[string]bool{
+	"users list": true, "factors list": true, "devices list": true, "devices inventory": true,
+	"enrolments list": true, "approvals list": true, "tokens list": true, "audit list": true,
+	"recovery list": true, "policy history": true, "policy diff": true, "events status": true,
+	"report adoption": true, "report deadlines": true, "report vulnerable": true, "report stale": true,
+	"report privileged": true,
+}
+
 const rootLong = `keyfleet talks to a keyfleetd over its HTTPS API. Log in once with
 'keyfleet login'; the server, token and trusted certificate are saved in
 the configuration file (see 'keyfleet login --help').
 
-Output is a table for people; -o json prints the API's JSON for scripts.
+Output is a table for people; -o json prints the API's JSON for scripts
+(and, when a command fails, {"error", "exit_code", "problem"} on stdout);
+lists and reports print CSV with -o csv.
 
 Environment:
   KEYFLEET_CONFIG   path of the configuration file

@@ -13,7 +13,7 @@ import (
 func (a *app) usersCmd() *cobra.Command {
 	cmd := group("users", "Manage people and service accounts",
 		"  keyfleet users list --group eng\n  keyfleet users show alice")
-	cmd.AddCommand(a.usersCreateCmd(), a.usersListCmd(), a.usersShowCmd(), a.usersUpdateCmd(),
+	cmd.AddCommand(a.usersCreateCmd(), a.usersListCmd(), a.usersShowCmd(), a.usersMFAStatusCmd(), a.usersUpdateCmd(),
 		a.usersEnableCmd(), a.usersUnlockCmd(), a.usersPassCmd(), a.twoPersonCmd(userDisable), a.twoPersonCmd(userDelete),
 		a.twoPersonCmd(userResetMFA), a.usersExemptCmd(), a.usersImportCmd())
 	return cmd
@@ -120,20 +120,107 @@ func (a *app) usersListCmd() *cobra.Command {
 
 func (a *app) usersShowCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:     "show USER",
-		Short:   "Show one user (by id or username)",
+		Use:   "show USER",
+		Short: "Show one user (by id or username) and their MFA status",
+		Long: `show prints the user and, for roles that may read it, their MFA status:
+compliant, in grace until a deadline, non-compliant or exempt, why, and
+what they must do next. -o json prints the user record alone; 'keyfleet
+users mfa-status USER -o json' prints the status.`,
 		Example: "  keyfleet users show alice\n  keyfleet users show usr_01HV7 -o json",
 		Args:    argNames("USER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				u, err := c.GetUser(ctx, args[0])
+				if err != nil || a.jsonOutput() {
+					if err == nil {
+						err = a.printUser(u)
+					}
+					return err
+				}
+				if err := a.printUser(u); err != nil {
+					return err
+				}
+				st, err := c.MFAStatus(ctx, u.ID)
+				if client.IsForbidden(err) {
+					a.note("note: your roles do not show MFA status")
+					return nil
+				}
 				if err != nil {
 					return err
 				}
-				return a.printUser(u)
+				fmt.Fprintln(a.stdout)
+				return a.printMFAStatus(st)
 			})
 		},
 	}
+}
+
+func (a *app) usersMFAStatusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "mfa-status USER",
+		Short: "Show whether a user meets the policy, why, and what they must do next",
+		Long: `mfa-status asks keyfleetd how USER stands with the policy: compliant, in
+grace until a deadline, non-compliant, or exempt until a date; the reasons;
+the next steps for the user; the factor kinds they may sign in with; and
+their active factors. Users may read their own.`,
+		Example: "  keyfleet users mfa-status alice\n  keyfleet users mfa-status alice -o json",
+		Args:    argNames("USER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				st, err := c.MFAStatus(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				return a.emit(st, func() error { return a.printMFAStatus(st) })
+			})
+		},
+	}
+}
+
+// printMFAStatus prints a status for people: an exempt user reads as
+// exempt (until when), not as compliant.
+func (a *app) printMFAStatus(st api.MFAStatus) error {
+	kinds := list(st.AllowedKinds)
+	if st.AllowedKinds != nil && len(st.AllowedKinds) == 0 {
+		kinds = "none"
+	}
+	labels := make([]string, 0, len(st.ActiveFactors))
+	for _, f := range st.ActiveFactors {
+		labels = append(labels, f.Kind+" "+firstOf(f.Label, f.ID))
+	}
+	if err := a.fields("MFA status", statusWords(st), "Policy version", fmt.Sprint(st.PolicyVersion),
+		"Must enrol", map[bool]string{true: "yes", false: ""}[st.MustEnrol], "Sign in with", kinds,
+		"Active factors", list(labels), "Locked until", optTime(st.LockedUntil)); err != nil {
+		return err
+	}
+	for _, l := range []struct {
+		title string
+		items []string
+	}{{"Why", st.Reasons}, {"What they must do", st.NextSteps}} {
+		if len(l.items) == 0 {
+			continue
+		}
+		fmt.Fprintf(a.stdout, "%s:\n", l.title)
+		for _, s := range l.items {
+			fmt.Fprintf(a.stdout, "  - %s\n", s)
+		}
+	}
+	return nil
+}
+
+// statusWords says a status in a few words.
+func statusWords(st api.MFAStatus) string {
+	switch {
+	case st.ExemptUntil != nil:
+		return "exempt until " + when(*st.ExemptUntil)
+	case st.Status == "grace" && st.GraceUntil != nil:
+		return "in grace until " + when(*st.GraceUntil)
+	case st.Status == "non_compliant" && st.Deadline != nil:
+		return "non-compliant (deadline " + when(*st.Deadline) + ")"
+	case st.Status == "non_compliant":
+		return "non-compliant"
+	}
+	return st.Status
 }
 
 func (a *app) usersUpdateCmd() *cobra.Command {

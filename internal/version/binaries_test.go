@@ -28,7 +28,7 @@ func TestEveryBinaryNamesItsCommit(t *testing.T) {
 		t.Fatalf("scripts/ldflags.sh: %v", err)
 	}
 	out := t.TempDir()
-	names := []string{"keyfleetd", "keyfleet", "keyfleet-agent", "keyfleet-vkey", "keyfleet-plugin-totp"}
+	names := []string{"keyfleetd", "keyfleet", "keyfleet-agent", "keyfleet-vkey", "keyfleet-plugin-totp", "keyfleet-pam-helper"}
 	args := []string{"build", "-trimpath", "-buildvcs=auto", "-ldflags", strings.TrimSpace(string(ldflags)), "-o", out + "/"}
 	for _, n := range names {
 		args = append(args, "./cmd/"+n)

@@ -54,12 +54,23 @@ func fromInputs(in []*factorpb.Input) []Input {
 
 func toInfo(i Info) *factorpb.Info {
 	return &factorpb.Info{Kind: i.Kind, DisplayName: i.DisplayName, Version: i.Version, Hardware: i.Hardware,
-		EnrolInputs: toInputs(i.EnrolInputs), VerifyInputs: toInputs(i.VerifyInputs)}
+		EnrolInputs: toInputs(i.EnrolInputs), VerifyInputs: toInputs(i.VerifyInputs), OutOfBand: i.OutOfBand}
 }
 
 func fromInfo(i *factorpb.Info) Info {
 	return Info{Kind: i.GetKind(), DisplayName: i.GetDisplayName(), Version: i.GetVersion(), Hardware: i.GetHardware(),
-		EnrolInputs: fromInputs(i.GetEnrolInputs()), VerifyInputs: fromInputs(i.GetVerifyInputs())}
+		EnrolInputs: fromInputs(i.GetEnrolInputs()), VerifyInputs: fromInputs(i.GetVerifyInputs()), OutOfBand: i.GetOutOfBand()}
+}
+
+func toContext(c VerifyContext) *factorpb.VerifyContext {
+	if c == (VerifyContext{}) {
+		return nil
+	}
+	return &factorpb.VerifyContext{Application: c.Application, Address: c.Address}
+}
+
+func fromContext(c *factorpb.VerifyContext) VerifyContext {
+	return VerifyContext{Application: c.GetApplication(), Address: c.GetAddress()}
 }
 
 func toDevice(d *Device) *factorpb.Device {

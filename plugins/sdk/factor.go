@@ -5,6 +5,12 @@
 // The daemon's built-in kinds (piv, fido2) implement the same interface,
 // so every kind of factor looks the same to the lifecycle.
 //
+// Out-of-band kinds (a push to a phone) are answered away from the
+// verifying side: BeginVerify returns a Delivery for the user's device and
+// a Deadline, the host delivers it and keeps the verification pending
+// until the device's answer arrives (or the deadline passes), and then
+// hands that answer to FinishVerify. See [Info.OutOfBand].
+//
 // Plugins are stateless. The host keeps each factor's state (a TOTP seed,
 // the last accepted time step), sealed at rest, and hands it back on every
 // call; a plugin returns the updated state. Time is passed in (Now), never
@@ -51,6 +57,15 @@ type Info struct {
 	// verifying side must send in Response.
 	EnrolInputs  []Input
 	VerifyInputs []Input
+	// OutOfBand is true for a kind whose verifications are answered on a
+	// device of the user's (a push), not by the side that began them.
+	// BeginVerify then returns a Delivery and a Deadline: the host sends
+	// the delivery to the factor's device, keeps the verification
+	// pending, lets the verifying side wait for or poll its outcome, and
+	// calls FinishVerify once with the device's answer as Response. An
+	// answer that never comes closes the verification at the deadline
+	// without FinishVerify.
+	OutOfBand bool
 }
 
 // Input is one field a kind expects in a response.
@@ -131,14 +146,40 @@ type BeginVerifyRequest struct {
 	// A kind that needs a secret keeps its own in Session.
 	Challenge []byte
 	Now       time.Time
+	// VerificationID names this verification, unique and not secret.
+	// An out-of-band kind has the device sign it, so that an answer
+	// counts for this verification only.
+	VerificationID string
+	// Context says who asked and from where, for a kind that shows it
+	// to the user (a push: "alice signing in to VPN from 203.0.113.7").
+	Context VerifyContext
+}
+
+// VerifyContext describes the sign-in a verification is for. Both fields
+// come from the verifying side and are shown as they are; empty when it
+// gave none.
+type VerifyContext struct {
+	Application string // what the user is signing in to
+	Address     string // the address the sign-in comes from
 }
 
 // BeginVerifyResponse is what the verifying side needs.
 type BeginVerifyResponse struct {
 	// Prompt is sent to the verifying side (JSON); nil when none is needed.
+	// An out-of-band kind says here what the user must do on the device
+	// (a number to pick).
 	Prompt []byte
 	// Session is kept by the host (sealed) and handed to FinishVerify.
 	Session []byte
+	// Delivery is an out-of-band kind's message for the user's device
+	// (JSON); the host sends it over the device's channel and through
+	// relays it does not control, so it must carry nothing that lets its
+	// reader answer: no secret, nothing from Session. Nil for other kinds.
+	Delivery []byte
+	// Deadline is when an out-of-band verification stops waiting for
+	// the device's answer; FinishVerify refuses answers after it. Zero
+	// for other kinds.
+	Deadline time.Time
 }
 
 // FinishVerifyRequest carries a user's response.
@@ -163,6 +204,10 @@ type FinishVerifyResponse struct {
 	// Suspicious marks a failure that looks like an attack (a replayed
 	// code, a sign-counter regression); the host raises a security event.
 	Suspicious bool
+	// Reported means the user said they did not start this verification
+	// ("this wasn't me" on a push). OK is false; the host treats it as
+	// fraud: it stops prompting the user and raises a high-severity event.
+	Reported bool
 }
 
 // Errors a Factor returns. A wrong response is not an error (OK false);

@@ -67,12 +67,13 @@ func (c *grpcClient) FinishEnrol(ctx context.Context, req FinishEnrolRequest) (F
 func (c *grpcClient) BeginVerify(ctx context.Context, req BeginVerifyRequest) (BeginVerifyResponse, error) {
 	out, err := c.c.BeginVerify(ctx, &factorpb.BeginVerifyRequest{
 		User: toUser(req.User), FactorId: req.FactorID, State: req.State, Challenge: req.Challenge,
-		Now: toInstant(req.Now),
+		Now: toInstant(req.Now), VerificationId: req.VerificationID, Context: toContext(req.Context),
 	})
 	if err != nil {
 		return BeginVerifyResponse{}, fromStatus(err)
 	}
-	return BeginVerifyResponse{Prompt: orNil(out.GetPrompt()), Session: orNil(out.GetSession())}, nil
+	return BeginVerifyResponse{Prompt: orNil(out.GetPrompt()), Session: orNil(out.GetSession()),
+		Delivery: orNil(out.GetDelivery()), Deadline: fromInstant(out.GetDeadline())}, nil
 }
 
 func (c *grpcClient) FinishVerify(ctx context.Context, req FinishVerifyRequest) (FinishVerifyResponse, error) {
@@ -83,7 +84,7 @@ func (c *grpcClient) FinishVerify(ctx context.Context, req FinishVerifyRequest) 
 	if err != nil {
 		return FinishVerifyResponse{}, fromStatus(err)
 	}
-	res := FinishVerifyResponse{OK: out.GetOk(), Reason: out.GetReason(), Suspicious: out.GetSuspicious()}
+	res := FinishVerifyResponse{OK: out.GetOk(), Reason: out.GetReason(), Suspicious: out.GetSuspicious(), Reported: out.GetReported()}
 	if out.GetStateSet() {
 		res.State = out.GetState()
 		if res.State == nil {

@@ -52,11 +52,13 @@ func (s *grpcServer) BeginVerify(ctx context.Context, in *factorpb.BeginVerifyRe
 	res, err := s.impl.BeginVerify(ctx, BeginVerifyRequest{
 		User: fromUser(in.GetUser()), FactorID: in.GetFactorId(), State: orNil(in.GetState()),
 		Challenge: orNil(in.GetChallenge()), Now: fromInstant(in.GetNow()),
+		VerificationID: in.GetVerificationId(), Context: fromContext(in.GetContext()),
 	})
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &factorpb.BeginVerifyResponse{Prompt: res.Prompt, Session: res.Session}, nil
+	return &factorpb.BeginVerifyResponse{Prompt: res.Prompt, Session: res.Session, Delivery: res.Delivery,
+		Deadline: toInstant(res.Deadline)}, nil
 }
 
 func (s *grpcServer) FinishVerify(ctx context.Context, in *factorpb.FinishVerifyRequest) (*factorpb.FinishVerifyResponse, error) {
@@ -68,5 +70,5 @@ func (s *grpcServer) FinishVerify(ctx context.Context, in *factorpb.FinishVerify
 		return nil, toStatus(err)
 	}
 	return &factorpb.FinishVerifyResponse{Ok: res.OK, StateSet: res.State != nil, State: res.State,
-		Reason: res.Reason, Suspicious: res.Suspicious}, nil
+		Reason: res.Reason, Suspicious: res.Suspicious, Reported: res.Reported}, nil
 }

@@ -16,7 +16,7 @@ import (
 type echo struct{ err error }
 
 func (e echo) Describe(context.Context) (sdk.Info, error) {
-	return sdk.Info{Kind: "echo", DisplayName: "Echo", Version: "1", Hardware: true,
+	return sdk.Info{Kind: "echo", DisplayName: "Echo", Version: "1", Hardware: true, OutOfBand: true,
 		VerifyInputs: []sdk.Input{{Name: "code", Description: "a code"}}}, e.err
 }
 
@@ -30,7 +30,12 @@ func (e echo) FinishEnrol(_ context.Context, r sdk.FinishEnrolRequest) (sdk.Fini
 }
 
 func (e echo) BeginVerify(_ context.Context, r sdk.BeginVerifyRequest) (sdk.BeginVerifyResponse, error) {
-	return sdk.BeginVerifyResponse{Prompt: r.State, Session: r.Challenge}, e.err
+	res := sdk.BeginVerifyResponse{Prompt: r.State, Session: r.Challenge}
+	if r.VerificationID != "" {
+		res.Delivery = []byte(r.VerificationID + "|" + r.Context.Application + "|" + r.Context.Address)
+		res.Deadline = r.Now.Add(time.Minute)
+	}
+	return res, e.err
 }
 
 func (e echo) FinishVerify(_ context.Context, r sdk.FinishVerifyRequest) (sdk.FinishVerifyResponse, error) {
@@ -42,6 +47,8 @@ func (e echo) FinishVerify(_ context.Context, r sdk.FinishVerifyRequest) (sdk.Fi
 		return sdk.FinishVerifyResponse{OK: true}, nil
 	case "empty":
 		return sdk.FinishVerifyResponse{OK: true, State: []byte{}, Reason: r.FactorID, Suspicious: true}, nil
+	case "report":
+		return sdk.FinishVerifyResponse{Reason: "not me", Suspicious: true, Reported: true}, nil
 	}
 	return sdk.FinishVerifyResponse{OK: true, State: r.Response}, nil
 }
@@ -83,7 +90,7 @@ func TestValuesCrossTheWireUnchanged(t *testing.T) {
 	f := sdktest.GRPC(t, echo{})
 	ctx := context.Background()
 	info, err := f.Describe(ctx)
-	want := sdk.Info{Kind: "echo", DisplayName: "Echo", Version: "1", Hardware: true, VerifyInputs: []sdk.Input{{Name: "code", Description: "a code"}}}
+	want := sdk.Info{Kind: "echo", DisplayName: "Echo", Version: "1", Hardware: true, OutOfBand: true, VerifyInputs: []sdk.Input{{Name: "code", Description: "a code"}}}
 	if err != nil || !reflect.DeepEqual(info, want) {
 		t.Errorf("Describe = %+v, %v", info, err)
 	}
@@ -100,6 +107,19 @@ func TestValuesCrossTheWireUnchanged(t *testing.T) {
 	fin, _ := f.FinishEnrol(ctx, sdk.FinishEnrolRequest{EnrolmentID: "e1", State: []byte("s"), Response: []byte("{}")})
 	if !fin.Pending || fin.Device == nil || fin.Device.Serial != "e1" || string(fin.Public) != "{}" || fin.Evidence != nil {
 		t.Errorf("FinishEnrol = %+v", fin)
+	}
+	oob, _ := f.BeginVerify(ctx, sdk.BeginVerifyRequest{VerificationID: "ver_1", Now: now,
+		Context: sdk.VerifyContext{Application: "VPN", Address: "203.0.113.7"}})
+	if string(oob.Delivery) != "ver_1|VPN|203.0.113.7" || !oob.Deadline.Equal(now.Add(time.Minute)) {
+		t.Errorf("an out-of-band BeginVerify came back as %+v", oob)
+	}
+	plain, _ := f.BeginVerify(ctx, sdk.BeginVerifyRequest{Now: now})
+	if plain.Delivery != nil || !plain.Deadline.IsZero() {
+		t.Errorf("a verification with no delivery came back with %q, deadline %v", plain.Delivery, plain.Deadline)
+	}
+	reported, _ := f.FinishVerify(ctx, sdk.FinishVerifyRequest{Response: []byte("report")})
+	if reported.OK || !reported.Reported || !reported.Suspicious {
+		t.Errorf("a reported answer came back as %+v", reported)
 	}
 	kept, _ := f.FinishVerify(ctx, sdk.FinishVerifyRequest{Response: []byte("keep")})
 	if !kept.OK || kept.State != nil {

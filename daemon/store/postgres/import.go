@@ -92,6 +92,10 @@ func (t *tx) importRecord(v any) error {
 		return t.exec("INSERT INTO sink_cursors (sink, seq, epoch) VALUES ($1, $2, '')", r.Sink, int64(r.Seq))
 	case events.DeadLetter:
 		return t.importDeadLetter(r)
+	case core.DirectoryState:
+		return t.PutDirectoryState(r)
+	case core.DirectoryGroup:
+		return t.PutDirectoryGroup(r)
 	}
 	return fmt.Errorf("importing: a record of type %T is not known", v)
 }

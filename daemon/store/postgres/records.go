@@ -174,6 +174,9 @@ func (t *tx) InsertUser(u core.User) error {
 		name, t.s.box.seal("username", u.ID, []byte(u.Username)), u.Status); err != nil {
 		return err
 	}
+	if err := t.putLink(u); err != nil {
+		return err
+	}
 	return t.putUserFacts(u)
 }
 
@@ -183,11 +186,17 @@ func (t *tx) PutUser(u core.User) error {
 		t.s.box.seal("username", u.ID, []byte(u.Username)), u.Status); err != nil {
 		return err
 	}
+	if err := t.putLink(u); err != nil {
+		return err
+	}
 	return t.putUserFacts(u)
 }
 
 func (t *tx) DeleteUser(u core.User) error {
 	if err := t.del(tUsers, u.ID); err != nil {
+		return err
+	}
+	if err := t.deleteLink(u); err != nil {
 		return err
 	}
 	return t.deleteFacts(u.ID, "")

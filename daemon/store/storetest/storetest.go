@@ -56,6 +56,7 @@ func Run(t *testing.T, b Backend) {
 		{"Policy", testPolicy},
 		{"PolicyFacts", testPolicyFacts},
 		{"Recovery", testRecovery},
+		{"Directory", testDirectory},
 		{"Audit", testAudit},
 		{"FailedTransactionLeavesNothing", testFailedTx},
 		{"ReadsItsOwnWrites", testOwnWrites},

@@ -102,8 +102,9 @@
   // request, applying this document…) and answers it with the user's key;
   // the answer goes with that action. The key's signature covers the
   // action, so it allows nothing else.
-  async function prove(action, subject, request) {
+  async function prove(action, subject, request, form) {
     const begun = await post("/proof/begin", { action: action, subject: subject || "", request: request });
+    if (!begun.factors.length && begun.code_factors && begun.code_factors.length) return codeProof(begun, form);
     live("Touch your security key to confirm: " + begun.summary);
     let factor, cred;
     if (begun.options && begun.credentials) {
@@ -116,6 +117,17 @@
       factor = f.factor_id;
     }
     return { id: begun.id, factor_id: factor, response: credentialJSON(cred) };
+  }
+
+  // codeProof answers a proof with the code of an authenticator app that
+  // the person typed in the form (proof_code; proof_factor picks the app
+  // when they have several): for people with no security key.
+  function codeProof(begun, form) {
+    const code = form && form.elements.proof_code ? form.elements.proof_code.value.trim() : "";
+    if (!code) throw new Error("Type the code your authenticator app shows, then press the button again.");
+    const pick = form.elements.proof_factor ? form.elements.proof_factor.value : "";
+    const f = begun.code_factors.find((x) => x.factor_id === pick) || begun.code_factors[0];
+    return { id: begun.id, factor_id: f.factor_id, response: { code: code } };
   }
 
   // requestOf builds the body an action will send from its form: the
@@ -142,7 +154,7 @@
     signin: (form) => verify("/signin", { username: form.username.value.trim() }, form.querySelector(".choices")),
     welcome: (form) => register("/welcome", { code: form.code.value.trim() }, form.label.value),
     register: async (form) => {
-      const proof = await prove("factor.add", form.dataset.subject, requestOf(form));
+      const proof = await prove("factor.add", form.dataset.subject, requestOf(form), form);
       const begun = await post("/me/keys/begin", {}, proof);
       live("Touch your new security key to register it.");
       const cred = await navigator.credentials.create({ publicKey: creationOptions(begun.options) });
@@ -182,6 +194,44 @@
     });
   }
 
+  // checkAsTyped posts the text to its check URL a moment after typing
+  // stops and shows the problems with their lines, or the changes.
+  function checkAsTyped(area) {
+    const out = document.getElementById(area.getAttribute("aria-describedby"));
+    let timer = 0, seq = 0;
+    const run = async () => {
+      const mine = ++seq;
+      try {
+        const r = await post(area.dataset.check, { document: area.value.replace(/\r\n/g, "\n") });
+        if (mine !== seq) return;
+        render(out, r);
+      } catch (err) {
+        out.textContent = "The document could not be checked: " + (err.message || err);
+      }
+    };
+    area.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(run, 400); });
+    run();
+  }
+
+  function render(out, r) {
+    out.textContent = "";
+    out.className = "check-result " + (r.ok ? "ok" : "error");
+    const p = document.createElement("p");
+    if (!r.ok) {
+      p.textContent = r.problems.length === 1 ? "1 problem:" : r.problems.length + " problems:";
+    } else if (!r.changes.length) {
+      p.textContent = "No problems. It changes no requirement of the current version.";
+    } else {
+      p.textContent = "No problems. Against the current version it changes " + r.changes.length + (r.changes.length === 1 ? " requirement" : " requirements") +
+        (r.weakens ? "; it weakens the policy, so a second person must approve it." : ".");
+    }
+    out.appendChild(p);
+    const ul = document.createElement("ul");
+    (r.ok ? r.changes.map((c) => c.message) : r.problems.map((x) => (x.line ? "line " + x.line + ": " : "") + (x.field ? x.field + ": " : "") + x.message))
+      .forEach((t) => { const li = document.createElement("li"); li.textContent = t; ul.appendChild(li); });
+    if (ul.childNodes.length) out.appendChild(ul);
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll("form[data-webauthn]").forEach((form) => guard(form, flows[form.dataset.webauthn]));
     // Actions bound to a proof: answer a challenge for this one action
@@ -192,7 +242,7 @@
         ev.preventDefault();
         if (!form.reportValidity()) return;
         try {
-          const answer = await prove(form.dataset.proof, form.dataset.subject, requestOf(form));
+          const answer = await prove(form.dataset.proof, form.dataset.subject, requestOf(form), form);
           form.elements.proof.value = JSON.stringify(answer);
           form.submit();
         } catch (err) {
@@ -200,6 +250,8 @@
         }
       });
     });
+    // The policy editor checks the document as it is typed.
+    document.querySelectorAll("textarea[data-check]").forEach(checkAsTyped);
     // Sensitive forms: confirm with the key first, then submit for real.
     document.querySelectorAll("form.needs-stepup").forEach((form) => {
       form.addEventListener("submit", async (ev) => {

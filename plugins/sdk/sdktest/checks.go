@@ -66,8 +66,7 @@ func testReplay(t *testing.T, f sdk.Factor, d Driver) {
 	}
 	// The attacker starts a new verification at the same moment and sends
 	// the captured response.
-	begun, err := f.BeginVerify(ctxFor(t), sdk.BeginVerifyRequest{User: fa.user, FactorID: fa.id, State: fa.state,
-		Challenge: challenge(t), Now: fa.now})
+	begun, err := f.BeginVerify(ctxFor(t), fa.beginReq(t))
 	if err != nil {
 		t.Fatalf("BeginVerify: %v", err)
 	}
@@ -134,7 +133,7 @@ func corruptions(state []byte) (invalid map[string][]byte, flips [][]byte) {
 func testCorruptState(t *testing.T, f sdk.Factor, d Driver) {
 	fa := enrol(t, f, d, testUser(6), d.start())
 	fa.now = fa.now.Add(d.step())
-	breq := sdk.BeginVerifyRequest{User: fa.user, FactorID: fa.id, State: fa.state, Challenge: challenge(t), Now: fa.now}
+	breq := fa.beginReq(t)
 	begun, err := f.BeginVerify(ctxFor(t), breq)
 	if err != nil {
 		t.Fatalf("BeginVerify: %v", err)
@@ -166,7 +165,7 @@ func testNoLeak(t *testing.T, f sdk.Factor, d Driver) {
 	w := fa.verify(t, f, d, wrong)
 	public := map[string][]byte{
 		"Params": []byte(fmt.Sprint(fa.begun.Params)), "Public": fa.res.Public, "Evidence": fa.res.Evidence,
-		"Prompt": a.begun.Prompt, "Reason": []byte(w.res.Reason + a.res.Reason),
+		"Prompt": a.begun.Prompt, "Reason": []byte(w.res.Reason + a.res.Reason), "Delivery": a.begun.Delivery,
 	}
 	for dk, secret := range fa.begun.Display {
 		if len(secret) < 8 {

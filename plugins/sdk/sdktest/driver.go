@@ -47,7 +47,9 @@ type Driver struct {
 // Authenticator is the user's side of one enrolled factor.
 type Authenticator interface {
 	// Respond returns a valid response to the verification that begun
-	// started at req.Now.
+	// started at req.Now. For an out-of-band kind it answers as the
+	// device would, from begun.Delivery, and as the user would, from
+	// what begun.Prompt shows the verifying side.
 	Respond(t testing.TB, req sdk.BeginVerifyRequest, begun sdk.BeginVerifyResponse) []byte
 	// Wrong returns a well-formed response the kind must refuse (OK
 	// false, no error).
@@ -66,4 +68,12 @@ func (d Driver) step() time.Duration {
 		return 5 * time.Minute
 	}
 	return d.Step
+}
+
+// Reporter is implemented by an Authenticator of an out-of-band kind
+// whose users can report a verification they did not start ("this
+// wasn't me"); the suite then checks that a report is refused and marked
+// sdk.FinishVerifyResponse.Reported.
+type Reporter interface {
+	Report(t testing.TB, req sdk.BeginVerifyRequest, begun sdk.BeginVerifyResponse) []byte
 }

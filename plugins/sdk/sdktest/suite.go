@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,10 +25,7 @@ func Run(t *testing.T, newFactor func(t *testing.T) sdk.Factor, d Driver) {
 	if d.Enrol == nil {
 		t.Fatal("sdktest: Driver.Enrol is required")
 	}
-	tests := []struct {
-		name string
-		run  func(*testing.T, sdk.Factor, Driver)
-	}{
+	tests := []suiteTest{
 		{"it describes itself with a valid kind name", testDescribe},
 		{"an enrolled factor verifies at successive times", testEnrolVerify},
 		{"a wrong response is refused without an error", testWrong},
@@ -38,9 +36,24 @@ func Run(t *testing.T, newFactor func(t *testing.T) sdk.Factor, d Driver) {
 		{"secrets shown at enrolment stay out of public fields", testNoLeak},
 		{"concurrent enrolments and verifications are independent", testConcurrent},
 	}
+	if outOfBand(t, newFactor) {
+		tests = append(tests, outOfBandTests()...)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newFactor(t), d) })
 	}
+}
+
+// suiteTest is one check of the suite.
+type suiteTest struct {
+	name string
+	run  func(*testing.T, sdk.Factor, Driver)
+}
+
+// outOfBand asks the kind whether it is answered out of band.
+func outOfBand(t *testing.T, newFactor func(t *testing.T) sdk.Factor) bool {
+	info, err := newFactor(t).Describe(ctxFor(t))
+	return err == nil && info.OutOfBand
 }
 
 func ctxFor(t testing.TB) context.Context {
@@ -112,13 +125,24 @@ func (fa *factor) verify(t testing.TB, f sdk.Factor, d Driver, pick answer) atte
 	t.Helper()
 	fa.now = fa.now.Add(d.step())
 	ctx := ctxFor(t)
-	breq := sdk.BeginVerifyRequest{User: fa.user, FactorID: fa.id, State: fa.state, Challenge: challenge(t), Now: fa.now}
+	breq := fa.beginReq(t)
 	begun, err := f.BeginVerify(ctx, breq)
 	if err != nil {
 		t.Fatalf("BeginVerify: %v", err)
 	}
 	resp := pick(fa.auth, t, breq, begun)
 	return fa.finish(t, f, begun, resp)
+}
+
+// verifications numbers the verifications the suite begins.
+var verifications atomic.Int64
+
+// beginReq is a BeginVerify request for the factor at its current time,
+// with a fresh challenge and verification id and a sign-in context.
+func (fa *factor) beginReq(t testing.TB) sdk.BeginVerifyRequest {
+	return sdk.BeginVerifyRequest{User: fa.user, FactorID: fa.id, State: fa.state, Challenge: challenge(t), Now: fa.now,
+		VerificationID: fmt.Sprintf("ver_sdktest_%d", verifications.Add(1)),
+		Context:        sdk.VerifyContext{Application: "sdktest", Address: "192.0.2.1"}}
 }
 
 // finish runs FinishVerify at the factor's current time.

@@ -180,13 +180,16 @@ func (x *Input) GetDescription() string {
 }
 
 type Info struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
-	DisplayName   string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	Version       string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
-	Hardware      bool                   `protobuf:"varint,4,opt,name=hardware,proto3" json:"hardware,omitempty"`
-	EnrolInputs   []*Input               `protobuf:"bytes,5,rep,name=enrol_inputs,json=enrolInputs,proto3" json:"enrol_inputs,omitempty"`
-	VerifyInputs  []*Input               `protobuf:"bytes,6,rep,name=verify_inputs,json=verifyInputs,proto3" json:"verify_inputs,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Kind         string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	DisplayName  string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	Version      string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	Hardware     bool                   `protobuf:"varint,4,opt,name=hardware,proto3" json:"hardware,omitempty"`
+	EnrolInputs  []*Input               `protobuf:"bytes,5,rep,name=enrol_inputs,json=enrolInputs,proto3" json:"enrol_inputs,omitempty"`
+	VerifyInputs []*Input               `protobuf:"bytes,6,rep,name=verify_inputs,json=verifyInputs,proto3" json:"verify_inputs,omitempty"`
+	// out_of_band: answers come from the user's device through the host,
+	// not from the verifying side (sdk.Info.OutOfBand).
+	OutOfBand     bool `protobuf:"varint,7,opt,name=out_of_band,json=outOfBand,proto3" json:"out_of_band,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -261,6 +264,13 @@ func (x *Info) GetVerifyInputs() []*Input {
 		return x.VerifyInputs
 	}
 	return nil
+}
+
+func (x *Info) GetOutOfBand() bool {
+	if x != nil {
+		return x.OutOfBand
+	}
+	return false
 }
 
 type User struct {
@@ -711,20 +721,75 @@ func (x *FinishEnrolResponse) GetPending() bool {
 	return false
 }
 
-type BeginVerifyRequest struct {
+// VerifyContext says who asks for a verification, and from where.
+type VerifyContext struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	FactorId      string                 `protobuf:"bytes,2,opt,name=factor_id,json=factorId,proto3" json:"factor_id,omitempty"`
-	State         []byte                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
-	Challenge     []byte                 `protobuf:"bytes,4,opt,name=challenge,proto3" json:"challenge,omitempty"`
-	Now           *Instant               `protobuf:"bytes,5,opt,name=now,proto3" json:"now,omitempty"`
+	Application   string                 `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
+func (x *VerifyContext) Reset() {
+	*x = VerifyContext{}
+	mi := &file_factor_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyContext) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyContext) ProtoMessage() {}
+
+func (x *VerifyContext) ProtoReflect() protoreflect.Message {
+	mi := &file_factor_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyContext.ProtoReflect.Descriptor instead.
+func (*VerifyContext) Descriptor() ([]byte, []int) {
+	return file_factor_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *VerifyContext) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *VerifyContext) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+type BeginVerifyRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	User           *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	FactorId       string                 `protobuf:"bytes,2,opt,name=factor_id,json=factorId,proto3" json:"factor_id,omitempty"`
+	State          []byte                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Challenge      []byte                 `protobuf:"bytes,4,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	Now            *Instant               `protobuf:"bytes,5,opt,name=now,proto3" json:"now,omitempty"`
+	VerificationId string                 `protobuf:"bytes,6,opt,name=verification_id,json=verificationId,proto3" json:"verification_id,omitempty"`
+	Context        *VerifyContext         `protobuf:"bytes,7,opt,name=context,proto3" json:"context,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
 func (x *BeginVerifyRequest) Reset() {
 	*x = BeginVerifyRequest{}
-	mi := &file_factor_proto_msgTypes[10]
+	mi := &file_factor_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -736,7 +801,7 @@ func (x *BeginVerifyRequest) String() string {
 func (*BeginVerifyRequest) ProtoMessage() {}
 
 func (x *BeginVerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[10]
+	mi := &file_factor_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -749,7 +814,7 @@ func (x *BeginVerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginVerifyRequest.ProtoReflect.Descriptor instead.
 func (*BeginVerifyRequest) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{10}
+	return file_factor_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BeginVerifyRequest) GetUser() *User {
@@ -787,17 +852,35 @@ func (x *BeginVerifyRequest) GetNow() *Instant {
 	return nil
 }
 
+func (x *BeginVerifyRequest) GetVerificationId() string {
+	if x != nil {
+		return x.VerificationId
+	}
+	return ""
+}
+
+func (x *BeginVerifyRequest) GetContext() *VerifyContext {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
 type BeginVerifyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Prompt        []byte                 `protobuf:"bytes,1,opt,name=prompt,proto3" json:"prompt,omitempty"`
-	Session       []byte                 `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Prompt  []byte                 `protobuf:"bytes,1,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	Session []byte                 `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	// delivery and deadline: an out-of-band kind's message for the user's
+	// device, and when the verification stops waiting for its answer.
+	Delivery      []byte   `protobuf:"bytes,3,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	Deadline      *Instant `protobuf:"bytes,4,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BeginVerifyResponse) Reset() {
 	*x = BeginVerifyResponse{}
-	mi := &file_factor_proto_msgTypes[11]
+	mi := &file_factor_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +892,7 @@ func (x *BeginVerifyResponse) String() string {
 func (*BeginVerifyResponse) ProtoMessage() {}
 
 func (x *BeginVerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[11]
+	mi := &file_factor_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +905,7 @@ func (x *BeginVerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginVerifyResponse.ProtoReflect.Descriptor instead.
 func (*BeginVerifyResponse) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{11}
+	return file_factor_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BeginVerifyResponse) GetPrompt() []byte {
@@ -835,6 +918,20 @@ func (x *BeginVerifyResponse) GetPrompt() []byte {
 func (x *BeginVerifyResponse) GetSession() []byte {
 	if x != nil {
 		return x.Session
+	}
+	return nil
+}
+
+func (x *BeginVerifyResponse) GetDelivery() []byte {
+	if x != nil {
+		return x.Delivery
+	}
+	return nil
+}
+
+func (x *BeginVerifyResponse) GetDeadline() *Instant {
+	if x != nil {
+		return x.Deadline
 	}
 	return nil
 }
@@ -853,7 +950,7 @@ type FinishVerifyRequest struct {
 
 func (x *FinishVerifyRequest) Reset() {
 	*x = FinishVerifyRequest{}
-	mi := &file_factor_proto_msgTypes[12]
+	mi := &file_factor_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +962,7 @@ func (x *FinishVerifyRequest) String() string {
 func (*FinishVerifyRequest) ProtoMessage() {}
 
 func (x *FinishVerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[12]
+	mi := &file_factor_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +975,7 @@ func (x *FinishVerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishVerifyRequest.ProtoReflect.Descriptor instead.
 func (*FinishVerifyRequest) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{12}
+	return file_factor_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FinishVerifyRequest) GetUser() *User {
@@ -928,17 +1025,19 @@ type FinishVerifyResponse struct {
 	Ok    bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
 	// state_set distinguishes "keep the state" (false) from new state, which
 	// may legitimately be empty.
-	StateSet      bool   `protobuf:"varint,2,opt,name=state_set,json=stateSet,proto3" json:"state_set,omitempty"`
-	State         []byte `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
-	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
-	Suspicious    bool   `protobuf:"varint,5,opt,name=suspicious,proto3" json:"suspicious,omitempty"`
+	StateSet   bool   `protobuf:"varint,2,opt,name=state_set,json=stateSet,proto3" json:"state_set,omitempty"`
+	State      []byte `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Reason     string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Suspicious bool   `protobuf:"varint,5,opt,name=suspicious,proto3" json:"suspicious,omitempty"`
+	// reported: the user said they did not start this verification.
+	Reported      bool `protobuf:"varint,6,opt,name=reported,proto3" json:"reported,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FinishVerifyResponse) Reset() {
 	*x = FinishVerifyResponse{}
-	mi := &file_factor_proto_msgTypes[13]
+	mi := &file_factor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1049,7 @@ func (x *FinishVerifyResponse) String() string {
 func (*FinishVerifyResponse) ProtoMessage() {}
 
 func (x *FinishVerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[13]
+	mi := &file_factor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1062,7 @@ func (x *FinishVerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishVerifyResponse.ProtoReflect.Descriptor instead.
 func (*FinishVerifyResponse) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{13}
+	return file_factor_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FinishVerifyResponse) GetOk() bool {
@@ -1001,6 +1100,13 @@ func (x *FinishVerifyResponse) GetSuspicious() bool {
 	return false
 }
 
+func (x *FinishVerifyResponse) GetReported() bool {
+	if x != nil {
+		return x.Reported
+	}
+	return false
+}
+
 var File_factor_proto protoreflect.FileDescriptor
 
 const file_factor_proto_rawDesc = "" +
@@ -1013,14 +1119,15 @@ const file_factor_proto_rawDesc = "" +
 	"\x0fDescribeRequest\"=\n" +
 	"\x05Input\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription\"\xff\x01\n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\"\x9f\x02\n" +
 	"\x04Info\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\x1a\n" +
 	"\bhardware\x18\x04 \x01(\bR\bhardware\x12C\n" +
 	"\fenrol_inputs\x18\x05 \x03(\v2 .keyfleet.plugin.factor.v1.InputR\venrolInputs\x12E\n" +
-	"\rverify_inputs\x18\x06 \x03(\v2 .keyfleet.plugin.factor.v1.InputR\fverifyInputs\"\x83\x01\n" +
+	"\rverify_inputs\x18\x06 \x03(\v2 .keyfleet.plugin.factor.v1.InputR\fverifyInputs\x12\x1e\n" +
+	"\vout_of_band\x18\a \x01(\bR\toutOfBand\"\x83\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12!\n" +
@@ -1067,23 +1174,30 @@ const file_factor_proto_rawDesc = "" +
 	"\x06public\x18\x02 \x01(\fR\x06public\x12\x1a\n" +
 	"\bevidence\x18\x03 \x01(\fR\bevidence\x129\n" +
 	"\x06device\x18\x04 \x01(\v2!.keyfleet.plugin.factor.v1.DeviceR\x06device\x12\x18\n" +
-	"\apending\x18\x05 \x01(\bR\apending\"\xd0\x01\n" +
+	"\apending\x18\x05 \x01(\bR\apending\"K\n" +
+	"\rVerifyContext\x12 \n" +
+	"\vapplication\x18\x01 \x01(\tR\vapplication\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"\xbd\x02\n" +
 	"\x12BeginVerifyRequest\x123\n" +
 	"\x04user\x18\x01 \x01(\v2\x1f.keyfleet.plugin.factor.v1.UserR\x04user\x12\x1b\n" +
 	"\tfactor_id\x18\x02 \x01(\tR\bfactorId\x12\x14\n" +
 	"\x05state\x18\x03 \x01(\fR\x05state\x12\x1c\n" +
 	"\tchallenge\x18\x04 \x01(\fR\tchallenge\x124\n" +
-	"\x03now\x18\x05 \x01(\v2\".keyfleet.plugin.factor.v1.InstantR\x03now\"G\n" +
+	"\x03now\x18\x05 \x01(\v2\".keyfleet.plugin.factor.v1.InstantR\x03now\x12'\n" +
+	"\x0fverification_id\x18\x06 \x01(\tR\x0everificationId\x12B\n" +
+	"\acontext\x18\a \x01(\v2(.keyfleet.plugin.factor.v1.VerifyContextR\acontext\"\xa3\x01\n" +
 	"\x13BeginVerifyResponse\x12\x16\n" +
 	"\x06prompt\x18\x01 \x01(\fR\x06prompt\x12\x18\n" +
-	"\asession\x18\x02 \x01(\fR\asession\"\xe9\x01\n" +
+	"\asession\x18\x02 \x01(\fR\asession\x12\x1a\n" +
+	"\bdelivery\x18\x03 \x01(\fR\bdelivery\x12>\n" +
+	"\bdeadline\x18\x04 \x01(\v2\".keyfleet.plugin.factor.v1.InstantR\bdeadline\"\xe9\x01\n" +
 	"\x13FinishVerifyRequest\x123\n" +
 	"\x04user\x18\x01 \x01(\v2\x1f.keyfleet.plugin.factor.v1.UserR\x04user\x12\x1b\n" +
 	"\tfactor_id\x18\x02 \x01(\tR\bfactorId\x12\x14\n" +
 	"\x05state\x18\x03 \x01(\fR\x05state\x12\x18\n" +
 	"\asession\x18\x04 \x01(\fR\asession\x12\x1a\n" +
 	"\bresponse\x18\x05 \x01(\fR\bresponse\x124\n" +
-	"\x03now\x18\x06 \x01(\v2\".keyfleet.plugin.factor.v1.InstantR\x03now\"\x91\x01\n" +
+	"\x03now\x18\x06 \x01(\v2\".keyfleet.plugin.factor.v1.InstantR\x03now\"\xad\x01\n" +
 	"\x14FinishVerifyResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1b\n" +
 	"\tstate_set\x18\x02 \x01(\bR\bstateSet\x12\x14\n" +
@@ -1091,7 +1205,8 @@ const file_factor_proto_rawDesc = "" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1e\n" +
 	"\n" +
 	"suspicious\x18\x05 \x01(\bR\n" +
-	"suspicious2\x99\x04\n" +
+	"suspicious\x12\x1a\n" +
+	"\breported\x18\x06 \x01(\bR\breported2\x99\x04\n" +
 	"\x06Factor\x12W\n" +
 	"\bDescribe\x12*.keyfleet.plugin.factor.v1.DescribeRequest\x1a\x1f.keyfleet.plugin.factor.v1.Info\x12i\n" +
 	"\n" +
@@ -1112,7 +1227,7 @@ func file_factor_proto_rawDescGZIP() []byte {
 	return file_factor_proto_rawDescData
 }
 
-var file_factor_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_factor_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_factor_proto_goTypes = []any{
 	(*Instant)(nil),              // 0: keyfleet.plugin.factor.v1.Instant
 	(*DescribeRequest)(nil),      // 1: keyfleet.plugin.factor.v1.DescribeRequest
@@ -1124,46 +1239,49 @@ var file_factor_proto_goTypes = []any{
 	(*BeginEnrolResponse)(nil),   // 7: keyfleet.plugin.factor.v1.BeginEnrolResponse
 	(*FinishEnrolRequest)(nil),   // 8: keyfleet.plugin.factor.v1.FinishEnrolRequest
 	(*FinishEnrolResponse)(nil),  // 9: keyfleet.plugin.factor.v1.FinishEnrolResponse
-	(*BeginVerifyRequest)(nil),   // 10: keyfleet.plugin.factor.v1.BeginVerifyRequest
-	(*BeginVerifyResponse)(nil),  // 11: keyfleet.plugin.factor.v1.BeginVerifyResponse
-	(*FinishVerifyRequest)(nil),  // 12: keyfleet.plugin.factor.v1.FinishVerifyRequest
-	(*FinishVerifyResponse)(nil), // 13: keyfleet.plugin.factor.v1.FinishVerifyResponse
-	nil,                          // 14: keyfleet.plugin.factor.v1.BeginEnrolRequest.OptionsEntry
-	nil,                          // 15: keyfleet.plugin.factor.v1.BeginEnrolResponse.DisplayEntry
-	nil,                          // 16: keyfleet.plugin.factor.v1.BeginEnrolResponse.ParamsEntry
-	nil,                          // 17: keyfleet.plugin.factor.v1.FinishEnrolRequest.OptionsEntry
+	(*VerifyContext)(nil),        // 10: keyfleet.plugin.factor.v1.VerifyContext
+	(*BeginVerifyRequest)(nil),   // 11: keyfleet.plugin.factor.v1.BeginVerifyRequest
+	(*BeginVerifyResponse)(nil),  // 12: keyfleet.plugin.factor.v1.BeginVerifyResponse
+	(*FinishVerifyRequest)(nil),  // 13: keyfleet.plugin.factor.v1.FinishVerifyRequest
+	(*FinishVerifyResponse)(nil), // 14: keyfleet.plugin.factor.v1.FinishVerifyResponse
+	nil,                          // 15: keyfleet.plugin.factor.v1.BeginEnrolRequest.OptionsEntry
+	nil,                          // 16: keyfleet.plugin.factor.v1.BeginEnrolResponse.DisplayEntry
+	nil,                          // 17: keyfleet.plugin.factor.v1.BeginEnrolResponse.ParamsEntry
+	nil,                          // 18: keyfleet.plugin.factor.v1.FinishEnrolRequest.OptionsEntry
 }
 var file_factor_proto_depIdxs = []int32{
 	2,  // 0: keyfleet.plugin.factor.v1.Info.enrol_inputs:type_name -> keyfleet.plugin.factor.v1.Input
 	2,  // 1: keyfleet.plugin.factor.v1.Info.verify_inputs:type_name -> keyfleet.plugin.factor.v1.Input
 	4,  // 2: keyfleet.plugin.factor.v1.BeginEnrolRequest.user:type_name -> keyfleet.plugin.factor.v1.User
-	14, // 3: keyfleet.plugin.factor.v1.BeginEnrolRequest.options:type_name -> keyfleet.plugin.factor.v1.BeginEnrolRequest.OptionsEntry
+	15, // 3: keyfleet.plugin.factor.v1.BeginEnrolRequest.options:type_name -> keyfleet.plugin.factor.v1.BeginEnrolRequest.OptionsEntry
 	0,  // 4: keyfleet.plugin.factor.v1.BeginEnrolRequest.now:type_name -> keyfleet.plugin.factor.v1.Instant
-	15, // 5: keyfleet.plugin.factor.v1.BeginEnrolResponse.display:type_name -> keyfleet.plugin.factor.v1.BeginEnrolResponse.DisplayEntry
-	16, // 6: keyfleet.plugin.factor.v1.BeginEnrolResponse.params:type_name -> keyfleet.plugin.factor.v1.BeginEnrolResponse.ParamsEntry
+	16, // 5: keyfleet.plugin.factor.v1.BeginEnrolResponse.display:type_name -> keyfleet.plugin.factor.v1.BeginEnrolResponse.DisplayEntry
+	17, // 6: keyfleet.plugin.factor.v1.BeginEnrolResponse.params:type_name -> keyfleet.plugin.factor.v1.BeginEnrolResponse.ParamsEntry
 	4,  // 7: keyfleet.plugin.factor.v1.FinishEnrolRequest.user:type_name -> keyfleet.plugin.factor.v1.User
-	17, // 8: keyfleet.plugin.factor.v1.FinishEnrolRequest.options:type_name -> keyfleet.plugin.factor.v1.FinishEnrolRequest.OptionsEntry
+	18, // 8: keyfleet.plugin.factor.v1.FinishEnrolRequest.options:type_name -> keyfleet.plugin.factor.v1.FinishEnrolRequest.OptionsEntry
 	0,  // 9: keyfleet.plugin.factor.v1.FinishEnrolRequest.now:type_name -> keyfleet.plugin.factor.v1.Instant
 	5,  // 10: keyfleet.plugin.factor.v1.FinishEnrolResponse.device:type_name -> keyfleet.plugin.factor.v1.Device
 	4,  // 11: keyfleet.plugin.factor.v1.BeginVerifyRequest.user:type_name -> keyfleet.plugin.factor.v1.User
 	0,  // 12: keyfleet.plugin.factor.v1.BeginVerifyRequest.now:type_name -> keyfleet.plugin.factor.v1.Instant
-	4,  // 13: keyfleet.plugin.factor.v1.FinishVerifyRequest.user:type_name -> keyfleet.plugin.factor.v1.User
-	0,  // 14: keyfleet.plugin.factor.v1.FinishVerifyRequest.now:type_name -> keyfleet.plugin.factor.v1.Instant
-	1,  // 15: keyfleet.plugin.factor.v1.Factor.Describe:input_type -> keyfleet.plugin.factor.v1.DescribeRequest
-	6,  // 16: keyfleet.plugin.factor.v1.Factor.BeginEnrol:input_type -> keyfleet.plugin.factor.v1.BeginEnrolRequest
-	8,  // 17: keyfleet.plugin.factor.v1.Factor.FinishEnrol:input_type -> keyfleet.plugin.factor.v1.FinishEnrolRequest
-	10, // 18: keyfleet.plugin.factor.v1.Factor.BeginVerify:input_type -> keyfleet.plugin.factor.v1.BeginVerifyRequest
-	12, // 19: keyfleet.plugin.factor.v1.Factor.FinishVerify:input_type -> keyfleet.plugin.factor.v1.FinishVerifyRequest
-	3,  // 20: keyfleet.plugin.factor.v1.Factor.Describe:output_type -> keyfleet.plugin.factor.v1.Info
-	7,  // 21: keyfleet.plugin.factor.v1.Factor.BeginEnrol:output_type -> keyfleet.plugin.factor.v1.BeginEnrolResponse
-	9,  // 22: keyfleet.plugin.factor.v1.Factor.FinishEnrol:output_type -> keyfleet.plugin.factor.v1.FinishEnrolResponse
-	11, // 23: keyfleet.plugin.factor.v1.Factor.BeginVerify:output_type -> keyfleet.plugin.factor.v1.BeginVerifyResponse
-	13, // 24: keyfleet.plugin.factor.v1.Factor.FinishVerify:output_type -> keyfleet.plugin.factor.v1.FinishVerifyResponse
-	20, // [20:25] is the sub-list for method output_type
-	15, // [15:20] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	10, // 13: keyfleet.plugin.factor.v1.BeginVerifyRequest.context:type_name -> keyfleet.plugin.factor.v1.VerifyContext
+	0,  // 14: keyfleet.plugin.factor.v1.BeginVerifyResponse.deadline:type_name -> keyfleet.plugin.factor.v1.Instant
+	4,  // 15: keyfleet.plugin.factor.v1.FinishVerifyRequest.user:type_name -> keyfleet.plugin.factor.v1.User
+	0,  // 16: keyfleet.plugin.factor.v1.FinishVerifyRequest.now:type_name -> keyfleet.plugin.factor.v1.Instant
+	1,  // 17: keyfleet.plugin.factor.v1.Factor.Describe:input_type -> keyfleet.plugin.factor.v1.DescribeRequest
+	6,  // 18: keyfleet.plugin.factor.v1.Factor.BeginEnrol:input_type -> keyfleet.plugin.factor.v1.BeginEnrolRequest
+	8,  // 19: keyfleet.plugin.factor.v1.Factor.FinishEnrol:input_type -> keyfleet.plugin.factor.v1.FinishEnrolRequest
+	11, // 20: keyfleet.plugin.factor.v1.Factor.BeginVerify:input_type -> keyfleet.plugin.factor.v1.BeginVerifyRequest
+	13, // 21: keyfleet.plugin.factor.v1.Factor.FinishVerify:input_type -> keyfleet.plugin.factor.v1.FinishVerifyRequest
+	3,  // 22: keyfleet.plugin.factor.v1.Factor.Describe:output_type -> keyfleet.plugin.factor.v1.Info
+	7,  // 23: keyfleet.plugin.factor.v1.Factor.BeginEnrol:output_type -> keyfleet.plugin.factor.v1.BeginEnrolResponse
+	9,  // 24: keyfleet.plugin.factor.v1.Factor.FinishEnrol:output_type -> keyfleet.plugin.factor.v1.FinishEnrolResponse
+	12, // 25: keyfleet.plugin.factor.v1.Factor.BeginVerify:output_type -> keyfleet.plugin.factor.v1.BeginVerifyResponse
+	14, // 26: keyfleet.plugin.factor.v1.Factor.FinishVerify:output_type -> keyfleet.plugin.factor.v1.FinishVerifyResponse
+	22, // [22:27] is the sub-list for method output_type
+	17, // [17:22] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_factor_proto_init() }
@@ -1177,7 +1295,7 @@ func file_factor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_factor_proto_rawDesc), len(file_factor_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,46 @@
+package daemon
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/keyfleet/keyfleet/daemon/directory"
+	"github.com/keyfleet/keyfleet/daemon/directory/scim"
+)
+
+// buildDirectory makes the directory sources the configuration names:
+// the LDAP sync and the SCIM service provider (docs/directory.md).
+func (s *Server) buildDirectory() error {
+	d, err := directory.New(s.cfg.Directory, s.svc, s.cfg.Web.Origin, directory.Options{Logger: s.log})
+	if err != nil {
+		return err
+	}
+	s.dir = d
+	return nil
+}
+
+// withSCIM serves /scim/v2 beside everything else, when SCIM is enabled.
+func (s *Server) withSCIM(next http.Handler) http.Handler {
+	h := s.dir.SCIM()
+	if h == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == scim.Prefix || strings.HasPrefix(r.URL.Path, scim.Prefix+"/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// runDirectory starts the periodic LDAP sync, on the leader only when
+// several keyfleetd share a database; the function it returns stops it
+// and waits.
+func (s *Server) runDirectory() func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.lead(ctx, s.dir.Run) }()
+	return func() { cancel(); <-done }
+}
