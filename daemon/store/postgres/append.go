@@ -53,37 +53,45 @@ const lockedFor = time.Second
 
 // appender is what one Store knows about the head.
 type appender struct {
-	node int32 // the advisory lock class of this keyfleetd's ordering locks
+	node     int32         // the advisory lock class of this keyfleetd's ordering locks
+	drainFor time.Duration // drainFor, or what a test sets
 
-	mu     sync.Mutex
-	ended  *sync.Cond  // a locked commit ended
-	tail   *audit.Head // the head after the last commit sent; nil: unknown
-	last   int32       // ordering lock of the last pipelined commit sent (0: none)
-	seq    int32       // the last ordering lock handed out
-	until  time.Time   // append the locked way until then
-	locked int         // locked commits under way
-	best   *audit.Head // the newest head locked commits left since none was under way
+	mu      sync.Mutex
+	drained chan struct{} // closed when no locked commit is under way
+	tail    *audit.Head   // the head after the last commit sent; nil: unknown
+	last    int32         // ordering lock of the last pipelined commit sent (0: none)
+	seq     int32         // the last ordering lock handed out
+	until   time.Time     // append the locked way until then
+	locked  int           // locked commits under way
+	best    *audit.Head   // the newest head locked commits left since none was under way
 
-	// Commits appended each way, and guesses that failed.
+	// Commits appended each way, and guesses that failed; commits waiting
+	// for the locked ones to end.
 	pipelined, lockedN, moved atomic.Uint64
+	waiting                   atomic.Int32
 }
 
 func newAppender() *appender {
-	a := &appender{node: rand.Int32()}
-	a.ended = sync.NewCond(&a.mu)
-	return a
+	return &appender{node: rand.Int32(), drained: make(chan struct{}), drainFor: drainFor}
 }
+
+// drainFor bounds how long a commit waits for the locked commits under way
+// to end before it goes the locked way too. The wait is in keyfleetd, not
+// in PostgreSQL, so a commit holding a row lock that one of them waits
+// for (a record read FOR UPDATE after a collision) must not wait long.
+const drainFor = 20 * time.Millisecond
 
 // ticket decides how the next commit appends: pipelined, with its
 // ordering lock, when the tail is known; else locked. Pipelined and
 // locked commits of one keyfleetd do not run at once (a locked one would
 // move the head under the pipelined ones): when the tail is unknown and
-// no failed guess holds the locked way, a commit waits for the locked
-// commits under way to end (the last leaves the tail) and is then
+// no failed guess holds the locked way, a commit waits a little for the
+// locked commits under way to end (the last leaves the tail) and is then
 // pipelined.
 func (a *appender) ticket() (key int32, pipelined bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	waited := false
 	for {
 		backoff := time.Now().Before(a.until)
 		if a.tail != nil && !backoff && a.locked == 0 {
@@ -93,12 +101,23 @@ func (a *appender) ticket() (key int32, pipelined bool) {
 			}
 			return a.seq, true
 		}
-		if backoff || a.locked == 0 {
+		if backoff || a.locked == 0 || waited {
 			a.tail, a.last = nil, 0
 			a.locked++
 			return 0, false
 		}
-		a.ended.Wait()
+		drained := a.drained
+		a.mu.Unlock()
+		a.waiting.Add(1)
+		t := time.NewTimer(a.drainFor)
+		select {
+		case <-drained:
+		case <-t.C:
+		}
+		t.Stop()
+		a.waiting.Add(-1)
+		a.mu.Lock()
+		waited = true
 	}
 }
 
@@ -120,7 +139,8 @@ func (a *appender) lockedEnded(h *audit.Head) {
 			a.tail, a.last = a.best, 0
 		}
 		a.best = nil
-		a.ended.Broadcast()
+		close(a.drained)
+		a.drained = make(chan struct{})
 	}
 }
 
