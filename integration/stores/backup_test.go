@@ -98,6 +98,7 @@ func TestAnOnlineBackupRestoredStartsANewEpochAndTheSinkStopsInsteadOfReusingSeq
 	// Writers keep going while the backup is taken.
 	var before sync.Map // acknowledged before the backup started
 	var backupStarted atomic.Bool
+	var written atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range 3 {
@@ -110,13 +111,18 @@ func TestAnOnlineBackupRestoredStartsANewEpochAndTheSinkStopsInsteadOfReusingSeq
 				}
 				name := fmt.Sprintf("during-%d-%d", w, i)
 				started := !backupStarted.Load()
-				if code, err := d.Call(admin, "POST", "/v1/users", api.CreateUser{Username: name}, nil); err == nil && code == 201 && started {
-					before.Store(name, true)
+				if code, err := d.Call(admin, "POST", "/v1/users", api.CreateUser{Username: name}, nil); err == nil && code == 201 {
+					written.Add(1)
+					if started {
+						before.Store(name, true)
+					}
 				}
 			}
 		})
 	}
-	time.Sleep(200 * time.Millisecond) // let the writers get going: load, not a wait for a state
+	for written.Load() < 30 { // the writers are going
+		time.Sleep(5 * time.Millisecond)
+	}
 	backupFile := filepath.Join(t.TempDir(), "store.backup")
 	backupStarted.Store(true)
 	out := kftest.Run(t, keyfleetd(), "backup", "--data", dir, "--out", backupFile)
