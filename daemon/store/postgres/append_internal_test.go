@@ -44,7 +44,7 @@ func TestACommitDoesNotWaitForeverForLockedCommitsToEnd(t *testing.T) {
 func TestAWaitingCommitIsPipelinedOnceTheLockedOnesEnd(t *testing.T) {
 	a := newAppender()
 	a.drainFor = time.Minute // it must not give up on a loaded machine
-	a.ticket() // a locked commit under way
+	a.ticket()               // a locked commit under way
 	done := make(chan bool)
 	go func() { _, p := a.ticket(); done <- p }()
 	for a.waiting.Load() == 0 { // until it waits
