@@ -14,6 +14,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/cluster"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/events"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/daemon/store/postgres"
 	"github.com/keyfleet/keyfleet/daemon/web"
@@ -129,6 +130,16 @@ func (s *Server) webSessions() web.SessionStore {
 	return &cluster.Sessions{Pool: s.pg.Pool(), Sealer: s.pg, Logger: s.log.With("component", "web")}
 }
 
+// sharedLimits is where the attempt limiter keeps its buckets: in the
+// database when several keyfleetd share it (so that a guesser gains
+// nothing by spreading attempts over them), else in memory (nil).
+func (s *Server) sharedLimits() ratelimit.Shared {
+	if s.pg == nil {
+		return nil
+	}
+	return &cluster.Buckets{Pool: s.pg.Pool(), Sealer: s.pg}
+}
+
 // lead runs work once among the keyfleetd on one database: at once with
 // Badger (one keyfleetd), else each time this keyfleetd becomes the
 // leader, until it stops being it or ctx ends.
@@ -201,12 +212,18 @@ func (c *complianceGauges) clear() {
 	}
 }
 
-// registerClusterMetrics publishes keyfleet_cluster_leader (PostgreSQL
-// only).
+// registerClusterMetrics publishes keyfleet_cluster_leader and the group
+// commit's counters (PostgreSQL only; Badger's are in server.go).
 func (s *Server) registerClusterMetrics(reg prometheus.Registerer) {
 	if s.elector == nil {
 		return
 	}
+	pg := s.pg
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "commits_total",
+			Help: "Write transactions with audit events acknowledged."}, func() float64 { c, _ := pg.SyncStats(); return float64(c) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "store", Name: "syncs_total",
+			Help: "Durability barriers run; each makes every commit waiting for it durable."}, func() float64 { _, n := pg.SyncStats(); return float64(n) }))
 	s.leaderGauge = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "cluster", Name: "leader",
 		Help: "1 while this keyfleetd is the leader (runs the event sinks, sweeps and compliance gauges), else 0."})
 	reg.MustRegister(s.leaderGauge)

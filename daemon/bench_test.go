@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -22,22 +20,13 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/audit"
 )
 
-// benchDaemon runs a real keyfleetd (HTTPS, Badger on disk with
-// SyncWrites) in this process and returns its URL, a client and the admin
-// token.
+// benchDaemon runs a real keyfleetd (HTTPS, Badger on disk) in this
+// process and returns its URL, a client and the admin token.
 func benchDaemon(b *testing.B) (string, *http.Client, string) {
 	b.Helper()
-	dir := filepath.Join(b.TempDir(), "data")
-	if _, err := daemon.Init(context.Background(), daemon.InitOptions{Dir: dir}); err != nil {
-		b.Fatal(err)
-	}
-	url, hc, stop, err := serve(dir, daemon.Config{DataDir: dir}, daemon.Options{LogOut: io.Discard})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(stop)
-	tok, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
-	return url, hc, strings.TrimSpace(string(tok))
+	dir, cfg, token := initOn(b, badger)
+	n := serveNodes(b, dir, cfg, quiet(daemon.Options{}), 1)
+	return n.urls[0], n.hc, token
 }
 
 func send(hc *http.Client, token, method, url string, body []byte) (int, error) {
@@ -53,25 +42,37 @@ func send(hc *http.Client, token, method, url string, body []byte) (int, error) 
 }
 
 // BenchmarkAPICreateUser measures POST /v1/users: a durable mutation with
-// its audit event, through HTTPS, sequentially and from 16 clients.
+// its audit event, through HTTPS, sequentially and from 16 clients, on
+// each backend, and on PostgreSQL with the 16 clients spread over two
+// keyfleetd on the same database.
 func BenchmarkAPICreateUser(b *testing.B) {
-	for _, clients := range []int{1, 16} {
-		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			url, hc, token := benchDaemon(b)
-			var n atomic.Int64
+	runs := []struct {
+		backend            string
+		keyfleetd, clients int
+	}{
+		{badger, 1, 1}, {badger, 1, 16},
+		{postgres, 1, 1}, {postgres, 1, 16}, {postgres, 2, 16},
+	}
+	for _, run := range runs {
+		b.Run(fmt.Sprintf("backend=%s/keyfleetd=%d/clients=%d", run.backend, run.keyfleetd, run.clients), func(b *testing.B) {
+			dir, cfg, token := initOn(b, run.backend)
+			n := serveNodes(b, dir, cfg, quiet(daemon.Options{}), run.keyfleetd)
+			var seq atomic.Int64
 			create := func() {
-				body, _ := json.Marshal(api.CreateUser{Username: fmt.Sprintf("bench-%d", n.Add(1))})
-				if code, err := send(hc, token, "POST", url+"/v1/users", body); err != nil || code != 201 {
+				i := seq.Add(1)
+				body, _ := json.Marshal(api.CreateUser{Username: fmt.Sprintf("bench-%d", i)})
+				if code, err := send(n.hc, token, "POST", n.url(i)+"/v1/users", body); err != nil || code != 201 {
 					b.Fatalf("create: %d %v", code, err)
 				}
 			}
+			cpu := startCPU()
 			b.ResetTimer()
-			if clients == 1 {
+			if run.clients == 1 {
 				for range b.N {
 					create()
 				}
 			} else {
-				b.SetParallelism(clients / runtime.GOMAXPROCS(0))
+				b.SetParallelism(run.clients / runtime.GOMAXPROCS(0))
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						create()
@@ -79,6 +80,10 @@ func BenchmarkAPICreateUser(b *testing.B) {
 				})
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+			cpu.report(b, b.N)
+			if c, s := storeSyncs(n.hc, n.urls...); s > 0 {
+				b.ReportMetric(c/s, "commits/sync")
+			}
 		})
 	}
 }

@@ -282,8 +282,9 @@ func (s *Server) build(o Options) error {
 		return err
 	}
 	// One limiter for the API's tokenless routes and the pages' first
-	// sign-in, so switching between them gains a guesser nothing.
-	limiter, err := ratelimit.New(ratelimit.Config{})
+	// sign-in, so switching between them gains a guesser nothing; with
+	// PostgreSQL, for every keyfleetd on the database.
+	limiter, err := ratelimit.New(ratelimit.Config{Shared: s.sharedLimits()})
 	if err != nil {
 		return err
 	}

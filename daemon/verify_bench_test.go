@@ -33,15 +33,18 @@ import (
 // totpFixture is a daemon with users holding TOTP factors, so a benchmark
 // can verify fresh codes without tripping replay protection: each factor
 // accepts the current step and then the next one. The data is built once
-// (a first enrolment costs ten argon2id hashes per user) and every
-// benchmark starts its own keyfleetd on it.
+// on Badger (a first enrolment costs ten argon2id hashes per user); every
+// run copies it (onto PostgreSQL with keyfleetd migrate-store's code) and
+// starts its own keyfleetd on the copy, so that every run has all its
+// codes fresh.
 type totpFixture struct {
-	url, token string
-	hc         *http.Client
-	factors    []string
-	seeds      []string
-	users      []string
-	next       *atomic.Int64
+	urls    []string // the keyfleetd serving it, used round robin
+	token   string
+	hc      *http.Client
+	factors []string
+	seeds   []string
+	users   []string
+	next    *atomic.Int64
 	// Users with one TOTP factor each, for the RADIUS listener: a code
 	// alone names no factor, so a user with two is asked to pick one.
 	radiusUsers, radiusSeeds []string
@@ -51,6 +54,9 @@ type totpFixture struct {
 	// them), while the fixture is built.
 	svc *core.Service
 }
+
+// url is where the i-th verification goes.
+func (f *totpFixture) url(i int) string { return f.urls[i%len(f.urls)] }
 
 // seed is the TOTP seed an enrolment shows its user, read as that user.
 func (f *totpFixture) seed(en api.Enrolment) (string, error) {
@@ -77,27 +83,25 @@ var totpData struct {
 	err  error
 }
 
-// totpFixtureFor serves the shared TOTP data with the given sinks, and
-// the RADIUS listener when radiusSecret is set.
-func totpFixtureFor(b *testing.B, n int, sinks []events.SinkConfig, radiusSecret string) *totpFixture {
+// totpFixtureFor serves a fresh copy of the shared TOTP data on backend,
+// with the given sinks, from count keyfleetd, the first with the RADIUS
+// listener when radiusSecret is set.
+func totpFixtureFor(b *testing.B, n int, backend string, count int, sinks []events.SinkConfig, radiusSecret string) *totpFixture {
 	b.Helper()
 	totpData.once.Do(func() { totpData.dir, totpData.f, totpData.err = cachedTOTPData(n) })
 	if totpData.err != nil {
 		b.Fatal(totpData.err)
 	}
-	cfg := daemon.Config{DataDir: totpData.dir}
+	dir, cfg := copyData(b, totpData.dir, backend)
 	cfg.Events.Sinks = sinks
 	if radiusSecret != "" {
 		cfg.Radius = benchRadius(b, radiusSecret)
 	}
-	srv, url, hc, stop, err := serveServer(totpData.dir, cfg, daemon.Options{LogOut: io.Discard, Kinds: []sdk.Factor{totp.Factor{}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(stop)
+	nodes := serveNodes(b, dir, cfg, quiet(daemon.Options{Kinds: []sdk.Factor{totp.Factor{}}}), count)
 	f := totpData.f
-	f.url, f.hc, f.radiusAddr = url, hc, srv.RadiusAddr()
-	admin, err := os.ReadFile(filepath.Join(totpData.dir, "admin.token"))
+	f.urls, f.hc, f.radiusAddr = nodes.urls, nodes.hc, nodes.servers[0].RadiusAddr()
+	f.next, f.radiusNext = &atomic.Int64{}, &atomic.Int64{}
+	admin, err := os.ReadFile(filepath.Join(dir, "admin.token"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -105,8 +109,8 @@ func totpFixtureFor(b *testing.B, n int, sinks []events.SinkConfig, radiusSecret
 	return &f
 }
 
-// warm reads every user's status and factors once, so that the new
-// keyfleetd's caches hold the blocks it will read, as a running daemon's
+// warm reads every user's status and factors once from every keyfleetd,
+// so that their caches hold what they will read, as a running daemon's
 // do; the measured part then does not pay for the first decryptions.
 func (f *totpFixture) warm(b *testing.B, admin string) {
 	seen := map[string]bool{}
@@ -119,17 +123,19 @@ func (f *totpFixture) warm(b *testing.B, admin string) {
 			continue
 		}
 		seen[u] = true
-		for _, path := range []string{"/v1/users/" + u + "/mfa-status", "/v1/factors?user=" + u} {
-			req, _ := http.NewRequest("GET", f.url+path, nil)
-			req.Header.Set("Authorization", "Bearer "+admin)
-			resp, err := f.hc.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Fatalf("warming up: GET %s: %d", path, resp.StatusCode)
+		for _, url := range f.urls {
+			for _, path := range []string{"/v1/users/" + u + "/mfa-status", "/v1/factors?user=" + u} {
+				req, _ := http.NewRequest("GET", url+path, nil)
+				req.Header.Set("Authorization", "Bearer "+admin)
+				resp, err := f.hc.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Fatalf("warming up: GET %s: %d", path, resp.StatusCode)
+				}
 			}
 		}
 	}
@@ -174,6 +180,9 @@ func cachedTOTPData(n int) (string, totpFixture, error) {
 	if err := os.Rename(dir, filepath.Join(keep, "data")); err != nil {
 		return "", f, err
 	}
+	if err := os.Rename(dir+".checkpoint", filepath.Join(keep, "data.checkpoint")); err != nil && !os.IsNotExist(err) {
+		return "", f, err
+	}
 	b, _ := json.Marshal(savedFixture{Token: f.token, Factors: f.factors, Seeds: f.seeds, Users: f.users,
 		RadiusUsers: f.radiusUsers, RadiusSeeds: f.radiusSeeds})
 	return filepath.Join(keep, "data"), f, os.WriteFile(meta, b, 0o600)
@@ -211,7 +220,7 @@ func buildTOTPData(n int) (string, totpFixture, error) {
 	}
 	defer stop()
 	tok, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
-	f := totpFixture{url: url, token: strings.TrimSpace(string(tok)), hc: hc, next: &atomic.Int64{}, radiusNext: &atomic.Int64{}, svc: srv.Service()}
+	f := totpFixture{urls: []string{url}, token: strings.TrimSpace(string(tok)), hc: hc, next: &atomic.Int64{}, radiusNext: &atomic.Int64{}, svc: srv.Service()}
 	var svc api.CreatedToken
 	if err := postErr(&f, "/v1/users", api.CreateUser{Username: "app", Kind: api.KindService}, nil); err != nil {
 		return "", f, err
@@ -249,12 +258,19 @@ func enrolTOTP(f *totpFixture, i int) error {
 		return err
 	}
 	// Enrol with the previous step's code, so the current and the next
-	// step are both still fresh for the benchmarks.
-	code, _ := otptotp.GenerateCode(seed, time.Now().Add(-30*time.Second))
+	// step are both still fresh for the benchmarks; once more if a step
+	// ended on the way (the code is then two steps old).
 	var fac api.Factor
-	body := api.CompleteEnrolment{Payload: json.RawMessage(fmt.Sprintf(`{"code":%q}`, code))}
-	if err := postErr(f, "/v1/enrolments/"+en.ID+"/complete", body, &fac); err != nil {
-		return err
+	for try := 0; ; try++ {
+		code, _ := otptotp.GenerateCode(seed, time.Now().Add(-30*time.Second))
+		body := api.CompleteEnrolment{Payload: json.RawMessage(fmt.Sprintf(`{"code":%q}`, code))}
+		err := postErr(f, "/v1/enrolments/"+en.ID+"/complete", body, &fac)
+		if err == nil {
+			break
+		}
+		if try == 1 {
+			return err
+		}
 	}
 	f.factors, f.seeds, f.users = append(f.factors, fac.ID), append(f.seeds, seed), append(f.users, user)
 	return nil
@@ -289,9 +305,14 @@ func serveServer(dir string, cfg daemon.Config, o daemon.Options) (*daemon.Serve
 	return srv, "https://" + ln.Addr().String(), hc, func() { cancel(); <-done }, err
 }
 
+// postErr posts to the first keyfleetd.
 func postErr(f *totpFixture, path string, in, out any) error {
+	return postTo(f, f.urls[0], path, in, out)
+}
+
+func postTo(f *totpFixture, url, path string, in, out any) error {
 	body, _ := json.Marshal(in)
-	req, _ := http.NewRequest("POST", f.url+path, strings.NewReader(string(body)))
+	req, _ := http.NewRequest("POST", url+path, strings.NewReader(string(body)))
 	req.Header.Set("Authorization", "Bearer "+f.token)
 	resp, err := f.hc.Do(req)
 	if err != nil {
@@ -308,15 +329,16 @@ func postErr(f *totpFixture, path string, in, out any) error {
 	return nil
 }
 
-func post(b *testing.B, f *totpFixture, path string, in, out any) {
+func post(b *testing.B, f *totpFixture, url, path string, in, out any) {
 	b.Helper()
-	if err := postErr(f, path, in, out); err != nil {
+	if err := postTo(f, url, path, in, out); err != nil {
 		b.Fatal(err)
 	}
 }
 
-// nextCode picks the next unused (factor, step) and its code.
-func (f *totpFixture) nextCode(b *testing.B) (factor, user, code string) {
+// nextCode picks the next unused (factor, step), its code, and the
+// keyfleetd to send it to.
+func (f *totpFixture) nextCode(b *testing.B) (factor, user, code, url string) {
 	i := int(f.next.Add(1) - 1)
 	n := len(f.factors)
 	if i >= 2*n {
@@ -325,14 +347,14 @@ func (f *totpFixture) nextCode(b *testing.B) (factor, user, code string) {
 	factor, seed, user := f.factors[i%n], f.seeds[i%n], f.users[i%n]
 	at := time.Now().Add(time.Duration(i/n) * 30 * time.Second) // this step, then the next
 	code, _ = otptotp.GenerateCodeCustom(seed, at, otptotp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
-	return factor, user, code
+	return factor, user, code, f.url(i)
 }
 
 // checkOnce checks the next fresh code in one call (POST /v1/verify).
 func (f *totpFixture) checkOnce(b *testing.B) {
-	factor, user, code := f.nextCode(b)
+	factor, user, code, url := f.nextCode(b)
 	var res api.VerifyResult
-	post(b, f, "/v1/verify", api.CheckVerify{User: user, FactorID: factor, Response: json.RawMessage(`{"code":"` + code + `"}`)}, &res)
+	post(b, f, url, "/v1/verify", api.CheckVerify{User: user, FactorID: factor, Response: json.RawMessage(`{"code":"` + code + `"}`)}, &res)
 	if !res.OK {
 		b.Fatalf("a fresh code for %s was refused", factor)
 	}
@@ -340,65 +362,77 @@ func (f *totpFixture) checkOnce(b *testing.B) {
 
 // verifyOnce runs begin and finish for the next unused (factor, step).
 func (f *totpFixture) verifyOnce(b *testing.B) {
-	factor, user, code := f.nextCode(b)
+	factor, user, code, url := f.nextCode(b)
 	var v api.Verification
-	post(b, f, "/v1/verify/begin", api.BeginVerify{User: user, FactorID: factor}, &v)
+	post(b, f, url, "/v1/verify/begin", api.BeginVerify{User: user, FactorID: factor}, &v)
 	var res api.VerifyResult
-	post(b, f, "/v1/verify/finish", api.FinishVerify{ID: v.ID, FactorID: factor, Response: json.RawMessage(`{"code":"` + code + `"}`)}, &res)
+	post(b, f, url, "/v1/verify/finish", api.FinishVerify{ID: v.ID, FactorID: factor, Response: json.RawMessage(`{"code":"` + code + `"}`)}, &res)
 	if !res.OK {
 		b.Fatalf("a fresh code for %s was refused", factor)
 	}
 }
 
 // BenchmarkAPIVerifyTOTP measures a TOTP verification through the HTTP
-// API (replay-protected, audited) from 16 clients: begin and finish, and
-// the one-call check, without event sinks, and begin and finish with
-// three sinks (file, syslog TCP, HTTPS webhook); the same through the
-// RADIUS listener (an Access-Request with the code, Message-Authenticator
-// checked and set, the decision audited); beside pquerna/otp's own code
-// check of the same kind. Each reports its p99 latency.
+// API (replay-protected, audited) from 16 clients, on each backend: begin
+// and finish, and the one-call check, without event sinks, and begin and
+// finish with three sinks (file, syslog TCP, HTTPS webhook); the same
+// through the RADIUS listener (an Access-Request with the code,
+// Message-Authenticator checked and set, the decision audited); on
+// PostgreSQL also the one-call check spread over two keyfleetd; beside
+// pquerna/otp's own code check of the same kind. Each reports its p99
+// latency and the CPU one verification costs.
 func BenchmarkAPIVerifyTOTP(b *testing.B) {
-	const factors = 2400 // 4,800 fresh codes in all: the three HTTP runs take -benchtime=1500x at most
-	runs := []struct {
+	const factors = 2400 // 4,800 fresh codes per run, 1,600 through RADIUS: -benchtime=1500x at most
+	type run struct {
 		name          string
+		keyfleetd     int
 		sinks, radius bool
 		once          func(*totpFixture, *testing.B)
-	}{
-		{"begin-finish/sinks=0", false, false, (*totpFixture).verifyOnce},
-		{"one-call/sinks=0", false, false, (*totpFixture).checkOnce},
-		{"radius/sinks=0", false, true, (*totpFixture).radiusOnce},
-		{"begin-finish/sinks=3", true, false, (*totpFixture).verifyOnce},
 	}
-	for _, run := range runs {
-		b.Run(run.name, func(b *testing.B) {
-			var sinks []events.SinkConfig
-			if run.sinks {
-				sinks = threeSinks(b)
-			}
-			secret := ""
-			if run.radius {
-				secret = "bench-shared-secret-0123456789"
-			}
-			f := totpFixtureFor(b, factors, sinks, secret)
-			b.SetParallelism(8) // 16 clients on 2 cores
-			profileCPU(b)
-			lat := &latencies{}
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				var mine []time.Duration
-				for pb.Next() {
-					start := time.Now()
-					run.once(f, b)
-					mine = append(mine, time.Since(start))
+	runs := []run{
+		{"begin-finish/sinks=0", 1, false, false, (*totpFixture).verifyOnce},
+		{"one-call/sinks=0", 1, false, false, (*totpFixture).checkOnce},
+		{"radius/sinks=0", 1, false, true, (*totpFixture).radiusOnce},
+		{"begin-finish/sinks=3", 1, true, false, (*totpFixture).verifyOnce},
+	}
+	for _, backend := range backends {
+		all := runs
+		if backend == postgres {
+			all = append(slices.Clip(all), run{"one-call/sinks=0/keyfleetd=2", 2, false, false, (*totpFixture).checkOnce})
+		}
+		for _, run := range all {
+			b.Run("backend="+backend+"/"+run.name, func(b *testing.B) {
+				var sinks []events.SinkConfig
+				if run.sinks {
+					sinks = threeSinks(b)
 				}
-				lat.add(mine)
+				secret := ""
+				if run.radius {
+					secret = "bench-shared-secret-0123456789"
+				}
+				f := totpFixtureFor(b, factors, backend, run.keyfleetd, sinks, secret)
+				b.SetParallelism(8) // 16 clients on 2 cores
+				profileCPU(b)
+				lat := &latencies{}
+				cpu := startCPU()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					var mine []time.Duration
+					for pb.Next() {
+						start := time.Now()
+						run.once(f, b)
+						mine = append(mine, time.Since(start))
+					}
+					lat.add(mine)
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifications/s")
+				b.ReportMetric(lat.p99().Seconds()*1000, "p99-ms")
+				cpu.report(b, b.N)
+				if c, n := storeSyncs(f.hc, f.urls...); n > 0 {
+					b.ReportMetric(c/n, "commits/sync")
+				}
 			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifications/s")
-			b.ReportMetric(lat.p99().Seconds()*1000, "p99-ms")
-			if c, n := storeSyncs(f); n > 0 {
-				b.ReportMetric(c/n, "commits/sync")
-			}
-		})
+		}
 	}
 	b.Run("pquerna-validate", func(b *testing.B) {
 		key, _ := otptotp.Generate(otptotp.GenerateOpts{Issuer: "keyfleet", AccountName: "bench"})
@@ -440,25 +474,28 @@ func threeSinks(b *testing.B) []events.SinkConfig {
 	}
 }
 
-// storeSyncs reads keyfleet_store_{commits,syncs}_total from /metrics.
-func storeSyncs(f *totpFixture) (commits, syncs float64) {
-	resp, err := f.hc.Get(f.url + "/metrics")
-	if err != nil {
-		return 0, 0
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		name, v, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
+// storeSyncs reads keyfleet_store_{commits,syncs}_total from /metrics
+// of each keyfleetd at urls and adds them up.
+func storeSyncs(hc *http.Client, urls ...string) (commits, syncs float64) {
+	for _, url := range urls {
+		resp, err := hc.Get(url + "/metrics")
+		if err != nil {
+			return 0, 0
 		}
-		x, _ := strconv.ParseFloat(v, 64)
-		switch name {
-		case "keyfleet_store_commits_total":
-			commits = x
-		case "keyfleet_store_syncs_total":
-			syncs = x
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(body), "\n") {
+			name, v, ok := strings.Cut(line, " ")
+			if !ok {
+				continue
+			}
+			x, _ := strconv.ParseFloat(v, 64)
+			switch name {
+			case "keyfleet_store_commits_total":
+				commits += x
+			case "keyfleet_store_syncs_total":
+				syncs += x
+			}
 		}
 	}
 	return commits, syncs

@@ -4,13 +4,16 @@
 //   - leadership ([Elector]): one keyfleetd at a time holds a PostgreSQL
 //     advisory lock on a connection of its own and runs what must run
 //     once (the event sinks, the sweeps, the compliance gauges); when it
-//     dies its session ends, the lock is free, and another takes over,
-//     resuming the sinks from their stored cursors;
+//     dies its session ends, the lock is free, and another takes over
+//     (after waiting long enough for a leader whose session ended to have
+//     stopped), resuming the sinks from their stored cursors;
 //   - web sessions ([Sessions], a web.SessionStore): a browser signed in
 //     through one keyfleetd is signed in on all of them;
-//   - attempt counters ([Attempts]): the per-client limits on guessing
-//     codes and passes count across every keyfleetd.
+//   - the attempt limiter's buckets ([Buckets], a ratelimit.Shared): the
+//     per-address and per-target limits on guessing codes and passes
+//     count across every keyfleetd, with the decisions the limiter makes
+//     in memory.
 //
-// Records are sealed under the store key as the store's are (a dump shows
-// no session, username or client address).
+// Records are sealed under the store key as the store's are, and filed by
+// hashes (a dump shows no cookie, session, username or client address).
 package cluster

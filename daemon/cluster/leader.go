@@ -19,8 +19,13 @@ type ElectorConfig struct {
 	// the lock lives as long as the session). Required.
 	Connect func(ctx context.Context) (*pgx.Conn, error)
 	// Every is how often a follower tries the lock and the leader checks
-	// its connection (default 1s): a dead leader is replaced within about
-	// that long after PostgreSQL notices its session ended.
+	// its connection (default 1s). A check that takes longer than Every
+	// (at least 1s) counts as a lost connection. A follower that takes
+	// the lock waits Every plus that timeout before it leads: a leader
+	// whose session PostgreSQL ended (a restart, a terminated backend)
+	// has noticed by then and stopped, so that two never lead at once. A
+	// dead leader is replaced within about 2×Every plus the timeout after
+	// PostgreSQL notices its session ended.
 	Every  time.Duration
 	Logger *slog.Logger
 	// OnChange, if set, hears each change of leadership.
@@ -58,7 +63,7 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) {
 	defer t.Stop()
 	for ctx.Err() == nil {
 		conn, ok := e.try(ctx)
-		if ok {
+		if ok && e.handOver(ctx, conn) {
 			e.hold(ctx, conn, lead)
 		}
 		select {
@@ -87,6 +92,29 @@ func (e *Elector) try(ctx context.Context) (*pgx.Conn, bool) {
 	return conn, true
 }
 
+// checkTimeout bounds one check of the leader's connection.
+func (e *Elector) checkTimeout() time.Duration { return max(e.cfg.Every, time.Second) }
+
+// handOver waits, holding the lock, until a leader whose session ended
+// has noticed, then checks the connection; false (and the lock given up)
+// if it broke meanwhile or ctx ended.
+func (e *Elector) handOver(ctx context.Context, conn *pgx.Conn) bool {
+	t := time.NewTimer(e.cfg.Every + e.checkTimeout())
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+		pctx, cancel := context.WithTimeout(ctx, e.checkTimeout())
+		err := conn.Ping(pctx)
+		cancel()
+		if err == nil {
+			return true
+		}
+	}
+	conn.Close(context.Background())
+	return false
+}
+
 // hold runs lead while the connection holding the lock lives.
 func (e *Elector) hold(ctx context.Context, conn *pgx.Conn, lead func(context.Context)) {
 	defer conn.Close(context.Background()) // ends the session: the lock is free
@@ -103,7 +131,7 @@ func (e *Elector) hold(ctx context.Context, conn *pgx.Conn, lead func(context.Co
 			lost()
 		case <-lctx.Done():
 		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, 2*e.cfg.Every+time.Second)
+			pctx, cancel := context.WithTimeout(ctx, e.checkTimeout())
 			err := conn.Ping(pctx)
 			cancel()
 			if err != nil && ctx.Err() == nil {

@@ -35,6 +35,7 @@ type runner struct {
 	done chan struct{}
 
 	mu          sync.Mutex
+	replaying   bool // a replay moved the cursor; the sink has not been told
 	cursor      uint64
 	gen         uint64 // bumped by rewind so an in-flight batch does not move the cursor back
 	delivered   uint64
@@ -65,7 +66,29 @@ func (r *runner) load(ctx context.Context) error {
 	r.mu.Lock()
 	r.cursor, r.deadLetters, r.stopped = seq, len(dls), nil
 	r.mu.Unlock()
+	if rs, ok := r.sink.(resumer); ok {
+		rs.resume()
+	}
 	return r.stopIfRewound(ctx, seq)
+}
+
+// tellReplay tells a resumer sink that a replay asks for events again.
+func (r *runner) tellReplay() {
+	r.mu.Lock()
+	replaying := r.replaying
+	r.replaying = false
+	r.mu.Unlock()
+	if rs, ok := r.sink.(resumer); ok && replaying {
+		rs.replayed()
+	}
+}
+
+// resumer is a sink that can tell what it already delivered past the
+// stored cursor (the file sink reads its file's end): it is told when
+// delivery starts from the stored cursor, and when an operator replays.
+type resumer interface {
+	resume()
+	replayed()
 }
 
 // stopIfRewound stops the sink, with the operator's message, when its
@@ -187,6 +210,7 @@ func (r *runner) deliver(ctx context.Context, batch []Event, from, to uint64) er
 	if len(batch) == 0 {
 		return nil
 	}
+	r.tellReplay()
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		err := r.sink.deliver(ctx, batch)
@@ -259,6 +283,7 @@ func (r *runner) rewind(ctx context.Context, cursor uint64) error {
 	r.cursor = cursor
 	r.gen++
 	r.stopped = nil
+	r.replaying = true // told to the sink by the loop, which alone calls it
 	select {
 	case r.kick <- struct{}{}:
 	default:

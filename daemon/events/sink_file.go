@@ -12,12 +12,28 @@ import (
 
 // fileSink appends one JSON event per line and rotates by size:
 // path → path.1 → … → path.MaxFiles (the oldest is removed).
+//
+// It delivers each event once even across a crash or a change of leader
+// (resume): a batch whose write reached the file but whose cursor was not
+// saved is delivered again by the runner, and the sink skips the events
+// its file already ends with.
 type fileSink struct {
 	cfg  FileConfig
 	max  int64
 	f    *os.File
 	size int64
 	buf  bytes.Buffer
+	// tail is the last event the file holds, read when the file is opened
+	// after resume; events up to it are not written again. nil once an
+	// event after it was written, or when a replay asks for them again.
+	tail     *tailEvent
+	resuming bool
+}
+
+// tailEvent names an event already in the file.
+type tailEvent struct {
+	Epoch string `json:"epoch"`
+	Seq   uint64 `json:"seq"`
 }
 
 func newFileSink(cfg FileConfig) (*fileSink, error) {
@@ -62,19 +78,42 @@ func endLine(path string, size int64, w io.Writer) error {
 	return err
 }
 
+// resume is called when delivery starts (again) from the stored cursor:
+// at start-up and when this keyfleetd becomes the leader. The file is
+// opened again and its last event read, as another keyfleetd, or this one
+// before a crash, may have written more than the cursor says.
+func (s *fileSink) resume() {
+	s.close()
+	s.resuming = true
+}
+
+// replayed is called when an operator asks for events again: they are
+// written even if the file ends with them.
+func (s *fileSink) replayed() { s.resuming, s.tail = false, nil }
+
 func (s *fileSink) deliver(_ context.Context, batch []Event) error {
-	s.buf.Reset()
-	enc := json.NewEncoder(&s.buf)
-	enc.SetEscapeHTML(false)
-	for _, ev := range batch {
-		if err := enc.Encode(ev); err != nil {
-			return fmt.Errorf("encoding event %d: %w", ev.Seq, err)
-		}
-	}
 	if s.f == nil {
 		if err := s.open(); err != nil {
 			return err
 		}
+		if s.resuming {
+			s.tail, s.resuming = lastEvent(s.cfg.Path), false
+		}
+	}
+	s.buf.Reset()
+	enc := json.NewEncoder(&s.buf)
+	enc.SetEscapeHTML(false)
+	for _, ev := range batch {
+		if s.tail != nil && ev.Epoch == s.tail.Epoch && ev.Seq <= s.tail.Seq {
+			continue // the file holds it already
+		}
+		s.tail = nil
+		if err := enc.Encode(ev); err != nil {
+			return fmt.Errorf("encoding event %d: %w", ev.Seq, err)
+		}
+	}
+	if s.buf.Len() == 0 {
+		return nil
 	}
 	if s.size > 0 && s.size+int64(s.buf.Len()) > s.max {
 		if err := s.rotate(); err != nil {
@@ -90,6 +129,51 @@ func (s *fileSink) deliver(_ context.Context, batch []Event) error {
 		s.f.Close() // reopened, and the line ended, on the next attempt
 		s.f = nil
 		return fmt.Errorf("writing %s: %w", s.cfg.Path, err)
+	}
+	return nil
+}
+
+// tailWindow is how much of a file's end lastEvent reads: far more than
+// one event.
+const tailWindow = 256 << 10
+
+// lastEvent reads the last complete event line of the file at path, or of
+// the newest rotated file when path is empty; nil when there is none. A
+// line cut short by a crash is not an event.
+func lastEvent(path string) *tailEvent {
+	for _, p := range []string{path, path + ".1"} {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil
+		}
+		size, err := f.Seek(0, io.SeekEnd)
+		if err != nil || size == 0 {
+			f.Close()
+			continue
+		}
+		from := max(0, size-tailWindow)
+		b := make([]byte, size-from)
+		_, err = f.ReadAt(b, from)
+		f.Close()
+		if err != nil {
+			return nil
+		}
+		return lastLine(b)
+	}
+	return nil
+}
+
+// lastLine finds the last line of b that ends with a newline and is an
+// event.
+func lastLine(b []byte) *tailEvent {
+	end := bytes.LastIndexByte(b, '\n')
+	for end > 0 {
+		start := bytes.LastIndexByte(b[:end], '\n') + 1
+		var t tailEvent
+		if json.Unmarshal(b[start:end], &t) == nil && t.Seq > 0 {
+			return &t
+		}
+		end = start - 1
 	}
 	return nil
 }

@@ -224,9 +224,14 @@ func (h *Handler) public(pattern string, fn func(r *http.Request) (int, any, err
 // attempt counts one try of a credential by the request's client, aimed
 // at target ("" when the credential names no account before it is
 // checked), in the limiter the web pages share (docs/security.md). Errors:
-// *rateLimitedError when the attempt may not go ahead.
+// *rateLimitedError when the attempt may not go ahead; core.ErrUnavailable
+// when the limits kept in PostgreSQL cannot be read (nothing is tried).
 func (h *Handler) attempt(r *http.Request, target string) error {
-	if d := h.limiter.Allow(clientaddr.Of(r), target); !d.OK {
+	d, err := h.limiter.Check(r.Context(), clientaddr.Of(r), target)
+	if err != nil {
+		return err
+	}
+	if !d.OK {
 		return &rateLimitedError{d}
 	}
 	return nil

@@ -14,6 +14,10 @@
 // one client down; the target bucket slows a guesser who spreads over many
 // addresses against one account.
 //
+// With several keyfleetd on one PostgreSQL database, the buckets live in
+// the database instead ([Config.Shared]; daemon/cluster), so that attempts
+// spread over the keyfleetd count together; the decisions are the same.
+//
 // Memory is bounded: a bucket that has filled up again carries no
 // information and is dropped (oldest first, a constant amount of work per
 // attempt), and at most Config.MaxEntries buckets are kept, the least

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"container/list"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -23,10 +24,33 @@ type Config struct {
 	// PerTarget is how many attempts may be aimed at one account or
 	// credential in a minute, from all addresses together (default 20).
 	PerTarget int
-	// MaxEntries bounds how many buckets are kept (default 100,000).
+	// MaxEntries bounds how many buckets are kept in memory (default
+	// 100,000).
 	MaxEntries int
+	// Shared, if set, keeps the buckets instead of this process's memory,
+	// so that several keyfleetd count attempts together (daemon/cluster
+	// keeps them in PostgreSQL). The decisions are the same.
+	Shared Shared
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+}
+
+// Shared keeps token buckets where several keyfleetd see them.
+type Shared interface {
+	// Take decides one attempt at now against buckets: it goes ahead when
+	// every bucket has a token, and then takes one from each; a refused
+	// attempt takes nothing. It returns -1 when the attempt goes ahead,
+	// else the index of the first bucket without a token and how long
+	// until it has one. An error means nothing was counted.
+	Take(ctx context.Context, now time.Time, buckets []Bucket) (refused int, wait time.Duration, err error)
+}
+
+// Bucket is one token bucket: it holds at most Burst tokens and gains one
+// every Every.
+type Bucket struct {
+	Key   string
+	Burst int
+	Every time.Duration
 }
 
 // Limiter counts attempts per client address and per target. It is safe
@@ -35,6 +59,7 @@ type Limiter struct {
 	perAddress, perTarget int
 	max                   int
 	now                   func() time.Time
+	shared                Shared
 
 	mu  sync.Mutex
 	m   map[string]*list.Element // of *entry
@@ -67,7 +92,7 @@ func New(cfg Config) (*Limiter, error) {
 		return nil, errors.New("ratelimit: limits and MaxEntries cannot be negative")
 	}
 	l := &Limiter{perAddress: cfg.PerAddress, perTarget: cfg.PerTarget, max: cfg.MaxEntries, now: cfg.Now,
-		m: map[string]*list.Element{}}
+		shared: cfg.Shared, m: map[string]*list.Element{}}
 	setDefault(&l.perAddress, 10)
 	setDefault(&l.perTarget, 20)
 	setDefault(&l.max, 100_000)
@@ -86,10 +111,40 @@ func setDefault(p *int, v int) {
 	}
 }
 
-// Allow counts one attempt from client (an address as daemon/clientaddr
+// Check counts one attempt from client (an address as daemon/clientaddr
 // gives it) aimed at target ("" when the attempt names none) and reports
-// whether it may go ahead.
+// whether it may go ahead. It fails only with Config.Shared, when the
+// shared buckets cannot be read or written (the error wraps Shared's);
+// then nothing was counted, and the caller refuses the attempt.
+func (l *Limiter) Check(ctx context.Context, client, target string) (Decision, error) {
+	if l.shared == nil {
+		return l.Allow(client, target), nil
+	}
+	buckets := []Bucket{{Key: "a " + addressKey(client), Burst: l.perAddress, Every: time.Minute / time.Duration(l.perAddress)}}
+	if target != "" {
+		buckets = append(buckets, Bucket{Key: "t " + bounded(target), Burst: l.perTarget, Every: time.Minute / time.Duration(l.perTarget)})
+	}
+	refused, wait, err := l.shared.Take(ctx, l.now(), buckets)
+	if err != nil {
+		return Decision{}, fmt.Errorf("counting an attempt: %w", err)
+	}
+	if refused < 0 {
+		return Decision{OK: true}, nil
+	}
+	secs := time.Duration(math.Ceil(wait.Seconds())) * time.Second
+	return Decision{RetryAfter: max(secs, time.Second), ByTarget: refused == 1}, nil
+}
+
+// Allow is Check in this process's memory. With Config.Shared it is
+// Check, and an attempt that cannot be counted is refused.
 func (l *Limiter) Allow(client, target string) Decision {
+	if l.shared != nil {
+		d, err := l.Check(context.Background(), client, target)
+		if err != nil {
+			return Decision{RetryAfter: time.Second}
+		}
+		return d
+	}
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -111,7 +166,9 @@ func (l *Limiter) Allow(client, target string) Decision {
 
 func refused(lim *rate.Limiter, now time.Time, byTarget bool) Decision {
 	missing := 1 - lim.TokensAt(now)
-	wait := time.Duration(math.Ceil(missing/float64(lim.Limit()))) * time.Second
+	// Tokens are floats: five seconds of a 10-a-minute bucket leave a
+	// wait of 1.0000000000002 s, which is 1 s.
+	wait := time.Duration(math.Ceil(missing/float64(lim.Limit())-1e-9)) * time.Second
 	return Decision{RetryAfter: max(wait, time.Second), ByTarget: byTarget}
 }
 

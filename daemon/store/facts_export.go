@@ -44,5 +44,8 @@ func NewFactsBundle(userID string, v []byte) *FactsBundle {
 // Add appends the user's record of tag (FactsFactor…) for id.
 func (b *FactsBundle) Add(tag byte, id string, v []byte) { b.fb.add(tag, []byte(id), v) }
 
+// AddBytes is Add for an id in bytes; neither id nor v is kept.
+func (b *FactsBundle) AddBytes(tag byte, id, v []byte) { b.fb.add(tag, id, v) }
+
 // Facts decodes the bundle.
 func (b *FactsBundle) Facts() (core.PolicyFacts, error) { return b.fb.Facts() }

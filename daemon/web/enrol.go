@@ -74,7 +74,11 @@ func (h *handler) welcomeBegin(rq *request) error {
 	if code == "" {
 		return &pageError{Status: http.StatusBadRequest, Msg: "Enter the enrolment code or access pass you were given."}
 	}
-	if d := h.cfg.Limiter.Allow(clientaddr.Of(rq.r), ratelimit.CodeTarget(code)); !d.OK {
+	d, err := h.cfg.Limiter.Check(rq.ctx, clientaddr.Of(rq.r), ratelimit.CodeTarget(code))
+	if err != nil {
+		return err // core.ErrUnavailable: the shared limits cannot be read
+	}
+	if !d.OK {
 		return tooMany(rq, d)
 	}
 	if strings.HasPrefix(code, "enr_") {

@@ -40,6 +40,7 @@ type Cluster struct {
 	dir  string
 	port int
 	run  []string // how to run its programs (runuser as postgres when root)
+	keep bool     // Stop leaves the folder (Keep)
 
 	mu sync.Mutex
 	n  int
@@ -70,6 +71,78 @@ func Start() (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Keep starts the cluster kept in dir, making it there the first time:
+// for benchmarks whose data takes minutes to build. Stop stops it and
+// leaves dir; the next Keep starts it again with its databases.
+func Keep(dir string) (*Cluster, error) {
+	if _, err := os.Stat(filepath.Join(BinDir, "initdb")); err != nil {
+		return nil, ErrMissing
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	// The postgres user must be able to reach the folder.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !os.IsExist(err) {
+		return nil, err
+	}
+	c := &Cluster{dir: dir, keep: true}
+	if os.Geteuid() == 0 {
+		if err := c.asPostgres(); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(c.data(), "PG_VERSION")); err != nil {
+		if err := c.initdb(); err != nil {
+			return nil, err
+		}
+	}
+	return c, c.start()
+}
+
+// HasDatabase reports whether the cluster holds database db.
+func (c *Cluster) HasDatabase(db string) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(ctx)
+	var ok bool
+	err = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db).Scan(&ok)
+	return ok, err
+}
+
+// CreateDatabase creates database db.
+func (c *Cluster) CreateDatabase(db string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize())
+	return err
+}
+
+// DropDatabase drops database db if it exists.
+func (c *Cluster) DropDatabase(db string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize())
+	return err
 }
 
 // asPostgres hands the folder to the postgres user: the server refuses
@@ -150,6 +223,67 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// PostmasterPID is the process id of the cluster's server; its backends
+// are its children.
+func (c *Cluster) PostmasterPID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(c.data(), "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strconv.Atoi(strings.TrimSpace(line))
+}
+
+// CPU is what the cluster's processes (the server and its children) have
+// spent on CPU so far, by process, for benchmarks that count the
+// server's work as well as their own. A process that ends takes its time
+// with it.
+type CPU map[int]time.Duration
+
+// CPU reads the time on CPU (schedstat) of each of the cluster's
+// processes; none when it does not run.
+func (c *Cluster) CPU() CPU {
+	out := CPU{}
+	pm, err := c.PostmasterPID()
+	if err != nil {
+		return out
+	}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		st, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …, and the comm may hold spaces.
+		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+		if len(f) < 2 || (pid != pm && f[1] != strconv.Itoa(pm)) {
+			continue
+		}
+		ss, err := os.ReadFile(filepath.Join("/proc", d.Name(), "schedstat"))
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(ss)); len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			out[pid] = time.Duration(ns)
+		}
+	}
+	return out
+}
+
+// Since is the CPU time spent since start by the processes running now.
+func (now CPU) Since(start CPU) time.Duration {
+	var d time.Duration
+	for pid, t := range now {
+		d += t - start[pid]
+	}
+	return d
+}
+
 // Port is the cluster's loopback port.
 func (c *Cluster) Port() int { return c.port }
 
@@ -201,8 +335,16 @@ func (c *Cluster) Dump(db string) ([]byte, error) {
 	return out, nil
 }
 
-// Stop stops the server and removes its folder.
+// Stop stops the server and removes its folder (a kept one is stopped
+// cleanly and left).
 func (c *Cluster) Stop() error {
+	if c.keep {
+		out, err := c.cmd("pg_ctl", "-D", c.data(), "-m", "fast", "-w", "stop").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("pg_ctl stop: %v: %s", err, out)
+		}
+		return nil
+	}
 	out, err := c.cmd("pg_ctl", "-D", c.data(), "-m", "immediate", "-w", "stop").CombinedOutput()
 	os.RemoveAll(c.dir)
 	if err != nil {

@@ -72,6 +72,28 @@ func (b *box) open(table, key string, sealed []byte) ([]byte, error) {
 	return pt, nil
 }
 
+// openAppend opens sealed with additional data ad (as aad makes it) and
+// appends the plain bytes to dst: for scans that reuse one buffer.
+func (b *box) openAppend(dst, sealed, ad []byte) ([]byte, error) {
+	n := b.aead.NonceSize()
+	if len(sealed) < n+b.aead.Overhead() {
+		return nil, errOpen
+	}
+	pt, err := b.aead.Open(dst, sealed[:n], sealed[n:], ad)
+	if err != nil {
+		return nil, errOpen
+	}
+	return pt, nil
+}
+
+// appendFactsAAD appends aad("policy_facts", factsKey(user, sub)).
+func appendFactsAAD(dst, user, sub []byte) []byte {
+	dst = append(dst, "keyfleet-pg-v1\x00policy_facts\x00"...)
+	dst = append(dst, user...)
+	dst = append(dst, '/')
+	return append(dst, sub...)
+}
+
 // index is the keyed hash of a value of the given kind (username,
 // serial): equal values have equal hashes, and nothing else can be
 // learned from them without the store key.

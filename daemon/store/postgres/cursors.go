@@ -80,13 +80,14 @@ func (s *Store) DeadLetters(ctx context.Context, sink string) ([]events.DeadLett
 }
 
 // Sweep deletes what outlived its use: verifications and their
-// used-markers a minute past expiry, expired web sessions and old attempt
-// counters. The leader runs it (daemon/cluster).
+// used-markers a minute past expiry, expired web sessions and rate-limit
+// buckets that have filled up again (they hold nothing a missing one does
+// not). The leader runs it (daemon/cluster).
 func (s *Store) Sweep(ctx context.Context) error {
 	b := &pgx.Batch{}
 	b.Queue("DELETE FROM verifications WHERE expires < now()")
 	b.Queue("DELETE FROM verifications_used WHERE expires < now()")
 	b.Queue("DELETE FROM web_sessions WHERE expires < now()")
-	b.Queue("DELETE FROM attempts WHERE window_start < now() - interval '1 hour'")
+	b.Queue("DELETE FROM rate_buckets WHERE full_at < now()")
 	return mapErr(s.pool.SendBatch(ctx, b).Close())
 }

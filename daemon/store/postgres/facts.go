@@ -34,12 +34,19 @@ func (t *tx) putFactorFacts(f core.Factor) error {
 // factsBatch is how many rows ScanPolicyFacts reads per query.
 const factsBatch = 8192
 
-// ScanPolicyFacts reads the index in user id order, in batches (fn may
-// read in the same transaction between them), opening each record and
-// handing each user's records, undecoded, to fn: Facts decodes them on
-// whichever goroutine calls it. Records of a user whose own record is
-// missing are skipped, as Badger's scan does.
+// ScanPolicyFacts reads the index in user id order, opening each record
+// and handing each user's records, undecoded, to fn: Facts decodes them
+// on whichever goroutine calls it. Records of a user whose own record is
+// missing are skipped, as Badger's scan does. In a snapshot (View) the
+// rows stream from a second connection that shares the snapshot
+// (scan.go); in a read-write transaction they are read in batches, so
+// that fn may read in the same transaction between them.
 func (r *readTx) ScanPolicyFacts(after string, fn func(core.PolicyFactsRecord) error) error {
+	if r.track == nil {
+		if done, err := r.streamPolicyFacts(after, fn); done {
+			return err
+		}
+	}
 	sc := &factsScan{r: r, fn: fn}
 	lastUser, lastSub := after, "\uffff" // past every record of after
 	for {

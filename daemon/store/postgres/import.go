@@ -42,7 +42,7 @@ func (s *Store) Import(ctx context.Context, src Source) (records, evs int, err e
 		return 0, 0, err
 	}
 	defer ptx.Rollback(context.WithoutCancel(ctx))
-	t := newTx(ctx, s, ptx, nil)
+	t := newTx(ctx, s, ptx, nil, nil, false)
 	if err := src.Export(func(v any) error { records++; return t.importRecord(v) }); err != nil {
 		return 0, 0, err
 	}

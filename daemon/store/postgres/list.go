@@ -85,6 +85,7 @@ func list[T any](r *readTx, t *table, w where, pg core.PageReq, match func(T) bo
 		for _, x := range got {
 			n++
 			after = x.k
+			r.s.cache.add(rowKey{t, x.k}, version{x.xmin, x.rec})
 			v, err := decode[T](r.s.box, t, x.k, x.rec, t.name)
 			if err != nil {
 				return nil, "", err

@@ -1,9 +1,9 @@
 package postgres
 
 import (
-	"time"
-
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
@@ -14,13 +14,30 @@ func (r *readTx) User(id string) (core.User, error) {
 }
 
 func (r *readTx) UserByName(name string) (core.User, error) {
+	hash := r.s.box.index("username", name)
+	if r.track != nil && r.track.cache {
+		// A username never changes; a user deleted since is not found by
+		// id (then the name is looked up again), or fails the check at
+		// the end of the transaction (cache.go).
+		if id, ok := r.s.cache.userID(hash); ok {
+			u, err := r.User(id)
+			if !errors.Is(err, core.ErrNotFound) {
+				r.track.cached = true
+				return u, err
+			}
+			r.s.cache.setUserID(hash, "")
+		}
+	}
 	var id string
-	err := r.q.QueryRow(r.ctx, "SELECT k FROM users WHERE name_hash = $1", r.s.box.index("username", name)).Scan(&id)
+	err := r.q.QueryRow(r.ctx, "SELECT k FROM users WHERE name_hash = $1", hash).Scan(&id)
 	if err != nil {
 		if isNoRows(err) {
 			return core.User{}, &core.NotFoundError{Kind: "user", Ref: name}
 		}
 		return core.User{}, r.fail(err)
+	}
+	if r.track != nil {
+		r.s.cache.setUserID(hash, id)
 	}
 	return r.User(id)
 }
@@ -237,7 +254,8 @@ func (t *tx) DeleteVerification(v core.Verification) error { return t.del(tVerif
 // first's row and then finds it.
 func (t *tx) UseVerification(id string, until time.Time) (bool, error) {
 	now := time.Now()
-	rows, err := t.ptx.Query(t.ctx, `INSERT INTO verifications_used (k, expires) VALUES ($1, $2)
+	t.dirty = true
+	rows, err := t.conn.Query(t.ctx, `INSERT INTO verifications_used (k, expires) VALUES ($1, $2)
 		ON CONFLICT (k) DO UPDATE SET expires = EXCLUDED.expires WHERE verifications_used.expires <= $3
 		RETURNING k`, id, ttlAfter(until), now)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +60,11 @@ type Store struct {
 	log  *slog.Logger
 
 	afterAudit func([]*audit.Event)
-	head       atomic.Pointer[audit.Head] // the last head read; AuditHead falls back to it
+	head       atomic.Pointer[audit.Head] // the last durable head read; AuditHead falls back to it
+	flush      flusher                    // group commit (durable.go)
+	app        *appender                  // how commits reach the chain's head (append.go)
+	cache      recordCache                // records by key, as last seen (cache.go)
+	retries    atomic.Uint64              // transactions run again after a collision
 	names      nameCache
 	epochs     epochCache
 
@@ -96,7 +101,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %w", redact(err))
 	}
-	s := &Store{pool: pool, box: b, log: o.Logger, afterAudit: o.AfterAudit}
+	s := &Store{pool: pool, box: b, log: o.Logger, afterAudit: o.AfterAudit, app: newAppender()}
+	s.flush.run = s.runBarrier
 	if err := s.prepare(ctx, o); err != nil {
 		pool.Close()
 		return nil, err
@@ -168,7 +174,7 @@ var errConflict = errors.New("a record changed under the transaction")
 
 // retryable reports whether err is a collision worth running again.
 func retryable(err error) bool {
-	if errors.Is(err, errConflict) {
+	if errors.Is(err, errConflict) || errors.Is(err, errChainMoved) {
 		return true
 	}
 	var pe *pgconn.PgError
@@ -217,11 +223,19 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		evs, err := s.attempt(ctx, fn, hot)
-		if err == nil {
-			if len(evs) > 0 && s.afterAudit != nil {
+		evs, err := s.attempt(ctx, fn, hot, attempt == 0)
+		if err == nil && len(evs) > 0 {
+			// Committed without waiting for the disk: wait for a barrier
+			// (durable.go), whatever happens to ctx meanwhile, so that
+			// the answer is definite.
+			if err := s.durable(context.WithoutCancel(ctx)); err != nil {
+				return err
+			}
+			if s.afterAudit != nil {
 				s.afterAudit(evs)
 			}
+		}
+		if err == nil {
 			return nil
 		}
 		if !retryable(err) {
@@ -231,6 +245,7 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 		if errors.As(err, &ce) {
 			hot[ce.rk] = true
 		}
+		s.retries.Add(1)
 		pause(attempt)
 	}
 	return fmt.Errorf("%w: gave up after %d attempts; try again", core.ErrConflict, maxAttempts)
@@ -243,20 +258,27 @@ func pause(attempt int) {
 	time.Sleep(d/2 + time.Duration(rand.Int64N(int64(d/2)+1)))
 }
 
-// attempt runs fn once in a new transaction and commits it.
-func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[rowKey]bool) (evs []*audit.Event, err error) {
-	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+// attempt runs fn once in a new transaction and commits it. The
+// transaction is begun with its first statement and ended by hand, so
+// that its COMMIT travels in the same batch as its last writes (commit).
+func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[rowKey]bool, useCache bool) (evs []*audit.Event, err error) {
+	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	t := newTx(ctx, s, ptx, hot)
+	// A connection released inside a transaction (a rollback that failed)
+	// is closed by the pool rather than reused.
+	defer pc.Release()
+	conn := &lazyConn{conn: pc, begin: "BEGIN ISOLATION LEVEL READ COMMITTED"}
+	t := newTx(ctx, s, conn, conn.reads(), hot, useCache)
+	ended := false
 	defer func() {
-		if err != nil {
-			ptx.Rollback(context.WithoutCancel(ctx))
+		if !ended && conn.begun() {
+			pc.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
 	if err := fn(t); err != nil {
-		return nil, err
+		return nil, s.checkCached(ctx, t, err)
 	}
 	if err := t.err; err != nil { // a failed statement fn did not return
 		return nil, err
@@ -266,49 +288,195 @@ func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[row
 			return nil, err
 		}
 	}
-	if err := s.commit(ctx, t); err != nil {
+	xid, err := s.commit(ctx, t, &ended)
+	s.cacheWritten(t, xid, err)
+	if err != nil {
 		return nil, err
 	}
 	return t.events, nil
 }
 
-// commit checks that nothing t read has changed (locking those rows
-// until the end), chains t's audit events after the head under the head
-// row's lock, and commits. The head row is locked last and held only for
-// the last statements and the commit, so writers wait for each other only
-// that long; a transaction that fails rolls back whole and leaves no gap.
-func (s *Store) commit(ctx context.Context, t *tx) error {
-	if err := t.validate(); err != nil {
+// checkCached answers err, the error fn ended with, unless fn read a
+// record from the cache that is no longer current: then the transaction
+// runs again without the cache (cache.go).
+func (s *Store) checkCached(ctx context.Context, t *tx, err error) error {
+	if !t.track.cached || t.err != nil {
 		return err
 	}
-	if len(t.events) == 0 {
-		return commitErr(t.ptx.Commit(ctx))
+	if lc, ok := t.conn.(*lazyConn); ok && err != nil {
+		lc.pending = nil // the transaction is given up: its writes need not go
 	}
-	head, err := s.readHead(ctx, t.ptx, "FOR UPDATE")
-	if err != nil {
-		return err
-	}
-	chain := audit.Chain{Head: head}
 	b := &pgx.Batch{}
-	for _, ev := range t.events {
-		rec, err := chain.Next(ev)
-		if err != nil {
+	order, byTable := t.queueValidate(b)
+	if len(order) == 0 {
+		return err
+	}
+	// Outside the transaction if it has not begun: a check of versions
+	// needs no snapshot of its own.
+	if verr := s.sendValidate(ctx, t, b, order, byTable, trailer{on: t.q}); verr != nil {
+		return verr
+	}
+	return err
+}
+
+// cacheWritten puts the records a committed transaction wrote into the
+// cache with their new version (the transaction's id), and drops them
+// when the commit failed or its outcome is unknown.
+func (s *Store) cacheWritten(t *tx, xid uint64, err error) {
+	for rk, sealed := range t.track.written {
+		if err != nil || sealed == nil || xid == 0 {
+			s.cache.drop(rk)
+			continue
+		}
+		s.cache.put(rk, version{strconv.FormatUint(xid%(1<<32), 10), sealed})
+	}
+}
+
+// commit checks that nothing t read has changed (locking those rows
+// until the end) and commits; a commit with audit events appends them to
+// the chain on the way, locked or pipelined (append.go), with its last
+// writes, the new head and COMMIT in one batch. The commit does not wait
+// for the disk (synchronous_commit off; Update waits for a barrier
+// afterwards, durable.go). A transaction that fails rolls back whole and
+// leaves no gap. *ended is set once COMMIT was sent and PostgreSQL
+// refused nothing before it. It returns the transaction's id when it
+// wrote something (the version of the rows it wrote, for the cache).
+func (s *Store) commit(ctx context.Context, t *tx, ended *bool) (xid uint64, err error) {
+	defer func() {
+		var pe *pgconn.PgError
+		*ended = *ended && (err == nil || !errors.As(err, &pe)) // refused: roll back
+	}()
+	if !t.dirty && len(t.events) == 0 {
+		// Read only: nothing to check, as with Badger, whose read-only
+		// transactions never collide, unless what fn saw came from the
+		// cache: then it is checked before it is the answer.
+		if err := s.checkCached(ctx, t, nil); err != nil {
+			return 0, err
+		}
+		*ended = true
+		if lc, ok := t.conn.(*lazyConn); ok && !lc.begun() {
+			return 0, nil
+		}
+		_, err := t.conn.Exec(ctx, "COMMIT")
+		return 0, commitErr(err)
+	}
+	b := &pgx.Batch{}
+	order, byTable := t.queueValidate(b)
+	tr := trailer{xid: &xid}
+	if len(t.events) == 0 {
+		if err := s.sendValidate(ctx, t, b, order, byTable, tr); err != nil {
+			return 0, err
+		}
+		*ended = true
+		_, err := t.conn.Exec(ctx, "COMMIT")
+		return xid, commitErr(err)
+	}
+	key, pipelined := s.app.ticket()
+	var from audit.Head
+	if pipelined {
+		tr.key = key // the ordering lock, held from here to the end (append.go)
+	} else {
+		tr.head = &from
+	}
+	if err := s.sendValidate(ctx, t, b, order, byTable, tr); err != nil {
+		if !pipelined {
+			s.app.lockedEnded(nil)
+		}
+		return 0, err
+	}
+	if pipelined {
+		*ended = true
+		if sent, err := s.appendPipelined(ctx, t, key); sent || err != nil {
+			return xid, err
+		}
+		*ended = false // the tail was forgotten: append the locked way
+		if from, err = s.readHead(ctx, t.conn, "FOR UPDATE"); err != nil {
+			s.app.lockedEnded(nil)
+			return 0, err
+		}
+	}
+	*ended = true
+	head, err := s.appendLocked(ctx, t, from)
+	if err != nil {
+		s.app.lockedEnded(nil)
+		return 0, err
+	}
+	s.app.lockedEnded(&head)
+	return xid, nil
+}
+
+// trailer is what commit queues after the validation: the ordering lock
+// (key), the head's row lock (read into head) and the transaction's id
+// (read into xid), each when set.
+type trailer struct {
+	key  int32
+	head *audit.Head
+	xid  *uint64
+	on   dbtx // where to send it (default the transaction's connection)
+}
+
+// sendValidate sends b, the validation and then what tr asks for, and
+// reads the results.
+func (s *Store) sendValidate(ctx context.Context, t *tx, b *pgx.Batch, order []*table, byTable map[*table][]string, tr trailer) (err error) {
+	if tr.key != 0 {
+		b.Queue("SELECT pg_advisory_xact_lock($1, $2)", s.app.node, tr.key)
+	}
+	if tr.head != nil {
+		b.Queue("SELECT seq, hash FROM audit_head FOR UPDATE")
+	}
+	if tr.xid != nil {
+		b.Queue("SELECT pg_current_xact_id()::text")
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	on := tr.on
+	if on == nil {
+		on = t.conn
+	}
+	res := on.SendBatch(ctx, b)
+	defer func() {
+		if cerr := res.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if err := t.checkValidate(res, order, byTable); err != nil {
+		return err
+	}
+	if tr.key != 0 {
+		if _, err := res.Exec(); err != nil {
 			return err
 		}
-		key := fmt.Sprint(rec.Seq)
-		b.Queue("INSERT INTO audit (seq, target, rec) VALUES ($1, $2, $3)", int64(rec.Seq), ev.Target.ID, s.box.seal("audit", key, rec.Marshal()))
 	}
-	b.Queue("UPDATE audit_head SET seq = $1, hash = $2", int64(chain.Head.Seq), chain.Head.Hash[:])
-	b.Queue("SELECT pg_notify('keyfleet_audit', $1)", fmt.Sprint(chain.Head.Seq))
-	if err := t.ptx.SendBatch(ctx, b).Close(); err != nil {
-		return err
+	if tr.head != nil {
+		if *tr.head, err = s.readHead(ctx, batchRow{res}); err != nil {
+			return err
+		}
 	}
-	if err := commitErr(t.ptx.Commit(ctx)); err != nil {
-		return err
+	if tr.xid != nil {
+		var x string
+		if err := res.QueryRow().Scan(&x); err != nil {
+			return err
+		}
+		*tr.xid, _ = strconv.ParseUint(x, 10, 64)
 	}
-	h := chain.Head
-	s.head.Store(&h)
 	return nil
+}
+
+// batchRow reads the next result of a batch as a row.
+type batchRow struct{ res pgx.BatchResults }
+
+func (r batchRow) QueryRow(context.Context, string, ...any) pgx.Row { return r.res.QueryRow() }
+
+// commitBatchErr is commitErr for a batch that ends with COMMIT: a
+// statement PostgreSQL refused means nothing was committed (the caller
+// rolls back); a broken connection leaves the outcome unknown.
+func commitBatchErr(err error) error {
+	var pe *pgconn.PgError
+	if err == nil || errors.As(err, &pe) {
+		return err
+	}
+	return commitErr(err)
 }
 
 // commitErr marks a commit whose outcome is unknown: the connection went
@@ -351,25 +519,34 @@ func (s *Store) View(ctx context.Context, fn func(core.ReadTx) error) error {
 	if s.closed.Load() {
 		return fmt.Errorf("%w: the store is closed", core.ErrUnavailable)
 	}
-	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return mapErr(err)
 	}
-	defer ptx.Rollback(context.WithoutCancel(ctx))
-	t := &readTx{ctx: ctx, s: s, q: ptx}
-	if err := fn(t); err != nil {
-		return mapErr(err)
+	defer pc.Release()
+	conn := &lazyConn{conn: pc, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"}
+	t := &readTx{ctx: ctx, s: s, q: conn, w: conn}
+	err = fn(t)
+	if !conn.begun() {
+		return mapErr(err) // nothing was read from the database
 	}
-	return mapErr(ptx.Commit(ctx))
+	end := "COMMIT"
+	if err != nil {
+		end = "ROLLBACK"
+	}
+	if _, eerr := pc.Exec(context.WithoutCancel(ctx), end); err == nil {
+		err = eerr
+	}
+	return mapErr(err)
 }
 
-// AuditHead is the last committed link of the chain, read from the
-// database (several keyfleetd append to it); the last one read if the
-// database does not answer.
+// AuditHead is the last durable link of the chain, read from the
+// database (several keyfleetd append to it) by a barrier (durable.go);
+// the last one read if the database does not answer.
 func (s *Store) AuditHead() audit.Head {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	h, err := s.readHead(ctx, s.pool)
+	h, err := s.flush.latest(ctx)
 	if err != nil {
 		if p := s.head.Load(); p != nil {
 			return *p

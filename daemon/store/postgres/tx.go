@@ -43,6 +43,12 @@ type tracker struct {
 	// them FOR UPDATE, so that a record many write at once (a counter)
 	// is taken in turn instead of colliding again and again.
 	hot map[rowKey]bool
+	// cache says whether this attempt may read records from the cache
+	// (cache.go); cached whether it did.
+	cache, cached bool
+	// written are the sealed records this transaction wrote (nil: it
+	// deleted the record), for the cache once it has committed.
+	written map[rowKey][]byte
 }
 
 // conflictError names the record a collision was found on. It wraps
@@ -55,18 +61,26 @@ func (e *conflictError) Error() string {
 func (e *conflictError) Unwrap() error { return errConflict }
 
 type readTx struct {
-	ctx   context.Context
-	s     *Store
-	q     dbtx
+	ctx context.Context
+	s   *Store
+	// q runs reads; in an Update, reads before the first write run
+	// outside the transaction (at READ COMMITTED each statement sees
+	// what was committed when it began, in a transaction or not), and
+	// w runs the reads that must be in it (locking ones).
+	q, w  dbtx
 	track *tracker // nil in View
 	err   *error   // the first failed statement (read-write only)
 }
 
 type tx struct {
 	readTx
-	ptx    pgx.Tx
+	// conn runs the transaction's statements: a pooled connection on
+	// which Update began it (and commits it in the last batch, store.go),
+	// or a pgx.Tx (Import).
+	conn   dbtx
 	events []*audit.Event
 	err    error
+	dirty  bool // it wrote something
 }
 
 var (
@@ -74,9 +88,15 @@ var (
 	_ core.Tx     = (*tx)(nil)
 )
 
-func newTx(ctx context.Context, s *Store, ptx pgx.Tx, hot map[rowKey]bool) *tx {
-	t := &tx{ptx: ptx}
-	t.readTx = readTx{ctx: ctx, s: s, q: ptx, track: &tracker{reads: map[rowKey]string{}, wrote: map[rowKey]bool{}, hot: hot}, err: &t.err}
+// newTx makes a read-write transaction whose statements run on conn and
+// whose reads before the first write run on reads (conn itself when nil).
+func newTx(ctx context.Context, s *Store, conn, reads dbtx, hot map[rowKey]bool, cache bool) *tx {
+	if reads == nil {
+		reads = conn
+	}
+	t := &tx{conn: conn}
+	t.readTx = readTx{ctx: ctx, s: s, q: reads, w: conn, err: &t.err,
+		track: &tracker{reads: map[rowKey]string{}, wrote: map[rowKey]bool{}, hot: hot, cache: cache, written: map[rowKey][]byte{}}}
 	return t
 }
 
@@ -107,22 +127,53 @@ func (r *readTx) noteRead(t *table, k, xmin string) {
 
 // getRaw reads and opens one record; *core.NotFoundError when absent.
 func (r *readTx) getRaw(t *table, k, kind, ref string) ([]byte, error) {
+	rk := rowKey{t, k}
+	if v, ok := r.fromCache(rk); ok {
+		r.noteRead(t, k, v.xmin)
+		if v.xmin == "" {
+			return nil, &core.NotFoundError{Kind: kind, Ref: ref}
+		}
+		return r.s.box.open(t.name, k, v.sealed)
+	}
 	var xmin string
 	var sealed []byte
-	sql := t.get
-	if r.track != nil && r.track.hot[rowKey{t, k}] {
-		sql = t.getLock
+	q, sql := r.q, t.get
+	if r.track != nil && r.track.hot[rk] {
+		q, sql = r.w, t.getLock
 	}
-	err := r.q.QueryRow(r.ctx, sql, k).Scan(&xmin, &sealed)
+	err := q.QueryRow(r.ctx, sql, k).Scan(&xmin, &sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		r.noteRead(t, k, "")
+		if r.track != nil && !r.track.wrote[rk] {
+			r.s.cache.put(rk, version{}) // absent, and checked as such
+		}
 		return nil, &core.NotFoundError{Kind: kind, Ref: ref}
 	}
 	if err != nil {
 		return nil, r.fail(fmt.Errorf("reading %s %s: %w", kind, ref, err))
 	}
 	r.noteRead(t, k, xmin)
+	switch {
+	case r.track == nil:
+		// A snapshot may be older than what the cache holds.
+		r.s.cache.add(rk, version{xmin, sealed})
+	case !r.track.wrote[rk]:
+		r.s.cache.put(rk, version{xmin, sealed})
+	}
 	return r.s.box.open(t.name, k, sealed)
+}
+
+// fromCache reads a record from the cache, in a read-write transaction
+// that may (cache.go): not one it wrote or must lock.
+func (r *readTx) fromCache(rk rowKey) (version, bool) {
+	if r.track == nil || !r.track.cache || r.track.hot[rk] || r.track.wrote[rk] {
+		return version{}, false
+	}
+	v, ok := r.s.cache.get(rk)
+	if ok {
+		r.track.cached = true
+	}
+	return v, ok
 }
 
 func get[T any](r *readTx, t *table, k, kind, ref string) (T, error) {
@@ -148,26 +199,59 @@ func (t *tx) put(tb *table, k string, v any, cols ...any) error {
 }
 
 func (t *tx) putRaw(tb *table, k string, plain []byte, cols ...any) error {
-	args := append(append([]any{k}, cols...), t.s.box.seal(tb.name, k, plain))
+	t.dirty = true
+	sealed := t.s.box.seal(tb.name, k, plain)
+	args := append(append([]any{k}, cols...), sealed)
 	rk := rowKey{tb, k}
+	t.track.written[rk] = sealed
 	read, wasRead := t.track.reads[rk]
-	var tag pgconn.CommandTag
-	var err error
+	sql := tb.update
 	switch {
 	case t.track.wrote[rk] || !wasRead:
-		tag, err = t.ptx.Exec(t.ctx, tb.upsert, args...)
+		sql = tb.upsert
 	case read == "":
-		tag, err = t.ptx.Exec(t.ctx, tb.insert, args...)
+		sql = tb.insert
 	default:
-		tag, err = t.ptx.Exec(t.ctx, tb.update, append(args, read)...)
-	}
-	if err != nil {
-		return t.fail(fmt.Errorf("writing %s %s: %w", tb.name, k, err))
-	}
-	if tag.RowsAffected() == 0 {
-		return t.fail(&conflictError{rk})
+		args = append(args, read)
 	}
 	t.track.wrote[rk] = true
+	return t.write(sql, args, func(tag pgconn.CommandTag) error {
+		if tag.RowsAffected() == 0 {
+			return &conflictError{rk}
+		}
+		return nil
+	}, "writing "+tb.name+" "+k)
+}
+
+// write sends a write, or queues it for the next statement (lazy.go);
+// check judges its result. what names it in an error.
+func (t *tx) write(sql string, args []any, check func(pgconn.CommandTag) error, what string) error {
+	failed := func(err error) error {
+		var ce *conflictError
+		if errors.As(err, &ce) {
+			return t.fail(err)
+		}
+		return t.fail(fmt.Errorf("%s: %w", what, err))
+	}
+	if lc, ok := t.conn.(*lazyConn); ok {
+		lc.write(sql, args, func(tag pgconn.CommandTag) error {
+			if check == nil {
+				return nil
+			}
+			if err := check(tag); err != nil {
+				return failed(err)
+			}
+			return nil
+		})
+		return nil
+	}
+	tag, err := t.conn.Exec(t.ctx, sql, args...)
+	if err == nil && check != nil {
+		err = check(tag)
+	}
+	if err != nil {
+		return failed(err)
+	}
 	return nil
 }
 
@@ -178,8 +262,10 @@ func (t *tx) insert(tb *table, k string, v any, msg string, cols ...any) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s %s: %w", tb.name, k, err)
 	}
-	args := append(append([]any{k}, cols...), t.s.box.seal(tb.name, k, b))
-	tag, err := t.ptx.Exec(t.ctx, tb.insert, args...)
+	t.dirty = true
+	sealed := t.s.box.seal(tb.name, k, b)
+	args := append(append([]any{k}, cols...), sealed)
+	tag, err := t.conn.Exec(t.ctx, tb.insert, args...)
 	if err != nil {
 		return t.fail(fmt.Errorf("writing %s %s: %w", tb.name, k, err))
 	}
@@ -187,56 +273,58 @@ func (t *tx) insert(tb *table, k string, v any, msg string, cols ...any) error {
 		return fmt.Errorf("%w: %s", core.ErrAlreadyExists, msg)
 	}
 	t.track.wrote[rowKey{tb, k}] = true
+	t.track.written[rowKey{tb, k}] = sealed
 	return nil
 }
 
 func (t *tx) del(tb *table, k string) error {
+	t.dirty = true
 	rk := rowKey{tb, k}
+	t.track.written[rk] = nil
+	t.s.cache.drop(rk)
 	read, wasRead := t.track.reads[rk]
-	var tag pgconn.CommandTag
-	var err error
-	if wasRead && read != "" && !t.track.wrote[rk] {
-		tag, err = t.ptx.Exec(t.ctx, tb.delIf, k, read)
-		if err == nil && tag.RowsAffected() == 0 {
-			return t.fail(&conflictError{rk})
-		}
-	} else {
-		_, err = t.ptx.Exec(t.ctx, tb.del, k)
-	}
-	if err != nil {
-		return t.fail(fmt.Errorf("deleting %s %s: %w", tb.name, k, err))
-	}
+	checked := wasRead && read != "" && !t.track.wrote[rk]
 	t.track.wrote[rk] = true
-	return nil
+	if !checked {
+		return t.write(tb.del, []any{k}, nil, "deleting "+tb.name+" "+k)
+	}
+	return t.write(tb.delIf, []any{k, read}, func(tag pgconn.CommandTag) error {
+		if tag.RowsAffected() == 0 {
+			return &conflictError{rk}
+		}
+		return nil
+	}, "deleting "+tb.name+" "+k)
 }
 
 func (t *tx) exec(sql string, args ...any) error {
-	if _, err := t.ptx.Exec(t.ctx, sql, args...); err != nil {
-		return t.fail(err)
-	}
-	return nil
+	t.dirty = true
+	return t.write(sql, args, nil, "writing")
 }
 
-// validate checks, and share-locks until the commit, every record read
-// and not written: a changed one is errConflict.
-func (t *tx) validate() error {
+// unchanged returns the records read and not written, by table.
+func (t *tx) unchanged() map[*table][]string {
 	byTable := map[*table][]string{}
 	for rk := range t.track.reads {
 		if !t.track.wrote[rk] {
 			byTable[rk.t] = append(byTable[rk.t], rk.k)
 		}
 	}
-	if len(byTable) == 0 {
-		return nil
-	}
-	b := &pgx.Batch{}
-	order := make([]*table, 0, len(byTable))
+	return byTable
+}
+
+// queueValidate queues the statements that check, and share-lock until
+// the commit, every record read and not written; checkValidate reads
+// their results in the same order: a changed record is errConflict.
+func (t *tx) queueValidate(b *pgx.Batch) (order []*table, byTable map[*table][]string) {
+	byTable = t.unchanged()
 	for tb, keys := range byTable {
 		order = append(order, tb)
 		b.Queue(tb.validate, keys)
 	}
-	res := t.ptx.SendBatch(t.ctx, b)
-	defer res.Close()
+	return order, byTable
+}
+
+func (t *tx) checkValidate(res pgx.BatchResults, order []*table, byTable map[*table][]string) error {
 	for _, tb := range order {
 		now, err := collectXmins(res)
 		if err != nil {
