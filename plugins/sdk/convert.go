@@ -54,12 +54,12 @@ func fromInputs(in []*factorpb.Input) []Input {
 
 func toInfo(i Info) *factorpb.Info {
 	return &factorpb.Info{Kind: i.Kind, DisplayName: i.DisplayName, Version: i.Version, Hardware: i.Hardware,
-		EnrolInputs: toInputs(i.EnrolInputs), VerifyInputs: toInputs(i.VerifyInputs)}
+		EnrolInputs: toInputs(i.EnrolInputs), VerifyInputs: toInputs(i.VerifyInputs), ChallengeFree: i.ChallengeFree}
 }
 
 func fromInfo(i *factorpb.Info) Info {
 	return Info{Kind: i.GetKind(), DisplayName: i.GetDisplayName(), Version: i.GetVersion(), Hardware: i.GetHardware(),
-		EnrolInputs: fromInputs(i.GetEnrolInputs()), VerifyInputs: fromInputs(i.GetVerifyInputs())}
+		EnrolInputs: fromInputs(i.GetEnrolInputs()), VerifyInputs: fromInputs(i.GetVerifyInputs()), ChallengeFree: i.GetChallengeFree()}
 }
 
 func toDevice(d *Device) *factorpb.Device {
