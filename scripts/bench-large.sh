@@ -63,12 +63,12 @@ start_daemon() {
 }
 
 if [[ ! -e $DIR/built ]]; then
-	rm -rf "$DIR/built-data" "$DIR/built-data.checkpoint"
+	rm -rf "$DIR/built-data" "$DIR/built-data.checkpoint" "$DIR/fixture.json"
 	"$BIN/keyfleetd" init --data "$DIR/built-data" >/dev/null
 	install_plugin "$DIR/built-data"
 	KEYFLEET_TRUSTED_PROXIES=127.0.0.1/32 start_daemon "$DIR/built-data" >/dev/null
 	echo "# building the large store in $DIR: $TOTP_USERS users with two TOTP factors, then $USERS imported"
-	[[ -e $DIR/fixture.json ]] || "$LG" fixture "${T[@]}" --users "$TOTP_USERS" --out "$DIR/fixture.json"
+	"$LG" fixture "${T[@]}" --users "$TOTP_USERS" --out "$DIR/fixture.json"
 	"$LG" import "${T[@]}" --users "$USERS"
 	stop_daemon
 	touch "$DIR/built"

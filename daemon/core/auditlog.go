@@ -3,6 +3,10 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
 
 	"github.com/keyfleet/keyfleet/daemon/audit"
 )
@@ -113,24 +117,94 @@ func (s *Service) VerifyAudit(ctx context.Context, p Principal) (ChainReport, er
 	return VerifyStore(ctx, s.store)
 }
 
-// VerifyStore walks a store's audit chain. keyfleetd uses it at start-up.
+// VerifyStore walks a store's whole audit chain, from the first record.
+// keyfleetd uses it for a full audit verify and after a store was copied.
+// A long chain is checked in spans on every core at once (audit.Span),
+// joined in order, with the outcome a single walk would have: the first
+// break, and the records checked before it.
 func VerifyStore(ctx context.Context, st Store) (ChainReport, error) {
+	return verifyChain(ctx, st, runtime.GOMAXPROCS(0))
+}
+
+// verifyChain is VerifyStore in at most parts spans.
+func verifyChain(ctx context.Context, st Store, parts int) (ChainReport, error) {
 	head := st.AuditHead()
-	var v audit.Verifier
-	err := st.AuditScan(ctx, 0, func(key uint64, r audit.Record) (bool, error) {
-		if err := v.Check(key, r); err != nil {
-			return false, err
+	spans := splitChain(head.Seq, parts)
+	errs := make([]error, len(spans))
+	var wg sync.WaitGroup
+	for i, sp := range spans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = checkSpan(ctx, st, sp)
+		}()
+	}
+	wg.Wait()
+	out := ChainReport{Head: head}
+	prev := audit.Head{}
+	var err error
+	for i, sp := range spans {
+		if err = audit.Join(prev, sp.span); err != nil {
+			break
 		}
-		return true, nil
-	})
+		out.Checked += sp.span.Checked()
+		if err = errs[i]; err != nil {
+			break
+		}
+		if sp.span.Checked() > 0 {
+			prev = sp.span.Head()
+		}
+	}
 	if err == nil {
+		v := audit.VerifierFrom(prev)
 		err = v.Finish(head)
 	}
-	out := ChainReport{Checked: v.Checked(), Head: head}
 	var be *audit.BreakError
 	if errors.As(err, &be) {
 		out.Break = be
 		return out, nil
 	}
 	return out, err
+}
+
+// chainSpan is one stretch of the chain: records after..to.
+type chainSpan struct {
+	after, to uint64
+	span      *audit.Span
+}
+
+// minSpan is the shortest stretch worth a goroutine of its own.
+var minSpan uint64 = 50_000
+
+// splitChain cuts records 1..n into at most parts spans; the last one
+// runs to the end of the store, past n (so that records beyond the head
+// are found, as a single walk finds them).
+func splitChain(n uint64, parts int) []chainSpan {
+	parts = max(1, min(parts, int(n/minSpan)))
+	out := make([]chainSpan, parts)
+	for i := range out {
+		out[i] = chainSpan{after: n * uint64(i) / uint64(parts), to: n * uint64(i+1) / uint64(parts)}
+		out[i].span = audit.NewSpan(out[i].after)
+	}
+	out[parts-1].to = math.MaxUint64
+	return out
+}
+
+// checkSpan verifies the records of sp. A span that ends before its last
+// record while the store holds later ones is broken there, as a single
+// walk would find it: the records up to the next one are missing.
+func checkSpan(ctx context.Context, st Store, sp chainSpan) error {
+	var next uint64
+	err := st.AuditScan(ctx, sp.after, func(key uint64, r audit.Record) (bool, error) {
+		if key > sp.to {
+			next = key
+			return false, nil
+		}
+		return true, sp.span.Check(key, r)
+	})
+	if err == nil && next != 0 && sp.span.Head().Seq < sp.to {
+		missing := sp.span.Head().Seq + 1
+		err = &audit.BreakError{Seq: missing, Reason: fmt.Sprintf("record %d is missing (next stored record is %d)", missing, next)}
+	}
+	return err
 }

@@ -10,6 +10,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -531,12 +532,15 @@ func (s *Store) AuditScan(ctx context.Context, after uint64, fn func(uint64, aud
 	return s.view(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = []byte(pAudit)
-		opts.PrefetchSize = 256
+		opts.PrefetchValues = false // values are in the tree: read in place, not copied ahead
 		it := txn.NewIterator(opts)
 		defer it.Close()
+		n := 0
 		for it.Seek(auditKey(after + 1)); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
+			if n++; n%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 			}
 			item := it.Item()
 			k := item.Key()
@@ -549,7 +553,10 @@ func (s *Store) AuditScan(ctx context.Context, after uint64, fn func(uint64, aud
 			}
 			var cont bool
 			err := item.Value(func(v []byte) error {
-				r, err := audit.Unmarshal(v)
+				// The value is Badger's block, reused once the iterator
+				// moves on: the record gets its own copy, which callers
+				// may keep.
+				r, err := audit.Unmarshal(bytes.Clone(v))
 				if err != nil {
 					return &audit.BreakError{Seq: seq, Reason: err.Error()}
 				}
