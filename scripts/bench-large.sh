@@ -108,6 +108,7 @@ for q in "action=factor.revoke" "action=user.create" "actor=$admin_id" "target=$
 done
 echo "## audit verify"
 "$LG" verify-audit "${T[@]}" "${S[@]}"
+"$LG" verify-audit "${T[@]}" "${S[@]}" --full
 echo "## 64 clients verifying TOTP codes through the plugin"
 "$LG" warm "${T[@]}" "${S[@]}" --fixture "$DIR/run-fixture.json"
 "$LG" verify "${T[@]}" "${S[@]}" --fixture "$DIR/run-fixture.json" --mode one-call --clients 64

@@ -19,66 +19,120 @@ type AuditFilter struct {
 	Action   string
 }
 
-func (f AuditFilter) match(ev audit.Event) bool {
+// matches reports whether the event in r passes f.
+func (f AuditFilter) matches(r audit.Record) (bool, error) {
+	ev, err := r.Event()
+	if err != nil {
+		return false, err
+	}
 	return (f.ActorID == "" || ev.Actor.ID == f.ActorID) && (f.Action == "" || ev.Action == f.Action) &&
-		(f.TargetID == "" || ev.Target.ID == f.TargetID)
+		(f.TargetID == "" || ev.Target.ID == f.TargetID), nil
 }
 
-// ListAudit returns up to limit audit records in sequence order.
+// ListAudit returns up to limit audit records in sequence order, following
+// the store's pages (ListAuditPage) until it has them or the log ends.
+// For callers that want a count of records rather than a page: the API
+// and the pages use ListAuditPage.
 func (s *Service) ListAudit(ctx context.Context, p Principal, f AuditFilter, limit int) ([]audit.Record, error) {
+	var out []audit.Record
+	for {
+		recs, next, err := s.ListAuditPage(ctx, p, f, limit-len(out))
+		out = append(out, recs...)
+		if err != nil || next == 0 || len(out) >= limit {
+			return out, err
+		}
+		f.After = next
+	}
+}
+
+// ListAuditPage returns up to limit audit records after f.After that
+// match f, in sequence order, and the sequence number to continue after
+// (0 when the log has nothing more to give). A filter reads the index of
+// one of its fields (target, else actor, else action) and examines at
+// most MaxExamined events for a page: a page that reaches the bound comes
+// back short, even empty, with the last event it examined as the cursor.
+func (s *Service) ListAuditPage(ctx context.Context, p Principal, f AuditFilter, limit int) ([]audit.Record, uint64, error) {
 	if err := p.authorize(ReadAudit, ""); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	limit = PageReq{Limit: limit}.Clamp().Limit
-	if f.TargetID != "" {
-		return s.auditByTarget(ctx, f, limit)
+	field, value := f.index()
+	if field == "" {
+		return s.auditAfter(ctx, f.After, limit)
 	}
-	var out []audit.Record
-	err := s.store.AuditScan(ctx, f.After, func(_ uint64, r audit.Record) (bool, error) {
-		ev, err := r.Event()
-		if err != nil {
-			return false, err
-		}
-		if f.match(ev) {
-			out = append(out, r)
-		}
-		return len(out) < limit, nil
-	})
-	return out, err
+	return s.auditIndexed(ctx, f, field, value, limit)
 }
 
-func (s *Service) auditByTarget(ctx context.Context, f AuditFilter, limit int) ([]audit.Record, error) {
+// index is the indexed field a filter is read through, and its value.
+func (f AuditFilter) index() (AuditField, string) {
+	switch {
+	case f.TargetID != "":
+		return AuditTarget, f.TargetID
+	case f.ActorID != "":
+		return AuditActor, f.ActorID
+	case f.Action != "":
+		return AuditAction, f.Action
+	}
+	return "", ""
+}
+
+// auditAfter pages through the log itself: every record matches.
+func (s *Service) auditAfter(ctx context.Context, after uint64, limit int) ([]audit.Record, uint64, error) {
 	var out []audit.Record
+	err := s.store.AuditScan(ctx, after, func(_ uint64, r audit.Record) (bool, error) {
+		out = append(out, r)
+		return len(out) < limit, nil
+	})
+	if err != nil || len(out) < limit {
+		return out, 0, err
+	}
+	return out, out[len(out)-1].Seq, nil
+}
+
+// auditIndexed pages through the index of one field; an event is read
+// only to check the filter's other fields, if it has any.
+func (s *Service) auditIndexed(ctx context.Context, f AuditFilter, field AuditField, value string, limit int) ([]audit.Record, uint64, error) {
+	var out []audit.Record
+	var next uint64
 	// Only what is on disk: the index may already name events of commits
 	// whose sync is still running (see store's group commit).
 	last := s.store.AuditHead().Seq
+	single := f == (AuditFilter{After: f.After, TargetID: f.TargetID}) || f == (AuditFilter{After: f.After, ActorID: f.ActorID}) ||
+		f == (AuditFilter{After: f.After, Action: f.Action})
 	err := s.store.View(ctx, func(tx ReadTx) error {
-		seqs, err := tx.AuditByTarget(f.TargetID, f.After, MaxPageSize)
+		seqs, err := tx.AuditBy(field, value, f.After, MaxExamined)
 		if err != nil {
 			return err
 		}
 		for _, seq := range seqs {
 			if seq > last {
-				break
+				return nil
 			}
 			r, err := tx.AuditRecord(seq)
 			if err != nil {
 				return err
 			}
-			ev, err := r.Event()
-			if err != nil {
-				return err
+			ok := single
+			if !ok {
+				if ok, err = f.matches(r); err != nil {
+					return err
+				}
 			}
-			if f.match(ev) {
-				out = append(out, r)
+			if !ok {
+				next = seq
+				continue
 			}
 			if len(out) == limit {
-				break
+				return nil
 			}
+			out, next = append(out, r), seq
+		}
+		if len(seqs) < MaxExamined {
+			next = 0 // the index has nothing more
 		}
 		return nil
 	})
-	return out, err
+	return out, next, err
 }
 
 // AuditHead is the last link of the audit chain: its sequence number and

@@ -466,7 +466,7 @@ func (h *Handler) listAudit(r *http.Request, p core.Principal) (int, any, error)
 	if err != nil {
 		return 0, nil, err
 	}
-	recs, err := h.svc.ListAudit(r.Context(), p, f, limit)
+	recs, next, err := h.svc.ListAuditPage(r.Context(), p, f, limit)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -478,8 +478,8 @@ func (h *Handler) listAudit(r *http.Request, p core.Principal) (int, any, error)
 		}
 		out.Items = append(out.Items, ev)
 	}
-	if n := len(recs); n > 0 && n == (core.PageReq{Limit: limit}).Clamp().Limit {
-		out.NextCursor = strconv.FormatUint(recs[n-1].Seq, 10)
+	if next != 0 {
+		out.NextCursor = strconv.FormatUint(next, 10)
 	}
 	return http.StatusOK, out, nil
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,8 +31,10 @@ var _ core.Store = (*Store)(nil)
 
 // schemaVersion is written at first open; a store from a newer keyfleet is
 // refused rather than misread. Version 2 added the policy facts index
-// (pf/): a store of version 1 is upgraded at open (migrate.go).
-const schemaVersion = "2"
+// (pf/), version 3 the user indexes (ug/, ur/, us/, uq/) and the audit
+// indexes by actor and action (Lc/, La/): an older store is upgraded at
+// open (migrate.go).
+const schemaVersion = "3"
 
 // maxAttempts bounds retries of a transaction that collides with others.
 const maxAttempts = 16
@@ -104,6 +107,7 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	retryMu sync.Mutex // one writer at a time retries after a collision (Update)
 	chainMu sync.Mutex // orders commits that append audit events (commitChained)
 	head    audit.Head // guarded by chainMu: the head after the last commit Badger took
 	sync    *syncer    // group commit: acknowledges writes once on disk
@@ -344,9 +348,19 @@ func (s *Store) SyncStats() (commits, syncs uint64) { return s.sync.stats() }
 func (s *Store) AuditHead() audit.Head { return s.sync.durableHead() }
 
 // Update runs fn in a transaction and commits it durably, retrying when it
-// collides with a concurrent transaction.
+// collides with a concurrent transaction. Writers that collided retry one
+// at a time (retryMu), so that writers of one record take turns rather
+// than collide again, each after a random moment, longer after each
+// collision (up to about a millisecond).
 func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if attempt == 1 {
+			s.retryMu.Lock()
+			defer s.retryMu.Unlock()
+		}
+		if attempt > 0 {
+			backOff(attempt)
+		}
 		if err := s.Ready(); err != nil {
 			return err
 		}
@@ -436,10 +450,8 @@ func (s *Store) commitChained(t *tx) (audit.Head, func() error, error) {
 		if err := t.w.Set(auditKey(rec.Seq), rec.Marshal()); err != nil {
 			return audit.Head{}, nil, err
 		}
-		if ev.Target.ID != "" {
-			if err := t.w.Set(auditTargetKey(ev.Target.ID, rec.Seq), nil); err != nil {
-				return audit.Head{}, nil, err
-			}
+		if err := indexEvent(t.w, ev, rec.Seq); err != nil {
+			return audit.Head{}, nil, err
 		}
 	}
 	headEntry := badger.NewEntry([]byte(kAuditHead), encodeHead(chain.Head))
@@ -609,3 +621,25 @@ func (b badgerLogger) Infof(f string, a ...any) {
 	b.l.Debug(fmt.Sprintf(f, a...), "component", "badger")
 }
 func (b badgerLogger) Debugf(f string, a ...any) {}
+
+// indexEvent files the event with sequence number seq in the audit
+// indexes: by target, actor and action.
+func indexEvent(w setter, ev *audit.Event, seq uint64) error {
+	for _, x := range []struct{ prefix, value string }{
+		{pAuditTarget, ev.Target.ID}, {pAuditActor, ev.Actor.ID}, {pAuditAction, ev.Action},
+	} {
+		if x.value == "" {
+			continue
+		}
+		if err := w.Set(auditIndexKey(x.prefix, x.value, seq), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backOff waits a random moment before retry attempt n (1, 2, …): up to
+// 20 µs times 2ⁿ, at most about 1.3 ms.
+func backOff(n int) {
+	time.Sleep(time.Duration(rand.Int64N(int64(20*time.Microsecond) << min(n, 6))))
+}

@@ -176,15 +176,6 @@ func (r *readTx) UserByName(name string) (core.User, error) {
 	return r.User(id)
 }
 
-func (r *readTx) Users(f core.UserFilter, pg core.PageReq) ([]core.User, string, error) {
-	load := func(item *badger.Item) (core.User, string, error) {
-		name := string(item.Key()[len(pUsername):])
-		u, err := r.UserByName(name)
-		return u, name, err
-	}
-	return list(r.txn, []byte(pUsername), pg, load, f.Match)
-}
-
 func (r *readTx) Factor(id string) (core.Factor, error) {
 	return get[core.Factor](r.txn, key(pFactor, id), "factor", id)
 }
@@ -261,11 +252,18 @@ func (r *readTx) AuditRecord(seq uint64) (audit.Record, error) {
 	return audit.Unmarshal(v)
 }
 
-func (r *readTx) AuditByTarget(targetID string, after uint64, limit int) ([]uint64, error) {
-	if after == math.MaxUint64 {
+// auditIndexPrefixes are the audit indexes by field.
+var auditIndexPrefixes = map[core.AuditField]string{core.AuditTarget: pAuditTarget, core.AuditActor: pAuditActor, core.AuditAction: pAuditAction}
+
+func (r *readTx) AuditBy(field core.AuditField, value string, after uint64, limit int) ([]uint64, error) {
+	p, ok := auditIndexPrefixes[field]
+	if !ok {
+		return nil, fmt.Errorf("%w: audit events are not indexed by %q", core.ErrInvalid, field)
+	}
+	if after == math.MaxUint64 || value == "" {
 		return nil, nil // nothing is after it (and after+1 would wrap to 0)
 	}
-	prefix := key(pAuditTarget, targetID, "/")
+	prefix := key(p, value, "/")
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix, opts.PrefetchValues = prefix, false
 	it := r.txn.NewIterator(opts)
@@ -289,13 +287,36 @@ func (t *tx) InsertUser(u core.User) error {
 	if err := t.w.Set(key(pUsername, u.Username), []byte(u.ID)); err != nil {
 		return err
 	}
-	return t.PutUser(u)
+	if err := indexUser(t.w, nil, u); err != nil {
+		return err
+	}
+	return putUserRecords(t.w, u)
 }
 
-// PutUser writes the user and their policy facts.
-func (t *tx) PutUser(u core.User) error { return putUserRecords(t.w, u) }
+// PutUser writes the user, their policy facts and their index entries
+// (reading the user as stored, to take out the entries that no longer
+// apply).
+func (t *tx) PutUser(u core.User) error {
+	was, err := storedUser(t.txn, u.ID)
+	if err != nil {
+		return err
+	}
+	if err := indexUser(t.w, was, u); err != nil {
+		return err
+	}
+	return putUserRecords(t.w, u)
+}
 
 func (t *tx) DeleteUser(u core.User) error {
+	was, err := storedUser(t.txn, u.ID)
+	if err != nil {
+		return err
+	}
+	if was != nil {
+		if err := unindexUser(t.w, *was); err != nil {
+			return err
+		}
+	}
 	if err := t.w.Delete(key(pUsername, u.Username)); err != nil {
 		return err
 	}

@@ -151,7 +151,9 @@ func (h *handler) auditLog(rq *request) error {
 	q := rq.r.URL.Query()
 	after, _ := strconv.ParseUint(q.Get("after"), 10, 64)
 	d := auditPage{Actor: q.Get("actor"), Action: q.Get("action"), Target: q.Get("target"), After: after}
-	recs, err := h.svc.ListAudit(rq.ctx, rq.p, core.AuditFilter{After: after, ActorID: d.Actor, Action: d.Action, TargetID: d.Target}, 100)
+	// One page, as the store bounds it: a filter that examined its bound
+	// of events gives what it found and a link to go on.
+	recs, next, err := h.svc.ListAuditPage(rq.ctx, rq.p, core.AuditFilter{After: after, ActorID: d.Actor, Action: d.Action, TargetID: d.Target}, 100)
 	if err != nil {
 		return err
 	}
@@ -160,9 +162,7 @@ func (h *handler) auditLog(rq *request) error {
 			d.Events = append(d.Events, ev)
 		}
 	}
-	if len(recs) == 100 {
-		d.Next = recs[len(recs)-1].Seq
-	}
+	d.Next = next
 	if q.Get("verify") == "1" {
 		rep, err := h.svc.VerifyAudit(rq.ctx, rq.p)
 		if err != nil {

@@ -121,6 +121,9 @@ func (s *Store) prepare(ctx context.Context, o Options) error {
 	if err := s.checkKey(ctx); err != nil {
 		return err
 	}
+	if err := s.backfillAudit(ctx); err != nil {
+		return err
+	}
 	if err := s.ensureEpoch(ctx); err != nil {
 		return err
 	}
@@ -296,7 +299,8 @@ func (s *Store) commit(ctx context.Context, t *tx) error {
 			return err
 		}
 		key := fmt.Sprint(rec.Seq)
-		b.Queue("INSERT INTO audit (seq, target, rec) VALUES ($1, $2, $3)", int64(rec.Seq), ev.Target.ID, s.box.seal("audit", key, rec.Marshal()))
+		b.Queue("INSERT INTO audit (seq, target, actor, action, rec) VALUES ($1, $2, $3, $4, $5)",
+			int64(rec.Seq), ev.Target.ID, ev.Actor.ID, ev.Action, s.box.seal("audit", key, rec.Marshal()))
 	}
 	b.Queue("UPDATE audit_head SET seq = $1, hash = $2", int64(chain.Head.Seq), chain.Head.Hash[:])
 	b.Queue("SELECT pg_notify('keyfleet_audit', $1)", fmt.Sprint(chain.Head.Seq))
@@ -491,4 +495,65 @@ func redact(err error) error {
 		return nil
 	}
 	return errors.New(redactString(err.Error()))
+}
+
+// backfillAudit fills the actor and action columns of events written
+// before schema version 2 (migrations/00002_audit_actor_action.sql), a
+// thousand at a time, opening each, once: meta's audit_index_filled
+// records that it is done, so later starts do not look. Every event has
+// an action, so an empty one marks an event not filled yet; several
+// keyfleetd doing it at once write the same values.
+func (s *Store) backfillAudit(ctx context.Context) error {
+	var done string
+	err := s.pool.QueryRow(ctx, "SELECT v FROM meta WHERE k = 'audit_index_filled'").Scan(&done)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres store: %w", err)
+	}
+	if err := s.fillAudit(ctx); err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, "INSERT INTO meta (k, v) VALUES ('audit_index_filled', '2') ON CONFLICT (k) DO NOTHING")
+	return err
+}
+
+func (s *Store) fillAudit(ctx context.Context) error {
+	for {
+		rows, err := s.pool.Query(ctx, "SELECT seq, rec FROM audit WHERE action = '' ORDER BY seq LIMIT 1000")
+		if err != nil {
+			return fmt.Errorf("postgres store: filling the audit index: %w", err)
+		}
+		b := &pgx.Batch{}
+		for rows.Next() {
+			var seq int64
+			var sealed []byte
+			if err := rows.Scan(&seq, &sealed); err != nil {
+				rows.Close()
+				return err
+			}
+			r, err := s.openAudit(uint64(seq), sealed)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			ev, err := r.Event()
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			b.Queue("UPDATE audit SET actor = $2, action = $3 WHERE seq = $1", seq, ev.Actor.ID, ev.Action)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if b.Len() == 0 {
+			return nil
+		}
+		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("postgres store: filling the audit index: %w", err)
+		}
+	}
 }
