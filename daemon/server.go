@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -416,7 +417,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(tls.NewListener(ln, s.http.TLSConfig)) }()
-	s.log.Info("keyfleetd serving", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "audit_head", s.store.AuditHead().Seq)
+	s.log.Info("keyfleetd serving", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "audit_head", s.store.AuditHead().Seq,
+		"memory_limit_mb", debug.SetMemoryLimit(-1)>>20)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

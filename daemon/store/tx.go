@@ -36,7 +36,20 @@ func (w *wtxn) Set(k, v []byte) error {
 		return err
 	}
 	w.wrote = true
-	return w.Txn.Set(k, v)
+	return tooBig(w.Txn.Set(k, v))
+}
+
+// ErrTooLarge is wrapped by the error of a write that makes its
+// transaction larger than the store takes at once (Badger's limit, a
+// share of the memtable: store.memory sizes it). It wraps core.ErrInvalid.
+var ErrTooLarge = fmt.Errorf("%w: the change is larger than the store writes in one transaction", core.ErrInvalid)
+
+// tooBig says what to do about Badger's ErrTxnTooBig.
+func tooBig(err error) error {
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return fmt.Errorf("%w: split it into smaller ones (an import: into files of fewer rows), or give the store more memory (store.memory)", ErrTooLarge)
+	}
+	return err
 }
 
 // checkSize refuses a value Badger would put in its value log, a file it
@@ -49,14 +62,14 @@ func (w *wtxn) checkSize(k, v []byte) error {
 	return nil
 }
 
-func (w *wtxn) Delete(k []byte) error { w.wrote = true; return w.Txn.Delete(k) }
+func (w *wtxn) Delete(k []byte) error { w.wrote = true; return tooBig(w.Txn.Delete(k)) }
 
 func (w *wtxn) SetEntry(e *badger.Entry) error {
 	if err := w.checkSize(e.Key, e.Value); err != nil {
 		return err
 	}
 	w.wrote = true
-	return w.Txn.SetEntry(e)
+	return tooBig(w.Txn.SetEntry(e))
 }
 
 func newTx(txn *badger.Txn, maxValue int) *tx {

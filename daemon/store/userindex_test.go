@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -140,4 +142,32 @@ func TestAPageExaminesABoundedNumberOfUsers(t *testing.T) {
 	if pages != 2 || !slices.Equal(found, []string{fmt.Sprintf("u%06d", n-1)}) {
 		t.Fatalf("%d pages found %v", pages, found)
 	}
+}
+
+// A transaction larger than Badger takes at once (an import of many
+// rows into a store with a small memtable) is refused as invalid, saying
+// how to split it, not as an internal error; nothing of it is written.
+func TestATransactionTooLargeIsRefusedSayingToSplitIt(t *testing.T) {
+	st, err := Open(Options{Dir: t.TempDir(), EncryptionKey: testKey, MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	err = st.Update(context.Background(), func(tx core.Tx) error {
+		for i := range 5000 {
+			if err := tx.InsertUser(core.User{ID: fmt.Sprintf("usr_%05d", i), Username: fmt.Sprintf("u%05d", i), Status: "active"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, core.ErrInvalid) || !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "split it") {
+		t.Fatalf("a transaction too large: %v", err)
+	}
+	st.View(context.Background(), func(tx core.ReadTx) error {
+		if us, _, _ := tx.Users(core.UserFilter{}, core.PageReq{Limit: 10}); len(us) != 0 {
+			t.Errorf("%d users were written", len(us))
+		}
+		return nil
+	})
 }

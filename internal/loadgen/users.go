@@ -27,9 +27,9 @@ func CreateUsers(ctx context.Context, admin *Client, prefix string, n, clients i
 type Population struct {
 	Users  int    // how many
 	Prefix string // usernames are Prefix-NNNNNNN (default "u")
-	// Batch is how many users one import carries (default 2000: an import
-	// is one transaction, and Badger's default 16 MiB memtable takes about
-	// 4,000 new users in one).
+	// Batch is how many users one import carries (default 1000: an import
+	// is one transaction, and at keyfleetd's default store.memory the
+	// store takes about 1,400 new users in one).
 	Batch int
 }
 
@@ -59,7 +59,7 @@ func (p Population) PopulationUser(i int) api.CreateUser {
 // batch after batch; progress is told how many users are in.
 func ImportPopulation(ctx context.Context, admin *Client, p Population, from int, progress func(done int)) error {
 	if p.Batch <= 0 {
-		p.Batch = 2000
+		p.Batch = 1000
 	}
 	for start := from; start < p.Users; start += p.Batch {
 		in := api.ImportUsers{}

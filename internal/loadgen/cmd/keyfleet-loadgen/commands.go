@@ -272,7 +272,7 @@ func importCmd() *cobra.Command {
 	cmd.Flags().IntVar(&p.Users, "users", 1_000_000, "users in the population")
 	cmd.Flags().IntVar(&from, "from", 0, "first user to import (to resume)")
 	cmd.Flags().StringVar(&p.Prefix, "prefix", "u", "username prefix")
-	cmd.Flags().IntVar(&p.Batch, "batch", 2000, "users per import request (one transaction each)")
+	cmd.Flags().IntVar(&p.Batch, "batch", 1000, "users per import request (one transaction each)")
 	return cmd
 }
 
