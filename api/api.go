@@ -469,7 +469,15 @@ type AuditHead struct {
 
 // AuditVerification is the answer to GET /v1/audit/verify.
 type AuditVerification struct {
-	OK       bool   `json:"ok"`
+	OK bool `json:"ok"`
+	// Full is true when every record was checked from the first one
+	// (?full=true, or a log without a signed checkpoint yet). Otherwise
+	// the log was checked from the newest signed checkpoint: the record
+	// at FromSeq carries the hash the checkpoint signed, and every record
+	// after it links, up to the head.
+	Full    bool   `json:"full"`
+	FromSeq uint64 `json:"from_seq,omitempty"`
+	// Checked is how many records were checked (after FromSeq).
 	Checked  uint64 `json:"checked"`
 	HeadSeq  uint64 `json:"head_seq"`
 	HeadHash string `json:"head_hash,omitempty"`
@@ -485,12 +493,16 @@ type AuditVerification struct {
 
 // CheckpointCheck is how the audit log compares with a signed checkpoint.
 type CheckpointCheck struct {
-	Seq     uint64    `json:"seq"`
-	Hash    string    `json:"hash"`
-	Time    time.Time `json:"time"`
-	Source  string    `json:"source,omitempty"`
-	OK      bool      `json:"ok"`
-	Problem string    `json:"problem,omitempty"`
+	Seq    uint64    `json:"seq"`
+	Hash   string    `json:"hash"`
+	Time   time.Time `json:"time"`
+	Source string    `json:"source,omitempty"`
+	// Checked is how many records after the checkpoint were checked;
+	// BrokenAt is the first of them that does not link, if one does not.
+	Checked  uint64 `json:"checked"`
+	BrokenAt uint64 `json:"broken_at,omitempty"`
+	OK       bool   `json:"ok"`
+	Problem  string `json:"problem,omitempty"`
 }
 
 // Page is one page of a list. NextCursor is empty on the last page; pass it

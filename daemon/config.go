@@ -135,11 +135,15 @@ type Config struct {
 	Store     struct {
 		// Backend is badger (default: the store in DATA/store) or
 		// postgres (several keyfleetd on one database; backend.go).
-		Backend      string         `yaml:"backend"`
-		Postgres     PostgresConfig `yaml:"postgres"`
-		BlockCacheMB int64          `yaml:"block_cache_mb"`
-		IndexCacheMB int64          `yaml:"index_cache_mb"`
-		KeyRotation  Duration       `yaml:"key_rotation"`
+		Backend  string         `yaml:"backend"`
+		Postgres PostgresConfig `yaml:"postgres"`
+		// Memory sizes Badger's memtables and caches and the Go memory
+		// limit (memory.go; default 256MiB). The three settings below,
+		// when set, win over their share of it.
+		Memory       Size     `yaml:"memory"`
+		BlockCacheMB int64    `yaml:"block_cache_mb"`
+		IndexCacheMB int64    `yaml:"index_cache_mb"`
+		KeyRotation  Duration `yaml:"key_rotation"`
 		// Space settings: the free-space reserve and the memtable size
 		// (faults.go, docs/operations.md).
 		StoreSpace `yaml:",inline"`
@@ -265,13 +269,8 @@ func (c *Config) Defaults() {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
-	if c.Store.BlockCacheMB == 0 {
-		c.Store.BlockCacheMB = 64
-	}
 	def(&c.Store.Backend, BackendBadger)
-	if c.Store.IndexCacheMB == 0 {
-		c.Store.IndexCacheMB = 32
-	}
+	c.memoryDefaults()
 	c.Store.StoreSpace.defaults()
 	c.Audit.defaults(c.DataDir)
 	c.Directory.Defaults()
@@ -318,6 +317,7 @@ func (c *Config) Validate() error {
 	if c.Store.BlockCacheMB < 0 || c.Store.IndexCacheMB < 0 {
 		bad("store: cache sizes cannot be negative")
 	}
+	errs = append(errs, c.memoryErrors()...)
 	if err := c.Plugins.Validate(); err != nil {
 		errs = append(errs, err) // each says plugins: …
 	}
@@ -382,7 +382,12 @@ var envVars = map[string]func(c *Config, v string) error{
 	"KEYFLEET_APPROVAL_TTL":  durEnv(func(c *Config) *Duration { return &c.ApprovalTTL }),
 	"KEYFLEET_ENROLMENT_TTL": durEnv(func(c *Config) *Duration { return &c.EnrolmentTTL }),
 	"KEYFLEET_STORE_BACKEND": func(c *Config, v string) error { c.Store.Backend = v; return nil },
-	"KEYFLEET_STORE_DSN":     func(c *Config, v string) error { c.Store.Postgres.DSN = v; return nil },
+	"KEYFLEET_STORE_MEMORY": func(c *Config, v string) error {
+		s, err := ParseSize(v)
+		c.Store.Memory = s
+		return err
+	},
+	"KEYFLEET_STORE_DSN": func(c *Config, v string) error { c.Store.Postgres.DSN = v; return nil },
 	"KEYFLEET_PIV_ROOTS": func(c *Config, v string) error {
 		c.Attestation.PIVRoots = strings.Split(v, ",")
 		return nil

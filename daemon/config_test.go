@@ -55,6 +55,9 @@ func TestBadConfigIsRefusedWithWhatToChange(t *testing.T) {
 		{"a witness that is not a URL", "audit:\n  checkpoint:\n    witness_url: witness.example.org\n", "https:// URL"},
 		{"a negative reserve", "store:\n  reserve_mb: -1\n", "cannot be negative"},
 		{"a memtable of 2 GiB gives the range", "store:\n  memtable_mb: 2048\n", "between 1 and 1024"},
+		{"a memory size without a unit it knows", "store:\n  memory: 2TB\n", `"2TB" is not a size like 256MiB`},
+		{"memory too small for the caches set", "store:\n  memory: 128MiB\n  block_cache_mb: 128\n", "store.memory: 128MiB is less than the"},
+		{"memory below 64 MiB", "store:\n  memory: 32MiB\n", "between 64MiB and 1024GiB"},
 		{"a proxy that is no address names its line", "listen: 127.0.0.1:1\ntrusted_proxies:\n  - 10.0.0.0/8\n  - proxy.internal\n", "line 4: trusted_proxies: \"proxy.internal\" is not an address"},
 		{"a range with host bits says which was meant", "trusted_proxies: [10.1.2.3/8]\n", "write 10.0.0.0/8 for the range, or 10.1.2.3/32 for the one address"},
 		{"trusting everyone is refused", "trusted_proxies: [\"::/0\"]\n", "trusts every address"},
@@ -123,5 +126,44 @@ func TestTheConfigFileInitWritesLoads(t *testing.T) {
 	c.Defaults()
 	if err := c.Validate(); err != nil || len(c.TrustedProxies) != 0 {
 		t.Fatalf("the default file: %v, trusted proxies %v", err, c.TrustedProxies)
+	}
+}
+
+// One setting sizes Badger's memtable and caches and the Go memory
+// limit; settings given for them win over their share.
+func TestStoreMemorySizesTheMemtableAndCaches(t *testing.T) {
+	tests := []struct {
+		name                 string
+		yaml                 string
+		memtable, block, idx int64
+		limit                int64
+	}{
+		{"the default: the sizes before the setting existed", "", 16, 64, 32, 320 << 20},
+		{"a gigabyte", "store:\n  memory: 1GiB\n", 64, 256, 128, 1088 << 20},
+		{"a small budget: the memtable at its least", "store:\n  memory: 64MiB\n", 4, 16, 8, 128 << 20},
+		{"a memtable set wins over its share", "store:\n  memory: 512MiB\n  memtable_mb: 8\n", 8, 128, 64, 576 << 20},
+		{"a config from before the setting keeps its sizes", "store:\n  block_cache_mb: 64\n  index_cache_mb: 32\n  memtable_mb: 16\n", 16, 64, 32, 320 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "k.yaml")
+			os.WriteFile(file, []byte(tt.yaml), 0o600)
+			c := Config{DataDir: "/tmp/x"}
+			if err := c.LoadFile(file); err != nil {
+				t.Fatal(err)
+			}
+			c.Defaults()
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if st := c.Store; st.MemTableMB != tt.memtable || st.BlockCacheMB != tt.block || st.IndexCacheMB != tt.idx || c.MemoryLimit() != tt.limit {
+				t.Fatalf("memtable %d, block cache %d, index cache %d MiB, limit %d; want %d, %d, %d, %d",
+					st.MemTableMB, st.BlockCacheMB, st.IndexCacheMB, c.MemoryLimit(), tt.memtable, tt.block, tt.idx, tt.limit)
+			}
+		})
+	}
+	var c Config
+	if err := c.LoadEnv(func(k string) string { return map[string]string{"KEYFLEET_STORE_MEMORY": "768MiB"}[k] }); err != nil || c.Store.Memory != 768<<20 {
+		t.Fatalf("KEYFLEET_STORE_MEMORY: %v, %s", err, c.Store.Memory)
 	}
 }

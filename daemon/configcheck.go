@@ -212,6 +212,8 @@ func (w *walker) node(n *yaml.Node, t reflect.Type, key string) {
 	switch {
 	case t.Name() == "Duration": // daemon's, events' and the plugin host's: "15m"
 		w.duration(n, key)
+	case t == reflect.TypeFor[Size](): // "256MiB"
+		w.size(n, key)
 	case scalarStruct(t): // written as one value (a proxy range), read by its own UnmarshalYAML
 		w.scalar(n, t, key)
 	case t.Kind() == reflect.Struct:
@@ -300,6 +302,16 @@ func (w *walker) duration(n *yaml.Node, key string) {
 	}
 	if _, err := time.ParseDuration(n.Value); err != nil {
 		w.bad(n, key, "%q is not a duration like 30s, 15m or 24h", n.Value)
+	}
+}
+
+func (w *walker) size(n *yaml.Node, key string) {
+	if n.Kind != yaml.ScalarNode {
+		w.bad(n, key, "want a size like 256MiB or 1GiB")
+		return
+	}
+	if _, err := ParseSize(n.Value); err != nil {
+		w.bad(n, key, "%v", err)
 	}
 }
 

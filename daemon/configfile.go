@@ -298,10 +298,11 @@ store:
     dsn: ""             # postgres://… (prefer dsn_file; KEYFLEET_STORE_DSN)
     dsn_file: ""        # a file (0600) holding the DSN
     max_conns: 0        # each keyfleetd's connections; 0: 16
-  block_cache_mb: 64    # Badger's block cache, in MiB
-  index_cache_mb: 32    # Badger's index cache, in MiB
+  memory: 256MiB        # Badger's memtables and caches take shares of it, and the Go memory limit (GOMEMLIMIT) is it plus 64MiB (KEYFLEET_STORE_MEMORY)
+  block_cache_mb: 0     # Badger's block cache, in MiB; 0: a quarter of memory
+  index_cache_mb: 0     # Badger's index cache, in MiB; 0: an eighth of memory
   key_rotation: 240h    # Badger makes a new data key this often (at least 1h)
   reserve_mb: 0         # free space below which writes stop; 0: automatic (8 memtables and a fifth of the store)
-  memtable_mb: 16       # Badger's memtable size, in MiB (1 to 1024)
+  memtable_mb: 0        # Badger's memtable size, in MiB (1 to 1024; three at once); 0: a sixteenth of memory, 4 to 64
   space_check: 1s       # how often free space is measured besides at every sync: how soon writes resume
 `

@@ -30,7 +30,8 @@ type StoreSpace struct {
 	// writes (0: automatic, store.DefaultReserve: 8 memtables and a fifth
 	// of the store).
 	ReserveMB int64 `yaml:"reserve_mb"`
-	// MemTableMB is Badger's memtable size in MiB (default 16).
+	// MemTableMB is Badger's memtable size in MiB (default: a sixteenth
+	// of store.memory, 16 MiB at its default).
 	MemTableMB int64 `yaml:"memtable_mb"`
 	// SpaceCheck is how often free space is measured besides at every
 	// sync (default 1s): how soon writes resume once space returns.
@@ -39,7 +40,7 @@ type StoreSpace struct {
 
 func (c *StoreSpace) defaults() {
 	if c.MemTableMB == 0 {
-		c.MemTableMB = 16
+		c.MemTableMB = 16 // store.memory sizes it first (memory.go)
 	}
 	if c.SpaceCheck.Duration == 0 {
 		c.SpaceCheck.Duration = time.Second
@@ -257,6 +258,16 @@ type anchor struct {
 	// mismatch is what the start-up comparison found, when the daemon
 	// serves anyway (on_mismatch: warn).
 	mismatch error
+	// startup is the start-up comparison's outcome.
+	startup *startupCheck
+}
+
+// startupCheck is what the comparison with the newest checkpoint found at
+// start-up: whether there was one, what was checked, and any mismatch.
+type startupCheck struct {
+	found bool
+	rep   checkpoint.Report
+	err   error
 }
 
 func newAnchor(cfg Config, sl *seal.Sealer) (*anchor, error) {
@@ -307,14 +318,15 @@ func (a *anchor) newest(ctx context.Context, log *slog.Logger) (checkpoint.Check
 	return c, ok, nil
 }
 
-// check compares the store with the newest checkpoint.
-func (a *anchor) check(ctx context.Context, st checkpoint.Chain, log *slog.Logger) (checkpoint.Checkpoint, bool, error) {
+// check compares the store with the newest checkpoint: the record at its
+// sequence number carries its hash, and every record after it links.
+func (a *anchor) check(ctx context.Context, st checkpoint.Chain, log *slog.Logger) (checkpoint.Checkpoint, checkpoint.Report, bool, error) {
 	c, ok, err := a.newest(ctx, log)
 	if err != nil || !ok {
-		return c, ok, err
+		return c, checkpoint.Report{}, ok, err
 	}
-	_, err = checkpoint.VerifyFrom(ctx, st, c)
-	return c, true, err
+	rep, err := checkpoint.VerifyFrom(ctx, st, c)
+	return c, rep, true, err
 }
 
 // openAnchor loads the checkpoint key and compares the store with the
@@ -328,12 +340,13 @@ func (s *Server) openAnchor(sl *seal.Sealer) error {
 	s.anchor = a
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, ok, err := a.check(ctx, s.store, s.log)
+	c, rep, ok, err := a.check(ctx, s.store, s.log)
+	a.startup = &startupCheck{found: ok, rep: rep, err: err}
 	switch {
 	case err == nil && !ok:
 		s.log.Info("no audit checkpoint yet: the first is written once keyfleetd serves", "file", a.file.Path)
 	case err == nil:
-		s.log.Info("the store matches the newest audit checkpoint", "checkpoint_seq", c.Seq, "source", c.Source, "head_seq", s.store.AuditHead().Seq)
+		s.log.Info("the store matches the newest audit checkpoint", "checkpoint_seq", c.Seq, "source", c.Source, "head_seq", s.store.AuditHead().Seq, "checked", rep.Checked)
 	case errors.Is(err, checkpoint.ErrMismatch) || errors.Is(err, checkpoint.ErrBadSignature):
 		if a.cfg.Checkpoint.OnMismatch == "warn" {
 			s.log.Error("AUDIT CHECKPOINT MISMATCH: serving anyway (audit.checkpoint.on_mismatch: warn)", "err", err)
@@ -382,14 +395,18 @@ func (s *Server) runCheckpoints() (stop func()) {
 
 // CheckCheckpoint compares the audit log with the newest checkpoint, for
 // audit verify (httpapi.CheckpointChecker).
-func (s *Server) CheckCheckpoint(ctx context.Context) *api.CheckpointCheck {
-	c, ok, err := s.anchor.check(ctx, s.store, s.log)
+func (s *Server) CheckCheckpoint(ctx context.Context) (*api.CheckpointCheck, audit.Head) {
+	c, rep, ok, err := s.anchor.check(ctx, s.store, s.log)
 	if !ok && err == nil {
-		return nil
+		return nil, s.store.AuditHead()
 	}
-	out := &api.CheckpointCheck{Seq: c.Seq, Hash: c.Hash, Time: c.Time, Source: c.Source, OK: err == nil}
+	out := &api.CheckpointCheck{Seq: c.Seq, Hash: c.Hash, Time: c.Time, Source: c.Source, OK: err == nil, Checked: rep.Checked}
 	if err != nil {
 		out.Problem = err.Error()
 	}
-	return out
+	var me *checkpoint.MismatchError
+	if errors.As(err, &me) && me.Break != nil {
+		out.BrokenAt = me.Break.Seq
+	}
+	return out, rep.Head
 }

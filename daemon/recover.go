@@ -98,7 +98,7 @@ func Recover(ctx context.Context, cfg Config, o RecoverOptions) (RecoverResult, 
 	if err != nil {
 		return res, err
 	}
-	cp, _, err := a.check(ctx, st, log)
+	cp, _, _, err := a.check(ctx, st, log)
 	if errors.Is(err, checkpoint.ErrMismatch) || errors.Is(err, checkpoint.ErrBadSignature) {
 		res.Mismatch, err = err, nil
 	}

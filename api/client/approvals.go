@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/keyfleet/keyfleet/api"
@@ -72,11 +73,16 @@ func NextAfter(pg api.Page[api.AuditEvent]) (uint64, bool) {
 	return n, true
 }
 
-// VerifyAudit calls GET /v1/audit/verify: the daemon walks the hash chain.
-// A broken chain is not an error: check the answer's OK.
-func (c *Client) VerifyAudit(ctx context.Context) (api.AuditVerification, error) {
+// VerifyAudit calls GET /v1/audit/verify: the daemon checks the hash chain
+// from the newest signed checkpoint, or with full every record from the
+// first. A broken chain is not an error: check the answer's OK.
+func (c *Client) VerifyAudit(ctx context.Context, full bool) (api.AuditVerification, error) {
 	var v api.AuditVerification
-	_, err := c.do(ctx, http.MethodGet, "/v1/audit/verify", nil, nil, &v)
+	var q url.Values
+	if full {
+		q = url.Values{"full": {"true"}}
+	}
+	_, err := c.do(ctx, http.MethodGet, "/v1/audit/verify", q, nil, &v)
 	return v, err
 }
 

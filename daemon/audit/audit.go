@@ -172,6 +172,10 @@ func (e *BreakError) Error() string {
 	return fmt.Sprintf("audit chain broken at seq %d: %s", e.Seq, e.Reason)
 }
 
+// reasonPrevMismatch is the break of a record that does not name the
+// record before it as its predecessor.
+const reasonPrevMismatch = "previous-hash does not match the record before it (a record was removed, inserted or reordered)"
+
 // Check verifies that r is the next link. key is the sequence number the
 // store filed the record under. It returns a *BreakError at the first bad link.
 func (v *Verifier) Check(key uint64, r Record) error {
@@ -184,7 +188,7 @@ func (v *Verifier) Check(key uint64, r Record) error {
 	case r.Seq != key:
 		return &BreakError{Seq: key, Reason: fmt.Sprintf("record filed as %d says it is %d (moved)", key, r.Seq)}
 	case r.Prev != v.head.Hash:
-		return &BreakError{Seq: key, Reason: "previous-hash does not match the record before it (a record was removed, inserted or reordered)"}
+		return &BreakError{Seq: key, Reason: reasonPrevMismatch}
 	}
 	if got := linkHash(r.Prev, r.Seq, r.Body); got != r.Hash {
 		return &BreakError{Seq: key, Reason: "hash does not match the record's content (the record was edited)"}

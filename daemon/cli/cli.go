@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -159,6 +160,9 @@ config.reload, or config.reload_failed with nothing changed).`,
 				return err
 			}
 			flagOverrides(cmd, &cfg, dataDir, listen, logFormat, logLevel)
+			if getenv("GOMEMLIMIT") == "" { // the environment's wins (the Go runtime read it)
+				debug.SetMemoryLimit(cfg.MemoryLimit())
+			}
 			srv, err := daemon.New(cfg, daemon.Options{Getenv: getenv, LogOut: cmd.ErrOrStderr()})
 			if err != nil {
 				return err

@@ -3,6 +3,10 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
 
 	"github.com/keyfleet/keyfleet/daemon/audit"
 )
@@ -15,66 +19,125 @@ type AuditFilter struct {
 	Action   string
 }
 
+// matches reports whether the event in r passes f.
+func (f AuditFilter) matches(r audit.Record) (bool, error) {
+	ev, err := r.Event()
+	if err != nil {
+		return false, err
+	}
+	return f.match(ev), nil
+}
+
+// match reports whether ev passes f (After aside).
 func (f AuditFilter) match(ev audit.Event) bool {
 	return (f.ActorID == "" || ev.Actor.ID == f.ActorID) && (f.Action == "" || ev.Action == f.Action) &&
 		(f.TargetID == "" || ev.Target.ID == f.TargetID)
 }
 
-// ListAudit returns up to limit audit records in sequence order.
+// ListAudit returns up to limit audit records in sequence order, following
+// the store's pages (ListAuditPage) until it has them or the log ends.
+// For callers that want a count of records rather than a page: the API
+// and the pages use ListAuditPage.
 func (s *Service) ListAudit(ctx context.Context, p Principal, f AuditFilter, limit int) ([]audit.Record, error) {
-	if err := p.authorize(ReadAudit, ""); err != nil {
-		return nil, err
-	}
-	limit = PageReq{Limit: limit}.Clamp().Limit
-	if f.TargetID != "" {
-		return s.auditByTarget(ctx, f, limit)
-	}
 	var out []audit.Record
-	err := s.store.AuditScan(ctx, f.After, func(_ uint64, r audit.Record) (bool, error) {
-		ev, err := r.Event()
-		if err != nil {
-			return false, err
+	for {
+		recs, next, err := s.ListAuditPage(ctx, p, f, limit-len(out))
+		out = append(out, recs...)
+		if err != nil || next == 0 || len(out) >= limit {
+			return out, err
 		}
-		if f.match(ev) {
-			out = append(out, r)
-		}
-		return len(out) < limit, nil
-	})
-	return out, err
+		f.After = next
+	}
 }
 
-func (s *Service) auditByTarget(ctx context.Context, f AuditFilter, limit int) ([]audit.Record, error) {
+// ListAuditPage returns up to limit audit records after f.After that
+// match f, in sequence order, and the sequence number to continue after
+// (0 when the log has nothing more to give). A filter reads the index of
+// one of its fields (target, else actor, else action) and examines at
+// most MaxExamined events for a page: a page that reaches the bound comes
+// back short, even empty, with the last event it examined as the cursor.
+func (s *Service) ListAuditPage(ctx context.Context, p Principal, f AuditFilter, limit int) ([]audit.Record, uint64, error) {
+	if err := p.authorize(ReadAudit, ""); err != nil {
+		return nil, 0, err
+	}
+	limit = PageReq{Limit: limit}.Clamp().Limit
+	field, value := f.index()
+	if field == "" {
+		return s.auditAfter(ctx, f.After, limit)
+	}
+	return s.auditIndexed(ctx, f, field, value, limit)
+}
+
+// index is the indexed field a filter is read through, and its value.
+func (f AuditFilter) index() (AuditField, string) {
+	switch {
+	case f.TargetID != "":
+		return AuditTarget, f.TargetID
+	case f.ActorID != "":
+		return AuditActor, f.ActorID
+	case f.Action != "":
+		return AuditAction, f.Action
+	}
+	return "", ""
+}
+
+// auditAfter pages through the log itself: every record matches.
+func (s *Service) auditAfter(ctx context.Context, after uint64, limit int) ([]audit.Record, uint64, error) {
 	var out []audit.Record
+	err := s.store.AuditScan(ctx, after, func(_ uint64, r audit.Record) (bool, error) {
+		out = append(out, r)
+		return len(out) < limit, nil
+	})
+	if err != nil || len(out) < limit {
+		return out, 0, err
+	}
+	return out, out[len(out)-1].Seq, nil
+}
+
+// auditIndexed pages through the index of one field; an event is read
+// only to check the filter's other fields, if it has any.
+func (s *Service) auditIndexed(ctx context.Context, f AuditFilter, field AuditField, value string, limit int) ([]audit.Record, uint64, error) {
+	var out []audit.Record
+	var next uint64
 	// Only what is on disk: the index may already name events of commits
 	// whose sync is still running (see store's group commit).
 	last := s.store.AuditHead().Seq
+	single := f == (AuditFilter{After: f.After, TargetID: f.TargetID}) || f == (AuditFilter{After: f.After, ActorID: f.ActorID}) ||
+		f == (AuditFilter{After: f.After, Action: f.Action})
 	err := s.store.View(ctx, func(tx ReadTx) error {
-		seqs, err := tx.AuditByTarget(f.TargetID, f.After, MaxPageSize)
+		seqs, err := tx.AuditBy(field, value, f.After, MaxExamined)
 		if err != nil {
 			return err
 		}
 		for _, seq := range seqs {
 			if seq > last {
-				break
+				return nil
 			}
 			r, err := tx.AuditRecord(seq)
 			if err != nil {
 				return err
 			}
-			ev, err := r.Event()
-			if err != nil {
-				return err
+			ok := single
+			if !ok {
+				if ok, err = f.matches(r); err != nil {
+					return err
+				}
 			}
-			if f.match(ev) {
-				out = append(out, r)
+			if !ok {
+				next = seq
+				continue
 			}
 			if len(out) == limit {
-				break
+				return nil
 			}
+			out, next = append(out, r), seq
+		}
+		if len(seqs) < MaxExamined {
+			next = 0 // the index has nothing more
 		}
 		return nil
 	})
-	return out, err
+	return out, next, err
 }
 
 // AuditHead is the last link of the audit chain: its sequence number and
@@ -113,24 +176,94 @@ func (s *Service) VerifyAudit(ctx context.Context, p Principal) (ChainReport, er
 	return VerifyStore(ctx, s.store)
 }
 
-// VerifyStore walks a store's audit chain. keyfleetd uses it at start-up.
+// VerifyStore walks a store's whole audit chain, from the first record.
+// keyfleetd uses it for a full audit verify and after a store was copied.
+// A long chain is checked in spans on every core at once (audit.Span),
+// joined in order, with the outcome a single walk would have: the first
+// break, and the records checked before it.
 func VerifyStore(ctx context.Context, st Store) (ChainReport, error) {
+	return verifyChain(ctx, st, runtime.GOMAXPROCS(0))
+}
+
+// verifyChain is VerifyStore in at most parts spans.
+func verifyChain(ctx context.Context, st Store, parts int) (ChainReport, error) {
 	head := st.AuditHead()
-	var v audit.Verifier
-	err := st.AuditScan(ctx, 0, func(key uint64, r audit.Record) (bool, error) {
-		if err := v.Check(key, r); err != nil {
-			return false, err
+	spans := splitChain(head.Seq, parts)
+	errs := make([]error, len(spans))
+	var wg sync.WaitGroup
+	for i, sp := range spans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = checkSpan(ctx, st, sp)
+		}()
+	}
+	wg.Wait()
+	out := ChainReport{Head: head}
+	prev := audit.Head{}
+	var err error
+	for i, sp := range spans {
+		if err = audit.Join(prev, sp.span); err != nil {
+			break
 		}
-		return true, nil
-	})
+		out.Checked += sp.span.Checked()
+		if err = errs[i]; err != nil {
+			break
+		}
+		if sp.span.Checked() > 0 {
+			prev = sp.span.Head()
+		}
+	}
 	if err == nil {
+		v := audit.VerifierFrom(prev)
 		err = v.Finish(head)
 	}
-	out := ChainReport{Checked: v.Checked(), Head: head}
 	var be *audit.BreakError
 	if errors.As(err, &be) {
 		out.Break = be
 		return out, nil
 	}
 	return out, err
+}
+
+// chainSpan is one stretch of the chain: records after..to.
+type chainSpan struct {
+	after, to uint64
+	span      *audit.Span
+}
+
+// minSpan is the shortest stretch worth a goroutine of its own.
+var minSpan uint64 = 50_000
+
+// splitChain cuts records 1..n into at most parts spans; the last one
+// runs to the end of the store, past n (so that records beyond the head
+// are found, as a single walk finds them).
+func splitChain(n uint64, parts int) []chainSpan {
+	parts = max(1, min(parts, int(n/minSpan)))
+	out := make([]chainSpan, parts)
+	for i := range out {
+		out[i] = chainSpan{after: n * uint64(i) / uint64(parts), to: n * uint64(i+1) / uint64(parts)}
+		out[i].span = audit.NewSpan(out[i].after)
+	}
+	out[parts-1].to = math.MaxUint64
+	return out
+}
+
+// checkSpan verifies the records of sp. A span that ends before its last
+// record while the store holds later ones is broken there, as a single
+// walk would find it: the records up to the next one are missing.
+func checkSpan(ctx context.Context, st Store, sp chainSpan) error {
+	var next uint64
+	err := st.AuditScan(ctx, sp.after, func(key uint64, r audit.Record) (bool, error) {
+		if key > sp.to {
+			next = key
+			return false, nil
+		}
+		return true, sp.span.Check(key, r)
+	})
+	if err == nil && next != 0 && sp.span.Head().Seq < sp.to {
+		missing := sp.span.Head().Seq + 1
+		err = &audit.BreakError{Seq: missing, Reason: fmt.Sprintf("record %d is missing (next stored record is %d)", missing, next)}
+	}
+	return err
 }

@@ -48,8 +48,9 @@ const (
 )
 
 // ListAuditNewest returns up to limit events matching q, newest first.
-// A TargetID is read through the target index; anything else goes back
-// through the log a window at a time. Errors: *ForbiddenError.
+// A TargetID or an ActorID is read through its index (one person's or
+// one object's events); anything else goes back through the log a window
+// at a time. Errors: *ForbiddenError.
 func (s *Service) ListAuditNewest(ctx context.Context, p Principal, q AuditQuery, limit int) (AuditPage, error) {
 	if err := p.authorize(ReadAudit, ""); err != nil {
 		return AuditPage{}, err
@@ -59,8 +60,11 @@ func (s *Service) ListAuditNewest(ctx context.Context, p Principal, q AuditQuery
 	if q.Before == 0 || q.Before > head+1 {
 		q.Before = head + 1
 	}
-	if q.TargetID != "" {
-		return s.auditTargetNewest(ctx, q, limit)
+	switch {
+	case q.TargetID != "":
+		return s.auditIndexedNewest(ctx, q, AuditTarget, q.TargetID, limit)
+	case q.ActorID != "":
+		return s.auditIndexedNewest(ctx, q, AuditActor, q.ActorID, limit)
 	}
 	var out AuditPage
 	hi := q.Before // exclusive
@@ -118,15 +122,15 @@ func (s *Service) auditWindow(ctx context.Context, q AuditQuery, lo, hi uint64, 
 	return found, stop, err
 }
 
-// auditTargetNewest reads a target's events through the index: every seq
-// before q.Before (at most maxAuditScan), newest first.
-func (s *Service) auditTargetNewest(ctx context.Context, q AuditQuery, limit int) (AuditPage, error) {
+// auditIndexedNewest reads the events with field = value through the
+// index: the newest maxAuditScan of them before q.Before, newest first.
+func (s *Service) auditIndexedNewest(ctx context.Context, q AuditQuery, field AuditField, value string, limit int) (AuditPage, error) {
 	var out AuditPage
 	last := min(s.store.AuditHead().Seq, q.Before-1) // only what is on disk
 	err := s.store.View(ctx, func(tx ReadTx) error {
 		var seqs []uint64
-		for after := uint64(0); len(seqs) < maxAuditScan; {
-			page, err := tx.AuditByTarget(q.TargetID, after, MaxPageSize)
+		for after := uint64(0); ; {
+			page, err := tx.AuditBy(field, value, after, MaxPageSize)
 			if err != nil {
 				return err
 			}
@@ -135,10 +139,16 @@ func (s *Service) auditTargetNewest(ctx context.Context, q AuditQuery, limit int
 					seqs = append(seqs, seq)
 				}
 			}
-			if len(page) < MaxPageSize {
+			if len(seqs) > 2*maxAuditScan { // keep the newest: entries are cheap, events are not
+				seqs = append(seqs[:0], seqs[len(seqs)-maxAuditScan:]...)
+			}
+			if len(page) < MaxPageSize || page[len(page)-1] > last {
 				break
 			}
 			after = page[len(page)-1]
+		}
+		if len(seqs) > maxAuditScan {
+			seqs = seqs[len(seqs)-maxAuditScan:]
 		}
 		for i := len(seqs) - 1; i >= 0; i-- {
 			r, err := tx.AuditRecord(seqs[i])

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/keyfleet/keyfleet/daemon/audit"
@@ -200,16 +199,6 @@ type targetRef struct{ typ, id, name string }
 
 func userTarget(u User) targetRef     { return targetRef{"user", u.ID, u.Username} }
 func factorTarget(f Factor) targetRef { return targetRef{"factor", f.ID, f.Label} }
-
-func containsFold(q string, fields ...string) bool {
-	q = strings.ToLower(q)
-	for _, f := range fields {
-		if strings.Contains(strings.ToLower(f), q) {
-			return true
-		}
-	}
-	return false
-}
 
 // proofDefaults fills and checks the proof, token and independence
 // settings.

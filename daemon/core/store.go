@@ -47,9 +47,10 @@ type ReadTx interface {
 	Tokens(f TokenFilter, p PageReq) ([]Token, string, error)
 	Approval(id string) (Approval, error)
 	Approvals(f ApprovalFilter, p PageReq) ([]Approval, string, error)
-	// AuditByTarget lists the sequence numbers of events about a target,
-	// oldest first, after the given seq.
-	AuditByTarget(targetID string, after uint64, limit int) ([]uint64, error)
+	// AuditBy lists the sequence numbers of the events whose field has
+	// value, oldest first, after the given seq, up to limit. An empty
+	// value finds nothing.
+	AuditBy(field AuditField, value string, after uint64, limit int) ([]uint64, error)
 	AuditRecord(seq uint64) (audit.Record, error)
 	Verification(id string) (Verification, error)
 	PolicyReadTx
@@ -88,6 +89,16 @@ type Tx interface {
 	Audit(ev *audit.Event) error
 }
 
+// AuditField names a field of audit events that stores index.
+type AuditField string
+
+// The indexed fields of audit events.
+const (
+	AuditTarget AuditField = "target" // Event.Target.ID
+	AuditActor  AuditField = "actor"  // Event.Actor.ID
+	AuditAction AuditField = "action" // Event.Action
+)
+
 // PageReq asks for one page of a list. After is the cursor from the last
 // page ("" for the first); Limit is clamped to [1, MaxPageSize].
 type PageReq struct {
@@ -113,8 +124,16 @@ func (p PageReq) Clamp() PageReq {
 }
 
 // UserFilter narrows a user list. Zero fields match everything.
+//
+// A list is in username order, except with a Query: then it is in the
+// order of the search term each user matched by (User.MatchTerm), then
+// username; each user once. Stores answer every filter through an index
+// and examine at most MaxExamined records for a page; a page that reaches
+// the bound comes back short (even empty) with a cursor to go on from.
 type UserFilter struct {
-	Query  string // substring of username, display name or email
+	// Query is the start of the username, the email address, its domain
+	// ("@example.org"), the display name or a word of it, in any case.
+	Query  string
 	Group  string
 	Role   string
 	Status string
@@ -122,10 +141,14 @@ type UserFilter struct {
 
 // Match reports whether u passes the filter.
 func (f UserFilter) Match(u User) bool {
+	if f.Query != "" {
+		if _, ok := u.MatchTerm(f.Query); !ok {
+			return false
+		}
+	}
 	return (f.Status == "" || u.Status == f.Status) &&
 		(f.Group == "" || contains(u.Groups, f.Group)) &&
-		(f.Role == "" || contains(u.Roles, f.Role)) &&
-		(f.Query == "" || containsFold(f.Query, u.Username, u.DisplayName, u.Email))
+		(f.Role == "" || contains(u.Roles, f.Role))
 }
 
 // FactorFilter narrows a factor list.

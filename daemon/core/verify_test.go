@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -282,5 +283,59 @@ func TestAKindThatAnswersAChallengeIsNotCheckedInOneCall(t *testing.T) {
 	}
 	if st.AuditHead() != head {
 		t.Error("a refused one-call check wrote an audit event")
+	}
+}
+
+// freeKind declares itself challenge-free and counts the verifications
+// begun with it.
+type freeKind struct {
+	coretest.Kind
+	begun *atomic.Int64
+}
+
+func (freeKind) Describe(context.Context) (sdk.Info, error) {
+	return sdk.Info{Kind: "free", DisplayName: "Challenge-free test factor", ChallengeFree: true}, nil
+}
+
+func (k freeKind) BeginVerify(ctx context.Context, req sdk.BeginVerifyRequest) (sdk.BeginVerifyResponse, error) {
+	k.begun.Add(1)
+	return k.Kind.BeginVerify(ctx, req)
+}
+
+// A kind that says its verifications need no challenge (TOTP) is checked
+// in one call with one call to the kind: for a plugin, one round trip to
+// its process instead of two.
+func TestAChallengeFreeKindIsCheckedInOneCallWithoutBeginning(t *testing.T) {
+	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sl, _ := seal.New(make([]byte, 32))
+	k := freeKind{begun: &atomic.Int64{}}
+	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []sdk.Factor{k}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, _, err := svc.CreateUser(ctx, core.System, api.CreateUser{Username: "kit"}); err != nil {
+		t.Fatal(err)
+	}
+	en, _, err := svc.CreateEnrolment(ctx, core.System, api.CreateEnrolment{User: "kit", Kind: "free"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CompleteEnrolment(ctx, core.System, en.ID, api.CompleteEnrolment{Payload: coretest.EnrolPayload(en.Challenge, "SEED-kit", "")}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.CheckVerify(ctx, core.System, api.CheckVerify{User: "kit", Response: answer("SEED-kit")})
+	if err != nil || !res.OK {
+		t.Fatalf("the right code: %+v, %v", res, err)
+	}
+	if n := k.begun.Load(); n != 0 {
+		t.Errorf("the kind was asked to begin %d times for a one-call check", n)
+	}
+	if res, _ := svc.CheckVerify(ctx, core.System, api.CheckVerify{User: "kit", Response: answer("wrong")}); res.OK {
+		t.Error("a wrong code passed")
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/clientaddr"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/ratelimit"
@@ -91,9 +92,11 @@ type Handler struct {
 }
 
 // CheckpointChecker compares the audit log with the newest signed audit
-// checkpoint (daemon/checkpoint); nil when there is none yet.
+// checkpoint (daemon/checkpoint): the record at its sequence number must
+// carry its hash, and every record after it link, up to head, the head it
+// checked to. The check is nil when there is no checkpoint yet.
 type CheckpointChecker interface {
-	CheckCheckpoint(ctx context.Context) *api.CheckpointCheck
+	CheckCheckpoint(ctx context.Context) (check *api.CheckpointCheck, head audit.Head)
 }
 
 // New returns the API handler with every route registered.

@@ -469,7 +469,7 @@ func (h *Handler) listAudit(r *http.Request, p core.Principal) (int, any, error)
 	if err != nil {
 		return 0, nil, err
 	}
-	recs, err := h.svc.ListAudit(r.Context(), p, f, limit)
+	recs, next, err := h.svc.ListAuditPage(r.Context(), p, f, limit)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -481,8 +481,8 @@ func (h *Handler) listAudit(r *http.Request, p core.Principal) (int, any, error)
 		}
 		out.Items = append(out.Items, ev)
 	}
-	if n := len(recs); n > 0 && n == (core.PageReq{Limit: limit}).Clamp().Limit {
-		out.NextCursor = strconv.FormatUint(recs[n-1].Seq, 10)
+	if next != 0 {
+		out.NextCursor = strconv.FormatUint(next, 10)
 	}
 	return http.StatusOK, out, nil
 }
@@ -492,19 +492,40 @@ func (h *Handler) auditHead(r *http.Request, p core.Principal) (int, any, error)
 	return http.StatusOK, api.AuditHead{Seq: head.Seq, Hash: audit.HexHash(head.Hash)}, err
 }
 
+// verifyAudit checks the log from the newest signed checkpoint, which
+// costs the events since it, or with ?full=true (or before the first
+// checkpoint) every record from the first, which costs the whole history.
 func (h *Handler) verifyAudit(r *http.Request, p core.Principal) (int, any, error) {
+	full := false
+	if f := r.URL.Query().Get("full"); f != "" {
+		var err error
+		if full, err = strconv.ParseBool(f); err != nil {
+			return 0, nil, &apiError{http.StatusBadRequest, probBadRequest, "Bad query parameter", fmt.Sprintf("full=%q must be true or false", f)}
+		}
+	}
+	var cp *api.CheckpointCheck
+	var cpHead audit.Head
+	if h.checkpoints != nil {
+		cp, cpHead = h.checkpoints.CheckCheckpoint(r.Context())
+	}
+	if cp != nil && !full {
+		out := api.AuditVerification{OK: cp.OK, FromSeq: cp.Seq, Checked: cp.Checked, HeadSeq: cpHead.Seq, HeadHash: audit.HexHash(cpHead.Hash),
+			BrokenAt: cp.BrokenAt, Checkpoint: cp}
+		if cp.BrokenAt != 0 {
+			out.Problem = cp.Problem
+		}
+		return http.StatusOK, out, nil
+	}
 	v, err := h.svc.VerifyAudit(r.Context(), p)
 	if err != nil {
 		return 0, nil, err
 	}
-	out := api.AuditVerification{OK: v.Break == nil, Checked: v.Checked, HeadSeq: v.Head.Seq, HeadHash: audit.HexHash(v.Head.Hash)}
+	out := api.AuditVerification{OK: v.Break == nil, Full: true, Checked: v.Checked, HeadSeq: v.Head.Seq, HeadHash: audit.HexHash(v.Head.Hash), Checkpoint: cp}
 	if v.Break != nil {
 		out.BrokenAt, out.Problem = v.Break.Seq, v.Break.Reason
 	}
-	if h.checkpoints != nil {
-		if out.Checkpoint = h.checkpoints.CheckCheckpoint(r.Context()); out.Checkpoint != nil && !out.Checkpoint.OK {
-			out.OK = false
-		}
+	if cp != nil && !cp.OK {
+		out.OK = false
 	}
 	return http.StatusOK, out, nil
 }

@@ -20,8 +20,9 @@ import (
 // covers all of them. So under load one fsync acknowledges many writes,
 // and nothing is acknowledged before it is on disk.
 //
-// Commits still happen one at a time in chain order (Store.commit), and
-// Badger appends them to its log in that order, so a crash of the process
+// Commits that append audit events take their place in Badger's write
+// queue one at a time in chain order (Store.commitChained), and Badger
+// appends them to its log in that order, so a crash of the process
 // (SIGKILL included: the page cache survives) loses nothing, and a power
 // cut loses at most unacknowledged commits. One limit: when Badger starts
 // a new write-ahead log (every 64 MB of writes) between two syncs and the
@@ -65,9 +66,16 @@ func newSyncer(flush func() error, head audit.Head) *syncer {
 
 // committedOne records a commit that has returned and gives its number,
 // to pass to wait. head is the chain head after it (nil: no audit events).
+//
+// Writers chained one after another may return from their writes in any
+// order; a head is only ever replaced by a later one, since a commit is
+// written after every commit chained before it.
 func (s *syncer) committedOne(head *audit.Head) uint64 {
-	if head != nil {
-		s.head.Store(head)
+	for head != nil {
+		cur := s.head.Load()
+		if cur.Seq >= head.Seq || s.head.CompareAndSwap(cur, head) {
+			break
+		}
 	}
 	return s.committed.Add(1)
 }

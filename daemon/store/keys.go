@@ -9,6 +9,11 @@ import (
 //
 //	u/<user id>                  user record (JSON)
 //	un/<username>                → user id (unique index; lists sort by it)
+//	ug/<group>\x00<username>     → user id: the users of a group, by name
+//	ur/<role>\x00<username>      → user id: the users with a role, by name
+//	us/<status>\x00<username>    → user id: the users in a status, by name
+//	uq/<term>\x00<username>      → user id: the user's search terms
+//	                               (core.User.SearchTerms), for queries
 //	f/<factor id>                factor record (JSON; secret already sealed)
 //	fu/<user id>/<factor id>     factors of a user
 //	fd/<device id>/<factor id>   factors on a device
@@ -28,6 +33,8 @@ import (
 //	ed/<sink>/<unix nanos, 8 B>  event sink dead letter (JSON)
 //	L/<seq, 8 bytes big-endian>  audit record (see daemon/audit)
 //	Lt/<target id>/<seq>         audit events about a target
+//	La/<action>/<seq>            audit events of an action
+//	Lc/<actor id>/<seq>          audit events by an actor
 //	Lh                           audit chain head: seq (8) ‖ hash (32)
 //	meta/schema                  store schema version
 //	meta/seal-check              the sealing key's check value (daemon/seal)
@@ -44,9 +51,10 @@ import (
 //	dst/<source>                 directory source state (last sync, cursor)
 //	dg/<source>\x00<group id>    a SCIM client's group (JSON)
 //
-// The pf/ records are an index: written and deleted with the records they
-// copy, in the same transaction, and rebuilt from them when a store of
-// schema 1 is opened (migrate.go).
+// The pf/ records and the ug/, ur/, us/, uq/, La/ and Lc/ keys are
+// indexes: written and deleted with the records they copy, in the same
+// transaction, and built from them when a store of an older schema is
+// opened (migrate.go).
 //
 // Ids begin with a type prefix and a time-ordered part, so primary keys
 // list in creation order.
@@ -72,6 +80,12 @@ const (
 	pDeadLetter  = "ed/"
 	pAudit       = "L/"
 	pAuditTarget = "Lt/"
+	pAuditAction = "La/"
+	pAuditActor  = "Lc/"
+	pUserGroup   = "ug/"
+	pUserRole    = "ur/"
+	pUserStatus  = "us/"
+	pUserTerm    = "uq/"
 	kAuditHead   = "Lh"
 	kSchema      = "meta/schema"
 	kSealCheck   = "meta/seal-check"
@@ -102,8 +116,15 @@ func seqBytes(seq uint64) []byte {
 
 func auditKey(seq uint64) []byte { return append([]byte(pAudit), seqBytes(seq)...) }
 
-func auditTargetKey(targetID string, seq uint64) []byte {
-	return append(key(pAuditTarget, targetID, "/"), seqBytes(seq)...)
+// auditIndexKey files seq under value in the audit index prefix.
+func auditIndexKey(prefix, value string, seq uint64) []byte {
+	return append(key(prefix, value, "/"), seqBytes(seq)...)
+}
+
+// userIndexKey files a user under value in the user index prefix, in
+// username order.
+func userIndexKey(prefix, value, username string) []byte {
+	return key(prefix, value, "\x00", username)
 }
 
 // lastSegment returns what follows the last "/" of an index key.

@@ -8,39 +8,102 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
 )
 
-// upgrade brings a store of schema 1 to schema 2 by building the policy
-// facts index from the records it copies. It runs at open, before anything
-// else reads or writes: it drops any pf/ record (a build that was cut
-// short), writes the index in batches, and only then records schema 2, so
-// an interrupted build starts again at the next open. It reads every user,
-// factor, first-applied record and exemption once.
+// upgrade brings a store of an older schema to this one, building the
+// indexes it lacks from the records they copy: the policy facts index
+// (pf/, schema 2) and the user and audit indexes (ug/, ur/, us/, uq/,
+// La/, Lc/, schema 3). It runs at open, before anything else reads or
+// writes: it drops what a build that was cut short may have left, writes
+// the indexes in batches, and only then records the schema, so an
+// interrupted build starts again at the next open. It reads every user,
+// factor, first-applied record, exemption and audit event once.
 func (s *Store) upgrade() error {
 	v, err := s.schema()
-	if err != nil || v != "1" {
+	if err != nil || v == "" || v == schemaVersion {
 		return err
 	}
 	start := time.Now()
-	s.log.Info("upgrading the store to schema 2: building the policy facts index")
-	if err := s.db.DropPrefix([]byte(pPolicyFacts)); err != nil {
-		return fmt.Errorf("upgrading store: clearing pf/: %w", err)
+	s.log.Info("upgrading the store's schema: building indexes", "from", v, "to", schemaVersion)
+	if v == "1" {
+		if err := s.build("policy facts", []string{pPolicyFacts}, indexFacts); err != nil {
+			return err
+		}
 	}
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	if err := s.db.View(func(txn *badger.Txn) error { return indexFacts(txn, wb) }); err != nil {
-		return fmt.Errorf("upgrading store: building the policy facts index: %w", err)
-	}
-	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("upgrading store: writing the policy facts index: %w", err)
+	if v == "1" || v == "2" {
+		if err := s.build("users and audit events", []string{pUserGroup, pUserRole, pUserStatus, pUserTerm, pAuditAction, pAuditActor}, indexUsersAndEvents); err != nil {
+			return err
+		}
 	}
 	err = s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(kSchema), []byte(schemaVersion)) })
 	if err != nil {
 		return fmt.Errorf("upgrading store: %w", err)
 	}
-	s.log.Info("store upgraded to schema 2", "took", time.Since(start).Round(time.Millisecond))
+	s.log.Info("store upgraded", "schema", schemaVersion, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// build drops the prefixes and writes the index that index makes.
+func (s *Store) build(what string, prefixes []string, index func(*badger.Txn, setter) error) error {
+	for _, p := range prefixes {
+		if err := s.db.DropPrefix([]byte(p)); err != nil {
+			return fmt.Errorf("upgrading store: clearing %s: %w", p, err)
+		}
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	if err := s.db.View(func(txn *badger.Txn) error { return index(txn, wb) }); err != nil {
+		return fmt.Errorf("upgrading store: building the index of %s: %w", what, err)
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("upgrading store: writing the index of %s: %w", what, err)
+	}
+	return nil
+}
+
+// indexUsersAndEvents files every user in the user indexes and every
+// audit event in the indexes by actor and action (the index by target is
+// as old as the log).
+func indexUsersAndEvents(txn *badger.Txn, wb setter) error {
+	w := batchSetDeleter{wb}
+	err := scanPrefix(txn, []byte(pUser), false, func(item *badger.Item) error {
+		return item.Value(decodeThen(func(u core.User) error { return indexUser(w, nil, u) }))
+	})
+	if err != nil {
+		return err
+	}
+	return scanPrefix(txn, []byte(pAudit), false, func(item *badger.Item) error {
+		k := item.Key()
+		if len(k) != len(pAudit)+8 {
+			return nil
+		}
+		seq := uint64FromBytes(k[len(pAudit):])
+		return item.Value(func(v []byte) error {
+			r, err := audit.Unmarshal(v)
+			if err != nil {
+				return fmt.Errorf("audit record %d: %w", seq, err)
+			}
+			var ev struct {
+				Actor  struct{ ID string } `json:"actor"`
+				Action string              `json:"action"`
+			}
+			if err := json.Unmarshal(r.Body, &ev); err != nil {
+				return fmt.Errorf("audit record %d: %w", seq, err)
+			}
+			return indexEvent(wb, &audit.Event{Actor: api.Actor{ID: ev.Actor.ID}, Action: ev.Action}, seq)
+		})
+	})
+}
+
+// batchSetDeleter is a write batch as index maintenance uses it; an index
+// being built is only ever added to.
+type batchSetDeleter struct{ setter }
+
+func (batchSetDeleter) Delete([]byte) error {
+	return errors.New("store: nothing is deleted while an index is built")
 }
 
 // schema reads the store's schema version; "" for a new store.

@@ -3,15 +3,19 @@
 // Writes are durable when Update returns: each commit reaches the disk
 // before it is acknowledged, and commits waiting at the same time share
 // one fsync (group commit, durable.go). Audit events are chained at commit
-// time under one lock (see Store.commit), so the chain order is the commit
-// order and a transaction that fails leaves no event.
+// time under one lock that is held until Badger has taken the commit, not
+// until it is written (Store.commitChained), so the chain order is the
+// write order, a transaction that fails leaves no event, and many audited
+// commits are written together.
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,8 +31,10 @@ var _ core.Store = (*Store)(nil)
 
 // schemaVersion is written at first open; a store from a newer keyfleet is
 // refused rather than misread. Version 2 added the policy facts index
-// (pf/): a store of version 1 is upgraded at open (migrate.go).
-const schemaVersion = "2"
+// (pf/), version 3 the user indexes (ug/, ur/, us/, uq/) and the audit
+// indexes by actor and action (Lc/, La/): an older store is upgraded at
+// open (migrate.go).
+const schemaVersion = "3"
 
 // maxAttempts bounds retries of a transaction that collides with others.
 const maxAttempts = 16
@@ -72,6 +78,10 @@ type Options struct {
 	beforeCommit func() error
 	// statfs measures the free space of a folder (tests replace it).
 	statfs func(dir string) (uint64, error)
+	// afterTaken is a test hook: it runs once Badger has taken an audited
+	// commit and the chain lock is released, before the write is waited
+	// for.
+	afterTaken func()
 }
 
 // Store is core.Store on Badger.
@@ -97,8 +107,9 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	chainMu sync.Mutex // orders commits that append audit events
-	head    audit.Head // guarded by chainMu
+	retryMu sync.Mutex // one writer at a time retries after a collision (Update)
+	chainMu sync.Mutex // orders commits that append audit events (commitChained)
+	head    audit.Head // guarded by chainMu: the head after the last commit Badger took
 	sync    *syncer    // group commit: acknowledges writes once on disk
 
 	failMu sync.RWMutex
@@ -337,9 +348,19 @@ func (s *Store) SyncStats() (commits, syncs uint64) { return s.sync.stats() }
 func (s *Store) AuditHead() audit.Head { return s.sync.durableHead() }
 
 // Update runs fn in a transaction and commits it durably, retrying when it
-// collides with a concurrent transaction.
+// collides with a concurrent transaction. Writers that collided retry one
+// at a time (retryMu), so that writers of one record take turns rather
+// than collide again, each after a random moment, longer after each
+// collision (up to about a millisecond).
 func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if attempt == 1 {
+			s.retryMu.Lock()
+			defer s.retryMu.Unlock()
+		}
+		if attempt > 0 {
+			backOff(attempt)
+		}
 		if err := s.Ready(); err != nil {
 			return err
 		}
@@ -375,13 +396,8 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 	return fmt.Errorf("%w: gave up after %d attempts; try again", core.ErrConflict, maxAttempts)
 }
 
-// commit chains t's audit events after the current head and commits. The
-// lock is held across the commit so that a transaction that fails (a
-// conflict, a full disk) never leaves a gap in the chain, and so that the
-// chain order is the commit order.
-//
-// It returns the commit's number for durable: the commit is in Badger's
-// log, not yet necessarily on disk.
+// commit commits t and returns the commit's number for durable: the
+// commit is in Badger's log, not yet necessarily on disk.
 func (s *Store) commit(t *tx) (uint64, error) {
 	if s.beforeCommit != nil {
 		if err := s.beforeCommit(); err != nil {
@@ -394,32 +410,65 @@ func (s *Store) commit(t *tx) (uint64, error) {
 		}
 		return s.sync.committedOne(nil), nil
 	}
+	head, written, err := s.commitChained(t)
+	if err != nil {
+		return 0, err
+	}
+	if s.opts.afterTaken != nil {
+		s.opts.afterTaken()
+	}
+	if err := s.commitErr(written()); err != nil {
+		return 0, err
+	}
+	return s.sync.committedOne(&head), nil
+}
+
+// commitChained chains t's audit events after the current head and hands
+// the transaction to Badger, under chainMu; the caller waits for the
+// write (written) outside it, so that writers append to the chain one at
+// a time but are written together. Badger checks a commit for conflicts
+// and takes its place in its write order at once, and writes commits in
+// that order (Txn.CommitWith: one write queue, one writer), so the chain
+// order is the write order and a crash can only lose a suffix of it. A
+// commit that conflicts fails before it takes a place: the head stays
+// where it was and no later commit is chained after it.
+//
+// Whether Badger took the commit is seen on the entry of the chain head:
+// Badger versions the key of every entry of a commit it takes (its
+// commit timestamp is appended to the key) before it queues the write. A
+// commit whose head entry was not versioned is waited for under the lock,
+// which keeps the chain right whatever the reason.
+func (s *Store) commitChained(t *tx) (audit.Head, func() error, error) {
 	s.chainMu.Lock()
 	defer s.chainMu.Unlock()
 	chain := audit.Chain{Head: s.head}
 	for _, ev := range t.events {
 		rec, err := chain.Next(ev)
 		if err != nil {
-			return 0, err
+			return audit.Head{}, nil, err
 		}
 		if err := t.w.Set(auditKey(rec.Seq), rec.Marshal()); err != nil {
-			return 0, err
+			return audit.Head{}, nil, err
 		}
-		if ev.Target.ID != "" {
-			if err := t.w.Set(auditTargetKey(ev.Target.ID, rec.Seq), nil); err != nil {
-				return 0, err
-			}
+		if err := indexEvent(t.w, ev, rec.Seq); err != nil {
+			return audit.Head{}, nil, err
 		}
 	}
-	if err := t.w.Set([]byte(kAuditHead), encodeHead(chain.Head)); err != nil {
-		return 0, err
+	headEntry := badger.NewEntry([]byte(kAuditHead), encodeHead(chain.Head))
+	if err := t.w.SetEntry(headEntry); err != nil {
+		return audit.Head{}, nil, err
 	}
-	if err := s.commitErr(t.txn.Commit()); err != nil {
-		return 0, err
+	done := make(chan error, 1)
+	t.txn.CommitWith(func(err error) { done <- err })
+	if len(headEntry.Key) == len(kAuditHead) { // not taken: a conflict, or an error before the queue
+		if err := s.commitErr(<-done); err != nil {
+			return audit.Head{}, nil, err
+		}
+		s.head = chain.Head
+		return chain.Head, func() error { return nil }, nil
 	}
-	s.head = chain.Head
-	head := chain.Head
-	return s.sync.committedOne(&head), nil
+	s.head = chain.Head // a write that fails from here on stops the store (commitErr)
+	return chain.Head, func() error { return <-done }, nil
 }
 
 // commitErr stops the store taking writes after a commit failed for any
@@ -495,12 +544,15 @@ func (s *Store) AuditScan(ctx context.Context, after uint64, fn func(uint64, aud
 	return s.view(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = []byte(pAudit)
-		opts.PrefetchSize = 256
+		opts.PrefetchValues = false // values are in the tree: read in place, not copied ahead
 		it := txn.NewIterator(opts)
 		defer it.Close()
+		n := 0
 		for it.Seek(auditKey(after + 1)); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
+			if n++; n%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 			}
 			item := it.Item()
 			k := item.Key()
@@ -513,7 +565,10 @@ func (s *Store) AuditScan(ctx context.Context, after uint64, fn func(uint64, aud
 			}
 			var cont bool
 			err := item.Value(func(v []byte) error {
-				r, err := audit.Unmarshal(v)
+				// The value is Badger's block, reused once the iterator
+				// moves on: the record gets its own copy, which callers
+				// may keep.
+				r, err := audit.Unmarshal(bytes.Clone(v))
 				if err != nil {
 					return &audit.BreakError{Seq: seq, Reason: err.Error()}
 				}
@@ -566,3 +621,25 @@ func (b badgerLogger) Infof(f string, a ...any) {
 	b.l.Debug(fmt.Sprintf(f, a...), "component", "badger")
 }
 func (b badgerLogger) Debugf(f string, a ...any) {}
+
+// indexEvent files the event with sequence number seq in the audit
+// indexes: by target, actor and action.
+func indexEvent(w setter, ev *audit.Event, seq uint64) error {
+	for _, x := range []struct{ prefix, value string }{
+		{pAuditTarget, ev.Target.ID}, {pAuditActor, ev.Actor.ID}, {pAuditAction, ev.Action},
+	} {
+		if x.value == "" {
+			continue
+		}
+		if err := w.Set(auditIndexKey(x.prefix, x.value, seq), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backOff waits a random moment before retry attempt n (1, 2, …): up to
+// 20 µs times 2ⁿ, at most about 1.3 ms.
+func backOff(n int) {
+	time.Sleep(time.Duration(rand.Int64N(int64(20*time.Microsecond) << min(n, 6))))
+}

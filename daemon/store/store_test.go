@@ -314,8 +314,8 @@ func TestAScanAfterTheLastSequenceNumberFindsNothing(t *testing.T) {
 			t.Errorf("AuditScan after %d: %v %v, want nothing (the head is %d)", after, seen, err, head)
 		}
 		st.View(context.Background(), func(tx core.ReadTx) error {
-			if seqs, err := tx.AuditByTarget(u.ID, after, 10); err != nil || len(seqs) != 0 {
-				t.Errorf("AuditByTarget after %d: %v %v, want nothing", after, seqs, err)
+			if seqs, err := tx.AuditBy(core.AuditTarget, u.ID, after, 10); err != nil || len(seqs) != 0 {
+				t.Errorf("AuditBy target after %d: %v %v, want nothing", after, seqs, err)
 			}
 			return nil
 		})

@@ -39,11 +39,16 @@ func (w *wtxn) Set(k, v []byte) error {
 	return tooBig(w.Txn.Set(k, v))
 }
 
-// tooBig says so when a transaction outgrew what Badger takes in one
-// (a share of the memtable): core.ErrTxnTooLarge.
+// ErrTooLarge is wrapped by the error of a write that makes its
+// transaction larger than the store takes at once (Badger's limit, a
+// share of the memtable: store.memory sizes it). It wraps core.ErrInvalid.
+var ErrTooLarge = fmt.Errorf("%w: the change is larger than the store writes in one transaction", core.ErrInvalid)
+
+// tooBig says what to do about Badger's ErrTxnTooBig; the error also
+// wraps core.ErrTxnTooLarge, on which the directory sync splits a batch.
 func tooBig(err error) error {
 	if errors.Is(err, badger.ErrTxnTooBig) {
-		return fmt.Errorf("%w: %w", core.ErrTxnTooLarge, err)
+		return fmt.Errorf("%w: split it into smaller ones (an import: into files of fewer rows), or give the store more memory (store.memory) (%w)", ErrTooLarge, core.ErrTxnTooLarge)
 	}
 	return err
 }
@@ -185,15 +190,6 @@ func (r *readTx) UserByName(name string) (core.User, error) {
 	return r.User(id)
 }
 
-func (r *readTx) Users(f core.UserFilter, pg core.PageReq) ([]core.User, string, error) {
-	load := func(item *badger.Item) (core.User, string, error) {
-		name := string(item.Key()[len(pUsername):])
-		u, err := r.UserByName(name)
-		return u, name, err
-	}
-	return list(r.txn, []byte(pUsername), pg, load, f.Match)
-}
-
 func (r *readTx) Factor(id string) (core.Factor, error) {
 	return get[core.Factor](r.txn, key(pFactor, id), "factor", id)
 }
@@ -270,11 +266,18 @@ func (r *readTx) AuditRecord(seq uint64) (audit.Record, error) {
 	return audit.Unmarshal(v)
 }
 
-func (r *readTx) AuditByTarget(targetID string, after uint64, limit int) ([]uint64, error) {
-	if after == math.MaxUint64 {
+// auditIndexPrefixes are the audit indexes by field.
+var auditIndexPrefixes = map[core.AuditField]string{core.AuditTarget: pAuditTarget, core.AuditActor: pAuditActor, core.AuditAction: pAuditAction}
+
+func (r *readTx) AuditBy(field core.AuditField, value string, after uint64, limit int) ([]uint64, error) {
+	p, ok := auditIndexPrefixes[field]
+	if !ok {
+		return nil, fmt.Errorf("%w: audit events are not indexed by %q", core.ErrInvalid, field)
+	}
+	if after == math.MaxUint64 || value == "" {
 		return nil, nil // nothing is after it (and after+1 would wrap to 0)
 	}
-	prefix := key(pAuditTarget, targetID, "/")
+	prefix := key(p, value, "/")
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix, opts.PrefetchValues = prefix, false
 	it := r.txn.NewIterator(opts)
@@ -298,11 +301,26 @@ func (t *tx) InsertUser(u core.User) error {
 	if err := t.w.Set(key(pUsername, u.Username), []byte(u.ID)); err != nil {
 		return err
 	}
-	return t.PutUser(u)
+	if err := indexUser(t.w, nil, u); err != nil {
+		return err
+	}
+	if err := putUserRecords(t.w, u); err != nil {
+		return err
+	}
+	return putExternalIndex(t.w, u)
 }
 
-// PutUser writes the user, their policy facts and their directory link.
+// PutUser writes the user, their policy facts, their index entries
+// (reading the user as stored, to take out the entries that no longer
+// apply) and their directory link.
 func (t *tx) PutUser(u core.User) error {
+	was, err := storedUser(t.txn, u.ID)
+	if err != nil {
+		return err
+	}
+	if err := indexUser(t.w, was, u); err != nil {
+		return err
+	}
 	if err := putUserRecords(t.w, u); err != nil {
 		return err
 	}
@@ -310,6 +328,15 @@ func (t *tx) PutUser(u core.User) error {
 }
 
 func (t *tx) DeleteUser(u core.User) error {
+	was, err := storedUser(t.txn, u.ID)
+	if err != nil {
+		return err
+	}
+	if was != nil {
+		if err := unindexUser(t.w, *was); err != nil {
+			return err
+		}
+	}
 	if err := t.w.Delete(key(pUsername, u.Username)); err != nil {
 		return err
 	}

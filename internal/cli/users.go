@@ -110,7 +110,7 @@ func (a *app) usersListCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&f.Query, "query", "q", "", "match username, display name or email")
+	cmd.Flags().StringVarP(&f.Query, "query", "q", "", "the start of the username, email (or @domain), display name or a word of it, in any case")
 	cmd.Flags().StringVar(&f.Group, "group", "", "only members of this group")
 	cmd.Flags().StringVar(&f.Role, "role", "", "only holders of this role")
 	cmd.Flags().StringVar(&f.Status, "status", "", "only users in this status: active or disabled")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -48,9 +49,10 @@ func TestConfigValidate(t *testing.T) {
 
 func TestBinariesThatMayNotRunAreRefused(t *testing.T) {
 	dir := t.TempDir()
-	good := buildInto(t, dir, "good", "flaky", "1")
-	twin := buildInto(t, dir, "twin", "flaky", "1")                                                      // same kind as good
-	old := buildInto(t, dir, "old", "old", "2")                                                          // another protocol version
+	good := buildInto(t, dir, "good", "flaky", current)
+	twin := buildInto(t, dir, "twin", "flaky", current)                                                  // same kind as good
+	old := buildInto(t, dir, "old", "old", "99")                                                         // a protocol version the host does not know
+	legacy := buildInto(t, dir, "legacy", "legacy", "1")                                                 // built against an SDK that knew version 1 only
 	copyFile(t, filepath.Join(dir, "keyfleet-plugin-good"), filepath.Join(dir, "keyfleet-plugin-stray")) // not pinned
 	copyFile(t, filepath.Join(dir, "keyfleet-plugin-good"), filepath.Join(dir, "keyfleet-plugin-changed"))
 	f, _ := os.OpenFile(filepath.Join(dir, "keyfleet-plugin-changed"), os.O_APPEND|os.O_WRONLY, 0)
@@ -59,7 +61,7 @@ func TestBinariesThatMayNotRunAreRefused(t *testing.T) {
 	r := start(t, host.Config{Dir: dir, Plugins: []host.PluginConfig{
 		{Name: "keyfleet-plugin-good", SHA256: good}, {Name: "keyfleet-plugin-twin", SHA256: twin},
 		{Name: "keyfleet-plugin-old", SHA256: old}, {Name: "keyfleet-plugin-changed", SHA256: good},
-		{Name: "keyfleet-plugin-missing", SHA256: good},
+		{Name: "keyfleet-plugin-missing", SHA256: good}, {Name: "keyfleet-plugin-legacy", SHA256: legacy},
 	}})
 	tests := []struct{ name, plugin, reason string }{
 		{"an unpinned binary is refused", "keyfleet-plugin-stray", "not pinned"},
@@ -81,20 +83,26 @@ func TestBinariesThatMayNotRunAreRefused(t *testing.T) {
 			}
 		})
 	}
-	t.Run("the pinned plugin still loads and works", func(t *testing.T) {
-		if len(r.kinds) != 1 {
-			t.Fatalf("%d kinds loaded, want 1", len(r.kinds))
+	t.Run("the pinned plugins still load and work, in either protocol version", func(t *testing.T) {
+		if len(r.kinds) != 2 {
+			t.Fatalf("%d kinds loaded, want 2", len(r.kinds))
 		}
-		if res, err := verify(r.kind(t, "flaky"), "ok"); err != nil || !res.OK {
-			t.Fatalf("OK=%v err=%v", res.OK, err)
+		for _, k := range []string{"flaky", "legacy"} {
+			if res, err := verify(r.kind(t, k), "ok"); err != nil || !res.OK {
+				t.Fatalf("%s: OK=%v err=%v", k, res.OK, err)
+			}
 		}
 	})
 }
 
-// onePlugin starts a host with the test plugin pinned under timeout.
-func onePlugin(t *testing.T, timeout time.Duration) (*rig, sdk.Factor, string) {
+// current is the protocol version this SDK's plugins speak.
+var current = strconv.Itoa(sdk.ProtocolVersion)
+
+// onePlugin starts a host with the test plugin pinned under timeout,
+// speaking protocol version v (default: the newest).
+func onePlugin(t *testing.T, timeout time.Duration, v ...string) (*rig, sdk.Factor, string) {
 	dir := t.TempDir()
-	sum := buildInto(t, dir, "flaky", "flaky", "1")
+	sum := buildInto(t, dir, "flaky", "flaky", append(v, current)[0])
 	r := start(t, host.Config{Dir: dir, Plugins: []host.PluginConfig{
 		{Name: "keyfleet-plugin-flaky", SHA256: sum, Timeout: host.Duration{Duration: timeout}}}})
 	return r, r.kind(t, "flaky"), dir
@@ -111,26 +119,34 @@ func TestAPluginThatFailsMidCallIsRestarted(t *testing.T) {
 		{"a plugin that hangs past its timeout is restarted", "hang", 500 * time.Millisecond, context.DeadlineExceeded},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r, f, _ := onePlugin(t, tt.timeout)
-			if res, err := verify(f, "ok"); err != nil || !res.OK || string(res.State) != string(secretState)+"+" {
-				t.Fatalf("before: OK=%v err=%v", res.OK, err)
-			}
-			began := time.Now()
-			_, err := verify(f, tt.response)
-			if !errors.Is(err, sdk.ErrUnavailable) || (tt.also != nil && !errors.Is(err, tt.also)) {
-				t.Fatalf("the call in flight: err = %v, want sdk.ErrUnavailable", err)
-			}
-			if took := time.Since(began); took > tt.timeout+2*time.Second {
-				t.Errorf("the failed call took %s", took)
-			}
-			if res, err := verify(f, "ok"); err != nil || !res.OK || string(res.State) != string(secretState)+"+" {
-				t.Fatalf("the next call: OK=%v err=%v", res.OK, err)
-			}
-			if r.events.restarts() != 1 || r.counter("keyfleet_plugin_restarts_total", "keyfleet-plugin-flaky") != 1 {
-				t.Errorf("restarts: %d events, metric %v; want 1", r.events.restarts(), r.counter("keyfleet_plugin_restarts_total", "keyfleet-plugin-flaky"))
-			}
-		})
+		for _, v := range []string{"1", current} {
+			t.Run("v"+v+"/"+tt.name, func(t *testing.T) { failMidCall(t, v, tt.response, tt.timeout, tt.also) })
+		}
+	}
+}
+
+// failMidCall makes a plugin speaking protocol version v fail during a
+// verification (response "crash" or "hang") and checks that the call
+// fails as unavailable, wrapping also, and that the next call reaches a
+// restarted process.
+func failMidCall(t *testing.T, v, response string, timeout time.Duration, also error) {
+	r, f, _ := onePlugin(t, timeout, v)
+	if res, err := verify(f, "ok"); err != nil || !res.OK || string(res.State) != string(secretState)+"+" {
+		t.Fatalf("before: OK=%v err=%v", res.OK, err)
+	}
+	began := time.Now()
+	_, err := verify(f, response)
+	if !errors.Is(err, sdk.ErrUnavailable) || (also != nil && !errors.Is(err, also)) {
+		t.Fatalf("the call in flight: err = %v, want sdk.ErrUnavailable", err)
+	}
+	if took := time.Since(began); took > timeout+2*time.Second {
+		t.Errorf("the failed call took %s", took)
+	}
+	if res, err := verify(f, "ok"); err != nil || !res.OK || string(res.State) != string(secretState)+"+" {
+		t.Fatalf("the next call: OK=%v err=%v", res.OK, err)
+	}
+	if r.events.restarts() != 1 || r.counter("keyfleet_plugin_restarts_total", "keyfleet-plugin-flaky") != 1 {
+		t.Errorf("restarts: %d events, metric %v; want 1", r.events.restarts(), r.counter("keyfleet_plugin_restarts_total", "keyfleet-plugin-flaky"))
 	}
 }
 

@@ -51,7 +51,7 @@ func TestPluginsDieWithTheDaemon(t *testing.T) {
 		return
 	}
 	dir := t.TempDir()
-	sum := buildInto(t, dir, "flaky", "flaky", "1")
+	sum := buildInto(t, dir, "flaky", "flaky", current)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestPluginsDieWithTheDaemon$", "-test.v")
 	cmd.Env = append(os.Environ(), childEnv+"="+dir, childEnv+"_SUM="+sum)
 	out, err := cmd.StdoutPipe()

@@ -54,12 +54,14 @@ func fromInputs(in []*factorpb.Input) []Input {
 
 func toInfo(i Info) *factorpb.Info {
 	return &factorpb.Info{Kind: i.Kind, DisplayName: i.DisplayName, Version: i.Version, Hardware: i.Hardware,
-		EnrolInputs: toInputs(i.EnrolInputs), VerifyInputs: toInputs(i.VerifyInputs), OutOfBand: i.OutOfBand}
+		EnrolInputs: toInputs(i.EnrolInputs), VerifyInputs: toInputs(i.VerifyInputs), OutOfBand: i.OutOfBand,
+		ChallengeFree: i.ChallengeFree}
 }
 
 func fromInfo(i *factorpb.Info) Info {
 	return Info{Kind: i.GetKind(), DisplayName: i.GetDisplayName(), Version: i.GetVersion(), Hardware: i.GetHardware(),
-		EnrolInputs: fromInputs(i.GetEnrolInputs()), VerifyInputs: fromInputs(i.GetVerifyInputs()), OutOfBand: i.GetOutOfBand()}
+		EnrolInputs: fromInputs(i.GetEnrolInputs()), VerifyInputs: fromInputs(i.GetVerifyInputs()), OutOfBand: i.GetOutOfBand(),
+		ChallengeFree: i.GetChallengeFree()}
 }
 
 func toContext(c VerifyContext) *factorpb.VerifyContext {

@@ -66,6 +66,13 @@ type Info struct {
 	// answer that never comes closes the verification at the deadline
 	// without FinishVerify.
 	OutOfBand bool
+	// ChallengeFree promises that BeginVerify keeps no session and that
+	// a response does not depend on a challenge (a TOTP or HOTP code):
+	// the daemon then checks a response in one call (POST /v1/verify)
+	// with FinishVerify alone, without calling BeginVerify first. Leave
+	// it false for a kind that signs or answers a challenge; the daemon
+	// refuses one-call verification for such kinds.
+	ChallengeFree bool
 }
 
 // Input is one field a kind expects in a response.

@@ -17,7 +17,7 @@ type echo struct{ err error }
 
 func (e echo) Describe(context.Context) (sdk.Info, error) {
 	return sdk.Info{Kind: "echo", DisplayName: "Echo", Version: "1", Hardware: true, OutOfBand: true,
-		VerifyInputs: []sdk.Input{{Name: "code", Description: "a code"}}}, e.err
+		VerifyInputs: []sdk.Input{{Name: "code", Description: "a code"}}, ChallengeFree: true}, e.err
 }
 
 func (e echo) BeginEnrol(_ context.Context, r sdk.BeginEnrolRequest) (sdk.BeginEnrolResponse, error) {
@@ -65,32 +65,47 @@ func TestErrorsCrossTheWireAsSentinels(t *testing.T) {
 		{"unavailable stays ErrUnavailable", sdk.ErrUnavailable, sdk.ErrUnavailable},
 		{"a deadline stays DeadlineExceeded", context.DeadlineExceeded, context.DeadlineExceeded},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := sdktest.GRPC(t, echo{err: tt.err})
-			_, err := f.FinishVerify(context.Background(), sdk.FinishVerifyRequest{})
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("err = %v, want it to wrap %v", err, tt.want)
-			}
-			if err.Error() != tt.err.Error() {
-				t.Errorf("message %q, want the plugin's %q", err, tt.err)
+	for _, v := range versions {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("v%d/%s", v, tt.name), func(t *testing.T) {
+				f := sdktest.GRPCVersion(t, echo{err: tt.err}, v)
+				_, err := f.FinishVerify(context.Background(), sdk.FinishVerifyRequest{})
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("err = %v, want it to wrap %v", err, tt.want)
+				}
+				if err.Error() != tt.err.Error() {
+					t.Errorf("message %q, want the plugin's %q", err, tt.err)
+				}
+			})
+		}
+		t.Run(fmt.Sprintf("v%d/any other error wraps no sentinel", v), func(t *testing.T) {
+			f := sdktest.GRPCVersion(t, echo{err: errors.New("boom")}, v)
+			for _, err := range []error{second(f.Describe(context.Background())), second(f.BeginVerify(context.Background(), sdk.BeginVerifyRequest{}))} {
+				var re *sdk.RemoteError
+				if !errors.As(err, &re) || errors.Unwrap(err) != nil || err.Error() != "boom" {
+					t.Fatalf("err = %#v", err)
+				}
 			}
 		})
 	}
-	t.Run("any other error wraps no sentinel", func(t *testing.T) {
-		_, err := sdktest.GRPC(t, echo{err: errors.New("boom")}).Describe(context.Background())
-		var re *sdk.RemoteError
-		if !errors.As(err, &re) || errors.Unwrap(err) != nil || err.Error() != "boom" {
-			t.Fatalf("err = %#v", err)
-		}
-	})
 }
 
+// versions are the plugin protocol versions every wire test runs in.
+var versions = []int{1, 2}
+
+func second[T any](_ T, err error) error { return err }
+
 func TestValuesCrossTheWireUnchanged(t *testing.T) {
-	f := sdktest.GRPC(t, echo{})
+	for _, v := range versions {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) { valuesCrossTheWire(t, sdktest.GRPCVersion(t, echo{}, v)) })
+	}
+}
+
+func valuesCrossTheWire(t *testing.T, f sdk.Factor) {
 	ctx := context.Background()
 	info, err := f.Describe(ctx)
-	want := sdk.Info{Kind: "echo", DisplayName: "Echo", Version: "1", Hardware: true, OutOfBand: true, VerifyInputs: []sdk.Input{{Name: "code", Description: "a code"}}}
+	want := sdk.Info{Kind: "echo", DisplayName: "Echo", Version: "1", Hardware: true, OutOfBand: true,
+		VerifyInputs: []sdk.Input{{Name: "code", Description: "a code"}}, ChallengeFree: true}
 	if err != nil || !reflect.DeepEqual(info, want) {
 		t.Errorf("Describe = %+v, %v", info, err)
 	}

@@ -13,7 +13,12 @@ import (
 // ProtocolVersion is the newest version of the factor plugin protocol this
 // package speaks. The host and a plugin each offer the versions they know
 // and go-plugin picks the highest one both have (see [PluginSets]).
-const ProtocolVersion = 1
+//
+// Version 1 makes each call a unary gRPC call. Version 2 keeps Describe
+// there and sends every other call over one stream that stays open, with
+// the calls made at the same moment in one message: a call then costs
+// the plugin and the daemon a small part of what a unary call does.
+const ProtocolVersion = 2
 
 // PluginName is the name under which a plugin serves its Factor.
 const PluginName = "factor"
@@ -37,11 +42,13 @@ var Handshake = plugin.HandshakeConfig{
 // version → the plugins served under it. impl is the Factor a plugin
 // serves; the host passes nil (it only uses the client side).
 //
-// A future protocol version 2 adds an entry here; plugins built against
-// this SDK keep working with a host that still offers version 1.
+// A plugin built against an SDK that knew only version 1 keeps working
+// with this host, and a plugin built against this SDK with a host that
+// offers only version 1.
 func PluginSets(impl Factor) map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
 		1: {PluginName: &factorPlugin{impl: impl}},
+		2: {PluginName: &factorPlugin{impl: impl, stream: true}},
 	}
 }
 
@@ -60,10 +67,12 @@ func Serve(impl Factor) {
 	})
 }
 
-// factorPlugin binds a Factor to go-plugin's gRPC transport.
+// factorPlugin binds a Factor to go-plugin's gRPC transport, in protocol
+// version 1 or (stream) 2.
 type factorPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	impl Factor
+	impl   Factor
+	stream bool
 }
 
 var _ plugin.GRPCPlugin = (*factorPlugin)(nil)
@@ -73,11 +82,18 @@ func (p *factorPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	if p.impl == nil {
 		return errors.New("sdk: no Factor to serve")
 	}
+	if p.stream {
+		RegisterGRPCServer(s, p.impl)
+		return nil
+	}
 	factorpb.RegisterFactorServer(s, &grpcServer{impl: p.impl})
 	return nil
 }
 
-// GRPCClient returns the host side: an [Factor] whose calls cross the wire.
+// GRPCClient returns the host side: a [Factor] whose calls cross the wire.
 func (p *factorPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	if p.stream {
+		return newStreamClient(c), nil
+	}
 	return NewGRPCClient(c), nil
 }

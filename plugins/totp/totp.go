@@ -34,7 +34,7 @@ var _ sdk.Factor = Factor{}
 // Describe names the kind "totp".
 func (Factor) Describe(context.Context) (sdk.Info, error) {
 	return sdk.Info{
-		Kind: "totp", DisplayName: "Authenticator app (TOTP)", Version: Version,
+		Kind: "totp", DisplayName: "Authenticator app (TOTP)", Version: Version, ChallengeFree: true,
 		EnrolInputs:  []sdk.Input{{Name: "code", Description: "the code the app shows after adding the seed"}},
 		VerifyInputs: []sdk.Input{{Name: "code", Description: "the code the app shows now"}},
 	}, nil

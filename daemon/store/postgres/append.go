@@ -225,7 +225,7 @@ func (s *Store) chainEvents(t *tx, from audit.Head) ([][]any, audit.Head, error)
 		if err != nil {
 			return nil, from, err
 		}
-		recs = append(recs, []any{int64(rec.Seq), ev.Target.ID, s.box.seal("audit", fmt.Sprint(rec.Seq), rec.Marshal())})
+		recs = append(recs, []any{int64(rec.Seq), ev.Target.ID, ev.Actor.ID, ev.Action, s.box.seal("audit", fmt.Sprint(rec.Seq), rec.Marshal())})
 	}
 	return recs, chain.Head, nil
 }
@@ -236,7 +236,7 @@ func (s *Store) chainEvents(t *tx, from audit.Head) ([][]any, audit.Head, error)
 // afterwards (durable.go).
 func (s *Store) queueAppend(b *pgx.Batch, recs [][]any, head audit.Head) {
 	for _, args := range recs {
-		b.Queue("INSERT INTO audit (seq, target, rec) VALUES ($1, $2, $3)", args...)
+		b.Queue("INSERT INTO audit (seq, target, actor, action, rec) VALUES ($1, $2, $3, $4, $5)", args...)
 	}
 	b.Queue("SELECT pg_notify('keyfleet_audit', $1)", fmt.Sprint(head.Seq))
 	b.Queue("SET LOCAL synchronous_commit = off")

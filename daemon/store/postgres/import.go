@@ -127,7 +127,8 @@ func (s *Store) importChain(ctx context.Context, ptx pgx.Tx, src Source) (int, e
 		if err != nil {
 			return false, err
 		}
-		b.Queue("INSERT INTO audit (seq, target, rec) VALUES ($1, $2, $3)", int64(seq), ev.Target.ID, s.box.seal("audit", fmt.Sprint(seq), r.Marshal()))
+		b.Queue("INSERT INTO audit (seq, target, actor, action, rec) VALUES ($1, $2, $3, $4, $5)",
+			int64(seq), ev.Target.ID, ev.Actor.ID, ev.Action, s.box.seal("audit", fmt.Sprint(seq), r.Marshal()))
 		n++
 		if b.Len() >= 1000 {
 			return true, flush()

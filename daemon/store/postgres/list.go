@@ -109,7 +109,34 @@ func list[T any](r *readTx, t *table, w where, pg core.PageReq, match func(T) bo
 // usernames are sealed, so the order is made here: every user's id and
 // sealed name are read (names once per process: a user's name never
 // changes), sorted, and the page's records read after the cursor.
+//
+// A query (core.UserFilter) lists users in the order of the search term
+// they matched by: the terms are in the sealed records, so every user is
+// read and the matches sorted (usersByTerm); the Badger store reads only
+// the matches, through an index.
 func (r *readTx) Users(f core.UserFilter, pg core.PageReq) ([]core.User, string, error) {
+	if f.Query != "" {
+		return r.usersByTerm(f, pg)
+	}
+	all, err := r.allUserNames(f)
+	if err != nil {
+		return nil, "", err
+	}
+	var byName []idName
+	for _, x := range all {
+		if x.name > pg.After {
+			byName = append(byName, x)
+		}
+	}
+	slices.SortFunc(byName, func(a, b idName) int { return strings.Compare(a.name, b.name) })
+	return r.usersInOrder(byName, f, pg)
+}
+
+type idName struct{ id, name string }
+
+// allUserNames reads the id and name of every user in f's status (all
+// statuses when it has none).
+func (r *readTx) allUserNames(f core.UserFilter) ([]idName, error) {
 	w := where{}
 	w.eq("status", f.Status)
 	sql := "SELECT k, name FROM users WHERE $1::text IS NOT NULL"
@@ -118,34 +145,24 @@ func (r *readTx) Users(f core.UserFilter, pg core.PageReq) ([]core.User, string,
 	}
 	rows, err := r.q.Query(r.ctx, sql, append([]any{""}, w.args...)...)
 	if err != nil {
-		return nil, "", r.fail(err)
+		return nil, r.fail(err)
 	}
-	var byName []idName
+	defer rows.Close()
+	var out []idName
 	for rows.Next() {
 		var id string
 		var sealed []byte
 		if err := rows.Scan(&id, &sealed); err != nil {
-			rows.Close()
-			return nil, "", err
+			return nil, err
 		}
 		name, err := r.s.names.get(r.s.box, id, sealed)
 		if err != nil {
-			rows.Close()
-			return nil, "", err
+			return nil, err
 		}
-		if name > pg.After {
-			byName = append(byName, idName{id, name})
-		}
+		out = append(out, idName{id, name})
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, "", r.fail(err)
-	}
-	slices.SortFunc(byName, func(a, b idName) int { return strings.Compare(a.name, b.name) })
-	return r.usersInOrder(byName, f, pg)
+	return out, r.fail2(rows.Err())
 }
-
-type idName struct{ id, name string }
 
 // usersInOrder reads the users of byName in that order, in batches,
 // until a page of matches and one more are found.
@@ -234,4 +251,57 @@ func (c *nameCache) get(b *box, id string, sealed []byte) (string, error) {
 	c.m[id] = name
 	c.mu.Unlock()
 	return name, nil
+}
+
+// usersByTerm lists the users f matches in the order of the search term
+// each matched by, then username, after the cursor.
+func (r *readTx) usersByTerm(f core.UserFilter, pg core.PageReq) ([]core.User, string, error) {
+	var afterTerm, afterName string
+	if pg.After != "" {
+		var err error
+		if afterTerm, afterName, err = core.ParseTermCursor(pg.After); err != nil {
+			return nil, "", err
+		}
+	}
+	type match struct {
+		term string
+		u    core.User
+	}
+	var all []match
+	byName, err := r.allUserNames(core.UserFilter{Status: f.Status})
+	if err != nil {
+		return nil, "", err
+	}
+	for len(byName) > 0 {
+		part := byName[:min(1000, len(byName))]
+		byName = byName[len(part):]
+		users, err := r.usersByID(part)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, u := range users {
+			if u == nil || !f.Match(*u) {
+				continue
+			}
+			term, _ := u.MatchTerm(f.Query)
+			if pg.After == "" || term > afterTerm || (term == afterTerm && u.Username > afterName) {
+				all = append(all, match{term, *u})
+			}
+		}
+	}
+	slices.SortFunc(all, func(a, b match) int {
+		if c := strings.Compare(a.term, b.term); c != 0 {
+			return c
+		}
+		return strings.Compare(a.u.Username, b.u.Username)
+	})
+	var out []core.User
+	for i, m := range all {
+		if i == pg.Limit {
+			last := all[i-1]
+			return out, core.TermCursor(last.term, last.u.Username), nil
+		}
+		out = append(out, m.u)
+	}
+	return out, "", nil
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/keyfleet/keyfleet/daemon/audit"
@@ -125,11 +126,18 @@ func (r *readTx) AuditRecord(seq uint64) (audit.Record, error) {
 	return r.s.openAudit(seq, sealed)
 }
 
-func (r *readTx) AuditByTarget(targetID string, after uint64, limit int) ([]uint64, error) {
-	if targetID == "" || limit <= 0 {
+// auditColumns are the indexed columns of the audit table by field.
+var auditColumns = map[core.AuditField]string{core.AuditTarget: "target", core.AuditActor: "actor", core.AuditAction: "action"}
+
+func (r *readTx) AuditBy(field core.AuditField, value string, after uint64, limit int) ([]uint64, error) {
+	col, ok := auditColumns[field]
+	if !ok {
+		return nil, fmt.Errorf("%w: audit events are not indexed by %q", core.ErrInvalid, field)
+	}
+	if value == "" || limit <= 0 || after > math.MaxInt64 {
 		return nil, nil
 	}
-	rows, err := r.q.Query(r.ctx, "SELECT seq FROM audit WHERE target = $1 AND target <> '' AND seq > $2 ORDER BY seq LIMIT $3", targetID, int64(after), limit)
+	rows, err := r.q.Query(r.ctx, "SELECT seq FROM audit WHERE "+col+" = $1 AND "+col+" <> '' AND seq > $2 ORDER BY seq LIMIT $3", value, int64(after), limit)
 	if err != nil {
 		return nil, r.fail(err)
 	}

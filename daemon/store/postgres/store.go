@@ -127,6 +127,9 @@ func (s *Store) prepare(ctx context.Context, o Options) error {
 	if err := s.checkKey(ctx); err != nil {
 		return err
 	}
+	if err := s.backfillAudit(ctx); err != nil {
+		return err
+	}
 	if err := s.ensureEpoch(ctx); err != nil {
 		return err
 	}
@@ -668,4 +671,65 @@ func redact(err error) error {
 		return nil
 	}
 	return errors.New(redactString(err.Error()))
+}
+
+// backfillAudit fills the actor and action columns of events written
+// before schema version 4 (migrations/00004_audit_actor_action.sql), a
+// thousand at a time, opening each, once: meta's audit_index_filled
+// records that it is done, so later starts do not look. Every event has
+// an action, so an empty one marks an event not filled yet; several
+// keyfleetd doing it at once write the same values.
+func (s *Store) backfillAudit(ctx context.Context) error {
+	var done string
+	err := s.pool.QueryRow(ctx, "SELECT v FROM meta WHERE k = 'audit_index_filled'").Scan(&done)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres store: %w", err)
+	}
+	if err := s.fillAudit(ctx); err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, "INSERT INTO meta (k, v) VALUES ('audit_index_filled', '2') ON CONFLICT (k) DO NOTHING")
+	return err
+}
+
+func (s *Store) fillAudit(ctx context.Context) error {
+	for {
+		rows, err := s.pool.Query(ctx, "SELECT seq, rec FROM audit WHERE action = '' ORDER BY seq LIMIT 1000")
+		if err != nil {
+			return fmt.Errorf("postgres store: filling the audit index: %w", err)
+		}
+		b := &pgx.Batch{}
+		for rows.Next() {
+			var seq int64
+			var sealed []byte
+			if err := rows.Scan(&seq, &sealed); err != nil {
+				rows.Close()
+				return err
+			}
+			r, err := s.openAudit(uint64(seq), sealed)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			ev, err := r.Event()
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			b.Queue("UPDATE audit SET actor = $2, action = $3 WHERE seq = $1", seq, ev.Actor.ID, ev.Action)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if b.Len() == 0 {
+			return nil
+		}
+		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("postgres store: filling the audit index: %w", err)
+		}
+	}
 }

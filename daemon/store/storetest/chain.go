@@ -68,17 +68,18 @@ func testAudit(t *testing.T, b Backend) {
 		}
 		_, err = tx.AuditRecord(5)
 		wantNotFound(t, "AuditRecord past the head", err)
-		seqs, err := tx.AuditByTarget("u0", 0, 10)
+		seqs, err := tx.AuditBy(core.AuditTarget, "u0", 0, 10)
 		if err != nil || fmt.Sprint(seqs) != "[1 3]" {
-			t.Fatalf("AuditByTarget(u0) = %v, %v", seqs, err)
+			t.Fatalf("AuditBy(target u0) = %v, %v", seqs, err)
 		}
-		seqs, _ = tx.AuditByTarget("u0", 1, 10)
-		none, _ := tx.AuditByTarget("", 0, 10)
+		seqs, _ = tx.AuditBy(core.AuditTarget, "u0", 1, 10)
+		none, _ := tx.AuditBy(core.AuditTarget, "", 0, 10)
 		if fmt.Sprint(seqs) != "[3]" || len(none) != 0 {
-			t.Fatalf("AuditByTarget(u0, after 1) = %v; by no target %v", seqs, none)
+			t.Fatalf("AuditBy(target u0, after 1) = %v; by no target %v", seqs, none)
 		}
 		return nil
 	})
+	testAuditIndexes(t, st)
 	var keys []uint64
 	st.AuditScan(ctxb, 1, func(k uint64, r audit.Record) (bool, error) { keys = append(keys, k); return k < 3, nil })
 	if fmt.Sprint(keys) != "[2 3]" {
@@ -395,4 +396,71 @@ func testDurableAfterKill(t *testing.T, b Backend) {
 	if err != nil || rep.Break != nil || rep.Checked < uint64(len(acked)) {
 		t.Fatalf("chain after the kill: %d records, %v, break %+v (acked %d)", rep.Checked, err, rep.Break, len(acked))
 	}
+}
+
+// testAuditIndexes: events are found by target, actor and action through
+// AuditBy, oldest first, after a sequence number, up to a limit.
+func testAuditIndexes(t *testing.T, st Store) {
+	head := st.AuditHead().Seq
+	evs := []struct{ actor, action, target string }{
+		{"usr_a", "factor.revoke", "fac_1"}, {"usr_b", "user.create", "usr_x"}, {"usr_a", "user.create", "usr_y"},
+		{"usr_b", "factor.revoke", "fac_1"}, {"", "system.note", ""}, {"usr_a", "factor.revoke", "fac_2"},
+	}
+	update(t, st, func(tx core.Tx) error {
+		for _, e := range evs {
+			ev := event(e.action, e.target)
+			ev.Actor.ID = e.actor
+			if err := tx.Audit(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	at := func(i ...int) string { // the seqs of evs[i...]
+		out := make([]uint64, len(i))
+		for j, n := range i {
+			out[j] = head + uint64(n) + 1
+		}
+		return fmt.Sprint(out)
+	}
+	tests := []struct {
+		name  string
+		field core.AuditField
+		value string
+		after uint64
+		limit int
+		want  string
+	}{
+		{"by actor", core.AuditActor, "usr_a", 0, 10, at(0, 2, 5)},
+		{"by actor after one of its events", core.AuditActor, "usr_a", head + 1, 10, at(2, 5)},
+		{"by action", core.AuditAction, "factor.revoke", 0, 10, at(0, 3, 5)},
+		{"by action up to a limit", core.AuditAction, "factor.revoke", 0, 2, at(0, 3)},
+		{"by target", core.AuditTarget, "fac_1", 0, 10, at(0, 3)},
+		{"by an actor nobody is", core.AuditActor, "usr_nobody", 0, 10, "[]"},
+		{"by an empty actor", core.AuditActor, "", 0, 10, "[]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			view(t, st, func(tx core.ReadTx) error {
+				seqs, err := tx.AuditBy(tt.field, tt.value, tt.after, tt.limit)
+				if err != nil || fmt.Sprint(nonNilSeqs(seqs)) != tt.want {
+					t.Fatalf("AuditBy(%s %q after %d) = %v, %v; want %s", tt.field, tt.value, tt.after, seqs, err, tt.want)
+				}
+				return nil
+			})
+		})
+	}
+	view(t, st, func(tx core.ReadTx) error {
+		if _, err := tx.AuditBy("request_id", "x", 0, 10); !errors.Is(err, core.ErrInvalid) {
+			t.Errorf("AuditBy an unindexed field: %v, want ErrInvalid", err)
+		}
+		return nil
+	})
+}
+
+func nonNilSeqs(s []uint64) []uint64 {
+	if s == nil {
+		return []uint64{}
+	}
+	return s
 }

@@ -145,9 +145,67 @@ func testUserLists(t *testing.T, b Backend) {
 		{"by group", core.UserFilter{Group: "eng"}, []string{"alice", "carol", "zoe", "émile"}},
 		{"by role", core.UserFilter{Role: "helpdesk"}, []string{"carol"}},
 		{"by status", core.UserFilter{Status: "active"}, []string{"Bob", "al", "alice", "bob", "dave", "zoe", "émile"}},
-		{"by a piece of a name, any case", core.UserFilter{Query: "quu"}, []string{"carol"}},
-		{"by a piece of an email", core.UserFilter{Query: "@EXAMPLE"}, sorted},
+		{"by the start of a word of the display name, any case", core.UserFilter{Query: "QUU"}, []string{"carol"}},
+		{"by the start of the email's domain", core.UserFilter{Query: "@example"}, sorted},
+		{"by the start of a username or email, in the order of what matched", core.UserFilter{Query: "al"}, []string{"al", "alice"}},
+		{"by the start of the display name, each user once", core.UserFilter{Query: "person b"}, []string{"Bob", "bob"}},
+		{"by the start of a name and a group", core.UserFilter{Query: "a", Group: "eng"}, []string{"alice"}},
+		{"by the middle of a name: not a start, nobody", core.UserFilter{Query: "lic"}, nil},
+		{"by a role nobody has", core.UserFilter{Role: "auditor"}, nil},
+		{"by status and group", core.UserFilter{Status: "active", Group: "eng"}, []string{"alice", "zoe", "émile"}},
 		{"nobody", core.UserFilter{Group: "none"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			view(t, st, func(tx core.ReadTx) error {
+				got := allPages(t, tt.name, func(p core.PageReq) ([]core.User, string, error) { return tx.Users(tt.f, p) }, name)
+				if !slices.Equal(got, tt.want) {
+					t.Fatalf("got %v, want %v", got, tt.want)
+				}
+				return nil
+			})
+		})
+	}
+	t.Run("lists follow changes and deletions", func(t *testing.T) { userListsFollowChanges(t, st) })
+}
+
+// userListsFollowChanges: a user whose group, role, status, email or
+// name changes is listed by the new values only, and a deleted user by
+// none.
+func userListsFollowChanges(t *testing.T, st Store) {
+	var carol, dave core.User
+	view(t, st, func(tx core.ReadTx) error {
+		var err error
+		if carol, err = tx.UserByName("carol"); err != nil {
+			return err
+		}
+		dave, err = tx.UserByName("dave")
+		return err
+	})
+	carol.Groups, carol.Roles, carol.Status = []string{"ops"}, []string{"auditor"}, "active"
+	carol.Email, carol.DisplayName = "c.q@corp.test", "Carol Zed"
+	update(t, st, func(tx core.Tx) error {
+		if err := tx.PutUser(carol); err != nil {
+			return err
+		}
+		return tx.DeleteUser(dave)
+	})
+	name := func(u core.User) string { return u.Username }
+	tests := []struct {
+		name string
+		f    core.UserFilter
+		want []string
+	}{
+		{"the old group", core.UserFilter{Group: "eng"}, []string{"alice", "zoe", "émile"}},
+		{"the new group", core.UserFilter{Group: "ops"}, []string{"carol"}},
+		{"the old role", core.UserFilter{Role: "helpdesk"}, nil},
+		{"the new role", core.UserFilter{Role: "auditor"}, []string{"carol"}},
+		{"the old status", core.UserFilter{Status: "disabled"}, nil},
+		{"the old email's domain", core.UserFilter{Query: "@example"}, []string{"Bob", "al", "alice", "bob", "zoe", "émile"}},
+		{"the new email's domain", core.UserFilter{Query: "@corp"}, []string{"carol"}},
+		{"the old word of the name", core.UserFilter{Query: "quux"}, nil},
+		{"the new word of the name", core.UserFilter{Query: "zed"}, []string{"carol"}},
+		{"the deleted user's name", core.UserFilter{Query: "dave"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

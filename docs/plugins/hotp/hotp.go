@@ -37,7 +37,7 @@ func Code(key []byte, c uint64) string {
 
 func (HOTP) Describe(context.Context) (sdk.Info, error) {
 	in := []sdk.Input{{Name: "code", Description: "the next code the token shows"}}
-	return sdk.Info{Kind: "hotp", DisplayName: "Counter-based code (HOTP)", Version: "0.1.0", EnrolInputs: in, VerifyInputs: in}, nil
+	return sdk.Info{Kind: "hotp", DisplayName: "Counter-based code (HOTP)", Version: "0.1.0", EnrolInputs: in, VerifyInputs: in, ChallengeFree: true}, nil
 }
 
 func (HOTP) BeginEnrol(_ context.Context, req sdk.BeginEnrolRequest) (sdk.BeginEnrolResponse, error) {

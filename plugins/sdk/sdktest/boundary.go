@@ -21,10 +21,22 @@ import (
 // GRPC serves impl through the SDK's gRPC shims over an in-process
 // connection (go-plugin's test transport) and returns the client side, so
 // a test crosses the same protobuf boundary as a real plugin without
-// starting a process.
+// starting a process. It speaks the newest protocol version; GRPCVersion
+// picks one.
 func GRPC(t testing.TB, impl sdk.Factor) sdk.Factor {
 	t.Helper()
-	client, _ := plugin.TestPluginGRPCConn(t, false, sdk.PluginSets(impl)[sdk.ProtocolVersion])
+	return GRPCVersion(t, impl, sdk.ProtocolVersion)
+}
+
+// GRPCVersion is GRPC in the given protocol version (1: a unary call per
+// call; 2: calls over one stream).
+func GRPCVersion(t testing.TB, impl sdk.Factor, version int) sdk.Factor {
+	t.Helper()
+	set, ok := sdk.PluginSets(impl)[version]
+	if !ok {
+		t.Fatalf("sdktest: no protocol version %d", version)
+	}
+	client, _ := plugin.TestPluginGRPCConn(t, false, set)
 	t.Cleanup(func() { _ = client.Close() })
 	raw, err := client.Dispense(sdk.PluginName)
 	if err != nil {

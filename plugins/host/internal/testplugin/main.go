@@ -4,7 +4,11 @@
 // malformed log lines straight to the host's pipe, "pid" succeeds with its
 // process id as state, "ok" succeeds and anything else fails. Build flags set its kind and protocol version:
 //
-//	go build -ldflags "-X main.kind=flaky -X main.protocol=1"
+//	go build -ldflags "-X main.kind=flaky -X main.protocol=2"
+//
+// A protocol version the SDK still has but is not its newest (1) makes a
+// plugin built against an older SDK; one it does not have, an
+// incompatible plugin.
 package main
 
 import (
@@ -72,12 +76,17 @@ func main() {
 		sdk.Serve(factor{})
 		return
 	}
-	// An incompatible plugin: serves the same set under another version.
+	// Only version v: an older plugin, or an incompatible one (the newest
+	// set under a version the host does not know).
+	set, ok := sdk.PluginSets(factor{})[v]
+	if !ok {
+		set = sdk.PluginSets(factor{})[sdk.ProtocolVersion]
+	}
 	hs := sdk.Handshake
 	hs.ProtocolVersion = uint(v)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  hs,
-		VersionedPlugins: map[int]plugin.PluginSet{v: sdk.PluginSets(factor{})[sdk.ProtocolVersion]},
+		VersionedPlugins: map[int]plugin.PluginSet{v: set},
 		GRPCServer:       plugin.DefaultGRPCServer,
 	})
 }

@@ -2,7 +2,8 @@
 // plugin. Plugin authors never see it: plugins/sdk converts to and from the
 // plain Go types in factor.go. Regenerate with scripts/generate.sh.
 //
-// Protocol version 1 (sdk.ProtocolVersion). Adding a field is compatible;
+// Protocol version 1 is the Factor service; version 2 (sdk.ProtocolVersion)
+// adds the FactorStream service beside it. Adding a field is compatible;
 // renaming, renumbering or changing a field's type is a new protocol
 // version with its own service.
 
@@ -29,6 +30,420 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// CallBatch holds calls the host makes at the same time; each is answered by
+// the Reply with its id, in any order.
+type CallBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Calls         []*Call                `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallBatch) Reset() {
+	*x = CallBatch{}
+	mi := &file_factor_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallBatch) ProtoMessage() {}
+
+func (x *CallBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_factor_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallBatch.ProtoReflect.Descriptor instead.
+func (*CallBatch) Descriptor() ([]byte, []int) {
+	return file_factor_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CallBatch) GetCalls() []*Call {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+type Call struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// timeout_ms is how long the host waits for the answer: the plugin's
+	// context ends then, as a unary call's deadline would end it.
+	TimeoutMs int64 `protobuf:"varint,2,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// Types that are valid to be assigned to Request:
+	//
+	//	*Call_BeginEnrol
+	//	*Call_FinishEnrol
+	//	*Call_BeginVerify
+	//	*Call_FinishVerify
+	Request       isCall_Request `protobuf_oneof:"request"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Call) Reset() {
+	*x = Call{}
+	mi := &file_factor_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Call) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Call) ProtoMessage() {}
+
+func (x *Call) ProtoReflect() protoreflect.Message {
+	mi := &file_factor_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Call.ProtoReflect.Descriptor instead.
+func (*Call) Descriptor() ([]byte, []int) {
+	return file_factor_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Call) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Call) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *Call) GetRequest() isCall_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *Call) GetBeginEnrol() *BeginEnrolRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_BeginEnrol); ok {
+			return x.BeginEnrol
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetFinishEnrol() *FinishEnrolRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_FinishEnrol); ok {
+			return x.FinishEnrol
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetBeginVerify() *BeginVerifyRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_BeginVerify); ok {
+			return x.BeginVerify
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetFinishVerify() *FinishVerifyRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_FinishVerify); ok {
+			return x.FinishVerify
+		}
+	}
+	return nil
+}
+
+type isCall_Request interface {
+	isCall_Request()
+}
+
+type Call_BeginEnrol struct {
+	BeginEnrol *BeginEnrolRequest `protobuf:"bytes,3,opt,name=begin_enrol,json=beginEnrol,proto3,oneof"`
+}
+
+type Call_FinishEnrol struct {
+	FinishEnrol *FinishEnrolRequest `protobuf:"bytes,4,opt,name=finish_enrol,json=finishEnrol,proto3,oneof"`
+}
+
+type Call_BeginVerify struct {
+	BeginVerify *BeginVerifyRequest `protobuf:"bytes,5,opt,name=begin_verify,json=beginVerify,proto3,oneof"`
+}
+
+type Call_FinishVerify struct {
+	FinishVerify *FinishVerifyRequest `protobuf:"bytes,6,opt,name=finish_verify,json=finishVerify,proto3,oneof"`
+}
+
+func (*Call_BeginEnrol) isCall_Request() {}
+
+func (*Call_FinishEnrol) isCall_Request() {}
+
+func (*Call_BeginVerify) isCall_Request() {}
+
+func (*Call_FinishVerify) isCall_Request() {}
+
+type ReplyBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replies       []*Reply               `protobuf:"bytes,1,rep,name=replies,proto3" json:"replies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplyBatch) Reset() {
+	*x = ReplyBatch{}
+	mi := &file_factor_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplyBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplyBatch) ProtoMessage() {}
+
+func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_factor_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplyBatch.ProtoReflect.Descriptor instead.
+func (*ReplyBatch) Descriptor() ([]byte, []int) {
+	return file_factor_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ReplyBatch) GetReplies() []*Reply {
+	if x != nil {
+		return x.Replies
+	}
+	return nil
+}
+
+type Reply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Types that are valid to be assigned to Response:
+	//
+	//	*Reply_BeginEnrol
+	//	*Reply_FinishEnrol
+	//	*Reply_BeginVerify
+	//	*Reply_FinishVerify
+	//	*Reply_Error
+	Response      isReply_Response `protobuf_oneof:"response"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reply) Reset() {
+	*x = Reply{}
+	mi := &file_factor_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reply) ProtoMessage() {}
+
+func (x *Reply) ProtoReflect() protoreflect.Message {
+	mi := &file_factor_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reply.ProtoReflect.Descriptor instead.
+func (*Reply) Descriptor() ([]byte, []int) {
+	return file_factor_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Reply) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Reply) GetResponse() isReply_Response {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *Reply) GetBeginEnrol() *BeginEnrolResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_BeginEnrol); ok {
+			return x.BeginEnrol
+		}
+	}
+	return nil
+}
+
+func (x *Reply) GetFinishEnrol() *FinishEnrolResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_FinishEnrol); ok {
+			return x.FinishEnrol
+		}
+	}
+	return nil
+}
+
+func (x *Reply) GetBeginVerify() *BeginVerifyResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_BeginVerify); ok {
+			return x.BeginVerify
+		}
+	}
+	return nil
+}
+
+func (x *Reply) GetFinishVerify() *FinishVerifyResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_FinishVerify); ok {
+			return x.FinishVerify
+		}
+	}
+	return nil
+}
+
+func (x *Reply) GetError() *Error {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isReply_Response interface {
+	isReply_Response()
+}
+
+type Reply_BeginEnrol struct {
+	BeginEnrol *BeginEnrolResponse `protobuf:"bytes,2,opt,name=begin_enrol,json=beginEnrol,proto3,oneof"`
+}
+
+type Reply_FinishEnrol struct {
+	FinishEnrol *FinishEnrolResponse `protobuf:"bytes,3,opt,name=finish_enrol,json=finishEnrol,proto3,oneof"`
+}
+
+type Reply_BeginVerify struct {
+	BeginVerify *BeginVerifyResponse `protobuf:"bytes,4,opt,name=begin_verify,json=beginVerify,proto3,oneof"`
+}
+
+type Reply_FinishVerify struct {
+	FinishVerify *FinishVerifyResponse `protobuf:"bytes,5,opt,name=finish_verify,json=finishVerify,proto3,oneof"`
+}
+
+type Reply_Error struct {
+	Error *Error `protobuf:"bytes,6,opt,name=error,proto3,oneof"`
+}
+
+func (*Reply_BeginEnrol) isReply_Response() {}
+
+func (*Reply_FinishEnrol) isReply_Response() {}
+
+func (*Reply_BeginVerify) isReply_Response() {}
+
+func (*Reply_FinishVerify) isReply_Response() {}
+
+func (*Reply_Error) isReply_Response() {}
+
+// Error is a call's error: a gRPC status code naming the SDK sentinel it
+// wraps (plugins/sdk/errors.go) and its message.
+type Error struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Error) Reset() {
+	*x = Error{}
+	mi := &file_factor_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Error) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Error) ProtoMessage() {}
+
+func (x *Error) ProtoReflect() protoreflect.Message {
+	mi := &file_factor_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Error.ProtoReflect.Descriptor instead.
+func (*Error) Descriptor() ([]byte, []int) {
+	return file_factor_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Error) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *Error) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // Instant is a point in time: seconds and nanoseconds since the Unix epoch.
 type Instant struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -42,7 +457,7 @@ type Instant struct {
 
 func (x *Instant) Reset() {
 	*x = Instant{}
-	mi := &file_factor_proto_msgTypes[0]
+	mi := &file_factor_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -54,7 +469,7 @@ func (x *Instant) String() string {
 func (*Instant) ProtoMessage() {}
 
 func (x *Instant) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[0]
+	mi := &file_factor_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -67,7 +482,7 @@ func (x *Instant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instant.ProtoReflect.Descriptor instead.
 func (*Instant) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{0}
+	return file_factor_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Instant) GetSeconds() int64 {
@@ -99,7 +514,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_factor_proto_msgTypes[1]
+	mi := &file_factor_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -111,7 +526,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[1]
+	mi := &file_factor_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -124,7 +539,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{1}
+	return file_factor_proto_rawDescGZIP(), []int{6}
 }
 
 type Input struct {
@@ -137,7 +552,7 @@ type Input struct {
 
 func (x *Input) Reset() {
 	*x = Input{}
-	mi := &file_factor_proto_msgTypes[2]
+	mi := &file_factor_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -149,7 +564,7 @@ func (x *Input) String() string {
 func (*Input) ProtoMessage() {}
 
 func (x *Input) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[2]
+	mi := &file_factor_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -162,7 +577,7 @@ func (x *Input) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Input.ProtoReflect.Descriptor instead.
 func (*Input) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{2}
+	return file_factor_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Input) GetName() string {
@@ -189,14 +604,17 @@ type Info struct {
 	VerifyInputs []*Input               `protobuf:"bytes,6,rep,name=verify_inputs,json=verifyInputs,proto3" json:"verify_inputs,omitempty"`
 	// out_of_band: answers come from the user's device through the host,
 	// not from the verifying side (sdk.Info.OutOfBand).
-	OutOfBand     bool `protobuf:"varint,7,opt,name=out_of_band,json=outOfBand,proto3" json:"out_of_band,omitempty"`
+	OutOfBand bool `protobuf:"varint,7,opt,name=out_of_band,json=outOfBand,proto3" json:"out_of_band,omitempty"`
+	// challenge_free: BeginVerify keeps no session, so a response can be
+	// checked in one call without it (sdk.Info.ChallengeFree).
+	ChallengeFree bool `protobuf:"varint,8,opt,name=challenge_free,json=challengeFree,proto3" json:"challenge_free,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Info) Reset() {
 	*x = Info{}
-	mi := &file_factor_proto_msgTypes[3]
+	mi := &file_factor_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -208,7 +626,7 @@ func (x *Info) String() string {
 func (*Info) ProtoMessage() {}
 
 func (x *Info) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[3]
+	mi := &file_factor_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -221,7 +639,7 @@ func (x *Info) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Info.ProtoReflect.Descriptor instead.
 func (*Info) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{3}
+	return file_factor_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Info) GetKind() string {
@@ -273,6 +691,13 @@ func (x *Info) GetOutOfBand() bool {
 	return false
 }
 
+func (x *Info) GetChallengeFree() bool {
+	if x != nil {
+		return x.ChallengeFree
+	}
+	return false
+}
+
 type User struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -286,7 +711,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_factor_proto_msgTypes[4]
+	mi := &file_factor_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -298,7 +723,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[4]
+	mi := &file_factor_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -311,7 +736,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{4}
+	return file_factor_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *User) GetId() string {
@@ -361,7 +786,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_factor_proto_msgTypes[5]
+	mi := &file_factor_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -373,7 +798,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[5]
+	mi := &file_factor_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -386,7 +811,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{5}
+	return file_factor_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Device) GetVendor() string {
@@ -430,7 +855,7 @@ type BeginEnrolRequest struct {
 
 func (x *BeginEnrolRequest) Reset() {
 	*x = BeginEnrolRequest{}
-	mi := &file_factor_proto_msgTypes[6]
+	mi := &file_factor_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -442,7 +867,7 @@ func (x *BeginEnrolRequest) String() string {
 func (*BeginEnrolRequest) ProtoMessage() {}
 
 func (x *BeginEnrolRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[6]
+	mi := &file_factor_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -455,7 +880,7 @@ func (x *BeginEnrolRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginEnrolRequest.ProtoReflect.Descriptor instead.
 func (*BeginEnrolRequest) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{6}
+	return file_factor_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BeginEnrolRequest) GetUser() *User {
@@ -504,7 +929,7 @@ type BeginEnrolResponse struct {
 
 func (x *BeginEnrolResponse) Reset() {
 	*x = BeginEnrolResponse{}
-	mi := &file_factor_proto_msgTypes[7]
+	mi := &file_factor_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +941,7 @@ func (x *BeginEnrolResponse) String() string {
 func (*BeginEnrolResponse) ProtoMessage() {}
 
 func (x *BeginEnrolResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[7]
+	mi := &file_factor_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +954,7 @@ func (x *BeginEnrolResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginEnrolResponse.ProtoReflect.Descriptor instead.
 func (*BeginEnrolResponse) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{7}
+	return file_factor_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BeginEnrolResponse) GetDisplay() map[string]string {
@@ -568,7 +993,7 @@ type FinishEnrolRequest struct {
 
 func (x *FinishEnrolRequest) Reset() {
 	*x = FinishEnrolRequest{}
-	mi := &file_factor_proto_msgTypes[8]
+	mi := &file_factor_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +1005,7 @@ func (x *FinishEnrolRequest) String() string {
 func (*FinishEnrolRequest) ProtoMessage() {}
 
 func (x *FinishEnrolRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[8]
+	mi := &file_factor_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +1018,7 @@ func (x *FinishEnrolRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishEnrolRequest.ProtoReflect.Descriptor instead.
 func (*FinishEnrolRequest) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{8}
+	return file_factor_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FinishEnrolRequest) GetUser() *User {
@@ -658,7 +1083,7 @@ type FinishEnrolResponse struct {
 
 func (x *FinishEnrolResponse) Reset() {
 	*x = FinishEnrolResponse{}
-	mi := &file_factor_proto_msgTypes[9]
+	mi := &file_factor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +1095,7 @@ func (x *FinishEnrolResponse) String() string {
 func (*FinishEnrolResponse) ProtoMessage() {}
 
 func (x *FinishEnrolResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[9]
+	mi := &file_factor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +1108,7 @@ func (x *FinishEnrolResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishEnrolResponse.ProtoReflect.Descriptor instead.
 func (*FinishEnrolResponse) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{9}
+	return file_factor_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FinishEnrolResponse) GetState() []byte {
@@ -732,7 +1157,7 @@ type VerifyContext struct {
 
 func (x *VerifyContext) Reset() {
 	*x = VerifyContext{}
-	mi := &file_factor_proto_msgTypes[10]
+	mi := &file_factor_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +1169,7 @@ func (x *VerifyContext) String() string {
 func (*VerifyContext) ProtoMessage() {}
 
 func (x *VerifyContext) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[10]
+	mi := &file_factor_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +1182,7 @@ func (x *VerifyContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyContext.ProtoReflect.Descriptor instead.
 func (*VerifyContext) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{10}
+	return file_factor_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *VerifyContext) GetApplication() string {
@@ -789,7 +1214,7 @@ type BeginVerifyRequest struct {
 
 func (x *BeginVerifyRequest) Reset() {
 	*x = BeginVerifyRequest{}
-	mi := &file_factor_proto_msgTypes[11]
+	mi := &file_factor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +1226,7 @@ func (x *BeginVerifyRequest) String() string {
 func (*BeginVerifyRequest) ProtoMessage() {}
 
 func (x *BeginVerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[11]
+	mi := &file_factor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +1239,7 @@ func (x *BeginVerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginVerifyRequest.ProtoReflect.Descriptor instead.
 func (*BeginVerifyRequest) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{11}
+	return file_factor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BeginVerifyRequest) GetUser() *User {
@@ -880,7 +1305,7 @@ type BeginVerifyResponse struct {
 
 func (x *BeginVerifyResponse) Reset() {
 	*x = BeginVerifyResponse{}
-	mi := &file_factor_proto_msgTypes[12]
+	mi := &file_factor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1317,7 @@ func (x *BeginVerifyResponse) String() string {
 func (*BeginVerifyResponse) ProtoMessage() {}
 
 func (x *BeginVerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[12]
+	mi := &file_factor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1330,7 @@ func (x *BeginVerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginVerifyResponse.ProtoReflect.Descriptor instead.
 func (*BeginVerifyResponse) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{12}
+	return file_factor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BeginVerifyResponse) GetPrompt() []byte {
@@ -950,7 +1375,7 @@ type FinishVerifyRequest struct {
 
 func (x *FinishVerifyRequest) Reset() {
 	*x = FinishVerifyRequest{}
-	mi := &file_factor_proto_msgTypes[13]
+	mi := &file_factor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +1387,7 @@ func (x *FinishVerifyRequest) String() string {
 func (*FinishVerifyRequest) ProtoMessage() {}
 
 func (x *FinishVerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[13]
+	mi := &file_factor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +1400,7 @@ func (x *FinishVerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishVerifyRequest.ProtoReflect.Descriptor instead.
 func (*FinishVerifyRequest) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{13}
+	return file_factor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FinishVerifyRequest) GetUser() *User {
@@ -1037,7 +1462,7 @@ type FinishVerifyResponse struct {
 
 func (x *FinishVerifyResponse) Reset() {
 	*x = FinishVerifyResponse{}
-	mi := &file_factor_proto_msgTypes[14]
+	mi := &file_factor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1049,7 +1474,7 @@ func (x *FinishVerifyResponse) String() string {
 func (*FinishVerifyResponse) ProtoMessage() {}
 
 func (x *FinishVerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factor_proto_msgTypes[14]
+	mi := &file_factor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1062,7 +1487,7 @@ func (x *FinishVerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishVerifyResponse.ProtoReflect.Descriptor instead.
 func (*FinishVerifyResponse) Descriptor() ([]byte, []int) {
-	return file_factor_proto_rawDescGZIP(), []int{14}
+	return file_factor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FinishVerifyResponse) GetOk() bool {
@@ -1111,7 +1536,35 @@ var File_factor_proto protoreflect.FileDescriptor
 
 const file_factor_proto_rawDesc = "" +
 	"\n" +
-	"\ffactor.proto\x12\x19keyfleet.plugin.factor.v1\"M\n" +
+	"\ffactor.proto\x12\x19keyfleet.plugin.factor.v1\"B\n" +
+	"\tCallBatch\x125\n" +
+	"\x05calls\x18\x01 \x03(\v2\x1f.keyfleet.plugin.factor.v1.CallR\x05calls\"\x90\x03\n" +
+	"\x04Call\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\x12O\n" +
+	"\vbegin_enrol\x18\x03 \x01(\v2,.keyfleet.plugin.factor.v1.BeginEnrolRequestH\x00R\n" +
+	"beginEnrol\x12R\n" +
+	"\ffinish_enrol\x18\x04 \x01(\v2-.keyfleet.plugin.factor.v1.FinishEnrolRequestH\x00R\vfinishEnrol\x12R\n" +
+	"\fbegin_verify\x18\x05 \x01(\v2-.keyfleet.plugin.factor.v1.BeginVerifyRequestH\x00R\vbeginVerify\x12U\n" +
+	"\rfinish_verify\x18\x06 \x01(\v2..keyfleet.plugin.factor.v1.FinishVerifyRequestH\x00R\ffinishVerifyB\t\n" +
+	"\arequest\"H\n" +
+	"\n" +
+	"ReplyBatch\x12:\n" +
+	"\areplies\x18\x01 \x03(\v2 .keyfleet.plugin.factor.v1.ReplyR\areplies\"\xb1\x03\n" +
+	"\x05Reply\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12P\n" +
+	"\vbegin_enrol\x18\x02 \x01(\v2-.keyfleet.plugin.factor.v1.BeginEnrolResponseH\x00R\n" +
+	"beginEnrol\x12S\n" +
+	"\ffinish_enrol\x18\x03 \x01(\v2..keyfleet.plugin.factor.v1.FinishEnrolResponseH\x00R\vfinishEnrol\x12S\n" +
+	"\fbegin_verify\x18\x04 \x01(\v2..keyfleet.plugin.factor.v1.BeginVerifyResponseH\x00R\vbeginVerify\x12V\n" +
+	"\rfinish_verify\x18\x05 \x01(\v2/.keyfleet.plugin.factor.v1.FinishVerifyResponseH\x00R\ffinishVerify\x128\n" +
+	"\x05error\x18\x06 \x01(\v2 .keyfleet.plugin.factor.v1.ErrorH\x00R\x05errorB\n" +
+	"\n" +
+	"\bresponse\"5\n" +
+	"\x05Error\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"M\n" +
 	"\aInstant\x12\x18\n" +
 	"\aseconds\x18\x01 \x01(\x03R\aseconds\x12\x14\n" +
 	"\x05nanos\x18\x02 \x01(\x05R\x05nanos\x12\x12\n" +
@@ -1119,7 +1572,7 @@ const file_factor_proto_rawDesc = "" +
 	"\x0fDescribeRequest\"=\n" +
 	"\x05Input\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription\"\x9f\x02\n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\"\xc6\x02\n" +
 	"\x04Info\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x18\n" +
@@ -1127,7 +1580,8 @@ const file_factor_proto_rawDesc = "" +
 	"\bhardware\x18\x04 \x01(\bR\bhardware\x12C\n" +
 	"\fenrol_inputs\x18\x05 \x03(\v2 .keyfleet.plugin.factor.v1.InputR\venrolInputs\x12E\n" +
 	"\rverify_inputs\x18\x06 \x03(\v2 .keyfleet.plugin.factor.v1.InputR\fverifyInputs\x12\x1e\n" +
-	"\vout_of_band\x18\a \x01(\bR\toutOfBand\"\x83\x01\n" +
+	"\vout_of_band\x18\a \x01(\bR\toutOfBand\x12%\n" +
+	"\x0echallenge_free\x18\b \x01(\bR\rchallengeFree\"\x83\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12!\n" +
@@ -1213,7 +1667,9 @@ const file_factor_proto_rawDesc = "" +
 	"BeginEnrol\x12,.keyfleet.plugin.factor.v1.BeginEnrolRequest\x1a-.keyfleet.plugin.factor.v1.BeginEnrolResponse\x12l\n" +
 	"\vFinishEnrol\x12-.keyfleet.plugin.factor.v1.FinishEnrolRequest\x1a..keyfleet.plugin.factor.v1.FinishEnrolResponse\x12l\n" +
 	"\vBeginVerify\x12-.keyfleet.plugin.factor.v1.BeginVerifyRequest\x1a..keyfleet.plugin.factor.v1.BeginVerifyResponse\x12o\n" +
-	"\fFinishVerify\x12..keyfleet.plugin.factor.v1.FinishVerifyRequest\x1a/.keyfleet.plugin.factor.v1.FinishVerifyResponseB<Z:github.com/keyfleet/keyfleet/plugins/sdk/internal/factorpbb\x06proto3"
+	"\fFinishVerify\x12..keyfleet.plugin.factor.v1.FinishVerifyRequest\x1a/.keyfleet.plugin.factor.v1.FinishVerifyResponse2h\n" +
+	"\fFactorStream\x12X\n" +
+	"\x05Calls\x12$.keyfleet.plugin.factor.v1.CallBatch\x1a%.keyfleet.plugin.factor.v1.ReplyBatch(\x010\x01B<Z:github.com/keyfleet/keyfleet/plugins/sdk/internal/factorpbb\x06proto3"
 
 var (
 	file_factor_proto_rawDescOnce sync.Once
@@ -1227,61 +1683,79 @@ func file_factor_proto_rawDescGZIP() []byte {
 	return file_factor_proto_rawDescData
 }
 
-var file_factor_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_factor_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_factor_proto_goTypes = []any{
-	(*Instant)(nil),              // 0: keyfleet.plugin.factor.v1.Instant
-	(*DescribeRequest)(nil),      // 1: keyfleet.plugin.factor.v1.DescribeRequest
-	(*Input)(nil),                // 2: keyfleet.plugin.factor.v1.Input
-	(*Info)(nil),                 // 3: keyfleet.plugin.factor.v1.Info
-	(*User)(nil),                 // 4: keyfleet.plugin.factor.v1.User
-	(*Device)(nil),               // 5: keyfleet.plugin.factor.v1.Device
-	(*BeginEnrolRequest)(nil),    // 6: keyfleet.plugin.factor.v1.BeginEnrolRequest
-	(*BeginEnrolResponse)(nil),   // 7: keyfleet.plugin.factor.v1.BeginEnrolResponse
-	(*FinishEnrolRequest)(nil),   // 8: keyfleet.plugin.factor.v1.FinishEnrolRequest
-	(*FinishEnrolResponse)(nil),  // 9: keyfleet.plugin.factor.v1.FinishEnrolResponse
-	(*VerifyContext)(nil),        // 10: keyfleet.plugin.factor.v1.VerifyContext
-	(*BeginVerifyRequest)(nil),   // 11: keyfleet.plugin.factor.v1.BeginVerifyRequest
-	(*BeginVerifyResponse)(nil),  // 12: keyfleet.plugin.factor.v1.BeginVerifyResponse
-	(*FinishVerifyRequest)(nil),  // 13: keyfleet.plugin.factor.v1.FinishVerifyRequest
-	(*FinishVerifyResponse)(nil), // 14: keyfleet.plugin.factor.v1.FinishVerifyResponse
-	nil,                          // 15: keyfleet.plugin.factor.v1.BeginEnrolRequest.OptionsEntry
-	nil,                          // 16: keyfleet.plugin.factor.v1.BeginEnrolResponse.DisplayEntry
-	nil,                          // 17: keyfleet.plugin.factor.v1.BeginEnrolResponse.ParamsEntry
-	nil,                          // 18: keyfleet.plugin.factor.v1.FinishEnrolRequest.OptionsEntry
+	(*CallBatch)(nil),            // 0: keyfleet.plugin.factor.v1.CallBatch
+	(*Call)(nil),                 // 1: keyfleet.plugin.factor.v1.Call
+	(*ReplyBatch)(nil),           // 2: keyfleet.plugin.factor.v1.ReplyBatch
+	(*Reply)(nil),                // 3: keyfleet.plugin.factor.v1.Reply
+	(*Error)(nil),                // 4: keyfleet.plugin.factor.v1.Error
+	(*Instant)(nil),              // 5: keyfleet.plugin.factor.v1.Instant
+	(*DescribeRequest)(nil),      // 6: keyfleet.plugin.factor.v1.DescribeRequest
+	(*Input)(nil),                // 7: keyfleet.plugin.factor.v1.Input
+	(*Info)(nil),                 // 8: keyfleet.plugin.factor.v1.Info
+	(*User)(nil),                 // 9: keyfleet.plugin.factor.v1.User
+	(*Device)(nil),               // 10: keyfleet.plugin.factor.v1.Device
+	(*BeginEnrolRequest)(nil),    // 11: keyfleet.plugin.factor.v1.BeginEnrolRequest
+	(*BeginEnrolResponse)(nil),   // 12: keyfleet.plugin.factor.v1.BeginEnrolResponse
+	(*FinishEnrolRequest)(nil),   // 13: keyfleet.plugin.factor.v1.FinishEnrolRequest
+	(*FinishEnrolResponse)(nil),  // 14: keyfleet.plugin.factor.v1.FinishEnrolResponse
+	(*VerifyContext)(nil),        // 15: keyfleet.plugin.factor.v1.VerifyContext
+	(*BeginVerifyRequest)(nil),   // 16: keyfleet.plugin.factor.v1.BeginVerifyRequest
+	(*BeginVerifyResponse)(nil),  // 17: keyfleet.plugin.factor.v1.BeginVerifyResponse
+	(*FinishVerifyRequest)(nil),  // 18: keyfleet.plugin.factor.v1.FinishVerifyRequest
+	(*FinishVerifyResponse)(nil), // 19: keyfleet.plugin.factor.v1.FinishVerifyResponse
+	nil,                          // 20: keyfleet.plugin.factor.v1.BeginEnrolRequest.OptionsEntry
+	nil,                          // 21: keyfleet.plugin.factor.v1.BeginEnrolResponse.DisplayEntry
+	nil,                          // 22: keyfleet.plugin.factor.v1.BeginEnrolResponse.ParamsEntry
+	nil,                          // 23: keyfleet.plugin.factor.v1.FinishEnrolRequest.OptionsEntry
 }
 var file_factor_proto_depIdxs = []int32{
-	2,  // 0: keyfleet.plugin.factor.v1.Info.enrol_inputs:type_name -> keyfleet.plugin.factor.v1.Input
-	2,  // 1: keyfleet.plugin.factor.v1.Info.verify_inputs:type_name -> keyfleet.plugin.factor.v1.Input
-	4,  // 2: keyfleet.plugin.factor.v1.BeginEnrolRequest.user:type_name -> keyfleet.plugin.factor.v1.User
-	15, // 3: keyfleet.plugin.factor.v1.BeginEnrolRequest.options:type_name -> keyfleet.plugin.factor.v1.BeginEnrolRequest.OptionsEntry
-	0,  // 4: keyfleet.plugin.factor.v1.BeginEnrolRequest.now:type_name -> keyfleet.plugin.factor.v1.Instant
-	16, // 5: keyfleet.plugin.factor.v1.BeginEnrolResponse.display:type_name -> keyfleet.plugin.factor.v1.BeginEnrolResponse.DisplayEntry
-	17, // 6: keyfleet.plugin.factor.v1.BeginEnrolResponse.params:type_name -> keyfleet.plugin.factor.v1.BeginEnrolResponse.ParamsEntry
-	4,  // 7: keyfleet.plugin.factor.v1.FinishEnrolRequest.user:type_name -> keyfleet.plugin.factor.v1.User
-	18, // 8: keyfleet.plugin.factor.v1.FinishEnrolRequest.options:type_name -> keyfleet.plugin.factor.v1.FinishEnrolRequest.OptionsEntry
-	0,  // 9: keyfleet.plugin.factor.v1.FinishEnrolRequest.now:type_name -> keyfleet.plugin.factor.v1.Instant
-	5,  // 10: keyfleet.plugin.factor.v1.FinishEnrolResponse.device:type_name -> keyfleet.plugin.factor.v1.Device
-	4,  // 11: keyfleet.plugin.factor.v1.BeginVerifyRequest.user:type_name -> keyfleet.plugin.factor.v1.User
-	0,  // 12: keyfleet.plugin.factor.v1.BeginVerifyRequest.now:type_name -> keyfleet.plugin.factor.v1.Instant
-	10, // 13: keyfleet.plugin.factor.v1.BeginVerifyRequest.context:type_name -> keyfleet.plugin.factor.v1.VerifyContext
-	0,  // 14: keyfleet.plugin.factor.v1.BeginVerifyResponse.deadline:type_name -> keyfleet.plugin.factor.v1.Instant
-	4,  // 15: keyfleet.plugin.factor.v1.FinishVerifyRequest.user:type_name -> keyfleet.plugin.factor.v1.User
-	0,  // 16: keyfleet.plugin.factor.v1.FinishVerifyRequest.now:type_name -> keyfleet.plugin.factor.v1.Instant
-	1,  // 17: keyfleet.plugin.factor.v1.Factor.Describe:input_type -> keyfleet.plugin.factor.v1.DescribeRequest
-	6,  // 18: keyfleet.plugin.factor.v1.Factor.BeginEnrol:input_type -> keyfleet.plugin.factor.v1.BeginEnrolRequest
-	8,  // 19: keyfleet.plugin.factor.v1.Factor.FinishEnrol:input_type -> keyfleet.plugin.factor.v1.FinishEnrolRequest
-	11, // 20: keyfleet.plugin.factor.v1.Factor.BeginVerify:input_type -> keyfleet.plugin.factor.v1.BeginVerifyRequest
-	13, // 21: keyfleet.plugin.factor.v1.Factor.FinishVerify:input_type -> keyfleet.plugin.factor.v1.FinishVerifyRequest
-	3,  // 22: keyfleet.plugin.factor.v1.Factor.Describe:output_type -> keyfleet.plugin.factor.v1.Info
-	7,  // 23: keyfleet.plugin.factor.v1.Factor.BeginEnrol:output_type -> keyfleet.plugin.factor.v1.BeginEnrolResponse
-	9,  // 24: keyfleet.plugin.factor.v1.Factor.FinishEnrol:output_type -> keyfleet.plugin.factor.v1.FinishEnrolResponse
-	12, // 25: keyfleet.plugin.factor.v1.Factor.BeginVerify:output_type -> keyfleet.plugin.factor.v1.BeginVerifyResponse
-	14, // 26: keyfleet.plugin.factor.v1.Factor.FinishVerify:output_type -> keyfleet.plugin.factor.v1.FinishVerifyResponse
-	22, // [22:27] is the sub-list for method output_type
-	17, // [17:22] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	1,  // 0: keyfleet.plugin.factor.v1.CallBatch.calls:type_name -> keyfleet.plugin.factor.v1.Call
+	11, // 1: keyfleet.plugin.factor.v1.Call.begin_enrol:type_name -> keyfleet.plugin.factor.v1.BeginEnrolRequest
+	13, // 2: keyfleet.plugin.factor.v1.Call.finish_enrol:type_name -> keyfleet.plugin.factor.v1.FinishEnrolRequest
+	16, // 3: keyfleet.plugin.factor.v1.Call.begin_verify:type_name -> keyfleet.plugin.factor.v1.BeginVerifyRequest
+	18, // 4: keyfleet.plugin.factor.v1.Call.finish_verify:type_name -> keyfleet.plugin.factor.v1.FinishVerifyRequest
+	3,  // 5: keyfleet.plugin.factor.v1.ReplyBatch.replies:type_name -> keyfleet.plugin.factor.v1.Reply
+	12, // 6: keyfleet.plugin.factor.v1.Reply.begin_enrol:type_name -> keyfleet.plugin.factor.v1.BeginEnrolResponse
+	14, // 7: keyfleet.plugin.factor.v1.Reply.finish_enrol:type_name -> keyfleet.plugin.factor.v1.FinishEnrolResponse
+	17, // 8: keyfleet.plugin.factor.v1.Reply.begin_verify:type_name -> keyfleet.plugin.factor.v1.BeginVerifyResponse
+	19, // 9: keyfleet.plugin.factor.v1.Reply.finish_verify:type_name -> keyfleet.plugin.factor.v1.FinishVerifyResponse
+	4,  // 10: keyfleet.plugin.factor.v1.Reply.error:type_name -> keyfleet.plugin.factor.v1.Error
+	7,  // 11: keyfleet.plugin.factor.v1.Info.enrol_inputs:type_name -> keyfleet.plugin.factor.v1.Input
+	7,  // 12: keyfleet.plugin.factor.v1.Info.verify_inputs:type_name -> keyfleet.plugin.factor.v1.Input
+	9,  // 13: keyfleet.plugin.factor.v1.BeginEnrolRequest.user:type_name -> keyfleet.plugin.factor.v1.User
+	20, // 14: keyfleet.plugin.factor.v1.BeginEnrolRequest.options:type_name -> keyfleet.plugin.factor.v1.BeginEnrolRequest.OptionsEntry
+	5,  // 15: keyfleet.plugin.factor.v1.BeginEnrolRequest.now:type_name -> keyfleet.plugin.factor.v1.Instant
+	21, // 16: keyfleet.plugin.factor.v1.BeginEnrolResponse.display:type_name -> keyfleet.plugin.factor.v1.BeginEnrolResponse.DisplayEntry
+	22, // 17: keyfleet.plugin.factor.v1.BeginEnrolResponse.params:type_name -> keyfleet.plugin.factor.v1.BeginEnrolResponse.ParamsEntry
+	9,  // 18: keyfleet.plugin.factor.v1.FinishEnrolRequest.user:type_name -> keyfleet.plugin.factor.v1.User
+	23, // 19: keyfleet.plugin.factor.v1.FinishEnrolRequest.options:type_name -> keyfleet.plugin.factor.v1.FinishEnrolRequest.OptionsEntry
+	5,  // 20: keyfleet.plugin.factor.v1.FinishEnrolRequest.now:type_name -> keyfleet.plugin.factor.v1.Instant
+	10, // 21: keyfleet.plugin.factor.v1.FinishEnrolResponse.device:type_name -> keyfleet.plugin.factor.v1.Device
+	9,  // 22: keyfleet.plugin.factor.v1.BeginVerifyRequest.user:type_name -> keyfleet.plugin.factor.v1.User
+	5,  // 23: keyfleet.plugin.factor.v1.BeginVerifyRequest.now:type_name -> keyfleet.plugin.factor.v1.Instant
+	15, // 24: keyfleet.plugin.factor.v1.BeginVerifyRequest.context:type_name -> keyfleet.plugin.factor.v1.VerifyContext
+	5,  // 25: keyfleet.plugin.factor.v1.BeginVerifyResponse.deadline:type_name -> keyfleet.plugin.factor.v1.Instant
+	9,  // 26: keyfleet.plugin.factor.v1.FinishVerifyRequest.user:type_name -> keyfleet.plugin.factor.v1.User
+	5,  // 27: keyfleet.plugin.factor.v1.FinishVerifyRequest.now:type_name -> keyfleet.plugin.factor.v1.Instant
+	6,  // 28: keyfleet.plugin.factor.v1.Factor.Describe:input_type -> keyfleet.plugin.factor.v1.DescribeRequest
+	11, // 29: keyfleet.plugin.factor.v1.Factor.BeginEnrol:input_type -> keyfleet.plugin.factor.v1.BeginEnrolRequest
+	13, // 30: keyfleet.plugin.factor.v1.Factor.FinishEnrol:input_type -> keyfleet.plugin.factor.v1.FinishEnrolRequest
+	16, // 31: keyfleet.plugin.factor.v1.Factor.BeginVerify:input_type -> keyfleet.plugin.factor.v1.BeginVerifyRequest
+	18, // 32: keyfleet.plugin.factor.v1.Factor.FinishVerify:input_type -> keyfleet.plugin.factor.v1.FinishVerifyRequest
+	0,  // 33: keyfleet.plugin.factor.v1.FactorStream.Calls:input_type -> keyfleet.plugin.factor.v1.CallBatch
+	8,  // 34: keyfleet.plugin.factor.v1.Factor.Describe:output_type -> keyfleet.plugin.factor.v1.Info
+	12, // 35: keyfleet.plugin.factor.v1.Factor.BeginEnrol:output_type -> keyfleet.plugin.factor.v1.BeginEnrolResponse
+	14, // 36: keyfleet.plugin.factor.v1.Factor.FinishEnrol:output_type -> keyfleet.plugin.factor.v1.FinishEnrolResponse
+	17, // 37: keyfleet.plugin.factor.v1.Factor.BeginVerify:output_type -> keyfleet.plugin.factor.v1.BeginVerifyResponse
+	19, // 38: keyfleet.plugin.factor.v1.Factor.FinishVerify:output_type -> keyfleet.plugin.factor.v1.FinishVerifyResponse
+	2,  // 39: keyfleet.plugin.factor.v1.FactorStream.Calls:output_type -> keyfleet.plugin.factor.v1.ReplyBatch
+	34, // [34:40] is the sub-list for method output_type
+	28, // [28:34] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_factor_proto_init() }
@@ -1289,15 +1763,28 @@ func file_factor_proto_init() {
 	if File_factor_proto != nil {
 		return
 	}
+	file_factor_proto_msgTypes[1].OneofWrappers = []any{
+		(*Call_BeginEnrol)(nil),
+		(*Call_FinishEnrol)(nil),
+		(*Call_BeginVerify)(nil),
+		(*Call_FinishVerify)(nil),
+	}
+	file_factor_proto_msgTypes[3].OneofWrappers = []any{
+		(*Reply_BeginEnrol)(nil),
+		(*Reply_FinishEnrol)(nil),
+		(*Reply_BeginVerify)(nil),
+		(*Reply_FinishVerify)(nil),
+		(*Reply_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_factor_proto_rawDesc), len(file_factor_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   24,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_factor_proto_goTypes,
 		DependencyIndexes: file_factor_proto_depIdxs,

@@ -2,7 +2,8 @@
 // plugin. Plugin authors never see it: plugins/sdk converts to and from the
 // plain Go types in factor.go. Regenerate with scripts/generate.sh.
 //
-// Protocol version 1 (sdk.ProtocolVersion). Adding a field is compatible;
+// Protocol version 1 is the Factor service; version 2 (sdk.ProtocolVersion)
+// adds the FactorStream service beside it. Adding a field is compatible;
 // renaming, renumbering or changing a field's type is a new protocol
 // version with its own service.
 
@@ -277,5 +278,111 @@ var Factor_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
+	Metadata: "factor.proto",
+}
+
+const (
+	FactorStream_Calls_FullMethodName = "/keyfleet.plugin.factor.v1.FactorStream/Calls"
+)
+
+// FactorStreamClient is the client API for FactorStream service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Version 2: the calls of version 1 over one stream that stays open for
+// the life of the plugin process. A call is a message each way instead of
+// an HTTP/2 stream of its own, and calls made at the same time travel in
+// one message. Describe stays on the Factor service.
+type FactorStreamClient interface {
+	Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallBatch, ReplyBatch], error)
+}
+
+type factorStreamClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewFactorStreamClient(cc grpc.ClientConnInterface) FactorStreamClient {
+	return &factorStreamClient{cc}
+}
+
+func (c *factorStreamClient) Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallBatch, ReplyBatch], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &FactorStream_ServiceDesc.Streams[0], FactorStream_Calls_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CallBatch, ReplyBatch]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FactorStream_CallsClient = grpc.BidiStreamingClient[CallBatch, ReplyBatch]
+
+// FactorStreamServer is the server API for FactorStream service.
+// All implementations must embed UnimplementedFactorStreamServer
+// for forward compatibility.
+//
+// Version 2: the calls of version 1 over one stream that stays open for
+// the life of the plugin process. A call is a message each way instead of
+// an HTTP/2 stream of its own, and calls made at the same time travel in
+// one message. Describe stays on the Factor service.
+type FactorStreamServer interface {
+	Calls(grpc.BidiStreamingServer[CallBatch, ReplyBatch]) error
+	mustEmbedUnimplementedFactorStreamServer()
+}
+
+// UnimplementedFactorStreamServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedFactorStreamServer struct{}
+
+func (UnimplementedFactorStreamServer) Calls(grpc.BidiStreamingServer[CallBatch, ReplyBatch]) error {
+	return status.Error(codes.Unimplemented, "method Calls not implemented")
+}
+func (UnimplementedFactorStreamServer) mustEmbedUnimplementedFactorStreamServer() {}
+func (UnimplementedFactorStreamServer) testEmbeddedByValue()                      {}
+
+// UnsafeFactorStreamServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to FactorStreamServer will
+// result in compilation errors.
+type UnsafeFactorStreamServer interface {
+	mustEmbedUnimplementedFactorStreamServer()
+}
+
+func RegisterFactorStreamServer(s grpc.ServiceRegistrar, srv FactorStreamServer) {
+	// If the following call panics, it indicates UnimplementedFactorStreamServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&FactorStream_ServiceDesc, srv)
+}
+
+func _FactorStream_Calls_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(FactorStreamServer).Calls(&grpc.GenericServerStream[CallBatch, ReplyBatch]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FactorStream_CallsServer = grpc.BidiStreamingServer[CallBatch, ReplyBatch]
+
+// FactorStream_ServiceDesc is the grpc.ServiceDesc for FactorStream service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var FactorStream_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "keyfleet.plugin.factor.v1.FactorStream",
+	HandlerType: (*FactorStreamServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Calls",
+			Handler:       _FactorStream_Calls_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "factor.proto",
 }

@@ -1,0 +1,112 @@
+package daemon
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Memory: one setting, store.memory, sizes what keyfleetd keeps in
+// memory. Badger's memtables and its block and index caches take shares
+// of it (memtable a sixteenth, at least 4 and at most 64 MiB, and three
+// of them at once: the one written and two waiting for a flush; block
+// cache a quarter; index cache an eighth), and the Go runtime's memory
+// limit (GOMEMLIMIT) is set to it plus room for requests in flight, so
+// that the garbage collector works harder before the process grows past
+// it. store.memtable_mb, store.block_cache_mb and store.index_cache_mb,
+// when set, win over their share, and together must fit in store.memory.
+// A GOMEMLIMIT in the environment wins over the one derived here.
+
+// DefaultStoreMemory is store.memory when unset: 256 MiB, whose shares
+// are Badger's sizes before the setting existed (16 MiB memtables, 64 MiB
+// block cache, 32 MiB index cache).
+const DefaultStoreMemory Size = 256 << 20
+
+// requestRoom is what GOMEMLIMIT allows beyond store.memory: requests in
+// flight, sessions, caches of the domain service.
+const requestRoom = 64 << 20
+
+// Size is a number of bytes, written in YAML and the environment as
+// "256MiB", "1GiB", "512M" or a number of MiB.
+type Size int64
+
+// MiB is s in whole MiB.
+func (s Size) MiB() int64 { return int64(s) >> 20 }
+
+func (s Size) String() string {
+	if s%(1<<30) == 0 && s != 0 {
+		return fmt.Sprintf("%dGiB", s>>30)
+	}
+	return fmt.Sprintf("%dMiB", s>>20)
+}
+
+// ParseSize reads a Size.
+func ParseSize(v string) (Size, error) {
+	v = strings.TrimSpace(v)
+	num := strings.TrimRightFunc(v, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.ToLower(strings.TrimSpace(v[len(num):]))
+	n, err := strconv.ParseInt(num, 10, 64)
+	mult := map[string]int64{"": 1 << 20, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}[unit]
+	if err != nil || mult == 0 || n < 0 || n > 1<<20 {
+		return 0, fmt.Errorf("%q is not a size like 256MiB or 1GiB", v)
+	}
+	return Size(n * mult), nil
+}
+
+// UnmarshalYAML reads "256MiB".
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*s = v
+	return nil
+}
+
+// MarshalYAML writes the size as text.
+func (s Size) MarshalYAML() (any, error) { return s.String(), nil }
+
+// memoryDefaults sizes Badger's memtable and caches from store.memory,
+// where they are not set.
+func (c *Config) memoryDefaults() {
+	st := &c.Store
+	if st.Memory == 0 {
+		st.Memory = DefaultStoreMemory
+	}
+	m := st.Memory.MiB()
+	if st.MemTableMB == 0 {
+		st.MemTableMB = min(max(m/16, 4), 64)
+	}
+	if st.BlockCacheMB == 0 {
+		st.BlockCacheMB = m / 4
+	}
+	if st.IndexCacheMB == 0 {
+		st.IndexCacheMB = m / 8
+	}
+}
+
+// memoryErrors checks that the memtables and caches fit in store.memory.
+func (c *Config) memoryErrors() []error {
+	st := c.Store
+	if st.Memory < 64<<20 || st.Memory > 1<<40 {
+		return []error{fmt.Errorf("store.memory: %s must be between 64MiB and 1024GiB", st.Memory)}
+	}
+	need := 3*st.MemTableMB + st.BlockCacheMB + st.IndexCacheMB
+	if need > st.Memory.MiB() {
+		return []error{fmt.Errorf("store.memory: %s is less than the %d MiB that store.memtable_mb (%d, three at once), store.block_cache_mb (%d) and store.index_cache_mb (%d) take: raise store.memory, or leave those unset to size them from it",
+			st.Memory, need, st.MemTableMB, st.BlockCacheMB, st.IndexCacheMB)}
+	}
+	return nil
+}
+
+// MemoryLimit is the Go runtime memory limit keyfleetd sets (GOMEMLIMIT,
+// unless the environment sets one): store.memory and room for requests.
+func (c Config) MemoryLimit() int64 {
+	m := c.Store.Memory
+	if m == 0 {
+		m = DefaultStoreMemory
+	}
+	return int64(m) + requestRoom
+}

@@ -1,0 +1,173 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/core"
+)
+
+// keysUnder lists the keys under the given prefixes, sorted.
+func keysUnder(t *testing.T, st *Store, prefixes ...string) []string {
+	t.Helper()
+	var out []string
+	err := st.db.View(func(txn *badger.Txn) error {
+		for _, p := range prefixes {
+			err := scanPrefix(txn, []byte(p), false, func(item *badger.Item) error {
+				out = append(out, string(item.KeyCopy(nil)))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+var indexPrefixes = []string{pUserGroup, pUserRole, pUserStatus, pUserTerm, pAuditAction, pAuditActor}
+
+// A store of schema 2 has neither the user indexes nor the audit indexes
+// by actor and action: opening it builds them from the records, the same
+// as writing them as they went would have, and a stray entry that a
+// build cut short left is gone.
+func TestOpeningASchema2StoreBuildsTheUserAndAuditIndexes(t *testing.T) {
+	dir := t.TempDir()
+	st, svc := openAt(t, dir, nil)
+	ctx := context.Background()
+	for i := range 30 {
+		in := api.CreateUser{Username: fmt.Sprintf("user-%02d", i), DisplayName: fmt.Sprintf("Person %d", i),
+			Email: fmt.Sprintf("u%d@ex%d.test", i, i%3), Groups: []string{fmt.Sprintf("g%d", i%4)}}
+		if _, _, err := svc.CreateUser(ctx, admin, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := keysUnder(t, st, indexPrefixes...)
+	if len(want) < 30*6 {
+		t.Fatalf("only %d index entries for 30 users and their events", len(want))
+	}
+	for _, p := range indexPrefixes {
+		if err := st.db.DropPrefix([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := st.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(userIndexKey(pUserGroup, "g0", "ghost"), []byte("usr_ghost")); err != nil {
+			return err
+		}
+		return txn.Set([]byte(kSchema), []byte("2"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, _ = openAt(t, dir, nil)
+	defer st.Close()
+	if got := keysUnder(t, st, indexPrefixes...); !slices.Equal(got, want) {
+		t.Fatalf("after the upgrade the indexes hold %d entries, written as they went %d:\n%q\n%q", len(got), len(want), got, want)
+	}
+	if v, err := st.schema(); err != nil || v != schemaVersion {
+		t.Fatalf("schema %q, %v; want %s", v, err, schemaVersion)
+	}
+	st.View(ctx, func(tx core.ReadTx) error {
+		us, _, err := tx.Users(core.UserFilter{Group: "g0"}, core.PageReq{Limit: 100})
+		if err != nil || len(us) != 8 {
+			t.Errorf("group g0 after the upgrade: %d users, %v; want 8", len(us), err)
+		}
+		return nil
+	})
+}
+
+// A page examines at most core.MaxExamined index entries: a query that
+// matches nobody among more users than that comes back empty with a
+// cursor, and following the cursors finds what there is, once.
+func TestAPageExaminesABoundedNumberOfUsers(t *testing.T) {
+	st, _ := openAt(t, t.TempDir(), nil)
+	defer st.Close()
+	const n = core.MaxExamined + 1500
+	for i := 0; i < n; i += 1000 {
+		err := st.Update(context.Background(), func(tx core.Tx) error {
+			for j := i; j < min(i+1000, n); j++ {
+				u := core.User{ID: fmt.Sprintf("usr_%06d", j), Username: fmt.Sprintf("u%06d", j), Status: "active", Kind: "person",
+					Groups: []string{"everyone"}}
+				if j == n-1 {
+					u.Roles = []string{"auditor"} // the one match, after the bound
+				}
+				if err := tx.InsertUser(u); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := core.UserFilter{Group: "everyone", Role: "auditor"}
+	var pages int
+	var found []string
+	pg := core.PageReq{Limit: 50}
+	for {
+		var us []core.User
+		var next string
+		st.View(context.Background(), func(tx core.ReadTx) error {
+			var err error
+			us, next, err = tx.Users(f, pg)
+			return err
+		})
+		pages++
+		for _, u := range us {
+			found = append(found, u.Username)
+		}
+		if pages == 1 && (len(us) != 0 || next == "") {
+			t.Fatalf("the first page: %d users, cursor %q; want none and a cursor (the bound was reached)", len(us), next)
+		}
+		if next == "" {
+			break
+		}
+		pg.After = next
+	}
+	if pages != 2 || !slices.Equal(found, []string{fmt.Sprintf("u%06d", n-1)}) {
+		t.Fatalf("%d pages found %v", pages, found)
+	}
+}
+
+// A transaction larger than Badger takes at once (an import of many
+// rows into a store with a small memtable) is refused as invalid, saying
+// how to split it, not as an internal error; nothing of it is written.
+func TestATransactionTooLargeIsRefusedSayingToSplitIt(t *testing.T) {
+	st, err := Open(Options{Dir: t.TempDir(), EncryptionKey: testKey, MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	err = st.Update(context.Background(), func(tx core.Tx) error {
+		for i := range 5000 {
+			if err := tx.InsertUser(core.User{ID: fmt.Sprintf("usr_%05d", i), Username: fmt.Sprintf("u%05d", i), Status: "active"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, core.ErrInvalid) || !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "split it") {
+		t.Fatalf("a transaction too large: %v", err)
+	}
+	st.View(context.Background(), func(tx core.ReadTx) error {
+		if us, _, _ := tx.Users(core.UserFilter{}, core.PageReq{Limit: 10}); len(us) != 0 {
+			t.Errorf("%d users were written", len(us))
+		}
+		return nil
+	})
+}

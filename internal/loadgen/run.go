@@ -1,0 +1,71 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Op is one operation of a run; i is its index in the run.
+type Op func(ctx context.Context, i int) error
+
+// Result is what a run measured.
+type Result struct {
+	Ops       int
+	Errors    int
+	FirstErr  error
+	Elapsed   time.Duration
+	Latencies []time.Duration // sorted
+}
+
+// Rate is operations per second.
+func (r Result) Rate() float64 { return float64(r.Ops) / r.Elapsed.Seconds() }
+
+// Percentile is the latency below which p (0 to 1) of the operations
+// finished.
+func (r Result) Percentile(p float64) time.Duration {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	i := int(p*float64(len(r.Latencies))+0.5) - 1
+	return r.Latencies[min(max(i, 0), len(r.Latencies)-1)]
+}
+
+// Run runs n operations from clients goroutines, each taking the next
+// operation as soon as its last one finished (a closed loop, as clients
+// waiting for their answer do).
+func Run(ctx context.Context, n, clients int, op Op) Result {
+	lat := make([]time.Duration, n)
+	var next atomic.Int64
+	var errs atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				t := time.Now()
+				err := op(ctx, i)
+				lat[i] = time.Since(t)
+				if err != nil {
+					errs.Add(1)
+					once.Do(func() { firstErr = fmt.Errorf("operation %d: %w", i, err) })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	r := Result{Ops: n, Errors: int(errs.Load()), FirstErr: firstErr, Elapsed: time.Since(start), Latencies: lat}
+	slices.Sort(r.Latencies)
+	return r
+}

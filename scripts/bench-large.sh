@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# make bench-large: keyfleetd at an organisation's size. A store of
+# USERS users (default 1,000,000, imported through POST /v1/users/import,
+# one audit event each) and TOTP_USERS users with two TOTP factors is
+# built once and kept in BENCH_DIR (default var/bench/large; about
+# 1.5 GB, and an hour on the 2-core VM, most of it the argon2id hashes of
+# the TOTP users' first enrolments). Each run copies it, as a bulk load
+# leaves it, and prints:
+#   - the first start after the bulk load: time to ready, memory, and when
+#     the background audit check finished;
+#   - the first page of user lists filtered by name, group, role and
+#     status, and of audit lists filtered by action, actor and target;
+#   - GET /v1/audit/verify over the whole chain (events/s);
+#   - memory under 64 clients verifying TOTP codes through the plugin;
+#   - a second start.
+#   BIN=dir       binaries to measure (default bin; make build-pure)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$(realpath "${BIN:-bin}")
+DIR=${BENCH_DIR:-var/bench/large}
+USERS=${USERS:-1000000}
+TOTP_USERS=${TOTP_USERS:-1000}
+mkdir -p "$DIR"
+DIR=$(realpath "$DIR")
+LG=$DIR/keyfleet-loadgen
+go build -o "$LG" ./internal/loadgen/cmd/keyfleet-loadgen
+
+# install_plugin installs and pins the TOTP plugin in data folder $1 as
+# docs/plugins.md describes.
+install_plugin() {
+	mkdir -p "$DIR/plugins"
+	install -m 0755 "$BIN/keyfleet-plugin-totp" "$DIR/plugins/keyfleet-plugin-totp"
+	local sum
+	sum=$(sha256sum "$DIR/plugins/keyfleet-plugin-totp" | cut -d' ' -f1)
+	awk -v dir="$DIR/plugins" -v sum="$sum" '
+		/^plugins:/ { print; print "  dir: " dir; print "  plugins:"; print "    - name: keyfleet-plugin-totp"; print "      sha256: " sum; skip = 1; next }
+		skip && /^( |$)/ && !/^$/ { next }
+		{ skip = 0; print }' "$1/keyfleetd.yaml" >"$1/keyfleetd.yaml.new"
+	mv "$1/keyfleetd.yaml.new" "$1/keyfleetd.yaml"
+}
+
+PID=
+PORT=
+stop_daemon() {
+	if [[ -n $PID ]]; then
+		kill -TERM "$PID" 2>/dev/null || true
+		wait "$PID" 2>/dev/null || true
+		PID=
+	fi
+}
+trap stop_daemon EXIT
+
+# start_daemon DATA starts keyfleetd on DATA and waits until it is ready,
+# printing how long that took.
+start_daemon() {
+	PORT=$("$LG" free-port)
+	local since
+	since=$(date +%s%N)
+	"$BIN/keyfleetd" serve --data "$1" --listen "127.0.0.1:$PORT" >>"$DIR/keyfleetd.log" 2>&1 &
+	PID=$!
+	T=(--ca "$1/tls/cert.pem" --token-file "$1/admin.token" --server "https://127.0.0.1:$PORT")
+	"$LG" ready "${T[@]}" --since "$since" --pid "$PID"
+}
+
+if [[ ! -e $DIR/built ]]; then
+	rm -rf "$DIR/built-data" "$DIR/built-data.checkpoint" "$DIR/fixture.json"
+	"$BIN/keyfleetd" init --data "$DIR/built-data" >/dev/null
+	install_plugin "$DIR/built-data"
+	KEYFLEET_TRUSTED_PROXIES=127.0.0.1/32 start_daemon "$DIR/built-data" >/dev/null
+	echo "# building the large store in $DIR: $TOTP_USERS users with two TOTP factors, then $USERS imported"
+	"$LG" fixture "${T[@]}" --users "$TOTP_USERS" --out "$DIR/fixture.json"
+	"$LG" import "${T[@]}" --users "$USERS"
+	stop_daemon
+	touch "$DIR/built"
+fi
+
+echo "# keyfleetd at scale ($("$BIN/keyfleetd" --version)); $(nproc) cores; load average $(cut -d' ' -f1 /proc/loadavg)"
+# A copy of the store as the bulk load left it, so that every run
+# measures the first start after it.
+DATA=$DIR/data
+rm -rf "$DATA" "$DATA.checkpoint"
+cp -a "$DIR/built-data" "$DATA"
+cp -a "$DIR/built-data.checkpoint" "$DATA.checkpoint"
+cp "$DIR/fixture.json" "$DIR/run-fixture.json"
+install_plugin "$DATA"
+echo "store: $(du -sh "$DATA/store" | cut -f1)"
+: >"$DIR/keyfleetd.log"
+echo "## first start after the bulk load"
+start_daemon "$DATA"
+S=(--pid "$PID")
+# The start-up audit check runs in the background: note when it ends.
+start=$(date +%s%N)
+for _ in $(seq 1200); do
+	grep -q '"audit chain' "$DIR/keyfleetd.log" && break
+	sleep 0.5
+done
+echo "start-up audit check: $(grep -o '"msg":"audit chain[^"]*"[^}]*' "$DIR/keyfleetd.log" | head -1) (seen $(( ($(date +%s%N) - start) / 1000000 )) ms after ready)"
+"$LG" mem "${T[@]}" "${S[@]}" --label "memory after the start-up check"
+
+echo "## lists at $USERS users (first page, 50 items)"
+admin_id=$("$LG" user-id "${T[@]}" admin)
+target_id=$("$LG" user-id "${T[@]}" u-0500000)
+for q in "q=nobody-matches-this" "q=u-09999" "q=USER%200999" "group=auditors-2026" "group=engineering" "role=auditor" "status=disabled"; do
+	"$LG" get "${T[@]}" "${S[@]}" "/v1/users?$q" || true # a failure is printed, and is a figure too
+done
+for q in "action=factor.revoke" "action=user.create" "actor=$admin_id" "target=$target_id" "actor=$admin_id&action=factor.revoke"; do
+	"$LG" get "${T[@]}" "${S[@]}" "/v1/audit?$q" || true
+done
+echo "## audit verify"
+"$LG" verify-audit "${T[@]}" "${S[@]}"
+"$LG" verify-audit "${T[@]}" "${S[@]}" --full
+echo "## 64 clients verifying TOTP codes through the plugin"
+"$LG" warm "${T[@]}" "${S[@]}" --fixture "$DIR/run-fixture.json"
+"$LG" verify "${T[@]}" "${S[@]}" --fixture "$DIR/run-fixture.json" --mode one-call --clients 64
+"$LG" mem "${T[@]}" "${S[@]}" --label "memory after the load"
+stop_daemon
+echo "## second start"
+start_daemon "$DATA"
+"$LG" mem "${T[@]}" --pid "$PID" --label "memory 10 s after the second start" >/dev/null
+sleep 10
+"$LG" mem "${T[@]}" --pid "$PID" --label "memory 10 s after the second start"
+stop_daemon
