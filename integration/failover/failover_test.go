@@ -84,9 +84,13 @@ func serveAll(t *testing.T, dirs []string) []*kftest.Daemon {
 	return nodes
 }
 
+// A hand-over takes about two seconds (leader.go: the elector's period
+// and its check); the deadline leaves room for a machine loaded by other
+// tests, and the time it took is logged.
 func leaderOf(t *testing.T, nodes []*kftest.Daemon) *kftest.Daemon {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	start := time.Now()
+	deadline := start.Add(45 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, n := range nodes {
 			if !n.Alive() {
@@ -99,6 +103,7 @@ func leaderOf(t *testing.T, nodes []*kftest.Daemon) *kftest.Daemon {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if strings.Contains(string(b), "\nkeyfleet_cluster_leader 1") {
+				t.Logf("%s leads (found after %v)", n.Name, time.Since(start).Round(time.Millisecond))
 				return n
 			}
 		}
