@@ -135,7 +135,7 @@ func enrollWith(ctx context.Context, d agent.Daemon, f provisionFlags, g grant, 
 			return fmt.Errorf("your code does not allow enrolling a %s factor (it allows %v)", k.kind, g.kinds)
 		}
 	}
-	fmt.Fprintf(stderr, "Enrolling a key for %s (code valid until %s).\n", g.username, g.expires.Local().Format("15:04"))
+	fmt.Fprintf(stderr, "Enrolling a key for %s (code valid until %s).\n", g.username, g.expires.Local().Format("Mon 2 Jan 15:04 MST"))
 	pin, err := newPIN(stderr, "key")
 	if err != nil {
 		return err
