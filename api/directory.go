@@ -24,6 +24,7 @@ const (
 	ChangeRequested = "requested" // a grant or weakening change waits for approval
 	ChangeConflict  = "conflict"  // the username belongs to a user the source does not manage
 	ChangeSkipped   = "skipped"   // the entry cannot be used (its problem is in Detail)
+	ChangeWarning   = "warning"   // the read went another way than configured (Detail says how); nothing was left out
 )
 
 // DirectorySyncReport is what one sync of a source did, or would do (a dry

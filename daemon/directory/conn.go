@@ -119,7 +119,7 @@ func classify(doing string, err error) error {
 		if le.ResultCode == ldap.LDAPResultUnavailable || le.ResultCode == ldap.LDAPResultBusy {
 			return fmt.Errorf("%w: %s: %v", ErrUnreachable, doing, err)
 		}
-		return fmt.Errorf("%w: %s: %v", ErrSearch, doing, err)
+		return fmt.Errorf("%w: %s: %w", ErrSearch, doing, err)
 	}
 	return fmt.Errorf("%w: %s: %v", ErrUnreachable, doing, err)
 }

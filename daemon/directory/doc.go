@@ -4,8 +4,9 @@
 //   - An LDAP / Active Directory sync (Syncer): keyfleetd reads the users
 //     under a base DN (RFC 2696 paged search, LDAPS or StartTLS with a
 //     configured CA, a read-only bind), follows nested groups (AD's
-//     LDAP_MATCHING_RULE_IN_CHAIN where the server has it, else by
-//     reading the groups), maps groups to keyfleet groups and roles, and
+//     LDAP_MATCHING_RULE_IN_CHAIN where the server has it, each answer
+//     checked against the group's direct members, else by reading the
+//     groups), maps groups to keyfleet groups and roles, and
 //     applies the result through daemon/core as the source's own
 //     principal. Every interval it reads only what changed
 //     (modifyTimestamp, or AD's uSNChanged); every full interval it reads
@@ -18,5 +19,5 @@
 // directory asks for wait for a second person; leavers are disabled and
 // their factors suspended at once; users made by hand are left alone
 // until an operator links them. The test kit (directorytest) runs a real
-// slapd.
+// slapd, also as a stand-in for an Active Directory domain controller.
 package directory

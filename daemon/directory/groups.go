@@ -2,6 +2,7 @@ package directory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -10,7 +11,9 @@ import (
 
 // Nested groups. A user is in a mapped group when they are a member of it
 // or of a group that is (at any depth). Active Directory resolves that
-// itself (LDAP_MATCHING_RULE_IN_CHAIN: one search per mapped group);
+// itself (LDAP_MATCHING_RULE_IN_CHAIN: one search per mapped group,
+// each answer checked against the group's direct members, since a server
+// that does not know the rule answers with nothing);
 // elsewhere keyfleet reads every group under group_base and follows
 // groups in groups, each group once (cycles end there).
 
@@ -30,13 +33,36 @@ func (c *LDAPConfig) mappedGroups() []string {
 // memberships maps each user id to the mapped groups they are in.
 func (r *ldapReader) memberships(ctx context.Context, c *conn, st *dirState) (map[string][]string, error) {
 	mapped := r.cfg.mappedGroups()
-	out := map[string][]string{}
 	if len(mapped) == 0 {
-		return out, nil
+		return map[string][]string{}, nil
 	}
 	if st.inChain {
-		return out, r.inChain(ctx, c, mapped, out)
+		noted := len(st.problems)
+		out, err := r.inChain(ctx, c, st, mapped)
+		if err == nil {
+			return out, nil
+		}
+		var nc *inChainError
+		if !errors.As(err, &nc) {
+			return nil, err
+		}
+		if r.cfg.Nested == NestedInChain {
+			return nil, fmt.Errorf("%w: %v; set nested: auto or resolve", ErrSearch, nc)
+		}
+		// auto: the server says it is AD but does not answer IN_CHAIN as
+		// AD does. Resolve the nesting here, for this read and the
+		// incremental ones built on it.
+		st.inChain = false
+		st.problems = st.problems[:noted] // resolve notes the missing groups again
+		st.warnings = append(st.warnings, nc.Error()+"; keyfleet resolved the nested groups itself")
 	}
+	return r.resolve(ctx, c, st, mapped)
+}
+
+// resolve reads every group under group_base and follows groups in
+// groups itself.
+func (r *ldapReader) resolve(ctx context.Context, c *conn, st *dirState, mapped []string) (map[string][]string, error) {
+	out := map[string][]string{}
 	groups := map[string][]string{}
 	err := c.search(ctx, r.cfg.GroupBase, r.cfg.GroupFilter, []string{r.cfg.Attributes.Member}, func(e *ldap.Entry) error {
 		members := e.GetEqualFoldAttributeValues(r.cfg.Attributes.Member)
@@ -85,20 +111,127 @@ func (r *ldapReader) walk(groups map[string][]string, st *dirState, g string) ma
 	return users
 }
 
+// inChainError says the server did not answer LDAP_MATCHING_RULE_IN_CHAIN
+// as Active Directory does: it refused the rule, or left out users who
+// are direct members of the group (a server that does not know the rule
+// matches nothing, and says so with an empty, successful answer).
+type inChainError struct {
+	server, group, why string
+}
+
+func (e *inChainError) Error() string {
+	return fmt.Sprintf("%s says it is Active Directory but did not answer LDAP_MATCHING_RULE_IN_CHAIN (%s) for %s: %s",
+		e.server, inChainRule, e.group, e.why)
+}
+
 // inChain asks Active Directory for each mapped group's members at any
-// depth.
-func (r *ldapReader) inChain(ctx context.Context, c *conn, mapped []string, out map[string][]string) error {
+// depth, and checks each answer against the group's own member list:
+// every user who is a direct member must be in it. An answer that fails
+// the check, or a refusal of the rule, is an *inChainError. When no
+// mapped group has a direct member among the users read, nothing can be
+// checked; with nested: auto that is an *inChainError too (resolving is
+// slower, never wrong), with nested: in_chain the answers are taken
+// unless they are all empty (what a server that does not know the rule
+// answers).
+func (r *ldapReader) inChain(ctx context.Context, c *conn, st *dirState, mapped []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	checked, answered := false, false
 	for _, g := range mapped {
+		got := map[string]bool{}
 		filter := fmt.Sprintf("(&%s(memberOf:%s:=%s))", r.cfg.UserFilter, inChainRule, ldap.EscapeFilter(g))
 		err := c.search(ctx, r.cfg.UserBase, filter, []string{r.cfg.Attributes.ID}, func(e *ldap.Entry) error {
 			if id := r.externalID(e); id != "" {
-				out[id] = append(out[id], g)
+				got[id] = true
 			}
 			return nil
 		})
 		if err != nil {
-			return err
+			if refusesRule(err) {
+				return nil, &inChainError{server: r.cfg.URL, group: g, why: "the search was refused: " + err.Error()}
+			}
+			return nil, err
+		}
+		direct, found, err := r.directMembers(c, g)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			st.problems = append(st.problems, fmt.Sprintf("mapped group %s does not exist or does not match %s", g, r.cfg.GroupFilter))
+			continue
+		}
+		if err := checkChain(r.cfg.URL, g, st, direct, got, &checked); err != nil {
+			return nil, err
+		}
+		for id := range got {
+			out[id] = append(out[id], g)
+		}
+		answered = answered || len(got) > 0
+	}
+	if !checked && (r.cfg.Nested != NestedInChain || !answered) {
+		return nil, &inChainError{server: r.cfg.URL, group: "the mapped groups",
+			why: fmt.Sprintf("none has a direct member among the users read, so the answers (%d users) could not be checked", len(out))}
+	}
+	for id := range out {
+		slices.Sort(out[id])
+	}
+	return out, nil
+}
+
+// checkChain checks one IN_CHAIN answer (got, by user id) against the
+// group's direct members (normalised DNs): each of them that is a user
+// read must be in it. checked becomes true once one such user was found.
+func checkChain(server, g string, st *dirState, direct []string, got map[string]bool, checked *bool) error {
+	missing := 0
+	for _, m := range direct {
+		id, ok := st.byDN[m]
+		if !ok {
+			continue // a group, or an entry the user filter leaves out
+		}
+		*checked = true
+		if !got[id] {
+			missing++
 		}
 	}
+	if missing > 0 {
+		return &inChainError{server: server, group: g,
+			why: fmt.Sprintf("%d of its direct members were not in the answer (%d users answered)", missing, len(got))}
+	}
 	return nil
+}
+
+// directMembers reads group g's own member list (normalised DNs); found
+// is false when g does not exist or does not match the group filter.
+func (r *ldapReader) directMembers(c *conn, g string) (members []string, found bool, err error) {
+	req := ldap.NewSearchRequest(g, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false, r.cfg.GroupFilter,
+		[]string{r.cfg.Attributes.Member}, nil)
+	res, err := c.Search(req)
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, classify("reading the members of "+g, err)
+	}
+	if len(res.Entries) == 0 {
+		return nil, false, nil
+	}
+	for _, m := range res.Entries[0].GetEqualFoldAttributeValues(r.cfg.Attributes.Member) {
+		members = append(members, normDN(m))
+	}
+	return members, true, nil
+}
+
+// refusesRule reports whether a search error is the server refusing the
+// IN_CHAIN filter (it does not know the rule or the attribute), as
+// opposed to the server going away or denying the search altogether.
+func refusesRule(err error) bool {
+	var le *ldap.Error
+	if !errors.As(err, &le) {
+		return false
+	}
+	switch le.ResultCode {
+	case ldap.LDAPResultInappropriateMatching, ldap.LDAPResultUndefinedAttributeType, ldap.LDAPResultUnwillingToPerform,
+		ldap.LDAPResultProtocolError, ldap.LDAPResultOperationsError:
+		return true
+	}
+	return false
 }

@@ -42,6 +42,10 @@ type dirState struct {
 	// directory, so not leavers.
 	problems []string
 	unusable map[string]bool
+	// warnings say where the read went another way than configured
+	// (IN_CHAIN not answered: nesting resolved by keyfleet). Nothing was
+	// left out.
+	warnings []string
 }
 
 // seen reports whether a full read saw the entry with this id.
@@ -66,6 +70,7 @@ type read struct {
 	cursor   string
 	full     bool
 	problems []string
+	warnings []string
 	state    *dirState
 }
 
@@ -113,7 +118,7 @@ func (r *ldapReader) full(ctx context.Context) (read, error) {
 	if st.memberOf, err = r.memberships(ctx, c, st); err != nil {
 		return read{}, err
 	}
-	return read{entries: st.entries(r.cfg, nil), cursor: cursor, full: true, problems: st.problems, state: st}, nil
+	return read{entries: st.entries(r.cfg, nil), cursor: cursor, full: true, problems: st.problems, warnings: st.warnings, state: st}, nil
 }
 
 // startCursor reads where the next incremental read starts, before this
@@ -181,7 +186,7 @@ func (r *ldapReader) changes(ctx context.Context, cursor string) (read, bool, er
 	if err := r.regroup(ctx, c, st, groupFilter, changed); err != nil {
 		return read{}, false, err
 	}
-	return read{entries: st.entries(r.cfg, changed), cursor: next, problems: st.problems, state: st}, true, nil
+	return read{entries: st.entries(r.cfg, changed), cursor: next, problems: st.problems, warnings: st.warnings, state: st}, true, nil
 }
 
 // regroup reads the memberships again when a group changed, or a user is

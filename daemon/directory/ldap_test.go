@@ -351,6 +351,9 @@ func TestASyncThatWouldDisableTooManyStopsUnlessForced(t *testing.T) {
 	}
 }
 
+// AD's attributes in a slapd whose root DSE does not say Active
+// Directory: flavor ad's defaults, read the OpenLDAP way (modifyTimestamp,
+// nesting resolved by keyfleet). ad_test.go has the AD path itself.
 func TestAnActiveDirectoryLikeDirectoryGivesObjectGUIDsAndTheDisabledBit(t *testing.T) {
 	w := newWorld(t, dt.Organisation(0, true))
 	w.cfg.Flavor = directory.FlavorAD

@@ -162,6 +162,10 @@ func (s *Syncer) run(ctx context.Context, req api.DirectorySync, rep *api.Direct
 		notePart(rep, api.DirectoryChange{What: api.ChangeSkipped, Detail: p})
 		rep.Skipped++
 	}
+	for _, w := range rd.warnings {
+		notePart(rep, api.DirectoryChange{What: api.ChangeWarning, Detail: w})
+		s.log.Warn("directory read", "warning", w)
+	}
 	var leavers []string
 	if rd.full {
 		if leavers, err = s.leavers(ctx, rd, req.Force); err != nil {

@@ -86,6 +86,15 @@ func summary(r api.DirectorySyncReport) string {
 	if r.Conflicts+r.Skipped > 0 {
 		s += fmt.Sprintf(", %d conflicts, %d skipped", r.Conflicts, r.Skipped)
 	}
+	warned := 0
+	for _, c := range r.Changes {
+		if c.What == api.ChangeWarning {
+			warned++
+		}
+	}
+	if warned > 0 {
+		s += fmt.Sprintf(", %d warning(s) (the changes list them; -o json)", warned)
+	}
 	return s
 }
 

@@ -1,8 +1,9 @@
 // Package directorytest is the test kit of daemon/directory: a real
 // OpenLDAP slapd (Debian's slapd package) started on loopback with a
 // private configuration, a private CA for LDAPS and StartTLS, and LDIF
-// that fills it with people and nested groups. A missing slapd fails the
-// test naming the package to install.
+// that fills it with people and nested groups. StartAD makes it act as an
+// Active Directory domain controller (root DSE, uSNChanged). A missing
+// slapd fails the test naming the package to install.
 package directorytest
 
 import (
@@ -43,8 +44,12 @@ type Server struct {
 	CAFile, PasswordFile string
 	conf                 string
 	listen               string
-	cmd                  *exec.Cmd
-	done                 chan struct{}
+	// ad: the server acts as Active Directory (StartAD); usn is its
+	// highestCommittedUSN.
+	ad   bool
+	usn  uint64
+	cmd  *exec.Cmd
+	done chan struct{}
 }
 
 // need fails the test when a program is missing, naming its package.
@@ -66,9 +71,14 @@ func need(t testing.TB, prog, pkg string) string {
 // before it serves), and stops it when the test ends.
 func Start(t testing.TB, ldif string) *Server {
 	t.Helper()
+	return start(t, ldif, false)
+}
+
+func start(t testing.TB, ldif string, ad bool) *Server {
+	t.Helper()
 	need(t, "ldapmodify", "ldap-utils")
 	dir := t.TempDir()
-	s := &Server{Dir: dir, conf: filepath.Join(dir, "slapd.conf")}
+	s := &Server{Dir: dir, conf: filepath.Join(dir, "slapd.conf"), ad: ad}
 	ca, err := writeCerts(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -81,10 +91,15 @@ func Start(t testing.TB, ldif string) *Server {
 	if err := os.MkdirAll(filepath.Join(dir, "db"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(s.conf, []byte(slapdConf(dir)), 0o600); err != nil {
+	if err := os.WriteFile(s.conf, []byte(slapdConf(dir, ad)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.load(t, BaseLDIF()+ldif)
+	ldif = BaseLDIF() + ldif
+	if ad {
+		ldif = s.stampLoad(t, ldif)
+		s.writeRootDSE(t)
+	}
+	s.load(t, ldif)
 	ports := freePorts(t, 2)
 	s.URL, s.LDAPSURL = "ldap://127.0.0.1:"+ports[0], "ldaps://127.0.0.1:"+ports[1]
 	s.listen = s.URL + "/ " + s.LDAPSURL + "/"
@@ -167,8 +182,22 @@ func (s *Server) Restart(t testing.TB) {
 	s.start(t)
 }
 
-// Modify applies LDIF changes (changetype records) as the root DN.
+// Modify applies LDIF changes (changetype records) as the root DN. On a
+// server started with StartAD every entry added or changed gets the next
+// uSNChanged and the root DSE's highestCommittedUSN follows (see
+// stampChanges).
 func (s *Server) Modify(t testing.TB, ldif string) {
+	t.Helper()
+	if !s.ad {
+		s.ldapmodify(t, ldif)
+		return
+	}
+	s.ldapmodify(t, s.stampChanges(t, ldif))
+	s.commitUSN(t)
+}
+
+// ldapmodify runs ldapmodify as the root DN.
+func (s *Server) ldapmodify(t testing.TB, ldif string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -205,10 +234,25 @@ const adSchema = `attributetype ( 1.3.6.1.4.1.55555.1.1 NAME 'sAMAccountName' EQ
 attributetype ( 1.3.6.1.4.1.55555.1.2 NAME 'userAccountControl' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
 attributetype ( 1.3.6.1.4.1.55555.1.3 NAME 'objectGUID' EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
 objectclass ( 1.3.6.1.4.1.55555.2.1 NAME 'keyfleetADUser' SUP top AUXILIARY MAY ( sAMAccountName $ userAccountControl $ objectGUID ) )
+` + adChangeSchema
+
+// adChangeSchema is what StartAD adds: AD's change counter on every entry
+// (uSNChanged, with an ordering rule so that uSNChanged>=N works) and the
+// root DSE attributes that say "Active Directory". slapd refuses
+// operational attribute types from a schema file, so these are user
+// attributes; keyfleet asks for them by name, as it does of AD.
+const adChangeSchema = `attributetype ( 1.3.6.1.4.1.55555.1.4 NAME 'uSNChanged' EQUALITY integerMatch ORDERING integerOrderingMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( 1.3.6.1.4.1.55555.1.5 NAME 'highestCommittedUSN' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( 1.3.6.1.4.1.55555.1.6 NAME 'supportedCapabilities' EQUALITY objectIdentifierMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.38 )
+objectclass ( 1.3.6.1.4.1.55555.2.2 NAME 'keyfleetADObject' SUP top AUXILIARY MAY uSNChanged )
 `
 
-func slapdConf(dir string) string {
+func slapdConf(dir string, ad bool) string {
 	os.WriteFile(filepath.Join(dir, "ad.schema"), []byte(adSchema), 0o600)
+	rootDSE := ""
+	if ad {
+		rootDSE = "rootDSE " + filepath.Join(dir, "rootdse.ldif")
+	}
 	return fmt.Sprintf(`include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
@@ -218,6 +262,7 @@ pidfile %[1]s/slapd.pid
 argsfile %[1]s/slapd.args
 modulepath /usr/lib/ldap
 moduleload back_mdb
+%[6]s
 TLSCACertificateFile %[1]s/ca.pem
 TLSCertificateFile %[1]s/server.pem
 TLSCertificateKeyFile %[1]s/server.key
@@ -233,9 +278,10 @@ limits dn.exact="%[5]s" size.soft=1000 size.hard=1000 size.prtotal=unlimited
 index objectClass eq
 index entryUUID eq
 index modifyTimestamp eq
+index uSNChanged eq
 access to attrs=userPassword by self write by anonymous auth by * none
 access to * by dn.exact="%[5]s" read by * none
-`, dir, Suffix, RootDN, RootPassword, ReaderDN)
+`, dir, Suffix, RootDN, RootPassword, ReaderDN, rootDSE)
 }
 
 // BaseLDIF is the suffix, the people and groups folders and the reader
