@@ -216,10 +216,8 @@ func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte, res
 	if err != nil {
 		return err
 	}
-	if bst, ok := st.(*store.Store); ok {
-		if err := initFaultChecks(o.Dir, bst, sl); err != nil {
-			return err
-		}
+	if err := initChecks(ctx, o.Dir, st, sl); err != nil {
+		return err
 	}
 	svc, err := core.New(core.Config{Store: st, Sealer: sl})
 	if err != nil {

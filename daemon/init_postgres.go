@@ -2,11 +2,13 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/daemon/store/postgres"
 )
@@ -26,6 +28,21 @@ func openInitStore(ctx context.Context, o InitOptions, storeKey []byte) (backend
 		return nil, err
 	}
 	return postgres.Open(ctx, postgres.Options{DSN: o.PostgresDSN, StoreKey: storeKey})
+}
+
+// initChecks records what later starts check (initFaultChecks): in the
+// Badger store, or in the PostgreSQL database, where every keyfleetd that
+// shares it checks its sealing key against the same value.
+func initChecks(ctx context.Context, dir string, st backend, sl *seal.Sealer) error {
+	switch st := st.(type) {
+	case *store.Store:
+		return initFaultChecks(ctx, dir, badgerChecks{st}, sl)
+	case *postgres.Store:
+		if err := recordSealCheck(ctx, st, sl); err != nil {
+			return fmt.Errorf("recording the sealing key's check value in the database: %w", err)
+		}
+	}
+	return nil
 }
 
 // postgresConfig turns the default configuration file into one for the
