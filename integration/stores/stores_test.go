@@ -114,7 +114,7 @@ func eventAt(t *testing.T, d *kftest.Daemon, token string, seq uint64) api.Audit
 func verifyAudit(t *testing.T, d *kftest.Daemon, token string) api.AuditVerification {
 	t.Helper()
 	var v api.AuditVerification
-	d.MustCall(200, token, "GET", "/v1/audit/verify", nil, &v)
+	d.MustCall(200, token, "GET", "/v1/audit/verify?full=true", nil, &v)
 	if !v.OK {
 		t.Fatalf("audit verify on %s: %+v", d.Name, v)
 	}
