@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -173,25 +174,26 @@ func (s *Server) runEvents(ctx context.Context) error {
 	return s.events.RunStreams(ctx)
 }
 
-// leaderWork is what runs once: the sinks (with PostgreSQL; Badger runs
-// them in runEvents) and the sweeps.
+// leaderWork is what runs once: the sinks and the directory sync (with
+// PostgreSQL; with Badger runEvents and runDirectory run them), and the
+// sweeps. One election decides it all: a second would contend for the
+// same lock, and the work that must run once would bounce between
+// keyfleetd.
 func (s *Server) leaderWork(ctx context.Context) {
 	if s.badger != nil {
 		go s.serveBackups(ctx)
 	}
-	done := make(chan struct{})
-	if s.elector != nil {
-		go func() {
-			defer close(done)
+	var wg sync.WaitGroup
+	if s.elector != nil { // with Badger, runEvents and runDirectory run these
+		wg.Go(func() {
 			if err := s.events.RunSinks(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("event sinks stopped", "err", err)
 			}
-		}()
-	} else {
-		close(done)
+		})
+		wg.Go(func() { s.dir.Run(ctx) })
 	}
 	s.sweep(ctx)
-	<-done
+	wg.Wait()
 }
 
 // sweepStore deletes what outlived its use in a shared database.
