@@ -115,10 +115,14 @@ func (s *Server) openBackend(storeKey []byte) error {
 	return err
 }
 
-// remoteAudit wakes the sinks after another keyfleetd's commit.
+// remoteAudit wakes the sinks, and the checkpoint writer, after another
+// keyfleetd's commit.
 func (s *Server) remoteAudit() {
 	if f := s.notify.Load(); f != nil {
 		(*f)()
+	}
+	if s.anchor != nil && s.anchor.mgr != nil {
+		s.anchor.mgr.Notify()
 	}
 }
 
@@ -174,22 +178,23 @@ func (s *Server) runEvents(ctx context.Context) error {
 	return s.events.RunStreams(ctx)
 }
 
-// leaderWork is what runs once: the sinks and the directory sync (with
-// PostgreSQL; with Badger runEvents and runDirectory run them), and the
-// sweeps. One election decides it all: a second would contend for the
-// same lock, and the work that must run once would bounce between
-// keyfleetd.
+// leaderWork is what runs once: the sinks, the audit checkpoints and the
+// directory sync (with PostgreSQL; with Badger runEvents, runCheckpoints
+// and runDirectory run them), and the sweeps. One election decides it
+// all: a second would contend for the same lock, and the work that must
+// run once would bounce between keyfleetd.
 func (s *Server) leaderWork(ctx context.Context) {
 	if s.badger != nil {
 		go s.serveBackups(ctx)
 	}
 	var wg sync.WaitGroup
-	if s.elector != nil { // with Badger, runEvents and runDirectory run these
+	if s.elector != nil { // with Badger, runEvents, runCheckpoints and runDirectory run these
 		wg.Go(func() {
 			if err := s.events.RunSinks(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("event sinks stopped", "err", err)
 			}
 		})
+		wg.Go(func() { s.leadCheckpoints(ctx) })
 		wg.Go(func() { s.dir.Run(ctx) })
 	}
 	s.sweep(ctx)

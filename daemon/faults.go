@@ -264,7 +264,7 @@ func initFaultChecks(ctx context.Context, dir string, cs sealChecks, sl *seal.Se
 
 // firstCheckpoint signs the new store's head into the checkpoint file
 // (initCheckpointFile), so that the first start has one to compare with.
-func firstCheckpoint(dir, file string, st *store.Store, sl *seal.Sealer) error {
+func firstCheckpoint(dir, file string, st interface{ AuditHead() audit.Head }, sl *seal.Sealer) error {
 	signer, err := checkpoint.LoadSigner(checkpointKeyPath(dir), sl, rand.Reader)
 	if err != nil {
 		return err
@@ -375,18 +375,23 @@ func (a *anchor) check(ctx context.Context, st checkpoint.Chain, log *slog.Logge
 // newest checkpoint, refusing to start on a mismatch unless configured to
 // warn.
 func (s *Server) openAnchor(sl *seal.Sealer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if s.pg != nil {
+		if err := sharedCheckpointKey(ctx, s.cfg.DataDir, s.pg, sl); err != nil {
+			return err
+		}
+	}
 	a, err := newAnchor(s.cfg, sl)
 	if err != nil {
 		return err
 	}
 	s.anchor = a
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	c, rep, ok, err := a.check(ctx, s.store, s.log)
 	a.startup = &startupCheck{found: ok, rep: rep, err: err}
 	switch {
 	case err == nil && !ok:
-		s.log.Info("no audit checkpoint yet: the first is written once keyfleetd serves", "file", a.file.Path)
+		s.log.Info("no audit checkpoint yet: the first is written once keyfleetd serves (with PostgreSQL, by the leader)", "file", a.file.Path)
 	case err == nil:
 		s.log.Info("the store matches the newest audit checkpoint", "checkpoint_seq", c.Seq, "source", c.Source, "head_seq", s.store.AuditHead().Seq, "checked", rep.Checked)
 	case errors.Is(err, checkpoint.ErrMismatch) || errors.Is(err, checkpoint.ErrBadSignature):
@@ -427,8 +432,12 @@ func (s *Server) startCheckpoints() error {
 }
 
 // runCheckpoints runs the checkpoint writer until the returned stop is
-// called; stop waits for its last checkpoint.
+// called; stop waits for its last checkpoint. With PostgreSQL the leader
+// alone runs it (leaderWork).
 func (s *Server) runCheckpoints() (stop func()) {
+	if s.elector != nil {
+		return func() {}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.anchor.mgr.Run(ctx) }()
