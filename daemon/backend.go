@@ -15,6 +15,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/cluster"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/events"
+	"github.com/keyfleet/keyfleet/daemon/push"
 	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/daemon/store/postgres"
@@ -139,6 +140,16 @@ func (s *Server) webSessions() web.SessionStore {
 // database when several keyfleetd share it (so that a guesser gains
 // nothing by spreading attempts over them), else in memory (nil).
 func (s *Server) sharedLimits() ratelimit.Shared {
+	if s.pg == nil {
+		return nil
+	}
+	return &cluster.Buckets{Pool: s.pg.Pool(), Sealer: s.pg}
+}
+
+// sharedPushes is where the push hub counts pushes per user: in the
+// database when several keyfleetd share it, so that the cap holds across
+// them, else in the hub's memory (nil).
+func (s *Server) sharedPushes() push.Shared {
 	if s.pg == nil {
 		return nil
 	}
