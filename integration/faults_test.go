@@ -76,7 +76,7 @@ func initAt(t *testing.T, dir string, config ...string) {
 
 // smallStore is the config of a store on a small disk: 2 MiB memtables,
 // a 12 MiB reserve, free space measured every 20 ms.
-var smallStore = []string{"  reserve_mb: 0 ", "  reserve_mb: 12 ", "  memtable_mb: 16 ", "  memtable_mb: 2 ", "  space_check: 1s ", "  space_check: 20ms "}
+var smallStore = []string{"  reserve_mb: 0 ", "  reserve_mb: 12 ", "  memtable_mb: 0 ", "  memtable_mb: 2 ", "  space_check: 1s ", "  space_check: 20ms "}
 
 func freeOn(t *testing.T, dir string) uint64 {
 	t.Helper()
@@ -428,7 +428,7 @@ func TestBytesFlippedInTheLogAreRefusedNamingTheFileAndTheAcceptedLossIsAudited(
 
 func TestADamagedTableIsRefusedNamingItNotACrash(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	initAt(t, dir, "  memtable_mb: 16 ", "  memtable_mb: 1 ")
+	initAt(t, dir, "  memtable_mb: 0 ", "  memtable_mb: 1 ")
 	d := start(t, dir)
 	token := adminToken(t, dir)
 	loadUsers(t, d, token, "t", 1200)
