@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,6 +15,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/cluster"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/events"
+	"github.com/keyfleet/keyfleet/daemon/push"
 	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/daemon/store/postgres"
@@ -114,10 +116,14 @@ func (s *Server) openBackend(storeKey []byte) error {
 	return err
 }
 
-// remoteAudit wakes the sinks after another keyfleetd's commit.
+// remoteAudit wakes the sinks, and the checkpoint writer, after another
+// keyfleetd's commit.
 func (s *Server) remoteAudit() {
 	if f := s.notify.Load(); f != nil {
 		(*f)()
+	}
+	if s.anchor != nil && s.anchor.mgr != nil {
+		s.anchor.mgr.Notify()
 	}
 }
 
@@ -134,6 +140,16 @@ func (s *Server) webSessions() web.SessionStore {
 // database when several keyfleetd share it (so that a guesser gains
 // nothing by spreading attempts over them), else in memory (nil).
 func (s *Server) sharedLimits() ratelimit.Shared {
+	if s.pg == nil {
+		return nil
+	}
+	return &cluster.Buckets{Pool: s.pg.Pool(), Sealer: s.pg}
+}
+
+// sharedPushes is where the push hub counts pushes per user: in the
+// database when several keyfleetd share it, so that the cap holds across
+// them, else in the hub's memory (nil).
+func (s *Server) sharedPushes() push.Shared {
 	if s.pg == nil {
 		return nil
 	}
@@ -173,25 +189,27 @@ func (s *Server) runEvents(ctx context.Context) error {
 	return s.events.RunStreams(ctx)
 }
 
-// leaderWork is what runs once: the sinks (with PostgreSQL; Badger runs
-// them in runEvents) and the sweeps.
+// leaderWork is what runs once: the sinks, the audit checkpoints and the
+// directory sync (with PostgreSQL; with Badger runEvents, runCheckpoints
+// and runDirectory run them), and the sweeps. One election decides it
+// all: a second would contend for the same lock, and the work that must
+// run once would bounce between keyfleetd.
 func (s *Server) leaderWork(ctx context.Context) {
 	if s.badger != nil {
 		go s.serveBackups(ctx)
 	}
-	done := make(chan struct{})
-	if s.elector != nil {
-		go func() {
-			defer close(done)
+	var wg sync.WaitGroup
+	if s.elector != nil { // with Badger, runEvents, runCheckpoints and runDirectory run these
+		wg.Go(func() {
 			if err := s.events.RunSinks(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("event sinks stopped", "err", err)
 			}
-		}()
-	} else {
-		close(done)
+		})
+		wg.Go(func() { s.leadCheckpoints(ctx) })
+		wg.Go(func() { s.dir.Run(ctx) })
 	}
 	s.sweep(ctx)
-	<-done
+	wg.Wait()
 }
 
 // sweepStore deletes what outlived its use in a shared database.

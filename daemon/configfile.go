@@ -232,7 +232,7 @@ plugins:
 
 # Push approvals (the push factor, keyfleet-plugin-push; docs/push.md).
 push:
-  max_per_user: 5       # pushes one user may get in a period; more are refused (429)
+  max_per_user: 5       # pushes one user may get in a period, across every keyfleetd on a PostgreSQL database; more are refused (429)
   period: 10m           # the window of max_per_user
   keep_alive: 20s       # a comment line on idle companion streams this often
   clock_skew: 2m        # how far a companion's clock may be off in its signed requests

@@ -35,12 +35,15 @@ func (s *Server) withSCIM(next http.Handler) http.Handler {
 	})
 }
 
-// runDirectory starts the periodic LDAP sync, on the leader only when
-// several keyfleetd share a database; the function it returns stops it
-// and waits.
+// runDirectory starts the periodic LDAP sync (with PostgreSQL, leaderWork
+// runs it on the leader instead); the function it returns stops it and
+// waits.
 func (s *Server) runDirectory() func() {
+	if s.elector != nil {
+		return func() {} // leaderWork runs it
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); s.lead(ctx, s.dir.Run) }()
+	go func() { defer close(done); s.dir.Run(ctx) }()
 	return func() { cancel(); <-done }
 }

@@ -147,12 +147,36 @@ func storeOptions(cfg Config, key []byte, log *slog.Logger, afterAudit func([]*a
 	}
 }
 
+// sealChecks is where a store keeps the sealing key's check value: a key
+// in Badger, the meta table in PostgreSQL.
+type sealChecks interface {
+	SealCheck(ctx context.Context) (v []byte, ok bool, err error)
+	// PutSealCheck records v; PostgreSQL keeps a value another keyfleetd
+	// wrote first, so the value is read back before it counts.
+	PutSealCheck(ctx context.Context, v []byte) error
+}
+
+// badgerChecks is the Badger store as sealChecks.
+type badgerChecks struct{ st *store.Store }
+
+func (b badgerChecks) SealCheck(context.Context) ([]byte, bool, error) { return b.st.SealCheck() }
+func (b badgerChecks) PutSealCheck(_ context.Context, v []byte) error  { return b.st.PutSealCheck(v) }
+
+// sealChecks is where this keyfleetd's store keeps the check value.
+func (s *Server) sealChecks() sealChecks {
+	if s.pg != nil {
+		return s.pg
+	}
+	return badgerChecks{s.badger}
+}
+
 // checkSealKey refuses a sealing key the store's secrets were not sealed
 // under. A store keeps a check value (written at init, or at the first
 // start of a store made before check values, once a sealed secret it
-// holds has opened under the key).
-func checkSealKey(ctx context.Context, st *store.Store, sl *seal.Sealer, log *slog.Logger) error {
-	v, ok, err := st.SealCheck()
+// holds has opened under the key). It returns an error wrapping
+// seal.ErrWrongKey for a wrong key.
+func checkSealKey(ctx context.Context, cs sealChecks, st core.Store, sl *seal.Sealer, log *slog.Logger) error {
+	v, ok, err := cs.SealCheck(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the sealing key's check value: %w", err)
 	}
@@ -165,23 +189,44 @@ func checkSealKey(ctx context.Context, st *store.Store, sl *seal.Sealer, log *sl
 	if err := openOneSecret(ctx, st, sl); err != nil {
 		return wrongSealKey(err)
 	}
-	v, err = sl.CheckValue()
-	if err == nil {
-		err = st.PutSealCheck(v)
-	}
-	if err != nil {
+	if err := recordSealCheck(ctx, cs, sl); err != nil {
+		if errors.Is(err, seal.ErrWrongKey) {
+			return wrongSealKey(err)
+		}
 		log.Warn("the sealing key's check value could not be recorded yet; it will be at the next start", "err", err)
 	}
 	return nil
 }
 
+// recordSealCheck writes the check value of sl's key and checks the one
+// the store then holds: another keyfleetd on the same database may have
+// written its own first. It returns seal.ErrWrongKey when that one is
+// another key's.
+func recordSealCheck(ctx context.Context, cs sealChecks, sl *seal.Sealer) error {
+	v, err := sl.CheckValue()
+	if err != nil {
+		return err
+	}
+	if err := cs.PutSealCheck(ctx, v); err != nil {
+		return err
+	}
+	v, ok, err := cs.SealCheck(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("the check value written was not found when read back")
+	}
+	return sl.Check(v)
+}
+
 func wrongSealKey(err error) error {
-	return fmt.Errorf("%w: refusing to start, since secrets would not open and new ones would be sealed under the wrong key. Give keyfleetd the sealing key this store was made with (KEYFLEET_SEAL_KEY, or keys/seal.key in the data folder, from your key backup)", err)
+	return fmt.Errorf("%w: refusing to start, since secrets would not open and new ones would be sealed under the wrong key. Give keyfleetd the sealing key this store was made with (KEYFLEET_SEAL_KEY, or keys/seal.key in the data folder, from your key backup; with PostgreSQL, the one every keyfleetd on this database shares, made by 'keyfleetd init --postgres')", err)
 }
 
 // openOneSecret opens the first sealed factor secret the store holds,
 // if any: the check for stores made before check values.
-func openOneSecret(ctx context.Context, st *store.Store, sl *seal.Sealer) error {
+func openOneSecret(ctx context.Context, st core.Store, sl *seal.Sealer) error {
 	return st.View(ctx, func(tx core.ReadTx) error {
 		pg := core.PageReq{Limit: core.MaxPageSize}
 		for {
@@ -207,22 +252,19 @@ func openOneSecret(ctx context.Context, st *store.Store, sl *seal.Sealer) error 
 }
 
 // initFaultChecks records what later starts check: the sealing key's
-// check value, and the checkpoint signing key (sealed).
-func initFaultChecks(dir string, st *store.Store, sl *seal.Sealer) error {
-	v, err := sl.CheckValue()
-	if err == nil {
-		err = st.PutSealCheck(v)
-	}
-	if err != nil {
+// check value (in the store: Badger or the database), and the checkpoint
+// signing key (sealed, DIR/keys/checkpoint.key).
+func initFaultChecks(ctx context.Context, dir string, cs sealChecks, sl *seal.Sealer) error {
+	if err := recordSealCheck(ctx, cs, sl); err != nil {
 		return fmt.Errorf("recording the sealing key's check value: %w", err)
 	}
-	_, err = checkpoint.LoadSigner(checkpointKeyPath(dir), sl, rand.Reader)
+	_, err := checkpoint.LoadSigner(checkpointKeyPath(dir), sl, rand.Reader)
 	return err
 }
 
 // firstCheckpoint signs the new store's head into the checkpoint file
 // (initCheckpointFile), so that the first start has one to compare with.
-func firstCheckpoint(dir, file string, st *store.Store, sl *seal.Sealer) error {
+func firstCheckpoint(dir, file string, st interface{ AuditHead() audit.Head }, sl *seal.Sealer) error {
 	signer, err := checkpoint.LoadSigner(checkpointKeyPath(dir), sl, rand.Reader)
 	if err != nil {
 		return err
@@ -333,18 +375,23 @@ func (a *anchor) check(ctx context.Context, st checkpoint.Chain, log *slog.Logge
 // newest checkpoint, refusing to start on a mismatch unless configured to
 // warn.
 func (s *Server) openAnchor(sl *seal.Sealer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if s.pg != nil {
+		if err := sharedCheckpointKey(ctx, s.cfg.DataDir, s.pg, sl); err != nil {
+			return err
+		}
+	}
 	a, err := newAnchor(s.cfg, sl)
 	if err != nil {
 		return err
 	}
 	s.anchor = a
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	c, rep, ok, err := a.check(ctx, s.store, s.log)
 	a.startup = &startupCheck{found: ok, rep: rep, err: err}
 	switch {
 	case err == nil && !ok:
-		s.log.Info("no audit checkpoint yet: the first is written once keyfleetd serves", "file", a.file.Path)
+		s.log.Info("no audit checkpoint yet: the first is written once keyfleetd serves (with PostgreSQL, by the leader)", "file", a.file.Path)
 	case err == nil:
 		s.log.Info("the store matches the newest audit checkpoint", "checkpoint_seq", c.Seq, "source", c.Source, "head_seq", s.store.AuditHead().Seq, "checked", rep.Checked)
 	case errors.Is(err, checkpoint.ErrMismatch) || errors.Is(err, checkpoint.ErrBadSignature):
@@ -385,8 +432,12 @@ func (s *Server) startCheckpoints() error {
 }
 
 // runCheckpoints runs the checkpoint writer until the returned stop is
-// called; stop waits for its last checkpoint.
+// called; stop waits for its last checkpoint. With PostgreSQL the leader
+// alone runs it (leaderWork).
 func (s *Server) runCheckpoints() (stop func()) {
+	if s.elector != nil {
+		return func() {}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.anchor.mgr.Run(ctx) }()

@@ -34,6 +34,11 @@ func (s *Server) registerFaultMetrics(reg prometheus.Registerer) {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "store", Name: "read_only",
 				Help: "1 while the store is open read-only because it started short of space."}, func() float64 { return b2f(b.SpaceStats().ReadOnly) }))
 	}
+	if pg := s.pg; pg != nil { // the database server's disk: known from the writes it refuses
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "store", Name: "storage_full",
+			Help: "1 while the store refuses writes for lack of space (reads go on); with PostgreSQL, for 30s after a write it refused for lack of disk space, or until one goes through."},
+			func() float64 { return b2f(pg.Full() != nil) }))
+	}
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "audit", Name: "checkpoint_mismatch",
 			Help: "1 when keyfleetd serves a store behind or beside its newest audit checkpoint (audit.checkpoint.on_mismatch: warn)."},

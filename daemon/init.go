@@ -15,7 +15,6 @@ import (
 
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/seal"
-	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/internal/sharefile"
 )
 
@@ -82,6 +81,8 @@ type InitResult struct {
 	// CheckpointFile holds the first signed audit checkpoint;
 	// CheckpointNote, when set, says why it could not be written there.
 	CheckpointFile, CheckpointNote string
+	// Postgres: the store is in a PostgreSQL database (--postgres).
+	Postgres bool
 }
 
 // Init creates a data folder: keys, TLS, the store, the first administrator
@@ -105,7 +106,7 @@ func Init(ctx context.Context, o InitOptions) (res InitResult, err error) {
 			os.RemoveAll(o.Dir) // the checkpoint file is written last, by a step that cannot fail Init
 		}
 	}()
-	res = InitResult{Dir: o.Dir, AdminUser: o.AdminUser, AdminTokenFile: adminTokenPath(o.Dir)}
+	res = InitResult{Dir: o.Dir, AdminUser: o.AdminUser, AdminTokenFile: adminTokenPath(o.Dir), Postgres: o.PostgresDSN != ""}
 	storeKey, f1, err := initKey(o.Getenv, EnvStoreKey, storeKeyPath(o.Dir))
 	if err != nil {
 		return res, err
@@ -216,10 +217,8 @@ func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte, res
 	if err != nil {
 		return err
 	}
-	if bst, ok := st.(*store.Store); ok {
-		if err := initFaultChecks(o.Dir, bst, sl); err != nil {
-			return err
-		}
+	if err := initChecks(ctx, o.Dir, st, sl); err != nil {
+		return err
 	}
 	svc, err := core.New(core.Config{Store: st, Sealer: sl})
 	if err != nil {
@@ -247,10 +246,8 @@ func bootstrap(ctx context.Context, o InitOptions, storeKey, sealKey []byte, res
 	if res.BreakGlassFiles, err = sharefile.Write(filepath.Join(o.Dir, "breakglass"), bg.SetID, bg.Threshold, shares); err != nil {
 		return err
 	}
-	if bst, ok := st.(*store.Store); ok {
-		if err := firstCheckpoint(o.Dir, res.CheckpointFile, bst, sl); err != nil {
-			res.CheckpointNote = err.Error()
-		}
+	if err := firstCheckpoint(o.Dir, res.CheckpointFile, st, sl); err != nil {
+		res.CheckpointNote = err.Error()
 	}
 	return nil
 }

@@ -91,7 +91,7 @@ func Recover(ctx context.Context, cfg Config, o RecoverOptions) (RecoverResult, 
 		return res, err
 	}
 	defer st.Close()
-	if err := checkSealKey(ctx, st, sl, log); err != nil {
+	if err := checkSealKey(ctx, badgerChecks{st}, st, sl, log); err != nil {
 		return res, err
 	}
 	a, err := newAnchor(cfg, sl)

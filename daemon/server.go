@@ -156,11 +156,12 @@ func (s *Server) open(o Options) error {
 	if err := s.openBackend(storeKey); err != nil {
 		return err
 	}
-	if s.badger != nil { // PostgreSQL checks its store key at open; the sealing key's check value is kept by Badger
-		if err := checkSealKey(context.Background(), s.badger, sl, s.log); err != nil {
-			s.Close()
-			return err
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	err = checkSealKey(ctx, s.sealChecks(), s.store, sl, s.log) // the store key was checked at open
+	cancel()
+	if err != nil {
+		s.Close()
+		return err
 	}
 	if err := s.openAnchor(sl); err != nil {
 		s.Close()
@@ -176,7 +177,7 @@ func (s *Server) open(o Options) error {
 		s.Close()
 		return err
 	}
-	if s.push, err = push.New(s.cfg.Push, push.Options{Logger: s.log.With("component", "push"), Registerer: s.reg, Now: o.Now}); err != nil {
+	if s.push, err = push.New(s.cfg.Push, push.Options{Logger: s.log.With("component", "push"), Registerer: s.reg, Now: o.Now, Shared: s.sharedPushes()}); err != nil {
 		s.Close()
 		return err
 	}

@@ -173,6 +173,9 @@ func CopyStore(ctx context.Context, cfg Config, getenv func(string) string, from
 	if rep.Records, rep.Events, err = dst.Import(ctx, src); err != nil {
 		return rep, err
 	}
+	if err := copySealCheck(ctx, src, dst); err != nil {
+		return rep, err
+	}
 	v, err := core.VerifyStore(ctx, dst)
 	if err != nil {
 		return rep, err
@@ -183,4 +186,18 @@ func CopyStore(ctx context.Context, cfg Config, getenv func(string) string, from
 	}
 	rep.Head, rep.Hash = want.Seq, audit.HexHash(want.Hash)
 	return rep, nil
+}
+
+// copySealCheck gives the database the Badger store's sealing key check
+// value, so that a keyfleetd on the copy with another sealing key is
+// refused at start as it was on the original.
+func copySealCheck(ctx context.Context, src *store.Store, dst *postgres.Store) error {
+	v, ok, err := src.SealCheck()
+	if err != nil || !ok {
+		return err
+	}
+	if err := dst.PutSealCheck(ctx, v); err != nil {
+		return fmt.Errorf("copying the sealing key's check value: %w", err)
+	}
+	return nil
 }

@@ -530,6 +530,51 @@ func TestAWrongSealingKeyIsRefusedAtStart(t *testing.T) {
 	}
 }
 
+// TestAWrongSealingKeyIsRefusedAtStartOnPostgreSQL: the database keeps
+// the sealing key's check value (written by init --postgres), so a
+// keyfleetd given another sealing key, such as a second node set up with
+// a key of its own, refuses to start instead of answering verifications
+// with 500 and sealing new secrets under a key the others cannot open. A
+// database made before check values gets one at its first start.
+func TestAWrongSealingKeyIsRefusedAtStartOnPostgreSQL(t *testing.T) {
+	dsn := pgDatabase(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	if out, err := exec.Command(keyfleetd, "init", "--data", dir, "--postgres", dsn).CombinedOutput(); err != nil {
+		t.Fatalf("init --postgres: %v\n%s", err, out)
+	}
+	if pgValue(t, dsn, "SELECT v FROM meta WHERE k = 'seal_check'") == "" {
+		t.Fatal("init --postgres recorded no check value of the sealing key in the database")
+	}
+	right, err := os.ReadFile(filepath.Join(dir, "keys", "seal.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := func() {
+		key := make([]byte, 32)
+		rand.Read(key)
+		if err := os.WriteFile(filepath.Join(dir, "keys", "seal.key"), []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wrong()
+	out := serveRefused(t, dir)
+	if !strings.Contains(out, "sealing key") || !strings.Contains(out, "KEYFLEET_SEAL_KEY") || !strings.Contains(out, "PostgreSQL") {
+		t.Fatalf("a wrong sealing key on PostgreSQL was not refused clearly:\n%s", out)
+	}
+
+	// A database from before check values: the first start records one.
+	pgExec(t, dsn, "DELETE FROM meta WHERE k = 'seal_check'")
+	os.WriteFile(filepath.Join(dir, "keys", "seal.key"), right, 0o600)
+	stop(t, start(t, dir))
+	if pgValue(t, dsn, "SELECT v FROM meta WHERE k = 'seal_check'") == "" {
+		t.Fatal("the first start recorded no check value of the sealing key")
+	}
+	wrong()
+	if out := serveRefused(t, dir); !strings.Contains(out, "sealing key is not the one") {
+		t.Fatalf("after the first start recorded it, a wrong sealing key was not refused:\n%s", out)
+	}
+}
+
 // witness keeps the newest checkpoint it is given, as a transparency
 // witness would, and refuses one that goes back.
 type witness struct {

@@ -132,6 +132,9 @@ func printInit(w io.Writer, r daemon.InitResult) {
 	}
 	fmt.Fprintf(w, "\nGive each break-glass share to a different holder, then delete the files.\n")
 	fmt.Fprintf(w, "Back up the two keys apart from the data folder: without them the store cannot be read.\n")
+	if r.Postgres {
+		fmt.Fprintf(w, "For more keyfleetd on this database, copy %s (its keys, the checkpoint key %s included, TLS and config) to each host: they must share the keys, and refuse to start without them. The leader writes the audit checkpoints; give each keyfleetd the same audit.checkpoint.witness_url so that each can check the newest.\n", r.Dir, filepath.Join(r.Dir, "keys", "checkpoint.key"))
+	}
 	if r.ConfigFile != daemon.ConfigPath(r.Dir) {
 		fmt.Fprintf(w, "Next: keyfleetd serve --data %s --config %s\n", r.Dir, r.ConfigFile)
 		return

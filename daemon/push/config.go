@@ -31,7 +31,9 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 // value is the default: pushes through the companions' channels only.
 type Config struct {
 	// MaxPerUser pushes may go to one user in Period (default 5 in 10m);
-	// more are refused with 429 until the oldest leaves the window.
+	// more are refused with 429 until the oldest leaves the window. With
+	// Options.Shared the count is a token bucket every keyfleetd shares:
+	// MaxPerUser at most, one more every Period.
 	MaxPerUser int      `yaml:"max_per_user"`
 	Period     Duration `yaml:"period"`
 	// KeepAlive is how often an idle stream gets a comment line (default

@@ -42,6 +42,8 @@ type env struct {
 	clock *clock
 	app   core.Principal
 	cfg   Config
+	// shared, if set before restart, keeps the per-user cap.
+	shared Shared
 }
 
 func newEnv(t *testing.T, cfg Config) *env {
@@ -68,7 +70,7 @@ func (e *env) restart() {
 	if e.hub != nil {
 		e.hub.Close()
 	}
-	hub, err := New(e.cfg, Options{Now: e.clock.Now})
+	hub, err := New(e.cfg, Options{Now: e.clock.Now, Shared: e.shared})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
 
 // Service is what the hub needs of the domain (*core.Service).
@@ -32,6 +33,18 @@ type Options struct {
 	// ResultTTL is how long an outcome waits for the application to take
 	// it (default 5m).
 	ResultTTL time.Duration
+	// Shared, if set, keeps the per-user cap where every keyfleetd on one
+	// database counts together (*cluster.Buckets); nil keeps it in this
+	// process (one keyfleetd, Badger).
+	Shared Shared
+}
+
+// Shared decides pushes against token buckets that several keyfleetd
+// share (ratelimit.Shared): -1 when the push may go (a token is taken),
+// else the bucket without a token and how long until it has one. An error
+// means nothing was counted.
+type Shared interface {
+	Take(ctx context.Context, now time.Time, buckets []ratelimit.Bucket) (refused int, wait time.Duration, err error)
 }
 
 // Hub keeps pending pushes, the companions' open channels and the
@@ -45,6 +58,7 @@ type Hub struct {
 	metrics *metrics
 	gw      *gateways
 	replay  replayCache
+	shared  Shared
 
 	mu      sync.Mutex
 	svc     Service
@@ -84,7 +98,7 @@ func New(cfg Config, o Options) (*Hub, error) {
 	if o.ResultTTL == 0 {
 		o.ResultTTL = 5 * time.Minute
 	}
-	h := &Hub{cfg: cfg, log: o.Logger, now: o.Now, keep: o.ResultTTL, metrics: newMetrics(o.Registerer),
+	h := &Hub{cfg: cfg, log: o.Logger, now: o.Now, keep: o.ResultTTL, metrics: newMetrics(o.Registerer), shared: o.Shared,
 		stop: make(chan struct{}), pending: map[string]*entry{}, waiting: map[string][]*entry{}, streams: map[string][]*Stream{}, sent: map[string][]time.Time{}}
 	h.replay = replayCache{seen: map[string]time.Time{}}
 	gw, err := newGateways(cfg.Gateways, h.log, h.metrics)
@@ -148,20 +162,28 @@ func (e *LimitError) RetryAfter() time.Duration { return e.After }
 
 // Deliver keeps p pending, sends it to the factor's open streams and the
 // gateways, and closes it at its deadline. Errors: *LimitError,
-// core.ErrUnavailable when the hub is closed or full.
-func (h *Hub) Deliver(_ context.Context, p core.Pending) error {
+// core.ErrUnavailable when the hub is closed or full, or the shared cap
+// could not be counted.
+func (h *Hub) Deliver(ctx context.Context, p core.Pending) error {
 	now := h.now()
+	if h.shared != nil {
+		if err := h.room(); err != nil {
+			return err
+		}
+		if err := h.admitShared(ctx, p.UserID, p.Username, now); err != nil {
+			return err
+		}
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	switch {
-	case h.closed:
-		return fmt.Errorf("%w: keyfleetd is stopping", core.ErrUnavailable)
-	case len(h.pending) >= h.cfg.MaxPending:
-		return fmt.Errorf("%w: %d pushes are waiting already; try again shortly", core.ErrUnavailable, len(h.pending))
-	}
-	if err := h.admit(p.UserID, p.Username, now); err != nil {
-		h.metrics.limited.Inc()
+	if err := h.roomLocked(); err != nil {
 		return err
+	}
+	if h.shared == nil {
+		if err := h.admit(p.UserID, p.Username, now); err != nil {
+			h.metrics.limited.Inc()
+			return err
+		}
 	}
 	k := key(p.VerificationID, p.FactorID)
 	e := &entry{p: p, done: make(chan struct{})}
@@ -173,6 +195,40 @@ func (h *Hub) Deliver(_ context.Context, p core.Pending) error {
 	}
 	h.metrics.sent.Inc()
 	h.gw.notify(noticeOf(p))
+	return nil
+}
+
+// room refuses a push when the hub is closed or full.
+func (h *Hub) room() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.roomLocked()
+}
+
+func (h *Hub) roomLocked() error {
+	switch {
+	case h.closed:
+		return fmt.Errorf("%w: keyfleetd is stopping", core.ErrUnavailable)
+	case len(h.pending) >= h.cfg.MaxPending:
+		return fmt.Errorf("%w: %d pushes are waiting already; try again shortly", core.ErrUnavailable, len(h.pending))
+	}
+	return nil
+}
+
+// admitShared applies the per-user limit in the shared buckets: one per
+// user holding MaxPerUser pushes and gaining one every Period, so that
+// no Period holds more than MaxPerUser pushes to a user, whichever
+// keyfleetd sends them. h.mu is not held (a round trip to the database).
+func (h *Hub) admitShared(ctx context.Context, userID, username string, now time.Time) error {
+	b := []ratelimit.Bucket{{Key: "push\x00" + userID, Burst: h.cfg.MaxPerUser, Every: h.cfg.Period.Duration}}
+	refused, wait, err := h.shared.Take(ctx, now, b)
+	if err != nil {
+		return fmt.Errorf("counting the push against %s's limit: %w", username, err)
+	}
+	if refused >= 0 {
+		h.metrics.limited.Inc()
+		return &LimitError{User: username, Max: h.cfg.MaxPerUser, Per: h.cfg.Period.Duration, After: wait}
+	}
 	return nil
 }
 

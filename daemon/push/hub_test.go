@@ -3,12 +3,14 @@ package push
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 	pushkind "github.com/keyfleet/keyfleet/plugins/push"
 )
 
@@ -323,5 +325,55 @@ rules:
 	p, err := e.svc.BeginVerify(ctx, e.app, api.BeginVerify{User: "sam", FactorID: matching.dev.FactorID})
 	if err != nil || len(p.Factors) != 1 {
 		t.Fatalf("a push with number matching: %+v %v", p, err)
+	}
+}
+
+// buckets is a shared count of pushes that admits the first max and
+// then refuses, or fails when down (the database does not answer).
+type buckets struct {
+	max  int
+	down bool
+	got  []ratelimit.Bucket
+}
+
+func (b *buckets) Take(_ context.Context, _ time.Time, bs []ratelimit.Bucket) (int, time.Duration, error) {
+	if b.down {
+		return 0, 0, fmt.Errorf("%w: PostgreSQL does not answer", core.ErrUnavailable)
+	}
+	b.got = append(b.got, bs...)
+	if len(b.got) > b.max {
+		return 0, 42 * time.Second, nil
+	}
+	return -1, 0, nil
+}
+
+// TestWithASharedCountThePushCapIsTheDatabasesAndFailsClosed: with
+// several keyfleetd on one database the hub asks the shared buckets
+// (one per user: max_per_user pushes, one more every period) instead of
+// its memory; a refusal is the same 429 with the wait the buckets give,
+// and a count that cannot be made sends nothing.
+func TestWithASharedCountThePushCapIsTheDatabasesAndFailsClosed(t *testing.T) {
+	e := newEnv(t, Config{MaxPerUser: 2, Period: Duration{10 * time.Minute}})
+	b := &buckets{max: 2}
+	e.shared = b
+	e.restart()
+	bob := e.enrol(e.user("bob"), nil)
+	for range 2 {
+		e.mustBegin(bob.user)
+	}
+	_, err := e.begin(bob.user)
+	var le *LimitError
+	if !errors.Is(err, core.ErrTooMany) || !errors.As(err, &le) || le.RetryAfter() != 42*time.Second {
+		t.Fatalf("the push the shared count refused: %v", err)
+	}
+	if want := (ratelimit.Bucket{Key: "push\x00" + bob.user.ID, Burst: 2, Every: 10 * time.Minute}); b.got[0] != want {
+		t.Fatalf("the hub asked for %+v, want %+v", b.got[0], want)
+	}
+	b.down = true
+	if _, err := e.begin(bob.user); !errors.Is(err, core.ErrUnavailable) {
+		t.Fatalf("a push that could not be counted: %v, want unavailable", err)
+	}
+	if n := len(bob.received()); n != 2 {
+		t.Fatalf("the phone got %d pushes, want the 2 the count admitted", n)
 	}
 }

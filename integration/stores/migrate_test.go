@@ -1,11 +1,15 @@
 package stores
 
 import (
+	"context"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/integration/kftest"
@@ -48,6 +52,9 @@ func TestMigrateStoreMovesABadgerStoreToPostgreSQLAndTheDaemonServesIt(t *testin
 	if !strings.Contains(out, "store.backend: postgres") {
 		t.Fatalf("migrate-store does not say what to do next:\n%s", out)
 	}
+	if !hasMeta(t, dsn, "seal_check") {
+		t.Fatal("migrate-store did not copy the sealing key's check value: a keyfleetd with another sealing key would not be refused")
+	}
 	// A second copy into the same database is refused.
 	if b, err := exec.Command(keyfleetd(), "migrate-store", "--data", dir, "--to", dsn).CombinedOutput(); err == nil || !strings.Contains(string(b), "already holds a keyfleet store") {
 		t.Fatalf("a second migrate-store into the same database: %v\n%s", err, b)
@@ -87,4 +94,21 @@ func TestMigrateStoreMovesABadgerStoreToPostgreSQLAndTheDaemonServesIt(t *testin
 	if v.HeadSeq <= head || v.Checked != v.HeadSeq {
 		t.Fatalf("audit verify after new writes on PostgreSQL: %+v (the copy ended at %d)", v, head)
 	}
+}
+
+// hasMeta reports whether the database at dsn holds meta value k.
+func hasMeta(t *testing.T, dsn, k string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM meta WHERE k = $1)", k).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
 }

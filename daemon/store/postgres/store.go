@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,7 @@ type Store struct {
 	retries    atomic.Uint64              // transactions run again after a collision
 	names      nameCache
 	epochs     epochCache
+	full       fullState // the last refusal for lack of space (full.go)
 
 	closeOnce sync.Once
 	stop      context.CancelFunc
@@ -158,10 +160,15 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Ready reports nil while the database answers.
+// Ready reports nil while the database answers and takes writes: a
+// *StorageFullError for 30 seconds after a write was refused for lack of
+// space, an error wrapping core.ErrUnavailable while it does not answer.
 func (s *Store) Ready() error {
 	if s.closed.Load() {
 		return fmt.Errorf("%w: the store is closed", core.ErrUnavailable)
+	}
+	if fe := s.Full(); fe != nil {
+		return fe
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -197,8 +204,14 @@ func mapErr(err error) error {
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		switch pe.Code[:2] {
-		case "08", "57", "53": // connection, operator intervention (shutdown), insufficient resources
+		switch {
+		case pe.Code == sqlDiskFull:
+			return &StorageFullError{Message: pe.Message}
+		case pe.Code == sqlOutOfMemory:
+			return fmt.Errorf("%w: PostgreSQL is out of memory (%s); try again, and check the database server's memory settings", core.ErrUnavailable, pe.Message)
+		case pe.Code == sqlTooManyConnections:
+			return fmt.Errorf("%w: PostgreSQL has no connection to spare (%s); try again, and raise max_connections or lower store.postgres.max_conns times the keyfleetd sharing it", core.ErrUnavailable, pe.Message)
+		case len(pe.Code) == 5 && strings.Contains("08 57 53", pe.Code[:2]): // connection, operator intervention (shutdown), insufficient resources
 			return fmt.Errorf("%w: PostgreSQL: %s", core.ErrUnavailable, pe.Message)
 		}
 		return err
@@ -226,7 +239,7 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		evs, err := s.attempt(ctx, fn, hot, attempt == 0)
+		evs, wrote, err := s.attempt(ctx, fn, hot, attempt == 0)
 		if err == nil && len(evs) > 0 {
 			// Committed without waiting for the disk: wait for a barrier
 			// (durable.go), whatever happens to ctx meanwhile, so that
@@ -239,10 +252,13 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 			}
 		}
 		if err == nil {
+			if wrote {
+				s.noteWrite(nil)
+			}
 			return nil
 		}
 		if !retryable(err) {
-			return mapErr(err)
+			return s.noteWrite(mapErr(err))
 		}
 		var ce *conflictError
 		if errors.As(err, &ce) {
@@ -264,10 +280,11 @@ func pause(attempt int) {
 // attempt runs fn once in a new transaction and commits it. The
 // transaction is begun with its first statement and ended by hand, so
 // that its COMMIT travels in the same batch as its last writes (commit).
-func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[rowKey]bool, useCache bool) (evs []*audit.Event, err error) {
+// wrote says whether it wrote anything.
+func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[rowKey]bool, useCache bool) (evs []*audit.Event, wrote bool, err error) {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// A connection released inside a transaction (a rollback that failed)
 	// is closed by the pool rather than reused.
@@ -281,22 +298,22 @@ func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[row
 		}
 	}()
 	if err := fn(t); err != nil {
-		return nil, s.checkCached(ctx, t, err)
+		return nil, false, s.checkCached(ctx, t, err)
 	}
 	if err := t.err; err != nil { // a failed statement fn did not return
-		return nil, err
+		return nil, false, err
 	}
 	if s.beforeCommit != nil {
 		if err := s.beforeCommit(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	xid, err := s.commit(ctx, t, &ended)
 	s.cacheWritten(t, xid, err)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return t.events, nil
+	return t.events, t.dirty || len(t.events) > 0, nil
 }
 
 // checkCached answers err, the error fn ended with, unless fn read a
