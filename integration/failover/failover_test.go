@@ -85,12 +85,12 @@ func serveAll(t *testing.T, dirs []string) []*kftest.Daemon {
 }
 
 // A hand-over takes about two seconds (leader.go: the elector's period
-// and its check); the deadline leaves room for a machine loaded by other
-// tests, and the time it took is logged.
+// and its check); the deadline leaves room for a loaded machine, and the
+// time it took is logged.
 func leaderOf(t *testing.T, nodes []*kftest.Daemon) *kftest.Daemon {
 	t.Helper()
 	start := time.Now()
-	deadline := start.Add(45 * time.Second)
+	deadline := start.Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, n := range nodes {
 			if !n.Alive() {
