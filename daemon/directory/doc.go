@@ -6,7 +6,8 @@
 //     configured CA, a read-only bind), follows nested groups (AD's
 //     LDAP_MATCHING_RULE_IN_CHAIN where the server has it, each answer
 //     checked against the group's direct members, else by reading the
-//     groups), maps groups to keyfleet groups and roles, and
+//     groups; AD's large member lists are read range by range), maps
+//     groups to keyfleet groups and roles, and
 //     applies the result through daemon/core as the source's own
 //     principal. Every interval it reads only what changed
 //     (modifyTimestamp, or AD's uSNChanged); every full interval it reads
@@ -19,5 +20,7 @@
 // directory asks for wait for a second person; leavers are disabled and
 // their factors suspended at once; users made by hand are left alone
 // until an operator links them. The test kit (directorytest) runs a real
-// slapd, also as a stand-in for an Active Directory domain controller.
+// slapd, also as a stand-in for an Active Directory domain controller,
+// and a small LDAP server of its own for AD's ranged retrieval and
+// IN_CHAIN, which slapd cannot serve.
 package directory

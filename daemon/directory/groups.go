@@ -62,20 +62,11 @@ func (r *ldapReader) memberships(ctx context.Context, c *conn, st *dirState) (ma
 // resolve reads every group under group_base and follows groups in
 // groups itself.
 func (r *ldapReader) resolve(ctx context.Context, c *conn, st *dirState, mapped []string) (map[string][]string, error) {
-	out := map[string][]string{}
-	groups := map[string][]string{}
-	err := c.search(ctx, r.cfg.GroupBase, r.cfg.GroupFilter, []string{r.cfg.Attributes.Member}, func(e *ldap.Entry) error {
-		members := e.GetEqualFoldAttributeValues(r.cfg.Attributes.Member)
-		norm := make([]string, len(members))
-		for i, m := range members {
-			norm[i] = normDN(m)
-		}
-		groups[normDN(e.DN)] = norm
-		return nil
-	})
+	groups, err := r.readGroups(ctx, c)
 	if err != nil {
 		return nil, err
 	}
+	out := map[string][]string{}
 	for _, g := range mapped {
 		if _, ok := groups[g]; !ok {
 			st.problems = append(st.problems, fmt.Sprintf("mapped group %s is not under %s or does not match %s", g, r.cfg.GroupBase, r.cfg.GroupFilter))
@@ -86,6 +77,45 @@ func (r *ldapReader) resolve(ctx context.Context, c *conn, st *dirState, mapped 
 		}
 	}
 	return out, nil
+}
+
+// readGroups reads every group under group_base: its members'
+// normalised DNs, by the group's. A group whose members come in ranges
+// (Active Directory's large groups) is read to its last range once the
+// paged search is done.
+func (r *ldapReader) readGroups(ctx context.Context, c *conn) (map[string][]string, error) {
+	attr := r.cfg.Attributes.Member
+	groups := map[string][]string{}
+	var partial []*ldap.Entry
+	err := c.search(ctx, r.cfg.GroupBase, r.cfg.GroupFilter, []string{attr}, func(e *ldap.Entry) error {
+		if ranged(e, attr) {
+			partial = append(partial, e)
+			return nil
+		}
+		members, err := c.values(ctx, e, attr)
+		groups[normDN(e.DN)] = normDNs(members)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range partial {
+		members, err := c.values(ctx, e, attr)
+		if err != nil {
+			return nil, err
+		}
+		groups[normDN(e.DN)] = normDNs(members)
+	}
+	return groups, nil
+}
+
+// normDNs is dns each normalised.
+func normDNs(dns []string) []string {
+	out := make([]string, len(dns))
+	for i, dn := range dns {
+		out[i] = normDN(dn)
+	}
+	return out
 }
 
 // walk collects the users in group g, through nested groups unless
@@ -151,7 +181,7 @@ func (r *ldapReader) inChain(ctx context.Context, c *conn, st *dirState, mapped 
 			}
 			return nil, err
 		}
-		direct, found, err := r.directMembers(c, g)
+		direct, found, err := r.directMembers(ctx, c, g)
 		if err != nil {
 			return nil, err
 		}
@@ -199,9 +229,10 @@ func checkChain(server, g string, st *dirState, direct []string, got map[string]
 	return nil
 }
 
-// directMembers reads group g's own member list (normalised DNs); found
-// is false when g does not exist or does not match the group filter.
-func (r *ldapReader) directMembers(c *conn, g string) (members []string, found bool, err error) {
+// directMembers reads group g's own member list (normalised DNs), every
+// range of it; found is false when g does not exist or does not match the
+// group filter.
+func (r *ldapReader) directMembers(ctx context.Context, c *conn, g string) (members []string, found bool, err error) {
 	req := ldap.NewSearchRequest(g, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false, r.cfg.GroupFilter,
 		[]string{r.cfg.Attributes.Member}, nil)
 	res, err := c.Search(req)
@@ -214,10 +245,11 @@ func (r *ldapReader) directMembers(c *conn, g string) (members []string, found b
 	if len(res.Entries) == 0 {
 		return nil, false, nil
 	}
-	for _, m := range res.Entries[0].GetEqualFoldAttributeValues(r.cfg.Attributes.Member) {
-		members = append(members, normDN(m))
+	all, err := c.values(ctx, res.Entries[0], r.cfg.Attributes.Member)
+	if err != nil {
+		return nil, false, err
 	}
-	return members, true, nil
+	return normDNs(all), true, nil
 }
 
 // refusesRule reports whether a search error is the server refusing the

@@ -3,7 +3,10 @@
 // private configuration, a private CA for LDAPS and StartTLS, and LDIF
 // that fills it with people and nested groups. StartAD makes it act as an
 // Active Directory domain controller (root DSE, uSNChanged). A missing
-// slapd fails the test naming the package to install.
+// slapd fails the test naming the package to install. For what slapd
+// cannot act, AD's ranged retrieval of large member lists and
+// LDAP_MATCHING_RULE_IN_CHAIN, StartFakeAD starts a small LDAP server of
+// the kit's own on the loopback.
 package directorytest
 
 import (
