@@ -235,21 +235,29 @@ not pass through this hash at this sequence number was rewritten.`,
 	}
 }
 
+// events says n events, or one event.
+func events(n uint64) string {
+	if n == 1 {
+		return "1 event"
+	}
+	return fmt.Sprintf("%d events", n)
+}
+
 func (a *app) printVerification(v api.AuditVerification) error {
 	cp := v.Checkpoint
 	err := a.emit(v, func() error {
 		switch {
 		case v.OK && v.Full:
-			fmt.Fprintf(a.stdout, "Audit chain intact: %d events checked from the first; head seq %d, hash %s.\n", v.Checked, v.HeadSeq, dash(v.HeadHash))
+			fmt.Fprintf(a.stdout, "Audit chain intact: %s checked from the first; head seq %d, hash %s.\n", events(v.Checked), v.HeadSeq, dash(v.HeadHash))
 		case v.OK:
-			fmt.Fprintf(a.stdout, "Audit chain intact from the newest signed checkpoint: %d events checked after seq %d; head seq %d, hash %s.\n",
-				v.Checked, v.FromSeq, v.HeadSeq, dash(v.HeadHash))
+			fmt.Fprintf(a.stdout, "Audit chain intact from the newest signed checkpoint: %s checked after seq %d; head seq %d, hash %s.\n",
+				events(v.Checked), v.FromSeq, v.HeadSeq, dash(v.HeadHash))
 		}
 		if cp != nil && cp.OK {
 			fmt.Fprintf(a.stdout, "It passes through the newest signed checkpoint: seq %d, signed %s (%s).\n", cp.Seq, when(cp.Time), dash(cp.Source))
 		}
 		if v.OK && !v.Full {
-			fmt.Fprintf(a.stdout, "The %d events up to it were sealed by its signature; keyfleet audit verify --full checks each of them too.\n", v.FromSeq)
+			fmt.Fprintf(a.stdout, "What comes up to it (%s) is sealed by its signature; keyfleet audit verify --full checks each event too.\n", events(v.FromSeq))
 		}
 		return nil
 	})

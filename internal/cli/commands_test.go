@@ -82,7 +82,7 @@ func TestCommandsPrintWhatTheDaemonAnswers(t *testing.T) {
 			answer: clienttest.JSON(200, api.AuditVerification{OK: true, FromSeq: 7, Checked: 2, HeadSeq: 9, HeadHash: "ab12",
 				Checkpoint: &api.CheckpointCheck{Seq: 7, OK: true, Checked: 2}}),
 			args: []string{"audit", "verify"}, want: []string{"Audit chain intact from the newest signed checkpoint: 2 events checked after seq 7; head seq 9, hash ab12.",
-				"passes through the newest signed checkpoint: seq 7", "The 7 events up to it were sealed by its signature; keyfleet audit verify --full checks each of them too."}},
+				"passes through the newest signed checkpoint: seq 7", "What comes up to it (7 events) is sealed by its signature; keyfleet audit verify --full checks each event too."}},
 		{name: "audit verify --full asks for every record", route: "GET /v1/audit/verify",
 			answer: clienttest.JSON(200, api.AuditVerification{OK: true, Full: true, Checked: 9, HeadSeq: 9, HeadHash: "ab12"}),
 			args:   []string{"audit", "verify", "--full"}, want: []string{"Audit chain intact: 9 events checked from the first; head seq 9, hash ab12."},
