@@ -105,6 +105,16 @@ type memChallenges struct {
 
 var _ Challenges = (*memChallenges)(nil)
 
+// NewMemoryChallenges returns the Challenges a listener keeps in memory
+// by default (now is its clock, nil for time.Now). Listeners in one
+// process may share it.
+func NewMemoryChallenges(now func() time.Time) Challenges {
+	if now == nil {
+		now = time.Now
+	}
+	return newMemChallenges(now)
+}
+
 func newMemChallenges(now func() time.Time) *memChallenges {
 	return &memChallenges{now: now, m: map[[StateLen]byte]Challenge{}}
 }
