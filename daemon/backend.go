@@ -16,6 +16,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/daemon/push"
+	"github.com/keyfleet/keyfleet/daemon/radius"
 	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/daemon/store/postgres"
@@ -154,6 +155,16 @@ func (s *Server) sharedPushes() push.Shared {
 		return nil
 	}
 	return &cluster.Buckets{Pool: s.pg.Pool(), Sealer: s.pg}
+}
+
+// radiusChallenges is where the RADIUS listener keeps open challenges:
+// in the database when several keyfleetd share it (a NAS may send the
+// answer to any of them), else in the listener's memory (nil).
+func (s *Server) radiusChallenges() radius.Challenges {
+	if s.pg == nil {
+		return nil
+	}
+	return &cluster.RadiusChallenges{Pool: s.pg.Pool(), Sealer: s.pg}
 }
 
 // lead runs work once among the keyfleetd on one database: at once with

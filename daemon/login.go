@@ -68,7 +68,8 @@ func (s *Server) buildRadius(reg prometheus.Registerer) error {
 		oob[kind] = radius.CoreOutOfBand{Service: s.svc}
 	}
 	r, err := radius.New(s.cfg.Radius, radius.Options{Service: s.svc, Logger: s.log.With("component", "radius"), Registry: reg,
-		FirstLogin: radius.FirstLogin{PassTTL: fl.PassTTL, WelcomeURL: fl.WelcomeURL}, OutOfBand: oob})
+		FirstLogin: radius.FirstLogin{PassTTL: fl.PassTTL, WelcomeURL: fl.WelcomeURL}, OutOfBand: oob,
+		Challenges: s.radiusChallenges()})
 	if err != nil {
 		return err
 	}

@@ -12,8 +12,14 @@
 //   - the attempt limiter's buckets ([Buckets], a ratelimit.Shared): the
 //     per-address and per-target limits on guessing codes and passes
 //     count across every keyfleetd, with the decisions the limiter makes
-//     in memory.
+//     in memory;
+//   - the RADIUS listener's open challenges ([RadiusChallenges], a
+//     radius.Challenges): a NAS may send the answer to an Access-Challenge
+//     to any keyfleetd, each State is taken once, and a challenge
+//     outlives the keyfleetd that asked (a push wait excepted: the push
+//     itself waits in the memory of the keyfleetd that sent it).
 //
 // Records are sealed under the store key as the store's are, and filed by
-// hashes (a dump shows no cookie, session, username or client address).
+// hashes (a dump shows no cookie, session, username, client address or RADIUS
+// State).
 package cluster

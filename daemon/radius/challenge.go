@@ -3,7 +3,7 @@ package radius
 import (
 	"context"
 	"crypto/subtle"
-	"io"
+	"errors"
 	"sync"
 	"time"
 
@@ -35,95 +35,138 @@ const (
 	Denied                 // the user denied, or it expired: reject
 )
 
-// stage is what a challenge waits for.
-type stage int
+// Stage is what a challenge waits for.
+type Stage int
 
+// Stages.
 const (
-	stagePick stage = iota // the number of a factor from a list
-	stageCode              // a code for one factor
-	stageWait              // an out-of-band answer for one factor
+	StagePick Stage = iota // the number of a factor from a list
+	StageCode              // a code for one factor
+	StageWait              // an out-of-band answer for one factor
 )
 
-// challenge is an Access-Challenge waiting for its answer. It stays in
-// keyfleetd; the State attribute carries only its random handle, so the
-// NAS must send the answer back to the keyfleetd that asked.
-type challenge struct {
-	client  string
-	user    string // normalName
-	stage   stage
-	factors []core.LoginFactor // stagePick: the choices; else the one
-	ticket  string             // stageWait: the out-of-band ticket
-	firstOK bool               // the first factor was checked
-	expires time.Time
+// Challenge is an Access-Challenge waiting for its answer. The State
+// attribute the NAS gets carries only a random handle (StateLen bytes)
+// that names it in a Challenges.
+type Challenge struct {
+	Client  string             `json:"client"`
+	User    string             `json:"user"` // as normalised: trimmed, lower case
+	Stage   Stage              `json:"stage"`
+	Factors []core.LoginFactor `json:"factors"` // StagePick: the choices; else the one
+	Ticket  string             `json:"ticket,omitempty"`
+	FirstOK bool               `json:"first_ok,omitempty"` // the first factor was checked
+	// Node names the listener that asked (random, new at each start):
+	// an out-of-band prompt can be polled only there.
+	Node    string    `json:"node"`
+	Expires time.Time `json:"expires"`
 }
 
-// challenges holds open challenges by handle, single use.
-type challenges struct {
-	mu   sync.Mutex
-	ttl  time.Duration
-	rand io.Reader
-	m    map[[stateLen]byte]challenge
+// Answers reports whether an answer from client about user (normalised)
+// at now may take the challenge: the same client, the same user, in time.
+func (ch Challenge) Answers(client, user string, now time.Time) bool {
+	same := subtle.ConstantTimeCompare([]byte(ch.Client), []byte(client)) == 1 && ch.User == user
+	return same && now.Before(ch.Expires)
 }
 
-const (
-	stateLen      = 16
-	maxChallenges = 100_000
-)
+// ErrNoChallenge is returned by Challenges.Take when no open challenge
+// answers the State: none was filed under it, it was taken already, it
+// expired, or it was asked of another client or about another user.
+var ErrNoChallenge = errors.New("radius: no open challenge under this State (answered already, expired, or asked of another client or user)")
 
-func newChallenges(ttl time.Duration, rand io.Reader) *challenges {
-	return &challenges{ttl: ttl, rand: rand, m: map[[stateLen]byte]challenge{}}
+// Challenges keeps open challenges between the Access-Challenge and its
+// answer, filed by their State handle, each taken once. The listener
+// keeps them in its memory by default (one keyfleetd);
+// cluster.RadiusChallenges keeps them in PostgreSQL, so that any
+// keyfleetd on the database takes the answer.
+type Challenges interface {
+	// Put files ch under state (StateLen random bytes) until ch.Expires.
+	Put(ctx context.Context, state []byte, ch Challenge) error
+	// Take removes the challenge filed under state and returns it when
+	// ch.Answers(client, user, now); otherwise ErrNoChallenge (it is
+	// removed all the same). Other errors: the store did not answer.
+	Take(ctx context.Context, state []byte, client, user string, now time.Time) (Challenge, error)
+	// Sweep forgets expired challenges.
+	Sweep(ctx context.Context, now time.Time) error
 }
 
-// put keeps ch and returns the State that names it.
-func (c *challenges) put(ch challenge, now time.Time) ([]byte, error) {
-	var h [stateLen]byte
-	if _, err := io.ReadFull(c.rand, h[:]); err != nil {
-		return nil, err
+// StateLen is the length of a State handle.
+const StateLen = 16
+
+// maxChallenges bounds the challenges kept in memory: past it, expired
+// ones are forgotten, and if that is not enough (a flood), all of them.
+const maxChallenges = 100_000
+
+// memChallenges keeps open challenges in the listener's memory.
+type memChallenges struct {
+	mu  sync.Mutex
+	now func() time.Time
+	m   map[[StateLen]byte]Challenge
+}
+
+var _ Challenges = (*memChallenges)(nil)
+
+// NewMemoryChallenges returns the Challenges a listener keeps in memory
+// by default (now is its clock, nil for time.Now). Listeners in one
+// process may share it.
+func NewMemoryChallenges(now func() time.Time) Challenges {
+	if now == nil {
+		now = time.Now
 	}
-	if ch.expires.IsZero() { // an out-of-band wait keeps its first expiry
-		ch.expires = now.Add(c.ttl)
+	return newMemChallenges(now)
+}
+
+func newMemChallenges(now func() time.Time) *memChallenges {
+	return &memChallenges{now: now, m: map[[StateLen]byte]Challenge{}}
+}
+
+// Put implements Challenges.
+func (c *memChallenges) Put(_ context.Context, state []byte, ch Challenge) error {
+	if len(state) != StateLen {
+		return errors.New("radius: a State handle is 16 bytes")
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= maxChallenges {
-		c.sweep(now)
+		c.sweep(c.now())
 		if len(c.m) >= maxChallenges {
 			clear(c.m) // a flood: the open challenges must start again
 		}
 	}
-	c.m[h] = ch
-	return h[:], nil
+	c.m[[StateLen]byte(state)] = ch
+	return nil
 }
 
-// take removes and returns the challenge a State names, if it is open and
-// was asked of the same client about the same user.
-func (c *challenges) take(state []byte, client, user string, now time.Time) (challenge, bool) {
-	var h [stateLen]byte
-	if len(state) != stateLen {
-		return challenge{}, false
+// Take implements Challenges.
+func (c *memChallenges) Take(_ context.Context, state []byte, client, user string, now time.Time) (Challenge, error) {
+	if len(state) != StateLen {
+		return Challenge{}, ErrNoChallenge
 	}
-	copy(h[:], state)
+	h := [StateLen]byte(state)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch, ok := c.m[h]
 	if !ok {
-		return challenge{}, false
+		return Challenge{}, ErrNoChallenge
 	}
 	delete(c.m, h)
-	same := subtle.ConstantTimeCompare([]byte(ch.client), []byte(client)) == 1 && ch.user == normalName(user)
-	return ch, same && now.Before(ch.expires)
-}
-
-func (c *challenges) sweep(now time.Time) {
-	for h, ch := range c.m {
-		if !now.Before(ch.expires) {
-			delete(c.m, h)
-		}
+	if !ch.Answers(client, user, now) {
+		return Challenge{}, ErrNoChallenge
 	}
+	return ch, nil
 }
 
-func (c *challenges) sweepNow(now time.Time) {
+// Sweep implements Challenges.
+func (c *memChallenges) Sweep(_ context.Context, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sweep(now)
+	return nil
+}
+
+func (c *memChallenges) sweep(now time.Time) {
+	for h, ch := range c.m {
+		if !now.Before(ch.Expires) {
+			delete(c.m, h)
+		}
+	}
 }

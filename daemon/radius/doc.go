@@ -16,7 +16,11 @@
 //     replay.
 //   - Access-Challenge with State when the user must pick one of several
 //     factors, type a code after their password, or approve a push
-//     (OutOfBand, the seam for out-of-band kinds).
+//     (OutOfBand, the seam for out-of-band kinds). Open challenges are
+//     kept behind Challenges: in the listener's memory, or shared by
+//     several keyfleetd in PostgreSQL (cluster.RadiusChallenges); each
+//     State is taken once, and a push wait is refused, with the advice to
+//     sign in again, by a listener other than the one that sent the push.
 //   - Access-Reject with a Reply-Message a VPN client can show: wrong
 //     code, locked until when, suspended factor, enrol first (with a
 //     first-login access pass when the operator turned them on).

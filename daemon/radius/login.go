@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -216,13 +217,13 @@ func (l *login) ask(f core.LoginFactor, firstOK bool) answer {
 	if oob, ok := l.s.oob[f.Kind]; ok {
 		return l.push(oob, f, firstOK)
 	}
-	ch := challenge{stage: stageCode, factors: []core.LoginFactor{f}, firstOK: firstOK}
+	ch := Challenge{Stage: StageCode, Factors: []core.LoginFactor{f}, FirstOK: firstOK}
 	return l.challenge(ch, "code_asked", msgEnterCode(f))
 }
 
 // pick challenges for the number of one of several factors.
 func (l *login) pick(fs []core.LoginFactor, firstOK bool) answer {
-	return l.challenge(challenge{stage: stagePick, factors: fs, firstOK: firstOK}, "factor_asked", msgPick(fs))
+	return l.challenge(Challenge{Stage: StagePick, Factors: fs, FirstOK: firstOK}, "factor_asked", msgPick(fs))
 }
 
 // push starts an out-of-band prompt and challenges until it is answered.
@@ -232,7 +233,7 @@ func (l *login) push(oob OutOfBand, f core.LoginFactor, firstOK bool) answer {
 		l.s.log.Warn("radius: starting an out-of-band prompt", "err", err, "user", l.user, "kind", f.Kind)
 		return l.refuse("push_failed", msgPushFailed(f))
 	}
-	ch := challenge{stage: stageWait, factors: []core.LoginFactor{f}, ticket: ticket, firstOK: firstOK}
+	ch := Challenge{Stage: StageWait, Factors: []core.LoginFactor{f}, Ticket: ticket, FirstOK: firstOK}
 	return l.challenge(ch, "push_sent", approveMessage(oob, f, ticket))
 }
 
@@ -248,46 +249,71 @@ func approveMessage(oob OutOfBand, f core.LoginFactor, ticket string) string {
 }
 
 // challenge keeps ch, audits the challenge and answers Access-Challenge.
-func (l *login) challenge(ch challenge, reason, msg string) answer {
-	ch.client, ch.user = l.client.name, normalName(l.user)
-	state, err := l.s.open.put(ch, l.s.now())
-	if err != nil {
+func (l *login) challenge(ch Challenge, reason, msg string) answer {
+	ch.Client, ch.User, ch.Node = l.client.name, normalName(l.user), l.s.boot
+	ch.Expires = l.s.now().Add(l.s.cfg.ChallengeTTL.Duration)
+	state, ok := l.keep(ch)
+	if !ok {
 		return reject("unavailable", msgUnavailable)
 	}
 	if err := l.record(core.LoginChallenged, reason); err != nil {
-		l.s.open.take(state, ch.client, l.user, l.s.now())
+		l.s.open.Take(l.ctx, state, ch.Client, ch.User, l.s.now())
 		return reject("unavailable", msgUnavailable)
 	}
 	return answer{code: radius.CodeAccessChallenge, msg: msg, state: state, reason: reason}
 }
 
+// keep files ch under a new random State.
+func (l *login) keep(ch Challenge) ([]byte, bool) {
+	state := make([]byte, StateLen)
+	if _, err := io.ReadFull(l.s.rand, state); err != nil {
+		l.s.log.Error("radius: drawing a State", "err", err)
+		return nil, false
+	}
+	if err := l.s.open.Put(l.ctx, state, ch); err != nil {
+		l.s.log.Error("radius: keeping a challenge", "err", err, "user", l.user)
+		return nil, false
+	}
+	return state, true
+}
+
 // resume takes the answer to a challenge.
 func (l *login) resume(state []byte, pw string) answer {
-	ch, ok := l.s.open.take(state, l.client.name, l.user, l.s.now())
-	if !ok {
+	ch, err := l.s.open.Take(l.ctx, state, l.client.name, normalName(l.user), l.s.now())
+	switch {
+	case errors.Is(err, ErrNoChallenge):
 		return l.refuse("stale_challenge", msgStale)
+	case err != nil:
+		l.s.log.Error("radius: taking a challenge", "err", err, "user", l.user)
+		return reject("unavailable", msgUnavailable)
 	}
-	switch ch.stage {
-	case stagePick:
+	switch ch.Stage {
+	case StagePick:
 		n, err := strconv.Atoi(strings.TrimSpace(pw))
-		if err != nil || n < 1 || n > len(ch.factors) {
-			return l.refuse("bad_choice", msgBadChoice(len(ch.factors)))
+		if err != nil || n < 1 || n > len(ch.Factors) {
+			return l.refuse("bad_choice", msgBadChoice(len(ch.Factors)))
 		}
-		return l.ask(ch.factors[n-1], ch.firstOK)
-	case stageCode:
-		return l.check(api.CheckVerify{User: l.user, FactorID: ch.factors[0].ID, Response: codeResponse(pw)}, ch.firstOK)
+		return l.ask(ch.Factors[n-1], ch.FirstOK)
+	case StageCode:
+		return l.check(api.CheckVerify{User: l.user, FactorID: ch.Factors[0].ID, Response: codeResponse(pw)}, ch.FirstOK)
 	}
 	return l.poll(ch)
 }
 
-// poll asks an out-of-band prompt for its answer.
-func (l *login) poll(ch challenge) answer {
-	f := ch.factors[0]
+// poll asks an out-of-band prompt for its answer. Only the listener that
+// started the prompt can poll it (a push waits in the memory of the
+// keyfleetd that sent it): a wait answered to another keyfleetd, or to
+// this one after a restart, is refused with the advice to sign in again.
+func (l *login) poll(ch Challenge) answer {
+	f := ch.Factors[0]
 	oob, ok := l.s.oob[f.Kind]
-	if !ok {
+	switch {
+	case !ok:
 		return l.refuse("stale_challenge", msgStale)
+	case ch.Node != l.s.boot:
+		return l.refuse("push_elsewhere", msgPushElsewhere)
 	}
-	got, err := oob.Poll(l.ctx, l.s.principal, ch.ticket)
+	got, err := oob.Poll(l.ctx, l.s.principal, ch.Ticket)
 	switch {
 	case err != nil:
 		l.s.log.Warn("radius: polling an out-of-band prompt", "err", err, "user", l.user, "kind", f.Kind)
@@ -297,14 +323,14 @@ func (l *login) poll(ch challenge) answer {
 	case got == Denied:
 		return reject("push_denied", msgPushDenied(f))
 	}
-	if !l.s.now().Before(ch.expires) {
+	if !l.s.now().Before(ch.Expires) {
 		return l.refuse("push_expired", msgStale)
 	}
-	state, err := l.s.open.put(ch, l.s.now())
-	if err != nil {
+	state, ok := l.keep(ch) // an out-of-band wait keeps its first expiry
+	if !ok {
 		return reject("unavailable", msgUnavailable)
 	}
-	return answer{code: radius.CodeAccessChallenge, msg: approveMessage(oob, f, ch.ticket), state: state, reason: "push_pending"}
+	return answer{code: radius.CodeAccessChallenge, msg: approveMessage(oob, f, ch.Ticket), state: state, reason: "push_pending"}
 }
 
 // refuse audits a refusal and answers Access-Reject with msg.

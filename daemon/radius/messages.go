@@ -25,6 +25,7 @@ const (
 	msgNoFactor      = "Sign-in refused: no second factor is enrolled for this account, and this sign-in needs one."
 	msgAskHelpdesk   = "Ask the helpdesk for an access pass to enrol one."
 	msgStale         = "This sign-in prompt expired or was already answered: start again."
+	msgPushElsewhere = "This sign-in waits for an approval another keyfleet server sent (or one from before a restart): sign in again."
 )
 
 func msgWrongCode(withPassword bool) string {

@@ -31,6 +31,9 @@ type pushRadius struct {
 	svc  *core.Service
 	hub  *push.Hub
 	addr string
+	// other is a second listener on the same domain and challenges, as
+	// another keyfleetd on the same database.
+	other string
 }
 
 func newPushRadius(t *testing.T) *pushRadius {
@@ -49,17 +52,30 @@ func newPushRadius(t *testing.T) *pushRadius {
 	hub.Attach(svc)
 	secret := filepath.Join(dir, "nas.secret")
 	os.WriteFile(secret, []byte(testSecret+"\n"), 0o600)
-	srv, err := kfradius.New(kfradius.Config{Listen: "127.0.0.1:0", Clients: []kfradius.ClientConfig{{Name: "vpn-gw1", Networks: []string{"127.0.0.1"}, SecretFile: secret}}},
-		kfradius.Options{Service: svc, OutOfBand: map[string]kfradius.OutOfBand{"push": kfradius.CoreOutOfBand{Service: svc}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	shared := kfradius.NewMemoryChallenges(nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, conn); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; hub.Close(); st.Close() })
-	return &pushRadius{t: t, svc: svc, hub: hub, addr: conn.LocalAddr().String()}
+	var addrs []string
+	var done []chan struct{}
+	for range 2 {
+		srv, err := kfradius.New(kfradius.Config{Listen: "127.0.0.1:0", Clients: []kfradius.ClientConfig{{Name: "vpn-gw1", Networks: []string{"127.0.0.1"}, SecretFile: secret}}},
+			kfradius.Options{Service: svc, OutOfBand: map[string]kfradius.OutOfBand{"push": kfradius.CoreOutOfBand{Service: svc}}, Challenges: shared})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, _ := net.ListenPacket("udp", "127.0.0.1:0")
+		d := make(chan struct{})
+		go func() { srv.Serve(ctx, conn); close(d) }()
+		addrs, done = append(addrs, conn.LocalAddr().String()), append(done, d)
+	}
+	t.Cleanup(func() {
+		cancel()
+		for _, d := range done {
+			<-d
+		}
+		hub.Close()
+		st.Close()
+	})
+	return &pushRadius{t: t, svc: svc, hub: hub, addr: addrs[0], other: addrs[1]}
 }
 
 // phone enrols a push companion for a new user.
@@ -103,7 +119,12 @@ func (e *pushRadius) answer(dev *pushkind.Device, number, decision string) {
 
 func (e *pushRadius) send(user string, state []byte) *radius.Packet {
 	e.t.Helper()
-	p, _, err := exchange(e.addr, "", signed(request(testSecret, user, "x", func(q *radius.Packet) {
+	return e.sendTo(e.addr, user, state)
+}
+
+func (e *pushRadius) sendTo(addr, user string, state []byte) *radius.Packet {
+	e.t.Helper()
+	p, _, err := exchange(addr, "", signed(request(testSecret, user, "x", func(q *radius.Packet) {
 		rfc2865.CallingStationID_SetString(q, "198.51.100.9")
 		if state != nil {
 			rfc2865.State_Set(q, state)
@@ -163,5 +184,35 @@ func TestAPushAnsweredOnThePhoneDecidesTheVPNSignIn(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAPushWaitAnsweredToAnotherKeyfleetdSaysToSignInAgain: the push
+// waits in the memory of the keyfleetd that sent it. A NAS that sends
+// the user's Enter to another keyfleetd gets a clear Access-Reject
+// saying to sign in again (not a hang, not "denied"), audited; the
+// State is spent there, and the first keyfleetd no longer takes it.
+func TestAPushWaitAnsweredToAnotherKeyfleetdSaysToSignInAgain(t *testing.T) {
+	e := newPushRadius(t)
+	dev := e.phone("dara")
+	p := e.send("dara", nil)
+	if p.Code != radius.CodeAccessChallenge || len(e.hub.Pending(dev.FactorID)) != 1 {
+		t.Fatalf("start: %v %q", p.Code, rfc2865.ReplyMessage_GetString(p))
+	}
+	state := rfc2865.State_Get(p)
+	got := e.sendTo(e.other, "dara", state)
+	if msg := rfc2865.ReplyMessage_GetString(got); got.Code != radius.CodeAccessReject || !strings.Contains(msg, "sign in again") {
+		t.Fatalf("the wait answered elsewhere: %v %q", got.Code, msg)
+	}
+	recs, err := e.svc.ListAudit(context.Background(), core.System, core.AuditFilter{Action: core.LoginRefused}, 10)
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("no refusal audited: %v", err)
+	}
+	ev, _ := recs[len(recs)-1].Event()
+	if ev.Extra["reason"] != "push_elsewhere" || ev.Extra["nas_identifier"] != "test-nas" || ev.Extra["calling_station_id"] != "198.51.100.9" {
+		t.Fatalf("audited as %+v", ev)
+	}
+	if again := e.send("dara", state); again.Code != radius.CodeAccessReject {
+		t.Fatalf("the spent State on the first keyfleetd: %v %q", again.Code, rfc2865.ReplyMessage_GetString(again))
 	}
 }

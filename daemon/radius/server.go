@@ -60,8 +60,13 @@ type Options struct {
 	// OutOfBand maps factor kinds answered out of band (push) to what
 	// starts and polls them.
 	OutOfBand map[string]OutOfBand
-	Now       func() time.Time // default time.Now
-	Rand      io.Reader        // default crypto/rand: challenge handles
+	// Challenges keeps open challenges; nil keeps them in this
+	// listener's memory. With several keyfleetd on one database,
+	// keyfleetd passes cluster.RadiusChallenges, so that a NAS may send
+	// the answer to any of them.
+	Challenges Challenges
+	Now        func() time.Time // default time.Now
+	Rand       io.Reader        // default crypto/rand: challenge handles
 }
 
 // client is a configured NAS.
@@ -86,7 +91,8 @@ type Server struct {
 	principal  core.Principal
 	users      *userLimits
 	cache      *replyCache
-	open       *challenges
+	open       Challenges
+	rand       io.Reader
 	refusals   *sampler[refusal]
 	metrics    *metrics
 	slots      chan struct{}
@@ -124,7 +130,10 @@ func New(cfg Config, o Options) (*Server, error) {
 	if o.Rand == nil {
 		o.Rand = rand.Reader
 	}
-	s.open = newChallenges(cfg.ChallengeTTL.Duration, o.Rand)
+	s.rand, s.open = o.Rand, o.Challenges
+	if s.open == nil {
+		s.open = newMemChallenges(s.now)
+	}
 	var boot [4]byte
 	if _, err := io.ReadFull(o.Rand, boot[:]); err != nil {
 		return nil, err
@@ -271,7 +280,9 @@ func (s *Server) tidyEvery(ctx context.Context, every time.Duration) {
 // a minute (all of them when flush is set).
 func (s *Server) tidy(flush bool) {
 	now := s.now()
-	s.open.sweepNow(now)
+	if err := s.open.Sweep(context.Background(), now); err != nil {
+		s.log.Warn("radius: forgetting expired challenges", "err", err)
+	}
 	at := now
 	if flush {
 		at = now.Add(time.Hour)

@@ -129,6 +129,12 @@ func (h holder) code(at time.Time) string {
 func enrol(t *testing.T, d *kftest.Daemon, admin, user, from string) holder {
 	t.Helper()
 	d.MustCall(201, admin, "POST", "/v1/users", api.CreateUser{Username: user}, nil)
+	return addTOTP(t, d, admin, user, from)
+}
+
+// addTOTP enrols one more TOTP factor for user, as enrol does.
+func addTOTP(t *testing.T, d *kftest.Daemon, admin, user, from string) holder {
+	t.Helper()
 	var en api.Enrolment
 	d.MustCall(201, admin, "POST", "/v1/enrolments", api.CreateEnrolment{User: user, Kind: "totp"}, &en)
 	var red api.RedeemedEnrolment
