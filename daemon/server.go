@@ -177,7 +177,7 @@ func (s *Server) open(o Options) error {
 		s.Close()
 		return err
 	}
-	if s.push, err = push.New(s.cfg.Push, push.Options{Logger: s.log.With("component", "push"), Registerer: s.reg, Now: o.Now, Shared: s.sharedPushes()}); err != nil {
+	if s.push, err = push.New(s.cfg.Push, push.Options{Logger: s.log.With("component", "push"), Registerer: s.reg, Now: o.Now, Shared: s.sharedPushes(), Board: s.pushBoard()}); err != nil {
 		s.Close()
 		return err
 	}
