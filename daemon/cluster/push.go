@@ -259,6 +259,17 @@ func (c *Pushes) warn(what string, err error) {
 	}
 }
 
+// Count implements push.Board.
+func (c *Pushes) Count(ctx context.Context, now time.Time) (int, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	var n int
+	if err := c.Pool.QueryRow(ctx, "SELECT count(*) FROM push_pending WHERE state = 0 AND deadline > $1", now).Scan(&n); err != nil {
+		return 0, unavailable("counting pending pushes", err)
+	}
+	return n, nil
+}
+
 // Lookup implements push.Board.
 func (c *Pushes) Lookup(ctx context.Context, id string) (core.Pending, *push.Outcome, error) {
 	k, err := hex.DecodeString(id)

@@ -42,6 +42,9 @@ func TestAPushFiledByOneKeyfleetdIsAnsweredOnAnotherOnce(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Ticket != p.Ticket || !bytes.Equal(list[0].Delivery, p.Delivery) {
 		t.Fatalf("B lists %+v, %v", list, err)
 	}
+	if n, err := b.Count(ctx, t0.Add(time.Second)); n != 1 || err != nil {
+		t.Fatalf("B counts %d pending, %v", n, err)
+	}
 	if a.ID(p.VerificationID, p.FactorID) != b.ID(p.VerificationID, p.FactorID) {
 		t.Fatal("the two keyfleetd name the push differently")
 	}
@@ -57,6 +60,9 @@ func TestAPushFiledByOneKeyfleetdIsAnsweredOnAnotherOnce(t *testing.T) {
 	}
 	if list, _ := a.Waiting(ctx, p.FactorID, t0.Add(2*time.Second)); len(list) != 0 {
 		t.Fatalf("a claimed push is still listed for the phone: %+v", list)
+	}
+	if n, _ := a.Count(ctx, t0.Add(2*time.Second)); n != 0 {
+		t.Fatalf("a claimed push is still counted as pending: %d", n)
 	}
 	approved := push.Outcome{Result: api.VerifyResult{OK: true, UserID: p.UserID, FactorID: p.FactorID, Kind: "push"}, Outcome: "approved"}
 	if err := b.Decide(ctx, p.VerificationID, p.FactorID, approved, t0.Add(5*time.Minute)); err != nil {

@@ -39,6 +39,8 @@ type Board interface {
 	// claimed before stale and never decided (a keyfleetd stopped while
 	// recording an answer). It deletes outcomes kept past their time.
 	Due(ctx context.Context, now, stale time.Time, n int) ([]core.Pending, error)
+	// Count is how many pushes are pending at now, on every keyfleetd.
+	Count(ctx context.Context, now time.Time) (int, error)
 	// Lookup returns the push a notice names, and its outcome once
 	// decided. Errors: ErrNotPending when it is gone.
 	Lookup(ctx context.Context, id string) (p core.Pending, o *Outcome, err error)

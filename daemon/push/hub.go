@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,8 +79,11 @@ type Hub struct {
 	watchers  map[string][]chan struct{} // Await calls by push id (Board)
 	forwarded map[string]forward         // pushes sent to streams here, by id (Board)
 	kick      chan struct{}              // wakes the sweeper (Board)
-	bgCancel  context.CancelFunc
-	bg        sync.WaitGroup
+	// boardPending is the board's pending pushes as the last sweep
+	// counted them (Board).
+	boardPending atomic.Int64
+	bgCancel     context.CancelFunc
+	bg           sync.WaitGroup
 }
 
 // entry is one pending push and, once decided, its outcome.
@@ -438,6 +442,9 @@ func outcomeOf(out core.OutOfBandOutcome, err error) string {
 }
 
 func (h *Hub) pendingCount() float64 {
+	if h.board != nil {
+		return float64(h.boardPending.Load())
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return float64(len(h.pending))

@@ -63,6 +63,9 @@ func (h *Hub) deliverShared(ctx context.Context, p core.Pending) error {
 	if err := h.room(); err != nil {
 		return err
 	}
+	if n := h.boardPending.Load(); n >= int64(h.cfg.MaxPending) {
+		return fmt.Errorf("%w: %d pushes are waiting already; try again shortly", core.ErrUnavailable, n)
+	}
 	if h.shared != nil {
 		if err := h.admitShared(ctx, p.UserID, p.Username, now); err != nil {
 			return err
@@ -354,5 +357,11 @@ func (h *Hub) sweep(ctx context.Context) {
 	h.mu.Unlock()
 	if len(due) == 100 {
 		h.kickSweep()
+	}
+	bctx, cancel = boardCtx(ctx)
+	n, err := h.board.Count(bctx, now)
+	cancel()
+	if err == nil {
+		h.boardPending.Store(int64(n))
 	}
 }
