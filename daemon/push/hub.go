@@ -145,7 +145,8 @@ func (h *Hub) service() Service {
 }
 
 // Close ends every stream and wait, and stops the gateways. Pending
-// pushes are dropped: their verifications fail as closed.
+// pushes in memory are dropped: their verifications fail as closed; with
+// a Board they wait on there, and the listener and sweeper stop.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	if h.closed {

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,7 +26,7 @@ import (
 // pushNodes sets up n keyfleetd on one database with the push plugin,
 // and returns them with an administrator's token and an application's
 // (a service user's) token.
-func pushNodes(t *testing.T, n int) (nodes []*kftest.Daemon, admin, app string) {
+func pushNodes(t *testing.T, n int, extra ...map[string]string) (nodes []*kftest.Daemon, admin, app string) {
 	t.Helper()
 	dsn := cluster.Database(t)
 	base := t.TempDir()
@@ -37,6 +39,9 @@ func pushNodes(t *testing.T, n int) (nodes []*kftest.Daemon, admin, app string) 
 		"trusted_proxies":   "[127.0.0.1/32]",
 		"push.max_per_user": "30",
 	})
+	for _, e := range extra {
+		kftest.EditConfig(t, d1, e)
+	}
 	dirs := []string{d1}
 	for i := 2; i <= n; i++ {
 		d := filepath.Join(base, fmt.Sprintf("k%d", i))
@@ -371,3 +376,52 @@ func TestAPushBegunOnOneKeyfleetdIsAnsweredThroughAnother(t *testing.T) {
 		}
 	})
 }
+
+// TestARadiusPushWaitIsPolledOnAnotherKeyfleetd: a NAS that round-robins
+// over two keyfleetd on one database. Jo signs in to the VPN: A sends the
+// push and challenges; Jo presses Enter before approving, and B
+// challenges again; Jo approves on the phone, connected to B, and
+// presses Enter, which goes to A: accepted. A push denied is rejected,
+// whichever keyfleetd polls.
+func TestARadiusPushWaitIsPolledOnAnotherKeyfleetd(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "nas.secret")
+	if err := os.WriteFile(secret, []byte(nasSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nodes, admin, _ := pushNodes(t, 2, map[string]string{
+		"radius.enabled": "true",
+		"radius.listen":  "127.0.0.1:0",
+		"radius.clients": fmt.Sprintf("[{name: vpn-gw1, networks: [127.0.0.1], secret_file: %s}]", strconv.Quote(secret)),
+	})
+	a, b := radiusAddr(t, nodes[0]), radiusAddr(t, nodes[1])
+	jo := enrolPhone(t, nodes[0], admin, "jo")
+	events := jo.connect(nodes[1])
+	next(t, events, "ready")
+
+	for _, tt := range []struct {
+		decision, want string
+	}{{pushkind.Approve, "Access-Accept"}, {pushkind.Deny, "Access-Reject"}} {
+		r := radclient(t, a, "jo", "x")
+		m := pickRE.FindStringSubmatch(r.attrs["Reply-Message"])
+		if r.code != "Access-Challenge" || m == nil {
+			t.Fatalf("A, jo's sign-in: %s %v\n%s", r.code, r.attrs, r.out)
+		}
+		delivery := next(t, events, "push")
+		r = radclient(t, b, "jo", "x", "State = "+r.attrs["State"])
+		if r.code != "Access-Challenge" || !strings.Contains(r.attrs["Reply-Message"], "pick "+m[1]) {
+			t.Fatalf("B, Enter before the answer: %s %v\n%s", r.code, r.attrs, r.out)
+		}
+		number := m[1]
+		if tt.decision != pushkind.Approve {
+			number = ""
+		}
+		if code, body := jo.send(nodes[1], jo.answer(delivery, number, tt.decision)); code != 200 {
+			t.Fatalf("the phone's answer through B: %d %s", code, body)
+		}
+		if got := radclient(t, a, "jo", "x", "State = "+r.attrs["State"]); got.code != tt.want {
+			t.Fatalf("A, Enter after the %s: %s, want %s\n%s", tt.decision, got.code, tt.want, got.out)
+		}
+	}
+}
+
+var pickRE = regexp.MustCompile(`pick (\d\d)\.`)
