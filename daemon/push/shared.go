@@ -147,7 +147,7 @@ func (h *Hub) awaitShared(ctx context.Context, vid, fid string, wait time.Durati
 	defer end.Stop()
 	poll := time.NewTicker(pollEvery)
 	defer poll.Stop()
-	for last := false; ; {
+	for last := wait <= 0; ; {
 		bctx, cancel := boardCtx(ctx)
 		o, done, err := h.board.Result(bctx, vid, fid)
 		cancel()

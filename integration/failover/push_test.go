@@ -375,6 +375,25 @@ func TestAPushBegunOnOneKeyfleetdIsAnsweredThroughAnother(t *testing.T) {
 			t.Fatalf("the gateway, on A after B died: %d %+v", code, res)
 		}
 	})
+
+	t.Run("a push outlives a restart, and a new stream lists it", func(t *testing.T) {
+		s := beginPushOn(t, a, app, "ivy")
+		next(t, events, "push")
+		a.Kill()
+		b2 := kftest.Serve(t, keyfleetd(), "k2-again", b.Dir)
+		a2 := kftest.Serve(t, keyfleetd(), "k1-again", a.Dir)
+		fresh := ivy.connect(b2) // the phone reconnects, to the other one
+		listed := next(t, fresh, "push")
+		if ready := next(t, fresh, "ready"); !strings.Contains(ready, `"pending":1`) {
+			t.Fatalf("the new stream listed %s", ready)
+		}
+		if code, body := ivy.send(b2, ivy.answer(listed, s.number, pushkind.Approve)); code != 200 || !strings.Contains(body, `"approved"`) {
+			t.Fatalf("the answer through B after the restarts: %d %s", code, body)
+		}
+		if code, res := s.finishOn(t, a2, app, "5s"); code != 200 || !res.OK {
+			t.Fatalf("the gateway, on A restarted: %d %+v", code, res)
+		}
+	})
 }
 
 // TestARadiusPushWaitIsPolledOnAnotherKeyfleetd: a NAS that round-robins
