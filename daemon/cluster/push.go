@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -229,6 +230,9 @@ func (c *Pushes) Due(ctx context.Context, now, stale time.Time, n int) ([]core.P
 	if _, err := c.Pool.Exec(ctx, "DELETE FROM push_pending WHERE expires <= $1", now); err != nil {
 		return nil, unavailable("sweeping push outcomes", err)
 	}
+	if _, err := c.Pool.Exec(ctx, "DELETE FROM push_seen WHERE expires <= $1", now); err != nil {
+		return nil, unavailable("sweeping companions' requests", err)
+	}
 	rows, err := c.Pool.Query(ctx, duePushSQL, now, stale, n)
 	if err != nil {
 		return nil, unavailable("claiming pushes past their deadline", err)
@@ -257,6 +261,19 @@ func (c *Pushes) warn(what string, err error) {
 	if c.Logger != nil {
 		c.Logger.Warn(what, "err", err)
 	}
+}
+
+// FirstSeen implements push.Board: the request is filed by a keyed hash
+// of the device and its signing time; a second insert finds it.
+func (c *Pushes) FirstSeen(ctx context.Context, fid string, signedAt int64, until time.Time) (bool, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	k := c.Sealer.Index("push_request", fid, strconv.FormatInt(signedAt, 10))
+	tag, err := c.Pool.Exec(ctx, "INSERT INTO push_seen (k, expires) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING", k, until)
+	if err != nil {
+		return false, unavailable("recording a companion's request", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // Count implements push.Board.

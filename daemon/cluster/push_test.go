@@ -264,3 +264,28 @@ func TestADumpOfThePendingPushesHoldsNoNameNumberOrTicket(t *testing.T) {
 		t.Fatalf("gina's push opened under mallory's: %+v", got)
 	}
 }
+
+// TestACompanionsSignedRequestIsSeenOnceAcrossKeyfleetd: a request
+// header captured on its way to A and sent to B within the clock skew is
+// refused there; the sweep forgets it once its time is past.
+func TestACompanionsSignedRequestIsSeenOnceAcrossKeyfleetd(t *testing.T) {
+	dsn, key := newDatabase(t)
+	a, b := open(t, dsn, key).pushes(), open(t, dsn, key).pushes()
+	ctx, ms := context.Background(), t0.UnixMilli()
+	if first, err := a.FirstSeen(ctx, "fac_ivy_phone", ms, t0.Add(2*time.Minute)); !first || err != nil {
+		t.Fatalf("A, the first time: %v %v", first, err)
+	}
+	if first, err := b.FirstSeen(ctx, "fac_ivy_phone", ms, t0.Add(2*time.Minute)); first || err != nil {
+		t.Fatalf("B took the captured request: %v %v", first, err)
+	}
+	if first, _ := b.FirstSeen(ctx, "fac_ivy_phone", ms+1, t0.Add(2*time.Minute)); !first {
+		t.Fatal("a request signed a millisecond later was refused")
+	}
+	if first, _ := b.FirstSeen(ctx, "fac_mallory_phone", ms, t0.Add(2*time.Minute)); !first {
+		t.Fatal("another device's request at the same time was refused")
+	}
+	a.Due(ctx, t0.Add(3*time.Minute), t0, 10)
+	if first, _ := a.FirstSeen(ctx, "fac_ivy_phone", ms, t0.Add(2*time.Minute)); !first {
+		t.Fatal("the sweep kept a request past its time")
+	}
+}

@@ -39,6 +39,10 @@ type Board interface {
 	// claimed before stale and never decided (a keyfleetd stopped while
 	// recording an answer). It deletes outcomes kept past their time.
 	Due(ctx context.Context, now, stale time.Time, n int) ([]core.Pending, error)
+	// FirstSeen records a companion's signed request (its device and
+	// signing time) until until, and reports whether no keyfleetd saw it
+	// before.
+	FirstSeen(ctx context.Context, factorID string, signedAt int64, until time.Time) (bool, error)
 	// Count is how many pushes are pending at now, on every keyfleetd.
 	Count(ctx context.Context, now time.Time) (int, error)
 	// Lookup returns the push a notice names, and its outcome once

@@ -274,6 +274,23 @@ func TestAPushBegunOnOneKeyfleetdIsAnsweredThroughAnother(t *testing.T) {
 		}
 	})
 
+	t.Run("a captured request is refused by the other keyfleetd", func(t *testing.T) {
+		h, _ := ivy.dev.Authorization("GET", "/v1/push/pending", time.Now())
+		for i, d := range nodes {
+			req, _ := http.NewRequest("GET", d.URL+"/v1/push/pending", nil)
+			req.Header.Set(pushkind.DeviceHeader, h)
+			resp, err := d.HTTP.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := []int{200, 401}[i]; resp.StatusCode != want || (i == 1 && !strings.Contains(string(body), "used already")) {
+				t.Fatalf("the request on %s: %d %s, want %d", d.Name, resp.StatusCode, body, want)
+			}
+		}
+	})
+
 	t.Run("a denial through B is a denial on A", func(t *testing.T) {
 		s := beginPushOn(t, a, app, "ivy")
 		delivery := next(t, events, "push")

@@ -12,6 +12,11 @@
 -- its outcome taken; rec the push (ticket, user, delivery), sealed; out
 -- the outcome, sealed. A push is claimed once (UPDATE … WHERE state = 0
 -- … RETURNING), its outcome taken once, and rows are swept after expires.
+--
+-- push_seen remembers the companions' signed requests (a keyed hash of the
+-- device and the signing time) until their time is out of the clock skew,
+-- so that a captured request is refused by every keyfleetd, not only by
+-- the one that saw it.
 
 -- +goose Up
 CREATE TABLE push_pending (
@@ -29,5 +34,12 @@ CREATE INDEX push_pending_factor ON push_pending (f, seq) WHERE state = 0;
 CREATE INDEX push_pending_deadline ON push_pending (deadline) WHERE state = 0;
 CREATE INDEX push_pending_expires ON push_pending (expires);
 
+CREATE TABLE push_seen (
+    k       bytea PRIMARY KEY,
+    expires timestamptz NOT NULL
+);
+CREATE INDEX push_seen_expires ON push_seen (expires);
+
 -- +goose Down
+DROP TABLE push_seen;
 DROP TABLE push_pending;
