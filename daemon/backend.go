@@ -157,6 +157,17 @@ func (s *Server) sharedPushes() push.Shared {
 	return &cluster.Buckets{Pool: s.pg.Pool(), Sealer: s.pg}
 }
 
+// pushBoard is where the push hub keeps pending pushes: in the database
+// when several keyfleetd share it (a push reaches companions connected to
+// any of them, and is answered and finished on any), else in the hub's
+// memory (nil).
+func (s *Server) pushBoard() push.Board {
+	if s.pg == nil {
+		return nil
+	}
+	return &cluster.Pushes{Pool: s.pg.Pool(), Sealer: s.pg, Logger: s.log.With("component", "push")}
+}
+
 // radiusChallenges is where the RADIUS listener keeps open challenges:
 // in the database when several keyfleetd share it (a NAS may send the
 // answer to any of them), else in the listener's memory (nil).

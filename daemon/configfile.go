@@ -237,7 +237,7 @@ push:
   keep_alive: 20s       # a comment line on idle companion streams this often
   clock_skew: 2m        # how far a companion's clock may be off in its signed requests
   streams_per_device: 4 # open streams per companion; a new one beyond ends the oldest
-  max_pending: 100000   # pushes waiting at once
+  max_pending: 100000   # pushes waiting at once (on PostgreSQL: in the database, for every keyfleetd)
   gateways: []          # relays that also get a notice of each push. For example:
   # - name: phones
   #   type: ntfy          # ntfy or webhook

@@ -177,7 +177,7 @@ func (s *Server) open(o Options) error {
 		s.Close()
 		return err
 	}
-	if s.push, err = push.New(s.cfg.Push, push.Options{Logger: s.log.With("component", "push"), Registerer: s.reg, Now: o.Now, Shared: s.sharedPushes()}); err != nil {
+	if s.push, err = push.New(s.cfg.Push, push.Options{Logger: s.log.With("component", "push"), Registerer: s.reg, Now: o.Now, Shared: s.sharedPushes(), Board: s.pushBoard()}); err != nil {
 		s.Close()
 		return err
 	}
@@ -522,7 +522,7 @@ func (s *Server) refreshCompliance(ctx context.Context) {
 // ShutdownTimeout), then closes the store so Badger flushes cleanly.
 func (s *Server) shutdown() error {
 	s.log.Info("keyfleetd shutting down", "timeout", s.cfg.ShutdownTimeout.String())
-	s.push.Close() // companions' streams and waiting finishes end: pending pushes are lost, and say so
+	s.push.Close() // companions' streams and waiting finishes end: pending pushes are lost on Badger, and say so (on PostgreSQL they wait on in the database)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Duration)
 	defer cancel()
 	err := s.http.Shutdown(ctx)

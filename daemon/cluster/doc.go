@@ -16,10 +16,14 @@
 //   - the RADIUS listener's open challenges ([RadiusChallenges], a
 //     radius.Challenges): a NAS may send the answer to an Access-Challenge
 //     to any keyfleetd, each State is taken once, and a challenge
-//     outlives the keyfleetd that asked (a push wait excepted: the push
-//     itself waits in the memory of the keyfleetd that sent it).
+//     outlives the keyfleetd that asked;
+//   - pending pushes ([Pushes], a push.Board): a push begun on one
+//     keyfleetd reaches companions connected to any (LISTEN/NOTIFY on
+//     keyfleet_push with only an opaque id), is answered on any (claimed
+//     once), and its outcome is taken on any, once; it outlives the
+//     keyfleetd that began it and still runs out at its deadline.
 //
 // Records are sealed under the store key as the store's are, and filed by
-// hashes (a dump shows no cookie, session, username, client address or RADIUS
-// State).
+// hashes (a dump shows no cookie, session, username, client address, RADIUS
+// State or push).
 package cluster

@@ -49,7 +49,16 @@ func (h *Hub) Authenticate(r *http.Request) (core.Factor, error) {
 	}
 	// The header is refused for its time once that is ClockSkew old, so
 	// it needs remembering until then only.
-	if !h.replay.first(fid+"/"+strconv.FormatInt(ms, 10), now, time.UnixMilli(ms).Add(h.cfg.ClockSkew.Duration), h.cfg.ClockSkew.Duration) {
+	forget := time.UnixMilli(ms).Add(h.cfg.ClockSkew.Duration)
+	first := h.replay.first(fid+"/"+strconv.FormatInt(ms, 10), now, forget, h.cfg.ClockSkew.Duration)
+	if first && h.board != nil { // and no other keyfleetd saw it
+		ctx, cancel := boardCtx(r.Context())
+		defer cancel()
+		if first, err = h.board.FirstSeen(ctx, fid, ms, forget); err != nil {
+			return core.Factor{}, unavailable("checking the request against those every keyfleetd saw", err)
+		}
+	}
+	if !first {
 		return core.Factor{}, fmt.Errorf("%w: this signed request was used already; sign each request afresh", core.ErrUnauthenticated)
 	}
 	return f, nil

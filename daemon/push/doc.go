@@ -21,8 +21,13 @@
 // factors with repeated unanswered pushes), and "this wasn't me" locks
 // the user's pushes and raises a high-severity event (core does both).
 //
-// Pending pushes live in this process's memory: a keyfleetd that
-// restarts forgets them, their verifications fail as closed, and their
-// companions drop them when they reconnect. Nothing about a pending push
-// is written to the store until it is answered or runs out.
+// With one keyfleetd (Badger) pending pushes live in this process's
+// memory: a keyfleetd that restarts forgets them, their verifications fail
+// as closed, and their companions drop them when they reconnect. Nothing
+// about a pending push is written to the store until it is answered or
+// runs out. With several keyfleetd on one PostgreSQL database the hub is
+// given a [Board] (cluster.Pushes): pushes are filed there, each
+// keyfleetd forwards the board's notices to its own streams and waiters,
+// an answer reaching any keyfleetd claims the push there once, and every
+// keyfleetd sweeps pushes past their deadline (shared.go).
 package push

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,11 @@ type Options struct {
 	// database counts together (*cluster.Buckets); nil keeps it in this
 	// process (one keyfleetd, Badger).
 	Shared Shared
+	// Board, if set, keeps the pending pushes themselves where every
+	// keyfleetd on one database sees them (*cluster.Pushes): a push
+	// begun on one reaches companions connected to any, is answered on
+	// any, and outlives a restart. nil keeps them in this process.
+	Board Board
 }
 
 // Shared decides pushes against token buckets that several keyfleetd
@@ -68,6 +74,16 @@ type Hub struct {
 	waiting map[string][]*entry  // undecided entries by factor id, oldest first
 	streams map[string][]*Stream // by factor id, oldest first
 	sent    map[string][]time.Time
+
+	board     Board
+	watchers  map[string][]chan struct{} // Await calls by push id (Board)
+	forwarded map[string]forward         // pushes sent to streams here, by id (Board)
+	kick      chan struct{}              // wakes the sweeper (Board)
+	// boardPending is the board's pending pushes as the last sweep
+	// counted them (Board).
+	boardPending atomic.Int64
+	bgCancel     context.CancelFunc
+	bg           sync.WaitGroup
 }
 
 // entry is one pending push and, once decided, its outcome.
@@ -108,6 +124,9 @@ func New(cfg Config, o Options) (*Hub, error) {
 	h.gw = gw
 	h.metrics.pendingFunc(h.pendingCount)
 	h.metrics.devicesFunc(h.deviceCount)
+	if o.Board != nil {
+		h.startBoard(o.Board)
+	}
 	return h, nil
 }
 
@@ -126,7 +145,8 @@ func (h *Hub) service() Service {
 }
 
 // Close ends every stream and wait, and stops the gateways. Pending
-// pushes are dropped: their verifications fail as closed.
+// pushes in memory are dropped: their verifications fail as closed; with
+// a Board they wait on there, and the listener and sweeper stop.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	if h.closed {
@@ -140,6 +160,10 @@ func (h *Hub) Close() {
 	}
 	h.pending, h.waiting = map[string]*entry{}, map[string][]*entry{}
 	h.mu.Unlock()
+	if h.bgCancel != nil {
+		h.bgCancel()
+		h.bg.Wait()
+	}
 	h.gw.close()
 }
 
@@ -165,6 +189,9 @@ func (e *LimitError) RetryAfter() time.Duration { return e.After }
 // core.ErrUnavailable when the hub is closed or full, or the shared cap
 // could not be counted.
 func (h *Hub) Deliver(ctx context.Context, p core.Pending) error {
+	if h.board != nil {
+		return h.deliverShared(ctx, p)
+	}
 	now := h.now()
 	if h.shared != nil {
 		if err := h.room(); err != nil {
@@ -314,6 +341,9 @@ func (h *Hub) decide(k string, e *entry, res api.VerifyResult, outcome string) {
 // id (never delivered here, taken already, forgotten at a restart),
 // core.ErrUnavailable when keyfleetd stops, ctx's error.
 func (h *Hub) Await(ctx context.Context, vid, fid string, wait time.Duration) (api.VerifyResult, bool, error) {
+	if h.board != nil {
+		return h.awaitShared(ctx, vid, fid, wait)
+	}
 	k := key(vid, fid)
 	h.mu.Lock()
 	e := h.pending[k]
@@ -361,12 +391,15 @@ func (h *Hub) Answer(ctx context.Context, f core.Factor, vid, fid string, body [
 	if fid != f.ID {
 		return core.OutOfBandOutcome{}, fmt.Errorf("%w: %w", core.ErrForbidden, ErrWrongDevice)
 	}
+	if h.board != nil {
+		return h.answerShared(ctx, vid, fid, body)
+	}
 	k := key(vid, fid)
 	h.mu.Lock()
 	e := h.pending[k]
 	if e == nil || e.decided || e.answering || h.svc == nil {
 		h.mu.Unlock()
-		return core.OutOfBandOutcome{}, fmt.Errorf("%w: this push is no longer waiting: it was answered, ran out, or keyfleetd restarted since it was sent", core.ErrVerificationClosed)
+		return core.OutOfBandOutcome{}, errNotWaiting
 	}
 	e.answering = true
 	svc := h.svc
@@ -386,6 +419,9 @@ func (h *Hub) Answer(ctx context.Context, f core.Factor, vid, fid string, body [
 	h.decide(k, e, out.Result, outcome)
 	return out, err
 }
+
+// errNotWaiting is what an answer to a push that no longer waits gets.
+var errNotWaiting = fmt.Errorf("%w: this push is no longer waiting: it was answered, ran out, or keyfleetd restarted since it was sent", core.ErrVerificationClosed)
 
 // transient errors leave a push pending: the store could not take the
 // answer now.
@@ -407,6 +443,9 @@ func outcomeOf(out core.OutOfBandOutcome, err error) string {
 }
 
 func (h *Hub) pendingCount() float64 {
+	if h.board != nil {
+		return float64(h.boardPending.Load())
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return float64(len(h.pending))

@@ -73,6 +73,13 @@ func (s *Stream) send(ev Event) {
 // deliveries of the pushes pending for that factor now, oldest first.
 // Call the returned function when the stream closes.
 func (h *Hub) Subscribe(factorID string) (*Stream, [][]byte, func()) {
+	if h.board != nil {
+		return h.subscribeShared(factorID)
+	}
+	return h.subscribe(factorID)
+}
+
+func (h *Hub) subscribe(factorID string) (*Stream, [][]byte, func()) {
 	s := &Stream{events: make(chan Event, streamBuffer), ended: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -88,6 +95,9 @@ func (h *Hub) Subscribe(factorID string) (*Stream, [][]byte, func()) {
 		list = slices.Clone(list[over:])
 	}
 	h.streams[factorID] = list
+	if h.board != nil {
+		return s, nil, func() { h.unsubscribe(factorID, s) }
+	}
 	return s, h.pendingFor(factorID), func() { h.unsubscribe(factorID, s) }
 }
 
@@ -106,6 +116,10 @@ func (h *Hub) unsubscribe(factorID string, s *Stream) {
 // Pending returns the deliveries of the pushes waiting for factorID's
 // answer, oldest first.
 func (h *Hub) Pending(factorID string) [][]byte {
+	if h.board != nil {
+		items, _ := h.waitingShared(factorID)
+		return items
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.pendingFor(factorID)

@@ -300,17 +300,19 @@ func (l *login) resume(state []byte, pw string) answer {
 	return l.poll(ch)
 }
 
-// poll asks an out-of-band prompt for its answer. Only the listener that
-// started the prompt can poll it (a push waits in the memory of the
-// keyfleetd that sent it): a wait answered to another keyfleetd, or to
-// this one after a restart, is refused with the advice to sign in again.
+// poll asks an out-of-band prompt for its answer. When pushes are shared
+// by every keyfleetd on the database (Options.SharedPushes), any listener
+// polls it; otherwise only the listener that started the prompt can (a
+// push waits in the memory of the keyfleetd that sent it): a wait
+// answered to another keyfleetd, or to this one after a restart, is
+// refused with the advice to sign in again.
 func (l *login) poll(ch Challenge) answer {
 	f := ch.Factors[0]
 	oob, ok := l.s.oob[f.Kind]
 	switch {
 	case !ok:
 		return l.refuse("stale_challenge", msgStale)
-	case ch.Node != l.s.boot:
+	case ch.Node != l.s.boot && !l.s.sharedPush:
 		return l.refuse("push_elsewhere", msgPushElsewhere)
 	}
 	got, err := oob.Poll(l.ctx, l.s.principal, ch.Ticket)

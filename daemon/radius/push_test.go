@@ -36,7 +36,12 @@ type pushRadius struct {
 	other string
 }
 
-func newPushRadius(t *testing.T) *pushRadius {
+func newPushRadius(t *testing.T) *pushRadius { return newPushRadiusShared(t, false) }
+
+// newPushRadiusShared is newPushRadius whose listeners say, with
+// sharedPushes, that pushes are shared by every keyfleetd (both share the
+// one hub here, as keyfleetd on PostgreSQL share the push board).
+func newPushRadiusShared(t *testing.T, sharedPushes bool) *pushRadius {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "store"), EncryptionKey: make([]byte, 32)})
@@ -58,7 +63,7 @@ func newPushRadius(t *testing.T) *pushRadius {
 	var done []chan struct{}
 	for range 2 {
 		srv, err := kfradius.New(kfradius.Config{Listen: "127.0.0.1:0", Clients: []kfradius.ClientConfig{{Name: "vpn-gw1", Networks: []string{"127.0.0.1"}, SecretFile: secret}}},
-			kfradius.Options{Service: svc, OutOfBand: map[string]kfradius.OutOfBand{"push": kfradius.CoreOutOfBand{Service: svc}}, Challenges: shared})
+			kfradius.Options{Service: svc, OutOfBand: map[string]kfradius.OutOfBand{"push": kfradius.CoreOutOfBand{Service: svc}}, Challenges: shared, SharedPushes: sharedPushes})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,8 +192,9 @@ func TestAPushAnsweredOnThePhoneDecidesTheVPNSignIn(t *testing.T) {
 	}
 }
 
-// TestAPushWaitAnsweredToAnotherKeyfleetdSaysToSignInAgain: the push
-// waits in the memory of the keyfleetd that sent it. A NAS that sends
+// TestAPushWaitAnsweredToAnotherKeyfleetdSaysToSignInAgain: without
+// shared pushes (Badger) the push waits in the memory of the keyfleetd
+// that sent it. A NAS that sends
 // the user's Enter to another keyfleetd gets a clear Access-Reject
 // saying to sign in again (not a hang, not "denied"), audited; the
 // State is spent there, and the first keyfleetd no longer takes it.
@@ -214,5 +220,32 @@ func TestAPushWaitAnsweredToAnotherKeyfleetdSaysToSignInAgain(t *testing.T) {
 	}
 	if again := e.send("dara", state); again.Code != radius.CodeAccessReject {
 		t.Fatalf("the spent State on the first keyfleetd: %v %q", again.Code, rfc2865.ReplyMessage_GetString(again))
+	}
+}
+
+// TestWithSharedPushesAPushWaitAnsweredToAnotherKeyfleetdPolls: with
+// pushes shared by every keyfleetd (PostgreSQL), the NAS may send the
+// user's Enter to another keyfleetd than the one that asked: before the
+// phone answers it challenges again, after it the sign-in goes through;
+// the State is spent and not taken again by the first keyfleetd.
+func TestWithSharedPushesAPushWaitAnsweredToAnotherKeyfleetdPolls(t *testing.T) {
+	e := newPushRadiusShared(t, true)
+	dev := e.phone("dara")
+	p := e.send("dara", nil)
+	m := pickRE.FindStringSubmatch(rfc2865.ReplyMessage_GetString(p))
+	if p.Code != radius.CodeAccessChallenge || m == nil {
+		t.Fatalf("start: %v %q", p.Code, rfc2865.ReplyMessage_GetString(p))
+	}
+	again := e.sendTo(e.other, "dara", rfc2865.State_Get(p))
+	if again.Code != radius.CodeAccessChallenge || !strings.Contains(rfc2865.ReplyMessage_GetString(again), "pick "+m[1]) {
+		t.Fatalf("Enter on the other keyfleetd before the answer: %v %q", again.Code, rfc2865.ReplyMessage_GetString(again))
+	}
+	e.answer(dev, m[1], pushkind.Approve)
+	state := rfc2865.State_Get(again)
+	if got := e.sendTo(e.other, "dara", state); got.Code != radius.CodeAccessAccept {
+		t.Fatalf("after the answer, on the other keyfleetd: %v %q", got.Code, rfc2865.ReplyMessage_GetString(got))
+	}
+	if replay := e.send("dara", state); replay.Code != radius.CodeAccessReject {
+		t.Fatalf("the spent State on the first keyfleetd: %v %q", replay.Code, rfc2865.ReplyMessage_GetString(replay))
 	}
 }

@@ -65,8 +65,12 @@ type Options struct {
 	// keyfleetd passes cluster.RadiusChallenges, so that a NAS may send
 	// the answer to any of them.
 	Challenges Challenges
-	Now        func() time.Time // default time.Now
-	Rand       io.Reader        // default crypto/rand: challenge handles
+	// SharedPushes says the pushes themselves are shared by every
+	// keyfleetd on the database (daemon/push with a Board): a push wait
+	// may then be polled by any listener, not only the one that asked.
+	SharedPushes bool
+	Now          func() time.Time // default time.Now
+	Rand         io.Reader        // default crypto/rand: challenge handles
 }
 
 // client is a configured NAS.
@@ -97,6 +101,7 @@ type Server struct {
 	metrics    *metrics
 	slots      chan struct{}
 	boot       string // request ids: radius-<boot>-<n>
+	sharedPush bool   // Options.SharedPushes
 	seq        atomic.Uint64
 	inflight   sync.WaitGroup
 }
@@ -130,7 +135,7 @@ func New(cfg Config, o Options) (*Server, error) {
 	if o.Rand == nil {
 		o.Rand = rand.Reader
 	}
-	s.rand, s.open = o.Rand, o.Challenges
+	s.rand, s.open, s.sharedPush = o.Rand, o.Challenges, o.SharedPushes
 	if s.open == nil {
 		s.open = newMemChallenges(s.now)
 	}

@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	bins, err = kftest.Build(dir, "../../cmd/keyfleetd", "../../cmd/keyfleet-plugin-totp")
+	bins, err = kftest.Build(dir, "../../cmd/keyfleetd", "../../cmd/keyfleet-plugin-totp", "../../cmd/keyfleet-plugin-push")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
