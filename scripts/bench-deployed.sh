@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The deployed-daemon benchmark (make bench runs it after scripts/bench.sh):
+# The deployed-daemon benchmark (make bench runs it at the end of scripts/bench.sh):
 # keyfleetd started from its binary, TOTP through keyfleet-plugin-totp
 # configured as docs/plugins.md says, driven by keyfleet-loadgen from
 # another process on the same machine. Each of RUNS runs (default 3)
