@@ -83,7 +83,7 @@ T=(--ca "$DATA/tls/cert.pem" --token-file "$DATA/admin.token")
 
 echo "# deployed keyfleetd ($("$BIN/keyfleetd" --version)), TOTP through keyfleet-plugin-totp; $(nproc) cores; load average $(cut -d' ' -f1 /proc/loadavg)"
 for run in $(seq "$RUNS"); do
-	echo "## run $run"
+	echo "## run $run; $(uptime)"
 	start_daemon
 	S=(--server "https://127.0.0.1:$PORT" --pid "$PID")
 	"$LG" warm "${T[@]}" "${S[@]}" --fixture "$DIR/fixture.json"
