@@ -22,7 +22,7 @@ LDFLAGS    := $(shell scripts/ldflags.sh)
 GOBUILD     = $(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)'
 MANDIR     := man
 
-.PHONY: all build build-pure build-agent-if-possible run test deps deps-run vet bench lint fuzz generate man package clean
+.PHONY: all build build-pure build-agent-if-possible run test deps deps-run vet bench bench-large lint fuzz generate man package clean
 
 all: build
 
@@ -68,8 +68,18 @@ test: deps build vet
 	$(GO) test -count=1 ./daemon/web/...
 	scripts/fuzz.sh 3s
 
+# The Go benchmarks, then the deployed daemon (scripts/bench-deployed.sh):
+# keyfleetd and keyfleet-plugin-totp from $(BIN), driven by
+# keyfleet-loadgen from another process. Data that takes minutes to build
+# is kept in var/bench (docs/benchmarks.md).
 bench: build
-	scripts/bench.sh
+	BIN=$(BIN) scripts/bench.sh
+
+# keyfleetd at an organisation's size: a store of a million imported
+# users (built once, about 1.5 GB, kept in var/bench/large between runs),
+# its lists, audit filters, start-up, audit verify and memory.
+bench-large: build-pure
+	BIN=$(BIN) scripts/bench-large.sh
 
 lint: vet
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The deployed-daemon benchmark (make bench runs it after scripts/bench.sh):
+# The deployed-daemon benchmark (make bench runs it at the end of scripts/bench.sh):
 # keyfleetd started from its binary, TOTP through keyfleet-plugin-totp
 # configured as docs/plugins.md says, driven by keyfleet-loadgen from
 # another process on the same machine. Each of RUNS runs (default 3)
@@ -83,7 +83,7 @@ T=(--ca "$DATA/tls/cert.pem" --token-file "$DATA/admin.token")
 
 echo "# deployed keyfleetd ($("$BIN/keyfleetd" --version)), TOTP through keyfleet-plugin-totp; $(nproc) cores; load average $(cut -d' ' -f1 /proc/loadavg)"
 for run in $(seq "$RUNS"); do
-	echo "## run $run"
+	echo "## run $run; $(uptime)"
 	start_daemon
 	S=(--server "https://127.0.0.1:$PORT" --pid "$PID")
 	"$LG" warm "${T[@]}" "${S[@]}" --fixture "$DIR/fixture.json"

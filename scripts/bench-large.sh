@@ -14,16 +14,25 @@
 #   - memory under 64 clients verifying TOTP codes through the plugin;
 #   - a second start.
 #   BIN=dir       binaries to measure (default bin; make build-pure)
+#   BENCH_DIR=dir where the store is built and kept
+#   USERS=n       imported users (default 1000000); TOTP_USERS=n (default 1000)
+#   RUNS=n        runs (default 1); RUNS=0 only builds the store
+# The store is built by the binaries of the first run; binaries of another
+# version (an older keyfleetd) need a BENCH_DIR of their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "${BIN:-bin}")
 DIR=${BENCH_DIR:-var/bench/large}
 USERS=${USERS:-1000000}
 TOTP_USERS=${TOTP_USERS:-1000}
+RUNS=${RUNS:-1}
 mkdir -p "$DIR"
 DIR=$(realpath "$DIR")
 LG=$DIR/keyfleet-loadgen
 go build -o "$LG" ./internal/loadgen/cmd/keyfleet-loadgen
+for b in keyfleetd keyfleet-plugin-totp; do
+	[[ -x $BIN/$b ]] || { echo "bench-large: $BIN/$b is missing; run make build-pure" >&2; exit 1; }
+done
 
 # install_plugin installs and pins the TOTP plugin in data folder $1 as
 # docs/plugins.md describes.
@@ -74,49 +83,56 @@ if [[ ! -e $DIR/built ]]; then
 	touch "$DIR/built"
 fi
 
-echo "# keyfleetd at scale ($("$BIN/keyfleetd" --version)); $(nproc) cores; load average $(cut -d' ' -f1 /proc/loadavg)"
-# A copy of the store as the bulk load left it, so that every run
-# measures the first start after it.
-DATA=$DIR/data
-rm -rf "$DATA" "$DATA.checkpoint"
-cp -a "$DIR/built-data" "$DATA"
-cp -a "$DIR/built-data.checkpoint" "$DATA.checkpoint"
-cp "$DIR/fixture.json" "$DIR/run-fixture.json"
-install_plugin "$DATA"
-echo "store: $(du -sh "$DATA/store" | cut -f1)"
-: >"$DIR/keyfleetd.log"
-echo "## first start after the bulk load"
-start_daemon "$DATA"
-S=(--pid "$PID")
-# The start-up audit check runs in the background: note when it ends.
-start=$(date +%s%N)
-for _ in $(seq 1200); do
-	grep -q '"audit chain' "$DIR/keyfleetd.log" && break
-	sleep 0.5
-done
-echo "start-up audit check: $(grep -o '"msg":"audit chain[^"]*"[^}]*' "$DIR/keyfleetd.log" | head -1) (seen $(( ($(date +%s%N) - start) / 1000000 )) ms after ready)"
-"$LG" mem "${T[@]}" "${S[@]}" --label "memory after the start-up check"
+echo "# keyfleetd at scale ($("$BIN/keyfleetd" --version)); $(nproc) cores; load average $(cut -d' ' -f1 /proc/loadavg); $(uptime)"
+# measure prints one run's figures.
+measure() {
+	# A copy of the store as the bulk load left it, so that every run
+	# measures the first start after it.
+	DATA=$DIR/data
+	rm -rf "$DATA" "$DATA.checkpoint"
+	cp -a "$DIR/built-data" "$DATA"
+	cp -a "$DIR/built-data.checkpoint" "$DATA.checkpoint"
+	cp "$DIR/fixture.json" "$DIR/run-fixture.json"
+	install_plugin "$DATA"
+	echo "store: $(du -sh "$DATA/store" | cut -f1)"
+	: >"$DIR/keyfleetd.log"
+	echo "## first start after the bulk load"
+	start_daemon "$DATA"
+	S=(--pid "$PID")
+	# The start-up audit check runs in the background: note when it ends.
+	start=$(date +%s%N)
+	for _ in $(seq 1200); do
+		grep -q '"audit chain' "$DIR/keyfleetd.log" && break
+		sleep 0.5
+	done
+	echo "start-up audit check: $(grep -o '"msg":"audit chain[^"]*"[^}]*' "$DIR/keyfleetd.log" | head -1) (seen $(( ($(date +%s%N) - start) / 1000000 )) ms after ready)"
+	"$LG" mem "${T[@]}" "${S[@]}" --label "memory after the start-up check"
 
-echo "## lists at $USERS users (first page, 50 items)"
-admin_id=$("$LG" user-id "${T[@]}" admin)
-target_id=$("$LG" user-id "${T[@]}" u-0500000)
-for q in "q=nobody-matches-this" "q=u-09999" "q=USER%200999" "group=auditors-2026" "group=engineering" "role=auditor" "status=disabled"; do
-	"$LG" get "${T[@]}" "${S[@]}" "/v1/users?$q" || true # a failure is printed, and is a figure too
+	echo "## lists at $USERS users (first page, 50 items)"
+	admin_id=$("$LG" user-id "${T[@]}" admin)
+	target_id=$("$LG" user-id "${T[@]}" "$(printf 'u-%07d' $((USERS / 2)))")
+	for q in "q=nobody-matches-this" "q=u-09999" "q=USER%200999" "group=auditors-2026" "group=engineering" "role=auditor" "status=disabled"; do
+		"$LG" get "${T[@]}" "${S[@]}" "/v1/users?$q" || true # a failure is printed, and is a figure too
+	done
+	for q in "action=factor.revoke" "action=user.create" "actor=$admin_id" "target=$target_id" "actor=$admin_id&action=factor.revoke"; do
+		"$LG" get "${T[@]}" "${S[@]}" "/v1/audit?$q" || true
+	done
+	echo "## audit verify"
+	"$LG" verify-audit "${T[@]}" "${S[@]}" || true
+	"$LG" verify-audit "${T[@]}" "${S[@]}" --full || true
+	echo "## 64 clients verifying TOTP codes through the plugin"
+	"$LG" warm "${T[@]}" "${S[@]}" --fixture "$DIR/run-fixture.json"
+	"$LG" verify "${T[@]}" "${S[@]}" --fixture "$DIR/run-fixture.json" --mode one-call --clients 64  || true
+	"$LG" mem "${T[@]}" "${S[@]}" --label "memory after the load"
+	stop_daemon
+	echo "## second start"
+	start_daemon "$DATA"
+	sleep 10
+	"$LG" mem "${T[@]}" --pid "$PID" --label "memory 10 s after the second start"
+	stop_daemon
+}
+
+for run in $(seq "$RUNS"); do
+	echo "## run $run; $(uptime)"
+	measure
 done
-for q in "action=factor.revoke" "action=user.create" "actor=$admin_id" "target=$target_id" "actor=$admin_id&action=factor.revoke"; do
-	"$LG" get "${T[@]}" "${S[@]}" "/v1/audit?$q" || true
-done
-echo "## audit verify"
-"$LG" verify-audit "${T[@]}" "${S[@]}"
-"$LG" verify-audit "${T[@]}" "${S[@]}" --full
-echo "## 64 clients verifying TOTP codes through the plugin"
-"$LG" warm "${T[@]}" "${S[@]}" --fixture "$DIR/run-fixture.json"
-"$LG" verify "${T[@]}" "${S[@]}" --fixture "$DIR/run-fixture.json" --mode one-call --clients 64
-"$LG" mem "${T[@]}" "${S[@]}" --label "memory after the load"
-stop_daemon
-echo "## second start"
-start_daemon "$DATA"
-"$LG" mem "${T[@]}" --pid "$PID" --label "memory 10 s after the second start" >/dev/null
-sleep 10
-"$LG" mem "${T[@]}" --pid "$PID" --label "memory 10 s after the second start"
-stop_daemon

@@ -13,6 +13,11 @@
 # five minutes each).
 # BENCH_LARGE=0 runs the bulk policy benchmarks over 100,000 users built
 # afresh instead. rm -rf var/bench to start over.
+#
+# Then the deployed daemon (scripts/bench-deployed.sh): keyfleetd and
+# keyfleet-plugin-totp from BIN (default bin), driven by keyfleet-loadgen
+# from another process; its users with TOTP factors are kept in
+# var/bench/deployed. BENCH_DEPLOYED=0 leaves it out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KEYFLEET_BENCH_KEEP="${KEYFLEET_BENCH_KEEP:-$PWD/var/bench}"
@@ -59,4 +64,9 @@ END {
 	row("user creations with audit, 16 clients", "user", ">= 2,000/s")
 	row("compliance re-evaluation, users (" n ")", "bulk", ">= 200,000/s")
 }' "$out"
+
+if [ "${BENCH_DEPLOYED:-1}" != 0 ]; then
+	echo
+	scripts/bench-deployed.sh || status=1
+fi
 exit $status

@@ -53,28 +53,53 @@ func statFields(b []byte) ([]string, error) {
 // Memory reads the resident set now and its peak since the process
 // started or since ResetPeak (VmRSS, VmHWM), in bytes.
 func (p Proc) Memory() (rss, peak int64, err error) {
+	v, err := p.status("VmRSS", "VmHWM")
+	return v["VmRSS"], v["VmHWM"], err
+}
+
+// MemoryKinds splits the resident set now into its anonymous part (the Go
+// heap, stacks and caches: RssAnon) and its file-backed part (mapped
+// files, such as Badger's tables: RssFile), in bytes. The kernel can
+// drop clean file-backed pages under memory pressure; anonymous ones it
+// can only swap.
+func (p Proc) MemoryKinds() (anon, file int64, err error) {
+	v, err := p.status("RssAnon", "RssFile")
+	return v["RssAnon"], v["RssFile"], err
+}
+
+// status reads the named kB fields of /proc/PID/status, in bytes.
+func (p Proc) status(names ...string) (map[string]int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.PID))
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer f.Close()
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	out := map[string]int64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		name, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (name != "VmRSS" && name != "VmHWM") {
+		if !ok || !want[name] {
 			continue
 		}
 		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("/proc/%d/status: %s: %w", p.PID, name, err)
+			return nil, fmt.Errorf("/proc/%d/status: %s: %w", p.PID, name, err)
 		}
-		if name == "VmRSS" {
-			rss = kb << 10
-		} else {
-			peak = kb << 10
+		out[name] = kb << 10
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if _, ok := out[n]; !ok {
+			return nil, fmt.Errorf("/proc/%d/status has no %s", p.PID, n)
 		}
 	}
-	return rss, peak, sc.Err()
+	return out, nil
 }
 
 // ResetPeak starts the peak resident set (VmHWM) again from the current

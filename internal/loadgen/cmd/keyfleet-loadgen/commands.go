@@ -387,9 +387,13 @@ func memCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				anon, file, err := p.MemoryKinds()
+				if err != nil {
+					return err
+				}
 				cpu, _ := p.CPU()
 				name := procName(i, len(procs))
-				parts = append(parts, fmt.Sprintf("%s RSS %s (peak %s), CPU %s", name, mb(rss), mb(peak), ms(cpu)))
+				parts = append(parts, fmt.Sprintf("%s RSS %s (anonymous %s, mapped files %s; peak %s), CPU %s", name, mb(rss), mb(anon), mb(file), mb(peak), ms(cpu)))
 			}
 			fmt.Printf("%s: %s; load average %s\n", label, strings.Join(parts, "; "), loadgen.LoadAverage())
 			return nil
