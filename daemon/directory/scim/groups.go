@@ -1,7 +1,6 @@
 package scim
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 
@@ -170,48 +169,29 @@ func (h *Handler) replaceGroup(r *http.Request, p core.Principal) (answer, error
 }
 
 // patchGroup applies a PatchOp (members added and removed, a new
-// displayName) as patchUser does.
+// displayName) to the group as stored (patchResource).
 func (h *Handler) patchGroup(r *http.Request, p core.Principal) (answer, error) {
-	body, err := readBody(r)
-	if err != nil {
-		return answer{}, err
-	}
-	ops, err := patchOps(body)
-	if err != nil {
-		return answer{}, err
-	}
 	id := r.PathValue("id")
-	for range 3 {
+	read := func() (map[string]any, error) {
 		cur, err := h.svc.SCIMGroup(withCtx(r), p, id)
 		if err != nil {
-			return answer{}, err
+			return nil, err
 		}
-		rendered := h.renderGroup(cur)
-		tag := version(rendered)
-		if want := ifMatch(r); want != "" && want != tag {
-			return answer{}, errPrecondition
-		}
-		res := asMap(rendered)
-		if err := applyPatch(res, ops, groupKnown); err != nil {
-			return answer{}, err
-		}
+		return h.renderGroup(cur), nil
+	}
+	save := func(res map[string]any, tag string) (answer, error) {
 		g, err := groupDoc(res)
 		if err != nil {
 			return answer{}, err
 		}
 		g.ID = id
 		g, err = h.svc.SaveSCIMGroup(withCtx(r), p, h.src, g, h.groupCheck(tag, errStale))
-		switch {
-		case errors.Is(err, errStale) && ifMatch(r) == "":
-			continue
-		case errors.Is(err, errStale):
-			return answer{}, errPrecondition
-		case err != nil:
+		if err != nil {
 			return answer{}, err
 		}
 		return h.groupAnswer(http.StatusOK, g), nil
 	}
-	return answer{}, &Error{Status: http.StatusConflict, Detail: "the group kept changing while this PATCH applied; send it again"}
+	return patchResource(r, "group", groupKnown, read, save)
 }
 
 func (h *Handler) deleteGroup(r *http.Request, p core.Principal) (answer, error) {

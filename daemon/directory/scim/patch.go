@@ -1,7 +1,9 @@
 package scim
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -246,4 +248,46 @@ func newElement(p filter.Path, value any) (map[string]any, bool) {
 		}
 	}
 	return el, true
+}
+
+// patchResource applies the request's PatchOp to a resource as stored:
+// read gives its SCIM form, save writes the patched form only if the
+// resource still has the version it was read at (errStale otherwise).
+// A resource changed meanwhile is read and patched again, up to three
+// times; with If-Match the request fails instead.
+func patchResource(r *http.Request, kind string, known map[string]bool, read func() (map[string]any, error),
+	save func(res map[string]any, tag string) (answer, error)) (answer, error) {
+	body, err := readBody(r)
+	if err != nil {
+		return answer{}, err
+	}
+	ops, err := patchOps(body)
+	if err != nil {
+		return answer{}, err
+	}
+	for range 3 {
+		rendered, err := read()
+		if err != nil {
+			return answer{}, err
+		}
+		tag := version(rendered)
+		if want := ifMatch(r); want != "" && want != tag {
+			return answer{}, errPrecondition
+		}
+		res := asMap(rendered)
+		if err := applyPatch(res, ops, known); err != nil {
+			return answer{}, err
+		}
+		a, err := save(res, tag)
+		switch {
+		case errors.Is(err, errStale) && ifMatch(r) == "":
+			continue
+		case errors.Is(err, errStale):
+			return answer{}, errPrecondition
+		case err != nil:
+			return answer{}, err
+		}
+		return a, nil
+	}
+	return answer{}, &Error{Status: http.StatusConflict, Detail: fmt.Sprintf("the %s kept changing while this PATCH applied; send it again", kind)}
 }

@@ -155,50 +155,28 @@ func (h *Handler) replaceUser(r *http.Request, p core.Principal) (answer, error)
 	return h.userAnswer(http.StatusOK, u), nil
 }
 
-// patchUser applies a PatchOp to the user as stored, and writes the
-// outcome only if nobody changed the user meanwhile (else it reads and
-// applies again; with If-Match, it fails).
+// patchUser applies a PatchOp to the user as stored (patchResource).
 func (h *Handler) patchUser(r *http.Request, p core.Principal) (answer, error) {
-	body, err := readBody(r)
-	if err != nil {
-		return answer{}, err
-	}
-	ops, err := patchOps(body)
-	if err != nil {
-		return answer{}, err
-	}
 	id := r.PathValue("id")
-	for range 3 {
+	read := func() (map[string]any, error) {
 		cur, err := h.svc.SCIMUser(withCtx(r), p, id)
 		if err != nil {
-			return answer{}, err
+			return nil, err
 		}
-		rendered := h.renderUser(cur)
-		tag := version(rendered)
-		if want := ifMatch(r); want != "" && want != tag {
-			return answer{}, errPrecondition
-		}
-		res := asMap(rendered)
-		if err := applyPatch(res, ops, userFilterKnown); err != nil {
-			return answer{}, err
-		}
+		return h.renderUser(cur), nil
+	}
+	save := func(res map[string]any, tag string) (answer, error) {
 		e, err := userEntry(res)
 		if err != nil {
 			return answer{}, err
 		}
 		u, err := h.svc.ProvisionSCIMUser(withCtx(r), p, h.src, id, e, h.versionCheck(tag, errStale))
-		if errors.Is(err, errStale) && ifMatch(r) == "" {
-			continue
-		}
-		if errors.Is(err, errStale) {
-			return answer{}, errPrecondition
-		}
 		if err != nil {
 			return answer{}, err
 		}
 		return h.userAnswer(http.StatusOK, u), nil
 	}
-	return answer{}, &Error{Status: http.StatusConflict, Detail: "the user kept changing while this PATCH applied; send it again"}
+	return patchResource(r, "user", userFilterKnown, read, save)
 }
 
 // deleteUser disables the user at once and suspends their factors;
