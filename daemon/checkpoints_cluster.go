@@ -53,8 +53,10 @@ func sharedCheckpointKey(ctx context.Context, dir string, db checkpointKeys, sl 
 		if err := db.PutCheckpointKey(ctx, signer.Public()); err != nil {
 			return err
 		}
-		if pub, ok, err = db.CheckpointKey(ctx); err != nil || !ok {
-			return fmt.Errorf("reading back the audit checkpoint key's public half: %v", err)
+		if pub, ok, err = db.CheckpointKey(ctx); err != nil {
+			return fmt.Errorf("reading back the audit checkpoint key's public half: %w", err)
+		} else if !ok {
+			return errors.New("the audit checkpoint key's public half was not found in the database right after it was written: check that store.postgres.dsn names the database the other keyfleetd use and that its user may write the meta table, then start keyfleetd again")
 		}
 	}
 	if !bytes.Equal(pub, signer.Public()) {

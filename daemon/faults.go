@@ -215,7 +215,7 @@ func recordSealCheck(ctx context.Context, cs sealChecks, sl *seal.Sealer) error 
 		return err
 	}
 	if !ok {
-		return errors.New("the check value written was not found when read back")
+		return errors.New("the sealing key's check value was not found in the store right after it was written: on PostgreSQL, check that store.postgres.dsn names the database the other keyfleetd use and that its user may write the meta table, then start keyfleetd again")
 	}
 	return sl.Check(v)
 }

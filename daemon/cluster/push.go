@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/push"
+	"github.com/keyfleet/keyfleet/daemon/store/postgres"
 )
 
 // Pushes keeps pending pushes in the database (table push_pending), so
@@ -319,7 +319,7 @@ func (c *Pushes) Listen(ctx context.Context, ready func(), fn func(push.BoardNot
 		if ctx.Err() != nil {
 			return
 		}
-		c.warn("listening for pushes of other keyfleetd; retrying", errors.New(redactDSN(err)))
+		c.warn("listening for pushes of other keyfleetd; retrying", postgres.Redact(err))
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
@@ -347,14 +347,4 @@ func (c *Pushes) listenOnce(ctx context.Context, ready func(), fn func(push.Boar
 		}
 		fn(push.BoardNotice{ID: n.Payload[1:], Decided: n.Payload[0] == 'd'})
 	}
-}
-
-// redactDSN keeps a password that a connection error may quote out of a
-// log line.
-func redactDSN(err error) string {
-	s := err.Error()
-	if i := strings.Index(s, "password="); i >= 0 {
-		return s[:i] + "password=xxxxx"
-	}
-	return s
 }

@@ -59,7 +59,7 @@ func (s *Store) metaBytes(ctx context.Context, k string) ([]byte, bool, error) {
 	}
 	b, err := hex.DecodeString(v)
 	if err != nil {
-		return nil, false, fmt.Errorf("postgres store: meta %s is not hex: it was changed outside keyfleetd", k)
+		return nil, false, fmt.Errorf("postgres store: the meta table's %s is not hex, so it was changed outside keyfleetd: restore that row from a backup of the database, then start keyfleetd again", k)
 	}
 	return b, true, nil
 }

@@ -682,6 +682,11 @@ func (s *Store) listenOnce(ctx context.Context, fn func()) error {
 	}
 }
 
+// Redact keeps a password in a connection string (key=value or URL form)
+// out of an error, for packages that log errors of their own connections
+// to the same database.
+func Redact(err error) error { return redact(err) }
+
 // redact keeps a password in a connection string out of an error.
 func redact(err error) error {
 	if err == nil {
