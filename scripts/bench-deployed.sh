@@ -26,66 +26,27 @@ TOTP_USERS=${TOTP_USERS:-3000}
 mkdir -p "$DIR"
 DIR=$(realpath "$DIR")
 DATA=$DIR/data
-LG=$DIR/keyfleet-loadgen
-go build -o "$LG" ./internal/loadgen/cmd/keyfleet-loadgen
-for b in keyfleetd keyfleet-plugin-totp; do
-	[[ -x $BIN/$b ]] || { echo "bench-deployed: $BIN/$b is missing; run make build-pure" >&2; exit 1; }
-done
-
-# The plugin, installed and pinned as docs/plugins.md describes.
-install_plugin() {
-	mkdir -p "$DIR/plugins"
-	install -m 0755 "$BIN/keyfleet-plugin-totp" "$DIR/plugins/keyfleet-plugin-totp"
-	local sum
-	sum=$(sha256sum "$DIR/plugins/keyfleet-plugin-totp" | cut -d' ' -f1)
-	awk -v dir="$DIR/plugins" -v sum="$sum" '
-		/^plugins:/ { print; print "  dir: " dir; print "  plugins:"; print "    - name: keyfleet-plugin-totp"; print "      sha256: " sum; skip = 1; next }
-		skip && /^( |$)/ && !/^$/ { next }
-		{ skip = 0; print }' "$DATA/keyfleetd.yaml" >"$DATA/keyfleetd.yaml.new"
-	mv "$DATA/keyfleetd.yaml.new" "$DATA/keyfleetd.yaml"
-}
-
-PID=
-PORT=
-stop_daemon() {
-	if [[ -n $PID ]]; then
-		kill -TERM "$PID" 2>/dev/null || true
-		wait "$PID" 2>/dev/null || true
-		PID=
-	fi
-}
-trap stop_daemon EXIT
-
-# start_daemon starts keyfleetd and waits until it is ready, printing how
-# long that took.
-start_daemon() {
-	PORT=$("$LG" free-port)
-	local since
-	since=$(date +%s%N)
-	"$BIN/keyfleetd" serve --data "$DATA" --listen "127.0.0.1:$PORT" >>"$DIR/keyfleetd.log" 2>&1 &
-	PID=$!
-	"$LG" ready "${T[@]}" --server "https://127.0.0.1:$PORT" --since "$since" --pid "$PID"
-}
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+bench_setup bench-deployed
 
 if [[ ! -e $DIR/fixture.json ]]; then
 	rm -rf "$DATA" "$DATA.checkpoint"
 	"$BIN/keyfleetd" init --data "$DATA" >/dev/null
-	install_plugin
-	T=(--ca "$DATA/tls/cert.pem" --token-file "$DATA/admin.token")
-	KEYFLEET_TRUSTED_PROXIES=127.0.0.1/32 start_daemon >/dev/null
+	install_plugin "$DATA"
+	KEYFLEET_TRUSTED_PROXIES=127.0.0.1/32 start_daemon "$DATA" >/dev/null
 	echo "# making $TOTP_USERS users with two TOTP factors each (kept in $DIR)"
-	"$LG" fixture "${T[@]}" --server "https://127.0.0.1:$PORT" --users "$TOTP_USERS" --out "$DIR/fixture.json.new"
+	"$LG" fixture "${T[@]}" --users "$TOTP_USERS" --out "$DIR/fixture.json.new"
 	mv "$DIR/fixture.json.new" "$DIR/fixture.json"
 	stop_daemon
 fi
-install_plugin # the binaries measured may have changed since
-T=(--ca "$DATA/tls/cert.pem" --token-file "$DATA/admin.token")
+install_plugin "$DATA" # the binaries measured may have changed since
 
 echo "# deployed keyfleetd ($("$BIN/keyfleetd" --version)), TOTP through keyfleet-plugin-totp; $(nproc) cores; load average $(cut -d' ' -f1 /proc/loadavg)"
 for run in $(seq "$RUNS"); do
 	echo "## run $run; $(uptime)"
-	start_daemon
-	S=(--server "https://127.0.0.1:$PORT" --pid "$PID")
+	start_daemon "$DATA"
+	S=(--pid "$PID")
 	"$LG" warm "${T[@]}" "${S[@]}" --fixture "$DIR/fixture.json"
 	"$LG" verify "${T[@]}" "${S[@]}" --fixture "$DIR/fixture.json" --mode one-call --clients 16
 	"$LG" verify "${T[@]}" "${S[@]}" --fixture "$DIR/fixture.json" --mode begin-finish --clients 16
