@@ -143,7 +143,9 @@ func TestAuditCheckpointsAreWrittenByTheLeaderAloneAndVerifiedByEither(t *testin
 		survivor.MustCall(201, admin, "POST", "/v1/users", api.CreateUser{Username: fmt.Sprintf("cp-after-%02d", i)}, nil)
 	}
 	head = headOf(t, survivor, admin)
-	waitFor(t, "the new leader's checkpoint of the head", func() bool { return w.newest() >= head })
+	if !eventually(60*time.Second, func() bool { return w.newest() >= head }) {
+		t.Fatalf("timed out waiting for the new leader's checkpoint of the head %d (the witness's newest: %d); %s's log:\n%s", head, w.newest(), survivor.Name, survivor.Log())
+	}
 	w.writtenOnce(t)
 	checkOneEventPerCheckpoint(t, survivor, admin)
 
