@@ -26,10 +26,15 @@ const (
 	// whose token carries it and nothing else provisions users under
 	// /scim/v2.
 	RoleScim = "scim"
+	// RoleLoginHost is a login surface's (docs/pam.md, docs/radius.md): a
+	// service account that verifies users like RoleService and may also
+	// record login decisions made before any factor was checked and issue
+	// first-login passes, which a plain service account may not.
+	RoleLoginHost = "login_host"
 )
 
 // AllRoles lists every role, most privileged first.
-var AllRoles = []string{RoleAdmin, RoleSecurityOfficer, RoleHelpdesk, RoleEnroller, RoleAuditor, RoleScim, RoleService, RoleUser}
+var AllRoles = []string{RoleAdmin, RoleSecurityOfficer, RoleHelpdesk, RoleEnroller, RoleAuditor, RoleScim, RoleLoginHost, RoleService, RoleUser}
 
 // User states.
 const (

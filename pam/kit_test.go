@@ -122,7 +122,7 @@ func startKeyfleetd(t *testing.T, firstLogin bool) *keyfleetd {
 	k.cfg.FirstLogin.Enabled = firstLogin
 	k.serve("127.0.0.1:0")
 	ctx := context.Background()
-	if _, _, err := k.svc.CreateUser(ctx, core.System, api.CreateUser{Username: "login-host", Kind: api.KindService, Roles: []string{api.RoleService}}); err != nil {
+	if _, _, err := k.svc.CreateUser(ctx, core.System, api.CreateUser{Username: "login-host", Kind: api.KindService, Roles: []string{api.RoleLoginHost}}); err != nil {
 		t.Fatal(err)
 	}
 	_, secret, err := k.svc.CreateToken(ctx, core.System, api.CreateToken{User: "login-host", Name: "pam"})

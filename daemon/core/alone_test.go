@@ -142,6 +142,70 @@ func TestOneAdminCannotMintATokenThatActsAsAnotherPerson(t *testing.T) {
 	}
 }
 
+// An application's service token verifies codes. Root tries to use one,
+// or a login host made alone, to hand out the first-login pass that
+// enrols a factor for a person who has none yet (whoever redeems it owns
+// their MFA) or to write sign-ins into the trail.
+func TestOneAdminCannotMintFirstLoginPassesThroughAServiceAccount(t *testing.T) {
+	ae := newAloneEnv(t)
+	ctx := context.Background()
+	ae.applyPolicy(ae.admin, minimalPolicy)
+	ae.person("newbie") // must enrol, no factor yet
+	token := func(account string) core.Principal {
+		t.Helper()
+		_, secret, err := ae.svc.CreateToken(ctx, ae.admin, api.CreateToken{User: account, Name: "t", TTL: "24h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ae.svc.Authenticate(ctx, secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	mintsNothing := func(who string, p core.Principal) {
+		t.Helper()
+		if _, err := ae.svc.IssueFirstLoginPass(ctx, p, "newbie", time.Hour); !errors.Is(err, core.ErrForbidden) {
+			t.Fatalf("%s issuing newbie's first-login pass: %v", who, err)
+		}
+		if err := ae.svc.RecordLogin(ctx, p, core.LoginEvent{User: "newbie", Outcome: core.LoginAllowed, Reason: "grace"}); !errors.Is(err, core.ErrForbidden) {
+			t.Fatalf("%s writing a sign-in record: %v", who, err)
+		}
+	}
+	// A plain application's token, and root's own principal.
+	if _, _, err := ae.svc.CreateUser(ctx, ae.admin, api.CreateUser{Username: "shop", Kind: api.KindService}); err != nil {
+		t.Fatal(err)
+	}
+	mintsNothing("an application's token", token("shop"))
+	mintsNothing("an administrator", ae.admin)
+	// A login host root makes alone is a service account whose role waits
+	// for a second person, and its token carries only the service role.
+	host, req, err := ae.svc.CreateUser(ctx, ae.admin, api.CreateUser{Username: "pam-hosts", Kind: api.KindService, Roles: []string{api.RoleLoginHost}})
+	if err != nil || req.State != api.ApprovalPending || !slices.Equal(host.Roles, []string{api.RoleService}) {
+		t.Fatalf("making a login host: %+v %+v %v; want a service account and a pending grant", host, req, err)
+	}
+	if _, err := ae.people.Approve(ae.admin, req.ID, "mine"); !errors.Is(err, core.ErrSelfApproval) {
+		t.Fatalf("root approving its own login host: %v", err)
+	}
+	mintsNothing("a login host waiting for approval", token("pam-hosts"))
+	// The same for giving an application the role afterwards.
+	if _, req, err := ae.svc.UpdateUser(ctx, ae.admin, "shop", api.UpdateUser{Roles: &[]string{api.RoleService, api.RoleLoginHost}}); err != nil || req.State != api.ApprovalPending {
+		t.Fatalf("making an application a login host: %+v %v; want a pending grant", req, err)
+	}
+	mintsNothing("an application waiting to be a login host", token("shop"))
+	// Once so1 approves, the login host's token does what it is for.
+	if _, err := ae.approve(ae.so1, req.ID); err != nil {
+		t.Fatal(err)
+	}
+	if pass, err := ae.svc.IssueFirstLoginPass(ctx, token("pam-hosts"), "newbie", time.Hour); err != nil || pass.Code == "" {
+		t.Fatalf("an approved login host issuing newbie's first-login pass: %v", err)
+	}
+	// A person cannot hold the role.
+	if _, _, err := ae.svc.CreateUser(ctx, ae.admin, api.CreateUser{Username: "mallory", Roles: []string{api.RoleLoginHost}}); !errors.Is(err, core.ErrInvalid) {
+		t.Fatalf("a person with the login_host role: %v", err)
+	}
+}
+
 func TestAnApprovalIsAPersonWithAKeyNotAToken(t *testing.T) {
 	ae := newAloneEnv(t)
 	ctx := context.Background()

@@ -62,6 +62,16 @@ const (
 	RemoveOwnFactors Action = "factors.remove_own"
 )
 
+// Permissions of login surfaces (the login_host role).
+const (
+	// RecordLogins lets a login surface put a decision it made before any
+	// verification (login.refused, login.allowed) in the audit trail.
+	RecordLogins Action = "logins.record"
+	// IssueFirstLoginPasses lets a login surface hand a user who must
+	// enrol, and whose first factor it checked, a first-login pass.
+	IssueFirstLoginPasses Action = "passes.first_login"
+)
+
 // Scope says how far a role's permission reaches.
 type Scope int
 
@@ -102,6 +112,11 @@ var grants = map[string]map[Action]Scope{
 		ReadApprovals, ReadAudit, VerifyAudit, ReadPolicy, ReadReports, ReadRecovery, ReadBreakGlass),
 		allOf(Own, ReadTokens, CreateTokens, RevokeTokens)),
 	api.RoleService: merge(allOf(All, ReadSelf, VerifyUsers, ReadMFAStatus), allOf(Own, ReadTokens)),
+	// A login host (a PAM host, the RADIUS listener) is a service that
+	// also speaks for the login: what it records and the first-login
+	// passes it issues are why a plain application may not.
+	api.RoleLoginHost: merge(allOf(All, ReadSelf, VerifyUsers, ReadMFAStatus, RecordLogins, IssueFirstLoginPasses),
+		allOf(Own, ReadTokens)),
 	api.RoleUser: merge(allOf(All, ReadSelf),
 		allOf(Own, ReadMFAStatus, ReadFactors, UpdateFactors, SuspendFactors, ReadDevices, ReadEnrolments, CompleteEnrol,
 			CreateEnrolments, CancelEnrolments, ActivateFactors,
@@ -148,6 +163,12 @@ func merge(ms ...map[Action]Scope) map[Action]Scope {
 
 // ValidRole reports whether r is a known role.
 func ValidRole(r string) bool { return slices.Contains(api.AllRoles, r) }
+
+// ServiceAccountRole reports whether r is a role only service accounts
+// hold: service, scim or login_host.
+func ServiceAccountRole(r string) bool {
+	return r == api.RoleService || r == api.RoleScim || r == api.RoleLoginHost
+}
 
 // Principal is who is acting: a user authenticated by a token (or, later,
 // mTLS or WebAuthn), with the roles the credential carries.

@@ -3,6 +3,8 @@ package core
 import (
 	"errors"
 	"fmt"
+
+	"github.com/keyfleet/keyfleet/api"
 )
 
 // Sentinel errors. Callers branch on them with errors.Is; the typed errors
@@ -112,6 +114,10 @@ type ForbiddenError struct {
 func (e *ForbiddenError) Error() string {
 	if e.Reason != "" {
 		return fmt.Sprintf("%s may not %s: %s", e.Principal, e.Action, e.Reason)
+	}
+	if e.Action == RecordLogins || e.Action == IssueFirstLoginPasses {
+		return fmt.Sprintf("%s may not %s: only a login host does, with a token of a service account holding the %q role (docs/pam.md)",
+			e.Principal, e.Action, api.RoleLoginHost)
 	}
 	return fmt.Sprintf("%s may not %s; ask an administrator for a role that allows it", e.Principal, e.Action)
 }

@@ -191,8 +191,8 @@ func (s *Service) changeAccess(tx Tx, ev *eventCtx, a Approval) error {
 	before := u.summary()
 	grant := splitList(a.Params[paramGrantRoles])
 	for _, r := range grant {
-		if u.Kind == api.KindService && r != api.RoleScim {
-			return invalid("roles", "%s is a service account; it can hold only the %q role", u.Username, api.RoleService)
+		if u.Kind == api.KindService && !ServiceAccountRole(r) || u.Kind != api.KindService && ServiceAccountRole(r) {
+			return invalid("roles", "%s is a %s account; it cannot hold the %q role", u.Username, u.Kind, r)
 		}
 		if !slices.Contains(u.Roles, r) {
 			u.Roles = append(u.Roles, r)

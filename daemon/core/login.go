@@ -24,12 +24,13 @@ import (
 // (IssueFirstLoginPass).
 
 // LoginPrincipal is a login listener inside keyfleetd ("radius") acting
-// for itself with the service role: it may verify users and read their MFA
-// status, nothing else. Audit records name it as the actor, with Auth set
+// for itself with the login_host role: it may verify users, read their MFA
+// status, record login decisions and issue first-login passes, nothing
+// else. Audit records name it as the actor, with Auth set
 // to the listener's name.
 func LoginPrincipal(listener string) Principal {
 	return Principal{UserID: "listener:" + listener, Username: "keyfleetd-" + listener,
-		Roles: []string{api.RoleService}, Auth: listener}
+		Roles: []string{api.RoleLoginHost}, Auth: listener}
 }
 
 // addRequestExtra copies what a request said about its origin (a RADIUS
@@ -173,7 +174,7 @@ var loginReasonRE = regexp.MustCompile(`^[a-z0-9_]{1,48}$`)
 // dropped). The request's details (WithRequest) ride along. Errors:
 // ErrInvalid, *ForbiddenError, ErrUnavailable.
 func (s *Service) RecordLogin(ctx context.Context, p Principal, in LoginEvent) error {
-	if err := p.authorize(VerifyUsers, ""); err != nil {
+	if err := p.authorize(RecordLogins, ""); err != nil {
 		return err
 	}
 	if !slices.Contains([]string{LoginRefused, LoginChallenged, LoginAllowed}, in.Outcome) {
@@ -227,7 +228,7 @@ func typedName(s string) string {
 // The code is returned once. Errors: *TransitionError (not eligible),
 // ErrInvalid (ttl), ErrNotFound, *ForbiddenError.
 func (s *Service) IssueFirstLoginPass(ctx context.Context, p Principal, ref string, ttl time.Duration) (api.IssuedPass, error) {
-	if err := p.authorize(VerifyUsers, ""); err != nil {
+	if err := p.authorize(IssueFirstLoginPasses, ""); err != nil {
 		return api.IssuedPass{}, err
 	}
 	if ttl < passMinTTL || ttl > passMaxTTL {

@@ -83,9 +83,10 @@ func cleanRoles(kind string, roles []string) ([]string, error) {
 		switch {
 		case !ValidRole(r):
 			return nil, invalid("roles", "%q is not a role; roles are %s", r, strings.Join(api.AllRoles, ", "))
-		case kind == api.KindService && r != api.RoleService && r != api.RoleScim:
-			return nil, invalid("roles", "a service account can hold only the %q role (or %q for a SCIM client), not %q", api.RoleService, api.RoleScim, r)
-		case kind == api.KindPerson && (r == api.RoleService || r == api.RoleScim):
+		case kind == api.KindService && !ServiceAccountRole(r):
+			return nil, invalid("roles", "a service account can hold only the %q role (or %q for a SCIM client, %q for a login host), not %q",
+				api.RoleService, api.RoleScim, api.RoleLoginHost, r)
+		case kind == api.KindPerson && ServiceAccountRole(r):
 			return nil, invalid("roles", "the %q role is for service accounts; create one with kind %q", r, api.KindService)
 		}
 	}

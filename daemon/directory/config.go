@@ -331,7 +331,7 @@ func (c *SCIMConfig) validate() []error {
 }
 
 func personRole(r string) bool {
-	return core.ValidRole(r) && r != api.RoleService && r != api.RoleScim && r != api.RoleUser
+	return core.ValidRole(r) && !core.ServiceAccountRole(r) && r != api.RoleUser
 }
 
 func validGroup(g string) bool {

@@ -89,7 +89,7 @@ func newFixtureWith(t *testing.T, wrap func(http.Handler) http.Handler) *fixture
 	t.Cleanup(func() { f.srv.Close(); st.Close() })
 	for _, role := range api.AllRoles {
 		kind := api.KindPerson
-		if role == api.RoleService || role == api.RoleScim {
+		if core.ServiceAccountRole(role) {
 			kind = api.KindService
 		}
 		u, _, err := svc.CreateUser(context.Background(), core.System, api.CreateUser{Username: "as-" + strings.ReplaceAll(role, "_", "-"), Kind: kind, Roles: []string{role}})
@@ -191,6 +191,7 @@ func (f *fixture) victim() (userID, factorID, deviceID string) {
 
 const (
 	admin, so, help, enr, aud, svc, usr = api.RoleAdmin, api.RoleSecurityOfficer, api.RoleHelpdesk, api.RoleEnroller, api.RoleAuditor, api.RoleService, api.RoleUser
+	lh                                  = api.RoleLoginHost
 )
 
 func TestEveryRoleReachesOnlyWhatItMay(t *testing.T) {
@@ -234,7 +235,7 @@ func TestEveryRoleReachesOnlyWhatItMay(t *testing.T) {
 		{"verify audit", "GET", "/v1/audit/verify", "", []string{admin, so, aud}},
 		{"export audit", "GET", "/v1/audit/export", "", []string{admin, so, aud}},
 		{"report lost", "POST", "/v1/devices/" + did + "/lost", "", []string{admin, so, help}},
-		{"read another's MFA status", "GET", "/v1/users/" + uid + "/mfa-status", "", []string{admin, so, help, aud, svc}},
+		{"read another's MFA status", "GET", "/v1/users/" + uid + "/mfa-status", "", []string{admin, so, help, aud, svc, lh}},
 		{"open recovery cases", "POST", "/v1/recovery", fmt.Sprintf(`{"user":%q,"reason":"lost"}`, uid), []string{admin, so, help}},
 		{"read recovery cases", "GET", "/v1/recovery", "", []string{admin, so, help, aud}},
 		{"clear recovery locks", "POST", "/v1/users/" + uid + "/recovery-unlock", "", []string{admin, so}},
@@ -242,9 +243,9 @@ func TestEveryRoleReachesOnlyWhatItMay(t *testing.T) {
 		{"rotate break-glass", "POST", "/v1/breakglass/rotate", "", []string{admin}},
 		{"verify attestation", "POST", "/v1/attest/verify", `{"format":"piv"}`, []string{admin, enr}},
 		{"unlock users", "POST", "/v1/users/" + uid + "/unlock", "", []string{admin, so, help}},
-		{"begin verifications", "POST", "/v1/verify/begin", fmt.Sprintf(`{"user":%q}`, uid), []string{admin, svc}},
-		{"record login decisions", "POST", "/v1/login-decisions", fmt.Sprintf(`{"user":%q,"outcome":"refused","reason":"must_enrol"}`, uid), []string{admin, svc}},
-		{"finish verifications", "POST", "/v1/verify/finish", `{"id":"ver_x","factor_id":"fac_x","response":{}}`, []string{admin, svc}},
+		{"begin verifications", "POST", "/v1/verify/begin", fmt.Sprintf(`{"user":%q}`, uid), []string{admin, svc, lh}},
+		{"record login decisions", "POST", "/v1/login-decisions", fmt.Sprintf(`{"user":%q,"outcome":"refused","reason":"must_enrol"}`, uid), []string{lh}},
+		{"finish verifications", "POST", "/v1/verify/finish", `{"id":"ver_x","factor_id":"fac_x","response":{}}`, []string{admin, svc, lh}},
 		{"read the policy", "GET", "/v1/policy", "", []string{admin, so, help, aud}},
 		{"read policy versions", "GET", "/v1/policy/versions", "", []string{admin, so, help, aud}},
 		{"read a policy version", "GET", "/v1/policy/versions/1", "", []string{admin, so, help, aud}},

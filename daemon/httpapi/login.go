@@ -25,11 +25,11 @@ type FirstLogin struct {
 
 // registerLogin adds the routes of login surfaces outside keyfleetd (the
 // PAM module): a user's first-login pass, and the record of a sign-in
-// decided without a verification. A service token may call them
-// (verify.use); core decides whether the user may have a pass.
+// decided without a verification. Only a login host's token may call them
+// (the login_host role); core decides whether the user may have a pass.
 func (h *Handler) registerLogin(fl FirstLogin) {
-	h.route("POST /v1/login-decisions", core.VerifyUsers, h.recordLoginDecision)
-	h.route("POST /v1/users/{user}/first-login-pass", core.VerifyUsers, func(r *http.Request, p core.Principal) (int, any, error) {
+	h.route("POST /v1/login-decisions", core.RecordLogins, h.recordLoginDecision)
+	h.route("POST /v1/users/{user}/first-login-pass", core.IssueFirstLoginPasses, func(r *http.Request, p core.Principal) (int, any, error) {
 		if fl.PassTTL == 0 {
 			return 0, nil, &apiError{http.StatusForbidden, probForbidden, "First-login passes are off",
 				"keyfleetd does not issue first-login passes (first_login.enabled is false in keyfleetd.yaml); the helpdesk issues access passes"}

@@ -25,7 +25,7 @@ func TestFirstLoginPassesAreOffUnlessTheOperatorTurnsThemOn(t *testing.T) {
 	if _, _, err := f.svc.CreateUser(ctx, core.System, api.CreateUser{Username: "newbie"}); err != nil {
 		t.Fatal(err)
 	}
-	if status, body := f.do(api.RoleService, "POST", "/v1/users/newbie/first-login-pass", ""); status != http.StatusForbidden || !strings.Contains(string(body), "first_login.enabled") {
+	if status, body := f.do(api.RoleLoginHost, "POST", "/v1/users/newbie/first-login-pass", ""); status != http.StatusForbidden || !strings.Contains(string(body), "first_login.enabled") {
 		t.Fatalf("while off: %d %s", status, body)
 	}
 	h, err := httpapi.New(httpapi.Config{Service: f.svc, FirstLogin: httpapi.FirstLogin{PassTTL: time.Hour, WelcomeURL: "https://kf.example/welcome"}})
@@ -46,16 +46,21 @@ func TestFirstLoginPassesAreOffUnlessTheOperatorTurnsThemOn(t *testing.T) {
 		json.NewDecoder(resp.Body).Decode(&b)
 		return resp.StatusCode, b
 	}
-	status, body := post(api.RoleService, "newbie")
+	// An application's service token verifies codes; it cannot hand out
+	// the pass that enrols a factor for someone (nor can an admin's
+	// token: an admin issues staff passes, through a second person).
+	for _, role := range []string{api.RoleService, api.RoleAdmin, api.RoleUser} {
+		if status, body := post(role, "newbie"); status != http.StatusForbidden || strings.Contains(string(body), "kfp-") {
+			t.Fatalf("a %s token asking for newbie's first-login pass: %d %s", role, status, body)
+		}
+	}
+	status, body := post(api.RoleLoginHost, "newbie")
 	var pass api.FirstLoginPass
 	json.Unmarshal(body, &pass)
 	if status != http.StatusCreated || !strings.HasPrefix(pass.Code, "kfp-") || pass.WelcomeURL != "https://kf.example/welcome" {
-		t.Fatalf("a service asking for newbie: %d %s", status, body)
+		t.Fatalf("a login host asking for newbie: %d %s", status, body)
 	}
-	if status, _ := post(api.RoleUser, "newbie"); status != http.StatusForbidden {
-		t.Fatalf("a user token asking for someone's first-login pass: %d", status)
-	}
-	if status, body := post(api.RoleService, "as-helpdesk"); status != http.StatusConflict {
+	if status, body := post(api.RoleLoginHost, "as-helpdesk"); status != http.StatusConflict {
 		t.Fatalf("a first-login pass for staff: %d %s", status, body)
 	}
 }
@@ -98,12 +103,12 @@ func TestEveryLoginDecisionOfAPAMHostIsAudited(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			head := f.st.AuditHead()
-			status, body := f.do(svc, "POST", "/v1/login-decisions", tt.body)
+			status, body := f.do(lh, "POST", "/v1/login-decisions", tt.body)
 			if status != http.StatusCreated || f.st.AuditHead().Seq != head.Seq+1 {
 				t.Fatalf("%d %s; audit %d → %d", status, body, head.Seq, f.st.AuditHead().Seq)
 			}
 			ev := f.lastEvent()
-			if ev.Action != tt.action || ev.Extra["reason"] != tt.reason || ev.Target.ID != tt.target || ev.Actor.ID != f.users[svc] || ev.Actor.TokenID == "" {
+			if ev.Action != tt.action || ev.Extra["reason"] != tt.reason || ev.Target.ID != tt.target || ev.Actor.ID != f.users[lh] || ev.Actor.TokenID == "" {
 				t.Fatalf("recorded %+v", ev)
 			}
 			if tt.target == "" && ev.Target.Name != "mallory" {
@@ -118,16 +123,19 @@ func TestEveryLoginDecisionOfAPAMHostIsAudited(t *testing.T) {
 	}
 }
 
-// TestAUserCannotWriteLoginRecords: a person's own token — even about
-// themselves — cannot put sign-ins in the audit trail; only a login
-// host's service token (or an administrator's) may.
-func TestAUserCannotWriteLoginRecords(t *testing.T) {
+// TestOnlyALoginHostWritesLoginRecords: a person's own token — even
+// about themselves — an application's service token and an
+// administrator's cannot put sign-ins in the audit trail; only a login
+// host's token (the login_host role) may, and the refusal says so.
+func TestOnlyALoginHostWritesLoginRecords(t *testing.T) {
 	f := newFixture(t)
-	for _, target := range []string{f.users[usr], "as-user", "someone-else"} {
-		head := f.st.AuditHead()
-		status, body := f.do(usr, "POST", "/v1/login-decisions", fmt.Sprintf(`{"user":%q,"outcome":"allowed","reason":"grace"}`, target))
-		if status != http.StatusForbidden || !strings.Contains(string(body), "/problems/forbidden") || f.st.AuditHead() != head {
-			t.Fatalf("a user's token recording a sign-in of %s: %d %s", target, status, body)
+	for _, role := range []string{usr, svc, admin, so} {
+		for _, target := range []string{f.users[usr], "as-user", "someone-else"} {
+			head := f.st.AuditHead()
+			status, body := f.do(role, "POST", "/v1/login-decisions", fmt.Sprintf(`{"user":%q,"outcome":"allowed","reason":"grace"}`, target))
+			if status != http.StatusForbidden || !strings.Contains(string(body), "login_host") || f.st.AuditHead() != head {
+				t.Fatalf("a %s token recording a sign-in of %s: %d %s", role, target, status, body)
+			}
 		}
 	}
 }
@@ -156,7 +164,7 @@ func TestBadLoginDecisionsAreRefusedAndRecordNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			head := f.st.AuditHead()
-			status, body := f.do(svc, "POST", "/v1/login-decisions", tt.body)
+			status, body := f.do(lh, "POST", "/v1/login-decisions", tt.body)
 			var p api.Problem
 			json.Unmarshal(body, &p)
 			if status != http.StatusBadRequest || p.Type != "/problems/"+tt.problem || p.Detail == "" || tt.field != "" && !strings.Contains(p.Detail+fmt.Sprint(p.Fields), tt.field) {

@@ -60,11 +60,17 @@ func (h *handler) loadTokens(rq *request) (tokensPage, error) {
 	if !d.Admin {
 		return d, nil
 	}
-	d.Accounts, _, err = h.svc.ListUsers(rq.ctx, rq.p, core.UserFilter{Role: api.RoleService, Status: api.UserActive}, core.PageReq{Limit: 200})
-	if err != nil {
-		return d, err
+	for _, role := range []string{api.RoleService, api.RoleLoginHost, api.RoleScim} {
+		us, _, err := h.svc.ListUsers(rq.ctx, rq.p, core.UserFilter{Role: role, Status: api.UserActive}, core.PageReq{Limit: 200})
+		if err != nil {
+			return d, err
+		}
+		for _, u := range us {
+			if u.Kind == api.KindService && !slices.ContainsFunc(d.Accounts, func(a core.User) bool { return a.ID == u.ID }) {
+				d.Accounts = append(d.Accounts, u)
+			}
+		}
 	}
-	d.Accounts = slices.DeleteFunc(d.Accounts, func(u core.User) bool { return u.Kind != api.KindService })
 	for _, u := range d.Accounts {
 		ts, _, err := h.svc.ListTokens(rq.ctx, rq.p, u.ID, core.PageReq{Limit: core.MaxPageSize})
 		if err != nil {

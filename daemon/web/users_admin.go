@@ -147,6 +147,7 @@ var roleWords = map[string]string{
 	api.RoleAuditor:         "auditor: read-only, audit log",
 	api.RoleService:         "service: applications (service accounts only)",
 	api.RoleScim:            "scim: a directory's provisioning client (service accounts only)",
+	api.RoleLoginHost:       "login host: a PAM host or login surface; records sign-ins, issues first-login passes (service accounts only)",
 }
 
 func roleChoices(held []string) []roleChoice {
