@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,7 +22,8 @@ import (
 // Pushes keeps pending pushes in the database (table push_pending), so
 // that every keyfleetd on it sees them: a push begun on one reaches the
 // companions connected to any (a notice on channel keyfleet_push carries
-// only the push's opaque id), the companion's answer may reach any, and
+// only the push's opaque id and, when filed, its factor's keyed hash, so a
+// keyfleetd looks up only pushes for phones connected to it), the companion's answer may reach any, and
 // the application waiting on any learns the outcome. A push is filed by a
 // keyed hash of its verification and factor ids, the push (ticket, user,
 // delivery) and its outcome sealed and bound to that hash: a dump shows
@@ -64,6 +66,11 @@ func (c *Pushes) key(vid, fid string) []byte { return c.Sealer.Index("push", vid
 // ID implements push.Board: the hex of the push's keyed hash.
 func (c *Pushes) ID(vid, fid string) string { return hex.EncodeToString(c.key(vid, fid)) }
 
+// Tag implements push.Board: the hex of the factor's keyed hash (column f).
+func (c *Pushes) Tag(fid string) string { return hex.EncodeToString(c.factorKey(fid)) }
+
+func (c *Pushes) factorKey(fid string) []byte { return c.Sealer.Index("push_factor", fid) }
+
 func unavailable(what string, err error) error {
 	return fmt.Errorf("%w: %s in PostgreSQL: %v", core.ErrUnavailable, what, err)
 }
@@ -71,7 +78,7 @@ func unavailable(what string, err error) error {
 const putPushSQL = `WITH ins AS (
 	INSERT INTO push_pending (k, f, deadline, expires, rec) VALUES ($1, $2, $3, $4, $5) RETURNING k
 )
-SELECT pg_notify('keyfleet_push', 'p' || encode(k, 'hex')) FROM ins`
+SELECT pg_notify('keyfleet_push', 'p' || encode(k, 'hex') || ':' || encode($2, 'hex')) FROM ins`
 
 // Put implements push.Board. Errors wrap core.ErrUnavailable.
 func (c *Pushes) Put(ctx context.Context, p core.Pending) error {
@@ -82,7 +89,7 @@ func (c *Pushes) Put(ctx context.Context, p core.Pending) error {
 	k := c.key(p.VerificationID, p.FactorID)
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	_, err = c.Pool.Exec(ctx, putPushSQL, k, c.Sealer.Index("push_factor", p.FactorID), p.Deadline,
+	_, err = c.Pool.Exec(ctx, putPushSQL, k, c.factorKey(p.FactorID), p.Deadline,
 		p.Deadline.Add(time.Hour), c.Sealer.Seal(pushTable, hex.EncodeToString(k), plain))
 	if err != nil {
 		return unavailable("keeping a pending push", err)
@@ -119,7 +126,7 @@ func (c *Pushes) Waiting(ctx context.Context, fid string, now time.Time) ([]core
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
 	rows, err := c.Pool.Query(ctx, "SELECT k, rec FROM push_pending WHERE f = $1 AND state = 0 AND deadline > $2 ORDER BY seq",
-		c.Sealer.Index("push_factor", fid), now)
+		c.factorKey(fid), now)
 	if err != nil {
 		return nil, unavailable("listing pending pushes", err)
 	}
@@ -345,6 +352,7 @@ func (c *Pushes) listenOnce(ctx context.Context, ready func(), fn func(push.Boar
 		if len(n.Payload) < 2 || (n.Payload[0] != 'p' && n.Payload[0] != 'd') {
 			continue
 		}
-		fn(push.BoardNotice{ID: n.Payload[1:], Decided: n.Payload[0] == 'd'})
+		id, tag, _ := strings.Cut(n.Payload[1:], ":")
+		fn(push.BoardNotice{ID: id, Decided: n.Payload[0] == 'd', Tag: tag})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -208,7 +209,7 @@ func TestANoticeNamesThePushOnlyByItsID(t *testing.T) {
 	p := pending("ver_notice", "erin")
 	a.Put(ctx, p)
 	id := a.ID(p.VerificationID, p.FactorID)
-	if n := recv(t, got); n.ID != id || n.Decided {
+	if n := recv(t, got); n.ID != id || n.Decided || n.Tag != a.Tag(p.FactorID) || strings.Contains(n.Tag, "erin") {
 		t.Fatalf("filed notice %+v, want %s", n, id)
 	}
 	a.Claim(ctx, p.VerificationID, p.FactorID, t0)
@@ -287,5 +288,70 @@ func TestACompanionsSignedRequestIsSeenOnceAcrossKeyfleetd(t *testing.T) {
 	a.Due(ctx, t0.Add(3*time.Minute), t0, 10)
 	if first, _ := a.FirstSeen(ctx, "fac_ivy_phone", ms, t0.Add(2*time.Minute)); !first {
 		t.Fatal("the sweep kept a request past its time")
+	}
+}
+
+// lookups counts the pushes a keyfleetd looked up after a notice.
+type lookups struct {
+	*cluster.Pushes
+	mu sync.Mutex
+	n  int
+}
+
+func (l *lookups) Lookup(ctx context.Context, id string) (core.Pending, *push.Outcome, error) {
+	l.mu.Lock()
+	l.n++
+	l.mu.Unlock()
+	return l.Pushes.Lookup(ctx, id)
+}
+
+// TestAKeyfleetdLooksUpOnlyThePushesForItsOwnCompanions: B has erin's
+// phone connected; pushes filed through A for other people's phones cost
+// B no round trip to the database (the notice carries the factor's tag),
+// and erin's still reaches her.
+func TestAKeyfleetdLooksUpOnlyThePushesForItsOwnCompanions(t *testing.T) {
+	dsn, key := newDatabase(t)
+	a, b := open(t, dsn, key).pushes(), &lookups{Pushes: open(t, dsn, key).pushes()}
+	hub, err := push.New(push.Config{}, push.Options{Board: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hub.Close)
+	// A stream opened before B listens is ended (notices may have been
+	// missed); the phone reconnects until it stays.
+	var s *push.Stream
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		st, _, done := hub.Subscribe("fac_erin_phone")
+		t.Cleanup(done)
+		select {
+		case <-st.Ended():
+		case <-time.After(200 * time.Millisecond):
+			s = st
+		}
+		if s != nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if s == nil {
+		t.Fatal("the stream kept ending")
+	}
+	ctx := context.Background()
+	for _, user := range []string{"mallory", "trent", "erin"} {
+		if err := a.Put(ctx, pending("ver_"+user, user)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case ev := <-s.Events():
+		if ev.Type != push.EventPush || !bytes.Contains(ev.Data, []byte("ver_erin")) {
+			t.Fatalf("erin's phone got %s %s", ev.Type, ev.Data)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("erin's push never reached her phone through B")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.n != 1 {
+		t.Fatalf("B looked up %d pushes, want only erin's", b.n)
 	}
 }

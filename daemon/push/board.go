@@ -18,6 +18,9 @@ type Board interface {
 	// ID is the opaque id of the push (verificationID, factorID): what
 	// notices carry.
 	ID(verificationID, factorID string) string
+	// Tag is the opaque tag of a factor that filed notices carry, so a
+	// keyfleetd looks up only the pushes for companions connected to it.
+	Tag(factorID string) string
 	// Put files p, pending until p.Deadline, and sends a filed notice.
 	Put(ctx context.Context, p core.Pending) error
 	// Waiting lists the pushes pending for factorID at now, oldest first.
@@ -69,4 +72,7 @@ type Outcome struct {
 type BoardNotice struct {
 	ID      string
 	Decided bool
+	// Tag is the push's factor's Tag, on filed notices ("" if unknown:
+	// then every keyfleetd with a stream open looks the push up).
+	Tag string
 }

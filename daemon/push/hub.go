@@ -78,6 +78,7 @@ type Hub struct {
 	board     Board
 	watchers  map[string][]chan struct{} // Await calls by push id (Board)
 	forwarded map[string]forward         // pushes sent to streams here, by id (Board)
+	tagged    map[string]string          // factor id by Board.Tag, of the factors with a stream here (Board)
 	kick      chan struct{}              // wakes the sweeper (Board)
 	// boardPending is the board's pending pushes as the last sweep
 	// counted them (Board).

@@ -36,7 +36,7 @@ type forward struct {
 
 func (h *Hub) startBoard(b Board) {
 	h.board = b
-	h.watchers, h.forwarded = map[string][]chan struct{}{}, map[string]forward{}
+	h.watchers, h.forwarded, h.tagged = map[string][]chan struct{}{}, map[string]forward{}, map[string]string{}
 	h.kick = make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.bgCancel = cancel
@@ -235,7 +235,7 @@ func (h *Hub) onNotice(n BoardNotice) {
 	}
 	fw, sent := h.forwarded[n.ID]
 	delete(h.forwarded, n.ID)
-	idle := len(h.streams) == 0
+	idle := len(h.streams) == 0 || !n.Decided && n.Tag != "" && h.tagged[n.Tag] == ""
 	h.mu.Unlock()
 	if idle || (n.Decided && !sent) {
 		return

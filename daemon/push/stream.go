@@ -96,6 +96,9 @@ func (h *Hub) subscribe(factorID string) (*Stream, [][]byte, func()) {
 	}
 	h.streams[factorID] = list
 	if h.board != nil {
+		if len(list) == 1 {
+			h.tagged[h.board.Tag(factorID)] = factorID
+		}
 		return s, nil, func() { h.unsubscribe(factorID, s) }
 	}
 	return s, h.pendingFor(factorID), func() { h.unsubscribe(factorID, s) }
@@ -108,6 +111,9 @@ func (h *Hub) unsubscribe(factorID string, s *Stream) {
 	list := slices.DeleteFunc(h.streams[factorID], func(x *Stream) bool { return x == s })
 	if len(list) == 0 {
 		delete(h.streams, factorID)
+		if h.board != nil {
+			delete(h.tagged, h.board.Tag(factorID))
+		}
 		return
 	}
 	h.streams[factorID] = list
