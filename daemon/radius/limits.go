@@ -1,11 +1,14 @@
 package radius
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
 
 // userLimits is a token bucket per user name. Buckets that refilled are
@@ -17,6 +20,10 @@ type userLimits struct {
 	burst int
 	max   int
 	m     map[string]*rate.Limiter
+	// shared keeps the buckets in the database instead, when several
+	// keyfleetd share one: a guesser gains nothing by sending a user's
+	// attempts to each of them.
+	shared ratelimit.Shared
 }
 
 const maxUserLimits = 100_000
@@ -28,8 +35,16 @@ func newUserLimits(r float64, burst int) *userLimits {
 // normalName is how limits and challenges compare user names.
 func normalName(user string) string { return strings.ToLower(strings.TrimSpace(user)) }
 
-func (u *userLimits) allow(user string, now time.Time) bool {
+// allow takes a token from user's bucket. It fails only with shared
+// buckets that cannot be read or written; then nothing was counted and
+// the caller refuses the attempt.
+func (u *userLimits) allow(ctx context.Context, user string, now time.Time) (bool, error) {
 	name := normalName(user)
+	if u.shared != nil {
+		every := time.Duration(float64(time.Second) / float64(u.rate))
+		refused, _, err := u.shared.Take(ctx, now, []ratelimit.Bucket{{Key: "radius-user " + name, Burst: u.burst, Every: every}})
+		return refused < 0 && err == nil, err
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	l, ok := u.m[name]
@@ -40,7 +55,7 @@ func (u *userLimits) allow(user string, now time.Time) bool {
 		l = rate.NewLimiter(u.rate, u.burst)
 		u.m[name] = l
 	}
-	return l.AllowN(now, 1)
+	return l.AllowN(now, 1), nil
 }
 
 func (u *userLimits) sweep(now time.Time) {

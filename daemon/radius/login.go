@@ -39,7 +39,11 @@ func (s *Server) decide(ctx context.Context, c *client, pkt *radius.Packet, sour
 	if strings.TrimSpace(l.user) == "" {
 		return l.refuse("no_user_name", msgNoUser)
 	}
-	if !s.users.allow(l.user, s.now()) {
+	switch ok, err := s.users.allow(ctx, l.user, s.now()); {
+	case err != nil:
+		s.log.Warn("radius: cannot count the attempt in the shared rate limits; refused", "client", c.name, "err", err)
+		return reject("unavailable", msgUnavailable)
+	case !ok:
 		s.refuseSampled(refusal{client: c.name, source: source, user: l.user, reason: "user_rate_limited"})
 		return reject("user_rate_limited", msgSlowDown)
 	}

@@ -11,12 +11,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 
 	"github.com/keyfleet/keyfleet/daemon/core"
 	kfradius "github.com/keyfleet/keyfleet/daemon/radius"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
 
 // These tests speak RADIUS from Go where FreeRADIUS's tools will not
@@ -225,5 +227,28 @@ func TestAnOutOfBandFactorIsChallengedUntilApproved(t *testing.T) {
 	p, _, _ = exchange(e.addr, "", signed(request(testSecret, "mia", "x", func(q *radius.Packet) { rfc2865.State_Set(q, state) }), testSecret), testSecret)
 	if p.Code != radius.CodeAccessAccept {
 		t.Fatalf("after approval: %v %q", p.Code, rfc2865.ReplyMessage_GetString(p))
+	}
+}
+
+// downLimits is a database holding the rate limits that cannot be reached.
+type downLimits struct{}
+
+func (downLimits) Take(context.Context, time.Time, []ratelimit.Bucket) (int, time.Duration, error) {
+	return 0, 0, errors.New("connection refused")
+}
+
+// TestAnAttemptThatCannotBeCountedIsRefused: with the per-user buckets in
+// a database that is down, nothing is verified uncounted: the answer is a
+// reject saying keyfleet cannot check sign-ins now.
+func TestAnAttemptThatCannotBeCountedIsRefused(t *testing.T) {
+	e := newEnv(t, func(_ *kfradius.Config, o *kfradius.Options) { o.Limits = downLimits{} })
+	e.person("kim")
+	_, seed := e.totpFactor("kim", "Phone")
+	p, _, err := exchange(e.addr, "", signed(request(testSecret, "kim", code(seed, 0)), testSecret), testSecret)
+	if err != nil || p.Code != radius.CodeAccessReject || !strings.Contains(rfc2865.ReplyMessage_GetString(p), "cannot check sign-ins right now") {
+		t.Fatalf("an uncounted attempt: %v %v", p, err)
+	}
+	if n := len(e.events("factor.verify")); n != 0 {
+		t.Fatalf("%d verifications ran uncounted", n)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
 
 // Verifier is what the listener needs of daemon/core: *core.Service.
@@ -69,8 +70,13 @@ type Options struct {
 	// keyfleetd on the database (daemon/push with a Board): a push wait
 	// may then be polled by any listener, not only the one that asked.
 	SharedPushes bool
-	Now          func() time.Time // default time.Now
-	Rand         io.Reader        // default crypto/rand: challenge handles
+	// Limits keeps the per-user buckets; nil keeps them in this
+	// listener's memory. With several keyfleetd on one database,
+	// keyfleetd passes cluster.Buckets, so that a user's limit holds
+	// across all of them.
+	Limits ratelimit.Shared
+	Now    func() time.Time // default time.Now
+	Rand   io.Reader        // default crypto/rand: challenge handles
 }
 
 // client is a configured NAS.
@@ -126,6 +132,7 @@ func New(cfg Config, o Options) (*Server, error) {
 		now: o.Now, principal: core.LoginPrincipal("radius"), slots: make(chan struct{}, cfg.MaxInFlight),
 		users: newUserLimits(cfg.RateLimit.PerUser, cfg.RateLimit.UserBurst), cache: newReplyCache(replyTTL, maxCachedReqs),
 		refusals: newSampler[refusal](time.Minute)}
+	s.users.shared = o.Limits
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -177,3 +177,26 @@ func checkRadiusAudit(t *testing.T, d *kftest.Daemon, admin, action string, n in
 		t.Errorf("%d %s events from RADIUS, want %d", got, action, n)
 	}
 }
+
+// TestARadiusUsersRateLimitHoldsAcrossKeyfleetd: a guesser who spreads
+// one user's attempts over both keyfleetd gets no more than the user's
+// burst in all: the buckets are in the database.
+func TestARadiusUsersRateLimitHoldsAcrossKeyfleetd(t *testing.T) {
+	nodes, addrs, _ := radiusNodes(t, 2)
+	const burst = 6 // radius.rate_limit.user_burst's default; 0.2/s refills one in 5 s
+	for i := range burst {
+		r := radclient(t, addrs[i%2], "ivy", "000000")
+		if r.code != "Access-Reject" || strings.Contains(r.attrs["Reply-Message"], "Too many") {
+			t.Fatalf("attempt %d, to %s: %s %v\n%s", i+1, nodes[i%2].Name, r.code, r.attrs, r.out)
+		}
+	}
+	for _, addr := range addrs {
+		if r := radclient(t, addr, "IVY ", "000000"); r.code != "Access-Reject" || !strings.Contains(r.attrs["Reply-Message"], "Too many sign-in attempts") {
+			t.Fatalf("one attempt past the burst, to %s: %s %v\n%s", addr, r.code, r.attrs, r.out)
+		}
+	}
+	// Another user is not held back by ivy's guesser.
+	if r := radclient(t, addrs[0], "jay", "000000"); r.code != "Access-Reject" || strings.Contains(r.attrs["Reply-Message"], "Too many") {
+		t.Fatalf("another user: %s %v\n%s", r.code, r.attrs, r.out)
+	}
+}
