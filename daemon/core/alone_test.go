@@ -419,6 +419,33 @@ func TestPolicyWeakeningExemptionAndRollbackStayTwoPerson(t *testing.T) {
 	}
 }
 
+// Each keyless way into the self-service pages (an app's code, then also
+// a push) lets people without a key in: turning one on waits for a second
+// person, and the proposer cannot be that person.
+func TestKeylessSignInWaysStayTwoPerson(t *testing.T) {
+	e := newPolicyEnv(t)
+	ctx := context.Background()
+	for _, doc := range []string{appSignInPolicy, "version: 1\nself_service:\n  app_sign_in: [recovery_code]\n  push_sign_in: [recovery_code]\nrules: []\n"} {
+		in := api.PolicyDocument{Document: doc, Comment: "keyless sign-in"}
+		out, err := e.svc.ApplyPolicy(ctx, e.people.Prove(e.admin, "policy.apply", "", in), in)
+		if err != nil || out.Approval == nil || out.Version != nil {
+			t.Fatalf("turning on %q: %+v %v; want a request", doc, out, err)
+		}
+		if _, err := e.people.Approve(e.admin, out.Approval.ID, "me"); !errors.Is(err, core.ErrSelfApproval) {
+			t.Fatalf("approving one's own keyless sign-in: %v", err)
+		}
+		if checks, _ := e.svc.PushSignInChecks(ctx); len(checks) != 0 {
+			t.Fatalf("push sign-in is on (%v) with its request pending", checks)
+		}
+		if _, err := e.approve(e.admin2, out.Approval.ID); err != nil {
+			t.Fatalf("the second approver: %v", err)
+		}
+	}
+	if checks, _ := e.svc.PushSignInChecks(ctx); !slices.Equal(checks, []string{"recovery_code"}) {
+		t.Fatalf("after the second person approved, push sign-in takes %v", checks)
+	}
+}
+
 func TestBreakGlassRotationNeverPutsAQuorumInOneHand(t *testing.T) {
 	ae := newAloneEnv(t)
 	ctx := context.Background()
