@@ -166,6 +166,9 @@ config.reload, or config.reload_failed with nothing changed).`,
 			if getenv("GOMEMLIMIT") == "" { // the environment's wins (the Go runtime read it)
 				debug.SetMemoryLimit(cfg.MemoryLimit())
 			}
+			if getenv("GOGC") == "" {
+				debug.SetGCPercent(daemon.GCPercent)
+			}
 			srv, err := daemon.New(cfg, daemon.Options{Getenv: getenv, LogOut: cmd.ErrOrStderr()})
 			if err != nil {
 				return err
