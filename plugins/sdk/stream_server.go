@@ -11,9 +11,11 @@ import (
 )
 
 // streamServer is the plugin side of protocol version 2: it runs each call
-// of a batch on its own goroutine, as gRPC runs unary calls, and each
-// reply is sent by the goroutine that made it, with the replies made
-// while the stream was busy sending in the same message (combiner).
+// of a batch on a goroutine of its own, as gRPC runs unary calls, handing
+// it to a worker left idle by an earlier call when there is one (a new
+// goroutine would grow its stack again for every call), and each reply is
+// sent by the goroutine that made it, with the replies made while the
+// stream was busy sending in the same message (combiner).
 type streamServer struct {
 	factorpb.UnimplementedFactorStreamServer
 	unary *grpcServer
@@ -31,6 +33,7 @@ func (s *streamServer) Calls(stream factorpb.FactorStream_CallsServer) error {
 	out := newCombiner(func(replies []*factorpb.Reply) error {
 		return stream.Send(&factorpb.ReplyBatch{Replies: replies})
 	})
+	work := make(chan *factorpb.Call) // idle workers wait on it
 	for {
 		b, err := stream.Recv()
 		if err != nil {
@@ -40,11 +43,34 @@ func (s *streamServer) Calls(stream factorpb.FactorStream_CallsServer) error {
 			return nil
 		}
 		for _, c := range b.GetCalls() {
-			go func() {
-				if err := out.add(s.serve(ctx, c)); err != nil {
-					cancel() // a send failed: the stream is gone
-				}
-			}()
+			select {
+			case work <- c: // an idle worker takes it
+			default:
+				go s.worker(ctx, cancel, out, work, c)
+			}
+		}
+	}
+}
+
+// workerIdle is how long a worker waits for another call before it ends.
+const workerIdle = 10 * time.Second
+
+// worker serves c, then the calls handed to it on work, until it has
+// waited workerIdle for one or the stream ends.
+func (s *streamServer) worker(ctx context.Context, cancel context.CancelFunc, out *combiner[*factorpb.Reply], work chan *factorpb.Call, c *factorpb.Call) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		if err := out.add(s.serve(ctx, c)); err != nil {
+			cancel() // a send failed: the stream is gone
+		}
+		idle.Reset(workerIdle)
+		select {
+		case c = <-work:
+		case <-idle.C:
+			return
+		case <-ctx.Done():
+			return
 		}
 	}
 }
