@@ -229,6 +229,7 @@ plugins:
   # - name: keyfleet-plugin-totp
   #   sha256: 0000000000000000000000000000000000000000000000000000000000000000   # sha256sum of the binary
   #   timeout: 5s         # each call; at most 5m
+  #   procs: 1            # GOMAXPROCS of the plugin process; default 1
 
 # Push approvals (the push factor, keyfleet-plugin-push; docs/push.md).
 push:

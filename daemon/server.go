@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"sync"
@@ -458,7 +459,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(tls.NewListener(ln, s.http.TLSConfig)) }()
 	s.log.Info("keyfleetd serving", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "audit_head", s.store.AuditHead().Seq,
-		"memory_limit_mb", debug.SetMemoryLimit(-1)>>20)
+		"memory_limit_mb", debug.SetMemoryLimit(-1)>>20, "gogc", gcPercent())
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -583,4 +584,14 @@ func (s *Server) checkChain(ctx context.Context) {
 		s.chain.set(false)
 		s.log.Info("audit chain intact", "events", v.Checked, "took_ms", time.Since(start).Milliseconds())
 	}
+}
+
+// gcPercent is the collector's GOGC in force (0 when it is off).
+func gcPercent() uint64 {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }

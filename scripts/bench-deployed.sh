@@ -5,7 +5,8 @@
 # another process on the same machine. Each of RUNS runs (default 3)
 # starts keyfleetd, times its start-up, warms it, then prints for
 # TOTP one call (16 and 64 clients) and begin + finish (16 clients):
-# throughput, p50/p95/p99, CPU per verification of keyfleetd, the plugin
+# throughput, p50/p95/p99 (connections opened before the timer starts),
+# CPU per verification of keyfleetd, the plugin
 # and the load generator, and peak RSS, with pquerna/otp's own check
 # timed in the same run; then POST /v1/users from 16 clients.
 #

@@ -163,9 +163,7 @@ config.reload, or config.reload_failed with nothing changed).`,
 				return err
 			}
 			flagOverrides(cmd, &cfg, dataDir, listen, logFormat, logLevel)
-			if getenv("GOMEMLIMIT") == "" { // the environment's wins (the Go runtime read it)
-				debug.SetMemoryLimit(cfg.MemoryLimit())
-			}
+			setRuntime(cfg, getenv)
 			srv, err := daemon.New(cfg, daemon.Options{Getenv: getenv, LogOut: cmd.ErrOrStderr()})
 			if err != nil {
 				return err
@@ -304,4 +302,16 @@ and 1 otherwise; it changes nothing.`,
 	}
 	cmd.Flags().StringVar(&dataDir, "data", "", "the data folder serve will be given (default $KEYFLEET_DATA)")
 	return cmd
+}
+
+// setRuntime sets the Go runtime's memory limit from store.memory and
+// the collector's GOGC (daemon.GCPercent), each unless the environment
+// sets it: the Go runtime read those at start, and they win.
+func setRuntime(cfg daemon.Config, getenv func(string) string) {
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cfg.MemoryLimit())
+	}
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(daemon.GCPercent)
+	}
 }

@@ -19,6 +19,10 @@ type Result struct {
 	FirstErr  error
 	Elapsed   time.Duration
 	Latencies []time.Duration // sorted
+	// Later are the latencies of every operation but the first wave
+	// (the first as many as there are clients: all sent at the same
+	// instant when the run starts), sorted.
+	Later []time.Duration
 }
 
 // Rate is operations per second.
@@ -26,12 +30,17 @@ func (r Result) Rate() float64 { return float64(r.Ops) / r.Elapsed.Seconds() }
 
 // Percentile is the latency below which p (0 to 1) of the operations
 // finished.
-func (r Result) Percentile(p float64) time.Duration {
-	if len(r.Latencies) == 0 {
+func (r Result) Percentile(p float64) time.Duration { return percentile(r.Latencies, p) }
+
+// LaterPercentile is Percentile over the operations after the first wave.
+func (r Result) LaterPercentile(p float64) time.Duration { return percentile(r.Later, p) }
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(p*float64(len(r.Latencies))+0.5) - 1
-	return r.Latencies[min(max(i, 0), len(r.Latencies)-1)]
+	i := int(p*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
 // Run runs n operations from clients goroutines, each taking the next
@@ -66,6 +75,10 @@ func Run(ctx context.Context, n, clients int, op Op) Result {
 	}
 	wg.Wait()
 	r := Result{Ops: n, Errors: int(errs.Load()), FirstErr: firstErr, Elapsed: time.Since(start), Latencies: lat}
+	// Operations are taken in index order: the first wave has the first
+	// clients indexes.
+	r.Later = slices.Clone(lat[min(clients, n):])
+	slices.Sort(r.Later)
 	slices.Sort(r.Latencies)
 	return r
 }

@@ -21,6 +21,7 @@ import (
 //	    - name: keyfleet-plugin-totp
 //	      sha256: 3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b
 //	      timeout: 5s
+//	      procs: 1
 type Config struct {
 	// Dir is the folder searched for plugin binaries: every file named
 	// keyfleet-plugin-*. An absolute path; empty loads no plugin.
@@ -39,12 +40,24 @@ type PluginConfig struct {
 	// Timeout bounds each call to the plugin (default 5s, at most 5m).
 	// A call that takes longer fails and the plugin is restarted.
 	Timeout Duration `yaml:"timeout"`
+	// Procs is how many threads may run the plugin's Go code at once:
+	// the host starts the process with GOMAXPROCS set to it (default 1,
+	// at most 256; other languages ignore it). One is what a factor's
+	// small calls need, and it spares the plugin the cost of waking a
+	// second thread for each call that arrives; raise it only for a kind
+	// whose calls are heavy enough to keep a core busy.
+	Procs int `yaml:"procs"`
 }
 
 // DefaultTimeout is a plugin call's timeout when the config sets none.
 const DefaultTimeout = 5 * time.Second
 
 const maxTimeout = 5 * time.Minute
+
+// DefaultProcs is a plugin's GOMAXPROCS when the config sets none.
+const DefaultProcs = 1
+
+const maxProcs = 256
 
 // Prefix starts the file name of every plugin binary.
 const Prefix = "keyfleet-plugin-"
@@ -94,6 +107,9 @@ func (c Config) Validate() error {
 		if p.Timeout.Duration < 0 || p.Timeout.Duration > maxTimeout {
 			bad("%s: timeout %s must be between 0 (default %s) and %s", where, p.Timeout, DefaultTimeout, maxTimeout)
 		}
+		if p.Procs < 0 || p.Procs > maxProcs {
+			bad("%s: procs %d must be between 0 (default %d) and %d", where, p.Procs, DefaultProcs, maxProcs)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -112,4 +128,11 @@ func (p PluginConfig) timeout() time.Duration {
 		return DefaultTimeout
 	}
 	return p.Timeout.Duration
+}
+
+func (p PluginConfig) procs() int {
+	if p.Procs == 0 {
+		return DefaultProcs
+	}
+	return p.Procs
 }

@@ -15,7 +15,8 @@
 //     AutoMTLS): only the process the host started can answer, and only the
 //     host can call it. The go-plugin handshake is a compatibility check,
 //     not a security control (see sdk.Handshake).
-//   - Plugins run with an empty environment (plus what go-plugin needs), so
+//   - Plugins run with an empty environment (plus GOMAXPROCS, from the
+//     entry's procs, and what go-plugin needs), so
 //     the daemon's keys in KEYFLEET_* variables never reach them.
 //   - Every call has a timeout. A plugin that crashes or hangs is killed
 //     and restarted; the call in flight fails with an error wrapping

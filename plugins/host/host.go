@@ -132,7 +132,7 @@ func (h *Host) load(ctx context.Context, p PluginConfig) (*managed, error) {
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return nil, fmt.Errorf("checksum mismatch: the binary's sha256 is %x, the config pins %x (modified or replaced?)", got, want)
 	}
-	m := &managed{h: h, name: p.Name, path: path, sum: want, timeout: p.timeout(),
+	m := &managed{h: h, name: p.Name, path: path, sum: want, timeout: p.timeout(), procs: p.procs(),
 		log: h.log.With("plugin", p.Name)}
 	h.mu.Lock()
 	if h.closed {

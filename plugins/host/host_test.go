@@ -36,6 +36,8 @@ func TestConfigValidate(t *testing.T) {
 		{"a plugin listed twice is refused", host.Config{Dir: "/p", Plugins: []host.PluginConfig{p("keyfleet-plugin-a", sum, 0), p("keyfleet-plugin-a", sum, 0)}}, "listed twice"},
 		{"a negative timeout is refused", host.Config{Dir: "/p", Plugins: []host.PluginConfig{p("keyfleet-plugin-a", sum, -time.Second)}}, "timeout"},
 		{"an hour's timeout is refused", host.Config{Dir: "/p", Plugins: []host.PluginConfig{p("keyfleet-plugin-a", sum, time.Hour)}}, "timeout"},
+		{"negative procs are refused", host.Config{Dir: "/p", Plugins: []host.PluginConfig{{Name: "keyfleet-plugin-a", SHA256: sum, Procs: -1}}}, "procs -1 must be"},
+		{"a thousand procs are refused", host.Config{Dir: "/p", Plugins: []host.PluginConfig{{Name: "keyfleet-plugin-a", SHA256: sum, Procs: 1000}}}, "procs 1000 must be"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,4 +222,40 @@ func TestPluginLogLinesReachTheDaemonLog(t *testing.T) {
 		}
 	}
 	t.Fatalf("the plugin's log line did not arrive:\n%s", r.log)
+}
+
+// A plugin runs on the threads its entry gives it (GOMAXPROCS, one by
+// default) and sees none of the daemon's environment: an attacker who
+// swaps nothing but can read a plugin's environment learns no key.
+func TestAPluginGetsItsProcsAndNothingOfTheDaemonsEnvironment(t *testing.T) {
+	t.Setenv("KEYFLEET_STORE_KEY", "not-for-plugins")
+	dir := t.TempDir()
+	sum := buildInto(t, dir, "flaky", "flaky", current)
+	tests := []struct {
+		name  string
+		procs int
+		want  string
+	}{
+		{"no procs set: one thread", 0, "gomaxprocs=1"},
+		{"procs 3: three threads", 3, "gomaxprocs=3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := start(t, host.Config{Dir: dir, Plugins: []host.PluginConfig{
+				{Name: "keyfleet-plugin-flaky", SHA256: sum, Procs: tt.procs}}})
+			res, err := verify(r.kind(t, "flaky"), "env")
+			if err != nil || !res.OK {
+				t.Fatalf("env: OK=%v err=%v", res.OK, err)
+			}
+			env := strings.Fields(string(res.State))
+			if env[0] != tt.want {
+				t.Errorf("the plugin runs with %s, want %s", env[0], tt.want)
+			}
+			for _, name := range env[1:] {
+				if name == "KEYFLEET_STORE_KEY" {
+					t.Errorf("the plugin's environment holds the daemon's %s", name)
+				}
+			}
+		})
+	}
 }

@@ -31,6 +31,7 @@ type managed struct {
 	path    string
 	sum     []byte
 	timeout time.Duration
+	procs   int // the process's GOMAXPROCS
 	log     *slog.Logger
 	info    sdk.Info
 
@@ -113,11 +114,12 @@ func (m *managed) start() (*proc, error) {
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.PluginSets(nil),
-		Cmd:              pluginCommand(m.path),
+		Cmd:              pluginCommand(m.path, m.procs),
 		Stderr:           newPluginStderr(m.log),
 		SecureConfig:     &plugin.SecureConfig{Checksum: m.sum, Hash: sha256.New()},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		GRPCDialOptions:  sdk.DialOptions(),
 		SkipHostEnv:      true,
 		StartTimeout:     startTimeout,
 		Logger:           newHCLog(m.log),

@@ -63,8 +63,31 @@ func Serve(impl Factor) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: PluginSets(impl),
-		GRPCServer:       plugin.DefaultGRPCServer,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, ServerOptions()...)...)
+		},
 	})
+}
+
+// transportWindow is the HTTP/2 flow-control window, per stream and per
+// connection, on both ends of a plugin's connection. A fixed window
+// turns off grpc-go's bandwidth estimator, which on a connection that
+// carries one small message at a time sends a PING after nearly every
+// message, and the other process wakes to answer it: about as many
+// frames again as the calls themselves. A megabyte is far more than the
+// calls in flight at once ever hold.
+const transportWindow = 1 << 20
+
+// ServerOptions are the gRPC server options of a plugin's side of the
+// connection; [Serve] uses them.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.InitialWindowSize(transportWindow), grpc.InitialConnWindowSize(transportWindow)}
+}
+
+// DialOptions are the gRPC options of the host's side of the connection
+// (go-plugin's ClientConfig.GRPCDialOptions).
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithInitialWindowSize(transportWindow), grpc.WithInitialConnWindowSize(transportWindow)}
 }
 
 // factorPlugin binds a Factor to go-plugin's gRPC transport, in protocol

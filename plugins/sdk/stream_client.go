@@ -12,25 +12,22 @@ import (
 	"github.com/keyfleet/keyfleet/plugins/sdk/internal/factorpb"
 )
 
-// maxBatch bounds how many calls (or replies) travel in one message.
-const maxBatch = 64
-
 // streamClient is the host side of protocol version 2: Describe goes over
 // the version 1 service, every other call over one FactorStream.Calls
 // stream opened at the first call and kept for the life of the
-// connection. A sender goroutine sends the calls waiting at that moment
-// in one message, a receiver goroutine hands each reply to its caller.
-// When the stream fails (the plugin process died), every call waiting
-// and every later one fails with an error wrapping ErrUnavailable whose
-// RemoteError.Code is codes.Unavailable, as a unary call's would: the
-// host then restarts the process and makes a new client.
+// connection. A caller sends its call itself, with those made while the
+// stream was busy sending in the same message (combiner); a receiver
+// goroutine hands each reply to its caller. When the stream fails (the
+// plugin process died), every call waiting and every later one fails
+// with an error wrapping ErrUnavailable whose RemoteError.Code is
+// codes.Unavailable, as a unary call's would: the host then restarts the
+// process and makes a new client.
 type streamClient struct {
 	unary factorpb.FactorClient
 	conn  grpc.ClientConnInterface
 
-	once  sync.Once
-	queue chan *factorpb.Call
-	done  chan struct{} // closed when the stream failed
+	once sync.Once
+	out  *combiner[*factorpb.Call] // set by open unless the stream failed to open
 
 	mu      sync.Mutex
 	next    uint64
@@ -41,11 +38,10 @@ type streamClient struct {
 var _ Factor = (*streamClient)(nil)
 
 func newStreamClient(conn grpc.ClientConnInterface) *streamClient {
-	return &streamClient{unary: factorpb.NewFactorClient(conn), conn: conn,
-		queue: make(chan *factorpb.Call, 4*maxBatch), done: make(chan struct{}), pending: map[uint64]chan *factorpb.Reply{}}
+	return &streamClient{unary: factorpb.NewFactorClient(conn), conn: conn, pending: map[uint64]chan *factorpb.Reply{}}
 }
 
-// open starts the stream and its two goroutines, once.
+// open starts the stream and its receiver, once.
 func (c *streamClient) open() {
 	c.once.Do(func() {
 		stream, err := factorpb.NewFactorStreamClient(c.conn).Calls(context.Background())
@@ -53,40 +49,11 @@ func (c *streamClient) open() {
 			c.fail(err)
 			return
 		}
-		go c.send(stream)
+		c.out = newCombiner(func(calls []*factorpb.Call) error {
+			return stream.Send(&factorpb.CallBatch{Calls: calls})
+		})
 		go c.receive(stream)
 	})
-}
-
-func (c *streamClient) send(stream factorpb.FactorStream_CallsClient) {
-	for {
-		var first *factorpb.Call
-		select {
-		case first = <-c.queue:
-		case <-c.done:
-			_ = stream.CloseSend()
-			return
-		}
-		batch := &factorpb.CallBatch{Calls: drain(c.queue, first)}
-		if err := stream.Send(batch); err != nil {
-			c.fail(err)
-			return
-		}
-	}
-}
-
-// drain takes first and whatever else is waiting in q, up to maxBatch.
-func drain[T any](q chan T, first T) []T {
-	out := []T{first}
-	for len(out) < maxBatch {
-		select {
-		case v := <-q:
-			out = append(out, v)
-		default:
-			return out
-		}
-	}
-	return out
 }
 
 func (c *streamClient) receive(stream factorpb.FactorStream_CallsClient) {
@@ -116,7 +83,6 @@ func (c *streamClient) fail(err error) {
 		return
 	}
 	c.err = status.Error(codes.Unavailable, "the plugin's call stream ended: "+status.Convert(err).Message())
-	close(c.done)
 	for id, ch := range c.pending {
 		delete(c.pending, id)
 		ch <- &factorpb.Reply{Id: id, Response: errorReply(c.err)}
@@ -145,10 +111,8 @@ func (c *streamClient) call(ctx context.Context, call *factorpb.Call) (*factorpb
 	call.Id = c.next
 	c.pending[call.Id] = ch
 	c.mu.Unlock()
-	select {
-	case c.queue <- call:
-	case <-ctx.Done():
-		return nil, c.abandon(ctx, call.Id)
+	if err := c.out.add(call); err != nil {
+		c.fail(err) // the call gets the stream's error through ch
 	}
 	select {
 	case r := <-ch:

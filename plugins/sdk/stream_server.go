@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"google.golang.org/grpc/status"
@@ -10,8 +11,11 @@ import (
 )
 
 // streamServer is the plugin side of protocol version 2: it runs each call
-// of a batch on its own goroutine, as gRPC runs unary calls, and sends the
-// replies ready at the same moment in one message.
+// of a batch on a goroutine of its own, as gRPC runs unary calls, handing
+// it to a worker left idle by an earlier call when there is one (a new
+// goroutine would grow its stack again for every call), and each reply is
+// sent by the goroutine that made it, with the replies made while the
+// stream was busy sending in the same message (combiner).
 type streamServer struct {
 	factorpb.UnimplementedFactorStreamServer
 	unary *grpcServer
@@ -19,41 +23,54 @@ type streamServer struct {
 
 var _ factorpb.FactorStreamServer = (*streamServer)(nil)
 
+// errHungUp stops the replies of calls still running when the host has
+// gone; they have nobody to go to.
+var errHungUp = errors.New("the host closed the stream")
+
 func (s *streamServer) Calls(stream factorpb.FactorStream_CallsServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
-	replies := make(chan *factorpb.Reply, 4*maxBatch)
-	sent := make(chan error, 1)
-	go func() { sent <- sendReplies(ctx, stream, replies) }()
+	out := newCombiner(func(replies []*factorpb.Reply) error {
+		return stream.Send(&factorpb.ReplyBatch{Replies: replies})
+	})
+	work := make(chan *factorpb.Call) // idle workers wait on it
 	for {
 		b, err := stream.Recv()
 		if err != nil {
-			cancel() // the host hung up: stop sending, drop what is still running
-			<-sent
+			cancel() // drop what is still running
+			// No send may start once this returns, nor be under way.
+			out.close(errHungUp)
 			return nil
 		}
 		for _, c := range b.GetCalls() {
-			go func() {
-				r := s.serve(ctx, c)
-				select {
-				case replies <- r:
-				case <-ctx.Done():
-				}
-			}()
+			select {
+			case work <- c: // an idle worker takes it
+			default:
+				go s.worker(ctx, cancel, out, work, c)
+			}
 		}
 	}
 }
 
-func sendReplies(ctx context.Context, stream factorpb.FactorStream_CallsServer, replies chan *factorpb.Reply) error {
+// workerIdle is how long a worker waits for another call before it ends.
+const workerIdle = 10 * time.Second
+
+// worker serves c, then the calls handed to it on work, until it has
+// waited workerIdle for one or the stream ends.
+func (s *streamServer) worker(ctx context.Context, cancel context.CancelFunc, out *combiner[*factorpb.Reply], work chan *factorpb.Call, c *factorpb.Call) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
 	for {
-		var first *factorpb.Reply
-		select {
-		case first = <-replies:
-		case <-ctx.Done():
-			return nil
+		if err := out.add(s.serve(ctx, c)); err != nil {
+			cancel() // a send failed: the stream is gone
 		}
-		if err := stream.Send(&factorpb.ReplyBatch{Replies: drain(replies, first)}); err != nil {
-			return err
+		idle.Reset(workerIdle)
+		select {
+		case c = <-work:
+		case <-idle.C:
+			return
+		case <-ctx.Done():
+			return
 		}
 	}
 }

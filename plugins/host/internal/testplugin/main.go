@@ -2,7 +2,8 @@
 // verification response picks a behaviour: "crash" exits the process
 // mid-call, "hang" never answers, "log" writes a log line, "badlog" writes
 // malformed log lines straight to the host's pipe, "pid" succeeds with its
-// process id as state, "ok" succeeds and anything else fails. Build flags set its kind and protocol version:
+// process id as state, "env" succeeds with its GOMAXPROCS and the
+// names of its environment variables as state, "ok" succeeds and anything else fails. Build flags set its kind and protocol version:
 //
 //	go build -ldflags "-X main.kind=flaky -X main.protocol=2"
 //
@@ -15,7 +16,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
@@ -64,6 +67,12 @@ func (factor) FinishVerify(_ context.Context, req sdk.FinishVerifyRequest) (sdk.
 		return sdk.FinishVerifyResponse{OK: true}, nil
 	case "pid":
 		return sdk.FinishVerifyResponse{OK: true, State: []byte(strconv.Itoa(os.Getpid()))}, nil
+	case "env":
+		names := []string{"gomaxprocs=" + strconv.Itoa(runtime.GOMAXPROCS(0))}
+		for _, kv := range os.Environ() {
+			names = append(names, strings.SplitN(kv, "=", 2)[0])
+		}
+		return sdk.FinishVerifyResponse{OK: true, State: []byte(strings.Join(names, " "))}, nil
 	case "ok":
 		return sdk.FinishVerifyResponse{OK: true, State: append(req.State, '+')}, nil
 	}
