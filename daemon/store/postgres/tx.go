@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,6 +51,10 @@ type tracker struct {
 	// written are the sealed records this transaction wrote (nil: it
 	// deleted the record), for the cache once it has committed.
 	written map[rowKey][]byte
+	// touched are rows written by execRow; opaque says whether exec wrote
+	// rows no key names (group.go).
+	touched map[rowKey]bool
+	opaque  bool
 }
 
 // conflictError names the record a collision was found on. It wraps
@@ -96,7 +102,7 @@ func newTx(ctx context.Context, s *Store, conn, reads dbtx, hot map[rowKey]bool,
 	}
 	t := &tx{conn: conn}
 	t.readTx = readTx{ctx: ctx, s: s, q: reads, w: conn, err: &t.err,
-		track: &tracker{reads: map[rowKey]string{}, wrote: map[rowKey]bool{}, hot: hot, cache: cache, written: map[rowKey][]byte{}}}
+		track: &tracker{reads: map[rowKey]string{}, wrote: map[rowKey]bool{}, hot: hot, cache: cache, written: map[rowKey][]byte{}, touched: map[rowKey]bool{}}}
 	return t
 }
 
@@ -296,8 +302,19 @@ func (t *tx) del(tb *table, k string) error {
 	}, "deleting "+tb.name+" "+k)
 }
 
+// exec sends a write to rows the transaction does not track: such a
+// transaction does not share its commit with others (group.go).
 func (t *tx) exec(sql string, args ...any) error {
 	t.dirty = true
+	t.track.opaque = true
+	return t.write(sql, args, nil, "writing")
+}
+
+// execRow is exec for a write to one row, named by rk for the group
+// commit (group.go); its version is not tracked.
+func (t *tx) execRow(rk rowKey, sql string, args ...any) error {
+	t.dirty = true
+	t.track.touched[rk] = true
 	return t.write(sql, args, nil, "writing")
 }
 
@@ -312,26 +329,50 @@ func (t *tx) unchanged() map[*table][]string {
 	return byTable
 }
 
-// queueValidate queues the statements that check, and share-lock until
-// the commit, every record read and not written; checkValidate reads
-// their results in the same order: a changed record is errConflict.
+// queueValidate queues the statement that checks, and share-locks until
+// the commit, every record read and not written, in every table at once;
+// checkValidate reads its result: a changed record is errConflict.
 func (t *tx) queueValidate(b *pgx.Batch) (order []*table, byTable map[*table][]string) {
 	byTable = t.unchanged()
-	for tb, keys := range byTable {
-		order = append(order, tb)
-		b.Queue(tb.validate, keys)
+	if len(byTable) == 0 {
+		return nil, byTable
 	}
+	for tb := range byTable {
+		order = append(order, tb)
+	}
+	slices.SortFunc(order, func(a, b *table) int { return strings.Compare(a.name, b.name) })
+	args := make([]any, len(order))
+	for i, tb := range order {
+		args[i] = byTable[tb]
+	}
+	b.Queue(validateSQL(order), args...)
 	return order, byTable
 }
 
+// validateSQL reads the row versions of the keys given for each table
+// (the i-th parameter for order[i]) and share-locks them, in one
+// statement: each row comes back as (i, key, xmin).
+func validateSQL(order []*table) string {
+	ctes := make([]string, len(order))
+	sel := make([]string, len(order))
+	for i, tb := range order {
+		ctes[i] = fmt.Sprintf("v%d AS (SELECT k, xmin::text AS x FROM %s WHERE k = ANY($%d) FOR SHARE)", i, tb.name, i+1)
+		sel[i] = fmt.Sprintf("SELECT %d AS t, k, x FROM v%d", i, i)
+	}
+	return "WITH " + strings.Join(ctes, ", ") + " " + strings.Join(sel, " UNION ALL ")
+}
+
 func (t *tx) checkValidate(res pgx.BatchResults, order []*table, byTable map[*table][]string) error {
-	for _, tb := range order {
-		now, err := collectXmins(res)
-		if err != nil {
-			return err
-		}
+	if len(order) == 0 {
+		return nil
+	}
+	now, err := collectXmins(res, len(order))
+	if err != nil {
+		return err
+	}
+	for i, tb := range order {
 		for _, k := range byTable[tb] {
-			if now[k] != t.track.reads[rowKey{tb, k}] {
+			if now[i][k] != t.track.reads[rowKey{tb, k}] {
 				return &conflictError{rowKey{tb, k}}
 			}
 		}
@@ -339,19 +380,27 @@ func (t *tx) checkValidate(res pgx.BatchResults, order []*table, byTable map[*ta
 	return nil
 }
 
-func collectXmins(res pgx.BatchResults) (map[string]string, error) {
+// collectXmins reads validateSQL's rows: the versions by table, by key.
+func collectXmins(res pgx.BatchResults, tables int) ([]map[string]string, error) {
 	rows, err := res.Query()
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]string{}
+	out := make([]map[string]string, tables)
+	for i := range out {
+		out[i] = map[string]string{}
+	}
 	for rows.Next() {
+		var i int32
 		var k, xmin string
-		if err := rows.Scan(&k, &xmin); err != nil {
+		if err := rows.Scan(&i, &k, &xmin); err != nil {
 			return nil, err
 		}
-		out[k] = xmin
+		if i < 0 || int(i) >= tables {
+			return nil, fmt.Errorf("validating: a row of table %d of %d", i, tables)
+		}
+		out[i][k] = xmin
 	}
 	return out, rows.Err()
 }
