@@ -68,7 +68,8 @@ func (s *Store) commitGrouped(ctx context.Context, t *tx, ended *bool) error {
 	g.queue = append(g.queue, m)
 	if g.running < maxGroups {
 		g.running++
-		m.lead <- g.takeLocked()
+		batch := g.takeLocked()
+		batch[0].lead <- batch
 	}
 	g.mu.Unlock()
 	select {

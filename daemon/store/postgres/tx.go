@@ -150,7 +150,10 @@ func (r *readTx) getRaw(t *table, k, kind, ref string) ([]byte, error) {
 	err := q.QueryRow(r.ctx, sql, k).Scan(&xmin, &sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		r.noteRead(t, k, "")
-		if r.track != nil && !r.track.wrote[rk] {
+		switch {
+		case r.track == nil:
+			r.s.cache.add(rk, version{}) // a snapshot may be older: only where the cache holds nothing
+		case !r.track.wrote[rk]:
 			r.s.cache.put(rk, version{}) // absent, and checked as such
 		}
 		return nil, &core.NotFoundError{Kind: kind, Ref: ref}
