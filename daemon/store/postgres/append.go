@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/core"
 )
 
 // Appending to the audit chain. Every commit that appends audit events
@@ -206,11 +207,14 @@ func (s *Store) appendPipelined(ctx context.Context, t *tx, key int32) (sent boo
 		b.Queue("SELECT pg_advisory_xact_lock($1, $2)", a.node, wait)
 	}
 	b.Queue(guardSQL, append([]any{int64(head.Seq), head.Hash[:], int64(from.Seq), from.Hash[:]}, recs...)...)
-	b.Queue("COMMIT")
+	n := queueCommit(b)
 	res := t.conn.SendBatch(ctx, b)
 	a.tail, a.last = &head, key
 	a.mu.Unlock()
-	if err := res.Close(); err != nil {
+	if err := s.endAppend(t, res, n); err != nil {
+		if errors.Is(err, errNotDurable) {
+			return true, err // committed: the tail stands
+		}
 		var pe *pgconn.PgError
 		moved := errors.As(err, &pe) && pe.Code == "22012"
 		a.missed(moved)
@@ -232,8 +236,61 @@ func (s *Store) appendLocked(ctx context.Context, t *tx, from audit.Head) (audit
 	}
 	b := &pgx.Batch{}
 	b.Queue(headSQL, append([]any{int64(head.Seq), head.Hash[:]}, recs...)...)
+	n := queueCommit(b)
+	err = s.endAppend(t, t.conn.SendBatch(ctx, b), n)
+	if errors.Is(err, errNotDurable) {
+		return head, err
+	}
+	return head, commitBatchErr(err)
+}
+
+// inlineBarrier says whether an append's batch ends with a barrier after
+// its COMMIT (else its writers wait for a shared one, durable.go).
+const inlineBarrier = true
+
+// queueCommit queues COMMIT and, after it, the barrier; it returns how
+// many statements the batch has up to and including COMMIT.
+func queueCommit(b *pgx.Batch) int {
 	b.Queue("COMMIT")
-	return head, commitBatchErr(t.conn.SendBatch(ctx, b).Close())
+	n := b.Len()
+	if inlineBarrier {
+		b.Queue(barrierSQL)
+	}
+	return n
+}
+
+// errNotDurable: the commit went through, and the barrier after it did
+// not confirm that it is on disk.
+var errNotDurable = errors.New("PostgreSQL did not confirm that the change is on disk")
+
+// endAppend reads the results of an append's batch: n statements up to
+// and including COMMIT, then the barrier that follows it (durable.go).
+// The barrier runs after the commit returned, on the same connection, as
+// a transaction of its own with the session's synchronous_commit: when
+// it is durable, so is the commit, and the writers need not wait for
+// another (t.synced). An error before the barrier is the commit's (a
+// *pgconn.PgError: refused); the barrier's is errNotDurable, and no
+// PostgreSQL error (the commit is not to be rolled back or run again).
+func (s *Store) endAppend(t *tx, res pgx.BatchResults, n int) error {
+	for range n {
+		if _, err := res.Exec(); err != nil {
+			res.Close()
+			return err
+		}
+	}
+	if !inlineBarrier {
+		return res.Close()
+	}
+	h, err := scanHead(res.QueryRow())
+	if cerr := res.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w (%v): it may or may not be stored; read it back before trying again", core.ErrUnavailable, errNotDurable, redact(err))
+	}
+	s.flush.barriers.Add(1)
+	t.synced = &h
+	return nil
 }
 
 // chainEvents chains t's events after from and returns their records'

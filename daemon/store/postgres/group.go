@@ -144,6 +144,7 @@ func (s *Store) runGroup(ctx context.Context, batch []*member, ended *bool) (err
 		err = errGroupFailed
 	}
 	for _, m := range others {
+		m.t.synced = lead.synced
 		m.result <- err
 	}
 	return err

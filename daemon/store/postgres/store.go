@@ -243,13 +243,17 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		evs, wrote, err := s.attempt(ctx, fn, hot, attempt == 0, alone)
+		evs, wrote, synced, err := s.attempt(ctx, fn, hot, attempt == 0, alone)
 		alone = alone || errors.Is(err, errGroupFailed)
 		if err == nil && len(evs) > 0 {
-			// Committed without waiting for the disk: wait for a barrier
-			// (durable.go), whatever happens to ctx meanwhile, so that
-			// the answer is definite.
-			if err := s.durable(context.WithoutCancel(ctx)); err != nil {
+			// Committed without waiting for the disk: a barrier sent
+			// with the commit confirmed it is durable (synced), or wait
+			// for one (durable.go), whatever happens to ctx meanwhile, so
+			// that the answer is definite.
+			if synced != nil {
+				s.flush.commits.Add(1)
+				s.head.Store(synced)
+			} else if err := s.durable(context.WithoutCancel(ctx)); err != nil {
 				return err
 			}
 			if s.afterAudit != nil {
@@ -287,10 +291,10 @@ func pause(attempt int) {
 // transaction is begun with its first statement and ended by hand, so
 // that its COMMIT travels in the same batch as its last writes (commit).
 // wrote says whether it wrote anything.
-func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[rowKey]bool, useCache, alone bool) (evs []*audit.Event, wrote bool, err error) {
+func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[rowKey]bool, useCache, alone bool) (evs []*audit.Event, wrote bool, synced *audit.Head, err error) {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	// A connection released inside a transaction (a rollback that failed)
 	// is closed by the pool rather than reused.
@@ -304,29 +308,29 @@ func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[row
 		}
 	}()
 	if err := fn(t); err != nil {
-		return nil, false, s.checkCached(ctx, t, err)
+		return nil, false, nil, s.checkCached(ctx, t, err)
 	}
 	if err := t.err; err != nil { // a failed statement fn did not return
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	if s.beforeCommit != nil {
 		if err := s.beforeCommit(); err != nil {
-			return nil, false, err
+			return nil, false, nil, err
 		}
 	}
 	if !alone && groupable(t) {
 		own := slices.Clone(t.events)
 		if err := s.commitGrouped(ctx, t, &ended); err != nil {
-			return nil, false, err
+			return nil, false, nil, err
 		}
-		return own, true, nil
+		return own, true, t.synced, nil
 	}
 	xid, err := s.commit(ctx, t, &ended)
 	s.cacheWritten(t, xid, err)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
-	return t.events, t.dirty || len(t.events) > 0, nil
+	return t.events, t.dirty || len(t.events) > 0, t.synced, nil
 }
 
 // checkCached answers err, the error fn ended with, unless fn read a
