@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keyfleet/keyfleet/daemon/audit"
-	"github.com/keyfleet/keyfleet/daemon/core"
 )
 
 // Appending to the audit chain. Every commit that appends audit events
@@ -163,25 +162,41 @@ func (a *appender) missed(moved bool) {
 // commit skip waiting for the disk (appendTail), all in one statement;
 // when the head is elsewhere, no row is updated, nothing is appended and
 // the division fails the transaction (SQLSTATE 22012) before COMMIT.
-var guardSQL = `WITH moved AS (UPDATE audit_head SET seq = $1, hash = $2 WHERE seq = $3 AND hash = $4 RETURNING seq)` + appendTail(5) +
-	`SELECT 1 / count(*) FROM moved, tail`
+// guardSQL[1] takes one event's columns, guardSQL[0] arrays of several.
+var guardSQL = [2]string{guardStmt(false), guardStmt(true)}
+
+func guardStmt(one bool) string {
+	return `WITH moved AS (UPDATE audit_head SET seq = $1, hash = $2 WHERE seq = $3 AND hash = $4 RETURNING seq)` + appendTail(5, one) +
+		`SELECT 1 / count(*) FROM moved, tail`
+}
 
 // headSQL advances the head whose row lock the transaction holds, and
 // then does what guardSQL does.
-var headSQL = `WITH moved AS (UPDATE audit_head SET seq = $1, hash = $2 RETURNING seq)` + appendTail(3) +
-	`SELECT count(*) FROM moved, tail`
+var headSQL = [2]string{headStmt(false), headStmt(true)}
 
-// appendTail appends the records given as five arrays from parameter
-// $first on (seq, target, actor, action, sealed record) once the head
-// moved, and in the same row sends the wake-up of the other keyfleetd
-// (pg_notify, with the new head's seq) and sets synchronous_commit off
-// for the commit: the head's lock goes with the commit record into the
-// log, and the writer waits for a barrier afterwards (durable.go).
-func appendTail(first int) string {
-	return fmt.Sprintf(`, added AS (INSERT INTO audit (seq, target, actor, action, rec)
-	SELECT * FROM unnest($%d::bigint[], $%d::text[], $%d::text[], $%d::text[], $%d::bytea[]) WHERE EXISTS (SELECT FROM moved) RETURNING 1),
+func headStmt(one bool) string {
+	return `WITH moved AS (UPDATE audit_head SET seq = $1, hash = $2 RETURNING seq)` + appendTail(3, one) +
+		`SELECT count(*) FROM moved, tail`
+}
+
+// appendTail appends the records given from parameter $first on (seq,
+// target, actor, action, sealed record: one record's, or five arrays)
+// once the head moved, and in the same row sends the wake-up of the
+// other keyfleetd (pg_notify, with the new head's seq) and sets
+// synchronous_commit off for the commit: the head's lock goes with the
+// commit record into the log, and the writer waits for a barrier
+// afterwards (durable.go). One record is given as such, not as arrays,
+// so that PostgreSQL plans the statement once (arrays have it planned
+// again at every run).
+func appendTail(first int, one bool) string {
+	rows := fmt.Sprintf("SELECT * FROM unnest($%d::bigint[], $%d::text[], $%d::text[], $%d::text[], $%d::bytea[])", first, first+1, first+2, first+3, first+4)
+	if one {
+		rows = fmt.Sprintf("SELECT $%d::bigint, $%d::text, $%d::text, $%d::text, $%d::bytea", first, first+1, first+2, first+3, first+4)
+	}
+	return `, added AS (INSERT INTO audit (seq, target, actor, action, rec)
+	` + rows + ` WHERE EXISTS (SELECT FROM moved) RETURNING 1),
 tail AS (SELECT pg_notify('keyfleet_audit', seq::text), set_config('synchronous_commit', 'off', true) FROM moved)
-`, first, first+1, first+2, first+3, first+4)
+`
 }
 
 // appendPipelined chains t's events after the tail and sends them with
@@ -206,15 +221,12 @@ func (s *Store) appendPipelined(ctx context.Context, t *tx, key int32) (sent boo
 	if wait != 0 {
 		b.Queue("SELECT pg_advisory_xact_lock($1, $2)", a.node, wait)
 	}
-	b.Queue(guardSQL, append([]any{int64(head.Seq), head.Hash[:], int64(from.Seq), from.Hash[:]}, recs...)...)
-	n := queueCommit(b)
+	b.Queue(guardSQL[one(recs)], append([]any{int64(head.Seq), head.Hash[:], int64(from.Seq), from.Hash[:]}, recs...)...)
+	b.Queue("COMMIT")
 	res := t.conn.SendBatch(ctx, b)
 	a.tail, a.last = &head, key
 	a.mu.Unlock()
-	if err := s.endAppend(t, res, n); err != nil {
-		if errors.Is(err, errNotDurable) {
-			return true, err // committed: the tail stands
-		}
+	if err := res.Close(); err != nil {
 		var pe *pgconn.PgError
 		moved := errors.As(err, &pe) && pe.Code == "22012"
 		a.missed(moved)
@@ -235,66 +247,14 @@ func (s *Store) appendLocked(ctx context.Context, t *tx, from audit.Head) (audit
 		return from, err
 	}
 	b := &pgx.Batch{}
-	b.Queue(headSQL, append([]any{int64(head.Seq), head.Hash[:]}, recs...)...)
-	n := queueCommit(b)
-	err = s.endAppend(t, t.conn.SendBatch(ctx, b), n)
-	if errors.Is(err, errNotDurable) {
-		return head, err
-	}
-	return head, commitBatchErr(err)
-}
-
-// inlineBarrier says whether an append's batch ends with a barrier after
-// its COMMIT (else its writers wait for a shared one, durable.go).
-const inlineBarrier = true
-
-// queueCommit queues COMMIT and, after it, the barrier; it returns how
-// many statements the batch has up to and including COMMIT.
-func queueCommit(b *pgx.Batch) int {
+	b.Queue(headSQL[one(recs)], append([]any{int64(head.Seq), head.Hash[:]}, recs...)...)
 	b.Queue("COMMIT")
-	n := b.Len()
-	if inlineBarrier {
-		b.Queue(barrierSQL)
-	}
-	return n
-}
-
-// errNotDurable: the commit went through, and the barrier after it did
-// not confirm that it is on disk.
-var errNotDurable = errors.New("PostgreSQL did not confirm that the change is on disk")
-
-// endAppend reads the results of an append's batch: n statements up to
-// and including COMMIT, then the barrier that follows it (durable.go).
-// The barrier runs after the commit returned, on the same connection, as
-// a transaction of its own with the session's synchronous_commit: when
-// it is durable, so is the commit, and the writers need not wait for
-// another (t.synced). An error before the barrier is the commit's (a
-// *pgconn.PgError: refused); the barrier's is errNotDurable, and no
-// PostgreSQL error (the commit is not to be rolled back or run again).
-func (s *Store) endAppend(t *tx, res pgx.BatchResults, n int) error {
-	for range n {
-		if _, err := res.Exec(); err != nil {
-			res.Close()
-			return err
-		}
-	}
-	if !inlineBarrier {
-		return res.Close()
-	}
-	h, err := scanHead(res.QueryRow())
-	if cerr := res.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("%w: %w (%v): it may or may not be stored; read it back before trying again", core.ErrUnavailable, errNotDurable, redact(err))
-	}
-	s.flush.barriers.Add(1)
-	t.synced = &h
-	return nil
+	return head, commitBatchErr(t.conn.SendBatch(ctx, b).Close())
 }
 
 // chainEvents chains t's events after from and returns their records'
-// columns, as the five arrays appendTail takes, and the new head.
+// columns (one record's five values, or five arrays of several: see
+// appendTail and one) and the new head.
 func (s *Store) chainEvents(t *tx, from audit.Head) ([]any, audit.Head, error) {
 	chain := audit.Chain{Head: from}
 	n := len(t.events)
@@ -307,5 +267,17 @@ func (s *Store) chainEvents(t *tx, from audit.Head) ([]any, audit.Head, error) {
 		seqs, targets, actors, actions = append(seqs, int64(rec.Seq)), append(targets, ev.Target.ID), append(actors, ev.Actor.ID), append(actions, ev.Action)
 		recs = append(recs, s.box.seal("audit", strconv.FormatUint(rec.Seq, 10), rec.Marshal()))
 	}
+	if n == 1 {
+		return []any{seqs[0], targets[0], actors[0], actions[0], recs[0]}, chain.Head, nil
+	}
 	return []any{seqs, targets, actors, actions, recs}, chain.Head, nil
+}
+
+// one is 1 when cols are one record's (chainEvents), else 0: the index
+// of the statement in guardSQL and headSQL.
+func one(cols []any) int {
+	if _, ok := cols[0].(int64); ok {
+		return 1
+	}
+	return 0
 }

@@ -144,7 +144,6 @@ func (s *Store) runGroup(ctx context.Context, batch []*member, ended *bool) (err
 		err = errGroupFailed
 	}
 	for _, m := range others {
-		m.t.synced = lead.synced
 		m.result <- err
 	}
 	return err

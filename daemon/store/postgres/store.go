@@ -243,17 +243,13 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		evs, wrote, synced, err := s.attempt(ctx, fn, hot, attempt == 0, alone)
+		evs, wrote, err := s.attempt(ctx, fn, hot, attempt == 0, alone)
 		alone = alone || errors.Is(err, errGroupFailed)
 		if err == nil && len(evs) > 0 {
-			// Committed without waiting for the disk: a barrier sent
-			// with the commit confirmed it is durable (synced), or wait
-			// for one (durable.go), whatever happens to ctx meanwhile, so
-			// that the answer is definite.
-			if synced != nil {
-				s.flush.commits.Add(1)
-				s.head.Store(synced)
-			} else if err := s.durable(context.WithoutCancel(ctx)); err != nil {
+			// Committed without waiting for the disk: wait for a barrier
+			// (durable.go), whatever happens to ctx meanwhile, so that
+			// the answer is definite.
+			if err := s.durable(context.WithoutCancel(ctx)); err != nil {
 				return err
 			}
 			if s.afterAudit != nil {
@@ -291,10 +287,10 @@ func pause(attempt int) {
 // transaction is begun with its first statement and ended by hand, so
 // that its COMMIT travels in the same batch as its last writes (commit).
 // wrote says whether it wrote anything.
-func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[rowKey]bool, useCache, alone bool) (evs []*audit.Event, wrote bool, synced *audit.Head, err error) {
+func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[rowKey]bool, useCache, alone bool) (evs []*audit.Event, wrote bool, err error) {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, false, nil, err
+		return nil, false, err
 	}
 	// A connection released inside a transaction (a rollback that failed)
 	// is closed by the pool rather than reused.
@@ -308,29 +304,29 @@ func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[row
 		}
 	}()
 	if err := fn(t); err != nil {
-		return nil, false, nil, s.checkCached(ctx, t, err)
+		return nil, false, s.checkCached(ctx, t, err)
 	}
 	if err := t.err; err != nil { // a failed statement fn did not return
-		return nil, false, nil, err
+		return nil, false, err
 	}
 	if s.beforeCommit != nil {
 		if err := s.beforeCommit(); err != nil {
-			return nil, false, nil, err
+			return nil, false, err
 		}
 	}
 	if !alone && groupable(t) {
 		own := slices.Clone(t.events)
 		if err := s.commitGrouped(ctx, t, &ended); err != nil {
-			return nil, false, nil, err
+			return nil, false, err
 		}
-		return own, true, t.synced, nil
+		return own, true, nil
 	}
 	xid, err := s.commit(ctx, t, &ended)
 	s.cacheWritten(t, xid, err)
 	if err != nil {
-		return nil, false, nil, err
+		return nil, false, err
 	}
-	return t.events, t.dirty || len(t.events) > 0, t.synced, nil
+	return t.events, t.dirty || len(t.events) > 0, nil
 }
 
 // checkCached answers err, the error fn ended with, unless fn read a

@@ -87,9 +87,6 @@ type tx struct {
 	events []*audit.Event
 	err    error
 	dirty  bool // it wrote something
-	// synced is the durable audit head a barrier sent with the commit
-	// read (append.go), nil if the writer is to wait for one (durable.go).
-	synced *audit.Head
 }
 
 var (
