@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,47 +156,11 @@ func (a *appender) missed(moved bool) {
 	}
 }
 
-// guardSQL advances the head only from where the tail says it is, and
-// then appends the records, wakes the other keyfleetd and lets the
-// commit skip waiting for the disk (appendTail), all in one statement;
-// when the head is elsewhere, no row is updated, nothing is appended and
-// the division fails the transaction (SQLSTATE 22012) before COMMIT.
-// guardSQL[1] takes one event's columns, guardSQL[0] arrays of several.
-var guardSQL = [2]string{guardStmt(false), guardStmt(true)}
-
-func guardStmt(one bool) string {
-	return `WITH moved AS (UPDATE audit_head SET seq = $1, hash = $2 WHERE seq = $3 AND hash = $4 RETURNING seq)` + appendTail(5, one) +
-		`SELECT 1 / count(*) FROM moved, tail`
-}
-
-// headSQL advances the head whose row lock the transaction holds, and
-// then does what guardSQL does.
-var headSQL = [2]string{headStmt(false), headStmt(true)}
-
-func headStmt(one bool) string {
-	return `WITH moved AS (UPDATE audit_head SET seq = $1, hash = $2 RETURNING seq)` + appendTail(3, one) +
-		`SELECT count(*) FROM moved, tail`
-}
-
-// appendTail appends the records given from parameter $first on (seq,
-// target, actor, action, sealed record: one record's, or five arrays)
-// once the head moved, and in the same row sends the wake-up of the
-// other keyfleetd (pg_notify, with the new head's seq) and sets
-// synchronous_commit off for the commit: the head's lock goes with the
-// commit record into the log, and the writer waits for a barrier
-// afterwards (durable.go). One record is given as such, not as arrays,
-// so that PostgreSQL plans the statement once (arrays have it planned
-// again at every run).
-func appendTail(first int, one bool) string {
-	rows := fmt.Sprintf("SELECT * FROM unnest($%d::bigint[], $%d::text[], $%d::text[], $%d::text[], $%d::bytea[])", first, first+1, first+2, first+3, first+4)
-	if one {
-		rows = fmt.Sprintf("SELECT $%d::bigint, $%d::text, $%d::text, $%d::text, $%d::bytea", first, first+1, first+2, first+3, first+4)
-	}
-	return `, added AS (INSERT INTO audit (seq, target, actor, action, rec)
-	` + rows + ` WHERE EXISTS (SELECT FROM moved) RETURNING 1),
-tail AS (SELECT pg_notify('keyfleet_audit', seq::text), set_config('synchronous_commit', 'off', true) FROM moved)
-`
-}
+// guardSQL advances the head only from where the tail says it is; when
+// it is elsewhere, no row is updated and the division fails the
+// transaction (SQLSTATE 22012) before COMMIT.
+const guardSQL = `WITH moved AS (UPDATE audit_head SET seq = $1, hash = $2 WHERE seq = $3 AND hash = $4 RETURNING 1)
+SELECT 1 / count(*) FROM moved`
 
 // appendPipelined chains t's events after the tail and sends them with
 // COMMIT in one batch; sent is false (nothing sent) when the tail was
@@ -221,8 +184,8 @@ func (s *Store) appendPipelined(ctx context.Context, t *tx, key int32) (sent boo
 	if wait != 0 {
 		b.Queue("SELECT pg_advisory_xact_lock($1, $2)", a.node, wait)
 	}
-	b.Queue(guardSQL[one(recs)], append([]any{int64(head.Seq), head.Hash[:], int64(from.Seq), from.Hash[:]}, recs...)...)
-	b.Queue("COMMIT")
+	b.Queue(guardSQL, int64(head.Seq), head.Hash[:], int64(from.Seq), from.Hash[:])
+	s.queueAppend(b, recs, head)
 	res := t.conn.SendBatch(ctx, b)
 	a.tail, a.last = &head, key
 	a.mu.Unlock()
@@ -247,37 +210,35 @@ func (s *Store) appendLocked(ctx context.Context, t *tx, from audit.Head) (audit
 		return from, err
 	}
 	b := &pgx.Batch{}
-	b.Queue(headSQL[one(recs)], append([]any{int64(head.Seq), head.Hash[:]}, recs...)...)
-	b.Queue("COMMIT")
+	b.Queue("UPDATE audit_head SET seq = $1, hash = $2", int64(head.Seq), head.Hash[:])
+	s.queueAppend(b, recs, head)
 	return head, commitBatchErr(t.conn.SendBatch(ctx, b).Close())
 }
 
-// chainEvents chains t's events after from and returns their records'
-// columns (one record's five values, or five arrays of several: see
-// appendTail and one) and the new head.
-func (s *Store) chainEvents(t *tx, from audit.Head) ([]any, audit.Head, error) {
+// chainEvents chains t's events after from and returns the arguments of
+// their records' INSERTs and the new head.
+func (s *Store) chainEvents(t *tx, from audit.Head) ([][]any, audit.Head, error) {
 	chain := audit.Chain{Head: from}
-	n := len(t.events)
-	seqs, targets, actors, actions, recs := make([]int64, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([][]byte, 0, n)
+	recs := make([][]any, 0, len(t.events))
 	for _, ev := range t.events {
 		rec, err := chain.Next(ev)
 		if err != nil {
 			return nil, from, err
 		}
-		seqs, targets, actors, actions = append(seqs, int64(rec.Seq)), append(targets, ev.Target.ID), append(actors, ev.Actor.ID), append(actions, ev.Action)
-		recs = append(recs, s.box.seal("audit", strconv.FormatUint(rec.Seq, 10), rec.Marshal()))
+		recs = append(recs, []any{int64(rec.Seq), ev.Target.ID, ev.Actor.ID, ev.Action, s.box.seal("audit", fmt.Sprint(rec.Seq), rec.Marshal())})
 	}
-	if n == 1 {
-		return []any{seqs[0], targets[0], actors[0], actions[0], recs[0]}, chain.Head, nil
-	}
-	return []any{seqs, targets, actors, actions, recs}, chain.Head, nil
+	return recs, chain.Head, nil
 }
 
-// one is 1 when cols are one record's (chainEvents), else 0: the index
-// of the statement in guardSQL and headSQL.
-func one(cols []any) int {
-	if _, ok := cols[0].(int64); ok {
-		return 1
+// queueAppend queues the records, the wake-up of the other keyfleetd and
+// the commit, which does not wait for the disk: the head's lock goes with
+// the commit record into the log, and the writer waits for a barrier
+// afterwards (durable.go).
+func (s *Store) queueAppend(b *pgx.Batch, recs [][]any, head audit.Head) {
+	for _, args := range recs {
+		b.Queue("INSERT INTO audit (seq, target, actor, action, rec) VALUES ($1, $2, $3, $4, $5)", args...)
 	}
-	return 0
+	b.Queue("SELECT pg_notify('keyfleet_audit', $1)", fmt.Sprint(head.Seq))
+	b.Queue("SET LOCAL synchronous_commit = off")
+	b.Queue("COMMIT")
 }
