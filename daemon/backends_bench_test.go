@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/keyfleet/keyfleet/daemon"
 	"github.com/keyfleet/keyfleet/internal/pgtest"
 )
@@ -182,4 +184,74 @@ func postgresCPU() pgtest.CPU {
 		return nil
 	}
 	return pg.c.CPU()
+}
+
+// pgStatsEnv names a file that gets, after a benchmark on PostgreSQL, the
+// statements PostgreSQL ran during its measured part, from
+// pg_stat_statements: calls and time per operation, busiest first. The
+// server must load the module: run with
+// KEYFLEET_PGTEST_OPTIONS="-c shared_preload_libraries=pg_stat_statements
+// -c pg_stat_statements.track_planning=on" (planning times are 0 without
+// the second).
+const pgStatsEnv = "KEYFLEET_BENCH_PGSTATS"
+
+type pgStats struct{ dsn, path string }
+
+// startPGStats resets the statistics of the database at dsn when
+// KEYFLEET_BENCH_PGSTATS is set (and dsn is not empty).
+func startPGStats(b *testing.B, dsn string) pgStats {
+	path := os.Getenv(pgStatsEnv)
+	if path == "" || dsn == "" {
+		return pgStats{}
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err != nil {
+		b.Fatalf("%v (start PostgreSQL with %s=\"-c shared_preload_libraries=pg_stat_statements\")", err, pgtest.OptionsEnv)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_stat_statements_reset()"); err != nil {
+		b.Fatal(err)
+	}
+	return pgStats{dsn, path}
+}
+
+// write appends the statements run since startPGStats to the file.
+func (s pgStats) write(b *testing.B, ops int) {
+	if s.path == "" {
+		return
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT calls, total_exec_time, total_plan_time, rows, query FROM pg_stat_statements
+		WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time + total_plan_time DESC`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	out, err := os.OpenFile(s.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close()
+	fmt.Fprintf(out, "== %s (%d operations)\ncalls/op  exec-us/op  plan-us/op  rows/call  query\n", b.Name(), ops)
+	var calls, all, plans float64
+	for rows.Next() {
+		var n, nrows int64
+		var ms, plan float64
+		var q string
+		if err := rows.Scan(&n, &ms, &plan, &nrows, &q); err != nil {
+			b.Fatal(err)
+		}
+		calls, all, plans = calls+float64(n), all+ms, plans+plan
+		fmt.Fprintf(out, "%8.2f  %10.1f  %10.1f  %9.2f  %s\n", float64(n)/float64(ops), ms*1000/float64(ops), plan*1000/float64(ops), float64(nrows)/float64(n), strings.Join(strings.Fields(q), " "))
+	}
+	fmt.Fprintf(out, "%8.2f  %10.1f  %10.1f  (all)\n\n", calls/float64(ops), all*1000/float64(ops), plans*1000/float64(ops))
 }

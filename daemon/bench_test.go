@@ -65,6 +65,7 @@ func BenchmarkAPICreateUser(b *testing.B) {
 					b.Fatalf("create: %d %v", code, err)
 				}
 			}
+			stats := startPGStats(b, cfg.Store.Postgres.DSN)
 			cpu := startCPU()
 			b.ResetTimer()
 			if run.clients == 1 {
@@ -81,6 +82,7 @@ func BenchmarkAPICreateUser(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
 			cpu.report(b, b.N)
+			stats.write(b, b.N)
 			if c, s := storeSyncs(n.hc, n.urls...); s > 0 {
 				b.ReportMetric(c/s, "commits/sync")
 			}

@@ -526,6 +526,22 @@ func (s *Store) write(fn func(*badger.Txn) error) error {
 	return nil
 }
 
+// TokenWithUser is core.TokenReader: token id and its user, read in one
+// snapshot. A missing token is a *core.NotFoundError; a missing user a
+// zero User.
+func (s *Store) TokenWithUser(ctx context.Context, id string) (t core.Token, u core.User, err error) {
+	err = s.View(ctx, func(tx core.ReadTx) error {
+		if t, err = tx.Token(id); err != nil {
+			return err
+		}
+		if u, err = tx.User(t.UserID); errors.Is(err, core.ErrNotFound) {
+			u, err = core.User{}, nil
+		}
+		return err
+	})
+	return t, u, err
+}
+
 // View runs fn in a read-only snapshot.
 func (s *Store) View(ctx context.Context, fn func(core.ReadTx) error) error {
 	if err := ctx.Err(); err != nil {

@@ -35,6 +35,11 @@ const BinDir = "/usr/lib/postgresql/15/bin"
 // ErrMissing: PostgreSQL's programs are not installed.
 var ErrMissing = errors.New("PostgreSQL 15 is not installed: apt-get install postgresql (scripts/deps.sh test installs it)")
 
+// OptionsEnv names an environment variable whose value is added to the
+// server's command line, for profiling: for example
+// "-c shared_preload_libraries=pg_stat_statements".
+const OptionsEnv = "KEYFLEET_PGTEST_OPTIONS"
+
 // Cluster is a running private cluster.
 type Cluster struct {
 	dir  string
@@ -184,6 +189,9 @@ func (c *Cluster) start() error {
 		}
 		c.port = port
 		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200 -c shared_buffers=64MB", port, c.dir)
+		if more := os.Getenv(OptionsEnv); more != "" {
+			opts += " " + more
+		}
 		out, err := c.cmd("pg_ctl", "-D", c.data(), "-o", opts, "-l", filepath.Join(c.dir, "log"), "-w", "-t", "60", "start").CombinedOutput()
 		if err == nil {
 			return c.waitReady()

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
 )
@@ -127,18 +129,27 @@ func (f *flusher) startLocked() {
 	}()
 }
 
-// barrierSQL assigns the statement a transaction id, so that it writes a
-// commit record and its commit waits for the log to be flushed (and
-// replicated, as synchronous_commit says) up to there; it reads the
-// audit head in the same snapshot.
-const barrierSQL = "SELECT pg_current_xact_id(), seq, hash FROM audit_head"
+// barrierSQL writes a record to the log in a transaction of its own (a
+// transactional logical decoding message, which any user may emit and
+// which needs no table), so that its commit waits for the log to be
+// flushed (and replicated, as synchronous_commit says) up to there; it
+// reads the audit head in the same snapshot. A transaction id alone does
+// not do: PostgreSQL commits a transaction that wrote nothing to the log
+// without waiting for the disk or a standby, whatever synchronous_commit
+// says (TestNothingIsAcknowledgedBeforeItIsDurable).
+const barrierSQL = "SELECT pg_logical_emit_message(true, 'keyfleet', ''), seq, hash FROM audit_head"
 
 // runBarrier is flusher.run.
 func (s *Store) runBarrier(ctx context.Context) (audit.Head, error) {
-	var xid any
+	return scanHead(s.pool.QueryRow(ctx, barrierSQL))
+}
+
+// scanHead reads barrierSQL's row.
+func scanHead(row pgx.Row) (audit.Head, error) {
+	var msg any
 	var seq int64
 	var hash []byte
-	if err := s.pool.QueryRow(ctx, barrierSQL).Scan(&xid, &seq, &hash); err != nil {
+	if err := row.Scan(&msg, &seq, &hash); err != nil {
 		return audit.Head{}, err
 	}
 	if len(hash) != audit.HashSize {

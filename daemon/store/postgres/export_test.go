@@ -97,6 +97,10 @@ func (s *Store) AppendStats() (pipelined, locked, moved uint64) {
 	return s.app.pipelined.Load(), s.app.lockedN.Load(), s.app.moved.Load()
 }
 
+// Grouped is how many transactions were committed in groups of two or
+// more (group.go).
+func (s *Store) Grouped() uint64 { return s.grouped.Load() }
+
 // GuessTail makes this store believe the chain ends at h.
 func (s *Store) GuessTail(h audit.Head) {
 	s.app.mu.Lock()

@@ -15,14 +15,17 @@ func factorSub(id string) string { return string(store.FactsFactor) + id }
 
 func factsKey(userID, sub string) string { return userID + "/" + sub }
 
+// tFacts names policy facts rows for the group commit (group.go).
+var tFacts = &table{name: "policy_facts"}
+
 func (t *tx) putFacts(userID, sub string, rec []byte) error {
-	return t.exec(`INSERT INTO policy_facts (user_id, sub, rec) VALUES ($1, $2, $3)
+	return t.execRow(rowKey{tFacts, factsKey(userID, sub)}, `INSERT INTO policy_facts (user_id, sub, rec) VALUES ($1, $2, $3)
 		ON CONFLICT (user_id, sub) DO UPDATE SET rec = EXCLUDED.rec`,
 		userID, sub, t.s.box.seal("policy_facts", factsKey(userID, sub), rec))
 }
 
 func (t *tx) deleteFacts(userID, sub string) error {
-	return t.exec("DELETE FROM policy_facts WHERE user_id = $1 AND sub = $2", userID, sub)
+	return t.execRow(rowKey{tFacts, factsKey(userID, sub)}, "DELETE FROM policy_facts WHERE user_id = $1 AND sub = $2", userID, sub)
 }
 
 func (t *tx) putUserFacts(u core.User) error { return t.putFacts(u.ID, "", store.EncodeUserFacts(u)) }

@@ -37,9 +37,9 @@ func (r *readTx) UserByName(name string) (core.User, error) {
 		}
 		return core.User{}, r.fail(err)
 	}
-	if r.track != nil {
-		r.s.cache.setUserID(hash, id)
-	}
+	// From a snapshot too: a username maps to one user id for as long as
+	// that user lives, and a deleted one is not found by id.
+	r.s.cache.setUserID(hash, id)
 	return r.User(id)
 }
 

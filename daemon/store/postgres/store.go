@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,6 +67,8 @@ type Store struct {
 	app        *appender                  // how commits reach the chain's head (append.go)
 	cache      recordCache                // records by key, as last seen (cache.go)
 	retries    atomic.Uint64              // transactions run again after a collision
+	group      grouper                    // group commit (group.go)
+	grouped    atomic.Uint64              // transactions sent in groups of two or more
 	names      nameCache
 	epochs     epochCache
 	full       fullState // the last refusal for lack of space (full.go)
@@ -184,7 +187,7 @@ var errConflict = errors.New("a record changed under the transaction")
 
 // retryable reports whether err is a collision worth running again.
 func retryable(err error) bool {
-	if errors.Is(err, errConflict) || errors.Is(err, errChainMoved) {
+	if errors.Is(err, errConflict) || errors.Is(err, errChainMoved) || errors.Is(err, errGroupFailed) {
 		return true
 	}
 	var pe *pgconn.PgError
@@ -235,11 +238,13 @@ func (s *Store) Update(ctx context.Context, fn func(core.Tx) error) error {
 		return fmt.Errorf("%w: the store is closed", core.ErrUnavailable)
 	}
 	hot := map[rowKey]bool{}
+	alone := false // after a group commit failed (group.go)
 	for attempt := range maxAttempts {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		evs, wrote, err := s.attempt(ctx, fn, hot, attempt == 0)
+		evs, wrote, err := s.attempt(ctx, fn, hot, attempt == 0, alone)
+		alone = alone || errors.Is(err, errGroupFailed)
 		if err == nil && len(evs) > 0 {
 			// Committed without waiting for the disk: wait for a barrier
 			// (durable.go), whatever happens to ctx meanwhile, so that
@@ -277,11 +282,12 @@ func pause(attempt int) {
 	time.Sleep(d/2 + time.Duration(rand.Int64N(int64(d/2)+1)))
 }
 
-// attempt runs fn once in a new transaction and commits it. The
+// attempt runs fn once in a new transaction and commits it, with others
+// (group.go) unless alone. The
 // transaction is begun with its first statement and ended by hand, so
 // that its COMMIT travels in the same batch as its last writes (commit).
 // wrote says whether it wrote anything.
-func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[rowKey]bool, useCache bool) (evs []*audit.Event, wrote bool, err error) {
+func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[rowKey]bool, useCache, alone bool) (evs []*audit.Event, wrote bool, err error) {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, false, err
@@ -307,6 +313,13 @@ func (s *Store) attempt(ctx context.Context, fn func(core.Tx) error, hot map[row
 		if err := s.beforeCommit(); err != nil {
 			return nil, false, err
 		}
+	}
+	if !alone && groupable(t) {
+		own := slices.Clone(t.events)
+		if err := s.commitGrouped(ctx, t, &ended); err != nil {
+			return nil, false, err
+		}
+		return own, true, nil
 	}
 	xid, err := s.commit(ctx, t, &ended)
 	s.cacheWritten(t, xid, err)
@@ -438,13 +451,19 @@ type trailer struct {
 // sendValidate sends b, the validation and then what tr asks for, and
 // reads the results.
 func (s *Store) sendValidate(ctx context.Context, t *tx, b *pgx.Batch, order []*table, byTable map[*table][]string, tr trailer) (err error) {
-	if tr.key != 0 {
+	// The transaction's id comes with the ordering lock when both are
+	// asked for: one statement less.
+	keyXid := tr.key != 0 && tr.xid != nil && tr.head == nil
+	switch {
+	case keyXid:
+		b.Queue("SELECT pg_current_xact_id()::text FROM pg_advisory_xact_lock($1, $2)", s.app.node, tr.key)
+	case tr.key != 0:
 		b.Queue("SELECT pg_advisory_xact_lock($1, $2)", s.app.node, tr.key)
 	}
 	if tr.head != nil {
 		b.Queue("SELECT seq, hash FROM audit_head FOR UPDATE")
 	}
-	if tr.xid != nil {
+	if tr.xid != nil && !keyXid {
 		b.Queue("SELECT pg_current_xact_id()::text")
 	}
 	if b.Len() == 0 {
@@ -463,7 +482,7 @@ func (s *Store) sendValidate(ctx context.Context, t *tx, b *pgx.Batch, order []*
 	if err := t.checkValidate(res, order, byTable); err != nil {
 		return err
 	}
-	if tr.key != 0 {
+	if tr.key != 0 && !keyXid {
 		if _, err := res.Exec(); err != nil {
 			return err
 		}

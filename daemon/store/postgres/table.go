@@ -11,7 +11,7 @@ type table struct {
 	name string
 	cols []string
 
-	get, getLock, upsert, insert, update, del, delIf, validate string
+	get, getLock, upsert, insert, update, del, delIf string
 }
 
 func newTable(name string, cols ...string) *table {
@@ -35,7 +35,6 @@ func newTable(name string, cols ...string) *table {
 	t.update = fmt.Sprintf("UPDATE %s SET %s WHERE k = $1 AND xmin::text = $%d", name, strings.Join(assign, ", "), len(all)+1)
 	t.del = "DELETE FROM " + name + " WHERE k = $1"
 	t.delIf = "DELETE FROM " + name + " WHERE k = $1 AND xmin::text = $2"
-	t.validate = "SELECT k, xmin::text FROM " + name + " WHERE k = ANY($1) FOR SHARE"
 	return t
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,6 +51,10 @@ type tracker struct {
 	// written are the sealed records this transaction wrote (nil: it
 	// deleted the record), for the cache once it has committed.
 	written map[rowKey][]byte
+	// touched are rows written by execRow; opaque says whether exec wrote
+	// rows no key names (group.go).
+	touched map[rowKey]bool
+	opaque  bool
 }
 
 // conflictError names the record a collision was found on. It wraps
@@ -96,7 +102,7 @@ func newTx(ctx context.Context, s *Store, conn, reads dbtx, hot map[rowKey]bool,
 	}
 	t := &tx{conn: conn}
 	t.readTx = readTx{ctx: ctx, s: s, q: reads, w: conn, err: &t.err,
-		track: &tracker{reads: map[rowKey]string{}, wrote: map[rowKey]bool{}, hot: hot, cache: cache, written: map[rowKey][]byte{}}}
+		track: &tracker{reads: map[rowKey]string{}, wrote: map[rowKey]bool{}, hot: hot, cache: cache, written: map[rowKey][]byte{}, touched: map[rowKey]bool{}}}
 	return t
 }
 
@@ -144,7 +150,10 @@ func (r *readTx) getRaw(t *table, k, kind, ref string) ([]byte, error) {
 	err := q.QueryRow(r.ctx, sql, k).Scan(&xmin, &sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		r.noteRead(t, k, "")
-		if r.track != nil && !r.track.wrote[rk] {
+		switch {
+		case r.track == nil:
+			r.s.cache.add(rk, version{}) // a snapshot may be older: only where the cache holds nothing
+		case !r.track.wrote[rk]:
 			r.s.cache.put(rk, version{}) // absent, and checked as such
 		}
 		return nil, &core.NotFoundError{Kind: kind, Ref: ref}
@@ -296,8 +305,19 @@ func (t *tx) del(tb *table, k string) error {
 	}, "deleting "+tb.name+" "+k)
 }
 
+// exec sends a write to rows the transaction does not track: such a
+// transaction does not share its commit with others (group.go).
 func (t *tx) exec(sql string, args ...any) error {
 	t.dirty = true
+	t.track.opaque = true
+	return t.write(sql, args, nil, "writing")
+}
+
+// execRow is exec for a write to one row, named by rk for the group
+// commit (group.go); its version is not tracked.
+func (t *tx) execRow(rk rowKey, sql string, args ...any) error {
+	t.dirty = true
+	t.track.touched[rk] = true
 	return t.write(sql, args, nil, "writing")
 }
 
@@ -312,26 +332,66 @@ func (t *tx) unchanged() map[*table][]string {
 	return byTable
 }
 
-// queueValidate queues the statements that check, and share-lock until
-// the commit, every record read and not written; checkValidate reads
-// their results in the same order: a changed record is errConflict.
+// queueValidate queues the statement that checks, and share-locks until
+// the commit, every record read and not written, in every table at once;
+// checkValidate reads its result: a changed record is errConflict.
 func (t *tx) queueValidate(b *pgx.Batch) (order []*table, byTable map[*table][]string) {
 	byTable = t.unchanged()
-	for tb, keys := range byTable {
-		order = append(order, tb)
-		b.Queue(tb.validate, keys)
+	if len(byTable) == 0 {
+		return nil, byTable
 	}
+	for tb := range byTable {
+		order = append(order, tb)
+	}
+	slices.SortFunc(order, func(a, b *table) int { return strings.Compare(a.name, b.name) })
+	args := make([]any, len(order))
+	for i, tb := range order {
+		if keys := byTable[tb]; len(keys) == 1 {
+			args[i] = keys[0]
+		} else {
+			args[i] = keys
+		}
+	}
+	b.Queue(validateSQL(order, byTable), args...)
 	return order, byTable
 }
 
-func (t *tx) checkValidate(res pgx.BatchResults, order []*table, byTable map[*table][]string) error {
-	for _, tb := range order {
-		now, err := collectXmins(res)
-		if err != nil {
-			return err
+// validateSQL reads the row versions of the keys given for each table
+// (the i-th parameter for order[i]: the key, or an array of several) and
+// share-locks them, in one statement: each row comes back as (i, key,
+// xmin). A key alone is compared with =, not = ANY: PostgreSQL then
+// plans the prepared statement once (a generic plan), where an array
+// has it planned again at every run (tens of µs for several tables).
+func validateSQL(order []*table, byTable map[*table][]string) string {
+	cond := func(tb *table, i int) string {
+		if len(byTable[tb]) == 1 {
+			return fmt.Sprintf("k = $%d", i+1)
 		}
+		return fmt.Sprintf("k = ANY($%d)", i+1)
+	}
+	if len(order) == 1 {
+		return fmt.Sprintf("SELECT 0::int4, k, xmin::text FROM %s WHERE %s FOR SHARE", order[0].name, cond(order[0], 0))
+	}
+	ctes := make([]string, len(order))
+	sel := make([]string, len(order))
+	for i, tb := range order {
+		ctes[i] = fmt.Sprintf("v%d AS (SELECT k, xmin::text AS x FROM %s WHERE %s FOR SHARE)", i, tb.name, cond(tb, i))
+		sel[i] = fmt.Sprintf("SELECT %d::int4 AS t, k, x FROM v%d", i, i)
+	}
+	return "WITH " + strings.Join(ctes, ", ") + " " + strings.Join(sel, " UNION ALL ")
+}
+
+func (t *tx) checkValidate(res pgx.BatchResults, order []*table, byTable map[*table][]string) error {
+	if len(order) == 0 {
+		return nil
+	}
+	now, err := collectXmins(res, len(order))
+	if err != nil {
+		return err
+	}
+	for i, tb := range order {
 		for _, k := range byTable[tb] {
-			if now[k] != t.track.reads[rowKey{tb, k}] {
+			if now[i][k] != t.track.reads[rowKey{tb, k}] {
 				return &conflictError{rowKey{tb, k}}
 			}
 		}
@@ -339,19 +399,27 @@ func (t *tx) checkValidate(res pgx.BatchResults, order []*table, byTable map[*ta
 	return nil
 }
 
-func collectXmins(res pgx.BatchResults) (map[string]string, error) {
+// collectXmins reads validateSQL's rows: the versions by table, by key.
+func collectXmins(res pgx.BatchResults, tables int) ([]map[string]string, error) {
 	rows, err := res.Query()
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]string{}
+	out := make([]map[string]string, tables)
+	for i := range out {
+		out[i] = map[string]string{}
+	}
 	for rows.Next() {
+		var i int32
 		var k, xmin string
-		if err := rows.Scan(&k, &xmin); err != nil {
+		if err := rows.Scan(&i, &k, &xmin); err != nil {
 			return nil, err
 		}
-		out[k] = xmin
+		if i < 0 || int(i) >= tables {
+			return nil, fmt.Errorf("validating: a row of table %d of %d", i, tables)
+		}
+		out[i][k] = xmin
 	}
 	return out, rows.Err()
 }

@@ -311,3 +311,52 @@ func testRecovery(t *testing.T, b Backend) {
 		return nil
 	})
 }
+
+// testTokenWithUser: the token and its user, read together, are what a
+// snapshot holds at once, its latest version (a revocation shows at
+// once), and a missing user is no error.
+func testTokenWithUser(t *testing.T, b Backend) {
+	st := open(t, b)
+	r, ok := st.(core.TokenReader)
+	if !ok {
+		t.Fatalf("%T does not read a token with its user (core.TokenReader)", st)
+	}
+	ctx := context.Background()
+	u := userN(1, "ada")
+	u.Roles = []string{api.RoleAdmin}
+	tok := core.Token{ID: "tok_a", UserID: u.ID, Name: "ci", Roles: []string{api.RoleAdmin}, Hash: []byte{1, 2, 3}, CreatedAt: t0}
+	orphan := core.Token{ID: "tok_b", UserID: "u_gone", Name: "orphan", Hash: []byte{4}, CreatedAt: t0}
+	update(t, st, func(tx core.Tx) error {
+		if err := tx.InsertUser(u); err != nil {
+			return err
+		}
+		if err := tx.PutToken(tok); err != nil {
+			return err
+		}
+		return tx.PutToken(orphan)
+	})
+	gotT, gotU, err := r.TokenWithUser(ctx, "tok_a")
+	if err != nil {
+		t.Fatalf("TokenWithUser: %v", err)
+	}
+	same(t, "token", gotT, tok)
+	if gotU.ID != u.ID || gotU.Username != "ada" || !slices.Equal(gotU.Roles, u.Roles) {
+		t.Fatalf("user = %+v, want %+v", gotU, u)
+	}
+	if gotT, gotU, err = r.TokenWithUser(ctx, "tok_b"); err != nil || gotT.ID != "tok_b" || gotU.ID != "" {
+		t.Fatalf("a token whose user is gone: %+v, %+v, %v; want the token, no user, no error", gotT, gotU, err)
+	}
+	_, _, err = r.TokenWithUser(ctx, "tok_none")
+	wantNotFound(t, "missing token", err)
+
+	// Revoked, then deleted: each shows on the next read.
+	revoked := tok
+	revoked.RevokedAt = &t0
+	update(t, st, func(tx core.Tx) error { return tx.PutToken(revoked) })
+	if gotT, _, err = r.TokenWithUser(ctx, "tok_a"); err != nil || gotT.RevokedAt == nil {
+		t.Fatalf("after revoking: %+v, %v; want the revocation", gotT, err)
+	}
+	update(t, st, func(tx core.Tx) error { return tx.DeleteToken(revoked) })
+	_, _, err = r.TokenWithUser(ctx, "tok_a")
+	wantNotFound(t, "deleted token", err)
+}

@@ -52,6 +52,7 @@ func Run(t *testing.T, b Backend) {
 		{"Devices", testDevices},
 		{"Enrolments", testEnrolments},
 		{"TokensAndApprovals", testTokensApprovals},
+		{"TokenWithUser", testTokenWithUser},
 		{"Verifications", testVerifications},
 		{"Policy", testPolicy},
 		{"PolicyFacts", testPolicyFacts},

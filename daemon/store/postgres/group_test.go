@@ -1,0 +1,223 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/core"
+)
+
+// bump adds one to user id's failure count, read from the cache when it
+// holds her, with n audit events named action.0 … action.n-1.
+func bump(st interface {
+	Update(context.Context, func(core.Tx) error) error
+}, id, action string, n int) error {
+	return st.Update(context.Background(), func(tx core.Tx) error {
+		u, err := tx.User(id)
+		if err != nil {
+			return err
+		}
+		u.Failures++
+		if err := tx.PutUser(u); err != nil {
+			return err
+		}
+		for i := range n {
+			ev := &audit.Event{Time: time.Now(), Actor: api.Actor{ID: "system"}, Action: fmt.Sprintf("%s.%d", action, i), Target: api.Target{Type: "user", ID: id}}
+			if err := tx.Audit(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// TestTransactionsThatShareACommitKeepTheirOwnChecks: eight writers on
+// keyfleetd A each add to their own user's count, audited, many times at
+// once, so that A commits them in groups; meanwhile keyfleetd B adds to
+// user 0's count too, so that A's cached copy of her is stale again and
+// again. A group with writer 0's stale read fails as a whole, and its
+// transactions run again: no addition is lost or made twice, and the
+// chain holds every acknowledged transaction's events, together, in one
+// gap-free chain.
+func TestTransactionsThatShareACommitKeepTheirOwnChecks(t *testing.T) {
+	dsn := cluster.Database(t)
+	a, b := openStore(t, dsn), openStore(t, dsn)
+	const writers, rounds = 8, 25
+	id := func(w int) string { return fmt.Sprintf("usr_group%d", w) }
+	err := a.Update(context.Background(), func(tx core.Tx) error {
+		for w := range writers {
+			u := core.User{ID: id(w), Username: fmt.Sprintf("group%d", w), Kind: api.KindPerson, Status: api.UserActive, CreatedAt: t0, UpdatedAt: t0}
+			if err := tx.InsertUser(u); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]bool{}
+	var mu sync.Mutex
+	ack := func(name string) { mu.Lock(); acked[name] = true; mu.Unlock() }
+	var fromB atomic.Int64
+	stop := make(chan struct{})
+	var other sync.WaitGroup
+	other.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			name := fmt.Sprintf("b%d", i)
+			if err := bump(b, id(0), name, 1); err != nil {
+				t.Errorf("keyfleetd B: %v", err)
+				return
+			}
+			fromB.Add(1)
+			ack(name)
+			time.Sleep(time.Millisecond)
+		}
+	})
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range rounds {
+				name := fmt.Sprintf("a%d-%d", w, i)
+				if err := bump(a, id(w), name, 2); err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
+				ack(name)
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	other.Wait()
+
+	grouped := a.Grouped()
+	t.Logf("%d of A's %d transactions shared a commit; %d ran again; B added %d", grouped, writers*rounds, a.Retries(), fromB.Load())
+	if grouped == 0 {
+		t.Fatal("no transactions shared a commit: the test shows nothing")
+	}
+	err = b.View(context.Background(), func(tx core.ReadTx) error {
+		for w := range writers {
+			u, err := tx.User(id(w))
+			if err != nil {
+				return err
+			}
+			want := rounds
+			if w == 0 {
+				want += int(fromB.Load())
+			}
+			if u.Failures != want {
+				return fmt.Errorf("user %d counts %d, want %d: an addition was lost or made twice", w, u.Failures, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for name := range acked {
+		if name[0] == 'b' {
+			delete(acked, name) // one event each, checked by the count above
+		}
+	}
+	checkChain(t, a, acked, 2)
+}
+
+// TestAGroupThatFailsStoresNoneOfItsTransactions: writer 0 now and then
+// renames its user to a name another user has, which PostgreSQL refuses
+// (a unique index). Its transaction fails the group commit it shares:
+// none of the group's changes or events is stored, each of the others
+// runs again alone and is stored once, and writer 0 gets the refusal.
+func TestAGroupThatFailsStoresNoneOfItsTransactions(t *testing.T) {
+	st := openStore(t, cluster.Database(t))
+	const writers, rounds = 8, 20
+	id := func(w int) string { return fmt.Sprintf("usr_group%d", w) }
+	err := st.Update(context.Background(), func(tx core.Tx) error {
+		for w := range writers {
+			u := core.User{ID: id(w), Username: fmt.Sprintf("group%d", w), Kind: api.KindPerson, Status: api.UserActive, CreatedAt: t0, UpdatedAt: t0}
+			if err := tx.InsertUser(u); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]bool{}
+	var mu sync.Mutex
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range rounds {
+				name := fmt.Sprintf("w%d-%d", w, i)
+				taken := w == 0 && i%4 == 3
+				err := st.Update(context.Background(), func(tx core.Tx) error {
+					u, err := tx.User(id(w))
+					if err != nil {
+						return err
+					}
+					u.Failures++
+					if taken {
+						u.Username = "group1"
+					}
+					if err := tx.PutUser(u); err != nil {
+						return err
+					}
+					return tx.Audit(&audit.Event{Time: time.Now(), Actor: api.Actor{ID: "system"}, Action: name + ".0", Target: api.Target{Type: "user", ID: id(w)}})
+				})
+				switch {
+				case taken && err == nil:
+					t.Errorf("%s: renaming to a name taken was stored", name)
+				case taken:
+					refused.Add(1)
+				case err != nil:
+					t.Errorf("%s: %v (another's refusal?)", name, err)
+				default:
+					mu.Lock()
+					acked[name] = true
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d of %d transactions shared a commit; %d ran again; %d refused", st.Grouped(), writers*rounds, st.Retries(), refused.Load())
+	err = st.View(context.Background(), func(tx core.ReadTx) error {
+		for w := range writers {
+			u, err := tx.User(id(w))
+			if err != nil {
+				return err
+			}
+			want := rounds
+			if w == 0 {
+				want -= int(refused.Load())
+			}
+			if u.Failures != want || u.Username != fmt.Sprintf("group%d", w) {
+				return fmt.Errorf("user %d: %s counts %d, want group%d counting %d", w, u.Username, u.Failures, w, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkChain(t, st, acked, 1)
+	if head, want := st.AuditHead().Seq, uint64(len(acked)); head != want {
+		t.Fatalf("the chain has %d events, want %d: a refused transaction's event, or a group's, was stored", head, want)
+	}
+}
