@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/policy"
 )
 
 // DirectoryEntry is one user as a directory source has them, in
@@ -56,6 +57,9 @@ type directoryBatch struct {
 	// members maps a user id to the groups (of a SCIM client) they are in;
 	// nil for an LDAP source.
 	members map[string][]DirectoryGroup
+	// policy is the current policy, read once per transaction
+	// (currentPolicy) when a user is created.
+	policy *batchPolicy
 	// strict: an entry keyfleet cannot take is an error (a SCIM client is
 	// told), not a note in the report (a sync goes on with the others).
 	strict bool
@@ -228,7 +232,7 @@ func (s *Service) createLinked(ctx context.Context, tx Tx, b *directoryBatch, e 
 			return User{}, err
 		}
 	}
-	if err := s.noteNewUser(ctx, tx, u); err != nil {
+	if err := s.noteNewUser(ctx, tx, b, u); err != nil {
 		return User{}, err
 	}
 	if e.Disabled { // a SCIM client creating a user inactive
@@ -243,14 +247,26 @@ func (s *Service) createLinked(ctx context.Context, tx Tx, b *directoryBatch, e 
 // noteNewUser starts the policy's rules for a user just created: what
 // noteEvaluation does, from what is known of a new user (no factor, no
 // exemption, no rule applied yet) rather than read back from the store,
-// which in a large transaction costs a scan of its pending writes.
-func (s *Service) noteNewUser(ctx context.Context, tx Tx, u User) error {
-	n, doc, err := s.currentPolicy(tx)
-	if err != nil {
-		return err
+// which in a large transaction costs a scan of its pending writes. The
+// policy is read once per batch: nothing else changes it within the
+// batch's transaction.
+func (s *Service) noteNewUser(ctx context.Context, tx Tx, b *directoryBatch, u User) error {
+	if b.policy == nil {
+		n, doc, err := s.currentPolicy(tx)
+		if err != nil {
+			return err
+		}
+		b.policy = &batchPolicy{n: n, doc: doc}
 	}
 	facts := PolicyFacts{User: UserFactsOf(u)}
-	return s.recordFirstApplied(ctx, tx, facts.User, n, s.decideFacts(doc, facts, "", s.now()))
+	d := s.decideFacts(b.policy.doc, facts, "", s.now())
+	return s.startRules(ctx, tx, facts.User, b.policy.n, d, nil)
+}
+
+// batchPolicy is a policy version and its document.
+type batchPolicy struct {
+	n   int
+	doc *policy.Document
 }
 
 // access is the groups and roles the source gives a user now: the

@@ -131,6 +131,15 @@ func (s *Service) recordFirstApplied(ctx context.Context, tx Tx, u UserFacts, ve
 	if err != nil {
 		return err
 	}
+	return s.startRules(ctx, tx, u, version, d, cur)
+}
+
+// startRules records the rules d applies newly that are not in cur (the
+// user's first-applied times as stored) and audits them.
+func (s *Service) startRules(ctx context.Context, tx Tx, u UserFacts, version int, d policy.Decision, cur map[string]time.Time) error {
+	if len(d.NewlyApplied) == 0 {
+		return nil
+	}
 	m := maps.Clone(cur)
 	if m == nil {
 		m = map[string]time.Time{}

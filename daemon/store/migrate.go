@@ -16,7 +16,8 @@ import (
 // upgrade brings a store of an older schema to this one, building the
 // indexes it lacks from the records they copy: the policy facts index
 // (pf/, schema 2) and the user and audit indexes (ug/, ur/, us/, uq/,
-// La/, Lc/, schema 3). It runs at open, before anything else reads or
+// La/, Lc/, schema 3); schema 4 reads the audit index entries of schema
+// 3 as they are, and only its number is written. It runs at open, before anything else reads or
 // writes: it drops what a build that was cut short may have left, writes
 // the indexes in batches, and only then records the schema, so an
 // interrupted build starts again at the next open. It reads every user,

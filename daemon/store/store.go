@@ -32,9 +32,11 @@ var _ core.Store = (*Store)(nil)
 // schemaVersion is written at first open; a store from a newer keyfleet is
 // refused rather than misread. Version 2 added the policy facts index
 // (pf/), version 3 the user indexes (ug/, ur/, us/, uq/) and the audit
-// indexes by actor and action (Lc/, La/): an older store is upgraded at
-// open (migrate.go).
-const schemaVersion = "3"
+// indexes by actor and action (Lc/, La/), version 4 audit index entries
+// that file several events of a commit (auditindex.go; a version 3 store
+// reads the same, but an older keyfleetd would miss events in them): an
+// older store is upgraded at open (migrate.go).
+const schemaVersion = "4"
 
 // maxAttempts bounds retries of a transaction that collides with others.
 const maxAttempts = 16
@@ -442,6 +444,7 @@ func (s *Store) commitChained(t *tx) (audit.Head, func() error, error) {
 	s.chainMu.Lock()
 	defer s.chainMu.Unlock()
 	chain := audit.Chain{Head: s.head}
+	var ix auditIndexBatch
 	for _, ev := range t.events {
 		rec, err := chain.Next(ev)
 		if err != nil {
@@ -450,9 +453,10 @@ func (s *Store) commitChained(t *tx) (audit.Head, func() error, error) {
 		if err := t.w.Set(auditKey(rec.Seq), rec.Marshal()); err != nil {
 			return audit.Head{}, nil, err
 		}
-		if err := indexEvent(t.w, ev, rec.Seq); err != nil {
-			return audit.Head{}, nil, err
-		}
+		ix.add(ev, rec.Seq)
+	}
+	if err := ix.write(t.w); err != nil {
+		return audit.Head{}, nil, err
 	}
 	headEntry := badger.NewEntry([]byte(kAuditHead), encodeHead(chain.Head))
 	if err := t.w.SetEntry(headEntry); err != nil {
@@ -639,19 +643,11 @@ func (b badgerLogger) Infof(f string, a ...any) {
 func (b badgerLogger) Debugf(f string, a ...any) {}
 
 // indexEvent files the event with sequence number seq in the audit
-// indexes: by target, actor and action.
+// indexes (auditindex.go) on its own.
 func indexEvent(w setter, ev *audit.Event, seq uint64) error {
-	for _, x := range []struct{ prefix, value string }{
-		{pAuditTarget, ev.Target.ID}, {pAuditActor, ev.Actor.ID}, {pAuditAction, ev.Action},
-	} {
-		if x.value == "" {
-			continue
-		}
-		if err := w.Set(auditIndexKey(x.prefix, x.value, seq), nil); err != nil {
-			return err
-		}
-	}
-	return nil
+	var ix auditIndexBatch
+	ix.add(ev, seq)
+	return ix.write(w)
 }
 
 // backOff waits a random moment before retry attempt n (1, 2, …): up to

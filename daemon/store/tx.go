@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -268,27 +267,6 @@ func (r *readTx) AuditRecord(seq uint64) (audit.Record, error) {
 
 // auditIndexPrefixes are the audit indexes by field.
 var auditIndexPrefixes = map[core.AuditField]string{core.AuditTarget: pAuditTarget, core.AuditActor: pAuditActor, core.AuditAction: pAuditAction}
-
-func (r *readTx) AuditBy(field core.AuditField, value string, after uint64, limit int) ([]uint64, error) {
-	p, ok := auditIndexPrefixes[field]
-	if !ok {
-		return nil, fmt.Errorf("%w: audit events are not indexed by %q", core.ErrInvalid, field)
-	}
-	if after == math.MaxUint64 || value == "" {
-		return nil, nil // nothing is after it (and after+1 would wrap to 0)
-	}
-	prefix := key(p, value, "/")
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix, opts.PrefetchValues = prefix, false
-	it := r.txn.NewIterator(opts)
-	defer it.Close()
-	var out []uint64
-	for it.Seek(append(bytes.Clone(prefix), seqBytes(after+1)...)); it.Valid() && len(out) < limit; it.Next() {
-		k := it.Item().Key()
-		out = append(out, uint64FromBytes(k[len(prefix):]))
-	}
-	return out, nil
-}
 
 func (t *tx) InsertUser(u core.User) error {
 	ok, err := exists(t.txn, key(pUsername, u.Username))

@@ -450,9 +450,86 @@ func testAuditIndexes(t *testing.T, st Store) {
 			})
 		})
 	}
+	testAuditIndexPaging(t, st)
 	view(t, st, func(tx core.ReadTx) error {
 		if _, err := tx.AuditBy("request_id", "x", 0, 10); !errors.Is(err, core.ErrInvalid) {
 			t.Errorf("AuditBy an unindexed field: %v, want ErrInvalid", err)
+		}
+		return nil
+	})
+}
+
+// testAuditIndexPaging: a bulk change audits many events of one actor
+// and action in one commit, between the single events of other commits;
+// paging through them from every point, one or several at a time, finds
+// each once, in order.
+func testAuditIndexPaging(t *testing.T, st Store) {
+	var want []uint64
+	for range 3 {
+		head := st.AuditHead().Seq
+		update(t, st, func(tx core.Tx) error {
+			for i := range 40 {
+				ev := event("bulk.step", fmt.Sprintf("usr_bulk%d", i%7))
+				ev.Actor.ID = "bulk-actor"
+				if i%10 == 3 {
+					ev.Actor.ID, ev.Action = "someone-else", "other.step" // interleaved in the commit
+				}
+				if err := tx.Audit(ev); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		for i := range 40 {
+			if i%10 != 3 {
+				want = append(want, head+uint64(i)+1)
+			}
+		}
+		update(t, st, func(tx core.Tx) error { // a commit in between with one event of the actor
+			ev := event("other.step", "usr_elsewhere")
+			ev.Actor.ID = "bulk-actor"
+			return tx.Audit(ev)
+		})
+		want = append(want, head+41)
+	}
+	for _, limit := range []int{1, 3, 36, 1000} {
+		for _, from := range []uint64{0, want[0] - 1, want[0], want[5], want[35], want[36], want[len(want)-1]} {
+			var got []uint64
+			view(t, st, func(tx core.ReadTx) error {
+				for after := from; ; {
+					page, err := tx.AuditBy(core.AuditActor, "bulk-actor", after, limit)
+					if err != nil {
+						t.Fatalf("AuditBy(actor bulk-actor after %d, limit %d): %v", after, limit, err)
+					}
+					if len(page) > limit {
+						t.Fatalf("AuditBy(limit %d) gave %d", limit, len(page))
+					}
+					got = append(got, page...)
+					if len(page) < limit {
+						return nil
+					}
+					after = page[len(page)-1]
+				}
+			})
+			var exp []uint64
+			for _, s := range want {
+				if s > from {
+					exp = append(exp, s)
+				}
+			}
+			if fmt.Sprint(nonNilSeqs(got)) != fmt.Sprint(nonNilSeqs(exp)) {
+				t.Fatalf("paging by actor from %d, %d at a time:\n got %v\nwant %v", from, limit, got, exp)
+			}
+		}
+	}
+	view(t, st, func(tx core.ReadTx) error {
+		seqs, err := tx.AuditBy(core.AuditTarget, "usr_bulk3", 0, 1000)
+		if err != nil || len(seqs) != 3*6 { // i = 3, 10, 17, 24, 31, 38 in each round
+			t.Errorf("by target usr_bulk3: %v, %v; want 18 events", seqs, err)
+		}
+		seqs, err = tx.AuditBy(core.AuditAction, "other.step", 0, 1000)
+		if err != nil || len(seqs) != 3*4+3 { // i = 3, 13, 23, 33 and the commit in between, each round
+			t.Errorf("by action other.step: %v, %v; want 15 events", seqs, err)
 		}
 		return nil
 	})

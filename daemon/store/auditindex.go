@@ -1,0 +1,142 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/core"
+)
+
+// The audit indexes (Lt/ by target, Lc/ by actor, La/ by action) file
+// the events of one commit that share a value under one key: the
+// sequence number of the last of them is in the key, and the value lists
+// the earlier ones, each as its distance from the one after it (uvarint).
+// The events of one commit have consecutive sequence numbers (they are
+// chained under one lock), so the ranges of two entries never overlap
+// and key order is event order. An entry with an empty value, as schema
+// 3 wrote them and as the upgrade from schema 2 writes them, files one
+// event. A directory sync that creates 500 users in a commit writes one
+// entry by actor and one by action for each kind of event, instead of
+// one per event: the entries were half of what an audited creation
+// wrote to the store.
+
+// auditIndexBatch gathers the index entries of one commit's events.
+type auditIndexBatch struct {
+	keys []string   // prefix, value and "/" of each entry, in first-seen order
+	seqs [][]uint64 // the events filed under keys[i], in order
+	at   map[string]int
+}
+
+// add files the event with sequence number seq under its target, actor
+// and action.
+func (b *auditIndexBatch) add(ev *audit.Event, seq uint64) {
+	for _, x := range [...]struct{ prefix, value string }{
+		{pAuditTarget, ev.Target.ID}, {pAuditActor, ev.Actor.ID}, {pAuditAction, ev.Action},
+	} {
+		if x.value == "" {
+			continue
+		}
+		k := x.prefix + x.value + "/"
+		i, ok := b.at[k]
+		if !ok {
+			if b.at == nil {
+				b.at = map[string]int{}
+			}
+			i = len(b.keys)
+			b.at[k] = i
+			b.keys = append(b.keys, k)
+			b.seqs = append(b.seqs, nil)
+		}
+		b.seqs[i] = append(b.seqs[i], seq)
+	}
+}
+
+// write sets the gathered entries.
+func (b *auditIndexBatch) write(w setter) error {
+	for i, k := range b.keys {
+		seqs := b.seqs[i]
+		last := seqs[len(seqs)-1]
+		if err := w.Set(append([]byte(k), seqBytes(last)...), encodeEarlier(seqs)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// encodeEarlier is the value of an index entry filing seqs (ascending):
+// the distance of each but the last from the one after it, newest first.
+// One event: nil.
+func encodeEarlier(seqs []uint64) []byte {
+	if len(seqs) < 2 {
+		return nil
+	}
+	out := make([]byte, 0, len(seqs)-1)
+	for i := len(seqs) - 1; i > 0; i-- {
+		out = binary.AppendUvarint(out, seqs[i]-seqs[i-1])
+	}
+	return out
+}
+
+// errAuditIndex: an audit index entry's value does not decode.
+var errAuditIndex = errors.New("audit index entry is damaged")
+
+// decodeEntry appends to out the sequence numbers an entry files (last
+// in its key, the earlier ones in v), ascending, those after after only.
+func decodeEntry(out []uint64, last uint64, v []byte, after uint64) ([]uint64, error) {
+	start := len(out)
+	out = append(out, last)
+	for s := last; len(v) > 0; {
+		d, n := binary.Uvarint(v)
+		if n <= 0 || d == 0 || d > s {
+			return nil, errAuditIndex
+		}
+		v, s = v[n:], s-d
+		if s <= after {
+			break // the rest are earlier still
+		}
+		out = append(out, s)
+	}
+	slices.Reverse(out[start:])
+	return out, nil
+}
+
+func (r *readTx) AuditBy(field core.AuditField, value string, after uint64, limit int) ([]uint64, error) {
+	p, ok := auditIndexPrefixes[field]
+	if !ok {
+		return nil, fmt.Errorf("%w: audit events are not indexed by %q", core.ErrInvalid, field)
+	}
+	if after == math.MaxUint64 || value == "" || limit <= 0 {
+		return nil, nil // nothing is after it (and after+1 would wrap to 0)
+	}
+	prefix := key(p, value, "/")
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix, opts.PrefetchValues = prefix, false
+	it := r.txn.NewIterator(opts)
+	defer it.Close()
+	var out []uint64
+	// The first entry whose last event is after after holds every event
+	// after it that an earlier entry could.
+	for it.Seek(append(bytes.Clone(prefix), seqBytes(after+1)...)); it.Valid() && len(out) < limit; it.Next() {
+		item := it.Item()
+		k := item.Key()
+		if len(k) != len(prefix)+8 {
+			continue // the entry of a value that starts with this one and a "/"
+		}
+		err := item.Value(func(v []byte) error {
+			var err error
+			out, err = decodeEntry(out, uint64FromBytes(k[len(prefix):]), v, after)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %q: restore the store from a backup", err, k)
+		}
+	}
+	return out[:min(len(out), limit)], nil
+}
