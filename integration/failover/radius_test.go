@@ -20,8 +20,9 @@ const nasSecret = "correct-horse-battery-staple-42"
 
 // radiusNodes sets up n keyfleetd on one database with the RADIUS
 // listener on a free loopback port each, the test's radclient as the
-// client vpn-gw1, and returns them with their RADIUS addresses.
-func radiusNodes(t *testing.T, n int) (nodes []*kftest.Daemon, addrs []string, admin string) {
+// client vpn-gw1, and returns them with their RADIUS addresses. userBurst
+// is radius.rate_limit.user_burst, counted across all of them.
+func radiusNodes(t *testing.T, n, userBurst int) (nodes []*kftest.Daemon, addrs []string, admin string) {
 	t.Helper()
 	dirs, _, admin := setup(t, n)
 	secret := filepath.Join(t.TempDir(), "nas.secret")
@@ -30,9 +31,10 @@ func radiusNodes(t *testing.T, n int) (nodes []*kftest.Daemon, addrs []string, a
 	}
 	for _, d := range dirs {
 		kftest.EditConfig(t, d, map[string]string{
-			"radius.enabled": "true",
-			"radius.listen":  "127.0.0.1:0",
-			"radius.clients": fmt.Sprintf("[{name: vpn-gw1, networks: [127.0.0.1], secret_file: %s}]", strconv.Quote(secret)),
+			"radius.enabled":               "true",
+			"radius.listen":                "127.0.0.1:0",
+			"radius.clients":               fmt.Sprintf("[{name: vpn-gw1, networks: [127.0.0.1], secret_file: %s}]", strconv.Quote(secret)),
+			"radius.rate_limit.user_burst": strconv.Itoa(userBurst),
 		})
 	}
 	nodes = serveAll(t, dirs)
@@ -111,7 +113,7 @@ func radclient(t *testing.T, addr, user, password string, more ...string) reply 
 // audited with the NAS identifier and the calling station. Then A is
 // killed with a challenge open, and B takes its answer.
 func TestARadiusChallengeAskedByOneKeyfleetdIsAnsweredOnAnother(t *testing.T) {
-	nodes, addrs, admin := radiusNodes(t, 2)
+	nodes, addrs, admin := radiusNodes(t, 2, 30) // ivy sends more than the default burst in a minute
 	a, b := addrs[0], addrs[1]
 	nodes[0].MustCall(201, admin, "POST", "/v1/users", api.CreateUser{Username: "ivy"}, nil)
 	addTOTP(t, nodes[0], admin, "ivy", "192.0.2.10")
@@ -182,8 +184,8 @@ func checkRadiusAudit(t *testing.T, d *kftest.Daemon, admin, action string, n in
 // one user's attempts over both keyfleetd gets no more than the user's
 // burst in all: the buckets are in the database.
 func TestARadiusUsersRateLimitHoldsAcrossKeyfleetd(t *testing.T) {
-	nodes, addrs, _ := radiusNodes(t, 2)
 	const burst = 6 // radius.rate_limit.user_burst's default; 0.2/s refills one in 5 s
+	nodes, addrs, _ := radiusNodes(t, 2, burst)
 	for i := range burst {
 		r := radclient(t, addrs[i%2], "ivy", "000000")
 		if r.code != "Access-Reject" || strings.Contains(r.attrs["Reply-Message"], "Too many") {
