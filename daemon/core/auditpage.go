@@ -128,29 +128,11 @@ func (s *Service) auditIndexedNewest(ctx context.Context, q AuditQuery, field Au
 	var out AuditPage
 	last := min(s.store.AuditHead().Seq, q.Before-1) // only what is on disk
 	err := s.store.View(ctx, func(tx ReadTx) error {
-		var seqs []uint64
-		for after := uint64(0); ; {
-			page, err := tx.AuditBy(field, value, after, MaxPageSize)
-			if err != nil {
-				return err
-			}
-			for _, seq := range page {
-				if seq <= last {
-					seqs = append(seqs, seq)
-				}
-			}
-			if len(seqs) > 2*maxAuditScan { // keep the newest: entries are cheap, events are not
-				seqs = append(seqs[:0], seqs[len(seqs)-maxAuditScan:]...)
-			}
-			if len(page) < MaxPageSize || page[len(page)-1] > last {
-				break
-			}
-			after = page[len(page)-1]
+		seqs, err := tx.AuditByBefore(field, value, last+1, maxAuditScan)
+		if err != nil {
+			return err
 		}
-		if len(seqs) > maxAuditScan {
-			seqs = seqs[len(seqs)-maxAuditScan:]
-		}
-		for i := len(seqs) - 1; i >= 0; i-- {
+		for i := range seqs {
 			r, err := tx.AuditRecord(seqs[i])
 			if err != nil {
 				return err

@@ -51,6 +51,10 @@ type ReadTx interface {
 	// value, oldest first, after the given seq, up to limit. An empty
 	// value finds nothing.
 	AuditBy(field AuditField, value string, after uint64, limit int) ([]uint64, error)
+	// AuditByBefore lists the sequence numbers of the events whose field
+	// has value, newest first, below before, up to limit: the newest
+	// events of a target or actor without reading its older ones.
+	AuditByBefore(field AuditField, value string, before uint64, limit int) ([]uint64, error)
 	AuditRecord(seq uint64) (audit.Record, error)
 	Verification(id string) (Verification, error)
 	PolicyReadTx

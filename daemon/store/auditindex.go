@@ -140,3 +140,58 @@ func (r *readTx) AuditBy(field core.AuditField, value string, after uint64, limi
 	}
 	return out[:min(len(out), limit)], nil
 }
+
+func (r *readTx) AuditByBefore(field core.AuditField, value string, before uint64, limit int) ([]uint64, error) {
+	p, ok := auditIndexPrefixes[field]
+	if !ok {
+		return nil, fmt.Errorf("%w: audit events are not indexed by %q", core.ErrInvalid, field)
+	}
+	if before == 0 || value == "" || limit <= 0 {
+		return nil, nil
+	}
+	prefix := key(p, value, "/")
+	var out []uint64
+	// take adds an entry's events below before, newest first.
+	take := func(item *badger.Item) error {
+		k := item.Key()
+		if len(k) != len(prefix)+8 {
+			return nil // the entry of a value that starts with this one and a "/"
+		}
+		return item.Value(func(v []byte) error {
+			seqs, err := decodeEntry(nil, uint64FromBytes(k[len(prefix):]), v, 0)
+			if err != nil {
+				return fmt.Errorf("%w: %q: restore the store from a backup", err, k)
+			}
+			for i := len(seqs) - 1; i >= 0 && len(out) < limit; i-- {
+				if seqs[i] < before {
+					out = append(out, seqs[i])
+				}
+			}
+			return nil
+		})
+	}
+	// The first entry whose last event is at or after before may file
+	// events of its commit below it; every other one is wholly below.
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix, opts.PrefetchValues = prefix, false
+	it := r.txn.NewIterator(opts)
+	for it.Seek(append(bytes.Clone(prefix), seqBytes(before)...)); it.Valid(); it.Next() {
+		if len(it.Item().Key()) == len(prefix)+8 {
+			if err := take(it.Item()); err != nil {
+				it.Close()
+				return nil, err
+			}
+			break
+		}
+	}
+	it.Close()
+	opts.Reverse = true
+	back := r.txn.NewIterator(opts)
+	defer back.Close()
+	for back.Seek(append(bytes.Clone(prefix), seqBytes(before-1)...)); back.Valid() && len(out) < limit; back.Next() {
+		if err := take(back.Item()); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -153,6 +153,31 @@ func (r *readTx) AuditBy(field core.AuditField, value string, after uint64, limi
 	return out, r.fail2(rows.Err())
 }
 
+func (r *readTx) AuditByBefore(field core.AuditField, value string, before uint64, limit int) ([]uint64, error) {
+	col, ok := auditColumns[field]
+	if !ok {
+		return nil, fmt.Errorf("%w: audit events are not indexed by %q", core.ErrInvalid, field)
+	}
+	if value == "" || limit <= 0 || before == 0 {
+		return nil, nil
+	}
+	rows, err := r.q.Query(r.ctx, "SELECT seq FROM audit WHERE "+col+" = $1 AND "+col+" <> '' AND seq < $2 ORDER BY seq DESC LIMIT $3",
+		value, int64(min(before, math.MaxInt64)), limit)
+	if err != nil {
+		return nil, r.fail(err)
+	}
+	defer rows.Close()
+	var out []uint64
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, err
+		}
+		out = append(out, uint64(seq))
+	}
+	return out, r.fail2(rows.Err())
+}
+
 // fail2 is fail for a possibly nil error.
 func (r *readTx) fail2(err error) error {
 	if err == nil {

@@ -522,6 +522,7 @@ func testAuditIndexPaging(t *testing.T, st Store) {
 			}
 		}
 	}
+	testAuditIndexNewestFirst(t, st, want)
 	view(t, st, func(tx core.ReadTx) error {
 		seqs, err := tx.AuditBy(core.AuditTarget, "usr_bulk3", 0, 1000)
 		if err != nil || len(seqs) != 3*6 { // i = 3, 10, 17, 24, 31, 38 in each round
@@ -530,6 +531,68 @@ func testAuditIndexPaging(t *testing.T, st Store) {
 		seqs, err = tx.AuditBy(core.AuditAction, "other.step", 0, 1000)
 		if err != nil || len(seqs) != 3*4+3 { // i = 3, 13, 23, 33 and the commit in between, each round
 			t.Errorf("by action other.step: %v, %v; want 15 events", seqs, err)
+		}
+		return nil
+	})
+}
+
+// testAuditIndexNewestFirst: AuditByBefore pages back through the bulk
+// actor's events (want, ascending) from every point, one or several at a
+// time, newest first, finding each once, including the events of a bulk
+// commit below a point inside it.
+func testAuditIndexNewestFirst(t *testing.T, st Store, want []uint64) {
+	for _, limit := range []int{1, 3, 36, 1000} {
+		for _, from := range []uint64{want[len(want)-1] + 1000, want[len(want)-1] + 1, want[len(want)-1], want[40], want[37], want[5], want[0] + 1, want[0], 1} {
+			var got []uint64
+			view(t, st, func(tx core.ReadTx) error {
+				for before := from; ; {
+					page, err := tx.AuditByBefore(core.AuditActor, "bulk-actor", before, limit)
+					if err != nil {
+						t.Fatalf("AuditByBefore(actor bulk-actor below %d, limit %d): %v", before, limit, err)
+					}
+					if len(page) > limit {
+						t.Fatalf("AuditByBefore(limit %d) gave %d", limit, len(page))
+					}
+					got = append(got, page...)
+					if len(page) < limit {
+						return nil
+					}
+					before = page[len(page)-1]
+				}
+			})
+			var exp []uint64
+			for i := len(want) - 1; i >= 0; i-- {
+				if want[i] < from {
+					exp = append(exp, want[i])
+				}
+			}
+			if fmt.Sprint(nonNilSeqs(got)) != fmt.Sprint(nonNilSeqs(exp)) {
+				t.Fatalf("paging back by actor from below %d, %d at a time:\n got %v\nwant %v", from, limit, got, exp)
+			}
+		}
+	}
+	view(t, st, func(tx core.ReadTx) error {
+		for _, tt := range []struct {
+			field         core.AuditField
+			value         string
+			before        uint64
+			limit         int
+			wantNone      bool
+			wantInvalidFn bool
+		}{
+			{core.AuditActor, "", want[len(want)-1] + 1, 10, true, false},
+			{core.AuditActor, "bulk-actor", 0, 10, true, false},
+			{core.AuditActor, "bulk-actor", want[len(want)-1] + 1, 0, true, false},
+			{core.AuditActor, "usr_nobody", want[len(want)-1] + 1, 10, true, false},
+			{"request_id", "x", 10, 10, false, true},
+		} {
+			seqs, err := tx.AuditByBefore(tt.field, tt.value, tt.before, tt.limit)
+			switch {
+			case tt.wantInvalidFn && !errors.Is(err, core.ErrInvalid):
+				t.Errorf("AuditByBefore an unindexed field: %v, want ErrInvalid", err)
+			case tt.wantNone && (err != nil || len(seqs) != 0):
+				t.Errorf("AuditByBefore(%s %q below %d, limit %d) = %v, %v; want nothing", tt.field, tt.value, tt.before, tt.limit, seqs, err)
+			}
 		}
 		return nil
 	})
