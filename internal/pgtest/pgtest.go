@@ -1,8 +1,9 @@
 // Package pgtest runs a private PostgreSQL cluster for tests: initdb in a
 // temporary folder, owned by the unprivileged postgres user when the tests
 // run as root, started on a free loopback port, polled until it accepts
-// connections, and stopped by its own pg_ctl when the tests end. One
-// cluster serves a whole test binary (start it from TestMain); each test
+// connections, and stopped by its own pg_ctl when the tests end (one left
+// running by a test binary that was killed is stopped by the next Start,
+// which finds its test process gone). One cluster serves a whole test binary (start it from TestMain); each test
 // gets a database of its own.
 //
 // A missing PostgreSQL fails the tests, naming the Debian package to
@@ -56,8 +57,13 @@ func Start() (*Cluster, error) {
 	if _, err := os.Stat(filepath.Join(BinDir, "initdb")); err != nil {
 		return nil, ErrMissing
 	}
+	reapOrphans()
 	dir, err := os.MkdirTemp("", "keyfleet-pg-")
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	c := &Cluster{dir: dir}
@@ -76,6 +82,40 @@ func Start() (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// ownerFile names, in a cluster's folder, the test process it serves.
+const ownerFile = "owner.pid"
+
+// reapOrphans stops and removes the clusters whose test process is gone
+// (killed by a timeout or Ctrl-C before its Stop ran), so that they do
+// not run on. A folder without an owner, or whose owner lives, is left.
+func reapOrphans() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "keyfleet-pg-*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || processAlive(pid) {
+			continue
+		}
+		c := &Cluster{dir: dir}
+		if os.Geteuid() == 0 {
+			c.run = []string{"runuser", "-u", "postgres", "--"}
+		}
+		if _, err := os.Stat(filepath.Join(c.data(), "postmaster.pid")); err == nil {
+			c.cmd("pg_ctl", "-D", c.data(), "-m", "immediate", "-w", "stop").Run()
+		}
+		os.RemoveAll(dir)
+	}
+}
+
+// processAlive reports whether a process with pid exists.
+func processAlive(pid int) bool {
+	_, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid)))
+	return err == nil
 }
 
 // Keep starts the cluster kept in dir, making it there the first time:
