@@ -137,7 +137,12 @@ func (r *readTx) AuditBy(field core.AuditField, value string, after uint64, limi
 	if value == "" || limit <= 0 || after > math.MaxInt64 {
 		return nil, nil
 	}
-	rows, err := r.q.Query(r.ctx, "SELECT seq FROM audit WHERE "+col+" = $1 AND "+col+" <> '' AND seq > $2 ORDER BY seq LIMIT $3", value, int64(after), limit)
+	return r.auditSeqs("SELECT seq FROM audit WHERE "+col+" = $1 AND "+col+" <> '' AND seq > $2 ORDER BY seq LIMIT $3", value, int64(after), limit)
+}
+
+// auditSeqs runs a query listing audit sequence numbers.
+func (r *readTx) auditSeqs(sql string, args ...any) ([]uint64, error) {
+	rows, err := r.q.Query(r.ctx, sql, args...)
 	if err != nil {
 		return nil, r.fail(err)
 	}
@@ -161,21 +166,8 @@ func (r *readTx) AuditByBefore(field core.AuditField, value string, before uint6
 	if value == "" || limit <= 0 || before == 0 {
 		return nil, nil
 	}
-	rows, err := r.q.Query(r.ctx, "SELECT seq FROM audit WHERE "+col+" = $1 AND "+col+" <> '' AND seq < $2 ORDER BY seq DESC LIMIT $3",
+	return r.auditSeqs("SELECT seq FROM audit WHERE "+col+" = $1 AND "+col+" <> '' AND seq < $2 ORDER BY seq DESC LIMIT $3",
 		value, int64(min(before, math.MaxInt64)), limit)
-	if err != nil {
-		return nil, r.fail(err)
-	}
-	defer rows.Close()
-	var out []uint64
-	for rows.Next() {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
-			return nil, err
-		}
-		out = append(out, uint64(seq))
-	}
-	return out, r.fail2(rows.Err())
 }
 
 // fail2 is fail for a possibly nil error.
