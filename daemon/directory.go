@@ -12,7 +12,7 @@ import (
 // buildDirectory makes the directory sources the configuration names:
 // the LDAP sync and the SCIM service provider (docs/directory.md).
 func (s *Server) buildDirectory() error {
-	d, err := directory.New(s.cfg.Directory, s.svc, s.cfg.Web.Origin, directory.Options{Logger: s.log})
+	d, err := directory.New(s.cfg.Directory, s.svc, s.cfg.Web.Origin, directory.Options{Logger: s.log, Registerer: s.reg})
 	if err != nil {
 		return err
 	}
@@ -20,12 +20,14 @@ func (s *Server) buildDirectory() error {
 	return nil
 }
 
-// withSCIM serves /scim/v2 beside everything else, when SCIM is enabled.
+// withSCIM serves /scim/v2 beside everything else, when SCIM is enabled,
+// with the API's request ids, log lines and request metrics.
 func (s *Server) withSCIM(next http.Handler) http.Handler {
 	h := s.dir.SCIM()
 	if h == nil {
 		return next
 	}
+	h = s.api.Observed(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == scim.Prefix || strings.HasPrefix(r.URL.Path, scim.Prefix+"/") {
 			h.ServeHTTP(w, r)

@@ -30,6 +30,7 @@ import (
 	"github.com/keyfleet/keyfleet/api/client"
 	"github.com/keyfleet/keyfleet/attest/attesttest"
 	"github.com/keyfleet/keyfleet/daemon"
+	dt "github.com/keyfleet/keyfleet/daemon/directory/directorytest"
 )
 
 const (
@@ -94,8 +95,9 @@ func TestEveryFaultSeriesHasAnAlertAndAPanel(t *testing.T) {
 }
 
 // TestRulesAndDashboardMatchARecordedKeyfleetd records the metrics of a
-// real keyfleetd (an event sink, the TOTP plugin and an extra attestation
-// root configured, a few requests made) and checks against them: the
+// real keyfleetd (an event sink, the TOTP plugin, an extra attestation
+// root and an LDAP directory on a private slapd configured, a few
+// requests made) and checks against them: the
 // scrape passes promtool check metrics; every query of the rules and the
 // dashboard parses and names only metrics and labels keyfleetd publishes;
 // and the rules, run by promtool over the recorded series, fire nothing
@@ -129,8 +131,11 @@ func recordScrape(t *testing.T) string {
 	plugins, sum := buildPlugin(t)
 	root := filepath.Join(work, "root.pem")
 	os.WriteFile(root, attesttest.NewCA(t).RootPEM(), 0o644)
+	ldap := dt.Start(t, dt.Person{UID: "dora", Name: "Dora D", Mail: "dora@example.org"}.LDIF())
 	cfg := fmt.Sprintf("attestation:\n  piv_roots: [%s]\nevents:\n  sinks:\n    - {name: archive, type: file, file: {path: %s}}\nplugins:\n  dir: %s\n  plugins:\n    - {name: keyfleet-plugin-totp, sha256: %s}\n",
-		root, filepath.Join(work, "events.jsonl"), plugins, sum)
+		root, filepath.Join(work, "events.jsonl"), plugins, sum) +
+		fmt.Sprintf("directory:\n  ldap:\n    name: corp\n    url: %s\n    start_tls: true\n    ca_file: %s\n    bind_dn: %s\n    bind_password_file: %s\n    user_base: %s\n    group_base: %s\n",
+			ldap.URL, ldap.CAFile, dt.ReaderDN, ldap.PasswordFile, dt.People, dt.Groups)
 	os.WriteFile(daemon.ConfigPath(dir), []byte(cfg), 0o600)
 	var c daemon.Config
 	if err := c.LoadFile(daemon.ConfigPath(dir)); err != nil {
@@ -171,12 +176,13 @@ func recordScrape(t *testing.T) string {
 			resp.Body.Close()
 			text = string(b)
 			if strings.Contains(text, "keyfleet_audit_chain_broken 0") && strings.Contains(text, `keyfleet_events_lag{sink="archive",type="file"} 0`+"\n") &&
-				strings.Contains(text, `keyfleet_audit_events_total{action="user.create"} 1`) {
+				strings.Contains(text, `keyfleet_audit_events_total{action="user.create"} 2`) && // recorded and dora, from the directory
+				strings.Contains(text, `keyfleet_directory_last_sync_failed{source="corp"} 0`) {
 				return text
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the scrape never showed the chain check and the sink's deliveries:\n%s", text)
+			t.Fatalf("the scrape never showed the chain check, the sink's deliveries and a directory sync:\n%s", text)
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval
 	}

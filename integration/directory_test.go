@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"os"
@@ -88,6 +89,27 @@ func TestKeyfleetdSyncsTheDirectoryItIsConfiguredWith(t *testing.T) {
 	var e struct{ Schemas []string }
 	if st := d.call(adminToken(t, dir), "GET", "/scim/v2/Users", nil, &e); st != http.StatusForbidden || len(e.Schemas) != 1 || e.Schemas[0] != "urn:ietf:params:scim:api:messages:2.0:Error" {
 		t.Fatalf("an admin token at /scim/v2: %d %v", st, e)
+	}
+	// SCIM's requests are observed as the API's are: an id, no caching, a
+	// log line and the request metrics; the syncs are on /metrics too.
+	resp, _ := d.raw("", "GET", "/scim/v2/Groups", nil)
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("X-Request-Id") == "" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("SCIM without a token: %d, headers %v", resp.StatusCode, resp.Header)
+	}
+	_, m := d.raw("", "GET", "/metrics", nil)
+	for _, want := range []string{
+		`keyfleet_http_requests_total{code="403",method="GET",route="/scim/v2/Users"} 1`,
+		`keyfleet_http_requests_total{code="401",method="GET",route="/scim/v2/Groups"} 1`,
+		`keyfleet_directory_syncs_total{mode="full",outcome="ok",source="corp"}`,
+		`keyfleet_directory_changes_total{change="disabled",source="corp"} 1`,
+		`keyfleet_directory_last_sync_failed{source="corp"} 0`,
+	} {
+		if !bytes.Contains(m, []byte(want)) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if !strings.Contains(d.log(), `"path":"/scim/v2/Groups","status":401`) {
+		t.Errorf("no log line for the SCIM request:\n%s", d.log())
 	}
 	var ov api.DirectoryOverview
 	if st := d.call(adminToken(t, dir), "GET", "/v1/directory/status", nil, &ov); st != 200 || len(ov.Sources) != 1 || ov.Sources[0].NextSyncAt == nil {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
 )
@@ -61,6 +63,7 @@ type Syncer struct {
 	rd  reader
 	log *slog.Logger
 	now func() time.Time
+	met *syncMetrics
 
 	mu       sync.Mutex // held by a running sync
 	nextMu   sync.Mutex
@@ -72,6 +75,9 @@ type Syncer struct {
 type Options struct {
 	Logger *slog.Logger     // default discards
 	Now    func() time.Time // default time.Now
+	// Registerer publishes the sync's series (keyfleet_directory_…);
+	// nil publishes none.
+	Registerer prometheus.Registerer
 	// PageHook runs after each page of each LDAP search, with the entries
 	// read by that search so far (tests stop the directory mid-read).
 	PageHook func(entries int)
@@ -112,7 +118,8 @@ func newSyncer(cfg *LDAPConfig, svc *core.Service, rd reader, o Options) *Syncer
 	slices.Sort(src.ManagedGroups)
 	slices.Sort(src.ManagedRoles)
 	return &Syncer{cfg: cfg, svc: svc, p: core.DirectoryPrincipal(cfg.Name), src: src, rd: rd,
-		log: o.Logger.With("component", "directory", "source", cfg.Name), now: o.Now}
+		log: o.Logger.With("component", "directory", "source", cfg.Name), now: o.Now,
+		met: newSyncMetrics(o.Registerer, cfg.Name, cfg.Interval.Duration)}
 }
 
 // Name is the source's name.
@@ -131,7 +138,12 @@ func (s *Syncer) Sync(ctx context.Context, req api.DirectorySync) (api.Directory
 		return api.DirectorySyncReport{}, fmt.Errorf("%w (%s); wait for it to finish ('keyfleet directory status')", ErrBusy, s.cfg.Name)
 	}
 	defer s.mu.Unlock()
+	// The mode asked for until the read says which it is (an incremental
+	// sync with nothing to start from reads everything).
 	rep := api.DirectorySyncReport{Source: s.cfg.Name, Mode: api.SyncFull, DryRun: req.DryRun, StartedAt: s.now().UTC()}
+	if req.Incremental {
+		rep.Mode = api.SyncIncremental
+	}
 	cursor, err := s.run(ctx, req, &rep)
 	rep.FinishedAt = s.now().UTC()
 	if err != nil {
@@ -142,6 +154,7 @@ func (s *Syncer) Sync(ctx context.Context, req api.DirectorySync) (api.Directory
 			"updated", rep.Updated, "renamed", rep.Renamed, "disabled", rep.Disabled, "enabled", rep.Enabled, "requested", rep.Requested,
 			"took_ms", rep.FinishedAt.Sub(rep.StartedAt).Milliseconds())
 	}
+	s.met.record(rep)
 	if rerr := s.svc.RecordDirectorySync(context.WithoutCancel(ctx), s.p, api.DirectoryLDAP, rep, cursor); rerr != nil {
 		s.log.Warn("recording the directory sync", "err", rerr)
 	}
@@ -154,8 +167,9 @@ func (s *Syncer) run(ctx context.Context, req api.DirectorySync, rep *api.Direct
 	if err != nil {
 		return "", err
 	}
-	if !rd.full {
-		rep.Mode = api.SyncIncremental
+	rep.Mode = api.SyncIncremental
+	if rd.full {
+		rep.Mode = api.SyncFull
 	}
 	rep.Seen = len(rd.entries)
 	for _, p := range rd.problems {

@@ -255,6 +255,23 @@ func withProof(r *http.Request, p *core.Principal) error {
 
 // ServeHTTP adds the request id, limits, logging and metrics around the mux.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.observed(w, r, func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
+		h.mux.ServeHTTP(w, r)
+	})
+}
+
+// Observed serves next with what every API request gets: a request id,
+// the no-store and nosniff headers, the request log line and
+// keyfleet_http_requests_total (by next's mux pattern). For routes served
+// beside the API, such as SCIM's, which keep their own body limit.
+func (h *Handler) Observed(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.observed(w, r, next.ServeHTTP) })
+}
+
+// observed runs serve (a mux, which sets the request's Pattern) inside
+// the request's id, log line and metrics.
+func (h *Handler) observed(w http.ResponseWriter, r *http.Request, serve http.HandlerFunc) {
 	start := time.Now()
 	rid := requestID(r)
 	w.Header().Set("X-Request-Id", rid)
@@ -265,9 +282,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), infoKey{}, info)
 	ctx = core.WithRequest(ctx, core.RequestInfo{ID: rid, Source: source})
 	r = r.WithContext(ctx)
-	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	h.mux.ServeHTTP(sw, r)
+	serve(sw, r)
 	h.metrics.observe(r.Method, r.Pattern, sw.status, time.Since(start))
 	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", sw.status, "duration_ms",
 		float64(time.Since(start).Microseconds()) / 1000, "request_id", rid, "source", source}
