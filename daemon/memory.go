@@ -18,6 +18,13 @@ import (
 // it. store.memtable_mb, store.block_cache_mb and store.index_cache_mb,
 // when set, win over their share, and together must fit in store.memory.
 // A GOMEMLIMIT in the environment wins over the one derived here.
+//
+// Resident memory is more than that: Badger maps its write-ahead logs
+// and its table files, and the table pages that reads touched stay
+// resident (clean page cache, counted in RSS) until the kernel takes them
+// back, which it does only under memory pressure. A memory limit on
+// keyfleetd's control group is that pressure: ServiceMemoryHigh is what
+// the systemd unit's MemoryHigh= should be for a store.memory.
 
 // DefaultStoreMemory is store.memory when unset: 256 MiB, whose shares
 // are Badger's sizes before the setting existed (16 MiB memtables, 64 MiB
@@ -38,6 +45,11 @@ const GCPercent = 400
 // requestRoom is what GOMEMLIMIT allows beyond store.memory: requests in
 // flight, sessions, caches of the domain service.
 const requestRoom = 64 << 20
+
+// mappedRoom is the least ServiceMemoryHigh allows beyond GOMEMLIMIT: the
+// write-ahead logs Badger maps, the plugin processes (15-20 MiB each), and
+// the table pages that the requests of the moment read.
+const mappedRoom = 192 << 20
 
 // Size is a number of bytes, written in YAML and the environment as
 // "256MiB", "1GiB", "512M" or a number of MiB.
@@ -120,4 +132,21 @@ func (c Config) MemoryLimit() int64 {
 		m = DefaultStoreMemory
 	}
 	return int64(m) + requestRoom
+}
+
+// ServiceMemoryHigh is the memory keyfleetd's service, with its plugins,
+// should be let use before the kernel reclaims its pages (systemd's
+// MemoryHigh=, deploy/systemd/keyfleetd.service): twice store.memory, and
+// at least the Go memory limit plus 192 MiB. At the default store.memory
+// of 256 MiB that is 512 MiB, 192 MiB above GOMEMLIMIT: under it the
+// kernel takes back Badger's mapped table pages (clean, read again from
+// disk when needed) rather than let them fill the machine's memory, and
+// the Go heap stays below it (docs/benchmarks.md measures both at a
+// million users).
+func (c Config) ServiceMemoryHigh() int64 {
+	m := c.Store.Memory
+	if m == 0 {
+		m = DefaultStoreMemory
+	}
+	return max(2*int64(m), c.MemoryLimit()+mappedRoom)
 }
