@@ -77,7 +77,9 @@ bench: build
 
 # keyfleetd at an organisation's size: a store of a million imported
 # users (built once, about 1.5 GB, kept in var/bench/large between runs),
-# its lists, audit filters, start-up, audit verify and memory.
+# its lists, audit filters, start-up, audit verify and memory;
+# MEMORY_LIMIT=512M runs keyfleetd in a memory group of that size, as the
+# systemd unit's MemoryHigh does (scripts/bench-lib.sh).
 bench-large: build-pure
 	BIN=$(BIN) scripts/bench-large.sh
 

@@ -136,13 +136,13 @@ func TestStoreMemorySizesTheMemtableAndCaches(t *testing.T) {
 		name                 string
 		yaml                 string
 		memtable, block, idx int64
-		limit                int64
+		limit, high          int64 // GOMEMLIMIT, the unit's MemoryHigh
 	}{
-		{"the default: the sizes before the setting existed", "", 16, 64, 32, 320 << 20},
-		{"a gigabyte", "store:\n  memory: 1GiB\n", 64, 256, 128, 1088 << 20},
-		{"a small budget: the memtable at its least", "store:\n  memory: 64MiB\n", 4, 16, 8, 128 << 20},
-		{"a memtable set wins over its share", "store:\n  memory: 512MiB\n  memtable_mb: 8\n", 8, 128, 64, 576 << 20},
-		{"a config from before the setting keeps its sizes", "store:\n  block_cache_mb: 64\n  index_cache_mb: 32\n  memtable_mb: 16\n", 16, 64, 32, 320 << 20},
+		{"the default: the sizes before the setting existed", "", 16, 64, 32, 320 << 20, 512 << 20},
+		{"a gigabyte", "store:\n  memory: 1GiB\n", 64, 256, 128, 1088 << 20, 2048 << 20},
+		{"a small budget: the memtable at its least", "store:\n  memory: 64MiB\n", 4, 16, 8, 128 << 20, 320 << 20},
+		{"a memtable set wins over its share", "store:\n  memory: 512MiB\n  memtable_mb: 8\n", 8, 128, 64, 576 << 20, 1024 << 20},
+		{"a config from before the setting keeps its sizes", "store:\n  block_cache_mb: 64\n  index_cache_mb: 32\n  memtable_mb: 16\n", 16, 64, 32, 320 << 20, 512 << 20},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,6 +159,9 @@ func TestStoreMemorySizesTheMemtableAndCaches(t *testing.T) {
 			if st := c.Store; st.MemTableMB != tt.memtable || st.BlockCacheMB != tt.block || st.IndexCacheMB != tt.idx || c.MemoryLimit() != tt.limit {
 				t.Fatalf("memtable %d, block cache %d, index cache %d MiB, limit %d; want %d, %d, %d, %d",
 					st.MemTableMB, st.BlockCacheMB, st.IndexCacheMB, c.MemoryLimit(), tt.memtable, tt.block, tt.idx, tt.limit)
+			}
+			if c.ServiceMemoryHigh() != tt.high {
+				t.Fatalf("MemoryHigh for the service %d MiB, want %d", c.ServiceMemoryHigh()>>20, tt.high>>20)
 			}
 		})
 	}

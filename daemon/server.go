@@ -458,8 +458,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(tls.NewListener(ln, s.http.TLSConfig)) }()
-	s.log.Info("keyfleetd serving", "addr", ln.Addr().String(), "data", s.cfg.DataDir, "audit_head", s.store.AuditHead().Seq,
-		"memory_limit_mb", debug.SetMemoryLimit(-1)>>20, "gogc", gcPercent())
+	runtimeLimit := debug.SetMemoryLimit(-1)
+	serving := []any{"addr", ln.Addr().String(), "data", s.cfg.DataDir, "audit_head", s.store.AuditHead().Seq,
+		"memory_limit_mb", runtimeLimit >> 20, "gogc", gcPercent()}
+	group, limited := groupMemoryLimit("/")
+	if limited {
+		serving = append(serving, "service_memory_limit_mb", group>>20)
+	}
+	s.log.Info("keyfleetd serving", serving...)
+	if advice := memoryGroupAdvice(group, runtimeLimit); limited && advice != "" {
+		s.log.Warn(advice, "service_memory_limit_mb", group>>20, "memory_limit_mb", runtimeLimit>>20)
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

@@ -12,11 +12,19 @@
 #     status, and of audit lists filtered by action, actor and target;
 #   - GET /v1/audit/verify over the whole chain (events/s);
 #   - memory under 64 clients verifying TOTP codes through the plugin;
-#   - a second start.
+#   - a second start, and the lists again on it.
 #   BIN=dir       binaries to measure (default bin; make build-pure)
 #   BENCH_DIR=dir where the store is built and kept
 #   USERS=n       imported users (default 1000000); TOTP_USERS=n (default 1000)
 #   RUNS=n        runs (default 1); RUNS=0 only builds the store
+#   MEMORY_LIMIT=512M  keyfleetd and its plugin in a memory group of that
+#                 size, as the systemd unit's MemoryHigh= (bench-lib.sh);
+#                 the group's memory is printed beside the process's
+#   CACHE=cold    each run drops the copied store's pages from the page
+#                 cache before the first start (as after a reboot), so
+#                 that keyfleetd reads, and a memory group is charged
+#                 for, what it maps; CACHE=warm leaves them (charged to
+#                 this script's group, which a MemoryHigh does not reclaim)
 # The store is built by the binaries of the first run; binaries of another
 # version (an older keyfleetd) need a BENCH_DIR of their own.
 set -euo pipefail
@@ -26,6 +34,8 @@ DIR=${BENCH_DIR:-var/bench/large}
 USERS=${USERS:-1000000}
 TOTP_USERS=${TOTP_USERS:-1000}
 RUNS=${RUNS:-1}
+CACHE=${CACHE:-cold}
+[[ $CACHE == cold || $CACHE == warm ]] || { echo "CACHE=$CACHE: cold or warm" >&2; exit 1; }
 mkdir -p "$DIR"
 DIR=$(realpath "$DIR")
 # shellcheck source=scripts/bench-lib.sh
@@ -36,7 +46,7 @@ if [[ ! -e $DIR/built ]]; then
 	rm -rf "$DIR/built-data" "$DIR/built-data.checkpoint" "$DIR/fixture.json"
 	"$BIN/keyfleetd" init --data "$DIR/built-data" >/dev/null
 	install_plugin "$DIR/built-data"
-	KEYFLEET_TRUSTED_PROXIES=127.0.0.1/32 start_daemon "$DIR/built-data" >/dev/null
+	KEYFLEET_TRUSTED_PROXIES=127.0.0.1/32 MEMORY_LIMIT= start_daemon "$DIR/built-data" >/dev/null
 	echo "# building the large store in $DIR: $TOTP_USERS users with two TOTP factors, then $USERS imported"
 	"$LG" fixture "${T[@]}" --users "$TOTP_USERS" --out "$DIR/fixture.json"
 	"$LG" import "${T[@]}" --users "$USERS"
@@ -44,7 +54,25 @@ if [[ ! -e $DIR/built ]]; then
 	touch "$DIR/built"
 fi
 
-echo "# keyfleetd at scale ($("$BIN/keyfleetd" --version)); $(nproc) cores; load average $(cut -d' ' -f1 /proc/loadavg); $(uptime)"
+echo "# keyfleetd at scale ($("$BIN/keyfleetd" --version)); $(nproc) cores; load average $(cut -d' ' -f1 /proc/loadavg); memory limit ${MEMORY_LIMIT:-none}; page cache $CACHE at the first start; $(uptime)"
+# drop_page_cache DIR writes DIR's files out and drops their pages from
+# the page cache (posix_fadvise DONTNEED, through dd), and prints how much
+# of them is still resident.
+drop_page_cache() {
+	find "$1" -type f -exec sync -- {} +
+	find "$1" -type f -exec sh -c 'for f; do dd if="$f" iflag=nocache count=0 status=none; done' sh {} +
+	echo "store pages in the page cache before the start: $(find "$1" -type f -exec fincore --bytes --noheadings --output RES {} + | awk '{ s += $1 } END { printf "%.0f MiB", s / 1048576 }')"
+}
+# lists prints the first page of each user list and audit filter.
+lists() {
+	local q
+	for q in "q=nobody-matches-this" "q=u-09999" "q=USER%200999" "group=auditors-2026" "group=engineering" "role=auditor" "status=disabled"; do
+		"$LG" get "${T[@]}" "${S[@]}" "/v1/users?$q" || true # a failure is printed, and is a figure too
+	done
+	for q in "action=factor.revoke" "action=user.create" "actor=$admin_id" "target=$target_id" "actor=$admin_id&action=factor.revoke"; do
+		"$LG" get "${T[@]}" "${S[@]}" "/v1/audit?$q" || true
+	done
+}
 # measure prints one run's figures.
 measure() {
 	# A copy of the store as the bulk load left it, so that every run
@@ -56,6 +84,7 @@ measure() {
 	cp "$DIR/fixture.json" "$DIR/run-fixture.json"
 	install_plugin "$DATA"
 	echo "store: $(du -sh "$DATA/store" | cut -f1)"
+	[[ $CACHE == warm ]] || drop_page_cache "$DATA"
 	: >"$DIR/keyfleetd.log"
 	echo "## first start after the bulk load"
 	start_daemon "$DATA"
@@ -68,28 +97,32 @@ measure() {
 	done
 	echo "start-up audit check: $(grep -o '"msg":"audit chain[^"]*"[^}]*' "$DIR/keyfleetd.log" | head -1) (seen $(( ($(date +%s%N) - start) / 1000000 )) ms after ready)"
 	"$LG" mem "${T[@]}" "${S[@]}" --label "memory after the start-up check"
+	memory_group_report "memory after the start-up check"
 
 	echo "## lists at $USERS users (first page, 50 items)"
 	admin_id=$("$LG" user-id "${T[@]}" admin)
 	target_id=$("$LG" user-id "${T[@]}" "$(printf 'u-%07d' $((USERS / 2)))")
-	for q in "q=nobody-matches-this" "q=u-09999" "q=USER%200999" "group=auditors-2026" "group=engineering" "role=auditor" "status=disabled"; do
-		"$LG" get "${T[@]}" "${S[@]}" "/v1/users?$q" || true # a failure is printed, and is a figure too
-	done
-	for q in "action=factor.revoke" "action=user.create" "actor=$admin_id" "target=$target_id" "actor=$admin_id&action=factor.revoke"; do
-		"$LG" get "${T[@]}" "${S[@]}" "/v1/audit?$q" || true
-	done
+	lists
 	echo "## audit verify"
 	"$LG" verify-audit "${T[@]}" "${S[@]}" || true
 	"$LG" verify-audit "${T[@]}" "${S[@]}" --full || true
 	echo "## 64 clients verifying TOTP codes through the plugin"
 	"$LG" warm "${T[@]}" "${S[@]}" --fixture "$DIR/run-fixture.json"
+	memory_group_reset_peak
 	"$LG" verify "${T[@]}" "${S[@]}" --fixture "$DIR/run-fixture.json" --mode one-call --clients 64  || true
 	"$LG" mem "${T[@]}" "${S[@]}" --label "memory after the load"
+	memory_group_report "memory after the load"
 	stop_daemon
 	echo "## second start"
 	start_daemon "$DATA"
 	sleep 10
 	"$LG" mem "${T[@]}" --pid "$PID" --label "memory 10 s after the second start"
+	memory_group_report "memory 10 s after the second start"
+	echo "## lists again, on the second start"
+	S=(--pid "$PID")
+	lists
+	"$LG" mem "${T[@]}" "${S[@]}" --label "memory after the lists"
+	memory_group_report "memory after the lists"
 	stop_daemon
 }
 
