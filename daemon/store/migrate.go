@@ -17,8 +17,9 @@ import (
 // indexes it lacks from the records they copy: the policy facts index
 // (pf/, schema 2) and the user and audit indexes (ug/, ur/, us/, uq/,
 // La/, Lc/, schema 3); schema 4 reads the audit index entries of schema
-// 3 as they are, and only its number is written. It runs at open, before anything else reads or
-// writes: it drops what a build that was cut short may have left, writes
+// 3 as they are, and only its number is written; schema 5 files users
+// under fewer search terms, so uq/ is built again from the users. It runs
+// at open, before anything else reads or writes: it drops what a build that was cut short may have left, writes
 // the indexes in batches, and only then records the schema, so an
 // interrupted build starts again at the next open. It reads every user,
 // factor, first-applied record, exemption and audit event once.
@@ -36,6 +37,11 @@ func (s *Store) upgrade() error {
 	}
 	if v == "1" || v == "2" {
 		if err := s.build("users and audit events", []string{pUserGroup, pUserRole, pUserStatus, pUserTerm, pAuditAction, pAuditActor}, indexUsersAndEvents); err != nil {
+			return err
+		}
+	}
+	if v == "3" || v == "4" {
+		if err := s.build("search terms", []string{pUserTerm}, indexUserTerms); err != nil {
 			return err
 		}
 	}
@@ -96,6 +102,20 @@ func indexUsersAndEvents(txn *badger.Txn, wb setter) error {
 			}
 			return indexEvent(wb, &audit.Event{Actor: api.Actor{ID: ev.Actor.ID}, Action: ev.Action}, seq)
 		})
+	})
+}
+
+// indexUserTerms files every user under its search terms.
+func indexUserTerms(txn *badger.Txn, wb setter) error {
+	return scanPrefix(txn, []byte(pUser), false, func(item *badger.Item) error {
+		return item.Value(decodeThen(func(u core.User) error {
+			for _, t := range u.SearchTerms() {
+				if err := wb.Set(userIndexKey(pUserTerm, t, u.Username), []byte(u.ID)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
 	})
 }
 

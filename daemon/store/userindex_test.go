@@ -90,6 +90,68 @@ func TestOpeningASchema2StoreBuildsTheUserAndAuditIndexes(t *testing.T) {
 	})
 }
 
+// A store of schema 4 (or 3) files users under every search term, those
+// that start another included: opening it builds the search terms again,
+// the same as writing them as they went would have, and a query finds
+// each user once, at its longer term.
+func TestOpeningASchema4StoreBuildsTheSearchTermsAgain(t *testing.T) {
+	for _, from := range []string{"3", "4"} {
+		t.Run("from "+from, func(t *testing.T) {
+			dir := t.TempDir()
+			st, svc := openAt(t, dir, nil)
+			ctx := context.Background()
+			var users []core.User
+			for i := range 30 {
+				in := api.CreateUser{Username: fmt.Sprintf("user-%02d", i), DisplayName: fmt.Sprintf("Person %d", i),
+					Email: fmt.Sprintf("user-%02d@ex%d.test", i, i%3)}
+				u, _, err := svc.CreateUser(ctx, admin, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				users = append(users, u)
+			}
+			want := keysUnder(t, st, pUserTerm)
+			if len(want) != 30*4 { // email, its domain, display name, its number
+				t.Fatalf("%d search terms for 30 users; want %d", len(want), 30*4)
+			}
+			err := st.db.Update(func(txn *badger.Txn) error {
+				for _, u := range users { // what schema 4 wrote besides: the username and the display name's first word
+					for _, term := range []string{u.Username, "person"} {
+						if err := txn.Set(userIndexKey(pUserTerm, term, u.Username), []byte(u.ID)); err != nil {
+							return err
+						}
+					}
+				}
+				return txn.Set([]byte(kSchema), []byte(from))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(keysUnder(t, st, pUserTerm)); n != len(want)+60 {
+				t.Fatalf("%d search terms as schema %s; want %d", n, from, len(want)+60)
+			}
+			st.Close()
+			st, _ = openAt(t, dir, nil)
+			defer st.Close()
+			if got := keysUnder(t, st, pUserTerm); !slices.Equal(got, want) {
+				t.Fatalf("after the upgrade the search terms are %d, written as they went %d:\n%q\n%q", len(got), len(want), got, want)
+			}
+			if v, err := st.schema(); err != nil || v != schemaVersion {
+				t.Fatalf("schema %q, %v; want %s", v, err, schemaVersion)
+			}
+			st.View(ctx, func(tx core.ReadTx) error {
+				for q, n := range map[string]int{"user-0": 10, "person": 30, "user-07": 1, "user-07@": 1, "@ex1": 10} {
+					us, _, err := tx.Users(core.UserFilter{Query: q}, core.PageReq{Limit: 100})
+					if err != nil || len(us) != n {
+						t.Errorf("query %q after the upgrade: %d users, %v; want %d", q, len(us), err, n)
+					}
+				}
+				return nil
+			})
+		})
+	}
+}
+
 // A page examines at most core.MaxExamined index entries: a query that
 // matches nobody among more users than that comes back empty with a
 // cursor, and following the cursors finds what there is, once.
