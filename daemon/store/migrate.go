@@ -17,7 +17,8 @@ import (
 // indexes it lacks from the records they copy: the policy facts index
 // (pf/, schema 2) and the user and audit indexes (ug/, ur/, us/, uq/,
 // La/, Lc/, schema 3); schema 4 reads the audit index entries of schema
-// 3 as they are; schema 5 files users under fewer search terms, so uq/ is
+// 3 as they are; schema 5 files users under fewer search terms and not
+// under the role and status nearly all have, so the user indexes are
 // built again from the users, and keeps a user's first-applied times only
 // in the policy facts (pf/<user id>\x00a), so fa/ is copied there and
 // dropped. It runs at open, before anything else reads or writes: it
@@ -48,7 +49,7 @@ func (s *Store) upgrade() error {
 		}
 	}
 	if v == "3" || v == "4" {
-		if err := s.build("search terms", []string{pUserTerm}, indexUserTerms); err != nil {
+		if err := s.build("users", []string{pUserGroup, pUserRole, pUserStatus, pUserTerm}, indexUsers); err != nil {
 			return err
 		}
 	}
@@ -124,11 +125,7 @@ func (s *Store) build(what string, prefixes []string, index func(*badger.Txn, se
 // audit event in the indexes by actor and action (the index by target is
 // as old as the log).
 func indexUsersAndEvents(txn *badger.Txn, wb setter) error {
-	w := batchSetDeleter{wb}
-	err := scanPrefix(txn, []byte(pUser), false, func(item *badger.Item) error {
-		return item.Value(decodeThen(func(u core.User) error { return indexUser(w, nil, u) }))
-	})
-	if err != nil {
+	if err := indexUsers(txn, wb); err != nil {
 		return err
 	}
 	return scanPrefix(txn, []byte(pAudit), false, func(item *badger.Item) error {
@@ -154,17 +151,11 @@ func indexUsersAndEvents(txn *badger.Txn, wb setter) error {
 	})
 }
 
-// indexUserTerms files every user under its search terms.
-func indexUserTerms(txn *badger.Txn, wb setter) error {
+// indexUsers files every user in the user indexes.
+func indexUsers(txn *badger.Txn, wb setter) error {
+	w := batchSetDeleter{wb}
 	return scanPrefix(txn, []byte(pUser), false, func(item *badger.Item) error {
-		return item.Value(decodeThen(func(u core.User) error {
-			for _, t := range u.SearchTerms() {
-				if err := wb.Set(userIndexKey(pUserTerm, t, u.Username), []byte(u.ID)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}))
+		return item.Value(decodeThen(func(u core.User) error { return indexUser(w, nil, u) }))
 	})
 }
 

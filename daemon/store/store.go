@@ -36,8 +36,10 @@ var _ core.Store = (*Store)(nil)
 // that file several events of a commit (auditindex.go; a version 3 store
 // reads the same, but an older keyfleetd would miss events in them),
 // version 5 search terms (uq/) without those that start another of the
-// user's terms (core.User.SearchTerms; rebuilt from the users): an older
-// store is upgraded at open (migrate.go).
+// user's terms (core.User.SearchTerms), no index entries for the role
+// "user" and the status "active" (userindex.go) and first-applied times
+// only in the policy facts: an older store is upgraded at open
+// (migrate.go).
 const schemaVersion = "5"
 
 // maxAttempts bounds retries of a transaction that collides with others.
