@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -16,7 +17,7 @@ import (
 // Export hands every record of the store to fn, typed (core.User, …,
 // FirstApplied, SinkCursor, events.DeadLetter), for copying the store to
 // another backend (keyfleetd migrate-store). Derived records (indexes, the
-// policy facts, the policy head) are left out: the importer rebuilds them
+// policy facts but the first-applied times, the policy head) are left out: the importer rebuilds them
 // from these. Begun verifications are left out too: they last minutes.
 // The audit chain is read with AuditScan.
 func (s *Store) Export(fn func(v any) error) error {
@@ -27,6 +28,9 @@ func (s *Store) Export(fn func(v any) error) error {
 					v, err := p.decode(item.Key()[len(p.prefix):], b)
 					if err != nil {
 						return fmt.Errorf("exporting %q: %w", item.Key(), err)
+					}
+					if v == nil { // not a record
+						return nil
 					}
 					return fn(v)
 				})
@@ -71,10 +75,13 @@ var exportPrefixes = []struct {
 		return decodeAs[core.BreakGlass](k, v)
 	}},
 	{pPolicyVersion, decodeAs[core.PolicyVersion]}, {pPolicyDraft, decodeAs[core.PolicyDraft]},
-	{pFirstApplied, func(k, v []byte) (any, error) {
-		m := map[string]time.Time{}
-		err := json.Unmarshal(v, &m)
-		return FirstApplied{UserID: string(k), Times: m}, err
+	{pPolicyFacts, func(k, v []byte) (any, error) { // of the policy facts, only the first-applied times are a record
+		userID, rest, _ := strings.Cut(string(k), "\x00")
+		if rest != string(tagFirstApplied) {
+			return nil, nil
+		}
+		m, err := decodeFirstApplied(v)
+		return FirstApplied{UserID: userID, Times: m}, err
 	}},
 	{pExemption, decodeAs[core.Exemption]},
 	{pSinkCursor, func(k, v []byte) (any, error) {

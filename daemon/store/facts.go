@@ -237,6 +237,17 @@ func encodeFirstApplied(m map[string]time.Time) []byte {
 	return e.b
 }
 
+// decodeFirstApplied reads a first-applied record on its own.
+func decodeFirstApplied(b []byte) (map[string]time.Time, error) {
+	d := newFactsDecoder()
+	d.reset(b)
+	if d.err != nil {
+		return nil, d.err
+	}
+	m := d.firstApplied()
+	return m, d.err
+}
+
 // sharedFirstApplied reads a whole first-applied record through
 // d.applied.
 func (d *factsDecoder) sharedFirstApplied() map[string]time.Time {

@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -234,6 +236,7 @@ func TestOpeningASchema1StoreBuildsThePolicyFactsIndex(t *testing.T) {
 	want := factsFromRecords(t, st)
 	// Make it a store written by a keyfleetd without the index, with a
 	// stray record from a build cut short.
+	writeFirstAppliedRecords(t, st)
 	if err := st.db.DropPrefix([]byte(pPolicyFacts)); err != nil {
 		t.Fatal(err)
 	}
@@ -257,4 +260,99 @@ func TestOpeningASchema1StoreBuildsThePolicyFactsIndex(t *testing.T) {
 	if v, err := st.schema(); err != nil || v != schemaVersion {
 		t.Fatalf("schema %q, %v; want %s", v, err, schemaVersion)
 	}
+	if fa := keysUnder(t, st, pFirstApplied); len(fa) != 0 {
+		t.Fatalf("first-applied records left after the upgrade: %q", fa)
+	}
+}
+
+// writeFirstAppliedRecords writes the first-applied records (fa/, JSON)
+// that schema 4 and older kept besides their copy in the policy facts.
+func writeFirstAppliedRecords(t *testing.T, st *Store) {
+	t.Helper()
+	err := st.db.Update(func(txn *badger.Txn) error {
+		return scanPrefix(txn, []byte(pPolicyFacts), true, func(item *badger.Item) error {
+			userID, rest, _ := strings.Cut(string(item.Key()[len(pPolicyFacts):]), "\x00")
+			if rest != string(tagFirstApplied) {
+				return nil
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			m, err := decodeFirstApplied(v)
+			if err != nil {
+				return err
+			}
+			b, _ := json.Marshal(m)
+			return txn.Set(key(pFirstApplied, userID), b)
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A store of schema 4 keeps first-applied times twice, in fa/ (JSON) and
+// in the policy facts: opening it keeps them in the policy facts only,
+// copied from fa/ (a different time there wins), and reads and exports
+// the same times. A schema-5 store where an upgrade cut short left fa/
+// records loses them at the next open.
+func TestOpeningASchema4StoreKeepsFirstAppliedTimesOnlyInThePolicyFacts(t *testing.T) {
+	dir := t.TempDir()
+	st, svc := openAt(t, dir, nil)
+	populate(t, st, svc)
+	writeFirstAppliedRecords(t, st)
+	fa := keysUnder(t, st, pFirstApplied)
+	if len(fa) != 1 { // ann: cy's were deleted, dee is gone, bob has none
+		t.Fatalf("first-applied records %q; want ann's", fa)
+	}
+	annID := fa[0][len(pFirstApplied):]
+	later := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
+	err := st.db.Update(func(txn *badger.Txn) error {
+		b, _ := json.Marshal(map[string]time.Time{"everyone": later})
+		if err := txn.Set(key(pFirstApplied, annID), b); err != nil {
+			return err
+		}
+		return txn.Set([]byte(kSchema), []byte("4"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, _ = openAt(t, dir, nil)
+	if fa := keysUnder(t, st, pFirstApplied); len(fa) != 0 {
+		t.Fatalf("first-applied records left after the upgrade: %q", fa)
+	}
+	check := func() {
+		t.Helper()
+		st.View(context.Background(), func(tx core.ReadTx) error {
+			m, err := tx.FirstApplied(annID)
+			if err != nil || len(m) != 1 || !m["everyone"].Equal(later) {
+				t.Errorf("ann's first-applied times %v, %v; want everyone at %s", m, err, later)
+			}
+			return nil
+		})
+		var exported []FirstApplied
+		err := st.Export(func(v any) error {
+			if x, ok := v.(FirstApplied); ok {
+				exported = append(exported, x)
+			}
+			return nil
+		})
+		if err != nil || len(exported) != 1 || exported[0].UserID != annID || !exported[0].Times["everyone"].Equal(later) {
+			t.Errorf("exported %+v, %v; want ann's", exported, err)
+		}
+	}
+	check()
+	err = st.db.Update(func(txn *badger.Txn) error { return txn.Set(key(pFirstApplied, "usr_stray"), []byte("{}")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, _ = openAt(t, dir, nil)
+	defer st.Close()
+	if fa := keysUnder(t, st, pFirstApplied); len(fa) != 0 {
+		t.Fatalf("first-applied records left at the open after an upgrade cut short: %q", fa)
+	}
+	check()
 }

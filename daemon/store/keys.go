@@ -41,18 +41,19 @@ import (
 //	pv/<version, 10 digits>      policy version (document, who applied it, approval)
 //	pol/current                  → current policy version number (decimal)
 //	pd/<approval id>             weakening policy document awaiting approval
-//	fa/<user id>                 rule name → when it first applied to the user
 //	x/<user id>/<exemption id>   approved exemption (id = its approval's id)
 //	pf/<user id>                 the user's policy facts (binary; facts.go)
-//	pf/<user id>\x00a            copy of fa/<user id>, binary
+//	pf/<user id>\x00a            rule name → when it first applied to the user
+//	                               (binary; the record itself: fa/<user id>
+//	                               in JSON before schema 5)
 //	pf/<user id>\x00f<factor id> the factor's policy facts (binary)
 //	pf/<user id>\x00x<exem. id>  copy of the exemption's reason and end
 //	ux/<source>\x00<external id> → user id (directory link; verified on read)
 //	dst/<source>                 directory source state (last sync, cursor)
 //	dg/<source>\x00<group id>    a SCIM client's group (JSON)
 //
-// The pf/ records and the ug/, ur/, us/, uq/, La/ and Lc/ keys are
-// indexes: written and deleted with the records they copy, in the same
+// The pf/ records (but the first-applied times) and the ug/, ur/, us/,
+// uq/, La/ and Lc/ keys are indexes: written and deleted with the records they copy, in the same
 // transaction, and built from them when a store of an older schema is
 // opened (migrate.go).
 //
@@ -93,7 +94,7 @@ const (
 	pPolicyVersion = "pv/"
 	kPolicyHead    = "pol/current"
 	pPolicyDraft   = "pd/"
-	pFirstApplied  = "fa/"
+	pFirstApplied  = "fa/" // schema 4 and older; dropped at the upgrade
 	pExemption     = "x/"
 	pPolicyFacts   = "pf/"
 

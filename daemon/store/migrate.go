@@ -17,15 +17,24 @@ import (
 // indexes it lacks from the records they copy: the policy facts index
 // (pf/, schema 2) and the user and audit indexes (ug/, ur/, us/, uq/,
 // La/, Lc/, schema 3); schema 4 reads the audit index entries of schema
-// 3 as they are, and only its number is written. It runs at open, before anything else reads or
-// writes: it drops what a build that was cut short may have left, writes
-// the indexes in batches, and only then records the schema, so an
-// interrupted build starts again at the next open. It reads every user,
-// factor, first-applied record, exemption and audit event once.
+// 3 as they are; schema 5 files users under fewer search terms and not
+// under the role and status nearly all have, so the user indexes are
+// built again from the users, and keeps a user's first-applied times only
+// in the policy facts (pf/<user id>\x00a), so fa/ is copied there and
+// dropped. It runs at open, before anything else reads or writes: it
+// drops what a build that was cut short may have left, writes the indexes
+// in batches, and only then records the schema, so an interrupted build
+// starts again at the next open; fa/ is dropped only after that (what an
+// upgrade cut short then leaves of it is dropped at the next open). It
+// reads every user, factor, first-applied record, exemption and audit
+// event once.
 func (s *Store) upgrade() error {
 	v, err := s.schema()
-	if err != nil || v == "" || v == schemaVersion {
+	if err != nil || v == "" {
 		return err
+	}
+	if v == schemaVersion {
+		return s.dropFirstAppliedRecords()
 	}
 	start := time.Now()
 	s.log.Info("upgrading the store's schema: building indexes", "from", v, "to", schemaVersion)
@@ -39,12 +48,59 @@ func (s *Store) upgrade() error {
 			return err
 		}
 	}
+	if v == "3" || v == "4" {
+		if err := s.build("users", []string{pUserGroup, pUserRole, pUserStatus, pUserTerm}, indexUsers); err != nil {
+			return err
+		}
+	}
+	if err := s.build("first-applied times", nil, copyFirstApplied); err != nil {
+		return err
+	}
 	err = s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(kSchema), []byte(schemaVersion)) })
 	if err != nil {
 		return fmt.Errorf("upgrading store: %w", err)
 	}
+	if err := s.dropFirstAppliedRecords(); err != nil {
+		return err
+	}
 	s.log.Info("store upgraded", "schema", schemaVersion, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// dropFirstAppliedRecords drops the first-applied records of schema 4
+// and older (fa/), once their copies in the policy facts are the records.
+func (s *Store) dropFirstAppliedRecords() error {
+	var found bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		return scanPrefix(txn, []byte(pFirstApplied), false, func(*badger.Item) error {
+			found = true
+			return errStopScan
+		})
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		return fmt.Errorf("upgrading store: reading %s: %w", pFirstApplied, err)
+	}
+	if !found {
+		return nil
+	}
+	if err := s.db.DropPrefix([]byte(pFirstApplied)); err != nil {
+		return fmt.Errorf("upgrading store: clearing %s: %w", pFirstApplied, err)
+	}
+	return nil
+}
+
+// errStopScan ends a scan early.
+var errStopScan = errors.New("store: scan stopped")
+
+// copyFirstApplied writes every first-applied record of schema 4 and
+// older (fa/) into the policy facts, where schema 5 keeps them.
+func copyFirstApplied(txn *badger.Txn, wb setter) error {
+	return scanPrefix(txn, []byte(pFirstApplied), true, func(item *badger.Item) error {
+		userID := string(item.Key()[len(pFirstApplied):])
+		return item.Value(decodeThen(func(m map[string]time.Time) error {
+			return wb.Set(factsSubKey(userID, tagFirstApplied, ""), encodeFirstApplied(m))
+		}))
+	})
 }
 
 // build drops the prefixes and writes the index that index makes.
@@ -69,11 +125,7 @@ func (s *Store) build(what string, prefixes []string, index func(*badger.Txn, se
 // audit event in the indexes by actor and action (the index by target is
 // as old as the log).
 func indexUsersAndEvents(txn *badger.Txn, wb setter) error {
-	w := batchSetDeleter{wb}
-	err := scanPrefix(txn, []byte(pUser), false, func(item *badger.Item) error {
-		return item.Value(decodeThen(func(u core.User) error { return indexUser(w, nil, u) }))
-	})
-	if err != nil {
+	if err := indexUsers(txn, wb); err != nil {
 		return err
 	}
 	return scanPrefix(txn, []byte(pAudit), false, func(item *badger.Item) error {
@@ -96,6 +148,14 @@ func indexUsersAndEvents(txn *badger.Txn, wb setter) error {
 			}
 			return indexEvent(wb, &audit.Event{Actor: api.Actor{ID: ev.Actor.ID}, Action: ev.Action}, seq)
 		})
+	})
+}
+
+// indexUsers files every user in the user indexes.
+func indexUsers(txn *badger.Txn, wb setter) error {
+	w := batchSetDeleter{wb}
+	return scanPrefix(txn, []byte(pUser), false, func(item *badger.Item) error {
+		return item.Value(decodeThen(func(u core.User) error { return indexUser(w, nil, u) }))
 	})
 }
 
@@ -153,12 +213,7 @@ func indexFacts(txn *badger.Txn, wb setter) error {
 			return err
 		}
 	}
-	return scanPrefix(txn, []byte(pFirstApplied), true, func(item *badger.Item) error {
-		userID := string(item.Key()[len(pFirstApplied):])
-		return item.Value(decodeThen(func(m map[string]time.Time) error {
-			return wb.Set(factsSubKey(userID, tagFirstApplied, ""), encodeFirstApplied(m))
-		}))
-	})
+	return copyFirstApplied(txn, wb)
 }
 
 // decodeThen decodes a JSON record and hands it to fn.

@@ -47,11 +47,22 @@ func (r *readTx) PolicyDraft(approvalID string) (core.PolicyDraft, error) {
 }
 
 func (r *readTx) FirstApplied(userID string) (map[string]time.Time, error) {
-	m, err := get[map[string]time.Time](r.txn, key(pFirstApplied, userID), "first-applied times", userID)
-	if errors.Is(err, core.ErrNotFound) {
+	item, err := r.txn.Get(factsSubKey(userID, tagFirstApplied, ""))
+	if errors.Is(err, badger.ErrKeyNotFound) {
 		return map[string]time.Time{}, nil
 	}
-	return m, err
+	if err != nil {
+		return nil, fmt.Errorf("reading first-applied times %s: %w", userID, err)
+	}
+	var m map[string]time.Time
+	err = item.Value(func(b []byte) error {
+		m, err = decodeFirstApplied(b)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decoding first-applied times %s: %w", userID, err)
+	}
+	return m, nil
 }
 
 func (r *readTx) Exemptions(userID string) ([]core.Exemption, error) {
@@ -105,20 +116,14 @@ func (t *tx) DeletePolicyDraft(approvalID string) error {
 	return t.w.Delete(key(pPolicyDraft, approvalID))
 }
 
-// PutFirstApplied writes the times and their copy in the policy facts.
+// PutFirstApplied writes the times in the policy facts, their only record
+// (schema 5; fa/ before).
 func (t *tx) PutFirstApplied(userID string, m map[string]time.Time) error {
 	return putFirstAppliedRecords(t.w, userID, m)
 }
 
 func putFirstAppliedRecords(s setter, userID string, m map[string]time.Time) error {
-	if err := s.Set(factsSubKey(userID, tagFirstApplied, ""), encodeFirstApplied(m)); err != nil {
-		return err
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("encoding first-applied times of %s: %w", userID, err)
-	}
-	return s.Set(key(pFirstApplied, userID), b)
+	return s.Set(factsSubKey(userID, tagFirstApplied, ""), encodeFirstApplied(m))
 }
 
 // PutExemption writes the exemption and its copy in the policy facts.
@@ -142,8 +147,5 @@ func (t *tx) DeletePolicyState(userID string) error {
 			return err
 		}
 	}
-	if err := t.w.Delete(factsSubKey(userID, tagFirstApplied, "")); err != nil {
-		return err
-	}
-	return t.w.Delete(key(pFirstApplied, userID))
+	return t.w.Delete(factsSubKey(userID, tagFirstApplied, ""))
 }

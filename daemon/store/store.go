@@ -34,9 +34,13 @@ var _ core.Store = (*Store)(nil)
 // (pf/), version 3 the user indexes (ug/, ur/, us/, uq/) and the audit
 // indexes by actor and action (Lc/, La/), version 4 audit index entries
 // that file several events of a commit (auditindex.go; a version 3 store
-// reads the same, but an older keyfleetd would miss events in them): an
-// older store is upgraded at open (migrate.go).
-const schemaVersion = "4"
+// reads the same, but an older keyfleetd would miss events in them),
+// version 5 search terms (uq/) without those that start another of the
+// user's terms (core.User.SearchTerms), no index entries for the role
+// "user" and the status "active" (userindex.go) and first-applied times
+// only in the policy facts: an older store is upgraded at open
+// (migrate.go).
+const schemaVersion = "5"
 
 // maxAttempts bounds retries of a transaction that collides with others.
 const maxAttempts = 16

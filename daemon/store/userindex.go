@@ -8,22 +8,37 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
 )
 
 // The user indexes (keys.go: ug/, ur/, us/, uq/) let every user filter
 // read only the users it may match, in order.
 
+// The role and the status that nearly every user has (a person's
+// default role "user", the status "active") are not indexed (schema 5):
+// an index of them would list nearly every user, as the index of all
+// users by name does, at the cost of two entries more for every user
+// written. A list by one of them reads users in username order and keeps
+// those that match, examining at most core.MaxExamined a page like every
+// list; a store where few users have it lists them in shorter pages.
+func roleIndexed(role string) bool     { return role != api.RoleUser }
+func statusIndexed(status string) bool { return status != api.UserActive }
+
 // userIndexKeys are the index keys that file u.
 func userIndexKeys(u core.User) [][]byte {
-	var out [][]byte
+	out := make([][]byte, 0, len(u.Groups)+len(u.Roles)+1+6)
 	for _, g := range u.Groups {
 		out = append(out, userIndexKey(pUserGroup, g, u.Username))
 	}
 	for _, r := range u.Roles {
-		out = append(out, userIndexKey(pUserRole, r, u.Username))
+		if roleIndexed(r) {
+			out = append(out, userIndexKey(pUserRole, r, u.Username))
+		}
 	}
-	out = append(out, userIndexKey(pUserStatus, u.Status, u.Username))
+	if statusIndexed(u.Status) {
+		out = append(out, userIndexKey(pUserStatus, u.Status, u.Username))
+	}
 	for _, t := range u.SearchTerms() {
 		out = append(out, userIndexKey(pUserTerm, t, u.Username))
 	}
@@ -88,7 +103,8 @@ type setDeleter interface {
 
 // Users lists users through the index that fits the filter: the search
 // terms for a query (in term order, then username), else the users of the
-// group, of the role, in the status, or all of them, in username order.
+// group, of the role, in the status (of those indexed), or all of them,
+// in username order.
 // At most core.MaxExamined index entries are looked at for one page.
 func (r *readTx) Users(f core.UserFilter, pg core.PageReq) ([]core.User, string, error) {
 	if f.Query != "" {
@@ -98,9 +114,9 @@ func (r *readTx) Users(f core.UserFilter, pg core.PageReq) ([]core.User, string,
 	switch {
 	case f.Group != "":
 		prefix = userIndexKey(pUserGroup, f.Group, "")
-	case f.Role != "":
+	case f.Role != "" && roleIndexed(f.Role):
 		prefix = userIndexKey(pUserRole, f.Role, "")
-	case f.Status != "":
+	case f.Status != "" && statusIndexed(f.Status):
 		prefix = userIndexKey(pUserStatus, f.Status, "")
 	}
 	var start []byte

@@ -90,6 +90,72 @@ func TestOpeningASchema2StoreBuildsTheUserAndAuditIndexes(t *testing.T) {
 	})
 }
 
+// A store of schema 4 (or 3) files users under every search term, those
+// that start another included, and under the role "user" and the status
+// "active": opening it builds the user indexes again, the same as writing
+// them as they went would have; a query finds each user once, at its
+// longer term, and lists by that role and status find everyone.
+func TestOpeningASchema4StoreBuildsTheUserIndexesAgain(t *testing.T) {
+	for _, from := range []string{"3", "4"} {
+		t.Run("from "+from, func(t *testing.T) {
+			dir := t.TempDir()
+			st, svc := openAt(t, dir, nil)
+			ctx := context.Background()
+			var users []core.User
+			for i := range 30 {
+				in := api.CreateUser{Username: fmt.Sprintf("user-%02d", i), DisplayName: fmt.Sprintf("Person %d", i),
+					Email: fmt.Sprintf("user-%02d@ex%d.test", i, i%3), Groups: []string{fmt.Sprintf("g%d", i%2)}}
+				u, _, err := svc.CreateUser(ctx, admin, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				users = append(users, u)
+			}
+			prefixes := []string{pUserGroup, pUserRole, pUserStatus, pUserTerm}
+			want := keysUnder(t, st, prefixes...)
+			if len(want) != 30*4+30 { // email, its domain, display name, its number; the users of g0 and g1
+				t.Fatalf("%d user index entries for 30 users; want %d", len(want), 30*4+30)
+			}
+			err := st.db.Update(func(txn *badger.Txn) error {
+				for _, u := range users { // what schema 4 wrote besides: the username and the display name's first word, role and status
+					for _, k := range [][]byte{userIndexKey(pUserTerm, u.Username, u.Username), userIndexKey(pUserTerm, "person", u.Username),
+						userIndexKey(pUserRole, api.RoleUser, u.Username), userIndexKey(pUserStatus, api.UserActive, u.Username)} {
+						if err := txn.Set(k, []byte(u.ID)); err != nil {
+							return err
+						}
+					}
+				}
+				return txn.Set([]byte(kSchema), []byte(from))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(keysUnder(t, st, prefixes...)); n != len(want)+120 {
+				t.Fatalf("%d user index entries as schema %s; want %d", n, from, len(want)+120)
+			}
+			st.Close()
+			st, _ = openAt(t, dir, nil)
+			defer st.Close()
+			if got := keysUnder(t, st, prefixes...); !slices.Equal(got, want) {
+				t.Fatalf("after the upgrade the user index entries are %d, written as they went %d:\n%q\n%q", len(got), len(want), got, want)
+			}
+			if v, err := st.schema(); err != nil || v != schemaVersion {
+				t.Fatalf("schema %q, %v; want %s", v, err, schemaVersion)
+			}
+			st.View(ctx, func(tx core.ReadTx) error {
+				for f, n := range map[core.UserFilter]int{{Query: "user-0"}: 10, {Query: "person"}: 30, {Query: "user-07"}: 1,
+					{Query: "user-07@"}: 1, {Query: "@ex1"}: 10, {Role: api.RoleUser}: 30, {Status: api.UserActive, Group: "g1"}: 15} {
+					us, _, err := tx.Users(f, core.PageReq{Limit: 100})
+					if err != nil || len(us) != n {
+						t.Errorf("%+v after the upgrade: %d users, %v; want %d", f, len(us), err, n)
+					}
+				}
+				return nil
+			})
+		})
+	}
+}
+
 // A page examines at most core.MaxExamined index entries: a query that
 // matches nobody among more users than that comes back empty with a
 // cursor, and following the cursors finds what there is, once.
@@ -103,7 +169,7 @@ func TestAPageExaminesABoundedNumberOfUsers(t *testing.T) {
 				u := core.User{ID: fmt.Sprintf("usr_%06d", j), Username: fmt.Sprintf("u%06d", j), Status: "active", Kind: "person",
 					Groups: []string{"everyone"}}
 				if j == n-1 {
-					u.Roles = []string{"auditor"} // the one match, after the bound
+					u.Roles = []string{"auditor", "user"} // the one match, after the bound
 				}
 				if err := tx.InsertUser(u); err != nil {
 					return err
@@ -115,7 +181,18 @@ func TestAPageExaminesABoundedNumberOfUsers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f := core.UserFilter{Group: "everyone", Role: "auditor"}
+	for _, f := range []core.UserFilter{
+		{Group: "everyone", Role: "auditor"}, // through the group's index
+		{Status: "active", Role: "user"},     // neither indexed: through all users by name
+	} {
+		pagesFind(t, st, f, fmt.Sprintf("u%06d", n-1))
+	}
+}
+
+// pagesFind checks that f's first page reaches the bound with nothing
+// found, and that the second finds want alone.
+func pagesFind(t *testing.T, st *Store, f core.UserFilter, want string) {
+	t.Helper()
 	var pages int
 	var found []string
 	pg := core.PageReq{Limit: 50}
@@ -132,15 +209,15 @@ func TestAPageExaminesABoundedNumberOfUsers(t *testing.T) {
 			found = append(found, u.Username)
 		}
 		if pages == 1 && (len(us) != 0 || next == "") {
-			t.Fatalf("the first page: %d users, cursor %q; want none and a cursor (the bound was reached)", len(us), next)
+			t.Fatalf("%+v: the first page: %d users, cursor %q; want none and a cursor (the bound was reached)", f, len(us), next)
 		}
 		if next == "" {
 			break
 		}
 		pg.After = next
 	}
-	if pages != 2 || !slices.Equal(found, []string{fmt.Sprintf("u%06d", n-1)}) {
-		t.Fatalf("%d pages found %v", pages, found)
+	if pages != 2 || !slices.Equal(found, []string{want}) {
+		t.Fatalf("%+v: %d pages found %v", f, pages, found)
 	}
 }
 

@@ -123,6 +123,8 @@ func testUserLists(t *testing.T, b Backend) {
 			u := userN(100-i, n) // ids in the opposite order of creation
 			if i%2 == 0 {
 				u.Groups = []string{"eng"}
+			} else {
+				u.Roles = []string{"user"}
 			}
 			if n == "carol" {
 				u.Roles, u.Status, u.DisplayName = []string{"helpdesk"}, "disabled", "Carol Quux"
@@ -152,6 +154,9 @@ func testUserLists(t *testing.T, b Backend) {
 		{"by the start of a name and a group", core.UserFilter{Query: "a", Group: "eng"}, []string{"alice"}},
 		{"by the middle of a name: not a start, nobody", core.UserFilter{Query: "lic"}, nil},
 		{"by a role nobody has", core.UserFilter{Role: "auditor"}, nil},
+		{"by the role a person has by default", core.UserFilter{Role: "user"}, []string{"Bob", "al", "bob", "dave"}},
+		{"by the default role and status", core.UserFilter{Role: "user", Status: "active"}, []string{"Bob", "al", "bob", "dave"}},
+		{"by the default role and another status", core.UserFilter{Role: "user", Status: "disabled"}, nil},
 		{"by status and group", core.UserFilter{Status: "active", Group: "eng"}, []string{"alice", "zoe", "émile"}},
 		{"nobody", core.UserFilter{Group: "none"}, nil},
 	}
@@ -201,6 +206,7 @@ func userListsFollowChanges(t *testing.T, st Store) {
 		{"the old role", core.UserFilter{Role: "helpdesk"}, nil},
 		{"the new role", core.UserFilter{Role: "auditor"}, []string{"carol"}},
 		{"the old status", core.UserFilter{Status: "disabled"}, nil},
+		{"the new status", core.UserFilter{Status: "active"}, []string{"Bob", "al", "alice", "bob", "carol", "zoe", "émile"}},
 		{"the old email's domain", core.UserFilter{Query: "@example"}, []string{"Bob", "al", "alice", "bob", "zoe", "émile"}},
 		{"the new email's domain", core.UserFilter{Query: "@corp"}, []string{"carol"}},
 		{"the old word of the name", core.UserFilter{Query: "quux"}, nil},
