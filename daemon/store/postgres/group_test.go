@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
@@ -219,5 +221,124 @@ func TestAGroupThatFailsStoresNoneOfItsTransactions(t *testing.T) {
 	checkChain(t, st, acked, 1)
 	if head, want := st.AuditHead().Seq, uint64(len(acked)); head != want {
 		t.Fatalf("the chain has %d events, want %d: a refused transaction's event, or a group's, was stored", head, want)
+	}
+}
+
+// TestAGroupChecksRecordsItOnlyRead: eight writers on keyfleetd A each
+// read a record of their own that they do not write (so that a group's
+// check names several keys of a table, and runs with generic plans,
+// tx.go's genericPlansSQL) and add to their user's count, audited, many
+// times at once; keyfleetd B meanwhile changes writer 0's record. Every
+// transaction that read it stale runs again (the group's check finds
+// it), no addition is lost or made twice, and none of A's connections
+// keeps the generic plans after its transaction (SET LOCAL).
+func TestAGroupChecksRecordsItOnlyRead(t *testing.T) {
+	dsn := cluster.Database(t)
+	a, b := openStore(t, dsn), openStore(t, dsn)
+	const writers, rounds = 8, 25
+	id := func(w int) string { return fmt.Sprintf("usr_grp%d", w) }
+	ref := func(w int) string { return fmt.Sprintf("usr_ref%d", w) }
+	err := a.Update(context.Background(), func(tx core.Tx) error {
+		for w := range writers {
+			for _, u := range []core.User{
+				{ID: id(w), Username: fmt.Sprintf("grp%d", w), Kind: api.KindPerson, Status: api.UserActive, CreatedAt: t0, UpdatedAt: t0},
+				{ID: ref(w), Username: fmt.Sprintf("ref%d", w), Kind: api.KindPerson, Status: api.UserActive, CreatedAt: t0, UpdatedAt: t0},
+			} {
+				if err := tx.InsertUser(u); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var other sync.WaitGroup
+	other.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := bump(b, ref(0), fmt.Sprintf("b%d", i), 1); err != nil {
+				t.Errorf("keyfleetd B: %v", err)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range rounds {
+				err := a.Update(context.Background(), func(tx core.Tx) error {
+					if _, err := tx.User(ref(w)); err != nil { // read, checked at the commit
+						return err
+					}
+					u, err := tx.User(id(w))
+					if err != nil {
+						return err
+					}
+					u.Failures++
+					if err := tx.PutUser(u); err != nil {
+						return err
+					}
+					return tx.Audit(&audit.Event{Time: time.Now(), Actor: api.Actor{ID: "system"}, Action: fmt.Sprintf("a%d-%d", w, i), Target: api.Target{Type: "user", ID: id(w)}})
+				})
+				if err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	other.Wait()
+	t.Logf("%d of A's %d transactions shared a commit; %d ran again", a.Grouped(), writers*rounds, a.Retries())
+	if a.Grouped() == 0 {
+		t.Fatal("no transactions shared a commit: the test shows nothing")
+	}
+	if a.Retries() == 0 {
+		t.Fatal("no transaction ran again: B's changes were never found, or the test shows nothing")
+	}
+	err = b.View(context.Background(), func(tx core.ReadTx) error {
+		for w := range writers {
+			u, err := tx.User(id(w))
+			if err != nil {
+				return err
+			}
+			if u.Failures != rounds {
+				return fmt.Errorf("user %d counts %d, want %d: an addition was lost or made twice", w, u.Failures, rounds)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every connection of A's pool plans as the server says again.
+	ctx := context.Background()
+	n := int(a.Pool().Stat().TotalConns())
+	var conns []*pgxpool.Conn
+	for range n {
+		c, err := a.Pool().Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		var mode string
+		if err := c.QueryRow(ctx, "SHOW plan_cache_mode").Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		c.Release()
+		if mode != "auto" {
+			t.Errorf("a connection plans with plan_cache_mode = %s after its transaction, want auto", mode)
+		}
 	}
 }

@@ -340,7 +340,7 @@ func (s *Store) checkCached(ctx context.Context, t *tx, err error) error {
 		lc.pending = nil // the transaction is given up: its writes need not go
 	}
 	b := &pgx.Batch{}
-	order, byTable := t.queueValidate(b)
+	order, byTable, _ := t.queueValidate(b, false)
 	if len(order) == 0 {
 		return err
 	}
@@ -394,8 +394,8 @@ func (s *Store) commit(ctx context.Context, t *tx, ended *bool) (xid uint64, err
 		return 0, commitErr(err)
 	}
 	b := &pgx.Batch{}
-	order, byTable := t.queueValidate(b)
-	tr := trailer{xid: &xid}
+	order, byTable, generic := t.queueValidate(b, true)
+	tr := trailer{xid: &xid, generic: generic}
 	if len(t.events) == 0 {
 		if err := s.sendValidate(ctx, t, b, order, byTable, tr); err != nil {
 			return 0, err
@@ -446,6 +446,8 @@ type trailer struct {
 	head *audit.Head
 	xid  *uint64
 	on   dbtx // where to send it (default the transaction's connection)
+	// generic: the batch begins with genericPlansSQL (queueValidate).
+	generic bool
 }
 
 // sendValidate sends b, the validation and then what tr asks for, and
@@ -479,6 +481,11 @@ func (s *Store) sendValidate(ctx context.Context, t *tx, b *pgx.Batch, order []*
 			err = cerr
 		}
 	}()
+	if tr.generic {
+		if _, err := res.Exec(); err != nil {
+			return err
+		}
+	}
 	if err := t.checkValidate(res, order, byTable); err != nil {
 		return err
 	}
