@@ -11,6 +11,7 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/core/coretest"
+	"github.com/keyfleet/keyfleet/daemon/runtimemem"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
@@ -72,6 +73,15 @@ func benchSyncer(b testing.TB, rd reader) (*Syncer, *store.Store) {
 	return memSyncer(b, rd, store.Options{})
 }
 
+// keyfleetdRuntime runs the rest of the benchmark with the collector's
+// settings keyfleetd runs with at the default store.memory (GOGC 400, a
+// memory limit of 320 MiB), the store's options being that size's
+// defaults too; GOGC or GOMEMLIMIT in the environment win, as they do
+// for keyfleetd (GOGC=100 GOMEMLIMIT=off: Go's defaults).
+func keyfleetdRuntime(b testing.TB) {
+	b.Cleanup(runtimemem.Set(runtimemem.DefaultStoreMemory, os.Getenv))
+}
+
 // memSyncer is a syncer of rd into a store on disk opened with o.
 func memSyncer(b testing.TB, rd reader, o store.Options) (*Syncer, *store.Store) {
 	b.Helper()
@@ -105,6 +115,7 @@ func memSyncer(b testing.TB, rd reader, o store.Options) (*Syncer, *store.Store)
 // store: every user created and audited, the policy's rules started for
 // each (two audit events per user).
 func BenchmarkFullSync(b *testing.B) {
+	keyfleetdRuntime(b)
 	rd := newMemReader(benchUsers)
 	var elapsed time.Duration
 	for range b.N {
@@ -128,6 +139,7 @@ func BenchmarkFullSync(b *testing.B) {
 // BenchmarkFullSyncUnchanged is the periodic full sync of the same
 // 100,000 users: every entry compared, nothing written but the status.
 func BenchmarkFullSyncUnchanged(b *testing.B) {
+	keyfleetdRuntime(b)
 	rd := newMemReader(benchUsers)
 	s, _ := benchSyncer(b, rd)
 	if _, err := s.Sync(context.Background(), api.DirectorySync{}); err != nil {
@@ -146,6 +158,7 @@ func BenchmarkFullSyncUnchanged(b *testing.B) {
 // BenchmarkIncrementalSync is an incremental sync of 100 changed users in
 // a store of 100,000.
 func BenchmarkIncrementalSync(b *testing.B) {
+	keyfleetdRuntime(b)
 	rd := newMemReader(benchUsers)
 	s, _ := benchSyncer(b, rd)
 	if _, err := s.Sync(context.Background(), api.DirectorySync{}); err != nil {
