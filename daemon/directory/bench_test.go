@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,12 +119,15 @@ func BenchmarkFullSync(b *testing.B) {
 	keyfleetdRuntime(b)
 	rd := newMemReader(benchUsers)
 	var elapsed time.Duration
+	var peaks residentPeaks
 	for range b.N {
 		b.StopTimer()
 		s, st := benchSyncer(b, rd)
 		b.StartTimer()
 		start := time.Now()
+		stop := peaks.watch()
 		rep, err := s.Sync(context.Background(), api.DirectorySync{})
+		stop()
 		elapsed += time.Since(start)
 		if err != nil || rep.Created != benchUsers {
 			b.Fatalf("sync: created %d, %v", rep.Created, err)
@@ -134,6 +138,7 @@ func BenchmarkFullSync(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.N*benchUsers)/elapsed.Seconds(), "users/s")
+	peaks.report(b)
 }
 
 // BenchmarkFullSyncUnchanged is the periodic full sync of the same
@@ -183,4 +188,59 @@ func benchSize() int {
 		return n
 	}
 	return 100_000
+}
+
+// residentPeaks is the most resident memory the process had while
+// watched, as the kernel counts it (/proc/self/status): anonymous (the Go
+// heap, stacks) and file-backed (Badger's mapped logs and tables, clean
+// once synced and taken back first when memory is short).
+type residentPeaks struct{ anon, file int64 }
+
+// watch samples every 20 ms until the returned func is called.
+func (p *residentPeaks) watch() (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			anon, file := residentNow()
+			p.anon, p.file = max(p.anon, anon), max(p.file, file)
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// report adds the peaks in MiB (none where /proc is not there).
+func (p *residentPeaks) report(b *testing.B) {
+	if p.anon > 0 {
+		b.ReportMetric(float64(p.anon)/(1<<20), "peak-anon-MiB")
+		b.ReportMetric(float64(p.file)/(1<<20), "peak-file-MiB")
+	}
+}
+
+// residentNow is RssAnon and RssFile of /proc/self/status in bytes.
+func residentNow() (anon, file int64) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	for line := range strings.Lines(string(b)) {
+		name, v, ok := strings.Cut(line, ":")
+		if !ok || (name != "RssAnon" && name != "RssFile") {
+			continue
+		}
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if name == "RssAnon" {
+			anon = kb << 10
+		} else {
+			file = kb << 10
+		}
+	}
+	return anon, file
 }
