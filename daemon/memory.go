@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keyfleet/keyfleet/daemon/runtimemem"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -35,22 +36,11 @@ import (
 // DefaultStoreMemory is store.memory when unset: 256 MiB, whose shares
 // are Badger's sizes before the setting existed (16 MiB memtables, 64 MiB
 // block cache, 32 MiB index cache).
-const DefaultStoreMemory Size = 256 << 20
+const DefaultStoreMemory Size = runtimemem.DefaultStoreMemory
 
 // GCPercent is the collector's GOGC that keyfleetd sets when the
-// environment sets none: a cycle starts when the heap has grown by four
-// times what the last one left live, not once (Go's default, 100). The
-// memory limit (MemoryLimit) still bounds the heap: as it nears the
-// limit the collector runs as often as it must. Below it, keyfleetd's
-// live heap is small next to the limit (about 45 MiB under 64 clients
-// verifying codes on a small store), and at Go's default the collector
-// ran about every 100 ms under that load, each cycle slowing every
-// request in flight with its assists.
-const GCPercent = 400
-
-// requestRoom is what GOMEMLIMIT allows beyond store.memory: requests in
-// flight, sessions, caches of the domain service.
-const requestRoom = 64 << 20
+// environment sets none (runtimemem.GCPercent says why 400).
+const GCPercent = runtimemem.GCPercent
 
 // mappedRoom is the least ServiceMemoryHigh allows beyond GOMEMLIMIT: the
 // write-ahead logs Badger maps, the plugin processes (15-20 MiB each), and
@@ -133,11 +123,7 @@ func (c *Config) memoryErrors() []error {
 // MemoryLimit is the Go runtime memory limit keyfleetd sets (GOMEMLIMIT,
 // unless the environment sets one): store.memory and room for requests.
 func (c Config) MemoryLimit() int64 {
-	m := c.Store.Memory
-	if m == 0 {
-		m = DefaultStoreMemory
-	}
-	return int64(m) + requestRoom
+	return runtimemem.Limit(int64(c.Store.Memory))
 }
 
 // ServiceMemoryHigh is the memory keyfleetd's service, with its plugins,

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyfleet/keyfleet/daemon"
+	"github.com/keyfleet/keyfleet/daemon/runtimemem"
 	"github.com/keyfleet/keyfleet/internal/clikit"
 )
 
@@ -308,10 +308,5 @@ and 1 otherwise; it changes nothing.`,
 // the collector's GOGC (daemon.GCPercent), each unless the environment
 // sets it: the Go runtime read those at start, and they win.
 func setRuntime(cfg daemon.Config, getenv func(string) string) {
-	if getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(cfg.MemoryLimit())
-	}
-	if getenv("GOGC") == "" {
-		debug.SetGCPercent(daemon.GCPercent)
-	}
+	runtimemem.Set(int64(cfg.Store.Memory), getenv)
 }

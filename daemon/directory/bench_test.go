@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/core/coretest"
+	"github.com/keyfleet/keyfleet/daemon/runtimemem"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
@@ -72,6 +74,15 @@ func benchSyncer(b testing.TB, rd reader) (*Syncer, *store.Store) {
 	return memSyncer(b, rd, store.Options{})
 }
 
+// keyfleetdRuntime runs the rest of the benchmark with the collector's
+// settings keyfleetd runs with at the default store.memory (GOGC 400, a
+// memory limit of 320 MiB), the store's options being that size's
+// defaults too; GOGC or GOMEMLIMIT in the environment win, as they do
+// for keyfleetd (GOGC=100 GOMEMLIMIT=off: Go's defaults).
+func keyfleetdRuntime(b testing.TB) {
+	b.Cleanup(runtimemem.Set(runtimemem.DefaultStoreMemory, os.Getenv))
+}
+
 // memSyncer is a syncer of rd into a store on disk opened with o.
 func memSyncer(b testing.TB, rd reader, o store.Options) (*Syncer, *store.Store) {
 	b.Helper()
@@ -105,14 +116,18 @@ func memSyncer(b testing.TB, rd reader, o store.Options) (*Syncer, *store.Store)
 // store: every user created and audited, the policy's rules started for
 // each (two audit events per user).
 func BenchmarkFullSync(b *testing.B) {
+	keyfleetdRuntime(b)
 	rd := newMemReader(benchUsers)
 	var elapsed time.Duration
+	var peaks residentPeaks
 	for range b.N {
 		b.StopTimer()
 		s, st := benchSyncer(b, rd)
 		b.StartTimer()
 		start := time.Now()
+		stop := peaks.watch()
 		rep, err := s.Sync(context.Background(), api.DirectorySync{})
+		stop()
 		elapsed += time.Since(start)
 		if err != nil || rep.Created != benchUsers {
 			b.Fatalf("sync: created %d, %v", rep.Created, err)
@@ -123,11 +138,13 @@ func BenchmarkFullSync(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.N*benchUsers)/elapsed.Seconds(), "users/s")
+	peaks.report(b)
 }
 
 // BenchmarkFullSyncUnchanged is the periodic full sync of the same
 // 100,000 users: every entry compared, nothing written but the status.
 func BenchmarkFullSyncUnchanged(b *testing.B) {
+	keyfleetdRuntime(b)
 	rd := newMemReader(benchUsers)
 	s, _ := benchSyncer(b, rd)
 	if _, err := s.Sync(context.Background(), api.DirectorySync{}); err != nil {
@@ -146,6 +163,7 @@ func BenchmarkFullSyncUnchanged(b *testing.B) {
 // BenchmarkIncrementalSync is an incremental sync of 100 changed users in
 // a store of 100,000.
 func BenchmarkIncrementalSync(b *testing.B) {
+	keyfleetdRuntime(b)
 	rd := newMemReader(benchUsers)
 	s, _ := benchSyncer(b, rd)
 	if _, err := s.Sync(context.Background(), api.DirectorySync{}); err != nil {
@@ -170,4 +188,59 @@ func benchSize() int {
 		return n
 	}
 	return 100_000
+}
+
+// residentPeaks is the most resident memory the process had while
+// watched, as the kernel counts it (/proc/self/status): anonymous (the Go
+// heap, stacks) and file-backed (Badger's mapped logs and tables, clean
+// once synced and taken back first when memory is short).
+type residentPeaks struct{ anon, file int64 }
+
+// watch samples every 20 ms until the returned func is called.
+func (p *residentPeaks) watch() (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			anon, file := residentNow()
+			p.anon, p.file = max(p.anon, anon), max(p.file, file)
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// report adds the peaks in MiB (none where /proc is not there).
+func (p *residentPeaks) report(b *testing.B) {
+	if p.anon > 0 {
+		b.ReportMetric(float64(p.anon)/(1<<20), "peak-anon-MiB")
+		b.ReportMetric(float64(p.file)/(1<<20), "peak-file-MiB")
+	}
+}
+
+// residentNow is RssAnon and RssFile of /proc/self/status in bytes.
+func residentNow() (anon, file int64) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	for line := range strings.Lines(string(b)) {
+		name, v, ok := strings.Cut(line, ":")
+		if !ok || (name != "RssAnon" && name != "RssFile") {
+			continue
+		}
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if name == "RssAnon" {
+			anon = kb << 10
+		} else {
+			file = kb << 10
+		}
+	}
+	return anon, file
 }

@@ -3,6 +3,7 @@ package directory_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/core/coretest"
 	"github.com/keyfleet/keyfleet/daemon/directory"
 	dt "github.com/keyfleet/keyfleet/daemon/directory/directorytest"
+	"github.com/keyfleet/keyfleet/daemon/runtimemem"
 	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
@@ -20,6 +22,7 @@ import (
 // (all in one group, some in nested groups) read from a real slapd over
 // StartTLS, 500 to a page, and applied to an empty Badger store on disk.
 func BenchmarkLDAPFullSync(b *testing.B) {
+	b.Cleanup(runtimemem.Set(runtimemem.DefaultStoreMemory, os.Getenv)) // keyfleetd's collector settings (bench_test.go)
 	const n = 100_000
 	srv := dt.Start(b, dt.Organisation(n, false))
 	cfg := directory.LDAPConfig{
@@ -58,6 +61,7 @@ func BenchmarkLDAPFullSync(b *testing.B) {
 // 100 users changed in a directory of 100,000 (a real slapd, their
 // names (cn) changed with ldapmodify before each sync).
 func BenchmarkLDAPIncrementalSync(b *testing.B) {
+	b.Cleanup(runtimemem.Set(runtimemem.DefaultStoreMemory, os.Getenv)) // keyfleetd's collector settings (bench_test.go)
 	const n, k = 100_000, 100
 	srv := dt.Start(b, dt.Organisation(n, false))
 	st, err := store.Open(store.Options{Dir: b.TempDir(), EncryptionKey: make([]byte, 32)})

@@ -174,6 +174,7 @@ func Open(o Options) (*Store, error) {
 	if !o.InMemory {
 		s.watchSpace()
 	}
+	s.drainBuilders()
 	if err := s.loadEpochs(); err != nil {
 		s.Close()
 		return nil, err
