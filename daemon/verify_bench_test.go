@@ -123,28 +123,33 @@ func totpFixtureFor(b *testing.B, n int, backend string, count int, sinks []even
 // benchmark of verifications measures.
 func waitLeaderWork(b *testing.B, hc *http.Client, urls []string) {
 	b.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		for _, url := range urls {
-			resp, err := hc.Get(url + "/metrics")
-			if err != nil {
-				b.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.Contains(string(body), "\nkeyfleet_compliance_users{") {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	b.Fatal("no keyfleetd set the compliance gauges within a minute: none leads")
+	waitMetrics(b, hc, urls, "no keyfleetd set the compliance gauges within a minute: none leads", func(body string) bool {
+		return strings.Contains(body, "\nkeyfleet_compliance_users{")
+	})
 }
 
 // waitSinks waits until the leader's event sinks have handled every
 // event (keyfleet_events_lag is 0 for each), so that those of the warm-up
 // are not delivered during the measured part.
 func waitSinks(b *testing.B, hc *http.Client, urls []string) {
+	b.Helper()
+	waitMetrics(b, hc, urls, "the event sinks did not catch up within a minute", func(body string) bool {
+		sinks, behind := 0, 0
+		for _, line := range strings.Split(body, "\n") {
+			if name, v, ok := strings.Cut(line, " "); ok && strings.HasPrefix(name, "keyfleet_events_lag{") {
+				sinks++
+				if v != "0" {
+					behind++
+				}
+			}
+		}
+		return sinks > 0 && behind == 0
+	})
+}
+
+// waitMetrics polls the /metrics of each keyfleetd at urls until one
+// satisfies done, for up to a minute, then fails with timeout.
+func waitMetrics(b *testing.B, hc *http.Client, urls []string, timeout string, done func(body string) bool) {
 	b.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
@@ -155,22 +160,13 @@ func waitSinks(b *testing.B, hc *http.Client, urls []string) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			sinks, behind := 0, 0
-			for _, line := range strings.Split(string(body), "\n") {
-				if name, v, ok := strings.Cut(line, " "); ok && strings.HasPrefix(name, "keyfleet_events_lag{") {
-					sinks++
-					if v != "0" {
-						behind++
-					}
-				}
-			}
-			if sinks > 0 && behind == 0 {
+			if done(string(body)) {
 				return
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	b.Fatal("the event sinks did not catch up within a minute")
+	b.Fatal(timeout)
 }
 
 // warm reads every user's status and factors once from every keyfleetd,

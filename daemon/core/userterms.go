@@ -20,13 +20,9 @@ const MaxExamined = 5000
 // display name (but one that starts another: SearchTerms). Stores index
 // the terms, so that a query reads only the users it matches.
 
-// SearchTerms are u's search terms, folded to lower case, each once, in
-// order, less those that are the start of another of them (the username
-// when the email begins with it, the first word of the display name): a
-// query that starts such a term starts the longer one too, so it finds
-// the same users, and every user writes fewer index entries. A user
-// listed by a query is therefore listed at the longer term.
-func (u User) SearchTerms() []string {
+// everySearchTerm is every term of u, folded, each once, in order: the
+// username, the email, its "@domain", the display name and its words.
+func (u User) everySearchTerm() []string {
 	all := make([]string, 0, 6)
 	add := func(t string) {
 		if t = FoldTerm(t); t != "" && !slices.Contains(all, t) {
@@ -42,6 +38,17 @@ func (u User) SearchTerms() []string {
 	for _, w := range strings.FieldsFunc(u.DisplayName, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) }) {
 		add(w)
 	}
+	return all
+}
+
+// SearchTerms are u's search terms, folded to lower case, each once, in
+// order, less those that are the start of another of them (the username
+// when the email begins with it, the first word of the display name): a
+// query that starts such a term starts the longer one too, so it finds
+// the same users, and every user writes fewer index entries. A user
+// listed by a query is therefore listed at the longer term.
+func (u User) SearchTerms() []string {
+	all := u.everySearchTerm()
 	out := make([]string, 0, len(all))
 	for _, t := range all {
 		if !slices.ContainsFunc(all, func(o string) bool { return len(o) > len(t) && strings.HasPrefix(o, t) }) {

@@ -4,29 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"unicode"
 )
-
-// everyTerm is every search term of u, the start of another included: what
-// SearchTerms gave before it left those out.
-func everyTerm(u User) []string {
-	var out []string
-	add := func(t string) {
-		if t = FoldTerm(t); t != "" && !slices.Contains(out, t) {
-			out = append(out, t)
-		}
-	}
-	add(u.Username)
-	add(u.Email)
-	if _, domain, ok := strings.Cut(u.Email, "@"); ok && domain != "" {
-		add("@" + domain)
-	}
-	add(u.DisplayName)
-	for _, w := range strings.FieldsFunc(u.DisplayName, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) }) {
-		add(w)
-	}
-	return out
-}
 
 // A term that starts another of the user's terms is left out, and every
 // query still finds exactly the users it found with every term: tried
@@ -59,7 +37,7 @@ func TestSearchTermsLeaveOutTermsThatStartAnotherAndFindTheSameUsers(t *testing.
 		if w, ok := want[u.Username]; ok && !slices.Equal(got, w) {
 			t.Errorf("%s: terms %q, want %q", u.Username, got, w)
 		}
-		all := everyTerm(u)
+		all := u.everySearchTerm()
 		for _, term := range got {
 			if !slices.Contains(all, term) {
 				t.Errorf("%s: term %q is not one of %q", u.Username, term, all)
@@ -76,7 +54,7 @@ func TestSearchTermsLeaveOutTermsThatStartAnotherAndFindTheSameUsers(t *testing.
 			continue
 		}
 		for _, u := range users {
-			before := slices.ContainsFunc(everyTerm(u), func(term string) bool { return strings.HasPrefix(term, FoldTerm(q)) })
+			before := slices.ContainsFunc(u.everySearchTerm(), func(term string) bool { return strings.HasPrefix(term, FoldTerm(q)) })
 			term, now := u.MatchTerm(q)
 			if before != now {
 				t.Errorf("query %q, user %s: matched %v with every term, %v now (at %q)", q, u.Username, before, now, term)

@@ -60,22 +60,11 @@ func drainBuilderPool(p *z.AllocatorPool) {
 // builderPoolDrainEvery until the store closes (Close waits for it
 // before closing Badger, whose Close closes the pool).
 func (s *Store) drainBuilders() {
-	s.watching.Add(1)
-	go func() {
-		defer s.watching.Done()
-		t := time.NewTicker(builderPoolDrainEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stopWait:
-				return
-			case <-t.C:
-				s.dbMu.RLock()
-				if p := builderPool(s.db); p != nil {
-					drainBuilderPool(p)
-				}
-				s.dbMu.RUnlock()
-			}
+	s.every(builderPoolDrainEvery, func() {
+		s.dbMu.RLock()
+		defer s.dbMu.RUnlock()
+		if p := builderPool(s.db); p != nil {
+			drainBuilderPool(p)
 		}
-	}()
+	})
 }

@@ -53,8 +53,10 @@ func (s *Store) upgrade() error {
 			return err
 		}
 	}
-	if err := s.build("first-applied times", nil, copyFirstApplied); err != nil {
-		return err
+	if v != "1" { // schema 1's policy facts, built above, hold them already
+		if err := s.build("first-applied times", nil, copyFirstApplied); err != nil {
+			return err
+		}
 	}
 	err = s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(kSchema), []byte(schemaVersion)) })
 	if err != nil {

@@ -16,18 +16,26 @@ func (s *Store) watchSpace() {
 	}
 	s.sizeReserve()
 	s.checkSpace()
+	s.every(s.opts.SpaceCheckEvery, func() {
+		s.sizeReserve()
+		s.checkSpace()
+	})
+}
+
+// every runs fn every d on a goroutine of its own until the store closes
+// (Close waits for it before closing Badger).
+func (s *Store) every(d time.Duration, fn func()) {
 	s.watching.Add(1)
 	go func() {
 		defer s.watching.Done()
-		t := time.NewTicker(s.opts.SpaceCheckEvery)
+		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
 			select {
 			case <-s.stopWait:
 				return
 			case <-t.C:
-				s.sizeReserve()
-				s.checkSpace()
+				fn()
 			}
 		}
 	}()

@@ -15,11 +15,14 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/core"
 )
 
+// updater is a store that runs write transactions.
+type updater interface {
+	Update(context.Context, func(core.Tx) error) error
+}
+
 // bump adds one to user id's failure count, read from the cache when it
 // holds her, with n audit events named action.0 … action.n-1.
-func bump(st interface {
-	Update(context.Context, func(core.Tx) error) error
-}, id, action string, n int) error {
+func bump(st updater, id, action string, n int) error {
 	return st.Update(context.Background(), func(tx core.Tx) error {
 		u, err := tx.User(id)
 		if err != nil {
@@ -37,6 +40,31 @@ func bump(st interface {
 		}
 		return nil
 	})
+}
+
+// keepBumping has keyfleetd b bump user id's count, one commit at a
+// time, until the function it returns is called (which waits for it);
+// done is called with each bump's audit action once it is committed.
+func keepBumping(t *testing.T, b updater, id string, done func(action string)) func() {
+	stop := make(chan struct{})
+	var other sync.WaitGroup
+	other.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			name := fmt.Sprintf("b%d", i)
+			if err := bump(b, id, name, 1); err != nil {
+				t.Errorf("keyfleetd B: %v", err)
+				return
+			}
+			done(name)
+			time.Sleep(time.Millisecond)
+		}
+	})
+	return func() { close(stop); other.Wait() }
 }
 
 // TestTransactionsThatShareACommitKeepTheirOwnChecks: eight writers on
@@ -68,24 +96,9 @@ func TestTransactionsThatShareACommitKeepTheirOwnChecks(t *testing.T) {
 	var mu sync.Mutex
 	ack := func(name string) { mu.Lock(); acked[name] = true; mu.Unlock() }
 	var fromB atomic.Int64
-	stop := make(chan struct{})
-	var other sync.WaitGroup
-	other.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			name := fmt.Sprintf("b%d", i)
-			if err := bump(b, id(0), name, 1); err != nil {
-				t.Errorf("keyfleetd B: %v", err)
-				return
-			}
-			fromB.Add(1)
-			ack(name)
-			time.Sleep(time.Millisecond)
-		}
+	stopB := keepBumping(t, b, id(0), func(name string) {
+		fromB.Add(1)
+		ack(name)
 	})
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -101,8 +114,7 @@ func TestTransactionsThatShareACommitKeepTheirOwnChecks(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(stop)
-	other.Wait()
+	stopB()
 
 	grouped := a.Grouped()
 	t.Logf("%d of A's %d transactions shared a commit; %d ran again; B added %d", grouped, writers*rounds, a.Retries(), fromB.Load())
@@ -254,22 +266,7 @@ func TestAGroupChecksRecordsItOnlyRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	var other sync.WaitGroup
-	other.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if err := bump(b, ref(0), fmt.Sprintf("b%d", i), 1); err != nil {
-				t.Errorf("keyfleetd B: %v", err)
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-	})
+	stopB := keepBumping(t, b, ref(0), func(string) {})
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
@@ -296,8 +293,7 @@ func TestAGroupChecksRecordsItOnlyRead(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(stop)
-	other.Wait()
+	stopB()
 	t.Logf("%d of A's %d transactions shared a commit; %d ran again", a.Grouped(), writers*rounds, a.Retries())
 	if a.Grouped() == 0 {
 		t.Fatal("no transactions shared a commit: the test shows nothing")
