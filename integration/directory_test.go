@@ -111,6 +111,9 @@ func TestKeyfleetdSyncsTheDirectoryItIsConfiguredWith(t *testing.T) {
 	if !strings.Contains(d.log(), `"path":"/scim/v2/Groups","status":401`) {
 		t.Errorf("no log line for the SCIM request:\n%s", d.log())
 	}
+	if strings.Contains(d.log(), adminToken(t, dir)) {
+		t.Error("the token sent to /scim/v2 is in keyfleetd's log")
+	}
 	var ov api.DirectoryOverview
 	if st := d.call(adminToken(t, dir), "GET", "/v1/directory/status", nil, &ov); st != 200 || len(ov.Sources) != 1 || ov.Sources[0].NextSyncAt == nil {
 		t.Fatalf("status over the API: %d %+v", st, ov)
