@@ -20,6 +20,10 @@
 #   MEMORY_LIMIT=512M  keyfleetd and its plugin in a memory group of that
 #                 size, as the systemd unit's MemoryHigh= (bench-lib.sh);
 #                 the group's memory is printed beside the process's
+#   ONLY=lists    only the first start, the lists, a second start and the
+#                 lists again (no audit verify, no load): for work on the
+#                 lists; each list also prints what keyfleetd read from
+#                 the disk for it (/proc/PID/io read_bytes)
 #   CACHE=cold    each run drops the copied store's pages from the page
 #                 cache before the first start (as after a reboot), so
 #                 that keyfleetd reads, and a memory group is charged
@@ -35,6 +39,8 @@ USERS=${USERS:-1000000}
 TOTP_USERS=${TOTP_USERS:-1000}
 RUNS=${RUNS:-1}
 CACHE=${CACHE:-cold}
+ONLY=${ONLY:-}
+[[ -z $ONLY || $ONLY == lists ]] || { echo "ONLY=$ONLY: lists or nothing" >&2; exit 1; }
 [[ $CACHE == cold || $CACHE == warm ]] || { echo "CACHE=$CACHE: cold or warm" >&2; exit 1; }
 mkdir -p "$DIR"
 DIR=$(realpath "$DIR")
@@ -67,12 +73,21 @@ drop_page_cache() {
 lists() {
 	local q
 	for q in "q=nobody-matches-this" "q=u-09999" "q=USER%200999" "group=auditors-2026" "group=engineering" "role=auditor" "status=disabled"; do
-		"$LG" get "${T[@]}" "${S[@]}" "/v1/users?$q" || true # a failure is printed, and is a figure too
+		get "/v1/users?$q"
 	done
 	for q in "action=factor.revoke" "action=user.create" "actor=$admin_id" "target=$target_id" "actor=$admin_id&action=factor.revoke"; do
-		"$LG" get "${T[@]}" "${S[@]}" "/v1/audit?$q" || true
+		get "/v1/audit?$q"
 	done
 }
+# get times one page (a failure is printed, and is a figure too); with
+# ONLY=lists it also prints what keyfleetd read from the disk for it.
+get() {
+	local before=
+	[[ -z $ONLY ]] || before=$(read_bytes)
+	"$LG" get "${T[@]}" "${S[@]}" "$1" || true
+	[[ -z $ONLY ]] || echo "  read from the disk for it: $(( ($(read_bytes) - before) / 1024 )) KiB"
+}
+read_bytes() { awk '$1 == "read_bytes:" { print $2 }' "/proc/$PID/io"; }
 # measure prints one run's figures.
 measure() {
 	# A copy of the store as the bulk load left it, so that every run
@@ -103,6 +118,16 @@ measure() {
 	admin_id=$("$LG" user-id "${T[@]}" admin)
 	target_id=$("$LG" user-id "${T[@]}" "$(printf 'u-%07d' $((USERS / 2)))")
 	lists
+	if [[ $ONLY == lists ]]; then
+		stop_daemon
+		echo "## second start"
+		start_daemon "$DATA"
+		S=(--pid "$PID")
+		echo "## lists again, on the second start"
+		lists
+		stop_daemon
+		return
+	fi
 	echo "## audit verify"
 	"$LG" verify-audit "${T[@]}" "${S[@]}" || true
 	"$LG" verify-audit "${T[@]}" "${S[@]}" --full || true

@@ -19,15 +19,6 @@ type AuditFilter struct {
 	Action   string
 }
 
-// matches reports whether the event in r passes f.
-func (f AuditFilter) matches(r audit.Record) (bool, error) {
-	ev, err := r.Event()
-	if err != nil {
-		return false, err
-	}
-	return f.match(ev), nil
-}
-
 // match reports whether ev passes f (After aside).
 func (f AuditFilter) match(ev audit.Event) bool {
 	return (f.ActorID == "" || ev.Actor.ID == f.ActorID) && (f.Action == "" || ev.Action == f.Action) &&
@@ -52,33 +43,20 @@ func (s *Service) ListAudit(ctx context.Context, p Principal, f AuditFilter, lim
 
 // ListAuditPage returns up to limit audit records after f.After that
 // match f, in sequence order, and the sequence number to continue after
-// (0 when the log has nothing more to give). A filter reads the index of
-// one of its fields (target, else actor, else action) and examines at
-// most MaxExamined events for a page: a page that reaches the bound comes
-// back short, even empty, with the last event it examined as the cursor.
+// (0 when the log has nothing more to give). A filter is answered by the
+// indexes of its fields, intersected by sequence number (AuditMatch):
+// only the records of the page are read, and at most MaxExamined index
+// entries; a page that reaches that bound comes back short, even empty,
+// with the sequence number it got to as the cursor.
 func (s *Service) ListAuditPage(ctx context.Context, p Principal, f AuditFilter, limit int) ([]audit.Record, uint64, error) {
 	if err := p.authorize(ReadAudit, ""); err != nil {
 		return nil, 0, err
 	}
 	limit = PageReq{Limit: limit}.Clamp().Limit
-	field, value := f.index()
-	if field == "" {
+	if f.TargetID == "" && f.ActorID == "" && f.Action == "" {
 		return s.auditAfter(ctx, f.After, limit)
 	}
-	return s.auditIndexed(ctx, f, field, value, limit)
-}
-
-// index is the indexed field a filter is read through, and its value.
-func (f AuditFilter) index() (AuditField, string) {
-	switch {
-	case f.TargetID != "":
-		return AuditTarget, f.TargetID
-	case f.ActorID != "":
-		return AuditActor, f.ActorID
-	case f.Action != "":
-		return AuditAction, f.Action
-	}
-	return "", ""
+	return s.auditIndexed(ctx, f, limit)
 }
 
 // auditAfter pages through the log itself: every record matches.
@@ -94,46 +72,32 @@ func (s *Service) auditAfter(ctx context.Context, after uint64, limit int) ([]au
 	return out, out[len(out)-1].Seq, nil
 }
 
-// auditIndexed pages through the index of one field; an event is read
-// only to check the filter's other fields, if it has any.
-func (s *Service) auditIndexed(ctx context.Context, f AuditFilter, field AuditField, value string, limit int) ([]audit.Record, uint64, error) {
+// auditIndexed pages through the indexes of the filter's fields.
+func (s *Service) auditIndexed(ctx context.Context, f AuditFilter, limit int) ([]audit.Record, uint64, error) {
 	var out []audit.Record
 	var next uint64
-	// Only what is on disk: the index may already name events of commits
-	// whose sync is still running (see store's group commit).
-	last := s.store.AuditHead().Seq
-	single := f == (AuditFilter{After: f.After, TargetID: f.TargetID}) || f == (AuditFilter{After: f.After, ActorID: f.ActorID}) ||
-		f == (AuditFilter{After: f.After, Action: f.Action})
+	q := AuditMatch{Target: f.TargetID, Actor: f.ActorID, Action: f.Action, After: f.After,
+		// Only what is on disk: the index may already name events of
+		// commits whose sync is still running (see store's group commit).
+		Through: s.store.AuditHead().Seq,
+		Limit:   limit + 1, // one more says whether there is a next page
+		Examine: MaxExamined}
 	err := s.store.View(ctx, func(tx ReadTx) error {
-		seqs, err := tx.AuditBy(field, value, f.After, MaxExamined)
+		seqs, more, err := tx.AuditMatching(q)
 		if err != nil {
 			return err
 		}
+		next = more
+		if len(seqs) > limit {
+			seqs, next = seqs[:limit], seqs[limit-1]
+		}
+		out = make([]audit.Record, 0, len(seqs))
 		for _, seq := range seqs {
-			if seq > last {
-				return nil
-			}
 			r, err := tx.AuditRecord(seq)
 			if err != nil {
 				return err
 			}
-			ok := single
-			if !ok {
-				if ok, err = f.matches(r); err != nil {
-					return err
-				}
-			}
-			if !ok {
-				next = seq
-				continue
-			}
-			if len(out) == limit {
-				return nil
-			}
-			out, next = append(out, r), seq
-		}
-		if len(seqs) < MaxExamined {
-			next = 0 // the index has nothing more
+			out = append(out, r)
 		}
 		return nil
 	})

@@ -12,67 +12,118 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/store"
 )
 
-// An audit list by two fields reads the index of one and checks the
-// other on at most core.MaxExamined events a page: when the matches lie
-// beyond the bound, the first page is empty with a cursor, and following
-// the cursors finds every match, in order, once. A list by one field
-// needs no check: each event its index names matches.
-func TestAnAuditListExaminesABoundedNumberOfEvents(t *testing.T) {
-	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	sl, _ := seal.New(make([]byte, 32))
-	svc, err := core.New(core.Config{Store: st, Sealer: sl})
-	if err != nil {
-		t.Fatal(err)
-	}
+// An audit list by two fields intersects their indexes: the matches
+// come on the first page, however many events of one field alone lie
+// before them (before, the list read one index and checked the other on
+// at most core.MaxExamined events a page, and came back empty with a
+// cursor). A list by one field reads only its page's events.
+func TestAnAuditListIntersectsTheIndexesOfItsFields(t *testing.T) {
+	svc, st := auditService(t)
 	ctx := context.Background()
 	const n = core.MaxExamined + 300
 	for i := 0; i < n; i += 1000 {
-		err := st.Update(ctx, func(tx core.Tx) error {
-			for j := i; j < min(i+1000, n); j++ {
-				action := "user.update"
-				if j >= n-3 {
-					action = "factor.revoke" // the three matches, beyond the bound
-				}
-				ev := &audit.Event{Action: action, Actor: api.Actor{ID: "usr_admin"}, Target: api.Target{Type: "user", ID: fmt.Sprint("usr_", j)}}
-				if err := tx.Audit(ev); err != nil {
-					return err
-				}
+		audited(t, st, min(1000, n-i), func(j int) (string, string) {
+			if i+j >= n-3 {
+				return "usr_admin", "factor.revoke" // the three matches, beyond the bound
 			}
-			return nil
+			return "usr_admin", "user.update"
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
 	}
 	f := core.AuditFilter{ActorID: "usr_admin", Action: "factor.revoke"}
 	recs, next, err := svc.ListAuditPage(ctx, core.System, f, 50)
-	if err != nil || len(recs) != 0 || next == 0 {
-		t.Fatalf("the first page: %d events, next %d, %v; want none and a cursor", len(recs), next, err)
+	if err != nil || fmt.Sprint(seqsOf(recs)) != fmt.Sprint([]uint64{n - 2, n - 1, n}) || next != 0 {
+		t.Fatalf("the first page: %v, next %d, %v; want the three matches and no cursor", seqsOf(recs), next, err)
 	}
-	var found []uint64
-	for next != 0 {
-		f.After = next
-		recs, next, err = svc.ListAuditPage(ctx, core.System, f, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range recs {
-			found = append(found, r.Seq)
-		}
+	recs, next, err = svc.ListAuditPage(ctx, core.System, f, 2)
+	if err != nil || fmt.Sprint(seqsOf(recs)) != fmt.Sprint([]uint64{n - 2, n - 1}) || next != n-1 {
+		t.Fatalf("a page of two: %v, next %d, %v; want two and a cursor at the second", seqsOf(recs), next, err)
 	}
-	if fmt.Sprint(found) != fmt.Sprint([]uint64{n - 2, n - 1, n}) {
-		t.Fatalf("following the cursors found %v", found)
-	}
-	one, next, err := svc.ListAuditPage(ctx, core.System, core.AuditFilter{Action: "factor.revoke"}, 50)
-	if err != nil || len(one) != 3 || next != 0 {
-		t.Fatalf("by action alone: %d events, next %d, %v; want the three at once", len(one), next, err)
+	recs, next, err = svc.ListAuditPage(ctx, core.System, core.AuditFilter{ActorID: "usr_admin"}, 50)
+	if err != nil || len(recs) != 50 || recs[0].Seq != 1 || next != 50 {
+		t.Fatalf("by actor alone: %d events from %v, next %d, %v; want 50 from 1 and a cursor at 50", len(recs), seqsOf(recs[:min(1, len(recs))]), next, err)
 	}
 	all, err := svc.ListAudit(ctx, core.System, core.AuditFilter{ActorID: "usr_admin", Action: "factor.revoke"}, 10)
 	if err != nil || len(all) != 3 {
 		t.Fatalf("ListAudit follows the pages: %d events, %v", len(all), err)
 	}
+}
+
+// Two fields whose events alternate, commit by commit, and never meet
+// but at the end: the intersection steps from one index to the other at
+// every commit, so the first page stops at core.MaxExamined index
+// entries, empty, with a cursor; following the cursors finds the match
+// once.
+func TestAnAuditListReadsABoundedNumberOfIndexEntries(t *testing.T) {
+	svc, st := auditService(t)
+	ctx := context.Background()
+	const n = core.MaxExamined + 1000 // commits of each kind
+	for i := range n {
+		audited(t, st, 1, func(int) (string, string) { return "usr_a", "user.update" })
+		audited(t, st, 1, func(int) (string, string) { return "usr_b", "factor.revoke" })
+		if i == n-1 {
+			audited(t, st, 1, func(int) (string, string) { return "usr_a", "factor.revoke" })
+		}
+	}
+	f := core.AuditFilter{ActorID: "usr_a", Action: "factor.revoke"}
+	recs, next, err := svc.ListAuditPage(ctx, core.System, f, 50)
+	if err != nil || len(recs) != 0 || next == 0 || next >= 2*n {
+		t.Fatalf("the first page: %v, next %d, %v; want none and a cursor", seqsOf(recs), next, err)
+	}
+	var found []uint64
+	for pages := 1; next != 0; pages++ {
+		if pages > 10 {
+			t.Fatalf("%d pages and still a cursor (%d)", pages, next)
+		}
+		f.After = next
+		recs, next, err = svc.ListAuditPage(ctx, core.System, f, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found = append(found, seqsOf(recs)...)
+	}
+	if fmt.Sprint(found) != fmt.Sprint([]uint64{2*n + 1}) {
+		t.Fatalf("following the cursors found %v, want [%d]", found, 2*n+1)
+	}
+}
+
+func auditService(t *testing.T) (*core.Service, *store.Store) {
+	t.Helper()
+	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	sl, _ := seal.New(make([]byte, 32))
+	svc, err := core.New(core.Config{Store: st, Sealer: sl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, st
+}
+
+// audited commits n events, by the actor and of the action that who gives
+// for each.
+func audited(t *testing.T, st *store.Store, n int, who func(int) (actor, action string)) {
+	t.Helper()
+	err := st.Update(context.Background(), func(tx core.Tx) error {
+		for j := range n {
+			actor, action := who(j)
+			ev := &audit.Event{Action: action, Actor: api.Actor{ID: actor}, Target: api.Target{Type: "user", ID: fmt.Sprint("usr_", j)}}
+			if err := tx.Audit(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func seqsOf(recs []audit.Record) []uint64 {
+	out := []uint64{}
+	for _, r := range recs {
+		out = append(out, r.Seq)
+	}
+	return out
 }

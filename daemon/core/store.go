@@ -55,6 +55,9 @@ type ReadTx interface {
 	// has value, newest first, below before, up to limit: the newest
 	// events of a target or actor without reading its older ones.
 	AuditByBefore(field AuditField, value string, before uint64, limit int) ([]uint64, error)
+	// AuditMatching lists the sequence numbers of the events that have
+	// every value q names, oldest first (AuditMatch).
+	AuditMatching(q AuditMatch) (seqs []uint64, next uint64, err error)
 	AuditRecord(seq uint64) (audit.Record, error)
 	Verification(id string) (Verification, error)
 	PolicyReadTx
@@ -102,6 +105,21 @@ const (
 	AuditActor  AuditField = "actor"  // Event.Actor.ID
 	AuditAction AuditField = "action" // Event.Action
 )
+
+// AuditMatch asks the audit indexes for the events that have every one
+// of its values (at least one is set), after After and at or before
+// Through, oldest first: at most Limit of them, reading at most Examine
+// index entries (a store of rows: rows). The indexes are intersected by
+// sequence number, so the events themselves are not read: a filter on
+// several fields costs what the rarest of them has, up to the bound.
+// AuditMatching returns next, the sequence number up to which it
+// looked, when it stopped at Examine before it had Limit events (go on
+// after it); otherwise 0.
+type AuditMatch struct {
+	Target, Actor, Action string
+	After, Through        uint64
+	Limit, Examine        int
+}
 
 // PageReq asks for one page of a list. After is the cursor from the last
 // page ("" for the first); Limit is clamped to [1, MaxPageSize].

@@ -195,3 +195,116 @@ func (r *readTx) AuditByBefore(field core.AuditField, value string, before uint6
 	}
 	return out, nil
 }
+
+// AuditMatching intersects the indexes of q's values: each is walked in
+// sequence order, and each step moves the one behind to the event at or
+// after the candidate of the one ahead (a seek, when the next entry is
+// not it), so that entries between the matches are skipped, not read.
+// Events themselves are not read.
+func (r *readTx) AuditMatching(q core.AuditMatch) ([]uint64, uint64, error) {
+	var cs []*auditCursor
+	for _, x := range [...]struct{ prefix, value string }{
+		{pAuditTarget, q.Target}, {pAuditActor, q.Actor}, {pAuditAction, q.Action},
+	} {
+		if x.value == "" {
+			continue
+		}
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix, opts.PrefetchValues = key(x.prefix, x.value, "/"), false
+		c := &auditCursor{it: r.txn.NewIterator(opts), prefix: opts.Prefix}
+		defer c.it.Close()
+		cs = append(cs, c)
+	}
+	if len(cs) == 0 {
+		return nil, 0, fmt.Errorf("%w: an audit match names no target, actor or action", core.ErrInvalid)
+	}
+	if q.Limit <= 0 || q.After >= q.Through {
+		return nil, 0, nil
+	}
+	var out []uint64
+	reads := 0
+	x := q.After + 1 // every event before x is matched or ruled out
+	for i, agree := 0, 0; ; i = (i + 1) % len(cs) {
+		if reads >= q.Examine && x-1 > q.After {
+			return out, x - 1, nil
+		}
+		v, ok, err := cs[i].seek(x, &reads)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !ok || v > q.Through {
+			return out, 0, nil
+		}
+		if v != x {
+			x, agree = v, 0
+		}
+		if agree++; agree < len(cs) {
+			continue
+		}
+		out = append(out, x)
+		if len(out) == q.Limit || x == q.Through {
+			return out, 0, nil
+		}
+		x, agree = x+1, 0
+	}
+}
+
+// reaches reports whether the iterator is at an entry of c's value whose
+// last event is at or after x.
+func (c *auditCursor) reaches(x uint64) bool {
+	if !c.it.Valid() {
+		return false
+	}
+	k := c.it.Item().Key()
+	return len(k) == len(c.prefix)+8 && uint64FromBytes(k[len(c.prefix):]) >= x
+}
+
+// auditCursor walks one audit index in sequence order.
+type auditCursor struct {
+	it      *badger.Iterator
+	prefix  []byte
+	started bool
+	seqs    []uint64 // the current entry's events from the last position, ascending
+}
+
+// seek moves c to its first event at or after x (x > 0) and returns it;
+// ok is false when the index has none. reads counts the entries read.
+func (c *auditCursor) seek(x uint64, reads *int) (uint64, bool, error) {
+	if n := len(c.seqs); n > 0 && c.seqs[n-1] >= x {
+		i, _ := slices.BinarySearch(c.seqs, x)
+		c.seqs = c.seqs[i:]
+		return c.seqs[0], true, nil
+	}
+	// The current entry is behind x: the next one, if it reaches x, else
+	// the first whose last event does (it holds every event of its commit
+	// at or after x).
+	if c.started {
+		c.it.Next()
+	}
+	if !c.started || !c.reaches(x) {
+		if c.started {
+			*reads++ // the entry looked at
+		}
+		c.it.Seek(append(bytes.Clone(c.prefix), seqBytes(x)...))
+		c.started = true
+	}
+	for ; c.it.Valid(); c.it.Next() {
+		*reads++
+		item := c.it.Item()
+		k := item.Key()
+		if len(k) != len(c.prefix)+8 {
+			continue // the entry of a value that starts with this one and a "/"
+		}
+		err := item.Value(func(v []byte) error {
+			var err error
+			c.seqs, err = decodeEntry(c.seqs[:0], uint64FromBytes(k[len(c.prefix):]), v, x-1)
+			return err
+		})
+		if err != nil {
+			return 0, false, fmt.Errorf("%w: %q: restore the store from a backup", err, k)
+		}
+		return c.seqs[0], true, nil
+	}
+	c.seqs = nil
+	return 0, false, nil
+}

@@ -140,6 +140,59 @@ func (r *readTx) AuditBy(field core.AuditField, value string, after uint64, limi
 	return r.auditSeqs("SELECT seq FROM audit WHERE "+col+" = $1 AND "+col+" <> '' AND seq > $2 ORDER BY seq LIMIT $3", value, int64(after), limit)
 }
 
+// AuditMatching reads the index of one of q's values (target, else
+// actor, else action), at most q.Examine rows of it, and keeps the events
+// that have the others too: the database compares the columns, no event
+// is read here.
+func (r *readTx) AuditMatching(q core.AuditMatch) ([]uint64, uint64, error) {
+	var cols []string
+	var vals []any
+	for _, x := range [...]struct{ col, value string }{{"target", q.Target}, {"actor", q.Actor}, {"action", q.Action}} {
+		if x.value != "" {
+			cols, vals = append(cols, x.col), append(vals, x.value)
+		}
+	}
+	if len(cols) == 0 {
+		return nil, 0, fmt.Errorf("%w: an audit match names no target, actor or action", core.ErrInvalid)
+	}
+	if q.Limit <= 0 || q.After >= q.Through || q.After >= math.MaxInt64 {
+		return nil, 0, nil
+	}
+	match := "true"
+	for i := 1; i < len(cols); i++ {
+		match += fmt.Sprintf(" AND %s = $%d", cols[i], 4+i)
+	}
+	sql := "SELECT seq, " + match + " FROM audit WHERE " + cols[0] + " = $1 AND " + cols[0] + " <> '' AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+	args := append([]any{vals[0], int64(q.After), int64(min(q.Through, math.MaxInt64)), max(q.Examine, 1)}, vals[1:]...)
+	rows, err := r.q.Query(r.ctx, sql, args...)
+	if err != nil {
+		return nil, 0, r.fail(err)
+	}
+	defer rows.Close()
+	var out []uint64
+	var seq int64
+	examined := 0
+	for rows.Next() {
+		var ok bool
+		if err := rows.Scan(&seq, &ok); err != nil {
+			return nil, 0, err
+		}
+		examined++
+		if ok {
+			if out = append(out, uint64(seq)); len(out) == q.Limit {
+				return out, 0, nil
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, r.fail(err)
+	}
+	if examined == max(q.Examine, 1) {
+		return out, uint64(seq), nil // stopped at the bound
+	}
+	return out, 0, nil
+}
+
 // auditSeqs runs a query listing audit sequence numbers.
 func (r *readTx) auditSeqs(sql string, args ...any) ([]uint64, error) {
 	rows, err := r.q.Query(r.ctx, sql, args...)

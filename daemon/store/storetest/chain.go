@@ -451,6 +451,7 @@ func testAuditIndexes(t *testing.T, st Store) {
 		})
 	}
 	testAuditIndexPaging(t, st)
+	testAuditMatching(t, st)
 	view(t, st, func(tx core.ReadTx) error {
 		if _, err := tx.AuditBy("request_id", "x", 0, 10); !errors.Is(err, core.ErrInvalid) {
 			t.Errorf("AuditBy an unindexed field: %v, want ErrInvalid", err)
@@ -531,6 +532,125 @@ func testAuditIndexPaging(t *testing.T, st Store) {
 		seqs, err = tx.AuditBy(core.AuditAction, "other.step", 0, 1000)
 		if err != nil || len(seqs) != 3*4+3 { // i = 3, 13, 23, 33 and the commit in between, each round
 			t.Errorf("by action other.step: %v, %v; want 15 events", seqs, err)
+		}
+		return nil
+	})
+}
+
+// testAuditMatching: AuditMatching finds the events with every value it
+// names, as a check of each event would, for every combination of
+// target, actor and action, after any point and up to Through; followed
+// through its cursors with a bound of one, two or five entries a call,
+// it finds the same events, in order, once, and every call moves on.
+func testAuditMatching(t *testing.T, st Store) {
+	type ev struct {
+		seq                   uint64
+		target, actor, action string
+	}
+	var evs []ev
+	pick := func(i, n int, name string) string { return fmt.Sprintf("m-%s%d", name, i%n) }
+	// Commits of one event and bulk commits of many, the values cycling
+	// at different rates so that every combination occurs, spread out.
+	for c, size := range []int{1, 30, 1, 1, 45, 2, 1, 60, 1, 3, 1, 1} {
+		head := st.AuditHead().Seq
+		update(t, st, func(tx core.Tx) error {
+			for i := range size {
+				n := c*7 + i
+				e := event(pick(n, 3, "action"), pick(n/2, 5, "target"))
+				e.Actor.ID = pick(n/3, 4, "actor")
+				if n%11 == 0 {
+					e.Actor.ID = "" // a system event: no actor
+				}
+				if err := tx.Audit(e); err != nil {
+					return err
+				}
+				evs = append(evs, ev{head + uint64(i) + 1, e.Target.ID, e.Actor.ID, e.Action})
+			}
+			return nil
+		})
+	}
+	head := st.AuditHead().Seq
+	first := evs[0].seq
+	var queries []core.AuditMatch
+	for _, target := range []string{"", "m-target1", "m-target4", "m-nobody"} {
+		for _, actor := range []string{"", "m-actor0", "m-actor3"} {
+			for _, action := range []string{"", "m-action2", "m-action0"} {
+				if target != "" || actor != "" || action != "" {
+					queries = append(queries, core.AuditMatch{Target: target, Actor: actor, Action: action})
+				}
+			}
+		}
+	}
+	want := func(q core.AuditMatch) []uint64 {
+		out := []uint64{}
+		for _, e := range evs {
+			if e.seq > q.After && e.seq <= q.Through && (q.Target == "" || e.target == q.Target) &&
+				(q.Actor == "" || e.actor == q.Actor) && (q.Action == "" || e.action == q.Action) {
+				out = append(out, e.seq)
+			}
+		}
+		return out
+	}
+	matches := 0
+	for _, q := range queries {
+		for _, after := range []uint64{0, first, first + 20, first + 77, head - 1} {
+			for _, through := range []uint64{head, first + 90} {
+				q := q
+				q.After, q.Through, q.Limit, q.Examine = after, through, 1000, 1_000_000
+				exp := want(q)
+				matches += len(exp)
+				view(t, st, func(tx core.ReadTx) error {
+					got, next, err := tx.AuditMatching(q)
+					if err != nil || next != 0 || fmt.Sprint(nonNilSeqs(got)) != fmt.Sprint(exp) {
+						t.Fatalf("AuditMatching(%+v) = %v, next %d, %v;\nwant %v", q, got, next, err, exp)
+					}
+					if len(exp) > 2 {
+						q.Limit = 2
+						got, next, err = tx.AuditMatching(q)
+						if err != nil || next != 0 || fmt.Sprint(got) != fmt.Sprint(exp[:2]) {
+							t.Fatalf("AuditMatching(%+v) = %v, next %d, %v; want %v", q, got, next, err, exp[:2])
+						}
+					}
+					return nil
+				})
+				if after != 0 {
+					continue
+				}
+				for _, examine := range []int{1, 2, 5} {
+					q.After, q.Examine, q.Limit = 0, examine, 3
+					var got []uint64
+					view(t, st, func(tx core.ReadTx) error {
+						for calls := 0; ; calls++ {
+							page, next, err := tx.AuditMatching(q)
+							if err != nil || calls > 1000 {
+								t.Fatalf("AuditMatching(%+v): %v after %d calls", q, err, calls)
+							}
+							got = append(got, page...)
+							switch {
+							case next != 0 && (next <= q.After || next > q.Through || len(page) > 0 && next < page[len(page)-1]):
+								t.Fatalf("AuditMatching(%+v) = %v, next %d: not a step forward", q, page, next)
+							case next != 0:
+								q.After = next
+							case len(page) == q.Limit:
+								q.After = page[len(page)-1]
+							default:
+								return nil
+							}
+						}
+					})
+					if fmt.Sprint(nonNilSeqs(got)) != fmt.Sprint(exp) {
+						t.Fatalf("AuditMatching(%+v) followed, %d entries a call:\n got %v\nwant %v", q, examine, got, exp)
+					}
+				}
+			}
+		}
+	}
+	if matches < 100 {
+		t.Fatalf("only %d matches in all: the test's events do not cover the combinations", matches)
+	}
+	view(t, st, func(tx core.ReadTx) error {
+		if _, _, err := tx.AuditMatching(core.AuditMatch{Through: head, Limit: 10, Examine: 10}); !errors.Is(err, core.ErrInvalid) {
+			t.Errorf("AuditMatching with no value: %v, want ErrInvalid", err)
 		}
 		return nil
 	})
