@@ -82,6 +82,7 @@ type Options struct {
 	// beforeCommit is a fault-injection point for tests: it runs after a
 	// transaction's writes and audit events are staged and before commit.
 	beforeCommit func() error
+	advice       *readAdvice // the tables' read-ahead, for lists that read at random
 	// statfs measures the free space of a folder (tests replace it).
 	statfs func(dir string) (uint64, error)
 	// afterTaken is a test hook: it runs once Badger has taken an audited
@@ -123,7 +124,8 @@ type Store struct {
 
 	beforeCommit func() error
 	afterAudit   func([]*audit.Event)
-	epochs       epochList // epoch.go
+	epochs       epochList   // epoch.go
+	advice       *readAdvice // the tables' read-ahead, for lists that read at random
 }
 
 // Open opens (creating if needed) the store and reads the audit head.
@@ -164,6 +166,7 @@ func Open(o Options) (*Store, error) {
 		dir = ""
 	}
 	s.wals = &walSync{dir: dir, dbSync: s.syncDB}
+	s.advice = newReadAdvice(dir)
 	if !readOnly {
 		if err := s.wals.sync(); err != nil { // what init and an upgrade wrote
 			db.Close()
@@ -556,7 +559,7 @@ func (s *Store) View(ctx context.Context, fn func(core.ReadTx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.view(func(txn *badger.Txn) error { return fn(&readTx{txn: txn}) })
+	return s.view(func(txn *badger.Txn) error { return fn(&readTx{txn: txn, advice: s.advice}) })
 }
 
 // AuditScan reads audit records with seq > after in key order, up to the

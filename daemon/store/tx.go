@@ -13,7 +13,10 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/core"
 )
 
-type readTx struct{ txn *badger.Txn }
+type readTx struct {
+	txn    *badger.Txn
+	advice *readAdvice // nil in a write transaction
+}
 
 type tx struct {
 	readTx
