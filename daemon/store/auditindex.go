@@ -221,6 +221,9 @@ func (r *readTx) AuditMatching(q core.AuditMatch) ([]uint64, uint64, error) {
 	if q.Limit <= 0 || q.After >= q.Through {
 		return nil, 0, nil
 	}
+	// The events found, which the caller reads next in this transaction,
+	// lie anywhere in the log: read only their own pages of it.
+	r.readRandomly()
 	var out []uint64
 	reads := 0
 	x := q.After + 1 // every event before x is matched or ruled out

@@ -8,16 +8,18 @@ import (
 // Badger maps its table files and reads them through the mapping; it
 // gives the kernel no advice about them. On a page that is not in memory
 // the kernel then reads around it, as much as the disk's read-ahead
-// setting (read_ahead_kb: 128 KiB by default, 8 MiB on some virtual
-// disks): right for Badger's scans, which read a table in order, but a
-// list that reads the records of 50 users scattered over the store pays
-// for that much at each of them when the store does not fit in memory
-// (under the service's memory limit: 240 MB read from the disk for one
-// page of a group's members on a VM with 8 MiB, in 550 ms). randomReads
-// marks the store's mapped tables as read at random (madvise
-// MADV_RANDOM: only the page read is read) while such a list runs, and
-// back to normal after the last one in flight ends; scans that run at the
-// same time read without read-ahead for those milliseconds.
+// setting (read_ahead_kb: 128 KiB by default, 8 MiB on the VM of
+// docs/benchmarks.md): right for Badger's scans, which read a table in
+// order, but a list that reads 50 users, or 50 audit events, scattered
+// over the store pays that much for each of them when the store does
+// not fit in memory (under the service's memory limit, 200-270 MB read
+// from the disk for one page of a group's members on that VM, in
+// 170-550 ms). A read transaction that lists records through an index
+// (readTx.readRandomly) marks the store's mapped tables as read at random
+// (madvise MADV_RANDOM: a fault reads the page asked for) until it ends,
+// and the last one in flight sets them back to normal; Badger's scans
+// and compactions that run meanwhile read without read-ahead for those
+// milliseconds.
 type readAdvice struct {
 	dir    string // the store's folder, as /proc/self/maps names it
 	mu     sync.Mutex

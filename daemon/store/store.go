@@ -82,7 +82,6 @@ type Options struct {
 	// beforeCommit is a fault-injection point for tests: it runs after a
 	// transaction's writes and audit events are staged and before commit.
 	beforeCommit func() error
-	advice       *readAdvice // the tables' read-ahead, for lists that read at random
 	// statfs measures the free space of a folder (tests replace it).
 	statfs func(dir string) (uint64, error)
 	// afterTaken is a test hook: it runs once Badger has taken an audited
@@ -559,7 +558,11 @@ func (s *Store) View(ctx context.Context, fn func(core.ReadTx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.view(func(txn *badger.Txn) error { return fn(&readTx{txn: txn, advice: s.advice}) })
+	return s.view(func(txn *badger.Txn) error {
+		r := &readTx{txn: txn, advice: s.advice}
+		defer r.endRandomReads()
+		return fn(r)
+	})
 }
 
 // AuditScan reads audit records with seq > after in key order, up to the

@@ -16,6 +16,24 @@ import (
 type readTx struct {
 	txn    *badger.Txn
 	advice *readAdvice // nil in a write transaction
+	random func()      // ends the random reads it asked for (readRandomly)
+}
+
+// readRandomly marks the store's tables as read at random until the
+// transaction ends (readadvice.go): for a list whose records lie anywhere
+// in the store. A write transaction reads as usual.
+func (r *readTx) readRandomly() {
+	if r.random == nil {
+		r.random = r.advice.randomReads()
+	}
+}
+
+// endRandomReads ends what readRandomly began.
+func (r *readTx) endRandomReads() {
+	if r.random != nil {
+		r.random()
+		r.random = nil
+	}
 }
 
 type tx struct {

@@ -156,7 +156,7 @@ func (r *readTx) usersByTerm(f core.UserFilter, pg core.PageReq) ([]core.User, s
 func (r *readTx) scanUsers(prefix, start []byte, limit int, keep func(k []byte, u core.User) (string, bool)) ([]core.User, string, error) {
 	// The users of a page lie anywhere in the store: read only their
 	// own pages of it (readadvice.go).
-	defer r.advice.randomReads()()
+	r.readRandomly()
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix, opts.PrefetchValues = prefix, false
 	it := r.txn.NewIterator(opts)
