@@ -3,6 +3,7 @@ package store
 import (
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // Badger maps its table files and reads them through the mapping; it
@@ -24,9 +25,18 @@ type readAdvice struct {
 	dir    string // the store's folder, as /proc/self/maps names it
 	mu     sync.Mutex
 	n      int        // lists in flight
-	ranges []memRange // the tables marked, while n > 0
+	ranges []memRange // the tables' mappings, as last read
+	read   time.Time  // when
 	lists  int        // lists that asked for it, ever (for tests)
 }
+
+// rereadMaps is how old the tables' mappings may be when a list marks
+// them. Reading them (/proc/self/maps) costs about half a millisecond
+// at a few hundred tables, the advice itself a tenth of that. A table
+// a compaction made since is read as usual; one it removed fails the
+// advice, harmlessly, and so does another mapping at its place, which
+// the advice only tells how much to read ahead on a fault.
+const rereadMaps = time.Second
 
 // newReadAdvice advises on the tables in dir (the store's folder; ""
 // for a store in memory: nothing to advise on).
@@ -54,7 +64,9 @@ func (a *readAdvice) randomReads() (done func()) {
 	}
 	a.mu.Lock()
 	if a.n == 0 {
-		a.ranges = mappedTables(a.dir)
+		if now := time.Now(); now.Sub(a.read) > rereadMaps {
+			a.ranges, a.read = mappedTables(a.dir), now
+		}
 		adviseRandom(a.ranges, true)
 	}
 	a.n++
@@ -65,7 +77,6 @@ func (a *readAdvice) randomReads() (done func()) {
 		defer a.mu.Unlock()
 		if a.n--; a.n == 0 {
 			adviseRandom(a.ranges, false)
-			a.ranges = nil
 		}
 	}
 }
