@@ -221,9 +221,18 @@ func (r *readTx) AuditMatching(q core.AuditMatch) ([]uint64, uint64, error) {
 	if q.Limit <= 0 || q.After >= q.Through {
 		return nil, 0, nil
 	}
-	// The events found, which the caller reads next in this transaction,
-	// lie anywhere in the log: read only their own pages of it.
-	r.readRandomly()
+	out, next, err := intersect(cs, q)
+	if len(out) > 0 {
+		// The events found, which the caller reads next in this
+		// transaction, lie anywhere in the log: read only their own pages
+		// of it (the index entries, read in order, were read as usual).
+		r.readRandomly()
+	}
+	return out, next, err
+}
+
+// intersect walks the cursors of AuditMatching.
+func intersect(cs []*auditCursor, q core.AuditMatch) ([]uint64, uint64, error) {
 	var out []uint64
 	reads := 0
 	x := q.After + 1 // every event before x is matched or ruled out

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
 )
 
@@ -124,4 +126,43 @@ func randomRead(t *testing.T, start uintptr) bool {
 	}
 	t.Fatalf("no mapping at %#x in /proc/self/smaps", start)
 	return false
+}
+
+// An audit list through the indexes reads the events it found at random
+// too; one that found none reads nothing more and asks for nothing.
+func TestAnAuditListReadsTheEventsItFoundAtRandom(t *testing.T) {
+	st, _ := openAt(t, t.TempDir(), nil)
+	defer st.Close()
+	err := st.Update(context.Background(), func(tx core.Tx) error {
+		for i := range 10 {
+			ev := &audit.Event{Action: "user.update", Actor: api.Actor{ID: "usr_admin"}, Target: api.Target{Type: "user", ID: fmt.Sprint("usr_", i)}}
+			if err := tx.Audit(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := st.AuditHead().Seq
+	for _, tt := range []struct {
+		action string
+		found  int
+	}{{"user.update", 10}, {"factor.revoke", 0}} {
+		before := st.advice.lists
+		err := st.View(context.Background(), func(tx core.ReadTx) error {
+			seqs, _, err := tx.AuditMatching(core.AuditMatch{Actor: "usr_admin", Action: tt.action, Through: head, Limit: 50, Examine: 100})
+			if err == nil && len(seqs) != tt.found {
+				err = fmt.Errorf("found %v, want %d events", seqs, tt.found)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if asked := st.advice.lists - before; asked != min(tt.found, 1) {
+			t.Errorf("action %s: %d events found, random reads asked %d times", tt.action, tt.found, asked)
+		}
+	}
 }
