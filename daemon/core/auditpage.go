@@ -48,9 +48,9 @@ const (
 )
 
 // ListAuditNewest returns up to limit events matching q, newest first.
-// A TargetID or an ActorID is read through its index (one person's or
-// one object's events); anything else goes back through the log a window
-// at a time. Errors: *ForbiddenError.
+// A TargetID, an ActorID or an Action is read through the indexes,
+// intersected (AuditMatch); anything else goes back through the log a
+// window at a time. Errors: *ForbiddenError.
 func (s *Service) ListAuditNewest(ctx context.Context, p Principal, q AuditQuery, limit int) (AuditPage, error) {
 	if err := p.authorize(ReadAudit, ""); err != nil {
 		return AuditPage{}, err
@@ -60,11 +60,8 @@ func (s *Service) ListAuditNewest(ctx context.Context, p Principal, q AuditQuery
 	if q.Before == 0 || q.Before > head+1 {
 		q.Before = head + 1
 	}
-	switch {
-	case q.TargetID != "":
-		return s.auditIndexedNewest(ctx, q, AuditTarget, q.TargetID, limit)
-	case q.ActorID != "":
-		return s.auditIndexedNewest(ctx, q, AuditActor, q.ActorID, limit)
+	if q.TargetID != "" || q.ActorID != "" || q.Action != "" {
+		return s.auditIndexedNewest(ctx, q, limit)
 	}
 	var out AuditPage
 	hi := q.Before // exclusive
@@ -122,13 +119,17 @@ func (s *Service) auditWindow(ctx context.Context, q AuditQuery, lo, hi uint64, 
 	return found, stop, err
 }
 
-// auditIndexedNewest reads the events with field = value through the
-// index: the newest maxAuditScan of them before q.Before, newest first.
-func (s *Service) auditIndexedNewest(ctx context.Context, q AuditQuery, field AuditField, value string, limit int) (AuditPage, error) {
+// auditIndexedNewest reads the events with q's target, actor and action
+// through their indexes, intersected newest first (AuditMatch): at most
+// maxAuditScan of them before q.Before, and at most MaxExamined index
+// entries; each found is read to check the rest of q (its time, Match).
+func (s *Service) auditIndexedNewest(ctx context.Context, q AuditQuery, limit int) (AuditPage, error) {
 	var out AuditPage
-	last := min(s.store.AuditHead().Seq, q.Before-1) // only what is on disk
+	m := AuditMatch{Target: q.TargetID, Actor: q.ActorID, Action: q.Action, Newest: true,
+		Through: min(s.store.AuditHead().Seq, q.Before-1), // only what is on disk
+		Limit:   maxAuditScan, Examine: MaxExamined}
 	err := s.store.View(ctx, func(tx ReadTx) error {
-		seqs, err := tx.AuditByBefore(field, value, last+1, maxAuditScan)
+		seqs, next, err := tx.AuditMatching(m)
 		if err != nil {
 			return err
 		}
@@ -153,6 +154,12 @@ func (s *Service) auditIndexedNewest(ctx context.Context, q AuditQuery, field Au
 				return nil
 			}
 			out.Events = append(out.Events, ev)
+		}
+		switch {
+		case next != 0:
+			out.Next = next // stopped at the bound on index entries: go on below it
+		case len(seqs) == m.Limit:
+			out.Next = seqs[len(seqs)-1] // read as many as a page may: go on below the last
 		}
 		return nil
 	})

@@ -49,27 +49,29 @@ func TestAnAuditListIntersectsTheIndexesOfItsFields(t *testing.T) {
 }
 
 // Two fields whose events alternate, commit by commit, and never meet
-// but at the end: the intersection steps from one index to the other at
-// every commit, so the first page stops at core.MaxExamined index
-// entries, empty, with a cursor; following the cursors finds the match
-// once.
+// but at both ends: the intersection steps from one index to the other
+// at every commit, so a page stops at core.MaxExamined index entries
+// with a cursor; following the cursors finds both matches once, oldest
+// first through the API's pages and newest first through the
+// dashboard's.
 func TestAnAuditListReadsABoundedNumberOfIndexEntries(t *testing.T) {
 	svc, st := auditService(t)
 	ctx := context.Background()
 	const n = core.MaxExamined + 1000 // commits of each kind
-	for i := range n {
+	audited(t, st, 1, func(int) (string, string) { return "usr_a", "factor.revoke" })
+	for range n {
 		audited(t, st, 1, func(int) (string, string) { return "usr_a", "user.update" })
 		audited(t, st, 1, func(int) (string, string) { return "usr_b", "factor.revoke" })
-		if i == n-1 {
-			audited(t, st, 1, func(int) (string, string) { return "usr_a", "factor.revoke" })
-		}
 	}
+	audited(t, st, 1, func(int) (string, string) { return "usr_a", "factor.revoke" })
+	want := fmt.Sprint([]uint64{1, 2*n + 2})
+
 	f := core.AuditFilter{ActorID: "usr_a", Action: "factor.revoke"}
 	recs, next, err := svc.ListAuditPage(ctx, core.System, f, 50)
-	if err != nil || len(recs) != 0 || next == 0 || next >= 2*n {
-		t.Fatalf("the first page: %v, next %d, %v; want none and a cursor", seqsOf(recs), next, err)
+	if err != nil || fmt.Sprint(seqsOf(recs)) != "[1]" || next == 0 || next >= 2*n {
+		t.Fatalf("the first page: %v, next %d, %v; want the first match and a cursor", seqsOf(recs), next, err)
 	}
-	var found []uint64
+	found := seqsOf(recs)
 	for pages := 1; next != 0; pages++ {
 		if pages > 10 {
 			t.Fatalf("%d pages and still a cursor (%d)", pages, next)
@@ -81,8 +83,33 @@ func TestAnAuditListReadsABoundedNumberOfIndexEntries(t *testing.T) {
 		}
 		found = append(found, seqsOf(recs)...)
 	}
-	if fmt.Sprint(found) != fmt.Sprint([]uint64{2*n + 1}) {
-		t.Fatalf("following the cursors found %v, want [%d]", found, 2*n+1)
+	if fmt.Sprint(found) != want {
+		t.Fatalf("following the cursors found %v, want %s", found, want)
+	}
+
+	q := core.AuditQuery{AuditFilter: core.AuditFilter{ActorID: "usr_a", Action: "factor.revoke"}}
+	pg, err := svc.ListAuditNewest(ctx, core.System, q, 50)
+	if err != nil || len(pg.Events) != 1 || pg.Events[0].Seq != 2*n+2 || pg.Next == 0 || pg.Next < 3 {
+		t.Fatalf("newest first: %d events, next %d, %v; want the last match and a cursor", len(pg.Events), pg.Next, err)
+	}
+	var back []uint64
+	for pages := 1; ; pages++ {
+		for _, ev := range pg.Events {
+			back = append([]uint64{ev.Seq}, back...)
+		}
+		if pg.Next == 0 {
+			break
+		}
+		if pages > 10 {
+			t.Fatalf("%d pages newest first and still a cursor (%d)", pages, pg.Next)
+		}
+		q.Before = pg.Next
+		if pg, err = svc.ListAuditNewest(ctx, core.System, q, 50); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(back) != want {
+		t.Fatalf("following the cursors newest first found %v, want %s", back, want)
 	}
 }
 

@@ -114,11 +114,14 @@ const (
 // several fields costs what the rarest of them has, up to the bound.
 // AuditMatching returns next, the sequence number up to which it
 // looked, when it stopped at Examine before it had Limit events (go on
-// after it); otherwise 0.
+// after it); otherwise 0. With Newest the events come newest first, and
+// next is then the sequence number down to which it looked (go on below
+// it).
 type AuditMatch struct {
 	Target, Actor, Action string
 	After, Through        uint64
 	Limit, Examine        int
+	Newest                bool
 }
 
 // PageReq asks for one page of a list. After is the cursor from the last

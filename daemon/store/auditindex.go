@@ -202,7 +202,7 @@ func (r *readTx) AuditByBefore(field core.AuditField, value string, before uint6
 // not it), so that entries between the matches are skipped, not read.
 // Events themselves are not read.
 func (r *readTx) AuditMatching(q core.AuditMatch) ([]uint64, uint64, error) {
-	var cs []*auditCursor
+	var cs []auditSeeker
 	for _, x := range [...]struct{ prefix, value string }{
 		{pAuditTarget, q.Target}, {pAuditActor, q.Actor}, {pAuditAction, q.Action},
 	} {
@@ -211,6 +211,15 @@ func (r *readTx) AuditMatching(q core.AuditMatch) ([]uint64, uint64, error) {
 		}
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix, opts.PrefetchValues = key(x.prefix, x.value, "/"), false
+		if q.Newest {
+			c := &auditBackCursor{fwd: r.txn.NewIterator(opts), prefix: opts.Prefix}
+			opts.Reverse = true
+			c.back = r.txn.NewIterator(opts)
+			defer c.fwd.Close()
+			defer c.back.Close()
+			cs = append(cs, c)
+			continue
+		}
 		c := &auditCursor{it: r.txn.NewIterator(opts), prefix: opts.Prefix}
 		defer c.it.Close()
 		cs = append(cs, c)
@@ -231,20 +240,37 @@ func (r *readTx) AuditMatching(q core.AuditMatch) ([]uint64, uint64, error) {
 	return out, next, err
 }
 
-// intersect walks the cursors of AuditMatching.
-func intersect(cs []*auditCursor, q core.AuditMatch) ([]uint64, uint64, error) {
+// auditSeeker walks one audit index: seek returns its first event at or
+// after x (oldest first), or its last at or before x (newest first),
+// counting the entries it reads; ok is false when there is none.
+type auditSeeker interface {
+	seek(x uint64, reads *int) (v uint64, ok bool, err error)
+}
+
+// intersect walks the cursors of AuditMatching: each step moves one
+// cursor to the candidate x, or past it to its own next event, which
+// becomes the candidate; x is a match once every cursor stands on it.
+func intersect(cs []auditSeeker, q core.AuditMatch) ([]uint64, uint64, error) {
 	var out []uint64
 	reads := 0
-	x := q.After + 1 // every event before x is matched or ruled out
+	// Every event between the start and x is matched or ruled out.
+	x, step := q.After+1, uint64(1)
+	if q.Newest {
+		x, step = q.Through, math.MaxUint64 // x + step == x - 1
+	}
 	for i, agree := 0, 0; ; i = (i + 1) % len(cs) {
-		if reads >= q.Examine && x-1 > q.After {
+		switch {
+		case reads < q.Examine:
+		case !q.Newest && x-1 > q.After:
 			return out, x - 1, nil
+		case q.Newest && x < q.Through:
+			return out, x + 1, nil
 		}
 		v, ok, err := cs[i].seek(x, &reads)
 		if err != nil {
 			return nil, 0, err
 		}
-		if !ok || v > q.Through {
+		if !ok || v > q.Through || v <= q.After {
 			return out, 0, nil
 		}
 		if v != x {
@@ -254,10 +280,10 @@ func intersect(cs []*auditCursor, q core.AuditMatch) ([]uint64, uint64, error) {
 			continue
 		}
 		out = append(out, x)
-		if len(out) == q.Limit || x == q.Through {
+		if len(out) == q.Limit || !q.Newest && x == q.Through || q.Newest && x == q.After+1 {
 			return out, 0, nil
 		}
-		x, agree = x+1, 0
+		x, agree = x+step, 0
 	}
 }
 
@@ -318,5 +344,90 @@ func (c *auditCursor) seek(x uint64, reads *int) (uint64, bool, error) {
 		return c.seqs[0], true, nil
 	}
 	c.seqs = nil
+	return 0, false, nil
+}
+
+// auditBackCursor walks one audit index newest first. An entry files the
+// events of one commit up to the one in its key, so the newest event at
+// or before x is in the first entry whose key reaches x, or else it is
+// the key of the entry before that one: fwd finds the first, back walks
+// back from it.
+type auditBackCursor struct {
+	fwd, back *badger.Iterator
+	prefix    []byte
+	started   bool
+	seqs      []uint64 // the current entry's events up to the last position, ascending
+}
+
+// seek moves c to its newest event at or before x and returns it.
+func (c *auditBackCursor) seek(x uint64, reads *int) (uint64, bool, error) {
+	if len(c.seqs) > 0 && c.seqs[0] <= x {
+		i, found := slices.BinarySearch(c.seqs, x)
+		if found {
+			i++
+		}
+		c.seqs = c.seqs[:i]
+		return c.seqs[i-1], true, nil
+	}
+	if c.started {
+		// The entry before the current one, if it has an event at or
+		// before x.
+		c.back.Next()
+		if v, ok, err := c.take(x, reads); err != nil || ok {
+			return v, ok, err
+		}
+	}
+	c.started = true
+	// The first entry that reaches x, if it has an event at or before x.
+	c.fwd.Seek(append(bytes.Clone(c.prefix), seqBytes(x)...))
+	for ; c.fwd.Valid(); c.fwd.Next() {
+		*reads++
+		k := c.fwd.Item().Key()
+		if len(k) != len(c.prefix)+8 {
+			continue // the entry of a value that starts with this one and a "/"
+		}
+		c.back.Seek(k)
+		if v, ok, err := c.take(x, reads); err != nil || ok {
+			return v, ok, err
+		}
+		break
+	}
+	// Else the entry before it: the last whose key is at or before x.
+	c.back.Seek(append(bytes.Clone(c.prefix), seqBytes(x)...))
+	v, ok, err := c.take(x, reads)
+	if err == nil && !ok {
+		c.seqs = nil
+	}
+	return v, ok, err
+}
+
+// take decodes the entry back is at (skipping entries of other values)
+// and keeps its events at or before x; ok is false when there is no
+// entry, or it has no such event.
+func (c *auditBackCursor) take(x uint64, reads *int) (uint64, bool, error) {
+	for ; c.back.Valid(); c.back.Next() {
+		*reads++
+		item := c.back.Item()
+		k := item.Key()
+		if len(k) != len(c.prefix)+8 {
+			continue
+		}
+		err := item.Value(func(v []byte) error {
+			var err error
+			c.seqs, err = decodeEntry(c.seqs[:0], uint64FromBytes(k[len(c.prefix):]), v, 0)
+			return err
+		})
+		if err != nil {
+			return 0, false, fmt.Errorf("%w: %q: restore the store from a backup", err, k)
+		}
+		i, found := slices.BinarySearch(c.seqs, x)
+		if found {
+			i++
+		}
+		if c.seqs = c.seqs[:i]; i == 0 {
+			return 0, false, nil
+		}
+		return c.seqs[i-1], true, nil
+	}
 	return 0, false, nil
 }

@@ -162,7 +162,11 @@ func (r *readTx) AuditMatching(q core.AuditMatch) ([]uint64, uint64, error) {
 	for i := 1; i < len(cols); i++ {
 		match += fmt.Sprintf(" AND %s = $%d", cols[i], 4+i)
 	}
-	sql := "SELECT seq, " + match + " FROM audit WHERE " + cols[0] + " = $1 AND " + cols[0] + " <> '' AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+	order := "seq"
+	if q.Newest {
+		order = "seq DESC"
+	}
+	sql := "SELECT seq, " + match + " FROM audit WHERE " + cols[0] + " = $1 AND " + cols[0] + " <> '' AND seq > $2 AND seq <= $3 ORDER BY " + order + " LIMIT $4"
 	args := append([]any{vals[0], int64(q.After), int64(min(q.Through, math.MaxInt64)), max(q.Examine, 1)}, vals[1:]...)
 	rows, err := r.q.Query(r.ctx, sql, args...)
 	if err != nil {
@@ -188,7 +192,7 @@ func (r *readTx) AuditMatching(q core.AuditMatch) ([]uint64, uint64, error) {
 		return nil, 0, r.fail(err)
 	}
 	if examined == max(q.Examine, 1) {
-		return out, uint64(seq), nil // stopped at the bound
+		return out, uint64(seq), nil // stopped at the bound: after it, or newest first below it
 	}
 	return out, 0, nil
 }

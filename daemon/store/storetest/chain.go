@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -593,54 +594,17 @@ func testAuditMatching(t *testing.T, st Store) {
 	}
 	matches := 0
 	for _, q := range queries {
-		for _, after := range []uint64{0, first, first + 20, first + 77, head - 1} {
-			for _, through := range []uint64{head, first + 90} {
-				q := q
-				q.After, q.Through, q.Limit, q.Examine = after, through, 1000, 1_000_000
-				exp := want(q)
-				matches += len(exp)
-				view(t, st, func(tx core.ReadTx) error {
-					got, next, err := tx.AuditMatching(q)
-					if err != nil || next != 0 || fmt.Sprint(nonNilSeqs(got)) != fmt.Sprint(exp) {
-						t.Fatalf("AuditMatching(%+v) = %v, next %d, %v;\nwant %v", q, got, next, err, exp)
+		for _, newest := range []bool{false, true} {
+			for _, after := range []uint64{0, first, first + 20, first + 77, head - 1} {
+				for _, through := range []uint64{head, first + 90} {
+					q := q
+					q.After, q.Through, q.Limit, q.Examine, q.Newest = after, through, 1000, 1_000_000, newest
+					exp := want(q)
+					if newest {
+						slices.Reverse(exp)
 					}
-					if len(exp) > 2 {
-						q.Limit = 2
-						got, next, err = tx.AuditMatching(q)
-						if err != nil || next != 0 || fmt.Sprint(got) != fmt.Sprint(exp[:2]) {
-							t.Fatalf("AuditMatching(%+v) = %v, next %d, %v; want %v", q, got, next, err, exp[:2])
-						}
-					}
-					return nil
-				})
-				if after != 0 {
-					continue
-				}
-				for _, examine := range []int{1, 2, 5} {
-					q.After, q.Examine, q.Limit = 0, examine, 3
-					var got []uint64
-					view(t, st, func(tx core.ReadTx) error {
-						for calls := 0; ; calls++ {
-							page, next, err := tx.AuditMatching(q)
-							if err != nil || calls > 1000 {
-								t.Fatalf("AuditMatching(%+v): %v after %d calls", q, err, calls)
-							}
-							got = append(got, page...)
-							switch {
-							case next != 0 && (next <= q.After || next > q.Through || len(page) > 0 && next < page[len(page)-1]):
-								t.Fatalf("AuditMatching(%+v) = %v, next %d: not a step forward", q, page, next)
-							case next != 0:
-								q.After = next
-							case len(page) == q.Limit:
-								q.After = page[len(page)-1]
-							default:
-								return nil
-							}
-						}
-					})
-					if fmt.Sprint(nonNilSeqs(got)) != fmt.Sprint(exp) {
-						t.Fatalf("AuditMatching(%+v) followed, %d entries a call:\n got %v\nwant %v", q, examine, got, exp)
-					}
+					matches += len(exp)
+					checkAuditMatching(t, st, q, exp)
 				}
 			}
 		}
@@ -654,6 +618,68 @@ func testAuditMatching(t *testing.T, st Store) {
 		}
 		return nil
 	})
+}
+
+// checkAuditMatching checks that AuditMatching(q) finds exp, whole and up
+// to a limit of two, and followed through its cursors with a bound of one,
+// two or five entries a call.
+func checkAuditMatching(t *testing.T, st Store, q core.AuditMatch, exp []uint64) {
+	t.Helper()
+	view(t, st, func(tx core.ReadTx) error {
+		got, next, err := tx.AuditMatching(q)
+		if err != nil || next != 0 || fmt.Sprint(nonNilSeqs(got)) != fmt.Sprint(exp) {
+			t.Fatalf("AuditMatching(%+v) = %v, next %d, %v;\nwant %v", q, got, next, err, exp)
+		}
+		if len(exp) > 2 {
+			q := q
+			q.Limit = 2
+			got, next, err = tx.AuditMatching(q)
+			if err != nil || next != 0 || fmt.Sprint(got) != fmt.Sprint(exp[:2]) {
+				t.Fatalf("AuditMatching(%+v) = %v, next %d, %v; want %v", q, got, next, err, exp[:2])
+			}
+		}
+		return nil
+	})
+	for _, examine := range []int{1, 2, 5} {
+		q := q
+		q.Examine, q.Limit = examine, 3
+		var got []uint64
+		view(t, st, func(tx core.ReadTx) error {
+			for calls := 0; ; calls++ {
+				page, next, err := tx.AuditMatching(q)
+				if err != nil || calls > 1000 {
+					t.Fatalf("AuditMatching(%+v): %v after %d calls", q, err, calls)
+				}
+				got = append(got, page...)
+				var last uint64
+				if len(page) > 0 {
+					last = page[len(page)-1]
+				}
+				switch {
+				case next != 0 && !q.Newest && (next <= q.After || next > q.Through || next < last):
+					t.Fatalf("AuditMatching(%+v) = %v, next %d: not a step forward", q, page, next)
+				case next != 0 && q.Newest && (next <= q.After || next > q.Through || len(page) > 0 && next > last):
+					t.Fatalf("AuditMatching(%+v) = %v, next %d: not a step back", q, page, next)
+				case next != 0 && !q.Newest:
+					q.After = next
+				case next != 0:
+					q.Through = next - 1
+				case len(page) == q.Limit && !q.Newest:
+					q.After = last
+				case len(page) == q.Limit:
+					q.Through = last - 1
+				default:
+					return nil
+				}
+				if q.After >= q.Through {
+					return nil
+				}
+			}
+		})
+		if fmt.Sprint(nonNilSeqs(got)) != fmt.Sprint(nonNilSeqs(exp)) {
+			t.Fatalf("AuditMatching(%+v) followed, %d entries a call:\n got %v\nwant %v", q, examine, got, exp)
+		}
+	}
 }
 
 // testAuditIndexNewestFirst: AuditByBefore pages back through the bulk
