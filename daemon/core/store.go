@@ -56,7 +56,7 @@ type ReadTx interface {
 	// events of a target or actor without reading its older ones.
 	AuditByBefore(field AuditField, value string, before uint64, limit int) ([]uint64, error)
 	// AuditMatching lists the sequence numbers of the events that have
-	// every value q names, oldest first (AuditMatch).
+	// every value q names, oldest or newest first (AuditMatch).
 	AuditMatching(q AuditMatch) (seqs []uint64, next uint64, err error)
 	AuditRecord(seq uint64) (audit.Record, error)
 	Verification(id string) (Verification, error)
