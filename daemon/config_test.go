@@ -31,7 +31,7 @@ func TestConfigSourcesLayerFileThenEnvironment(t *testing.T) {
 	if c.TLSCert != "/tmp/x/tls/cert.pem" || c.Store.BlockCacheMB != 64 || c.Verify.MaxFailures != 5 || c.Verify.Lockout.Duration != 15*time.Minute {
 		t.Fatalf("defaults not filled: %+v", c)
 	}
-	if cp := c.Audit.Checkpoint; cp.File != "/tmp/x.checkpoint" || cp.Every != 1000 || cp.OnMismatch != "refuse" || c.Store.MemTableMB != 16 {
+	if cp := c.Audit.Checkpoint; cp.File != "/tmp/x.checkpoint" || cp.Every != 1000 || cp.OnMismatch != "refuse" || c.Store.MemTableMB != 32 {
 		t.Fatalf("fault defaults not filled: %+v %+v", cp, c.Store.StoreSpace)
 	}
 }
@@ -138,9 +138,9 @@ func TestStoreMemorySizesTheMemtableAndCaches(t *testing.T) {
 		memtable, block, idx int64
 		limit, high          int64 // GOMEMLIMIT, the unit's MemoryHigh
 	}{
-		{"the default: the sizes before the setting existed", "", 16, 64, 32, 320 << 20, 512 << 20},
+		{"the default", "", 32, 64, 32, 320 << 20, 512 << 20},
 		{"a gigabyte", "store:\n  memory: 1GiB\n", 64, 256, 128, 1088 << 20, 2048 << 20},
-		{"a small budget: the memtable at its least", "store:\n  memory: 64MiB\n", 4, 16, 8, 128 << 20, 320 << 20},
+		{"a small budget", "store:\n  memory: 64MiB\n", 8, 16, 8, 128 << 20, 320 << 20},
 		{"a memtable set wins over its share", "store:\n  memory: 512MiB\n  memtable_mb: 8\n", 8, 128, 64, 576 << 20, 1024 << 20},
 		{"a config from before the setting keeps its sizes", "store:\n  block_cache_mb: 64\n  index_cache_mb: 32\n  memtable_mb: 16\n", 16, 64, 32, 320 << 20, 512 << 20},
 	}

@@ -304,6 +304,6 @@ store:
   index_cache_mb: 0     # Badger's index cache, in MiB; 0: an eighth of memory
   key_rotation: 240h    # Badger makes a new data key this often (at least 1h)
   reserve_mb: 0         # free space below which writes stop; 0: automatic (8 memtables and a fifth of the store)
-  memtable_mb: 0        # Badger's memtable size, in MiB (1 to 1024; three at once); 0: a sixteenth of memory, 4 to 64
+  memtable_mb: 0        # Badger's memtable size, in MiB (1 to 1024; three at once); 0: an eighth of memory, 4 to 64
   space_check: 1s       # how often free space is measured besides at every sync: how soon writes resume
 `

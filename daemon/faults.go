@@ -30,8 +30,8 @@ type StoreSpace struct {
 	// writes (0: automatic, store.DefaultReserve: 8 memtables and a fifth
 	// of the store).
 	ReserveMB int64 `yaml:"reserve_mb"`
-	// MemTableMB is Badger's memtable size in MiB (default: a sixteenth
-	// of store.memory, 16 MiB at its default).
+	// MemTableMB is Badger's memtable size in MiB (default: an eighth
+	// of store.memory, 32 MiB at its default).
 	MemTableMB int64 `yaml:"memtable_mb"`
 	// SpaceCheck is how often free space is measured besides at every
 	// sync (default 1s): how soon writes resume once space returns.
@@ -40,7 +40,7 @@ type StoreSpace struct {
 
 func (c *StoreSpace) defaults() {
 	if c.MemTableMB == 0 {
-		c.MemTableMB = 16 // store.memory sizes it first (memory.go)
+		c.MemTableMB = 32 // store.memory sizes it first (memory.go)
 	}
 	if c.SpaceCheck.Duration == 0 {
 		c.SpaceCheck.Duration = time.Second

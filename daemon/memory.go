@@ -17,7 +17,7 @@ import (
 
 // Memory: one setting, store.memory, sizes what keyfleetd keeps in
 // memory. Badger's memtables and its block and index caches take shares
-// of it (memtable a sixteenth, at least 4 and at most 64 MiB, and three
+// of it (memtable an eighth, at least 4 and at most 64 MiB, and three
 // of them at once: the one written and two waiting for a flush; block
 // cache a quarter; index cache an eighth), and the Go runtime's memory
 // limit (GOMEMLIMIT) is set to it plus room for requests in flight, so
@@ -34,8 +34,9 @@ import (
 // the systemd unit's MemoryHigh= should be for a store.memory.
 
 // DefaultStoreMemory is store.memory when unset: 256 MiB, whose shares
-// are Badger's sizes before the setting existed (16 MiB memtables, 64 MiB
-// block cache, 32 MiB index cache).
+// are a 32 MiB memtable (16 MiB before 2026-12-07: a sync of many users
+// cost a fifth more CPU in compactions, docs/benchmarks.md), a 64 MiB
+// block cache and a 32 MiB index cache.
 const DefaultStoreMemory Size = runtimemem.DefaultStoreMemory
 
 // GCPercent is the collector's GOGC that keyfleetd sets when the
@@ -96,7 +97,7 @@ func (c *Config) memoryDefaults() {
 	}
 	m := st.Memory.MiB()
 	if st.MemTableMB == 0 {
-		st.MemTableMB = min(max(m/16, 4), 64)
+		st.MemTableMB = min(max(m/8, 4), 64)
 	}
 	if st.BlockCacheMB == 0 {
 		st.BlockCacheMB = m / 4

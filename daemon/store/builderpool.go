@@ -27,6 +27,10 @@ import (
 // Badger has no option for the pool; it is found in its DB by reflection.
 // If a Badger release renames it, builderPool returns nil, the pool is
 // left as it is, and TestBuilderPoolFound fails.
+//
+// A tick that finds the pool empty (no table was built and handed back
+// since the last drain: an idle store) only reads the length of the
+// pool's channel: no allocator is taken, made or released.
 
 // builderPoolDrainEvery is how often the store empties Badger's pool.
 const builderPoolDrainEvery = 100 * time.Millisecond
@@ -40,6 +44,20 @@ func builderPool(db *badger.DB) *z.AllocatorPool {
 	// Written once in badger.Open, before db is returned: reading it is
 	// safe while Badger's goroutines read it too.
 	return *(**z.AllocatorPool)(unsafe.Pointer(f.UnsafeAddr()))
+}
+
+// builderPoolHeld returns a func that says how many allocators p holds
+// (the length of its channel), or nil when a ristretto release keeps
+// them elsewhere (TestBuilderPoolFound fails then).
+func builderPoolHeld(p *z.AllocatorPool) func() int {
+	if p == nil {
+		return nil
+	}
+	ch := reflect.ValueOf(p).Elem().FieldByName("allocCh")
+	if !ch.IsValid() || ch.Kind() != reflect.Chan || ch.Type().Elem() != reflect.TypeFor[*z.Allocator]() {
+		return nil
+	}
+	return ch.Len // a channel's length is safe to read while others send and receive
 }
 
 // drainBuilderPool takes every allocator the pool holds and lets the Go
@@ -60,11 +78,19 @@ func drainBuilderPool(p *z.AllocatorPool) {
 // builderPoolDrainEvery until the store closes (Close waits for it
 // before closing Badger, whose Close closes the pool).
 func (s *Store) drainBuilders() {
+	var db *badger.DB // the DB pool and held were found in (a reopen replaces it)
+	var pool *z.AllocatorPool
+	var held func() int
 	s.every(builderPoolDrainEvery, func() {
 		s.dbMu.RLock()
 		defer s.dbMu.RUnlock()
-		if p := builderPool(s.db); p != nil {
-			drainBuilderPool(p)
+		if s.db != db {
+			db, pool = s.db, builderPool(s.db)
+			held = builderPoolHeld(pool)
 		}
+		if pool == nil || (held != nil && held() == 0) {
+			return // nothing pooled since the last drain
+		}
+		drainBuilderPool(pool)
 	})
 }

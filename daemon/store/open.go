@@ -12,9 +12,16 @@ import (
 
 // Sizes Badger is run with. The memtable size bounds what one flush
 // writes (a table of about that size) and is what the write-ahead log
-// holds before it rotates; each log is mapped to twice it.
+// holds before it rotates; each log is mapped to twice it. 32 MiB rather
+// than Badger's 64 or keyfleet's former 16: with 16, a sustained write
+// (a directory sync of 100,000 users) spent a fifth more CPU, most of it
+// in compactions that merge every five L0 tables into the level below
+// and so rewrite that level twice as often, and in the msync of the
+// tables they write; 64 holds more of the Go heap than keyfleetd's
+// default memory limit leaves (docs/benchmarks.md, "Directory sync").
+// A read looks in as many L0 tables with either (at most four).
 const (
-	defaultMemTableSize = 16 << 20
+	defaultMemTableSize = 32 << 20
 	minMemTableSize     = 1 << 20
 )
 
@@ -39,8 +46,8 @@ func memTableSize(o Options) int64 {
 // waiting for a flush, numMemtables of them) and for an L0 compaction of
 // as many tables as start one, plus a fifth of the store for compactions
 // of the deeper levels running at the same time (each rewrites a slice of
-// a level before it deletes the old one). With the default 16 MiB
-// memtable that is 128 MiB and a fifth of the store. Measured under a
+// a level before it deletes the old one). With the default 32 MiB
+// memtable that is 256 MiB and a fifth of the store. Measured under a
 // sustained 20-30 MB/s of random overwrites (reserve_measure_test.go),
 // far beyond keyfleet's load, Badger needed at most 73-84% of it (three
 // runs, up to a 480 MiB store).

@@ -63,7 +63,7 @@ type Options struct {
 	// same blocks again).
 	BlockCacheMB int64
 	IndexCacheMB int64
-	// MemTableSize is Badger's memtable size (default 16 MiB, at least
+	// MemTableSize is Badger's memtable size (default 32 MiB, at least
 	// 1 MiB): what a flush writes at once, and half of what each
 	// write-ahead log takes on disk (allocated ahead, see prealloc.go).
 	MemTableSize int64
