@@ -20,6 +20,11 @@
 #   MEMORY_LIMIT=512M  keyfleetd and its plugin in a memory group of that
 #                 size, as the systemd unit's MemoryHigh= (bench-lib.sh);
 #                 the group's memory is printed beside the process's
+#   VERIFY=n      only the full audit verify: keyfleetd started on a copy
+#                 of the store (made once, kept in BENCH_DIR/verify-data),
+#                 its pages dropped from the page cache first (CACHE=cold),
+#                 then n full verifies back to back (the first cold, the
+#                 rest warm); a quick loop for work on verify
 #   CACHE=cold    each run drops the copied store's pages from the page
 #                 cache before the first start (as after a reboot), so
 #                 that keyfleetd reads, and a memory group is charged
@@ -125,6 +130,37 @@ measure() {
 	memory_group_report "memory after the lists"
 	stop_daemon
 }
+
+# verify_only prints n full verifies of one start (VERIFY=n).
+verify_only() {
+	DATA=$DIR/verify-data
+	if [[ ! -d $DATA ]]; then
+		cp -a "$DIR/built-data" "$DATA.new"
+		cp -a "$DIR/built-data.checkpoint" "$DATA.new.checkpoint"
+		mv "$DATA.new.checkpoint" "$DATA.checkpoint"
+		mv "$DATA.new" "$DATA"
+	fi
+	install_plugin "$DATA"
+	[[ $CACHE == warm ]] || drop_page_cache "$DATA"
+	: >"$DIR/keyfleetd.log"
+	start_daemon "$DATA"
+	S=(--pid "$PID")
+	for _ in $(seq 1200); do
+		grep -q '"audit chain' "$DIR/keyfleetd.log" && break
+		sleep 0.5
+	done
+	local before
+	for _ in $(seq "$VERIFY"); do
+		before=$(awk '$1 == "read_bytes:" { print $2 }' "/proc/$PID/io")
+		"$LG" verify-audit "${T[@]}" "${S[@]}" --full || true
+		echo "  read from disk: $(awk -v b="$before" '$1 == "read_bytes:" { printf "%.0f MiB", ($2 - b) / 1048576 }' "/proc/$PID/io"); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	done
+	stop_daemon
+}
+if [[ -n ${VERIFY:-} ]]; then
+	verify_only
+	exit
+fi
 
 for run in $(seq "$RUNS"); do
 	echo "## run $run; $(uptime)"

@@ -562,6 +562,20 @@ func (s *Store) View(ctx context.Context, fn func(core.ReadTx) error) error {
 // AuditScan reads audit records with seq > after in key order, up to the
 // last one on disk.
 func (s *Store) AuditScan(ctx context.Context, after uint64, fn func(uint64, audit.Record) (bool, error)) error {
+	return s.auditScan(ctx, after, true, fn)
+}
+
+// AuditScanLent is AuditScan for a reader that keeps nothing: a record's
+// Body is lent from Badger's block, valid only until fn returns. A full
+// audit verify reads the chain this way, without a copy of every event
+// for the collector to sweep.
+func (s *Store) AuditScanLent(ctx context.Context, after uint64, fn func(uint64, audit.Record) (bool, error)) error {
+	return s.auditScan(ctx, after, false, fn)
+}
+
+// auditScan is AuditScan, each record copied out of Badger's block when
+// own is set.
+func (s *Store) auditScan(ctx context.Context, after uint64, own bool, fn func(uint64, audit.Record) (bool, error)) error {
 	last := s.sync.durableHead().Seq
 	if after >= last {
 		return nil // nothing is after it (and after+1 could wrap to 0)
@@ -592,8 +606,11 @@ func (s *Store) AuditScan(ctx context.Context, after uint64, fn func(uint64, aud
 			err := item.Value(func(v []byte) error {
 				// The value is Badger's block, reused once the iterator
 				// moves on: the record gets its own copy, which callers
-				// may keep.
-				r, err := audit.Unmarshal(bytes.Clone(v))
+				// may keep (unless lent).
+				if own {
+					v = bytes.Clone(v)
+				}
+				r, err := audit.Unmarshal(v)
 				if err != nil {
 					return &audit.BreakError{Seq: seq, Reason: err.Error()}
 				}
