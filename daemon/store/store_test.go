@@ -430,3 +430,31 @@ func TestVerifyInSpansFindsTheFirstBreakAtTheJoins(t *testing.T) {
 		})
 	}
 }
+
+// A full verify stops when its request is cancelled, in every span, and
+// says so: an error, not a broken chain.
+func TestVerifyStopsWhenCancelled(t *testing.T) {
+	st, _ := openAt(t, t.TempDir(), nil)
+	defer st.Close()
+	for i := 0; i < 8000; i += 1000 {
+		err := st.Update(context.Background(), func(tx core.Tx) error {
+			for j := range 1000 {
+				if err := tx.Audit(auditEvent(fmt.Sprintf("user-%d", i+j))); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, parts := range []int{1, 4} {
+		rep, err := core.VerifyStoreInSpans(ctx, st, parts)
+		if !errors.Is(err, context.Canceled) || rep.Break != nil {
+			t.Fatalf("%d spans, cancelled: %+v %v, want context.Canceled", parts, rep, err)
+		}
+	}
+}
