@@ -23,8 +23,9 @@
 #   VERIFY=n      only the full audit verify: keyfleetd started on a copy
 #                 of the store (made once, kept in BENCH_DIR/verify-data),
 #                 its pages dropped from the page cache first (CACHE=cold),
-#                 then n full verifies back to back (the first cold, the
-#                 rest warm); a quick loop for work on verify
+#                 and, once the start's background work is done, n full
+#                 verifies back to back, each with what it read from disk;
+#                 a quick loop for work on verify
 #   CACHE=cold    each run drops the copied store's pages from the page
 #                 cache before the first start (as after a reboot), so
 #                 that keyfleetd reads, and a memory group is charged
@@ -149,6 +150,15 @@ verify_only() {
 		grep -q '"audit chain' "$DIR/keyfleetd.log" && break
 		sleep 0.5
 	done
+	# The start's background work (the compliance sweep evaluates every
+	# user) is over when keyfleetd's CPU time stands still for a second.
+	local cpu last=-1 waited=0
+	while cpu=$(awk '{ print $14 + $15 }' "/proc/$PID/stat") && ((cpu - last > 5 && waited < 120)); do
+		last=$cpu
+		sleep 1
+		waited=$((waited + 1))
+	done
+	echo "keyfleetd idle ${waited} s after ready"
 	local before
 	for _ in $(seq "$VERIFY"); do
 		before=$(awk '$1 == "read_bytes:" { print $2 }' "/proc/$PID/io")
