@@ -24,6 +24,12 @@
 #                 lists again (no audit verify, no load): for work on the
 #                 lists; each list also prints what keyfleetd read from
 #                 the disk for it (/proc/PID/io read_bytes)
+#   VERIFY=n      only the full audit verify: keyfleetd started on a copy
+#                 of the store (made once, kept in BENCH_DIR/verify-data),
+#                 its pages dropped from the page cache first (CACHE=cold),
+#                 and, once the start's background work is done, n full
+#                 verifies back to back, each with what it read from disk;
+#                 a quick loop for work on verify
 #   CACHE=cold    each run drops the copied store's pages from the page
 #                 cache before the first start (as after a reboot), so
 #                 that keyfleetd reads, and a memory group is charged
@@ -150,6 +156,46 @@ measure() {
 	memory_group_report "memory after the lists"
 	stop_daemon
 }
+
+# verify_only prints n full verifies of one start (VERIFY=n).
+verify_only() {
+	DATA=$DIR/verify-data
+	if [[ ! -d $DATA ]]; then
+		cp -a "$DIR/built-data" "$DATA.new"
+		cp -a "$DIR/built-data.checkpoint" "$DATA.new.checkpoint"
+		mv "$DATA.new.checkpoint" "$DATA.checkpoint"
+		mv "$DATA.new" "$DATA"
+	fi
+	install_plugin "$DATA"
+	[[ $CACHE == warm ]] || drop_page_cache "$DATA"
+	: >"$DIR/keyfleetd.log"
+	start_daemon "$DATA"
+	S=(--pid "$PID")
+	for _ in $(seq 1200); do
+		grep -q '"audit chain' "$DIR/keyfleetd.log" && break
+		sleep 0.5
+	done
+	# The start's background work (the compliance sweep evaluates every
+	# user) is over when keyfleetd's CPU time stands still for a second.
+	local cpu last=-1 waited=0
+	while cpu=$(awk '{ print $14 + $15 }' "/proc/$PID/stat") && ((cpu - last > 5 && waited < 120)); do
+		last=$cpu
+		sleep 1
+		waited=$((waited + 1))
+	done
+	echo "keyfleetd idle ${waited} s after ready"
+	local before
+	for _ in $(seq "$VERIFY"); do
+		before=$(read_bytes)
+		"$LG" verify-audit "${T[@]}" "${S[@]}" --full || true
+		echo "  read from disk: $(( ($(read_bytes) - before) / 1048576 )) MiB; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	done
+	stop_daemon
+}
+if [[ -n ${VERIFY:-} ]]; then
+	verify_only
+	exit
+fi
 
 for run in $(seq "$RUNS"); do
 	echo "## run $run; $(uptime)"

@@ -59,8 +59,6 @@ func walk(c *chainStore) ChainReport {
 // finds, wherever the chain was tampered with: the same first break, the
 // same reason, the same count of records checked before it.
 func TestAChainCheckedInSpansFindsWhatOneWalkFinds(t *testing.T) {
-	defer func(m uint64) { minSpan = m }(minSpan)
-	minSpan = 10
 	const n = 100 // spans of 25 on four goroutines: boundaries after 25, 50, 75
 	tests := []struct {
 		name   string
@@ -103,7 +101,7 @@ func TestAChainCheckedInSpansFindsWhatOneWalkFinds(t *testing.T) {
 			c := newChainStore(n)
 			tt.tamper(c)
 			want := walk(c)
-			got, err := verifyChain(context.Background(), c, 4)
+			got, err := verifyChain(context.Background(), c, 4, 10)
 			if err != nil {
 				t.Fatal(err)
 			}

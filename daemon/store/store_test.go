@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -324,5 +325,136 @@ func TestAScanAfterTheLastSequenceNumberFindsNothing(t *testing.T) {
 	st.AuditScan(context.Background(), head-1, func(uint64, audit.Record) (bool, error) { n++; return true, nil })
 	if n != 1 {
 		t.Fatalf("AuditScan after head-1 found %d records, want the last one", n)
+	}
+}
+
+// A full verify checks a long chain in spans on several cores, each span
+// taking its first record's previous-hash as given until the spans are
+// joined. On the store itself, in four spans of ten records (1-10,
+// 11-20, 21-30, 31-40), a break at or next to a join is found at the
+// same record, for the same reason, as one walk from the first record
+// finds it. A record rewritten with a fresh hash at the end of the first
+// span, or a forged first record of the second, is seen only where the
+// spans are joined.
+func TestVerifyInSpansFindsTheFirstBreakAtTheJoins(t *testing.T) {
+	raw := func(st *Store, seq uint64) []byte {
+		var v []byte
+		st.db.View(func(txn *badger.Txn) error {
+			item, err := txn.Get(auditKey(seq))
+			if err == nil {
+				v, err = item.ValueCopy(nil)
+			}
+			return err
+		})
+		return v
+	}
+	set := func(st *Store, seq uint64, v []byte) {
+		st.db.Update(func(txn *badger.Txn) error { return txn.Set(auditKey(seq), v) })
+	}
+	del := func(st *Store, seq uint64) {
+		st.db.Update(func(txn *badger.Txn) error { return txn.Delete(auditKey(seq)) })
+	}
+	// rechain rewrites record seq with another body and a hash that fits
+	// it, after prev.
+	rechain := func(st *Store, seq uint64, prev [audit.HashSize]byte) {
+		r, _ := audit.Unmarshal(raw(st, seq))
+		var ev audit.Event
+		json.Unmarshal(r.Body, &ev)
+		ev.Reason = "rewritten"
+		c := audit.Chain{Head: audit.Head{Seq: seq - 1, Hash: prev}}
+		nr, _ := c.Next(&ev)
+		set(st, seq, nr.Marshal())
+	}
+	tests := []struct {
+		name   string
+		tamper func(st *Store)
+		broken uint64
+		reason string
+	}{
+		{"the last record of the first span rewritten with a fresh hash breaks at the second span's first", func(st *Store) {
+			r, _ := audit.Unmarshal(raw(st, 10))
+			rechain(st, 10, r.Prev)
+		}, 11, "previous-hash"},
+		{"the second span's first record forged after another hash", func(st *Store) { rechain(st, 11, [audit.HashSize]byte{7}) }, 11, "previous-hash"},
+		{"the second span's first record rewritten with a fresh hash breaks inside it", func(st *Store) {
+			r, _ := audit.Unmarshal(raw(st, 11))
+			rechain(st, 11, r.Prev)
+		}, 12, "previous-hash"},
+		{"an edited record inside the second span", func(st *Store) {
+			set(st, 15, bytes.Replace(raw(st, 15), []byte("user-14"), []byte("user-XX"), 1))
+		}, 15, "edited"},
+		{"the last record of the first span deleted", func(st *Store) { del(st, 10) }, 10, "missing"},
+		{"the first record of the second span deleted", func(st *Store) { del(st, 11) }, 11, "missing"},
+		{"a whole span deleted", func(st *Store) {
+			for seq := uint64(11); seq <= 20; seq++ {
+				del(st, seq)
+			}
+		}, 11, "missing"},
+		{"two records swapped across the join", func(st *Store) {
+			a, b := raw(st, 10), raw(st, 11)
+			set(st, 10, b)
+			set(st, 11, a)
+		}, 10, "moved"},
+		{"a break in the second span and another in the fourth: the first is reported", func(st *Store) {
+			set(st, 35, bytes.Replace(raw(st, 35), []byte("user-34"), []byte("user-XX"), 1))
+			del(st, 21)
+		}, 21, "missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, svc := openAt(t, t.TempDir(), nil)
+			defer st.Close()
+			for i := range 40 {
+				if _, _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: fmt.Sprintf("user-%d", i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if h := st.AuditHead().Seq; h != 40 {
+				t.Fatalf("head %d, want 40 (one event per user)", h)
+			}
+			tt.tamper(st)
+			got, err := core.VerifyStoreInSpans(context.Background(), st, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := core.VerifyStoreInSpans(context.Background(), st, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got, got.Break) != fmt.Sprint(want, want.Break) {
+				t.Fatalf("in four spans: %+v %+v\none walk:      %+v %+v", got, got.Break, want, want.Break)
+			}
+			if got.Break == nil || got.Break.Seq != tt.broken || !strings.Contains(got.Break.Reason, tt.reason) {
+				t.Fatalf("broke at %+v, want %d (%s)", got.Break, tt.broken, tt.reason)
+			}
+		})
+	}
+}
+
+// A full verify stops when its request is cancelled, in every span, and
+// says so: an error, not a broken chain.
+func TestVerifyStopsWhenCancelled(t *testing.T) {
+	st, _ := openAt(t, t.TempDir(), nil)
+	defer st.Close()
+	for i := 0; i < 8000; i += 1000 {
+		err := st.Update(context.Background(), func(tx core.Tx) error {
+			for j := range 1000 {
+				if err := tx.Audit(auditEvent(fmt.Sprintf("user-%d", i+j))); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, parts := range []int{1, 4} {
+		rep, err := core.VerifyStoreInSpans(ctx, st, parts)
+		if !errors.Is(err, context.Canceled) || rep.Break != nil {
+			t.Fatalf("%d spans, cancelled: %+v %v, want context.Canceled", parts, rep, err)
+		}
 	}
 }
