@@ -171,7 +171,7 @@ func (s *Syncer) run(ctx context.Context, req api.DirectorySync, rep *api.Direct
 	if rd.full {
 		rep.Mode = api.SyncFull
 	}
-	rep.Seen = len(rd.entries)
+	rep.Seen = rd.entries.len()
 	for _, p := range rd.problems {
 		notePart(rep, api.DirectoryChange{What: api.ChangeSkipped, Detail: p})
 		rep.Skipped++
@@ -207,13 +207,13 @@ func (s *Syncer) run(ctx context.Context, req api.DirectorySync, rep *api.Direct
 // goroutines as there are CPUs (each batch is its own users; the store
 // orders the commits). The first error stops the others; the batches
 // committed before it stay, each whole.
-func (s *Syncer) apply(ctx context.Context, src core.DirectorySource, entries []core.DirectoryEntry, rep *api.DirectorySyncReport) error {
+func (s *Syncer) apply(ctx context.Context, src core.DirectorySource, entries entryList, rep *api.DirectorySyncReport) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	work := make(chan []core.DirectoryEntry)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for range max(1, min(runtime.GOMAXPROCS(0), len(entries)/syncBatch)) {
+	for range max(1, min(runtime.GOMAXPROCS(0), entries.len()/syncBatch)) {
 		wg.Go(func() {
 			for chunk := range work {
 				var part api.DirectorySyncReport
@@ -227,11 +227,11 @@ func (s *Syncer) apply(ctx context.Context, src core.DirectorySource, entries []
 			}
 		})
 	}
-	for chunk := range slices.Chunk(entries, syncBatch) {
+	for i := 0; i < entries.len(); i += syncBatch {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- chunk
+		work <- entries.batch(i, min(i+syncBatch, entries.len()))
 	}
 	close(work)
 	wg.Wait()
