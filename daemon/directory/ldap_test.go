@@ -143,6 +143,11 @@ func TestAFullSyncFollowsNestedGroupsAndReadsTenThousandUsersPageByPage(t *testi
 	if pages < big/100 {
 		t.Fatalf("%d pages for %d users at 100 a page", pages, big)
 	}
+	// What the directory takes in memory is reported: each user's text
+	// (about 110 bytes here) and a few numbers, not kilobytes.
+	if per := rep.MemoryBytes / int64(rep.Seen); per < 100 || per > 400 {
+		t.Errorf("the report says the directory takes %d bytes (%d a user)", rep.MemoryBytes, per)
+	}
 	for name, want := range map[string][]string{
 		"alice": {"eng", "staff"}, "bob": {"eng"}, "carol": {"eng"}, "dave": {"loop"}, "erin": nil, dt.BigUID(big): {"staff"},
 	} {

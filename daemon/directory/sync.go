@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -152,7 +154,7 @@ func (s *Syncer) Sync(ctx context.Context, req api.DirectorySync) (api.Directory
 	} else {
 		s.log.Info("directory synced", "mode", rep.Mode, "dry_run", rep.DryRun, "seen", rep.Seen, "created", rep.Created,
 			"updated", rep.Updated, "renamed", rep.Renamed, "disabled", rep.Disabled, "enabled", rep.Enabled, "requested", rep.Requested,
-			"took_ms", rep.FinishedAt.Sub(rep.StartedAt).Milliseconds())
+			"took_ms", rep.FinishedAt.Sub(rep.StartedAt).Milliseconds(), "memory_mb", rep.MemoryBytes>>20)
 	}
 	s.met.record(rep)
 	if rerr := s.svc.RecordDirectorySync(context.WithoutCancel(ctx), s.p, api.DirectoryLDAP, rep, cursor); rerr != nil {
@@ -172,6 +174,12 @@ func (s *Syncer) run(ctx context.Context, req api.DirectorySync, rep *api.Direct
 		rep.Mode = api.SyncFull
 	}
 	rep.Seen = rd.entries.len()
+	if rd.state != nil {
+		rep.MemoryBytes = rd.state.size()
+		if w := memoryWarning(rep.MemoryBytes, len(rd.state.users), debug.SetMemoryLimit(-1)); w != "" {
+			rd.warnings = append(rd.warnings, w)
+		}
+	}
 	for _, p := range rd.problems {
 		notePart(rep, api.DirectoryChange{What: api.ChangeSkipped, Detail: p})
 		rep.Skipped++
@@ -282,6 +290,19 @@ func (s *Syncer) leavers(ctx context.Context, rd read, force bool) ([]string, er
 		return nil, &LeaverLimitError{Source: s.cfg.Name, Would: len(leavers), Linked: linked, Limit: limit}
 	}
 	return leavers, nil
+}
+
+// memoryWarning says when the directory as kept (bytes, for users) takes
+// more than a quarter of the Go memory limit: with Badger's memtables and
+// caches and a sync's own work on top, the collector would then run
+// often, or without pause. Empty when it does not, or no limit is set.
+func memoryWarning(bytes int64, users int, limit int64) string {
+	if limit <= 0 || limit == math.MaxInt64 || bytes <= limit/4 || users == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the directory as read takes about %d MiB of keyfleetd's memory (%d bytes a user, %d users), more than a quarter of its memory limit of %d MiB: "+
+		"raise store.memory by at least %d MiB (and the service's MemoryHigh with it; docs/operations.md, \"Memory\")",
+		bytes>>20, bytes/int64(users), users, limit>>20, (3*bytes)>>20)
 }
 
 // notePart adds a change to a report, up to api.MaxSyncChanges.

@@ -3,6 +3,8 @@ package directory
 import (
 	"context"
 	"errors"
+	"math"
+	"strings"
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
@@ -51,5 +53,23 @@ func TestARefusedInChainSearchIsToldFromAFailedOne(t *testing.T) {
 	}
 	if refusesRule(errors.New("not an LDAP error")) {
 		t.Error("an error without a result code counts as a refusal")
+	}
+}
+
+// A directory that takes more than a quarter of the memory limit is
+// said so, with what to raise; below it, or without a limit, nothing.
+func TestTheDirectorysMemoryIsWarnedOfAboveAQuarterOfTheLimit(t *testing.T) {
+	const limit = 320 << 20
+	if w := memoryWarning(80<<20, 300_000, limit); w != "" {
+		t.Errorf("80 MiB of a 320 MiB limit: %q", w)
+	}
+	w := memoryWarning(100<<20, 400_000, limit)
+	for _, want := range []string{"100 MiB", "262 bytes a user", "400000 users", "320 MiB", "raise store.memory by at least 300 MiB", "Memory"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("the warning %q does not say %q", w, want)
+		}
+	}
+	if w := memoryWarning(1<<30, 1_000_000, math.MaxInt64); w != "" {
+		t.Errorf("no limit: %q", w)
 	}
 }
