@@ -59,7 +59,7 @@ func (r *memReader) change(k, round int) {
 func (r *memReader) full(context.Context) (read, error) {
 	st := newDirState(false)
 	for _, e := range r.entries {
-		st.add(newDirUser(e.ExternalID, "", "", "", "", false))
+		st.add(newDirUser(nil, e.ExternalID, "", "", "", "", false))
 	}
 	return read{entries: entrySlice(r.entries), cursor: "ts:20260101000000Z", full: true, state: st}, nil
 }

@@ -211,7 +211,11 @@ func (r *ldapReader) user(e *ldap.Entry, st *dirState) (dirUser, bool) {
 		return dirUser{}, false
 	}
 	disabled := a.Disabled != "" && r.disabledValue(e.GetEqualFoldAttributeValue(a.Disabled))
-	return newDirUser(id, e.DN, username, e.GetEqualFoldAttributeValue(a.DisplayName), e.GetEqualFoldAttributeValue(a.Email), disabled), true
+	var like *dirUser
+	if r.last != nil {
+		like = r.last.user(id)
+	}
+	return newDirUser(like, id, e.DN, username, e.GetEqualFoldAttributeValue(a.DisplayName), e.GetEqualFoldAttributeValue(a.Email), disabled), true
 }
 
 // externalID is the entry's stable id as text: AD's binary objectGUID in

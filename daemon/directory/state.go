@@ -26,8 +26,14 @@ type dirUser struct {
 	disabled bool
 }
 
-// newDirUser puts a user's fields in one string.
-func newDirUser(id, dn, username, displayName, email string, disabled bool) dirUser {
+// newDirUser puts a user's fields in one string: like's, when like (an
+// earlier read of the user, or nil) has the same (the full sync of a
+// directory that did not change then takes no text of its own while the
+// earlier read is still held).
+func newDirUser(like *dirUser, id, dn, username, displayName, email string, disabled bool) dirUser {
+	if like != nil && like.id() == id && like.dn() == dn && like.username() == username && like.displayName() == displayName && like.email() == email {
+		return dirUser{s: like.s, ends: like.ends, disabled: disabled}
+	}
 	norm := normDN(dn)
 	if norm == dn {
 		norm = ""

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -71,5 +72,24 @@ func TestTheDirectorysMemoryIsWarnedOfAboveAQuarterOfTheLimit(t *testing.T) {
 	}
 	if w := memoryWarning(1<<30, 1_000_000, math.MaxInt64); w != "" {
 		t.Errorf("no limit: %q", w)
+	}
+}
+
+// A user read again with the same fields shares the earlier read's
+// text; one whose fields changed gets its own, and each field reads back
+// as given, the normalised DN too.
+func TestAUserReadAgainUnchangedSharesTheEarlierText(t *testing.T) {
+	old := newDirUser(nil, "id-1", "uid=Ann, ou=People,dc=example,dc=org", "ann", "Ann A", "ann@example.org", false)
+	if got := [...]string{old.id(), old.dn(), old.username(), old.displayName(), old.email(), old.normDN()}; got !=
+		[...]string{"id-1", "uid=Ann, ou=People,dc=example,dc=org", "ann", "Ann A", "ann@example.org", "uid=ann,ou=people,dc=example,dc=org"} {
+		t.Fatalf("fields read back as %q", got)
+	}
+	same := newDirUser(&old, "id-1", "uid=Ann, ou=People,dc=example,dc=org", "ann", "Ann A", "ann@example.org", true)
+	if unsafe.StringData(same.s) != unsafe.StringData(old.s) || !same.disabled {
+		t.Error("an unchanged user was given text of its own, or lost its disabled flag")
+	}
+	moved := newDirUser(&old, "id-1", "uid=ann,ou=people,dc=example,dc=org", "ann", "Ann A", "ann@example.org", false)
+	if unsafe.StringData(moved.s) == unsafe.StringData(old.s) || moved.dn() != moved.normDN() || moved.dn() != "uid=ann,ou=people,dc=example,dc=org" {
+		t.Errorf("a user with a new DN: %q, normalised %q", moved.dn(), moved.normDN())
 	}
 }
