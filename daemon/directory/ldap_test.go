@@ -415,3 +415,44 @@ func TestPeriodicSyncRunsUntilStopped(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// A user new to the directory and put in a nested group, and one added
+// to a group, reach keyfleet with their groups in an incremental sync;
+// the others are left as they were.
+func TestAnIncrementalSyncGivesNewAndMovedUsersTheirGroups(t *testing.T) {
+	w := smallWorld(t)
+	s := w.syncer(directory.Options{})
+	mustSync(t, s, api.DirectorySync{})
+	alice := w.user("alice")
+	w.ldap.Modify(t, fmt.Sprintf(`dn: %s
+changetype: add
+objectClass: inetOrgPerson
+uid: gina
+cn: Gina
+sn: Gina
+displayName: Gina
+mail: gina@example.org
+
+dn: %s
+changetype: modify
+add: member
+member: %s
+
+dn: %s
+changetype: modify
+add: member
+member: %s
+`, dt.PersonDN("gina"), dt.GroupDN("sre"), dt.PersonDN("gina"), dt.GroupDN("all-staff"), dt.PersonDN("erin")))
+	rep := mustSync(t, s, api.DirectorySync{Incremental: true})
+	if rep.Mode != api.SyncIncremental || rep.Created != 1 || rep.Updated != 1 {
+		t.Fatalf("incremental sync: %+v", rep)
+	}
+	for name, want := range map[string][]string{"gina": {"eng"}, "erin": {"staff"}, "alice": {"eng", "staff"}} {
+		if got := w.user(name).Groups; !slices.Equal(got, want) {
+			t.Errorf("%s is in %v, want %v", name, got, want)
+		}
+	}
+	if got := w.user("alice"); got.UpdatedAt != alice.UpdatedAt {
+		t.Errorf("alice, unchanged, was updated")
+	}
+}
