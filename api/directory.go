@@ -55,6 +55,10 @@ type DirectorySyncReport struct {
 	Changes []DirectoryChange `json:"changes,omitempty"`
 	// ChangesOmitted counts changes left out of Changes.
 	ChangesOmitted int `json:"changes_omitted,omitempty"`
+	// MemoryBytes is about how much of keyfleetd's memory the directory
+	// as read takes, kept between syncs as the base of the incremental
+	// ones (an LDAP source; docs/operations.md, "Memory").
+	MemoryBytes int64 `json:"memory_bytes,omitempty"`
 }
 
 // MaxSyncChanges bounds DirectorySyncReport.Changes.

@@ -57,15 +57,15 @@ func (r *memReader) change(k, round int) {
 }
 
 func (r *memReader) full(context.Context) (read, error) {
-	st := &dirState{users: map[string]*dirUser{}}
+	st := newDirState(false)
 	for _, e := range r.entries {
-		st.users[e.ExternalID] = &dirUser{id: e.ExternalID}
+		st.add(newDirUser(nil, e.ExternalID, "", "", "", "", false))
 	}
-	return read{entries: r.entries, cursor: "ts:20260101000000Z", full: true, state: st}, nil
+	return read{entries: entrySlice(r.entries), cursor: "ts:20260101000000Z", full: true, state: st}, nil
 }
 
 func (r *memReader) changes(context.Context, string) (read, bool, error) {
-	return read{entries: r.changed, cursor: "ts:20260101000000Z"}, true, nil
+	return read{entries: entrySlice(r.changed), cursor: "ts:20260101000000Z"}, true, nil
 }
 
 func (r *memReader) commit(read) {}

@@ -30,24 +30,27 @@ func (c *LDAPConfig) mappedGroups() []string {
 	return slices.Compact(out)
 }
 
-// memberships maps each user id to the mapped groups they are in.
-func (r *ldapReader) memberships(ctx context.Context, c *conn, st *dirState) (map[string][]string, error) {
+// memberships finds the mapped groups each user of st is in.
+func (r *ldapReader) memberships(ctx context.Context, c *conn, st *dirState) error {
 	mapped := r.cfg.mappedGroups()
 	if len(mapped) == 0 {
-		return map[string][]string{}, nil
+		newSetBuilder(len(st.users)).done(st, mapped)
+		return nil
 	}
+	byDN := st.byDN()
 	if st.inChain {
 		noted := len(st.problems)
-		out, err := r.inChain(ctx, c, st, mapped)
+		b, err := r.inChain(ctx, c, st, byDN, mapped)
 		if err == nil {
-			return out, nil
+			b.done(st, mapped)
+			return nil
 		}
 		var nc *inChainError
 		if !errors.As(err, &nc) {
-			return nil, err
+			return err
 		}
 		if r.cfg.Nested == NestedInChain {
-			return nil, fmt.Errorf("%w: %v; set nested: auto or resolve", ErrSearch, nc)
+			return fmt.Errorf("%w: %v; set nested: auto or resolve", ErrSearch, nc)
 		}
 		// auto: the server says it is AD but does not answer IN_CHAIN as
 		// AD does. Resolve the nesting here, for this read and the
@@ -56,36 +59,47 @@ func (r *ldapReader) memberships(ctx context.Context, c *conn, st *dirState) (ma
 		st.problems = st.problems[:noted] // resolve notes the missing groups again
 		st.warnings = append(st.warnings, nc.Error()+"; keyfleet resolved the nested groups itself")
 	}
-	return r.resolve(ctx, c, st, mapped)
+	b, err := r.resolve(ctx, c, st, byDN, mapped)
+	if err != nil {
+		return err
+	}
+	b.done(st, mapped)
+	return nil
+}
+
+// groupMembers is a group's members as read: the users among them (by
+// index in the state) and the others' normalised DNs (groups, or entries
+// the user filter leaves out).
+type groupMembers struct {
+	users  []int32
+	others []string
 }
 
 // resolve reads every group under group_base and follows groups in
 // groups itself.
-func (r *ldapReader) resolve(ctx context.Context, c *conn, st *dirState, mapped []string) (map[string][]string, error) {
-	groups, err := r.readGroups(ctx, c)
+func (r *ldapReader) resolve(ctx context.Context, c *conn, st *dirState, byDN map[string]int32, mapped []string) (*setBuilder, error) {
+	groups, err := r.readGroups(ctx, c, byDN)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string][]string{}
-	for _, g := range mapped {
+	b := newSetBuilder(len(st.users))
+	for k, g := range mapped {
 		if _, ok := groups[g]; !ok {
 			st.problems = append(st.problems, fmt.Sprintf("mapped group %s is not under %s or does not match %s", g, r.cfg.GroupBase, r.cfg.GroupFilter))
 			continue
 		}
-		for id := range r.walk(groups, st, g) {
-			out[id] = append(out[id], g)
-		}
+		r.walk(groups, g, func(u int32) { b.add(u, uint32(k)) })
 	}
-	return out, nil
+	return b, nil
 }
 
-// readGroups reads every group under group_base: its members'
-// normalised DNs, by the group's. A group whose members come in ranges
-// (Active Directory's large groups) is read to its last range once the
-// paged search is done.
-func (r *ldapReader) readGroups(ctx context.Context, c *conn) (map[string][]string, error) {
+// readGroups reads every group under group_base: its members, by the
+// group's normalised DN. A group whose members come in ranges (Active
+// Directory's large groups) is read to its last range once the paged
+// search is done.
+func (r *ldapReader) readGroups(ctx context.Context, c *conn, byDN map[string]int32) (map[string]groupMembers, error) {
 	attr := r.cfg.Attributes.Member
-	groups := map[string][]string{}
+	groups := map[string]groupMembers{}
 	var partial []*ldap.Entry
 	err := c.search(ctx, r.cfg.GroupBase, r.cfg.GroupFilter, []string{attr}, func(e *ldap.Entry) error {
 		if ranged(e, attr) {
@@ -93,7 +107,7 @@ func (r *ldapReader) readGroups(ctx context.Context, c *conn) (map[string][]stri
 			return nil
 		}
 		members, err := c.values(ctx, e, attr)
-		groups[normDN(e.DN)] = normDNs(members)
+		groups[normDN(e.DN)] = sortMembers(members, byDN)
 		return err
 	})
 	if err != nil {
@@ -104,9 +118,23 @@ func (r *ldapReader) readGroups(ctx context.Context, c *conn) (map[string][]stri
 		if err != nil {
 			return nil, err
 		}
-		groups[normDN(e.DN)] = normDNs(members)
+		groups[normDN(e.DN)] = sortMembers(members, byDN)
 	}
 	return groups, nil
+}
+
+// sortMembers tells a group's users from its other members.
+func sortMembers(dns []string, byDN map[string]int32) groupMembers {
+	var m groupMembers
+	for _, dn := range dns {
+		n := normDN(dn)
+		if u, ok := byDN[n]; ok {
+			m.users = append(m.users, u)
+		} else {
+			m.others = append(m.others, n)
+		}
+	}
+	return m
 }
 
 // normDNs is dns each normalised.
@@ -118,27 +146,27 @@ func normDNs(dns []string) []string {
 	return out
 }
 
-// walk collects the users in group g, through nested groups unless
-// nesting is off.
-func (r *ldapReader) walk(groups map[string][]string, st *dirState, g string) map[string]bool {
-	users := map[string]bool{}
+// walk calls user for each user in group g, through nested groups
+// unless nesting is off (a user may come more than once).
+func (r *ldapReader) walk(groups map[string]groupMembers, g string, user func(int32)) {
 	seen := map[string]bool{g: true}
 	queue := []string{g}
 	for len(queue) > 0 {
-		cur := queue[0]
+		cur := groups[queue[0]]
 		queue = queue[1:]
-		for _, m := range groups[cur] {
-			if id, ok := st.byDN[m]; ok {
-				users[id] = true
-				continue
-			}
-			if _, isGroup := groups[m]; isGroup && !seen[m] && r.cfg.Nested != NestedOff {
+		for _, u := range cur.users {
+			user(u)
+		}
+		if r.cfg.Nested == NestedOff {
+			continue
+		}
+		for _, m := range cur.others {
+			if _, isGroup := groups[m]; isGroup && !seen[m] {
 				seen[m] = true
 				queue = append(queue, m)
 			}
 		}
 	}
-	return users
 }
 
 // inChainError says the server did not answer LDAP_MATCHING_RULE_IN_CHAIN
@@ -163,10 +191,11 @@ func (e *inChainError) Error() string {
 // slower, never wrong), with nested: in_chain the answers are taken
 // unless they are all empty (what a server that does not know the rule
 // answers).
-func (r *ldapReader) inChain(ctx context.Context, c *conn, st *dirState, mapped []string) (map[string][]string, error) {
-	out := map[string][]string{}
+func (r *ldapReader) inChain(ctx context.Context, c *conn, st *dirState, byDN map[string]int32, mapped []string) (*setBuilder, error) {
+	b := newSetBuilder(len(st.users))
+	others := map[string]bool{} // ids answered that are not users read
 	checked, answered := false, false
-	for _, g := range mapped {
+	for k, g := range mapped {
 		got := map[string]bool{}
 		filter := fmt.Sprintf("(&%s(memberOf:%s:=%s))", r.cfg.UserFilter, inChainRule, ldap.EscapeFilter(g))
 		err := c.search(ctx, r.cfg.UserBase, filter, []string{r.cfg.Attributes.ID}, func(e *ldap.Entry) error {
@@ -189,36 +218,37 @@ func (r *ldapReader) inChain(ctx context.Context, c *conn, st *dirState, mapped 
 			st.problems = append(st.problems, fmt.Sprintf("mapped group %s does not exist or does not match %s", g, r.cfg.GroupFilter))
 			continue
 		}
-		if err := checkChain(r.cfg.URL, g, st, direct, got, &checked); err != nil {
+		if err := checkChain(r.cfg.URL, g, st, byDN, direct, got, &checked); err != nil {
 			return nil, err
 		}
 		for id := range got {
-			out[id] = append(out[id], g)
+			if u, ok := st.index[id]; ok {
+				b.add(u, uint32(k))
+			} else {
+				others[id] = true
+			}
 		}
 		answered = answered || len(got) > 0
 	}
 	if !checked && (r.cfg.Nested != NestedInChain || !answered) {
 		return nil, &inChainError{server: r.cfg.URL, group: "the mapped groups",
-			why: fmt.Sprintf("none has a direct member among the users read, so the answers (%d users) could not be checked", len(out))}
+			why: fmt.Sprintf("none has a direct member among the users read, so the answers (%d users) could not be checked", b.members()+len(others))}
 	}
-	for id := range out {
-		slices.Sort(out[id])
-	}
-	return out, nil
+	return b, nil
 }
 
 // checkChain checks one IN_CHAIN answer (got, by user id) against the
 // group's direct members (normalised DNs): each of them that is a user
 // read must be in it. checked becomes true once one such user was found.
-func checkChain(server, g string, st *dirState, direct []string, got map[string]bool, checked *bool) error {
+func checkChain(server, g string, st *dirState, byDN map[string]int32, direct []string, got map[string]bool, checked *bool) error {
 	missing := 0
 	for _, m := range direct {
-		id, ok := st.byDN[m]
+		u, ok := byDN[m]
 		if !ok {
 			continue // a group, or an entry the user filter leaves out
 		}
 		*checked = true
-		if !got[id] {
+		if !got[st.users[u].id()] {
 			missing++
 		}
 	}

@@ -4,15 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
-
-	"github.com/keyfleet/keyfleet/daemon/core"
 )
 
 // inChainRule is AD's LDAP_MATCHING_RULE_IN_CHAIN: memberOf through any
@@ -21,35 +18,6 @@ const inChainRule = "1.2.840.113556.1.4.1941"
 
 // uacDisabled is userAccountControl's ACCOUNTDISABLE bit.
 const uacDisabled = 0x2
-
-// dirUser is one user entry as read.
-type dirUser struct {
-	id, dn, username, displayName, email string
-	disabled                             bool
-}
-
-// dirState is a complete read of the directory: what an incremental read
-// starts from.
-type dirState struct {
-	users map[string]*dirUser // by id
-	byDN  map[string]string   // normalised DN → id
-	// memberOf maps a user id to the mapped groups (normalised DNs) they
-	// are in, directly or through nested groups.
-	memberOf map[string][]string
-	inChain  bool
-	// problems are entries that could not be used (no id or username);
-	// unusable are the ids of those that had an id: still in the
-	// directory, so not leavers.
-	problems []string
-	unusable map[string]bool
-	// warnings say where the read went another way than configured
-	// (IN_CHAIN not answered: nesting resolved by keyfleet). Nothing was
-	// left out.
-	warnings []string
-}
-
-// seen reports whether a full read saw the entry with this id.
-func (st *dirState) seen(id string) bool { return st.users[id] != nil || st.unusable[id] }
 
 // ldapReader reads an LDAP source. It keeps the last complete read in
 // memory so that the next read can be incremental.
@@ -66,7 +34,7 @@ type ldapReader struct {
 // the next incremental read from, and whether it read everything. state
 // becomes the reader's last read once the sync applied it (commit).
 type read struct {
-	entries  []core.DirectoryEntry
+	entries  entryList
 	cursor   string
 	full     bool
 	problems []string
@@ -107,15 +75,17 @@ func (r *ldapReader) full(ctx context.Context) (read, error) {
 	if err != nil {
 		return read{}, err
 	}
-	st := &dirState{users: map[string]*dirUser{}, byDN: map[string]string{}, inChain: inChain, unusable: map[string]bool{}}
+	st := newDirState(inChain)
 	err = c.search(ctx, r.cfg.UserBase, r.cfg.UserFilter, r.userAttrs(), func(e *ldap.Entry) error {
-		st.add(r.user(e, st))
+		if u, ok := r.user(e, st); ok {
+			st.add(u)
+		}
 		return nil
 	})
 	if err != nil {
 		return read{}, err
 	}
-	if st.memberOf, err = r.memberships(ctx, c, st); err != nil {
+	if err := r.memberships(ctx, c, st); err != nil {
 		return read{}, err
 	}
 	return read{entries: st.entries(r.cfg, nil), cursor: cursor, full: true, problems: st.problems, warnings: st.warnings, state: st}, nil
@@ -174,9 +144,9 @@ func (r *ldapReader) changes(ctx context.Context, cursor string) (read, bool, er
 	st := r.last.clone()
 	changed := map[string]bool{}
 	err = c.search(ctx, r.cfg.UserBase, userFilter, r.userAttrs(), func(e *ldap.Entry) error {
-		if u := r.user(e, st); u != nil {
+		if u, ok := r.user(e, st); ok {
 			st.add(u)
-			changed[u.id] = true
+			changed[u.id()] = true
 		}
 		return nil
 	})
@@ -195,7 +165,7 @@ func (r *ldapReader) changes(ctx context.Context, cursor string) (read, bool, er
 func (r *ldapReader) regroup(ctx context.Context, c *conn, st *dirState, groupFilter string, changed map[string]bool) error {
 	moved := false // a new user, or one whose DN changed: group members name DNs
 	for id := range changed {
-		if old := r.last.users[id]; old == nil || normDN(old.dn) != normDN(st.users[id].dn) {
+		if old := r.last.user(id); old == nil || old.normDN() != st.user(id).normDN() {
 			moved = true
 		}
 	}
@@ -207,36 +177,45 @@ func (r *ldapReader) regroup(ctx context.Context, c *conn, st *dirState, groupFi
 	if err != nil || (!groupChanged && !moved) {
 		return err
 	}
-	before := st.memberOf
-	if st.memberOf, err = r.memberships(ctx, c, st); err != nil {
+	if err = r.memberships(ctx, c, st); err != nil {
 		return err
 	}
-	for id := range st.users {
-		if !slices.Equal(before[id], st.memberOf[id]) {
-			changed[id] = true
+	same := slices.Equal(r.last.mapped, st.mapped) // the sets number the same groups
+	for i := range st.users {
+		var differ bool
+		switch {
+		case i >= len(r.last.users): // a new user was in no group
+			differ = len(st.groups(i)) > 0
+		case same:
+			differ = !slices.Equal(r.last.groups(i), st.groups(i))
+		default:
+			differ = !slices.Equal(r.last.groupDNs(i), st.groupDNs(i))
+		}
+		if differ {
+			changed[st.users[i].id()] = true
 		}
 	}
 	return nil
 }
 
-// user reads one entry; nil (and a problem noted) when it has no id or
-// username.
-func (r *ldapReader) user(e *ldap.Entry, st *dirState) *dirUser {
+// user reads one entry; false (and a problem noted) when it has no id
+// or username.
+func (r *ldapReader) user(e *ldap.Entry, st *dirState) (dirUser, bool) {
 	a := r.cfg.Attributes
-	u := &dirUser{dn: e.DN, username: strings.ToLower(strings.TrimSpace(e.GetEqualFoldAttributeValue(a.Username))),
-		displayName: e.GetEqualFoldAttributeValue(a.DisplayName), email: e.GetEqualFoldAttributeValue(a.Email)}
-	u.id = r.externalID(e)
-	if u.id == "" || u.username == "" {
+	id, username := r.externalID(e), strings.ToLower(strings.TrimSpace(e.GetEqualFoldAttributeValue(a.Username)))
+	if id == "" || username == "" {
 		st.problems = append(st.problems, fmt.Sprintf("%s: no %s or %s; left out", e.DN, a.ID, a.Username))
-		if u.id != "" {
-			st.unusable[u.id] = true
+		if id != "" {
+			st.unusable[id] = true
 		}
-		return nil
+		return dirUser{}, false
 	}
-	if a.Disabled != "" {
-		u.disabled = r.disabledValue(e.GetEqualFoldAttributeValue(a.Disabled))
+	disabled := a.Disabled != "" && r.disabledValue(e.GetEqualFoldAttributeValue(a.Disabled))
+	var like *dirUser
+	if r.last != nil {
+		like = r.last.user(id)
 	}
-	return u
+	return newDirUser(like, id, e.DN, username, e.GetEqualFoldAttributeValue(a.DisplayName), e.GetEqualFoldAttributeValue(a.Email), disabled), true
 }
 
 // externalID is the entry's stable id as text: AD's binary objectGUID in
@@ -267,47 +246,16 @@ func (r *ldapReader) disabledValue(v string) bool {
 	return v != "" && !strings.EqualFold(v, "false") && v != "0"
 }
 
-// add puts u in the state, replacing an earlier read of it (a rename
-// moves its DN).
-func (st *dirState) add(u *dirUser) {
-	if u == nil {
-		return
+// groupDNs is the mapped groups (normalised DNs) of the user at i.
+func (st *dirState) groupDNs(i int) []string {
+	set := st.groups(i)
+	if len(set) == 0 {
+		return nil
 	}
-	if old := st.users[u.id]; old != nil {
-		delete(st.byDN, normDN(old.dn))
+	out := make([]string, len(set))
+	for j, k := range set {
+		out[j] = st.mapped[k]
 	}
-	st.users[u.id] = u
-	st.byDN[normDN(u.dn)] = u.id
-}
-
-func (st *dirState) clone() *dirState {
-	return &dirState{users: maps.Clone(st.users), byDN: maps.Clone(st.byDN), memberOf: st.memberOf, inChain: st.inChain,
-		unusable: maps.Clone(st.unusable)}
-}
-
-// entries maps the users (only those in only, when not nil) to entries,
-// sorted by username.
-func (st *dirState) entries(cfg *LDAPConfig, only map[string]bool) []core.DirectoryEntry {
-	groups, roles := normMap(cfg.Groups), normMap(cfg.Roles)
-	out := make([]core.DirectoryEntry, 0, len(st.users))
-	for id, u := range st.users {
-		if only != nil && !only[id] {
-			continue
-		}
-		e := core.DirectoryEntry{ExternalID: id, DN: u.dn, Username: u.username, DisplayName: u.displayName, Email: u.email, Disabled: u.disabled}
-		for _, g := range st.memberOf[id] {
-			if v := groups[g]; v != "" {
-				e.Groups = append(e.Groups, v)
-			}
-			if v := roles[g]; v != "" {
-				e.Roles = append(e.Roles, v)
-			}
-		}
-		slices.Sort(e.Groups)
-		slices.Sort(e.Roles)
-		out = append(out, e)
-	}
-	slices.SortFunc(out, func(a, b core.DirectoryEntry) int { return strings.Compare(a.Username, b.Username) })
 	return out
 }
 

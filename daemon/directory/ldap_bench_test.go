@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,17 +23,24 @@ import (
 )
 
 // BenchmarkLDAPFullSync is a first full sync end to end: 100,000 users
-// (all in one group, some in nested groups) read from a real slapd over
-// StartTLS, 500 to a page, and applied to an empty Badger store on disk.
+// (all in one group, some in nested groups; KEYFLEET_BENCH_USERS for
+// another number) read from a real slapd over StartTLS, 500 to a page,
+// and applied to an empty Badger store on disk. It reports what the
+// syncer keeps of the directory between syncs (the base of the next
+// incremental read), per user: rest-B/user, the live heap with the
+// syncer less the live heap once it is dropped. With
+// KEYFLEET_BENCH_HEAPPROFILE=file it writes a heap profile taken while
+// the syncer is still held.
 func BenchmarkLDAPFullSync(b *testing.B) {
 	b.Cleanup(runtimemem.Set(runtimemem.DefaultStoreMemory, os.Getenv)) // keyfleetd's collector settings (bench_test.go)
-	const n = 100_000
+	n := ldapBenchSize()
 	srv := dt.Start(b, dt.Organisation(n, false))
 	cfg := directory.LDAPConfig{
 		Name: "corp", URL: srv.URL, StartTLS: true, CAFile: srv.CAFile, BindDN: dt.ReaderDN, BindPasswordFile: srv.PasswordFile,
 		UserBase: dt.People, GroupBase: dt.Groups,
 		Groups: map[string]string{dt.GroupDN("eng"): "eng", dt.GroupDN("all-staff"): "staff"},
 	}
+	var rest, gcs, kept int64
 	for range b.N {
 		b.StopTimer()
 		st, err := store.Open(store.Options{Dir: b.TempDir(), EncryptionKey: make([]byte, 32)})
@@ -46,15 +57,63 @@ func BenchmarkLDAPFullSync(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+		gc0 := gcCycles()
 		rep, err := s.Sync(context.Background(), api.DirectorySync{})
+		gcs += gcCycles() - gc0
+		kept += rep.MemoryBytes
 		if err != nil || rep.Created < n {
 			b.Fatalf("sync: %d created, %v", rep.Created, err)
 		}
 		b.StopTimer()
-		st.Close()
+		st.Close() // Badger's work in the background would blur the figure
+		held := liveHeap()
+		if f := os.Getenv("KEYFLEET_BENCH_HEAPPROFILE"); f != "" {
+			writeHeapProfile(b, f)
+		}
+		runtime.KeepAlive(s)
+		s = nil
+		rest += held - liveHeap()
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "users/s")
+	b.ReportMetric(float64(rest)/float64(b.N*n), "rest-B/user")
+	b.ReportMetric(float64(gcs)/float64(b.N), "GCs/sync")
+	b.ReportMetric(float64(kept)/float64(b.N*n), "reported-B/user") // what the sync report says (MemoryBytes)
+}
+
+// gcCycles is how many collections the process has run.
+func gcCycles() int64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
+}
+
+// ldapBenchSize is 100,000 users, or KEYFLEET_BENCH_USERS.
+func ldapBenchSize() int {
+	if n, err := strconv.Atoi(os.Getenv("KEYFLEET_BENCH_USERS")); err == nil && n > 0 {
+		return n
+	}
+	return 100_000
+}
+
+// liveHeap is the heap's live bytes after a collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// writeHeapProfile writes the live heap's profile to name.
+func writeHeapProfile(b *testing.B, name string) {
+	f, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkLDAPIncrementalSync is an incremental sync end to end after

@@ -143,6 +143,11 @@ func TestAFullSyncFollowsNestedGroupsAndReadsTenThousandUsersPageByPage(t *testi
 	if pages < big/100 {
 		t.Fatalf("%d pages for %d users at 100 a page", pages, big)
 	}
+	// What the directory takes in memory is reported: each user's text
+	// (about 110 bytes here) and a few numbers, not kilobytes.
+	if per := rep.MemoryBytes / int64(rep.Seen); per < 100 || per > 400 {
+		t.Errorf("the report says the directory takes %d bytes (%d a user)", rep.MemoryBytes, per)
+	}
 	for name, want := range map[string][]string{
 		"alice": {"eng", "staff"}, "bob": {"eng"}, "carol": {"eng"}, "dave": {"loop"}, "erin": nil, dt.BigUID(big): {"staff"},
 	} {
@@ -409,4 +414,45 @@ func TestPeriodicSyncRunsUntilStopped(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// A user new to the directory and put in a nested group, and one added
+// to a group, reach keyfleet with their groups in an incremental sync;
+// the others are left as they were.
+func TestAnIncrementalSyncGivesNewAndMovedUsersTheirGroups(t *testing.T) {
+	w := smallWorld(t)
+	s := w.syncer(directory.Options{})
+	mustSync(t, s, api.DirectorySync{})
+	alice := w.user("alice")
+	w.ldap.Modify(t, fmt.Sprintf(`dn: %s
+changetype: add
+objectClass: inetOrgPerson
+uid: gina
+cn: Gina
+sn: Gina
+displayName: Gina
+mail: gina@example.org
+
+dn: %s
+changetype: modify
+add: member
+member: %s
+
+dn: %s
+changetype: modify
+add: member
+member: %s
+`, dt.PersonDN("gina"), dt.GroupDN("sre"), dt.PersonDN("gina"), dt.GroupDN("all-staff"), dt.PersonDN("erin")))
+	rep := mustSync(t, s, api.DirectorySync{Incremental: true})
+	if rep.Mode != api.SyncIncremental || rep.Created != 1 || rep.Updated != 1 {
+		t.Fatalf("incremental sync: %+v", rep)
+	}
+	for name, want := range map[string][]string{"gina": {"eng"}, "erin": {"staff"}, "alice": {"eng", "staff"}} {
+		if got := w.user(name).Groups; !slices.Equal(got, want) {
+			t.Errorf("%s is in %v, want %v", name, got, want)
+		}
+	}
+	if got := w.user("alice"); got.UpdatedAt != alice.UpdatedAt {
+		t.Errorf("alice, unchanged, was updated")
+	}
 }

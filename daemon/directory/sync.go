@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -152,7 +154,7 @@ func (s *Syncer) Sync(ctx context.Context, req api.DirectorySync) (api.Directory
 	} else {
 		s.log.Info("directory synced", "mode", rep.Mode, "dry_run", rep.DryRun, "seen", rep.Seen, "created", rep.Created,
 			"updated", rep.Updated, "renamed", rep.Renamed, "disabled", rep.Disabled, "enabled", rep.Enabled, "requested", rep.Requested,
-			"took_ms", rep.FinishedAt.Sub(rep.StartedAt).Milliseconds())
+			"took_ms", rep.FinishedAt.Sub(rep.StartedAt).Milliseconds(), "memory_mb", rep.MemoryBytes>>20)
 	}
 	s.met.record(rep)
 	if rerr := s.svc.RecordDirectorySync(context.WithoutCancel(ctx), s.p, api.DirectoryLDAP, rep, cursor); rerr != nil {
@@ -171,7 +173,13 @@ func (s *Syncer) run(ctx context.Context, req api.DirectorySync, rep *api.Direct
 	if rd.full {
 		rep.Mode = api.SyncFull
 	}
-	rep.Seen = len(rd.entries)
+	rep.Seen = rd.entries.len()
+	if rd.state != nil {
+		rep.MemoryBytes = rd.state.size()
+		if w := memoryWarning(rep.MemoryBytes, len(rd.state.users), debug.SetMemoryLimit(-1)); w != "" {
+			rd.warnings = append(rd.warnings, w)
+		}
+	}
 	for _, p := range rd.problems {
 		notePart(rep, api.DirectoryChange{What: api.ChangeSkipped, Detail: p})
 		rep.Skipped++
@@ -207,13 +215,13 @@ func (s *Syncer) run(ctx context.Context, req api.DirectorySync, rep *api.Direct
 // goroutines as there are CPUs (each batch is its own users; the store
 // orders the commits). The first error stops the others; the batches
 // committed before it stay, each whole.
-func (s *Syncer) apply(ctx context.Context, src core.DirectorySource, entries []core.DirectoryEntry, rep *api.DirectorySyncReport) error {
+func (s *Syncer) apply(ctx context.Context, src core.DirectorySource, entries entryList, rep *api.DirectorySyncReport) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	work := make(chan []core.DirectoryEntry)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for range max(1, min(runtime.GOMAXPROCS(0), len(entries)/syncBatch)) {
+	for range max(1, min(runtime.GOMAXPROCS(0), entries.len()/syncBatch)) {
 		wg.Go(func() {
 			for chunk := range work {
 				var part api.DirectorySyncReport
@@ -227,11 +235,11 @@ func (s *Syncer) apply(ctx context.Context, src core.DirectorySource, entries []
 			}
 		})
 	}
-	for chunk := range slices.Chunk(entries, syncBatch) {
+	for i := 0; i < entries.len(); i += syncBatch {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- chunk
+		work <- entries.batch(i, min(i+syncBatch, entries.len()))
 	}
 	close(work)
 	wg.Wait()
@@ -282,6 +290,19 @@ func (s *Syncer) leavers(ctx context.Context, rd read, force bool) ([]string, er
 		return nil, &LeaverLimitError{Source: s.cfg.Name, Would: len(leavers), Linked: linked, Limit: limit}
 	}
 	return leavers, nil
+}
+
+// memoryWarning says when the directory as kept (bytes, for users) takes
+// more than a quarter of the Go memory limit: with Badger's memtables and
+// caches and a sync's own work on top, the collector would then run
+// often, or without pause. Empty when it does not, or no limit is set.
+func memoryWarning(bytes int64, users int, limit int64) string {
+	if limit <= 0 || limit == math.MaxInt64 || bytes <= limit/4 || users == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the directory as read takes about %d MiB of keyfleetd's memory (%d bytes a user, %d users), more than a quarter of its memory limit of %d MiB: "+
+		"raise store.memory by at least %d MiB (and the service's MemoryHigh with it; docs/operations.md, \"Memory\")",
+		bytes>>20, bytes/int64(users), users, limit>>20, (3*bytes)>>20)
 }
 
 // notePart adds a change to a report, up to api.MaxSyncChanges.

@@ -61,6 +61,10 @@ func (a *app) printOverview(ov api.DirectoryOverview) error {
 		}
 	}
 	for _, s := range ov.Sources {
+		if s.Last != nil && s.Last.MemoryBytes > 0 && s.Last.Seen > 0 {
+			fmt.Fprintf(a.stdout, "%s is kept in keyfleetd's memory between syncs: about %.1f MiB (%d bytes a user)\n", s.Source,
+				float64(s.Last.MemoryBytes)/(1<<20), s.Last.MemoryBytes/int64(s.Last.Seen))
+		}
 		if len(s.Gone) > 0 {
 			fmt.Fprintf(a.stdout, "%s no longer has (disabled in keyfleet): %s\n", s.Source, strings.Join(s.Gone, ", "))
 		}
