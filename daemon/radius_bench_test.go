@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,46 +82,86 @@ func (f *totpFixture) radiusOnce(b *testing.B) {
 		b.Fatalf("the fixture's %d RADIUS users have no fresh codes left: run with a smaller -benchtime", n)
 	}
 	at := time.Now().Add(time.Duration(i/n) * 30 * time.Second) // this step, then the next
-	code, _ := otptotp.GenerateCodeCustom(f.radiusSeeds[i%n], at, otptotp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
-	req := accessRequest(f.radiusUsers[i%n], code)
-	conn := radiusConn(b, f.radiusAddr)
+	if err := f.radiusAccepted(i%n, at); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// warmRadius verifies every RADIUS user once through the listener, with
+// the code of the step before this one (accepted: one step either side),
+// which leaves this step and the next to the measured part: what a
+// keyfleetd that has run a while has done (each user's first verification
+// after a start also records the policy rules that apply to them, as
+// warmVerify says).
+func (f *totpFixture) warmRadius(b *testing.B) {
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	at := time.Now().Add(-30 * time.Second)
+	for range 16 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(f.radiusUsers) {
+					return
+				}
+				if err := f.radiusAccepted(i, at); err != nil {
+					errs <- fmt.Errorf("warming up: %w", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// radiusAccepted sends RADIUS user i's code of the step at at in an
+// Access-Request, signed with a Message-Authenticator, and says whether
+// an Access-Accept came back.
+func (f *totpFixture) radiusAccepted(i int, at time.Time) error {
+	code, _ := otptotp.GenerateCodeCustom(f.radiusSeeds[i], at, otptotp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	req := accessRequest(f.radiusUsers[i], code)
+	conn, err := radiusConn(f.radiusAddr)
+	if err != nil {
+		return err
+	}
 	defer func() { radiusConns <- conn }()
 	if _, err := conn.Write(req); err != nil {
-		b.Fatal(err)
+		return err
 	}
 	buf := make([]byte, 4096)
 	for {
 		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		m, err := conn.Read(buf)
 		if err != nil {
-			b.Fatalf("no answer to an Access-Request: %v", err)
+			return fmt.Errorf("no answer to an Access-Request: %w", err)
 		}
 		if buf[1] != req[1] {
 			continue // a late answer to an earlier request on this socket
 		}
 		if radius.Code(buf[0]) != radius.CodeAccessAccept || !radius.IsAuthenticResponse(buf[:m], req, []byte(radiusSecret)) {
-			b.Fatalf("a fresh code for %s got %v", f.radiusUsers[i%n], radius.Code(buf[0]))
+			return fmt.Errorf("a fresh code for %s got %v", f.radiusUsers[i], radius.Code(buf[0]))
 		}
-		return
+		return nil
 	}
 }
 
 // radiusConn takes a socket connected to the listener at addr.
-func radiusConn(b *testing.B, addr string) *net.UDPConn {
+func radiusConn(addr string) (*net.UDPConn, error) {
 	select {
 	case c := <-radiusConns:
 		if c.RemoteAddr().String() == addr {
-			return c
+			return c, nil
 		}
 		c.Close() // from an earlier run's listener
 	default:
 	}
 	raddr, _ := net.ResolveUDPAddr("udp", addr)
-	c, err := net.DialUDP("udp", nil, raddr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return c
+	return net.DialUDP("udp", nil, raddr)
 }
 
 func accessRequest(user, code string) []byte {

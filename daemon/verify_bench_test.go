@@ -109,6 +109,9 @@ func totpFixtureFor(b *testing.B, n int, backend string, count int, sinks []even
 	}
 	f.warm(b, strings.TrimSpace(string(admin)))
 	f.warmVerify(b)
+	if f.radiusAddr != "" {
+		f.warmRadius(b)
+	}
 	waitLeaderWork(b, f.hc, f.urls)
 	if len(sinks) > 0 {
 		waitSinks(b, f.hc, f.urls)

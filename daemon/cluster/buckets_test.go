@@ -81,6 +81,9 @@ func TestSharedBucketsDecideAsTheLimiterInMemoryDoes(t *testing.T) {
 			{client: "192.0.2.7", target: "enrolment enr_2"}, {client: "192.0.2.7", target: "enrolment enr_2"},
 			{client: "192.0.2.7", target: "enrolment enr_2"}, {client: "192.0.2.7", target: "enrolment enr_3"},
 			{client: "192.0.2.7", target: "enrolment enr_3"}}},
+		{"a known address with a target seen for the first time spends one token", ratelimit.Config{PerAddress: 3, PerTarget: 5}, []step{
+			{client: "192.0.2.8"}, {client: "192.0.2.8", target: "enrolment enr_4"}, {client: "192.0.2.8"}, {client: "192.0.2.8"},
+			{client: "192.0.2.8", target: "enrolment enr_5"}}},
 		{"an IPv6 host is counted by its /64", ratelimit.Config{PerAddress: 2}, []step{
 			{client: "2001:db8:1:2::1"}, {client: "2001:db8:1:2::2"}, {client: "2001:db8:1:2:ffff::9"}, {client: "2001:db8:1:3::1"}}},
 	}
