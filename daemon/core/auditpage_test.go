@@ -8,7 +8,6 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
-	"github.com/keyfleet/keyfleet/daemon/seal"
 	"github.com/keyfleet/keyfleet/daemon/store"
 )
 
@@ -18,7 +17,7 @@ import (
 // at most core.MaxExamined events a page, and came back empty with a
 // cursor). A list by one field reads only its page's events.
 func TestAnAuditListIntersectsTheIndexesOfItsFields(t *testing.T) {
-	svc, st := auditService(t)
+	svc, st := openService(t, core.Config{})
 	ctx := context.Background()
 	const n = core.MaxExamined + 300
 	for i := 0; i < n; i += 1000 {
@@ -55,7 +54,7 @@ func TestAnAuditListIntersectsTheIndexesOfItsFields(t *testing.T) {
 // first through the API's pages and newest first through the
 // dashboard's.
 func TestAnAuditListReadsABoundedNumberOfIndexEntries(t *testing.T) {
-	svc, st := auditService(t)
+	svc, st := openService(t, core.Config{})
 	ctx := context.Background()
 	const n = core.MaxExamined + 1000 // commits of each kind
 	audited(t, st, 1, func(int) (string, string) { return "usr_a", "factor.revoke" })
@@ -111,21 +110,6 @@ func TestAnAuditListReadsABoundedNumberOfIndexEntries(t *testing.T) {
 	if fmt.Sprint(back) != want {
 		t.Fatalf("following the cursors newest first found %v, want %s", back, want)
 	}
-}
-
-func auditService(t *testing.T) (*core.Service, *store.Store) {
-	t.Helper()
-	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	sl, _ := seal.New(make([]byte, 32))
-	svc, err := core.New(core.Config{Store: st, Sealer: sl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc, st
 }
 
 // audited commits n events, by the actor and of the action that who gives

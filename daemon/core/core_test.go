@@ -41,22 +41,31 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	sl, _ := seal.New(make([]byte, 32))
 	c := &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
-	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []sdk.Factor{coretest.Kind{}, coretest.Key{}}, Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, st := openService(t, core.Config{Kinds: []sdk.Factor{coretest.Kind{}, coretest.Key{}}, Now: c.Now})
 	e := &env{t: t, svc: svc, st: st, clock: c, people: coretest.NewPeople(t, svc)}
 	e.admin = e.principal(core.System, "root", api.RoleAdmin)
 	e.admin2 = e.principal(e.admin, "second", api.RoleAdmin)
 	e.help = e.principal(e.admin, "desk", api.RoleHelpdesk)
 	return e
+}
+
+// openService is a service on a store in memory (closed when t ends),
+// configured by cfg, whose Store and Sealer it sets.
+func openService(t *testing.T, cfg core.Config) (*core.Service, *store.Store) {
+	t.Helper()
+	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg.Store = st
+	cfg.Sealer, _ = seal.New(make([]byte, 32))
+	svc, err := core.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, st
 }
 
 // principal makes a user. A user with roles beyond "user" is made by the

@@ -12,8 +12,6 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/core/coretest"
-	"github.com/keyfleet/keyfleet/daemon/seal"
-	"github.com/keyfleet/keyfleet/daemon/store"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 	"github.com/keyfleet/keyfleet/plugins/totp"
 )
@@ -21,17 +19,8 @@ import (
 // newTOTPEnv is newEnv with the real TOTP kind in-process.
 func newTOTPEnv(t *testing.T) *env {
 	t.Helper()
-	st, err := store.Open(store.Options{InMemory: true, EncryptionKey: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	sl, _ := seal.New(make([]byte, 32))
 	c := &clock{t: time.Now()}
-	svc, err := core.New(core.Config{Store: st, Sealer: sl, Kinds: []sdk.Factor{coretest.Kind{}, coretest.Key{}, totp.Factor{}}, Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, st := openService(t, core.Config{Kinds: []sdk.Factor{coretest.Kind{}, coretest.Key{}, totp.Factor{}}, Now: c.Now})
 	e := &env{t: t, svc: svc, st: st, clock: c, people: coretest.NewPeople(t, svc)}
 	e.admin = e.principal(core.System, "root", api.RoleAdmin)
 	e.admin2 = e.principal(e.admin, "second", api.RoleSecurityOfficer)

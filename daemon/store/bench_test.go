@@ -25,19 +25,33 @@ func BenchmarkVerifyStoredChain(b *testing.B) {
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "events/s")
 }
 
-// auditedStore is a store holding n audit events of auditEvent, appended
-// directly in transactions of 1,000 (what the benchmarks measure is
-// reading them back), each changed by edit when it is set. Closed when b
-// ends.
+// auditedStore is a store holding n audit events of auditEvent
+// (appendAudit). Closed when b ends.
 func auditedStore(b *testing.B, n int, edit func(i int, ev *audit.Event)) *Store {
-	st, err := Open(Options{Dir: b.TempDir(), EncryptionKey: testKey})
+	return auditedStoreWith(b, Options{}, n, edit)
+}
+
+// auditedStoreWith is auditedStore with other options (its folder and
+// key are set here).
+func auditedStoreWith(b *testing.B, o Options, n int, edit func(i int, ev *audit.Event)) *Store {
+	o.Dir, o.EncryptionKey = b.TempDir(), testKey
+	st, err := Open(o)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
+	appendAudit(b, st, n, edit)
+	return st
+}
+
+// appendAudit appends n audit events of auditEvent to st directly, in
+// transactions of 1,000 (what the tests and benchmarks look at is reading
+// them back), each changed by edit when it is set.
+func appendAudit(tb testing.TB, st *Store, n int, edit func(i int, ev *audit.Event)) {
+	tb.Helper()
 	for i := 0; i < n; i += 1000 {
 		err := st.Update(context.Background(), func(tx core.Tx) error {
-			for j := range 1000 {
+			for j := range min(1000, n-i) {
 				ev := auditEvent(fmt.Sprintf("user-%d", i+j))
 				if edit != nil {
 					edit(i+j, ev)
@@ -49,10 +63,9 @@ func auditedStore(b *testing.B, n int, edit func(i int, ev *audit.Event)) *Store
 			return nil
 		})
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
-	return st
 }
 
 func auditEvent(name string) *audit.Event {
@@ -122,24 +135,7 @@ func BenchmarkNewestByActor(b *testing.B) {
 // table block (blockSize) costs a read: more to decrypt per miss.
 func BenchmarkAuditRecordRandom(b *testing.B) {
 	const n = 200_000
-	st, err := Open(Options{Dir: b.TempDir(), EncryptionKey: testKey, BlockCacheMB: 8})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	for i := 0; i < n; i += 1000 {
-		err := st.Update(context.Background(), func(tx core.Tx) error {
-			for j := range 1000 {
-				if err := tx.Audit(auditEvent(fmt.Sprintf("user-%d", i+j))); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
+	st := auditedStoreWith(b, Options{BlockCacheMB: 8}, n, nil)
 	seq := uint64(1)
 	b.ResetTimer()
 	for range b.N {

@@ -10,7 +10,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/core/coretest"
 	"github.com/keyfleet/keyfleet/daemon/seal"
+	"github.com/keyfleet/keyfleet/daemon/store/storetest"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
 
@@ -187,24 +187,51 @@ func mustVerify(t *testing.T, st *Store, wantBreak uint64) *audit.BreakError {
 	return v.Break
 }
 
+// rawRecord is audit record seq as stored, for the tests that tamper
+// with it behind the store's back (setRecord, deleteRecord, rechain).
+func rawRecord(st *Store, seq uint64) []byte {
+	var v []byte
+	st.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(auditKey(seq))
+		if err == nil {
+			v, err = item.ValueCopy(nil)
+		}
+		return err
+	})
+	return v
+}
+
+func setRecord(st *Store, seq uint64, v []byte) {
+	st.db.Update(func(txn *badger.Txn) error { return txn.Set(auditKey(seq), v) })
+}
+
+func deleteRecord(st *Store, seq uint64) {
+	st.db.Update(func(txn *badger.Txn) error { return txn.Delete(auditKey(seq)) })
+}
+
+// rechain rewrites record seq with its body changed by edit and a hash
+// that fits it, after prev: a forger who can write the store.
+func rechain(st *Store, seq uint64, prev [audit.HashSize]byte, edit func(ev *audit.Event)) {
+	r, _ := audit.Unmarshal(rawRecord(st, seq))
+	var ev audit.Event
+	json.Unmarshal(r.Body, &ev)
+	edit(&ev)
+	c := audit.Chain{Head: audit.Head{Seq: seq - 1, Hash: prev}}
+	nr, _ := c.Next(&ev)
+	setRecord(st, seq, nr.Marshal())
+}
+
+// usersCreated creates users user-0 … user-(n-1), one audit event each.
+func usersCreated(t *testing.T, svc *core.Service, n int) {
+	t.Helper()
+	for i := range n {
+		if _, _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: fmt.Sprintf("user-%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestVerifyFindsTheFirstTamperedRecord(t *testing.T) {
-	raw := func(st *Store, seq uint64) []byte {
-		var v []byte
-		st.db.View(func(txn *badger.Txn) error {
-			item, err := txn.Get(auditKey(seq))
-			if err == nil {
-				v, err = item.ValueCopy(nil)
-			}
-			return err
-		})
-		return v
-	}
-	set := func(st *Store, seq uint64, v []byte) {
-		st.db.Update(func(txn *badger.Txn) error { return txn.Set(auditKey(seq), v) })
-	}
-	del := func(st *Store, seq uint64) {
-		st.db.Update(func(txn *badger.Txn) error { return txn.Delete(auditKey(seq)) })
-	}
 	tests := []struct {
 		name   string
 		tamper func(st *Store)
@@ -212,36 +239,27 @@ func TestVerifyFindsTheFirstTamperedRecord(t *testing.T) {
 		reason string
 	}{
 		{"an edited event body breaks at that event", func(st *Store) {
-			v := raw(st, 4)
-			set(st, 4, bytes.Replace(v, []byte("user-3"), []byte("user-X"), 1))
+			v := rawRecord(st, 4)
+			setRecord(st, 4, bytes.Replace(v, []byte("user-3"), []byte("user-X"), 1))
 		}, 4, "edited"},
-		{"a deleted event breaks where it was", func(st *Store) { del(st, 5) }, 5, "missing"},
+		{"a deleted event breaks where it was", func(st *Store) { deleteRecord(st, 5) }, 5, "missing"},
 		{"two swapped events break at the first", func(st *Store) {
-			a, b := raw(st, 3), raw(st, 6)
-			set(st, 3, b)
-			set(st, 6, a)
+			a, b := rawRecord(st, 3), rawRecord(st, 6)
+			setRecord(st, 3, b)
+			setRecord(st, 6, a)
 		}, 3, "moved"},
 		{"an event rewritten with a fresh hash breaks at the next", func(st *Store) {
-			r, _ := audit.Unmarshal(raw(st, 4))
-			body := bytes.Replace(r.Body, []byte("user-3"), []byte("user-X"), 1)
-			c := audit.Chain{Head: audit.Head{Seq: 3, Hash: r.Prev}}
-			var ev audit.Event
-			json.Unmarshal(body, &ev)
-			nr, _ := c.Next(&ev)
-			set(st, 4, nr.Marshal())
+			r, _ := audit.Unmarshal(rawRecord(st, 4))
+			rechain(st, 4, r.Prev, func(ev *audit.Event) { ev.Target.Name = "user-X" })
 		}, 5, "previous-hash"},
-		{"events cut off the end are caught by the head", func(st *Store) { del(st, 8) }, 8, "head"},
-		{"a truncated record breaks at that record", func(st *Store) { set(st, 2, []byte{1, 2, 3}) }, 2, "shorter"},
+		{"events cut off the end are caught by the head", func(st *Store) { deleteRecord(st, 8) }, 8, "head"},
+		{"a truncated record breaks at that record", func(st *Store) { setRecord(st, 2, []byte{1, 2, 3}) }, 2, "shorter"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st, svc := openAt(t, t.TempDir(), nil)
 			defer st.Close()
-			for i := range 8 {
-				if _, _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: fmt.Sprintf("user-%d", i)}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			usersCreated(t, svc, 8)
 			mustVerify(t, st, 0)
 			tt.tamper(st)
 			be := mustVerify(t, st, tt.broken)
@@ -337,34 +355,7 @@ func TestAScanAfterTheLastSequenceNumberFindsNothing(t *testing.T) {
 // span, or a forged first record of the second, is seen only where the
 // spans are joined.
 func TestVerifyInSpansFindsTheFirstBreakAtTheJoins(t *testing.T) {
-	raw := func(st *Store, seq uint64) []byte {
-		var v []byte
-		st.db.View(func(txn *badger.Txn) error {
-			item, err := txn.Get(auditKey(seq))
-			if err == nil {
-				v, err = item.ValueCopy(nil)
-			}
-			return err
-		})
-		return v
-	}
-	set := func(st *Store, seq uint64, v []byte) {
-		st.db.Update(func(txn *badger.Txn) error { return txn.Set(auditKey(seq), v) })
-	}
-	del := func(st *Store, seq uint64) {
-		st.db.Update(func(txn *badger.Txn) error { return txn.Delete(auditKey(seq)) })
-	}
-	// rechain rewrites record seq with another body and a hash that fits
-	// it, after prev.
-	rechain := func(st *Store, seq uint64, prev [audit.HashSize]byte) {
-		r, _ := audit.Unmarshal(raw(st, seq))
-		var ev audit.Event
-		json.Unmarshal(r.Body, &ev)
-		ev.Reason = "rewritten"
-		c := audit.Chain{Head: audit.Head{Seq: seq - 1, Hash: prev}}
-		nr, _ := c.Next(&ev)
-		set(st, seq, nr.Marshal())
-	}
+	rewritten := func(ev *audit.Event) { ev.Reason = "rewritten" }
 	tests := []struct {
 		name   string
 		tamper func(st *Store)
@@ -372,61 +363,44 @@ func TestVerifyInSpansFindsTheFirstBreakAtTheJoins(t *testing.T) {
 		reason string
 	}{
 		{"the last record of the first span rewritten with a fresh hash breaks at the second span's first", func(st *Store) {
-			r, _ := audit.Unmarshal(raw(st, 10))
-			rechain(st, 10, r.Prev)
+			r, _ := audit.Unmarshal(rawRecord(st, 10))
+			rechain(st, 10, r.Prev, rewritten)
 		}, 11, "previous-hash"},
-		{"the second span's first record forged after another hash", func(st *Store) { rechain(st, 11, [audit.HashSize]byte{7}) }, 11, "previous-hash"},
+		{"the second span's first record forged after another hash", func(st *Store) { rechain(st, 11, [audit.HashSize]byte{7}, rewritten) }, 11, "previous-hash"},
 		{"the second span's first record rewritten with a fresh hash breaks inside it", func(st *Store) {
-			r, _ := audit.Unmarshal(raw(st, 11))
-			rechain(st, 11, r.Prev)
+			r, _ := audit.Unmarshal(rawRecord(st, 11))
+			rechain(st, 11, r.Prev, rewritten)
 		}, 12, "previous-hash"},
 		{"an edited record inside the second span", func(st *Store) {
-			set(st, 15, bytes.Replace(raw(st, 15), []byte("user-14"), []byte("user-XX"), 1))
+			setRecord(st, 15, bytes.Replace(rawRecord(st, 15), []byte("user-14"), []byte("user-XX"), 1))
 		}, 15, "edited"},
-		{"the last record of the first span deleted", func(st *Store) { del(st, 10) }, 10, "missing"},
-		{"the first record of the second span deleted", func(st *Store) { del(st, 11) }, 11, "missing"},
+		{"the last record of the first span deleted", func(st *Store) { deleteRecord(st, 10) }, 10, "missing"},
+		{"the first record of the second span deleted", func(st *Store) { deleteRecord(st, 11) }, 11, "missing"},
 		{"a whole span deleted", func(st *Store) {
 			for seq := uint64(11); seq <= 20; seq++ {
-				del(st, seq)
+				deleteRecord(st, seq)
 			}
 		}, 11, "missing"},
 		{"two records swapped across the join", func(st *Store) {
-			a, b := raw(st, 10), raw(st, 11)
-			set(st, 10, b)
-			set(st, 11, a)
+			a, b := rawRecord(st, 10), rawRecord(st, 11)
+			setRecord(st, 10, b)
+			setRecord(st, 11, a)
 		}, 10, "moved"},
 		{"a break in the second span and another in the fourth: the first is reported", func(st *Store) {
-			set(st, 35, bytes.Replace(raw(st, 35), []byte("user-34"), []byte("user-XX"), 1))
-			del(st, 21)
+			setRecord(st, 35, bytes.Replace(rawRecord(st, 35), []byte("user-34"), []byte("user-XX"), 1))
+			deleteRecord(st, 21)
 		}, 21, "missing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st, svc := openAt(t, t.TempDir(), nil)
 			defer st.Close()
-			for i := range 40 {
-				if _, _, err := svc.CreateUser(context.Background(), admin, api.CreateUser{Username: fmt.Sprintf("user-%d", i)}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			usersCreated(t, svc, 40)
 			if h := st.AuditHead().Seq; h != 40 {
 				t.Fatalf("head %d, want 40 (one event per user)", h)
 			}
 			tt.tamper(st)
-			got, err := core.VerifyStoreInSpans(context.Background(), st, 4)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := core.VerifyStoreInSpans(context.Background(), st, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fmt.Sprint(got, got.Break) != fmt.Sprint(want, want.Break) {
-				t.Fatalf("in four spans: %+v %+v\none walk:      %+v %+v", got, got.Break, want, want.Break)
-			}
-			if got.Break == nil || got.Break.Seq != tt.broken || !strings.Contains(got.Break.Reason, tt.reason) {
-				t.Fatalf("broke at %+v, want %d (%s)", got.Break, tt.broken, tt.reason)
-			}
+			storetest.SpansFindTheFirstBreak(t, st, tt.broken, tt.reason)
 		})
 	}
 }
@@ -436,19 +410,7 @@ func TestVerifyInSpansFindsTheFirstBreakAtTheJoins(t *testing.T) {
 func TestVerifyStopsWhenCancelled(t *testing.T) {
 	st, _ := openAt(t, t.TempDir(), nil)
 	defer st.Close()
-	for i := 0; i < 8000; i += 1000 {
-		err := st.Update(context.Background(), func(tx core.Tx) error {
-			for j := range 1000 {
-				if err := tx.Audit(auditEvent(fmt.Sprintf("user-%d", i+j))); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendAudit(t, st, 8000, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	for _, parts := range []int{1, 4} {

@@ -3,12 +3,11 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/store/storetest"
 )
 
 // A full verify checks a long chain in spans on several cores and joins
@@ -58,20 +57,7 @@ func TestVerifyInSpansFindsTheFirstBreakAtTheJoins(t *testing.T) {
 					t.Fatalf("%s: %v", q, err)
 				}
 			}
-			got, err := core.VerifyStoreInSpans(ctx, st, 4)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := core.VerifyStoreInSpans(ctx, st, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fmt.Sprint(got, got.Break) != fmt.Sprint(want, want.Break) {
-				t.Fatalf("in four spans: %+v %+v\none walk:      %+v %+v", got, got.Break, want, want.Break)
-			}
-			if got.Break == nil || got.Break.Seq != tt.broken || !strings.Contains(got.Break.Reason, tt.reason) {
-				t.Fatalf("broke at %+v, want %d (%s)", got.Break, tt.broken, tt.reason)
-			}
+			storetest.SpansFindTheFirstBreak(t, st, tt.broken, tt.reason)
 		})
 	}
 }

@@ -750,3 +750,25 @@ func nonNilSeqs(s []uint64) []uint64 {
 	}
 	return s
 }
+
+// SpansFindTheFirstBreak checks st's chain in four spans and in one
+// walk: both must report the same, and that is a break at broken whose
+// reason says reason. A span takes its first record's previous-hash as
+// given until the spans are joined; this is what the joins are tested by.
+func SpansFindTheFirstBreak(t *testing.T, st core.Store, broken uint64, reason string) {
+	t.Helper()
+	got, err := core.VerifyStoreInSpans(ctxb, st, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := core.VerifyStoreInSpans(ctxb, st, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got, got.Break) != fmt.Sprint(want, want.Break) {
+		t.Fatalf("in four spans: %+v %+v\none walk:      %+v %+v", got, got.Break, want, want.Break)
+	}
+	if got.Break == nil || got.Break.Seq != broken || !strings.Contains(got.Break.Reason, reason) {
+		t.Fatalf("broke at %+v, want %d (%s)", got.Break, broken, reason)
+	}
+}
