@@ -47,14 +47,6 @@ type ReadTx interface {
 	Tokens(f TokenFilter, p PageReq) ([]Token, string, error)
 	Approval(id string) (Approval, error)
 	Approvals(f ApprovalFilter, p PageReq) ([]Approval, string, error)
-	// AuditBy lists the sequence numbers of the events whose field has
-	// value, oldest first, after the given seq, up to limit. An empty
-	// value finds nothing.
-	AuditBy(field AuditField, value string, after uint64, limit int) ([]uint64, error)
-	// AuditByBefore lists the sequence numbers of the events whose field
-	// has value, newest first, below before, up to limit: the newest
-	// events of a target or actor without reading its older ones.
-	AuditByBefore(field AuditField, value string, before uint64, limit int) ([]uint64, error)
 	// AuditMatching lists the sequence numbers of the events that have
 	// every value q names, oldest or newest first (AuditMatch).
 	AuditMatching(q AuditMatch) (seqs []uint64, next uint64, err error)

@@ -11,6 +11,7 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/store/storetest"
 )
 
 // An index entry's value lists the earlier events of its commit; decoding
@@ -93,7 +94,7 @@ func TestASchema3StoreReadsItsAuditIndexEntriesAfterTheUpgrade(t *testing.T) {
 		t.Errorf("%d entries by actor; want the 3 of schema 3 and 1 for the commit", n)
 	}
 	st.View(context.Background(), func(tx core.ReadTx) error {
-		got, err := tx.AuditBy(core.AuditActor, "usr_old", 0, 100)
+		got, err := storetest.AuditBy(tx, core.AuditActor, "usr_old", 0, 100)
 		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("by actor: %v, %v; want %v", got, err, want)
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/store/storetest"
 )
 
 // BenchmarkVerifyStoredChain measures `keyfleet audit verify`'s work:
@@ -107,7 +108,7 @@ func BenchmarkNewestByActor(b *testing.B) {
 		read(b, func(tx core.ReadTx) ([]uint64, error) {
 			var seqs []uint64
 			for after := uint64(0); ; {
-				page, err := tx.AuditBy(core.AuditActor, actor, after, core.MaxPageSize)
+				page, err := storetest.AuditBy(tx, core.AuditActor, actor, after, core.MaxPageSize)
 				if err != nil {
 					return nil, err
 				}
@@ -124,7 +125,7 @@ func BenchmarkNewestByActor(b *testing.B) {
 	})
 	b.Run("newest-first", func(b *testing.B) {
 		read(b, func(tx core.ReadTx) ([]uint64, error) {
-			return tx.AuditByBefore(core.AuditActor, actor, head+1, want)
+			return storetest.AuditByBefore(tx, core.AuditActor, actor, head+1, want)
 		})
 	})
 }

@@ -333,7 +333,7 @@ func TestAScanAfterTheLastSequenceNumberFindsNothing(t *testing.T) {
 			t.Errorf("AuditScan after %d: %v %v, want nothing (the head is %d)", after, seen, err, head)
 		}
 		st.View(context.Background(), func(tx core.ReadTx) error {
-			if seqs, err := tx.AuditBy(core.AuditTarget, u.ID, after, 10); err != nil || len(seqs) != 0 {
+			if seqs, err := storetest.AuditBy(tx, core.AuditTarget, u.ID, after, 10); err != nil || len(seqs) != 0 {
 				t.Errorf("AuditBy target after %d: %v %v, want nothing", after, seqs, err)
 			}
 			return nil

@@ -286,9 +286,6 @@ func (r *readTx) AuditRecord(seq uint64) (audit.Record, error) {
 	return audit.Unmarshal(v)
 }
 
-// auditIndexPrefixes are the audit indexes by field.
-var auditIndexPrefixes = map[core.AuditField]string{core.AuditTarget: pAuditTarget, core.AuditActor: pAuditActor, core.AuditAction: pAuditAction}
-
 func (t *tx) InsertUser(u core.User) error {
 	ok, err := exists(t.txn, key(pUsername, u.Username))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/store/postgres"
+	"github.com/keyfleet/keyfleet/daemon/store/storetest"
 )
 
 // A database written before schema version 4 has audit events without
@@ -59,7 +60,7 @@ func TestEventsWrittenBeforeTheActorAndActionIndexesAreFoundByThem(t *testing.T)
 			field core.AuditField
 			value string
 		}{{core.AuditActor, "usr_old"}, {core.AuditAction, "factor.revoke"}} {
-			seqs, err := tx.AuditBy(q.field, q.value, 0, 10)
+			seqs, err := storetest.AuditBy(tx, q.field, q.value, 0, 10)
 			if err != nil || len(seqs) != 5 {
 				t.Errorf("events by %s %s: %v, %v; want all 5", q.field, q.value, seqs, err)
 			}

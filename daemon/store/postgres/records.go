@@ -126,20 +126,6 @@ func (r *readTx) AuditRecord(seq uint64) (audit.Record, error) {
 	return r.s.openAudit(seq, sealed)
 }
 
-// auditColumns are the indexed columns of the audit table by field.
-var auditColumns = map[core.AuditField]string{core.AuditTarget: "target", core.AuditActor: "actor", core.AuditAction: "action"}
-
-func (r *readTx) AuditBy(field core.AuditField, value string, after uint64, limit int) ([]uint64, error) {
-	col, ok := auditColumns[field]
-	if !ok {
-		return nil, fmt.Errorf("%w: audit events are not indexed by %q", core.ErrInvalid, field)
-	}
-	if value == "" || limit <= 0 || after > math.MaxInt64 {
-		return nil, nil
-	}
-	return r.auditSeqs("SELECT seq FROM audit WHERE "+col+" = $1 AND "+col+" <> '' AND seq > $2 ORDER BY seq LIMIT $3", value, int64(after), limit)
-}
-
 // AuditMatching reads the index of one of q's values (target, else
 // actor, else action), at most q.Examine rows of it, and keeps the events
 // that have the others too: the database compares the columns, no event
@@ -195,36 +181,6 @@ func (r *readTx) AuditMatching(q core.AuditMatch) ([]uint64, uint64, error) {
 		return out, uint64(seq), nil // stopped at the bound: after it, or newest first below it
 	}
 	return out, 0, nil
-}
-
-// auditSeqs runs a query listing audit sequence numbers.
-func (r *readTx) auditSeqs(sql string, args ...any) ([]uint64, error) {
-	rows, err := r.q.Query(r.ctx, sql, args...)
-	if err != nil {
-		return nil, r.fail(err)
-	}
-	defer rows.Close()
-	var out []uint64
-	for rows.Next() {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
-			return nil, err
-		}
-		out = append(out, uint64(seq))
-	}
-	return out, r.fail2(rows.Err())
-}
-
-func (r *readTx) AuditByBefore(field core.AuditField, value string, before uint64, limit int) ([]uint64, error) {
-	col, ok := auditColumns[field]
-	if !ok {
-		return nil, fmt.Errorf("%w: audit events are not indexed by %q", core.ErrInvalid, field)
-	}
-	if value == "" || limit <= 0 || before == 0 {
-		return nil, nil
-	}
-	return r.auditSeqs("SELECT seq FROM audit WHERE "+col+" = $1 AND "+col+" <> '' AND seq < $2 ORDER BY seq DESC LIMIT $3",
-		value, int64(min(before, math.MaxInt64)), limit)
 }
 
 // fail2 is fail for a possibly nil error.
