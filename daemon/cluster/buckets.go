@@ -153,7 +153,7 @@ func (s *Buckets) decide(ctx context.Context, now time.Time, keys [][]byte, ever
 		}
 		base[i-1] = t
 	}
-	return base, ok && !slices.Contains(base, time.Time{}), rows.Err()
+	return base, ok, rows.Err() // ok only when every bucket had its row (takeSQL)
 }
 
 func deadlocked(err error) bool {
