@@ -69,7 +69,7 @@ func (s *Server) buildRadius(reg prometheus.Registerer) error {
 	}
 	r, err := radius.New(s.cfg.Radius, radius.Options{Service: s.svc, Logger: s.log.With("component", "radius"), Registry: reg,
 		FirstLogin: radius.FirstLogin{PassTTL: fl.PassTTL, WelcomeURL: fl.WelcomeURL}, OutOfBand: oob,
-		Challenges: s.radiusChallenges(), SharedPushes: s.pg != nil, Limits: s.sharedLimits()})
+		Challenges: s.radiusChallenges(), SharedPushes: s.pg != nil, Limits: s.sharedLimits(), Foreground: s.fg})
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/directory"
 	"github.com/keyfleet/keyfleet/daemon/events"
+	"github.com/keyfleet/keyfleet/daemon/foreground"
 	"github.com/keyfleet/keyfleet/daemon/httpapi"
 	fido2kind "github.com/keyfleet/keyfleet/daemon/kinds/fido2"
 	pivkind "github.com/keyfleet/keyfleet/daemon/kinds/piv"
@@ -76,9 +77,12 @@ type Server struct {
 	plugins *host.Host
 	push    *push.Hub
 	svc     *core.Service
-	events  *events.Manager
-	api     *httpapi.Handler
-	http    *http.Server
+	// fg counts the requests being served, for the sweep to give way to
+	// (daemon/foreground).
+	fg     *foreground.Gate
+	events *events.Manager
+	api    *httpapi.Handler
+	http   *http.Server
 	// notify wakes the event sinks after a commit; set once the manager
 	// exists (the store is opened first).
 	notify      atomic.Pointer[func()]
@@ -126,7 +130,7 @@ func New(cfg Config, o Options) (*Server, error) {
 	if o.LogOut == nil {
 		o.LogOut = os.Stderr
 	}
-	s := &Server{cfg: cfg, log: NewLogger(cfg, o.LogOut), reg: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, log: NewLogger(cfg, o.LogOut), reg: prometheus.NewRegistry(), fg: &foreground.Gate{}}
 	s.counters = newAuditCounters(s.reg)
 	s.compliance = newComplianceGauges(s.reg)
 	s.registerOpsMetrics()
@@ -189,6 +193,7 @@ func (s *Server) open(o Options) error {
 		MaxFailures: s.cfg.Verify.MaxFailures, LockoutFor: s.cfg.Verify.Lockout.Duration, VerifyTTL: s.cfg.Verify.TTL.Duration,
 		PersonTokenTTL: s.cfg.Tokens.PersonTTL.Duration, MaxPersonTokenTTL: s.cfg.Tokens.MaxPersonTTL.Duration,
 		IndependenceWindow: s.cfg.Approvals.IndependenceWindow.Duration, ProofTTL: s.cfg.Proofs.TTL.Duration,
+		Foreground: s.fg,
 	})
 	if err != nil {
 		s.Close()
@@ -317,7 +322,7 @@ func (s *Server) build(o Options) error {
 	s.cert.Store(cert)
 	s.http = &http.Server{
 		// The client address is found once, for the API and the pages.
-		Handler:           clientaddr.Middleware(clientaddr.New(s.cfg.trustedProxies()), handler),
+		Handler:           clientaddr.Middleware(clientaddr.New(s.cfg.trustedProxies()), counted(s.fg, handler)),
 		TLSConfig:         serverTLS(s.certificate),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -397,6 +402,12 @@ func (s *Server) registerStoreMetrics(reg *prometheus.Registry) {
 			Help: "Sequence number of the last audit event."}, func() float64 { return float64(s.store.AuditHead().Seq) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keyfleet", Subsystem: "approvals", Name: "pending",
 			Help: "Requests waiting for a second approver."}, s.pendingApprovals),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "sweep", Name: "gave_way_total",
+			Help: "Times the periodic compliance sweep paused between batches of users for requests being served."},
+			func() float64 { n, _ := s.fg.Waited(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "keyfleet", Subsystem: "sweep", Name: "gave_way_seconds_total",
+			Help: "Time the periodic compliance sweep spent paused for requests being served."},
+			func() float64 { _, d := s.fg.Waited(); return d.Seconds() }),
 	)
 	s.registerFaultMetrics(reg)
 }
@@ -516,7 +527,12 @@ func (s *Server) sweep(ctx context.Context) {
 // refreshCompliance refreshes the compliance gauges and, from the same
 // evaluation of every user, audits the enrolment deadlines that passed.
 func (s *Server) refreshCompliance(ctx context.Context) {
-	r, _, err := s.svc.ComplianceSweep(ctx, 14*24*time.Hour)
+	start := time.Now()
+	n0, d0 := s.fg.Waited()
+	r, deadlines, err := s.svc.ComplianceSweep(ctx, 14*24*time.Hour)
+	n1, d1 := s.fg.Waited()
+	s.log.Debug("compliance sweep", "users", r.Overall.Users, "deadlines_recorded", deadlines,
+		"duration_ms", time.Since(start).Milliseconds(), "gave_way", n1-n0, "gave_way_ms", (d1 - d0).Milliseconds())
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("refreshing the compliance gauges and auditing passed deadlines", "err", err)
@@ -603,4 +619,14 @@ func gcPercent() uint64 {
 		return 0
 	}
 	return s[0].Value.Uint64()
+}
+
+// counted serves next with every request counted by fg while it is
+// served, so that the periodic sweep gives way to it.
+func counted(fg *foreground.Gate, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, leave := fg.Enter(r.Context())
+		defer leave()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/foreground"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
 
@@ -177,6 +178,7 @@ func (s *Service) awaitOutOfBand(ctx context.Context, v Verification, in api.Fin
 		}
 		wait = min(d, wait)
 	}
+	foreground.Release(ctx) // waiting on the user's device is not work of keyfleetd's
 	res, done, err := s.cfg.OutOfBand.Await(ctx, v.ID, in.FactorID, wait)
 	switch {
 	case errors.Is(err, ErrVerificationClosed):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/keyfleet/keyfleet/policy"
 )
@@ -46,6 +47,24 @@ type bulkPass struct {
 	read    func(ctx context.Context, send func(PolicyFactsRecord) error) error
 	eval    func(worker int, sub *bulkSubject)
 	collect func(subs []bulkSubject) error
+	// background passes (the periodic sweep) give way to the requests in
+	// flight before reading and before evaluating each batch.
+	background bool
+}
+
+// backgroundYield is the longest a background pass waits for the
+// requests in flight before it goes on with one batch: on a server that
+// is never idle, a sweep of a million users then takes a minute or so
+// instead of seconds, and still ends.
+const backgroundYield = 20 * time.Millisecond
+
+// giveWay waits, in a background pass, until no request is in flight (or
+// backgroundYield has passed).
+func (s *Service) giveWay(ctx context.Context, p *bulkPass) error {
+	if !p.background {
+		return ctx.Err()
+	}
+	return s.cfg.Foreground.Wait(ctx, backgroundYield)
 }
 
 // bulkWorkers is how many goroutines evaluate.
@@ -78,12 +97,13 @@ func (s *Service) runBulk(ctx context.Context, p bulkPass) error {
 		defer wg.Done()
 		defer close(work)
 		defer close(order)
-		readErr = s.produce(ctx, p.read, work, order)
+		readErr = s.produce(ctx, &p, work, order)
 	}()
 	for w := range workers {
 		go func() {
 			defer wg.Done()
 			for b := range work {
+				_ = s.giveWay(ctx, &p) // when ctx ends, the collector stops on its own
 				s.evalBatch(w, b, p.eval)
 			}
 		}()
@@ -99,9 +119,12 @@ func (s *Service) runBulk(ctx context.Context, p bulkPass) error {
 
 // produce reads users into batches and sends each to the workers and, in
 // the same order, to the collector.
-func (s *Service) produce(ctx context.Context, read func(context.Context, func(PolicyFactsRecord) error) error, work, order chan<- *bulkBatch) error {
+func (s *Service) produce(ctx context.Context, p *bulkPass, work, order chan<- *bulkBatch) error {
 	b := newBulkBatch()
 	flush := func() error {
+		if err := s.giveWay(ctx, p); err != nil {
+			return err
+		}
 		for _, ch := range []chan<- *bulkBatch{order, work} {
 			select {
 			case ch <- b:
@@ -112,7 +135,7 @@ func (s *Service) produce(ctx context.Context, read func(context.Context, func(P
 		b = newBulkBatch()
 		return nil
 	}
-	err := read(ctx, func(r PolicyFactsRecord) error {
+	err := p.read(ctx, func(r PolicyFactsRecord) error {
 		b.subs = append(b.subs, bulkSubject{rec: r})
 		if len(b.subs) < bulkBatchSize {
 			return nil

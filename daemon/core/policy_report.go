@@ -176,17 +176,18 @@ func (s *Service) ComplianceReport(ctx context.Context, p Principal, group strin
 	if err := p.authorize(ReadReports, ""); err != nil {
 		return api.ComplianceReport{}, err
 	}
-	return s.complianceReport(ctx, group, near, nil)
+	return s.complianceReport(ctx, group, near, false, nil)
 }
 
 // ComplianceSweep is keyfleetd's periodic pass: the compliance report of
 // everyone (for the gauges) and, from the same evaluation, the audit of
 // enrolment deadlines that passed (as SweepDeadlines does). It returns
 // the report (zero when the evaluation failed) and how many deadlines it
-// recorded.
+// recorded. Between batches of users it gives way to the requests being
+// served (Config.Foreground).
 func (s *Service) ComplianceSweep(ctx context.Context, near time.Duration) (api.ComplianceReport, int, error) {
 	var due []string
-	out, err := s.complianceReport(ctx, "", near, func(sub *bulkSubject) {
+	out, err := s.complianceReport(ctx, "", near, true, func(sub *bulkSubject) {
 		if deadlinePassed(sub.d, sub.facts.FirstApplied) {
 			due = append(due, sub.facts.User.ID)
 		}
@@ -199,8 +200,9 @@ func (s *Service) ComplianceSweep(ctx context.Context, near time.Duration) (api.
 }
 
 // complianceReport is ComplianceReport without the permission check;
-// each, if not nil, sees every user's decision, in id order.
-func (s *Service) complianceReport(ctx context.Context, group string, near time.Duration, each func(*bulkSubject)) (api.ComplianceReport, error) {
+// each, if not nil, sees every user's decision, in id order. A background
+// report (the periodic sweep) gives way to the requests in flight.
+func (s *Service) complianceReport(ctx context.Context, group string, near time.Duration, background bool, each func(*bulkSubject)) (api.ComplianceReport, error) {
 	now := s.now()
 	out := api.ComplianceReport{GeneratedAt: now, Group: group, NearDays: int(near.Hours() / 24),
 		NonCompliant: []api.ReportUser{}, NearDeadline: []api.ReportUser{}}
@@ -229,6 +231,7 @@ func (s *Service) complianceReport(ctx context.Context, group string, near time.
 			}
 			return nil
 		},
+		background: background,
 	})
 	if err == nil {
 		err = s.recoveryReport(ctx, &out)

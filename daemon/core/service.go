@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/foreground"
 	"github.com/keyfleet/keyfleet/plugins/sdk"
 )
 
@@ -61,9 +62,13 @@ type Config struct {
 	// OutOfBand delivers out-of-band kinds' prompts (pushes) and keeps
 	// them pending (daemon/push); nil offers no out-of-band factor.
 	OutOfBand OutOfBand
-	Now       func() time.Time // default time.Now
-	Rand      io.Reader        // default crypto/rand
-	Logger    *slog.Logger     // default discards
+	// Foreground counts the requests being served; keyfleetd's periodic
+	// compliance sweep gives way to them between batches of users
+	// (daemon/foreground). Nil: the sweep never waits.
+	Foreground *foreground.Gate
+	Now        func() time.Time // default time.Now
+	Rand       io.Reader        // default crypto/rand
+	Logger     *slog.Logger     // default discards
 }
 
 // Service is the domain. It is safe for concurrent use.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/daemon/foreground"
 )
 
 // sseScan is how many audit records one pass of a stream reads.
@@ -97,6 +98,7 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no") // tell reverse proxies not to buffer the stream
 	w.WriteHeader(http.StatusOK)
+	foreground.Release(r.Context()) // a stream waits for events: no sweep waits for it
 	h.m.metrics.sseClients.Inc()
 	defer h.m.metrics.sseClients.Dec()
 	s := &sseStream{h: h, w: w, rc: http.NewResponseController(w), req: req}

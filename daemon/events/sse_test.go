@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/daemon/events"
+	"github.com/keyfleet/keyfleet/daemon/foreground"
 )
 
 // sseClient reads a text/event-stream the way an EventSource does.
@@ -176,5 +177,27 @@ func TestSSEStreamsEndWhenTheManagerStops(t *testing.T) {
 	case <-c.done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stream outlived the manager")
+	}
+}
+
+// An open stream waits for events: once it streams, keyfleetd's
+// background passes no longer count it as a request being served.
+func TestAnOpenStreamDoesNotHoldTheSweepBack(t *testing.T) {
+	l := newLog(t)
+	l.add(t, 3)
+	cfg := events.Config{SSE: events.SSEConfig{KeepAlive: events.Duration{Duration: 30 * time.Millisecond}}}
+	m, _ := run(t, l, cfg, events.Options{})
+	g := &foreground.Gate{}
+	h := m.SSEHandler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, leave := g.Enter(r.Context())
+		defer leave()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	}))
+	t.Cleanup(srv.Close)
+	c := openSSE(t, srv.URL+"/v1/events?since=0", nil)
+	waitFor(t, "the stream's first events", func() bool { n, _ := c.counts(); return n == 3 })
+	if n := g.InFlight(); n != 0 {
+		t.Fatalf("an open stream is counted as %d request(s) in flight", n)
 	}
 }

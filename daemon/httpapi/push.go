@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/foreground"
 	"github.com/keyfleet/keyfleet/daemon/push"
 )
 
@@ -78,6 +79,7 @@ func streamPushes(w http.ResponseWriter, r *http.Request, p PushAPI, f core.Fact
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	foreground.Release(r.Context()) // a stream waits for pushes: no sweep waits for it
 	write := func(text string) bool {
 		rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		_, err := io.WriteString(w, text)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/foreground"
 	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
 
@@ -75,8 +76,11 @@ type Options struct {
 	// keyfleetd passes cluster.Buckets, so that a user's limit holds
 	// across all of them.
 	Limits ratelimit.Shared
-	Now    func() time.Time // default time.Now
-	Rand   io.Reader        // default crypto/rand: challenge handles
+	// Foreground counts the requests being answered, for keyfleetd's
+	// background passes to give way to; nil counts nothing.
+	Foreground *foreground.Gate
+	Now        func() time.Time // default time.Now
+	Rand       io.Reader        // default crypto/rand: challenge handles
 }
 
 // client is a configured NAS.
@@ -108,6 +112,7 @@ type Server struct {
 	slots      chan struct{}
 	boot       string // request ids: radius-<boot>-<n>
 	sharedPush bool   // Options.SharedPushes
+	fg         *foreground.Gate
 	seq        atomic.Uint64
 	inflight   sync.WaitGroup
 }
@@ -142,7 +147,7 @@ func New(cfg Config, o Options) (*Server, error) {
 	if o.Rand == nil {
 		o.Rand = rand.Reader
 	}
-	s.rand, s.open, s.sharedPush = o.Rand, o.Challenges, o.SharedPushes
+	s.rand, s.open, s.sharedPush, s.fg = o.Rand, o.Challenges, o.SharedPushes, o.Foreground
 	if s.open == nil {
 		s.open = newMemChallenges(s.now)
 	}
@@ -266,7 +271,9 @@ func (s *Server) readOne(ctx context.Context, conn net.PacketConn) error {
 	go func() {
 		defer s.inflight.Done()
 		defer func() { <-s.slots; buffers.Put(buf) }()
-		s.handle(context.WithoutCancel(ctx), conn, buf[:n], addr)
+		ctx, leave := s.fg.Enter(context.WithoutCancel(ctx))
+		defer leave()
+		s.handle(ctx, conn, buf[:n], addr)
 	}()
 	return nil
 }

@@ -216,7 +216,7 @@ func checkTableFile(dir string, id uint64, tm badger.TableManifest, kr *badger.K
 		}
 		key = dk.Data
 	}
-	b, done, err := mapFile(path)
+	b, done, err := mapFileOnce(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		d.Reason = "the MANIFEST names it but the file is missing"
 		return d, true

@@ -61,6 +61,26 @@ func mapFile(path string) (b []byte, done func(), err error) {
 	return b, func() { unix.Munmap(b) }, nil
 }
 
+// mapFileOnce is mapFile for a file read once through (the start's table
+// check): done also drops the file's pages from the page cache, so that a
+// check of every table does not leave the whole store cached and charged
+// to keyfleetd's memory (under a unit's MemoryHigh, a 1.5 GB store left
+// the group at its limit, and every later read had to reclaim first).
+// Pages another mapping holds are kept.
+func mapFileOnce(path string) (b []byte, done func(), err error) {
+	b, unmap, err := mapFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, func() {
+		unmap()
+		if f, err := os.Open(path); err == nil {
+			unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+			f.Close()
+		}
+	}, nil
+}
+
 // lockFree reports an error when another process holds dir's lock (Badger
 // locks the folder itself with flock).
 func lockFree(dir string) error {
