@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/internal/atomicfile"
 )
 
 // DefaultSpoolDir is where decisions wait for keyfleetd by default.
@@ -107,7 +108,7 @@ func (s *Spool) Put(d api.LoginDecision) error {
 	if err := os.Rename(tmp.Name(), filepath.Join(s.Dir, d.ID+".json")); err != nil {
 		return err
 	}
-	return syncDir(s.Dir)
+	return atomicfile.SyncDir(s.Dir)
 }
 
 // Flush sends up to max spooled decisions with send, oldest first, and
@@ -148,7 +149,7 @@ func (s *Spool) Flush(ctx context.Context, max int, send func(context.Context, a
 		}
 		os.Remove(path)
 	}
-	return sent, syncDir(s.Dir)
+	return sent, atomicfile.SyncDir(s.Dir)
 }
 
 // malformed marks a spooled decision that can never be sent (keyfleetd
@@ -202,15 +203,6 @@ func (s *Spool) lock() (func(), bool, error) {
 		return nil, false, err
 	}
 	return func() { f.Close() }, true, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func orDefault(n, def int) int {

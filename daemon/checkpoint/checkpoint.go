@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/internal/atomicfile"
 )
 
 // Checkpoint is a signed statement of where the audit chain ended.
@@ -131,7 +132,7 @@ func createSigner(path string, sl Sealer, rand io.Reader) (*Signer, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	if err := writeFileSync(path, []byte(base64.StdEncoding.EncodeToString(sealed)+"\n")); err != nil {
+	if err := atomicfile.Write(path, []byte(base64.StdEncoding.EncodeToString(sealed)+"\n")); err != nil {
 		return nil, fmt.Errorf("writing the checkpoint key: %w", err)
 	}
 	return &Signer{priv: ed25519.NewKeyFromSeed(seed)}, nil
@@ -146,37 +147,4 @@ func (s *Signer) Sign(head audit.Head, t time.Time) Checkpoint {
 		Key: base64.StdEncoding.EncodeToString(s.Public())}
 	c.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(s.priv, c.Message()))
 	return c
-}
-
-// writeFileSync writes a new file (0600) through a temporary one, syncs it
-// and renames it into place, so that the file is whole or absent.
-func writeFileSync(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keyfleet/keyfleet/internal/atomicfile"
 	"io"
 	"net/http"
 	"os"
@@ -49,7 +50,7 @@ func (f File) Put(_ context.Context, c Checkpoint) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileSync(f.Path, append(b, '\n')); err != nil {
+	if err := atomicfile.Write(f.Path, append(b, '\n')); err != nil {
 		return fmt.Errorf("writing the checkpoint file %s: %w", f.Path, err)
 	}
 	return nil

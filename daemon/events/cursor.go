@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/keyfleet/keyfleet/daemon/audit"
+	"github.com/keyfleet/keyfleet/internal/atomicfile"
 )
 
 // Source is the audit log sinks read. *store.Store satisfies it.
@@ -193,48 +193,9 @@ func (f *FileCursors) change(fn func(*cursorState)) error {
 	if err != nil {
 		return fmt.Errorf("encoding event cursors: %w", err)
 	}
-	if err := writeFileAtomic(f.path, b); err != nil {
+	if err := atomicfile.Write(f.path, b); err != nil {
 		return fmt.Errorf("saving event cursors: %w", err)
 	}
 	f.mem.st = next
 	return nil
-}
-
-// writeFileAtomic replaces path with b so that a crash leaves either the
-// old or the new content.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

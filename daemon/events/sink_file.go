@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/keyfleet/keyfleet/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -197,7 +198,7 @@ func (s *fileSink) rotate() error {
 		return fmt.Errorf("rotating %s: %w", s.cfg.Path, err)
 	}
 	if !s.cfg.NoSync {
-		if err := syncDir(filepath.Dir(s.cfg.Path)); err != nil {
+		if err := atomicfile.SyncDir(filepath.Dir(s.cfg.Path)); err != nil {
 			return fmt.Errorf("rotating %s: %w", s.cfg.Path, err)
 		}
 	}

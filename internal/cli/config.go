@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/keyfleet/keyfleet/api/client"
+	"github.com/keyfleet/keyfleet/internal/atomicfile"
 )
 
 // Environment variables the CLI reads.
@@ -95,34 +96,10 @@ func (a *app) saveConfig(cfg fileConfig) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encoding configuration: %w", err)
 	}
-	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
+	if err := atomicfile.Write(path, append(b, '\n')); err != nil {
 		return "", fail(fmt.Errorf("writing %s: %w", path, err), "check the folder's permissions, or set "+EnvConfig)
 	}
 	return path, nil
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".config-*.json")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // clientConfig merges the configuration file and the environment. The
