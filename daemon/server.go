@@ -502,18 +502,27 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 }
 
 // sweep ends break-glass sessions whose time ran out, every half minute,
-// so their end is audited even if nobody presents the token again, and
-// every five minutes refreshes the compliance gauges and audits the
-// enrolment deadlines that passed.
+// so their end is audited even if nobody presents the token again; every
+// five minutes it refreshes the compliance gauges and audits the
+// enrolment deadlines that passed (the first time as compliance_saved.go
+// says), and sweeps the shared database.
 func (s *Server) sweep(ctx context.Context) {
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
+	kept, ok := s.loadCompliance()
+	due, fresh := firstSweep(time.Now(), kept, ok)
+	if fresh {
+		s.compliance.set(api.ComplianceReport{Overall: kept.Overall, ByGroup: kept.ByGroup})
+	}
 	for i := 0; ; i++ {
 		if err := s.svc.SweepBreakGlass(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("ending an expired break-glass session", "err", err)
 		}
-		if i%10 == 0 {
+		if now := time.Now(); !now.Before(due) {
 			s.refreshCompliance(ctx)
+			due = now.Add(sweepEvery)
+		}
+		if i%10 == 0 {
 			s.sweepStore(ctx)
 		}
 		select {
@@ -542,6 +551,9 @@ func (s *Server) refreshCompliance(ctx context.Context) {
 		}
 	}
 	s.compliance.set(r)
+	if err == nil {
+		s.saveCompliance(r)
+	}
 }
 
 // shutdown stops accepting, lets in-flight requests finish (bounded by

@@ -129,6 +129,7 @@ start_daemon() {
 	LAUNCH=()
 	[[ -z $MEMORY_LIMIT ]] || memory_group_new
 	since=$(date +%s%N)
+	STARTED=$(date +%s)
 	"${LAUNCH[@]}" "$BIN/keyfleetd" serve --data "$1" --listen "127.0.0.1:$PORT" >>"$DIR/keyfleetd.log" 2>&1 &
 	PID=$!
 	T=(--ca "$1/tls/cert.pem" --token-file "$1/admin.token" --server "https://127.0.0.1:$PORT")
