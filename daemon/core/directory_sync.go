@@ -259,8 +259,11 @@ func (s *Service) noteNewUser(ctx context.Context, tx Tx, b *directoryBatch, u U
 		b.policy = &batchPolicy{n: n, doc: doc}
 	}
 	facts := UserFactsOf(u)
-	d := b.policy.newUser(s, facts, s.now())
-	return s.startRules(ctx, tx, facts, b.policy.n, d, nil)
+	d, started := b.policy.newUser(s, facts, s.now())
+	if len(started) == 0 {
+		return nil
+	}
+	return s.rulesStarted(ctx, tx, facts, b.policy.n, d, d.NewlyApplied, started)
 }
 
 // access is the groups and roles the source gives a user now: the

@@ -36,8 +36,9 @@ type freshDecision struct {
 // the same decision moved by the time between them, and only the first
 // of them is evaluated. The Decision holds Status, Deadline and
 // NewlyApplied, which is what startRules reads; the rest (reasons, next
-// steps) is left empty.
-func (bp *batchPolicy) newUser(s *Service, u UserFacts, now time.Time) policy.Decision {
+// steps) is left empty. started names the rules in NewlyApplied, sorted:
+// shared by the users alike, it is not to be changed.
+func (bp *batchPolicy) newUser(s *Service, u UserFacts, now time.Time) (d policy.Decision, started []string) {
 	k := freshKey(u)
 	f, ok := bp.fresh[k]
 	if !ok {
@@ -52,7 +53,7 @@ func (bp *batchPolicy) newUser(s *Service, u UserFacts, now time.Time) policy.De
 		}
 		bp.fresh[k] = f
 	}
-	d := policy.Decision{Status: f.status}
+	d = policy.Decision{Status: f.status}
 	if f.deadline {
 		d.Deadline = now.Add(f.within)
 	}
@@ -62,7 +63,7 @@ func (bp *batchPolicy) newUser(s *Service, u UserFacts, now time.Time) policy.De
 			d.NewlyApplied[r] = now
 		}
 	}
-	return d
+	return d, f.rules
 }
 
 // freshKey is what the policy tells new users apart by: kind, groups and

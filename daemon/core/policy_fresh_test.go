@@ -3,6 +3,7 @@ package core
 import (
 	"maps"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -53,8 +54,11 @@ func TestANewUsersDecisionIsTheSameAsEvaluatingThemAlone(t *testing.T) {
 			now := start.Add(step)
 			for i, u := range users {
 				u.ID, u.Username, u.CreatedAt = "usr_"+string(rune('a'+i)), "user"+string(rune('a'+i)), now
-				got := bp.newUser(s, u, now)
+				got, started := bp.newUser(s, u, now)
 				want := s.decideFacts(doc, PolicyFacts{User: u}, "", now)
+				if !slices.Equal(started, slices.Sorted(maps.Keys(want.NewlyApplied))) {
+					t.Errorf("%s, %v, user %d at +%v: rules started %q, want those newly applied %v", name, u.Groups, i, step, started, want.NewlyApplied)
+				}
 				if got.Status != want.Status || !got.Deadline.Equal(want.Deadline) || !maps.Equal(got.NewlyApplied, want.NewlyApplied) {
 					t.Errorf("%s, %v, user %d at +%v: got %s until %v starting %v; evaluated alone %s until %v starting %v", name, u.Groups, i, step,
 						got.Status, got.Deadline, got.NewlyApplied, want.Status, want.Deadline, want.NewlyApplied)
