@@ -5,9 +5,9 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/internal/jsonw"
 )
 
 // The canonical body of an event is what encoding/json makes of it; its
@@ -32,7 +32,7 @@ func appendEvent(b []byte, ev *Event) (_ []byte, ok bool) {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, ev.Seq, 10)
 	b = append(b, `,"time":`...)
-	if b, ok = appendTime(b, ev.Time); !ok {
+	if b, ok = jsonw.AppendTime(b, ev.Time); !ok {
 		return b, false
 	}
 	b = append(b, `,"actor":`...)
@@ -42,14 +42,14 @@ func appendEvent(b []byte, ev *Event) (_ []byte, ok bool) {
 		b = appendActor(b, *ev.Approver)
 	}
 	b = append(b, `,"action":`...)
-	b = appendString(b, ev.Action)
+	b = jsonw.AppendString(b, ev.Action)
 	b = append(b, `,"target":{"type":`...)
-	b = appendString(b, ev.Target.Type)
+	b = jsonw.AppendString(b, ev.Target.Type)
 	b = append(b, `,"id":`...)
-	b = appendString(b, ev.Target.ID)
+	b = jsonw.AppendString(b, ev.Target.ID)
 	if ev.Target.Name != "" {
 		b = append(b, `,"name":`...)
-		b = appendString(b, ev.Target.Name)
+		b = jsonw.AppendString(b, ev.Target.Name)
 	}
 	b = append(b, '}')
 	for _, m := range []struct {
@@ -60,7 +60,7 @@ func appendEvent(b []byte, ev *Event) (_ []byte, ok bool) {
 			continue
 		}
 		b = append(b, ',')
-		b = appendString(b, m.name)
+		b = jsonw.AppendString(b, m.name)
 		b = append(b, ':')
 		if b, ok = appendValues(b, m.m); !ok {
 			return b, false
@@ -75,9 +75,9 @@ func appendEvent(b []byte, ev *Event) (_ []byte, ok bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, k)
+			b = jsonw.AppendString(b, k)
 			b = append(b, ':')
-			b = appendString(b, ev.Extra[k])
+			b = jsonw.AppendString(b, ev.Extra[k])
 		}
 		b = append(b, '}')
 	}
@@ -86,7 +86,7 @@ func appendEvent(b []byte, ev *Event) (_ []byte, ok bool) {
 
 func appendActor(b []byte, a api.Actor) []byte {
 	b = append(b, `{"id":`...)
-	b = appendString(b, a.ID)
+	b = jsonw.AppendString(b, a.ID)
 	b = appendOmitEmpty(b, "name", a.Name)
 	b = appendOmitEmpty(b, "auth", a.Auth)
 	b = appendOmitEmpty(b, "token_id", a.TokenID)
@@ -99,9 +99,9 @@ func appendOmitEmpty(b []byte, name, s string) []byte {
 		return b
 	}
 	b = append(b, ',')
-	b = appendString(b, name)
+	b = jsonw.AppendString(b, name)
 	b = append(b, ':')
-	return appendString(b, s)
+	return jsonw.AppendString(b, s)
 }
 
 // appendValues appends m as an object in key order; ok is false for a
@@ -112,7 +112,7 @@ func appendValues(b []byte, m map[string]any) (_ []byte, ok bool) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, k)
+		b = jsonw.AppendString(b, k)
 		b = append(b, ':')
 		if b, ok = appendValue(b, m[k]); !ok {
 			return b, false
@@ -126,7 +126,7 @@ func appendValue(b []byte, v any) (_ []byte, ok bool) {
 	case nil:
 		return append(b, "null"...), true
 	case string:
-		return appendString(b, v), true
+		return jsonw.AppendString(b, v), true
 	case bool:
 		return strconv.AppendBool(b, v), true
 	case int:
@@ -136,7 +136,7 @@ func appendValue(b []byte, v any) (_ []byte, ok bool) {
 	case uint64:
 		return strconv.AppendUint(b, v, 10), true
 	case time.Time:
-		return appendTime(b, v)
+		return jsonw.AppendTime(b, v)
 	case []string:
 		if v == nil {
 			return append(b, "null"...), true
@@ -146,37 +146,11 @@ func appendValue(b []byte, v any) (_ []byte, ok bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, s)
+			b = jsonw.AppendString(b, s)
 		}
 		return append(b, ']'), true
 	}
 	return b, false
-}
-
-// appendTime appends t as time.Time's MarshalJSON does, for a time in
-// UTC of a year it takes; ok is false for any other.
-func appendTime(b []byte, t time.Time) (_ []byte, ok bool) {
-	if _, off := t.Zone(); off != 0 || t.Year() < 0 || t.Year() > 9999 {
-		return b, false
-	}
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"'), true
-}
-
-// appendString appends s quoted as encoding/json quotes it: a string of
-// printable ASCII that needs no escape as it is, any other through
-// encoding/json.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 func sortedKeys[V any](m map[string]V) []string {
