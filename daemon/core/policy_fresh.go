@@ -35,7 +35,7 @@ type freshDecision struct {
 // the status compares now with it. Users alike (freshKey) therefore get
 // the same decision moved by the time between them, and only the first
 // of them is evaluated. The Decision holds Status, Deadline and
-// NewlyApplied, which is what startRules reads; the rest (reasons, next
+// NewlyApplied, which is what rulesStarted records; the rest (reasons, next
 // steps) is left empty. started names the rules in NewlyApplied, sorted:
 // shared by the users alike, it is not to be changed.
 func (bp *batchPolicy) newUser(s *Service, u UserFacts, now time.Time) (d policy.Decision, started []string) {

@@ -3,6 +3,7 @@ package core
 import (
 	"maps"
 	"os"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -68,5 +69,18 @@ func TestANewUsersDecisionIsTheSameAsEvaluatingThemAlone(t *testing.T) {
 		if len(bp.fresh) > len(users) {
 			t.Errorf("%s: %d decisions kept for %d kinds of user", name, len(bp.fresh), len(users))
 		}
+	}
+}
+
+// What a rule matches a user on is what freshKey keys on: a field added to
+// policy.Match (a username, a date) would let users alike in kind, groups
+// and roles get different decisions, and must be added to the key.
+func TestANewUsersDecisionIsKeyedOnEverythingARuleMatches(t *testing.T) {
+	var fields []string
+	for f := range reflect.TypeFor[policy.Match]().Fields() {
+		fields = append(fields, f.Name)
+	}
+	if want := []string{"Everyone", "Groups", "Roles", "UserKinds"}; !slices.Equal(fields, want) {
+		t.Fatalf("policy.Match has %q, freshKey was written for %q: key new users' decisions on what was added too", fields, want)
 	}
 }
