@@ -74,7 +74,7 @@ type Chain struct{ Head Head }
 func (c *Chain) Next(ev *Event) (Record, error) {
 	ev.Seq = c.Head.Seq + 1
 	ev.Time = ev.Time.UTC()
-	body, err := json.Marshal(ev)
+	body, err := marshal(ev)
 	if err != nil {
 		return Record{}, fmt.Errorf("encoding audit event: %w", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/keyfleet/keyfleet/api"
-	"github.com/keyfleet/keyfleet/policy"
 )
 
 // DirectoryEntry is one user as a directory source has them, in
@@ -249,7 +248,8 @@ func (s *Service) createLinked(ctx context.Context, tx Tx, b *directoryBatch, e 
 // exemption, no rule applied yet) rather than read back from the store,
 // which in a large transaction costs a scan of its pending writes. The
 // policy is read once per batch: nothing else changes it within the
-// batch's transaction.
+// batch's transaction; users alike to it (batchPolicy.newUser) share one
+// evaluation.
 func (s *Service) noteNewUser(ctx context.Context, tx Tx, b *directoryBatch, u User) error {
 	if b.policy == nil {
 		n, doc, err := s.currentPolicy(tx)
@@ -258,15 +258,12 @@ func (s *Service) noteNewUser(ctx context.Context, tx Tx, b *directoryBatch, u U
 		}
 		b.policy = &batchPolicy{n: n, doc: doc}
 	}
-	facts := PolicyFacts{User: UserFactsOf(u)}
-	d := s.decideFacts(b.policy.doc, facts, "", s.now())
-	return s.startRules(ctx, tx, facts.User, b.policy.n, d, nil)
-}
-
-// batchPolicy is a policy version and its document.
-type batchPolicy struct {
-	n   int
-	doc *policy.Document
+	facts := UserFactsOf(u)
+	d, started := b.policy.newUser(s, facts, s.now())
+	if len(started) == 0 {
+		return nil
+	}
+	return s.rulesStarted(ctx, tx, facts, b.policy.n, d, d.NewlyApplied, started)
 }
 
 // access is the groups and roles the source gives a user now: the

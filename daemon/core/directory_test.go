@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -218,6 +219,34 @@ func TestAHandMadeUserIsLeftAloneUntilLinked(t *testing.T) {
 	}
 	if rep := d.sync(entry("uuid-b", "bob", "sales")); rep.Conflicts != 1 || contains(d.user("bob").Groups, "sales") {
 		t.Fatalf("after unlinking the directory still changed bob: %+v", rep)
+	}
+}
+
+// Two entries of one batch with one username (two people the directory
+// gives one name, or one person twice under two ids): the first is
+// created, the second is a conflict and takes nothing of the first; and
+// an entry of the same batch with a name a person made by hand holds
+// leaves that user alone.
+func TestTwoEntriesWithOneUsernameInOneBatchMakeOneUser(t *testing.T) {
+	d := newDirEnv(t)
+	carol := d.person("carol")
+	rep := d.sync(entry("uuid-1", "dana", "eng"), entry("uuid-2", "dana", "sales"), entry("uuid-3", "carol", "eng"), entry("uuid-4", "erin"))
+	if rep.Created != 2 || rep.Conflicts != 2 {
+		t.Fatalf("created %d, conflicts %d, want 2 and 2: %+v", rep.Created, rep.Conflicts, rep.Changes)
+	}
+	dana := d.user("dana")
+	if dana.External == nil || dana.External.ID != "uuid-1" || !slices.Equal(dana.Groups, []string{"eng"}) {
+		t.Fatalf("dana is %+v %+v, want the first entry's", dana, dana.External)
+	}
+	if got := d.user("carol"); got.ID != carol.ID || got.External != nil || len(got.Groups) != 0 {
+		t.Fatalf("the hand-made carol was changed: %+v", got)
+	}
+	if got := d.events(dana.ID); !slices.Equal(got, []string{"user.create by directory:corp"}) {
+		t.Fatalf("dana's events: %q, want one creation", got)
+	}
+	rep = d.sync(entry("uuid-2", "dana", "sales"))
+	if rep.Created != 0 || rep.Conflicts != 1 || d.user("dana").External.ID != "uuid-1" {
+		t.Fatalf("the second entry alone: %+v, dana %+v", rep, d.user("dana").External)
 	}
 }
 

@@ -155,6 +155,12 @@ func (s *Service) startRules(ctx context.Context, tx Tx, u UserFacts, version in
 		return nil
 	}
 	slices.Sort(started)
+	return s.rulesStarted(ctx, tx, u, version, d, m, started)
+}
+
+// rulesStarted stores the user's first-applied times m and audits the
+// rules started (sorted) under d.
+func (s *Service) rulesStarted(ctx context.Context, tx Tx, u UserFacts, version int, d policy.Decision, m map[string]time.Time, started []string) error {
 	if err := tx.PutFirstApplied(u.ID, m); err != nil {
 		return err
 	}

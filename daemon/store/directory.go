@@ -51,13 +51,14 @@ func (t *tx) RenameUser(old string, u core.User) error {
 	if old == u.Username {
 		return t.PutUser(u)
 	}
-	taken, err := exists(t.txn, key(pUsername, u.Username))
+	taken, err := t.nameTaken(u.Username)
 	if err != nil {
 		return err
 	}
 	if taken {
 		return fmt.Errorf("%w: username %q is taken", core.ErrAlreadyExists, u.Username)
 	}
+	t.nameWritten()
 	if err := t.w.Delete(key(pUsername, old)); err != nil {
 		return err
 	}

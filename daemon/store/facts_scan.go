@@ -160,7 +160,7 @@ type setter interface{ Set(k, v []byte) error }
 
 // putUserRecords writes a user's record and its policy facts.
 func putUserRecords(s setter, u core.User) error {
-	b, err := json.Marshal(u)
+	b, err := encodeUser(&u)
 	if err != nil {
 		return fmt.Errorf("encoding user %s: %w", u.ID, err)
 	}

@@ -103,7 +103,18 @@ const (
 	pDirGroup = "dg/"
 )
 
-func key(parts ...string) []byte { return []byte(strings.Join(parts, "")) }
+// key is the parts joined, built in one allocation.
+func key(parts ...string) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
 
 func userFactorKey(userID, factorID string) []byte { return key(pUserFactor, userID, "/", factorID) }
 func devFactorKey(devID, factorID string) []byte   { return key(pDevFactor, devID, "/", factorID) }

@@ -17,6 +17,11 @@ type readTx struct {
 	txn    *badger.Txn
 	advice *readAdvice // nil in a write transaction
 	random func()      // ends the random reads it asked for (readRandomly)
+	// freeName is the username UserByName last found no user under, ""
+	// once anything in the transaction writes a username (tx.nameWritten):
+	// InsertUser takes it as free without reading it again. Badger
+	// checks, at the commit, the first read against other transactions.
+	freeName string
 }
 
 // readRandomly marks the store's tables as read at random until the
@@ -204,11 +209,32 @@ func (r *readTx) User(id string) (core.User, error) {
 
 func (r *readTx) UserByName(name string) (core.User, error) {
 	id, err := getString(r.txn, key(pUsername, name), "user", name)
+	if isNotFound(err) {
+		r.freeName = name
+	}
 	if err != nil {
 		return core.User{}, err
 	}
 	return r.User(id)
 }
+
+func isNotFound(err error) bool {
+	var nf *core.NotFoundError
+	return errors.As(err, &nf)
+}
+
+// nameTaken reports whether a user holds name: no when UserByName just
+// found none (readTx.freeName), else as the store has it.
+func (t *tx) nameTaken(name string) (bool, error) {
+	if name != "" && name == t.freeName {
+		return false, nil
+	}
+	return exists(t.txn, key(pUsername, name))
+}
+
+// nameWritten: the transaction writes a username (un/): a name UserByName
+// found free may be taken now.
+func (t *tx) nameWritten() { t.freeName = "" }
 
 func (r *readTx) Factor(id string) (core.Factor, error) {
 	return get[core.Factor](r.txn, key(pFactor, id), "factor", id)
@@ -287,13 +313,14 @@ func (r *readTx) AuditRecord(seq uint64) (audit.Record, error) {
 }
 
 func (t *tx) InsertUser(u core.User) error {
-	ok, err := exists(t.txn, key(pUsername, u.Username))
+	ok, err := t.nameTaken(u.Username)
 	if err != nil {
 		return err
 	}
 	if ok {
 		return fmt.Errorf("%w: username %q is taken", core.ErrAlreadyExists, u.Username)
 	}
+	t.nameWritten()
 	if err := t.w.Set(key(pUsername, u.Username), []byte(u.ID)); err != nil {
 		return err
 	}
@@ -333,6 +360,7 @@ func (t *tx) DeleteUser(u core.User) error {
 			return err
 		}
 	}
+	t.nameWritten()
 	if err := t.w.Delete(key(pUsername, u.Username)); err != nil {
 		return err
 	}

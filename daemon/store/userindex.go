@@ -49,6 +49,7 @@ func userIndexKeys(u core.User) [][]byte {
 // user as stored before; nil for a new user) that no longer apply.
 // Entries that stay are not written again.
 func indexUser(w setDeleter, was *core.User, u core.User) error {
+	id := []byte(u.ID) // every entry's value; none changes it
 	old := map[string]bool{}
 	if was != nil {
 		for _, k := range userIndexKeys(*was) {
@@ -60,7 +61,7 @@ func indexUser(w setDeleter, was *core.User, u core.User) error {
 			delete(old, string(k))
 			continue
 		}
-		if err := w.Set(k, []byte(u.ID)); err != nil {
+		if err := w.Set(k, id); err != nil {
 			return err
 		}
 	}

@@ -241,6 +241,93 @@ func testConcurrentInserts(t *testing.T, b Backend) {
 	}
 }
 
+// testNameFoundFreeThenTaken: a transaction looks a username up and finds
+// no user (as a directory sync does before it creates one); whatever then
+// takes the name in the same transaction (an insert, a rename), a second
+// insert of it is refused, and a name freed by a deletion can be taken.
+func testNameFoundFreeThenTaken(t *testing.T, b Backend) {
+	st := open(t, b)
+	update(t, st, func(tx core.Tx) error { return tx.InsertUser(userN(1, "held")) })
+	takes := []struct {
+		name string
+		take func(tx core.Tx) error
+	}{
+		{"an insert", func(tx core.Tx) error { return tx.InsertUser(userN(2, "free")) }},
+		{"a rename", func(tx core.Tx) error {
+			u, err := tx.UserByName("held")
+			if err != nil {
+				return err
+			}
+			u.Username = "free"
+			return tx.RenameUser("held", u)
+		}},
+	}
+	for _, c := range takes {
+		err := st.Update(ctxb, func(tx core.Tx) error {
+			if _, err := tx.UserByName("free"); !errors.Is(err, core.ErrNotFound) {
+				return fmt.Errorf("the free name: %v, want ErrNotFound", err)
+			}
+			if err := c.take(tx); err != nil {
+				return err
+			}
+			return tx.InsertUser(userN(3, "free"))
+		})
+		if !errors.Is(err, core.ErrAlreadyExists) {
+			t.Fatalf("after %s took the name, an insert of it: %v, want ErrAlreadyExists", c.name, err)
+		}
+	}
+	update(t, st, func(tx core.Tx) error {
+		if _, err := tx.UserByName("gone"); !errors.Is(err, core.ErrNotFound) {
+			return fmt.Errorf("the free name: %v, want ErrNotFound", err)
+		}
+		if err := tx.InsertUser(userN(4, "gone")); err != nil {
+			return err
+		}
+		if err := tx.DeleteUser(userN(4, "gone")); err != nil {
+			return err
+		}
+		return tx.InsertUser(userN(5, "gone"))
+	})
+	view(t, st, func(tx core.ReadTx) error {
+		u, err := tx.UserByName("gone")
+		if err == nil && u.ID != userN(5, "gone").ID {
+			t.Fatalf("gone is %s, want the second insert", u.ID)
+		}
+		return err
+	})
+}
+
+// testConcurrentLookupInserts: transactions at once each find a username
+// free and insert it; one of them succeeds.
+func testConcurrentLookupInserts(t *testing.T, b Backend) {
+	st := open(t, b)
+	const n = 8
+	res := make(chan error, n)
+	for i := range n {
+		go func() {
+			res <- st.Update(ctxb, func(tx core.Tx) error {
+				if _, err := tx.UserByName("same"); err != nil && !errors.Is(err, core.ErrNotFound) {
+					return err
+				}
+				return tx.InsertUser(userN(i+1, "same"))
+			})
+		}()
+	}
+	ok := 0
+	for range n {
+		err := <-res
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, core.ErrAlreadyExists):
+			t.Fatalf("a racing insert failed with %v, want ErrAlreadyExists", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d racing inserts of one username succeeded, want 1", ok)
+	}
+}
+
 // testWriteSkew: each transaction reads two records and sets its own
 // only if neither is set. Two that run at once must not both commit
 // (each read what the other writes).

@@ -64,6 +64,8 @@ func Run(t *testing.T, b Backend) {
 		{"Cursors", testCursors},
 		{"ConcurrentIncrementsAllCount", testConcurrentIncrements},
 		{"ConcurrentInsertsOfOneName", testConcurrentInserts},
+		{"ANameFoundFreeAndThenTakenIsRefused", testNameFoundFreeThenTaken},
+		{"ConcurrentLookupsThenInsertsOfOneName", testConcurrentLookupInserts},
 		{"NoWriteSkew", testWriteSkew},
 		{"ChainUnderConcurrentWriters", testChainConcurrent},
 		{"DurableAfterKill", testDurableAfterKill},
