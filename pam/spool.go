@@ -89,26 +89,7 @@ func (s *Spool) Put(d api.LoginDecision) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(s.Dir, ".new-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(s.Dir, d.ID+".json")); err != nil {
-		return err
-	}
-	return atomicfile.SyncDir(s.Dir)
+	return atomicfile.Write(filepath.Join(s.Dir, d.ID+".json"), b)
 }
 
 // Flush sends up to max spooled decisions with send, oldest first, and

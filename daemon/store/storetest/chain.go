@@ -226,19 +226,7 @@ func testConcurrentInserts(t *testing.T, b Backend) {
 	for i := range n {
 		go func() { res <- st.Update(ctxb, func(tx core.Tx) error { return tx.InsertUser(userN(i+1, "same")) }) }()
 	}
-	ok := 0
-	for range n {
-		err := <-res
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, core.ErrAlreadyExists):
-			t.Fatalf("a racing insert failed with %v, want ErrAlreadyExists", err)
-		}
-	}
-	if ok != 1 {
-		t.Fatalf("%d racing inserts of one username succeeded, want 1", ok)
-	}
+	onlyOneInserted(t, res, n)
 }
 
 // testNameFoundFreeThenTaken: a transaction looks a username up and finds
@@ -313,19 +301,7 @@ func testConcurrentLookupInserts(t *testing.T, b Backend) {
 			})
 		}()
 	}
-	ok := 0
-	for range n {
-		err := <-res
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, core.ErrAlreadyExists):
-			t.Fatalf("a racing insert failed with %v, want ErrAlreadyExists", err)
-		}
-	}
-	if ok != 1 {
-		t.Fatalf("%d racing inserts of one username succeeded, want 1", ok)
-	}
+	onlyOneInserted(t, res, n)
 }
 
 // testWriteSkew: each transaction reads two records and sets its own
@@ -898,4 +874,23 @@ func oneField(field core.AuditField, value string) (core.AuditMatch, error) {
 		return core.AuditMatch{Action: value}, nil
 	}
 	return core.AuditMatch{}, fmt.Errorf("%w: audit events are not indexed by %q", core.ErrInvalid, field)
+}
+
+// onlyOneInserted reads n racing inserts' results of one username from
+// res: exactly one succeeds, the others are refused as taken.
+func onlyOneInserted(t *testing.T, res <-chan error, n int) {
+	t.Helper()
+	ok := 0
+	for range n {
+		err := <-res
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, core.ErrAlreadyExists):
+			t.Fatalf("a racing insert failed with %v, want ErrAlreadyExists", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d racing inserts of one username succeeded, want 1", ok)
+	}
 }
