@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -29,7 +30,7 @@ var usersGauge = regexp.MustCompile(`(?m)^keyfleet_compliance_users\{group=""\} 
 
 // A restart shows the compliance gauges from its first scrape: the
 // gauges of the last sweep, kept in the data folder, until the next
-// sweep is due; a first start sweeps at once.
+// sweep is due; a first start sweeps at once and keeps them.
 func TestARestartKeepsTheComplianceGauges(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	if _, err := daemon.Init(context.Background(), daemon.InitOptions{Dir: dir}); err != nil {
@@ -41,12 +42,10 @@ func TestARestartKeepsTheComplianceGauges(t *testing.T) {
 		t.Fatal(err)
 	}
 	kept := filepath.Join(dir, "compliance-gauges.json")
-	var first string
-	for deadline := time.Now().Add(30 * time.Second); first == ""; time.Sleep(20 * time.Millisecond) {
-		if m := usersGauge.FindStringSubmatch(scrape(t, hc, url)); m != nil {
-			if _, err := os.Stat(kept); err == nil {
-				first = m[1]
-			}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, err := os.Stat(kept)
+		if err == nil && usersGauge.MatchString(scrape(t, hc, url)) {
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("a first start set no compliance gauges, or kept none, within 30 s")
@@ -54,13 +53,32 @@ func TestARestartKeepsTheComplianceGauges(t *testing.T) {
 	}
 	stop()
 
+	// The kept counts, as a sweep a minute before the restart left them
+	// (a count no sweep of this store gives, so that a sweep at the start
+	// would show).
+	b, err := os.ReadFile(kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved map[string]any
+	if err := json.Unmarshal(b, &saved); err != nil {
+		t.Fatal(err)
+	}
+	saved["generated_at"] = time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
+	saved["overall"].(map[string]any)["users"] = 4242
+	b, _ = json.Marshal(saved)
+	if err := os.WriteFile(kept, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	url, hc, stop, err = serve(dir, cfg, quiet(daemon.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stop()
-	m := usersGauge.FindStringSubmatch(scrape(t, hc, url))
-	if m == nil || m[1] != first {
-		t.Fatalf("the first scrape after a restart: users gauge %v, want %s as kept", m, first)
+	for range 3 { // and no sweep replaces them meanwhile
+		if m := usersGauge.FindStringSubmatch(scrape(t, hc, url)); m == nil || m[1] != "4242" {
+			t.Fatalf("a scrape after a restart: users gauge %v, want 4242 as kept", m)
+		}
+		time.Sleep(100 * time.Millisecond) // a sweep of this store takes a few milliseconds
 	}
 }

@@ -150,3 +150,53 @@ func TestAPushThroughTheAPIAndTheCompanionsStream(t *testing.T) {
 const idle = 70 * time.Second
 
 func timeNow() time.Time { return time.Now() }
+
+// A request that waits on a person or a device (a companion's stream, a
+// long poll, a finish waiting for the answer to a push) is not counted as
+// work keyfleetd is doing once it waits, so the compliance sweep does
+// not hold back for it.
+func TestRequestsThatWaitDoNotHoldTheSweepBack(t *testing.T) {
+	e := startPushEnv(t, daemon.Config{})
+	_, c := e.companion("zoe")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// waiting runs call (a request that waits up to a few seconds) and
+	// checks that, once keyfleetd has counted it and before it returns,
+	// nothing is counted as in flight.
+	waiting := func(what string, call func()) {
+		t.Helper()
+		_, before := e.srv.Requests()
+		done := make(chan struct{})
+		go func() { defer close(done); call() }()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if _, n := e.srv.Requests(); n > before {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: keyfleetd never counted the request", what)
+			}
+		}
+		time.Sleep(200 * time.Millisecond) // for the handler to reach its wait
+		select {
+		case <-done:
+			t.Fatalf("%s returned before it was checked", what)
+		default:
+		}
+		if n, _ := e.srv.Requests(); n != 0 {
+			t.Fatalf("%s: %d request(s) counted in flight while it waits", what, n)
+		}
+	}
+	waiting("a long poll for pushes", func() { c.PendingPushes(ctx, 3*time.Second) })
+
+	events := make(chan client.PushEvent, 16)
+	waiting("a companion's stream", func() {
+		c.PushStream(ctx, idle, func(ev client.PushEvent) error { events <- ev; return nil })
+	})
+	v, err := e.app.BeginVerify(ctx, api.BeginVerify{User: "zoe", Kinds: []string{"push"}, Application: "VPN"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting("a finish waiting for the answer", func() {
+		e.app.FinishVerify(ctx, api.FinishVerify{ID: v.ID, FactorID: v.Factors[0].FactorID, Wait: "3s"})
+	})
+}

@@ -430,6 +430,11 @@ func (s *Server) Handler() *httpapi.Handler { return s.api }
 // this keyfleetd (keyfleet_push_connected_devices).
 func (s *Server) ConnectedCompanions() float64 { return s.push.Connected() }
 
+// Requests is how many requests keyfleetd is serving now, as its
+// background sweep counts them, and how many it has counted since it
+// started (for tests and tools in this process).
+func (s *Server) Requests() (inFlight int, counted int64) { return s.fg.InFlight(), s.fg.Entered() }
+
 // Events is the event sinks' manager (for tests and tools in this process).
 func (s *Server) Events() *events.Manager { return s.events }
 
@@ -502,25 +507,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 }
 
 // sweep ends break-glass sessions whose time ran out, every half minute,
-// so their end is audited even if nobody presents the token again; every
-// five minutes it refreshes the compliance gauges and audits the
-// enrolment deadlines that passed (the first time as compliance_saved.go
-// says), and sweeps the shared database.
+// so their end is audited even if nobody presents the token again, and
+// sweeps the shared database every five minutes; beside it, complianceLoop
+// refreshes the compliance gauges (a sweep that gives way to requests may
+// take a minute or more, and must not hold the rest back).
 func (s *Server) sweep(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { defer close(done); s.complianceLoop(ctx) }()
+	defer func() { <-done }()
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
-	kept, ok := s.loadCompliance()
-	due, fresh := firstSweep(time.Now(), kept, ok)
-	if fresh {
-		s.compliance.set(api.ComplianceReport{Overall: kept.Overall, ByGroup: kept.ByGroup})
-	}
 	for i := 0; ; i++ {
 		if err := s.svc.SweepBreakGlass(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("ending an expired break-glass session", "err", err)
-		}
-		if now := time.Now(); !now.Before(due) {
-			s.refreshCompliance(ctx)
-			due = now.Add(sweepEvery)
 		}
 		if i%10 == 0 {
 			s.sweepStore(ctx)
@@ -530,6 +529,28 @@ func (s *Server) sweep(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// complianceLoop refreshes the compliance gauges and audits the enrolment
+// deadlines that passed every sweepEvery, the first time as
+// compliance_saved.go says.
+func (s *Server) complianceLoop(ctx context.Context) {
+	kept, ok := s.loadCompliance()
+	due, fresh := firstSweep(time.Now(), kept, ok)
+	if fresh {
+		s.compliance.set(api.ComplianceReport{Overall: kept.Overall, ByGroup: kept.ByGroup})
+	}
+	for {
+		t := time.NewTimer(time.Until(due))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		s.refreshCompliance(ctx)
+		due = time.Now().Add(sweepEvery)
 	}
 }
 

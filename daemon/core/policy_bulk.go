@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"sync"
 	"time"
@@ -47,9 +48,6 @@ type bulkPass struct {
 	read    func(ctx context.Context, send func(PolicyFactsRecord) error) error
 	eval    func(worker int, sub *bulkSubject)
 	collect func(subs []bulkSubject) error
-	// background passes (the periodic sweep) give way to the requests in
-	// flight before reading and before evaluating each batch.
-	background bool
 }
 
 // backgroundYield is the longest a background pass waits for the
@@ -57,15 +55,6 @@ type bulkPass struct {
 // is never idle, a sweep of a million users then takes a minute or so
 // instead of seconds, and still ends.
 const backgroundYield = 20 * time.Millisecond
-
-// giveWay waits, in a background pass, until no request is in flight (or
-// backgroundYield has passed).
-func (s *Service) giveWay(ctx context.Context, p *bulkPass) error {
-	if !p.background {
-		return ctx.Err()
-	}
-	return s.cfg.Foreground.Wait(ctx, backgroundYield)
-}
 
 // bulkWorkers is how many goroutines evaluate.
 func bulkWorkers() int { return runtime.GOMAXPROCS(0) }
@@ -82,6 +71,53 @@ func (s *Service) readStore(setup func(tx ReadTx) error) func(context.Context, f
 		})
 	}
 }
+
+// readGivingWay is readStore for a background pass: after each batch of
+// users it looks whether requests are being served (Config.Foreground)
+// and, if so, ends its read transaction, waits until they end
+// (backgroundYield at most) and goes on after the last user read, in a
+// new one. It never waits inside a transaction, where it would hold the
+// store's snapshot (and, on Badger, the lock a reopen waits for) while
+// it waits. Left alone, it reads in one snapshot; giving way, each part
+// is read in its own, the policy in the first.
+func (s *Service) readGivingWay(setup func(tx ReadTx) error) func(context.Context, func(PolicyFactsRecord) error) error {
+	return func(ctx context.Context, send func(PolicyFactsRecord) error) error {
+		fg := s.cfg.Foreground
+		after, first := "", true
+		for {
+			err := s.store.View(ctx, func(tx ReadTx) error {
+				if first {
+					if err := setup(tx); err != nil {
+						return err
+					}
+					first = false
+				}
+				n := 0
+				return tx.ScanPolicyFacts(after, func(r PolicyFactsRecord) error {
+					if n == bulkBatchSize {
+						if fg.InFlight() > 0 {
+							return errGiveWay
+						}
+						n = 0
+					}
+					n++
+					after = r.UserID()
+					return send(r)
+				})
+			})
+			if !errors.Is(err, errGiveWay) {
+				return err
+			}
+			if err := fg.Wait(ctx, backgroundYield); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// errGiveWay ends a background pass's read transaction for the requests
+// in flight.
+var errGiveWay = errors.New("giving way to requests in flight")
 
 // runBulk runs a pass. It returns the first error of read or collect.
 func (s *Service) runBulk(ctx context.Context, p bulkPass) error {
@@ -103,7 +139,6 @@ func (s *Service) runBulk(ctx context.Context, p bulkPass) error {
 		go func() {
 			defer wg.Done()
 			for b := range work {
-				_ = s.giveWay(ctx, &p) // when ctx ends, the collector stops on its own
 				s.evalBatch(w, b, p.eval)
 			}
 		}()
@@ -122,9 +157,6 @@ func (s *Service) runBulk(ctx context.Context, p bulkPass) error {
 func (s *Service) produce(ctx context.Context, p *bulkPass, work, order chan<- *bulkBatch) error {
 	b := newBulkBatch()
 	flush := func() error {
-		if err := s.giveWay(ctx, p); err != nil {
-			return err
-		}
 		for _, ch := range []chan<- *bulkBatch{order, work} {
 			select {
 			case ch <- b:

@@ -23,6 +23,8 @@ type memRecord struct {
 
 func (m memRecord) Facts() (PolicyFacts, error) { return m.f, m.err }
 
+func (m memRecord) UserID() string { return m.f.User.ID }
+
 // bulkService is a service with a hardware kind and a software kind, and
 // no store: bulk passes here read from memory.
 func bulkService(t testing.TB) *Service {

@@ -82,6 +82,9 @@ type PolicyFacts struct {
 // produced the record goes on.
 type PolicyFactsRecord interface {
 	Facts() (PolicyFacts, error)
+	// UserID is the user's id, known without decoding: a scan that
+	// stops goes on after it.
+	UserID() string
 }
 
 func policyUserOf(u UserFacts) policy.User {

@@ -208,8 +208,12 @@ func (s *Service) complianceReport(ctx context.Context, group string, near time.
 		NonCompliant: []api.ReportUser{}, NearDeadline: []api.ReportUser{}}
 	ts := newTallies()
 	var doc *policy.Document
+	read := s.readStore
+	if background {
+		read = s.readGivingWay
+	}
 	err := s.runBulk(ctx, bulkPass{
-		read: s.readStore(func(tx ReadTx) (err error) {
+		read: read(func(tx ReadTx) (err error) {
 			out.PolicyVersion, doc, err = s.currentPolicy(tx)
 			return err
 		}),
@@ -231,7 +235,6 @@ func (s *Service) complianceReport(ctx context.Context, group string, near time.
 			}
 			return nil
 		},
-		background: background,
 	})
 	if err == nil {
 		err = s.recoveryReport(ctx, &out)

@@ -30,8 +30,9 @@ type Gate struct {
 	n    int
 	idle chan struct{} // closed when n drops back to zero; nil while n is zero
 
-	waits  atomic.Int64 // Waits that found a request in flight
-	waited atomic.Int64 // nanoseconds spent in those waits
+	entered atomic.Int64 // requests counted, ever
+	waits   atomic.Int64 // Waits that found a request in flight
+	waited  atomic.Int64 // nanoseconds spent in those waits
 }
 
 // hold is one request's place in the count, given back once.
@@ -51,6 +52,7 @@ func (g *Gate) Enter(ctx context.Context) (_ context.Context, leave func()) {
 	if g == nil {
 		return ctx, func() {}
 	}
+	g.entered.Add(1)
 	g.mu.Lock()
 	g.n++
 	if g.n == 1 {
@@ -78,6 +80,14 @@ func Release(ctx context.Context) {
 	if h, ok := ctx.Value(holdKey{}).(*hold); ok {
 		h.release()
 	}
+}
+
+// Entered is how many requests were ever counted.
+func (g *Gate) Entered() int64 {
+	if g == nil {
+		return 0
+	}
+	return g.entered.Load()
 }
 
 // InFlight is how many requests are counted now.

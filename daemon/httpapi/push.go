@@ -136,6 +136,7 @@ func pendingPushes(w http.ResponseWriter, r *http.Request, p PushAPI, f core.Fac
 	}
 	items := p.Pending(f.ID)
 	if len(items) == 0 && wait > 0 {
+		foreground.Release(r.Context()) // a long poll waits for a push: no sweep waits for it
 		items = waitForPush(r.Context(), p, f.ID, wait)
 	}
 	out := make([]json.RawMessage, len(items))

@@ -12,6 +12,7 @@ import (
 	"github.com/keyfleet/keyfleet/api"
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/foreground"
 	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
 
@@ -535,6 +536,7 @@ func (h *Handler) verifyAudit(r *http.Request, p core.Principal) (int, any, erro
 // export (the last line is incomplete or the count is short) and the
 // daemon logs why.
 func (h *Handler) exportAudit(w http.ResponseWriter, r *http.Request, p core.Principal) error {
+	foreground.Release(r.Context()) // an export lasts as long as its reader reads: no sweep waits for it
 	f, _, err := h.auditFilter(r, p)
 	if err != nil {
 		return err

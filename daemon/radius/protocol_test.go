@@ -17,6 +17,7 @@ import (
 	"layeh.com/radius/rfc2865"
 
 	"github.com/keyfleet/keyfleet/daemon/core"
+	"github.com/keyfleet/keyfleet/daemon/foreground"
 	kfradius "github.com/keyfleet/keyfleet/daemon/radius"
 	"github.com/keyfleet/keyfleet/daemon/ratelimit"
 )
@@ -250,5 +251,24 @@ func TestAnAttemptThatCannotBeCountedIsRefused(t *testing.T) {
 	}
 	if n := len(e.events("factor.verify")); n != 0 {
 		t.Fatalf("%d verifications ran uncounted", n)
+	}
+}
+
+// Every Access-Request is counted while it is answered, for keyfleetd's
+// compliance sweep to give way to (daemon/foreground).
+func TestAnAccessRequestIsCountedWhileAnswered(t *testing.T) {
+	g := &foreground.Gate{}
+	e := newEnv(t, func(_ *kfradius.Config, o *kfradius.Options) { o.Foreground = g })
+	p, _, err := exchange(e.addr, "", signed(request(testSecret, "nobody", "123456"), testSecret), testSecret)
+	if err != nil || p.Code != radius.CodeAccessReject {
+		t.Fatalf("%v %v", p, err)
+	}
+	if g.Entered() != 1 {
+		t.Fatalf("one Access-Request answered: %d counted", g.Entered())
+	}
+	for deadline := time.Now().Add(5 * time.Second); g.InFlight() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) { // the count ends just after the answer is sent
+			t.Fatalf("%d request(s) still in flight 5 s after the answer", g.InFlight())
+		}
 	}
 }

@@ -49,3 +49,6 @@ func (b *FactsBundle) AddBytes(tag byte, id, v []byte) { b.fb.add(tag, id, v) }
 
 // Facts decodes the bundle.
 func (b *FactsBundle) Facts() (core.PolicyFacts, error) { return b.fb.Facts() }
+
+// UserID is the user's id.
+func (b *FactsBundle) UserID() string { return b.fb.uid }

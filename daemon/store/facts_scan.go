@@ -108,6 +108,8 @@ func (fb *factsBundle) add(tag byte, id, v []byte) {
 var decoders = sync.Pool{New: func() any { return newFactsDecoder() }}
 
 // Facts decodes the bundle. Errors wrap errFacts.
+func (fb *factsBundle) UserID() string { return fb.uid }
+
 func (fb *factsBundle) Facts() (core.PolicyFacts, error) {
 	d := decoders.Get().(*factsDecoder)
 	defer decoders.Put(d)

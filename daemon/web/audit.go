@@ -14,6 +14,7 @@ import (
 	"github.com/keyfleet/keyfleet/daemon/audit"
 	"github.com/keyfleet/keyfleet/daemon/core"
 	"github.com/keyfleet/keyfleet/daemon/events"
+	"github.com/keyfleet/keyfleet/daemon/foreground"
 	"github.com/keyfleet/keyfleet/internal/csvsafe"
 )
 
@@ -284,6 +285,7 @@ func (h *handler) auditExport(rq *request) error {
 		write = func(e events.Event) error { return w.Write(csvRow(e)) }
 		defer w.Flush()
 	}
+	foreground.Release(rq.ctx) // an export lasts as long as its reader reads: no sweep waits for it
 	return h.svc.ExportAudit(rq.ctx, rq.p, 0, func(r audit.Record) error {
 		ev, err := r.Event()
 		if err != nil || !matchQuery(q, ev) {

@@ -3,8 +3,10 @@
 package atomicfile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Write replaces path with b (mode 0600): it writes a temporary file in
@@ -39,12 +41,17 @@ func Write(path string, b []byte) error {
 }
 
 // SyncDir makes the entries of dir (a file created, renamed or removed)
-// durable.
+// durable. A file system that cannot sync a folder (it answers EINVAL or
+// ENOTSUP, as some network and FUSE file systems do) is no error: the
+// rename is as durable as that file system makes it.
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	return d.Sync()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+		return err
+	}
+	return nil
 }
