@@ -176,17 +176,24 @@ func TestRequestsThatWaitDoNotHoldTheSweepBack(t *testing.T) {
 				t.Fatalf("%s: keyfleetd never counted the request", what)
 			}
 		}
-		time.Sleep(200 * time.Millisecond) // for the handler to reach its wait
-		select {
-		case <-done:
-			t.Fatalf("%s returned before it was checked", what)
-		default:
-		}
-		if n, _ := e.srv.Requests(); n != 0 {
-			t.Fatalf("%s: %d request(s) counted in flight while it waits", what, n)
+		// The handler stops counting once it reaches its wait, well
+		// within the 5 s each call waits.
+		for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			select {
+			case <-done:
+				t.Fatalf("%s returned before it was checked", what)
+			default:
+			}
+			n, _ := e.srv.Requests()
+			if n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d request(s) still counted in flight 3 s into its wait", what, n)
+			}
 		}
 	}
-	waiting("a long poll for pushes", func() { c.PendingPushes(ctx, 3*time.Second) })
+	waiting("a long poll for pushes", func() { c.PendingPushes(ctx, 5*time.Second) })
 
 	events := make(chan client.PushEvent, 16)
 	waiting("a companion's stream", func() {
@@ -197,6 +204,6 @@ func TestRequestsThatWaitDoNotHoldTheSweepBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	waiting("a finish waiting for the answer", func() {
-		e.app.FinishVerify(ctx, api.FinishVerify{ID: v.ID, FactorID: v.Factors[0].FactorID, Wait: "3s"})
+		e.app.FinishVerify(ctx, api.FinishVerify{ID: v.ID, FactorID: v.Factors[0].FactorID, Wait: "5s"})
 	})
 }
