@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -71,7 +72,7 @@ func appendEvent(b []byte, ev *Event) (_ []byte, ok bool) {
 	b = appendOmitEmpty(b, "source", ev.Source)
 	if len(ev.Extra) > 0 {
 		b = append(b, `,"extra":{`...)
-		for i, k := range sortedKeys(ev.Extra) {
+		for i, k := range slices.Sorted(maps.Keys(ev.Extra)) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -108,7 +109,7 @@ func appendOmitEmpty(b []byte, name, s string) []byte {
 // value of a type it does not write.
 func appendValues(b []byte, m map[string]any) (_ []byte, ok bool) {
 	b = append(b, '{')
-	for i, k := range sortedKeys(m) {
+	for i, k := range slices.Sorted(maps.Keys(m)) {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -151,13 +152,4 @@ func appendValue(b []byte, v any) (_ []byte, ok bool) {
 		return append(b, ']'), true
 	}
 	return b, false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"maps"
 	"slices"
 
 	"github.com/keyfleet/keyfleet/api"
@@ -100,7 +101,7 @@ func (s *Service) DirectoryOverview(ctx context.Context, p Principal, configured
 		if err != nil {
 			return err
 		}
-		for _, name := range sortedKeys(byName) {
+		for _, name := range slices.Sorted(maps.Keys(byName)) {
 			out.Sources = append(out.Sources, *byName[name])
 		}
 		return nil
@@ -165,15 +166,6 @@ func countDrift(out *api.DirectoryOverview, byName map[string]*api.DirectoryStat
 }
 
 func isSCIMSource(source string) bool { return len(source) > 5 && source[:5] == "scim:" }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
 
 // LinkUser hands a user made by hand to a directory source: by their
 // stable id there, or (externalID "") by username at the source's next

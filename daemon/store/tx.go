@@ -209,18 +209,13 @@ func (r *readTx) User(id string) (core.User, error) {
 
 func (r *readTx) UserByName(name string) (core.User, error) {
 	id, err := getString(r.txn, key(pUsername, name), "user", name)
-	if isNotFound(err) {
+	if errors.Is(err, core.ErrNotFound) {
 		r.freeName = name
 	}
 	if err != nil {
 		return core.User{}, err
 	}
 	return r.User(id)
-}
-
-func isNotFound(err error) bool {
-	var nf *core.NotFoundError
-	return errors.As(err, &nf)
 }
 
 // nameTaken reports whether a user holds name: no when UserByName just

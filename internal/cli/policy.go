@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -379,10 +381,10 @@ func countsRow(scope string, c api.ComplianceCounts) []string {
 func (a *app) printCompliance(r api.ComplianceReport) error {
 	fmt.Fprintf(a.stdout, "Compliance with policy version %d at %s.\n", r.PolicyVersion, r.GeneratedAt.UTC().Format(time.RFC3339))
 	rows := [][]string{countsRow("all", r.Overall)}
-	for _, g := range sortedKeys(r.ByGroup) {
+	for _, g := range slices.Sorted(maps.Keys(r.ByGroup)) {
 		rows = append(rows, countsRow("group "+g, r.ByGroup[g]))
 	}
-	for _, role := range sortedKeys(r.ByRole) {
+	for _, role := range slices.Sorted(maps.Keys(r.ByRole)) {
 		rows = append(rows, countsRow("role "+role, r.ByRole[role]))
 	}
 	if err := a.table(countsHeader, rows); err != nil {
@@ -425,15 +427,6 @@ func (a *app) printIgnoredPushes(list []api.IgnoredPushes) error {
 		rows[i] = []string{p.Username, p.FactorID, dash(p.Label), strconv.Itoa(p.Unanswered), whenp(p.LastUnansweredAt)}
 	}
 	return a.table([]string{"USER", "FACTOR", "NAME", "UNANSWERED", "LAST"}, rows)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func (a *app) usersExemptCmd() *cobra.Command {
