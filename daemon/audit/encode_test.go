@@ -80,3 +80,32 @@ func FuzzEventBody(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkEventBody is the canonical body of the two events a directory
+// sync records for each user it creates (user.create, then
+// policy.rules_applied), written by the encoder and by encoding/json.
+func BenchmarkEventBody(b *testing.B) {
+	at := time.Date(2026, 12, 7, 16, 54, 14, 946_429_000, time.UTC)
+	evs := []Event{
+		{Seq: 12, Time: at, Actor: api.Actor{ID: "directory", Name: "directory:corp", Auth: "directory"},
+			Action: "user.create", Target: api.Target{Type: "user", ID: "usr_06h51s2xmygyg7sbkx2j4f83mc", Name: "user000505"},
+			After: map[string]any{"groups": []string{"team-5"}, "kind": "person", "roles": []string{"user"}, "status": "active", "username": "user000505"},
+			Extra: map[string]string{"source": "corp"}},
+		{Seq: 13, Time: at, Actor: api.Actor{ID: "system", Name: "keyfleetd", Auth: "system"}, Action: "policy.rules_applied",
+			Target: api.Target{Type: "user", ID: "usr_06h51s2xmygyg7sbkx2j4f83mc", Name: "user000505"},
+			After:  map[string]any{"deadline": at.Add(14 * 24 * time.Hour), "policy_version": 1, "rules": []string{"everyone", "oncall"}, "status": "grace"}},
+	}
+	for _, enc := range []struct {
+		name string
+		fn   func(*Event) ([]byte, error)
+	}{{"encoder", marshal}, {"encoding_json", func(ev *Event) ([]byte, error) { return json.Marshal(ev) }}} {
+		b.Run(enc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := range b.N {
+				if _, err := enc.fn(&evs[i%2]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
