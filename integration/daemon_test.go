@@ -99,8 +99,11 @@ func launch(t *testing.T, dir string) *daemon {
 	}
 	d := &daemon{t: t, dir: dir, cmd: cmd, logs: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
 	addr := make(chan string, 1)
-	go d.readLogs(stderr, addr)
-	go func() { d.err = cmd.Wait(); close(d.done) }()
+	logged := make(chan struct{})
+	go func() { defer close(logged); d.readLogs(stderr, addr) }()
+	// Wait closes the pipe: only once every line is read (the last ones
+	// say how keyfleetd stopped).
+	go func() { <-logged; d.err = cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() { cmd.Process.Kill(); d.wait() })
 	select {
 	case a := <-addr:

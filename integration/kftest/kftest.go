@@ -85,8 +85,11 @@ func Launch(t testing.TB, bin, name, dir string, extra ...string) *Daemon {
 	}
 	d := &Daemon{Name: name, Dir: dir, t: t, cmd: cmd, done: make(chan struct{})}
 	d.addr = make(chan string, 1)
-	go d.readLogs(stderr)
-	go func() { d.err = cmd.Wait(); close(d.done) }()
+	logged := make(chan struct{})
+	go func() { defer close(logged); d.readLogs(stderr) }()
+	// Wait closes the pipe: only once every line is read (the last ones
+	// say how keyfleetd stopped).
+	go func() { <-logged; d.err = cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() { cmd.Process.Kill(); <-d.done })
 	return d
 }
