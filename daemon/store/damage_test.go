@@ -166,6 +166,9 @@ func TestADamagedOrTruncatedTableIsRefusedNamingTheFileNotACrash(t *testing.T) {
 			}
 			createUsers(t, serviceFor(t, st), "t", 600)
 			st.Close()
+			if k := tableKinds(t, dir); k[tableCompression] == 0 {
+				t.Fatalf("no table is compressed as the store writes them: %v", k)
+			}
 			path, size := largestTable(t, dir)
 			tc.damage(t, path, size)
 			_, err = Open(openOpts(dir))

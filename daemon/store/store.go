@@ -211,6 +211,21 @@ func (s *Store) flush() error {
 // their blocks until a compaction rewrites them.
 const blockSize = 16 << 10
 
+// tableCompression is how Badger compresses a table's blocks before it
+// encrypts them. Badger writes every table (a memtable's flush, a
+// compaction's output) through a map of the file and syncs it, and the
+// kernel then write-protects each page it writes back, one TLB flush of
+// the other CPUs per page: on a VM a third of a directory sync's CPU
+// went to msync and page faults. Snappy makes the JSON records and audit
+// events of a block about a third of their size, so a table has fewer
+// pages to write, fault in and flush; compressing and decompressing cost
+// less than that (docs/benchmarks.md, "Directory sync", 2026-12-07). Each
+// table's MANIFEST entry records how it was written, so the tables of a
+// store written before (not compressed) are read as they are until a
+// compaction rewrites them, and an older keyfleetd reads the new ones.
+// A variable only for the test of a store written without it.
+var tableCompression = options.Snappy
+
 func badgerOptions(o Options) badger.Options {
 	rot, block, index := o.KeyRotation, o.BlockCacheMB, o.IndexCacheMB
 	if rot == 0 {
@@ -228,8 +243,8 @@ func badgerOptions(o Options) badger.Options {
 		WithEncryptionKeyRotationDuration(rot).
 		WithBlockCacheSize(block << 20).
 		WithIndexCacheSize(index << 20).
-		WithSyncWrites(false).         // Update syncs, one fsync per group of commits (durable.go)
-		WithCompression(options.None). // compressing before encrypting adds nothing here and costs CPU
+		WithSyncWrites(false). // Update syncs, one fsync per group of commits (durable.go)
+		WithCompression(tableCompression).
 		WithNumVersionsToKeep(1).
 		WithBlockSize(blockSize).
 		WithMemTableSize(memTableSize(o)).

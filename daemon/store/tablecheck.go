@@ -10,6 +10,7 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/dgraph-io/badger/v4/pb"
 	"github.com/dgraph-io/badger/v4/y"
+	"github.com/klauspost/compress/snappy"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -43,8 +44,8 @@ func checkTable(b []byte, key []byte, compression options.CompressionType) (err 
 		}
 	}
 	ti := fb.GetRootAsTableIndex(index, 0)
-	if compression != options.None {
-		return nil // compressed blocks: the index checksum is as far as this check goes
+	if compression != options.None && compression != options.Snappy {
+		return nil // blocks keyfleet never writes (ZSTD): the index checksum is as far as this check goes
 	}
 	var bo fb.BlockOffset
 	for i := range ti.OffsetsLength() {
@@ -55,7 +56,7 @@ func checkTable(b []byte, key []byte, compression options.CompressionType) (err 
 		if off < 0 || n <= 0 || off+n > indexStart {
 			return fmt.Errorf("block %d lies outside the table (offset %d, length %d)", i, off, n)
 		}
-		if err := checkBlock(b[off:off+n], key); err != nil {
+		if err := checkBlock(b[off:off+n], key, compression); err != nil {
 			return fmt.Errorf("block %d at offset %d: %w", i, off, err)
 		}
 	}
@@ -91,12 +92,29 @@ func tableIndex(b []byte) ([]byte, int, error) {
 	return index, pos, nil
 }
 
-// checkBlock verifies one block's checksum.
-func checkBlock(blk, key []byte) error {
+// maxBlockDecoded bounds what a compressed block may claim to hold: a
+// block is blockSize bytes of entries and at most one value more, which
+// the value threshold keeps under 1 MiB. A damaged length is refused
+// before anything that size is allocated.
+const maxBlockDecoded = 8 << 20
+
+// checkBlock verifies one block's checksum; a Snappy block (keyfleet's
+// tables since 2026-12-07) is decompressed first, as Badger does after
+// decrypting it.
+func checkBlock(blk, key []byte, compression options.CompressionType) error {
 	if key != nil {
 		var err error
 		if blk, err = decryptTablePart(blk, key); err != nil {
 			return err
+		}
+	}
+	if compression == options.Snappy {
+		n, err := snappy.DecodedLen(blk)
+		if err != nil || n > maxBlockDecoded {
+			return fmt.Errorf("its checksum cannot be checked: it does not decompress (a length of %d, %v; damaged)", n, err)
+		}
+		if blk, err = snappy.Decode(nil, blk); err != nil {
+			return fmt.Errorf("its checksum cannot be checked: it does not decompress (%v; damaged)", err)
 		}
 	}
 	if len(blk) < 8 {
