@@ -3,7 +3,7 @@
 # USERS users (default 1,000,000, imported through POST /v1/users/import,
 # one audit event each) and TOTP_USERS users with two TOTP factors is
 # built once and kept in BENCH_DIR (default var/bench/large; about
-# 1.5 GB, and an hour on the 2-core VM, most of it the argon2id hashes of
+# 450 MB, and an hour on the 2-core VM, most of it the argon2id hashes of
 # the TOTP users' first enrolments). Each run copies it, as a bulk load
 # leaves it, and prints:
 #   - the first start after the bulk load: time to ready, memory, and when
