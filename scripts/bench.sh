@@ -9,7 +9,8 @@
 # (KEYFLEET_BENCH_KEEP) and built only by the first run: the users with
 # TOTP factors (about three minutes: a first enrolment costs ten Argon2id
 # hashes) and a million users with two factors each on both backends
-# (about 4 GB for Badger and 6.5 GB for PostgreSQL with its log, four to
+# (at most about 4 GB for Badger, measured before its tables were
+# compressed, and 6.5 GB for PostgreSQL with its log, four to
 # five minutes each).
 # BENCH_LARGE=0 runs the bulk policy benchmarks over 100,000 users built
 # afresh instead. rm -rf var/bench to start over.
