@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/events"
 	"github.com/keyfleet/keyfleet/internal/atomicfile"
 )
 
@@ -23,6 +24,14 @@ import (
 // store's pages are not in memory yet and clients reconnect, and a sweep
 // then took the cores and the page cache from the first requests. Any
 // other start (the first, or a small store) sweeps at once.
+//
+// Two starts do not take the kept gauges as they are. Gauges kept in
+// another store epoch (the store was restored from a backup since) are
+// not this store's: they are not published, and only their size counts.
+// And a start puts the first sweep off only once: it writes when it did
+// into the file, and a start that finds a put-off sweep never made (a
+// keyfleetd restarting more often than startGrace) sweeps at once, so
+// that the gauges and the audit of passed deadlines never stop.
 
 const (
 	// sweepEvery is how often the compliance gauges are refreshed and
@@ -41,19 +50,38 @@ const (
 // savedCompliance is what the gauges show: counts, overall and by group
 // (group names, no user).
 type savedCompliance struct {
-	GeneratedAt time.Time                       `json:"generated_at"`
-	Overall     api.ComplianceCounts            `json:"overall"`
-	ByGroup     map[string]api.ComplianceCounts `json:"by_group"`
+	GeneratedAt time.Time `json:"generated_at"`
+	// Epoch is the store epoch the sweep read ("" in files written
+	// before it was kept, taken as this store's).
+	Epoch string `json:"epoch,omitempty"`
+	// DeferredAt is when a start put its first sweep off; a sweep
+	// writes the file without it.
+	DeferredAt time.Time                       `json:"deferred_at,omitzero"`
+	Overall    api.ComplianceCounts            `json:"overall"`
+	ByGroup    map[string]api.ComplianceCounts `json:"by_group"`
 }
 
 func (s *Server) savedCompliancePath() string {
 	return filepath.Join(s.cfg.DataDir, savedComplianceFile)
 }
 
+// storeEpoch is the store's current epoch ("" for a store without).
+func (s *Server) storeEpoch() string {
+	if es, ok := s.store.(events.EpochSource); ok {
+		return es.Epoch()
+	}
+	return ""
+}
+
 // saveCompliance keeps r's gauges for the next start. A failure (a full
-// disk) costs only that: the next start sweeps after startGrace.
+// disk) costs only that: the next start sweeps at once, or after
+// startGrace.
 func (s *Server) saveCompliance(r api.ComplianceReport) {
-	b, err := json.Marshal(savedCompliance{GeneratedAt: r.GeneratedAt, Overall: r.Overall, ByGroup: r.ByGroup})
+	s.keepCompliance(savedCompliance{GeneratedAt: r.GeneratedAt, Epoch: s.storeEpoch(), Overall: r.Overall, ByGroup: r.ByGroup})
+}
+
+func (s *Server) keepCompliance(sc savedCompliance) {
+	b, err := json.Marshal(sc)
 	if err == nil {
 		err = atomicfile.Write(s.savedCompliancePath(), b)
 	}
@@ -86,17 +114,44 @@ func (s *Server) loadCompliance() (savedCompliance, bool) {
 }
 
 // firstSweep is when the first compliance sweep of a run is due, given
-// when keyfleetd started and the gauges a previous run kept (ok: there
-// are some); fresh says they are recent enough to publish until then.
-func firstSweep(started time.Time, kept savedCompliance, ok bool) (due time.Time, fresh bool) {
+// when keyfleetd started, the gauges a previous run kept (ok: there are
+// some) and the store's epoch; fresh says the kept gauges are this
+// store's and recent enough to publish until then.
+func firstSweep(started time.Time, kept savedCompliance, ok bool, epoch string) (due time.Time, fresh bool) {
 	if !ok || kept.GeneratedAt.After(started) { // nothing kept, or kept by a clock ahead of this one
 		return started, false
 	}
-	if next := kept.GeneratedAt.Add(sweepEvery); next.After(started) {
+	sameStore := kept.Epoch == "" || kept.Epoch == epoch
+	if next := kept.GeneratedAt.Add(sweepEvery); sameStore && next.After(started) {
 		return next, true
 	}
-	if kept.Overall.Users >= largeSweep {
+	if kept.Overall.Users >= largeSweep && kept.DeferredAt.IsZero() {
 		return started.Add(startGrace), false
 	}
 	return started, false
+}
+
+// firstCompliance is the first sweep's time for this run, as firstSweep
+// says, and the kept gauges to publish until then (ok: some). It logs
+// why kept gauges are not published, and records a put-off sweep in the
+// file.
+func (s *Server) firstCompliance(started time.Time) (due time.Time, publish savedCompliance, ok bool) {
+	kept, found := s.loadCompliance()
+	epoch := s.storeEpoch()
+	due, fresh := firstSweep(started, kept, found, epoch)
+	if found && kept.Epoch != "" && kept.Epoch != epoch {
+		s.log.Info("the kept compliance gauges are from another store epoch (the store was restored since): not shown; keyfleetd sweeps anew",
+			"kept_epoch", kept.Epoch, "store_epoch", epoch, "sweep_in", due.Sub(started).Round(time.Second).String())
+	}
+	if found && !kept.DeferredAt.IsZero() && !fresh {
+		s.log.Info("the last start put its compliance sweep off and stopped before making it: keyfleetd sweeps at once",
+			"put_off_at", kept.DeferredAt.UTC().Format(time.RFC3339))
+	}
+	if due.After(started) && !fresh {
+		kept.DeferredAt = started
+		s.keepCompliance(kept)
+		s.log.Info("the first compliance sweep waits while the large store's pages come in and clients reconnect",
+			"users", kept.Overall.Users, "sweep_in", due.Sub(started).Round(time.Second).String())
+	}
+	return due, kept, fresh
 }

@@ -536,9 +536,8 @@ func (s *Server) sweep(ctx context.Context) {
 // deadlines that passed every sweepEvery, the first time as
 // compliance_saved.go says.
 func (s *Server) complianceLoop(ctx context.Context) {
-	kept, ok := s.loadCompliance()
-	due, fresh := firstSweep(time.Now(), kept, ok)
-	if fresh {
+	due, kept, ok := s.firstCompliance(time.Now())
+	if ok {
 		s.compliance.set(api.ComplianceReport{Overall: kept.Overall, ByGroup: kept.ByGroup})
 	}
 	for {
