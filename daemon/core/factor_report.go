@@ -31,7 +31,7 @@ func (s *Service) FactorReport(ctx context.Context, p Principal, which, group st
 	out := []api.ReportFactor{}
 	var doc *policy.Document
 	err := s.runBulk(ctx, bulkPass{
-		read: s.readStore(func(tx ReadTx) (err error) {
+		read: s.readStore(nil, func(tx ReadTx) (err error) {
 			_, doc, err = s.currentPolicy(tx)
 			return err
 		}),

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyfleet/keyfleet/daemon/foreground"
 	"github.com/keyfleet/keyfleet/policy"
 )
 
@@ -59,30 +60,17 @@ const backgroundYield = 20 * time.Millisecond
 // bulkWorkers is how many goroutines evaluate.
 func bulkWorkers() int { return runtime.GOMAXPROCS(0) }
 
-// readStore reads every user from one snapshot; setup runs first in it
-// (to read the current policy in the same snapshot).
-func (s *Service) readStore(setup func(tx ReadTx) error) func(context.Context, func(PolicyFactsRecord) error) error {
+// readStore reads every user; setup runs first, in the first read
+// transaction (to read the current policy in the same snapshot as the
+// first users). With fg nil it reads in one snapshot. With a gate (a
+// background pass, Config.Foreground) it gives way to the requests being
+// served: after each batch of users, if there are any, it ends its read
+// transaction, waits until they end (backgroundYield at most) and goes
+// on after the last user read, in a new one. It never waits inside a
+// transaction, where it would hold the store's snapshot (and, on Badger,
+// the lock a reopen waits for) while it waits.
+func (s *Service) readStore(fg *foreground.Gate, setup func(tx ReadTx) error) func(context.Context, func(PolicyFactsRecord) error) error {
 	return func(ctx context.Context, send func(PolicyFactsRecord) error) error {
-		return s.store.View(ctx, func(tx ReadTx) error {
-			if err := setup(tx); err != nil {
-				return err
-			}
-			return tx.ScanPolicyFacts("", send)
-		})
-	}
-}
-
-// readGivingWay is readStore for a background pass: after each batch of
-// users it looks whether requests are being served (Config.Foreground)
-// and, if so, ends its read transaction, waits until they end
-// (backgroundYield at most) and goes on after the last user read, in a
-// new one. It never waits inside a transaction, where it would hold the
-// store's snapshot (and, on Badger, the lock a reopen waits for) while
-// it waits. Left alone, it reads in one snapshot; giving way, each part
-// is read in its own, the policy in the first.
-func (s *Service) readGivingWay(setup func(tx ReadTx) error) func(context.Context, func(PolicyFactsRecord) error) error {
-	return func(ctx context.Context, send func(PolicyFactsRecord) error) error {
-		fg := s.cfg.Foreground
 		after, first := "", true
 		for {
 			err := s.store.View(ctx, func(tx ReadTx) error {
@@ -133,7 +121,7 @@ func (s *Service) runBulk(ctx context.Context, p bulkPass) error {
 		defer wg.Done()
 		defer close(work)
 		defer close(order)
-		readErr = s.produce(ctx, &p, work, order)
+		readErr = s.produce(ctx, p.read, work, order)
 	}()
 	for w := range workers {
 		go func() {
@@ -154,7 +142,7 @@ func (s *Service) runBulk(ctx context.Context, p bulkPass) error {
 
 // produce reads users into batches and sends each to the workers and, in
 // the same order, to the collector.
-func (s *Service) produce(ctx context.Context, p *bulkPass, work, order chan<- *bulkBatch) error {
+func (s *Service) produce(ctx context.Context, read func(context.Context, func(PolicyFactsRecord) error) error, work, order chan<- *bulkBatch) error {
 	b := newBulkBatch()
 	flush := func() error {
 		for _, ch := range []chan<- *bulkBatch{order, work} {
@@ -167,7 +155,7 @@ func (s *Service) produce(ctx context.Context, p *bulkPass, work, order chan<- *
 		b = newBulkBatch()
 		return nil
 	}
-	err := p.read(ctx, func(r PolicyFactsRecord) error {
+	err := read(ctx, func(r PolicyFactsRecord) error {
 		b.subs = append(b.subs, bulkSubject{rec: r})
 		if len(b.subs) < bulkBatchSize {
 			return nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keyfleet/keyfleet/api"
+	"github.com/keyfleet/keyfleet/daemon/foreground"
 	"github.com/keyfleet/keyfleet/policy"
 )
 
@@ -63,7 +64,7 @@ func (s *Service) evaluateEveryone(ctx context.Context, now time.Time, collect f
 	var version int
 	var doc *policy.Document
 	return s.runBulk(ctx, bulkPass{
-		read: s.readStore(func(tx ReadTx) (err error) {
+		read: s.readStore(nil, func(tx ReadTx) (err error) {
 			version, doc, err = s.currentPolicy(tx)
 			return err
 		}),
@@ -128,7 +129,7 @@ func (s *Service) dryRunUsers(ctx context.Context, doc *policy.Document, out *ap
 	t0, t1 := newTallies(), newTallies()
 	now := s.now()
 	err = s.runBulk(ctx, bulkPass{
-		read: s.readStore(func(tx ReadTx) (err error) {
+		read: s.readStore(nil, func(tx ReadTx) (err error) {
 			_, cur, err = s.currentPolicy(tx)
 			return err
 		}),
@@ -208,12 +209,12 @@ func (s *Service) complianceReport(ctx context.Context, group string, near time.
 		NonCompliant: []api.ReportUser{}, NearDeadline: []api.ReportUser{}}
 	ts := newTallies()
 	var doc *policy.Document
-	read := s.readStore
+	var fg *foreground.Gate // a report asked for never waits
 	if background {
-		read = s.readGivingWay
+		fg = s.cfg.Foreground
 	}
 	err := s.runBulk(ctx, bulkPass{
-		read: read(func(tx ReadTx) (err error) {
+		read: s.readStore(fg, func(tx ReadTx) (err error) {
 			out.PolicyVersion, doc, err = s.currentPolicy(tx)
 			return err
 		}),
